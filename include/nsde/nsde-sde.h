@@ -1,0 +1,220 @@
+/*
+ * libnsde - SDEs, drift/diffusion function objects and solvers.
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef NSDE_SDE_H
+#define NSDE_SDE_H
+
+#include <nsde/nsde-brownian.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * Callbacks of a user function object (drift or diffusion). Every array is
+ * contiguous, batch*dim elements of the function's dtype (float or double),
+ * batch-major. Inputs are const; outputs are preallocated by libnsde.
+ * Return 0 on success and a negative value to stop the computation; the
+ * solver then reports NSDE_ERR_CALLBACK naming the callback, step and time.
+ * Callbacks may be called from the thread that called libnsde only.
+ */
+struct nsde_func_ops {
+  /** Set to sizeof(struct nsde_func_ops): lets later versions add members. */
+  size_t size;
+  /** Required: out = f(t, x). */
+  int (*eval)(void *user, double t, int64_t batch, int64_t dim,
+              const void *x, void *out);
+  /** Optional: grad_x = v^T df/dx (overwrite) and grad_params += v^T df/dp
+   *  summed over the batch (grad_params may be NULL: skip it). */
+  int (*vjp)(void *user, double t, int64_t batch, int64_t dim,
+             const void *x, const void *v, void *grad_x, void *grad_params);
+  /** Optional: out_i = d f_i / d x_i (diagonal of the Jacobian; Milstein). */
+  int (*diag_deriv)(void *user, double t, int64_t batch, int64_t dim,
+                    const void *x, void *out);
+};
+
+/** A drift or diffusion function: user callbacks or a built-in. */
+struct nsde_func;
+
+/**
+ * Wrap user callbacks.
+ * @param ops       copied; ops->size must be set, eval must not be NULL
+ * @param user      passed back to every callback (borrowed)
+ * @param n_params  number of parameters (>= 0) stored at @p params
+ * @param params    the caller's parameter buffer of the func's dtype
+ *                  (borrowed; NULL iff n_params == 0)
+ * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_MISSING_OP (no eval),
+ *         NSDE_ERR_INVALID, NSDE_ERR_DTYPE, NSDE_ERR_NOMEM.
+ */
+NSDE_API enum nsde_status nsde_func_new(struct nsde_context *ctx, enum nsde_dtype dtype,
+                                        const struct nsde_func_ops *ops, void *user,
+                                        int64_t n_params, void *params,
+                                        struct nsde_func **out);
+
+/** Built-in f(t, x) = a*x + b elementwise; parameters (a, b) owned by the func. */
+NSDE_API enum nsde_status nsde_func_new_linear(struct nsde_context *ctx, enum nsde_dtype dtype,
+                                               double a, double b, struct nsde_func **out);
+
+/** Built-in diffusion G = sigma (additive noise). Parameter (sigma). */
+NSDE_API enum nsde_status nsde_diffusion_new_additive(struct nsde_context *ctx,
+                                                      enum nsde_dtype dtype, double sigma,
+                                                      struct nsde_func **out);
+/** Built-in diffusion G = sigma * x (multiplicative noise). Parameter (sigma). */
+NSDE_API enum nsde_status nsde_diffusion_new_multiplicative(struct nsde_context *ctx,
+                                                            enum nsde_dtype dtype, double sigma,
+                                                            struct nsde_func **out);
+/** Built-in diffusion G = sigma * f(t, x), reusing the drift value computed at
+ *  the same point in the same step (dropout-style noise; no second drift call).
+ *  Parameter (sigma). */
+NSDE_API enum nsde_status nsde_diffusion_new_dropout(struct nsde_context *ctx,
+                                                     enum nsde_dtype dtype, double sigma,
+                                                     struct nsde_func **out);
+
+/** Free. NULL is a no-op. */
+NSDE_API void nsde_func_free(struct nsde_func *f);
+/** Number of parameters, -1 for NULL. */
+NSDE_API int64_t nsde_func_num_params(const struct nsde_func *f);
+/** The parameter buffer (dtype of the func; borrowed), NULL if none. */
+NSDE_API void *nsde_func_params(const struct nsde_func *f);
+
+/** Structure of the noise term G(t, x) dW. */
+enum nsde_noise {
+  NSDE_NOISE_NONE = 0,     /**< ODE: no diffusion */
+  NSDE_NOISE_DIAGONAL = 1, /**< one Brownian motion per state element, G elementwise */
+  NSDE_NOISE_SCALAR = 2,   /**< one Brownian motion per batch element, G a vector */
+  NSDE_NOISE_ADDITIVE = 3  /**< diagonal, and G does not depend on the state */
+};
+
+/** Interpretation of the stochastic integral. */
+enum nsde_calculus {
+  NSDE_ITO = 0,
+  NSDE_STRATONOVICH = 1
+};
+
+/** A stochastic differential equation dx = f(t,x) dt + G(t,x) dW. */
+struct nsde_sde;
+
+/**
+ * @param drift      borrowed, required
+ * @param diffusion  borrowed; NULL iff noise is NSDE_NOISE_NONE
+ * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID (noise/diffusion
+ *         mismatch, e.g. multiplicative G declared additive),
+ *         NSDE_ERR_DTYPE (drift and diffusion dtypes differ), NSDE_ERR_NOMEM.
+ */
+NSDE_API enum nsde_status nsde_sde_new(struct nsde_context *ctx, struct nsde_func *drift,
+                                       struct nsde_func *diffusion, enum nsde_noise noise,
+                                       enum nsde_calculus calculus, struct nsde_sde **out);
+/** Free. NULL is a no-op. */
+NSDE_API void nsde_sde_free(struct nsde_sde *sde);
+
+/** Integration schemes (doc/solvers.md gives formulas and orders). */
+enum nsde_scheme {
+  NSDE_SCHEME_EULER_MARUYAMA = 0, /**< Ito; strong order 0.5 (1.0 additive) */
+  NSDE_SCHEME_MILSTEIN = 1,       /**< Ito, diagonal noise, needs d G_i / d x_i; order 1.0 */
+  NSDE_SCHEME_HEUN = 2,           /**< Stratonovich; order 1.0 for commutative noise */
+  NSDE_SCHEME_REVERSIBLE_HEUN = 3,/**< Stratonovich, algebraically reversible; order 1.0 */
+  NSDE_SCHEME_SRA1 = 4            /**< additive noise (Roessler SRA1); strong order 1.5 */
+};
+
+/** How the step grid is derived from the time span. */
+enum nsde_grid {
+  NSDE_GRID_STEPS = 0, /**< n_steps equal steps */
+  NSDE_GRID_DT = 1,    /**< ceil((t1-t0)/dt) equal steps of at most dt */
+  NSDE_GRID_PAPER = 2  /**< the paper's code: N = int((t1-t0)/dt) + 1 equal steps */
+};
+
+/** Solver options. Initialise with nsde_solver_config_init(). */
+struct nsde_solver_config {
+  size_t size;               /**< sizeof(struct nsde_solver_config) */
+  enum nsde_scheme scheme;
+  double t0, t1;             /**< t0 < t1 */
+  enum nsde_grid grid;
+  int64_t n_steps;           /**< for NSDE_GRID_STEPS */
+  double dt;                 /**< for NSDE_GRID_DT and NSDE_GRID_PAPER */
+  const double *save_at;     /**< times in [t0, t1] whose states are recorded (copied) */
+  int64_t n_save;
+  uint64_t seed;             /**< Brownian seed */
+  int64_t batch_offset;      /**< global index of batch element 0 */
+};
+
+/** Defaults: Euler-Maruyama on [0, 1] with 10 steps, seed 0, no save-at times. */
+NSDE_API void nsde_solver_config_init(struct nsde_solver_config *cfg);
+
+/**
+ * A solver for one SDE, one configuration and one state shape. All memory
+ * it needs is allocated here; stepping allocates nothing.
+ */
+struct nsde_solver;
+
+/**
+ * Bytes of workspace nsde_solver_new() would allocate for this problem.
+ * @return as nsde_solver_new().
+ */
+NSDE_API enum nsde_status nsde_solver_workspace_bytes(const struct nsde_sde *sde,
+                                                      const struct nsde_solver_config *cfg,
+                                                      int rank, const int64_t *state_shape,
+                                                      size_t *bytes);
+
+/**
+ * Create a solver. Axis 0 of @p state_shape is the batch; each batch
+ * element has its own Brownian path.
+ * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID (times, grid, save-at
+ *         times, config size), NSDE_ERR_UNSUPPORTED (scheme does not fit the
+ *         SDE's calculus or noise), NSDE_ERR_MISSING_OP (scheme needs a
+ *         callback the functions lack), NSDE_ERR_SHAPE, NSDE_ERR_OVERFLOW,
+ *         NSDE_ERR_NOMEM.
+ */
+NSDE_API enum nsde_status nsde_solver_new(const struct nsde_sde *sde,
+                                          const struct nsde_solver_config *cfg,
+                                          int rank, const int64_t *state_shape,
+                                          struct nsde_solver **out);
+/** Free. NULL is a no-op. */
+NSDE_API void nsde_solver_free(struct nsde_solver *s);
+
+/**
+ * Integrate from t0 to t1 in place: @p state holds x(t0) on entry and x(t1)
+ * on success. If @p saved is not NULL it receives the state at each save-at
+ * time, in order (contiguous, n_save * numel(state) elements, same dtype).
+ * On error the state holds the last good state, the one before the failed
+ * step, and the message names the step and the time.
+ * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_SHAPE, NSDE_ERR_DTYPE,
+ *         NSDE_ERR_CALLBACK, NSDE_ERR_NONFINITE.
+ */
+NSDE_API enum nsde_status nsde_solve(struct nsde_solver *s, struct nsde_tensor *state,
+                                     struct nsde_tensor *saved);
+
+/** Rewind a step-wise integration to t0. */
+NSDE_API enum nsde_status nsde_solver_reset(struct nsde_solver *s);
+
+/**
+ * Advance @p state by one step (step-wise use: nsde_solver_reset(), then
+ * nsde_solver_step() until it returns NSDE_ERR_STATE at t1). Errors as
+ * nsde_solve(); a failed step leaves state and time unchanged.
+ */
+NSDE_API enum nsde_status nsde_solver_step(struct nsde_solver *s, struct nsde_tensor *state);
+
+/** Current time of a step-wise integration (NaN for NULL). */
+NSDE_API double nsde_solver_time(const struct nsde_solver *s);
+/** Steps taken so far (-1 for NULL). */
+NSDE_API int64_t nsde_solver_step_index(const struct nsde_solver *s);
+/** Steps in the grid, save-at times included (-1 for NULL). */
+NSDE_API int64_t nsde_solver_num_steps(const struct nsde_solver *s);
+/** The solver's Brownian paths (borrowed), NULL for NULL. */
+NSDE_API const struct nsde_brownian *nsde_solver_brownian(const struct nsde_solver *s);
+
+/**
+ * Reversible Heun only: run the completed integration backwards with the
+ * same Brownian increments and write the reconstructed x(t0) to @p state.
+ * No stored trajectory is used. The solver is left at t0.
+ * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_UNSUPPORTED (other schemes),
+ *         NSDE_ERR_STATE (no completed integration), NSDE_ERR_SHAPE,
+ *         NSDE_ERR_DTYPE, NSDE_ERR_CALLBACK.
+ */
+NSDE_API enum nsde_status nsde_solver_reconstruct(struct nsde_solver *s,
+                                                  struct nsde_tensor *state);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

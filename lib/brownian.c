@@ -1,0 +1,301 @@
+/*
+ * Brownian paths from a counter-based generator, stream version 1.
+ *
+ * Base grid: n equal steps of length h on [t0, t1]. For path (b, e) and step
+ * k the root draw (Z1, Z2) = normal_pair(seed; e, b, k, 1) gives
+ *     W_k = sqrt(h) Z1,    H_k = sqrt(h/12) Z2,
+ * the increment and the space-time Levy area H = (1/h) int (W(r)-W(t_k)) dr - W_k/2
+ * (independent Gaussians). Inside a step a binary Brownian tree refines
+ * (W, H) jointly: node n (heap index; root 1, children 2n, 2n+1) of length l
+ * is split with (X1, X2) = normal_pair(seed; e, b, k, n | 2^31):
+ *     D = 3H + (sqrt(l)/2) X1,          E = sqrt(l/12) X2,
+ *     W_left  = (W + D)/2,              W_right = (W - D)/2,
+ *     H_left  = H - D/4 + E/2,          H_right = H - D/4 - E/2,
+ * the exact conditional law of the halves given (W, H) (derivation in
+ * doc/solvers.md). Below depth 30 the path is replaced by its conditional
+ * mean given (W, H) (relative scale 2^-30 of a step).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "brownian-private.h"
+#include "philox.h"
+
+#define MAX_DEPTH 30
+#define SNAP 1e-12
+
+NSDE_API int nsde_brownian_stream_version(void)
+{
+  return NSDE_BROWNIAN_STREAM_VERSION;
+}
+
+NSDE_API void nsde_brownian_config_init(struct nsde_brownian_config *cfg)
+{
+  if (!cfg)
+    return;
+  memset(cfg, 0, sizeof(*cfg));
+  cfg->size = sizeof(*cfg);
+  cfg->t0 = 0.0;
+  cfg->t1 = 1.0;
+  cfg->n_steps = 1;
+  cfg->batch = 1;
+  cfg->dim = 1;
+}
+
+enum nsde_status nsde__brownian_init(struct nsde_context *ctx, struct nsde_brownian *bm,
+                                     const struct nsde_brownian_config *cfg)
+{
+  const int64_t lim = (int64_t)1 << 32;
+
+  if (cfg->size != sizeof(*cfg))
+    return nsde__error(ctx, NSDE_ERR_INVALID, "brownian config: size field is %zu, expected %zu",
+                       cfg->size, sizeof(*cfg));
+  if (!isfinite(cfg->t0) || !isfinite(cfg->t1) || !(cfg->t0 < cfg->t1))
+    return nsde__error(ctx, NSDE_ERR_INVALID, "brownian: need finite t0 < t1 (got %g, %g)",
+                       cfg->t0, cfg->t1);
+  if (cfg->n_steps < 1 || cfg->n_steps >= lim)
+    return nsde__error(ctx, NSDE_ERR_INVALID, "brownian: n_steps %lld outside 1..2^32-1",
+                       (long long)cfg->n_steps);
+  if (cfg->batch < 1 || cfg->dim < 1 || cfg->dim > lim || cfg->batch_offset < 0 ||
+      cfg->batch > lim - cfg->batch_offset)
+    return nsde__error(ctx, NSDE_ERR_INVALID,
+                       "brownian: batch %lld (offset %lld) and dim %lld must be >= 1 and < 2^32",
+                       (long long)cfg->batch, (long long)cfg->batch_offset, (long long)cfg->dim);
+  bm->ctx = ctx;
+  bm->seed = cfg->seed;
+  bm->t0 = cfg->t0;
+  bm->t1 = cfg->t1;
+  bm->n_steps = cfg->n_steps;
+  bm->h = (cfg->t1 - cfg->t0) / (double)cfg->n_steps;
+  bm->batch = cfg->batch;
+  bm->dim = cfg->dim;
+  bm->batch_offset = cfg->batch_offset;
+  return NSDE_OK;
+}
+
+NSDE_API enum nsde_status nsde_brownian_new(struct nsde_context *ctx,
+                                            const struct nsde_brownian_config *cfg,
+                                            struct nsde_brownian **out)
+{
+  struct nsde_brownian *bm;
+  enum nsde_status st;
+
+  if (!out || !ctx || !cfg)
+    return nsde__error(ctx, NSDE_ERR_NULL, "nsde_brownian_new: NULL argument");
+  *out = NULL;
+  bm = calloc(1, sizeof(*bm));
+  if (!bm)
+    return nsde__error(ctx, NSDE_ERR_NOMEM, "out of memory");
+  st = nsde__brownian_init(ctx, bm, cfg);
+  if (st != NSDE_OK) {
+    free(bm);
+    return st;
+  }
+  *out = bm;
+  return NSDE_OK;
+}
+
+NSDE_API void nsde_brownian_free(struct nsde_brownian *bm)
+{
+  free(bm);
+}
+
+/* Position of time t on the base grid: step k and fraction lam in [0, 1]. */
+static void locate(const struct nsde_brownian *bm, double t, int64_t *k, double *lam)
+{
+  double u = (t - bm->t0) / bm->h;
+  double fk = floor(u);
+  double f = u - fk;
+
+  if (fk < 0.0) {
+    fk = 0.0;
+    f = 0.0;
+  }
+  if (f > 1.0 - SNAP) {
+    fk += 1.0;
+    f = 0.0;
+  } else if (f < SNAP) {
+    f = 0.0;
+  }
+  if (fk >= (double)bm->n_steps) {
+    fk = (double)bm->n_steps - 1.0;
+    f = 1.0;
+  }
+  *k = (int64_t)fk;
+  *lam = f;
+}
+
+/*
+ * Inside step k of path (b, e): w = W(t_k, t_k + lam h) and
+ * a = int_{t_k}^{t_k + lam h} W(t_k, u) du.
+ */
+static void in_step(uint64_t seed, uint32_t e, uint32_t b, uint32_t k, double h, double lam,
+                    double *w, double *a)
+{
+  double z1, z2, W, H, l = h, lo = 0.0, wa = 0.0, ia = 0.0;
+  uint32_t node = 1;
+
+  if (lam <= 0.0) {
+    *w = 0.0;
+    *a = 0.0;
+    return;
+  }
+  nsde__normal_pair(seed, e, b, k, 1, &z1, &z2);
+  W = sqrt(h) * z1;
+  H = sqrt(h / 12.0) * z2;
+  for (int depth = 0;; depth++) {
+    /* Node covers [lo, lo + l] (in time units from t_k); (W, H) its values. */
+    double r = lam * h - lo;
+    if (r >= l * (1.0 - SNAP)) {
+      *w = wa + W;
+      *a = ia + l * wa + l * (H + 0.5 * W);
+      return;
+    }
+    if (depth == MAX_DEPTH) {
+      double x = r / l; /* conditional mean given (W, H) */
+      *w = wa + x * W + 6.0 * x * (1.0 - x) * H;
+      *a = ia + r * wa + l * (0.5 * x * x * W + (3.0 * x * x - 2.0 * x * x * x) * H);
+      return;
+    }
+    {
+      double x1, x2, D, E, WL, WR, HL, HR, half = 0.5 * l;
+      nsde__normal_pair(seed, e, b, k, node | 0x80000000u, &x1, &x2);
+      D = 3.0 * H + 0.5 * sqrt(l) * x1;
+      E = sqrt(l / 12.0) * x2;
+      WL = 0.5 * (W + D);
+      WR = 0.5 * (W - D);
+      HL = H - 0.25 * D + 0.5 * E;
+      HR = H - 0.25 * D - 0.5 * E;
+      if (r <= half * (1.0 + SNAP) && r >= half * (1.0 - SNAP)) {
+        *w = wa + WL;
+        *a = ia + half * wa + half * (HL + 0.5 * WL);
+        return;
+      }
+      if (r < half) {
+        W = WL;
+        H = HL;
+        node = 2 * node;
+      } else {
+        ia += half * wa + half * (HL + 0.5 * WL);
+        wa += WL;
+        lo += half;
+        W = WR;
+        H = HR;
+        node = 2 * node + 1;
+      }
+      l = half;
+    }
+  }
+}
+
+/* W(s,t) and int_s^t W(s,u) du for one path. */
+static void interval(const struct nsde_brownian *bm, uint32_t e, uint32_t b, double s, double t,
+                     double *w_out, double *a_out)
+{
+  int64_t ks, kt;
+  double ls, lt, ws, as, w = 0.0, a = 0.0;
+
+  locate(bm, s, &ks, &ls);
+  locate(bm, t, &kt, &lt);
+  if (lt == 0.0 && kt > ks) { /* t on a boundary: end of the previous step */
+    kt--;
+    lt = 1.0;
+  }
+  in_step(bm->seed, e, b, (uint32_t)ks, bm->h, ls, &ws, &as);
+  if (ks == kt) {
+    double wt, at;
+    in_step(bm->seed, e, b, (uint32_t)kt, bm->h, lt, &wt, &at);
+    *w_out = wt - ws;
+    *a_out = (at - as) - (lt - ls) * bm->h * ws;
+    return;
+  }
+  for (int64_t k = ks; k <= kt; k++) {
+    double wp, ap, len;
+    if (k == ks) {
+      double wf, af;
+      in_step(bm->seed, e, b, (uint32_t)k, bm->h, 1.0, &wf, &af);
+      len = (1.0 - ls) * bm->h;
+      wp = wf - ws;
+      ap = (af - as) - len * ws;
+    } else if (k == kt) {
+      in_step(bm->seed, e, b, (uint32_t)k, bm->h, lt, &wp, &ap);
+      len = lt * bm->h;
+    } else {
+      in_step(bm->seed, e, b, (uint32_t)k, bm->h, 1.0, &wp, &ap);
+      len = bm->h;
+    }
+    a += ap + len * w;
+    w += wp;
+  }
+  *w_out = w;
+  *a_out = a;
+}
+
+void nsde__brownian_fill(const struct nsde_brownian *bm, double s, double t,
+                         enum nsde_dtype dtype, void *dw, void *levy)
+{
+  const int64_t n = bm->batch * bm->dim, dim = bm->dim;
+  const double len = t - s;
+  int64_t k;
+  double ls, lt;
+  bool base_step;
+  int nt = bm->ctx ? bm->ctx->threads : 1;
+
+  (void)nt;
+  locate(bm, s, &k, &ls);
+  {
+    int64_t k2;
+    locate(bm, t, &k2, &lt);
+    base_step = ls == 0.0 && ((lt == 0.0 && k2 == k + 1) || (lt == 1.0 && k2 == k));
+  }
+#pragma omp parallel for schedule(static) num_threads(nt) if (n > 4096)
+  for (int64_t i = 0; i < n; i++) {
+    uint32_t e = (uint32_t)(i % dim), b = (uint32_t)(bm->batch_offset + i / dim);
+    double w, hl;
+    if (base_step) {
+      double z1, z2;
+      nsde__normal_pair(bm->seed, e, b, (uint32_t)k, 1, &z1, &z2);
+      w = sqrt(bm->h) * z1;
+      hl = sqrt(bm->h / 12.0) * z2;
+    } else {
+      double a;
+      interval(bm, e, b, s, t, &w, &a);
+      hl = a / len - 0.5 * w;
+    }
+    if (dtype == NSDE_FLOAT32) {
+      ((float *)dw)[i] = (float)w;
+      if (levy)
+        ((float *)levy)[i] = (float)hl;
+    } else {
+      ((double *)dw)[i] = w;
+      if (levy)
+        ((double *)levy)[i] = hl;
+    }
+  }
+}
+
+NSDE_API enum nsde_status nsde_brownian_increment(const struct nsde_brownian *bm, double s,
+                                                  double t, struct nsde_tensor *dw,
+                                                  struct nsde_tensor *levy)
+{
+  struct nsde_context *ctx = bm ? bm->ctx : NULL;
+
+  if (!bm || !dw)
+    return nsde__error(ctx, NSDE_ERR_NULL, "nsde_brownian_increment: NULL argument");
+  if (!(s >= bm->t0 && s < t && t <= bm->t1))
+    return nsde__error(ctx, NSDE_ERR_INVALID,
+                       "nsde_brownian_increment: need t0 <= s < t <= t1 (s=%g t=%g, span [%g, %g])",
+                       s, t, bm->t0, bm->t1);
+  if (dw->numel != bm->batch * bm->dim || !dw->contiguous ||
+      (levy && (levy->numel != dw->numel || !levy->contiguous)))
+    return nsde__error(ctx, NSDE_ERR_SHAPE,
+                       "nsde_brownian_increment: outputs must be contiguous with %lld elements",
+                       (long long)(bm->batch * bm->dim));
+  if (levy && levy->dtype != dw->dtype)
+    return nsde__error(ctx, NSDE_ERR_DTYPE, "nsde_brownian_increment: output dtypes differ");
+  nsde__brownian_fill(bm, s, t, dw->dtype, dw->data, levy ? levy->data : NULL);
+  return NSDE_OK;
+}

@@ -1,0 +1,85 @@
+/*
+ * libnsde internals shared by the modules. Not installed.
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef NSDE_PRIVATE_H
+#define NSDE_PRIVATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nsde/nsde.h"
+
+#if defined(__GNUC__)
+#define NSDE_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define NSDE_PRINTF(a, b)
+#endif
+
+#define NSDE_MSG_MAX 512
+
+struct nsde_context {
+  int threads;
+  nsde_log_fn log_fn;
+  void *log_user;
+  enum nsde_log_level log_min;
+  enum nsde_status last_status;
+  char last_error[NSDE_MSG_MAX];
+};
+
+struct nsde_tensor {
+  struct nsde_context *ctx;
+  enum nsde_dtype dtype;
+  int rank;
+  int contiguous;
+  int64_t shape[NSDE_MAX_RANK];
+  int64_t stride[NSDE_MAX_RANK];
+  int64_t numel;
+  void *data;
+  void *owned; /* freed by nsde_tensor_free(); NULL when wrapped */
+};
+
+/* Record an error on ctx (if not NULL), log it, return status. */
+enum nsde_status nsde__error(struct nsde_context *ctx, enum nsde_status status,
+                             const char *fmt, ...) NSDE_PRINTF(3, 4);
+void nsde__log(struct nsde_context *ctx, enum nsde_log_level level,
+               const char *fmt, ...) NSDE_PRINTF(3, 4);
+
+size_t nsde__dtype_size(enum nsde_dtype dtype);
+bool nsde__dtype_valid(enum nsde_dtype dtype);
+
+/* Checked products; return false on overflow of int64/size_t. */
+bool nsde__mul_i64(int64_t a, int64_t b, int64_t *out);
+bool nsde__mul_size(size_t a, size_t b, size_t *out);
+
+/* 64-byte aligned allocation of n bytes (n may be 0 -> NULL). */
+void *nsde__alloc(size_t n);
+void nsde__free(void *p);
+
+/* Make sure BLIS is initialised with the right kernels (idempotent, thread-safe). */
+void nsde__blis_ensure(void);
+/* True when faster kernels were wanted but threads were already running. */
+bool nsde__blis_forcing_failed(void);
+
+/* Column/row-strided GEMM on raw pointers, dtype-dispatched, threads from ctx.
+ * Strides in elements: A is m x k with (rsa, csa), etc. */
+void nsde__gemm(const struct nsde_context *ctx, enum nsde_dtype dtype, bool ta, bool tb,
+                int64_t m, int64_t n, int64_t k, double alpha,
+                const void *a, int64_t rsa, int64_t csa,
+                const void *b, int64_t rsb, int64_t csb, double beta,
+                void *c, int64_t rsc, int64_t csc);
+
+/* Validate a user shape; on success fills numel. */
+enum nsde_status nsde__check_shape(struct nsde_context *ctx, int rank, const int64_t *shape,
+                                   int64_t *numel);
+
+#ifdef _OPENMP
+#include <omp.h>
+#define NSDE_OMP_THREADS(ctx) ((ctx) ? (ctx)->threads : 1)
+#endif
+
+/* Loops shorter than this stay on one thread: waking threads costs more. */
+#define NSDE_PAR_MIN 65536
+
+#endif

@@ -1,0 +1,662 @@
+/*
+ * Fixed-step SDE solvers: Euler-Maruyama, Milstein, Heun, reversible Heun,
+ * SRA1. Update formulas sit beside their kernels in solver-kernels.h and are
+ * collected in doc/solvers.md.
+ *
+ * A solver owns one workspace allocation, made when it is created; stepping
+ * allocates nothing. A step computes into spare buffers and is committed
+ * (pointer swap) only when every callback succeeded and every new value is
+ * finite, so a failed step leaves the state and the time as they were.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "brownian-private.h"
+#include "func-private.h"
+
+#define T float
+#define SFX _f32
+#include "solver-kernels.h"
+#undef T
+#undef SFX
+#define T double
+#define SFX _f64
+#include "solver-kernels.h"
+#undef T
+#undef SFX
+
+enum buf {
+  B_CUR, B_NEXT, B_F0, B_G0, B_F1, B_G1, B_XT, B_GP, B_DFX, B_Z, B_Z1,
+  B_NBUF
+};
+
+struct nsde_solver {
+  struct nsde_context *ctx;
+  const struct nsde_sde *sde;
+  enum nsde_scheme scheme;
+  enum nsde_dtype dtype;
+  size_t esz;
+  int rank;
+  int64_t shape[NSDE_MAX_RANK];
+  int64_t batch, dim, n, wn;
+  int scalar;
+  int64_t n_grid;   /* steps */
+  double *grid;     /* n_grid + 1 times */
+  int64_t n_save;
+  int64_t *save_idx; /* grid index of each save-at time */
+  struct nsde_brownian bm;
+  void *buf[B_NBUF];
+  void *dw, *hl;
+  void *ws;
+  size_t ws_bytes;
+  int64_t step;
+  bool rev_fresh;   /* reversible Heun: z not yet set from the state */
+};
+
+NSDE_API void nsde_solver_config_init(struct nsde_solver_config *cfg)
+{
+  if (!cfg)
+    return;
+  memset(cfg, 0, sizeof(*cfg));
+  cfg->size = sizeof(*cfg);
+  cfg->scheme = NSDE_SCHEME_EULER_MARUYAMA;
+  cfg->t0 = 0.0;
+  cfg->t1 = 1.0;
+  cfg->grid = NSDE_GRID_STEPS;
+  cfg->n_steps = 10;
+  cfg->dt = 0.1;
+}
+
+static const char *scheme_name(enum nsde_scheme s)
+{
+  switch (s) {
+  case NSDE_SCHEME_EULER_MARUYAMA: return "Euler-Maruyama";
+  case NSDE_SCHEME_MILSTEIN: return "Milstein";
+  case NSDE_SCHEME_HEUN: return "Heun";
+  case NSDE_SCHEME_REVERSIBLE_HEUN: return "reversible Heun";
+  case NSDE_SCHEME_SRA1: return "SRA1";
+  }
+  return "unknown";
+}
+
+/* Which buffers a scheme needs (bit per enum buf). */
+static unsigned scheme_bufs(const struct nsde_sde *sde, enum nsde_scheme scheme)
+{
+  unsigned m = 1u << B_CUR | 1u << B_NEXT | 1u << B_F0;
+  bool noise = sde->noise != NSDE_NOISE_NONE;
+
+  if (noise)
+    m |= 1u << B_G0;
+  switch (scheme) {
+  case NSDE_SCHEME_EULER_MARUYAMA:
+    break;
+  case NSDE_SCHEME_MILSTEIN:
+    if (noise)
+      m |= 1u << B_GP | 1u << B_DFX;
+    break;
+  case NSDE_SCHEME_HEUN:
+    m |= 1u << B_XT | 1u << B_F1 | (noise ? 1u << B_G1 : 0u);
+    break;
+  case NSDE_SCHEME_REVERSIBLE_HEUN:
+    m |= 1u << B_Z | 1u << B_Z1 | 1u << B_F1 | (noise ? 1u << B_G1 : 0u);
+    break;
+  case NSDE_SCHEME_SRA1:
+    m |= 1u << B_XT | 1u << B_F1 | (noise ? 1u << B_G1 : 0u);
+    break;
+  }
+  return m;
+}
+
+static enum nsde_status check_scheme(struct nsde_context *ctx, const struct nsde_sde *sde,
+                                     enum nsde_scheme scheme)
+{
+  bool noise = sde->noise != NSDE_NOISE_NONE;
+  bool commutes = !noise || sde->noise == NSDE_NOISE_ADDITIVE; /* Ito == Stratonovich */
+
+  switch (scheme) {
+  case NSDE_SCHEME_EULER_MARUYAMA:
+  case NSDE_SCHEME_MILSTEIN:
+    if (sde->calculus != NSDE_ITO && !commutes)
+      return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
+                         "%s solves Ito SDEs; this SDE is Stratonovich (use Heun or "
+                         "reversible Heun)", scheme_name(scheme));
+    if (scheme == NSDE_SCHEME_MILSTEIN && noise) {
+      if (sde->noise == NSDE_NOISE_SCALAR)
+        return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
+                           "Milstein here needs diagonal or additive noise, not scalar");
+      if (!nsde__func_has_diag(sde->diffusion))
+        return nsde__error(ctx, NSDE_ERR_MISSING_OP,
+                           "Milstein needs dG_i/dx_i: the diffusion has no diag_deriv callback");
+      if (sde->diffusion->kind == NSDE__FUNC_DROPOUT && !nsde__func_has_diag(sde->drift))
+        return nsde__error(ctx, NSDE_ERR_MISSING_OP,
+                           "Milstein with dropout noise needs the drift's diag_deriv callback");
+    }
+    return NSDE_OK;
+  case NSDE_SCHEME_HEUN:
+  case NSDE_SCHEME_REVERSIBLE_HEUN:
+    if (sde->calculus != NSDE_STRATONOVICH && !commutes)
+      return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
+                         "%s solves Stratonovich SDEs; this SDE is Ito (use Euler-Maruyama "
+                         "or Milstein)", scheme_name(scheme));
+    return NSDE_OK;
+  case NSDE_SCHEME_SRA1:
+    if (noise && sde->noise != NSDE_NOISE_ADDITIVE)
+      return nsde__error(ctx, NSDE_ERR_UNSUPPORTED, "SRA1 needs additive noise");
+    return NSDE_OK;
+  }
+  return nsde__error(ctx, NSDE_ERR_INVALID, "unknown scheme %d", (int)scheme);
+}
+
+/* Number of equal base steps the configuration asks for. */
+static enum nsde_status base_steps(struct nsde_context *ctx, const struct nsde_solver_config *c,
+                                   int64_t *n)
+{
+  double span = c->t1 - c->t0, q;
+
+  switch (c->grid) {
+  case NSDE_GRID_STEPS:
+    if (c->n_steps < 1 || c->n_steps >= ((int64_t)1 << 32))
+      return nsde__error(ctx, NSDE_ERR_INVALID, "n_steps %lld outside 1..2^32-1",
+                         (long long)c->n_steps);
+    *n = c->n_steps;
+    return NSDE_OK;
+  case NSDE_GRID_DT:
+  case NSDE_GRID_PAPER:
+    if (!(c->dt > 0.0) || !isfinite(c->dt))
+      return nsde__error(ctx, NSDE_ERR_INVALID, "dt must be finite and > 0 (got %g)", c->dt);
+    q = span / c->dt;
+    if (!(q < 4294967294.0))
+      return nsde__error(ctx, NSDE_ERR_INVALID, "(t1 - t0)/dt = %g steps is too many", q);
+    if (c->grid == NSDE_GRID_PAPER)
+      *n = (int64_t)q + 1; /* int(T/h) + 1, as the paper's code */
+    else
+      *n = (int64_t)ceil(q * (1.0 - 1e-12)) < 1 ? 1 : (int64_t)ceil(q * (1.0 - 1e-12));
+    return NSDE_OK;
+  }
+  return nsde__error(ctx, NSDE_ERR_INVALID, "unknown grid rule %d", (int)c->grid);
+}
+
+struct plan {
+  int64_t batch, dim, n, wn, nbase, n_grid;
+  unsigned bufs;
+  size_t bytes, off[B_NBUF], off_dw, off_hl, off_grid, off_save;
+};
+
+static enum nsde_status make_plan(const struct nsde_sde *sde, const struct nsde_solver_config *c,
+                                  int rank, const int64_t *shape, struct plan *p)
+{
+  struct nsde_context *ctx = sde->ctx;
+  enum nsde_status st;
+  size_t esz = nsde__dtype_size(sde->dtype), sz, total = 0;
+  int64_t numel;
+
+  if (c->size != sizeof(*c))
+    return nsde__error(ctx, NSDE_ERR_INVALID,
+                       "solver config: size field is %zu, expected %zu (call "
+                       "nsde_solver_config_init)", c->size, sizeof(*c));
+  st = check_scheme(ctx, sde, c->scheme);
+  if (st != NSDE_OK)
+    return st;
+  if (!isfinite(c->t0) || !isfinite(c->t1) || !(c->t0 < c->t1))
+    return nsde__error(ctx, NSDE_ERR_INVALID, "need finite t0 < t1 (got t0 = %g, t1 = %g)",
+                       c->t0, c->t1);
+  st = base_steps(ctx, c, &p->nbase);
+  if (st != NSDE_OK)
+    return st;
+  if (c->n_save < 0 || (c->n_save > 0 && !c->save_at) || c->n_save > (int64_t)1 << 24)
+    return nsde__error(ctx, NSDE_ERR_INVALID, "save_at: bad count %lld or NULL times",
+                       (long long)c->n_save);
+  for (int64_t i = 0; i < c->n_save; i++)
+    if (!(c->save_at[i] >= c->t0 && c->save_at[i] <= c->t1) ||
+        (i > 0 && !(c->save_at[i] > c->save_at[i - 1])))
+      return nsde__error(ctx, NSDE_ERR_INVALID,
+                         "save_at[%lld] = %g: times must increase strictly and lie in [t0, t1]",
+                         (long long)i, c->save_at[i]);
+  st = nsde__check_shape(ctx, rank, shape, &numel);
+  if (st != NSDE_OK)
+    return st;
+  p->batch = shape[0];
+  p->dim = numel / shape[0];
+  p->n = numel;
+  p->wn = sde->noise == NSDE_NOISE_SCALAR ? p->batch : numel;
+  if (p->batch >= ((int64_t)1 << 32) - c->batch_offset || c->batch_offset < 0 ||
+      p->dim >= ((int64_t)1 << 32))
+    return nsde__error(ctx, NSDE_ERR_SHAPE,
+                       "batch (with offset) and elements per batch item must stay below 2^32");
+  p->n_grid = p->nbase + c->n_save; /* upper bound: save times may split steps */
+  p->bufs = scheme_bufs(sde, c->scheme);
+  if (!nsde__mul_size((size_t)numel, esz, &sz) || sz > SIZE_MAX / 32)
+    return nsde__error(ctx, NSDE_ERR_OVERFLOW, "state of %lld elements is too large",
+                       (long long)numel);
+  sz = (sz + 63) & ~(size_t)63;
+  for (int b = 0; b < B_NBUF; b++) {
+    p->off[b] = total;
+    if (p->bufs & (1u << b))
+      total += sz;
+  }
+  {
+    size_t wsz = ((size_t)p->wn * esz + 63) & ~(size_t)63;
+    p->off_dw = total;
+    total += sde->noise != NSDE_NOISE_NONE ? wsz : 0;
+    p->off_hl = total;
+    total += c->scheme == NSDE_SCHEME_SRA1 && sde->noise != NSDE_NOISE_NONE ? wsz : 0;
+  }
+  p->off_grid = total;
+  total += ((size_t)(p->n_grid + 1) * sizeof(double) + 63) & ~(size_t)63;
+  p->off_save = total;
+  total += (size_t)c->n_save * sizeof(int64_t);
+  p->bytes = total;
+  return NSDE_OK;
+}
+
+NSDE_API enum nsde_status nsde_solver_workspace_bytes(const struct nsde_sde *sde,
+                                                      const struct nsde_solver_config *cfg,
+                                                      int rank, const int64_t *state_shape,
+                                                      size_t *bytes)
+{
+  struct plan p;
+  enum nsde_status st;
+
+  if (!sde || !cfg || !bytes)
+    return nsde__error(sde ? sde->ctx : NULL, NSDE_ERR_NULL,
+                       "nsde_solver_workspace_bytes: NULL argument");
+  st = make_plan(sde, cfg, rank, state_shape, &p);
+  if (st == NSDE_OK)
+    *bytes = p.bytes + sizeof(struct nsde_solver);
+  return st;
+}
+
+/* Base grid merged with the save-at times; returns the step count. */
+static int64_t build_grid(const struct nsde_solver_config *c, int64_t nbase, double *grid,
+                          int64_t *save_idx)
+{
+  const double span = c->t1 - c->t0, tol = 1e-9 * span / (double)nbase;
+  int64_t g = 0, j = 0;
+
+  for (int64_t k = 0; k <= nbase; k++) {
+    double tk = k == nbase ? c->t1 : c->t0 + span * (double)k / (double)nbase;
+    while (j < c->n_save && c->save_at[j] < tk - tol) { /* strictly inside a step */
+      grid[g] = c->save_at[j];
+      save_idx[j++] = g++;
+    }
+    grid[g] = tk;
+    while (j < c->n_save && fabs(c->save_at[j] - tk) <= tol)
+      save_idx[j++] = g;
+    g++;
+  }
+  return g - 1;
+}
+
+NSDE_API enum nsde_status nsde_solver_new(const struct nsde_sde *sde,
+                                          const struct nsde_solver_config *cfg,
+                                          int rank, const int64_t *state_shape,
+                                          struct nsde_solver **out)
+{
+  struct nsde_context *ctx = sde ? sde->ctx : NULL;
+  struct nsde_brownian_config bc;
+  struct nsde_solver *s;
+  enum nsde_status st;
+  struct plan p;
+  char *ws;
+
+  if (!out)
+    return nsde__error(ctx, NSDE_ERR_NULL, "nsde_solver_new: output pointer is NULL");
+  *out = NULL;
+  if (!sde || !cfg)
+    return nsde__error(ctx, NSDE_ERR_NULL, "nsde_solver_new: NULL argument");
+  st = make_plan(sde, cfg, rank, state_shape, &p);
+  if (st != NSDE_OK)
+    return st;
+  s = calloc(1, sizeof(*s));
+  ws = nsde__alloc(p.bytes);
+  if (!s || !ws) {
+    free(s);
+    nsde__free(ws);
+    return nsde__error(ctx, NSDE_ERR_NOMEM, "cannot allocate %zu bytes of solver workspace",
+                       p.bytes);
+  }
+  s->ctx = ctx;
+  s->sde = sde;
+  s->scheme = cfg->scheme;
+  s->dtype = sde->dtype;
+  s->esz = nsde__dtype_size(sde->dtype);
+  s->rank = rank;
+  memcpy(s->shape, state_shape, (size_t)rank * sizeof(int64_t));
+  s->batch = p.batch;
+  s->dim = p.dim;
+  s->n = p.n;
+  s->wn = p.wn;
+  s->scalar = sde->noise == NSDE_NOISE_SCALAR;
+  s->ws = ws;
+  s->ws_bytes = p.bytes;
+  for (int b = 0; b < B_NBUF; b++)
+    s->buf[b] = (p.bufs & (1u << b)) ? ws + p.off[b] : NULL;
+  s->dw = sde->noise != NSDE_NOISE_NONE ? ws + p.off_dw : NULL;
+  s->hl = cfg->scheme == NSDE_SCHEME_SRA1 && s->dw ? ws + p.off_hl : NULL;
+  s->grid = (double *)(void *)(ws + p.off_grid);
+  s->save_idx = (int64_t *)(void *)(ws + p.off_save);
+  s->n_save = cfg->n_save;
+  s->n_grid = build_grid(cfg, p.nbase, s->grid, s->save_idx);
+
+  nsde_brownian_config_init(&bc);
+  bc.seed = cfg->seed;
+  bc.t0 = cfg->t0;
+  bc.t1 = cfg->t1;
+  bc.n_steps = p.nbase;
+  bc.batch = p.batch;
+  bc.dim = s->scalar ? 1 : p.dim;
+  bc.batch_offset = cfg->batch_offset;
+  st = nsde__brownian_init(ctx, &s->bm, &bc);
+  if (st != NSDE_OK) {
+    nsde_solver_free(s);
+    return st;
+  }
+  s->rev_fresh = true;
+  *out = s;
+  return NSDE_OK;
+}
+
+NSDE_API void nsde_solver_free(struct nsde_solver *s)
+{
+  if (!s)
+    return;
+  nsde__free(s->ws);
+  free(s);
+}
+
+/* ---- one step ---------------------------------------------------------- */
+
+#define SWAP(a, b) do { void *tmp_ = (a); (a) = (b); (b) = tmp_; } while (0)
+
+static enum nsde_status cb_fail(struct nsde_solver *s, const char *which, int rc, double t)
+{
+  return nsde__error(s->ctx, NSDE_ERR_CALLBACK,
+                     "%s callback returned %d in step %lld of %lld (t = %.17g)", which, rc,
+                     (long long)s->step, (long long)s->n_grid, t);
+}
+
+static enum nsde_status nonfinite(struct nsde_solver *s, int64_t bad, double t, double h)
+{
+  return nsde__error(s->ctx, NSDE_ERR_NONFINITE,
+                     "%lld non-finite state values after step %lld of %lld (t = %.17g -> "
+                     "%.17g); state kept as before the step",
+                     (long long)bad, (long long)s->step, (long long)s->n_grid, t, t + h);
+}
+
+/* drift at (t, x) -> f; diffusion -> g (g may be NULL when no noise) */
+static enum nsde_status eval_fg(struct nsde_solver *s, double t, const void *x, void *f, void *g)
+{
+  const struct nsde_sde *sde = s->sde;
+  int rc = nsde__func_eval(sde->drift, t, s->batch, s->dim, x, NULL, f);
+
+  if (rc < 0)
+    return cb_fail(s, "drift", rc, t);
+  if (g) {
+    rc = nsde__func_eval(sde->diffusion, t, s->batch, s->dim, x, f, g);
+    if (rc < 0)
+      return cb_fail(s, "diffusion", rc, t);
+  }
+  return NSDE_OK;
+}
+
+static enum nsde_status do_step(struct nsde_solver *s, int backwards)
+{
+  const int64_t i = backwards ? s->step - 1 : s->step;
+  const double t = s->grid[i], t_next = s->grid[i + 1], h = t_next - t;
+  const bool noise = s->dw != NULL;
+  const int nt = s->ctx->threads;
+  void **B = s->buf;
+  enum nsde_status st;
+  int64_t bad = 0;
+  int rc;
+
+  if (noise)
+    nsde__brownian_fill(&s->bm, t, t_next, s->dtype, s->dw, s->hl);
+
+#define TYPED(expr_f32, expr_f64) (s->dtype == NSDE_FLOAT32 ? (expr_f32) : (expr_f64))
+  switch (s->scheme) {
+  case NSDE_SCHEME_EULER_MARUYAMA:
+    if ((st = eval_fg(s, t, B[B_CUR], B[B_F0], B[B_G0])) != NSDE_OK)
+      return st;
+    bad = TYPED(k_em_f32(s->n, s->dim, s->scalar, (float)h, B[B_CUR], B[B_F0], B[B_G0], s->dw,
+                         B[B_NEXT], nt),
+                k_em_f64(s->n, s->dim, s->scalar, h, B[B_CUR], B[B_F0], B[B_G0], s->dw,
+                         B[B_NEXT], nt));
+    break;
+  case NSDE_SCHEME_MILSTEIN:
+    if ((st = eval_fg(s, t, B[B_CUR], B[B_F0], B[B_G0])) != NSDE_OK)
+      return st;
+    if (!noise) {
+      bad = TYPED(k_em_f32(s->n, s->dim, 0, (float)h, B[B_CUR], B[B_F0], NULL, NULL, B[B_NEXT], nt),
+                  k_em_f64(s->n, s->dim, 0, h, B[B_CUR], B[B_F0], NULL, NULL, B[B_NEXT], nt));
+      break;
+    }
+    if (s->sde->diffusion->kind == NSDE__FUNC_DROPOUT) {
+      rc = nsde__func_diag(s->sde->drift, t, s->batch, s->dim, B[B_CUR], NULL, B[B_DFX]);
+      if (rc < 0)
+        return cb_fail(s, "drift diag_deriv", rc, t);
+    }
+    rc = nsde__func_diag(s->sde->diffusion, t, s->batch, s->dim, B[B_CUR], B[B_DFX], B[B_GP]);
+    if (rc < 0)
+      return cb_fail(s, "diffusion diag_deriv", rc, t);
+    bad = TYPED(k_milstein_f32(s->n, (float)h, B[B_CUR], B[B_F0], B[B_G0], B[B_GP], s->dw,
+                               B[B_NEXT], nt),
+                k_milstein_f64(s->n, h, B[B_CUR], B[B_F0], B[B_G0], B[B_GP], s->dw, B[B_NEXT],
+                               nt));
+    break;
+  case NSDE_SCHEME_HEUN:
+    if ((st = eval_fg(s, t, B[B_CUR], B[B_F0], B[B_G0])) != NSDE_OK)
+      return st;
+    (void)TYPED(k_em_f32(s->n, s->dim, s->scalar, (float)h, B[B_CUR], B[B_F0], B[B_G0], s->dw,
+                         B[B_XT], nt),
+                k_em_f64(s->n, s->dim, s->scalar, h, B[B_CUR], B[B_F0], B[B_G0], s->dw,
+                         B[B_XT], nt));
+    if ((st = eval_fg(s, t_next, B[B_XT], B[B_F1], B[B_G1])) != NSDE_OK)
+      return st;
+    bad = TYPED(k_heun_f32(s->n, s->dim, s->scalar, (float)h, 1.0f, B[B_CUR], B[B_F0], B[B_F1],
+                           B[B_G0], B[B_G1], s->dw, B[B_NEXT], nt),
+                k_heun_f64(s->n, s->dim, s->scalar, h, 1.0, B[B_CUR], B[B_F0], B[B_F1],
+                           B[B_G0], B[B_G1], s->dw, B[B_NEXT], nt));
+    break;
+  case NSDE_SCHEME_REVERSIBLE_HEUN: {
+    /* B_Z holds z and (B_F0, B_G0) hold f(z), g(z) at the current grid point. */
+    const double sgn = backwards ? -1.0 : 1.0, hs = sgn * h;
+    const double t_to = backwards ? t : t_next;
+    if (s->rev_fresh) {
+      memcpy(B[B_Z], B[B_CUR], (size_t)s->n * s->esz);
+      if ((st = eval_fg(s, t, B[B_Z], B[B_F0], B[B_G0])) != NSDE_OK)
+        return st;
+      s->rev_fresh = false;
+    }
+    bad = TYPED(k_revz_f32(s->n, s->dim, s->scalar, (float)hs, (float)sgn, B[B_CUR], B[B_Z],
+                           B[B_F0], B[B_G0], s->dw, B[B_Z1], nt),
+                k_revz_f64(s->n, s->dim, s->scalar, hs, sgn, B[B_CUR], B[B_Z], B[B_F0],
+                           B[B_G0], s->dw, B[B_Z1], nt));
+    if (bad)
+      break;
+    if ((st = eval_fg(s, t_to, B[B_Z1], B[B_F1], B[B_G1])) != NSDE_OK)
+      return st;
+    bad = TYPED(k_heun_f32(s->n, s->dim, s->scalar, (float)hs, (float)sgn, B[B_CUR], B[B_F0],
+                           B[B_F1], B[B_G0], B[B_G1], s->dw, B[B_NEXT], nt),
+                k_heun_f64(s->n, s->dim, s->scalar, hs, sgn, B[B_CUR], B[B_F0], B[B_F1],
+                           B[B_G0], B[B_G1], s->dw, B[B_NEXT], nt));
+    if (!bad) {
+      SWAP(B[B_Z], B[B_Z1]);
+      SWAP(B[B_F0], B[B_F1]);
+      SWAP(B[B_G0], B[B_G1]);
+    }
+    break;
+  }
+  case NSDE_SCHEME_SRA1:
+    /* f0 = f(t, x), g0 = g(t), g1 = g(t + h) */
+    if ((st = eval_fg(s, t, B[B_CUR], B[B_F0], B[B_G0])) != NSDE_OK)
+      return st;
+    if (noise) {
+      rc = nsde__func_eval(s->sde->diffusion, t_next, s->batch, s->dim, B[B_CUR], NULL, B[B_G1]);
+      if (rc < 0)
+        return cb_fail(s, "diffusion", rc, t_next);
+    }
+    TYPED(k_sra_stage_f32(s->n, (float)h, B[B_CUR], B[B_F0], B[B_G1], s->dw, s->hl, B[B_XT], nt),
+          k_sra_stage_f64(s->n, h, B[B_CUR], B[B_F0], B[B_G1], s->dw, s->hl, B[B_XT], nt));
+    rc = nsde__func_eval(s->sde->drift, t + 0.75 * h, s->batch, s->dim, B[B_XT], NULL, B[B_F1]);
+    if (rc < 0)
+      return cb_fail(s, "drift", rc, t + 0.75 * h);
+    bad = TYPED(k_sra_f32(s->n, (float)h, B[B_CUR], B[B_F0], B[B_F1], B[B_G1], B[B_G0], s->dw,
+                          s->hl, B[B_NEXT], nt),
+                k_sra_f64(s->n, h, B[B_CUR], B[B_F0], B[B_F1], B[B_G1], B[B_G0], s->dw, s->hl,
+                          B[B_NEXT], nt));
+    break;
+  }
+#undef TYPED
+  if (bad)
+    return nonfinite(s, bad, t, h);
+  SWAP(B[B_CUR], B[B_NEXT]);
+  s->step += backwards ? -1 : 1;
+  return NSDE_OK;
+}
+
+/* ---- public stepping ----------------------------------------------------- */
+
+static enum nsde_status check_state(struct nsde_solver *s, const struct nsde_tensor *x,
+                                    const char *what)
+{
+  if (!x)
+    return nsde__error(s->ctx, NSDE_ERR_NULL, "%s: state tensor is NULL", what);
+  if (x->dtype != s->dtype)
+    return nsde__error(s->ctx, NSDE_ERR_DTYPE, "%s: state dtype differs from the SDE's", what);
+  if (x->rank != s->rank || memcmp(x->shape, s->shape, (size_t)s->rank * sizeof(int64_t)))
+    return nsde__error(s->ctx, NSDE_ERR_SHAPE,
+                       "%s: state shape differs from the one the solver was made for", what);
+  return NSDE_OK;
+}
+
+/* Copy between the user's tensor and a contiguous solver buffer. */
+static void xfer(struct nsde_solver *s, struct nsde_tensor *user, void *buf, bool to_user)
+{
+  struct nsde_tensor view = *user;
+
+  view.data = buf;
+  view.owned = NULL;
+  view.contiguous = 1;
+  {
+    int64_t st = 1;
+    for (int i = s->rank - 1; i >= 0; i--) {
+      view.stride[i] = st;
+      st *= s->shape[i];
+    }
+  }
+  if (to_user)
+    nsde_tensor_copy(user, &view);
+  else
+    nsde_tensor_copy(&view, user);
+}
+
+NSDE_API enum nsde_status nsde_solver_reset(struct nsde_solver *s)
+{
+  if (!s)
+    return NSDE_ERR_NULL;
+  s->step = 0;
+  s->rev_fresh = true;
+  return NSDE_OK;
+}
+
+NSDE_API enum nsde_status nsde_solver_step(struct nsde_solver *s, struct nsde_tensor *state)
+{
+  enum nsde_status st;
+
+  if (!s)
+    return NSDE_ERR_NULL;
+  if ((st = check_state(s, state, "nsde_solver_step")) != NSDE_OK)
+    return st;
+  if (s->step >= s->n_grid)
+    return nsde__error(s->ctx, NSDE_ERR_STATE,
+                       "nsde_solver_step: already at t1; call nsde_solver_reset() first");
+  xfer(s, state, s->buf[B_CUR], false);
+  st = do_step(s, 0);
+  if (st == NSDE_OK)
+    xfer(s, state, s->buf[B_CUR], true);
+  return st;
+}
+
+NSDE_API enum nsde_status nsde_solve(struct nsde_solver *s, struct nsde_tensor *state,
+                                     struct nsde_tensor *saved)
+{
+  enum nsde_status st;
+  int64_t j = 0;
+  size_t bytes;
+
+  if (!s)
+    return NSDE_ERR_NULL;
+  if ((st = check_state(s, state, "nsde_solve")) != NSDE_OK)
+    return st;
+  bytes = (size_t)s->n * s->esz;
+  if (saved && (saved->dtype != s->dtype || !saved->contiguous ||
+                saved->numel != s->n_save * s->n))
+    return nsde__error(s->ctx, NSDE_ERR_SHAPE,
+                       "nsde_solve: saved must be contiguous, of the state's dtype, with "
+                       "n_save * numel(state) = %lld elements", (long long)(s->n_save * s->n));
+  nsde_solver_reset(s);
+  xfer(s, state, s->buf[B_CUR], false);
+  for (;;) {
+    while (saved && j < s->n_save && s->save_idx[j] == s->step) {
+      memcpy((char *)saved->data + (size_t)j * bytes, s->buf[B_CUR], bytes);
+      j++;
+    }
+    if (s->step == s->n_grid)
+      break;
+    st = do_step(s, 0);
+    if (st != NSDE_OK)
+      break;
+  }
+  xfer(s, state, s->buf[B_CUR], true);
+  return st;
+}
+
+NSDE_API enum nsde_status nsde_solver_reconstruct(struct nsde_solver *s,
+                                                  struct nsde_tensor *state)
+{
+  enum nsde_status st;
+
+  if (!s)
+    return NSDE_ERR_NULL;
+  if (s->scheme != NSDE_SCHEME_REVERSIBLE_HEUN)
+    return nsde__error(s->ctx, NSDE_ERR_UNSUPPORTED,
+                       "nsde_solver_reconstruct: only reversible Heun can run backwards, "
+                       "this solver is %s", scheme_name(s->scheme));
+  if ((st = check_state(s, state, "nsde_solver_reconstruct")) != NSDE_OK)
+    return st;
+  if (s->step != s->n_grid || s->rev_fresh)
+    return nsde__error(s->ctx, NSDE_ERR_STATE,
+                       "nsde_solver_reconstruct: the integration has not reached t1");
+  while (s->step > 0) {
+    st = do_step(s, 1);
+    if (st != NSDE_OK)
+      return st;
+  }
+  xfer(s, state, s->buf[B_CUR], true);
+  s->rev_fresh = true;
+  return NSDE_OK;
+}
+
+NSDE_API double nsde_solver_time(const struct nsde_solver *s)
+{
+  return s ? s->grid[s->step] : NAN;
+}
+
+NSDE_API int64_t nsde_solver_step_index(const struct nsde_solver *s)
+{
+  return s ? s->step : -1;
+}
+
+NSDE_API int64_t nsde_solver_num_steps(const struct nsde_solver *s)
+{
+  return s ? s->n_grid : -1;
+}
+
+NSDE_API const struct nsde_brownian *nsde_solver_brownian(const struct nsde_solver *s)
+{
+  return s ? &s->bm : NULL;
+}

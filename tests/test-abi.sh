@@ -1,0 +1,38 @@
+#!/bin/sh
+# Symbol hygiene and header self-sufficiency.
+# usage: test-abi.sh LIBNSDE.so SRC_INCLUDE BUILD_INCLUDE CC
+set -eu
+lib=$1 src_inc=$2 build_inc=$3 cc=$4
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+
+# 1. Exported symbols are exactly the functions the public headers declare.
+nm -D --defined-only "$lib" | awk '$2 ~ /^[TDBRVW]$/ {print $3}' | sed 's/@.*//' | sort -u >"$tmp/exported"
+grep -hv '^[[:space:]]*#' "$src_inc"/nsde/*.h | tr '\n' ' ' | grep -o 'NSDE_API [^;{]*(' |
+  sed -E 's/.*[ *](nsde_[a-z0-9_]+) *\($/\1/' | sort -u >"$tmp/declared"
+if grep -v '^nsde_' "$tmp/exported"; then
+  echo "FAIL: symbols without the nsde_ prefix are exported"; fail=1
+fi
+if ! diff -u "$tmp/declared" "$tmp/exported"; then
+  echo "FAIL: exported symbols differ from the header declarations"; fail=1
+fi
+[ -s "$tmp/declared" ] || { echo "FAIL: found no declarations"; fail=1; }
+
+# 2. Every public header compiles alone as C99 (pedantic) and as C++.
+for h in "$src_inc"/nsde/*.h; do
+  name=$(basename "$h")
+  printf '#include <nsde/%s>\nint main(void) { return 0; }\n' "$name" >"$tmp/t.c"
+  if ! "$cc" -std=c99 -pedantic -Werror -Wall -Wextra -I"$src_inc" -I"$build_inc" -c "$tmp/t.c" -o "$tmp/t.o"; then
+    echo "FAIL: $name does not compile alone as C99"; fail=1
+  fi
+  if command -v c++ >/dev/null 2>&1; then
+    cp "$tmp/t.c" "$tmp/t.cpp"
+    if ! c++ -std=c++11 -pedantic -Werror -Wall -I"$src_inc" -I"$build_inc" -c "$tmp/t.cpp" -o "$tmp/t.o"; then
+      echo "FAIL: $name does not compile as C++"; fail=1
+    fi
+  fi
+done
+n=$(wc -l <"$tmp/exported")
+[ $fail -eq 0 ] && echo "ok: $n exported nsde_ symbols match the headers; headers compile alone"
+exit $fail

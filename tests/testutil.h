@@ -1,0 +1,58 @@
+/* Helpers shared by the Check suites. SPDX-License-Identifier: MIT */
+#ifndef NSDE_TESTUTIL_H
+#define NSDE_TESTUTIL_H
+
+#include <check.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nsde/nsde.h>
+
+/* Seed of the statistical tests: NSDE_TEST_SEED or a fixed default, printed
+ * once so a failure can be replayed. */
+static inline uint64_t test_seed(void)
+{
+  static int printed;
+  const char *env = getenv("NSDE_TEST_SEED");
+  uint64_t seed = env ? strtoull(env, NULL, 0) : 20191906u;
+  if (!printed) {
+    printf("# seed %" PRIu64 " (set NSDE_TEST_SEED to change)\n", seed);
+    printed = 1;
+  }
+  return seed;
+}
+
+static inline struct nsde_context *test_ctx(void)
+{
+  struct nsde_context *ctx = NULL;
+  ck_assert_int_eq(nsde_context_new(&ctx), NSDE_OK);
+  ck_assert_ptr_nonnull(ctx);
+  return ctx;
+}
+
+/* Least-squares slope of log(y) against log(x). */
+static inline double loglog_slope(const double *x, const double *y, int n)
+{
+  double sx = 0, sy = 0, sxx = 0, sxy = 0;
+  for (int i = 0; i < n; i++) {
+    double lx = log(x[i]), ly = log(y[i]);
+    sx += lx; sy += ly; sxx += lx * lx; sxy += lx * ly;
+  }
+  return (n * sxy - sx * sy) / (n * sxx - sx * sx);
+}
+
+/* Run one suite; the process exit status tells meson. */
+static inline int run_suite(Suite *s)
+{
+  SRunner *sr = srunner_create(s);
+  int failed;
+  srunner_run_all(sr, CK_NORMAL);
+  failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+#endif
