@@ -226,6 +226,9 @@ static enum nsde_status make_plan(const struct nsde_sde *sde, const struct nsde_
       p->dim >= ((int64_t)1 << 32))
     return nsde__error(ctx, NSDE_ERR_SHAPE,
                        "batch (with offset) and elements per batch item must stay below 2^32");
+  if (c->brownian_steps < 0 || c->brownian_steps >= ((int64_t)1 << 32))
+    return nsde__error(ctx, NSDE_ERR_INVALID, "brownian_steps %lld outside 0..2^32-1",
+                       (long long)c->brownian_steps);
   p->n_grid = p->nbase + c->n_save; /* upper bound: save times may split steps */
   p->bufs = scheme_bufs(sde, c->scheme);
   if (!nsde__mul_size((size_t)numel, esz, &sz) || sz > SIZE_MAX / 32)
@@ -345,7 +348,7 @@ NSDE_API enum nsde_status nsde_solver_new(const struct nsde_sde *sde,
   bc.seed = cfg->seed;
   bc.t0 = cfg->t0;
   bc.t1 = cfg->t1;
-  bc.n_steps = p.nbase;
+  bc.n_steps = cfg->brownian_steps > 0 ? cfg->brownian_steps : p.nbase;
   bc.batch = p.batch;
   bc.dim = s->scalar ? 1 : p.dim;
   bc.batch_offset = cfg->batch_offset;

@@ -136,6 +136,11 @@ struct nsde_solver_config {
   int64_t n_save;
   uint64_t seed;             /**< Brownian seed */
   int64_t batch_offset;      /**< global index of batch element 0 */
+  /** Base grid of the Brownian paths (see struct nsde_brownian): 0 pins them
+   *  on the solver's own equal steps (fastest). Solvers given the same seed
+   *  and brownian_steps see the same paths whatever their own step count,
+   *  which is what convergence studies need. */
+  int64_t brownian_steps;
 };
 
 /** Defaults: Euler-Maruyama on [0, 1] with 10 steps, seed 0, no save-at times. */
