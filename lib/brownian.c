@@ -234,37 +234,89 @@ static void interval(const struct nsde_brownian *bm, uint32_t e, uint32_t b, dou
   *a_out = a;
 }
 
+/* The generator in blocks along e: one clone per vector ISA, chosen at load
+ * time (the values are the same bits on every clone; see philox.h). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define NSDE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#endif
+#ifndef NSDE_CLONES
+#define NSDE_CLONES
+#endif
+
+#define BLOCK 64
+
+NSDE_CLONES static void normal_block(uint64_t seed, const uint32_t *e, const uint32_t *b,
+                                     uint32_t step, int n, double *z1, double *z2)
+{
+  nsde__normal_block_impl(seed, e, b, step, 1, n, z1, z2);
+}
+
+/* Increments and Levy areas of base step k for flat elements
+ * [BLOCK q, BLOCK (q+1)) of the batch x dim array. */
+static void fill_block(const struct nsde_brownian *bm, int64_t k, int64_t q, int64_t n_total,
+                       enum nsde_dtype dtype, void *dw, void *levy)
+{
+  const double sw = sqrt(bm->h), sh = sqrt(bm->h / 12.0);
+  const int64_t i0 = q * BLOCK;
+  const int n = (int)(n_total - i0 < BLOCK ? n_total - i0 : BLOCK);
+  double z1[BLOCK], z2[BLOCK];
+  uint32_t ce[BLOCK], cb[BLOCK];
+  int64_t e = i0 % bm->dim, b = bm->batch_offset + i0 / bm->dim;
+
+  for (int j = 0; j < n; j++) { /* counters without a division per element */
+    ce[j] = (uint32_t)e;
+    cb[j] = (uint32_t)b;
+    if (++e == bm->dim) {
+      e = 0;
+      b++;
+    }
+  }
+  normal_block(bm->seed, ce, cb, (uint32_t)k, n, z1, z2);
+  if (dtype == NSDE_FLOAT32) {
+    float *w = (float *)dw + i0, *hl = levy ? (float *)levy + i0 : NULL;
+    for (int j = 0; j < n; j++)
+      w[j] = (float)(sw * z1[j]);
+    if (hl)
+      for (int j = 0; j < n; j++)
+        hl[j] = (float)(sh * z2[j]);
+  } else {
+    double *w = (double *)dw + i0, *hl = levy ? (double *)levy + i0 : NULL;
+    for (int j = 0; j < n; j++)
+      w[j] = sw * z1[j];
+    if (hl)
+      for (int j = 0; j < n; j++)
+        hl[j] = sh * z2[j];
+  }
+}
+
 void nsde__brownian_fill(const struct nsde_brownian *bm, double s, double t,
                          enum nsde_dtype dtype, void *dw, void *levy)
 {
   const int64_t n = bm->batch * bm->dim, dim = bm->dim;
   const double len = t - s;
-  int64_t k;
+  int64_t k, k2;
   double ls, lt;
-  bool base_step;
   int nt = bm->ctx ? bm->ctx->threads : 1;
 
   (void)nt;
   locate(bm, s, &k, &ls);
-  {
-    int64_t k2;
-    locate(bm, t, &k2, &lt);
-    base_step = ls == 0.0 && ((lt == 0.0 && k2 == k + 1) || (lt == 1.0 && k2 == k));
+  locate(bm, t, &k2, &lt);
+  if (ls == 0.0 && ((lt == 0.0 && k2 == k + 1) || (lt == 1.0 && k2 == k))) {
+    /* a base step: one generator call per element, in vectorised blocks */
+    const int64_t nblocks = (n + BLOCK - 1) / BLOCK;
+#pragma omp parallel for schedule(static) num_threads(nt) if (n > 4096)
+    for (int64_t q = 0; q < nblocks; q++)
+      fill_block(bm, k, q, n, dtype, dw, levy);
+    return;
   }
 #pragma omp parallel for schedule(static) num_threads(nt) if (n > 4096)
   for (int64_t i = 0; i < n; i++) {
     uint32_t e = (uint32_t)(i % dim), b = (uint32_t)(bm->batch_offset + i / dim);
-    double w, hl;
-    if (base_step) {
-      double z1, z2;
-      nsde__normal_pair(bm->seed, e, b, (uint32_t)k, 1, &z1, &z2);
-      w = sqrt(bm->h) * z1;
-      hl = sqrt(bm->h / 12.0) * z2;
-    } else {
-      double a;
-      interval(bm, e, b, s, t, &w, &a);
-      hl = a / len - 0.5 * w;
-    }
+    double w, a, hl;
+    interval(bm, e, b, s, t, &w, &a);
+    hl = a / len - 0.5 * w;
     if (dtype == NSDE_FLOAT32) {
       ((float *)dw)[i] = (float)w;
       if (levy)

@@ -9,7 +9,24 @@
  */
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
-#define WIDX(i) (scalar ? (i) / dim : (i))
+/* Loops over elements with the Brownian index w(i) = i (diagonal) or i/dim
+ * (scalar noise), unswitched so the diagonal case vectorises. BODY uses W. */
+#define NOISE_LOOP(BODY)                                                             \
+  if (!scalar) {                                                                     \
+    _Pragma("omp parallel for simd reduction(+ : bad) num_threads(nt) if (n > NSDE_PAR_MIN)") \
+    for (int64_t i = 0; i < n; i++) {                                                \
+      const T W = dw ? dw[i] : (T)0;                                                 \
+      BODY                                                                           \
+    }                                                                                \
+  } else {                                                                           \
+    _Pragma("omp parallel for reduction(+ : bad) num_threads(nt) if (n > NSDE_PAR_MIN)") \
+    for (int64_t r = 0; r < n / dim; r++) {                                          \
+      const T W = dw ? dw[r] : (T)0;                                                 \
+      for (int64_t i = r * dim; i < (r + 1) * dim; i++) {                            \
+        BODY                                                                         \
+      }                                                                              \
+    }                                                                                \
+  }
 
 /* Euler-Maruyama: x1 = x + f h + g dW */
 static int64_t CAT(k_em, SFX)(int64_t n, int64_t dim, int scalar, T h, const T *x, const T *f,
@@ -17,11 +34,15 @@ static int64_t CAT(k_em, SFX)(int64_t n, int64_t dim, int scalar, T h, const T *
 {
   int64_t bad = 0;
   (void)nt;
+  if (g) {
+    NOISE_LOOP(T v = x[i] + f[i] * h + g[i] * W; x1[i] = v; bad += !isfinite(v);)
+  } else {
 #pragma omp parallel for simd reduction(+ : bad) num_threads(nt) if (n > NSDE_PAR_MIN)
-  for (int64_t i = 0; i < n; i++) {
-    T v = x[i] + f[i] * h + (g ? g[i] * dw[WIDX(i)] : (T)0);
-    x1[i] = v;
-    bad += !isfinite(v);
+    for (int64_t i = 0; i < n; i++) {
+      T v = x[i] + f[i] * h;
+      x1[i] = v;
+      bad += !isfinite(v);
+    }
   }
   return bad;
 }
@@ -48,12 +69,16 @@ static int64_t CAT(k_heun, SFX)(int64_t n, int64_t dim, int scalar, T h, T sw, c
 {
   int64_t bad = 0;
   (void)nt;
+  if (g0) {
+    NOISE_LOOP(T v = x[i] + (T)0.5 * (f0[i] + f1[i]) * h + (T)0.5 * (g0[i] + g1[i]) * sw * W;
+               x1[i] = v; bad += !isfinite(v);)
+  } else {
 #pragma omp parallel for simd reduction(+ : bad) num_threads(nt) if (n > NSDE_PAR_MIN)
-  for (int64_t i = 0; i < n; i++) {
-    T v = x[i] + (T)0.5 * (f0[i] + f1[i]) * h +
-          (g0 ? (T)0.5 * (g0[i] + g1[i]) * sw * dw[WIDX(i)] : (T)0);
-    x1[i] = v;
-    bad += !isfinite(v);
+    for (int64_t i = 0; i < n; i++) {
+      T v = x[i] + (T)0.5 * (f0[i] + f1[i]) * h;
+      x1[i] = v;
+      bad += !isfinite(v);
+    }
   }
   return bad;
 }
@@ -65,11 +90,16 @@ static int64_t CAT(k_revz, SFX)(int64_t n, int64_t dim, int scalar, T h, T sw, c
 {
   int64_t bad = 0;
   (void)nt;
+  if (gz) {
+    NOISE_LOOP(T v = (T)2 * y[i] - z[i] + fz[i] * h + gz[i] * sw * W; z1[i] = v;
+               bad += !isfinite(v);)
+  } else {
 #pragma omp parallel for simd reduction(+ : bad) num_threads(nt) if (n > NSDE_PAR_MIN)
-  for (int64_t i = 0; i < n; i++) {
-    T v = (T)2 * y[i] - z[i] + fz[i] * h + (gz ? gz[i] * sw * dw[WIDX(i)] : (T)0);
-    z1[i] = v;
-    bad += !isfinite(v);
+    for (int64_t i = 0; i < n; i++) {
+      T v = (T)2 * y[i] - z[i] + fz[i] * h;
+      z1[i] = v;
+      bad += !isfinite(v);
+    }
   }
   return bad;
 }
@@ -104,6 +134,6 @@ static int64_t CAT(k_sra, SFX)(int64_t n, T h, const T *x, const T *f1, const T 
   return bad;
 }
 
-#undef WIDX
+#undef NOISE_LOOP
 #undef CAT
 #undef CAT_
