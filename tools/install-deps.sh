@@ -1,0 +1,16 @@
+#!/bin/sh
+# Install what libnsde needs to build, test and run its examples on Debian 12
+# (as root). Installs only what is missing; safe to run again.
+set -eu
+pkgs="build-essential meson ninja-build pkg-config libblis-dev check gnuplot-nox xz-utils"
+missing=""
+for p in $pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "install-deps: installing$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # shellcheck disable=SC2086
+  apt-get install -y -qq $missing >/dev/null
+fi

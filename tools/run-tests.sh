@@ -1,0 +1,16 @@
+#!/bin/sh
+# Build and run the whole test suite: a release build, then the same suite
+# under AddressSanitizer and UndefinedBehaviorSanitizer.
+# usage: tools/run-tests.sh   (from the repository root, as root on Debian 12)
+set -eu
+cd "$(dirname "$0")/.."
+sh tools/install-deps.sh
+rm -rf build-ci build-asan
+meson setup build-ci --buildtype=release >/dev/null
+meson compile -C build-ci
+meson test -C build-ci --print-errorlogs
+meson setup build-asan --buildtype=debugoptimized -Db_sanitize=address,undefined \
+  -Db_lundef=false >/dev/null
+meson compile -C build-asan
+meson test -C build-asan --print-errorlogs --timeout-multiplier 4
+echo "all tests passed (release and sanitizer builds)"
