@@ -80,6 +80,6 @@ enum nsde_status nsde__check_shape(struct nsde_context *ctx, int rank, const int
 #endif
 
 /* Loops shorter than this stay on one thread: waking threads costs more. */
-#define NSDE_PAR_MIN 65536
+#define NSDE_PAR_MIN 8192
 
 #endif
