@@ -109,7 +109,7 @@ int main(int argc, char **argv)
     double lh[5], le[5], sx = 0, sy = 0, sxx = 0, sxy = 0, slope;
 
     if (cases[c].additive) {
-      struct nsde_func_ops ops = {sizeof(ops), additive_drift, NULL, NULL};
+      struct nsde_func_ops ops = {sizeof(ops), additive_drift, NULL, NULL, NULL};
       CHECK(nsde_func_new(ctx, NSDE_FLOAT64, &ops, NULL, 0, NULL, &f));
       CHECK(nsde_diffusion_new_additive(ctx, NSDE_FLOAT64, 0.8, &g));
       CHECK(nsde_sde_new(ctx, f, g, NSDE_NOISE_ADDITIVE, NSDE_ITO, &sde));

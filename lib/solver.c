@@ -28,33 +28,7 @@
 #undef T
 #undef SFX
 
-enum buf {
-  B_CUR, B_NEXT, B_F0, B_G0, B_F1, B_G1, B_XT, B_GP, B_DFX, B_Z, B_Z1,
-  B_NBUF
-};
-
-struct nsde_solver {
-  struct nsde_context *ctx;
-  const struct nsde_sde *sde;
-  enum nsde_scheme scheme;
-  enum nsde_dtype dtype;
-  size_t esz;
-  int rank;
-  int64_t shape[NSDE_MAX_RANK];
-  int64_t batch, dim, n, wn;
-  int scalar;
-  int64_t n_grid;   /* steps */
-  double *grid;     /* n_grid + 1 times */
-  int64_t n_save;
-  int64_t *save_idx; /* grid index of each save-at time */
-  struct nsde_brownian bm;
-  void *buf[B_NBUF];
-  void *dw, *hl;
-  void *ws;
-  size_t ws_bytes;
-  int64_t step;
-  bool rev_fresh;   /* reversible Heun: z not yet set from the state */
-};
+#include "solver-private.h"
 
 NSDE_API void nsde_solver_config_init(struct nsde_solver_config *cfg)
 {
@@ -180,9 +154,9 @@ static enum nsde_status base_steps(struct nsde_context *ctx, const struct nsde_s
 }
 
 struct plan {
-  int64_t batch, dim, n, wn, nbase, n_grid;
+  int64_t batch, dim, n, wn, nbase, n_grid, ck_every;
   unsigned bufs;
-  size_t bytes, off[B_NBUF], off_dw, off_hl, off_grid, off_save;
+  size_t bytes, off[B_NBUF], off_dw, off_hl, off_grid, off_save, off_grad;
 };
 
 static enum nsde_status make_plan(const struct nsde_sde *sde, const struct nsde_solver_config *c,
@@ -250,7 +224,17 @@ static enum nsde_status make_plan(const struct nsde_sde *sde, const struct nsde_
   p->off_grid = total;
   total += ((size_t)(p->n_grid + 1) * sizeof(double) + 63) & ~(size_t)63;
   p->off_save = total;
-  total += (size_t)c->n_save * sizeof(int64_t);
+  total += ((size_t)c->n_save * sizeof(int64_t) + 63) & ~(size_t)63;
+  {
+    size_t gbytes = 0;
+    st = nsde__grad_plan(sde, c, p->n_grid, numel, &gbytes, &p->ck_every);
+    if (st != NSDE_OK)
+      return st;
+    p->off_grad = total;
+    if (gbytes > SIZE_MAX - total)
+      return nsde__error(ctx, NSDE_ERR_OVERFLOW, "gradient memory does not fit in size_t");
+    total += gbytes;
+  }
   p->bytes = total;
   return NSDE_OK;
 }
@@ -358,6 +342,8 @@ NSDE_API enum nsde_status nsde_solver_new(const struct nsde_sde *sde,
     return st;
   }
   s->rev_fresh = true;
+  s->grad = cfg->grad;
+  nsde__grad_setup(s, ws + p.off_grad, p.ck_every);
   *out = s;
   return NSDE_OK;
 }
@@ -374,7 +360,8 @@ NSDE_API void nsde_solver_free(struct nsde_solver *s)
 
 #define SWAP(a, b) do { void *tmp_ = (a); (a) = (b); (b) = tmp_; } while (0)
 
-static enum nsde_status cb_fail(struct nsde_solver *s, const char *which, int rc, double t)
+enum nsde_status nsde__solver_cb_fail(struct nsde_solver *s, const char *which, int rc,
+                                      double t)
 {
   return nsde__error(s->ctx, NSDE_ERR_CALLBACK,
                      "%s callback returned %d in step %lld of %lld (t = %.17g)", which, rc,
@@ -390,22 +377,23 @@ static enum nsde_status nonfinite(struct nsde_solver *s, int64_t bad, double t, 
 }
 
 /* drift at (t, x) -> f; diffusion -> g (g may be NULL when no noise) */
-static enum nsde_status eval_fg(struct nsde_solver *s, double t, const void *x, void *f, void *g)
+enum nsde_status nsde__solver_eval_fg(struct nsde_solver *s, double t, const void *x, void *f,
+                                      void *g)
 {
   const struct nsde_sde *sde = s->sde;
   int rc = nsde__func_eval(sde->drift, t, s->batch, s->dim, x, NULL, f);
 
   if (rc < 0)
-    return cb_fail(s, "drift", rc, t);
+    return nsde__solver_cb_fail(s, "drift", rc, t);
   if (g) {
     rc = nsde__func_eval(sde->diffusion, t, s->batch, s->dim, x, f, g);
     if (rc < 0)
-      return cb_fail(s, "diffusion", rc, t);
+      return nsde__solver_cb_fail(s, "diffusion", rc, t);
   }
   return NSDE_OK;
 }
 
-static enum nsde_status do_step(struct nsde_solver *s, int backwards)
+enum nsde_status nsde__solver_step(struct nsde_solver *s, int backwards)
 {
   const int64_t i = backwards ? s->step - 1 : s->step;
   const double t = s->grid[i], t_next = s->grid[i + 1], h = t_next - t;
@@ -422,7 +410,7 @@ static enum nsde_status do_step(struct nsde_solver *s, int backwards)
 #define TYPED(expr_f32, expr_f64) (s->dtype == NSDE_FLOAT32 ? (expr_f32) : (expr_f64))
   switch (s->scheme) {
   case NSDE_SCHEME_EULER_MARUYAMA:
-    if ((st = eval_fg(s, t, B[B_CUR], B[B_F0], B[B_G0])) != NSDE_OK)
+    if ((st = nsde__solver_eval_fg(s, t, B[B_CUR], B[B_F0], B[B_G0])) != NSDE_OK)
       return st;
     bad = TYPED(k_em_f32(s->n, s->dim, s->scalar, (float)h, B[B_CUR], B[B_F0], B[B_G0], s->dw,
                          B[B_NEXT], nt),
@@ -430,7 +418,7 @@ static enum nsde_status do_step(struct nsde_solver *s, int backwards)
                          B[B_NEXT], nt));
     break;
   case NSDE_SCHEME_MILSTEIN:
-    if ((st = eval_fg(s, t, B[B_CUR], B[B_F0], B[B_G0])) != NSDE_OK)
+    if ((st = nsde__solver_eval_fg(s, t, B[B_CUR], B[B_F0], B[B_G0])) != NSDE_OK)
       return st;
     if (!noise) {
       bad = TYPED(k_em_f32(s->n, s->dim, 0, (float)h, B[B_CUR], B[B_F0], NULL, NULL, B[B_NEXT], nt),
@@ -440,24 +428,24 @@ static enum nsde_status do_step(struct nsde_solver *s, int backwards)
     if (s->sde->diffusion->kind == NSDE__FUNC_DROPOUT) {
       rc = nsde__func_diag(s->sde->drift, t, s->batch, s->dim, B[B_CUR], NULL, B[B_DFX]);
       if (rc < 0)
-        return cb_fail(s, "drift diag_deriv", rc, t);
+        return nsde__solver_cb_fail(s, "drift diag_deriv", rc, t);
     }
     rc = nsde__func_diag(s->sde->diffusion, t, s->batch, s->dim, B[B_CUR], B[B_DFX], B[B_GP]);
     if (rc < 0)
-      return cb_fail(s, "diffusion diag_deriv", rc, t);
+      return nsde__solver_cb_fail(s, "diffusion diag_deriv", rc, t);
     bad = TYPED(k_milstein_f32(s->n, (float)h, B[B_CUR], B[B_F0], B[B_G0], B[B_GP], s->dw,
                                B[B_NEXT], nt),
                 k_milstein_f64(s->n, h, B[B_CUR], B[B_F0], B[B_G0], B[B_GP], s->dw, B[B_NEXT],
                                nt));
     break;
   case NSDE_SCHEME_HEUN:
-    if ((st = eval_fg(s, t, B[B_CUR], B[B_F0], B[B_G0])) != NSDE_OK)
+    if ((st = nsde__solver_eval_fg(s, t, B[B_CUR], B[B_F0], B[B_G0])) != NSDE_OK)
       return st;
     (void)TYPED(k_em_f32(s->n, s->dim, s->scalar, (float)h, B[B_CUR], B[B_F0], B[B_G0], s->dw,
                          B[B_XT], nt),
                 k_em_f64(s->n, s->dim, s->scalar, h, B[B_CUR], B[B_F0], B[B_G0], s->dw,
                          B[B_XT], nt));
-    if ((st = eval_fg(s, t_next, B[B_XT], B[B_F1], B[B_G1])) != NSDE_OK)
+    if ((st = nsde__solver_eval_fg(s, t_next, B[B_XT], B[B_F1], B[B_G1])) != NSDE_OK)
       return st;
     bad = TYPED(k_heun_f32(s->n, s->dim, s->scalar, (float)h, 1.0f, B[B_CUR], B[B_F0], B[B_F1],
                            B[B_G0], B[B_G1], s->dw, B[B_NEXT], nt),
@@ -470,7 +458,7 @@ static enum nsde_status do_step(struct nsde_solver *s, int backwards)
     const double t_to = backwards ? t : t_next;
     if (s->rev_fresh) {
       memcpy(B[B_Z], B[B_CUR], (size_t)s->n * s->esz);
-      if ((st = eval_fg(s, t, B[B_Z], B[B_F0], B[B_G0])) != NSDE_OK)
+      if ((st = nsde__solver_eval_fg(s, t, B[B_Z], B[B_F0], B[B_G0])) != NSDE_OK)
         return st;
       s->rev_fresh = false;
     }
@@ -480,7 +468,7 @@ static enum nsde_status do_step(struct nsde_solver *s, int backwards)
                            B[B_G0], s->dw, B[B_Z1], nt));
     if (bad)
       break;
-    if ((st = eval_fg(s, t_to, B[B_Z1], B[B_F1], B[B_G1])) != NSDE_OK)
+    if ((st = nsde__solver_eval_fg(s, t_to, B[B_Z1], B[B_F1], B[B_G1])) != NSDE_OK)
       return st;
     bad = TYPED(k_heun_f32(s->n, s->dim, s->scalar, (float)hs, (float)sgn, B[B_CUR], B[B_F0],
                            B[B_F1], B[B_G0], B[B_G1], s->dw, B[B_NEXT], nt),
@@ -495,18 +483,18 @@ static enum nsde_status do_step(struct nsde_solver *s, int backwards)
   }
   case NSDE_SCHEME_SRA1:
     /* f0 = f(t, x), g0 = g(t), g1 = g(t + h) */
-    if ((st = eval_fg(s, t, B[B_CUR], B[B_F0], B[B_G0])) != NSDE_OK)
+    if ((st = nsde__solver_eval_fg(s, t, B[B_CUR], B[B_F0], B[B_G0])) != NSDE_OK)
       return st;
     if (noise) {
       rc = nsde__func_eval(s->sde->diffusion, t_next, s->batch, s->dim, B[B_CUR], NULL, B[B_G1]);
       if (rc < 0)
-        return cb_fail(s, "diffusion", rc, t_next);
+        return nsde__solver_cb_fail(s, "diffusion", rc, t_next);
     }
     TYPED(k_sra_stage_f32(s->n, (float)h, B[B_CUR], B[B_F0], B[B_G1], s->dw, s->hl, B[B_XT], nt),
           k_sra_stage_f64(s->n, h, B[B_CUR], B[B_F0], B[B_G1], s->dw, s->hl, B[B_XT], nt));
     rc = nsde__func_eval(s->sde->drift, t + 0.75 * h, s->batch, s->dim, B[B_XT], NULL, B[B_F1]);
     if (rc < 0)
-      return cb_fail(s, "drift", rc, t + 0.75 * h);
+      return nsde__solver_cb_fail(s, "drift", rc, t + 0.75 * h);
     bad = TYPED(k_sra_f32(s->n, (float)h, B[B_CUR], B[B_F0], B[B_F1], B[B_G1], B[B_G0], s->dw,
                           s->hl, B[B_NEXT], nt),
                 k_sra_f64(s->n, h, B[B_CUR], B[B_F0], B[B_F1], B[B_G1], B[B_G0], s->dw, s->hl,
@@ -516,6 +504,8 @@ static enum nsde_status do_step(struct nsde_solver *s, int backwards)
 #undef TYPED
   if (bad)
     return nonfinite(s, bad, t, h);
+  if (s->recording && !backwards)
+    nsde__grad_record(s, i);
   SWAP(B[B_CUR], B[B_NEXT]);
   s->step += backwards ? -1 : 1;
   return NSDE_OK;
@@ -563,6 +553,7 @@ NSDE_API enum nsde_status nsde_solver_reset(struct nsde_solver *s)
     return NSDE_ERR_NULL;
   s->step = 0;
   s->rev_fresh = true;
+  s->grad_ready = false;
   return NSDE_OK;
 }
 
@@ -578,7 +569,8 @@ NSDE_API enum nsde_status nsde_solver_step(struct nsde_solver *s, struct nsde_te
     return nsde__error(s->ctx, NSDE_ERR_STATE,
                        "nsde_solver_step: already at t1; call nsde_solver_reset() first");
   xfer(s, state, s->buf[B_CUR], false);
-  st = do_step(s, 0);
+  s->grad_ready = false;
+  st = nsde__solver_step(s, 0);
   if (st == NSDE_OK)
     xfer(s, state, s->buf[B_CUR], true);
   return st;
@@ -603,6 +595,8 @@ NSDE_API enum nsde_status nsde_solve(struct nsde_solver *s, struct nsde_tensor *
                        "n_save * numel(state) = %lld elements", (long long)(s->n_save * s->n));
   nsde_solver_reset(s);
   xfer(s, state, s->buf[B_CUR], false);
+  s->recording = s->grad == NSDE_GRAD_STORE_ALL;
+  s->tape_first = 0;
   for (;;) {
     while (saved && j < s->n_save && s->save_idx[j] == s->step) {
       memcpy((char *)saved->data + (size_t)j * bytes, s->buf[B_CUR], bytes);
@@ -610,11 +604,18 @@ NSDE_API enum nsde_status nsde_solve(struct nsde_solver *s, struct nsde_tensor *
     }
     if (s->step == s->n_grid)
       break;
-    st = do_step(s, 0);
+    if (s->grad != NSDE_GRAD_NONE)
+      nsde__grad_before_step(s);
+    st = nsde__solver_step(s, 0);
     if (st != NSDE_OK)
       break;
   }
+  s->recording = false;
   xfer(s, state, s->buf[B_CUR], true);
+  if (st == NSDE_OK && s->grad != NSDE_GRAD_NONE) {
+    s->grad_ready = true;
+    s->param_hash = nsde__grad_param_hash(s);
+  }
   return st;
 }
 
@@ -634,8 +635,9 @@ NSDE_API enum nsde_status nsde_solver_reconstruct(struct nsde_solver *s,
   if (s->step != s->n_grid || s->rev_fresh)
     return nsde__error(s->ctx, NSDE_ERR_STATE,
                        "nsde_solver_reconstruct: the integration has not reached t1");
+  s->grad_ready = false;
   while (s->step > 0) {
-    st = do_step(s, 1);
+    st = nsde__solver_step(s, 1);
     if (st != NSDE_OK)
       return st;
   }

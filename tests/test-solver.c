@@ -91,7 +91,7 @@ START_TEST(strong_order)
   uint64_t seed = test_seed();
 
   if (additive) {
-    struct nsde_func_ops ops = {sizeof(ops), sin_drift, NULL, NULL};
+    struct nsde_func_ops ops = {sizeof(ops), sin_drift, NULL, NULL, NULL};
     ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &ops, NULL, 0, NULL, &p.f), NSDE_OK);
     ck_assert_int_eq(nsde_diffusion_new_additive(ctx, NSDE_FLOAT64, 0.8, &p.g), NSDE_OK);
     ck_assert_int_eq(nsde_sde_new(ctx, p.f, p.g, NSDE_NOISE_ADDITIVE, NSDE_ITO, &p.sde), NSDE_OK);
@@ -222,7 +222,7 @@ START_TEST(reversible_reconstruction)
   int dts[2] = {NSDE_FLOAT64, NSDE_FLOAT32};
   for (int d = 0; d < 2; d++) {
     enum nsde_dtype dt = (enum nsde_dtype)dts[d];
-    struct nsde_func_ops ops = {sizeof(ops), rev_drift, NULL, NULL};
+    struct nsde_func_ops ops = {sizeof(ops), rev_drift, NULL, NULL, NULL};
     struct nsde_func *f, *g;
     struct nsde_sde *sde;
     struct nsde_solver *s;
@@ -502,7 +502,7 @@ static int exploding_drift(void *user, double t, int64_t batch, int64_t dim, con
 START_TEST(callback_error_keeps_state)
 {
   struct fail_at fa = {0.45, 0};
-  struct nsde_func_ops ops = {sizeof(ops), failing_drift, NULL, NULL};
+  struct nsde_func_ops ops = {sizeof(ops), failing_drift, NULL, NULL, NULL};
   struct nsde_func *f, *g;
   struct nsde_sde *sde;
   struct nsde_solver *s, *ref;
@@ -548,7 +548,7 @@ START_TEST(callback_error_keeps_state)
   nsde_func_free(fref);
 
   {
-    struct nsde_func_ops eops = {sizeof(eops), exploding_drift, NULL, NULL};
+    struct nsde_func_ops eops = {sizeof(eops), exploding_drift, NULL, NULL, NULL};
     ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &eops, NULL, 0, NULL, &f), NSDE_OK);
     ck_assert_int_eq(nsde_sde_new(ctx, f, NULL, NSDE_NOISE_NONE, NSDE_ITO, &sde), NSDE_OK);
     s = solver(sde, NSDE_SCHEME_EULER_MARUYAMA, 10, 4, 4, 3);
@@ -582,7 +582,7 @@ START_TEST(invalid_options)
   struct nsde_solver_config cfg;
   struct nsde_solver *s = (struct nsde_solver *)0x1;
   int64_t shape[2] = {2, 2}, bad_shape[2] = {2, 0};
-  struct nsde_func_ops gops = {sizeof(gops), user_g, NULL, NULL};
+  struct nsde_func_ops gops = {sizeof(gops), user_g, NULL, NULL, NULL};
   struct nsde_func *ug, *dg, *uf;
   struct nsde_sde *sde;
   size_t bytes = 0;
@@ -675,8 +675,8 @@ START_TEST(invalid_options)
   /* function objects */
   {
     struct nsde_func *f;
-    struct nsde_func_ops none = {sizeof(none), NULL, NULL, NULL};
-    struct nsde_func_ops small = {4, user_g, NULL, NULL};
+    struct nsde_func_ops none = {sizeof(none), NULL, NULL, NULL, NULL};
+    struct nsde_func_ops small = {4, user_g, NULL, NULL, NULL};
     double params[2];
     ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, NULL, NULL, 0, NULL, &f), NSDE_ERR_NULL);
     ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &none, NULL, 0, NULL, &f), NSDE_ERR_MISSING_OP);

@@ -32,6 +32,12 @@ struct nsde_func_ops {
   /** Optional: out_i = d f_i / d x_i (diagonal of the Jacobian; Milstein). */
   int (*diag_deriv)(void *user, double t, int64_t batch, int64_t dim,
                     const void *x, void *out);
+  /** Optional: vector-Jacobian product of the map x -> diag_deriv(x):
+   *  grad_x = v^T d(diag_deriv)/dx (overwrite), grad_params += v^T d(diag_deriv)/dp
+   *  (grad_params may be NULL). Needed for gradients through Milstein steps and
+   *  for the stochastic adjoint with state-dependent noise. */
+  int (*diag_deriv_vjp)(void *user, double t, int64_t batch, int64_t dim,
+                        const void *x, const void *v, void *grad_x, void *grad_params);
 };
 
 /** A drift or diffusion function: user callbacks or a built-in. */
@@ -124,6 +130,22 @@ enum nsde_grid {
   NSDE_GRID_PAPER = 2  /**< the paper's code: N = int((t1-t0)/dt) + 1 equal steps */
 };
 
+/**
+ * How nsde_backward() obtains what it needs; chosen when the solver is made,
+ * since it decides what the forward pass keeps. doc/gradients.md compares them.
+ */
+enum nsde_grad_strategy {
+  NSDE_GRAD_NONE = 0,       /**< no gradients (nothing is kept) */
+  NSDE_GRAD_STORE_ALL = 1,  /**< keep every step's inputs and intermediates: fastest */
+  NSDE_GRAD_CHECKPOINT = 2, /**< keep states every k steps, recompute the rest; same
+                                 result as STORE_ALL */
+  NSDE_GRAD_REVERSIBLE = 3, /**< reversible Heun only: reconstruct each step backwards,
+                                 O(1) memory in the step count, exact */
+  NSDE_GRAD_ADJOINT = 4     /**< Euler-Maruyama (Ito) only: continuous stochastic adjoint
+                                 (Li et al. 2020) on the regenerated path, O(1) memory;
+                                 approximates STORE_ALL, converging as dt -> 0 */
+};
+
 /** Solver options. Initialise with nsde_solver_config_init(). */
 struct nsde_solver_config {
   size_t size;               /**< sizeof(struct nsde_solver_config) */
@@ -141,6 +163,16 @@ struct nsde_solver_config {
    *  and brownian_steps see the same paths whatever their own step count,
    *  which is what convergence studies need. */
   int64_t brownian_steps;
+  /** Gradient strategy (default NSDE_GRAD_NONE). */
+  enum nsde_grad_strategy grad;
+  /** NSDE_GRAD_CHECKPOINT: keep a state every this many steps; 0 lets
+   *  libnsde choose the schedule that needs the fewest bytes (about sqrt(N)
+   *  checkpoints), within grad_budget_bytes if that is not 0. */
+  int64_t checkpoint_every;
+  /** NSDE_GRAD_CHECKPOINT with checkpoint_every 0: the most bytes the gradient
+   *  memory may take (0: no limit). nsde_solver_new() fails with NSDE_ERR_NOMEM
+   *  naming the minimum when the budget cannot be met. */
+  size_t grad_budget_bytes;
 };
 
 /** Defaults: Euler-Maruyama on [0, 1] with 10 steps, seed 0, no save-at times. */
@@ -218,6 +250,60 @@ NSDE_API const struct nsde_brownian *nsde_solver_brownian(const struct nsde_solv
  */
 NSDE_API enum nsde_status nsde_solver_reconstruct(struct nsde_solver *s,
                                                   struct nsde_tensor *state);
+
+/**
+ * Pathwise gradient of a loss of the last nsde_solve() with respect to the
+ * initial state and the parameters of drift and diffusion, for the same
+ * Brownian path (paper, Theorem 3.1). Needs a solver made with a gradient
+ * strategy and functions with vjp callbacks (built-ins have them).
+ *
+ * @param grad_final    dL/dx(t1), the state's shape and dtype (required)
+ * @param grad_saved    dL/dx at the save-at times (n_save * numel elements,
+ *                      contiguous) or NULL
+ * @param grad_initial  receives dL/dx(t0) (required; any layout of the state's shape)
+ * @param grad_drift_params      receives dL/d(drift parameters): n_params values
+ *                               of the dtype (overwritten), or NULL to skip
+ * @param grad_diffusion_params  the same for the diffusion (sigma of the
+ *                               built-ins), or NULL
+ * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_STATE (no completed solve, the
+ *         solver was stepped or reset since, or parameters changed since the
+ *         solve), NSDE_ERR_UNSUPPORTED (solver made without a gradient
+ *         strategy), NSDE_ERR_SHAPE, NSDE_ERR_DTYPE, NSDE_ERR_CALLBACK,
+ *         NSDE_ERR_NONFINITE (a gradient became NaN/inf; the message names
+ *         the step).
+ */
+NSDE_API enum nsde_status nsde_backward(struct nsde_solver *s,
+                                        const struct nsde_tensor *grad_final,
+                                        const struct nsde_tensor *grad_saved,
+                                        struct nsde_tensor *grad_initial,
+                                        void *grad_drift_params,
+                                        void *grad_diffusion_params);
+
+/** Result of nsde_func_check_vjp(). */
+struct nsde_vjp_report {
+  size_t size;          /**< sizeof(struct nsde_vjp_report), set by the caller */
+  double worst_rel_err; /**< max |analytic - numeric| / max(1, |numeric|) */
+  int64_t worst_index;  /**< where: input element, or parameter index */
+  int worst_is_param;   /**< 1 if worst_index counts parameters */
+  double analytic, numeric; /**< the two values there */
+  int64_t checked;      /**< number of directional derivatives compared */
+};
+
+/**
+ * Check a function's vjp callback against central finite differences:
+ * for a random cotangent v (from @p seed), compares v^T df/dx_j and
+ * v^T df/dp_k with (v.f(x + eps e_j) - v.f(x - eps e_j)) / (2 eps), for every
+ * input element and parameter (at most 4096 of each, spread evenly). The
+ * parameter buffer is perturbed and restored. Use float64 for tight checks.
+ * @param x  the point (batch x dim elements of the func's dtype, contiguous)
+ * @param eps  step; 0 chooses 1e-6 (float64) or 1e-2 (float32)
+ * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID, NSDE_ERR_MISSING_OP (no
+ *         vjp), NSDE_ERR_UNSUPPORTED (dropout: check its drift), NSDE_ERR_SHAPE,
+ *         NSDE_ERR_CALLBACK, NSDE_ERR_NOMEM.
+ */
+NSDE_API enum nsde_status nsde_func_check_vjp(struct nsde_func *f, double t,
+                                              const struct nsde_tensor *x, uint64_t seed,
+                                              double eps, struct nsde_vjp_report *report);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,671 @@
+/*
+ * Pathwise gradients: reverse-mode differentiation through the solver's
+ * discrete steps with the Brownian increments held fixed (the paper's
+ * Theorem 3.1 in discrete time), and the strategies that decide what the
+ * forward pass keeps:
+ *
+ *   STORE_ALL   every step's record (its input state and intermediate points)
+ *   CHECKPOINT  states every k steps; a segment is replayed forward (same code,
+ *               same regenerated noise, so the same bits) before its backward
+ *   REVERSIBLE  reversible Heun: each step reconstructed backwards, nothing kept
+ *   ADJOINT     Euler-Maruyama: the continuous stochastic adjoint (Li et al.
+ *               2020) integrated backwards with Heun on the regenerated path
+ *
+ * Each scheme's backward step sits below with its forward formula; A is the
+ * cotangent dL/dx of the step's output, and vjp(x; c) means c^T d(.)/dx.
+ * doc/gradients.md has the derivations.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "solver-private.h"
+
+enum gb { G_A, G_Z, G_CF, G_CG, G_CGP, G_T1, G_T2, G_TMP, G_F, G_G, G_GP, G_X2, G_A2, G_X0, G_N };
+
+static size_t round64(size_t b) { return (b + 63) & ~(size_t)63; }
+
+static int rec_layout(enum nsde_scheme scheme, enum buf out[2])
+{
+  switch (scheme) {
+  case NSDE_SCHEME_HEUN:
+  case NSDE_SCHEME_SRA1:
+    out[0] = B_CUR;
+    out[1] = B_XT;
+    return 2;
+  case NSDE_SCHEME_REVERSIBLE_HEUN:
+    out[0] = B_Z; /* z after the step */
+    return 1;
+  default:
+    out[0] = B_CUR;
+    return 1;
+  }
+}
+
+static int64_t n_params(const struct nsde_func *f) { return f ? f->n_params : 0; }
+
+enum nsde_status nsde__grad_plan(const struct nsde_sde *sde, const struct nsde_solver_config *c,
+                                 int64_t n_grid, int64_t n, size_t *bytes, int64_t *ck_every)
+{
+  struct nsde_context *ctx = sde->ctx;
+  const struct nsde_func *g = sde->diffusion;
+  const bool dropout = g && g->kind == NSDE__FUNC_DROPOUT;
+  const bool rev = c->scheme == NSDE_SCHEME_REVERSIBLE_HEUN;
+  const size_t esz = nsde__dtype_size(sde->dtype);
+  size_t arr, work, rec, ck = 0, tape = 0;
+  enum buf lay[2];
+
+  *bytes = 0;
+  *ck_every = 0;
+  if (c->grad == NSDE_GRAD_NONE)
+    return NSDE_OK;
+  if ((int)c->grad < NSDE_GRAD_NONE || (int)c->grad > NSDE_GRAD_ADJOINT)
+    return nsde__error(ctx, NSDE_ERR_INVALID, "unknown gradient strategy %d", (int)c->grad);
+  if (!nsde__func_has_vjp(sde->drift))
+    return nsde__error(ctx, NSDE_ERR_MISSING_OP, "gradients need the drift's vjp callback");
+  if (g && !dropout && !nsde__func_has_vjp(g))
+    return nsde__error(ctx, NSDE_ERR_MISSING_OP, "gradients need the diffusion's vjp callback");
+  if (c->scheme == NSDE_SCHEME_MILSTEIN && g) {
+    if (dropout)
+      return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
+                         "gradients through Milstein with dropout noise are not supported "
+                         "(they need second derivatives of the drift)");
+    if (!nsde__func_has_diag_vjp(g))
+      return nsde__error(ctx, NSDE_ERR_MISSING_OP,
+                         "gradients through Milstein need the diffusion's diag_deriv_vjp");
+  }
+  if (c->grad == NSDE_GRAD_REVERSIBLE && !rev)
+    return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
+                       "NSDE_GRAD_REVERSIBLE needs the reversible Heun scheme");
+  if (c->grad == NSDE_GRAD_ADJOINT) {
+    if (c->scheme != NSDE_SCHEME_EULER_MARUYAMA)
+      return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
+                         "NSDE_GRAD_ADJOINT is the adjoint of Euler-Maruyama (Ito) solves");
+    if (g && (dropout || sde->noise == NSDE_NOISE_SCALAR))
+      return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
+                         "NSDE_GRAD_ADJOINT supports no, additive or diagonal noise with a "
+                         "built-in or callback diffusion (not dropout, not scalar)");
+    if (g && sde->noise == NSDE_NOISE_DIAGONAL &&
+        (!nsde__func_has_diag(g) || !nsde__func_has_diag_vjp(g)))
+      return nsde__error(ctx, NSDE_ERR_MISSING_OP,
+                         "NSDE_GRAD_ADJOINT with state-dependent noise needs the diffusion's "
+                         "diag_deriv and diag_deriv_vjp (the Ito-Stratonovich correction)");
+  }
+  if (c->checkpoint_every < 0)
+    return nsde__error(ctx, NSDE_ERR_INVALID, "checkpoint_every must be >= 0");
+
+  arr = round64((size_t)n * esz);
+  if (arr / 32 > SIZE_MAX / 64 / G_N)
+    return nsde__error(ctx, NSDE_ERR_OVERFLOW, "gradient work arrays overflow");
+  work = G_N * arr + round64(4 * (size_t)(n_params(sde->drift) + n_params(g)) * esz);
+  rec = (size_t)rec_layout(c->scheme, lay) * arr;
+  if (c->grad == NSDE_GRAD_STORE_ALL) {
+    if ((size_t)n_grid + 1 > SIZE_MAX / rec)
+      return nsde__error(ctx, NSDE_ERR_OVERFLOW, "store-all tape overflows");
+    tape = ((size_t)n_grid + 1) * rec;
+  } else if (c->grad == NSDE_GRAD_CHECKPOINT) {
+    const size_t ckb = (rev ? 2 : 1) * arr;
+    int64_t k = c->checkpoint_every > 0 ? c->checkpoint_every : 0;
+    double best = INFINITY;
+    if (k > n_grid)
+      k = n_grid;
+    if (k == 0) /* the interval that needs the fewest bytes: ~sqrt(N) */
+      for (int64_t kk = 1; kk <= n_grid; kk++) {
+        double m = (double)((n_grid + kk - 1) / kk) * (double)ckb + (double)(kk + 1) * (double)rec;
+        if (m < best) {
+          best = m;
+          k = kk;
+        }
+      }
+    if ((double)((n_grid + k - 1) / k) * (double)ckb + (double)(k + 1) * (double)rec > 1e18)
+      return nsde__error(ctx, NSDE_ERR_OVERFLOW, "checkpoint memory overflows");
+    ck = (size_t)((n_grid + k - 1) / k) * ckb;
+    tape = (size_t)(k + 1) * rec;
+    *ck_every = k;
+    if (c->grad_budget_bytes > 0 && work + ck + tape > c->grad_budget_bytes)
+      return nsde__error(ctx, NSDE_ERR_NOMEM,
+                         "checkpointing %lld steps every %lld needs %zu bytes, over the budget "
+                         "of %zu", (long long)n_grid, (long long)k, work + ck + tape,
+                         c->grad_budget_bytes);
+  }
+  *bytes = work + tape + ck;
+  return NSDE_OK;
+}
+
+void nsde__grad_setup(struct nsde_solver *s, char *mem, int64_t ck_every)
+{
+  const size_t arr = round64((size_t)s->n * s->esz);
+  const int64_t np = n_params(s->sde->drift) + n_params(s->sde->diffusion);
+
+  s->recording = false;
+  s->grad_ready = false;
+  if (s->grad == NSDE_GRAD_NONE)
+    return;
+  s->rec_n = rec_layout(s->scheme, s->rec_buf);
+  for (int i = 0; i < G_N; i++)
+    s->gbuf[i] = mem + (size_t)i * arr;
+  mem += G_N * arr;
+  s->pscratch = mem;
+  mem += round64(4 * (size_t)np * s->esz);
+  s->tape = mem;
+  if (s->grad == NSDE_GRAD_STORE_ALL) {
+    s->tape_slots = s->n_grid + 1;
+  } else if (s->grad == NSDE_GRAD_CHECKPOINT) {
+    s->ck_every = ck_every;
+    s->tape_slots = ck_every + 1;
+    s->n_ckpt = (s->n_grid + ck_every - 1) / ck_every;
+    s->ck_arrays = s->scheme == NSDE_SCHEME_REVERSIBLE_HEUN ? 2 : 1;
+    s->ckpt = mem + (size_t)s->tape_slots * (size_t)s->rec_n * arr;
+  }
+}
+
+static size_t arr_bytes(const struct nsde_solver *s) { return round64((size_t)s->n * s->esz); }
+
+static void *slot(const struct nsde_solver *s, int64_t k, int j)
+{
+  return (char *)s->tape + ((size_t)k * (size_t)s->rec_n + (size_t)j) * arr_bytes(s);
+}
+
+static void *ckpt(const struct nsde_solver *s, int64_t c, int j)
+{
+  return (char *)s->ckpt + ((size_t)c * (size_t)s->ck_arrays + (size_t)j) * arr_bytes(s);
+}
+
+void nsde__grad_record(struct nsde_solver *s, int64_t step)
+{
+  const bool rev = s->scheme == NSDE_SCHEME_REVERSIBLE_HEUN;
+  int64_t k = step - s->tape_first + (rev ? 1 : 0);
+
+  if (k < 0 || k >= s->tape_slots)
+    return;
+  for (int j = 0; j < s->rec_n; j++)
+    memcpy(slot(s, k, j), s->buf[s->rec_buf[j]], (size_t)s->n * s->esz);
+}
+
+void nsde__grad_before_step(struct nsde_solver *s)
+{
+  const bool rev = s->scheme == NSDE_SCHEME_REVERSIBLE_HEUN;
+  const size_t bytes = (size_t)s->n * s->esz;
+
+  if (s->grad == NSDE_GRAD_STORE_ALL && rev && s->step == 0)
+    memcpy(slot(s, 0, 0), s->buf[B_CUR], bytes); /* z_0 = y_0 */
+  if (s->grad == NSDE_GRAD_CHECKPOINT && s->step % s->ck_every == 0) {
+    int64_t c = s->step / s->ck_every;
+    memcpy(ckpt(s, c, 0), s->buf[B_CUR], bytes);
+    if (rev)
+      memcpy(ckpt(s, c, 1), s->rev_fresh ? s->buf[B_CUR] : s->buf[B_Z], bytes);
+  }
+}
+
+uint64_t nsde__grad_param_hash(const struct nsde_solver *s)
+{
+  const struct nsde_func *fs[2] = {s->sde->drift, s->sde->diffusion};
+  uint64_t h = 1469598103934665603ULL;
+
+  for (int k = 0; k < 2; k++) {
+    const unsigned char *p;
+    size_t nb;
+    if (!fs[k] || fs[k]->n_params == 0)
+      continue;
+    p = fs[k]->params;
+    nb = (size_t)fs[k]->n_params * s->esz;
+    for (size_t i = 0; i < nb; i++)
+      h = (h ^ p[i]) * 1099511628211ULL;
+  }
+  return h;
+}
+
+/* ---- elementwise helpers -------------------------------------------------- */
+
+#define EW(BODY)                                                                        \
+  do {                                                                                  \
+    const int64_t n_ = s->n;                                                            \
+    const int nt_ = s->ctx->threads;                                                    \
+    (void)nt_;                                                                          \
+    if (s->dtype == NSDE_FLOAT32) {                                                     \
+      typedef float T;                                                                  \
+      _Pragma("omp parallel for num_threads(nt_) if (n_ > NSDE_PAR_MIN)")              \
+      for (int64_t i = 0; i < n_; i++) { BODY }                                         \
+    } else {                                                                            \
+      typedef double T;                                                                 \
+      _Pragma("omp parallel for num_threads(nt_) if (n_ > NSDE_PAR_MIN)")              \
+      for (int64_t i = 0; i < n_; i++) { BODY }                                         \
+    }                                                                                   \
+  } while (0)
+#define R(p) (((T *)(p))[i])
+#define WV (s->dw ? ((const T *)s->dw)[s->scalar ? i / s->dim : i] : (T)0)
+#define HV (((const T *)s->hl)[i])
+
+static int64_t count_nonfinite(const struct nsde_solver *s, const void *p)
+{
+  int64_t bad = 0;
+  if (s->dtype == NSDE_FLOAT32) {
+    const float *a = p;
+    for (int64_t i = 0; i < s->n; i++)
+      bad += !isfinite(a[i]);
+  } else {
+    const double *a = p;
+    for (int64_t i = 0; i < s->n; i++)
+      bad += !isfinite(a[i]);
+  }
+  return bad;
+}
+
+static double param_value(const struct nsde_func *f, int i)
+{
+  return f->dtype == NSDE_FLOAT32 ? (double)((const float *)f->params)[i]
+                                  : ((const double *)f->params)[i];
+}
+
+static void param_add(enum nsde_dtype dt, void *p, int i, double v)
+{
+  if (dt == NSDE_FLOAT32)
+    ((float *)p)[i] += (float)v;
+  else
+    ((double *)p)[i] += v;
+}
+
+static enum nsde_status vjp_fail(struct nsde_solver *s, const char *which, int rc, int64_t step)
+{
+  return nsde__error(s->ctx, NSDE_ERR_CALLBACK,
+                     "%s callback returned %d in the backward pass at step %lld (t = %.17g)",
+                     which, rc, (long long)step, s->grid[step]);
+}
+
+/*
+ * acc += vjp_f(x; cf) + vjp_G(x; cg) + vjp_G'(x; cgp) at time t, parameter
+ * gradients added to pd / pg. cg, cgp may be NULL. For dropout noise
+ * G = sigma f: vjp_G(x; cg) = vjp_f(x; sigma cg) and dL/dsigma += cg . f(x),
+ * so cf is overwritten with cf + sigma cg. step names the step in messages.
+ */
+static enum nsde_status vjp_all(struct nsde_solver *s, int64_t step, double t, const void *x,
+                                void *cf, void *cg, void *cgp, void *acc, void *pd, void *pg)
+{
+  const struct nsde_func *f = s->sde->drift, *g = s->sde->diffusion;
+  void *tmp = s->gbuf[G_TMP];
+  int rc;
+
+  if (cg && g->kind == NSDE__FUNC_DROPOUT) {
+    const double sigma = param_value(g, 0);
+    rc = nsde__func_eval(f, t, s->batch, s->dim, x, NULL, s->gbuf[G_F]);
+    if (rc < 0)
+      return vjp_fail(s, "drift", rc, step);
+    param_add(s->dtype, pg, 0, nsde__dot(s->dtype, s->n, cg, s->gbuf[G_F]));
+    EW(R(cf) += (T)sigma * R(cg););
+    cg = NULL;
+  }
+  if (cf) {
+    rc = nsde__func_vjp(f, t, s->batch, s->dim, x, cf, tmp, pd);
+    if (rc < 0)
+      return vjp_fail(s, "drift vjp", rc, step);
+    EW(R(acc) += R(tmp););
+  }
+  if (cg) {
+    rc = nsde__func_vjp(g, t, s->batch, s->dim, x, cg, tmp, pg);
+    if (rc < 0)
+      return vjp_fail(s, "diffusion vjp", rc, step);
+    EW(R(acc) += R(tmp););
+  }
+  if (cgp) {
+    rc = nsde__func_diag_vjp(g, t, s->batch, s->dim, x, cgp, tmp, pg);
+    if (rc < 0)
+      return vjp_fail(s, "diffusion diag_deriv_vjp", rc, step);
+    EW(R(acc) += R(tmp););
+  }
+  return NSDE_OK;
+}
+
+static void zero(struct nsde_solver *s, void *p) { memset(p, 0, (size_t)s->n * s->esz); }
+
+/* ---- one backward step per scheme --------------------------------------------
+ * In: A = dL/dx_{n+1} (G_A), the record of step n. Out: A = dL/dx_n. */
+
+static enum nsde_status back_step(struct nsde_solver *s, int64_t n, const void *r0,
+                                  const void *r1, void *pd, void *pg)
+{
+  const double t = s->grid[n], h = s->grid[n + 1] - t;
+  const bool noise = s->dw != NULL;
+  void **G = s->gbuf;
+  void *A = G[G_A];
+  enum nsde_status st;
+
+  if (noise)
+    nsde__brownian_fill(&s->bm, t, t + h, s->dtype, s->dw, s->hl);
+  switch (s->scheme) {
+  case NSDE_SCHEME_EULER_MARUYAMA:
+    /* x1 = x + f h + g dW:  A += vjp_f(x; h A) + vjp_g(x; A dW) */
+    EW(R(G[G_CF]) = (T)h * R(A); R(G[G_CG]) = R(A) * WV;);
+    return vjp_all(s, n, t, r0, G[G_CF], noise ? G[G_CG] : NULL, NULL, A, pd, pg);
+  case NSDE_SCHEME_MILSTEIN: {
+    /* x1 = x + f h + g dW + 1/2 g g' (dW^2 - h):
+     * A += vjp_f(x; h A) + vjp_g(x; A (dW + g' c/2)) + vjp_g'(x; A g c/2), c = dW^2 - h */
+    int rc;
+    if (noise) {
+      if ((st = nsde__solver_eval_fg(s, t, r0, G[G_F], G[G_G])) != NSDE_OK)
+        return st;
+      rc = nsde__func_diag(s->sde->diffusion, t, s->batch, s->dim, r0, NULL, G[G_GP]);
+      if (rc < 0)
+        return vjp_fail(s, "diffusion diag_deriv", rc, n);
+    }
+    EW(T c = WV * WV - (T)h; R(G[G_CF]) = (T)h * R(A);
+       if (noise) { R(G[G_CG]) = R(A) * (WV + (T)0.5 * R(G[G_GP]) * c);
+                    R(G[G_CGP]) = (T)0.5 * R(A) * R(G[G_G]) * c; });
+    return vjp_all(s, n, t, r0, G[G_CF], noise ? G[G_CG] : NULL, noise ? G[G_CGP] : NULL, A, pd,
+                   pg);
+  }
+  case NSDE_SCHEME_HEUN:
+    /* xt = x + f0 h + g0 dW;  x1 = x + (f0 + f1) h/2 + (g0 + g1) dW/2 at (t+h, xt):
+     * At = vjp(xt; h A/2, A dW/2);  A += At + vjp(x; h (A/2 + At), dW (A/2 + At)) */
+    zero(s, G[G_T1]);
+    EW(R(G[G_CF]) = (T)(0.5 * h) * R(A); R(G[G_CG]) = (T)0.5 * R(A) * WV;);
+    if ((st = vjp_all(s, n, t + h, r1, G[G_CF], noise ? G[G_CG] : NULL, NULL, G[G_T1], pd, pg)) !=
+        NSDE_OK)
+      return st;
+    EW(T u = (T)0.5 * R(A) + R(G[G_T1]); R(G[G_CF]) = (T)h * u; R(G[G_CG]) = u * WV;
+       R(A) += R(G[G_T1]););
+    return vjp_all(s, n, t, r0, G[G_CF], noise ? G[G_CG] : NULL, NULL, A, pd, pg);
+  case NSDE_SCHEME_SRA1:
+    /* I = H + dW/2;  H2 = x + 3/4 f0 h + 3/2 g(t+h) I;
+     * x1 = x + h (f0/3 + 2 f(t+3h/4, H2)/3) + g(t+h) (dW - I) + g(t) I */
+    zero(s, G[G_T1]);
+    EW(R(G[G_CF]) = (T)(2.0 * h / 3.0) * R(A););
+    if ((st = vjp_all(s, n, t + 0.75 * h, r1, G[G_CF], NULL, NULL, G[G_T1], pd, pg)) != NSDE_OK)
+      return st;
+    EW(R(G[G_CF]) = (T)(h / 3.0) * R(A) + (T)(0.75 * h) * R(G[G_T1]);
+       if (noise) { T I = HV + (T)0.5 * WV;
+                    R(G[G_CG]) = R(A) * (WV - I) + (T)1.5 * I * R(G[G_T1]);
+                    R(G[G_CGP]) = R(A) * I; }
+       R(A) += R(G[G_T1]););
+    if ((st = vjp_all(s, n, t, r0, G[G_CF], NULL, NULL, A, pd, pg)) != NSDE_OK)
+      return st;
+    if (!noise)
+      return NSDE_OK;
+    if ((st = vjp_all(s, n, t + h, r0, NULL, G[G_CG], NULL, A, pd, pg)) != NSDE_OK)
+      return st;
+    return vjp_all(s, n, t, r0, NULL, G[G_CGP], NULL, A, pd, pg);
+  case NSDE_SCHEME_REVERSIBLE_HEUN:
+    /* z1 = 2y - z + f(z) h + g(z) dW;  y1 = y + (f(z) + f(z1)) h/2 + (g(z) + g(z1)) dW/2.
+     * State (Y, Z, CF, CG): cotangents of y_{n+1}, z_{n+1} (not through f, g)
+     * and of f(z_{n+1}), g(z_{n+1}). r0 = z_{n+1}:
+     *   CF += h Y/2, CG += dW Y/2;  Zt = Z + vjp(z_{n+1}; CF, CG)
+     *   y_n: Y + 2 Zt;  z_n: -Zt;  f(z_n): h (Y/2 + Zt);  g(z_n): dW (Y/2 + Zt) */
+    EW(R(G[G_CF]) += (T)(0.5 * h) * R(A); R(G[G_CG]) += (T)0.5 * R(A) * WV;);
+    if ((st = vjp_all(s, n, t + h, r0, G[G_CF], noise ? G[G_CG] : NULL, NULL, G[G_Z], pd, pg)) !=
+        NSDE_OK)
+      return st;
+    EW(T u = (T)0.5 * R(A) + R(G[G_Z]); R(G[G_CF]) = (T)h * u; R(G[G_CG]) = u * WV;
+       R(A) += (T)2 * R(G[G_Z]); R(G[G_Z]) = -R(G[G_Z]););
+    return NSDE_OK;
+  }
+  return NSDE_ERR_INTERNAL;
+}
+
+/* Continuous stochastic adjoint of an Ito SDE (Euler-Maruyama forward), in
+ * Stratonovich form b = f - g g'/2, from t_{n+1} back to t_n by Heun:
+ *   X2 = X - b(X) h - g(X) dW,          a2 = a + vjp_b(X; h a) + vjp_g(X; a dW)
+ *   x_n = (X + X2)/2 - (b(X2) h + g(X2) dW)/2
+ *   a_n = (a + a2)/2 + (vjp_b(X2; h a2) + vjp_g(X2; a2 dW))/2
+ * with vjp_b(x; c) = vjp_f(x; c) - vjp_g(x; c g'/2) - vjp_g'(x; c g/2); the
+ * parameter gradient integrates the same products (trapezoidal). */
+static enum nsde_status adjoint_point(struct nsde_solver *s, int64_t n, double t, const void *x,
+                                      const void *a, double scale, double h, void *acc,
+                                      void *pd, void *pg)
+{
+  const bool noise = s->dw != NULL;
+  const bool statedep = noise && s->sde->noise == NSDE_NOISE_DIAGONAL;
+  void **G = s->gbuf;
+  enum nsde_status st;
+  int rc;
+
+  if ((st = nsde__solver_eval_fg(s, t, x, G[G_F], noise ? G[G_G] : NULL)) != NSDE_OK)
+    return st;
+  if (statedep) {
+    rc = nsde__func_diag(s->sde->diffusion, t, s->batch, s->dim, x, NULL, G[G_GP]);
+    if (rc < 0)
+      return vjp_fail(s, "diffusion diag_deriv", rc, n);
+  }
+  EW(T cb = (T)(scale * h) * R(a); R(G[G_CF]) = cb;
+     if (noise) { T gp = statedep ? R(G[G_GP]) : (T)0;
+                  R(G[G_CG]) = (T)scale * R(a) * WV - (T)0.5 * cb * gp;
+                  R(G[G_CGP]) = -(T)0.5 * cb * R(G[G_G]);
+                  R(G[G_F]) -= (T)0.5 * R(G[G_G]) * gp; });
+  return vjp_all(s, n, t, x, G[G_CF], noise ? G[G_CG] : NULL, statedep ? G[G_CGP] : NULL, acc,
+                 pd, pg);
+}
+
+static enum nsde_status adjoint_step(struct nsde_solver *s, int64_t n, void *pd, void *pg,
+                                     void *pd2, void *pg2, size_t np_d, size_t np_g)
+{
+  const double t0 = s->grid[n], t1 = s->grid[n + 1], h = t1 - t0;
+  const bool noise = s->dw != NULL;
+  void **G = s->gbuf;
+  void *X = G[G_X0], *a = G[G_A];
+  enum nsde_status st;
+
+  if (noise)
+    nsde__brownian_fill(&s->bm, t0, t1, s->dtype, s->dw, NULL);
+  memset(pd2, 0, np_d * s->esz);
+  memset(pg2, 0, np_g * s->esz);
+  zero(s, G[G_T1]);
+  if ((st = adjoint_point(s, n, t1, X, a, 1.0, h, G[G_T1], pd2, pg2)) != NSDE_OK)
+    return st;
+  /* predictor; G_F holds b(X), G_G holds g(X) */
+  EW(R(G[G_X2]) = R(X) - R(G[G_F]) * (T)h - (noise ? R(G[G_G]) * WV : (T)0);
+     R(G[G_A2]) = R(a) + R(G[G_T1]););
+  zero(s, G[G_T2]);
+  if ((st = adjoint_point(s, n, t0, G[G_X2], G[G_A2], 0.5, h, G[G_T2], pd, pg)) != NSDE_OK)
+    return st;
+  EW(R(X) = (T)0.5 * (R(X) + R(G[G_X2])) -
+            (T)0.5 * (R(G[G_F]) * (T)h + (noise ? R(G[G_G]) * WV : (T)0));
+     R(a) = (T)0.5 * (R(a) + R(G[G_A2])) + R(G[G_T2]););
+  for (size_t i = 0; i < np_d; i++)
+    param_add(s->dtype, pd, (int)i,
+              0.5 * (s->dtype == NSDE_FLOAT32 ? ((float *)pd2)[i] : ((double *)pd2)[i]));
+  for (size_t i = 0; i < np_g; i++)
+    param_add(s->dtype, pg, (int)i,
+              0.5 * (s->dtype == NSDE_FLOAT32 ? ((float *)pg2)[i] : ((double *)pg2)[i]));
+  return NSDE_OK;
+}
+
+/* Reversible Heun starts from z_0 = y_0: the initial state's cotangent is
+ * Y + Z, plus the vjp through f(z_0), g(z_0) that the caller adds. */
+static void rev_finish(struct nsde_solver *s)
+{
+  void *A = s->gbuf[G_A], *Z = s->gbuf[G_Z];
+  EW(R(A) += R(Z););
+}
+
+/* ---- the public entry ------------------------------------------------------- */
+
+static void add_saved(struct nsde_solver *s, const struct nsde_tensor *gs, int64_t idx, void *A)
+{
+  if (!gs)
+    return;
+  for (int64_t j = 0; j < s->n_save; j++)
+    if (s->save_idx[j] == idx) {
+      const char *src = (const char *)gs->data + (size_t)j * (size_t)s->n * s->esz;
+      EW(R(A) += ((const T *)src)[i];);
+    }
+}
+
+/* Copy between a user tensor of the state's shape and a contiguous array. */
+static void xfer_user(struct nsde_solver *s, struct nsde_tensor *user, void *buf, bool to_user)
+{
+  struct nsde_tensor view = *user;
+  int64_t st = 1;
+
+  view.data = buf;
+  view.owned = NULL;
+  view.contiguous = 1;
+  for (int i = s->rank - 1; i >= 0; i--) {
+    view.stride[i] = st;
+    st *= s->shape[i];
+  }
+  if (to_user)
+    nsde_tensor_copy(user, &view);
+  else
+    nsde_tensor_copy(&view, user);
+}
+
+static enum nsde_status check_like_state(struct nsde_solver *s, const struct nsde_tensor *t,
+                                         const char *what)
+{
+  if (!t)
+    return nsde__error(s->ctx, NSDE_ERR_NULL, "nsde_backward: %s is NULL", what);
+  if (t->dtype != s->dtype)
+    return nsde__error(s->ctx, NSDE_ERR_DTYPE, "nsde_backward: %s has the wrong dtype", what);
+  if (t->rank != s->rank || memcmp(t->shape, s->shape, (size_t)s->rank * sizeof(int64_t)))
+    return nsde__error(s->ctx, NSDE_ERR_SHAPE, "nsde_backward: %s is not of the state's shape",
+                       what);
+  return NSDE_OK;
+}
+
+NSDE_API enum nsde_status nsde_backward(struct nsde_solver *s,
+                                        const struct nsde_tensor *grad_final,
+                                        const struct nsde_tensor *grad_saved,
+                                        struct nsde_tensor *grad_initial,
+                                        void *grad_drift_params, void *grad_diffusion_params)
+{
+  const bool rev = s && s->scheme == NSDE_SCHEME_REVERSIBLE_HEUN;
+  size_t np_d, np_g;
+  void *pd, *pg, *pd2, *pg2, *A;
+  enum nsde_status st = NSDE_OK;
+  int64_t N;
+
+  if (!s)
+    return NSDE_ERR_NULL;
+  if (s->grad == NSDE_GRAD_NONE)
+    return nsde__error(s->ctx, NSDE_ERR_UNSUPPORTED,
+                       "nsde_backward: the solver was made without a gradient strategy "
+                       "(set grad in nsde_solver_config)");
+  if ((st = check_like_state(s, grad_final, "grad_final")) != NSDE_OK ||
+      (st = check_like_state(s, grad_initial, "grad_initial")) != NSDE_OK)
+    return st;
+  if (grad_saved && (grad_saved->dtype != s->dtype || !grad_saved->contiguous ||
+                     grad_saved->numel != s->n_save * s->n))
+    return nsde__error(s->ctx, NSDE_ERR_SHAPE,
+                       "nsde_backward: grad_saved must be contiguous with n_save * numel = %lld "
+                       "elements of the state's dtype", (long long)(s->n_save * s->n));
+  if (!s->grad_ready)
+    return nsde__error(s->ctx, NSDE_ERR_STATE,
+                       "nsde_backward: no completed nsde_solve() to differentiate (the solver "
+                       "was never solved, failed, or was stepped, reset or reconstructed since)");
+  if (nsde__grad_param_hash(s) != s->param_hash)
+    return nsde__error(s->ctx, NSDE_ERR_STATE,
+                       "nsde_backward: drift or diffusion parameters changed since the solve");
+
+  np_d = (size_t)n_params(s->sde->drift);
+  np_g = (size_t)n_params(s->sde->diffusion);
+  pd = s->pscratch;
+  pg = (char *)pd + np_d * s->esz;
+  pd2 = (char *)pg + np_g * s->esz;
+  pg2 = (char *)pd2 + np_d * s->esz;
+  memset(pd, 0, 2 * (np_d + np_g) * s->esz);
+  A = s->gbuf[G_A];
+  N = s->n_grid;
+  xfer_user(s, (struct nsde_tensor *)grad_final, A, false);
+  zero(s, s->gbuf[G_Z]);
+  zero(s, s->gbuf[G_CF]);
+  zero(s, s->gbuf[G_CG]);
+  add_saved(s, grad_saved, N, A);
+
+  switch (s->grad) {
+  case NSDE_GRAD_STORE_ALL:
+    for (int64_t n = N - 1; n >= 0 && st == NSDE_OK; n--) {
+      int64_t k = rev ? n + 1 : n;
+      st = back_step(s, n, slot(s, k, 0), s->rec_n > 1 ? slot(s, k, 1) : NULL, pd, pg);
+      if (st == NSDE_OK)
+        add_saved(s, grad_saved, n, A);
+      if (st == NSDE_OK && count_nonfinite(s, A))
+        st = nsde__error(s->ctx, NSDE_ERR_NONFINITE,
+                         "non-finite gradient in the backward pass at step %lld (t = %.17g)",
+                         (long long)n, s->grid[n]);
+    }
+    if (st == NSDE_OK && rev) {
+      rev_finish(s);
+      st = vjp_all(s, 0, s->grid[0], slot(s, 0, 0), s->gbuf[G_CF],
+                   s->dw ? s->gbuf[G_CG] : NULL, NULL, A, pd, pg);
+    }
+    break;
+  case NSDE_GRAD_CHECKPOINT:
+    for (int64_t c = s->n_ckpt - 1; c >= 0 && st == NSDE_OK; c--) {
+      int64_t c0 = c * s->ck_every, c1 = c0 + s->ck_every < N ? c0 + s->ck_every : N;
+      /* replay the segment forward, recording it */
+      memcpy(s->buf[B_CUR], ckpt(s, c, 0), (size_t)s->n * s->esz);
+      if (rev) {
+        memcpy(s->buf[B_Z], ckpt(s, c, 1), (size_t)s->n * s->esz);
+        st = nsde__solver_eval_fg(s, s->grid[c0], s->buf[B_Z], s->buf[B_F0],
+                                  s->dw ? s->buf[B_G0] : NULL);
+        s->rev_fresh = false;
+      }
+      s->step = c0;
+      s->tape_first = c0;
+      s->recording = true;
+      for (int64_t i = c0; i < c1 && st == NSDE_OK; i++)
+        st = nsde__solver_step(s, 0);
+      s->recording = false;
+      for (int64_t n = c1 - 1; n >= c0 && st == NSDE_OK; n--) {
+        int64_t k = n - c0 + (rev ? 1 : 0);
+        st = back_step(s, n, slot(s, k, 0), s->rec_n > 1 ? slot(s, k, 1) : NULL, pd, pg);
+        if (st == NSDE_OK)
+          add_saved(s, grad_saved, n, A);
+        if (st == NSDE_OK && count_nonfinite(s, A))
+          st = nsde__error(s->ctx, NSDE_ERR_NONFINITE,
+                           "non-finite gradient in the backward pass at step %lld (t = %.17g)",
+                           (long long)n, s->grid[n]);
+      }
+    }
+    if (st == NSDE_OK && rev) {
+      rev_finish(s);
+      st = vjp_all(s, 0, s->grid[0], ckpt(s, 0, 1), s->gbuf[G_CF], s->dw ? s->gbuf[G_CG] : NULL,
+                   NULL, A, pd, pg);
+    }
+    s->step = N; /* the solver's own state is not needed again */
+    break;
+  case NSDE_GRAD_REVERSIBLE:
+    /* B_Z holds z_N; reconstruct (y_n, z_n) one step at a time */
+    for (int64_t n = N - 1; n >= 0 && st == NSDE_OK; n--) {
+      st = back_step(s, n, s->buf[B_Z], NULL, pd, pg);
+      if (st == NSDE_OK)
+        st = nsde__solver_step(s, 1);
+      if (st == NSDE_OK)
+        add_saved(s, grad_saved, n, A);
+      if (st == NSDE_OK && count_nonfinite(s, A))
+        st = nsde__error(s->ctx, NSDE_ERR_NONFINITE,
+                         "non-finite gradient in the backward pass at step %lld (t = %.17g)",
+                         (long long)n, s->grid[n]);
+    }
+    if (st == NSDE_OK) {
+      rev_finish(s);
+      st = vjp_all(s, 0, s->grid[0], s->buf[B_Z], s->gbuf[G_CF], s->dw ? s->gbuf[G_CG] : NULL,
+                   NULL, A, pd, pg);
+    }
+    s->grad_ready = false; /* the reconstruction consumed the final state */
+    s->rev_fresh = true;
+    break;
+  case NSDE_GRAD_ADJOINT:
+    memcpy(s->gbuf[G_X0], s->buf[B_CUR], (size_t)s->n * s->esz);
+    for (int64_t n = N - 1; n >= 0 && st == NSDE_OK; n--) {
+      st = adjoint_step(s, n, pd, pg, pd2, pg2, np_d, np_g);
+      if (st == NSDE_OK)
+        add_saved(s, grad_saved, n, A);
+      if (st == NSDE_OK && count_nonfinite(s, A))
+        st = nsde__error(s->ctx, NSDE_ERR_NONFINITE,
+                         "non-finite gradient in the backward pass at step %lld (t = %.17g)",
+                         (long long)n, s->grid[n]);
+    }
+    break;
+  case NSDE_GRAD_NONE:
+    break;
+  }
+  if (st != NSDE_OK)
+    return st;
+  xfer_user(s, grad_initial, A, true);
+  if (grad_drift_params)
+    memcpy(grad_drift_params, pd, np_d * s->esz);
+  if (grad_diffusion_params)
+    memcpy(grad_diffusion_params, pg, np_g * s->esz);
+  return NSDE_OK;
+}

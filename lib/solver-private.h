@@ -1,0 +1,73 @@
+/* Solver internals shared by solver.c and grad.c. Not installed.
+ * SPDX-License-Identifier: MIT */
+#ifndef NSDE_SOLVER_PRIVATE_H
+#define NSDE_SOLVER_PRIVATE_H
+
+#include "brownian-private.h"
+#include "func-private.h"
+
+enum buf {
+  B_CUR, B_NEXT, B_F0, B_G0, B_F1, B_G1, B_XT, B_GP, B_DFX, B_Z, B_Z1,
+  B_NBUF
+};
+
+struct nsde_solver {
+  struct nsde_context *ctx;
+  const struct nsde_sde *sde;
+  enum nsde_scheme scheme;
+  enum nsde_dtype dtype;
+  size_t esz;
+  int rank;
+  int64_t shape[NSDE_MAX_RANK];
+  int64_t batch, dim, n, wn;
+  int scalar;
+  int64_t n_grid;   /* steps */
+  double *grid;     /* n_grid + 1 times */
+  int64_t n_save;
+  int64_t *save_idx; /* grid index of each save-at time */
+  struct nsde_brownian bm;
+  void *buf[B_NBUF];
+  void *dw, *hl;
+  void *ws;
+  size_t ws_bytes;
+  int64_t step;
+  bool rev_fresh;   /* reversible Heun: z not yet set from the state */
+
+  /* gradients (grad.c) */
+  enum nsde_grad_strategy grad;
+  int rec_n;              /* arrays per step record */
+  enum buf rec_buf[2];    /* which buffers a record copies */
+  void *tape;             /* STORE_ALL: records; CHECKPOINT: segment records */
+  int64_t tape_first;     /* step index of tape slot 0 while recording */
+  int64_t tape_slots;
+  bool recording;
+  void *ckpt;             /* CHECKPOINT: states every ck_every steps */
+  int64_t ck_every, n_ckpt;
+  int ck_arrays;          /* 1, or 2 for reversible Heun (y, z) */
+  void *gbuf[14];         /* backward work arrays */
+  void *pscratch;         /* parameter-gradient scratch (2 x (np_drift + np_diff)) */
+  bool grad_ready;        /* a completed nsde_solve() the tape belongs to */
+  uint64_t param_hash;
+};
+
+
+/* One step (backwards = 1: reversible Heun run backwards) from s->step. */
+enum nsde_status nsde__solver_step(struct nsde_solver *s, int backwards);
+/* Drift at (t, x) -> f and diffusion -> g (g NULL: skip). */
+enum nsde_status nsde__solver_eval_fg(struct nsde_solver *s, double t, const void *x, void *f,
+                                      void *g);
+enum nsde_status nsde__solver_cb_fail(struct nsde_solver *s, const char *which, int rc,
+                                      double t);
+
+/* grad.c: validate the gradient options and size their memory: the bytes of
+ * the tape, checkpoints and work arrays, and the checkpoint interval. */
+enum nsde_status nsde__grad_plan(const struct nsde_sde *sde, const struct nsde_solver_config *c,
+                                 int64_t n_grid, int64_t n, size_t *bytes, int64_t *ck_every);
+/* grad.c: wire the gradient memory (from nsde__grad_plan) into a new solver. */
+void nsde__grad_setup(struct nsde_solver *s, char *mem, int64_t ck_every);
+/* grad.c: hooks of the forward pass. */
+void nsde__grad_before_step(struct nsde_solver *s);
+void nsde__grad_record(struct nsde_solver *s, int64_t step);
+uint64_t nsde__grad_param_hash(const struct nsde_solver *s);
+
+#endif
