@@ -8,6 +8,8 @@
  *   nsde-bench solve   Euler-Maruyama on a diagonal SDE with 1e2..1e6 state
  *                      elements, beside a hand-written fused C loop doing the
  *                      same arithmetic with the same Brownian generator
+ *   nsde-bench grad    each gradient strategy for N = 10, 100, 1000 steps:
+ *                      memory, backward/forward time, error vs store-all
  *
  * SPDX-License-Identifier: MIT
  */
@@ -209,11 +211,113 @@ static int cmd_solve(int threads)
   return 0;
 }
 
+/* ---- grad ------------------------------------------------------------------- */
+
+struct grad_run {
+  double fwd_s, bwd_s;
+  size_t bytes;
+  double *gx; /* dL/dx0 */
+  double gp[3];
+};
+
+static void grad_once(struct nsde_context *ctx, enum nsde_scheme scheme,
+                      enum nsde_grad_strategy strat, int64_t N, int64_t batch, int64_t dim,
+                      struct grad_run *r)
+{
+  struct nsde_func *f, *g;
+  struct nsde_sde *sde;
+  struct nsde_solver_config cfg;
+  struct nsde_solver *s;
+  struct nsde_tensor *x, *w, *gx;
+  int64_t shape[2] = {batch, dim};
+  float gd[2], gs[1];
+  double t;
+
+  if (nsde_func_new_linear(ctx, NSDE_FLOAT32, -0.5, 0.1, &f) ||
+      nsde_diffusion_new_multiplicative(ctx, NSDE_FLOAT32, 0.4, &g) ||
+      nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL,
+                   scheme == NSDE_SCHEME_REVERSIBLE_HEUN ? NSDE_STRATONOVICH : NSDE_ITO, &sde))
+    die(ctx, "sde");
+  nsde_solver_config_init(&cfg);
+  cfg.scheme = scheme;
+  cfg.n_steps = N;
+  cfg.seed = 3;
+  cfg.grad = strat;
+  if (nsde_solver_workspace_bytes(sde, &cfg, 2, shape, &r->bytes) ||
+      nsde_solver_new(sde, &cfg, 2, shape, &s) || nsde_tensor_new(ctx, NSDE_FLOAT32, 2, shape, &x) ||
+      nsde_tensor_new(ctx, NSDE_FLOAT32, 2, shape, &w) || nsde_tensor_new(ctx, NSDE_FLOAT32, 2, shape, &gx))
+    die(ctx, "solver");
+  for (int64_t i = 0; i < batch * dim; i++) {
+    ((float *)nsde_tensor_data(x))[i] = 1.0f + 0.25f * (float)sin((double)i);
+    ((float *)nsde_tensor_data(w))[i] = (float)cos(0.1 * (double)i);
+  }
+  t = now();
+  if (nsde_solve(s, x, NULL))
+    die(ctx, "solve");
+  r->fwd_s = now() - t;
+  t = now();
+  if (nsde_backward(s, w, NULL, gx, gd, gs))
+    die(ctx, "backward");
+  r->bwd_s = now() - t;
+  for (int64_t i = 0; i < batch * dim; i++)
+    r->gx[i] = ((float *)nsde_tensor_data(gx))[i];
+  r->gp[0] = gd[0];
+  r->gp[1] = gd[1];
+  r->gp[2] = gs[0];
+  nsde_tensor_free(x); nsde_tensor_free(w); nsde_tensor_free(gx);
+  nsde_solver_free(s); nsde_sde_free(sde); nsde_func_free(g); nsde_func_free(f);
+}
+
+static int cmd_grad(int threads)
+{
+  const int64_t Ns[3] = {10, 100, 1000}, batch = 32, dim = 1000, n = batch * dim;
+  const struct { const char *name; enum nsde_scheme scheme; enum nsde_grad_strategy strat; } runs[] = {
+    {"store-all", NSDE_SCHEME_EULER_MARUYAMA, NSDE_GRAD_STORE_ALL},
+    {"checkpoint", NSDE_SCHEME_EULER_MARUYAMA, NSDE_GRAD_CHECKPOINT},
+    {"adjoint", NSDE_SCHEME_EULER_MARUYAMA, NSDE_GRAD_ADJOINT},
+    {"store-all-revheun", NSDE_SCHEME_REVERSIBLE_HEUN, NSDE_GRAD_STORE_ALL},
+    {"reversible", NSDE_SCHEME_REVERSIBLE_HEUN, NSDE_GRAD_REVERSIBLE},
+  };
+  struct nsde_context *ctx;
+  struct grad_run ref, r;
+
+  if (nsde_context_new(&ctx) || nsde_context_set_threads(ctx, threads))
+    die(ctx, "context");
+  ref.gx = malloc((size_t)n * sizeof(double));
+  r.gx = malloc((size_t)n * sizeof(double));
+  printf("# dx = (-0.5 x + 0.1) dt + 0.4 x dW, float32, %lld x %lld state, %d thread(s); errors are "
+         "relative to the store-all gradient of the same scheme (max over dL/dx0 and parameters, "
+         "scaled by the largest entry)\n", (long long)batch, (long long)dim, threads);
+  for (int j = 0; j < 3; j++)
+    for (size_t k = 0; k < sizeof(runs) / sizeof(runs[0]); k++) {
+      double err = 0, scale = 0, pscale = 0;
+      if (k == 0 || k == 3)
+        grad_once(ctx, runs[k].scheme, NSDE_GRAD_STORE_ALL, Ns[j], batch, dim, &ref);
+      grad_once(ctx, runs[k].scheme, runs[k].strat, Ns[j], batch, dim, &r);
+      for (int64_t i = 0; i < n; i++)
+        scale = fmax(scale, fabs(ref.gx[i]));
+      for (int64_t i = 0; i < n; i++)
+        err = fmax(err, fabs(r.gx[i] - ref.gx[i]) / scale);
+      for (int i = 0; i < 3; i++)
+        pscale = fmax(pscale, fabs(ref.gp[i]));
+      for (int i = 0; i < 3; i++)
+        err = fmax(err, fabs(r.gp[i] - ref.gp[i]) / pscale);
+      printf("strategy=%s N=%lld peak_bytes=%zu backward_over_forward=%.2f max_rel_err_vs_store=%.2g\n",
+             runs[k].name, (long long)Ns[j], r.bytes, r.bwd_s / r.fwd_s, err);
+      fflush(stdout);
+    }
+  free(ref.gx);
+  free(r.gx);
+  nsde_context_free(ctx);
+  return 0;
+}
+
 static void usage(FILE *out)
 {
-  fprintf(out, "usage: nsde-bench gemm | solve [threads]\n"
+  fprintf(out, "usage: nsde-bench gemm | solve [threads] | grad [threads]\n"
                "  gemm   sgemm GFLOP/s through libnsde vs BLIS generic kernels\n"
-               "  solve  SDE solve throughput vs a hand-written C loop\n");
+               "  solve  SDE solve throughput vs a hand-written C loop\n"
+               "  grad   gradient strategies: memory, backward/forward time, error\n");
 }
 
 int main(int argc, char **argv)
@@ -226,6 +330,8 @@ int main(int argc, char **argv)
   }
   if (argc >= 2 && !strcmp(argv[1], "solve"))
     return cmd_solve(argc >= 3 ? atoi(argv[2]) : 1);
+  if (argc >= 2 && !strcmp(argv[1], "grad"))
+    return cmd_grad(argc >= 3 ? atoi(argv[2]) : 2);
   if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
     usage(stdout);
     return 0;
