@@ -36,5 +36,6 @@
 #include <nsde/nsde-tensor.h>
 #include <nsde/nsde-brownian.h>
 #include <nsde/nsde-sde.h>
+#include <nsde/nsde-nn.h>
 
 #endif

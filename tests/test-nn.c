@@ -1,0 +1,338 @@
+/* Networks: layers against a naive convolution and finite differences, the
+ * paper's parameter counts, a network drift through the gradient engine.
+ * SPDX-License-Identifier: MIT */
+#include "testutil.h"
+
+static struct nsde_context *ctx;
+static void setup(void) { ctx = test_ctx(); nsde_context_set_threads(ctx, 2); }
+static void teardown(void) { nsde_context_free(ctx); }
+
+static double lcg(uint64_t *s)
+{
+  *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+  return (double)(*s >> 11) * 0x1.0p-53 - 0.5;
+}
+
+static struct nsde_tensor *t4(int64_t b, int64_t c, int64_t h, int64_t w)
+{
+  int64_t shape[4] = {b, c, h, w};
+  struct nsde_tensor *t;
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &t), NSDE_OK);
+  return t;
+}
+
+static void fill_rand(struct nsde_tensor *t, uint64_t seed, double scale, double offset)
+{
+  float *d = nsde_tensor_data(t);
+  for (int64_t i = 0; i < nsde_tensor_numel(t); i++)
+    d[i] = (float)(offset + scale * lcg(&seed));
+}
+
+/* Loss L = sum w * net(x); checks dL/dx and dL/dparams against central
+ * differences, coordinate by coordinate (at most 40 of each). */
+static void fd_check(struct nsde_net *net, double t, struct nsde_tensor *x, double tol)
+{
+  int oc, oh, ow;
+  int64_t B = nsde_tensor_dim(x, 0), nout, np = nsde_net_num_params(net);
+  struct nsde_tensor *y, *w, *dx;
+  float *p = nsde_net_params(net), *g = nsde_net_grads(net);
+  float *xd = nsde_tensor_data(x);
+  const double eps = 1e-2;
+  double worst = 0;
+
+  ck_assert_int_eq(nsde_net_output_shape(net, &oc, &oh, &ow), NSDE_OK);
+  y = t4(B, oc, oh, ow);
+  w = t4(B, oc, oh, ow);
+  dx = t4(B, nsde_tensor_dim(x, 1), nsde_tensor_dim(x, 2), nsde_tensor_dim(x, 3));
+  nout = nsde_tensor_numel(y);
+  fill_rand(w, 99, 2.0, 0.0);
+  nsde_net_zero_grads(net);
+  ck_assert_int_eq(nsde_net_backward(net, t, x, w, dx), NSDE_OK);
+#define LOSS(out)                                                              \
+  do {                                                                         \
+    double l_ = 0;                                                             \
+    ck_assert_int_eq(nsde_net_forward(net, t, x, y), NSDE_OK);                 \
+    for (int64_t i_ = 0; i_ < nout; i_++)                                      \
+      l_ += (double)((float *)nsde_tensor_data(w))[i_] * ((float *)nsde_tensor_data(y))[i_]; \
+    (out) = l_;                                                                \
+  } while (0)
+  for (int pass = 0; pass < 2; pass++) {
+    int64_t n = pass == 0 ? nsde_tensor_numel(x) : np, step = n > 40 ? n / 40 : 1;
+    for (int64_t j = 0; j < n; j += step) {
+      float *v = pass == 0 ? &xd[j] : &p[j], o = *v;
+      double lp, lm, num, ana = pass == 0 ? ((float *)nsde_tensor_data(dx))[j] : g[j], err;
+      *v = o + (float)eps; LOSS(lp);
+      *v = o - (float)eps; LOSS(lm);
+      *v = o;
+      num = (lp - lm) / (2 * eps);
+      err = fabs(num - ana) / fmax(1.0, fabs(num));
+      worst = fmax(worst, err);
+      ck_assert_msg(err < tol, "%s %lld: analytic %g numeric %g", pass ? "param" : "input",
+                    (long long)j, ana, num);
+    }
+  }
+#undef LOSS
+  printf("# finite differences: worst relative error %.2g\n", worst);
+  nsde_tensor_free(y);
+  nsde_tensor_free(w);
+  nsde_tensor_free(dx);
+}
+
+/* Concat-conv against a direct 6-loop convolution with the time plane. */
+START_TEST(conv_matches_naive)
+{
+  const int B = 2, C = 3, Hh = 7, Ww = 6, O = 4, K = 3, S = 2, PD = 1;
+  const float t = 0.37f;
+  for (int concat = 0; concat < 2; concat++) {
+    struct nsde_net *net;
+    struct nsde_tensor *x = t4(B, C, Hh, Ww), *y;
+    int oc, oh, ow, cc = C + concat;
+    const float *p, *xd, *yd;
+    ck_assert_int_eq(nsde_net_new(ctx, C, Hh, Ww, &net), NSDE_OK);
+    ck_assert_int_eq(concat ? nsde_net_add_concat_conv2d(net, O, K, S, PD)
+                            : nsde_net_add_conv2d(net, O, K, S, PD), NSDE_OK);
+    ck_assert_int_eq(nsde_net_finalize(net, B, 4), NSDE_OK);
+    ck_assert_int_eq(nsde_net_num_params(net), O * cc * K * K + O);
+    ck_assert_int_eq(nsde_net_output_shape(net, &oc, &oh, &ow), NSDE_OK);
+    ck_assert_int_eq(oh, (Hh + 2 * PD - K) / S + 1);
+    ck_assert_int_eq(ow, (Ww + 2 * PD - K) / S + 1);
+    y = t4(B, oc, oh, ow);
+    fill_rand(x, 5, 2.0, 0.0);
+    ck_assert_int_eq(nsde_net_forward(net, t, x, y), NSDE_OK);
+    p = nsde_net_params(net);
+    xd = nsde_tensor_data(x);
+    yd = nsde_tensor_data(y);
+    for (int b = 0; b < B; b++)
+      for (int o = 0; o < O; o++)
+        for (int i = 0; i < oh; i++)
+          for (int j = 0; j < ow; j++) {
+            double s = p[O * cc * K * K + o];
+            for (int c = 0; c < cc; c++)
+              for (int ky = 0; ky < K; ky++)
+                for (int kx = 0; kx < K; kx++) {
+                  int iy = i * S - PD + ky, ix = j * S - PD + kx;
+                  double v;
+                  if (iy < 0 || iy >= Hh || ix < 0 || ix >= Ww)
+                    continue; /* zero padding, the time plane too */
+                  v = (concat && c == 0) ? t : xd[((b * C + (c - concat)) * Hh + iy) * Ww + ix];
+                  s += p[((o * cc + c) * K + ky) * K + kx] * v;
+                }
+            ck_assert_msg(fabs(s - yd[((b * O + o) * oh + i) * ow + j]) < 1e-5,
+                          "concat %d (%d,%d,%d,%d): %g vs %g", concat, b, o, i, j, s,
+                          yd[((b * O + o) * oh + i) * ow + j]);
+          }
+    nsde_tensor_free(x);
+    nsde_tensor_free(y);
+    nsde_net_free(net);
+  }
+}
+END_TEST
+
+START_TEST(layers_finite_differences)
+{
+  /* each layer kind alone, then a small stack; inputs kept away from ReLU kinks */
+  for (int kind = 0; kind < 6; kind++) {
+    struct nsde_net *net;
+    struct nsde_tensor *x = t4(3, 4, 5, 5);
+    ck_assert_int_eq(nsde_net_new(ctx, 4, 5, 5, &net), NSDE_OK);
+    switch (kind) {
+    case 0: ck_assert_int_eq(nsde_net_add_conv2d(net, 3, 3, 1, 1), NSDE_OK); break;
+    case 1: ck_assert_int_eq(nsde_net_add_concat_conv2d(net, 4, 2, 2, 0), NSDE_OK); break;
+    case 2: ck_assert_int_eq(nsde_net_add_groupnorm(net, 2, 1e-5), NSDE_OK); break;
+    case 3: ck_assert_int_eq(nsde_net_add_avgpool(net), NSDE_OK);
+            ck_assert_int_eq(nsde_net_add_linear(net, 3), NSDE_OK); break;
+    case 4: ck_assert_int_eq(nsde_net_add_relu(net), NSDE_OK);
+            ck_assert_int_eq(nsde_net_add_linear(net, 2), NSDE_OK); break;
+    case 5: ck_assert_int_eq(nsde_net_add_groupnorm(net, 4, 1e-5), NSDE_OK);
+            ck_assert_int_eq(nsde_net_add_concat_conv2d(net, 4, 3, 1, 1), NSDE_OK);
+            ck_assert_int_eq(nsde_net_add_groupnorm(net, 2, 1e-5), NSDE_OK); break;
+    }
+    ck_assert_int_eq(nsde_net_finalize(net, 3, 7 + kind), NSDE_OK);
+    fill_rand(x, 11 + kind, 2.0, 0.0);
+    if (kind == 4) { /* |x| >= 0.2: no ReLU kink within eps */
+      float *d = nsde_tensor_data(x);
+      for (int64_t i = 0; i < nsde_tensor_numel(x); i++)
+        d[i] = d[i] >= 0 ? d[i] + 0.2f : d[i] - 0.2f;
+    }
+    fd_check(net, 0.4, x, 2e-2);
+    nsde_tensor_free(x);
+    nsde_net_free(net);
+  }
+}
+END_TEST
+
+/* The paper's models, built from layers: the published parameter counts. */
+START_TEST(paper_parameter_counts)
+{
+  struct nsde_net *stem, *drift, *head;
+  /* CIFAR-10: stem conv 3->64 no padding; drift at 64x30x30; head GN-ReLU-pool-Linear */
+  ck_assert_int_eq(nsde_net_new(ctx, 3, 32, 32, &stem), NSDE_OK);
+  ck_assert_int_eq(nsde_net_add_conv2d(stem, 64, 3, 1, 0), NSDE_OK);
+  ck_assert_int_eq(nsde_net_finalize(stem, 1, 1), NSDE_OK);
+  ck_assert_int_eq(nsde_net_new_paper_drift(ctx, 64, 30, 30, 1, 1, &drift), NSDE_OK);
+  ck_assert_int_eq(nsde_net_new(ctx, 64, 30, 30, &head), NSDE_OK);
+  ck_assert_int_eq(nsde_net_add_groupnorm(head, 32, 1e-5), NSDE_OK);
+  ck_assert_int_eq(nsde_net_add_relu(head), NSDE_OK);
+  ck_assert_int_eq(nsde_net_add_avgpool(head), NSDE_OK);
+  ck_assert_int_eq(nsde_net_add_linear(head, 10), NSDE_OK);
+  ck_assert_int_eq(nsde_net_finalize(head, 1, 1), NSDE_OK);
+  ck_assert_int_eq(nsde_net_num_params(stem) + nsde_net_num_params(drift) +
+                   nsde_net_num_params(head), 115594);
+  nsde_net_free(stem); nsde_net_free(drift); nsde_net_free(head);
+  /* STL-10 sized model with 256 channels */
+  ck_assert_int_eq(nsde_net_new(ctx, 3, 96, 96, &stem), NSDE_OK);
+  ck_assert_int_eq(nsde_net_add_conv2d(stem, 64, 3, 1, 1), NSDE_OK);
+  ck_assert_int_eq(nsde_net_add_groupnorm(stem, 32, 1e-5), NSDE_OK);
+  ck_assert_int_eq(nsde_net_add_relu(stem), NSDE_OK);
+  ck_assert_int_eq(nsde_net_add_conv2d(stem, 128, 4, 2, 1), NSDE_OK);
+  ck_assert_int_eq(nsde_net_add_groupnorm(stem, 32, 1e-5), NSDE_OK);
+  ck_assert_int_eq(nsde_net_add_relu(stem), NSDE_OK);
+  ck_assert_int_eq(nsde_net_add_conv2d(stem, 256, 4, 2, 1), NSDE_OK);
+  ck_assert_int_eq(nsde_net_finalize(stem, 1, 1), NSDE_OK);
+  {
+    int c, h, w;
+    ck_assert_int_eq(nsde_net_output_shape(stem, &c, &h, &w), NSDE_OK);
+    ck_assert_int_eq(c, 256);
+    ck_assert_int_eq(h, 24);
+    ck_assert_int_eq(nsde_net_new_paper_drift(ctx, c, h, w, 1, 1, &drift), NSDE_OK);
+  }
+  ck_assert_int_eq(nsde_net_new(ctx, 256, 24, 24, &head), NSDE_OK);
+  ck_assert_int_eq(nsde_net_add_groupnorm(head, 32, 1e-5), NSDE_OK);
+  ck_assert_int_eq(nsde_net_add_relu(head), NSDE_OK);
+  ck_assert_int_eq(nsde_net_add_avgpool(head), NSDE_OK);
+  ck_assert_int_eq(nsde_net_add_linear(head, 10), NSDE_OK);
+  ck_assert_int_eq(nsde_net_finalize(head, 1, 1), NSDE_OK);
+  ck_assert_int_eq(nsde_net_num_params(stem) + nsde_net_num_params(drift) +
+                   nsde_net_num_params(head), 2440202);
+  nsde_net_free(stem); nsde_net_free(drift); nsde_net_free(head);
+}
+END_TEST
+
+/* A network drift through the solver and nsde_backward, against finite
+ * differences of whole solves with frozen noise. The paper's drift minus its
+ * ReLUs: float32 finite differences cannot tell a kink crossed within eps from
+ * a wrong derivative (ReLU is checked on its own above, away from its kink). */
+START_TEST(network_drift_gradients)
+{
+  struct nsde_net *net;
+  struct nsde_func *f, *g;
+  struct nsde_sde *sde;
+  struct nsde_solver_config cfg;
+  struct nsde_solver *s;
+  struct nsde_tensor *x0 = t4(2, 4, 4, 4), *x = t4(2, 4, 4, 4), *w = t4(2, 4, 4, 4);
+  struct nsde_tensor *gx = t4(2, 4, 4, 4);
+  int64_t shape[4] = {2, 4, 4, 4};
+  float *gd, gs[1];
+  struct nsde_vjp_report rep;
+  double worst = 0;
+
+  ck_assert_int_eq(nsde_net_new(ctx, 4, 4, 4, &net), NSDE_OK);
+  for (int i = 0; i < 2; i++) {
+    ck_assert_int_eq(nsde_net_add_groupnorm(net, i ? 2 : 4, 1e-5), NSDE_OK);
+    ck_assert_int_eq(nsde_net_add_concat_conv2d(net, 4, 3, 1, 1), NSDE_OK);
+  }
+  ck_assert_int_eq(nsde_net_add_groupnorm(net, 4, 1e-5), NSDE_OK);
+  ck_assert_int_eq(nsde_net_finalize(net, 2, 3), NSDE_OK);
+  ck_assert_int_eq(nsde_net_as_func(net, &f), NSDE_OK);
+  ck_assert_int_eq(nsde_func_num_params(f), nsde_net_num_params(net));
+  ck_assert_int_eq(nsde_diffusion_new_multiplicative(ctx, NSDE_FLOAT32, 0.5, &g), NSDE_OK);
+  ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_ITO, &sde), NSDE_OK);
+  fill_rand(x0, 1, 2.0, 0.0);
+  fill_rand(w, 2, 2.0, 0.0);
+  memset(&rep, 0, sizeof(rep));
+  rep.size = sizeof(rep);
+  ck_assert_int_eq(nsde_func_check_vjp(f, 0.5, x0, 3, 1e-2, &rep), NSDE_OK);
+  printf("# network drift vjp check: worst %.2g over %lld derivatives\n", rep.worst_rel_err,
+         (long long)rep.checked);
+  ck_assert_msg(rep.worst_rel_err < 2e-2, "worst %g at %s %lld: analytic %g numeric %g", rep.worst_rel_err, rep.worst_is_param ? "param" : "input", (long long)rep.worst_index, rep.analytic, rep.numeric);
+
+  nsde_solver_config_init(&cfg);
+  cfg.grid = NSDE_GRID_PAPER;
+  cfg.dt = 0.1;
+  cfg.seed = 8;
+  cfg.grad = NSDE_GRAD_CHECKPOINT;
+  ck_assert_int_eq(nsde_solver_new(sde, &cfg, 4, shape, &s), NSDE_OK);
+  ck_assert_int_eq(nsde_solver_num_steps(s), 11);
+  gd = malloc(sizeof(float) * (size_t)nsde_net_num_params(net));
+  nsde_tensor_copy(x, x0);
+  ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
+  ck_assert_int_eq(nsde_backward(s, w, NULL, gx, gd, gs), NSDE_OK);
+  {
+    const double eps = 1e-2;
+    float *p = nsde_net_params(net), *xd = nsde_tensor_data(x0);
+    for (int pass = 0; pass < 3; pass++) {
+      int64_t n = pass == 0 ? 2 * 64 : pass == 1 ? nsde_net_num_params(net) : 1;
+      int64_t step = n > 25 ? n / 25 : 1;
+      for (int64_t j = 0; j < n; j += step) {
+        float *v = pass == 0 ? &xd[j] : pass == 1 ? &p[j] : (float *)nsde_func_params(g);
+        float o = *v;
+        double l[2], num, ana;
+        for (int sgn = 0; sgn < 2; sgn++) {
+          *v = o + (float)(sgn ? -eps : eps);
+          nsde_tensor_copy(x, x0);
+          ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
+          l[sgn] = 0;
+          for (int i = 0; i < 128; i++)
+            l[sgn] += (double)((float *)nsde_tensor_data(w))[i] * ((float *)nsde_tensor_data(x))[i];
+        }
+        *v = o;
+        num = (l[0] - l[1]) / (2 * eps);
+        ana = pass == 0 ? ((float *)nsde_tensor_data(gx))[j] : pass == 1 ? gd[j] : gs[0];
+        worst = fmax(worst, fabs(num - ana) / fmax(1.0, fabs(num)));
+        ck_assert_msg(fabs(num - ana) / fmax(1.0, fabs(num)) < 3e-2, "pass %d index %lld: %g vs %g",
+                      pass, (long long)j, ana, num);
+      }
+    }
+  }
+  printf("# network drift SDE gradient vs finite differences: worst %.2g\n", worst);
+  free(gd);
+  nsde_solver_free(s); nsde_sde_free(sde); nsde_func_free(g); nsde_func_free(f); nsde_net_free(net);
+  nsde_tensor_free(x0); nsde_tensor_free(x); nsde_tensor_free(w); nsde_tensor_free(gx);
+}
+END_TEST
+
+START_TEST(bad_input)
+{
+  struct nsde_net *net;
+  struct nsde_tensor *x = t4(5, 3, 8, 8), *y = t4(5, 2, 8, 8);
+  struct nsde_func *f;
+  ck_assert_int_eq(nsde_net_new(ctx, 0, 8, 8, &net), NSDE_ERR_SHAPE);
+  ck_assert_int_eq(nsde_net_new(NULL, 3, 8, 8, &net), NSDE_ERR_NULL);
+  ck_assert_int_eq(nsde_net_new(ctx, 3, 8, 8, &net), NSDE_OK);
+  ck_assert_int_eq(nsde_net_forward(net, 0, x, y), NSDE_ERR_STATE); /* not final */
+  ck_assert_int_eq(nsde_net_finalize(net, 4, 0), NSDE_ERR_STATE);   /* no layer */
+  ck_assert_int_eq(nsde_net_add_conv2d(net, 2, 9, 1, 0), NSDE_ERR_SHAPE); /* kernel > input */
+  ck_assert_int_eq(nsde_net_add_conv2d(net, 0, 3, 1, 0), NSDE_ERR_INVALID);
+  ck_assert_int_eq(nsde_net_add_groupnorm(net, 2, 1e-5), NSDE_ERR_INVALID); /* 2 does not divide 3 */
+  ck_assert_int_eq(nsde_net_add_groupnorm(net, 3, -1), NSDE_ERR_INVALID);
+  ck_assert_int_eq(nsde_net_add_conv2d(net, 2, 3, 1, 1), NSDE_OK);
+  ck_assert_int_eq(nsde_net_finalize(net, 0, 0), NSDE_ERR_INVALID);
+  ck_assert_int_eq(nsde_net_finalize(net, 4, 0), NSDE_OK);
+  ck_assert_int_eq(nsde_net_finalize(net, 4, 0), NSDE_ERR_STATE);
+  ck_assert_int_eq(nsde_net_add_relu(net), NSDE_ERR_STATE);
+  ck_assert_int_eq(nsde_net_forward(net, 0, x, y), NSDE_ERR_SHAPE); /* batch 5 > 4 */
+  ck_assert_int_eq(nsde_net_forward(net, 0, NULL, y), NSDE_ERR_NULL);
+  ck_assert_int_eq(nsde_net_as_func(net, &f), NSDE_ERR_SHAPE); /* 3 -> 2 channels */
+  ck_assert_int_eq(nsde_net_num_params(NULL), -1);
+  ck_assert_ptr_null(nsde_net_params(NULL));
+  nsde_net_free(NULL);
+  nsde_net_free(net);
+  nsde_tensor_free(x);
+  nsde_tensor_free(y);
+}
+END_TEST
+
+int main(void)
+{
+  Suite *s = suite_create("nn");
+  TCase *tc = tcase_create("nn");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 600);
+  tcase_add_test(tc, conv_matches_naive);
+  tcase_add_test(tc, layers_finite_differences);
+  tcase_add_test(tc, paper_parameter_counts);
+  tcase_add_test(tc, network_drift_gradients);
+  tcase_add_test(tc, bad_input);
+  suite_add_tcase(s, tc);
+  return run_suite(s);
+}
