@@ -312,12 +312,84 @@ static int cmd_grad(int threads)
   return 0;
 }
 
+/* ---- model -------------------------------------------------------------------- */
+
+#include <sys/resource.h>
+
+/* The paper's CIFAR-10 model: training and inference images/s and peak RSS. */
+static int cmd_model(int argc, char **argv)
+{
+  int threads = 2, batch = 128, steps = 3, width = 64;
+  struct nsde_context *ctx;
+  struct nsde_model_config cfg;
+  struct nsde_model *m;
+  struct nsde_sgd *opt;
+  struct nsde_tensor *x, *logits;
+  int32_t *labels;
+  double t, train_s, infer_s, loss = 0;
+  struct rusage ru;
+
+  for (int i = 0; i + 1 < argc; i += 2) {
+    if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--width")) width = atoi(argv[i + 1]);
+  }
+  if (threads < 1 || batch < 1 || batch > 4096 || steps < 1 || width < 1) {
+    fprintf(stderr, "nsde-bench model: bad options\n");
+    return 2;
+  }
+  if (nsde_context_new(&ctx) || nsde_context_set_threads(ctx, threads))
+    die(ctx, "context");
+  nsde_model_config_init(&cfg);
+  cfg.width = width;
+  cfg.max_batch = batch;
+  if (nsde_model_new(ctx, &cfg, &m) || nsde_sgd_new(ctx, nsde_model_num_params(m), 0.9, 0, 0, &opt))
+    die(ctx, "model");
+  {
+    int64_t shape[4] = {batch, 3, 32, 32}, ls[2] = {batch, 10};
+    if (nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &x) || nsde_tensor_new(ctx, NSDE_FLOAT32, 2, ls, &logits))
+      die(ctx, "tensor");
+  }
+  labels = calloc((size_t)batch, sizeof(int32_t));
+  for (int64_t i = 0; i < nsde_tensor_numel(x); i++)
+    ((float *)nsde_tensor_data(x))[i] = (float)(0.5 + 0.5 * sin(0.01 * (double)i));
+  for (int b = 0; b < batch; b++)
+    labels[b] = b % 10;
+  /* warm-up, then timed training steps (forward, backward, SGD) */
+  if (nsde_model_loss_grad(m, x, labels, 1, 0, NULL, &loss, NULL))
+    die(ctx, "train");
+  t = now();
+  for (int s = 0; s < steps; s++) {
+    if (nsde_model_loss_grad(m, x, labels, 1, (uint64_t)s + 1, NULL, &loss, NULL) ||
+        nsde_sgd_step(opt, nsde_model_params(m), nsde_model_grads(m), 0.01))
+      die(ctx, "train");
+  }
+  train_s = (now() - t) / steps;
+  t = now();
+  for (int s = 0; s < steps; s++)
+    if (nsde_model_forward(m, x, 0, 0, logits))
+      die(ctx, "forward");
+  infer_s = (now() - t) / steps;
+  getrusage(RUSAGE_SELF, &ru);
+  printf("libnsde model width=%d batch=%d threads=%d params=%lld train_img_s=%.2f infer_img_s=%.2f "
+         "peak_rss_bytes=%ld train_gflops=%.1f loss=%.4f\n", width, batch, threads,
+         (long long)nsde_model_num_params(m), batch / train_s, batch / infer_s, ru.ru_maxrss * 1024L,
+         /* useful FLOPs: forward 2.2 GFLOP per image at width 64, backward twice that */
+         3.0 * 11 * 3 * 2.0 * 900 * width * (width + 1) * 9 / 1e9 * batch / train_s, loss);
+  free(labels);
+  nsde_tensor_free(x); nsde_tensor_free(logits);
+  nsde_sgd_free(opt); nsde_model_free(m); nsde_context_free(ctx);
+  return 0;
+}
+
 static void usage(FILE *out)
 {
   fprintf(out, "usage: nsde-bench gemm | solve [threads] | grad [threads]\n"
                "  gemm   sgemm GFLOP/s through libnsde vs BLIS generic kernels\n"
                "  solve  SDE solve throughput vs a hand-written C loop\n"
-               "  grad   gradient strategies: memory, backward/forward time, error\n");
+               "  grad   gradient strategies: memory, backward/forward time, error\n"
+               "  model  [--threads T --batch B --steps S --width W]: the CIFAR-10 model\n");
 }
 
 int main(int argc, char **argv)
@@ -330,6 +402,8 @@ int main(int argc, char **argv)
   }
   if (argc >= 2 && !strcmp(argv[1], "solve"))
     return cmd_solve(argc >= 3 ? atoi(argv[2]) : 1);
+  if (argc >= 2 && !strcmp(argv[1], "model"))
+    return cmd_model(argc - 2, argv + 2);
   if (argc >= 2 && !strcmp(argv[1], "grad"))
     return cmd_grad(argc >= 3 ? atoi(argv[2]) : 2);
   if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {

@@ -228,6 +228,12 @@ void nsde__gemm(const struct nsde_context *ctx, enum nsde_dtype dtype, bool ta, 
    * context's and nothing global (BLIS_NUM_THREADS, omp_set_num_threads)
    * is read or changed. */
   bli_rntm_set_num_threads(ctx ? ctx->threads : 1, &rntm);
+  /* BLIS's small-matrix ("sup") kernels pick their reduction order from each
+   * thread's share of the output (some reduce k inside SIMD lanes), so their
+   * bits depend on the thread count. The packed path sums every element over
+   * k in the same order whatever the partition: results stay bit-identical
+   * for any thread count, which training determinism needs. */
+  bli_rntm_disable_l3_sup(&rntm);
   if (dtype == NSDE_FLOAT32) {
     float al = (float)alpha, be = (float)beta;
     bli_sgemm_ex(tra, trb, m, n, k, &al, (float *)a, rsa, csa, (float *)b, rsb, csb,

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "func-private.h"
+#include "nn-private.h"
 #include "nsde-private.h"
 
 enum lkind { L_CONV, L_CCONV, L_GN, L_RELU, L_POOL, L_LINEAR };
@@ -35,10 +36,13 @@ struct nsde_net {
   float *params, *grads;
   float **act;   /* act[i]: output of layer i */
   float *col;    /* im2col buffer */
+  float *ctmp;   /* convolution output / gathered gradient, (cout x images x pixels) */
   float *dbuf[2];
   float *partial;
   void *mem;
 };
+
+static int64_t conv_chunk(const struct layer *l, int64_t max_batch);
 
 NSDE_API enum nsde_status nsde_net_new(struct nsde_context *ctx, int channels, int height,
                                        int width, struct nsde_net **out)
@@ -251,7 +255,7 @@ static void init_params(struct nsde_net *net, uint64_t seed)
 NSDE_API enum nsde_status nsde_net_finalize(struct nsde_net *net, int64_t max_batch,
                                             uint64_t seed)
 {
-  size_t total = 0, col = 0, maxact = 0, act_total = 0, part = 0;
+  size_t total = 0, col = 0, ctmp = 0, maxact = 0, act_total = 0, part = 0;
   char *m;
 
   if (!net)
@@ -275,7 +279,9 @@ NSDE_API enum nsde_status nsde_net_finalize(struct nsde_net *net, int64_t max_ba
     if (l->kind == L_CONV || l->kind == L_CCONV) {
       size_t K = (size_t)(l->cin + (l->kind == L_CCONV)) * l->k * l->k;
       size_t P = (size_t)l->hout * l->wout;
-      col = K * P > col ? K * P : col;
+      size_t nb = (size_t)conv_chunk(l, max_batch);
+      col = K * P * nb > col ? K * P * nb : col;
+      ctmp = (size_t)l->cout * P * nb > ctmp ? (size_t)l->cout * P * nb : ctmp;
     }
     if (l->kind == L_GN) {
       l->stats = calloc((size_t)(2 * max_batch * l->groups), sizeof(float));
@@ -286,7 +292,8 @@ NSDE_API enum nsde_status nsde_net_finalize(struct nsde_net *net, int64_t max_ba
     maxact = (size_t)l->out_sz > maxact ? (size_t)l->out_sz : maxact;
   }
   total = 2 * (((size_t)net->np * 4 + 63) & ~(size_t)63) + act_total +
-          ((col * 4 + 63) & ~(size_t)63) + 2 * (((size_t)max_batch * maxact * 4 + 63) & ~(size_t)63) +
+          ((col * 4 + 63) & ~(size_t)63) + ((ctmp * 4 + 63) & ~(size_t)63) +
+          2 * (((size_t)max_batch * maxact * 4 + 63) & ~(size_t)63) +
           ((part * 4 + 63) & ~(size_t)63);
   net->mem = nsde__alloc(total);
   if (!net->mem)
@@ -304,6 +311,7 @@ NSDE_API enum nsde_status nsde_net_finalize(struct nsde_net *net, int64_t max_ba
   for (int i = 0; i < net->nl; i++)
     CARVE(net->act[i], (size_t)max_batch * (size_t)net->L[i].out_sz);
   CARVE(net->col, col);
+  CARVE(net->ctmp, ctmp);
   CARVE(net->dbuf[0], (size_t)max_batch * maxact);
   CARVE(net->dbuf[1], (size_t)max_batch * maxact);
   CARVE(net->partial, part);
@@ -352,7 +360,7 @@ NSDE_API enum nsde_status nsde_net_zero_grads(struct nsde_net *net)
 /* col[(c k k + ky k + kx) P + oy wout + ox] = input value or padding zero;
  * for concat-conv, channel 0 is the plane of value t. */
 static void im2col(const struct nsde_net *net, const struct layer *l, const float *in, float t,
-                   float *col)
+                   float *col, int64_t ld)
 {
   const int cc = l->cin + (l->kind == L_CCONV), k = l->k, P = l->hout * l->wout;
   const int rows = cc * k * k, nt = net->ctx->threads;
@@ -361,8 +369,14 @@ static void im2col(const struct nsde_net *net, const struct layer *l, const floa
   for (int r = 0; r < rows; r++) {
     int c = r / (k * k), ky = (r / k) % k, kx = r % k;
     int src = l->kind == L_CCONV ? c - 1 : c;
-    float *dst = col + (size_t)r * P;
+    float *dst = col + (size_t)r * (size_t)ld;
     const float *plane = src >= 0 ? in + (size_t)src * l->hin * l->win : NULL;
+    /* output columns whose input column lies inside the image: [ox0, ox1) */
+    int ox0 = 0, ox1 = l->wout;
+    while (ox0 < ox1 && ox0 * l->stride - l->pad + kx < 0)
+      ox0++;
+    while (ox1 > ox0 && (ox1 - 1) * l->stride - l->pad + kx >= l->win)
+      ox1--;
     for (int oy = 0; oy < l->hout; oy++) {
       int iy = oy * l->stride - l->pad + ky;
       float *d = dst + oy * l->wout;
@@ -370,16 +384,27 @@ static void im2col(const struct nsde_net *net, const struct layer *l, const floa
         memset(d, 0, (size_t)l->wout * sizeof(float));
         continue;
       }
-      for (int ox = 0; ox < l->wout; ox++) {
-        int ix = ox * l->stride - l->pad + kx;
-        d[ox] = (ix < 0 || ix >= l->win) ? 0.0f : plane ? plane[iy * l->win + ix] : t;
+      for (int ox = 0; ox < ox0; ox++)
+        d[ox] = 0.0f;
+      if (!plane) {
+        for (int ox = ox0; ox < ox1; ox++)
+          d[ox] = t;
+      } else if (l->stride == 1) {
+        memcpy(d + ox0, plane + iy * l->win + ox0 - l->pad + kx, (size_t)(ox1 - ox0) * sizeof(float));
+      } else {
+        const float *srow = plane + iy * l->win - l->pad + kx;
+        for (int ox = ox0; ox < ox1; ox++)
+          d[ox] = srow[ox * l->stride];
       }
+      for (int ox = ox1; ox < l->wout; ox++)
+        d[ox] = 0.0f;
     }
   }
 }
 
 /* dx[c][iy][ix] += dcol[...]: the adjoint of im2col (time plane skipped). */
-static void col2im(const struct nsde_net *net, const struct layer *l, const float *dcol, float *dx)
+static void col2im(const struct nsde_net *net, const struct layer *l, const float *dcol, int64_t ld,
+                   float *dx)
 {
   const int k = l->k, P = l->hout * l->wout, off = l->kind == L_CCONV, nt = net->ctx->threads;
   (void)nt;
@@ -389,37 +414,66 @@ static void col2im(const struct nsde_net *net, const struct layer *l, const floa
     memset(plane, 0, (size_t)l->hin * l->win * sizeof(float));
     for (int ky = 0; ky < k; ky++)
       for (int kx = 0; kx < k; kx++) {
-        const float *src = dcol + (size_t)(((c + off) * k + ky) * k + kx) * P;
+        const float *src = dcol + (size_t)(((c + off) * k + ky) * k + kx) * (size_t)ld;
+        int ox0 = 0, ox1 = l->wout;
+        while (ox0 < ox1 && ox0 * l->stride - l->pad + kx < 0)
+          ox0++;
+        while (ox1 > ox0 && (ox1 - 1) * l->stride - l->pad + kx >= l->win)
+          ox1--;
         for (int oy = 0; oy < l->hout; oy++) {
           int iy = oy * l->stride - l->pad + ky;
+          float *drow;
+          const float *srow = src + oy * l->wout;
           if (iy < 0 || iy >= l->hin)
             continue;
-          for (int ox = 0; ox < l->wout; ox++) {
-            int ix = ox * l->stride - l->pad + kx;
-            if (ix >= 0 && ix < l->win)
-              plane[iy * l->win + ix] += src[oy * l->wout + ox];
+          drow = plane + iy * l->win - l->pad + kx;
+          if (l->stride == 1) {
+            for (int ox = ox0; ox < ox1; ox++)
+              drow[ox] += srow[ox];
+          } else {
+            for (int ox = ox0; ox < ox1; ox++)
+              drow[ox * l->stride] += srow[ox];
           }
         }
       }
   }
 }
 
+/* Images per GEMM: enough pixels to keep BLIS efficient, few enough that the
+ * column buffer stays around 4 MB. Depends on shapes only (determinism). */
+static int64_t conv_chunk(const struct layer *l, int64_t max_batch)
+{
+  const int64_t K = (int64_t)(l->cin + (l->kind == L_CCONV)) * l->k * l->k;
+  const int64_t P = (int64_t)l->hout * l->wout;
+  int64_t nb = ((int64_t)1 << 19) / (K * P > 0 ? K * P : 1);
+  if (nb < 1)
+    nb = 1;
+  if (nb > max_batch)
+    nb = max_batch;
+  return nb;
+}
+
 static void conv_forward(struct nsde_net *net, const struct layer *l, int64_t B, const float *x,
                          float *y, float t)
 {
   const int64_t K = (int64_t)(l->cin + (l->kind == L_CCONV)) * l->k * l->k;
-  const int64_t P = (int64_t)l->hout * l->wout;
+  const int64_t P = (int64_t)l->hout * l->wout, nbmax = conv_chunk(l, net->max_batch);
   const float *W = net->params + l->poff, *bias = W + (size_t)l->cout * K;
 
-  for (int64_t b = 0; b < B; b++) {
-    float *yb = y + b * l->out_sz;
-    im2col(net, l, x + b * l->in_sz, t, net->col);
-    /* y_b^T (P x cout) = col^T (P x K) W^T (K x cout) */
-    nsde__gemm(net->ctx, NSDE_FLOAT32, false, false, P, l->cout, K, 1.0, net->col, 1, P, W, 1, K,
-               0.0, yb, 1, P);
-    for (int o = 0; o < l->cout; o++)
-      for (int64_t p = 0; p < P; p++)
-        yb[o * P + p] += bias[o];
+  for (int64_t b0 = 0; b0 < B; b0 += nbmax) {
+    const int64_t nb = B - b0 < nbmax ? B - b0 : nbmax, ld = nb * P;
+    for (int64_t j = 0; j < nb; j++)
+      im2col(net, l, x + (b0 + j) * l->in_sz, t, net->col + j * P, ld);
+    /* C^T (nb P x cout) = col^T (nb P x K) W^T (K x cout), stored as C (cout x nb P) */
+    nsde__gemm(net->ctx, NSDE_FLOAT32, false, false, ld, l->cout, K, 1.0, net->col, 1, ld, W, 1, K,
+               0.0, net->ctmp, 1, ld);
+    for (int64_t j = 0; j < nb; j++)
+      for (int o = 0; o < l->cout; o++) {
+        const float *src = net->ctmp + (size_t)o * ld + j * P;
+        float *dst = y + (b0 + j) * l->out_sz + (size_t)o * P;
+        for (int64_t p = 0; p < P; p++)
+          dst[p] = src[p] + bias[o];
+      }
   }
 }
 
@@ -427,27 +481,34 @@ static void conv_backward(struct nsde_net *net, const struct layer *l, int64_t B
                           const float *dy, float *dx, float *gp, float t)
 {
   const int64_t K = (int64_t)(l->cin + (l->kind == L_CCONV)) * l->k * l->k;
-  const int64_t P = (int64_t)l->hout * l->wout;
+  const int64_t P = (int64_t)l->hout * l->wout, nbmax = conv_chunk(l, net->max_batch);
   const float *W = net->params + l->poff;
   float *dW = gp + l->poff, *db = dW + (size_t)l->cout * K;
 
-  for (int64_t b = 0; b < B; b++) {
-    const float *dyb = dy + b * l->out_sz;
-    im2col(net, l, x + b * l->in_sz, t, net->col);
-    /* dW (cout x K) += dy_b (cout x P) col^T (P x K) */
-    nsde__gemm(net->ctx, NSDE_FLOAT32, false, false, l->cout, K, P, 1.0, dyb, P, 1, net->col, 1,
-               P, 1.0, dW, K, 1);
+  for (int64_t b0 = 0; b0 < B; b0 += nbmax) {
+    const int64_t nb = B - b0 < nbmax ? B - b0 : nbmax, ld = nb * P;
+    for (int64_t j = 0; j < nb; j++) {
+      im2col(net, l, x + (b0 + j) * l->in_sz, t, net->col + j * P, ld);
+      for (int o = 0; o < l->cout; o++) /* gather dy into (cout x nb P) */
+        memcpy(net->ctmp + (size_t)o * ld + j * P, dy + (b0 + j) * l->out_sz + (size_t)o * P,
+               (size_t)P * sizeof(float));
+    }
+    /* dW (cout x K) += dY (cout x nb P) col^T (nb P x K) */
+    nsde__gemm(net->ctx, NSDE_FLOAT32, false, false, l->cout, K, ld, 1.0, net->ctmp, ld, 1,
+               net->col, 1, ld, 1.0, dW, K, 1);
     for (int o = 0; o < l->cout; o++) {
       double s = 0;
-      for (int64_t p = 0; p < P; p++)
-        s += dyb[o * P + p];
+      const float *row = net->ctmp + (size_t)o * ld;
+      for (int64_t p = 0; p < ld; p++)
+        s += row[p];
       db[o] += (float)s;
     }
     if (dx) {
-      /* dcol (K x P) = W^T (K x cout) dy_b (cout x P), then scatter back */
-      nsde__gemm(net->ctx, NSDE_FLOAT32, false, false, K, P, l->cout, 1.0, W, 1, K, dyb, P, 1,
-                 0.0, net->col, P, 1);
-      col2im(net, l, net->col, dx + b * l->in_sz);
+      /* dcol (K x nb P) = W^T (K x cout) dY (cout x nb P), then scatter back */
+      nsde__gemm(net->ctx, NSDE_FLOAT32, false, false, K, ld, l->cout, 1.0, W, 1, K, net->ctmp,
+                 ld, 1, 0.0, net->col, ld, 1);
+      for (int64_t j = 0; j < nb; j++)
+        col2im(net, l, net->col + j * P, ld, dx + (b0 + j) * l->in_sz);
     }
   }
 }
@@ -628,7 +689,7 @@ static void layer_backward(struct nsde_net *net, const struct layer *l, int64_t 
 }
 
 /* Raw forward on B items: returns the output activation. */
-static const float *net_forward_raw(struct nsde_net *net, int64_t B, const float *x, float t)
+const float *nsde__net_forward_raw(struct nsde_net *net, int64_t B, const float *x, float t)
 {
   const float *in = x;
   for (int i = 0; i < net->nl; i++) {
@@ -640,7 +701,7 @@ static const float *net_forward_raw(struct nsde_net *net, int64_t B, const float
 
 /* Raw backward after net_forward_raw on the same x: dx may be NULL;
  * parameter gradients are added to gp. */
-static void net_backward_raw(struct nsde_net *net, int64_t B, const float *x, const float *dy,
+void nsde__net_backward_raw(struct nsde_net *net, int64_t B, const float *x, const float *dy,
                              float *dx, float *gp, float t)
 {
   const float *g = dy;
@@ -683,7 +744,7 @@ NSDE_API enum nsde_status nsde_net_forward(struct nsde_net *net, double t,
 
   if (st != NSDE_OK)
     return st;
-  out = net_forward_raw(net, x->shape[0], x->data, (float)t);
+  out = nsde__net_forward_raw(net, x->shape[0], x->data, (float)t);
   memcpy(y->data, out, (size_t)y->numel * sizeof(float));
   return NSDE_OK;
 }
@@ -699,8 +760,8 @@ NSDE_API enum nsde_status nsde_net_backward(struct nsde_net *net, double t,
     return st;
   if (dx && (dx->dtype != NSDE_FLOAT32 || !dx->contiguous || dx->numel != x->numel))
     return nsde__error(net->ctx, NSDE_ERR_SHAPE, "nsde_net_backward: dx must match x");
-  net_forward_raw(net, x->shape[0], x->data, (float)t);
-  net_backward_raw(net, x->shape[0], x->data, dy->data, dx ? dx->data : NULL, net->grads,
+  nsde__net_forward_raw(net, x->shape[0], x->data, (float)t);
+  nsde__net_backward_raw(net, x->shape[0], x->data, dy->data, dx ? dx->data : NULL, net->grads,
                    (float)t);
   return NSDE_OK;
 }
@@ -713,7 +774,7 @@ static int net_eval_cb(void *user, double t, int64_t batch, int64_t dim, const v
   const float *y;
   if (dim != (int64_t)net->c * net->h * net->w || batch > net->max_batch)
     return -1;
-  y = net_forward_raw(net, batch, x, (float)t);
+  y = nsde__net_forward_raw(net, batch, x, (float)t);
   memcpy(out, y, (size_t)(batch * dim) * sizeof(float));
   return 0;
 }
@@ -724,8 +785,8 @@ static int net_vjp_cb(void *user, double t, int64_t batch, int64_t dim, const vo
   struct nsde_net *net = user;
   if (dim != (int64_t)net->c * net->h * net->w || batch > net->max_batch)
     return -1;
-  net_forward_raw(net, batch, x, (float)t); /* recompute this step's activations */
-  net_backward_raw(net, batch, x, v, grad_x, grad_params ? grad_params : net->grads, (float)t);
+  nsde__net_forward_raw(net, batch, x, (float)t); /* recompute this step's activations */
+  nsde__net_backward_raw(net, batch, x, v, grad_x, grad_params ? grad_params : net->grads, (float)t);
   return 0;
 }
 
@@ -753,12 +814,15 @@ NSDE_API enum nsde_status nsde_net_as_func(struct nsde_net *net, struct nsde_fun
 }
 
 NSDE_API enum nsde_status nsde_net_new_paper_drift(struct nsde_context *ctx, int channels,
-                                                   int height, int width, int64_t max_batch,
-                                                   uint64_t seed, struct nsde_net **out)
+                                                   int height, int width, int groups,
+                                                   int64_t max_batch, uint64_t seed,
+                                                   struct nsde_net **out)
 {
   struct nsde_net *net = NULL;
   enum nsde_status st = nsde_net_new(ctx, channels, height, width, &net);
-  const int groups = channels < 32 ? channels : 32;
+
+  if (groups <= 0)
+    groups = channels < 32 ? channels : 32;
 
   if (st != NSDE_OK) {
     if (out)
@@ -782,4 +846,17 @@ NSDE_API enum nsde_status nsde_net_new_paper_drift(struct nsde_context *ctx, int
   }
   *out = net;
   return st;
+}
+
+void nsde__net_bind(struct nsde_net *net, float *params, float *grads)
+{
+  memcpy(params, net->params, (size_t)net->np * sizeof(float));
+  memset(grads, 0, (size_t)net->np * sizeof(float));
+  net->params = params;
+  net->grads = grads;
+}
+
+int64_t nsde__net_out_size(const struct nsde_net *net)
+{
+  return net->L[net->nl - 1].out_sz;
 }

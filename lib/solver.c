@@ -646,6 +646,15 @@ NSDE_API enum nsde_status nsde_solver_reconstruct(struct nsde_solver *s,
   return NSDE_OK;
 }
 
+NSDE_API enum nsde_status nsde_solver_set_seed(struct nsde_solver *s, uint64_t seed)
+{
+  if (!s)
+    return NSDE_ERR_NULL;
+  s->bm.seed = seed;
+  s->grad_ready = false;
+  return NSDE_OK;
+}
+
 NSDE_API double nsde_solver_time(const struct nsde_solver *s)
 {
   return s ? s->grid[s->step] : NAN;

@@ -169,7 +169,7 @@ START_TEST(paper_parameter_counts)
   ck_assert_int_eq(nsde_net_new(ctx, 3, 32, 32, &stem), NSDE_OK);
   ck_assert_int_eq(nsde_net_add_conv2d(stem, 64, 3, 1, 0), NSDE_OK);
   ck_assert_int_eq(nsde_net_finalize(stem, 1, 1), NSDE_OK);
-  ck_assert_int_eq(nsde_net_new_paper_drift(ctx, 64, 30, 30, 1, 1, &drift), NSDE_OK);
+  ck_assert_int_eq(nsde_net_new_paper_drift(ctx, 64, 30, 30, 0, 1, 1, &drift), NSDE_OK);
   ck_assert_int_eq(nsde_net_new(ctx, 64, 30, 30, &head), NSDE_OK);
   ck_assert_int_eq(nsde_net_add_groupnorm(head, 32, 1e-5), NSDE_OK);
   ck_assert_int_eq(nsde_net_add_relu(head), NSDE_OK);
@@ -194,7 +194,7 @@ START_TEST(paper_parameter_counts)
     ck_assert_int_eq(nsde_net_output_shape(stem, &c, &h, &w), NSDE_OK);
     ck_assert_int_eq(c, 256);
     ck_assert_int_eq(h, 24);
-    ck_assert_int_eq(nsde_net_new_paper_drift(ctx, c, h, w, 1, 1, &drift), NSDE_OK);
+    ck_assert_int_eq(nsde_net_new_paper_drift(ctx, c, h, w, 0, 1, 1, &drift), NSDE_OK);
   }
   ck_assert_int_eq(nsde_net_new(ctx, 256, 24, 24, &head), NSDE_OK);
   ck_assert_int_eq(nsde_net_add_groupnorm(head, 32, 1e-5), NSDE_OK);

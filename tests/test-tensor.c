@@ -236,6 +236,33 @@ START_TEST(threaded_ops)
 }
 END_TEST
 
+/* GEMM bits do not depend on the thread count, also for the small, skinny
+ * shapes of convolution weight gradients (BLIS's "sup" kernels differ there). */
+START_TEST(gemm_thread_independent)
+{
+  const int shapes[4][3] = {{8, 27, 900}, {64, 27, 900}, {16, 153, 900}, {900, 64, 585}};
+  for (int s = 0; s < 4; s++) {
+    int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+    int64_t sa[2] = {m, k}, sb[2] = {n, k}, sc[2] = {m, n};
+    struct nsde_tensor *A, *B, *C1, *C2;
+    uint64_t seed = 7;
+    ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 2, sa, &A), NSDE_OK);
+    ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 2, sb, &B), NSDE_OK);
+    ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 2, sc, &C1), NSDE_OK);
+    ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 2, sc, &C2), NSDE_OK);
+    for (int i = 0; i < m * k; i++) ((float *)nsde_tensor_data(A))[i] = (float)lcg(&seed);
+    for (int i = 0; i < n * k; i++) ((float *)nsde_tensor_data(B))[i] = (float)lcg(&seed);
+    nsde_context_set_threads(ctx, 1);
+    ck_assert_int_eq(nsde_tensor_gemm(NSDE_NO_TRANS, NSDE_TRANS, 1.0, A, B, 0.0, C1), NSDE_OK);
+    nsde_context_set_threads(ctx, 2);
+    ck_assert_int_eq(nsde_tensor_gemm(NSDE_NO_TRANS, NSDE_TRANS, 1.0, A, B, 0.0, C2), NSDE_OK);
+    ck_assert_msg(!memcmp(nsde_tensor_data(C1), nsde_tensor_data(C2), sizeof(float) * (size_t)(m * n)),
+                  "%dx%dx%d differs between 1 and 2 threads", m, n, k);
+    nsde_tensor_free(A); nsde_tensor_free(B); nsde_tensor_free(C1); nsde_tensor_free(C2);
+  }
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("tensor");
@@ -248,6 +275,7 @@ int main(void)
   tcase_add_test(tc, mismatch);
   tcase_add_test(tc, gemm_vs_naive);
   tcase_add_test(tc, threaded_ops);
+  tcase_add_test(tc, gemm_thread_independent);
   suite_add_tcase(s, tc);
   return run_suite(s);
 }

@@ -231,6 +231,13 @@ NSDE_API enum nsde_status nsde_solver_reset(struct nsde_solver *s);
  */
 NSDE_API enum nsde_status nsde_solver_step(struct nsde_solver *s, struct nsde_tensor *state);
 
+/**
+ * Use a new Brownian seed from the next solve on (a new path per training
+ * batch, say); gradients of an earlier solve are no longer available.
+ * @return NSDE_OK, NSDE_ERR_NULL.
+ */
+NSDE_API enum nsde_status nsde_solver_set_seed(struct nsde_solver *s, uint64_t seed);
+
 /** Current time of a step-wise integration (NaN for NULL). */
 NSDE_API double nsde_solver_time(const struct nsde_solver *s);
 /** Steps taken so far (-1 for NULL). */

@@ -37,5 +37,6 @@
 #include <nsde/nsde-brownian.h>
 #include <nsde/nsde-sde.h>
 #include <nsde/nsde-nn.h>
+#include <nsde/nsde-data.h>
 
 #endif

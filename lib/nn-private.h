@@ -1,0 +1,17 @@
+/* Network internals for the models. Not installed. SPDX-License-Identifier: MIT */
+#ifndef NSDE_NN_PRIVATE_H
+#define NSDE_NN_PRIVATE_H
+
+#include "nsde-private.h"
+
+/* Forward on B contiguous items; returns the net's output activation. */
+const float *nsde__net_forward_raw(struct nsde_net *net, int64_t B, const float *x, float t);
+/* Backward after nsde__net_forward_raw on the same x; dx may be NULL;
+ * parameter gradients are added to gp. */
+void nsde__net_backward_raw(struct nsde_net *net, int64_t B, const float *x, const float *dy,
+                            float *dx, float *gp, float t);
+/* Move the net's parameters (and gradients) into caller-owned slices. */
+void nsde__net_bind(struct nsde_net *net, float *params, float *grads);
+int64_t nsde__net_out_size(const struct nsde_net *net);
+
+#endif
