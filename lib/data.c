@@ -168,9 +168,10 @@ static enum nsde_status cifar_file(struct nsde_dataset *ds, const char *path, in
   for (int64_t r = 0; r < recs; r++) {
     const unsigned char *rec = d + (size_t)r * 3073;
     if (rec[0] > 9) {
+      int label = rec[0];
       free(d);
       return nsde__error(ds->ctx, NSDE_ERR_FORMAT, "%s: record %lld has label %d (CIFAR-10 has 0..9)",
-                         path, (long long)r, rec[0]);
+                         path, (long long)r, label);
     }
     ds->labels[ds->n] = rec[0];
     memcpy(ds->pix + (size_t)ds->n * 3072, rec + 1, 3072);
