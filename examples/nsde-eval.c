@@ -3,7 +3,8 @@
  *
  *   nsde-eval --model MODEL --data fashion-mnist|cifar10|stl10 [--data-dir DIR]
  *             [--subset N] [--ttn PASSES] [--attack-images N] [--attack-steps S]
- *             [--eps 0,0.05,...] [--severities 5] [--out DIR] [--threads T] [--seed S]
+ *             [--eps 0,0.05,...] [--severities 5] [--corruption-passes P] [--out DIR]
+ *             [--threads T] [--seed S]
  *
  * Clean accuracy without noise and with the test-time noise ensemble (TTN:
  * summed softmax of PASSES noisy passes); the authors' l2 attack (Adam, lr
@@ -106,7 +107,7 @@ int main(int argc, char **argv)
 {
   const char *model_path = NULL, *data = "fashion-mnist", *dir = NULL, *outdir = ".";
   long subset = 1000, attack_images = 200;
-  int ttn = 100, steps = 40, severities = 5, threads = 0;
+  int ttn = 100, steps = 40, severities = 5, threads = 0, cpasses = -1;
   double eps_list[32] = {0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5};
   int neps = 11;
   unsigned long long seed = 12345;
@@ -133,6 +134,7 @@ int main(int argc, char **argv)
     else if (OPT("--attack-images")) attack_images = atol(v);
     else if (OPT("--attack-steps")) steps = atoi(v);
     else if (OPT("--severities")) severities = atoi(v);
+    else if (OPT("--corruption-passes")) cpasses = atoi(v);
     else if (OPT("--out")) outdir = v;
     else if (OPT("--threads")) threads = atoi(v);
     else if (OPT("--seed")) seed = strtoull(v, NULL, 0);
@@ -146,11 +148,14 @@ int main(int argc, char **argv)
     } else {
       fprintf(stderr, "usage: nsde-eval --model MODEL --data fashion-mnist|cifar10|stl10 [--data-dir DIR] "
                       "[--subset N] [--ttn PASSES] [--attack-images N] [--attack-steps S] "
-                      "[--eps e1,e2,..] [--severities 0..5] [--out DIR] [--threads T] [--seed S]\n");
+                      "[--eps e1,e2,..] [--severities 0..5] [--corruption-passes P] [--out DIR] "
+                      "[--threads T] [--seed S]\n");
       return 2;
     }
 #undef OPT
   }
+  if (cpasses < 0)
+    cpasses = ttn < 10 ? ttn : 10;
   if (!model_path || ttn < 0 || steps < 0 || severities < 0 || severities > 5 || subset < 1) {
     fprintf(stderr, "nsde-eval: --model is required; counts must not be negative\n");
     return 2;
@@ -292,8 +297,8 @@ int main(int argc, char **argv)
         for (int k = 0; k < bs; k++) idx[k] = b0 + k;
         ex_check(ctx, nsde_dataset_batch(ds, idx, bs, 0, 0, x, labels), "batch");
         corrupt(nsde_tensor_data(x), item, bs, f, sev);
-        ex_check(ctx, nsde_model_predict(m, x, ttn > 0 ? (ttn < 10 ? ttn : 10) : 0, seed + 5 + (unsigned long long)b0,
-                                         probs), "predict");
+        ex_check(ctx, nsde_model_predict(m, x, cpasses, seed + 5 + (unsigned long long)b0, probs),
+                 "predict");
         hits += count_correct(nsde_tensor_data(probs), labels, bs, classes);
       }
       fprintf(fc, "%d,%s,%.6f\n", sev, families[f], (double)hits / n);

@@ -24,18 +24,18 @@ if [ $# -ge 1 ]; then
   else
     dir=$1
   fi
-  eps=${EPS:-0,0.1,0.2,0.3,0.5}
+  eps=${EPS:-0,0.25,0.5}
   crop=4
 else
   data=fashion-mnist
   dir=/usr/share/datasets/fashion-mnist
-  eps=${EPS:-0,0.25,0.5,1.0}
+  eps=${EPS:-0,0.5,1.0}
   crop=0
 fi
-train_images=${TRAIN_IMAGES:-3000}
+train_images=${TRAIN_IMAGES:-2000}
 epochs=${EPOCHS:-2}
 width=${WIDTH:-16}
-test_images=${TEST_IMAGES:-500}
+test_images=${TEST_IMAGES:-200}
 attack_images=${ATTACK_IMAGES:-100}
 out=results/$data
 mkdir -p "$out"
@@ -50,7 +50,7 @@ for model in ode sde; do
   mkdir -p "$out/$model"
   ./build/examples/nsde-eval --model "$out/$model.nsde" --data $data --data-dir "$dir" \
     --subset "$test_images" --ttn 10 --attack-images "$attack_images" --attack-steps 10 \
-    --eps "$eps" --severities 5 --out "$out/$model"
+    --eps "$eps" --severities 5 --corruption-passes 1 --out "$out/$model"
 done
 
 # mean corruption accuracy per severity, and the plots
