@@ -490,23 +490,17 @@ static void add_saved(struct nsde_solver *s, const struct nsde_tensor *gs, int64
     }
 }
 
-/* Copy between a user tensor of the state's shape and a contiguous array. */
-static void xfer_user(struct nsde_solver *s, struct nsde_tensor *user, void *buf, bool to_user)
+/* After the backward step into grid point n: add the save-at cotangents there
+ * and refuse a non-finite gradient, naming the step. */
+static enum nsde_status step_done(struct nsde_solver *s, const struct nsde_tensor *grad_saved,
+                                  int64_t n)
 {
-  struct nsde_tensor view = *user;
-  int64_t st = 1;
-
-  view.data = buf;
-  view.owned = NULL;
-  view.contiguous = 1;
-  for (int i = s->rank - 1; i >= 0; i--) {
-    view.stride[i] = st;
-    st *= s->shape[i];
-  }
-  if (to_user)
-    nsde_tensor_copy(user, &view);
-  else
-    nsde_tensor_copy(&view, user);
+  add_saved(s, grad_saved, n, s->gbuf[G_A]);
+  if (count_nonfinite(s, s->gbuf[G_A]))
+    return nsde__error(s->ctx, NSDE_ERR_NONFINITE,
+                       "non-finite gradient in the backward pass at step %lld (t = %.17g)",
+                       (long long)n, s->grid[n]);
+  return NSDE_OK;
 }
 
 static enum nsde_status check_like_state(struct nsde_solver *s, const struct nsde_tensor *t,
@@ -565,7 +559,7 @@ NSDE_API enum nsde_status nsde_backward(struct nsde_solver *s,
   memset(pd, 0, 2 * (np_d + np_g) * s->esz);
   A = s->gbuf[G_A];
   N = s->n_grid;
-  xfer_user(s, (struct nsde_tensor *)grad_final, A, false);
+  nsde__solver_xfer(s, (struct nsde_tensor *)grad_final, A, false);
   zero(s, s->gbuf[G_Z]);
   zero(s, s->gbuf[G_CF]);
   zero(s, s->gbuf[G_CG]);
@@ -577,11 +571,7 @@ NSDE_API enum nsde_status nsde_backward(struct nsde_solver *s,
       int64_t k = rev ? n + 1 : n;
       st = back_step(s, n, slot(s, k, 0), s->rec_n > 1 ? slot(s, k, 1) : NULL, pd, pg);
       if (st == NSDE_OK)
-        add_saved(s, grad_saved, n, A);
-      if (st == NSDE_OK && count_nonfinite(s, A))
-        st = nsde__error(s->ctx, NSDE_ERR_NONFINITE,
-                         "non-finite gradient in the backward pass at step %lld (t = %.17g)",
-                         (long long)n, s->grid[n]);
+        st = step_done(s, grad_saved, n);
     }
     if (st == NSDE_OK && rev) {
       rev_finish(s);
@@ -610,11 +600,7 @@ NSDE_API enum nsde_status nsde_backward(struct nsde_solver *s,
         int64_t k = n - c0 + (rev ? 1 : 0);
         st = back_step(s, n, slot(s, k, 0), s->rec_n > 1 ? slot(s, k, 1) : NULL, pd, pg);
         if (st == NSDE_OK)
-          add_saved(s, grad_saved, n, A);
-        if (st == NSDE_OK && count_nonfinite(s, A))
-          st = nsde__error(s->ctx, NSDE_ERR_NONFINITE,
-                           "non-finite gradient in the backward pass at step %lld (t = %.17g)",
-                           (long long)n, s->grid[n]);
+          st = step_done(s, grad_saved, n);
       }
     }
     if (st == NSDE_OK && rev) {
@@ -631,11 +617,7 @@ NSDE_API enum nsde_status nsde_backward(struct nsde_solver *s,
       if (st == NSDE_OK)
         st = nsde__solver_step(s, 1);
       if (st == NSDE_OK)
-        add_saved(s, grad_saved, n, A);
-      if (st == NSDE_OK && count_nonfinite(s, A))
-        st = nsde__error(s->ctx, NSDE_ERR_NONFINITE,
-                         "non-finite gradient in the backward pass at step %lld (t = %.17g)",
-                         (long long)n, s->grid[n]);
+        st = step_done(s, grad_saved, n);
     }
     if (st == NSDE_OK) {
       rev_finish(s);
@@ -650,11 +632,7 @@ NSDE_API enum nsde_status nsde_backward(struct nsde_solver *s,
     for (int64_t n = N - 1; n >= 0 && st == NSDE_OK; n--) {
       st = adjoint_step(s, n, pd, pg, pd2, pg2, np_d, np_g);
       if (st == NSDE_OK)
-        add_saved(s, grad_saved, n, A);
-      if (st == NSDE_OK && count_nonfinite(s, A))
-        st = nsde__error(s->ctx, NSDE_ERR_NONFINITE,
-                         "non-finite gradient in the backward pass at step %lld (t = %.17g)",
-                         (long long)n, s->grid[n]);
+        st = step_done(s, grad_saved, n);
     }
     break;
   case NSDE_GRAD_NONE:
@@ -662,7 +640,7 @@ NSDE_API enum nsde_status nsde_backward(struct nsde_solver *s,
   }
   if (st != NSDE_OK)
     return st;
-  xfer_user(s, grad_initial, A, true);
+  nsde__solver_xfer(s, grad_initial, A, true);
   if (grad_drift_params)
     memcpy(grad_drift_params, pd, np_d * s->esz);
   if (grad_diffusion_params)

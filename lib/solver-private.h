@@ -56,6 +56,9 @@ enum nsde_status nsde__solver_step(struct nsde_solver *s, int backwards);
 /* Drift at (t, x) -> f and diffusion -> g (g NULL: skip). */
 enum nsde_status nsde__solver_eval_fg(struct nsde_solver *s, double t, const void *x, void *f,
                                       void *g);
+/* Copy between a user tensor of the state's shape (any strides) and a
+ * contiguous solver array. */
+void nsde__solver_xfer(struct nsde_solver *s, struct nsde_tensor *user, void *buf, bool to_user);
 enum nsde_status nsde__solver_cb_fail(struct nsde_solver *s, const char *which, int rc,
                                       double t);
 

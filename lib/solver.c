@@ -527,7 +527,7 @@ static enum nsde_status check_state(struct nsde_solver *s, const struct nsde_ten
 }
 
 /* Copy between the user's tensor and a contiguous solver buffer. */
-static void xfer(struct nsde_solver *s, struct nsde_tensor *user, void *buf, bool to_user)
+void nsde__solver_xfer(struct nsde_solver *s, struct nsde_tensor *user, void *buf, bool to_user)
 {
   struct nsde_tensor view = *user;
 
@@ -568,11 +568,11 @@ NSDE_API enum nsde_status nsde_solver_step(struct nsde_solver *s, struct nsde_te
   if (s->step >= s->n_grid)
     return nsde__error(s->ctx, NSDE_ERR_STATE,
                        "nsde_solver_step: already at t1; call nsde_solver_reset() first");
-  xfer(s, state, s->buf[B_CUR], false);
+  nsde__solver_xfer(s, state, s->buf[B_CUR], false);
   s->grad_ready = false;
   st = nsde__solver_step(s, 0);
   if (st == NSDE_OK)
-    xfer(s, state, s->buf[B_CUR], true);
+    nsde__solver_xfer(s, state, s->buf[B_CUR], true);
   return st;
 }
 
@@ -594,7 +594,7 @@ NSDE_API enum nsde_status nsde_solve(struct nsde_solver *s, struct nsde_tensor *
                        "nsde_solve: saved must be contiguous, of the state's dtype, with "
                        "n_save * numel(state) = %lld elements", (long long)(s->n_save * s->n));
   nsde_solver_reset(s);
-  xfer(s, state, s->buf[B_CUR], false);
+  nsde__solver_xfer(s, state, s->buf[B_CUR], false);
   s->recording = s->grad == NSDE_GRAD_STORE_ALL;
   s->tape_first = 0;
   for (;;) {
@@ -611,7 +611,7 @@ NSDE_API enum nsde_status nsde_solve(struct nsde_solver *s, struct nsde_tensor *
       break;
   }
   s->recording = false;
-  xfer(s, state, s->buf[B_CUR], true);
+  nsde__solver_xfer(s, state, s->buf[B_CUR], true);
   if (st == NSDE_OK && s->grad != NSDE_GRAD_NONE) {
     s->grad_ready = true;
     s->param_hash = nsde__grad_param_hash(s);
@@ -641,7 +641,7 @@ NSDE_API enum nsde_status nsde_solver_reconstruct(struct nsde_solver *s,
     if (st != NSDE_OK)
       return st;
   }
-  xfer(s, state, s->buf[B_CUR], true);
+  nsde__solver_xfer(s, state, s->buf[B_CUR], true);
   s->rev_fresh = true;
   return NSDE_OK;
 }
