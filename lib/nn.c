@@ -357,6 +357,19 @@ NSDE_API enum nsde_status nsde_net_zero_grads(struct nsde_net *net)
 
 /* ---- convolution ----------------------------------------------------------- */
 
+/* Output columns [*ox0, *ox1) whose input column, for kernel column kx, lies
+ * inside the image (the rest read zero padding). Shared by im2col and col2im. */
+static void valid_cols(const struct layer *l, int kx, int *ox0, int *ox1)
+{
+  int a = 0, b = l->wout;
+  while (a < b && a * l->stride - l->pad + kx < 0)
+    a++;
+  while (b > a && (b - 1) * l->stride - l->pad + kx >= l->win)
+    b--;
+  *ox0 = a;
+  *ox1 = b;
+}
+
 /* col[(c k k + ky k + kx) P + oy wout + ox] = input value or padding zero;
  * for concat-conv, channel 0 is the plane of value t. */
 static void im2col(const struct nsde_net *net, const struct layer *l, const float *in, float t,
@@ -371,12 +384,8 @@ static void im2col(const struct nsde_net *net, const struct layer *l, const floa
     int src = l->kind == L_CCONV ? c - 1 : c;
     float *dst = col + (size_t)r * (size_t)ld;
     const float *plane = src >= 0 ? in + (size_t)src * l->hin * l->win : NULL;
-    /* output columns whose input column lies inside the image: [ox0, ox1) */
-    int ox0 = 0, ox1 = l->wout;
-    while (ox0 < ox1 && ox0 * l->stride - l->pad + kx < 0)
-      ox0++;
-    while (ox1 > ox0 && (ox1 - 1) * l->stride - l->pad + kx >= l->win)
-      ox1--;
+    int ox0, ox1;
+    valid_cols(l, kx, &ox0, &ox1);
     for (int oy = 0; oy < l->hout; oy++) {
       int iy = oy * l->stride - l->pad + ky;
       float *d = dst + oy * l->wout;
@@ -415,11 +424,8 @@ static void col2im(const struct nsde_net *net, const struct layer *l, const floa
     for (int ky = 0; ky < k; ky++)
       for (int kx = 0; kx < k; kx++) {
         const float *src = dcol + (size_t)(((c + off) * k + ky) * k + kx) * (size_t)ld;
-        int ox0 = 0, ox1 = l->wout;
-        while (ox0 < ox1 && ox0 * l->stride - l->pad + kx < 0)
-          ox0++;
-        while (ox1 > ox0 && (ox1 - 1) * l->stride - l->pad + kx >= l->win)
-          ox1--;
+        int ox0, ox1;
+        valid_cols(l, kx, &ox0, &ox1);
         for (int oy = 0; oy < l->hout; oy++) {
           int iy = oy * l->stride - l->pad + ky;
           float *drow;

@@ -74,11 +74,6 @@ void nsde__gemm(const struct nsde_context *ctx, enum nsde_dtype dtype, bool ta, 
 enum nsde_status nsde__check_shape(struct nsde_context *ctx, int rank, const int64_t *shape,
                                    int64_t *numel);
 
-#ifdef _OPENMP
-#include <omp.h>
-#define NSDE_OMP_THREADS(ctx) ((ctx) ? (ctx)->threads : 1)
-#endif
-
 /* Loops shorter than this stay on one thread: waking threads costs more. */
 #define NSDE_PAR_MIN 8192
 
