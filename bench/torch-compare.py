@@ -83,6 +83,7 @@ def run_torch(batch, threads, steps, width):
         opt.step()
     train = batch * steps / (time.time() - t0)
     with torch.no_grad():
+        m(x, False)  # warm-up
         t0 = time.time()
         for _ in range(steps):
             m(x, False)

@@ -236,14 +236,6 @@ static void interval(const struct nsde_brownian *bm, uint32_t e, uint32_t b, dou
 
 /* The generator in blocks along e: one clone per vector ISA, chosen at load
  * time (the values are the same bits on every clone; see philox.h). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define NSDE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-#endif
-#ifndef NSDE_CLONES
-#define NSDE_CLONES
-#endif
 
 #define BLOCK 64
 

@@ -212,6 +212,10 @@ NSDE_API enum nsde_status nsde_model_new(struct nsde_context *ctx,
   nsde__net_bind(m->stem, m->params + m->off_stem, m->grads + m->off_stem);
   nsde__net_bind(m->drift, m->params + m->off_drift, m->grads + m->off_drift);
   nsde__net_bind(m->head, m->params + m->off_head, m->grads + m->off_head);
+  /* the state between the nets stays channels-last: no transposes per step */
+  nsde__net_set_layout(m->stem, false, true);
+  nsde__net_set_layout(m->drift, true, true);
+  nsde__net_set_layout(m->head, true, false);
   if (cfg->learn_sigma) {
     m->params[m->np - 1] = (float)cfg->sigma;
     m->grads[m->np - 1] = 0;
@@ -232,6 +236,11 @@ NSDE_API enum nsde_status nsde_model_new(struct nsde_context *ctx,
                       NSDE_ITO, &m->sde_noisy);
   if (st == NSDE_OK && !get_solver(m, cfg->max_batch, m->g != NULL, 1))
     st = nsde_context_last_status(ctx) != NSDE_OK ? nsde_context_last_status(ctx) : NSDE_ERR_NOMEM;
+  /* storing every state: keep every step's convolution outputs too, so the
+   * backward pass recomputes no convolution (one drift eval per EM step) */
+  if (st == NSDE_OK && cfg->grad == NSDE_GRAD_STORE_ALL)
+    st = nsde_net_set_tape(m->drift, nsde_solver_num_steps(get_solver(m, cfg->max_batch,
+                                                                       m->g != NULL, 1)));
   if (st != NSDE_OK)
     goto fail;
   *out = m;

@@ -12,6 +12,8 @@ void nsde__net_backward_raw(struct nsde_net *net, int64_t B, const float *x, con
                             float *dx, float *gp, float t);
 /* Move the net's parameters (and gradients) into caller-owned slices. */
 void nsde__net_bind(struct nsde_net *net, float *params, float *grads);
+/* Items enter (in_nhwc) and leave (out_nhwc) channels-last instead of NCHW. */
+void nsde__net_set_layout(struct nsde_net *net, bool in_nhwc, bool out_nhwc);
 int64_t nsde__net_out_size(const struct nsde_net *net);
 
 #endif

@@ -11,6 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#else
+static int omp_get_thread_num(void) { return 0; }
+#endif
+
 #include "func-private.h"
 #include "nn-private.h"
 #include "nsde-private.h"
@@ -23,7 +29,16 @@ struct layer {
   int k, stride, pad, groups;
   float eps;
   int64_t poff, np, in_sz, out_sz;
-  float *stats; /* GN: mean and rstd per (item, group) */
+  int64_t wpoff;   /* convolution: packed weights in net->wpack */
+  bool fused_relu; /* group norm followed by ReLU: writes the ReLU's output */
+  float *stats;    /* GN: mean and rstd per (item, group) */
+};
+
+struct tape_meta {
+  double t;
+  int64_t B;
+  uint64_t xh, ph;
+  bool valid;
 };
 
 struct nsde_net {
@@ -34,15 +49,33 @@ struct nsde_net {
   bool final;
   int64_t max_batch, np;
   float *params, *grads;
-  float **act;   /* act[i]: output of layer i */
-  float *col;    /* im2col buffer */
-  float *ctmp;   /* convolution output / gathered gradient, (cout x images x pixels) */
-  float *dbuf[2];
-  float *partial;
+  float **act;     /* act[i]: output of layer i (channels-last items) */
+  float **own;     /* the net's own output buffers (NULL for a fused group norm) */
+  bool *taped;     /* layer i's output is kept on the tape */
+  int64_t *tape_off;
+  float *wpack;    /* convolution weights, tap-major (see im2col_item) */
+  float *xin;      /* channels-last copy of an NCHW input batch */
+  float *yout;     /* NCHW copy of a spatial output batch */
+  float *part;     /* per-chunk parameter gradients */
+  int64_t max_chunks;
+  uint64_t *fp;    /* per-item fingerprints */
+  size_t col_sz, item_sz;
+  int maxc;
+  float *scr;      /* per-thread scratch */
+  int nscr;
+  bool in_nhwc, out_nhwc;
+  float *tape;     /* tape_n slots of tape_slot floats: the convolution outputs of one eval */
+  struct tape_meta *meta;
+  size_t tape_slot;
+  int64_t tape_n, tape_next, tape_hits, tape_misses;
   void *mem;
 };
 
-static int64_t conv_chunk(const struct layer *l, int64_t max_batch);
+static int64_t conv_kp(const struct layer *l);
+static bool use_winograd(const struct layer *l);
+static int64_t wino_tiles(const struct layer *l);
+static int64_t wino_extra(const struct layer *l);
+static int use_threads(struct nsde_net *net);
 
 NSDE_API enum nsde_status nsde_net_new(struct nsde_context *ctx, int channels, int height,
                                        int width, struct nsde_net **out)
@@ -77,6 +110,13 @@ NSDE_API void nsde_net_free(struct nsde_net *net)
     free(net->L[i].stats);
   free(net->L);
   free(net->act);
+  free(net->own);
+  free(net->taped);
+  free(net->tape_off);
+  free(net->fp);
+  free(net->meta);
+  nsde__free(net->tape);
+  nsde__free(net->scr);
   nsde__free(net->mem);
   free(net);
 }
@@ -255,7 +295,8 @@ static void init_params(struct nsde_net *net, uint64_t seed)
 NSDE_API enum nsde_status nsde_net_finalize(struct nsde_net *net, int64_t max_batch,
                                             uint64_t seed)
 {
-  size_t total = 0, col = 0, ctmp = 0, maxact = 0, act_total = 0, part = 0;
+  size_t total = 0, act_total = 0, wp = 0, isz;
+  const struct layer *last;
   char *m;
 
   if (!net)
@@ -267,34 +308,55 @@ NSDE_API enum nsde_status nsde_net_finalize(struct nsde_net *net, int64_t max_ba
     return nsde__error(net->ctx, NSDE_ERR_INVALID, "nsde_net_finalize: bad max_batch %lld",
                        (long long)max_batch);
   net->act = calloc((size_t)net->nl, sizeof(float *));
-  if (!net->act)
+  net->own = calloc((size_t)net->nl, sizeof(float *));
+  net->taped = calloc((size_t)net->nl, sizeof(bool));
+  net->tape_off = calloc((size_t)net->nl, sizeof(int64_t));
+  net->fp = calloc((size_t)max_batch, sizeof(uint64_t));
+  if (!net->act || !net->own || !net->taped || !net->tape_off || !net->fp)
     return nsde__error(net->ctx, NSDE_ERR_NOMEM, "out of memory");
   net->np = 0;
-  maxact = (size_t)net->c * net->h * net->w;
+  isz = (size_t)net->c * net->h * net->w;
+  net->item_sz = isz;
+  net->maxc = net->c;
+  net->col_sz = 0;
+  net->tape_slot = 0;
   for (int i = 0; i < net->nl; i++) {
     struct layer *l = &net->L[i];
     l->poff = net->np;
     net->np += l->np;
-    act_total += ((size_t)max_batch * (size_t)l->out_sz * 4 + 63) & ~(size_t)63;
+    l->fused_relu = l->kind == L_GN && i + 1 < net->nl && net->L[i + 1].kind == L_RELU;
+    if (!l->fused_relu)
+      act_total += ((size_t)max_batch * (size_t)l->out_sz * 4 + 63) & ~(size_t)63;
     if (l->kind == L_CONV || l->kind == L_CCONV) {
-      size_t K = (size_t)(l->cin + (l->kind == L_CCONV)) * l->k * l->k;
-      size_t P = (size_t)l->hout * l->wout;
-      size_t nb = (size_t)conv_chunk(l, max_batch);
-      col = K * P * nb > col ? K * P * nb : col;
-      ctmp = (size_t)l->cout * P * nb > ctmp ? (size_t)l->cout * P * nb : ctmp;
+      size_t col = (size_t)conv_kp(l) * l->hout * l->wout;
+      size_t wcol = use_winograd(l) ? 16 * (size_t)wino_tiles(l) *
+                                          (size_t)(l->cin > l->cout ? l->cin : l->cout) : 0;
+      col = wcol > col ? wcol : col;
+      net->col_sz = col > net->col_sz ? col : net->col_sz;
+      l->wpoff = (int64_t)wp;
+      wp += (size_t)l->cout * (size_t)conv_kp(l) + (size_t)wino_extra(l);
+      net->taped[i] = true;
+      net->tape_off[i] = (int64_t)net->tape_slot;
+      net->tape_slot += ((size_t)max_batch * (size_t)l->out_sz + 15) & ~(size_t)15;
     }
     if (l->kind == L_GN) {
       l->stats = calloc((size_t)(2 * max_batch * l->groups), sizeof(float));
       if (!l->stats)
         return nsde__error(net->ctx, NSDE_ERR_NOMEM, "out of memory");
-      part = (size_t)(2 * max_batch * l->cin) > part ? (size_t)(2 * max_batch * l->cin) : part;
     }
-    maxact = (size_t)l->out_sz > maxact ? (size_t)l->out_sz : maxact;
+    net->item_sz = (size_t)l->out_sz > net->item_sz ? (size_t)l->out_sz : net->item_sz;
+    net->maxc = l->cin > net->maxc ? l->cin : net->maxc;
+    net->maxc = l->cout > net->maxc ? l->cout : net->maxc;
   }
-  total = 2 * (((size_t)net->np * 4 + 63) & ~(size_t)63) + act_total +
-          ((col * 4 + 63) & ~(size_t)63) + ((ctmp * 4 + 63) & ~(size_t)63) +
-          2 * (((size_t)max_batch * maxact * 4 + 63) & ~(size_t)63) +
-          ((part * 4 + 63) & ~(size_t)63);
+  net->col_sz = (net->col_sz + 15) & ~(size_t)15;
+  net->item_sz = (net->item_sz + 15) & ~(size_t)15;
+  /* at most 16 gradient chunks and 64 MiB of them; depends on the shapes only */
+  net->max_chunks = net->np > 0 ? ((int64_t)64 << 20) / (net->np * 4) : 16;
+  net->max_chunks = net->max_chunks < 1 ? 1 : net->max_chunks > 16 ? 16 : net->max_chunks;
+  last = &net->L[net->nl - 1];
+#define SZ(nfloats) ((((size_t)(nfloats)) * 4 + 63) & ~(size_t)63)
+  total = 2 * SZ(net->np) + act_total + SZ(wp) + SZ((size_t)max_batch * isz) +
+          SZ((size_t)max_batch * (size_t)last->out_sz) + SZ((size_t)net->max_chunks * net->np);
   net->mem = nsde__alloc(total);
   if (!net->mem)
     return nsde__error(net->ctx, NSDE_ERR_NOMEM, "nsde_net_finalize: cannot allocate %zu bytes",
@@ -304,20 +366,23 @@ NSDE_API enum nsde_status nsde_net_finalize(struct nsde_net *net, int64_t max_ba
 #define CARVE(ptr, nfloats)                                  \
   do {                                                       \
     (ptr) = (float *)(void *)m;                              \
-    m += ((size_t)(nfloats) * 4 + 63) & ~(size_t)63;         \
+    m += SZ(nfloats);                                        \
   } while (0)
   CARVE(net->params, net->np);
   CARVE(net->grads, net->np);
   for (int i = 0; i < net->nl; i++)
-    CARVE(net->act[i], (size_t)max_batch * (size_t)net->L[i].out_sz);
-  CARVE(net->col, col);
-  CARVE(net->ctmp, ctmp);
-  CARVE(net->dbuf[0], (size_t)max_batch * maxact);
-  CARVE(net->dbuf[1], (size_t)max_batch * maxact);
-  CARVE(net->partial, part);
+    if (!net->L[i].fused_relu)
+      CARVE(net->own[i], (size_t)max_batch * (size_t)net->L[i].out_sz);
+  CARVE(net->wpack, wp);
+  CARVE(net->xin, (size_t)max_batch * isz);
+  CARVE(net->yout, (size_t)max_batch * (size_t)last->out_sz);
+  CARVE(net->part, (size_t)net->max_chunks * net->np);
 #undef CARVE
+#undef SZ
+  memcpy(net->act, net->own, (size_t)net->nl * sizeof(float *));
   net->max_batch = max_batch;
   net->final = true;
+  use_threads(net);
   init_params(net, seed);
   return NSDE_OK;
 }
@@ -355,369 +420,818 @@ NSDE_API enum nsde_status nsde_net_zero_grads(struct nsde_net *net)
   return NSDE_OK;
 }
 
+/* ---- layout helpers ---------------------------------------------------------- */
+
+/* Inside a net every spatial activation is one item after another, each
+ * channels-last (H x W x C, "NHWC"): a convolution is then one GEMM with the
+ * pixels as rows and the channels as columns, its output already in the
+ * layout the next layer reads. Items enter and leave in NCHW unless the
+ * model marked the net channels-last (nsde__net_set_layout). */
+static void to_nhwc(const float *src, float *dst, int c, int64_t p)
+{
+  for (int64_t i = 0; i < p; i++)
+    for (int j = 0; j < c; j++)
+      dst[i * c + j] = src[(int64_t)j * p + i];
+}
+
+static void to_nchw(const float *src, float *dst, int c, int64_t p)
+{
+  for (int j = 0; j < c; j++)
+    for (int64_t i = 0; i < p; i++)
+      dst[(int64_t)j * p + i] = src[i * c + j];
+}
+
 /* ---- convolution ----------------------------------------------------------- */
 
-/* Output columns [*ox0, *ox1) whose input column, for kernel column kx, lies
- * inside the image (the rest read zero padding). Shared by im2col and col2im. */
-static void valid_cols(const struct layer *l, int kx, int *ox0, int *ox1)
+static int64_t conv_kp(const struct layer *l)
 {
-  int a = 0, b = l->wout;
-  while (a < b && a * l->stride - l->pad + kx < 0)
-    a++;
-  while (b > a && (b - 1) * l->stride - l->pad + kx >= l->win)
-    b--;
-  *ox0 = a;
-  *ox1 = b;
+  return (int64_t)(l->cin + (l->kind == L_CCONV)) * l->k * l->k;
 }
 
-/* col[(c k k + ky k + kx) P + oy wout + ox] = input value or padding zero;
- * for concat-conv, channel 0 is the plane of value t. */
-static void im2col(const struct nsde_net *net, const struct layer *l, const float *in, float t,
-                   float *col, int64_t ld)
+/* col[p K' + (ky k + kx) cc + c]: pixel p's receptive field, tap-major with
+ * the cc = cin (+1 time plane) channels contiguous; padding reads zero, the
+ * time plane included. */
+static void im2col_item(const struct layer *l, const float *in, float t, float *col)
 {
-  const int cc = l->cin + (l->kind == L_CCONV), k = l->k, P = l->hout * l->wout;
-  const int rows = cc * k * k, nt = net->ctx->threads;
-  (void)nt;
-#pragma omp parallel for schedule(static) num_threads(nt) if ((int64_t)rows * P > NSDE_PAR_MIN)
-  for (int r = 0; r < rows; r++) {
-    int c = r / (k * k), ky = (r / k) % k, kx = r % k;
-    int src = l->kind == L_CCONV ? c - 1 : c;
-    float *dst = col + (size_t)r * (size_t)ld;
-    const float *plane = src >= 0 ? in + (size_t)src * l->hin * l->win : NULL;
-    int ox0, ox1;
-    valid_cols(l, kx, &ox0, &ox1);
-    for (int oy = 0; oy < l->hout; oy++) {
-      int iy = oy * l->stride - l->pad + ky;
-      float *d = dst + oy * l->wout;
-      if (iy < 0 || iy >= l->hin) {
-        memset(d, 0, (size_t)l->wout * sizeof(float));
-        continue;
-      }
-      for (int ox = 0; ox < ox0; ox++)
-        d[ox] = 0.0f;
-      if (!plane) {
-        for (int ox = ox0; ox < ox1; ox++)
-          d[ox] = t;
-      } else if (l->stride == 1) {
-        memcpy(d + ox0, plane + iy * l->win + ox0 - l->pad + kx, (size_t)(ox1 - ox0) * sizeof(float));
-      } else {
-        const float *srow = plane + iy * l->win - l->pad + kx;
-        for (int ox = ox0; ox < ox1; ox++)
-          d[ox] = srow[ox * l->stride];
-      }
-      for (int ox = ox1; ox < l->wout; ox++)
-        d[ox] = 0.0f;
-    }
-  }
-}
-
-/* dx[c][iy][ix] += dcol[...]: the adjoint of im2col (time plane skipped). */
-static void col2im(const struct nsde_net *net, const struct layer *l, const float *dcol, int64_t ld,
-                   float *dx)
-{
-  const int k = l->k, P = l->hout * l->wout, off = l->kind == L_CCONV, nt = net->ctx->threads;
-  (void)nt;
-#pragma omp parallel for schedule(static) num_threads(nt) if ((int64_t)l->cin * k * k * P > NSDE_PAR_MIN)
-  for (int c = 0; c < l->cin; c++) {
-    float *plane = dx + (size_t)c * l->hin * l->win;
-    memset(plane, 0, (size_t)l->hin * l->win * sizeof(float));
-    for (int ky = 0; ky < k; ky++)
-      for (int kx = 0; kx < k; kx++) {
-        const float *src = dcol + (size_t)(((c + off) * k + ky) * k + kx) * (size_t)ld;
-        int ox0, ox1;
-        valid_cols(l, kx, &ox0, &ox1);
-        for (int oy = 0; oy < l->hout; oy++) {
-          int iy = oy * l->stride - l->pad + ky;
-          float *drow;
-          const float *srow = src + oy * l->wout;
-          if (iy < 0 || iy >= l->hin)
+  const int cc = l->cin + (l->kind == L_CCONV), off = l->kind == L_CCONV, k = l->k;
+  const int64_t Kp = conv_kp(l);
+  for (int oy = 0; oy < l->hout; oy++)
+    for (int ox = 0; ox < l->wout; ox++) {
+      float *d = col + ((int64_t)oy * l->wout + ox) * Kp;
+      for (int ky = 0; ky < k; ky++) {
+        const int iy = oy * l->stride - l->pad + ky;
+        for (int kx = 0; kx < k; kx++) {
+          const int ix = ox * l->stride - l->pad + kx;
+          float *seg = d + (ky * k + kx) * cc;
+          if (iy < 0 || iy >= l->hin || ix < 0 || ix >= l->win) {
+            memset(seg, 0, (size_t)cc * sizeof(float));
             continue;
-          drow = plane + iy * l->win - l->pad + kx;
-          if (l->stride == 1) {
-            for (int ox = ox0; ox < ox1; ox++)
-              drow[ox] += srow[ox];
-          } else {
-            for (int ox = ox0; ox < ox1; ox++)
-              drow[ox * l->stride] += srow[ox];
+          }
+          if (off)
+            seg[0] = t;
+          memcpy(seg + off, in + ((int64_t)iy * l->win + ix) * l->cin,
+                 (size_t)l->cin * sizeof(float));
+        }
+      }
+    }
+}
+
+/* dx = the adjoint of im2col applied to dcol (time plane dropped). */
+NSDE_CLONES static void col2im_item(const struct layer *l, const float *restrict dcol,
+                                    float *restrict dx)
+{
+  const int cc = l->cin + (l->kind == L_CCONV), off = l->kind == L_CCONV, k = l->k;
+  const int64_t Kp = conv_kp(l);
+  memset(dx, 0, (size_t)l->in_sz * sizeof(float));
+  for (int oy = 0; oy < l->hout; oy++)
+    for (int ox = 0; ox < l->wout; ox++) {
+      const float *s = dcol + ((int64_t)oy * l->wout + ox) * Kp;
+      for (int ky = 0; ky < k; ky++) {
+        const int iy = oy * l->stride - l->pad + ky;
+        if (iy < 0 || iy >= l->hin)
+          continue;
+        for (int kx = 0; kx < k; kx++) {
+          const int ix = ox * l->stride - l->pad + kx;
+          const float *seg = s + (ky * k + kx) * cc + off;
+          float *d = dx + ((int64_t)iy * l->win + ix) * l->cin;
+          if (ix < 0 || ix >= l->win)
+            continue;
+          for (int c = 0; c < l->cin; c++)
+            d[c] += seg[c];
+        }
+      }
+    }
+}
+
+/* Public weight index (o, c, ky, kx) of the packed (tap-major) index j' of row o. */
+static int64_t conv_public_index(const struct layer *l, int64_t jp)
+{
+  const int cc = l->cin + (l->kind == L_CCONV), k = l->k;
+  const int64_t tap = jp / cc, c = jp % cc;
+  return (c * k + tap / k) * k + tap % k;
+}
+
+/* ---- Winograd F(2x2, 3x3) for 3x3 / stride 1 / padding 1 ------------------- */
+
+/* Lavin & Gray's minimal filtering: a 2x2 output tile from a 4x4 input tile
+ * with 16 multiplies per channel pair instead of 36, Y = A^T [U . V] A with
+ * U = G g G^T and V = B^T d B. The 16 products summed over the input
+ * channels are 16 GEMMs (tiles x cin times cin x cout). The time plane of a
+ * concat-conv is constant inside the image, so its contribution is t times a
+ * precomputed per-pixel response (the kernel's taps that fall inside). */
+
+static bool use_winograd(const struct layer *l)
+{
+  return (l->kind == L_CONV || l->kind == L_CCONV) && l->k == 3 && l->stride == 1 && l->pad == 1;
+}
+
+static int64_t wino_tiles(const struct layer *l)
+{
+  return (int64_t)((l->hout + 1) / 2) * ((l->wout + 1) / 2);
+}
+
+/* Packed floats a Winograd layer needs after its tap-major weights:
+ * U (16 x cout x cin) and, for concat-conv, the time response (P x cout). */
+static int64_t wino_extra(const struct layer *l)
+{
+  if (!use_winograd(l))
+    return 0;
+  return 16 * (int64_t)l->cout * l->cin +
+         (l->kind == L_CCONV ? (int64_t)l->hout * l->wout * l->cout : 0);
+}
+
+static void wino_pack(const struct layer *l, const float *W, float *U, float *tr)
+{
+  const int cc = l->cin + (l->kind == L_CCONV), off = l->kind == L_CCONV;
+  for (int o = 0; o < l->cout; o++)
+    for (int c = 0; c < l->cin; c++) {
+      const float *g = W + ((int64_t)o * cc + c + off) * 9;
+      float tg[4][3], u[4][4];
+      for (int j = 0; j < 3; j++) {
+        tg[0][j] = g[j];
+        tg[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+        tg[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+        tg[3][j] = g[6 + j];
+      }
+      for (int r = 0; r < 4; r++) {
+        u[r][0] = tg[r][0];
+        u[r][1] = 0.5f * (tg[r][0] + tg[r][1] + tg[r][2]);
+        u[r][2] = 0.5f * (tg[r][0] - tg[r][1] + tg[r][2]);
+        u[r][3] = tg[r][2];
+      }
+      for (int xi = 0; xi < 16; xi++)
+        U[((int64_t)xi * l->cout + o) * l->cin + c] = u[xi / 4][xi % 4];
+    }
+  if (off)
+    for (int oy = 0; oy < l->hout; oy++)
+      for (int ox = 0; ox < l->wout; ox++)
+        for (int o = 0; o < l->cout; o++) {
+          const float *g = W + (int64_t)o * cc * 9;
+          float s = 0.0f;
+          for (int ky = 0; ky < 3; ky++)
+            for (int kx = 0; kx < 3; kx++) {
+              int iy = oy - 1 + ky, ix = ox - 1 + kx;
+              if (iy >= 0 && iy < l->hin && ix >= 0 && ix < l->win)
+                s += g[ky * 3 + kx];
+            }
+          tr[((int64_t)oy * l->wout + ox) * l->cout + o] = s;
+        }
+}
+
+/* V[xi][tile][c] = (B^T d B)[xi] for every input tile d of the item. */
+#define D(i) (wt + (int64_t)(i) * C)
+#define TT(i) (wt + (int64_t)(16 + (i)) * C)
+NSDE_CLONES static void wino_input(const struct layer *l, const float *restrict in,
+                                   float *restrict V, float *restrict wt)
+{
+  const int C = l->cin, th = (l->hout + 1) / 2, tw = (l->wout + 1) / 2;
+  const int64_t T = (int64_t)th * tw;
+  for (int ty = 0; ty < th; ty++)
+    for (int tx = 0; tx < tw; tx++) {
+      const int64_t tile = (int64_t)ty * tw + tx;
+      for (int r = 0; r < 4; r++)
+        for (int s = 0; s < 4; s++) {
+          const int iy = 2 * ty - 1 + r, ix = 2 * tx - 1 + s;
+          if (iy < 0 || iy >= l->hin || ix < 0 || ix >= l->win)
+            memset(D(r * 4 + s), 0, (size_t)C * sizeof(float));
+          else
+            memcpy(D(r * 4 + s), in + ((int64_t)iy * l->win + ix) * C, (size_t)C * sizeof(float));
+        }
+      for (int s = 0; s < 4; s++)
+        for (int c = 0; c < C; c++) {
+          TT(0 * 4 + s)[c] = D(0 * 4 + s)[c] - D(2 * 4 + s)[c];
+          TT(1 * 4 + s)[c] = D(1 * 4 + s)[c] + D(2 * 4 + s)[c];
+          TT(2 * 4 + s)[c] = D(2 * 4 + s)[c] - D(1 * 4 + s)[c];
+          TT(3 * 4 + s)[c] = D(1 * 4 + s)[c] - D(3 * 4 + s)[c];
+        }
+      for (int r = 0; r < 4; r++) {
+        float *v0 = V + ((int64_t)(r * 4 + 0) * T + tile) * C, *v1 = v0 + T * C,
+              *v2 = v1 + T * C, *v3 = v2 + T * C;
+        for (int c = 0; c < C; c++) {
+          v0[c] = TT(r * 4 + 0)[c] - TT(r * 4 + 2)[c];
+          v1[c] = TT(r * 4 + 1)[c] + TT(r * 4 + 2)[c];
+          v2[c] = TT(r * 4 + 2)[c] - TT(r * 4 + 1)[c];
+          v3[c] = TT(r * 4 + 1)[c] - TT(r * 4 + 3)[c];
+        }
+      }
+    }
+}
+
+#undef D
+#undef TT
+
+/* out = A^T M A per tile, plus bias and t times the time response. */
+#define AA(i, s) (wt + (int64_t)((i) * 4 + (s)) * O)
+NSDE_CLONES static void wino_output(const struct layer *l, const float *restrict M,
+                                    const float *restrict bias, const float *restrict tr, float t,
+                                    float *restrict out, float *restrict wt)
+{
+  const int O = l->cout, th = (l->hout + 1) / 2, tw = (l->wout + 1) / 2;
+  const int64_t T = (int64_t)th * tw;
+  for (int ty = 0; ty < th; ty++)
+    for (int tx = 0; tx < tw; tx++) {
+      const int64_t tile = (int64_t)ty * tw + tx;
+      for (int s = 0; s < 4; s++) {
+        const float *m0 = M + ((int64_t)(0 * 4 + s) * T + tile) * O, *m1 = m0 + 4 * T * O,
+                    *m2 = m1 + 4 * T * O, *m3 = m2 + 4 * T * O;
+        for (int o = 0; o < O; o++) {
+          AA(0, s)[o] = m0[o] + m1[o] + m2[o];
+          AA(1, s)[o] = m1[o] - m2[o] - m3[o];
+        }
+      }
+      for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) {
+          const int oy = 2 * ty + i, ox = 2 * tx + j;
+          float *y;
+          const float *r;
+          if (oy >= l->hout || ox >= l->wout)
+            continue;
+          y = out + ((int64_t)oy * l->wout + ox) * O;
+          r = tr ? tr + ((int64_t)oy * l->wout + ox) * O : NULL;
+          for (int o = 0; o < O; o++) {
+            float v = j == 0 ? AA(i, 0)[o] + AA(i, 1)[o] + AA(i, 2)[o]
+                             : AA(i, 1)[o] - AA(i, 2)[o] - AA(i, 3)[o];
+            y[o] = v + bias[o] + (r ? t * r[o] : 0.0f);
           }
         }
-      }
-  }
-}
-
-/* Images per GEMM: enough pixels to keep BLIS efficient, few enough that the
- * column buffer stays around 4 MB. Depends on shapes only (determinism). */
-static int64_t conv_chunk(const struct layer *l, int64_t max_batch)
-{
-  const int64_t K = (int64_t)(l->cin + (l->kind == L_CCONV)) * l->k * l->k;
-  const int64_t P = (int64_t)l->hout * l->wout;
-  int64_t nb = ((int64_t)1 << 19) / (K * P > 0 ? K * P : 1);
-  if (nb < 1)
-    nb = 1;
-  if (nb > max_batch)
-    nb = max_batch;
-  return nb;
-}
-
-static void conv_forward(struct nsde_net *net, const struct layer *l, int64_t B, const float *x,
-                         float *y, float t)
-{
-  const int64_t K = (int64_t)(l->cin + (l->kind == L_CCONV)) * l->k * l->k;
-  const int64_t P = (int64_t)l->hout * l->wout, nbmax = conv_chunk(l, net->max_batch);
-  const float *W = net->params + l->poff, *bias = W + (size_t)l->cout * K;
-
-  for (int64_t b0 = 0; b0 < B; b0 += nbmax) {
-    const int64_t nb = B - b0 < nbmax ? B - b0 : nbmax, ld = nb * P;
-    for (int64_t j = 0; j < nb; j++)
-      im2col(net, l, x + (b0 + j) * l->in_sz, t, net->col + j * P, ld);
-    /* C^T (nb P x cout) = col^T (nb P x K) W^T (K x cout), stored as C (cout x nb P) */
-    nsde__gemm(net->ctx, NSDE_FLOAT32, false, false, ld, l->cout, K, 1.0, net->col, 1, ld, W, 1, K,
-               0.0, net->ctmp, 1, ld);
-    for (int64_t j = 0; j < nb; j++)
-      for (int o = 0; o < l->cout; o++) {
-        const float *src = net->ctmp + (size_t)o * ld + j * P;
-        float *dst = y + (b0 + j) * l->out_sz + (size_t)o * P;
-        for (int64_t p = 0; p < P; p++)
-          dst[p] = src[p] + bias[o];
-      }
-  }
-}
-
-static void conv_backward(struct nsde_net *net, const struct layer *l, int64_t B, const float *x,
-                          const float *dy, float *dx, float *gp, float t)
-{
-  const int64_t K = (int64_t)(l->cin + (l->kind == L_CCONV)) * l->k * l->k;
-  const int64_t P = (int64_t)l->hout * l->wout, nbmax = conv_chunk(l, net->max_batch);
-  const float *W = net->params + l->poff;
-  float *dW = gp + l->poff, *db = dW + (size_t)l->cout * K;
-
-  for (int64_t b0 = 0; b0 < B; b0 += nbmax) {
-    const int64_t nb = B - b0 < nbmax ? B - b0 : nbmax, ld = nb * P;
-    for (int64_t j = 0; j < nb; j++) {
-      im2col(net, l, x + (b0 + j) * l->in_sz, t, net->col + j * P, ld);
-      for (int o = 0; o < l->cout; o++) /* gather dy into (cout x nb P) */
-        memcpy(net->ctmp + (size_t)o * ld + j * P, dy + (b0 + j) * l->out_sz + (size_t)o * P,
-               (size_t)P * sizeof(float));
-    }
-    /* dW (cout x K) += dY (cout x nb P) col^T (nb P x K) */
-    nsde__gemm(net->ctx, NSDE_FLOAT32, false, false, l->cout, K, ld, 1.0, net->ctmp, ld, 1,
-               net->col, 1, ld, 1.0, dW, K, 1);
-    for (int o = 0; o < l->cout; o++) {
-      double s = 0;
-      const float *row = net->ctmp + (size_t)o * ld;
-      for (int64_t p = 0; p < ld; p++)
-        s += row[p];
-      db[o] += (float)s;
-    }
-    if (dx) {
-      /* dcol (K x nb P) = W^T (K x cout) dY (cout x nb P), then scatter back */
-      nsde__gemm(net->ctx, NSDE_FLOAT32, false, false, K, ld, l->cout, 1.0, W, 1, K, net->ctmp,
-                 ld, 1, 0.0, net->col, ld, 1);
-      for (int64_t j = 0; j < nb; j++)
-        col2im(net, l, net->col + j * P, ld, dx + (b0 + j) * l->in_sz);
-    }
-  }
-}
-
-/* ---- group norm ------------------------------------------------------------- */
-
-static void gn_forward(struct nsde_net *net, const struct layer *l, int64_t B, const float *x,
-                       float *y)
-{
-  const int G = l->groups, cg = l->cin / G;
-  const int64_t hw = (int64_t)l->hin * l->win, n = cg * hw;
-  const float *gamma = net->params + l->poff, *beta = gamma + l->cin;
-  const int nt = net->ctx->threads;
-  (void)nt;
-#pragma omp parallel for schedule(static) num_threads(nt) if (B * l->in_sz > NSDE_PAR_MIN)
-  for (int64_t bg = 0; bg < B * G; bg++) {
-    int64_t b = bg / G, g = bg % G;
-    const float *xs = x + b * l->in_sz + g * n;
-    float *ys = y + b * l->in_sz + g * n;
-    double mean = 0, var = 0, rstd;
-    for (int64_t i = 0; i < n; i++)
-      mean += xs[i];
-    mean /= (double)n;
-    for (int64_t i = 0; i < n; i++)
-      var += ((double)xs[i] - mean) * ((double)xs[i] - mean);
-    var /= (double)n;
-    rstd = 1.0 / sqrt(var + (double)l->eps);
-    l->stats[2 * bg] = (float)mean;
-    l->stats[2 * bg + 1] = (float)rstd;
-    for (int c = 0; c < cg; c++) {
-      int ch = (int)g * cg + c;
-      float a = (float)rstd * gamma[ch], s = beta[ch] - (float)mean * a;
-      for (int64_t i = 0; i < hw; i++)
-        ys[c * hw + i] = xs[c * hw + i] * a + s;
-    }
-  }
-}
-
-static void gn_backward(struct nsde_net *net, const struct layer *l, int64_t B, const float *x,
-                        const float *dy, float *dx, float *gp)
-{
-  const int G = l->groups, cg = l->cin / G, C = l->cin;
-  const int64_t hw = (int64_t)l->hin * l->win, n = cg * hw;
-  const float *gamma = net->params + l->poff;
-  float *dgamma = gp + l->poff, *dbeta = dgamma + C, *part = net->partial;
-  const int nt = net->ctx->threads;
-  (void)nt;
-#pragma omp parallel for schedule(static) num_threads(nt) if (B * l->in_sz > NSDE_PAR_MIN)
-  for (int64_t bg = 0; bg < B * G; bg++) {
-    int64_t b = bg / G, g = bg % G;
-    const float *xs = x + b * l->in_sz + g * n, *dys = dy + b * l->in_sz + g * n;
-    const double mean = l->stats[2 * bg], rstd = l->stats[2 * bg + 1];
-    double m1 = 0, m2 = 0;
-    for (int c = 0; c < cg; c++) {
-      int ch = (int)g * cg + c;
-      double sg = 0, sb = 0;
-      for (int64_t i = 0; i < hw; i++) {
-        double xh = ((double)xs[c * hw + i] - mean) * rstd, d = dys[c * hw + i];
-        sg += d * xh;
-        sb += d;
-        m1 += d * gamma[ch];
-        m2 += d * gamma[ch] * xh;
-      }
-      part[2 * (b * C + ch)] = (float)sg;
-      part[2 * (b * C + ch) + 1] = (float)sb;
-    }
-    m1 /= (double)n;
-    m2 /= (double)n;
-    if (dx) {
-      float *dxs = dx + b * l->in_sz + g * n;
-      for (int c = 0; c < cg; c++) {
-        int ch = (int)g * cg + c;
-        for (int64_t i = 0; i < hw; i++) {
-          double xh = ((double)xs[c * hw + i] - mean) * rstd;
-          dxs[c * hw + i] = (float)(rstd * ((double)dys[c * hw + i] * gamma[ch] - m1 - xh * m2));
-        }
-      }
-    }
-  }
-  for (int64_t b = 0; b < B; b++) /* fixed order: independent of the thread count */
-    for (int c = 0; c < C; c++) {
-      dgamma[c] += part[2 * (b * C + c)];
-      dbeta[c] += part[2 * (b * C + c) + 1];
     }
 }
+#undef AA
 
-/* ---- forward / backward ----------------------------------------------------- */
-
-static void layer_forward(struct nsde_net *net, const struct layer *l, int64_t B, const float *x,
-                          float *y, float t)
+static void wino_fwd_item(const struct nsde_net *net, const struct layer *l, const float *in,
+                          float *out, float t, float *V, float *M, float *wt)
 {
-  const int64_t n = B * l->in_sz;
-  const int nt = net->ctx->threads;
-  (void)nt;
-  switch (l->kind) {
-  case L_CONV:
-  case L_CCONV:
-    conv_forward(net, l, B, x, y, t);
-    break;
-  case L_GN:
-    gn_forward(net, l, B, x, y);
-    break;
-  case L_RELU:
-#pragma omp parallel for simd num_threads(nt) if (n > NSDE_PAR_MIN)
-    for (int64_t i = 0; i < n; i++)
-      y[i] = x[i] > 0.0f ? x[i] : 0.0f;
-    break;
-  case L_POOL: {
-    const int64_t hw = (int64_t)l->hin * l->win;
-    for (int64_t bc = 0; bc < B * l->cin; bc++) {
-      double s = 0;
-      for (int64_t i = 0; i < hw; i++)
-        s += x[bc * hw + i];
-      y[bc] = (float)(s / (double)hw);
-    }
-    break;
-  }
-  case L_LINEAR: {
-    const float *W = net->params + l->poff, *bias = W + (size_t)l->cout * l->in_sz;
-    nsde__gemm(net->ctx, NSDE_FLOAT32, false, false, B, l->cout, l->in_sz, 1.0, x, l->in_sz, 1,
-               W, 1, l->in_sz, 0.0, y, l->cout, 1);
-    for (int64_t b = 0; b < B; b++)
-      for (int o = 0; o < l->cout; o++)
-        y[b * l->cout + o] += bias[o];
-    break;
-  }
-  }
+  const int64_t Kp = conv_kp(l), T = wino_tiles(l);
+  const float *bias = net->params + l->poff + (size_t)l->cout * Kp;
+  const float *U = net->wpack + l->wpoff + (size_t)l->cout * Kp;
+  const float *tr = l->kind == L_CCONV ? U + 16 * (int64_t)l->cout * l->cin : NULL;
+  wino_input(l, in, V, wt);
+  for (int xi = 0; xi < 16; xi++)
+    nsde__gemm(NULL, NSDE_FLOAT32, false, false, T, l->cout, l->cin, 1.0, V + xi * T * l->cin,
+               l->cin, 1, U + (int64_t)xi * l->cout * l->cin, 1, l->cin, 0.0,
+               M + xi * T * l->cout, l->cout, 1);
+  wino_output(l, M, bias, tr, t, out, wt);
 }
 
-static void layer_backward(struct nsde_net *net, const struct layer *l, int64_t B,
-                           const float *x, const float *y, const float *dy, float *dx, float *gp,
-                           float t)
+static void pack_weights(struct nsde_net *net)
 {
-  const int64_t n = B * l->in_sz;
-  const int nt = net->ctx->threads;
-  (void)nt;
-  switch (l->kind) {
-  case L_CONV:
-  case L_CCONV:
-    conv_backward(net, l, B, x, dy, dx, gp, t);
-    break;
-  case L_GN:
-    gn_backward(net, l, B, x, dy, dx, gp);
-    break;
-  case L_RELU:
-    if (dx) {
-#pragma omp parallel for simd num_threads(nt) if (n > NSDE_PAR_MIN)
-      for (int64_t i = 0; i < n; i++)
-        dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
-    }
-    break;
-  case L_POOL:
-    if (dx) {
-      const int64_t hw = (int64_t)l->hin * l->win;
-      for (int64_t bc = 0; bc < B * l->cin; bc++)
-        for (int64_t i = 0; i < hw; i++)
-          dx[bc * hw + i] = dy[bc] / (float)hw;
-    }
-    break;
-  case L_LINEAR: {
+  for (int i = 0; i < net->nl; i++) {
+    const struct layer *l = &net->L[i];
+    const int64_t Kp = conv_kp(l);
     const float *W = net->params + l->poff;
-    float *dW = gp + l->poff, *db = dW + (size_t)l->cout * l->in_sz;
-    /* dW (out x in) += dy^T (out x B) x (B x in) */
-    nsde__gemm(net->ctx, NSDE_FLOAT32, false, false, l->cout, l->in_sz, B, 1.0, dy, 1, l->cout,
-               x, l->in_sz, 1, 1.0, dW, l->in_sz, 1);
-    for (int o = 0; o < l->cout; o++) {
-      double s = 0;
-      for (int64_t b = 0; b < B; b++)
-        s += dy[b * l->cout + o];
-      db[o] += (float)s;
-    }
-    if (dx)
-      nsde__gemm(net->ctx, NSDE_FLOAT32, false, false, B, l->in_sz, l->cout, 1.0, dy, l->cout, 1,
-                 W, l->in_sz, 1, 0.0, dx, l->in_sz, 1);
-    break;
-  }
+    float *Wp = net->wpack + l->wpoff;
+    if (l->kind != L_CONV && l->kind != L_CCONV)
+      continue;
+    for (int o = 0; o < l->cout; o++)
+      for (int64_t jp = 0; jp < Kp; jp++)
+        Wp[o * Kp + jp] = W[o * Kp + conv_public_index(l, jp)];
+    if (use_winograd(l))
+      wino_pack(l, W, Wp + (size_t)l->cout * Kp,
+                Wp + (size_t)l->cout * Kp + 16 * (size_t)l->cout * l->cin);
   }
 }
 
-/* Raw forward on B items: returns the output activation. */
-const float *nsde__net_forward_raw(struct nsde_net *net, int64_t B, const float *x, float t)
+/* One item: out (P x cout) = col (P x K') Wp^T + bias; one thread's GEMM. */
+static void conv_fwd_item(const struct nsde_net *net, const struct layer *l, const float *in,
+                          float *out, float t, float *col, float *dcol, float *wt)
 {
+  const int64_t Kp = conv_kp(l), P = (int64_t)l->hout * l->wout;
+  const float *bias = net->params + l->poff + (size_t)l->cout * Kp;
+  if (use_winograd(l)) {
+    wino_fwd_item(net, l, in, out, t, col, dcol, wt);
+    return;
+  }
+  im2col_item(l, in, t, col);
+  for (int64_t p = 0; p < P; p++)
+    memcpy(out + p * l->cout, bias, (size_t)l->cout * sizeof(float));
+  nsde__gemm(NULL, NSDE_FLOAT32, false, false, P, l->cout, Kp, 1.0, col, Kp, 1,
+             net->wpack + l->wpoff, 1, Kp, 1.0, out, l->cout, 1);
+}
+
+/* One item's backward: parameter gradients (packed layout) into gp, dx if wanted. */
+static void conv_bwd_item(const struct nsde_net *net, const struct layer *l, const float *in,
+                          const float *g, float *dx, float *gp, float t, float *col, float *dcol)
+{
+  const int64_t Kp = conv_kp(l), P = (int64_t)l->hout * l->wout;
+  float *dW = gp + l->poff, *db = dW + (size_t)l->cout * Kp;
+  for (int64_t p = 0; p < P; p++)
+    for (int o = 0; o < l->cout; o++)
+      db[o] += g[p * l->cout + o];
+  im2col_item(l, in, t, col);
+  /* dW (cout x K') += g^T (cout x P) col (P x K') */
+  nsde__gemm(NULL, NSDE_FLOAT32, false, false, l->cout, Kp, P, 1.0, g, 1, l->cout, col, Kp, 1, 1.0,
+             dW, Kp, 1);
+  if (dx) {
+    /* dcol (P x K') = g (P x cout) Wp (cout x K') */
+    nsde__gemm(NULL, NSDE_FLOAT32, false, false, P, Kp, l->cout, 1.0, g, l->cout, 1,
+               net->wpack + l->wpoff, Kp, 1, 0.0, dcol, Kp, 1);
+    col2im_item(l, dcol, dx);
+  }
+}
+
+/* ---- group norm (channels-last item: P x C) ------------------------------- */
+
+NSDE_CLONES static void gn_fwd_item(const struct nsde_net *net, const struct layer *l,
+                                    int64_t b, const float *restrict x, float *restrict y,
+                                    bool relu, double *restrict acc)
+{
+  const int C = l->cin, G = l->groups, cg = C / G;
+  const int64_t P = (int64_t)l->hin * l->win;
+  const double n = (double)cg * (double)P;
+  const float *gamma = net->params + l->poff, *beta = gamma + C;
+  double *s = acc, *mc = acc + C;
+  float *a = (float *)(acc + 2 * C), *sh = a + C;
+
+  for (int c = 0; c < C; c++)
+    s[c] = 0;
+  for (int64_t p = 0; p < P; p++)
+    for (int c = 0; c < C; c++)
+      s[c] += x[p * C + c];
+  for (int g = 0; g < G; g++) {
+    double m = 0;
+    for (int c = g * cg; c < (g + 1) * cg; c++)
+      m += s[c];
+    m /= n;
+    for (int c = g * cg; c < (g + 1) * cg; c++) {
+      mc[c] = m;
+      s[c] = 0;
+    }
+  }
+  for (int64_t p = 0; p < P; p++)
+    for (int c = 0; c < C; c++) {
+      double d = (double)x[p * C + c] - mc[c];
+      s[c] += d * d;
+    }
+  for (int g = 0; g < G; g++) {
+    double v = 0, rstd;
+    for (int c = g * cg; c < (g + 1) * cg; c++)
+      v += s[c];
+    rstd = 1.0 / sqrt(v / n + (double)l->eps);
+    l->stats[2 * (b * G + g)] = (float)mc[g * cg];
+    l->stats[2 * (b * G + g) + 1] = (float)rstd;
+    for (int c = g * cg; c < (g + 1) * cg; c++) {
+      a[c] = (float)rstd * gamma[c];
+      sh[c] = beta[c] - (float)mc[c] * a[c];
+    }
+  }
+  if (relu) {
+    for (int64_t p = 0; p < P; p++)
+      for (int c = 0; c < C; c++) {
+        float v = x[p * C + c] * a[c] + sh[c];
+        y[p * C + c] = v > 0.0f ? v : 0.0f;
+      }
+  } else {
+    for (int64_t p = 0; p < P; p++)
+      for (int c = 0; c < C; c++)
+        y[p * C + c] = x[p * C + c] * a[c] + sh[c];
+  }
+}
+
+NSDE_CLONES static void gn_bwd_item(const struct nsde_net *net, const struct layer *l,
+                                    int64_t b, const float *restrict x, const float *restrict dy,
+                                    float *restrict dx, float *restrict gp, double *restrict acc)
+{
+  const int C = l->cin, G = l->groups, cg = C / G;
+  const int64_t P = (int64_t)l->hin * l->win;
+  const double n = (double)cg * (double)P;
+  const float *gamma = net->params + l->poff;
+  float *dgamma = gp + l->poff, *dbeta = dgamma + C;
+  double *sg = acc, *sb = acc + C, *mc = acc + 2 * C, *rc = acc + 3 * C, *m1 = acc + 4 * C,
+         *m2 = acc + 5 * C;
+
+  for (int c = 0; c < C; c++) {
+    int g = c / cg;
+    mc[c] = l->stats[2 * (b * G + g)];
+    rc[c] = l->stats[2 * (b * G + g) + 1];
+    sg[c] = sb[c] = 0;
+  }
+  for (int64_t p = 0; p < P; p++)
+    for (int c = 0; c < C; c++) {
+      double d = dy[p * C + c];
+      sg[c] += d * (((double)x[p * C + c] - mc[c]) * rc[c]);
+      sb[c] += d;
+    }
+  for (int g = 0; g < G; g++) {
+    double a1 = 0, a2 = 0;
+    for (int c = g * cg; c < (g + 1) * cg; c++) {
+      a1 += gamma[c] * sb[c];
+      a2 += gamma[c] * sg[c];
+    }
+    for (int c = g * cg; c < (g + 1) * cg; c++) {
+      m1[c] = a1 / n;
+      m2[c] = a2 / n;
+    }
+  }
+  for (int c = 0; c < C; c++) {
+    dgamma[c] += (float)sg[c];
+    dbeta[c] += (float)sb[c];
+  }
+  if (dx)
+    for (int64_t p = 0; p < P; p++)
+      for (int c = 0; c < C; c++) {
+        double xh = ((double)x[p * C + c] - mc[c]) * rc[c];
+        dx[p * C + c] =
+            (float)(rc[c] * ((double)dy[p * C + c] * gamma[c] - m1[c] - xh * m2[c]));
+      }
+}
+
+/* ---- per-item forward / backward --------------------------------------------- */
+
+/* Per-thread scratch, in floats: col, dcol, two item gradients, two item
+ * transposes, the group-norm accumulators (doubles), Winograd temporaries. */
+static size_t scratch_floats(const struct nsde_net *net)
+{
+  return 2 * net->col_sz + 4 * net->item_sz + 12 * (size_t)net->maxc + 32 * (size_t)net->maxc + 64;
+}
+
+static float *thread_scratch(const struct nsde_net *net, int tid)
+{
+  return net->scr + (size_t)tid * scratch_floats(net);
+}
+
+/* A linear layer reads its input in the public NCHW flattening. */
+static const float *linear_input(const struct layer *l, const float *x, float *tmp)
+{
+  if ((int64_t)l->hin * l->win == 1 || l->cin == 1)
+    return x;
+  to_nchw(x, tmp, l->cin, (int64_t)l->hin * l->win);
+  return tmp;
+}
+
+/* All layers for item b; with replay, layers whose output is on the tape are
+ * skipped. x is the item, channels-last. */
+static void fwd_item(const struct nsde_net *net, int64_t b, const float *x, float t, float *scr,
+                     bool replay)
+{
+  float *col = scr, *tmp = scr + 2 * net->col_sz + 2 * net->item_sz;
+  double *acc = (double *)(void *)(scr + 2 * net->col_sz + 4 * net->item_sz);
+  float *wt = scr + 2 * net->col_sz + 4 * net->item_sz + 12 * (size_t)net->maxc;
   const float *in = x;
   for (int i = 0; i < net->nl; i++) {
-    layer_forward(net, &net->L[i], B, in, net->act[i], t);
-    in = net->act[i];
+    const struct layer *l = &net->L[i];
+    float *out = net->act[i] ? net->act[i] + b * l->out_sz : NULL;
+    switch (l->kind) {
+    case L_CONV:
+    case L_CCONV:
+      if (!replay || !net->taped[i])
+        conv_fwd_item(net, l, in, out, t, col, col + net->col_sz, wt);
+      break;
+    case L_GN:
+      if (l->fused_relu) {
+        out = net->act[i + 1] + b * l->out_sz;
+        gn_fwd_item(net, l, b, in, out, true, acc);
+        i++;
+      } else {
+        gn_fwd_item(net, l, b, in, out, false, acc);
+      }
+      break;
+    case L_RELU:
+      for (int64_t j = 0; j < l->in_sz; j++)
+        out[j] = in[j] > 0.0f ? in[j] : 0.0f;
+      break;
+    case L_POOL: {
+      const int64_t P = (int64_t)l->hin * l->win;
+      double *s = acc;
+      for (int c = 0; c < l->cin; c++)
+        s[c] = 0;
+      for (int64_t p = 0; p < P; p++)
+        for (int c = 0; c < l->cin; c++)
+          s[c] += in[p * l->cin + c];
+      for (int c = 0; c < l->cin; c++)
+        out[c] = (float)(s[c] / (double)P);
+      break;
+    }
+    case L_LINEAR: {
+      const float *W = net->params + l->poff, *bias = W + (size_t)l->cout * l->in_sz;
+      const float *v = linear_input(l, in, tmp);
+      for (int o = 0; o < l->cout; o++) {
+        float s = 0.0f;
+        for (int64_t j = 0; j < l->in_sz; j++)
+          s += W[o * l->in_sz + j] * v[j];
+        out[o] = s + bias[o];
+      }
+      break;
+    }
+    }
+    in = out;
   }
-  return in;
 }
 
-/* Raw backward after net_forward_raw on the same x: dx may be NULL;
- * parameter gradients are added to gp. */
-void nsde__net_backward_raw(struct nsde_net *net, int64_t B, const float *x, const float *dy,
-                             float *dx, float *gp, float t)
+/* Item b's backward from g (the output gradient, channels-last) after
+ * fwd_item; dx (channels-last) may be NULL; parameter gradients (packed
+ * convolution layout) are added to gp. */
+static void bwd_item(const struct nsde_net *net, int64_t b, const float *x, const float *g,
+                     float *dx, float *gp, float t, float *scr)
 {
-  const float *g = dy;
+  float *col = scr, *dcol = scr + net->col_sz, *db[2], *tmp = scr + 2 * net->col_sz + 2 * net->item_sz;
+  double *acc = (double *)(void *)(scr + 2 * net->col_sz + 4 * net->item_sz);
+  db[0] = scr + 2 * net->col_sz;
+  db[1] = db[0] + net->item_sz;
   for (int i = net->nl - 1; i >= 0; i--) {
     const struct layer *l = &net->L[i];
-    const float *in = i > 0 ? net->act[i - 1] : x;
-    float *dst = i > 0 ? net->dbuf[i % 2] : dx;
-    layer_backward(net, l, B, in, net->act[i], g, dst, gp, t);
+    const float *in = i == 0 ? x : net->act[i - 1] ? net->act[i - 1] + b * l->in_sz : NULL;
+    const float *y = net->act[i] ? net->act[i] + b * l->out_sz : NULL;
+    float *dst = i > 0 ? db[i % 2] : dx;
+    switch (l->kind) {
+    case L_CONV:
+    case L_CCONV:
+      conv_bwd_item(net, l, in, g, dst, gp, t, col, dcol);
+      break;
+    case L_GN:
+      gn_bwd_item(net, l, b, in, g, dst, gp, acc);
+      break;
+    case L_RELU:
+      if (dst)
+        for (int64_t j = 0; j < l->in_sz; j++)
+          dst[j] = y[j] > 0.0f ? g[j] : 0.0f;
+      break;
+    case L_POOL:
+      if (dst) {
+        const int64_t P = (int64_t)l->hin * l->win;
+        for (int64_t p = 0; p < P; p++)
+          for (int c = 0; c < l->cin; c++)
+            dst[p * l->cin + c] = g[c] / (float)P;
+      }
+      break;
+    case L_LINEAR: {
+      const float *W = net->params + l->poff, *v = linear_input(l, in, tmp);
+      float *dW = gp + l->poff, *dbias = dW + (size_t)l->cout * l->in_sz;
+      for (int o = 0; o < l->cout; o++) {
+        for (int64_t j = 0; j < l->in_sz; j++)
+          dW[o * l->in_sz + j] += g[o] * v[j];
+        dbias[o] += g[o];
+      }
+      if (dst) {
+        float *d = (int64_t)l->hin * l->win == 1 || l->cin == 1 ? dst : tmp;
+        for (int64_t j = 0; j < l->in_sz; j++)
+          d[j] = 0.0f;
+        for (int o = 0; o < l->cout; o++)
+          for (int64_t j = 0; j < l->in_sz; j++)
+            d[j] += W[o * l->in_sz + j] * g[o];
+        if (d == tmp)
+          to_nhwc(tmp, dst, l->cin, (int64_t)l->hin * l->win);
+      }
+      break;
+    }
+    }
     g = dst;
   }
+}
+
+/* ---- batch forward / backward -------------------------------------------------- */
+
+static bool spatial(int c, int h, int w)
+{
+  return c > 1 && (int64_t)h * w > 1;
+}
+
+static int use_threads(struct nsde_net *net)
+{
+  int nt = net->ctx->threads;
+  if (nt > net->nscr) {
+    float *s = nsde__alloc(scratch_floats(net) * sizeof(float) * (size_t)nt);
+    if (s) { /* else keep the threads there is scratch for: results do not change */
+      nsde__free(net->scr);
+      net->scr = s;
+      net->nscr = nt;
+    }
+  }
+  return nt < net->nscr ? nt : net->nscr;
+}
+
+static void run_forward(struct nsde_net *net, int64_t B, const float *x, float t, bool replay)
+{
+  const int nt = use_threads(net);
+  const bool tin = !net->in_nhwc && spatial(net->c, net->h, net->w);
+  const struct layer *last = &net->L[net->nl - 1];
+  const bool tout = !net->out_nhwc && spatial(last->cout, last->hout, last->wout);
+  const int64_t isz = (int64_t)net->c * net->h * net->w;
+  (void)nt;
+  pack_weights(net);
+#pragma omp parallel for schedule(static) num_threads(nt) if (B > 1)
+  for (int64_t b = 0; b < B; b++) {
+    float *scr = thread_scratch(net, omp_get_thread_num());
+    const float *xb = x + b * isz;
+    if (tin) {
+      to_nhwc(xb, net->xin + b * isz, net->c, (int64_t)net->h * net->w);
+      xb = net->xin + b * isz;
+    }
+    fwd_item(net, b, xb, t, scr, replay);
+    if (tout)
+      to_nchw(net->act[net->nl - 1] + b * last->out_sz, net->yout + b * last->out_sz, last->cout,
+              (int64_t)last->hout * last->wout);
+  }
+}
+
+static void use_slot(struct nsde_net *net, int64_t s);
+
+static const float *output_of(const struct nsde_net *net)
+{
+  const struct layer *last = &net->L[net->nl - 1];
+  return !net->out_nhwc && spatial(last->cout, last->hout, last->wout) ? net->yout
+                                                                       : net->act[net->nl - 1];
+}
+
+const float *nsde__net_forward_raw(struct nsde_net *net, int64_t B, const float *x, float t)
+{
+  use_slot(net, -1); /* never write over the tape */
+  run_forward(net, B, x, t, false);
+  return output_of(net);
+}
+
+/* Items per gradient chunk: a chunk's parameter gradients are summed in item
+ * order by one thread, then the chunks in chunk order, so the result depends
+ * on B only, never on the thread count. */
+static int64_t num_chunks(const struct nsde_net *net, int64_t B)
+{
+  return B < net->max_chunks ? B : net->max_chunks;
+}
+
+void nsde__net_backward_raw(struct nsde_net *net, int64_t B, const float *x, const float *dy,
+                            float *dx, float *gp, float t)
+{
+  const int nt = use_threads(net);
+  const bool tin = !net->in_nhwc && spatial(net->c, net->h, net->w);
+  const struct layer *last = &net->L[net->nl - 1];
+  const bool tout = !net->out_nhwc && spatial(last->cout, last->hout, last->wout);
+  const int64_t isz = (int64_t)net->c * net->h * net->w, nc = num_chunks(net, B), np = net->np;
+  (void)nt;
+  pack_weights(net);
+  memset(net->part, 0, (size_t)(nc * np) * sizeof(float));
+#pragma omp parallel for schedule(static) num_threads(nt) if (nc > 1)
+  for (int64_t c = 0; c < nc; c++) {
+    float *scr = thread_scratch(net, omp_get_thread_num());
+    float *t0 = scr + 2 * net->col_sz + 2 * net->item_sz, *t1 = t0 + net->item_sz;
+    for (int64_t b = c * B / nc; b < (c + 1) * B / nc; b++) {
+      const float *xb = tin ? net->xin + b * isz : x + b * isz, *g = dy + b * last->out_sz;
+      float *dxb = dx ? (tin ? t1 : dx + b * isz) : NULL;
+      if (tout) {
+        to_nhwc(g, t0, last->cout, (int64_t)last->hout * last->wout);
+        g = t0;
+      }
+      bwd_item(net, b, xb, g, dxb, net->part + c * np, t, scr);
+      if (dx && tin)
+        to_nchw(t1, dx + b * isz, net->c, (int64_t)net->h * net->w);
+    }
+  }
+  /* reduce the chunks in order, mapping packed convolution weights back */
+  for (int i = 0; i < net->nl; i++) {
+    const struct layer *l = &net->L[i];
+    const bool conv = l->kind == L_CONV || l->kind == L_CCONV;
+    const int64_t Kp = conv ? conv_kp(l) : 0;
+#pragma omp parallel for schedule(static) num_threads(nt) if (l->np > NSDE_PAR_MIN / 8)
+    for (int64_t j = 0; j < l->np; j++) {
+      float s = 0.0f;
+      int64_t dst = j;
+      for (int64_t c = 0; c < nc; c++)
+        s += net->part[c * np + l->poff + j];
+      if (conv && j < l->cout * Kp)
+        dst = j / Kp * Kp + conv_public_index(l, j % Kp);
+      gp[l->poff + dst] += s;
+    }
+  }
+}
+
+void nsde__net_set_layout(struct nsde_net *net, bool in_nhwc, bool out_nhwc)
+{
+  net->in_nhwc = in_nhwc;
+  net->out_nhwc = out_nhwc;
+}
+
+/* ---- the activation tape ------------------------------------------------------ */
+
+/* 64-bit fingerprint of n floats (four interleaved multiply-xorshift lanes). */
+static uint64_t fingerprint(const float *v, int64_t n)
+{
+  uint64_t h[4] = {0x9E3779B97F4A7C15ULL, 0xC2B2AE3D27D4EB4FULL, 0x165667B19E3779F9ULL,
+                   0x27D4EB2F165667C5ULL};
+  int64_t i = 0;
+  uint32_t w[4];
+  for (; i + 4 <= n; i += 4) {
+    memcpy(w, v + i, sizeof(w));
+    for (int j = 0; j < 4; j++)
+      h[j] = (h[j] ^ w[j]) * 0x100000001B3ULL;
+  }
+  for (; i < n; i++) {
+    memcpy(w, v + i, 4);
+    h[0] = (h[0] ^ w[0]) * 0x100000001B3ULL;
+  }
+  return (h[0] ^ (h[1] >> 7) ^ (h[2] << 11) ^ (h[3] >> 13)) * 0xBF58476D1CE4E5B9ULL ^ (uint64_t)n;
+}
+
+static uint64_t batch_fingerprint(struct nsde_net *net, int64_t B, const float *x)
+{
+  const int64_t isz = (int64_t)net->c * net->h * net->w;
+  const int nt = use_threads(net);
+  uint64_t h = 0;
+  (void)nt;
+#pragma omp parallel for schedule(static) num_threads(nt) if (B > 1)
+  for (int64_t b = 0; b < B; b++)
+    net->fp[b] = fingerprint(x + b * isz, isz);
+  for (int64_t b = 0; b < B; b++)
+    h = (h ^ net->fp[b]) * 0x100000001B3ULL + (uint64_t)b;
+  return h;
+}
+
+/* Point the convolution outputs at tape slot s (or the net's own buffers for s < 0). */
+static void use_slot(struct nsde_net *net, int64_t s)
+{
+  for (int i = 0; i < net->nl; i++)
+    net->act[i] = s >= 0 && net->taped[i]
+                      ? net->tape + (size_t)s * net->tape_slot + (size_t)net->tape_off[i]
+                      : net->own[i];
+}
+
+NSDE_API enum nsde_status nsde_net_tape_stats(const struct nsde_net *net, int64_t *hits,
+                                              int64_t *misses)
+{
+  if (!net || !hits || !misses)
+    return NSDE_ERR_NULL;
+  *hits = net->tape_hits;
+  *misses = net->tape_misses;
+  return NSDE_OK;
+}
+
+NSDE_API int64_t nsde_net_tape_bytes(const struct nsde_net *net, int64_t slots)
+{
+  if (!net || !net->final || slots < 0)
+    return -1;
+  return slots * (int64_t)net->tape_slot * 4;
+}
+
+NSDE_API enum nsde_status nsde_net_set_tape(struct nsde_net *net, int64_t slots)
+{
+  float *tape = NULL;
+  struct tape_meta *meta = NULL;
+
+  if (!net)
+    return NSDE_ERR_NULL;
+  if (!net->final)
+    return nsde__error(net->ctx, NSDE_ERR_STATE, "nsde_net_set_tape: finalize the net first");
+  if (slots < 0 || slots > (1 << 20) ||
+      (slots > 0 && (int64_t)net->tape_slot > INT64_MAX / 4 / slots))
+    return nsde__error(net->ctx, NSDE_ERR_INVALID, "nsde_net_set_tape: bad slot count %lld",
+                       (long long)slots);
+  if (slots > 0) {
+    tape = nsde__alloc((size_t)slots * net->tape_slot * sizeof(float) + 64);
+    meta = calloc((size_t)slots, sizeof(*meta));
+    if (!tape || !meta) {
+      nsde__free(tape);
+      free(meta);
+      return nsde__error(net->ctx, NSDE_ERR_NOMEM, "nsde_net_set_tape: cannot allocate %lld bytes",
+                         (long long)(slots * (int64_t)net->tape_slot * 4));
+    }
+  }
+  use_slot(net, -1);
+  nsde__free(net->tape);
+  free(net->meta);
+  net->tape = tape;
+  net->meta = meta;
+  net->tape_n = slots;
+  net->tape_next = 0;
+  return NSDE_OK;
+}
+
+/* Forward through the func: record the convolution outputs on the tape. */
+static const float *taped_forward(struct nsde_net *net, int64_t B, const float *x, float t)
+{
+  struct tape_meta *m;
+  const float *y;
+  if (net->tape_n == 0)
+    return nsde__net_forward_raw(net, B, x, t);
+  m = &net->meta[net->tape_next];
+  m->valid = false;
+  use_slot(net, net->tape_next);
+  run_forward(net, B, x, t, false);
+  y = output_of(net);
+  m->t = t;
+  m->B = B;
+  m->xh = batch_fingerprint(net, B, x);
+  m->ph = fingerprint(net->params, net->np);
+  m->valid = true;
+  net->tape_next = (net->tape_next + 1) % net->tape_n;
+  return y;
+}
+
+/* Before a backward at (t, x): replay from the newest matching tape slot
+ * (same t, batch, input bits and parameter bits), else recompute. */
+static void prepare_backward(struct nsde_net *net, int64_t B, const float *x, float t)
+{
+  if (net->tape_n > 0) {
+    const uint64_t xh = batch_fingerprint(net, B, x), ph = fingerprint(net->params, net->np);
+    for (int64_t k = 1; k <= net->tape_n; k++) {
+      int64_t s = (net->tape_next - k + net->tape_n) % net->tape_n;
+      const struct tape_meta *m = &net->meta[s];
+      if (m->valid && m->t == t && m->B == B && m->xh == xh && m->ph == ph) {
+        use_slot(net, s);
+        run_forward(net, B, x, t, true);
+        net->tape_hits++;
+        return;
+      }
+    }
+    net->tape_misses++;
+  }
+  nsde__net_forward_raw(net, B, x, t);
 }
 
 static enum nsde_status check_io(struct nsde_net *net, const struct nsde_tensor *x,
@@ -780,7 +1294,7 @@ static int net_eval_cb(void *user, double t, int64_t batch, int64_t dim, const v
   const float *y;
   if (dim != (int64_t)net->c * net->h * net->w || batch > net->max_batch)
     return -1;
-  y = nsde__net_forward_raw(net, batch, x, (float)t);
+  y = taped_forward(net, batch, x, (float)t);
   memcpy(out, y, (size_t)(batch * dim) * sizeof(float));
   return 0;
 }
@@ -791,7 +1305,7 @@ static int net_vjp_cb(void *user, double t, int64_t batch, int64_t dim, const vo
   struct nsde_net *net = user;
   if (dim != (int64_t)net->c * net->h * net->w || batch > net->max_batch)
     return -1;
-  nsde__net_forward_raw(net, batch, x, (float)t); /* recompute this step's activations */
+  prepare_backward(net, batch, x, (float)t); /* the tape's activations, or recompute them */
   nsde__net_backward_raw(net, batch, x, v, grad_x, grad_params ? grad_params : net->grads, (float)t);
   return 0;
 }

@@ -77,4 +77,17 @@ enum nsde_status nsde__check_shape(struct nsde_context *ctx, int rank, const int
 /* Loops shorter than this stay on one thread: waking threads costs more. */
 #define NSDE_PAR_MIN 8192
 
+/* Hot loops: one clone per vector ISA, chosen at load time. Only loops whose
+ * results do not depend on the vector width (element-wise work, sums kept
+ * per lane in the scalar order) get clones. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define NSDE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#endif
+#ifndef NSDE_CLONES
+#define NSDE_CLONES
+#endif
+
+
 #endif

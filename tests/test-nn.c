@@ -78,12 +78,19 @@ static void fd_check(struct nsde_net *net, double t, struct nsde_tensor *x, doub
   nsde_tensor_free(dx);
 }
 
-/* Concat-conv against a direct 6-loop convolution with the time plane. */
+/* Conv and concat-conv against a direct 6-loop convolution with the time
+ * plane: strided (im2col path), 3x3/stride 1/pad 1 with odd and even sizes
+ * (Winograd path, partial tiles) and a 4x4/stride 2 kernel. */
 START_TEST(conv_matches_naive)
 {
-  const int B = 2, C = 3, Hh = 7, Ww = 6, O = 4, K = 3, S = 2, PD = 1;
+  static const int shapes[][7] = {/* C, H, W, O, K, S, PD */
+                                  {3, 7, 6, 4, 3, 2, 1}, {5, 7, 9, 6, 3, 1, 1},
+                                  {4, 6, 6, 3, 3, 1, 1}, {3, 9, 8, 5, 4, 2, 1}};
+  const int B = 2;
   const float t = 0.37f;
-  for (int concat = 0; concat < 2; concat++) {
+  for (int run = 0; run < 8; run++) {
+    const int *sh = shapes[run / 2], concat = run % 2;
+    const int C = sh[0], Hh = sh[1], Ww = sh[2], O = sh[3], K = sh[4], S = sh[5], PD = sh[6];
     struct nsde_net *net;
     struct nsde_tensor *x = t4(B, C, Hh, Ww), *y;
     int oc, oh, ow, cc = C + concat;
@@ -118,7 +125,8 @@ START_TEST(conv_matches_naive)
                   s += p[((o * cc + c) * K + ky) * K + kx] * v;
                 }
             ck_assert_msg(fabs(s - yd[((b * O + o) * oh + i) * ow + j]) < 1e-5,
-                          "concat %d (%d,%d,%d,%d): %g vs %g", concat, b, o, i, j, s,
+                          "shape %d concat %d (%d,%d,%d,%d): %g vs %g", run / 2, concat, b, o,
+                          i, j, s,
                           yd[((b * O + o) * oh + i) * ow + j]);
           }
     nsde_tensor_free(x);
@@ -291,6 +299,76 @@ START_TEST(network_drift_gradients)
 }
 END_TEST
 
+/* The activation tape: a store-all backward replayed from the tape gives the
+ * recomputed gradients bit for bit, hits once per step, and a stale tape
+ * (parameters changed after the forward pass) is never used. */
+START_TEST(tape_replays_exactly)
+{
+  struct nsde_net *net;
+  struct nsde_func *f, *g;
+  struct nsde_sde *sde;
+  struct nsde_solver_config cfg;
+  struct nsde_solver *s;
+  struct nsde_tensor *x0 = t4(3, 4, 6, 6), *x = t4(3, 4, 6, 6), *w = t4(3, 4, 6, 6);
+  struct nsde_tensor *gx[2] = {t4(3, 4, 6, 6), t4(3, 4, 6, 6)};
+  int64_t shape[4] = {3, 4, 6, 6}, hits, misses, np;
+  float *gd[2], gs[2];
+
+  ck_assert_int_eq(nsde_net_new_paper_drift(ctx, 4, 6, 6, 2, 3, 5, &net), NSDE_OK);
+  np = nsde_net_num_params(net);
+  ck_assert_int_eq(nsde_net_as_func(net, &f), NSDE_OK);
+  ck_assert_int_eq(nsde_diffusion_new_multiplicative(ctx, NSDE_FLOAT32, 0.5, &g), NSDE_OK);
+  ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_ITO, &sde), NSDE_OK);
+  nsde_solver_config_init(&cfg);
+  cfg.grid = NSDE_GRID_PAPER;
+  cfg.dt = 0.1;
+  cfg.seed = 4;
+  cfg.grad = NSDE_GRAD_STORE_ALL;
+  ck_assert_int_eq(nsde_solver_new(sde, &cfg, 4, shape, &s), NSDE_OK);
+  fill_rand(x0, 1, 2.0, 0.0);
+  fill_rand(w, 2, 2.0, 0.0);
+  ck_assert_int_eq(nsde_net_tape_bytes(net, 11), 11 * 3 * 3 * 4 * 36 * 4);
+  for (int run = 0; run < 2; run++) {
+    gd[run] = malloc(sizeof(float) * (size_t)np);
+    ck_assert_int_eq(nsde_net_set_tape(net, run ? 11 : 0), NSDE_OK);
+    nsde_tensor_copy(x, x0);
+    ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
+    ck_assert_int_eq(nsde_backward(s, w, NULL, gx[run], gd[run], &gs[run]), NSDE_OK);
+  }
+  ck_assert_int_eq(nsde_net_tape_stats(net, &hits, &misses), NSDE_OK);
+  ck_assert_int_eq(hits, 11);
+  ck_assert_int_eq(misses, 0);
+  ck_assert_mem_eq(gd[0], gd[1], sizeof(float) * (size_t)np);
+  ck_assert_mem_eq(nsde_tensor_data(gx[0]), nsde_tensor_data(gx[1]), sizeof(float) * 3 * 144);
+  ck_assert_mem_eq(&gs[0], &gs[1], sizeof(float));
+  /* a tape shorter than the solve: the 4 newest steps replay, the rest are
+   * recomputed (misses), the gradients the same bits */
+  ck_assert_int_eq(nsde_net_set_tape(net, 4), NSDE_OK);
+  nsde_tensor_copy(x, x0);
+  ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
+  ck_assert_int_eq(nsde_backward(s, w, NULL, gx[1], gd[1], &gs[1]), NSDE_OK);
+  ck_assert_int_eq(nsde_net_tape_stats(net, &hits, &misses), NSDE_OK);
+  ck_assert_int_eq(hits, 11 + 4);
+  ck_assert_int_eq(misses, 7);
+  ck_assert_mem_eq(gd[0], gd[1], sizeof(float) * (size_t)np);
+  /* changed parameters after the solve: refused before any tape is read */
+  nsde_tensor_copy(x, x0);
+  ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
+  nsde_net_params(net)[7] += 0.25f;
+  ck_assert_int_eq(nsde_backward(s, w, NULL, gx[1], gd[1], &gs[1]), NSDE_ERR_STATE);
+  /* bad input */
+  ck_assert_int_eq(nsde_net_set_tape(net, -1), NSDE_ERR_INVALID);
+  ck_assert_int_eq(nsde_net_set_tape(NULL, 1), NSDE_ERR_NULL);
+  ck_assert_int_eq(nsde_net_tape_bytes(NULL, 1), -1);
+  ck_assert_int_eq(nsde_net_tape_stats(net, NULL, &misses), NSDE_ERR_NULL);
+  free(gd[0]);
+  free(gd[1]);
+  nsde_solver_free(s); nsde_sde_free(sde); nsde_func_free(g); nsde_func_free(f); nsde_net_free(net);
+  nsde_tensor_free(x0); nsde_tensor_free(x); nsde_tensor_free(w); nsde_tensor_free(gx[0]);
+  nsde_tensor_free(gx[1]);
+}
+END_TEST
+
 START_TEST(bad_input)
 {
   struct nsde_net *net;
@@ -332,6 +410,7 @@ int main(void)
   tcase_add_test(tc, layers_finite_differences);
   tcase_add_test(tc, paper_parameter_counts);
   tcase_add_test(tc, network_drift_gradients);
+  tcase_add_test(tc, tape_replays_exactly);
   tcase_add_test(tc, bad_input);
   suite_add_tcase(s, tc);
   return run_suite(s);

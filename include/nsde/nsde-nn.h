@@ -94,6 +94,25 @@ NSDE_API enum nsde_status nsde_net_zero_grads(struct nsde_net *net);
 NSDE_API enum nsde_status nsde_net_as_func(struct nsde_net *net, struct nsde_func **out);
 
 /**
+ * Keep the convolution outputs of the last @p slots forward evaluations made
+ * through the net's func (nsde_net_as_func) on a tape, so that a vjp at the
+ * same (t, x) replays only the cheap layers instead of recomputing the
+ * convolutions. A vjp looks up the newest slot with the same t, batch size,
+ * input bits and parameter bits (64-bit fingerprints) and recomputes when
+ * none matches: the gradients are the same either way, bit for bit. With the
+ * STORE_ALL strategy and as many slots as drift evaluations per solve, a
+ * backward pass costs one network backward per step and no recomputed
+ * forward. 0 slots (the default) turns the tape off and frees it.
+ * @return NSDE_OK, NSDE_ERR_STATE before finalize, NSDE_ERR_INVALID, NSDE_ERR_NOMEM.
+ */
+NSDE_API enum nsde_status nsde_net_set_tape(struct nsde_net *net, int64_t slots);
+/** Bytes a tape of @p slots slots takes (-1 for a NULL or unfinalized net). */
+NSDE_API int64_t nsde_net_tape_bytes(const struct nsde_net *net, int64_t slots);
+/** How many vjps replayed from the tape (hits) and recomputed (misses) so far. */
+NSDE_API enum nsde_status nsde_net_tape_stats(const struct nsde_net *net, int64_t *hits,
+                                              int64_t *misses);
+
+/**
  * The paper's drift network for a C x H x W state: GN-ReLU-ConcatConv(3x3, pad 1)
  * three times, then GN; GroupNorm with @p groups groups (0: the paper's
  * min(32, C)) and eps 1e-5. Finalized for @p max_batch and initialised from @p seed.
