@@ -3,13 +3,17 @@
 
     /usr/bin/python3 bench/torch-compare.py [--build build] [--batch 128] [--threads 2] [--steps 3]
 
-Runs `nsde-bench model` (libnsde, checkpointed gradients) and the same model in
+Runs BLIS's sgemm peak (`nsde-bench gemm`), `nsde-bench model` twice (libnsde
+with store-all gradients and the activation tape, the fast setting; and with
+checkpointed gradients, the memory-efficient one) and the same model in
 PyTorch (Debian's python3-torch, autograd through the Euler-Maruyama loop as
 in the authors' code), same batch, threads, multiplicative noise (sigma 1),
 11 steps, and prints images/s for training (forward + backward + SGD) and
 inference (noise-free forward), peak RSS, and the ratios. Last line:
 train_ratio=<x> infer_ratio=<y> mem_ratio=<z> (ratios > 1 favour libnsde
-for speed; mem_ratio is libnsde / PyTorch, lower is better).
+for speed: store-all run; mem_ratio is the checkpointed run's peak RSS over
+PyTorch's, lower is better). Useful GFLOP/s count the direct convolution's
+multiply-adds (2 x 585 x 64 x 900 per conv and image), whatever algorithm ran.
 """
 import argparse
 import os
@@ -101,12 +105,18 @@ def main():
     ap.add_argument("--width", type=int, default=64)
     a = ap.parse_args()
     exe = os.path.join(a.build, "bench", "nsde-bench")
-    out = subprocess.run([exe, "model", "--batch", str(a.batch), "--threads", str(a.threads),
-                          "--steps", str(a.steps), "--width", str(a.width)],
-                         check=True, capture_output=True, text=True).stdout.strip()
-    print(out)
-    kv = dict(f.split("=") for f in out.split()[2:])
-    n_train, n_infer, n_rss = float(kv["train_img_s"]), float(kv["infer_img_s"]), float(kv["peak_rss_bytes"])
+    gemm = subprocess.run([exe, "gemm"], check=True, capture_output=True, text=True).stdout
+    peak = float(gemm.strip().splitlines()[-1].split("gflops=")[1].split()[0])
+    runs = {}
+    for grad in ("store-all", "checkpoint"):
+        out = subprocess.run([exe, "model", "--batch", str(a.batch), "--threads", str(a.threads),
+                              "--steps", str(a.steps), "--width", str(a.width), "--grad", grad],
+                             check=True, capture_output=True, text=True).stdout.strip()
+        print(out)
+        runs[grad] = dict(f.split("=") for f in out.split()[2:])
+    n_train, n_infer = float(runs["store-all"]["train_img_s"]), float(runs["store-all"]["infer_img_s"])
+    n_rss = float(runs["checkpoint"]["peak_rss_bytes"])
+    n_rss_all = float(runs["store-all"]["peak_rss_bytes"])
     # PyTorch in a child process, so its peak RSS is its own
     code = ("import sys; sys.path.insert(0, %r); import importlib.util as u; "
             "s = u.spec_from_file_location('tc', %r); mod = u.module_from_spec(s); s.loader.exec_module(mod); "
@@ -116,10 +126,17 @@ def main():
     res = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
                          env=env).stdout.split()
     t_train, t_infer, t_rss = float(res[0]), float(res[1]), float(res[2])
-    flops = 3 * 11 * 3 * 2.0 * 900 * a.width * (a.width + 1) * 9 / 1e9
+    fwd = 11 * 3 * 2.0 * 900 * a.width * (a.width + 1) * 9 / 1e9  # GFLOP per image, forward
     print("pytorch %s model width=%d batch=%d threads=%d train_img_s=%.2f infer_img_s=%.2f "
           "peak_rss_bytes=%d train_gflops=%.1f" % (__import__("torch").__version__, a.width, a.batch,
-                                                   a.threads, t_train, t_infer, t_rss, flops * t_train))
+                                                   a.threads, t_train, t_infer, t_rss, 3 * fwd * t_train))
+    print("sgemm peak (n=2048, %d threads): %.1f GFLOP/s" % (a.threads, peak))
+    for who, tr, inf in (("libnsde", n_train, n_infer), ("pytorch", t_train, t_infer)):
+        print("%s useful GFLOP/s: train %.1f (%.0f%% of sgemm peak) infer %.1f (%.0f%%)"
+              % (who, 3 * fwd * tr, 300 * fwd * tr / peak, fwd * inf, 100 * fwd * inf / peak))
+    print("checkpoint train_img_s=%s (ratio %.2f); store-all peak RSS ratio %.3f"
+          % (runs["checkpoint"]["train_img_s"], float(runs["checkpoint"]["train_img_s"]) / t_train,
+             n_rss_all / t_rss))
     print("train_ratio=%.2f infer_ratio=%.2f mem_ratio=%.3f" % (n_train / t_train, n_infer / t_infer,
                                                                  n_rss / t_rss))
 

@@ -3,16 +3,27 @@
  *
  *   nsde-eval --model MODEL --data fashion-mnist|cifar10|stl10 [--data-dir DIR]
  *             [--subset N] [--ttn PASSES] [--attack-images N] [--attack-steps S]
- *             [--eps 0,0.05,...] [--severities 5] [--corruption-passes P] [--out DIR]
- *             [--threads T] [--seed S]
+ *             [--eps 0,0.05,...] [--attacks authors,pgd,cw] [--cw-c C] [--severities 5]
+ *             [--corruption-passes P] [--out DIR] [--threads T] [--seed S]
  *
  * Clean accuracy without noise and with the test-time noise ensemble (TTN:
- * summed softmax of PASSES noisy passes); the authors' l2 attack (Adam, lr
- * 0.005, noise on during the attack, projection on the l2 ball and [0, 1],
- * classification with TTN) for each budget, with the mean distortion reached;
- * CIFAR-10-C style corruptions computed from the images (Gaussian, shot and
- * impulse noise, contrast, brightness; the published severities 1..5).
- * Writes DIR/summary.csv, DIR/attack.csv and DIR/corruption.csv. Public API only.
+ * summed softmax of PASSES noisy passes). l2 attacks, noise on while
+ * attacking (one Brownian path per gradient), classification with TTN:
+ *  - authors: Adam on the cross-entropy, lr 0.005, projection on the l2 ball
+ *    and [0, 1] after every step (the paper's code);
+ *  - pgd: l2 PGD, steps of 2.5 eps / S along the normalised gradient, same
+ *    projections;
+ *  - cw: Carlini-Wagner l2 (tanh box, Adam lr 0.01, fixed c, kappa 0), run
+ *    once per batch; an image counts as broken at budget eps when the
+ *    smallest adversarial found is within eps.
+ * Every attack returns the clean image when that is already misclassified
+ * (with the same TTN noise), so accuracy never exceeds the eps = 0 value.
+ * CIFAR-10-C style corruptions computed from the images (examples/corrupt.h:
+ * Gaussian, shot, impulse, speckle noise; Gaussian and defocus blur;
+ * contrast, brightness, saturation; pixelate; JPEG via libjpeg), severities
+ * 1..5. --corruption-report N prints each family's mean |change| per
+ * severity on N images and exits. Writes DIR/summary.csv, DIR/attack.csv
+ * (method,eps,accuracy,mean_l2) and DIR/corruption.csv. Public API only.
  * SPDX-License-Identifier: MIT
  */
 #define _POSIX_C_SOURCE 200809L
@@ -21,73 +32,31 @@
 
 #include "common.h"
 
-static uint64_t sm_state;
-static double uniform01(void)
+#include "corrupt.h"
+
+static int correct_one(const float *probs, int32_t label, int classes)
 {
-  uint64_t z = (sm_state += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return ((double)((z ^ (z >> 31)) >> 11) + 0.5) * 0x1.0p-53;
-}
-static double normal01(void)
-{
-  return sqrt(-2.0 * log(uniform01())) * cos(6.283185307179586 * uniform01());
-}
-static double poisson(double lam)
-{
-  if (lam > 60) /* normal approximation for large means */
-    return fmax(0.0, floor(lam + sqrt(lam) * normal01() + 0.5));
-  {
-    double L = exp(-lam), p = 1.0;
-    int k = 0;
-    do {
-      k++;
-      p *= uniform01();
-    } while (p > L);
-    return k - 1;
-  }
+  int best = 0;
+  for (int k = 1; k < classes; k++)
+    if (probs[k] > probs[best])
+      best = k;
+  return best == label;
 }
 
-/* CIFAR-10-C parameters (Hendrycks & Dietterich 2019), severities 1..5. */
-static const char *families[5] = {"gaussian_noise", "shot_noise", "impulse_noise", "contrast",
-                                  "brightness"};
-static const double params[5][5] = {
-  {0.04, 0.06, 0.08, 0.09, 0.10},   /* Gaussian sigma */
-  {500, 250, 100, 75, 50},          /* shot: photons per unit */
-  {0.01, 0.02, 0.03, 0.05, 0.07},   /* impulse: salt-and-pepper amount */
-  {0.75, 0.5, 0.4, 0.3, 0.15},      /* contrast factor */
-  {0.05, 0.1, 0.15, 0.2, 0.3},      /* brightness: added to the value channel */
-};
-
-static void corrupt(float *x, int64_t n_per_image, int64_t count, int fam, int sev)
+static double l2dist(const float *a, const float *b, int64_t n)
 {
-  if (sev == 0)
-    return;
-  for (int64_t b = 0; b < count; b++) {
-    float *im = x + b * n_per_image;
-    double mean = 0, c = params[fam][sev - 1];
-    if (fam == 3) {
-      for (int64_t i = 0; i < n_per_image; i++)
-        mean += im[i];
-      mean /= (double)n_per_image;
-    }
-    for (int64_t i = 0; i < n_per_image; i++) {
-      double v = im[i];
-      switch (fam) {
-      case 0: v += c * normal01(); break;
-      case 1: v = poisson(v * c) / c; break;
-      case 2: {
-        double u = uniform01();
-        if (u < c / 2) v = 0;
-        else if (u < c) v = 1;
-        break;
-      }
-      case 3: v = (v - mean) * c + mean; break;
-      case 4: v += c; break; /* HSV value shift, applied per channel (approximation) */
-      }
-      im[i] = (float)(v < 0 ? 0 : v > 1 ? 1 : v);
-    }
-  }
+  double s = 0;
+  for (int64_t i = 0; i < n; i++)
+    s += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+  return sqrt(s);
+}
+
+/* Project x on the l2 ball of radius eps around x0, then on [0, 1]. */
+static void project(float *x, const float *x0, int64_t n, double eps)
+{
+  double nrm = l2dist(x, x0, n), f = nrm > eps ? eps / nrm : 1.0;
+  for (int64_t i = 0; i < n; i++)
+    x[i] = (float)fmin(1.0, fmax(0.0, x0[i] + f * ((double)x[i] - x0[i])));
 }
 
 static int64_t count_correct(const float *probs, const int32_t *labels, int64_t count, int classes)
@@ -107,7 +76,10 @@ int main(int argc, char **argv)
 {
   const char *model_path = NULL, *data = "fashion-mnist", *dir = NULL, *outdir = ".";
   long subset = 1000, attack_images = 200;
-  int ttn = 100, steps = 40, severities = 5, threads = 0, cpasses = -1;
+  int ttn = 100, steps = 40, severities = 5, threads = 0, cpasses = -1, report = 0;
+  int use_attack[3] = {1, 1, 1};
+  double cw_c = 1.0;
+  static const char *const attack_names[3] = {"authors", "pgd", "cw"};
   double eps_list[32] = {0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5};
   int neps = 11;
   unsigned long long seed = 12345;
@@ -138,6 +110,12 @@ int main(int argc, char **argv)
     else if (OPT("--out")) outdir = v;
     else if (OPT("--threads")) threads = atoi(v);
     else if (OPT("--seed")) seed = strtoull(v, NULL, 0);
+    else if (OPT("--cw-c")) cw_c = atof(v);
+    else if (OPT("--corruption-report")) report = atoi(v);
+    else if (OPT("--attacks")) {
+      for (int k = 0; k < 3; k++)
+        use_attack[k] = strstr(v, attack_names[k]) != NULL;
+    }
     else if (OPT("--eps")) {
       char *p = (char *)v;
       neps = 0;
@@ -148,14 +126,56 @@ int main(int argc, char **argv)
     } else {
       fprintf(stderr, "usage: nsde-eval --model MODEL --data fashion-mnist|cifar10|stl10 [--data-dir DIR] "
                       "[--subset N] [--ttn PASSES] [--attack-images N] [--attack-steps S] "
-                      "[--eps e1,e2,..] [--severities 0..5] [--corruption-passes P] [--out DIR] "
-                      "[--threads T] [--seed S]\n");
+                      "[--eps e1,e2,..] [--attacks authors,pgd,cw] [--cw-c C] [--severities 0..5] "
+                      "[--corruption-passes P] [--corruption-report N] [--out DIR] [--threads T] "
+                      "[--seed S]\n");
       return 2;
     }
 #undef OPT
   }
   if (cpasses < 0)
     cpasses = ttn < 10 ? ttn : 10;
+  if (report > 0) { /* corruption strength per family and severity, no model needed */
+    struct nsde_context *rc;
+    struct nsde_dataset *rd;
+    struct nsde_tensor *rx;
+    int32_t *rl;
+    int64_t ri[1] = {0}, rs[4] = {1, 0, 0, 0};
+    int rcn, rh, rw, rk;
+    ex_check(NULL, nsde_context_new(&rc), "context");
+    rd = ex_load(rc, data, dir, NSDE_SPLIT_TEST, report);
+    nsde_dataset_info(rd, &rcn, &rh, &rw, &rk);
+    rs[1] = rcn; rs[2] = rh; rs[3] = rw;
+    ex_check(rc, nsde_tensor_new(rc, NSDE_FLOAT32, 4, rs, &rx), "tensor");
+    rl = malloc(sizeof(int32_t));
+    printf("family,severity,mean_abs_change\n");
+    for (int f = 0; f < CORR_N; f++) {
+      if (!corr_available(f, rcn))
+        continue;
+      for (int sev = 0; sev <= 5; sev++) {
+        double tot = 0;
+        int64_t nimg = nsde_dataset_size(rd), item1 = (int64_t)rcn * rh * rw;
+        float *im = malloc(sizeof(float) * (size_t)item1);
+        corr_rng = seed * 31 + (unsigned long long)(sev * CORR_N + f);
+        for (int64_t i = 0; i < nimg; i++) {
+          ri[0] = i;
+          ex_check(rc, nsde_dataset_batch(rd, ri, 1, 0, 0, rx, rl), "batch");
+          memcpy(im, nsde_tensor_data(rx), sizeof(float) * (size_t)item1);
+          if (corrupt_image(im, rcn, rh, rw, f, sev) != 0)
+            return 1;
+          for (int64_t j = 0; j < item1; j++)
+            tot += fabs((double)im[j] - ((float *)nsde_tensor_data(rx))[j]);
+        }
+        printf("%s,%d,%.6g\n", corr_names[f], sev, tot / (double)(nimg * item1));
+        free(im);
+      }
+    }
+    free(rl);
+    nsde_tensor_free(rx);
+    nsde_dataset_free(rd);
+    nsde_context_free(rc);
+    return 0;
+  }
   if (!model_path || ttn < 0 || steps < 0 || severities < 0 || severities > 5 || subset < 1) {
     fprintf(stderr, "nsde-eval: --model is required; counts must not be negative\n");
     return 2;
@@ -218,93 +238,162 @@ int main(int argc, char **argv)
             (long long)n, (double)hit0 / n, ttn > 0 ? (double)hitt / n : NAN, ttn);
   }
 
-  /* the authors' l2 attack */
-  fprintf(fa, "eps,accuracy,mean_l2\n");
+  /* l2 attacks */
+  fprintf(fa, "method,eps,accuracy,mean_l2\n");
   if (attack_images > 0 && steps > 0) {
-    int64_t na = attack_images < n ? attack_images : n;
-    float *x0 = malloc(sizeof(float) * (size_t)(bs * item)), *mo = malloc(sizeof(float) * (size_t)(bs * item));
-    float *vo = malloc(sizeof(float) * (size_t)(bs * item));
-    for (int e = 0; e < neps; e++) {
-      int64_t hits = 0, total = 0;
-      double l2sum = 0;
-      for (int64_t b0 = 0; b0 < na; b0 += bs) {
-        int cnt = (int)(na - b0 < bs ? na - b0 : bs);
-        float *xd = nsde_tensor_data(x), *gd = nsde_tensor_data(gx);
-        if (cnt < bs)
-          break; /* whole batches only */
-        for (int k = 0; k < bs; k++) idx[k] = b0 + k;
-        ex_check(ctx, nsde_dataset_batch(ds, idx, bs, 0, 0, x, labels), "batch");
-        memcpy(x0, xd, sizeof(float) * (size_t)(bs * item));
-        memset(mo, 0, sizeof(float) * (size_t)(bs * item));
-        memset(vo, 0, sizeof(float) * (size_t)(bs * item));
-        for (int s = 0; eps_list[e] > 0 && s < steps; s++) {
-          const double lr = 0.005, b1 = 0.9, b2 = 0.999;
-          ex_check(ctx, nsde_model_loss_grad(m, x, labels, 1, seed + 7777 + (unsigned long long)(s * 131 + b0),
-                                             gx, NULL, NULL), "attack gradient");
-          for (int64_t i = 0; i < bs * item; i++) { /* Adam descent on -CE */
-            double g = -gd[i];
-            mo[i] = (float)(b1 * mo[i] + (1 - b1) * g);
-            vo[i] = (float)(b2 * vo[i] + (1 - b2) * g * g);
-            xd[i] -= (float)(lr * (mo[i] / (1 - pow(b1, s + 1))) / (sqrt(vo[i] / (1 - pow(b2, s + 1))) + 1e-8));
-          }
-          for (int k = 0; k < bs; k++) { /* project on the l2 ball, then [0, 1] */
-            double nrm = 0;
-            for (int64_t i = 0; i < item; i++) {
-              double d = xd[k * item + i] - x0[k * item + i];
-              nrm += d * d;
-            }
-            nrm = sqrt(nrm);
-            for (int64_t i = 0; i < item; i++) {
-              double d = xd[k * item + i] - x0[k * item + i];
-              if (nrm > eps_list[e])
-                d *= eps_list[e] / nrm;
-              xd[k * item + i] = (float)fmin(1.0, fmax(0.0, x0[k * item + i] + d));
-            }
-          }
-        }
-        for (int k = 0; k < bs; k++) {
-          double nrm = 0;
-          for (int64_t i = 0; i < item; i++) {
-            double d = xd[k * item + i] - x0[k * item + i];
-            nrm += d * d;
-          }
-          l2sum += sqrt(nrm);
-        }
-        ex_check(ctx, nsde_model_predict(m, x, ttn, seed + 99 + (unsigned long long)b0, probs), "attack TTN");
-        hits += count_correct(nsde_tensor_data(probs), labels, bs, classes);
-        total += bs;
-      }
-      if (total == 0)
-        break;
-      printf("nsde-eval: l2 attack eps %.3f: accuracy %.4f, mean distortion %.4f (%lld images)\n",
-             eps_list[e], (double)hits / total, l2sum / total, (long long)total);
-      fprintf(fa, "%g,%.6f,%.6f\n", eps_list[e], (double)hits / total, l2sum / total);
-      fflush(stdout);
+    const int64_t na = attack_images < n ? attack_images / bs * bs : n / bs * bs, nab = na / bs;
+    const int64_t tot = bs * item;
+    float *x0 = malloc(sizeof(float) * (size_t)tot), *mo = malloc(sizeof(float) * (size_t)tot);
+    float *vo = malloc(sizeof(float) * (size_t)tot), *wv = malloc(sizeof(float) * (size_t)tot);
+    float *best = malloc(sizeof(float) * (size_t)tot);
+    unsigned char *clean_ok = malloc((size_t)na);
+    double *cw_l2 = malloc(sizeof(double) * (size_t)na), *pl = malloc(sizeof(double) * (size_t)bs);
+    unsigned char *cw_ok = malloc((size_t)na);
+    float *xd = nsde_tensor_data(x), *gd = nsde_tensor_data(gx);
+    /* clean TTN correctness per image, with the seeds the attacks classify with */
+    for (int64_t bb = 0; bb < nab; bb++) {
+      for (int k = 0; k < bs; k++) idx[k] = bb * bs + k;
+      ex_check(ctx, nsde_dataset_batch(ds, idx, bs, 0, 0, x, labels), "batch");
+      ex_check(ctx, nsde_model_predict(m, x, ttn, seed + 99 + (unsigned long long)bb, probs), "attack TTN");
+      for (int k = 0; k < bs; k++)
+        clean_ok[bb * bs + k] = (unsigned char)correct_one((float *)nsde_tensor_data(probs) + k * classes,
+                                                           labels[k], classes);
     }
-    free(x0);
-    free(mo);
-    free(vo);
+    for (int meth = 0; meth < 3; meth++) {
+      if (!use_attack[meth] || na == 0)
+        continue;
+      if (meth == 2) { /* Carlini-Wagner once per batch: smallest misclassified iterate */
+        for (int64_t bb = 0; bb < nab; bb++) {
+          for (int k = 0; k < bs; k++) idx[k] = bb * bs + k;
+          ex_check(ctx, nsde_dataset_batch(ds, idx, bs, 0, 0, x, labels), "batch");
+          memcpy(x0, xd, sizeof(float) * (size_t)tot);
+          memcpy(best, xd, sizeof(float) * (size_t)tot);
+          memset(mo, 0, sizeof(float) * (size_t)tot);
+          memset(vo, 0, sizeof(float) * (size_t)tot);
+          for (int64_t i = 0; i < tot; i++) /* x = (tanh w + 1) / 2, starting at x0 */
+            wv[i] = (float)atanh(fmin(1 - 1e-6, fmax(-1 + 1e-6, 2.0 * x0[i] - 1.0)));
+          for (int k = 0; k < bs; k++)
+            cw_l2[bb * bs + k] = INFINITY;
+          for (int st = 0; st < steps; st++) {
+            const double lr = 0.01, b1 = 0.9, b2 = 0.999;
+            for (int64_t i = 0; i < tot; i++)
+              xd[i] = (float)(0.5 * (tanh(wv[i]) + 1.0));
+            ex_check(ctx, nsde_model_loss_grad_ex(m, x, labels, 1, seed + 4242 + (unsigned long long)(st * 131 + bb),
+                                                  NSDE_LOSS_CW_MARGIN, 0.0, gx, NULL, NULL, pl), "C&W gradient");
+            for (int k = 0; k < bs; k++) { /* f <= 0: misclassified on this noisy pass */
+              double d = l2dist(xd + k * item, x0 + k * item, item);
+              if (pl[k] <= 0 && d < cw_l2[bb * bs + k]) {
+                cw_l2[bb * bs + k] = d;
+                memcpy(best + k * item, xd + k * item, sizeof(float) * (size_t)item);
+              }
+            }
+            for (int64_t i = 0; i < tot; i++) {
+              double dx = 0.5 * (1.0 - tanh(wv[i]) * tanh(wv[i]));
+              double g = (2.0 * ((double)xd[i] - x0[i]) + cw_c * bs * gd[i]) * dx;
+              mo[i] = (float)(b1 * mo[i] + (1 - b1) * g);
+              vo[i] = (float)(b2 * vo[i] + (1 - b2) * g * g);
+              wv[i] -= (float)(lr * (mo[i] / (1 - pow(b1, st + 1))) / (sqrt(vo[i] / (1 - pow(b2, st + 1))) + 1e-8));
+            }
+          }
+          memcpy(xd, best, sizeof(float) * (size_t)tot); /* confirm with TTN */
+          ex_check(ctx, nsde_model_predict(m, x, ttn, seed + 99 + (unsigned long long)bb, probs), "attack TTN");
+          for (int k = 0; k < bs; k++)
+            cw_ok[bb * bs + k] = (unsigned char)(isinf(cw_l2[bb * bs + k]) ||
+                                                 correct_one((float *)nsde_tensor_data(probs) + k * classes,
+                                                             labels[k], classes));
+        }
+      }
+      for (int e = 0; e < neps; e++) {
+        int64_t hits = 0;
+        double l2sum = 0;
+        for (int64_t bb = 0; bb < nab; bb++) {
+          if (meth == 2) {
+            for (int k = 0; k < bs; k++) {
+              int64_t j = bb * bs + k;
+              int broken = !cw_ok[j] && cw_l2[j] <= eps_list[e];
+              hits += clean_ok[j] && !broken;
+              l2sum += clean_ok[j] && broken ? cw_l2[j] : 0.0;
+            }
+            continue;
+          }
+          for (int k = 0; k < bs; k++) idx[k] = bb * bs + k;
+          ex_check(ctx, nsde_dataset_batch(ds, idx, bs, 0, 0, x, labels), "batch");
+          memcpy(x0, xd, sizeof(float) * (size_t)tot);
+          memset(mo, 0, sizeof(float) * (size_t)tot);
+          memset(vo, 0, sizeof(float) * (size_t)tot);
+          for (int st = 0; eps_list[e] > 0 && st < steps; st++) {
+            const unsigned long long sd = seed + 7777 + (unsigned long long)(st * 131 + bb);
+            ex_check(ctx, nsde_model_loss_grad(m, x, labels, 1, sd, gx, NULL, NULL), "attack gradient");
+            if (meth == 0) { /* Adam descent on -CE */
+              const double lr = 0.005, b1 = 0.9, b2 = 0.999;
+              for (int64_t i = 0; i < tot; i++) {
+                double g = -gd[i];
+                mo[i] = (float)(b1 * mo[i] + (1 - b1) * g);
+                vo[i] = (float)(b2 * vo[i] + (1 - b2) * g * g);
+                xd[i] -= (float)(lr * (mo[i] / (1 - pow(b1, st + 1))) / (sqrt(vo[i] / (1 - pow(b2, st + 1))) + 1e-8));
+              }
+            } else { /* l2 PGD: ascend along the normalised gradient */
+              const double alpha = 2.5 * eps_list[e] / steps;
+              for (int k = 0; k < bs; k++) {
+                double gn = 0;
+                for (int64_t i = 0; i < item; i++)
+                  gn += (double)gd[k * item + i] * gd[k * item + i];
+                gn = sqrt(gn);
+                if (gn > 0)
+                  for (int64_t i = 0; i < item; i++)
+                    xd[k * item + i] += (float)(alpha * gd[k * item + i] / gn);
+              }
+            }
+            for (int k = 0; k < bs; k++)
+              project(xd + k * item, x0 + k * item, item, eps_list[e]);
+          }
+          ex_check(ctx, nsde_model_predict(m, x, ttn, seed + 99 + (unsigned long long)bb, probs), "attack TTN");
+          for (int k = 0; k < bs; k++) {
+            int ok = clean_ok[bb * bs + k] &&
+                     correct_one((float *)nsde_tensor_data(probs) + k * classes, labels[k], classes);
+            hits += ok;
+            /* the returned example: the clean image where that already fails */
+            l2sum += clean_ok[bb * bs + k] ? l2dist(xd + k * item, x0 + k * item, item) : 0.0;
+          }
+        }
+        printf("nsde-eval: %-7s l2 attack eps %.3f: accuracy %.4f, mean distortion %.4f (%lld images)\n",
+               attack_names[meth], eps_list[e], (double)hits / na, l2sum / na, (long long)na);
+        fprintf(fa, "%s,%g,%.6f,%.6f\n", attack_names[meth], eps_list[e], (double)hits / na, l2sum / na);
+        fflush(stdout);
+      }
+    }
+    free(x0); free(mo); free(vo); free(wv); free(best); free(clean_ok); free(cw_l2); free(pl);
+    free(cw_ok);
   }
 
   /* corruptions */
   fprintf(fc, "severity,family,accuracy\n");
   for (int sev = 0; sev <= severities; sev++) {
     double mean_acc = 0;
-    for (int f = 0; f < 5; f++) {
+    int nf = 0;
+    for (int f = 0; f < CORR_N; f++) {
       int64_t hits = 0;
-      sm_state = seed * 31 + (unsigned long long)(sev * 5 + f);
+      if (!corr_available(f, c))
+        continue;
+      corr_rng = seed * 31 + (unsigned long long)(sev * CORR_N + f);
       for (int64_t b0 = 0; b0 + bs <= n; b0 += bs) {
         for (int k = 0; k < bs; k++) idx[k] = b0 + k;
         ex_check(ctx, nsde_dataset_batch(ds, idx, bs, 0, 0, x, labels), "batch");
-        corrupt(nsde_tensor_data(x), item, bs, f, sev);
+        for (int k = 0; k < bs; k++)
+          if (corrupt_image((float *)nsde_tensor_data(x) + k * item, c, h, w, f, sev) != 0) {
+            fprintf(stderr, "nsde-eval: out of memory in the corruptions\n");
+            return 1;
+          }
         ex_check(ctx, nsde_model_predict(m, x, cpasses, seed + 5 + (unsigned long long)b0, probs),
                  "predict");
         hits += count_correct(nsde_tensor_data(probs), labels, bs, classes);
       }
-      fprintf(fc, "%d,%s,%.6f\n", sev, families[f], (double)hits / n);
-      mean_acc += (double)hits / n / 5;
+      fprintf(fc, "%d,%s,%.6f\n", sev, corr_names[f], (double)hits / n);
+      mean_acc += (double)hits / n;
+      nf++;
     }
-    printf("nsde-eval: corruption severity %d: mean accuracy over %d families %.4f\n", sev, 5, mean_acc);
+    printf("nsde-eval: corruption severity %d: mean accuracy over %d families %.4f\n", sev, nf,
+           nf ? mean_acc / nf : 0.0);
     fflush(stdout);
   }
   fclose(fs);

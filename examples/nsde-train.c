@@ -7,22 +7,98 @@
  *              [--noise ode|additive|multiplicative|dropout] [--sigma S]
  *              [--width W] [--groups G] [--stages 40,40,20,20] [--epochs E]
  *              [--subset N] [--batch B] [--lr LR] [--crop P] [--seed S]
- *              [--threads T] [--metrics FILE.csv]
+ *              [--threads T] [--metrics FILE.csv] [--grad store-all|checkpoint] [--resume]
  *
  * --epochs truncates the schedule (the stages still decide the learning rate).
- * A model file is written after every epoch (atomically). Public API only.
+ * After every epoch the model file and MODEL.state (epoch count and SGD
+ * momentum, checksummed) are written atomically; --resume continues from them
+ * exactly where the run stopped: every batch, crop and noise path derives from
+ * (seed, epoch, batch), so the resumed run ends with the same bits as an
+ * uninterrupted one. Public API only.
  * SPDX-License-Identifier: MIT
  */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <math.h>
+#include <stdint.h>
+#include <unistd.h>
 
 #include "common.h"
+
+static uint64_t fnv(const unsigned char *p, size_t n, uint64_t h)
+{
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ p[i]) * 0x100000001B3ULL;
+  return h;
+}
+
+/* MODEL.state: "NSDETRN1", u32 epochs done, u64 n, n floats of momentum, u64 FNV-1a. */
+static int save_state(const char *model, int epochs_done, const float *v, int64_t n)
+{
+  char path[4096], tmp[4200];
+  uint32_t e = (uint32_t)epochs_done;
+  uint64_t nn = (uint64_t)n, h = 0xCBF29CE484222325ULL;
+  FILE *f;
+  int ok;
+  snprintf(path, sizeof(path), "%s.state", model);
+  snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+  f = fopen(tmp, "wb");
+  if (!f)
+    return -1;
+  h = fnv((const unsigned char *)"NSDETRN1", 8, h);
+  h = fnv((const unsigned char *)&e, 4, h);
+  h = fnv((const unsigned char *)&nn, 8, h);
+  h = fnv((const unsigned char *)v, (size_t)n * 4, h);
+  ok = fwrite("NSDETRN1", 1, 8, f) == 8 && fwrite(&e, 4, 1, f) == 1 && fwrite(&nn, 8, 1, f) == 1 &&
+       fwrite(v, 4, (size_t)n, f) == (size_t)n && fwrite(&h, 8, 1, f) == 1 && fflush(f) == 0 &&
+       fsync(fileno(f)) == 0;
+  ok = fclose(f) == 0 && ok;
+  if (!ok || rename(tmp, path) != 0) {
+    remove(tmp);
+    return -1;
+  }
+  return 0;
+}
+
+/* Returns the epochs done, or -1 with a message. */
+static int load_state(const char *model, float *v, int64_t n)
+{
+  char path[4096], magic[8];
+  uint32_t e;
+  uint64_t nn, h = 0xCBF29CE484222325ULL, hf;
+  FILE *f;
+  int ok;
+  snprintf(path, sizeof(path), "%s.state", model);
+  f = fopen(path, "rb");
+  if (!f) {
+    fprintf(stderr, "nsde-train: cannot resume: %s: %s\n", path, strerror(errno));
+    return -1;
+  }
+  ok = fread(magic, 1, 8, f) == 8 && !memcmp(magic, "NSDETRN1", 8) && fread(&e, 4, 1, f) == 1 &&
+       fread(&nn, 8, 1, f) == 1 && nn == (uint64_t)n && fread(v, 4, (size_t)n, f) == (size_t)n &&
+       fread(&hf, 8, 1, f) == 1 && fgetc(f) == EOF;
+  fclose(f);
+  if (ok) {
+    h = fnv((const unsigned char *)"NSDETRN1", 8, h);
+    h = fnv((const unsigned char *)&e, 4, h);
+    h = fnv((const unsigned char *)&nn, 8, h);
+    h = fnv((const unsigned char *)v, (size_t)n * 4, h);
+    ok = h == hf && e < 100000;
+  }
+  if (!ok) {
+    fprintf(stderr, "nsde-train: cannot resume: %s is truncated, corrupted or belongs to another "
+                    "model (%lld parameters expected)\n", path, (long long)n);
+    return -1;
+  }
+  return (int)e;
+}
 
 int main(int argc, char **argv)
 {
   const char *data = "fashion-mnist", *dir = NULL, *out = NULL, *metrics = NULL, *noise = "multiplicative";
   int stages[8] = {40, 40, 20, 20}, nstages = 4, epochs = -1, batch = 128, crop = -1, threads = 0;
-  int width = 64, groups = 0;
+  int width = 64, groups = 0, resume = 0, first_epoch = 0;
+  const char *grad = "store-all";
   long subset = 0;
   double sigma = 1.0, lr0 = 0.1;
   unsigned long long seed = 1;
@@ -56,6 +132,8 @@ int main(int argc, char **argv)
     else if (OPT("--crop")) crop = atoi(v);
     else if (OPT("--seed")) seed = strtoull(v, NULL, 0);
     else if (OPT("--threads")) threads = atoi(v);
+    else if (OPT("--grad")) grad = v;
+    else if (!strcmp(a, "--resume")) resume = 1;
     else if (OPT("--stages")) {
       char *p = (char *)v;
       nstages = 0;
@@ -67,13 +145,16 @@ int main(int argc, char **argv)
       fprintf(stderr, "usage: nsde-train --data fashion-mnist|cifar10|stl10 [--data-dir DIR] --out MODEL "
                       "[--noise ode|additive|multiplicative|dropout] [--sigma S] [--width W] [--groups G] "
                       "[--stages a,b,..] [--epochs E] [--subset N] [--batch B] [--lr LR] [--crop P] "
-                      "[--seed S] [--threads T] [--metrics FILE.csv]\n");
+                      "[--seed S] [--threads T] [--metrics FILE.csv] [--grad store-all|checkpoint] "
+                      "[--resume]\n");
       return 2;
     }
 #undef OPT
   }
-  if (!out || batch < 1 || width < 1 || nstages < 1 || !(lr0 > 0) || sigma < 0) {
-    fprintf(stderr, "nsde-train: --out is required; batch, width, stages and lr must be positive\n");
+  if (!out || batch < 1 || width < 1 || nstages < 1 || !(lr0 > 0) || sigma < 0 ||
+      (strcmp(grad, "store-all") && strcmp(grad, "checkpoint"))) {
+    fprintf(stderr, "nsde-train: --out is required; batch, width, stages and lr must be positive; "
+                    "--grad is store-all or checkpoint\n");
     return 2;
   }
   for (int k = 0; k < nstages; k++)
@@ -102,8 +183,30 @@ int main(int argc, char **argv)
   cfg.init_seed = seed;
   cfg.noise = !strcmp(noise, "ode") ? NSDE_MODEL_ODE : !strcmp(noise, "additive") ? NSDE_MODEL_ADDITIVE
             : !strcmp(noise, "dropout") ? NSDE_MODEL_DROPOUT : NSDE_MODEL_MULTIPLICATIVE;
-  ex_check(ctx, nsde_model_new(ctx, &cfg, &m), "model");
+  cfg.grad = !strcmp(grad, "checkpoint") ? NSDE_GRAD_CHECKPOINT : NSDE_GRAD_STORE_ALL;
+  if (resume) {
+    /* the saved model, with this run's gradient setting and batch */
+    struct nsde_model_config saved;
+    struct nsde_model *ms;
+    ex_check(ctx, nsde_model_load(ctx, out, batch, &ms), "loading the model to resume");
+    nsde_model_get_config(ms, &saved);
+    saved.grad = cfg.grad;
+    saved.max_batch = batch;
+    ex_check(ctx, nsde_model_new(ctx, &saved, &m), "model");
+    memcpy(nsde_model_params(m), nsde_model_params(ms), sizeof(float) * (size_t)nsde_model_num_params(m));
+    ex_check(ctx, nsde_model_params_changed(m), "model");
+    nsde_model_free(ms);
+    cfg = saved;
+  } else {
+    ex_check(ctx, nsde_model_new(ctx, &cfg, &m), "model");
+  }
   ex_check(ctx, nsde_sgd_new(ctx, nsde_model_num_params(m), 0.9, 0.0, 0, &opt), "optimiser");
+  if (resume) {
+    first_epoch = load_state(out, nsde_sgd_velocity(opt), nsde_model_num_params(m));
+    if (first_epoch < 0)
+      return 1;
+    printf("nsde-train: resuming %s after epoch %d\n", out, first_epoch);
+  }
   {
     int64_t shape[4] = {batch, c, h, w};
     ex_check(ctx, nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &x), "tensor");
@@ -111,18 +214,19 @@ int main(int argc, char **argv)
   labels = malloc(sizeof(int32_t) * (size_t)batch);
   perm = malloc(sizeof(int64_t) * (size_t)n);
   if (metrics) {
-    mf = fopen(metrics, "w");
+    mf = fopen(metrics, resume ? "a" : "w");
     if (!mf) {
       perror(metrics);
       return 1;
     }
-    fprintf(mf, "epoch,lr,train_loss,train_acc,images_per_s,seconds\n");
+    if (!resume)
+      fprintf(mf, "epoch,lr,train_loss,train_acc,images_per_s,seconds\n");
   }
   printf("nsde-train: %s, %lld images %dx%dx%d, %s noise sigma %g, width %d, %lld parameters, "
          "%d epochs, batch %d, BLIS '%s'\n", data, (long long)n, c, h, w, noise, sigma, width,
          (long long)nsde_model_num_params(m), epochs, batch, nsde_blis_arch());
   t_start = ex_now();
-  for (int e = 0; e < epochs; e++) {
+  for (int e = first_epoch; e < epochs; e++) {
     double lr = nsde_lr_staged(lr0, stages, nstages, e), loss_sum = 0, t0 = ex_now();
     int64_t hits = 0, seen = 0, nb = n / batch;
     if (e > 0 && lr != nsde_lr_staged(lr0, stages, nstages, e - 1))
@@ -151,6 +255,10 @@ int main(int argc, char **argv)
     }
     printf("\n");
     ex_check(ctx, nsde_model_save(m, out), "saving the model");
+    if (save_state(out, e + 1, nsde_sgd_velocity(opt), nsde_model_num_params(m)) != 0) {
+      fprintf(stderr, "nsde-train: cannot write %s.state: %s\n", out, strerror(errno));
+      return 1;
+    }
     if (mf) {
       fprintf(mf, "%d,%g,%.6f,%.4f,%.2f,%.1f\n", e + 1, lr, loss_sum / seen, (double)hits / seen,
               seen / (ex_now() - t0), ex_now() - t_start);

@@ -436,6 +436,18 @@ NSDE_API enum nsde_status nsde_model_loss_grad(struct nsde_model *m,
                                                struct nsde_tensor *grad_images, double *loss,
                                                int64_t *correct)
 {
+  return nsde_model_loss_grad_ex(m, images, labels, noisy, seed, NSDE_LOSS_CROSS_ENTROPY, 0.0,
+                                 grad_images, loss, correct, NULL);
+}
+
+NSDE_API enum nsde_status nsde_model_loss_grad_ex(struct nsde_model *m,
+                                                  const struct nsde_tensor *images,
+                                                  const int32_t *labels, int noisy,
+                                                  uint64_t seed, enum nsde_model_loss kind,
+                                                  double kappa, struct nsde_tensor *grad_images,
+                                                  double *loss, int64_t *correct,
+                                                  double *per_image)
+{
   const int C = m ? m->cfg.classes : 0;
   struct nsde_tensor *tdh = NULL, *tdh0 = NULL;
   struct nsde_solver *s;
@@ -459,6 +471,10 @@ NSDE_API enum nsde_status nsde_model_loss_grad(struct nsde_model *m,
   if (grad_images && (grad_images->dtype != NSDE_FLOAT32 || !grad_images->contiguous ||
                       grad_images->numel != images->numel))
     return nsde__error(m->ctx, NSDE_ERR_SHAPE, "nsde_model_loss_grad: grad_images must match images");
+  if ((kind != NSDE_LOSS_CROSS_ENTROPY && kind != NSDE_LOSS_CW_MARGIN) || !(kappa >= 0) ||
+      !isfinite(kappa))
+    return nsde__error(m->ctx, NSDE_ERR_INVALID,
+                       "nsde_model_loss_grad_ex: unknown loss %d or bad kappa %g", (int)kind, kappa);
   if ((st = forward(m, images, noisy, seed, 1, &s)) != NSDE_OK)
     return st;
   p = malloc((size_t)C * sizeof(double));
@@ -466,15 +482,34 @@ NSDE_API enum nsde_status nsde_model_loss_grad(struct nsde_model *m,
     return nsde__error(m->ctx, NSDE_ERR_NOMEM, "out of memory");
   for (int64_t b = 0; b < B; b++) {
     const float *z = m->logits + b * C;
-    int best = 0;
-    softmax(z, C, p);
-    total += -log(fmax(p[labels[b]], 1e-300));
+    float *dz = m->dlogits + b * C;
+    int best = 0, other = -1;
+    double li;
     for (int k = 0; k < C; k++) {
-      m->dlogits[b * C + k] = (float)((p[k] - (k == labels[b] ? 1.0 : 0.0)) / (double)B);
       if (z[k] > z[best])
         best = k;
+      if (k != labels[b] && (other < 0 || z[k] > z[other]))
+        other = k;
     }
     hits += best == labels[b];
+    if (kind == NSDE_LOSS_CROSS_ENTROPY) {
+      softmax(z, C, p);
+      li = -log(fmax(p[labels[b]], 1e-300));
+      for (int k = 0; k < C; k++)
+        dz[k] = (float)((p[k] - (k == labels[b] ? 1.0 : 0.0)) / (double)B);
+    } else { /* Carlini-Wagner: max(z_y - max_{j != y} z_j, -kappa) */
+      double margin = other < 0 ? 0.0 : (double)z[labels[b]] - z[other];
+      li = fmax(margin, -kappa);
+      for (int k = 0; k < C; k++)
+        dz[k] = 0.0f;
+      if (other >= 0 && margin > -kappa) {
+        dz[labels[b]] = (float)(1.0 / (double)B);
+        dz[other] = (float)(-1.0 / (double)B);
+      }
+    }
+    total += li;
+    if (per_image)
+      per_image[b] = li;
   }
   free(p);
   memset(m->grads, 0, (size_t)m->np * sizeof(float));
@@ -580,6 +615,11 @@ NSDE_API enum nsde_status nsde_sgd_step(struct nsde_sgd *opt, float *params, con
     params[i] -= (float)lr * (opt->nesterov ? g + mu * v[i] : v[i]);
   }
   return NSDE_OK;
+}
+
+NSDE_API float *nsde_sgd_velocity(struct nsde_sgd *opt)
+{
+  return opt ? opt->v : NULL;
 }
 
 NSDE_API enum nsde_status nsde_sgd_reset(struct nsde_sgd *opt)

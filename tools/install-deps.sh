@@ -2,7 +2,7 @@
 # Install what libnsde needs to build, test and run its examples on Debian 12
 # (as root). Installs only what is missing; safe to run again.
 set -eu
-pkgs="build-essential meson ninja-build pkg-config libblis-dev check zlib1g-dev gnuplot-nox xz-utils dataset-fashion-mnist"
+pkgs="build-essential meson ninja-build pkg-config libblis-dev check zlib1g-dev libjpeg-dev gnuplot-nox xz-utils dataset-fashion-mnist"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

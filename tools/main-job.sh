@@ -50,6 +50,7 @@ for model in ode sde; do
   mkdir -p "$out/$model"
   ./build/examples/nsde-eval --model "$out/$model.nsde" --data $data --data-dir "$dir" \
     --subset "$test_images" --ttn 10 --attack-images "$attack_images" --attack-steps 10 \
+    --attacks authors,pgd \
     --eps "$eps" --severities 5 --corruption-passes 1 --out "$out/$model"
 done
 
@@ -57,15 +58,20 @@ done
 for model in ode sde; do
   awk -F, 'NR > 1 { s[$1] += $3; n[$1]++ } END { for (k in s) print k, s[k] / n[k] }' \
     "$out/$model/corruption.csv" | sort -n >"$out/$model/corruption-mean.dat"
-  tr ',' ' ' <"$out/$model/attack.csv" | tail -n +2 >"$out/$model/attack.dat"
+  for meth in authors pgd; do
+    awk -F, -v m=$meth '$1 == m { print $2, $3, $4 }' "$out/$model/attack.csv" >"$out/$model/attack-$meth.dat"
+  done
 done
 if command -v gnuplot >/dev/null 2>&1; then
   gnuplot -e "set terminal png size 800,500; set output '$out/attack.png'; set key top right;
-    set title 'l2 attack (authors: Adam, noise on, TTN classification)'; set xlabel 'eps (l2 budget)';
+    set title 'l2 attacks (noise on, TTN classification)'; set xlabel 'eps (l2 budget)';
     set ylabel 'accuracy'; set yrange [0:1];
-    plot '$out/ode/attack.dat' u 1:2 w lp lw 2 t 'Neural ODE', '$out/sde/attack.dat' u 1:2 w lp lw 2 t 'Neural SDE (multiplicative)'"
+    plot '$out/ode/attack-authors.dat' u 1:2 w lp lw 2 t 'Neural ODE, authors attack',
+         '$out/sde/attack-authors.dat' u 1:2 w lp lw 2 t 'Neural SDE (multiplicative), authors attack',
+         '$out/ode/attack-pgd.dat' u 1:2 w lp lw 2 dt 2 t 'Neural ODE, PGD',
+         '$out/sde/attack-pgd.dat' u 1:2 w lp lw 2 dt 2 t 'Neural SDE, PGD'"
   gnuplot -e "set terminal png size 800,500; set output '$out/corruption.png'; set key top right;
-    set title 'corruptions (mean over 5 families)'; set xlabel 'severity'; set ylabel 'accuracy'; set yrange [0:1];
+    set title 'corruptions (mean over the families)'; set xlabel 'severity'; set ylabel 'accuracy'; set yrange [0:1];
     plot '$out/ode/corruption-mean.dat' u 1:2 w lp lw 2 t 'Neural ODE', '$out/sde/corruption-mean.dat' u 1:2 w lp lw 2 t 'Neural SDE (multiplicative)'"
 fi
 echo
@@ -73,7 +79,7 @@ echo "model  clean  TTN    attack(eps=${eps##*,})  corruption(severity 5)"
 for model in ode sde; do
   clean=$(awk -F, '$1 == "clean_accuracy" { print $2 }' "$out/$model/summary.csv")
   ttn=$(awk -F, '$1 == "ttn_accuracy" { print $2 }' "$out/$model/summary.csv")
-  att=$(tail -n 1 "$out/$model/attack.csv" | cut -d, -f2)
+  att=$(tail -n 1 "$out/$model/attack-authors.dat" | cut -d' ' -f2)
   cor=$(awk '$1 == 5 { print $2 }' "$out/$model/corruption-mean.dat")
   printf '%-6s %.4f %.4f %.4f            %.4f\n' $model "$clean" "$ttn" "$att" "$cor"
 done

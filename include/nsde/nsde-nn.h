@@ -221,6 +221,26 @@ NSDE_API enum nsde_status nsde_model_loss_grad(struct nsde_model *m,
                                                struct nsde_tensor *grad_images, double *loss,
                                                int64_t *correct);
 
+/** Losses for nsde_model_loss_grad_ex(). */
+enum nsde_model_loss {
+  NSDE_LOSS_CROSS_ENTROPY = 0, /**< softmax cross-entropy (nsde_model_loss_grad) */
+  NSDE_LOSS_CW_MARGIN = 1      /**< Carlini-Wagner: max(z_y - max_{j != y} z_j, -kappa) */
+};
+
+/**
+ * nsde_model_loss_grad() with a choice of loss on the logits (mean over the
+ * batch), its confidence margin @p kappa >= 0 (CW only) and, if @p per_image
+ * is not NULL, each image's loss (B doubles).
+ * @return as nsde_model_loss_grad(), plus NSDE_ERR_INVALID (unknown loss, bad kappa).
+ */
+NSDE_API enum nsde_status nsde_model_loss_grad_ex(struct nsde_model *m,
+                                                  const struct nsde_tensor *images,
+                                                  const int32_t *labels, int noisy,
+                                                  uint64_t seed, enum nsde_model_loss kind,
+                                                  double kappa, struct nsde_tensor *grad_images,
+                                                  double *loss, int64_t *correct,
+                                                  double *per_image);
+
 /**
  * Save parameters and configuration to @p path atomically (a temporary file
  * in the same directory, fsync, rename): a crash leaves the old file or the
@@ -252,6 +272,9 @@ NSDE_API void nsde_sgd_free(struct nsde_sgd *opt);
 /** One step on @p params with @p grads (n_params floats each). */
 NSDE_API enum nsde_status nsde_sgd_step(struct nsde_sgd *opt, float *params, const float *grads,
                                         double lr);
+/** The momentum buffer (borrowed; n_params floats): save it with the model
+ * to resume training exactly. NULL for NULL. */
+NSDE_API float *nsde_sgd_velocity(struct nsde_sgd *opt);
 /** Zero the momentum buffer (the paper resets it at each learning-rate stage). */
 NSDE_API enum nsde_status nsde_sgd_reset(struct nsde_sgd *opt);
 /** The paper's staged schedule: base_lr / 10^k during stage k (stage lengths in
