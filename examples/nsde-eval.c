@@ -4,7 +4,8 @@
  *   nsde-eval --model MODEL --data fashion-mnist|cifar10|stl10 [--data-dir DIR]
  *             [--subset N] [--ttn PASSES] [--attack-images N] [--attack-steps S]
  *             [--eps 0,0.05,...] [--attacks authors,pgd,cw] [--cw-c C] [--severities 5]
- *             [--corruption-passes P] [--out DIR] [--threads T] [--seed S]
+ *             [--corruption-passes P] [--hidden-curve PASSES] [--out DIR] [--threads T]
+ *             [--seed S]
  *
  * Clean accuracy without noise and with the test-time noise ensemble (TTN:
  * summed softmax of PASSES noisy passes). l2 attacks, noise on while
@@ -22,7 +23,12 @@
  * Gaussian, shot, impulse, speckle noise; Gaussian and defocus blur;
  * contrast, brightness, saturation; pixelate; JPEG via libjpeg), severities
  * 1..5. --corruption-report N prints each family's mean |change| per
- * severity on N images and exits. Writes DIR/summary.csv, DIR/attack.csv
+ * severity on N images and exits. --hidden-curve PASSES: the paper's Fig. 4
+ * on the first test image: the authors' attack at eps 0.1, then the hidden
+ * state averaged over PASSES noisy passes (50 Euler-Maruyama steps, the same
+ * Brownian paths for the clean and the attacked image), and
+ * eps_t = |mean h_t(x_adv) - mean h_t(x)| / |mean h_t(x)| written to
+ * DIR/hidden.csv. Writes DIR/summary.csv, DIR/attack.csv
  * (method,eps,accuracy,mean_l2) and DIR/corruption.csv. Public API only.
  * SPDX-License-Identifier: MIT
  */
@@ -76,7 +82,7 @@ int main(int argc, char **argv)
 {
   const char *model_path = NULL, *data = "fashion-mnist", *dir = NULL, *outdir = ".";
   long subset = 1000, attack_images = 200;
-  int ttn = 100, steps = 40, severities = 5, threads = 0, cpasses = -1, report = 0;
+  int ttn = 100, steps = 40, severities = 5, threads = 0, cpasses = -1, report = 0, hpasses = 0;
   int use_attack[3] = {1, 1, 1};
   double cw_c = 1.0;
   static const char *const attack_names[3] = {"authors", "pgd", "cw"};
@@ -112,6 +118,7 @@ int main(int argc, char **argv)
     else if (OPT("--seed")) seed = strtoull(v, NULL, 0);
     else if (OPT("--cw-c")) cw_c = atof(v);
     else if (OPT("--corruption-report")) report = atoi(v);
+    else if (OPT("--hidden-curve")) hpasses = atoi(v);
     else if (OPT("--attacks")) {
       for (int k = 0; k < 3; k++)
         use_attack[k] = strstr(v, attack_names[k]) != NULL;
@@ -127,7 +134,7 @@ int main(int argc, char **argv)
       fprintf(stderr, "usage: nsde-eval --model MODEL --data fashion-mnist|cifar10|stl10 [--data-dir DIR] "
                       "[--subset N] [--ttn PASSES] [--attack-images N] [--attack-steps S] "
                       "[--eps e1,e2,..] [--attacks authors,pgd,cw] [--cw-c C] [--severities 0..5] "
-                      "[--corruption-passes P] [--corruption-report N] [--out DIR] [--threads T] "
+                      "[--corruption-passes P] [--corruption-report N] [--hidden-curve PASSES] [--out DIR] [--threads T] "
                       "[--seed S]\n");
       return 2;
     }
@@ -176,7 +183,8 @@ int main(int argc, char **argv)
     nsde_context_free(rc);
     return 0;
   }
-  if (!model_path || ttn < 0 || steps < 0 || severities < 0 || severities > 5 || subset < 1) {
+  if (!model_path || ttn < 0 || steps < 0 || severities < 0 || severities > 5 || subset < 1 ||
+      hpasses < 0) {
     fprintf(stderr, "nsde-eval: --model is required; counts must not be negative\n");
     return 2;
   }
@@ -364,6 +372,85 @@ int main(int argc, char **argv)
     }
     free(x0); free(mo); free(vo); free(wv); free(best); free(clean_ok); free(cw_l2); free(pl);
     free(cw_ok);
+  }
+
+  /* the hidden-state perturbation curve (paper, Fig. 4) */
+  if (hpasses > 0) {
+    const int nt = 50, chunk = bs < 16 ? bs : 16;
+    int64_t one[4] = {1, c, h, w}, cs[4] = {chunk, c, h, w}, sdim = 0;
+    struct nsde_tensor *x1, *g1, *xc, *traj = NULL;
+    float *x0 = malloc(sizeof(float) * (size_t)item), *mo = calloc((size_t)item, sizeof(float));
+    float *vo = calloc((size_t)item, sizeof(float));
+    double *mean[2] = {NULL, NULL};
+    int32_t lab;
+    int64_t i0 = 0, passes = cfg.noise == NSDE_MODEL_ODE ? 1 : hpasses;
+    FILE *fh;
+    ex_check(ctx, nsde_tensor_new(ctx, NSDE_FLOAT32, 4, one, &x1), "tensor");
+    ex_check(ctx, nsde_tensor_new(ctx, NSDE_FLOAT32, 4, one, &g1), "tensor");
+    ex_check(ctx, nsde_tensor_new(ctx, NSDE_FLOAT32, 4, cs, &xc), "tensor");
+    ex_check(ctx, nsde_dataset_batch(ds, &i0, 1, 0, 0, x1, &lab), "batch");
+    memcpy(x0, nsde_tensor_data(x1), sizeof(float) * (size_t)item);
+    for (int st = 0; st < (steps > 0 ? steps : 40); st++) { /* the authors' attack, eps 0.1 */
+      const double lr = 0.005, b1 = 0.9, b2 = 0.999;
+      float *xd1 = nsde_tensor_data(x1), *gd1 = nsde_tensor_data(g1);
+      ex_check(ctx, nsde_model_loss_grad(m, x1, &lab, 1, seed + 31337 + (unsigned long long)st, g1,
+                                         NULL, NULL), "attack gradient");
+      for (int64_t i = 0; i < item; i++) {
+        double gg = -gd1[i];
+        mo[i] = (float)(b1 * mo[i] + (1 - b1) * gg);
+        vo[i] = (float)(b2 * vo[i] + (1 - b2) * gg * gg);
+        xd1[i] -= (float)(lr * (mo[i] / (1 - pow(b1, st + 1))) / (sqrt(vo[i] / (1 - pow(b2, st + 1))) + 1e-8));
+      }
+      project(xd1, x0, item, 0.1);
+    }
+    for (int which = 0; which < 2; which++) { /* 0: clean, 1: attacked */
+      const float *src = which ? (const float *)nsde_tensor_data(x1) : x0;
+      for (int64_t done = 0; done < passes; done += chunk) {
+        const int64_t nb = passes - done < chunk ? passes - done : chunk;
+        for (int k = 0; k < chunk; k++)
+          memcpy((float *)nsde_tensor_data(xc) + k * item, src, sizeof(float) * (size_t)item);
+        if (!traj) {
+          int64_t ts[1];
+          int scn, shh, sww;
+          ex_check(ctx, nsde_model_state_shape(m, &scn, &shh, &sww), "state shape");
+          sdim = (int64_t)scn * shh * sww;
+          ts[0] = (nt + 1) * chunk * sdim;
+          ex_check(ctx, nsde_tensor_new(ctx, NSDE_FLOAT32, 1, ts, &traj), "trajectory tensor");
+          mean[0] = calloc((size_t)((nt + 1) * sdim), sizeof(double));
+          mean[1] = calloc((size_t)((nt + 1) * sdim), sizeof(double));
+        }
+        ex_check(ctx, nsde_model_trajectory(m, xc, cfg.noise != NSDE_MODEL_ODE,
+                                            seed + 555 + (unsigned long long)done, nt, traj),
+                 "trajectory");
+        for (int t = 0; t <= nt; t++)
+          for (int64_t k = 0; k < nb; k++) {
+            const float *st_ = (const float *)nsde_tensor_data(traj) + ((int64_t)t * chunk + k) * sdim;
+            for (int64_t i = 0; i < sdim; i++)
+              mean[which][(int64_t)t * sdim + i] += st_[i] / (double)passes;
+          }
+      }
+    }
+    snprintf(path, sizeof(path), "%s/hidden.csv", outdir);
+    fh = fopen(path, "w");
+    if (!fh) {
+      fprintf(stderr, "nsde-eval: cannot write %s\n", path);
+      return 1;
+    }
+    fprintf(fh, "t,eps_t\n");
+    for (int t = 0; t <= nt; t++) {
+      double num = 0, den = 0;
+      for (int64_t i = 0; i < sdim; i++) {
+        double a = mean[1][(int64_t)t * sdim + i], b = mean[0][(int64_t)t * sdim + i];
+        num += (a - b) * (a - b);
+        den += b * b;
+      }
+      fprintf(fh, "%g,%.6g\n", cfg.t1 * t / nt, sqrt(num) / sqrt(den > 0 ? den : 1));
+    }
+    fclose(fh);
+    printf("nsde-eval: hidden-state perturbation (eps 0.1 attack, %lld passes) in %s\n",
+           (long long)passes, path);
+    free(x0); free(mo); free(vo); free(mean[0]); free(mean[1]);
+    nsde_tensor_free(x1); nsde_tensor_free(g1); nsde_tensor_free(xc); nsde_tensor_free(traj);
   }
 
   /* corruptions */

@@ -358,6 +358,97 @@ static enum nsde_status check_out(struct nsde_model *m, const struct nsde_tensor
   return NSDE_OK;
 }
 
+NSDE_API enum nsde_status nsde_model_state_shape(const struct nsde_model *m, int *channels,
+                                                 int *height, int *width)
+{
+  if (!m || !channels || !height || !width)
+    return NSDE_ERR_NULL;
+  *channels = m->sc;
+  *height = m->sh;
+  *width = m->sw;
+  return NSDE_OK;
+}
+
+NSDE_API enum nsde_status nsde_model_trajectory(struct nsde_model *m,
+                                                const struct nsde_tensor *images, int noisy,
+                                                uint64_t seed, int64_t n_steps,
+                                                struct nsde_tensor *states)
+{
+  struct nsde_solver_config sc;
+  struct nsde_solver *s = NULL;
+  struct nsde_tensor *state = NULL, *saved = NULL;
+  enum nsde_status st;
+  double *times;
+  float *buf = NULL;
+  int64_t B, shape[4];
+  const float *h0;
+
+  if (!m)
+    return NSDE_ERR_NULL;
+  if ((st = check_images(m, images, "nsde_model_trajectory")) != NSDE_OK)
+    return st;
+  if (n_steps < 1 || n_steps > 100000)
+    return nsde__error(m->ctx, NSDE_ERR_INVALID, "nsde_model_trajectory: bad step count %lld",
+                       (long long)n_steps);
+  B = images->shape[0];
+  if (!states)
+    return nsde__error(m->ctx, NSDE_ERR_NULL, "nsde_model_trajectory: states is NULL");
+  if (states->dtype != NSDE_FLOAT32 || !states->contiguous ||
+      states->numel != (n_steps + 1) * B * m->state_sz)
+    return nsde__error(m->ctx, NSDE_ERR_SHAPE,
+                       "nsde_model_trajectory: states must be contiguous float32 with %lld "
+                       "elements", (long long)((n_steps + 1) * B * m->state_sz));
+  times = malloc(sizeof(double) * (size_t)(n_steps + 1));
+  buf = nsde__alloc(sizeof(float) * (size_t)((n_steps + 1) * B * m->state_sz));
+  if (!times || !buf) {
+    free(times);
+    nsde__free(buf);
+    return nsde__error(m->ctx, NSDE_ERR_NOMEM, "nsde_model_trajectory: out of memory");
+  }
+  for (int64_t k = 0; k <= n_steps; k++)
+    times[k] = m->cfg.t1 * (double)k / (double)n_steps;
+  nsde_solver_config_init(&sc);
+  sc.scheme = NSDE_SCHEME_EULER_MARUYAMA;
+  sc.t1 = m->cfg.t1;
+  sc.grid = NSDE_GRID_STEPS;
+  sc.n_steps = n_steps;
+  sc.save_at = times;
+  sc.n_save = n_steps + 1;
+  sc.seed = seed;
+  shape[0] = B;
+  shape[1] = m->sc;
+  shape[2] = m->sh;
+  shape[3] = m->sw;
+  nsde_model_params_changed(m);
+  st = nsde_solver_new(noisy && m->g ? m->sde_noisy : m->sde_ode, &sc, 4, shape, &s);
+  if (st == NSDE_OK) {
+    h0 = nsde__net_forward_raw(m->stem, B, images->data, 0.0f);
+    memcpy(m->h, h0, (size_t)(B * m->state_sz) * sizeof(float));
+    st = nsde_tensor_wrap(m->ctx, NSDE_FLOAT32, 4, shape, NULL, m->h, &state);
+  }
+  if (st == NSDE_OK) {
+    int64_t sshape[4] = {(n_steps + 1) * B, m->sc, m->sh, m->sw};
+    st = nsde_tensor_wrap(m->ctx, NSDE_FLOAT32, 4, sshape, NULL, buf, &saved);
+  }
+  if (st == NSDE_OK)
+    st = nsde_solve(s, state, saved);
+  if (st == NSDE_OK) /* the state is channels-last inside the model */
+    for (int64_t i = 0; i < (n_steps + 1) * B; i++) {
+      const float *src = buf + i * m->state_sz;
+      float *dst = (float *)states->data + i * m->state_sz;
+      const int64_t P = (int64_t)m->sh * m->sw;
+      for (int64_t p = 0; p < P; p++)
+        for (int c = 0; c < m->sc; c++)
+          dst[(int64_t)c * P + p] = src[p * m->sc + c];
+    }
+  nsde_tensor_free(state);
+  nsde_tensor_free(saved);
+  nsde_solver_free(s);
+  nsde__free(buf);
+  free(times);
+  return st;
+}
+
 NSDE_API enum nsde_status nsde_model_forward(struct nsde_model *m,
                                              const struct nsde_tensor *images, int noisy,
                                              uint64_t seed, struct nsde_tensor *logits)

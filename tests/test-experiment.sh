@@ -11,7 +11,7 @@ mkdir -p "$work"
 "$train" --data fashion-mnist --out "$work/m.nsde" --width 8 --groups 2 --subset 200 --epochs 2 \
   --stages 2 --batch 50 --noise multiplicative --sigma 0.5 --metrics "$work/train.csv" >"$work/train.log"
 "$eval" --model "$work/m.nsde" --data fashion-mnist --subset 100 --ttn 3 --attack-images 50 \
-  --attack-steps 3 --eps 0,1.0 --severities 2 --out "$work" >"$work/eval.log"
+  --attack-steps 3 --eps 0,1.0 --severities 2 --hidden-curve 4 --out "$work" >"$work/eval.log"
 cat "$work/eval.log"
 # corruption strengths: severity 0 is the identity and the mean change grows
 # with the severity. Two families are checked only for "changes something"
@@ -59,6 +59,10 @@ awk -F, '$1 == "pgd" && $2 == 0 { a0 = $3 } $1 == "pgd" && $2 == 1.5 { if (!($3 
 [ "$(wc -l <"$work/train.csv")" -eq 3 ] || { echo "FAIL: train.csv"; exit 1; }
 awk -F, 'NR > 1 && ($4 < 0 || $4 > 1) { exit 1 }' "$work/train.csv"
 grep -q '^clean_accuracy,0\.' "$work/summary.csv" || { echo "FAIL: summary.csv"; cat "$work/summary.csv"; exit 1; }
+# Fig. 4 data: 51 times from 0 to 1, relative changes finite and positive
+[ "$(wc -l <"$work/hidden.csv")" -eq 52 ] || { echo "FAIL: hidden.csv"; exit 1; }
+awk -F, 'NR == 2 && $1 != 0 { exit 1 } NR == 52 && $1 != 1 { exit 1 } NR > 1 && !($2 > 0 && $2 < 10) { exit 1 }' \
+  "$work/hidden.csv" || { echo "FAIL: hidden.csv values"; cat "$work/hidden.csv"; exit 1; }
 [ "$(wc -l <"$work/attack.csv")" -eq 7 ] || { echo "FAIL: attack.csv"; cat "$work/attack.csv"; exit 1; }
 [ "$(wc -l <"$work/corruption.csv")" -eq $((1 + 3 * nfam)) ] || { echo "FAIL: corruption.csv"; exit 1; }
 awk -F, 'NR > 1 { if ($2 == 0) a0[$1] = $3; else if ($3 > a0[$1] + 1e-9 || $4 > $2 + 1e-5) exit 1 }' \

@@ -238,6 +238,74 @@ START_TEST(predict_and_ttn)
 }
 END_TEST
 
+/* nsde_model_trajectory against the same pieces built from the public API
+ * (NCHW nets, an SDE with the multiplicative diffusion, save-at times): the
+ * model's channels-last internals, its stem and its time grid must agree. */
+START_TEST(trajectory_matches_pieces)
+{
+  enum { B = 2, W = 8, N = 5 };
+  struct nsde_model *m = make(NSDE_ARCH_CIFAR, W, 3, 12, NSDE_MODEL_MULTIPLICATIVE, B, 9);
+  struct nsde_tensor *x = formula_images(B, 3, 12, 12), *traj, *h, *saved;
+  struct nsde_net *stem, *drift;
+  struct nsde_func *f;
+  struct nsde_sde *sde;
+  struct nsde_solver_config sc;
+  struct nsde_solver *s;
+  int64_t tshape[4] = {(N + 1) * B, W, 10, 10}, hshape[4] = {B, W, 10, 10};
+  double times[N + 1], worst = 0;
+  const float *p = nsde_model_params(m);
+  int64_t nstem;
+
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 4, tshape, &traj), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 4, tshape, &saved), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 4, hshape, &h), NSDE_OK);
+  /* the same computation from public pieces, noise off: the model draws its
+   * noise per element of its channels-last state, so noisy paths agree in
+   * distribution only */
+  ck_assert_int_eq(nsde_model_trajectory(m, x, 0, 77, N, traj), NSDE_OK);
+  ck_assert_int_eq(nsde_net_new(ctx, 3, 12, 12, &stem), NSDE_OK);
+  ck_assert_int_eq(nsde_net_add_conv2d(stem, W, 3, 1, 0), NSDE_OK);
+  ck_assert_int_eq(nsde_net_finalize(stem, B, 1), NSDE_OK);
+  nstem = nsde_net_num_params(stem);
+  memcpy(nsde_net_params(stem), p, sizeof(float) * (size_t)nstem);
+  ck_assert_int_eq(nsde_net_new_paper_drift(ctx, W, 10, 10, 0, B, 1, &drift), NSDE_OK);
+  memcpy(nsde_net_params(drift), p + nstem, sizeof(float) * (size_t)nsde_net_num_params(drift));
+  ck_assert_int_eq(nsde_net_forward(stem, 0.0, x, h), NSDE_OK);
+  ck_assert_int_eq(nsde_net_as_func(drift, &f), NSDE_OK);
+  ck_assert_int_eq(nsde_sde_new(ctx, f, NULL, NSDE_NOISE_NONE, NSDE_ITO, &sde), NSDE_OK);
+  for (int k = 0; k <= N; k++)
+    times[k] = (double)k / N;
+  nsde_solver_config_init(&sc);
+  sc.grid = NSDE_GRID_STEPS;
+  sc.n_steps = N;
+  sc.save_at = times;
+  sc.n_save = N + 1;
+  sc.seed = 77;
+  ck_assert_int_eq(nsde_solver_new(sde, &sc, 4, hshape, &s), NSDE_OK);
+  ck_assert_int_eq(nsde_solve(s, h, saved), NSDE_OK);
+  for (int64_t i = 0; i < nsde_tensor_numel(traj); i++) {
+    double a = ((float *)nsde_tensor_data(traj))[i], b = ((float *)nsde_tensor_data(saved))[i];
+    worst = fmax(worst, fabs(a - b) / fmax(1.0, fabs(b)));
+  }
+  printf("# trajectory vs public pieces: worst relative difference %.2g\n", worst);
+  ck_assert_msg(worst < 1e-5, "worst %g", worst);
+  /* the last state moved away from the first */
+  ck_assert(fabs(((float *)nsde_tensor_data(traj))[N * B * W * 100] -
+                 ((float *)nsde_tensor_data(traj))[0]) > 0);
+  ck_assert_int_eq(nsde_model_trajectory(m, x, 0, 77, 0, traj), NSDE_ERR_INVALID);
+  ck_assert_int_eq(nsde_model_trajectory(m, x, 0, 77, N + 1, traj), NSDE_ERR_SHAPE);
+  /* noise on: a different path, same start */
+  ck_assert_int_eq(nsde_model_trajectory(m, x, 1, 77, N, saved), NSDE_OK);
+  ck_assert_mem_eq(nsde_tensor_data(saved), nsde_tensor_data(traj), sizeof(float) * B * W * 100);
+  ck_assert(memcmp((float *)nsde_tensor_data(saved) + N * B * W * 100,
+                   (float *)nsde_tensor_data(traj) + N * B * W * 100, sizeof(float) * B * W * 100));
+  nsde_solver_free(s); nsde_sde_free(sde); nsde_func_free(f);
+  nsde_net_free(stem); nsde_net_free(drift);
+  nsde_tensor_free(traj); nsde_tensor_free(saved); nsde_tensor_free(h); nsde_tensor_free(x);
+  nsde_model_free(m);
+}
+END_TEST
+
 static void write_bytes(const char *path, const unsigned char *d, size_t n)
 {
   FILE *fp = fopen(path, "wb");
@@ -444,6 +512,7 @@ int main(void)
   tcase_add_test(tc, matches_pytorch);
   tcase_add_test(tc, thread_count_independent);
   tcase_add_test(tc, predict_and_ttn);
+  tcase_add_test(tc, trajectory_matches_pieces);
   tcase_add_test(tc, model_files);
   tcase_add_test(tc, bad_input);
   tcase_add_test(tc, short_training_run);

@@ -50,7 +50,7 @@ for model in ode sde; do
   mkdir -p "$out/$model"
   ./build/examples/nsde-eval --model "$out/$model.nsde" --data $data --data-dir "$dir" \
     --subset "$test_images" --ttn 10 --attack-images "$attack_images" --attack-steps 10 \
-    --attacks authors,pgd \
+    --attacks authors,pgd --hidden-curve 20 \
     --eps "$eps" --severities 5 --corruption-passes 1 --out "$out/$model"
 done
 
@@ -70,6 +70,10 @@ if command -v gnuplot >/dev/null 2>&1; then
          '$out/sde/attack-authors.dat' u 1:2 w lp lw 2 t 'Neural SDE (multiplicative), authors attack',
          '$out/ode/attack-pgd.dat' u 1:2 w lp lw 2 dt 2 t 'Neural ODE, PGD',
          '$out/sde/attack-pgd.dat' u 1:2 w lp lw 2 dt 2 t 'Neural SDE, PGD'"
+  gnuplot -e "set terminal png size 800,500; set output '$out/hidden.png'; set key top right;
+    set title 'hidden-state perturbation, first test image, eps 0.1 attack (Fig. 4)';
+    set xlabel 't'; set ylabel 'eps_t = |E h_t(x_adv) - E h_t(x)| / |E h_t(x)|'; set datafile separator ',';
+    plot '$out/ode/hidden.csv' u 1:2 every ::1 w l lw 2 t 'Neural ODE', '$out/sde/hidden.csv' u 1:2 every ::1 w l lw 2 t 'Neural SDE (multiplicative)'"
   gnuplot -e "set terminal png size 800,500; set output '$out/corruption.png'; set key top right;
     set title 'corruptions (mean over the families)'; set xlabel 'severity'; set ylabel 'accuracy'; set yrange [0:1];
     plot '$out/ode/corruption-mean.dat' u 1:2 w lp lw 2 t 'Neural ODE', '$out/sde/corruption-mean.dat' u 1:2 w lp lw 2 t 'Neural SDE (multiplicative)'"
@@ -84,4 +88,4 @@ for model in ode sde; do
   printf '%-6s %.4f %.4f %.4f            %.4f\n' $model "$clean" "$ttn" "$att" "$cor"
 done
 echo
-echo "main job done in $(( $(date +%s) - start )) s: results in $out (summary/attack/corruption CSV per model, attack.png, corruption.png)"
+echo "main job done in $(( $(date +%s) - start )) s: results in $out (summary/attack/corruption/hidden CSV per model, attack.png, corruption.png, hidden.png)"

@@ -197,6 +197,24 @@ NSDE_API enum nsde_status nsde_model_forward(struct nsde_model *m,
                                              const struct nsde_tensor *images, int noisy,
                                              uint64_t seed, struct nsde_tensor *logits);
 
+/** The SDE block's state shape (C, H, W) per image. */
+NSDE_API enum nsde_status nsde_model_state_shape(const struct nsde_model *m, int *channels,
+                                                 int *height, int *width);
+
+/**
+ * The SDE block's hidden states along the way (the paper's Fig. 4): stem,
+ * then Euler-Maruyama with @p n_steps equal steps on [0, T] (t_k = k T /
+ * n_steps fed to the drift), noise from @p seed if @p noisy. @p states
+ * receives the n_steps + 1 states h(t_0) .. h(t_n), each (B, C, H, W) NCHW,
+ * one after another: a contiguous float32 tensor of (n_steps + 1) B C H W
+ * elements, any shape.
+ * @return as nsde_model_forward(), plus NSDE_ERR_INVALID (n_steps < 1 or > 100000).
+ */
+NSDE_API enum nsde_status nsde_model_trajectory(struct nsde_model *m,
+                                                const struct nsde_tensor *images, int noisy,
+                                                uint64_t seed, int64_t n_steps,
+                                                struct nsde_tensor *states);
+
 /**
  * Test-time noise ensemble: the sum of the softmax probabilities of
  * @p passes noisy passes (seeds seed, seed+1, ...), written to @p probs
