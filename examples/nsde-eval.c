@@ -4,7 +4,8 @@
  *   nsde-eval --model MODEL --data fashion-mnist|cifar10|stl10 [--data-dir DIR]
  *             [--subset N] [--ttn PASSES] [--attack-images N] [--attack-steps S]
  *             [--eps 0,0.05,...] [--attacks authors,pgd,cw] [--cw-c C] [--severities 5]
- *             [--corruption-passes P] [--hidden-curve PASSES] [--out DIR] [--threads T]
+ *             [--corruption-passes P] [--corruption-images N] [--hidden-curve PASSES]
+ *             [--out DIR] [--threads T]
  *             [--seed S]
  *
  * Clean accuracy without noise and with the test-time noise ensemble (TTN:
@@ -83,6 +84,7 @@ int main(int argc, char **argv)
   const char *model_path = NULL, *data = "fashion-mnist", *dir = NULL, *outdir = ".";
   long subset = 1000, attack_images = 200;
   int ttn = 100, steps = 40, severities = 5, threads = 0, cpasses = -1, report = 0, hpasses = 0;
+  long cimages = 0;
   int use_attack[3] = {1, 1, 1};
   double cw_c = 1.0;
   static const char *const attack_names[3] = {"authors", "pgd", "cw"};
@@ -119,6 +121,7 @@ int main(int argc, char **argv)
     else if (OPT("--cw-c")) cw_c = atof(v);
     else if (OPT("--corruption-report")) report = atoi(v);
     else if (OPT("--hidden-curve")) hpasses = atoi(v);
+    else if (OPT("--corruption-images")) cimages = atol(v);
     else if (OPT("--attacks")) {
       for (int k = 0; k < 3; k++)
         use_attack[k] = strstr(v, attack_names[k]) != NULL;
@@ -134,7 +137,8 @@ int main(int argc, char **argv)
       fprintf(stderr, "usage: nsde-eval --model MODEL --data fashion-mnist|cifar10|stl10 [--data-dir DIR] "
                       "[--subset N] [--ttn PASSES] [--attack-images N] [--attack-steps S] "
                       "[--eps e1,e2,..] [--attacks authors,pgd,cw] [--cw-c C] [--severities 0..5] "
-                      "[--corruption-passes P] [--corruption-report N] [--hidden-curve PASSES] [--out DIR] [--threads T] "
+                      "[--corruption-passes P] [--corruption-images N] [--corruption-report N] [--hidden-curve PASSES] "
+                      "[--out DIR] [--threads T] "
                       "[--seed S]\n");
       return 2;
     }
@@ -453,8 +457,10 @@ int main(int argc, char **argv)
     nsde_tensor_free(x1); nsde_tensor_free(g1); nsde_tensor_free(xc); nsde_tensor_free(traj);
   }
 
-  /* corruptions */
+  /* corruptions (on the first --corruption-images test images, whole batches) */
   fprintf(fc, "severity,family,accuracy\n");
+  if (cimages > 0 && cimages < n)
+    n = cimages / bs * bs > 0 ? cimages / bs * bs : bs;
   for (int sev = 0; sev <= severities; sev++) {
     double mean_acc = 0;
     int nf = 0;

@@ -1,9 +1,11 @@
 /*
- * Networks of NCHW float32 layers: conv2d, concat-conv2d (time plane), group
- * norm, ReLU, global average pool, linear. Convolutions are im2col + BLIS
- * GEMM, laid out with the pixels as the M dimension (C = pixels x channels),
- * which is BLIS's faster shape here; images are processed one after another
- * with BLIS's threads, so results do not depend on the thread count.
+ * Networks of float32 layers: conv2d, concat-conv2d (time plane), group norm,
+ * ReLU, global average pool, linear. Items enter and leave NCHW; inside, each
+ * item is channels-last and runs through all layers on one thread (items in
+ * parallel, one-thread BLIS calls), so results do not depend on the thread
+ * count. 3x3/stride 1/pad 1 convolutions use Winograd F(2x2,3x3) forward;
+ * the rest im2col + GEMM with the pixels as the M dimension (C = pixels x
+ * channels). An optional tape keeps convolution outputs for the backward pass.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -531,36 +533,57 @@ static int64_t wino_tiles(const struct layer *l)
 }
 
 /* Packed floats a Winograd layer needs after its tap-major weights:
- * U (16 x cout x cin) and, for concat-conv, the time response (P x cout). */
+ * U (16 x cout x cin), for concat-conv the time response (P x cout), then the
+ * input-gradient filters Ud (16 x cin x cout). */
 static int64_t wino_extra(const struct layer *l)
 {
   if (!use_winograd(l))
     return 0;
-  return 16 * (int64_t)l->cout * l->cin +
+  return 32 * (int64_t)l->cout * l->cin +
          (l->kind == L_CCONV ? (int64_t)l->hout * l->wout * l->cout : 0);
 }
 
-static void wino_pack(const struct layer *l, const float *W, float *U, float *tr)
+static float *wino_ud(const struct nsde_net *net, const struct layer *l)
+{
+  return net->wpack + l->wpoff + (size_t)l->cout * conv_kp(l) + 16 * (size_t)l->cout * l->cin +
+         (l->kind == L_CCONV ? (size_t)l->hout * l->wout * l->cout : 0);
+}
+
+/* u = G g G^T for one 3x3 kernel g */
+static void wino_filter(const float *g, float u[4][4])
+{
+  float tg[4][3];
+  for (int j = 0; j < 3; j++) {
+    tg[0][j] = g[j];
+    tg[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+    tg[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+    tg[3][j] = g[6 + j];
+  }
+  for (int r = 0; r < 4; r++) {
+    u[r][0] = tg[r][0];
+    u[r][1] = 0.5f * (tg[r][0] + tg[r][1] + tg[r][2]);
+    u[r][2] = 0.5f * (tg[r][0] - tg[r][1] + tg[r][2]);
+    u[r][3] = tg[r][2];
+  }
+}
+
+static void wino_pack(const struct layer *l, const float *W, float *U, float *tr, float *Ud)
 {
   const int cc = l->cin + (l->kind == L_CCONV), off = l->kind == L_CCONV;
+  /* the input gradient is the correlation of the output gradient with the
+   * kernel rotated by 180 degrees, input and output channels swapped */
   for (int o = 0; o < l->cout; o++)
     for (int c = 0; c < l->cin; c++) {
       const float *g = W + ((int64_t)o * cc + c + off) * 9;
-      float tg[4][3], u[4][4];
-      for (int j = 0; j < 3; j++) {
-        tg[0][j] = g[j];
-        tg[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
-        tg[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
-        tg[3][j] = g[6 + j];
-      }
-      for (int r = 0; r < 4; r++) {
-        u[r][0] = tg[r][0];
-        u[r][1] = 0.5f * (tg[r][0] + tg[r][1] + tg[r][2]);
-        u[r][2] = 0.5f * (tg[r][0] - tg[r][1] + tg[r][2]);
-        u[r][3] = tg[r][2];
-      }
-      for (int xi = 0; xi < 16; xi++)
+      float rot[9], u[4][4], ud[4][4];
+      for (int j = 0; j < 9; j++)
+        rot[j] = g[8 - j];
+      wino_filter(g, u);
+      wino_filter(rot, ud);
+      for (int xi = 0; xi < 16; xi++) {
         U[((int64_t)xi * l->cout + o) * l->cin + c] = u[xi / 4][xi % 4];
+        Ud[((int64_t)xi * l->cin + c) * l->cout + o] = ud[xi / 4][xi % 4];
+      }
     }
   if (off)
     for (int oy = 0; oy < l->hout; oy++)
@@ -651,7 +674,7 @@ NSDE_CLONES static void wino_output(const struct layer *l, const float *restrict
           for (int o = 0; o < O; o++) {
             float v = j == 0 ? AA(i, 0)[o] + AA(i, 1)[o] + AA(i, 2)[o]
                              : AA(i, 1)[o] - AA(i, 2)[o] - AA(i, 3)[o];
-            y[o] = v + bias[o] + (r ? t * r[o] : 0.0f);
+            y[o] = v + (bias ? bias[o] : 0.0f) + (r ? t * r[o] : 0.0f);
           }
         }
     }
@@ -687,7 +710,7 @@ static void pack_weights(struct nsde_net *net)
         Wp[o * Kp + jp] = W[o * Kp + conv_public_index(l, jp)];
     if (use_winograd(l))
       wino_pack(l, W, Wp + (size_t)l->cout * Kp,
-                Wp + (size_t)l->cout * Kp + 16 * (size_t)l->cout * l->cin);
+                Wp + (size_t)l->cout * Kp + 16 * (size_t)l->cout * l->cin, wino_ud(net, l));
   }
 }
 
@@ -710,7 +733,8 @@ static void conv_fwd_item(const struct nsde_net *net, const struct layer *l, con
 
 /* One item's backward: parameter gradients (packed layout) into gp, dx if wanted. */
 static void conv_bwd_item(const struct nsde_net *net, const struct layer *l, const float *in,
-                          const float *g, float *dx, float *gp, float t, float *col, float *dcol)
+                          const float *g, float *dx, float *gp, float t, float *col, float *dcol,
+                          float *wt)
 {
   const int64_t Kp = conv_kp(l), P = (int64_t)l->hout * l->wout;
   float *dW = gp + l->poff, *db = dW + (size_t)l->cout * Kp;
@@ -721,7 +745,22 @@ static void conv_bwd_item(const struct nsde_net *net, const struct layer *l, con
   /* dW (cout x K') += g^T (cout x P) col (P x K') */
   nsde__gemm(NULL, NSDE_FLOAT32, false, false, l->cout, Kp, P, 1.0, g, 1, l->cout, col, Kp, 1, 1.0,
              dW, Kp, 1);
-  if (dx) {
+  if (dx && use_winograd(l)) {
+    /* the same Winograd forward on the transposed problem: g (cout channels)
+     * correlated with the rotated kernels gives dx (cin channels) */
+    struct layer lt = *l;
+    const int64_t T = wino_tiles(l);
+    const float *Ud = wino_ud(net, l);
+    lt.kind = L_CONV;
+    lt.cin = l->cout;
+    lt.cout = l->cin;
+    wino_input(&lt, g, col, wt);
+    for (int xi = 0; xi < 16; xi++)
+      nsde__gemm(NULL, NSDE_FLOAT32, false, false, T, lt.cout, lt.cin, 1.0, col + xi * T * lt.cin,
+                 lt.cin, 1, Ud + (int64_t)xi * lt.cout * lt.cin, 1, lt.cin, 0.0,
+                 dcol + xi * T * lt.cout, lt.cout, 1);
+    wino_output(&lt, dcol, NULL, NULL, 0.0f, dx, wt);
+  } else if (dx) {
     /* dcol (P x K') = g (P x cout) Wp (cout x K') */
     nsde__gemm(NULL, NSDE_FLOAT32, false, false, P, Kp, l->cout, 1.0, g, l->cout, 1,
                net->wpack + l->wpoff, Kp, 1, 0.0, dcol, Kp, 1);
@@ -925,6 +964,7 @@ static void bwd_item(const struct nsde_net *net, int64_t b, const float *x, cons
 {
   float *col = scr, *dcol = scr + net->col_sz, *db[2], *tmp = scr + 2 * net->col_sz + 2 * net->item_sz;
   double *acc = (double *)(void *)(scr + 2 * net->col_sz + 4 * net->item_sz);
+  float *wt = scr + 2 * net->col_sz + 4 * net->item_sz + 12 * (size_t)net->maxc;
   db[0] = scr + 2 * net->col_sz;
   db[1] = db[0] + net->item_sz;
   for (int i = net->nl - 1; i >= 0; i--) {
@@ -935,7 +975,7 @@ static void bwd_item(const struct nsde_net *net, int64_t b, const float *x, cons
     switch (l->kind) {
     case L_CONV:
     case L_CCONV:
-      conv_bwd_item(net, l, in, g, dst, gp, t, col, dcol);
+      conv_bwd_item(net, l, in, g, dst, gp, t, col, dcol, wt);
       break;
     case L_GN:
       gn_bwd_item(net, l, b, in, g, dst, gp, acc);

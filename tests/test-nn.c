@@ -78,9 +78,10 @@ static void fd_check(struct nsde_net *net, double t, struct nsde_tensor *x, doub
   nsde_tensor_free(dx);
 }
 
-/* Conv and concat-conv against a direct 6-loop convolution with the time
- * plane: strided (im2col path), 3x3/stride 1/pad 1 with odd and even sizes
- * (Winograd path, partial tiles) and a 4x4/stride 2 kernel. */
+/* Conv and concat-conv, forward and backward, against a direct 6-loop
+ * convolution with the time plane and its adjoint: strided (im2col path),
+ * 3x3/stride 1/pad 1 with odd and even sizes (Winograd path, partial tiles)
+ * and a 4x4/stride 2 kernel. */
 START_TEST(conv_matches_naive)
 {
   static const int shapes[][7] = {/* C, H, W, O, K, S, PD */
@@ -129,6 +130,50 @@ START_TEST(conv_matches_naive)
                           i, j, s,
                           yd[((b * O + o) * oh + i) * ow + j]);
           }
+    /* backward against the naive adjoint: dx and the parameter gradients */
+    {
+      struct nsde_tensor *dy = t4(B, oc, oh, ow), *dx = t4(B, C, Hh, Ww);
+      const float *dyd, *dxd, *gd = nsde_net_grads(net);
+      double *dxn = calloc((size_t)(B * C * Hh * Ww), sizeof(double));
+      double *dwn = calloc((size_t)(O * cc * K * K + O), sizeof(double));
+      fill_rand(dy, 6, 2.0, 0.0);
+      dyd = nsde_tensor_data(dy);
+      ck_assert_int_eq(nsde_net_zero_grads(net), NSDE_OK);
+      ck_assert_int_eq(nsde_net_backward(net, t, x, dy, dx), NSDE_OK);
+      dxd = nsde_tensor_data(dx);
+      for (int b = 0; b < B; b++)
+        for (int o = 0; o < O; o++)
+          for (int i = 0; i < oh; i++)
+            for (int j = 0; j < ow; j++) {
+              double d = dyd[((b * O + o) * oh + i) * ow + j];
+              dwn[O * cc * K * K + o] += d;
+              for (int c = 0; c < cc; c++)
+                for (int ky = 0; ky < K; ky++)
+                  for (int kx = 0; kx < K; kx++) {
+                    int iy = i * S - PD + ky, ix = j * S - PD + kx;
+                    if (iy < 0 || iy >= Hh || ix < 0 || ix >= Ww)
+                      continue;
+                    if (concat && c == 0) {
+                      dwn[((o * cc + c) * K + ky) * K + kx] += d * t;
+                      continue;
+                    }
+                    dwn[((o * cc + c) * K + ky) * K + kx] +=
+                        d * xd[((b * C + (c - concat)) * Hh + iy) * Ww + ix];
+                    dxn[((b * C + (c - concat)) * Hh + iy) * Ww + ix] +=
+                        d * p[((o * cc + c) * K + ky) * K + kx];
+                  }
+            }
+      for (int i = 0; i < B * C * Hh * Ww; i++)
+        ck_assert_msg(fabs(dxn[i] - dxd[i]) < 1e-5, "shape %d concat %d dx[%d]: %g vs %g", run / 2,
+                      concat, i, dxd[i], dxn[i]);
+      for (int i = 0; i < O * cc * K * K + O; i++)
+        ck_assert_msg(fabs(dwn[i] - gd[i]) < 1e-4, "shape %d concat %d dW[%d]: %g vs %g", run / 2,
+                      concat, i, gd[i], dwn[i]);
+      free(dxn);
+      free(dwn);
+      nsde_tensor_free(dy);
+      nsde_tensor_free(dx);
+    }
     nsde_tensor_free(x);
     nsde_tensor_free(y);
     nsde_net_free(net);
