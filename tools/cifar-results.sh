@@ -9,7 +9,7 @@
 set -eu
 [ $# -eq 2 ] || { echo "usage: $0 CIFAR10_BIN_DIR OUT_DIR" >&2; exit 2; }
 data=$1 out=$2 bin=${BUILD:-build}/examples
-seeds=${SEEDS:-"1 2"} train_images=${TRAIN_IMAGES:-5000} width=${WIDTH:-16} groups=${GROUPS:-4}
+seeds=${SEEDS:-"1 2"} train_images=${TRAIN_IMAGES:-5000} width=${WIDTH:-16} groups=${GN_GROUPS:-4}
 stages=${STAGES:-3,2,1} sde_noise=${SDE_NOISE:-additive} sde_sigma=${SDE_SIGMA:-0.5}
 test_images=${TEST_IMAGES:-1000} attack_images=${ATTACK_IMAGES:-100} eps=${EPS:-0,0.1,0.2,0.5}
 mkdir -p "$out"
