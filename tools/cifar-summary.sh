@@ -38,3 +38,28 @@ done | awk '
       print line " |"
     }
   }'
+
+# curves averaged over seeds, and PNG plots next to the runs (not committed)
+for model in ode sde; do
+  cat "$out/$model"-seed*/attack.csv 2>/dev/null | awk -F, '$1 != "method" { k = $1 " " $2; s[k] += $3; n[k]++ }
+    END { for (k in s) print k, s[k] / n[k] }' | sort -k1,1 -k2,2n >"$out/$model-attack.dat"
+  for d in "$out/$model"-seed*; do
+    awk -F, 'NR > 1 { s[$1] += $3; n[$1]++ } END { for (k in s) print k, s[k] / n[k] }' "$d/corruption.csv"
+  done | awk '{ s[$1] += $2; n[$1]++ } END { for (k in s) print k, s[k] / n[k] }' | sort -n >"$out/$model-corruption.dat"
+  cat "$out/$model"-seed*/hidden.csv 2>/dev/null | awk -F, '$1 != "t" { s[$1] += $2; n[$1]++ }
+    END { for (k in s) print k, s[k] / n[k] }' | sort -n >"$out/$model-hidden.dat"
+done
+if command -v gnuplot >/dev/null 2>&1; then
+  gnuplot -e "set terminal png size 800,500; set output '$out/attack.png'; set key top right;
+    set title 'CIFAR-10, l2 attacks (mean over seeds)'; set xlabel 'eps'; set ylabel 'accuracy';
+    plot '< grep ^authors $out/ode-attack.dat' u 2:3 w lp lw 2 t 'ODE, authors',
+         '< grep ^authors $out/sde-attack.dat' u 2:3 w lp lw 2 t 'SDE, authors',
+         '< grep ^pgd $out/ode-attack.dat' u 2:3 w lp lw 2 dt 2 t 'ODE, PGD',
+         '< grep ^pgd $out/sde-attack.dat' u 2:3 w lp lw 2 dt 2 t 'SDE, PGD'"
+  gnuplot -e "set terminal png size 800,500; set output '$out/corruption.png'; set key top right;
+    set title 'CIFAR-10, corruptions (mean over families and seeds)'; set xlabel 'severity'; set ylabel 'accuracy';
+    plot '$out/ode-corruption.dat' w lp lw 2 t 'ODE', '$out/sde-corruption.dat' w lp lw 2 t 'SDE'"
+  gnuplot -e "set terminal png size 800,500; set output '$out/hidden.png'; set key top left;
+    set title 'CIFAR-10, hidden-state perturbation, eps 0.1 (Fig. 4)'; set xlabel 't'; set ylabel 'eps_t';
+    plot '$out/ode-hidden.dat' w l lw 2 t 'ODE', '$out/sde-hidden.dat' w l lw 2 t 'SDE'"
+fi
