@@ -72,7 +72,7 @@ if command -v gnuplot >/dev/null 2>&1; then
          '$out/sde/attack-pgd.dat' u 1:2 w lp lw 2 dt 2 t 'Neural SDE, PGD'"
   gnuplot -e "set terminal png size 800,500; set output '$out/hidden.png'; set key top right;
     set title 'hidden-state perturbation, first test image, eps 0.1 attack (Fig. 4)';
-    set xlabel 't'; set ylabel 'eps_t = |E h_t(x_adv) - E h_t(x)| / |E h_t(x)|'; set datafile separator ',';
+    set xlabel 't'; set ylabel 'eps_t = |E h_t(x_{adv}) - E h_t(x)| / |E h_t(x)|'; set datafile separator ',';
     plot '$out/ode/hidden.csv' u 1:2 every ::1 w l lw 2 t 'Neural ODE', '$out/sde/hidden.csv' u 1:2 every ::1 w l lw 2 t 'Neural SDE (multiplicative)'"
   gnuplot -e "set terminal png size 800,500; set output '$out/corruption.png'; set key top right;
     set title 'corruptions (mean over the families)'; set xlabel 'severity'; set ylabel 'accuracy'; set yrange [0:1];
