@@ -433,14 +433,9 @@ NSDE_API enum nsde_status nsde_model_trajectory(struct nsde_model *m,
   if (st == NSDE_OK)
     st = nsde_solve(s, state, saved);
   if (st == NSDE_OK) /* the state is channels-last inside the model */
-    for (int64_t i = 0; i < (n_steps + 1) * B; i++) {
-      const float *src = buf + i * m->state_sz;
-      float *dst = (float *)states->data + i * m->state_sz;
-      const int64_t P = (int64_t)m->sh * m->sw;
-      for (int64_t p = 0; p < P; p++)
-        for (int c = 0; c < m->sc; c++)
-          dst[(int64_t)c * P + p] = src[p * m->sc + c];
-    }
+    for (int64_t i = 0; i < (n_steps + 1) * B; i++)
+      nsde__to_nchw(buf + i * m->state_sz, (float *)states->data + i * m->state_sz, m->sc,
+                    (int64_t)m->sh * m->sw);
   nsde_tensor_free(state);
   nsde_tensor_free(saved);
   nsde_solver_free(s);

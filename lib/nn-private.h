@@ -6,7 +6,8 @@
 
 /* Forward on B contiguous items; returns the net's output activation. */
 const float *nsde__net_forward_raw(struct nsde_net *net, int64_t B, const float *x, float t);
-/* Backward after nsde__net_forward_raw on the same x; dx may be NULL;
+/* Backward after nsde__net_forward_raw on the same x with the same
+ * parameters (the weights packed by that pass are reused); dx may be NULL;
  * parameter gradients are added to gp. */
 void nsde__net_backward_raw(struct nsde_net *net, int64_t B, const float *x, const float *dy,
                             float *dx, float *gp, float t);
@@ -14,6 +15,8 @@ void nsde__net_backward_raw(struct nsde_net *net, int64_t B, const float *x, con
 void nsde__net_bind(struct nsde_net *net, float *params, float *grads);
 /* Items enter (in_nhwc) and leave (out_nhwc) channels-last instead of NCHW. */
 void nsde__net_set_layout(struct nsde_net *net, bool in_nhwc, bool out_nhwc);
+/* p pixels x c channels (channels-last) -> c planes of p pixels (NCHW). */
+void nsde__to_nchw(const float *src, float *dst, int c, int64_t p);
 int64_t nsde__net_out_size(const struct nsde_net *net);
 
 #endif

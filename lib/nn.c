@@ -436,7 +436,7 @@ static void to_nhwc(const float *src, float *dst, int c, int64_t p)
       dst[i * c + j] = src[(int64_t)j * p + i];
 }
 
-static void to_nchw(const float *src, float *dst, int c, int64_t p)
+void nsde__to_nchw(const float *src, float *dst, int c, int64_t p)
 {
   for (int j = 0; j < c; j++)
     for (int64_t i = 0; i < p; i++)
@@ -681,13 +681,13 @@ NSDE_CLONES static void wino_output(const struct layer *l, const float *restrict
 }
 #undef AA
 
-static void wino_fwd_item(const struct nsde_net *net, const struct layer *l, const float *in,
-                          float *out, float t, float *V, float *M, float *wt)
+/* out = the Winograd correlation of in with the transformed filters U
+ * (16 x cout x cin), plus bias and t times tr where given. V and M hold
+ * 16 x tiles x max(cin, cout) floats each; wt is wino_input/output's. */
+static void wino_conv(const struct layer *l, const float *in, const float *U, const float *bias,
+                      const float *tr, float t, float *out, float *V, float *M, float *wt)
 {
-  const int64_t Kp = conv_kp(l), T = wino_tiles(l);
-  const float *bias = net->params + l->poff + (size_t)l->cout * Kp;
-  const float *U = net->wpack + l->wpoff + (size_t)l->cout * Kp;
-  const float *tr = l->kind == L_CCONV ? U + 16 * (int64_t)l->cout * l->cin : NULL;
+  const int64_t T = wino_tiles(l);
   wino_input(l, in, V, wt);
   for (int xi = 0; xi < 16; xi++)
     nsde__gemm(NULL, NSDE_FLOAT32, false, false, T, l->cout, l->cin, 1.0, V + xi * T * l->cin,
@@ -721,7 +721,9 @@ static void conv_fwd_item(const struct nsde_net *net, const struct layer *l, con
   const int64_t Kp = conv_kp(l), P = (int64_t)l->hout * l->wout;
   const float *bias = net->params + l->poff + (size_t)l->cout * Kp;
   if (use_winograd(l)) {
-    wino_fwd_item(net, l, in, out, t, col, dcol, wt);
+    const float *U = net->wpack + l->wpoff + (size_t)l->cout * Kp;
+    wino_conv(l, in, U, bias, l->kind == L_CCONV ? U + 16 * (int64_t)l->cout * l->cin : NULL, t,
+              out, col, dcol, wt);
     return;
   }
   im2col_item(l, in, t, col);
@@ -749,17 +751,10 @@ static void conv_bwd_item(const struct nsde_net *net, const struct layer *l, con
     /* the same Winograd forward on the transposed problem: g (cout channels)
      * correlated with the rotated kernels gives dx (cin channels) */
     struct layer lt = *l;
-    const int64_t T = wino_tiles(l);
-    const float *Ud = wino_ud(net, l);
     lt.kind = L_CONV;
     lt.cin = l->cout;
     lt.cout = l->cin;
-    wino_input(&lt, g, col, wt);
-    for (int xi = 0; xi < 16; xi++)
-      nsde__gemm(NULL, NSDE_FLOAT32, false, false, T, lt.cout, lt.cin, 1.0, col + xi * T * lt.cin,
-                 lt.cin, 1, Ud + (int64_t)xi * lt.cout * lt.cin, 1, lt.cin, 0.0,
-                 dcol + xi * T * lt.cout, lt.cout, 1);
-    wino_output(&lt, dcol, NULL, NULL, 0.0f, dx, wt);
+    wino_conv(&lt, g, wino_ud(net, l), NULL, NULL, 0.0f, dx, col, dcol, wt);
   } else if (dx) {
     /* dcol (P x K') = g (P x cout) Wp (cout x K') */
     nsde__gemm(NULL, NSDE_FLOAT32, false, false, P, Kp, l->cout, 1.0, g, l->cout, 1,
@@ -876,16 +871,33 @@ NSDE_CLONES static void gn_bwd_item(const struct nsde_net *net, const struct lay
 
 /* ---- per-item forward / backward --------------------------------------------- */
 
-/* Per-thread scratch, in floats: col, dcol, two item gradients, two item
- * transposes, the group-norm accumulators (doubles), Winograd temporaries. */
+/* One thread's scratch: im2col / Winograd buffers, two item gradients, a
+ * linear layer's NCHW view, the batch passes' transposed output gradient and
+ * input gradient, group-norm accumulators (doubles), Winograd temporaries. */
+struct scratch {
+  float *col, *dcol, *d[2], *tmp, *gin, *dxout, *wt;
+  double *acc;
+};
+
 static size_t scratch_floats(const struct nsde_net *net)
 {
-  return 2 * net->col_sz + 4 * net->item_sz + 12 * (size_t)net->maxc + 32 * (size_t)net->maxc + 64;
+  return 2 * net->col_sz + 5 * net->item_sz + 12 * (size_t)net->maxc + 32 * (size_t)net->maxc + 64;
 }
 
-static float *thread_scratch(const struct nsde_net *net, int tid)
+static struct scratch thread_scratch(const struct nsde_net *net, int tid)
 {
-  return net->scr + (size_t)tid * scratch_floats(net);
+  struct scratch sc;
+  float *p = net->scr + (size_t)tid * scratch_floats(net);
+  sc.col = p;
+  sc.dcol = sc.col + net->col_sz;
+  sc.d[0] = sc.dcol + net->col_sz;
+  sc.d[1] = sc.d[0] + net->item_sz;
+  sc.tmp = sc.d[1] + net->item_sz;
+  sc.gin = sc.tmp + net->item_sz;
+  sc.dxout = sc.gin + net->item_sz;
+  sc.acc = (double *)(void *)(sc.dxout + net->item_sz); /* item_sz is a multiple of 16 */
+  sc.wt = (float *)(void *)(sc.acc + 6 * (size_t)net->maxc);
+  return sc;
 }
 
 /* A linear layer reads its input in the public NCHW flattening. */
@@ -893,18 +905,15 @@ static const float *linear_input(const struct layer *l, const float *x, float *t
 {
   if ((int64_t)l->hin * l->win == 1 || l->cin == 1)
     return x;
-  to_nchw(x, tmp, l->cin, (int64_t)l->hin * l->win);
+  nsde__to_nchw(x, tmp, l->cin, (int64_t)l->hin * l->win);
   return tmp;
 }
 
 /* All layers for item b; with replay, layers whose output is on the tape are
  * skipped. x is the item, channels-last. */
-static void fwd_item(const struct nsde_net *net, int64_t b, const float *x, float t, float *scr,
-                     bool replay)
+static void fwd_item(const struct nsde_net *net, int64_t b, const float *x, float t,
+                     const struct scratch *sc, bool replay)
 {
-  float *col = scr, *tmp = scr + 2 * net->col_sz + 2 * net->item_sz;
-  double *acc = (double *)(void *)(scr + 2 * net->col_sz + 4 * net->item_sz);
-  float *wt = scr + 2 * net->col_sz + 4 * net->item_sz + 12 * (size_t)net->maxc;
   const float *in = x;
   for (int i = 0; i < net->nl; i++) {
     const struct layer *l = &net->L[i];
@@ -913,15 +922,15 @@ static void fwd_item(const struct nsde_net *net, int64_t b, const float *x, floa
     case L_CONV:
     case L_CCONV:
       if (!replay || !net->taped[i])
-        conv_fwd_item(net, l, in, out, t, col, col + net->col_sz, wt);
+        conv_fwd_item(net, l, in, out, t, sc->col, sc->dcol, sc->wt);
       break;
     case L_GN:
       if (l->fused_relu) {
         out = net->act[i + 1] + b * l->out_sz;
-        gn_fwd_item(net, l, b, in, out, true, acc);
+        gn_fwd_item(net, l, b, in, out, true, sc->acc);
         i++;
       } else {
-        gn_fwd_item(net, l, b, in, out, false, acc);
+        gn_fwd_item(net, l, b, in, out, false, sc->acc);
       }
       break;
     case L_RELU:
@@ -930,7 +939,7 @@ static void fwd_item(const struct nsde_net *net, int64_t b, const float *x, floa
       break;
     case L_POOL: {
       const int64_t P = (int64_t)l->hin * l->win;
-      double *s = acc;
+      double *s = sc->acc;
       for (int c = 0; c < l->cin; c++)
         s[c] = 0;
       for (int64_t p = 0; p < P; p++)
@@ -942,7 +951,7 @@ static void fwd_item(const struct nsde_net *net, int64_t b, const float *x, floa
     }
     case L_LINEAR: {
       const float *W = net->params + l->poff, *bias = W + (size_t)l->cout * l->in_sz;
-      const float *v = linear_input(l, in, tmp);
+      const float *v = linear_input(l, in, sc->tmp);
       for (int o = 0; o < l->cout; o++) {
         float s = 0.0f;
         for (int64_t j = 0; j < l->in_sz; j++)
@@ -960,25 +969,20 @@ static void fwd_item(const struct nsde_net *net, int64_t b, const float *x, floa
  * fwd_item; dx (channels-last) may be NULL; parameter gradients (packed
  * convolution layout) are added to gp. */
 static void bwd_item(const struct nsde_net *net, int64_t b, const float *x, const float *g,
-                     float *dx, float *gp, float t, float *scr)
+                     float *dx, float *gp, float t, const struct scratch *sc)
 {
-  float *col = scr, *dcol = scr + net->col_sz, *db[2], *tmp = scr + 2 * net->col_sz + 2 * net->item_sz;
-  double *acc = (double *)(void *)(scr + 2 * net->col_sz + 4 * net->item_sz);
-  float *wt = scr + 2 * net->col_sz + 4 * net->item_sz + 12 * (size_t)net->maxc;
-  db[0] = scr + 2 * net->col_sz;
-  db[1] = db[0] + net->item_sz;
   for (int i = net->nl - 1; i >= 0; i--) {
     const struct layer *l = &net->L[i];
     const float *in = i == 0 ? x : net->act[i - 1] ? net->act[i - 1] + b * l->in_sz : NULL;
     const float *y = net->act[i] ? net->act[i] + b * l->out_sz : NULL;
-    float *dst = i > 0 ? db[i % 2] : dx;
+    float *dst = i > 0 ? sc->d[i % 2] : dx;
     switch (l->kind) {
     case L_CONV:
     case L_CCONV:
-      conv_bwd_item(net, l, in, g, dst, gp, t, col, dcol, wt);
+      conv_bwd_item(net, l, in, g, dst, gp, t, sc->col, sc->dcol, sc->wt);
       break;
     case L_GN:
-      gn_bwd_item(net, l, b, in, g, dst, gp, acc);
+      gn_bwd_item(net, l, b, in, g, dst, gp, sc->acc);
       break;
     case L_RELU:
       if (dst)
@@ -994,7 +998,7 @@ static void bwd_item(const struct nsde_net *net, int64_t b, const float *x, cons
       }
       break;
     case L_LINEAR: {
-      const float *W = net->params + l->poff, *v = linear_input(l, in, tmp);
+      const float *W = net->params + l->poff, *v = linear_input(l, in, sc->tmp);
       float *dW = gp + l->poff, *dbias = dW + (size_t)l->cout * l->in_sz;
       for (int o = 0; o < l->cout; o++) {
         for (int64_t j = 0; j < l->in_sz; j++)
@@ -1002,14 +1006,14 @@ static void bwd_item(const struct nsde_net *net, int64_t b, const float *x, cons
         dbias[o] += g[o];
       }
       if (dst) {
-        float *d = (int64_t)l->hin * l->win == 1 || l->cin == 1 ? dst : tmp;
+        float *d = (int64_t)l->hin * l->win == 1 || l->cin == 1 ? dst : sc->tmp;
         for (int64_t j = 0; j < l->in_sz; j++)
           d[j] = 0.0f;
         for (int o = 0; o < l->cout; o++)
           for (int64_t j = 0; j < l->in_sz; j++)
             d[j] += W[o * l->in_sz + j] * g[o];
-        if (d == tmp)
-          to_nhwc(tmp, dst, l->cin, (int64_t)l->hin * l->win);
+        if (d == sc->tmp)
+          to_nhwc(sc->tmp, dst, l->cin, (int64_t)l->hin * l->win);
       }
       break;
     }
@@ -1023,6 +1027,18 @@ static void bwd_item(const struct nsde_net *net, int64_t b, const float *x, cons
 static bool spatial(int c, int h, int w)
 {
   return c > 1 && (int64_t)h * w > 1;
+}
+
+/* Whether a batch's input (NCHW -> channels-last) and output (back) are transposed. */
+static bool transposes_input(const struct nsde_net *net)
+{
+  return !net->in_nhwc && spatial(net->c, net->h, net->w);
+}
+
+static bool transposes_output(const struct nsde_net *net)
+{
+  const struct layer *last = &net->L[net->nl - 1];
+  return !net->out_nhwc && spatial(last->cout, last->hout, last->wout);
 }
 
 static int use_threads(struct nsde_net *net)
@@ -1042,24 +1058,23 @@ static int use_threads(struct nsde_net *net)
 static void run_forward(struct nsde_net *net, int64_t B, const float *x, float t, bool replay)
 {
   const int nt = use_threads(net);
-  const bool tin = !net->in_nhwc && spatial(net->c, net->h, net->w);
+  const bool tin = transposes_input(net), tout = transposes_output(net);
   const struct layer *last = &net->L[net->nl - 1];
-  const bool tout = !net->out_nhwc && spatial(last->cout, last->hout, last->wout);
   const int64_t isz = (int64_t)net->c * net->h * net->w;
   (void)nt;
   pack_weights(net);
 #pragma omp parallel for schedule(static) num_threads(nt) if (B > 1)
   for (int64_t b = 0; b < B; b++) {
-    float *scr = thread_scratch(net, omp_get_thread_num());
+    const struct scratch sc = thread_scratch(net, omp_get_thread_num());
     const float *xb = x + b * isz;
     if (tin) {
       to_nhwc(xb, net->xin + b * isz, net->c, (int64_t)net->h * net->w);
       xb = net->xin + b * isz;
     }
-    fwd_item(net, b, xb, t, scr, replay);
+    fwd_item(net, b, xb, t, &sc, replay);
     if (tout)
-      to_nchw(net->act[net->nl - 1] + b * last->out_sz, net->yout + b * last->out_sz, last->cout,
-              (int64_t)last->hout * last->wout);
+      nsde__to_nchw(net->act[net->nl - 1] + b * last->out_sz, net->yout + b * last->out_sz,
+                    last->cout, (int64_t)last->hout * last->wout);
   }
 }
 
@@ -1067,9 +1082,7 @@ static void use_slot(struct nsde_net *net, int64_t s);
 
 static const float *output_of(const struct nsde_net *net)
 {
-  const struct layer *last = &net->L[net->nl - 1];
-  return !net->out_nhwc && spatial(last->cout, last->hout, last->wout) ? net->yout
-                                                                       : net->act[net->nl - 1];
+  return transposes_output(net) ? net->yout : net->act[net->nl - 1];
 }
 
 const float *nsde__net_forward_raw(struct nsde_net *net, int64_t B, const float *x, float t)
@@ -1091,27 +1104,25 @@ void nsde__net_backward_raw(struct nsde_net *net, int64_t B, const float *x, con
                             float *dx, float *gp, float t)
 {
   const int nt = use_threads(net);
-  const bool tin = !net->in_nhwc && spatial(net->c, net->h, net->w);
+  const bool tin = transposes_input(net), tout = transposes_output(net);
   const struct layer *last = &net->L[net->nl - 1];
-  const bool tout = !net->out_nhwc && spatial(last->cout, last->hout, last->wout);
   const int64_t isz = (int64_t)net->c * net->h * net->w, nc = num_chunks(net, B), np = net->np;
   (void)nt;
-  pack_weights(net);
+  /* the packed weights are those of the forward pass this follows */
   memset(net->part, 0, (size_t)(nc * np) * sizeof(float));
 #pragma omp parallel for schedule(static) num_threads(nt) if (nc > 1)
   for (int64_t c = 0; c < nc; c++) {
-    float *scr = thread_scratch(net, omp_get_thread_num());
-    float *t0 = scr + 2 * net->col_sz + 2 * net->item_sz, *t1 = t0 + net->item_sz;
+    const struct scratch sc = thread_scratch(net, omp_get_thread_num());
     for (int64_t b = c * B / nc; b < (c + 1) * B / nc; b++) {
       const float *xb = tin ? net->xin + b * isz : x + b * isz, *g = dy + b * last->out_sz;
-      float *dxb = dx ? (tin ? t1 : dx + b * isz) : NULL;
+      float *dxb = dx ? (tin ? sc.dxout : dx + b * isz) : NULL;
       if (tout) {
-        to_nhwc(g, t0, last->cout, (int64_t)last->hout * last->wout);
-        g = t0;
+        to_nhwc(g, sc.gin, last->cout, (int64_t)last->hout * last->wout);
+        g = sc.gin;
       }
-      bwd_item(net, b, xb, g, dxb, net->part + c * np, t, scr);
+      bwd_item(net, b, xb, g, dxb, net->part + c * np, t, &sc);
       if (dx && tin)
-        to_nchw(t1, dx + b * isz, net->c, (int64_t)net->h * net->w);
+        nsde__to_nchw(sc.dxout, dx + b * isz, net->c, (int64_t)net->h * net->w);
     }
   }
   /* reduce the chunks in order, mapping packed convolution weights back */
