@@ -58,6 +58,16 @@ static double l2dist(const float *a, const float *b, int64_t n)
   return sqrt(s);
 }
 
+/* One Adam step for one coordinate with gradient g (moments m, v; step
+ * counted from 0): the amount to subtract. */
+static float adam_delta(float *m, float *v, double g, double lr, int step)
+{
+  const double b1 = 0.9, b2 = 0.999;
+  *m = (float)(b1 * *m + (1 - b1) * g);
+  *v = (float)(b2 * *v + (1 - b2) * g * g);
+  return (float)(lr * (*m / (1 - pow(b1, step + 1))) / (sqrt(*v / (1 - pow(b2, step + 1))) + 1e-8));
+}
+
 /* Project x on the l2 ball of radius eps around x0, then on [0, 1]. */
 static void project(float *x, const float *x0, int64_t n, double eps)
 {
@@ -188,7 +198,7 @@ int main(int argc, char **argv)
     return 0;
   }
   if (!model_path || ttn < 0 || steps < 0 || severities < 0 || severities > 5 || subset < 1 ||
-      hpasses < 0) {
+      hpasses < 0 || cimages < 0 || !(cw_c >= 0) || !isfinite(cw_c)) {
     fprintf(stderr, "nsde-eval: --model is required; counts must not be negative\n");
     return 2;
   }
@@ -287,7 +297,6 @@ int main(int argc, char **argv)
           for (int k = 0; k < bs; k++)
             cw_l2[bb * bs + k] = INFINITY;
           for (int st = 0; st < steps; st++) {
-            const double lr = 0.01, b1 = 0.9, b2 = 0.999;
             for (int64_t i = 0; i < tot; i++)
               xd[i] = (float)(0.5 * (tanh(wv[i]) + 1.0));
             ex_check(ctx, nsde_model_loss_grad_ex(m, x, labels, 1, seed + 4242 + (unsigned long long)(st * 131 + bb),
@@ -301,10 +310,8 @@ int main(int argc, char **argv)
             }
             for (int64_t i = 0; i < tot; i++) {
               double dx = 0.5 * (1.0 - tanh(wv[i]) * tanh(wv[i]));
-              double g = (2.0 * ((double)xd[i] - x0[i]) + cw_c * bs * gd[i]) * dx;
-              mo[i] = (float)(b1 * mo[i] + (1 - b1) * g);
-              vo[i] = (float)(b2 * vo[i] + (1 - b2) * g * g);
-              wv[i] -= (float)(lr * (mo[i] / (1 - pow(b1, st + 1))) / (sqrt(vo[i] / (1 - pow(b2, st + 1))) + 1e-8));
+              wv[i] -= adam_delta(&mo[i], &vo[i], (2.0 * ((double)xd[i] - x0[i]) + cw_c * bs * gd[i]) * dx,
+                                  0.01, st);
             }
           }
           memcpy(xd, best, sizeof(float) * (size_t)tot); /* confirm with TTN */
@@ -337,13 +344,8 @@ int main(int argc, char **argv)
             const unsigned long long sd = seed + 7777 + (unsigned long long)(st * 131 + bb);
             ex_check(ctx, nsde_model_loss_grad(m, x, labels, 1, sd, gx, NULL, NULL), "attack gradient");
             if (meth == 0) { /* Adam descent on -CE */
-              const double lr = 0.005, b1 = 0.9, b2 = 0.999;
-              for (int64_t i = 0; i < tot; i++) {
-                double g = -gd[i];
-                mo[i] = (float)(b1 * mo[i] + (1 - b1) * g);
-                vo[i] = (float)(b2 * vo[i] + (1 - b2) * g * g);
-                xd[i] -= (float)(lr * (mo[i] / (1 - pow(b1, st + 1))) / (sqrt(vo[i] / (1 - pow(b2, st + 1))) + 1e-8));
-              }
+              for (int64_t i = 0; i < tot; i++)
+                xd[i] -= adam_delta(&mo[i], &vo[i], -gd[i], 0.005, st);
             } else { /* l2 PGD: ascend along the normalised gradient */
               const double alpha = 2.5 * eps_list[e] / steps;
               for (int k = 0; k < bs; k++) {
@@ -395,16 +397,11 @@ int main(int argc, char **argv)
     ex_check(ctx, nsde_dataset_batch(ds, &i0, 1, 0, 0, x1, &lab), "batch");
     memcpy(x0, nsde_tensor_data(x1), sizeof(float) * (size_t)item);
     for (int st = 0; st < (steps > 0 ? steps : 40); st++) { /* the authors' attack, eps 0.1 */
-      const double lr = 0.005, b1 = 0.9, b2 = 0.999;
       float *xd1 = nsde_tensor_data(x1), *gd1 = nsde_tensor_data(g1);
       ex_check(ctx, nsde_model_loss_grad(m, x1, &lab, 1, seed + 31337 + (unsigned long long)st, g1,
                                          NULL, NULL), "attack gradient");
-      for (int64_t i = 0; i < item; i++) {
-        double gg = -gd1[i];
-        mo[i] = (float)(b1 * mo[i] + (1 - b1) * gg);
-        vo[i] = (float)(b2 * vo[i] + (1 - b2) * gg * gg);
-        xd1[i] -= (float)(lr * (mo[i] / (1 - pow(b1, st + 1))) / (sqrt(vo[i] / (1 - pow(b2, st + 1))) + 1e-8));
-      }
+      for (int64_t i = 0; i < item; i++)
+        xd1[i] -= adam_delta(&mo[i], &vo[i], -gd1[i], 0.005, st);
       project(xd1, x0, item, 0.1);
     }
     for (int which = 0; which < 2; which++) { /* 0: clean, 1: attacked */

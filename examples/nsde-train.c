@@ -32,12 +32,22 @@ static uint64_t fnv(const unsigned char *p, size_t n, uint64_t h)
   return h;
 }
 
+/* FNV-1a of everything in MODEL.state before the checksum. */
+static uint64_t state_hash(uint32_t e, uint64_t n, const float *v)
+{
+  uint64_t h = 0xCBF29CE484222325ULL;
+  h = fnv((const unsigned char *)"NSDETRN1", 8, h);
+  h = fnv((const unsigned char *)&e, 4, h);
+  h = fnv((const unsigned char *)&n, 8, h);
+  return fnv((const unsigned char *)v, (size_t)n * 4, h);
+}
+
 /* MODEL.state: "NSDETRN1", u32 epochs done, u64 n, n floats of momentum, u64 FNV-1a. */
 static int save_state(const char *model, int epochs_done, const float *v, int64_t n)
 {
   char path[4096], tmp[4200];
   uint32_t e = (uint32_t)epochs_done;
-  uint64_t nn = (uint64_t)n, h = 0xCBF29CE484222325ULL;
+  uint64_t nn = (uint64_t)n, h;
   FILE *f;
   int ok;
   snprintf(path, sizeof(path), "%s.state", model);
@@ -45,10 +55,7 @@ static int save_state(const char *model, int epochs_done, const float *v, int64_
   f = fopen(tmp, "wb");
   if (!f)
     return -1;
-  h = fnv((const unsigned char *)"NSDETRN1", 8, h);
-  h = fnv((const unsigned char *)&e, 4, h);
-  h = fnv((const unsigned char *)&nn, 8, h);
-  h = fnv((const unsigned char *)v, (size_t)n * 4, h);
+  h = state_hash(e, nn, v);
   ok = fwrite("NSDETRN1", 1, 8, f) == 8 && fwrite(&e, 4, 1, f) == 1 && fwrite(&nn, 8, 1, f) == 1 &&
        fwrite(v, 4, (size_t)n, f) == (size_t)n && fwrite(&h, 8, 1, f) == 1 && fflush(f) == 0 &&
        fsync(fileno(f)) == 0;
@@ -65,7 +72,7 @@ static int load_state(const char *model, float *v, int64_t n)
 {
   char path[4096], magic[8];
   uint32_t e;
-  uint64_t nn, h = 0xCBF29CE484222325ULL, hf;
+  uint64_t nn, hf;
   FILE *f;
   int ok;
   snprintf(path, sizeof(path), "%s.state", model);
@@ -78,13 +85,7 @@ static int load_state(const char *model, float *v, int64_t n)
        fread(&nn, 8, 1, f) == 1 && nn == (uint64_t)n && fread(v, 4, (size_t)n, f) == (size_t)n &&
        fread(&hf, 8, 1, f) == 1 && fgetc(f) == EOF;
   fclose(f);
-  if (ok) {
-    h = fnv((const unsigned char *)"NSDETRN1", 8, h);
-    h = fnv((const unsigned char *)&e, 4, h);
-    h = fnv((const unsigned char *)&nn, 8, h);
-    h = fnv((const unsigned char *)v, (size_t)n * 4, h);
-    ok = h == hf && e < 100000;
-  }
+  ok = ok && state_hash(e, nn, v) == hf && e < 100000;
   if (!ok) {
     fprintf(stderr, "nsde-train: cannot resume: %s is truncated, corrupted or belongs to another "
                     "model (%lld parameters expected)\n", path, (long long)n);
