@@ -1,33 +1,61 @@
 #!/usr/bin/python3
 """libnsde vs PyTorch on the paper's CIFAR-10 model, back to back on one machine.
 
-    /usr/bin/python3 bench/torch-compare.py [--build build] [--batch 128] [--threads 2] [--steps 3]
+    /usr/bin/python3 bench/torch-compare.py [--build build] [--batch 128] [--threads 2]
+        [--steps 3] [--reps 3] [--widths 16,32,64] [--cifar DIR]
 
-Runs BLIS's sgemm peak (`nsde-bench gemm`), `nsde-bench model` twice (libnsde
-with store-all gradients and the activation tape, the fast setting; and with
-checkpointed gradients, the memory-efficient one) and the same model in
-PyTorch (Debian's python3-torch, autograd through the Euler-Maruyama loop as
-in the authors' code), same batch, threads, multiplicative noise (sigma 1),
-11 steps, and prints images/s for training (forward + backward + SGD) and
-inference (noise-free forward), peak RSS, and the ratios. Last line:
-train_ratio=<x> infer_ratio=<y> mem_ratio=<z> (ratios > 1 favour libnsde
-for speed: store-all run; mem_ratio is the checkpointed run's peak RSS over
-PyTorch's, lower is better). Useful GFLOP/s count the direct convolution's
-multiply-adds (2 x 585 x 64 x 900 per conv and image), whatever algorithm ran.
+PyTorch (Debian's python3-torch) gets its best configuration on this CPU:
+- torch.set_flush_denormal(True): without it x86 cores slow down on the
+  denormal floats of the backward pass (2x and more measured);
+- both memory formats, NCHW and channels_last, are timed and the faster one
+  is kept for training and for inference separately;
+- the same thread count (torch.set_num_threads and OMP_NUM_THREADS), batch,
+  GroupNorm groups (min(32, C)), multiplicative noise (sigma 1), 11 Euler-
+  Maruyama steps, autograd through the loop as in the authors' code;
+- a real CIFAR-10 batch (the first BATCH test images in [0, 1], the paper's
+  scaling) when the data is there (--cifar, default: unpacked from
+  ../shared/data/cifar10 into a temporary folder), else [0, 1] values;
+- a warm-up step, then the best of REPS timed windows of STEPS training
+  steps and 3 x STEPS inference batches, exactly as `nsde-bench model` does.
+
+libnsde runs `nsde-bench model` with store-all gradients and the activation
+tape (the speed numbers) and, at the largest width, with checkpointed
+gradients (the memory-efficient setting, mem_ratio). Each side runs in its
+own process, so peak RSS is its own.
+
+One line per width with both sides' images/s and the ratios (> 1 favours
+libnsde), useful GFLOP/s (the direct convolutions' multiply-adds, backward
+counted as twice the forward) against the sgemm peak, and last:
+min_train_ratio=<x> min_infer_ratio=<y> mem_ratio=<z>.
 """
 import argparse
 import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 
-def run_torch(batch, threads, steps, width):
+
+def cifar_batch(path, batch):
+    """The first `batch` test images of CIFAR-10 as [0, 1] floats, and their labels."""
+    import torch
+    with open(os.path.join(path, "test_batch.bin"), "rb") as f:
+        raw = f.read(3073 * batch)
+    recs = torch.frombuffer(bytearray(raw), dtype=torch.uint8).reshape(batch, 3073)
+    y = recs[:, 0].long()
+    x = recs[:, 1:].float().reshape(batch, 3, 32, 32) / 255.0
+    return x, y
+
+
+def run_torch(batch, threads, steps, reps, width, channels_last, cifar):
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
     torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)
 
     class ConcatConv(nn.Module):
         def __init__(self, c):
@@ -73,27 +101,73 @@ def run_torch(batch, threads, steps, width):
 
     torch.manual_seed(0)
     m = Model(width)
+    if cifar:
+        x, y = cifar_batch(cifar, batch)
+    else:
+        x, y = torch.rand(batch, 3, 32, 32), torch.arange(batch) % 10
+    if channels_last:
+        m = m.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
-    x = torch.rand(batch, 3, 32, 32)
-    y = torch.arange(batch) % 10
-    # warm-up
-    loss = F.cross_entropy(m(x, True), y)
-    loss.backward()
-    t0 = time.time()
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = F.cross_entropy(m(x, True), y)
-        loss.backward()
-        opt.step()
-    train = batch * steps / (time.time() - t0)
-    with torch.no_grad():
-        m(x, False)  # warm-up
+
+    def train(n):
         t0 = time.time()
-        for _ in range(3 * steps):  # as nsde-bench: 3x as many inference batches
-            m(x, False)
-        infer = batch * 3 * steps / (time.time() - t0)
+        for _ in range(n):
+            opt.zero_grad()
+            loss = F.cross_entropy(m(x, True), y)
+            loss.backward()
+            opt.step()
+        return (time.time() - t0) / n
+
+    def infer(n):
+        with torch.no_grad():
+            t0 = time.time()
+            for _ in range(n):
+                m(x, False)
+            return (time.time() - t0) / n
+
+    train(1)
+    infer(1)
+    tr = ti = float("inf")
+    for _ in range(reps):
+        tr = min(tr, train(steps))
+        ti = min(ti, infer(3 * steps))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return train, infer, rss
+    return batch / tr, batch / ti, rss
+
+
+def torch_child(a, width, channels_last, cifar):
+    code = ("import sys; sys.path.insert(0, %r); import importlib.util as u; "
+            "s = u.spec_from_file_location('tc', %r); mod = u.module_from_spec(s); "
+            "s.loader.exec_module(mod); print(*mod.run_torch(%d, %d, %d, %d, %d, %r, %r))"
+            % (HERE, os.path.abspath(__file__), a.batch, a.threads, a.steps, a.reps, width,
+               channels_last, cifar))
+    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True, env=env).stdout.split()
+    return float(out[0]), float(out[1]), float(out[2])
+
+
+def nsde_child(a, width, grad, cifar):
+    exe = os.path.join(a.build, "bench", "nsde-bench")
+    cmd = [exe, "model", "--batch", str(a.batch), "--threads", str(a.threads), "--steps",
+           str(a.steps), "--reps", str(a.reps), "--width", str(width), "--grad", grad]
+    if cifar:
+        cmd += ["--cifar", cifar]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
+    print(out, flush=True)
+    return dict(f.split("=") for f in out.split()[2:])
+
+
+def find_cifar(arg):
+    if arg:
+        return arg if arg != "none" else None
+    src = os.path.join(HERE, "..", "..", "shared", "data", "cifar10")
+    if not os.path.isfile(os.path.join(src, "unpack.sh")):
+        return None
+    dest = os.path.join(tempfile.gettempdir(), "nsde-bench-cifar10")
+    return subprocess.run(["sh", os.path.join(src, "unpack.sh"), dest], check=True,
+                          capture_output=True, text=True).stdout.strip()
 
 
 def main():
@@ -102,43 +176,45 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--width", type=int, default=64)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--widths", default="16,32,64")
+    ap.add_argument("--cifar", default="", help="cifar-10-batches-bin folder, or 'none'")
     a = ap.parse_args()
+    import torch
+    cifar = find_cifar(a.cifar)
+    widths = [int(w) for w in a.widths.split(",")]
     exe = os.path.join(a.build, "bench", "nsde-bench")
     gemm = subprocess.run([exe, "gemm"], check=True, capture_output=True, text=True).stdout
     peak = float(gemm.strip().splitlines()[-1].split("gflops=")[1].split()[0])
-    runs = {}
-    for grad in ("store-all", "checkpoint"):
-        out = subprocess.run([exe, "model", "--batch", str(a.batch), "--threads", str(a.threads),
-                              "--steps", str(a.steps), "--width", str(a.width), "--grad", grad],
-                             check=True, capture_output=True, text=True).stdout.strip()
-        print(out)
-        runs[grad] = dict(f.split("=") for f in out.split()[2:])
-    n_train, n_infer = float(runs["store-all"]["train_img_s"]), float(runs["store-all"]["infer_img_s"])
-    n_rss = float(runs["checkpoint"]["peak_rss_bytes"])
-    n_rss_all = float(runs["store-all"]["peak_rss_bytes"])
-    # PyTorch in a child process, so its peak RSS is its own
-    code = ("import sys; sys.path.insert(0, %r); import importlib.util as u; "
-            "s = u.spec_from_file_location('tc', %r); mod = u.module_from_spec(s); s.loader.exec_module(mod); "
-            "print(*mod.run_torch(%d, %d, %d, %d))") % (os.path.dirname(__file__), __file__, a.batch,
-                                                        a.threads, a.steps, a.width)
-    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
-    res = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
-                         env=env).stdout.split()
-    t_train, t_infer, t_rss = float(res[0]), float(res[1]), float(res[2])
-    fwd = 11 * 3 * 2.0 * 900 * a.width * (a.width + 1) * 9 / 1e9  # GFLOP per image, forward
-    print("pytorch %s model width=%d batch=%d threads=%d train_img_s=%.2f infer_img_s=%.2f "
-          "peak_rss_bytes=%d train_gflops=%.1f" % (__import__("torch").__version__, a.width, a.batch,
-                                                   a.threads, t_train, t_infer, t_rss, 3 * fwd * t_train))
-    print("sgemm peak (n=2048, %d threads): %.1f GFLOP/s" % (a.threads, peak))
-    for who, tr, inf in (("libnsde", n_train, n_infer), ("pytorch", t_train, t_infer)):
-        print("%s useful GFLOP/s: train %.1f (%.0f%% of sgemm peak) infer %.1f (%.0f%%)"
-              % (who, 3 * fwd * tr, 300 * fwd * tr / peak, fwd * inf, 100 * fwd * inf / peak))
-    print("checkpoint train_img_s=%s (ratio %.2f); store-all peak RSS ratio %.3f"
-          % (runs["checkpoint"]["train_img_s"], float(runs["checkpoint"]["train_img_s"]) / t_train,
-             n_rss_all / t_rss))
-    print("train_ratio=%.2f infer_ratio=%.2f mem_ratio=%.3f" % (n_train / t_train, n_infer / t_infer,
-                                                                 n_rss / t_rss))
+    print("# input: %s; PyTorch %s, flush-to-zero on, %d threads, best memory format"
+          % ("CIFAR-10 test batch from " + cifar if cifar else "[0,1] values", torch.__version__,
+             a.threads), flush=True)
+    rows, mem_ratio = [], None
+    for w in widths:
+        n = nsde_child(a, w, "store-all", cifar)
+        t = {fmt: torch_child(a, w, fmt == "channels_last", cifar)
+             for fmt in ("nchw", "channels_last")}
+        for fmt, (tr, ti, rss) in t.items():
+            print("pytorch %s width=%d format=%s train_img_s=%.2f infer_img_s=%.2f "
+                  "peak_rss_bytes=%d" % (torch.__version__, w, fmt, tr, ti, rss), flush=True)
+        ftr = max(t, key=lambda f: t[f][0])
+        fti = max(t, key=lambda f: t[f][1])
+        n_tr, n_ti = float(n["train_img_s"]), float(n["infer_img_s"])
+        t_tr, t_ti = t[ftr][0], t[fti][1]
+        fwd = 11 * 3 * 2.0 * 900 * w * (w + 1) * 9 / 1e9  # GFLOP per image, forward
+        rows.append((w, n_tr / t_tr, n_ti / t_ti))
+        print("width=%d libnsde train_img_s=%.2f infer_img_s=%.2f | pytorch train_img_s=%.2f (%s) "
+              "infer_img_s=%.2f (%s) | train_ratio=%.2f infer_ratio=%.2f | useful GFLOP/s "
+              "libnsde train %.1f infer %.1f, pytorch train %.1f infer %.1f (sgemm peak %.1f)"
+              % (w, n_tr, n_ti, t_tr, ftr, t_ti, fti, n_tr / t_tr, n_ti / t_ti, 3 * fwd * n_tr,
+                 fwd * n_ti, 3 * fwd * t_tr, fwd * t_ti, peak), flush=True)
+        if w == max(widths):
+            c = nsde_child(a, w, "checkpoint", cifar)
+            mem_ratio = float(c["peak_rss_bytes"]) / t[ftr][2]
+            print("width=%d checkpointed libnsde train_img_s=%s peak_rss_bytes=%s; pytorch (%s) "
+                  "peak_rss_bytes=%d" % (w, c["train_img_s"], c["peak_rss_bytes"], ftr, t[ftr][2]))
+    print("min_train_ratio=%.2f min_infer_ratio=%.2f mem_ratio=%.3f"
+          % (min(r[1] for r in rows), min(r[2] for r in rows), mem_ratio))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@
 static int omp_get_thread_num(void) { return 0; }
 #endif
 
+#include "conv-direct.h"
 #include "func-private.h"
 #include "nn-private.h"
 #include "nsde-private.h"
@@ -75,6 +76,7 @@ struct nsde_net {
 
 static int64_t conv_kp(const struct layer *l);
 static bool use_winograd(const struct layer *l);
+static bool use_direct(const struct layer *l);
 static int64_t wino_tiles(const struct layer *l);
 static int64_t wino_extra(const struct layer *l);
 static int use_threads(struct nsde_net *net);
@@ -333,7 +335,12 @@ NSDE_API enum nsde_status nsde_net_finalize(struct nsde_net *net, int64_t max_ba
       size_t col = (size_t)conv_kp(l) * l->hout * l->wout;
       size_t wcol = use_winograd(l) ? 16 * (size_t)wino_tiles(l) *
                                           (size_t)(l->cin > l->cout ? l->cin : l->cout) : 0;
+      /* direct: a padded item in col, the weight gradient in dcol */
+      size_t dcol = use_direct(l) ? (size_t)(l->hin + 2) * (size_t)(l->win + 2) *
+                                            (size_t)(l->cin > l->cout ? l->cin : l->cout) +
+                                        9 * (size_t)l->cin * (size_t)l->cout : 0;
       col = wcol > col ? wcol : col;
+      col = dcol > col ? dcol : col;
       net->col_sz = col > net->col_sz ? col : net->col_sz;
       l->wpoff = (int64_t)wp;
       wp += (size_t)l->cout * (size_t)conv_kp(l) + (size_t)wino_extra(l);
@@ -522,9 +529,21 @@ static int64_t conv_public_index(const struct layer *l, int64_t jp)
  * concat-conv is constant inside the image, so its contribution is t times a
  * precomputed per-pixel response (the kernel's taps that fall inside). */
 
-static bool use_winograd(const struct layer *l)
+static bool is_3x3_same(const struct layer *l)
 {
   return (l->kind == L_CONV || l->kind == L_CCONV) && l->k == 3 && l->stride == 1 && l->pad == 1;
+}
+
+/* Channel counts that are multiples of 16 on an AVX-512 CPU take the direct
+ * kernels (lib/conv-direct.c); other 3x3 same convolutions take Winograd. */
+static bool use_direct(const struct layer *l)
+{
+  return is_3x3_same(l) && nsde__direct_supported(l->cin, l->cout);
+}
+
+static bool use_winograd(const struct layer *l)
+{
+  return is_3x3_same(l) && !use_direct(l);
 }
 
 static int64_t wino_tiles(const struct layer *l)
@@ -537,7 +556,7 @@ static int64_t wino_tiles(const struct layer *l)
  * input-gradient filters Ud (16 x cin x cout). */
 static int64_t wino_extra(const struct layer *l)
 {
-  if (!use_winograd(l))
+  if (!is_3x3_same(l))
     return 0;
   return 32 * (int64_t)l->cout * l->cin +
          (l->kind == L_CCONV ? (int64_t)l->hout * l->wout * l->cout : 0);
@@ -567,7 +586,42 @@ static void wino_filter(const float *g, float u[4][4])
   }
 }
 
-static void wino_pack(const struct layer *l, const float *W, float *U, float *tr, float *Ud)
+/* tr[p][o]: the response of output pixel p to a time plane of ones (the
+ * kernel's taps that fall inside the image). */
+static void time_response(const struct layer *l, const float *W, float *tr)
+{
+  const int cc = l->cin + 1;
+  for (int oy = 0; oy < l->hout; oy++)
+    for (int ox = 0; ox < l->wout; ox++)
+      for (int o = 0; o < l->cout; o++) {
+        const float *g = W + (int64_t)o * cc * 9;
+        float s = 0.0f;
+        for (int ky = 0; ky < 3; ky++)
+          for (int kx = 0; kx < 3; kx++) {
+            int iy = oy - 1 + ky, ix = ox - 1 + kx;
+            if (iy >= 0 && iy < l->hin && ix >= 0 && ix < l->win)
+              s += g[ky * 3 + kx];
+          }
+        tr[((int64_t)oy * l->wout + ox) * l->cout + o] = s;
+      }
+}
+
+/* The direct kernels' weights (nsde__direct_widx) and, for the input
+ * gradient, the kernel rotated by 180 degrees with the channels swapped. */
+static void direct_pack(const struct layer *l, const float *W, float *wd, float *wr)
+{
+  const int cc = l->cin + (l->kind == L_CCONV), off = l->kind == L_CCONV;
+  for (int o = 0; o < l->cout; o++)
+    for (int c = 0; c < l->cin; c++) {
+      const float *g = W + ((int64_t)o * cc + c + off) * 9;
+      for (int tap = 0; tap < 9; tap++) {
+        wd[nsde__direct_widx(l->cin, l->cout, tap, c, o)] = g[tap];
+        wr[nsde__direct_widx(l->cout, l->cin, tap, o, c)] = g[8 - tap];
+      }
+    }
+}
+
+static void wino_pack(const struct layer *l, const float *W, float *U, float *Ud)
 {
   const int cc = l->cin + (l->kind == L_CCONV), off = l->kind == L_CCONV;
   /* the input gradient is the correlation of the output gradient with the
@@ -585,20 +639,6 @@ static void wino_pack(const struct layer *l, const float *W, float *U, float *tr
         Ud[((int64_t)xi * l->cin + c) * l->cout + o] = ud[xi / 4][xi % 4];
       }
     }
-  if (off)
-    for (int oy = 0; oy < l->hout; oy++)
-      for (int ox = 0; ox < l->wout; ox++)
-        for (int o = 0; o < l->cout; o++) {
-          const float *g = W + (int64_t)o * cc * 9;
-          float s = 0.0f;
-          for (int ky = 0; ky < 3; ky++)
-            for (int kx = 0; kx < 3; kx++) {
-              int iy = oy - 1 + ky, ix = ox - 1 + kx;
-              if (iy >= 0 && iy < l->hin && ix >= 0 && ix < l->win)
-                s += g[ky * 3 + kx];
-            }
-          tr[((int64_t)oy * l->wout + ox) * l->cout + o] = s;
-        }
 }
 
 /* V[xi][tile][c] = (B^T d B)[xi] for every input tile d of the item. */
@@ -709,8 +749,11 @@ static void pack_weights(struct nsde_net *net)
       for (int64_t jp = 0; jp < Kp; jp++)
         Wp[o * Kp + jp] = W[o * Kp + conv_public_index(l, jp)];
     if (use_winograd(l))
-      wino_pack(l, W, Wp + (size_t)l->cout * Kp,
-                Wp + (size_t)l->cout * Kp + 16 * (size_t)l->cout * l->cin, wino_ud(net, l));
+      wino_pack(l, W, Wp + (size_t)l->cout * Kp, wino_ud(net, l));
+    else if (use_direct(l))
+      direct_pack(l, W, Wp + (size_t)l->cout * Kp, wino_ud(net, l));
+    if (is_3x3_same(l) && l->kind == L_CCONV)
+      time_response(l, W, Wp + (size_t)l->cout * Kp + 16 * (size_t)l->cout * l->cin);
   }
 }
 
@@ -720,6 +763,13 @@ static void conv_fwd_item(const struct nsde_net *net, const struct layer *l, con
 {
   const int64_t Kp = conv_kp(l), P = (int64_t)l->hout * l->wout;
   const float *bias = net->params + l->poff + (size_t)l->cout * Kp;
+  if (use_direct(l)) {
+    const float *wd = net->wpack + l->wpoff + (size_t)l->cout * Kp;
+    nsde__direct_pad(in, l->hin, l->win, l->cin, col);
+    nsde__direct_fwd(col, l->hout, l->wout, l->cin, l->cout, wd, bias,
+                     l->kind == L_CCONV ? wd + 16 * (int64_t)l->cout * l->cin : NULL, t, out);
+    return;
+  }
   if (use_winograd(l)) {
     const float *U = net->wpack + l->wpoff + (size_t)l->cout * Kp;
     wino_conv(l, in, U, bias, l->kind == L_CCONV ? U + 16 * (int64_t)l->cout * l->cin : NULL, t,
@@ -733,6 +783,63 @@ static void conv_fwd_item(const struct nsde_net *net, const struct layer *l, con
              net->wpack + l->wpoff, 1, Kp, 1.0, out, l->cout, 1);
 }
 
+/* dW[o][tap] += t times the sum of g[p][o] over the output pixels p whose
+ * tap reads inside the image (the time plane is zero in the padding). Row
+ * sums first (whole row, without the first pixel, without the last), then
+ * the rows each tap reads. */
+static void time_plane_grad(const struct layer *l, const float *g, float t, float *dW,
+                            int64_t Kp, float *rows)
+{
+  const int H = l->hout, Wd = l->wout, O = l->cout;
+  for (int oy = 0; oy < H; oy++) {
+    float *r = rows + (int64_t)oy * 3 * O;
+    const float *gr = g + (int64_t)oy * Wd * O;
+    for (int o = 0; o < O; o++) {
+      float s = 0.0f;
+      for (int ox = 1; ox < Wd - 1; ox++)
+        s += gr[(int64_t)ox * O + o];
+      r[o] = s + gr[o] + (Wd > 1 ? gr[(int64_t)(Wd - 1) * O + o] : 0.0f); /* whole row */
+      r[O + o] = s + (Wd > 1 ? gr[(int64_t)(Wd - 1) * O + o] : 0.0f);     /* without ox 0 */
+      r[2 * O + o] = s + (Wd > 1 ? gr[o] : 0.0f);                          /* without the last */
+    }
+  }
+  for (int tap = 0; tap < 9; tap++) {
+    const int ky = tap / 3, kx = tap % 3, which = kx == 1 ? 0 : kx == 0 ? 1 : 2;
+    const int y0 = ky == 0 ? 1 : 0, y1 = ky == 2 ? H - 1 : H;
+    for (int o = 0; o < O; o++) {
+      float s = 0.0f;
+      if (Wd == 1 && kx != 1)
+        continue;
+      for (int oy = y0; oy < y1; oy++)
+        s += rows[((int64_t)oy * 3 + which) * O + o];
+      dW[(int64_t)o * Kp + tap * (l->cin + 1)] += t * s;
+    }
+  }
+}
+
+/* The direct kernels' backward for one item: dW (packed layout) and dx. */
+static void direct_bwd_item(const struct nsde_net *net, const struct layer *l, const float *in,
+                            const float *g, float *dx, float *dW, float t, float *col,
+                            float *dcol)
+{
+  const int64_t Kp = conv_kp(l);
+  const int cc = l->cin + (l->kind == L_CCONV), off = l->kind == L_CCONV;
+  float *dwd = dcol; /* [tap][c][o] */
+  memset(dwd, 0, 9 * (size_t)l->cin * l->cout * sizeof(float));
+  nsde__direct_pad(in, l->hin, l->win, l->cin, col);
+  nsde__direct_wgrad(col, l->hout, l->wout, l->cin, g, l->cout, dwd);
+  for (int o = 0; o < l->cout; o++)
+    for (int tap = 0; tap < 9; tap++)
+      for (int c = 0; c < l->cin; c++)
+        dW[(int64_t)o * Kp + tap * cc + off + c] += dwd[((int64_t)tap * l->cin + c) * l->cout + o];
+  if (off)
+    time_plane_grad(l, g, t, dW, Kp, col);
+  if (dx) {
+    nsde__direct_pad(g, l->hout, l->wout, l->cout, col);
+    nsde__direct_fwd(col, l->hin, l->win, l->cout, l->cin, wino_ud(net, l), NULL, NULL, 0.0f, dx);
+  }
+}
+
 /* One item's backward: parameter gradients (packed layout) into gp, dx if wanted. */
 static void conv_bwd_item(const struct nsde_net *net, const struct layer *l, const float *in,
                           const float *g, float *dx, float *gp, float t, float *col, float *dcol,
@@ -743,6 +850,10 @@ static void conv_bwd_item(const struct nsde_net *net, const struct layer *l, con
   for (int64_t p = 0; p < P; p++)
     for (int o = 0; o < l->cout; o++)
       db[o] += g[p * l->cout + o];
+  if (use_direct(l)) {
+    direct_bwd_item(net, l, in, g, dx, dW, t, col, dcol);
+    return;
+  }
   im2col_item(l, in, t, col);
   /* dW (cout x K') += g^T (cout x P) col (P x K') */
   nsde__gemm(NULL, NSDE_FLOAT32, false, false, l->cout, Kp, P, 1.0, g, 1, l->cout, col, Kp, 1, 1.0,
@@ -821,8 +932,11 @@ NSDE_CLONES static void gn_fwd_item(const struct nsde_net *net, const struct lay
   }
 }
 
+/* With relu (the output of a fused ReLU), dy is the ReLU's output gradient:
+ * masked (an item's scratch) receives the group norm's output gradient. */
 NSDE_CLONES static void gn_bwd_item(const struct nsde_net *net, const struct layer *l,
                                     int64_t b, const float *restrict x, const float *restrict dy,
+                                    const float *restrict relu, float *restrict masked,
                                     float *restrict dx, float *restrict gp, double *restrict acc)
 {
   const int C = l->cin, G = l->groups, cg = C / G;
@@ -838,6 +952,11 @@ NSDE_CLONES static void gn_bwd_item(const struct nsde_net *net, const struct lay
     mc[c] = l->stats[2 * (b * G + g)];
     rc[c] = l->stats[2 * (b * G + g) + 1];
     sg[c] = sb[c] = 0;
+  }
+  if (relu) {
+    for (int64_t j = 0; j < P * C; j++)
+      masked[j] = relu[j] > 0.0f ? dy[j] : 0.0f;
+    dy = masked;
   }
   for (int64_t p = 0; p < P; p++)
     for (int c = 0; c < C; c++) {
@@ -864,8 +983,7 @@ NSDE_CLONES static void gn_bwd_item(const struct nsde_net *net, const struct lay
     for (int64_t p = 0; p < P; p++)
       for (int c = 0; c < C; c++) {
         double xh = ((double)x[p * C + c] - mc[c]) * rc[c];
-        dx[p * C + c] =
-            (float)(rc[c] * ((double)dy[p * C + c] * gamma[c] - m1[c] - xh * m2[c]));
+        dx[p * C + c] = (float)(rc[c] * ((double)dy[p * C + c] * gamma[c] - m1[c] - xh * m2[c]));
       }
 }
 
@@ -975,16 +1093,22 @@ static void bwd_item(const struct nsde_net *net, int64_t b, const float *x, cons
     const struct layer *l = &net->L[i];
     const float *in = i == 0 ? x : net->act[i - 1] ? net->act[i - 1] + b * l->in_sz : NULL;
     const float *y = net->act[i] ? net->act[i] + b * l->out_sz : NULL;
-    float *dst = i > 0 ? sc->d[i % 2] : dx;
+    /* the item-gradient buffer that g is not in (g may be either after a pass-through) */
+    float *dst = i > 0 ? (g == sc->d[0] ? sc->d[1] : sc->d[0]) : dx;
     switch (l->kind) {
     case L_CONV:
     case L_CCONV:
       conv_bwd_item(net, l, in, g, dst, gp, t, sc->col, sc->dcol, sc->wt);
       break;
     case L_GN:
-      gn_bwd_item(net, l, b, in, g, dst, gp, sc->acc);
+      gn_bwd_item(net, l, b, in, g, l->fused_relu ? net->act[i + 1] + b * l->out_sz : NULL,
+                  sc->tmp, dst, gp, sc->acc);
       break;
     case L_RELU:
+      if (i > 0 && net->L[i - 1].fused_relu) {
+        dst = (float *)g; /* the group norm below applies the mask */
+        break;
+      }
       if (dst)
         for (int64_t j = 0; j < l->in_sz; j++)
           dst[j] = y[j] > 0.0f ? g[j] : 0.0f;

@@ -80,16 +80,22 @@ static void fd_check(struct nsde_net *net, double t, struct nsde_tensor *x, doub
 
 /* Conv and concat-conv, forward and backward, against a direct 6-loop
  * convolution with the time plane and its adjoint: strided (im2col path),
- * 3x3/stride 1/pad 1 with odd and even sizes (Winograd path, partial tiles)
- * and a 4x4/stride 2 kernel. */
+ * 3x3/stride 1/pad 1 with odd and even sizes (Winograd path, partial tiles),
+ * the same with channel counts that are multiples of 16 (direct kernels) and
+ * a 4x4/stride 2 kernel. */
 START_TEST(conv_matches_naive)
 {
   static const int shapes[][7] = {/* C, H, W, O, K, S, PD */
                                   {3, 7, 6, 4, 3, 2, 1}, {5, 7, 9, 6, 3, 1, 1},
-                                  {4, 6, 6, 3, 3, 1, 1}, {3, 9, 8, 5, 4, 2, 1}};
+                                  {4, 6, 6, 3, 3, 1, 1}, {3, 9, 8, 5, 4, 2, 1},
+                                  /* multiples of 16: the direct kernels on AVX-512 CPUs
+                                   * (pixel blocks and their tails, 16-80 output channels) */
+                                  {16, 5, 7, 32, 3, 1, 1}, {32, 3, 19, 16, 3, 1, 1},
+                                  {16, 4, 11, 48, 3, 1, 1}, {16, 2, 8, 80, 3, 1, 1},
+                                  {32, 1, 1, 16, 3, 1, 1}};
   const int B = 2;
   const float t = 0.37f;
-  for (int run = 0; run < 8; run++) {
+  for (int run = 0; run < 18; run++) {
     const int *sh = shapes[run / 2], concat = run % 2;
     const int C = sh[0], Hh = sh[1], Ww = sh[2], O = sh[3], K = sh[4], S = sh[5], PD = sh[6];
     struct nsde_net *net;

@@ -1,0 +1,34 @@
+/* Direct 3x3 / stride 1 / padding 1 convolution kernels (lib/conv-direct.c).
+ * Not installed. SPDX-License-Identifier: MIT */
+#ifndef NSDE_CONV_DIRECT_H
+#define NSDE_CONV_DIRECT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Whether this CPU and these channel counts take the direct kernels
+ * (AVX-512, both counts multiples of 16). */
+bool nsde__direct_supported(int cin, int cout);
+
+/* pad = the channels-last item in (h x w x c) with a zero border of one
+ * pixel, blocked by 16 channels: pad[y][c / 16][x][c % 16] for y < h + 2,
+ * x < w + 2. */
+void nsde__direct_pad(const float *in, int h, int w, int c, float *pad);
+
+/* Where weight (tap, ci, co) goes in the kernels' weight layout: blocks of
+ * 64 output channels (the last one 16-48), in each [tap][ci][co]. */
+int64_t nsde__direct_widx(int cin, int cout, int tap, int ci, int co);
+
+/* out (h x w x cout, channels-last) = bias + t tr + the correlation of the
+ * padded input (nsde__direct_pad) with the weights wt (nsde__direct_widx;
+ * tap = 3 ky + kx). bias (cout) and tr (h x w x cout) may be NULL. */
+void nsde__direct_fwd(const float *pad, int h, int w, int cin, int cout, const float *wt,
+                      const float *bias, const float *tr, float t, float *out);
+
+/* dw[tap][ci][co] += sum over pixels p of pad[p + tap][ci] g[p][co]: the
+ * weight gradient for the output gradient g (h x w x cout, channels-last);
+ * dw is plain [tap][ci][co]. */
+void nsde__direct_wgrad(const float *pad, int h, int w, int cin, const float *g, int cout,
+                        float *dw);
+
+#endif
