@@ -318,7 +318,7 @@ static int cmd_grad(int threads)
 
 /* The paper's CIFAR-10 model: training and inference images/s and peak RSS.
  * Each rate is the best of --reps timed windows of --steps batches (inference:
- * 3x as many batches, it is cheap and noisier), after a warm-up batch. The
+ * 3x as many batches, it is cheap and noisier), after --warmup batches. The
  * input is the first test batch of CIFAR-10 (--cifar DIR) or [0,1] values. */
 static double time_train(struct nsde_context *ctx, struct nsde_model *m, struct nsde_sgd *opt,
                          const struct nsde_tensor *x, const int32_t *labels, int steps,
@@ -344,7 +344,7 @@ static double time_infer(struct nsde_context *ctx, struct nsde_model *m,
 
 static int cmd_model(int argc, char **argv)
 {
-  int threads = 2, batch = 128, steps = 3, width = 64, reps = 1;
+  int threads = 2, batch = 128, steps = 3, width = 64, reps = 1, warmup = 3;
   const char *cifar = NULL;
   enum nsde_grad_strategy grad = NSDE_GRAD_STORE_ALL;
   struct nsde_context *ctx;
@@ -362,6 +362,7 @@ static int cmd_model(int argc, char **argv)
     else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--warmup")) warmup = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--width")) width = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--cifar")) cifar = argv[i + 1];
     else if (!strcmp(argv[i], "--grad"))
@@ -372,7 +373,7 @@ static int cmd_model(int argc, char **argv)
       return 2;
     }
   }
-  if (threads < 1 || batch < 1 || batch > 4096 || steps < 1 || reps < 1 || width < 1 ||
+  if (threads < 1 || batch < 1 || batch > 4096 || steps < 1 || reps < 1 || warmup < 0 || width < 1 ||
       (int)grad < 0) {
     fprintf(stderr, "nsde-bench model: bad options\n");
     return 2;
@@ -408,8 +409,10 @@ static int cmd_model(int argc, char **argv)
     for (int b = 0; b < batch; b++)
       labels[b] = b % 10;
   }
-  time_train(ctx, m, opt, x, labels, 1, &seed, &loss); /* warm-up */
-  time_infer(ctx, m, x, logits, 1); /* the noise-free solver's first use */
+  if (warmup > 0) { /* first touch of the buffers, the noise-free solver's first use */
+    time_train(ctx, m, opt, x, labels, warmup, &seed, &loss);
+    time_infer(ctx, m, x, logits, warmup);
+  }
   for (int r = 0; r < reps; r++) {
     double tr = time_train(ctx, m, opt, x, labels, steps, &seed, &loss);
     double ti = time_infer(ctx, m, x, logits, 3 * steps);
@@ -435,7 +438,7 @@ static void usage(FILE *out)
                "  gemm   sgemm GFLOP/s through libnsde vs BLIS generic kernels\n"
                "  solve  SDE solve throughput vs a hand-written C loop\n"
                "  grad   gradient strategies: memory, backward/forward time, error\n"
-               "  model  [--threads T --batch B --steps S --reps R --width W --cifar DIR\n"
+               "  model  [--threads T --batch B --steps S --reps R --warmup N --width W --cifar DIR\n"
                "          --grad store-all|checkpoint]: the CIFAR-10 model (best of R windows)\n");
 }
 

@@ -1191,6 +1191,7 @@ static void run_forward(struct nsde_net *net, int64_t B, const float *x, float t
   for (int64_t b = 0; b < B; b++) {
     const struct scratch sc = thread_scratch(net, omp_get_thread_num());
     const float *xb = x + b * isz;
+    const unsigned fp = nsde__ftz_enter();
     if (tin) {
       to_nhwc(xb, net->xin + b * isz, net->c, (int64_t)net->h * net->w);
       xb = net->xin + b * isz;
@@ -1199,6 +1200,7 @@ static void run_forward(struct nsde_net *net, int64_t B, const float *x, float t
     if (tout)
       nsde__to_nchw(net->act[net->nl - 1] + b * last->out_sz, net->yout + b * last->out_sz,
                     last->cout, (int64_t)last->hout * last->wout);
+    nsde__ftz_leave(fp);
   }
 }
 
@@ -1237,6 +1239,7 @@ void nsde__net_backward_raw(struct nsde_net *net, int64_t B, const float *x, con
 #pragma omp parallel for schedule(static) num_threads(nt) if (nc > 1)
   for (int64_t c = 0; c < nc; c++) {
     const struct scratch sc = thread_scratch(net, omp_get_thread_num());
+    const unsigned fp = nsde__ftz_enter();
     for (int64_t b = c * B / nc; b < (c + 1) * B / nc; b++) {
       const float *xb = tin ? net->xin + b * isz : x + b * isz, *g = dy + b * last->out_sz;
       float *dxb = dx ? (tin ? sc.dxout : dx + b * isz) : NULL;
@@ -1248,6 +1251,7 @@ void nsde__net_backward_raw(struct nsde_net *net, int64_t B, const float *x, con
       if (dx && tin)
         nsde__to_nchw(sc.dxout, dx + b * isz, net->c, (int64_t)net->h * net->w);
     }
+    nsde__ftz_leave(fp);
   }
   /* reduce the chunks in order, mapping packed convolution weights back */
   for (int i = 0; i < net->nl; i++) {
