@@ -81,13 +81,13 @@ START_TEST(matches_pytorch)
   char line[65536];
   int seen_logits = 0, seen_grads = 0;
 
-  /* Seed 7: with seed 5 one group-norm output of the second image sat 2e-6
-   * from a ReLU kink (t = 6/11), where float32 rounding decides whether its
-   * gradient passes; any change of summation order (Winograd vs direct
-   * convolution) flipped it and moved a stem gradient by 1%. Seed 7's
-   * gradients agree with PyTorch in float32 and float64 to < 1e-5 of scale
-   * on both convolution paths. */
-  ms[0] = make(NSDE_ARCH_CIFAR, 16, 3, 32, NSDE_MODEL_MULTIPLICATIVE, 4, 7);
+  /* The reference is PyTorch in float64 on the same float32 weights and
+   * images, so only libnsde's rounding counts. Near a ReLU kink that rounding
+   * decides whether an activation's gradient passes; one flipped activation
+   * moves the gradient norm by ~2e-4, above the tolerance. Of seeds 5-12 the
+   * float32 reference had such a flip for 5 (against libnsde's Winograd and
+   * direct convolutions alike), 8 and 11; seed 9 has none on either path. */
+  ms[0] = make(NSDE_ARCH_CIFAR, 16, 3, 32, NSDE_MODEL_MULTIPLICATIVE, 4, 9);
   ms[1] = make(NSDE_ARCH_LARGE, 32, 3, 32, NSDE_MODEL_MULTIPLICATIVE, 4, 6);
   if (getenv("NSDE_EXPORT_DIR"))
     for (int k = 0; k < 2; k++) {
