@@ -58,10 +58,15 @@ void nsde__direct_pad(const float *in, int h, int w, int c, float *pad)
     float *row = pad + (y + 1) * rs;
     const float *src = in + (int64_t)y * w * c;
     for (int b = 0; b < nb; b++) {
-      float *d = row + b * bs;
+      float *restrict d = row + b * bs;
       memset(d, 0, 16 * sizeof(float));
-      for (int x = 0; x < w; x++)
-        memcpy(d + (x + 1) * 16, src + (int64_t)x * c + 16 * b, 16 * sizeof(float));
+      if (nb == 1) { /* 16 channels: the blocked row is the channels-last row */
+        memcpy(d + 16, src, (size_t)w * 16 * sizeof(float));
+      } else {
+        for (int x = 0; x < w; x++)
+          for (int k = 0; k < 16; k++)
+            d[(x + 1) * 16 + k] = src[(int64_t)x * c + 16 * b + k];
+      }
       memset(d + (int64_t)(w + 1) * 16, 0, 16 * sizeof(float));
     }
   }

@@ -882,9 +882,20 @@ static void conv_bwd_item(const struct nsde_net *net, const struct layer *l, con
  * order for every vector width. */
 #define GN_BLOCK 64
 
+/* The channel loops of the group norm take C as a constant for the common
+ * widths (one to four full vectors, no remainder code per pixel). */
+#define GN_DISPATCH(call_c)                                                                    \
+  switch (C) {                                                                                 \
+  case 16: call_c(16); break;                                                                  \
+  case 32: call_c(32); break;                                                                  \
+  case 64: call_c(64); break;                                                                  \
+  default: call_c(C); break;                                                                   \
+  }
+
 /* s[c] = sum over pixels of x[p][c] (- m[c], squared, when m is given). */
-NSDE_CLONES static void gn_sums(const float *restrict x, int64_t P, int C,
-                                const float *restrict m, float *restrict fs, double *restrict s)
+static inline __attribute__((always_inline)) void gn_sums_c(const float *restrict x, int64_t P,
+                                                            const int C, const float *restrict m,
+                                                            float *restrict fs, double *restrict s)
 {
   for (int c = 0; c < C; c++)
     s[c] = 0;
@@ -906,6 +917,97 @@ NSDE_CLONES static void gn_sums(const float *restrict x, int64_t P, int C,
     for (int c = 0; c < C; c++)
       s[c] += fs[c];
   }
+}
+
+NSDE_CLONES static void gn_sums(const float *restrict x, int64_t P, int C,
+                                const float *restrict m, float *restrict fs, double *restrict s)
+{
+#define GN_SUMS(c_) gn_sums_c(x, P, c_, m, fs, s)
+  GN_DISPATCH(GN_SUMS)
+#undef GN_SUMS
+}
+
+/* y = x a + sh per channel, then ReLU if asked. */
+static inline __attribute__((always_inline)) void gn_apply_c(const float *restrict x, int64_t P,
+                                                             const int C, const float *restrict a,
+                                                             const float *restrict sh, bool relu,
+                                                             float *restrict y)
+{
+  if (relu) {
+    for (int64_t p = 0; p < P; p++)
+      for (int c = 0; c < C; c++) {
+        float v = x[p * C + c] * a[c] + sh[c];
+        y[p * C + c] = v > 0.0f ? v : 0.0f;
+      }
+  } else {
+    for (int64_t p = 0; p < P; p++)
+      for (int c = 0; c < C; c++)
+        y[p * C + c] = x[p * C + c] * a[c] + sh[c];
+  }
+}
+
+NSDE_CLONES static void gn_apply(const float *restrict x, int64_t P, int C,
+                                 const float *restrict a, const float *restrict sh, bool relu,
+                                 float *restrict y)
+{
+#define GN_APPLY(c_) gn_apply_c(x, P, c_, a, sh, relu, y)
+  GN_DISPATCH(GN_APPLY)
+#undef GN_APPLY
+}
+
+/* The backward's two passes: block sums of dy (x - m) and dy into sg, sb;
+ * then dx (when given). */
+static inline __attribute__((always_inline)) void gn_bsums_c(
+    const float *restrict x, const float *restrict dy, int64_t P, const int C,
+    const float *restrict fm, float *restrict fsg, float *restrict fsb, double *restrict sg,
+    double *restrict sb)
+{
+  for (int64_t p0 = 0; p0 < P; p0 += GN_BLOCK) {
+    const int64_t p1 = p0 + GN_BLOCK < P ? p0 + GN_BLOCK : P;
+    for (int c = 0; c < C; c++)
+      fsg[c] = fsb[c] = 0.0f;
+    for (int64_t p = p0; p < p1; p++)
+      for (int c = 0; c < C; c++) {
+        const float d = dy[p * C + c];
+        fsg[c] += d * (x[p * C + c] - fm[c]);
+        fsb[c] += d;
+      }
+    for (int c = 0; c < C; c++) {
+      sg[c] += fsg[c];
+      sb[c] += fsb[c];
+    }
+  }
+}
+
+NSDE_CLONES static void gn_bsums(const float *restrict x, const float *restrict dy, int64_t P,
+                                 int C, const float *restrict fm, float *restrict fsg,
+                                 float *restrict fsb, double *restrict sg, double *restrict sb)
+{
+#define GN_BSUMS(c_) gn_bsums_c(x, dy, P, c_, fm, fsg, fsb, sg, sb)
+  GN_DISPATCH(GN_BSUMS)
+#undef GN_BSUMS
+}
+
+static inline __attribute__((always_inline)) void gn_dx_c(
+    const float *restrict x, const float *restrict dy, int64_t P, const int C,
+    const float *restrict fm, const float *restrict fr, const float *restrict gamma,
+    const float *restrict m1, const float *restrict m2, float *restrict dx)
+{
+  for (int64_t p = 0; p < P; p++)
+    for (int c = 0; c < C; c++) {
+      const float xh = (x[p * C + c] - fm[c]) * fr[c];
+      dx[p * C + c] = fr[c] * (dy[p * C + c] * gamma[c] - m1[c] - xh * m2[c]);
+    }
+}
+
+NSDE_CLONES static void gn_dx(const float *restrict x, const float *restrict dy, int64_t P, int C,
+                              const float *restrict fm, const float *restrict fr,
+                              const float *restrict gamma, const float *restrict m1,
+                              const float *restrict m2, float *restrict dx)
+{
+#define GN_DX(c_) gn_dx_c(x, dy, P, c_, fm, fr, gamma, m1, m2, dx)
+  GN_DISPATCH(GN_DX)
+#undef GN_DX
 }
 
 NSDE_CLONES static void gn_fwd_item(const struct nsde_net *net, const struct layer *l,
@@ -941,17 +1043,7 @@ NSDE_CLONES static void gn_fwd_item(const struct nsde_net *net, const struct lay
       sh[c] = beta[c] - fm[c] * a[c];
     }
   }
-  if (relu) {
-    for (int64_t p = 0; p < P; p++)
-      for (int c = 0; c < C; c++) {
-        float v = x[p * C + c] * a[c] + sh[c];
-        y[p * C + c] = v > 0.0f ? v : 0.0f;
-      }
-  } else {
-    for (int64_t p = 0; p < P; p++)
-      for (int c = 0; c < C; c++)
-        y[p * C + c] = x[p * C + c] * a[c] + sh[c];
-  }
+  gn_apply(x, P, C, a, sh, relu, y);
 }
 
 /* With relu (the output of a fused ReLU), dy is the ReLU's output gradient:
@@ -982,21 +1074,7 @@ NSDE_CLONES static void gn_bwd_item(const struct nsde_net *net, const struct lay
     sg[c] = sb[c] = 0;
   }
   /* sg = sum dy (x - mean) rstd, sb = sum dy */
-  for (int64_t p0 = 0; p0 < P; p0 += GN_BLOCK) {
-    const int64_t p1 = p0 + GN_BLOCK < P ? p0 + GN_BLOCK : P;
-    for (int c = 0; c < C; c++)
-      fsg[c] = fsb[c] = 0.0f;
-    for (int64_t p = p0; p < p1; p++)
-      for (int c = 0; c < C; c++) {
-        const float d = dy[p * C + c];
-        fsg[c] += d * (x[p * C + c] - fm[c]);
-        fsb[c] += d;
-      }
-    for (int c = 0; c < C; c++) {
-      sg[c] += fsg[c];
-      sb[c] += fsb[c];
-    }
-  }
+  gn_bsums(x, dy, P, C, fm, fsg, fsb, sg, sb);
   for (int c = 0; c < C; c++)
     sg[c] *= fr[c];
   for (int g = 0; g < G; g++) {
@@ -1015,11 +1093,7 @@ NSDE_CLONES static void gn_bwd_item(const struct nsde_net *net, const struct lay
     dbeta[c] += (float)sb[c];
   }
   if (dx)
-    for (int64_t p = 0; p < P; p++)
-      for (int c = 0; c < C; c++) {
-        const float xh = (x[p * C + c] - fm[c]) * fr[c];
-        dx[p * C + c] = fr[c] * (dy[p * C + c] * gamma[c] - m1[c] - xh * m2[c]);
-      }
+    gn_dx(x, dy, P, C, fm, fr, gamma, m1, m2, dx);
 }
 
 /* ---- per-item forward / backward --------------------------------------------- */
@@ -1508,6 +1582,17 @@ static int net_eval_cb(void *user, double t, int64_t batch, int64_t dim, const v
   const float *y;
   if (dim != (int64_t)net->c * net->h * net->w || batch > net->max_batch)
     return -1;
+  if (!transposes_output(net) && !net->taped[net->nl - 1] && net->own[net->nl - 1]) {
+    /* the last layer writes straight into the solver's buffer */
+    float *own = net->own[net->nl - 1];
+    net->own[net->nl - 1] = out;
+    y = taped_forward(net, batch, x, (float)t);
+    net->own[net->nl - 1] = own;
+    use_slot(net, -1);
+    if (y != out)
+      memcpy(out, y, (size_t)(batch * dim) * sizeof(float));
+    return 0;
+  }
   y = taped_forward(net, batch, x, (float)t);
   memcpy(out, y, (size_t)(batch * dim) * sizeof(float));
   return 0;
