@@ -409,14 +409,18 @@ static int cmd_model(int argc, char **argv)
     for (int b = 0; b < batch; b++)
       labels[b] = b % 10;
   }
-  if (warmup > 0) { /* first touch of the buffers, the noise-free solver's first use */
+  /* warm-up (first touch of the buffers, the noise-free solver's first
+   * use), then all training windows, then all inference windows */
+  if (warmup > 0)
     time_train(ctx, m, opt, x, labels, warmup, &seed, &loss);
-    time_infer(ctx, m, x, logits, warmup);
-  }
   for (int r = 0; r < reps; r++) {
     double tr = time_train(ctx, m, opt, x, labels, steps, &seed, &loss);
-    double ti = time_infer(ctx, m, x, logits, 3 * steps);
     train_s = tr < train_s ? tr : train_s;
+  }
+  if (warmup > 0)
+    time_infer(ctx, m, x, logits, warmup);
+  for (int r = 0; r < reps; r++) {
+    double ti = time_infer(ctx, m, x, logits, 3 * steps);
     infer_s = ti < infer_s ? ti : infer_s;
   }
   getrusage(RUSAGE_SELF, &ru);
@@ -432,6 +436,82 @@ static int cmd_model(int argc, char **argv)
   return 0;
 }
 
+/* The evaluation programs' unit costs: one noisy pass of the test-time
+ * noise ensemble (TTN) and one attack step (loss and input gradient through
+ * a noisy pass, as the authors' attack, PGD and Carlini-Wagner take), in
+ * milliseconds per image, best of --reps windows of --steps batches. */
+static int cmd_eval(int argc, char **argv)
+{
+  int threads = 2, batch = 128, steps = 3, width = 64, reps = 3;
+  struct nsde_context *ctx;
+  struct nsde_model_config cfg;
+  struct nsde_model *m;
+  struct nsde_tensor *x, *gx, *logits;
+  int32_t *labels;
+  double ttn = INFINITY, atk = INFINITY, loss;
+  uint64_t seed = 0;
+
+  for (int i = 0; i + 1 < argc; i += 2) {
+    if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--width")) width = atoi(argv[i + 1]);
+    else {
+      fprintf(stderr, "nsde-bench eval: unknown option %s\n", argv[i]);
+      return 2;
+    }
+  }
+  if (threads < 1 || batch < 1 || batch > 4096 || steps < 1 || reps < 1 || width < 1) {
+    fprintf(stderr, "nsde-bench eval: bad options\n");
+    return 2;
+  }
+  if (nsde_context_new(&ctx) || nsde_context_set_threads(ctx, threads))
+    die(ctx, "context");
+  nsde_model_config_init(&cfg);
+  cfg.width = width;
+  cfg.max_batch = batch;
+  cfg.grad = NSDE_GRAD_STORE_ALL;
+  if (nsde_model_new(ctx, &cfg, &m))
+    die(ctx, "model");
+  {
+    int64_t shape[4] = {batch, 3, 32, 32}, ls[2] = {batch, 10};
+    if (nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &x) ||
+        nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &gx) ||
+        nsde_tensor_new(ctx, NSDE_FLOAT32, 2, ls, &logits))
+      die(ctx, "tensor");
+  }
+  labels = calloc((size_t)batch, sizeof(int32_t));
+  for (int64_t i = 0; i < nsde_tensor_numel(x); i++)
+    ((float *)nsde_tensor_data(x))[i] = (float)(0.5 + 0.5 * sin(0.01 * (double)i));
+  for (int b = 0; b < batch; b++)
+    labels[b] = b % 10;
+  for (int r = -1; r < reps; r++) { /* r = -1: warm-up */
+    double t = now();
+    for (int s = 0; s < steps; s++)
+      if (nsde_model_forward(m, x, 1, ++seed, logits))
+        die(ctx, "ttn pass");
+    t = (now() - t) / steps;
+    ttn = r >= 0 && t < ttn ? t : ttn;
+    t = now();
+    for (int s = 0; s < steps; s++)
+      if (nsde_model_loss_grad(m, x, labels, 1, ++seed, gx, &loss, NULL))
+        die(ctx, "attack step");
+    t = (now() - t) / steps;
+    atk = r >= 0 && t < atk ? t : atk;
+  }
+  printf("libnsde eval width=%d batch=%d threads=%d ttn_pass_ms_per_image=%.3f "
+         "attack_step_ms_per_image=%.3f\n", width, batch, threads, 1e3 * ttn / batch,
+         1e3 * atk / batch);
+  free(labels);
+  nsde_tensor_free(x);
+  nsde_tensor_free(gx);
+  nsde_tensor_free(logits);
+  nsde_model_free(m);
+  nsde_context_free(ctx);
+  return 0;
+}
+
 static void usage(FILE *out)
 {
   fprintf(out, "usage: nsde-bench gemm | solve [threads] | grad [threads]\n"
@@ -439,7 +519,9 @@ static void usage(FILE *out)
                "  solve  SDE solve throughput vs a hand-written C loop\n"
                "  grad   gradient strategies: memory, backward/forward time, error\n"
                "  model  [--threads T --batch B --steps S --reps R --warmup N --width W --cifar DIR\n"
-               "          --grad store-all|checkpoint]: the CIFAR-10 model (best of R windows)\n");
+               "          --grad store-all|checkpoint]: the CIFAR-10 model (best of R windows)\n"
+               "  eval   [--threads T --batch B --steps S --reps R --width W]: ms per image of\n"
+               "         a TTN pass and of an attack step\n");
 }
 
 int main(int argc, char **argv)
@@ -454,6 +536,8 @@ int main(int argc, char **argv)
     return cmd_solve(argc >= 3 ? atoi(argv[2]) : 1);
   if (argc >= 2 && !strcmp(argv[1], "model"))
     return cmd_model(argc - 2, argv + 2);
+  if (argc >= 2 && !strcmp(argv[1], "eval"))
+    return cmd_eval(argc - 2, argv + 2);
   if (argc >= 2 && !strcmp(argv[1], "grad"))
     return cmd_grad(argc >= 3 ? atoi(argv[2]) : 2);
   if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {

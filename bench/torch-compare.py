@@ -12,12 +12,16 @@ PyTorch (Debian's python3-torch) gets its best configuration on this CPU:
 - the same thread count (torch.set_num_threads and OMP_NUM_THREADS), batch,
   GroupNorm groups (min(32, C)), multiplicative noise (sigma 1), 11 Euler-
   Maruyama steps, autograd through the loop as in the authors' code;
+- glibc malloc keeps freed memory (MALLOC_ENV below: without it its steps
+  vary 2-5x on these virtual machines);
 - a real CIFAR-10 batch (the first BATCH test images in [0, 1], the paper's
   scaling) when the data is there (--cifar, default: unpacked from
   ../shared/data/cifar10 into a temporary folder), else [0, 1] values;
-- three warm-up steps (PyTorch's second step is several times slower than
-  its steady state), then the best of REPS timed windows of STEPS training
-  steps and 3 x STEPS inference batches, exactly as `nsde-bench model` does.
+- three warm-up steps (PyTorch's second step, and its first training step
+  after inference, are several times slower than its steady state), then
+  the best of REPS timed windows of STEPS training steps; then three warm-up
+  inference batches and the best of REPS windows of 3 x STEPS; exactly as
+  `nsde-bench model` does.
 
 libnsde runs `nsde-bench model` with store-all gradients and the activation
 tape (the speed numbers) and, at the largest width, with checkpointed
@@ -130,15 +134,25 @@ def run_torch(batch, threads, steps, reps, width, channels_last, cifar, warmup=3
             return (time.time() - t0) / n
 
     # PyTorch's second training step is 4x slower than the steady state
-    # (measured: 23 s against 5.6 s at width 64), so warm up with three
+    # (measured: 23 s against 5.6 s at width 64), and so is the first
+    # training step after inference batches: warm up with three steps, and
+    # time all training windows before the inference ones
     train(warmup)
+    tr = min(train(steps) for _ in range(reps))
     infer(warmup)
-    tr = ti = float("inf")
-    for _ in range(reps):
-        tr = min(tr, train(steps))
-        ti = min(ti, infer(3 * steps))
+    ti = min(infer(3 * steps) for _ in range(reps))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return batch / tr, batch / ti, rss
+
+
+# glibc malloc returns PyTorch's freed tensors to the kernel and page faults
+# are expensive on these virtual machines: with the defaults its training
+# steps varied 2-5x from window to window (28 to 69 img/s at width 32), with
+# jemalloc they were 10x slower still. Keeping freed memory in the heap gives
+# it a steady state; libnsde allocates nothing per step but runs with the same
+# settings. (The mmap threshold is glibc's maximum, 32 MiB.)
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "68719476736",
+              "MALLOC_TOP_PAD_": "536870912"}
 
 
 def torch_child(a, width, channels_last, cifar):
@@ -147,7 +161,7 @@ def torch_child(a, width, channels_last, cifar):
             "s.loader.exec_module(mod); print(*mod.run_torch(%d, %d, %d, %d, %d, %r, %r))"
             % (HERE, os.path.abspath(__file__), a.batch, a.threads, a.steps, a.reps, width,
                channels_last, cifar))
-    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
+    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), **MALLOC_ENV)
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                          text=True, env=env).stdout.split()
     return float(out[0]), float(out[1]), float(out[2])
@@ -159,7 +173,8 @@ def nsde_child(a, width, grad, cifar):
            str(a.steps), "--reps", str(a.reps), "--width", str(width), "--grad", grad]
     if cifar:
         cmd += ["--cifar", cifar]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True,
+                         env=dict(os.environ, **MALLOC_ENV)).stdout.strip()
     print(out, flush=True)
     return dict(f.split("=") for f in out.split()[2:])
 

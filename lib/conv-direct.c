@@ -128,6 +128,48 @@ static INL TGT void fwd_block(const int PB, const int NB, const float *restrict 
       _mm512_storeu_ps(out + (int64_t)p * cout + 16 * j, acc[p][j]);
 }
 
+/* The same for 16 output channels, where the block above does one FMA per
+ * broadcast input value: here the loop order is (input channel, kernel
+ * row, input pixel, kernel column), so each broadcast value feeds the up to
+ * three outputs it reaches through the three kernel columns, with the nine
+ * taps' weight vectors of the input channel held in registers. */
+static INL TGT void fwd_block1(const int PB, const float *restrict in, int64_t rs, int64_t bs,
+                               int cin, const float *restrict w, int cout,
+                               const float *restrict bias, const float *restrict tr, float t,
+                               float *restrict out)
+{
+  __m512 acc[16];
+#pragma GCC unroll 16
+  for (int p = 0; p < PB; p++) {
+    acc[p] = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+    if (tr)
+      acc[p] = _mm512_fmadd_ps(_mm512_set1_ps(t), _mm512_loadu_ps(tr + (int64_t)p * cout), acc[p]);
+  }
+  for (int cb = 0; cb < cin / 16; cb++)
+    for (int k = 0; k < 16; k++) {
+      const int ci = cb * 16 + k;
+      __m512 wv[9];
+#pragma GCC unroll 9
+      for (int tap = 0; tap < 9; tap++)
+        wv[tap] = _mm512_loadu_ps(w + ((int64_t)tap * cin + ci) * 16);
+#pragma GCC unroll 3
+      for (int ky = 0; ky < 3; ky++) {
+        const float *ip = in + ky * rs + cb * bs + k;
+#pragma GCC unroll 18
+        for (int q = 0; q < PB + 2; q++) {
+          const __m512 b = _mm512_set1_ps(ip[q * 16]);
+#pragma GCC unroll 3
+          for (int kx = 0; kx < 3; kx++)
+            if (q - kx >= 0 && q - kx < PB)
+              acc[q - kx] = _mm512_fmadd_ps(b, wv[ky * 3 + kx], acc[q - kx]);
+        }
+      }
+    }
+#pragma GCC unroll 16
+  for (int p = 0; p < PB; p++)
+    _mm512_storeu_ps(out + (int64_t)p * cout, acc[p]);
+}
+
 /* One output row, NB*16 output channels: pixel blocks of PMAX, then 4, 2, 1. */
 #define FWD_ROW(NB, PMAX)                                                                      \
   static TGT void fwd_row_##NB(const float *in, int64_t rs, int w, int cin, const float *wt,   \
@@ -149,7 +191,9 @@ static INL TGT void fwd_block(const int PB, const int NB, const float *restrict 
       fwd_block(1, NB, in + x * 16, rs, bs, cin, wt, cout, bias,                               \
                 tr ? tr + (int64_t)x * cout : NULL, t, out + (int64_t)x * cout);               \
   }
+#define fwd_block(PB, NB, ...) ((NB) == 1 ? fwd_block1(PB, __VA_ARGS__) : fwd_block(PB, NB, __VA_ARGS__))
 FWD_ROW(1, 15)
+#undef fwd_block
 FWD_ROW(2, 10)
 FWD_ROW(3, 8)
 FWD_ROW(4, 6)
