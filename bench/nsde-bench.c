@@ -320,6 +320,24 @@ static int cmd_grad(int threads)
  * Each rate is the best of --reps timed windows of --steps batches (inference:
  * 3x as many batches, it is cheap and noisier), after --warmup batches. The
  * input is the first test batch of CIFAR-10 (--cifar DIR) or [0,1] values. */
+/* A context with T threads and the paper's CIFAR-10 model at width W for
+ * batches of B; exits on failure. */
+static struct nsde_model *bench_model(int threads, int width, int batch,
+                                      enum nsde_grad_strategy grad, struct nsde_context **ctx)
+{
+  struct nsde_model_config cfg;
+  struct nsde_model *m;
+  if (nsde_context_new(ctx) || nsde_context_set_threads(*ctx, threads))
+    die(*ctx, "context");
+  nsde_model_config_init(&cfg);
+  cfg.width = width;
+  cfg.max_batch = batch;
+  cfg.grad = grad;
+  if (nsde_model_new(*ctx, &cfg, &m))
+    die(*ctx, "model");
+  return m;
+}
+
 static double time_train(struct nsde_context *ctx, struct nsde_model *m, struct nsde_sgd *opt,
                          const struct nsde_tensor *x, const int32_t *labels, int steps,
                          uint64_t *seed, double *loss)
@@ -348,7 +366,6 @@ static int cmd_model(int argc, char **argv)
   const char *cifar = NULL;
   enum nsde_grad_strategy grad = NSDE_GRAD_STORE_ALL;
   struct nsde_context *ctx;
-  struct nsde_model_config cfg;
   struct nsde_model *m;
   struct nsde_sgd *opt;
   struct nsde_tensor *x, *logits;
@@ -378,14 +395,9 @@ static int cmd_model(int argc, char **argv)
     fprintf(stderr, "nsde-bench model: bad options\n");
     return 2;
   }
-  if (nsde_context_new(&ctx) || nsde_context_set_threads(ctx, threads))
-    die(ctx, "context");
-  nsde_model_config_init(&cfg);
-  cfg.width = width;
-  cfg.max_batch = batch;
-  cfg.grad = grad;
-  if (nsde_model_new(ctx, &cfg, &m) || nsde_sgd_new(ctx, nsde_model_num_params(m), 0.9, 0, 0, &opt))
-    die(ctx, "model");
+  m = bench_model(threads, width, batch, grad, &ctx);
+  if (nsde_sgd_new(ctx, nsde_model_num_params(m), 0.9, 0, 0, &opt))
+    die(ctx, "sgd");
   {
     int64_t shape[4] = {batch, 3, 32, 32}, ls[2] = {batch, 10};
     if (nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &x) || nsde_tensor_new(ctx, NSDE_FLOAT32, 2, ls, &logits))
@@ -444,7 +456,6 @@ static int cmd_eval(int argc, char **argv)
 {
   int threads = 2, batch = 128, steps = 3, width = 64, reps = 3;
   struct nsde_context *ctx;
-  struct nsde_model_config cfg;
   struct nsde_model *m;
   struct nsde_tensor *x, *gx, *logits;
   int32_t *labels;
@@ -466,14 +477,7 @@ static int cmd_eval(int argc, char **argv)
     fprintf(stderr, "nsde-bench eval: bad options\n");
     return 2;
   }
-  if (nsde_context_new(&ctx) || nsde_context_set_threads(ctx, threads))
-    die(ctx, "context");
-  nsde_model_config_init(&cfg);
-  cfg.width = width;
-  cfg.max_batch = batch;
-  cfg.grad = NSDE_GRAD_STORE_ALL;
-  if (nsde_model_new(ctx, &cfg, &m))
-    die(ctx, "model");
+  m = bench_model(threads, width, batch, NSDE_GRAD_STORE_ALL, &ctx);
   {
     int64_t shape[4] = {batch, 3, 32, 32}, ls[2] = {batch, 10};
     if (nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &x) ||

@@ -81,6 +81,20 @@ int64_t nsde__direct_widx(int cin, int cout, int tap, int ci, int co)
 
 #if HAVE_X86
 
+/* acc[r][j] += b[r * bstride] v[j] for r < R, j < NB: the rank-1 update both
+ * the forward block and the weight-gradient block are made of. */
+static INL TGT void rank1(const int R, const int NB, __m512 acc[16][4], const float *restrict b,
+                          const int bstride, const __m512 *v)
+{
+#pragma GCC unroll 16
+  for (int r = 0; r < R; r++) {
+    const __m512 bb = _mm512_set1_ps(b[r * bstride]);
+#pragma GCC unroll 4
+    for (int j = 0; j < NB; j++)
+      acc[r][j] = _mm512_fmadd_ps(bb, v[j], acc[r][j]);
+  }
+}
+
 /* PB output pixels x NB*16 output channels of one row: out[p][co] =
  * init[p][co] + sum_{tap, ci} in[p + tap][ci] * w[tap][ci][co]. The input is
  * blocked by 16 channels (see nsde__direct_pad) and the weights by output
@@ -112,13 +126,7 @@ static INL TGT void fwd_block(const int PB, const int NB, const float *restrict 
 #pragma GCC unroll 4
           for (int j = 0; j < NB; j++)
             wv[j] = _mm512_loadu_ps(wp + ci * NB * 16 + 16 * j);
-#pragma GCC unroll 16
-          for (int p = 0; p < PB; p++) {
-            const __m512 b = _mm512_set1_ps(ip[p * 16 + ci]);
-#pragma GCC unroll 4
-            for (int j = 0; j < NB; j++)
-              acc[p][j] = _mm512_fmadd_ps(b, wv[j], acc[p][j]);
-          }
+          rank1(PB, NB, acc, ip + ci, 16, wv);
         }
       }
 #pragma GCC unroll 16
@@ -242,13 +250,7 @@ static INL TGT void wgrad_block(const int CB, const int NB, const float *restric
 #pragma GCC unroll 4
       for (int j = 0; j < NB; j++)
         gv[j] = _mm512_loadu_ps(gp + (int64_t)x * cout + 16 * j);
-#pragma GCC unroll 16
-      for (int c = 0; c < CB; c++) {
-        const __m512 b = _mm512_set1_ps(ip[x * 16 + c]);
-#pragma GCC unroll 4
-        for (int j = 0; j < NB; j++)
-          acc[c][j] = _mm512_fmadd_ps(b, gv[j], acc[c][j]);
-      }
+      rank1(CB, NB, acc, ip + x * 16, 1, gv);
     }
   }
 #pragma GCC unroll 16
