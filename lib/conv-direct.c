@@ -35,11 +35,14 @@
 bool nsde__direct_supported(int cin, int cout)
 {
 #if HAVE_X86
-  /* NSDE_DIRECT=0 turns the direct kernels off (for comparisons); read once */
-  static int avx512 = -1;
+  /* NSDE_DIRECT=0 turns the direct kernels off (for comparisons). Decided
+   * once; threads that race here compute the same value (relaxed atomics). */
+  static int cached = -1;
+  int avx512 = __atomic_load_n(&cached, __ATOMIC_RELAXED);
   if (avx512 < 0) {
     const char *e = getenv("NSDE_DIRECT");
     avx512 = __builtin_cpu_supports("avx512f") && !(e && !strcmp(e, "0")) ? 1 : 0;
+    __atomic_store_n(&cached, avx512, __ATOMIC_RELAXED);
   }
   return avx512 && cin >= 16 && cout >= 16 && cin % 16 == 0 && cout % 16 == 0;
 #else
