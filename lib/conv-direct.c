@@ -12,9 +12,10 @@
  * whole 3x3 x cin reduction, each weight vector is loaded once per block and
  * each input value is broadcast straight from memory into the FMA.
  *
- * Every output element is summed in the same fixed order (tap-major, then
- * input channel) whatever the block it falls in, so results are identical
- * for any thread count and any output width.
+ * Every output element is summed in a fixed order that depends only on the
+ * layer's channel counts (tap-major then input channel; for a 16-channel
+ * output block input channel, kernel row, kernel column), never on the block
+ * or thread it falls in, so results are identical for any thread count.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -101,7 +102,7 @@ static INL TGT void rank1(const int R, const int NB, __m512 acc[16][4], const fl
 /* PB output pixels x NB*16 output channels of one row: out[p][co] =
  * init[p][co] + sum_{tap, ci} in[p + tap][ci] * w[tap][ci][co]. The input is
  * blocked by 16 channels (see nsde__direct_pad) and the weights by output
- * channels (nsde__direct_pack), so every address in the unrolled loop over
+ * channels (nsde__direct_widx), so every address in the unrolled loop over
  * 16 input channels is a base register plus a constant. */
 static INL TGT void fwd_block(const int PB, const int NB, const float *restrict in, int64_t rs,
                               int64_t bs, int cin, const float *restrict w, int cout,
@@ -181,8 +182,21 @@ static INL TGT void fwd_block1(const int PB, const float *restrict in, int64_t r
     _mm512_storeu_ps(out + (int64_t)p * cout, acc[p]);
 }
 
+/* fwd_block's signature for 16 output channels. */
+static INL TGT void fwd_block_16(const int PB, const int NB, const float *restrict in, int64_t rs,
+                                 int64_t bs, int cin, const float *restrict w, int cout,
+                                 const float *restrict bias, const float *restrict tr, float t,
+                                 float *restrict out)
+{
+  (void)NB;
+  fwd_block1(PB, in, rs, bs, cin, w, cout, bias, tr, t, out);
+}
+
 /* One output row, NB*16 output channels: pixel blocks of PMAX, then 4, 2, 1. */
-#define FWD_ROW(NB, PMAX)                                                                      \
+#define FWD_AT(BLOCK, PB, NB)                                                                  \
+  BLOCK(PB, NB, in + x * 16, rs, bs, cin, wt, cout, bias, tr ? tr + (int64_t)x * cout : NULL, t, \
+        out + (int64_t)x * cout)
+#define FWD_ROW(NB, PMAX, BLOCK)                                                                      \
   static TGT void fwd_row_##NB(const float *in, int64_t rs, int w, int cin, const float *wt,   \
                                int cout, const float *bias, const float *tr, float t,          \
                                float *out)                                                     \
@@ -190,25 +204,20 @@ static INL TGT void fwd_block1(const int PB, const float *restrict in, int64_t r
     const int64_t bs = (int64_t)(w + 2) * 16;                                                  \
     int x = 0;                                                                                 \
     for (; x + PMAX <= w; x += PMAX)                                                           \
-      fwd_block(PMAX, NB, in + x * 16, rs, bs, cin, wt, cout, bias,                            \
-                tr ? tr + (int64_t)x * cout : NULL, t, out + (int64_t)x * cout);               \
+      FWD_AT(BLOCK, PMAX, NB);                                                                 \
     for (; x + 4 <= w; x += 4)                                                                 \
-      fwd_block(4, NB, in + x * 16, rs, bs, cin, wt, cout, bias,                               \
-                tr ? tr + (int64_t)x * cout : NULL, t, out + (int64_t)x * cout);               \
+      FWD_AT(BLOCK, 4, NB);                                                                    \
     for (; x + 2 <= w; x += 2)                                                                 \
-      fwd_block(2, NB, in + x * 16, rs, bs, cin, wt, cout, bias,                               \
-                tr ? tr + (int64_t)x * cout : NULL, t, out + (int64_t)x * cout);               \
+      FWD_AT(BLOCK, 2, NB);                                                                    \
     for (; x < w; x++)                                                                         \
-      fwd_block(1, NB, in + x * 16, rs, bs, cin, wt, cout, bias,                               \
-                tr ? tr + (int64_t)x * cout : NULL, t, out + (int64_t)x * cout);               \
+      FWD_AT(BLOCK, 1, NB);                                                                    \
   }
-#define fwd_block(PB, NB, ...) ((NB) == 1 ? fwd_block1(PB, __VA_ARGS__) : fwd_block(PB, NB, __VA_ARGS__))
-FWD_ROW(1, 15)
-#undef fwd_block
-FWD_ROW(2, 10)
-FWD_ROW(3, 8)
-FWD_ROW(4, 6)
+FWD_ROW(1, 15, fwd_block_16)
+FWD_ROW(2, 10, fwd_block)
+FWD_ROW(3, 8, fwd_block)
+FWD_ROW(4, 6, fwd_block)
 #undef FWD_ROW
+#undef FWD_AT
 
 TGT void nsde__direct_fwd(const float *pad, int h, int w, int cin, int cout, const float *wt,
                           const float *bias, const float *tr, float t, float *out)

@@ -551,9 +551,10 @@ static int64_t wino_tiles(const struct layer *l)
   return (int64_t)((l->hout + 1) / 2) * ((l->wout + 1) / 2);
 }
 
-/* Packed floats a Winograd layer needs after its tap-major weights:
- * U (16 x cout x cin), for concat-conv the time response (P x cout), then the
- * input-gradient filters Ud (16 x cin x cout). */
+/* Packed floats a 3x3/stride 1/pad 1 layer needs after its tap-major
+ * weights: the forward filters (Winograd U, 16 x cout x cin, or the direct
+ * kernels' 9 x cin x cout), for concat-conv the time response (P x cout),
+ * then the input-gradient filters (Winograd Ud or the rotated direct ones). */
 static int64_t wino_extra(const struct layer *l)
 {
   if (!is_3x3_same(l))
@@ -562,7 +563,8 @@ static int64_t wino_extra(const struct layer *l)
          (l->kind == L_CCONV ? (int64_t)l->hout * l->wout * l->cout : 0);
 }
 
-static float *wino_ud(const struct nsde_net *net, const struct layer *l)
+/* The input-gradient filters of a 3x3/stride 1/pad 1 layer (see wino_extra). */
+static float *dgrad_filters(const struct nsde_net *net, const struct layer *l)
 {
   return net->wpack + l->wpoff + (size_t)l->cout * conv_kp(l) + 16 * (size_t)l->cout * l->cin +
          (l->kind == L_CCONV ? (size_t)l->hout * l->wout * l->cout : 0);
@@ -749,9 +751,9 @@ static void pack_weights(struct nsde_net *net)
       for (int64_t jp = 0; jp < Kp; jp++)
         Wp[o * Kp + jp] = W[o * Kp + conv_public_index(l, jp)];
     if (use_winograd(l))
-      wino_pack(l, W, Wp + (size_t)l->cout * Kp, wino_ud(net, l));
+      wino_pack(l, W, Wp + (size_t)l->cout * Kp, dgrad_filters(net, l));
     else if (use_direct(l))
-      direct_pack(l, W, Wp + (size_t)l->cout * Kp, wino_ud(net, l));
+      direct_pack(l, W, Wp + (size_t)l->cout * Kp, dgrad_filters(net, l));
     if (is_3x3_same(l) && l->kind == L_CCONV)
       time_response(l, W, Wp + (size_t)l->cout * Kp + 16 * (size_t)l->cout * l->cin);
   }
@@ -806,10 +808,10 @@ static void time_plane_grad(const struct layer *l, const float *g, float t, floa
   for (int tap = 0; tap < 9; tap++) {
     const int ky = tap / 3, kx = tap % 3, which = kx == 1 ? 0 : kx == 0 ? 1 : 2;
     const int y0 = ky == 0 ? 1 : 0, y1 = ky == 2 ? H - 1 : H;
+    if (Wd == 1 && kx != 1)
+      continue; /* a one-pixel-wide image: the side columns read only padding */
     for (int o = 0; o < O; o++) {
       float s = 0.0f;
-      if (Wd == 1 && kx != 1)
-        continue;
       for (int oy = y0; oy < y1; oy++)
         s += rows[((int64_t)oy * 3 + which) * O + o];
       dW[(int64_t)o * Kp + tap * (l->cin + 1)] += t * s;
@@ -836,7 +838,7 @@ static void direct_bwd_item(const struct nsde_net *net, const struct layer *l, c
     time_plane_grad(l, g, t, dW, Kp, col);
   if (dx) {
     nsde__direct_pad(g, l->hout, l->wout, l->cout, col);
-    nsde__direct_fwd(col, l->hin, l->win, l->cout, l->cin, wino_ud(net, l), NULL, NULL, 0.0f, dx);
+    nsde__direct_fwd(col, l->hin, l->win, l->cout, l->cin, dgrad_filters(net, l), NULL, NULL, 0.0f, dx);
   }
 }
 
@@ -865,7 +867,7 @@ static void conv_bwd_item(const struct nsde_net *net, const struct layer *l, con
     lt.kind = L_CONV;
     lt.cin = l->cout;
     lt.cout = l->cin;
-    wino_conv(&lt, g, wino_ud(net, l), NULL, NULL, 0.0f, dx, col, dcol, wt);
+    wino_conv(&lt, g, dgrad_filters(net, l), NULL, NULL, 0.0f, dx, col, dcol, wt);
   } else if (dx) {
     /* dcol (P x K') = g (P x cout) Wp (cout x K') */
     nsde__gemm(NULL, NSDE_FLOAT32, false, false, P, Kp, l->cout, 1.0, g, l->cout, 1,
@@ -1579,22 +1581,23 @@ NSDE_API enum nsde_status nsde_net_backward(struct nsde_net *net, double t,
 static int net_eval_cb(void *user, double t, int64_t batch, int64_t dim, const void *x, void *out)
 {
   struct nsde_net *net = user;
+  const int last = net->nl - 1;
+  float *own = net->own[last];
   const float *y;
+  bool direct;
   if (dim != (int64_t)net->c * net->h * net->w || batch > net->max_batch)
     return -1;
-  if (!transposes_output(net) && !net->taped[net->nl - 1] && net->own[net->nl - 1]) {
-    /* the last layer writes straight into the solver's buffer */
-    float *own = net->own[net->nl - 1];
-    net->own[net->nl - 1] = out;
-    y = taped_forward(net, batch, x, (float)t);
-    net->own[net->nl - 1] = own;
-    use_slot(net, -1);
-    if (y != out)
-      memcpy(out, y, (size_t)(batch * dim) * sizeof(float));
-    return 0;
-  }
+  /* an untaped channels-last last layer writes straight into the solver's buffer */
+  direct = !transposes_output(net) && !net->taped[last] && net->own[last];
+  if (direct)
+    net->own[last] = out;
   y = taped_forward(net, batch, x, (float)t);
-  memcpy(out, y, (size_t)(batch * dim) * sizeof(float));
+  if (direct) {
+    net->own[last] = own;
+    use_slot(net, -1); /* no pointer into the caller's buffer stays behind */
+  }
+  if (y != out)
+    memcpy(out, y, (size_t)(batch * dim) * sizeof(float));
   return 0;
 }
 
