@@ -338,6 +338,46 @@ static struct nsde_model *bench_model(int threads, int width, int batch,
   return m;
 }
 
+/* The options of `model` and `eval` (--warmup, --cifar and --grad are
+ * model's only). An option without a value, an unknown one or a value out of
+ * range: a message and 2. */
+struct bench_opts {
+  int threads, batch, steps, reps, warmup, width;
+  const char *cifar;
+  enum nsde_grad_strategy grad;
+};
+
+static int parse_opts(const char *cmd, int argc, char **argv, bool model, struct bench_opts *o)
+{
+  for (int i = 0; i < argc; i += 2) {
+    const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!v) {
+      fprintf(stderr, "nsde-bench %s: option %s needs a value\n", cmd, k);
+      return 2;
+    }
+    if (!strcmp(k, "--threads")) o->threads = atoi(v);
+    else if (!strcmp(k, "--batch")) o->batch = atoi(v);
+    else if (!strcmp(k, "--steps")) o->steps = atoi(v);
+    else if (!strcmp(k, "--reps")) o->reps = atoi(v);
+    else if (!strcmp(k, "--width")) o->width = atoi(v);
+    else if (model && !strcmp(k, "--warmup")) o->warmup = atoi(v);
+    else if (model && !strcmp(k, "--cifar")) o->cifar = v;
+    else if (model && !strcmp(k, "--grad"))
+      o->grad = !strcmp(v, "checkpoint") ? NSDE_GRAD_CHECKPOINT
+                : !strcmp(v, "store-all") ? NSDE_GRAD_STORE_ALL : (enum nsde_grad_strategy)-1;
+    else {
+      fprintf(stderr, "nsde-bench %s: unknown option %s\n", cmd, k);
+      return 2;
+    }
+  }
+  if (o->threads < 1 || o->batch < 1 || o->batch > 4096 || o->steps < 1 || o->reps < 1 ||
+      o->warmup < 0 || o->width < 1 || (int)o->grad < 0) {
+    fprintf(stderr, "nsde-bench %s: bad options\n", cmd);
+    return 2;
+  }
+  return 0;
+}
+
 static double time_train(struct nsde_context *ctx, struct nsde_model *m, struct nsde_sgd *opt,
                          const struct nsde_tensor *x, const int32_t *labels, int steps,
                          uint64_t *seed, double *loss)
@@ -362,9 +402,10 @@ static double time_infer(struct nsde_context *ctx, struct nsde_model *m,
 
 static int cmd_model(int argc, char **argv)
 {
-  int threads = 2, batch = 128, steps = 3, width = 64, reps = 1, warmup = 3;
-  const char *cifar = NULL;
-  enum nsde_grad_strategy grad = NSDE_GRAD_STORE_ALL;
+  struct bench_opts o = {2, 128, 3, 1, 3, 64, NULL, NSDE_GRAD_STORE_ALL};
+  int threads, batch, steps, width, reps, warmup;
+  const char *cifar;
+  enum nsde_grad_strategy grad;
   struct nsde_context *ctx;
   struct nsde_model *m;
   struct nsde_sgd *opt;
@@ -374,27 +415,10 @@ static int cmd_model(int argc, char **argv)
   uint64_t seed = 0;
   struct rusage ru;
 
-  for (int i = 0; i + 1 < argc; i += 2) {
-    if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
-    else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
-    else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
-    else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
-    else if (!strcmp(argv[i], "--warmup")) warmup = atoi(argv[i + 1]);
-    else if (!strcmp(argv[i], "--width")) width = atoi(argv[i + 1]);
-    else if (!strcmp(argv[i], "--cifar")) cifar = argv[i + 1];
-    else if (!strcmp(argv[i], "--grad"))
-      grad = !strcmp(argv[i + 1], "checkpoint") ? NSDE_GRAD_CHECKPOINT
-             : !strcmp(argv[i + 1], "store-all") ? NSDE_GRAD_STORE_ALL : (enum nsde_grad_strategy)-1;
-    else {
-      fprintf(stderr, "nsde-bench model: unknown option %s\n", argv[i]);
-      return 2;
-    }
-  }
-  if (threads < 1 || batch < 1 || batch > 4096 || steps < 1 || reps < 1 || warmup < 0 || width < 1 ||
-      (int)grad < 0) {
-    fprintf(stderr, "nsde-bench model: bad options\n");
+  if (parse_opts("model", argc, argv, true, &o))
     return 2;
-  }
+  threads = o.threads, batch = o.batch, steps = o.steps, width = o.width, reps = o.reps;
+  warmup = o.warmup, cifar = o.cifar, grad = o.grad;
   m = bench_model(threads, width, batch, grad, &ctx);
   if (nsde_sgd_new(ctx, nsde_model_num_params(m), 0.9, 0, 0, &opt))
     die(ctx, "sgd");
@@ -454,7 +478,8 @@ static int cmd_model(int argc, char **argv)
  * milliseconds per image, best of --reps windows of --steps batches. */
 static int cmd_eval(int argc, char **argv)
 {
-  int threads = 2, batch = 128, steps = 3, width = 64, reps = 3;
+  struct bench_opts o = {2, 128, 3, 3, 0, 64, NULL, NSDE_GRAD_STORE_ALL};
+  int threads, batch, steps, width, reps;
   struct nsde_context *ctx;
   struct nsde_model *m;
   struct nsde_tensor *x, *gx, *logits;
@@ -462,21 +487,9 @@ static int cmd_eval(int argc, char **argv)
   double ttn = INFINITY, atk = INFINITY, loss;
   uint64_t seed = 0;
 
-  for (int i = 0; i + 1 < argc; i += 2) {
-    if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
-    else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
-    else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
-    else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
-    else if (!strcmp(argv[i], "--width")) width = atoi(argv[i + 1]);
-    else {
-      fprintf(stderr, "nsde-bench eval: unknown option %s\n", argv[i]);
-      return 2;
-    }
-  }
-  if (threads < 1 || batch < 1 || batch > 4096 || steps < 1 || reps < 1 || width < 1) {
-    fprintf(stderr, "nsde-bench eval: bad options\n");
+  if (parse_opts("eval", argc, argv, false, &o))
     return 2;
-  }
+  threads = o.threads, batch = o.batch, steps = o.steps, width = o.width, reps = o.reps;
   m = bench_model(threads, width, batch, NSDE_GRAD_STORE_ALL, &ctx);
   {
     int64_t shape[4] = {batch, 3, 32, 32}, ls[2] = {batch, 10};
