@@ -8,8 +8,23 @@
  *              [--width W] [--groups G] [--stages 40,40,20,20] [--epochs E]
  *              [--subset N] [--batch B] [--lr LR] [--crop P] [--seed S]
  *              [--threads T] [--metrics FILE.csv] [--grad store-all|checkpoint] [--resume]
+ *              [--arch cifar|large] [--schedule step|cosine] [--warmup W] [--wd D] [--nesterov]
+ *              [--stop-after K]
  *
- * --epochs truncates the schedule (the stages still decide the learning rate).
+ * --epochs truncates the step schedule (the stages still decide the learning
+ * rate). --schedule cosine instead runs --epochs E epochs with the learning
+ * rate set per batch: linear warm-up from 0 over the first W epochs, then a
+ * half cosine from --lr down to 0 at the end of epoch E (momentum is not
+ * reset). --arch large puts the strided stem (two stride-2 convolutions) in
+ * front of the SDE block, so that it runs at 1/4 of the image's height and
+ * width; the default is the paper's 3x3 stem for images under 64 pixels.
+ * --wd is PyTorch's L2 weight decay (the paper uses none). --stop-after K ends
+ * this sitting after K more epochs without changing the schedule; --resume
+ * continues it later.
+ * A non-finite state or loss, or an exploding loss (above 20 ln(classes),
+ * twenty times that of a uniform guess), stops the run with a message naming
+ * the epoch and batch (exit status 3); the model file of the last finished
+ * epoch stays.
  * After every epoch the model file and MODEL.state (epoch count and SGD
  * momentum, checksummed) are written atomically; --resume continues from them
  * exactly where the run stopped: every batch, crop and noise path derives from
@@ -94,14 +109,25 @@ static int load_state(const char *model, float *v, int64_t n)
   return (int)e;
 }
 
+/* Learning rate at epoch position @p pos (fractional): linear warm-up over
+ * @p warmup epochs, then a half cosine from @p lr0 to 0 at @p epochs. */
+static double cosine_lr(double lr0, double warmup, int epochs, double pos)
+{
+  if (pos < warmup)
+    return lr0 * (pos + 1e-3) / warmup;
+  if (epochs <= warmup)
+    return lr0;
+  return 0.5 * lr0 * (1.0 + cos(3.14159265358979323846 * (pos - warmup) / ((double)epochs - warmup)));
+}
+
 int main(int argc, char **argv)
 {
   const char *data = "fashion-mnist", *dir = NULL, *out = NULL, *metrics = NULL, *noise = "multiplicative";
   int stages[8] = {40, 40, 20, 20}, nstages = 4, epochs = -1, batch = 128, crop = -1, threads = 0;
-  int width = 64, groups = 0, resume = 0, first_epoch = 0;
-  const char *grad = "store-all";
+  int width = 64, groups = 0, resume = 0, first_epoch = 0, nesterov = 0, stop_after = -1;
+  const char *grad = "store-all", *arch = NULL, *schedule = "step";
   long subset = 0;
-  double sigma = 1.0, lr0 = 0.1;
+  double sigma = 1.0, lr0 = 0.1, warmup = 0, wd = 0, explode;
   unsigned long long seed = 1;
   struct nsde_context *ctx;
   struct nsde_dataset *ds;
@@ -111,7 +137,7 @@ int main(int argc, char **argv)
   struct nsde_tensor *x;
   int32_t *labels;
   int64_t *perm, n;
-  int c, h, w, classes, total_epochs = 0;
+  int c, h, w, classes, total_epochs = 0, cosine;
   FILE *mf = NULL;
   double t_start;
 
@@ -134,6 +160,12 @@ int main(int argc, char **argv)
     else if (OPT("--seed")) seed = strtoull(v, NULL, 0);
     else if (OPT("--threads")) threads = atoi(v);
     else if (OPT("--grad")) grad = v;
+    else if (OPT("--arch")) arch = v;
+    else if (OPT("--schedule")) schedule = v;
+    else if (OPT("--warmup")) warmup = atof(v);
+    else if (OPT("--wd")) wd = atof(v);
+    else if (!strcmp(a, "--nesterov")) nesterov = 1;
+    else if (OPT("--stop-after")) stop_after = atoi(v);
     else if (!strcmp(a, "--resume")) resume = 1;
     else if (OPT("--stages")) {
       char *p = (char *)v;
@@ -147,20 +179,26 @@ int main(int argc, char **argv)
                       "[--noise ode|additive|multiplicative|dropout] [--sigma S] [--width W] [--groups G] "
                       "[--stages a,b,..] [--epochs E] [--subset N] [--batch B] [--lr LR] [--crop P] "
                       "[--seed S] [--threads T] [--metrics FILE.csv] [--grad store-all|checkpoint] "
-                      "[--resume]\n");
+                      "[--resume] [--arch cifar|large] [--schedule step|cosine] [--warmup W] [--wd D] "
+                      "[--nesterov] [--stop-after K]\n");
       return 2;
     }
 #undef OPT
   }
-  if (!out || batch < 1 || width < 1 || nstages < 1 || !(lr0 > 0) || sigma < 0 ||
-      (strcmp(grad, "store-all") && strcmp(grad, "checkpoint"))) {
+  cosine = !strcmp(schedule, "cosine");
+  if (!out || batch < 1 || width < 1 || nstages < 1 || !(lr0 > 0) || !(sigma >= 0) ||
+      (strcmp(grad, "store-all") && strcmp(grad, "checkpoint")) ||
+      (arch && strcmp(arch, "cifar") && strcmp(arch, "large")) ||
+      (!cosine && strcmp(schedule, "step")) || !(warmup >= 0) || !(wd >= 0) ||
+      (cosine && (epochs < 1 || warmup > epochs))) {
     fprintf(stderr, "nsde-train: --out is required; batch, width, stages and lr must be positive; "
-                    "--grad is store-all or checkpoint\n");
+                    "--grad is store-all or checkpoint; --arch cifar or large; --schedule step or "
+                    "cosine (cosine needs --epochs E >= 1 and 0 <= --warmup <= E); --wd >= 0\n");
     return 2;
   }
   for (int k = 0; k < nstages; k++)
     total_epochs += stages[k] > 0 ? stages[k] : 0;
-  if (epochs < 0 || epochs > total_epochs)
+  if (!cosine && (epochs < 0 || epochs > total_epochs))
     epochs = total_epochs;
   ex_check(NULL, nsde_context_new(&ctx), "context");
   ex_check(ctx, nsde_context_set_threads(ctx, threads), "threads");
@@ -172,7 +210,8 @@ int main(int argc, char **argv)
   if (batch > n)
     batch = (int)n;
   nsde_model_config_init(&cfg);
-  cfg.arch = h >= 64 ? NSDE_ARCH_LARGE : NSDE_ARCH_CIFAR;
+  cfg.arch = arch ? (!strcmp(arch, "large") ? NSDE_ARCH_LARGE : NSDE_ARCH_CIFAR)
+                  : h >= 64 ? NSDE_ARCH_LARGE : NSDE_ARCH_CIFAR;
   cfg.in_channels = c;
   cfg.in_height = h;
   cfg.in_width = w;
@@ -201,7 +240,7 @@ int main(int argc, char **argv)
   } else {
     ex_check(ctx, nsde_model_new(ctx, &cfg, &m), "model");
   }
-  ex_check(ctx, nsde_sgd_new(ctx, nsde_model_num_params(m), 0.9, 0.0, 0, &opt), "optimiser");
+  ex_check(ctx, nsde_sgd_new(ctx, nsde_model_num_params(m), 0.9, wd, nesterov, &opt), "optimiser");
   if (resume) {
     first_epoch = load_state(out, nsde_sgd_velocity(opt), nsde_model_num_params(m));
     if (first_epoch < 0)
@@ -226,20 +265,35 @@ int main(int argc, char **argv)
   printf("nsde-train: %s, %lld images %dx%dx%d, %s noise sigma %g, width %d, %lld parameters, "
          "%d epochs, batch %d, BLIS '%s'\n", data, (long long)n, c, h, w, noise, sigma, width,
          (long long)nsde_model_num_params(m), epochs, batch, nsde_blis_arch());
+  explode = 20.0 * log((double)classes);
   t_start = ex_now();
-  for (int e = first_epoch; e < epochs; e++) {
+  for (int e = first_epoch; e < epochs && (stop_after < 0 || e < first_epoch + stop_after); e++) {
     double lr = nsde_lr_staged(lr0, stages, nstages, e), loss_sum = 0, t0 = ex_now();
     int64_t hits = 0, seen = 0, nb = n / batch;
-    if (e > 0 && lr != nsde_lr_staged(lr0, stages, nstages, e - 1))
+    if (!cosine && e > 0 && lr != nsde_lr_staged(lr0, stages, nstages, e - 1))
       nsde_sgd_reset(opt); /* the paper resets momentum at each stage */
     nsde_permutation(perm, n, seed * 1000 + (unsigned long long)e);
     for (int64_t b = 0; b < nb; b++) {
       double loss;
       int64_t corr;
+      enum nsde_status st;
       ex_check(ctx, nsde_dataset_batch(ds, perm + b * batch, batch, crop,
                                        seed * 7919 + (unsigned long long)(e * nb + b), x, labels), "batch");
-      ex_check(ctx, nsde_model_loss_grad(m, x, labels, 1, seed * 104729 + (unsigned long long)(e * nb + b),
-                                         NULL, &loss, &corr), "training step");
+      st = nsde_model_loss_grad(m, x, labels, 1,
+                                                 seed * 104729 + (unsigned long long)(e * nb + b),
+                                                 NULL, &loss, &corr);
+      if (st != NSDE_OK && st != NSDE_ERR_NONFINITE)
+        ex_check(ctx, st, "training step");
+      if (st == NSDE_ERR_NONFINITE || !isfinite(loss) || loss > explode) {
+        fprintf(stderr, "\nnsde-train: the training diverged (%s) at epoch %d, batch %lld; stopping. "
+                        "%s holds the model after epoch %d%s\n",
+                st != NSDE_OK ? nsde_context_last_error(ctx) : "loss not finite or above 20 ln(classes)",
+                e + 1, (long long)(b + 1), out, e,
+                e == 0 ? " (no epoch finished: no model written)" : "");
+        return 3;
+      }
+      if (cosine)
+        lr = cosine_lr(lr0, warmup, epochs, e + (double)b / (double)nb);
       ex_check(ctx, nsde_sgd_step(opt, nsde_model_params(m), nsde_model_grads(m), lr), "SGD");
       loss_sum += loss * batch;
       hits += corr;

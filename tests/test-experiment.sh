@@ -38,6 +38,24 @@ if "$train" $opts --out "$work/b.nsde" --epochs 2 --resume >"$work/resume.log" 2
   echo "FAIL: a truncated training state was accepted"; exit 1
 fi
 grep -q "truncated" "$work/resume.log" || { echo "FAIL: no clear message"; cat "$work/resume.log"; exit 1; }
+# the same with the strided stem, the cosine schedule (per-batch learning
+# rate, warm-up), weight decay and Nesterov momentum
+opts="--data fashion-mnist --width 4 --groups 2 --subset 100 --batch 50 --sigma 0.5 --arch large \
+  --schedule cosine --warmup 0.5 --wd 5e-4 --nesterov"
+"$train" $opts --out "$work/c.nsde" --epochs 2 >/dev/null
+"$train" $opts --out "$work/d.nsde" --epochs 2 --stop-after 1 >/dev/null
+"$train" $opts --out "$work/d.nsde" --epochs 2 --resume >/dev/null
+cmp "$work/c.nsde" "$work/d.nsde" || { echo "FAIL: resumed cosine model differs"; exit 1; }
+# a diverging run stops with a message naming the epoch and batch, and the
+# model file of the last finished epoch stays as it was
+"$train" $opts --out "$work/c.nsde" --epochs 1 >/dev/null
+cp "$work/c.nsde" "$work/good.nsde"
+rc=0
+"$train" $opts --out "$work/c.nsde" --epochs 3 --lr 1e12 --resume >"$work/div.log" 2>&1 || rc=$?
+[ $rc -eq 3 ] || { echo "FAIL: a diverging run exited with $rc, expected 3"; cat "$work/div.log"; exit 1; }
+grep -q "diverged .* at epoch 2, batch [0-9]" "$work/div.log" ||
+  { echo "FAIL: no message naming the epoch and batch"; cat "$work/div.log"; exit 1; }
+cmp "$work/c.nsde" "$work/good.nsde" || { echo "FAIL: the last good model was overwritten"; exit 1; }
 # attack sanity on a deterministic (ODE) model: for every method the accuracy
 # never rises above eps = 0, TTN equals the clean accuracy, and the distortion
 # stays within each budget
