@@ -239,6 +239,12 @@ START_TEST(predict_and_ttn)
     nsde_tensor_free(p1);
   }
   ck_assert_int_eq(nsde_model_predict(m, x, -1, 0, p0), NSDE_ERR_INVALID);
+  nsde_model_free(m);
+  /* a Neural ODE has no noise: its ensemble of 5 is its deterministic pass, bit for bit */
+  m = make(NSDE_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_ODE, 4, 2);
+  ck_assert_int_eq(nsde_model_predict(m, x, 0, 0, p0), NSDE_OK);
+  ck_assert_int_eq(nsde_model_predict(m, x, 5, 100, p5), NSDE_OK);
+  ck_assert_mem_eq(nsde_tensor_data(p0), nsde_tensor_data(p5), 30 * sizeof(float));
   nsde_tensor_free(x); nsde_tensor_free(p0); nsde_tensor_free(p5); nsde_tensor_free(lg);
   nsde_model_free(m);
 }

@@ -219,6 +219,8 @@ NSDE_API enum nsde_status nsde_model_trajectory(struct nsde_model *m,
  * Test-time noise ensemble: the sum of the softmax probabilities of
  * @p passes noisy passes (seeds seed, seed+1, ...), written to @p probs
  * (B, classes) and divided by passes. passes = 0: one deterministic pass.
+ * A Neural ODE model (NSDE_MODEL_ODE) has no noise: every pass would be the
+ * same, so one pass is computed whatever @p passes is.
  */
 NSDE_API enum nsde_status nsde_model_predict(struct nsde_model *m,
                                              const struct nsde_tensor *images, int passes,
