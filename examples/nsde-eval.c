@@ -50,6 +50,12 @@ static int correct_one(const float *probs, int32_t label, int classes)
   return best == label;
 }
 
+/* Binomial standard error of an accuracy p measured on n images. */
+static double bse(double p, int64_t n)
+{
+  return n > 0 ? sqrt(p * (1.0 - p) / (double)n) : NAN;
+}
+
 static double l2dist(const float *a, const float *b, int64_t n)
 {
   double s = 0;
@@ -251,17 +257,19 @@ int main(int argc, char **argv)
       }
     }
     n = n / bs * bs;
-    printf("nsde-eval: %s on %lld %s test images: clean accuracy %.4f (noise off)", model_path,
-           (long long)n, data, (double)hit0 / n);
+    printf("nsde-eval: %s on %lld %s test images: clean accuracy %.4f +- %.4f (noise off)",
+           model_path, (long long)n, data, (double)hit0 / n, bse((double)hit0 / n, n));
     if (ttn > 0)
-      printf(", %.4f (TTN, %d passes)", (double)hitt / n, ttn);
-    printf("\n");
-    fprintf(fs, "metric,value\nimages,%lld\nclean_accuracy,%.6f\nttn_accuracy,%.6f\nttn_passes,%d\n",
-            (long long)n, (double)hit0 / n, ttn > 0 ? (double)hitt / n : NAN, ttn);
+      printf(", %.4f +- %.4f (TTN, %d passes)", (double)hitt / n, bse((double)hitt / n, n), ttn);
+    printf(" [+- one binomial standard error]\n");
+    fprintf(fs, "metric,value\nimages,%lld\nclean_accuracy,%.6f\nttn_accuracy,%.6f\nttn_passes,%d\n"
+                "clean_se,%.6f\nttn_se,%.6f\n",
+            (long long)n, (double)hit0 / n, ttn > 0 ? (double)hitt / n : NAN, ttn,
+            bse((double)hit0 / n, n), ttn > 0 ? bse((double)hitt / n, n) : NAN);
   }
 
   /* l2 attacks */
-  fprintf(fa, "method,eps,accuracy,mean_l2\n");
+  fprintf(fa, "method,eps,accuracy,mean_l2,se,images\n");
   if (attack_images > 0 && steps > 0) {
     const int64_t na = attack_images < n ? attack_images / bs * bs : n / bs * bs, nab = na / bs;
     const int64_t tot = bs * item;
@@ -370,9 +378,11 @@ int main(int argc, char **argv)
             l2sum += clean_ok[bb * bs + k] ? l2dist(xd + k * item, x0 + k * item, item) : 0.0;
           }
         }
-        printf("nsde-eval: %-7s l2 attack eps %.3f: accuracy %.4f, mean distortion %.4f (%lld images)\n",
-               attack_names[meth], eps_list[e], (double)hits / na, l2sum / na, (long long)na);
-        fprintf(fa, "%s,%g,%.6f,%.6f\n", attack_names[meth], eps_list[e], (double)hits / na, l2sum / na);
+        printf("nsde-eval: %-7s l2 attack eps %.3f: accuracy %.4f +- %.4f, mean distortion %.4f "
+               "(%lld images)\n", attack_names[meth], eps_list[e], (double)hits / na,
+               bse((double)hits / na, na), l2sum / na, (long long)na);
+        fprintf(fa, "%s,%g,%.6f,%.6f,%.6f,%lld\n", attack_names[meth], eps_list[e], (double)hits / na,
+                l2sum / na, bse((double)hits / na, na), (long long)na);
         fflush(stdout);
       }
     }
@@ -455,7 +465,7 @@ int main(int argc, char **argv)
   }
 
   /* corruptions (on the first --corruption-images test images, whole batches) */
-  fprintf(fc, "severity,family,accuracy\n");
+  fprintf(fc, "severity,family,accuracy,se,images\n");
   if (cimages > 0 && cimages < n)
     n = cimages / bs * bs > 0 ? cimages / bs * bs : bs;
   for (int sev = 0; sev <= severities; sev++) {
@@ -478,12 +488,16 @@ int main(int argc, char **argv)
                  "predict");
         hits += count_correct(nsde_tensor_data(probs), labels, bs, classes);
       }
-      fprintf(fc, "%d,%s,%.6f\n", sev, corr_names[f], (double)hits / n);
+      fprintf(fc, "%d,%s,%.6f,%.6f,%lld\n", sev, corr_names[f], (double)hits / n,
+              bse((double)hits / n, n), (long long)n);
       mean_acc += (double)hits / n;
       nf++;
     }
-    printf("nsde-eval: corruption severity %d: mean accuracy over %d families %.4f\n", sev, nf,
-           nf ? mean_acc / nf : 0.0);
+    /* the families share the images: the mean's error is at most the
+     * binomial error of one family's accuracy at the mean */
+    printf("nsde-eval: corruption severity %d: mean accuracy over %d families %.4f +- %.4f "
+           "(%lld images each)\n", sev, nf, nf ? mean_acc / nf : 0.0,
+           nf ? bse(mean_acc / nf, n) : 0.0, (long long)n);
     fflush(stdout);
   }
   fclose(fs);
