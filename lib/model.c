@@ -735,7 +735,7 @@ NSDE_API double nsde_lr_staged(double base_lr, const int *stage_epochs, int n_st
 /* ---- model files (doc/model.md) ------------------------------------------------ */
 
 #define MAGIC "NSDEMODL"
-#define FILE_VERSION 1u
+#define FILE_VERSION 2u /* version 1: the same layout, a non-standard FNV offset basis */
 #define HEADER_BYTES 128
 
 static void put_u32(unsigned char *p, uint32_t v)
@@ -781,9 +781,11 @@ static double get_f64(const unsigned char *p)
   return d;
 }
 
-static uint64_t fnv1a(const unsigned char *p, size_t n)
+#define FNV_BASIS 14695981039346656037ULL   /* FNV-1a 64's offset basis (version 2) */
+#define FNV_BASIS_V1 1469598103934665603ULL /* what version 1 used: a digit short */
+
+static uint64_t fnv1a(const unsigned char *p, size_t n, uint64_t h)
 {
-  uint64_t h = 1469598103934665603ULL;
   for (size_t i = 0; i < n; i++)
     h = (h ^ p[i]) * 1099511628211ULL;
   return h;
@@ -832,7 +834,7 @@ NSDE_API enum nsde_status nsde_model_save(const struct nsde_model *m, const char
     memcpy(&u, &m->params[i], 4);
     put_u32(buf + HEADER_BYTES + 4 * i, u);
   }
-  put_u64(buf + total - 8, fnv1a(buf, total - 8));
+  put_u64(buf + total - 8, fnv1a(buf, total - 8, FNV_BASIS));
 
   memcpy(tmp, path, plen);
   memcpy(tmp + plen, ".tmp.XXXXXX", 12);
@@ -906,6 +908,7 @@ NSDE_API enum nsde_status nsde_model_load(struct nsde_context *ctx, const char *
   enum nsde_status st;
   unsigned char *buf = NULL;
   uint64_t np;
+  uint32_t version;
   size_t total;
   struct stat sb;
   FILE *fp;
@@ -944,9 +947,10 @@ NSDE_API enum nsde_status nsde_model_load(struct nsde_context *ctx, const char *
     nsde__error(ctx, st, "%s is not a libnsde model file (bad magic)", path);
     goto fail;
   }
-  if (get_u32(buf + 8) != FILE_VERSION || get_u32(buf + 12) != HEADER_BYTES) {
-    nsde__error(ctx, st, "model file %s has format version %u; this libnsde reads version %u",
-                path, get_u32(buf + 8), FILE_VERSION);
+  version = get_u32(buf + 8);
+  if ((version != 1 && version != FILE_VERSION) || get_u32(buf + 12) != HEADER_BYTES) {
+    nsde__error(ctx, st, "model file %s has format version %u; this libnsde reads versions 1 "
+                "to %u", path, version, FILE_VERSION);
     goto fail;
   }
   np = get_u64(buf + 72);
@@ -955,10 +959,16 @@ NSDE_API enum nsde_status nsde_model_load(struct nsde_context *ctx, const char *
                 "extended)", path, total, (unsigned long long)np);
     goto fail;
   }
-  if (get_u64(buf + total - 8) != fnv1a(buf, total - 8)) {
+  if (get_u64(buf + total - 8) != fnv1a(buf, total - 8, version == 1 ? FNV_BASIS_V1 : FNV_BASIS)) {
     nsde__error(ctx, st, "model file %s: checksum mismatch (the file is corrupted)", path);
     goto fail;
   }
+  for (int i = 88; i < HEADER_BYTES; i++)
+    if (buf[i] != 0) {
+      nsde__error(ctx, st, "model file %s: reserved header byte %d is %u, must be 0 (a file "
+                  "from a newer libnsde?)", path, i, buf[i]);
+      goto fail;
+    }
   nsde_model_config_init(&c);
   c.arch = (enum nsde_model_arch)get_u32(buf + 16);
   c.in_channels = (int)get_u32(buf + 20);
@@ -975,8 +985,9 @@ NSDE_API enum nsde_status nsde_model_load(struct nsde_context *ctx, const char *
   c.groups = (int)get_u32(buf + 84);
   c.max_batch = max_batch;
   if (check_config(ctx, &c) != NSDE_OK) {
-    nsde__error(ctx, st, "model file %s: invalid configuration: %s", path,
-                nsde_context_last_error(ctx));
+    char why[512]; /* the context's buffer cannot be both source and destination */
+    snprintf(why, sizeof(why), "%s", nsde_context_last_error(ctx));
+    nsde__error(ctx, st, "model file %s: invalid configuration: %s", path, why);
     goto fail;
   }
   if ((st = nsde_model_new(ctx, &c, &m)) != NSDE_OK)

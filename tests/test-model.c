@@ -326,6 +326,31 @@ static void write_bytes(const char *path, const unsigned char *d, size_t n)
   fclose(fp);
 }
 
+/* FNV-1a 64 from its published definition, and little-endian u64s */
+static uint64_t fnv1a_64(const unsigned char *p, size_t n, uint64_t basis)
+{
+  uint64_t h = basis;
+  for (size_t i = 0; i < n; i++) {
+    h ^= p[i];
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+static uint64_t le64(const unsigned char *p)
+{
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--)
+    v = v << 8 | p[i];
+  return v;
+}
+
+static void put_le64(unsigned char *p, uint64_t v)
+{
+  for (int i = 0; i < 8; i++)
+    p[i] = (unsigned char)(v >> (8 * i));
+}
+
 START_TEST(model_files)
 {
   char dir[4096], path[4200], bad[4300];
@@ -379,11 +404,52 @@ START_TEST(model_files)
     }
     ck_assert_ptr_nonnull(strstr(nsde_context_last_error(ctx), "checksum"));
   }
-  buf[8] = 2; /* version 2, checksum fixed up: still refused, by version */
+  /* the checksum is the standard FNV-1a 64, as doc/model.md says, written
+   * here from the published constants */
+  ck_assert_uint_eq(buf[8], 2);
+  ck_assert(fnv1a_64(buf, n - 8, 14695981039346656037ULL) == le64(buf + n - 8));
+  buf[8] = 3; /* an unknown version, checksum fixed up: refused, by version */
+  put_le64(buf + n - 8, fnv1a_64(buf, n - 8, 14695981039346656037ULL));
   write_bytes(bad, buf, n);
   ck_assert_int_eq(nsde_model_load(ctx, bad, 2, &l), NSDE_ERR_FORMAT);
   ck_assert_ptr_nonnull(strstr(nsde_context_last_error(ctx), "version"));
+  /* a version 1 file (its checksum with the old basis) is still read */
   buf[8] = 1;
+  put_le64(buf + n - 8, fnv1a_64(buf, n - 8, 1469598103934665603ULL));
+  write_bytes(bad, buf, n);
+  ck_assert_int_eq(nsde_model_load(ctx, bad, 2, &l), NSDE_OK);
+  ck_assert(!memcmp(nsde_model_params(l), nsde_model_params(m), sizeof(float) * (size_t)nsde_model_num_params(m)));
+  nsde_model_free(l);
+  /* reserved bytes must be zero, in either version */
+  for (int v = 1; v <= 2; v++) {
+    buf[8] = (unsigned char)v;
+    buf[100] = 1;
+    put_le64(buf + n - 8, fnv1a_64(buf, n - 8, v == 1 ? 1469598103934665603ULL : 14695981039346656037ULL));
+    write_bytes(bad, buf, n);
+    ck_assert_int_eq(nsde_model_load(ctx, bad, 2, &l), NSDE_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(nsde_context_last_error(ctx), "reserved"));
+    buf[100] = 0;
+  }
+  /* a valid checksum around an impossible configuration: refused, and the
+   * message is readable (it was once formatted into itself) */
+  buf[8] = 2;
+  {
+    uint64_t nan = 0x7ff8000000000000ULL;
+    unsigned char keep[8];
+    memcpy(keep, buf + 56, 8);
+    put_le64(buf + 56, nan); /* T = NaN */
+    put_le64(buf + n - 8, fnv1a_64(buf, n - 8, 14695981039346656037ULL));
+    write_bytes(bad, buf, n);
+    ck_assert_int_eq(nsde_model_load(ctx, bad, 2, &l), NSDE_ERR_FORMAT);
+    {
+      const char *e = nsde_context_last_error(ctx), *first = strstr(e, "invalid configuration");
+      ck_assert_ptr_nonnull(first);
+      ck_assert_ptr_null(strstr(first + 1, "invalid configuration"));
+      ck_assert_ptr_null(strstr(first + 1, "model file"));
+    }
+    memcpy(buf + 56, keep, 8);
+  }
+  put_le64(buf + n - 8, fnv1a_64(buf, n - 8, 14695981039346656037ULL));
   buf[n] = 0;
   write_bytes(bad, buf, n + 1); /* trailing garbage */
   ck_assert_int_eq(nsde_model_load(ctx, bad, 2, &l), NSDE_ERR_FORMAT);
