@@ -46,8 +46,6 @@ int nsde__func_diag(const struct nsde_func *f, double t, int64_t batch, int64_t 
 /* Whether nsde__func_diag() can be evaluated without a drift diagonal. */
 bool nsde__func_has_diag(const struct nsde_func *f);
 
-#endif
-
 /* Vector-Jacobian products (not for NSDE__FUNC_DROPOUT, which the solver
  * folds into its drift): grad_x = v^T df/dx (overwrite), grad_params += v^T
  * df/dp (in the func's dtype; NULL skips). Returns the callback's value. */
@@ -60,3 +58,5 @@ bool nsde__func_has_vjp(const struct nsde_func *f);
 bool nsde__func_has_diag_vjp(const struct nsde_func *f);
 /* Sum of v[i] * (x ? x[i] : 1) in double, sequential (deterministic). */
 double nsde__dot(enum nsde_dtype dtype, int64_t n, const void *v, const void *x);
+
+#endif

@@ -296,6 +296,28 @@ static void init_params(struct nsde_net *net, uint64_t seed)
   }
 }
 
+/* Undo a finalize that failed part-way, so that a retry (for example with a
+ * smaller max_batch after NSDE_ERR_NOMEM) does not leak what it allocated. */
+static enum nsde_status unfinalize(struct nsde_net *net, enum nsde_status st)
+{
+  for (int i = 0; i < net->nl; i++) {
+    free(net->L[i].stats);
+    net->L[i].stats = NULL;
+  }
+  free(net->act);
+  free(net->own);
+  free(net->taped);
+  free(net->tape_off);
+  free(net->fp);
+  nsde__free(net->mem);
+  net->act = net->own = NULL;
+  net->taped = NULL;
+  net->tape_off = NULL;
+  net->fp = NULL;
+  net->mem = NULL;
+  return st;
+}
+
 NSDE_API enum nsde_status nsde_net_finalize(struct nsde_net *net, int64_t max_batch,
                                             uint64_t seed)
 {
@@ -317,7 +339,7 @@ NSDE_API enum nsde_status nsde_net_finalize(struct nsde_net *net, int64_t max_ba
   net->tape_off = calloc((size_t)net->nl, sizeof(int64_t));
   net->fp = calloc((size_t)max_batch, sizeof(uint64_t));
   if (!net->act || !net->own || !net->taped || !net->tape_off || !net->fp)
-    return nsde__error(net->ctx, NSDE_ERR_NOMEM, "out of memory");
+    return unfinalize(net, nsde__error(net->ctx, NSDE_ERR_NOMEM, "out of memory"));
   net->np = 0;
   isz = (size_t)net->c * net->h * net->w;
   net->item_sz = isz;
@@ -351,7 +373,7 @@ NSDE_API enum nsde_status nsde_net_finalize(struct nsde_net *net, int64_t max_ba
     if (l->kind == L_GN) {
       l->stats = calloc((size_t)(2 * max_batch * l->groups), sizeof(float));
       if (!l->stats)
-        return nsde__error(net->ctx, NSDE_ERR_NOMEM, "out of memory");
+        return unfinalize(net, nsde__error(net->ctx, NSDE_ERR_NOMEM, "out of memory"));
     }
     net->item_sz = (size_t)l->out_sz > net->item_sz ? (size_t)l->out_sz : net->item_sz;
     net->maxc = l->cin > net->maxc ? l->cin : net->maxc;
@@ -368,8 +390,8 @@ NSDE_API enum nsde_status nsde_net_finalize(struct nsde_net *net, int64_t max_ba
           SZ((size_t)max_batch * (size_t)last->out_sz) + SZ((size_t)net->max_chunks * net->np);
   net->mem = nsde__alloc(total);
   if (!net->mem)
-    return nsde__error(net->ctx, NSDE_ERR_NOMEM, "nsde_net_finalize: cannot allocate %zu bytes",
-                       total);
+    return unfinalize(net, nsde__error(net->ctx, NSDE_ERR_NOMEM,
+                                       "nsde_net_finalize: cannot allocate %zu bytes", total));
   memset(net->mem, 0, total);
   m = net->mem;
 #define CARVE(ptr, nfloats)                                  \

@@ -451,6 +451,18 @@ START_TEST(bad_input)
   ck_assert_ptr_null(nsde_net_params(NULL));
   nsde_net_free(NULL);
   nsde_net_free(net);
+  /* a finalize that runs out of memory part-way (its GroupNorm statistics
+   * allocated, its 2^48-byte activations not) can be retried with a smaller
+   * batch; nothing of the first attempt leaks (LeakSanitizer checks this in
+   * the sanitizer build) */
+  ck_assert_int_eq(nsde_net_new(ctx, 1, 256, 256, &net), NSDE_OK);
+  ck_assert_int_eq(nsde_net_add_conv2d(net, 64, 3, 1, 1), NSDE_OK);
+  ck_assert_int_eq(nsde_net_add_groupnorm(net, 1, 1e-5), NSDE_OK);
+  ck_assert_int_eq(nsde_net_finalize(net, 1 << 24, 0), NSDE_ERR_NOMEM);
+  ck_assert_int_eq(nsde_net_num_params(net), -1);
+  ck_assert_int_eq(nsde_net_finalize(net, 2, 0), NSDE_OK);
+  ck_assert_int_eq(nsde_net_num_params(net), 64 * 9 + 64 + 2 * 64); /* conv weights and bias, GroupNorm scale and shift per channel */
+  nsde_net_free(net);
   nsde_tensor_free(x);
   nsde_tensor_free(y);
 }

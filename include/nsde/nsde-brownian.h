@@ -62,7 +62,8 @@ NSDE_API enum nsde_status nsde_brownian_new(struct nsde_context *ctx,
 NSDE_API void nsde_brownian_free(struct nsde_brownian *bm);
 
 /**
- * Increments W(t) - W(s) of every path, t0 <= s <= t <= t1, written to @p dw
+ * Increments W(t) - W(s) of every path, t0 <= s < t <= t1 (s == t is refused:
+ * the Levy area divides by t - s), written to @p dw
  * (a contiguous tensor of batch*dim elements, float32 or float64), and
  * optionally the space-time Levy area H(s,t) = (1/(t-s)) int_s^t (W(r) - W(s)) dr
  * - (W(t)-W(s))/2 to @p levy (same layout; NULL to skip).
