@@ -613,7 +613,7 @@ START_TEST(vjp_checker)
   ck_assert_int_eq(r.checked, 5 * D + NP);
   ck_assert_msg(r.worst_rel_err < 1e-7, "correct vjp reported %g", r.worst_rel_err);
   m.bad_grad = 1;
-  ck_assert_int_eq(nsde_func_check_vjp(f, 0.3, x, 1, 0, &r), NSDE_OK);
+  ck_assert_int_eq(nsde_func_check_vjp(f, 0.3, x, 1, 0, &r), NSDE_ERR_CHECK_FAILED);
   ck_assert_msg(r.worst_rel_err > 1e-3, "corrupted vjp reported only %g", r.worst_rel_err);
   ck_assert_int_eq(r.worst_is_param, 1);
   ck_assert_int_eq(r.worst_index, 5);
@@ -633,6 +633,140 @@ START_TEST(vjp_checker)
   ck_assert_int_eq(nsde_func_check_vjp(NULL, 0.0, x, 2, 0, &r), NSDE_ERR_NULL);
   nsde_tensor_free(x);
   nsde_func_free(f);
+}
+END_TEST
+
+/* The issue's reproducer, f(t, x) = a sin(x), with callbacks that break the
+ * contract in each way a user's might: every one must get a verdict. */
+struct asin_f {
+  double a;
+  int mode; /* 0 right, 1 sign-flipped vjp, 2 overwrites grad_params, 3 adds to grad_x,
+               4 wrong diag_deriv, 5 wrong diag_deriv_vjp, 6 leaves grad_x[0] unwritten */
+};
+
+static int asin_eval(void *u, double t, int64_t batch, int64_t dim, const void *x, void *out)
+{
+  const struct asin_f *p = u;
+  (void)t;
+  for (int64_t i = 0; i < batch * dim; i++)
+    ((double *)out)[i] = p->a * sin(((const double *)x)[i]);
+  return 0;
+}
+
+static int asin_vjp(void *u, double t, int64_t batch, int64_t dim, const void *x, const void *v,
+                    void *grad_x, void *grad_params)
+{
+  const struct asin_f *p = u;
+  const double *xd = x, *vd = v;
+  double *gx = grad_x, *gp = grad_params, s = 0;
+  (void)t;
+  for (int64_t i = 0; i < batch * dim; i++) {
+    double g = (p->mode == 1 ? -1 : 1) * vd[i] * p->a * cos(xd[i]);
+    if (p->mode == 6 && i == 0)
+      continue;
+    gx[i] = p->mode == 3 ? gx[i] + g : g;
+    s += vd[i] * sin(xd[i]);
+  }
+  if (gp)
+    gp[0] = p->mode == 2 ? s : gp[0] + s;
+  return 0;
+}
+
+static int asin_diag(void *u, double t, int64_t batch, int64_t dim, const void *x, void *out)
+{
+  const struct asin_f *p = u;
+  (void)t;
+  for (int64_t i = 0; i < batch * dim; i++)
+    ((double *)out)[i] = p->a * (p->mode == 4 ? sin(((const double *)x)[i]) : cos(((const double *)x)[i]));
+  return 0;
+}
+
+static int asin_diag_vjp(void *u, double t, int64_t batch, int64_t dim, const void *x,
+                         const void *v, void *grad_x, void *grad_params)
+{
+  const struct asin_f *p = u;
+  const double *xd = x, *vd = v;
+  double *gx = grad_x, *gp = grad_params, s = 0;
+  (void)t;
+  for (int64_t i = 0; i < batch * dim; i++) { /* d(a cos x)/dx = -a sin x, d/da = cos x */
+    gx[i] = (p->mode == 5 ? 1 : -1) * vd[i] * p->a * sin(xd[i]);
+    s += vd[i] * cos(xd[i]);
+  }
+  if (gp)
+    gp[0] += s;
+  return 0;
+}
+
+START_TEST(vjp_checker_verdicts)
+{
+  struct asin_f u = {0};
+  struct nsde_func_ops ops = {0};
+  struct nsde_func *f;
+  struct nsde_tensor *x, *x32;
+  struct nsde_vjp_report r;
+  int64_t shape[2] = {3, 4};
+  ops.size = sizeof(ops);
+  ops.eval = asin_eval;
+  ops.vjp = asin_vjp;
+  ops.diag_deriv = asin_diag;
+  ops.diag_deriv_vjp = asin_diag_vjp;
+  u.a = 1.7;
+  ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &ops, &u, 1, &u.a, &f), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &x), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 2, shape, &x32), NSDE_OK);
+  for (int i = 0; i < 12; i++)
+    ((double *)nsde_tensor_data(x))[i] = 0.3 * i - 1.4;
+  memset(&r, 0, sizeof(r));
+  r.size = sizeof(r);
+  for (int mode = 0; mode <= 6; mode++) {
+    enum nsde_status want[7][3] = {
+        /* vjp, diag, diag vjp */
+        {NSDE_OK, NSDE_OK, NSDE_OK},
+        {NSDE_ERR_CHECK_FAILED, NSDE_OK, NSDE_OK},
+        {NSDE_ERR_CHECK_FAILED, NSDE_OK, NSDE_OK},
+        {NSDE_ERR_CHECK_FAILED, NSDE_OK, NSDE_OK},
+        {NSDE_OK, NSDE_ERR_CHECK_FAILED, NSDE_ERR_CHECK_FAILED}, /* diag_vjp is of the true diag */
+        {NSDE_OK, NSDE_OK, NSDE_ERR_CHECK_FAILED},
+        {NSDE_ERR_CHECK_FAILED, NSDE_OK, NSDE_OK}};
+    u.mode = mode;
+    ck_assert_int_eq(nsde_func_check_vjp(f, 0.0, x, 5, 0, &r), want[mode][0]);
+    if (want[mode][0] == NSDE_OK)
+      ck_assert_msg(r.worst_rel_err < 1e-7, "mode %d: %g", mode, r.worst_rel_err);
+    if (mode == 1)
+      ck_assert(r.worst_rel_err > 1.0); /* a sign flip: relative error about 2 */
+    if (mode == 2) {
+      ck_assert(strstr(nsde_context_last_error(ctx), "accumulate") != NULL);
+      ck_assert_int_eq(r.worst_is_param, 1);
+    }
+    if (mode == 3 || mode == 6)
+      ck_assert(strstr(nsde_context_last_error(ctx), "overwrite") != NULL);
+    ck_assert_int_eq(nsde_func_check_diag(f, 0.0, x, 0, &r), want[mode][1]);
+    if (want[mode][1] == NSDE_OK)
+      ck_assert_msg(r.worst_rel_err < 1e-7 && r.checked == 12, "mode %d: %g", mode, r.worst_rel_err);
+    ck_assert_int_eq(nsde_func_check_diag_vjp(f, 0.0, x, 5, 0, &r), want[mode][2]);
+    if (want[mode][2] == NSDE_OK)
+      ck_assert_msg(r.worst_rel_err < 1e-7 && r.checked == 13, "mode %d: %g", mode, r.worst_rel_err);
+  }
+  /* the dtype of x must be the func's: the solver's status for it */
+  ck_assert_int_eq(nsde_func_check_vjp(f, 0.0, x32, 5, 0, &r), NSDE_ERR_DTYPE);
+  ck_assert_int_eq(nsde_func_check_diag(f, 0.0, x32, 0, &r), NSDE_ERR_DTYPE);
+  nsde_func_free(f);
+  /* missing callbacks are named */
+  ops.diag_deriv_vjp = NULL;
+  ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &ops, &u, 1, &u.a, &f), NSDE_OK);
+  ck_assert_int_eq(nsde_func_check_diag_vjp(f, 0.0, x, 5, 0, &r), NSDE_ERR_MISSING_OP);
+  nsde_func_free(f);
+  ops.diag_deriv = NULL;
+  ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &ops, &u, 1, &u.a, &f), NSDE_OK);
+  ck_assert_int_eq(nsde_func_check_diag(f, 0.0, x, 0, &r), NSDE_ERR_MISSING_OP);
+  nsde_func_free(f);
+  /* the built-ins pass their own checks */
+  ck_assert_int_eq(nsde_diffusion_new_multiplicative(ctx, NSDE_FLOAT64, 0.7, &f), NSDE_OK);
+  ck_assert_int_eq(nsde_func_check_diag(f, 0.0, x, 0, &r), NSDE_OK);
+  ck_assert_int_eq(nsde_func_check_diag_vjp(f, 0.0, x, 5, 0, &r), NSDE_OK);
+  nsde_func_free(f);
+  nsde_tensor_free(x);
+  nsde_tensor_free(x32);
 }
 END_TEST
 
@@ -767,6 +901,7 @@ int main(void)
   tcase_add_test(tc, adjoint_converges);
   tcase_add_test(tc, memory_follows_query);
   tcase_add_test(tc, vjp_checker);
+  tcase_add_test(tc, vjp_checker_verdicts);
   tcase_add_test(tc, errors);
   suite_add_tcase(s, tc);
   return run_suite(s);

@@ -38,14 +38,15 @@ extern "C" {
   X(NSDE_ERR_STATE,      -11, "call out of order for this object")            \
   X(NSDE_ERR_IO,         -12, "input/output error")                            \
   X(NSDE_ERR_FORMAT,     -13, "malformed or unsupported file")                 \
-  X(NSDE_ERR_INTERNAL,   -14, "internal error (a bug in libnsde)")
+  X(NSDE_ERR_INTERNAL,   -14, "internal error (a bug in libnsde)")             \
+  X(NSDE_ERR_CHECK_FAILED, -15, "a derivative check failed")
 
 /** Status returned by every fallible libnsde call. */
 enum nsde_status {
 #define NSDE_STATUS_ENUM_(name, value, msg) name = value,
   NSDE_STATUS_LIST(NSDE_STATUS_ENUM_)
 #undef NSDE_STATUS_ENUM_
-  NSDE_STATUS_MIN_ = -14
+  NSDE_STATUS_MIN_ = -15
 };
 
 /**

@@ -301,16 +301,51 @@ struct nsde_vjp_report {
  * for a random cotangent v (from @p seed), compares v^T df/dx_j and
  * v^T df/dp_k with (v.f(x + eps e_j) - v.f(x - eps e_j)) / (2 eps), for every
  * input element and parameter (at most 4096 of each, spread evenly). The
- * parameter buffer is perturbed and restored. Use float64 for tight checks.
+ * parameter buffer is perturbed and restored: callbacks must read their
+ * parameters from the buffer registered with the func, not from a copy.
+ *
+ * It also checks the two halves of the callback contract: grad_x is
+ * overwritten (the checker pre-fills it with NaN; any element left NaN fails)
+ * and grad_params is accumulated (a second call on a buffer pre-filled with
+ * known values must add what the first call wrote into a zeroed one).
+ *
+ * The verdict: NSDE_ERR_CHECK_FAILED, with a message naming the element, when
+ * the contract is broken or the worst relative error
+ * |analytic - numeric| / max(1, |numeric|) exceeds 1e-5 (float64) or 5e-2
+ * (float32, where central differences with eps 1e-2 are good to about 1e-3
+ * on smooth functions and ReLU kinks cost more). The report is filled in
+ * either case, so a caller may apply a tolerance of its own. Use float64 for
+ * tight checks.
  * @param x  the point (batch x dim elements of the func's dtype, contiguous)
  * @param eps  step; 0 chooses 1e-6 (float64) or 1e-2 (float32)
- * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID, NSDE_ERR_MISSING_OP (no
- *         vjp), NSDE_ERR_UNSUPPORTED (dropout: check its drift), NSDE_ERR_SHAPE,
- *         NSDE_ERR_CALLBACK, NSDE_ERR_NOMEM.
+ * @return NSDE_OK, NSDE_ERR_CHECK_FAILED, NSDE_ERR_NULL, NSDE_ERR_INVALID,
+ *         NSDE_ERR_MISSING_OP (no vjp), NSDE_ERR_UNSUPPORTED (dropout: check its
+ *         drift), NSDE_ERR_DTYPE, NSDE_ERR_SHAPE, NSDE_ERR_CALLBACK, NSDE_ERR_NOMEM.
  */
 NSDE_API enum nsde_status nsde_func_check_vjp(struct nsde_func *f, double t,
                                               const struct nsde_tensor *x, uint64_t seed,
                                               double eps, struct nsde_vjp_report *report);
+
+/**
+ * Check diag_deriv (Milstein, the adjoint) against central differences:
+ * (f_j(x + eps e_j) - f_j(x - eps e_j)) / (2 eps) for every element j (at most
+ * 4096, spread evenly). Same report, tolerances and statuses as
+ * nsde_func_check_vjp() (NSDE_ERR_MISSING_OP: no diag_deriv).
+ */
+NSDE_API enum nsde_status nsde_func_check_diag(struct nsde_func *f, double t,
+                                               const struct nsde_tensor *x, double eps,
+                                               struct nsde_vjp_report *report);
+
+/**
+ * Check diag_deriv_vjp, the vjp of the map x -> diag_deriv(x), exactly as
+ * nsde_func_check_vjp() checks vjp: the contract (grad_x overwritten,
+ * grad_params accumulated) and central differences of v . diag_deriv(x) in
+ * every input element and parameter. NSDE_ERR_MISSING_OP unless the func has
+ * both diag_deriv and diag_deriv_vjp.
+ */
+NSDE_API enum nsde_status nsde_func_check_diag_vjp(struct nsde_func *f, double t,
+                                                   const struct nsde_tensor *x, uint64_t seed,
+                                                   double eps, struct nsde_vjp_report *report);
 
 #ifdef __cplusplus
 }
