@@ -57,7 +57,7 @@ for model in ode sde; do
   mkdir -p "$out/$model"
   ./build/examples/nsde-eval --model "$out/$model.nsde" --data $data --data-dir "$dir" \
     --subset "$test_images" --ttn "$ttn" --attack-images "$attack_images" --attack-steps 10 \
-    --attacks authors,pgd --hidden-curve 20 --eps "$eps" --severities 5 --corruption-passes 1 \
+    --attacks authors,pgd --hidden-curve 20 --hidden-images 20 --eps "$eps" --severities 5 --corruption-passes 1 \
     --corruption-images "$corruption_images" --out "$out/$model"
 done
 
@@ -78,7 +78,7 @@ if command -v gnuplot >/dev/null 2>&1; then
          '$out/ode/attack-pgd.dat' u 1:2 w lp lw 2 dt 2 t 'Neural ODE, PGD',
          '$out/sde/attack-pgd.dat' u 1:2 w lp lw 2 dt 2 t 'Neural SDE, PGD'"
   gnuplot -e "set terminal png size 800,500; set output '$out/hidden.png'; set key top right;
-    set title 'hidden-state perturbation, first test image, eps 0.1 attack (Fig. 4)';
+    set title 'hidden-state perturbation, mean over 20 test images, eps 0.1 attack (Fig. 4)';
     set xlabel 't'; set ylabel 'eps_t = |E h_t(x_{adv}) - E h_t(x)| / |E h_t(x)|'; set datafile separator ',';
     plot '$out/ode/hidden.csv' u 1:2 every ::1 w l lw 2 t 'Neural ODE', '$out/sde/hidden.csv' u 1:2 every ::1 w l lw 2 t 'Neural SDE (multiplicative)'"
   gnuplot -e "set terminal png size 800,500; set output '$out/corruption.png'; set key top right;
