@@ -25,6 +25,8 @@
 #include <blis.h>
 #include <nsde/nsde.h>
 
+#include "../examples/common.h"
+
 
 static double now(void)
 {
@@ -355,12 +357,12 @@ static int parse_opts(const char *cmd, int argc, char **argv, bool model, struct
       fprintf(stderr, "nsde-bench %s: option %s needs a value\n", cmd, k);
       return 2;
     }
-    if (!strcmp(k, "--threads")) o->threads = atoi(v);
-    else if (!strcmp(k, "--batch")) o->batch = atoi(v);
-    else if (!strcmp(k, "--steps")) o->steps = atoi(v);
-    else if (!strcmp(k, "--reps")) o->reps = atoi(v);
-    else if (!strcmp(k, "--width")) o->width = atoi(v);
-    else if (model && !strcmp(k, "--warmup")) o->warmup = atoi(v);
+    if (!strcmp(k, "--threads")) o->threads = (int)ex_int("nsde-bench", k, v, 1, 1024);
+    else if (!strcmp(k, "--batch")) o->batch = (int)ex_int("nsde-bench", k, v, 1, 4096);
+    else if (!strcmp(k, "--steps")) o->steps = (int)ex_int("nsde-bench", k, v, 1, 1000000);
+    else if (!strcmp(k, "--reps")) o->reps = (int)ex_int("nsde-bench", k, v, 1, 1000000);
+    else if (!strcmp(k, "--width")) o->width = (int)ex_int("nsde-bench", k, v, 1, 4096);
+    else if (model && !strcmp(k, "--warmup")) o->warmup = (int)ex_int("nsde-bench", k, v, 0, 1000000);
     else if (model && !strcmp(k, "--cifar")) o->cifar = v;
     else if (model && !strcmp(k, "--grad"))
       o->grad = !strcmp(v, "checkpoint") ? NSDE_GRAD_CHECKPOINT
@@ -546,21 +548,23 @@ int main(int argc, char **argv)
   if (argc >= 2 && !strcmp(argv[1], "gemm"))
     return cmd_gemm(argv[0]);
   if (argc == 4 && !strcmp(argv[1], "gemm-one")) { /* child of `gemm` */
-    printf("%.3f\n", gemm_gflops(atoi(argv[2]), atoi(argv[3])));
+    printf("%.3f\n", gemm_gflops((int)ex_int("nsde-bench gemm-one", "N", argv[2], 1, 65536),
+                                 (int)ex_int("nsde-bench gemm-one", "threads", argv[3], 1, 1024)));
     return 0;
   }
   if (argc >= 2 && !strcmp(argv[1], "solve"))
-    return cmd_solve(argc >= 3 ? atoi(argv[2]) : 1);
+    return cmd_solve(argc >= 3 ? (int)ex_int("nsde-bench solve", "THREADS", argv[2], 1, 1024) : 1);
   if (argc >= 2 && !strcmp(argv[1], "model"))
     return cmd_model(argc - 2, argv + 2);
   if (argc >= 2 && !strcmp(argv[1], "eval"))
     return cmd_eval(argc - 2, argv + 2);
   if (argc >= 2 && !strcmp(argv[1], "grad"))
-    return cmd_grad(argc >= 3 ? atoi(argv[2]) : 2);
+    return cmd_grad(argc >= 3 ? (int)ex_int("nsde-bench grad", "THREADS", argv[2], 1, 1024) : 2);
   if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
     usage(stdout);
     return 0;
   }
-  usage(stderr);
+  fprintf(stderr, "nsde-bench: unknown or missing command '%s' (gemm, solve, grad, model, eval; "
+                  "--help lists them)\n", argc >= 2 ? argv[1] : "");
   return 2;
 }

@@ -4,8 +4,84 @@
 
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
+/* Strict option values: the whole string a number in [lo, hi], else a
+ * one-line message naming the program, the option and the range, and exit 2
+ * (atoi would have read "abc" as 0 and "1e9" as 1). */
+static inline long long ex_int(const char *prog, const char *opt, const char *v, long long lo,
+                               long long hi)
+{
+  char *end;
+  long long x;
+  errno = 0;
+  x = v ? strtoll(v, &end, 10) : 0;
+  if (!v || end == v || *end || errno || x < lo || x > hi) {
+    fprintf(stderr, "%s: %s '%s' is not an integer in [%lld, %lld]\n", prog, opt, v ? v : "",
+            lo, hi);
+    exit(2);
+  }
+  return x;
+}
+
+static inline double ex_real(const char *prog, const char *opt, const char *v, double lo,
+                             double hi)
+{
+  char *end;
+  double x;
+  errno = 0;
+  x = v ? strtod(v, &end) : NAN;
+  if (!v || end == v || *end || errno || !(x >= lo && x <= hi)) {
+    fprintf(stderr, "%s: %s '%s' is not a number in [%g, %g]\n", prog, opt, v ? v : "", lo, hi);
+    exit(2);
+  }
+  return x;
+}
+
+/* A comma-separated list of at most @p max numbers in [lo, hi]; returns the count. */
+static inline int ex_reals(const char *prog, const char *opt, const char *v, double lo,
+                           double hi, double *out, int max)
+{
+  int n = 0;
+  const char *p = v;
+  while (p && *p) {
+    char buf[64];
+    size_t len = strcspn(p, ",");
+    if (n == max || len == 0 || len >= sizeof(buf)) {
+      fprintf(stderr, "%s: %s '%s' must be at most %d comma-separated numbers\n", prog, opt, v,
+              max);
+      exit(2);
+    }
+    memcpy(buf, p, len);
+    buf[len] = '\0';
+    out[n++] = ex_real(prog, opt, buf, lo, hi);
+    p += len;
+    if (*p == ',')
+      p++;
+  }
+  if (n == 0) {
+    fprintf(stderr, "%s: %s needs at least one number\n", prog, opt);
+    exit(2);
+  }
+  return n;
+}
+
+/* @p v must be one of the NULL-terminated @p choices. */
+static inline const char *ex_choice(const char *prog, const char *opt, const char *v,
+                                    const char *const *choices)
+{
+  for (int i = 0; v && choices[i]; i++)
+    if (!strcmp(v, choices[i]))
+      return v;
+  fprintf(stderr, "%s: %s '%s' is not one of:", prog, opt, v ? v : "");
+  for (int i = 0; choices[i]; i++)
+    fprintf(stderr, " %s", choices[i]);
+  fprintf(stderr, "\n");
+  exit(2);
+}
+
 #endif
 
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +127,80 @@ static inline void ex_check(struct nsde_context *ctx, enum nsde_status st, const
     fprintf(stderr, "%s: %s (%s)\n", what, nsde_status_str(st), nsde_context_last_error(ctx));
     exit(1);
   }
+}
+
+/* Strict option values: the whole string a number in [lo, hi], else a
+ * one-line message naming the program, the option and the range, and exit 2
+ * (atoi would have read "abc" as 0 and "1e9" as 1). */
+static inline long long ex_int(const char *prog, const char *opt, const char *v, long long lo,
+                               long long hi)
+{
+  char *end;
+  long long x;
+  errno = 0;
+  x = v ? strtoll(v, &end, 10) : 0;
+  if (!v || end == v || *end || errno || x < lo || x > hi) {
+    fprintf(stderr, "%s: %s '%s' is not an integer in [%lld, %lld]\n", prog, opt, v ? v : "",
+            lo, hi);
+    exit(2);
+  }
+  return x;
+}
+
+static inline double ex_real(const char *prog, const char *opt, const char *v, double lo,
+                             double hi)
+{
+  char *end;
+  double x;
+  errno = 0;
+  x = v ? strtod(v, &end) : NAN;
+  if (!v || end == v || *end || errno || !(x >= lo && x <= hi)) {
+    fprintf(stderr, "%s: %s '%s' is not a number in [%g, %g]\n", prog, opt, v ? v : "", lo, hi);
+    exit(2);
+  }
+  return x;
+}
+
+/* A comma-separated list of at most @p max numbers in [lo, hi]; returns the count. */
+static inline int ex_reals(const char *prog, const char *opt, const char *v, double lo,
+                           double hi, double *out, int max)
+{
+  int n = 0;
+  const char *p = v;
+  while (p && *p) {
+    char buf[64];
+    size_t len = strcspn(p, ",");
+    if (n == max || len == 0 || len >= sizeof(buf)) {
+      fprintf(stderr, "%s: %s '%s' must be at most %d comma-separated numbers\n", prog, opt, v,
+              max);
+      exit(2);
+    }
+    memcpy(buf, p, len);
+    buf[len] = '\0';
+    out[n++] = ex_real(prog, opt, buf, lo, hi);
+    p += len;
+    if (*p == ',')
+      p++;
+  }
+  if (n == 0) {
+    fprintf(stderr, "%s: %s needs at least one number\n", prog, opt);
+    exit(2);
+  }
+  return n;
+}
+
+/* @p v must be one of the NULL-terminated @p choices. */
+static inline const char *ex_choice(const char *prog, const char *opt, const char *v,
+                                    const char *const *choices)
+{
+  for (int i = 0; v && choices[i]; i++)
+    if (!strcmp(v, choices[i]))
+      return v;
+  fprintf(stderr, "%s: %s '%s' is not one of:", prog, opt, v ? v : "");
+  for (int i = 0; choices[i]; i++)
+    fprintf(stderr, " %s", choices[i]);
+  fprintf(stderr, "\n");
+  exit(2);
 }
 
 #endif

@@ -125,35 +125,49 @@ int main(int argc, char **argv)
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define OPT(name) (!strcmp(a, name) && v && ++i)
+    static const char *const datas[] = {"fashion-mnist", "cifar10", "stl10", NULL};
+    const char *P = "nsde-eval";
     if (OPT("--model")) model_path = v;
-    else if (OPT("--data")) data = v;
+    else if (OPT("--data")) data = ex_choice(P, a, v, datas);
     else if (OPT("--data-dir")) dir = v;
-    else if (OPT("--subset")) subset = atol(v);
-    else if (OPT("--ttn")) ttn = atoi(v);
-    else if (OPT("--attack-images")) attack_images = atol(v);
-    else if (OPT("--attack-steps")) steps = atoi(v);
-    else if (OPT("--severities")) severities = atoi(v);
-    else if (OPT("--corruption-passes")) cpasses = atoi(v);
+    else if (OPT("--subset")) subset = (long)ex_int(P, a, v, 1, 1000000000);
+    else if (OPT("--ttn")) ttn = (int)ex_int(P, a, v, 0, 100000);
+    else if (OPT("--attack-images")) attack_images = (long)ex_int(P, a, v, 0, 1000000000);
+    else if (OPT("--attack-steps")) steps = (int)ex_int(P, a, v, 0, 1000000);
+    else if (OPT("--severities")) severities = (int)ex_int(P, a, v, 0, 5);
+    else if (OPT("--corruption-passes")) cpasses = (int)ex_int(P, a, v, 0, 100000);
     else if (OPT("--out")) outdir = v;
-    else if (OPT("--threads")) threads = atoi(v);
-    else if (OPT("--seed")) seed = strtoull(v, NULL, 0);
-    else if (OPT("--cw-c")) cw_c = atof(v);
-    else if (OPT("--corruption-report")) report = atoi(v);
-    else if (OPT("--hidden-curve")) hpasses = atoi(v);
-    else if (OPT("--hidden-images")) himages = atol(v);
-    else if (OPT("--corruption-images")) cimages = atol(v);
+    else if (OPT("--threads")) threads = (int)ex_int(P, a, v, 0, 1024);
+    else if (OPT("--seed")) seed = (unsigned long long)ex_int(P, a, v, 0, (1LL << 62));
+    else if (OPT("--cw-c")) cw_c = ex_real(P, a, v, 0, 1e6);
+    else if (OPT("--corruption-report")) report = (int)ex_int(P, a, v, 1, 1000000000);
+    else if (OPT("--hidden-curve")) hpasses = (int)ex_int(P, a, v, 0, 100000);
+    else if (OPT("--hidden-images")) himages = (long)ex_int(P, a, v, 1, 1000000);
+    else if (OPT("--corruption-images")) cimages = (long)ex_int(P, a, v, 0, 1000000000);
     else if (OPT("--attacks")) {
+      char buf[256];
+      const char *p = v;
       for (int k = 0; k < 3; k++)
-        use_attack[k] = strstr(v, attack_names[k]) != NULL;
-    }
-    else if (OPT("--eps")) {
-      char *p = (char *)v;
-      neps = 0;
-      while (*p && neps < 32) {
-        eps_list[neps++] = strtod(p, &p);
-        if (*p == ',') p++;
+        use_attack[k] = 0;
+      while (*p) {
+        size_t len = strcspn(p, ",");
+        int k = 0;
+        snprintf(buf, sizeof(buf), "%.*s", (int)(len < 255 ? len : 255), p);
+        while (k < 3 && strcmp(buf, attack_names[k]))
+          k++;
+        if (k == 3) {
+          fprintf(stderr, "nsde-eval: --attacks '%s': unknown attack '%s' (authors, pgd, cw)\n", v,
+                  buf);
+          return 2;
+        }
+        use_attack[k] = 1;
+        p += len;
+        if (*p == ',')
+          p++;
       }
-    } else {
+    }
+    else if (OPT("--eps")) neps = ex_reals(P, a, v, 0, 1000, eps_list, 32);
+    else {
       fprintf(stderr, "usage: nsde-eval --model MODEL --data fashion-mnist|cifar10|stl10 [--data-dir DIR] "
                       "[--subset N] [--ttn PASSES] [--attack-images N] [--attack-steps S] "
                       "[--eps e1,e2,..] [--attacks authors,pgd,cw] [--cw-c C] [--severities 0..5] "

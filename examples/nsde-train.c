@@ -36,6 +36,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -109,6 +110,28 @@ static int load_state(const char *model, float *v, int64_t n)
   return (int)e;
 }
 
+/* Fail now, not after the first epoch, when MODEL cannot be written: a
+ * directory, or a place where no file can be created. */
+static int check_writable(const char *out)
+{
+  char probe[4200];
+  FILE *f;
+  struct stat sb;
+  if (stat(out, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+    fprintf(stderr, "nsde-train: --out %s is a directory\n", out);
+    return -1;
+  }
+  snprintf(probe, sizeof(probe), "%s.probe", out);
+  f = fopen(probe, "wb");
+  if (!f) {
+    fprintf(stderr, "nsde-train: cannot write next to %s: %s\n", out, strerror(errno));
+    return -1;
+  }
+  fclose(f);
+  remove(probe);
+  return 0;
+}
+
 /* Learning rate at epoch position @p pos (fractional): linear warm-up over
  * @p warmup epochs, then a half cosine from @p lr0 to 0 at @p epochs. */
 static double cosine_lr(double lr0, double warmup, int epochs, double pos)
@@ -144,35 +167,44 @@ int main(int argc, char **argv)
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define OPT(name) (!strcmp(a, name) && v && ++i)
-    if (OPT("--data")) data = v;
+    static const char *const datas[] = {"fashion-mnist", "cifar10", "stl10", NULL};
+    static const char *const noises[] = {"ode", "additive", "multiplicative", "dropout", NULL};
+    static const char *const grads[] = {"store-all", "checkpoint", NULL};
+    static const char *const archs[] = {"cifar", "large", NULL};
+    static const char *const schedules[] = {"step", "cosine", NULL};
+    const char *P = "nsde-train";
+    if (OPT("--data")) data = ex_choice(P, a, v, datas);
     else if (OPT("--data-dir")) dir = v;
     else if (OPT("--out")) out = v;
     else if (OPT("--metrics")) metrics = v;
-    else if (OPT("--noise")) noise = v;
-    else if (OPT("--sigma")) sigma = atof(v);
-    else if (OPT("--width")) width = atoi(v);
-    else if (OPT("--groups")) groups = atoi(v);
-    else if (OPT("--epochs")) epochs = atoi(v);
-    else if (OPT("--subset")) subset = atol(v);
-    else if (OPT("--batch")) batch = atoi(v);
-    else if (OPT("--lr")) lr0 = atof(v);
-    else if (OPT("--crop")) crop = atoi(v);
-    else if (OPT("--seed")) seed = strtoull(v, NULL, 0);
-    else if (OPT("--threads")) threads = atoi(v);
-    else if (OPT("--grad")) grad = v;
-    else if (OPT("--arch")) arch = v;
-    else if (OPT("--schedule")) schedule = v;
-    else if (OPT("--warmup")) warmup = atof(v);
-    else if (OPT("--wd")) wd = atof(v);
+    else if (OPT("--noise")) noise = ex_choice(P, a, v, noises);
+    else if (OPT("--sigma")) sigma = ex_real(P, a, v, 0, 100);
+    else if (OPT("--width")) width = (int)ex_int(P, a, v, 1, 4096);
+    else if (OPT("--groups")) groups = (int)ex_int(P, a, v, 0, 4096);
+    else if (OPT("--epochs")) epochs = (int)ex_int(P, a, v, 1, 100000);
+    else if (OPT("--subset")) subset = (long)ex_int(P, a, v, 0, 1000000000);
+    else if (OPT("--batch")) batch = (int)ex_int(P, a, v, 1, 65536);
+    else if (OPT("--lr")) lr0 = ex_real(P, a, v, 1e-12, 100);
+    else if (OPT("--crop")) crop = (int)ex_int(P, a, v, 0, 64);
+    else if (OPT("--seed")) seed = (unsigned long long)ex_int(P, a, v, 0, (1LL << 62));
+    else if (OPT("--threads")) threads = (int)ex_int(P, a, v, 0, 1024);
+    else if (OPT("--grad")) grad = ex_choice(P, a, v, grads);
+    else if (OPT("--arch")) arch = ex_choice(P, a, v, archs);
+    else if (OPT("--schedule")) schedule = ex_choice(P, a, v, schedules);
+    else if (OPT("--warmup")) warmup = ex_real(P, a, v, 0, 100000);
+    else if (OPT("--wd")) wd = ex_real(P, a, v, 0, 1);
     else if (!strcmp(a, "--nesterov")) nesterov = 1;
-    else if (OPT("--stop-after")) stop_after = atoi(v);
+    else if (OPT("--stop-after")) stop_after = (int)ex_int(P, a, v, 1, 100000);
     else if (!strcmp(a, "--resume")) resume = 1;
     else if (OPT("--stages")) {
-      char *p = (char *)v;
-      nstages = 0;
-      while (*p && nstages < 8) {
-        stages[nstages++] = (int)strtol(p, &p, 10);
-        if (*p == ',') p++;
+      double st[8];
+      nstages = ex_reals(P, a, v, 1, 100000, st, 8);
+      for (int k = 0; k < nstages; k++) {
+        if (st[k] != floor(st[k])) {
+          fprintf(stderr, "nsde-train: --stages '%s' must be whole numbers of epochs\n", v);
+          return 2;
+        }
+        stages[k] = (int)st[k];
       }
     } else {
       fprintf(stderr, "usage: nsde-train --data fashion-mnist|cifar10|stl10 [--data-dir DIR] --out MODEL "
@@ -186,16 +218,16 @@ int main(int argc, char **argv)
 #undef OPT
   }
   cosine = !strcmp(schedule, "cosine");
-  if (!out || batch < 1 || width < 1 || nstages < 1 || !(lr0 > 0) || !(sigma >= 0) ||
-      (strcmp(grad, "store-all") && strcmp(grad, "checkpoint")) ||
-      (arch && strcmp(arch, "cifar") && strcmp(arch, "large")) ||
-      (!cosine && strcmp(schedule, "step")) || !(warmup >= 0) || !(wd >= 0) ||
-      (cosine && (epochs < 1 || warmup > epochs))) {
-    fprintf(stderr, "nsde-train: --out is required; batch, width, stages and lr must be positive; "
-                    "--grad is store-all or checkpoint; --arch cifar or large; --schedule step or "
-                    "cosine (cosine needs --epochs E >= 1 and 0 <= --warmup <= E); --wd >= 0\n");
+  if (!out) {
+    fprintf(stderr, "nsde-train: --out MODEL is required\n");
     return 2;
   }
+  if (cosine && (epochs < 1 || warmup > epochs)) {
+    fprintf(stderr, "nsde-train: --schedule cosine needs --epochs E and --warmup W <= E\n");
+    return 2;
+  }
+  if (check_writable(out) != 0)
+    return 1;
   for (int k = 0; k < nstages; k++)
     total_epochs += stages[k] > 0 ? stages[k] : 0;
   if (!cosine && (epochs < 0 || epochs > total_epochs))
@@ -230,6 +262,13 @@ int main(int argc, char **argv)
     struct nsde_model *ms;
     ex_check(ctx, nsde_model_load(ctx, out, batch, &ms), "loading the model to resume");
     nsde_model_get_config(ms, &saved);
+    if (saved.in_channels != c || saved.in_height != h || saved.in_width != w ||
+        saved.classes != classes) {
+      fprintf(stderr, "nsde-train: cannot resume: %s takes %dx%dx%d images in %d classes, %s has "
+                      "%dx%dx%d in %d\n", out, saved.in_channels, saved.in_height, saved.in_width,
+              saved.classes, data, c, h, w, classes);
+      return 1;
+    }
     saved.grad = cfg.grad;
     saved.max_batch = batch;
     ex_check(ctx, nsde_model_new(ctx, &saved, &m), "model");

@@ -1,0 +1,106 @@
+#!/bin/sh
+# Every option of nsde-train, nsde-eval and nsde-bench with a bad value gets
+# a one-line error naming the problem and a non-zero exit (never a crash, a
+# hang or a silent default). One row per case: program, expected words in
+# the message, then the arguments.
+# usage: test-cli.sh NSDE_TRAIN NSDE_EVAL NSDE_BENCH WORKDIR
+set -u
+train=$1 eval_bin=$2 bench=$3 work=$4/cli-test
+rm -rf "$work"
+mkdir -p "$work"
+fm=/usr/share/datasets/fashion-mnist
+# a tiny valid model for the cases that get past option parsing
+"$train" --data fashion-mnist --out "$work/m.nsde" --width 4 --groups 2 --subset 100 --epochs 1 \
+  --stages 1 --batch 50 >/dev/null 2>&1 || { echo "FAIL: cannot train the tiny model"; exit 1; }
+fail=0 n=0
+check() { # PROGRAM EXPECTED ARGS...
+  prog=$1 want=$2
+  shift 2
+  n=$((n + 1))
+  case $prog in train) bin=$train ;; eval) bin=$eval_bin ;; bench) bin=$bench ;; esac
+  timeout 60 "$bin" "$@" >"$work/out" 2>"$work/err"
+  rc=$?
+  lines=$(wc -l <"$work/err")
+  if [ $rc -eq 0 ] || [ $rc -ge 124 ]; then
+    echo "FAIL: nsde-$prog $*: exit status $rc (expected a clean failure)"; fail=1
+  elif [ "$lines" -ne 1 ]; then
+    echo "FAIL: nsde-$prog $*: $lines lines on stderr (expected one):"; cat "$work/err"; fail=1
+  elif ! grep -q -- "$want" "$work/err"; then
+    echo "FAIL: nsde-$prog $*: message lacks '$want':"; cat "$work/err"; fail=1
+  fi
+}
+o="--out $work/x.nsde"
+check train "--width" $o --width -1
+check train "--width" $o --width 0
+check train "--width" $o --width abc
+check train "--width" $o --width 1e9
+check train "--batch" $o --batch 99999999999
+check train "--batch" $o --batch ""
+check train "--lr" $o --lr nan
+check train "--lr" $o --lr 0
+check train "--lr" $o --lr -1
+check train "--sigma" $o --sigma nan
+check train "--sigma" $o --sigma inf
+check train "--epochs" $o --epochs 0
+check train "--noise" $o --noise gaussian
+check train "--data" $o --data mnist
+check train "--grad" $o --grad adjoint2
+check train "--arch" $o --arch resnet
+check train "--schedule" $o --schedule linear
+check train "cosine" $o --schedule cosine
+check train "--warmup" $o --schedule cosine --epochs 2 --warmup 3
+check train "--stages" $o --stages 1,x
+check train "whole numbers" $o --stages 1.5
+check train "--stages" $o --stages 0
+check train "--seed" $o --seed -1
+check train "--threads" $o --threads -2
+check train "--wd" $o --wd -0.1
+check train "--warmup" $o --warmup nan
+check train "--stop-after" $o --stop-after 0
+check train "--crop" $o --crop 1000
+check train "--subset" $o --subset -5
+check train "--groups" $o --groups x
+check train "usage" $o --width
+check train "usage" $o --bogus 1
+check train "--out" --width 4
+check train "cannot write" --out /nonexistent-dir/m.nsde
+check train "is a directory" --out "$work"
+check train "cannot load" $o --data-dir /nonexistent-dir
+check train "cannot load" $o --data cifar10 --data-dir "$work"
+check train "to resume" --out "$work/none.nsde" --subset 100 --resume
+m="--model $work/m.nsde"
+check eval "--model" --subset 10
+check eval "cannot open" --model /nonexistent.nsde --subset 10
+check eval "not a regular file" --model "$work" --subset 10
+check eval "impossible" --model "$work/out" --subset 10
+check eval "--subset" $m --subset 0
+check eval "--ttn" $m --ttn -1
+check eval "--severities" $m --severities 6
+check eval "--eps" $m --eps 0,x
+check eval "--eps" $m --eps nan
+check eval "--eps" $m --eps 0,,1
+check eval "--attacks" $m --attacks authors,fgsm
+check eval "--hidden-images" $m --hidden-images 0
+check eval "--hidden-curve" $m --hidden-curve -1
+check eval "--cw-c" $m --cw-c nan
+check eval "--threads" $m --threads x
+check eval "--attack-steps" $m --attack-steps 1.5
+check eval "--corruption-passes" $m --corruption-passes -1
+check eval "--corruption-images" $m --corruption-images -1
+check eval "--corruption-report" $m --corruption-report 0
+check eval "--data" $m --data imagenet
+check eval "cannot load" $m --data-dir /nonexistent-dir
+check eval "cannot write" $m --subset 10 --ttn 0 --attack-images 0 --severities 0 --out /nonexistent-dir
+check eval "usage" $m --ttn
+check bench "--width" model --width 0
+check bench "--batch" model --batch x
+check bench "--threads" model --threads 0
+check bench "--reps" eval --reps 0
+check bench "--steps" eval --steps -3
+check bench "needs a value" model --width
+check bench "unknown option" eval --grad store-all
+check bench "THREADS" solve abc
+check bench "unknown or missing command" frobnicate
+[ -f "$fm/t10k-images-idx3-ubyte.gz" ] || echo "note: $fm missing; the tiny model could not be trained"
+[ $fail -eq 0 ] && echo "ok: $n bad command lines, each refused with one clear line"
+exit $fail

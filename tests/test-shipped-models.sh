@@ -1,0 +1,38 @@
+#!/bin/sh
+# The shipped CIFAR-10 models (models/): each file matches its SHA-256, loads,
+# and nsde-eval gives the recorded clean accuracy on the first 500 test
+# images (models/expected.csv). The tolerance is 3 images: the recorded value
+# comes from one machine, and another CPU's kernels (BLIS zen3 instead of
+# skx, AVX2 instead of AVX-512) round differently, which can move an image
+# that sits on a decision boundary.
+# usage: test-shipped-models.sh NSDE_EVAL MODELS_DIR CIFAR_SRC WORKDIR
+set -eu
+eval_bin=$1 models=$2 src=$3 work=$4/shipped-models-test
+[ -s "$models/expected.csv" ] || { echo "no shipped models"; exit 77; }
+rm -rf "$work"
+mkdir -p "$work"
+(cd "$models" && sha256sum -c --quiet SHA256SUMS) || { echo "FAIL: a shipped model does not match its SHA-256"; exit 1; }
+if [ -x "$src/unpack.sh" ]; then
+  "$src/unpack.sh" "$4/cifar10" >/dev/null || { echo "FAIL: cannot unpack CIFAR-10 from $src"; exit 1; }
+  data=$4/cifar10/cifar-10-batches-bin
+else
+  data=$src
+fi
+[ -f "$data/test_batch.bin" ] || { echo "FAIL: no CIFAR-10 test batch in $data (is ../shared beside the checkout?)"; exit 1; }
+fail=0 n=0
+while IFS=, read -r file images acc; do
+  [ "$file" = file ] && continue
+  n=$((n + 1))
+  "$eval_bin" --model "$models/$file" --data cifar10 --data-dir "$data" --subset "$images" --ttn 0 \
+    --attack-images 0 --severities 0 --out "$work" >"$work/eval.log" 2>&1 ||
+    { echo "FAIL: nsde-eval on $file"; cat "$work/eval.log"; fail=1; continue; }
+  got=$(awk -F, '$1 == "clean_accuracy" { print $2 }' "$work/summary.csv")
+  if awk -v g="$got" -v e="$acc" -v n="$images" 'BEGIN { d = g - e; if (d < 0) d = -d; exit !(d * n <= 3.5) }'; then
+    echo "ok: $file: clean accuracy $got on the first $images test images (recorded $acc)"
+  else
+    echo "FAIL: $file: clean accuracy $got on the first $images test images, recorded $acc"
+    fail=1
+  fi
+done <"$models/expected.csv"
+[ $fail -eq 0 ] && echo "$n shipped models passed"
+exit $fail
