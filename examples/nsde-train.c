@@ -48,65 +48,82 @@ static uint64_t fnv(const unsigned char *p, size_t n, uint64_t h)
   return h;
 }
 
-/* FNV-1a of everything in MODEL.state before the checksum. */
-static uint64_t state_hash(uint32_t e, uint64_t n, const float *v)
+/*
+ * MODEL.state, the training state --resume continues from, host byte order:
+ *   version 2: "NSDETRN2", u32 epochs done, u64 n, n floats of parameters,
+ *              n floats of SGD momentum, u64 FNV-1a 64 of all preceding bytes;
+ *   version 1: "NSDETRN1", u32, u64 n, n floats of momentum, u64 FNV-1a
+ *              (the parameters came from the model file; still read).
+ * Version 2 carries the parameters so that the pair is consistent whatever
+ * moment a crash lands: the state is written (crash-safely) before the model
+ * file, and a resume takes the parameters from the state.
+ */
+static int save_state(struct nsde_context *ctx, const char *model, int epochs_done,
+                      const float *params, const float *v, int64_t n)
 {
-  uint64_t h = 0xCBF29CE484222325ULL;
-  h = fnv((const unsigned char *)"NSDETRN1", 8, h);
-  h = fnv((const unsigned char *)&e, 4, h);
-  h = fnv((const unsigned char *)&n, 8, h);
-  return fnv((const unsigned char *)v, (size_t)n * 4, h);
-}
-
-/* MODEL.state: "NSDETRN1", u32 epochs done, u64 n, n floats of momentum, u64 FNV-1a. */
-static int save_state(const char *model, int epochs_done, const float *v, int64_t n)
-{
-  char path[4096], tmp[4200];
+  char path[4096];
   uint32_t e = (uint32_t)epochs_done;
   uint64_t nn = (uint64_t)n, h;
-  FILE *f;
-  int ok;
+  size_t total = 8 + 4 + 8 + 2 * (size_t)n * 4 + 8;
+  unsigned char *buf = malloc(total);
+  enum nsde_status st;
+  if (!buf)
+    return -1;
+  memcpy(buf, "NSDETRN2", 8);
+  memcpy(buf + 8, &e, 4);
+  memcpy(buf + 12, &nn, 8);
+  memcpy(buf + 20, params, (size_t)n * 4);
+  memcpy(buf + 20 + (size_t)n * 4, v, (size_t)n * 4);
+  h = fnv(buf, total - 8, 0xCBF29CE484222325ULL);
+  memcpy(buf + total - 8, &h, 8);
   snprintf(path, sizeof(path), "%s.state", model);
-  snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-  f = fopen(tmp, "wb");
-  if (!f)
-    return -1;
-  h = state_hash(e, nn, v);
-  ok = fwrite("NSDETRN1", 1, 8, f) == 8 && fwrite(&e, 4, 1, f) == 1 && fwrite(&nn, 8, 1, f) == 1 &&
-       fwrite(v, 4, (size_t)n, f) == (size_t)n && fwrite(&h, 8, 1, f) == 1 && fflush(f) == 0 &&
-       fsync(fileno(f)) == 0;
-  ok = fclose(f) == 0 && ok;
-  if (!ok || rename(tmp, path) != 0) {
-    remove(tmp);
-    return -1;
-  }
-  return 0;
+  st = nsde_file_write_atomic(ctx, path, buf, total);
+  free(buf);
+  return st == NSDE_OK ? 0 : -1;
 }
 
-/* Returns the epochs done, or -1 with a message. */
-static int load_state(const char *model, float *v, int64_t n)
+/* Returns the epochs done (momentum into v; parameters into params for a
+ * version 2 state, params untouched for version 1), or -1 with a message. */
+static int load_state(const char *model, float *params, float *v, int64_t n)
 {
-  char path[4096], magic[8];
-  uint32_t e;
-  uint64_t nn, hf;
+  char path[4096];
+  unsigned char *buf = NULL;
+  size_t want2 = 8 + 4 + 8 + 2 * (size_t)n * 4 + 8, want1 = want2 - (size_t)n * 4, got = 0;
+  uint32_t e = 0;
+  uint64_t nn = 0, hf = 0;
+  int version = 0;
   FILE *f;
-  int ok;
   snprintf(path, sizeof(path), "%s.state", model);
   f = fopen(path, "rb");
   if (!f) {
     fprintf(stderr, "nsde-train: cannot resume: %s: %s\n", path, strerror(errno));
     return -1;
   }
-  ok = fread(magic, 1, 8, f) == 8 && !memcmp(magic, "NSDETRN1", 8) && fread(&e, 4, 1, f) == 1 &&
-       fread(&nn, 8, 1, f) == 1 && nn == (uint64_t)n && fread(v, 4, (size_t)n, f) == (size_t)n &&
-       fread(&hf, 8, 1, f) == 1 && fgetc(f) == EOF;
+  buf = malloc(want2 + 1);
+  if (buf)
+    got = fread(buf, 1, want2 + 1, f);
   fclose(f);
-  ok = ok && state_hash(e, nn, v) == hf && e < 100000;
-  if (!ok) {
+  if (buf && got >= 20) {
+    version = !memcmp(buf, "NSDETRN2", 8) && got == want2 ? 2 : !memcmp(buf, "NSDETRN1", 8) && got == want1 ? 1 : 0;
+    memcpy(&e, buf + 8, 4);
+    memcpy(&nn, buf + 12, 8);
+    if (version)
+      memcpy(&hf, buf + got - 8, 8);
+  }
+  if (version == 0 || nn != (uint64_t)n || e >= 100000 ||
+      hf != fnv(buf, got - 8, 0xCBF29CE484222325ULL)) {
     fprintf(stderr, "nsde-train: cannot resume: %s is truncated, corrupted or belongs to another "
                     "model (%lld parameters expected)\n", path, (long long)n);
+    free(buf);
     return -1;
   }
+  if (version == 2) {
+    memcpy(params, buf + 20, (size_t)n * 4);
+    memcpy(v, buf + 20 + (size_t)n * 4, (size_t)n * 4);
+  } else {
+    memcpy(v, buf + 20, (size_t)n * 4);
+  }
+  free(buf);
   return (int)e;
 }
 
@@ -281,9 +298,10 @@ int main(int argc, char **argv)
   }
   ex_check(ctx, nsde_sgd_new(ctx, nsde_model_num_params(m), 0.9, wd, nesterov, &opt), "optimiser");
   if (resume) {
-    first_epoch = load_state(out, nsde_sgd_velocity(opt), nsde_model_num_params(m));
+    first_epoch = load_state(out, nsde_model_params(m), nsde_sgd_velocity(opt), nsde_model_num_params(m));
     if (first_epoch < 0)
       return 1;
+    ex_check(ctx, nsde_model_params_changed(m), "model");
     printf("nsde-train: resuming %s after epoch %d\n", out, first_epoch);
   }
   {
@@ -348,11 +366,14 @@ int main(int argc, char **argv)
       }
     }
     printf("\n");
-    ex_check(ctx, nsde_model_save(m, out), "saving the model");
-    if (save_state(out, e + 1, nsde_sgd_velocity(opt), nsde_model_num_params(m)) != 0) {
-      fprintf(stderr, "nsde-train: cannot write %s.state: %s\n", out, strerror(errno));
+    /* the state first: a crash between the two writes leaves a state one
+     * epoch ahead of the model file, and --resume takes the state's parameters */
+    if (save_state(ctx, out, e + 1, nsde_model_params(m), nsde_sgd_velocity(opt),
+                   nsde_model_num_params(m)) != 0) {
+      fprintf(stderr, "nsde-train: cannot write %s.state: %s\n", out, nsde_context_last_error(ctx));
       return 1;
     }
+    ex_check(ctx, nsde_model_save(m, out), "saving the model");
     if (mf) {
       fprintf(mf, "%d,%g,%.6f,%.4f,%.2f,%.1f\n", e + 1, lr, loss_sum / seen, (double)hits / seen,
               seen / (ex_now() - t0), ex_now() - t_start);

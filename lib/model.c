@@ -7,7 +7,6 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -794,24 +793,17 @@ static uint64_t fnv1a(const unsigned char *p, size_t n, uint64_t h)
 NSDE_API enum nsde_status nsde_model_save(const struct nsde_model *m, const char *path)
 {
   const struct nsde_model_config *c;
-  size_t total, plen;
+  size_t total;
   unsigned char *buf;
-  char *tmp = NULL;
-  int fd = -1;
-  enum nsde_status st = NSDE_OK;
+  enum nsde_status st;
 
   if (!m || !path)
     return nsde__error(m ? m->ctx : NULL, NSDE_ERR_NULL, "nsde_model_save: NULL argument");
   c = &m->cfg;
   total = HEADER_BYTES + (size_t)m->np * 4 + 8;
   buf = calloc(1, total);
-  plen = strlen(path);
-  tmp = malloc(plen + 16);
-  if (!buf || !tmp) {
-    free(buf);
-    free(tmp);
+  if (!buf)
     return nsde__error(m->ctx, NSDE_ERR_NOMEM, "nsde_model_save: out of memory");
-  }
   memcpy(buf, MAGIC, 8);
   put_u32(buf + 8, FILE_VERSION);
   put_u32(buf + 12, HEADER_BYTES);
@@ -836,66 +828,7 @@ NSDE_API enum nsde_status nsde_model_save(const struct nsde_model *m, const char
   }
   put_u64(buf + total - 8, fnv1a(buf, total - 8, FNV_BASIS));
 
-  memcpy(tmp, path, plen);
-  memcpy(tmp + plen, ".tmp.XXXXXX", 12);
-  fd = mkstemp(tmp);
-  if (fd < 0) {
-    st = nsde__error(m->ctx, NSDE_ERR_IO, "nsde_model_save: cannot create a temporary file "
-                     "next to %s: %s", path, strerror(errno));
-    goto done;
-  }
-  {
-    size_t off = 0;
-    while (off < total) {
-      ssize_t w = write(fd, buf + off, total - off);
-      if (w < 0 && errno == EINTR)
-        continue;
-      if (w <= 0) {
-        st = nsde__error(m->ctx, NSDE_ERR_IO, "nsde_model_save: writing %s: %s", tmp,
-                         strerror(errno));
-        goto done;
-      }
-      off += (size_t)w;
-    }
-  }
-  if (fsync(fd) != 0) {
-    st = nsde__error(m->ctx, NSDE_ERR_IO, "nsde_model_save: fsync %s: %s", tmp, strerror(errno));
-    goto done;
-  }
-  if (close(fd) != 0) {
-    fd = -1;
-    st = nsde__error(m->ctx, NSDE_ERR_IO, "nsde_model_save: close %s: %s", tmp, strerror(errno));
-    goto done;
-  }
-  fd = -1;
-  if (rename(tmp, path) != 0) {
-    st = nsde__error(m->ctx, NSDE_ERR_IO, "nsde_model_save: rename to %s: %s", path,
-                     strerror(errno));
-    goto done;
-  }
-  { /* make the rename itself durable */
-    char *dir = strdup(path), *slash = dir ? strrchr(dir, '/') : NULL;
-    if (dir) {
-      int dfd;
-      if (slash)
-        *(slash == dir ? slash + 1 : slash) = '\0';
-      dfd = open(slash ? dir : ".", O_RDONLY);
-      if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-      }
-      free(dir);
-    }
-  }
-  free(tmp);
-  tmp = NULL;
-done:
-  if (fd >= 0)
-    close(fd);
-  if (tmp) {
-    unlink(tmp);
-    free(tmp);
-  }
+  st = nsde_file_write_atomic(m->ctx, path, buf, total);
   free(buf);
   return st;
 }

@@ -132,6 +132,19 @@ NSDE_API enum nsde_status nsde_context_last_status(const struct nsde_context *ct
 /** Forget the last error of @p ctx. NULL is a no-op. */
 NSDE_API void nsde_context_clear_error(struct nsde_context *ctx);
 
+/**
+ * Write @p n bytes to @p path so that a crash, a kill or a full disk at any
+ * moment leaves either the old file or the complete new one: a temporary
+ * file in the same directory, fsync, rename over @p path, fsync of the
+ * directory. On failure the temporary file is removed and @p path is as it
+ * was. Model files and nsde-train's training state are written this way.
+ * @param ctx  for the error message (may be NULL)
+ * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_NOMEM, NSDE_ERR_IO (with the
+ *         system's reason: no space, no permission, ...).
+ */
+NSDE_API enum nsde_status nsde_file_write_atomic(struct nsde_context *ctx, const char *path,
+                                                 const void *data, size_t n);
+
 /** How the BLIS kernel family in use was chosen. */
 enum nsde_blis_choice {
   NSDE_BLIS_CHOSEN_BY_BLIS = 0, /**< BLIS's own CPU detection was kept */
