@@ -194,21 +194,22 @@ void nsde__free(void *p)
   free(p);
 }
 
-enum nsde_status nsde__check_shape(struct nsde_context *ctx, int rank, const int64_t *shape,
-                                   int64_t *numel)
+enum nsde_status nsde__check_shape(struct nsde_context *ctx, const char *fn, int rank,
+                                   const int64_t *shape, int64_t *numel)
 {
   int64_t n = 1;
 
   if (!shape)
-    return nsde__error(ctx, NSDE_ERR_NULL, "shape is NULL");
+    return nsde__error(ctx, NSDE_ERR_NULL, "%s: shape is NULL", fn);
   if (rank < 1 || rank > NSDE_MAX_RANK)
-    return nsde__error(ctx, NSDE_ERR_SHAPE, "rank %d out of range 1..%d", rank, NSDE_MAX_RANK);
+    return nsde__error(ctx, NSDE_ERR_SHAPE, "%s: rank %d out of range 1..%d", fn, rank,
+                       NSDE_MAX_RANK);
   for (int i = 0; i < rank; i++) {
     if (shape[i] < 1)
-      return nsde__error(ctx, NSDE_ERR_SHAPE, "extent %lld of axis %d is not positive",
+      return nsde__error(ctx, NSDE_ERR_SHAPE, "%s: extent %lld of axis %d is not positive", fn,
                          (long long)shape[i], i);
     if (!nsde__mul_i64(n, shape[i], &n))
-      return nsde__error(ctx, NSDE_ERR_OVERFLOW, "element count overflows at axis %d", i);
+      return nsde__error(ctx, NSDE_ERR_OVERFLOW, "%s: element count overflows at axis %d", fn, i);
   }
   *numel = n;
   return NSDE_OK;

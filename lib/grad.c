@@ -238,20 +238,6 @@ uint64_t nsde__grad_param_hash(const struct nsde_solver *s)
 #define WV (s->dw ? ((const T *)s->dw)[s->scalar ? i / s->dim : i] : (T)0)
 #define HV (((const T *)s->hl)[i])
 
-static int64_t count_nonfinite(const struct nsde_solver *s, const void *p)
-{
-  int64_t bad = 0;
-  if (s->dtype == NSDE_FLOAT32) {
-    const float *a = p;
-    for (int64_t i = 0; i < s->n; i++)
-      bad += !isfinite(a[i]);
-  } else {
-    const double *a = p;
-    for (int64_t i = 0; i < s->n; i++)
-      bad += !isfinite(a[i]);
-  }
-  return bad;
-}
 
 static double param_value(const struct nsde_func *f, int i)
 {
@@ -270,7 +256,7 @@ static void param_add(enum nsde_dtype dt, void *p, int i, double v)
 static enum nsde_status vjp_fail(struct nsde_solver *s, const char *which, int rc, int64_t step)
 {
   return nsde__error(s->ctx, NSDE_ERR_CALLBACK,
-                     "%s callback returned %d in the backward pass at step %lld (t = %.17g)",
+                     "%s callback returned %d in the backward pass at step %lld (t = %.6g)",
                      which, rc, (long long)step, s->grid[step]);
 }
 
@@ -496,9 +482,9 @@ static enum nsde_status step_done(struct nsde_solver *s, const struct nsde_tenso
                                   int64_t n)
 {
   add_saved(s, grad_saved, n, s->gbuf[G_A]);
-  if (count_nonfinite(s, s->gbuf[G_A]))
+  if (nsde__count_nonfinite(s->dtype, s->n, s->gbuf[G_A]))
     return nsde__error(s->ctx, NSDE_ERR_NONFINITE,
-                       "non-finite gradient in the backward pass at step %lld (t = %.17g)",
+                       "nsde_backward: non-finite gradient at step %lld (t = %.6g)",
                        (long long)n, s->grid[n]);
   return NSDE_OK;
 }
@@ -560,6 +546,15 @@ NSDE_API enum nsde_status nsde_backward(struct nsde_solver *s,
   A = s->gbuf[G_A];
   N = s->n_grid;
   nsde__solver_xfer(s, (struct nsde_tensor *)grad_final, A, false);
+  {
+    int64_t bad = nsde__count_nonfinite(s->dtype, s->n, A);
+    if (bad == 0 && grad_saved)
+      bad = nsde__count_nonfinite(s->dtype, grad_saved->numel, grad_saved->data);
+    if (bad)
+      return nsde__error(s->ctx, NSDE_ERR_NONFINITE,
+                         "nsde_backward: %lld non-finite values in grad_final%s; nothing was "
+                         "computed", (long long)bad, grad_saved ? " or grad_saved" : "");
+  }
   zero(s, s->gbuf[G_Z]);
   zero(s, s->gbuf[G_CF]);
   zero(s, s->gbuf[G_CG]);

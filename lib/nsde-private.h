@@ -71,7 +71,8 @@ void nsde__gemm(const struct nsde_context *ctx, enum nsde_dtype dtype, bool ta, 
                 void *c, int64_t rsc, int64_t csc);
 
 /* Validate a user shape; on success fills numel. */
-enum nsde_status nsde__check_shape(struct nsde_context *ctx, int rank, const int64_t *shape,
+enum nsde_status nsde__check_shape(struct nsde_context *ctx, const char *fn, int rank,
+                                   const int64_t *shape,
                                    int64_t *numel);
 
 /* Denormal floats: x86 cores take microcode assists on them (2x and more

@@ -73,4 +73,7 @@ void nsde__grad_before_step(struct nsde_solver *s);
 void nsde__grad_record(struct nsde_solver *s, int64_t step);
 uint64_t nsde__grad_param_hash(const struct nsde_solver *s);
 
+/* Number of NaN or infinite values among the n of p. */
+int64_t nsde__count_nonfinite(enum nsde_dtype dtype, int64_t n, const void *p);
+
 #endif

@@ -189,17 +189,21 @@ static enum nsde_status make_plan(const struct nsde_sde *sde, const struct nsde_
       return nsde__error(ctx, NSDE_ERR_INVALID,
                          "save_at[%lld] = %g: times must increase strictly and lie in [t0, t1]",
                          (long long)i, c->save_at[i]);
-  st = nsde__check_shape(ctx, rank, shape, &numel);
+  st = nsde__check_shape(ctx, "nsde_solver_new", rank, shape, &numel);
   if (st != NSDE_OK)
     return st;
   p->batch = shape[0];
   p->dim = numel / shape[0];
   p->n = numel;
   p->wn = sde->noise == NSDE_NOISE_SCALAR ? p->batch : numel;
-  if (p->batch >= ((int64_t)1 << 32) - c->batch_offset || c->batch_offset < 0 ||
-      p->dim >= ((int64_t)1 << 32))
+  if (c->batch_offset < 0)
+    return nsde__error(ctx, NSDE_ERR_INVALID, "nsde_solver_new: batch_offset %lld is negative",
+                       (long long)c->batch_offset);
+  if (p->batch >= ((int64_t)1 << 32) - c->batch_offset || p->dim >= ((int64_t)1 << 32))
     return nsde__error(ctx, NSDE_ERR_SHAPE,
-                       "batch (with offset) and elements per batch item must stay below 2^32");
+                       "nsde_solver_new: batch %lld + batch_offset %lld and elements per batch "
+                       "item %lld must stay below 2^32", (long long)p->batch,
+                       (long long)c->batch_offset, (long long)p->dim);
   if (c->brownian_steps < 0 || c->brownian_steps >= ((int64_t)1 << 32))
     return nsde__error(ctx, NSDE_ERR_INVALID, "brownian_steps %lld outside 0..2^32-1",
                        (long long)c->brownian_steps);
@@ -364,15 +368,30 @@ enum nsde_status nsde__solver_cb_fail(struct nsde_solver *s, const char *which, 
                                       double t)
 {
   return nsde__error(s->ctx, NSDE_ERR_CALLBACK,
-                     "%s callback returned %d in step %lld of %lld (t = %.17g)", which, rc,
+                     "%s callback returned %d in step %lld of %lld (t = %.6g)", which, rc,
                      (long long)s->step, (long long)s->n_grid, t);
+}
+
+int64_t nsde__count_nonfinite(enum nsde_dtype dtype, int64_t n, const void *p)
+{
+  int64_t bad = 0;
+  if (dtype == NSDE_FLOAT32) {
+    const float *a = p;
+    for (int64_t i = 0; i < n; i++)
+      bad += !isfinite(a[i]);
+  } else {
+    const double *a = p;
+    for (int64_t i = 0; i < n; i++)
+      bad += !isfinite(a[i]);
+  }
+  return bad;
 }
 
 static enum nsde_status nonfinite(struct nsde_solver *s, int64_t bad, double t, double h)
 {
   return nsde__error(s->ctx, NSDE_ERR_NONFINITE,
-                     "%lld non-finite state values after step %lld of %lld (t = %.17g -> "
-                     "%.17g); state kept as before the step",
+                     "%lld non-finite state values after step %lld of %lld (t = %.6g -> "
+                     "%.6g); state kept as before the step",
                      (long long)bad, (long long)s->step, (long long)s->n_grid, t, t + h);
 }
 
@@ -595,6 +614,13 @@ NSDE_API enum nsde_status nsde_solve(struct nsde_solver *s, struct nsde_tensor *
                        "n_save * numel(state) = %lld elements", (long long)(s->n_save * s->n));
   nsde_solver_reset(s);
   nsde__solver_xfer(s, state, s->buf[B_CUR], false);
+  {
+    int64_t bad = nsde__count_nonfinite(s->dtype, s->n, s->buf[B_CUR]);
+    if (bad)
+      return nsde__error(s->ctx, NSDE_ERR_NONFINITE,
+                         "nsde_solve: %lld non-finite values in the initial state; nothing was "
+                         "computed", (long long)bad);
+  }
   s->recording = s->grad == NSDE_GRAD_STORE_ALL;
   s->tape_first = 0;
   for (;;) {

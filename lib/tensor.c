@@ -77,7 +77,7 @@ static enum nsde_status tensor_init(struct nsde_context *ctx, enum nsde_dtype dt
     return NSDE_ERR_NULL;
   if (!nsde__dtype_valid(dtype))
     return nsde__error(ctx, NSDE_ERR_DTYPE, "unknown dtype %d", (int)dtype);
-  st = nsde__check_shape(ctx, rank, shape, &numel);
+  st = nsde__check_shape(ctx, "nsde_tensor_new", rank, shape, &numel);
   if (st != NSDE_OK)
     return st;
   *t = calloc(1, sizeof(**t));

@@ -870,6 +870,12 @@ START_TEST(errors)
     ck_assert_int_eq(nsde_backward(s, p.w, NULL, p.gx0, NULL, NULL), NSDE_ERR_NONFINITE);
     ck_assert_msg(strstr(nsde_context_last_error(ctx), "step 9") != NULL, "%s",
                   nsde_context_last_error(ctx));
+    /* a NaN in grad_final is the caller's input, not a failure at some step */
+    ((double *)nsde_tensor_data(p.w))[3] = NAN;
+    ck_assert_int_eq(nsde_backward(s, p.w, NULL, p.gx0, NULL, NULL), NSDE_ERR_NONFINITE);
+    ck_assert_msg(strstr(nsde_context_last_error(ctx), "nsde_backward: 1 non-finite values in grad_final") &&
+                  !strstr(nsde_context_last_error(ctx), "step"), "%s", nsde_context_last_error(ctx));
+    ((double *)nsde_tensor_data(p.w))[3] = 1.0;
     nsde_solver_free(s);
     nsde_sde_free(sde);
     nsde_func_free(f);

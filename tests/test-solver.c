@@ -398,6 +398,15 @@ START_TEST(grids_and_save_at)
     ck_assert_int_eq(nsde_solver_new(p.sde, &cfg, 2, shape, &s), NSDE_ERR_INVALID);
     cfg.save_at = NULL;
     ck_assert_int_eq(nsde_solver_new(p.sde, &cfg, 2, shape, &s), NSDE_ERR_INVALID);
+    cfg.n_save = 0;
+    cfg.batch_offset = -1; /* named as what it is, not as a size limit */
+    ck_assert_int_eq(nsde_solver_new(p.sde, &cfg, 2, shape, &s), NSDE_ERR_INVALID);
+    ck_assert_msg(strstr(nsde_context_last_error(ctx), "batch_offset -1 is negative") != NULL, "%s",
+                  nsde_context_last_error(ctx));
+    cfg.batch_offset = 0;
+    ck_assert_int_eq(nsde_solver_new(p.sde, &cfg, 0, shape, &s), NSDE_ERR_SHAPE);
+    ck_assert_msg(strstr(nsde_context_last_error(ctx), "nsde_solver_new: rank 0") != NULL, "%s",
+                  nsde_context_last_error(ctx));
   }
   nsde_tensor_free(saved);
   nsde_tensor_free(x);
@@ -557,6 +566,13 @@ START_TEST(callback_error_keeps_state)
     ck_assert_ptr_nonnull(strstr(nsde_context_last_error(ctx), "step 1"));
     for (int i = 0; i < 12; i++) /* 1 + 1e200 * 0.1: the last finite state */
       ck_assert_double_eq_tol(((double *)nsde_tensor_data(x))[i], 1e199, 1e186);
+    /* a NaN in the initial state is the caller's input, named as such, before any step */
+    nsde_tensor_fill(x, 1.0);
+    ((double *)nsde_tensor_data(x))[5] = NAN;
+    ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_ERR_NONFINITE);
+    ck_assert_msg(strstr(nsde_context_last_error(ctx), "nsde_solve: 1 non-finite values in the initial state") &&
+                  !strstr(nsde_context_last_error(ctx), "step"), "%s", nsde_context_last_error(ctx));
+    ck_assert_int_eq(nsde_solver_step_index(s), 0);
     nsde_solver_free(s);
     nsde_sde_free(sde);
     nsde_func_free(f);
