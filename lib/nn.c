@@ -33,6 +33,7 @@ struct layer {
   float eps;
   int64_t poff, np, in_sz, out_sz;
   int64_t wpoff;   /* convolution: packed weights in net->wpack */
+  int64_t waoff;   /* direct convolution: its weight-gradient accumulator in the scratch (-1: none) */
   bool fused_relu; /* group norm followed by ReLU: writes the ReLU's output */
   float *stats;    /* GN: mean and rstd per (item, group) */
 };
@@ -63,6 +64,7 @@ struct nsde_net {
   int64_t max_chunks;
   uint64_t *fp;    /* per-item fingerprints */
   size_t col_sz, item_sz;
+  size_t wacc_sz;  /* per-thread direct weight-gradient accumulators, all layers */
   int maxc;
   float *scr;      /* per-thread scratch */
   int nscr;
@@ -345,6 +347,7 @@ NSDE_API enum nsde_status nsde_net_finalize(struct nsde_net *net, int64_t max_ba
   net->item_sz = isz;
   net->maxc = net->c;
   net->col_sz = 0;
+  net->wacc_sz = 0;
   net->tape_slot = 0;
   for (int i = 0; i < net->nl; i++) {
     struct layer *l = &net->L[i];
@@ -357,14 +360,16 @@ NSDE_API enum nsde_status nsde_net_finalize(struct nsde_net *net, int64_t max_ba
       size_t col = (size_t)conv_kp(l) * l->hout * l->wout;
       size_t wcol = use_winograd(l) ? 16 * (size_t)wino_tiles(l) *
                                           (size_t)(l->cin > l->cout ? l->cin : l->cout) : 0;
-      /* direct: a padded item in col, the weight gradient in dcol */
+      /* direct: a padded item in col (the weight gradient has its own accumulator) */
       size_t dcol = use_direct(l) ? (size_t)(l->hin + 2) * (size_t)(l->win + 2) *
-                                            (size_t)(l->cin > l->cout ? l->cin : l->cout) +
-                                        9 * (size_t)l->cin * (size_t)l->cout : 0;
+                                            (size_t)(l->cin > l->cout ? l->cin : l->cout) : 0;
       col = wcol > col ? wcol : col;
       col = dcol > col ? dcol : col;
       net->col_sz = col > net->col_sz ? col : net->col_sz;
       l->wpoff = (int64_t)wp;
+      l->waoff = use_direct(l) ? (int64_t)net->wacc_sz : -1;
+      if (use_direct(l))
+        net->wacc_sz += 9 * (size_t)l->cin * (size_t)l->cout;
       wp += (size_t)l->cout * (size_t)conv_kp(l) + (size_t)wino_extra(l);
       net->taped[i] = true;
       net->tape_off[i] = (int64_t)net->tape_slot;
@@ -841,33 +846,50 @@ static void time_plane_grad(const struct layer *l, const float *g, float t, floa
   }
 }
 
-/* The direct kernels' backward for one item: dW (packed layout) and dx. */
+/* The direct kernels' backward for one item: the weight gradient added to
+ * the chunk's accumulator wacc ([tap][c][o], the kernels' layout; moved into
+ * the packed layout once per chunk by direct_flush), the time plane's
+ * gradient into dW, and dx. */
 static void direct_bwd_item(const struct nsde_net *net, const struct layer *l, const float *in,
                             const float *g, float *dx, float *dW, float t, float *col,
-                            float *dcol)
+                            float *wacc)
 {
-  const int64_t Kp = conv_kp(l);
-  const int cc = l->cin + (l->kind == L_CCONV), off = l->kind == L_CCONV;
-  float *dwd = dcol; /* [tap][c][o] */
-  memset(dwd, 0, 9 * (size_t)l->cin * l->cout * sizeof(float));
   nsde__direct_pad(in, l->hin, l->win, l->cin, col);
-  nsde__direct_wgrad(col, l->hout, l->wout, l->cin, g, l->cout, dwd);
-  for (int o = 0; o < l->cout; o++)
-    for (int tap = 0; tap < 9; tap++)
-      for (int c = 0; c < l->cin; c++)
-        dW[(int64_t)o * Kp + tap * cc + off + c] += dwd[((int64_t)tap * l->cin + c) * l->cout + o];
-  if (off)
-    time_plane_grad(l, g, t, dW, Kp, col);
+  nsde__direct_wgrad(col, l->hout, l->wout, l->cin, g, l->cout, wacc + l->waoff);
+  if (l->kind == L_CCONV)
+    time_plane_grad(l, g, t, dW, conv_kp(l), col);
   if (dx) {
     nsde__direct_pad(g, l->hout, l->wout, l->cout, col);
     nsde__direct_fwd(col, l->hin, l->win, l->cout, l->cin, dgrad_filters(net, l), NULL, NULL, 0.0f, dx);
   }
 }
 
+/* A chunk's direct weight gradients into its packed gradient gp (which holds
+ * zeros there: nothing else writes those entries, so the sum per item is the
+ * one the per-item transposition gave); the accumulators are zeroed. */
+static void direct_flush(const struct nsde_net *net, float *gp, float *wacc)
+{
+  for (int i = 0; i < net->nl; i++) {
+    const struct layer *l = &net->L[i];
+    if ((l->kind != L_CONV && l->kind != L_CCONV) || l->waoff < 0)
+      continue;
+    {
+      const int64_t Kp = conv_kp(l);
+      const int cc = l->cin + (l->kind == L_CCONV), off = l->kind == L_CCONV;
+      float *dW = gp + l->poff, *dwd = wacc + l->waoff;
+      for (int o = 0; o < l->cout; o++)
+        for (int tap = 0; tap < 9; tap++)
+          for (int c = 0; c < l->cin; c++)
+            dW[(int64_t)o * Kp + tap * cc + off + c] += dwd[((int64_t)tap * l->cin + c) * l->cout + o];
+      memset(dwd, 0, 9 * (size_t)l->cin * l->cout * sizeof(float));
+    }
+  }
+}
+
 /* One item's backward: parameter gradients (packed layout) into gp, dx if wanted. */
 static void conv_bwd_item(const struct nsde_net *net, const struct layer *l, const float *in,
                           const float *g, float *dx, float *gp, float t, float *col, float *dcol,
-                          float *wt)
+                          float *wt, float *wacc)
 {
   const int64_t Kp = conv_kp(l), P = (int64_t)l->hout * l->wout;
   float *dW = gp + l->poff, *db = dW + (size_t)l->cout * Kp;
@@ -875,7 +897,7 @@ static void conv_bwd_item(const struct nsde_net *net, const struct layer *l, con
     for (int o = 0; o < l->cout; o++)
       db[o] += g[p * l->cout + o];
   if (use_direct(l)) {
-    direct_bwd_item(net, l, in, g, dx, dW, t, col, dcol);
+    direct_bwd_item(net, l, in, g, dx, dW, t, col, wacc);
     return;
   }
   im2col_item(l, in, t, col);
@@ -1128,17 +1150,21 @@ NSDE_CLONES static void gn_bwd_item(const struct nsde_net *net, const struct lay
 struct scratch {
   float *col, *dcol, *d[2], *tmp, *gin, *dxout, *wt;
   double *acc;
+  float *wacc; /* direct convolutions' weight gradients, [tap][c][o], summed over a chunk */
 };
 
 static size_t scratch_floats(const struct nsde_net *net)
 {
-  return 2 * net->col_sz + 5 * net->item_sz + 12 * (size_t)net->maxc + 32 * (size_t)net->maxc + 64;
+  return ((net->wacc_sz + 15) & ~(size_t)15) + 2 * net->col_sz + 5 * net->item_sz +
+         12 * (size_t)net->maxc + 32 * (size_t)net->maxc + 64;
 }
 
 static struct scratch thread_scratch(const struct nsde_net *net, int tid)
 {
   struct scratch sc;
   float *p = net->scr + (size_t)tid * scratch_floats(net);
+  sc.wacc = p;
+  p += (net->wacc_sz + 15) & ~(size_t)15;
   sc.col = p;
   sc.dcol = sc.col + net->col_sz;
   sc.d[0] = sc.dcol + net->col_sz;
@@ -1231,7 +1257,7 @@ static void bwd_item(const struct nsde_net *net, int64_t b, const float *x, cons
     switch (l->kind) {
     case L_CONV:
     case L_CCONV:
-      conv_bwd_item(net, l, in, g, dst, gp, t, sc->col, sc->dcol, sc->wt);
+      conv_bwd_item(net, l, in, g, dst, gp, t, sc->col, sc->dcol, sc->wt, sc->wacc);
       break;
     case L_GN:
       gn_bwd_item(net, l, b, in, g, l->fused_relu ? net->act[i + 1] + b * l->out_sz : NULL,
@@ -1373,6 +1399,7 @@ void nsde__net_backward_raw(struct nsde_net *net, int64_t B, const float *x, con
   for (int64_t c = 0; c < nc; c++) {
     const struct scratch sc = thread_scratch(net, omp_get_thread_num());
     const unsigned fp = nsde__ftz_enter();
+    memset(sc.wacc, 0, net->wacc_sz * sizeof(float));
     for (int64_t b = c * B / nc; b < (c + 1) * B / nc; b++) {
       const float *xb = tin ? net->xin + b * isz : x + b * isz, *g = dy + b * last->out_sz;
       float *dxb = dx ? (tin ? sc.dxout : dx + b * isz) : NULL;
@@ -1384,6 +1411,7 @@ void nsde__net_backward_raw(struct nsde_net *net, int64_t B, const float *x, con
       if (dx && tin)
         nsde__to_nchw(sc.dxout, dx + b * isz, net->c, (int64_t)net->h * net->w);
     }
+    direct_flush(net, net->part + c * np, sc.wacc);
     nsde__ftz_leave(fp);
   }
   /* reduce the chunks in order, mapping packed convolution weights back */
