@@ -833,6 +833,24 @@ NSDE_API enum nsde_status nsde_model_save(const struct nsde_model *m, const char
   return st;
 }
 
+/* The number of parameters nsde_model_new() gives a valid configuration,
+ * without building it: the loader compares it with the file's count before
+ * allocating activations for whatever image size a header claims. */
+static int64_t config_params(const struct nsde_model_config *c)
+{
+  const int64_t w = c->width, cin = c->in_channels;
+  int64_t n;
+  if (c->arch == NSDE_ARCH_CIFAR) {
+    n = w * cin * 9 + w;
+  } else {
+    const int64_t w4 = w / 4, w2 = w / 2;
+    n = w4 * cin * 9 + w4 + 2 * w4 + w2 * w4 * 16 + w2 + 2 * w2 + w * w2 * 16 + w;
+  }
+  n += 3 * (2 * w + w * (w + 1) * 9 + w) + 2 * w; /* the drift: 3 x (GN, ConcatConv), GN */
+  n += 2 * w + w * c->classes + c->classes;         /* the head: GN, linear */
+  return n + (c->learn_sigma ? 1 : 0);
+}
+
 NSDE_API enum nsde_status nsde_model_load(struct nsde_context *ctx, const char *path,
                                           int64_t max_batch, struct nsde_model **out)
 {
@@ -921,6 +939,12 @@ NSDE_API enum nsde_status nsde_model_load(struct nsde_context *ctx, const char *
     char why[512]; /* the context's buffer cannot be both source and destination */
     snprintf(why, sizeof(why), "%s", nsde_context_last_error(ctx));
     nsde__error(ctx, st, "model file %s: invalid configuration: %s", path, why);
+    goto fail;
+  }
+  if ((uint64_t)config_params(&c) != np) { /* before allocating what the header asks for */
+    st = nsde__error(ctx, NSDE_ERR_FORMAT,
+                     "model file %s holds %llu parameters, its configuration needs %lld", path,
+                     (unsigned long long)np, (long long)config_params(&c));
     goto fail;
   }
   if ((st = nsde_model_new(ctx, &c, &m)) != NSDE_OK)

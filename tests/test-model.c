@@ -430,6 +430,54 @@ START_TEST(model_files)
     ck_assert_ptr_nonnull(strstr(nsde_context_last_error(ctx), "reserved"));
     buf[100] = 0;
   }
+  /* every architecture and option round-trips (the loader predicts the
+   * parameter count from the header before building anything) */
+  {
+    const int cfgs[6][5] = {/* arch, width, channels, size, learn_sigma */
+                            {NSDE_ARCH_CIFAR, 8, 3, 32, 0}, {NSDE_ARCH_CIFAR, 16, 1, 12, 1},
+                            {NSDE_ARCH_LARGE, 8, 3, 32, 0}, {NSDE_ARCH_LARGE, 16, 1, 28, 1},
+                            {NSDE_ARCH_LARGE, 12, 3, 20, 0}, {NSDE_ARCH_CIFAR, 5, 2, 9, 0}};
+    char rt[4300];
+    snprintf(rt, sizeof(rt), "%s/rt.nsde", dir);
+    for (int i = 0; i < 6; i++) {
+      struct nsde_model_config c;
+      struct nsde_model *a2, *b2;
+      nsde_model_config_init(&c);
+      c.arch = (enum nsde_model_arch)cfgs[i][0];
+      c.width = cfgs[i][1];
+      c.in_channels = cfgs[i][2];
+      c.in_height = c.in_width = cfgs[i][3];
+      c.learn_sigma = cfgs[i][4];
+      c.classes = 7;
+      c.groups = 1;
+      c.max_batch = 2;
+      ck_assert_int_eq(nsde_model_new(ctx, &c, &a2), NSDE_OK);
+      ck_assert_int_eq(nsde_model_save(a2, rt), NSDE_OK);
+      ck_assert_msg(nsde_model_load(ctx, rt, 2, &b2) == NSDE_OK, "config %d: %s", i,
+                    nsde_context_last_error(ctx));
+      ck_assert_int_eq(nsde_model_num_params(b2), nsde_model_num_params(a2));
+      nsde_model_free(a2);
+      nsde_model_free(b2);
+    }
+    remove(rt);
+  }
+  /* a hostile header: a 4096 x 4096 image and 4096 channels declared by a
+   * small file with a valid checksum is refused before anything that size is
+   * allocated (it would take terabytes) */
+  buf[8] = 2;
+  {
+    unsigned char keep[12];
+    memcpy(keep, buf + 24, 12);
+    buf[24] = 0; buf[25] = 0x10; buf[26] = 0; buf[27] = 0; /* in_height 4096 */
+    buf[28] = 0; buf[29] = 0x10; buf[30] = 0; buf[31] = 0; /* in_width 4096 */
+    buf[32] = 0; buf[33] = 0x10; buf[34] = 0; buf[35] = 0; /* width 4096 */
+    put_le64(buf + n - 8, fnv1a_64(buf, n - 8, 14695981039346656037ULL));
+    write_bytes(bad, buf, n);
+    ck_assert_int_eq(nsde_model_load(ctx, bad, 128, &l), NSDE_ERR_FORMAT);
+    ck_assert_msg(strstr(nsde_context_last_error(ctx), "its configuration needs") != NULL, "%s",
+                  nsde_context_last_error(ctx));
+    memcpy(buf + 24, keep, 12);
+  }
   /* a valid checksum around an impossible configuration: refused, and the
    * message is readable (it was once formatted into itself) */
   buf[8] = 2;
