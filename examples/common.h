@@ -55,17 +55,64 @@ static inline void ex_check(struct nsde_context *ctx, enum nsde_status st, const
   }
 }
 
-/* Strict option values: the whole string a number in [lo, hi], else a
- * one-line message naming the program, the option and the range, and exit 2
- * (atoi would have read "abc" as 0 and "1e9" as 1). */
-static inline long long ex_int(const char *prog, const char *opt, const char *v, long long lo,
-                               long long hi)
+/* Strict option values: the whole string a number in [lo, hi] (atoi would
+ * read "abc" as 0 and "1e9" as 1). The ex_parse_ forms return 0 or -1; the
+ * ex_ forms print a one-line message naming the program, the option and the
+ * range, and exit 2. */
+static inline int ex_parse_int(const char *v, long long lo, long long hi, long long *out)
 {
   char *end;
   long long x;
+  if (!v)
+    return -1;
   errno = 0;
-  x = v ? strtoll(v, &end, 10) : 0;
-  if (!v || end == v || *end || errno || x < lo || x > hi) {
+  x = strtoll(v, &end, 10);
+  if (end == v || *end || errno || x < lo || x > hi)
+    return -1;
+  *out = x;
+  return 0;
+}
+
+static inline int ex_parse_real(const char *v, double lo, double hi, double *out)
+{
+  char *end;
+  double x;
+  if (!v)
+    return -1;
+  errno = 0;
+  x = strtod(v, &end);
+  if (end == v || *end || errno || !(x >= lo && x <= hi))
+    return -1;
+  *out = x;
+  return 0;
+}
+
+/* A comma-separated list of 1 to @p max numbers in [lo, hi]: the count, or -1. */
+static inline int ex_parse_reals(const char *v, double lo, double hi, double *out, int max)
+{
+  int n = 0;
+  const char *p = v;
+  while (p && *p) {
+    char buf[64];
+    size_t len = strcspn(p, ",");
+    if (n == max || len == 0 || len >= sizeof(buf))
+      return -1;
+    memcpy(buf, p, len);
+    buf[len] = '\0';
+    if (ex_parse_real(buf, lo, hi, &out[n++]) != 0)
+      return -1;
+    p += len;
+    if (*p == ',' && !*++p)
+      return -1; /* a trailing comma */
+  }
+  return n > 0 ? n : -1;
+}
+
+static inline long long ex_int(const char *prog, const char *opt, const char *v, long long lo,
+                               long long hi)
+{
+  long long x;
+  if (ex_parse_int(v, lo, hi, &x) != 0) {
     fprintf(stderr, "%s: %s '%s' is not an integer in [%lld, %lld]\n", prog, opt, v ? v : "",
             lo, hi);
     exit(2);
@@ -76,40 +123,21 @@ static inline long long ex_int(const char *prog, const char *opt, const char *v,
 static inline double ex_real(const char *prog, const char *opt, const char *v, double lo,
                              double hi)
 {
-  char *end;
   double x;
-  errno = 0;
-  x = v ? strtod(v, &end) : NAN;
-  if (!v || end == v || *end || errno || !(x >= lo && x <= hi)) {
+  if (ex_parse_real(v, lo, hi, &x) != 0) {
     fprintf(stderr, "%s: %s '%s' is not a number in [%g, %g]\n", prog, opt, v ? v : "", lo, hi);
     exit(2);
   }
   return x;
 }
 
-/* A comma-separated list of at most @p max numbers in [lo, hi]; returns the count. */
 static inline int ex_reals(const char *prog, const char *opt, const char *v, double lo,
                            double hi, double *out, int max)
 {
-  int n = 0;
-  const char *p = v;
-  while (p && *p) {
-    char buf[64];
-    size_t len = strcspn(p, ",");
-    if (n == max || len == 0 || len >= sizeof(buf)) {
-      fprintf(stderr, "%s: %s '%s' must be at most %d comma-separated numbers\n", prog, opt, v,
-              max);
-      exit(2);
-    }
-    memcpy(buf, p, len);
-    buf[len] = '\0';
-    out[n++] = ex_real(prog, opt, buf, lo, hi);
-    p += len;
-    if (*p == ',')
-      p++;
-  }
-  if (n == 0) {
-    fprintf(stderr, "%s: %s needs at least one number\n", prog, opt);
+  int n = ex_parse_reals(v, lo, hi, out, max);
+  if (n < 0) {
+    fprintf(stderr, "%s: %s '%s' must be 1 to %d comma-separated numbers in [%g, %g]\n", prog,
+            opt, v ? v : "", max, lo, hi);
     exit(2);
   }
   return n;
