@@ -13,8 +13,8 @@ rm -rf "$work"
 mkdir -p "$work"
 (cd "$models" && sha256sum -c --quiet SHA256SUMS) || { echo "FAIL: a shipped model does not match its SHA-256"; exit 1; }
 if [ -x "$src/unpack.sh" ]; then
-  "$src/unpack.sh" "$4/cifar10" >/dev/null || { echo "FAIL: cannot unpack CIFAR-10 from $src"; exit 1; }
-  data=$4/cifar10/cifar-10-batches-bin
+  "$src/unpack.sh" "$4/cifar" >/dev/null || { echo "FAIL: cannot unpack CIFAR-10 from $src"; exit 1; }
+  data=$4/cifar/cifar-10-batches-bin
 else
   data=$src
 fi
