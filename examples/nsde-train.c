@@ -117,7 +117,7 @@ int main(int argc, char **argv)
     else if (OPT("--epochs")) epochs = (int)ex_int(P, a, v, 1, 100000);
     else if (OPT("--subset")) subset = (long)ex_int(P, a, v, 0, 1000000000);
     else if (OPT("--batch")) batch = (int)ex_int(P, a, v, 1, 65536);
-    else if (OPT("--lr")) lr0 = ex_real(P, a, v, 1e-12, 100);
+    else if (OPT("--lr")) lr0 = ex_real(P, a, v, 1e-12, 1e6);
     else if (OPT("--crop")) crop = (int)ex_int(P, a, v, 0, 64);
     else if (OPT("--seed")) seed = (unsigned long long)ex_int(P, a, v, 0, (1LL << 62));
     else if (OPT("--threads")) threads = (int)ex_int(P, a, v, 0, 1024);

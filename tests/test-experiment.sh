@@ -51,7 +51,7 @@ cmp "$work/c.nsde" "$work/d.nsde" || { echo "FAIL: resumed cosine model differs"
 "$train" $opts --out "$work/c.nsde" --epochs 1 >/dev/null
 cp "$work/c.nsde" "$work/good.nsde"
 rc=0
-"$train" $opts --out "$work/c.nsde" --epochs 3 --lr 1e12 --resume >"$work/div.log" 2>&1 || rc=$?
+"$train" $opts --out "$work/c.nsde" --epochs 3 --lr 1e6 --resume >"$work/div.log" 2>&1 || rc=$?
 [ $rc -eq 3 ] || { echo "FAIL: a diverging run exited with $rc, expected 3"; cat "$work/div.log"; exit 1; }
 grep -q "diverged .* at epoch 2, batch [0-9]" "$work/div.log" ||
   { echo "FAIL: no message naming the epoch and batch"; cat "$work/div.log"; exit 1; }
