@@ -26,17 +26,10 @@ done
 # shellcheck disable=SC2086
 "$train" $opts --out "$work/straight.nsde" >/dev/null || fail "uninterrupted run"
 cmp -s "$work/straight.nsde" "$work/model.5" || fail "epoch-by-epoch resume differs from one run"
-# the time one epoch takes with fast and with slow writes: the kills are
-# spread from half the first to the end of the second, so that most land in
-# the writes or around them
-span() { # SLOW_US -> microseconds of one resumed epoch
-  cp "$work/model.1" "$work/w.nsde"; cp "$work/state.1" "$work/w.nsde.state"
-  t0=$(date +%s%N)
-  # shellcheck disable=SC2086
-  NSDE_TEST_SLOW_WRITE=$1 "$train" $opts --out "$work/w.nsde" --resume --stop-after 1 >/dev/null
-  echo $(( ($(date +%s%N) - t0) / 1000 ))
-}
-fast=$(span 0) slow=$(span 5000)
+# Each kill waits until the run has begun to write (its temporary file
+# exists), then a random 0-0.8 s more: the two slow writes take about 0.65 s
+# together, so the kills land inside either write, between them and after
+# both, whatever the load on the machine.
 seen_old=0 seen_new=0 seen_mixed=0 inside=0
 i=0
 while [ $i -lt "$kills" ]; do
@@ -45,11 +38,16 @@ while [ $i -lt "$kills" ]; do
   rm -f "$work"/w.nsde*
   cp "$work/model.$k" "$work/w.nsde"; cp "$work/state.$k" "$work/w.nsde.state"
   printf 'epoch,lr,train_loss,train_acc,images_per_s,seconds\n' >"$work/w.csv"
-  delay=$(awk -v s="$i" -v a="$fast" -v b="$slow" 'BEGIN { srand(s * 7919); printf "%.6f", (a / 2 + rand() * (b * 1.05 - a / 2)) / 1e6 }')
+  delay=$(awk -v s="$i" 'BEGIN { srand(s * 7919); printf "%.3f", rand() * 0.8 }')
   # shellcheck disable=SC2086
   NSDE_TEST_SLOW_WRITE=5000 "$train" $opts --out "$work/w.nsde" --resume --stop-after 1 \
     --metrics "$work/w.csv" >/dev/null 2>&1 &
   pid=$!
+  waited=0
+  while ! ls "$work"/w.nsde*.tmp.* >/dev/null 2>&1 && kill -0 $pid 2>/dev/null && [ $waited -lt 4000 ]; do
+    sleep 0.005
+    waited=$((waited + 1))
+  done
   sleep "$delay"
   kill -9 $pid 2>/dev/null
   wait $pid 2>/dev/null
