@@ -111,15 +111,16 @@ int main(int argc, char **argv)
   int neps = 11;
   unsigned long long seed = 12345;
   struct nsde_context *ctx;
-  struct nsde_model *m;
+  struct nsde_model *m = NULL;
   struct nsde_model_config cfg;
   struct nsde_dataset *ds;
-  struct nsde_tensor *x, *probs, *gx;
-  int32_t *labels;
-  int64_t *idx, n, item;
+  struct nsde_tensor *x = NULL, *probs = NULL, *gx = NULL;
+  int32_t *labels = NULL;
+  int64_t *idx = NULL, n, item;
   int c, h, w, classes, bs;
   char path[4096];
-  FILE *fs, *fa, *fc;
+  FILE *fs = NULL, *fa = NULL, *fc = NULL;
+  int status = 0;
   double t0 = ex_now();
 
   for (int i = 1; i < argc; i++) {
@@ -239,7 +240,8 @@ int main(int argc, char **argv)
   if (cfg.in_channels != c || cfg.in_height != h || cfg.in_width != w || cfg.classes != classes) {
     fprintf(stderr, "nsde-eval: the model takes %dx%dx%d images in %d classes, the data has %dx%dx%d in %d\n",
             cfg.in_channels, cfg.in_height, cfg.in_width, cfg.classes, c, h, w, classes);
-    return 1;
+    status = 1;
+    goto done;
   }
   item = (int64_t)c * h * w;
   {
@@ -258,7 +260,8 @@ int main(int argc, char **argv)
   fc = fopen(path, "w");
   if (!fs || !fa || !fc) {
     fprintf(stderr, "nsde-eval: cannot write into %s\n", outdir);
-    return 1;
+    status = 1;
+    goto done;
   }
 
   /* clean: deterministic and TTN */
@@ -517,7 +520,8 @@ int main(int argc, char **argv)
         for (int k = 0; k < bs; k++)
           if (corrupt_image((float *)nsde_tensor_data(x) + k * item, c, h, w, f, sev) != 0) {
             fprintf(stderr, "nsde-eval: out of memory in the corruptions\n");
-            return 1;
+            status = 1;
+            goto done;
           }
         ex_check(ctx, nsde_model_predict(m, x, cpasses, seed + 5 + (unsigned long long)b0, probs),
                  "predict");
@@ -535,10 +539,14 @@ int main(int argc, char **argv)
            nf ? bse(mean_acc / nf, n) : 0.0, (long long)n);
     fflush(stdout);
   }
-  fclose(fs);
-  fclose(fa);
-  fclose(fc);
   printf("nsde-eval: results in %s/{summary,attack,corruption}.csv (%.0f s)\n", outdir, ex_now() - t0);
+done:
+  if (fs)
+    fclose(fs);
+  if (fa)
+    fclose(fa);
+  if (fc)
+    fclose(fc);
   free(labels);
   free(idx);
   nsde_tensor_free(x);
@@ -547,5 +555,5 @@ int main(int argc, char **argv)
   nsde_model_free(m);
   nsde_dataset_free(ds);
   nsde_context_free(ctx);
-  return 0;
+  return status;
 }

@@ -88,13 +88,14 @@ int main(int argc, char **argv)
   struct nsde_context *ctx;
   struct nsde_dataset *ds;
   struct nsde_model_config cfg;
-  struct nsde_model *m;
-  struct nsde_sgd *opt;
-  struct nsde_tensor *x;
-  int32_t *labels;
-  int64_t *perm, n;
+  struct nsde_model *m = NULL;
+  struct nsde_sgd *opt = NULL;
+  struct nsde_tensor *x = NULL;
+  int32_t *labels = NULL;
+  int64_t *perm = NULL, n;
   int c, h, w, classes, total_epochs = 0, cosine;
   FILE *mf = NULL;
+  int rc = 0;
   double t_start;
 
   for (int i = 1; i < argc; i++) {
@@ -200,7 +201,9 @@ int main(int argc, char **argv)
       fprintf(stderr, "nsde-train: cannot resume: %s takes %dx%dx%d images in %d classes, %s has "
                       "%dx%dx%d in %d\n", out, saved.in_channels, saved.in_height, saved.in_width,
               saved.classes, data, c, h, w, classes);
-      return 1;
+      nsde_model_free(ms);
+      rc = 1;
+      goto done;
     }
     saved.grad = cfg.grad;
     saved.max_batch = batch;
@@ -215,8 +218,10 @@ int main(int argc, char **argv)
   ex_check(ctx, nsde_sgd_new(ctx, nsde_model_num_params(m), 0.9, wd, nesterov, &opt), "optimiser");
   if (resume) {
     first_epoch = load_state(out, nsde_model_params(m), nsde_sgd_velocity(opt), nsde_model_num_params(m));
-    if (first_epoch < 0)
-      return 1;
+    if (first_epoch < 0) {
+      rc = 1;
+      goto done;
+    }
     ex_check(ctx, nsde_model_params_changed(m), "model");
     printf("nsde-train: resuming %s after epoch %d\n", out, first_epoch);
   }
@@ -230,7 +235,8 @@ int main(int argc, char **argv)
     mf = fopen(metrics, resume ? "a" : "w");
     if (!mf) {
       perror(metrics);
-      return 1;
+      rc = 1;
+      goto done;
     }
     if (!resume)
       fprintf(mf, "epoch,lr,train_loss,train_acc,images_per_s,seconds\n");
@@ -263,7 +269,8 @@ int main(int argc, char **argv)
                 st != NSDE_OK ? nsde_context_last_error(ctx) : "loss not finite or above 20 ln(classes)",
                 e + 1, (long long)(b + 1), out, e,
                 e == 0 ? " (no epoch finished: no model written)" : "");
-        return 3;
+        rc = 3;
+        goto done;
       }
       if (cosine)
         lr = cosine_lr(lr0, warmup, epochs, e + (double)b / (double)nb);
@@ -287,7 +294,8 @@ int main(int argc, char **argv)
     if (save_state(ctx, out, e + 1, nsde_model_params(m), nsde_sgd_velocity(opt),
                    nsde_model_num_params(m)) != 0) {
       fprintf(stderr, "nsde-train: cannot write %s.state: %s\n", out, nsde_context_last_error(ctx));
-      return 1;
+      rc = 1;
+      goto done;
     }
     ex_check(ctx, nsde_model_save(m, out), "saving the model");
     if (mf) {
@@ -297,6 +305,7 @@ int main(int argc, char **argv)
     }
   }
   printf("nsde-train: wrote %s (%.0f s)\n", out, ex_now() - t_start);
+done:
   if (mf)
     fclose(mf);
   free(labels);
@@ -306,5 +315,5 @@ int main(int argc, char **argv)
   nsde_model_free(m);
   nsde_dataset_free(ds);
   nsde_context_free(ctx);
-  return 0;
+  return rc;
 }
