@@ -46,13 +46,17 @@ NSDE_API void nsde_brownian_config_init(struct nsde_brownian_config *cfg)
 }
 
 enum nsde_status nsde__brownian_init(struct nsde_context *ctx, struct nsde_brownian *bm,
-                                     const struct nsde_brownian_config *cfg)
+                                     const struct nsde_brownian_config *user)
 {
   const int64_t lim = (int64_t)1 << 32;
+  struct nsde_brownian_config c;
+  const struct nsde_brownian_config *cfg = &c;
+  enum nsde_status st;
 
-  if (cfg->size != sizeof(*cfg))
-    return nsde__error(ctx, NSDE_ERR_INVALID, "brownian config: size field is %zu, expected %zu",
-                       cfg->size, sizeof(*cfg));
+  st = nsde__struct_in(ctx, "brownian config", user,
+                       NSDE__SIZE_TO(struct nsde_brownian_config, batch_offset), sizeof(c), &c);
+  if (st != NSDE_OK)
+    return st;
   if (!isfinite(cfg->t0) || !isfinite(cfg->t1) || !(cfg->t0 < cfg->t1))
     return nsde__error(ctx, NSDE_ERR_INVALID, "brownian: need finite t0 < t1 (got %g, %g)",
                        cfg->t0, cfg->t1);

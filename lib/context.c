@@ -161,6 +161,43 @@ bool nsde__dtype_valid(enum nsde_dtype dtype)
   return dtype == NSDE_FLOAT32 || dtype == NSDE_FLOAT64;
 }
 
+enum nsde_status nsde__struct_in(struct nsde_context *ctx, const char *what, const void *src,
+                                 size_t min, size_t full, void *dst)
+{
+  size_t size;
+
+  memcpy(&size, src, sizeof(size));
+  if (size < min || size > NSDE__STRUCT_MAX)
+    return nsde__error(ctx, NSDE_ERR_INVALID,
+                       "%s: size field is %zu; set it with the struct's _init function "
+                       "(this library takes %zu..%zu)", what, size, min, full);
+  if (size > full) {
+    const unsigned char *tail = (const unsigned char *)src + full;
+    for (size_t i = 0; i < size - full; i++)
+      if (tail[i])
+        return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
+                           "%s: the program was built with a newer libnsde header and sets a "
+                           "member this library (%zu-byte struct) does not have (byte %zu of %zu)",
+                           what, full, full + i, size);
+  }
+  memset(dst, 0, full);
+  memcpy(dst, src, size < full ? size : full);
+  memcpy(dst, &full, sizeof(full));
+  return NSDE_OK;
+}
+
+enum nsde_status nsde__struct_out_check(struct nsde_context *ctx, const char *what,
+                                        const void *dst, size_t min)
+{
+  size_t size;
+
+  memcpy(&size, dst, sizeof(size));
+  if (size < min || size > NSDE__STRUCT_MAX)
+    return nsde__error(ctx, NSDE_ERR_INVALID, "%s: size field is %zu; set it to sizeof the struct",
+                       what, size);
+  return NSDE_OK;
+}
+
 bool nsde__mul_i64(int64_t a, int64_t b, int64_t *out)
 {
   if (a < 0 || b < 0 || (a != 0 && b > INT64_MAX / a))

@@ -34,21 +34,19 @@ NSDE_API enum nsde_status nsde_func_new(struct nsde_context *ctx, enum nsde_dtyp
                                         struct nsde_func **out)
 {
   struct nsde_func *f = NULL;
+  struct nsde_func_ops o;
   enum nsde_status st;
 
-  if (!ops) {
-    if (out)
-      *out = NULL;
+  if (out)
+    *out = NULL;
+  if (!ops)
     return nsde__error(ctx, NSDE_ERR_NULL, "nsde_func_new: ops is NULL");
-  }
-  if (ops->size < offsetof(struct nsde_func_ops, eval) + sizeof(ops->eval) ||
-      ops->size > sizeof(struct nsde_func_ops)) {
-    if (out)
-      *out = NULL;
-    return nsde__error(ctx, NSDE_ERR_INVALID,
-                       "nsde_func_new: ops->size is %zu; set it to sizeof(struct nsde_func_ops)",
-                       ops->size);
-  }
+  /* members a shorter (older) struct lacks read as NULL: optional ops absent */
+  st = nsde__struct_in(ctx, "nsde_func_new: ops", ops, NSDE__SIZE_TO(struct nsde_func_ops, eval),
+                       sizeof(o), &o);
+  if (st != NSDE_OK)
+    return st;
+  ops = &o;
   if (!ops->eval) {
     if (out)
       *out = NULL;
@@ -63,8 +61,7 @@ NSDE_API enum nsde_status nsde_func_new(struct nsde_context *ctx, enum nsde_dtyp
   st = func_alloc(ctx, dtype, NSDE__FUNC_USER, out, &f);
   if (st != NSDE_OK)
     return st;
-  memcpy(&f->ops, ops, ops->size); /* members a shorter (older) struct lacks stay NULL */
-  f->ops.size = sizeof(f->ops);
+  f->ops = o;
   f->user = user;
   f->n_params = n_params;
   f->params = params;
@@ -357,11 +354,13 @@ static enum nsde_status check_args(struct nsde_func *f, const struct nsde_tensor
                                    const char *fn)
 {
   struct nsde_context *ctx = f ? f->ctx : NULL;
+  enum nsde_status st;
+
   if (!f || !x || !report)
     return nsde__error(ctx, NSDE_ERR_NULL, "%s: NULL argument", fn);
-  if (report->size != sizeof(*report))
-    return nsde__error(ctx, NSDE_ERR_INVALID, "%s: report->size is %zu, must be "
-                       "sizeof(struct nsde_vjp_report) = %zu", fn, report->size, sizeof(*report));
+  st = nsde__struct_out_check(ctx, fn, report, NSDE__SIZE_TO(struct nsde_vjp_report, checked));
+  if (st != NSDE_OK)
+    return st;
   if (f->kind == NSDE__FUNC_DROPOUT)
     return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
                        "%s: dropout noise is sigma * drift; check the drift", fn);
@@ -378,6 +377,15 @@ static enum nsde_status check_args(struct nsde_func *f, const struct nsde_tensor
 }
 
 /* Records (analytic, numeric) at (index, is_param) when it is the worst so far. */
+/* The report into the caller's struct: as many bytes as its size says (an
+ * older, shorter struct gets the members it has; a newer, longer one keeps
+ * its extra members untouched), its size field left as the caller set it. */
+static void report_out(struct nsde_vjp_report *dst, const struct nsde_vjp_report *r)
+{
+  size_t n = dst->size < sizeof(*r) ? dst->size : sizeof(*r);
+  memcpy((char *)dst + sizeof(size_t), (const char *)r + sizeof(size_t), n - sizeof(size_t));
+}
+
 static void note(struct nsde_vjp_report *r, int64_t j, int is_param, double ana, double num)
 {
   double err = fabs(ana - num) / fmax(1.0, fabs(num));
@@ -448,7 +456,7 @@ static enum nsde_status check_vjp_of(struct nsde_func *f, int diag, double t,
   for (int64_t i = 0; i < n; i++)
     if (isnan(get_el(f->dtype, gx, i))) {
       note(&r, i, 0, NAN, 0.0);
-      *report = r;
+      report_out(report, &r);
       st = nsde__error(ctx, NSDE_ERR_CHECK_FAILED,
                        "%s: the %s callback left grad_x[%lld] as it found it (NaN) or added to "
                        "it: it must overwrite every element of grad_x", fn, what, (long long)i);
@@ -459,7 +467,7 @@ static enum nsde_status check_vjp_of(struct nsde_func *f, int diag, double t,
     double tol = (f->dtype == NSDE_FLOAT64 ? 1e-12 : 1e-5) * (8.0 + fabs(once));
     if (!(fabs(added - once) <= tol)) {
       note(&r, k, 1, added, once);
-      *report = r;
+      report_out(report, &r);
       st = nsde__error(ctx, NSDE_ERR_CHECK_FAILED,
                        "%s: the %s callback does not add to grad_params[%lld] (%g on a zeroed "
                        "buffer, %g added to a filled one): it must accumulate (+=), not "
@@ -488,7 +496,7 @@ static enum nsde_status check_vjp_of(struct nsde_func *f, int diag, double t,
       note(&r, j, pass, get_el(f->dtype, pass == 0 ? gx : gp, j), (plus - minus) / (2 * eps));
     }
   }
-  *report = r;
+  report_out(report, &r);
   if (!(r.worst_rel_err <= check_tol(f->dtype)))
     st = nsde__error(ctx, NSDE_ERR_CHECK_FAILED,
                      "%s: the %s disagrees with central differences: relative error %.3g at %s "
@@ -576,7 +584,7 @@ NSDE_API enum nsde_status nsde_func_check_diag(struct nsde_func *f, double t,
   free(mem);
   if (rc < 0)
     return nsde__error(f->ctx, NSDE_ERR_CALLBACK, "%s: a callback returned %d", fn, rc);
-  *report = r;
+  report_out(report, &r);
   if (!(r.worst_rel_err <= check_tol(f->dtype)))
     return nsde__error(f->ctx, NSDE_ERR_CHECK_FAILED,
                        "%s: diag_deriv disagrees with central differences: relative error %.3g "

@@ -64,10 +64,6 @@ NSDE_API void nsde_model_config_init(struct nsde_model_config *cfg)
 
 static enum nsde_status check_config(struct nsde_context *ctx, const struct nsde_model_config *c)
 {
-  if (c->size != sizeof(*c))
-    return nsde__error(ctx, NSDE_ERR_INVALID,
-                       "model config: size is %zu, expected %zu (call nsde_model_config_init)",
-                       c->size, sizeof(*c));
   if ((c->arch != NSDE_ARCH_CIFAR && c->arch != NSDE_ARCH_LARGE) || c->in_channels < 1 ||
       c->in_channels > 64 || c->in_height < 4 || c->in_width < 4 || c->in_height > 4096 ||
       c->in_width > 4096 || c->width < 1 || c->width > 4096 || c->classes < 2 ||
@@ -167,9 +163,11 @@ static struct nsde_solver *get_solver(struct nsde_model *m, int64_t batch, int n
 }
 
 NSDE_API enum nsde_status nsde_model_new(struct nsde_context *ctx,
-                                         const struct nsde_model_config *cfg,
+                                         const struct nsde_model_config *user,
                                          struct nsde_model **out)
 {
+  struct nsde_model_config c;
+  const struct nsde_model_config *cfg = &c;
   struct nsde_model *m;
   enum nsde_status st;
   size_t sz;
@@ -177,8 +175,12 @@ NSDE_API enum nsde_status nsde_model_new(struct nsde_context *ctx,
   if (!out)
     return nsde__error(ctx, NSDE_ERR_NULL, "nsde_model_new: output pointer is NULL");
   *out = NULL;
-  if (!ctx || !cfg)
+  if (!ctx || !user)
     return nsde__error(ctx, NSDE_ERR_NULL, "nsde_model_new: NULL argument");
+  if ((st = nsde__struct_in(ctx, "model config", user,
+                            NSDE__SIZE_TO(struct nsde_model_config, init_seed), sizeof(c), &c)) !=
+      NSDE_OK)
+    return st;
   if ((st = check_config(ctx, cfg)) != NSDE_OK)
     return st;
   m = calloc(1, sizeof(*m));

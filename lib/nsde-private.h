@@ -49,6 +49,26 @@ void nsde__log(struct nsde_context *ctx, enum nsde_log_level level,
 size_t nsde__dtype_size(enum nsde_dtype dtype);
 bool nsde__dtype_valid(enum nsde_dtype dtype);
 
+/* Versioned structs (first member `size_t size`). Copy the caller's struct at
+ * src into dst (full bytes, this library's sizeof): a struct from an older
+ * header (size between min and full) is copied and zero-filled past its end,
+ * so members added later read as 0, which means "default"; one from a newer
+ * header (size above full) is accepted when every byte past full is zero (the
+ * program left the members this library does not know at their defaults).
+ * dst->size is set to full. min is the struct's size in the release that
+ * introduced it. */
+enum nsde_status nsde__struct_in(struct nsde_context *ctx, const char *what, const void *src,
+                                 size_t min, size_t full, void *dst);
+/* For a struct the library fills (a report): the caller's size must be
+ * between min and a sane bound; the library writes at most that many bytes. */
+enum nsde_status nsde__struct_out_check(struct nsde_context *ctx, const char *what,
+                                        const void *dst, size_t min);
+/* Size of a versioned struct up to and including member m: the min argument
+ * above, frozen at the last member of the struct's first release. */
+#define NSDE__SIZE_TO(type, m) (offsetof(type, m) + sizeof(((type *)0)->m))
+/* Largest size field taken as a struct size (larger values are garbage). */
+#define NSDE__STRUCT_MAX 4096
+
 /* Checked products; return false on overflow of int64/size_t. */
 bool nsde__mul_i64(int64_t a, int64_t b, int64_t *out);
 bool nsde__mul_size(size_t a, size_t b, size_t *out);

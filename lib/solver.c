@@ -159,6 +159,14 @@ struct plan {
   size_t bytes, off[B_NBUF], off_dw, off_hl, off_grid, off_save, off_grad;
 };
 
+/* The caller's solver config in this library's layout (older layouts zero-filled). */
+static enum nsde_status config_in(struct nsde_context *ctx, const struct nsde_solver_config *user,
+                                  struct nsde_solver_config *c)
+{
+  return nsde__struct_in(ctx, "solver config", user,
+                         NSDE__SIZE_TO(struct nsde_solver_config, grad_budget_bytes), sizeof(*c), c);
+}
+
 static enum nsde_status make_plan(const struct nsde_sde *sde, const struct nsde_solver_config *c,
                                   int rank, const int64_t *shape, struct plan *p)
 {
@@ -167,10 +175,6 @@ static enum nsde_status make_plan(const struct nsde_sde *sde, const struct nsde_
   size_t esz = nsde__dtype_size(sde->dtype), sz, total = 0;
   int64_t numel;
 
-  if (c->size != sizeof(*c))
-    return nsde__error(ctx, NSDE_ERR_INVALID,
-                       "solver config: size field is %zu, expected %zu (call "
-                       "nsde_solver_config_init)", c->size, sizeof(*c));
   st = check_scheme(ctx, sde, c->scheme);
   if (st != NSDE_OK)
     return st;
@@ -248,13 +252,16 @@ NSDE_API enum nsde_status nsde_solver_workspace_bytes(const struct nsde_sde *sde
                                                       int rank, const int64_t *state_shape,
                                                       size_t *bytes)
 {
+  struct nsde_solver_config c;
   struct plan p;
   enum nsde_status st;
 
   if (!sde || !cfg || !bytes)
     return nsde__error(sde ? sde->ctx : NULL, NSDE_ERR_NULL,
                        "nsde_solver_workspace_bytes: NULL argument");
-  st = make_plan(sde, cfg, rank, state_shape, &p);
+  if ((st = config_in(sde->ctx, cfg, &c)) != NSDE_OK)
+    return st;
+  st = make_plan(sde, &c, rank, state_shape, &p);
   if (st == NSDE_OK)
     *bytes = p.bytes + sizeof(struct nsde_solver);
   return st;
@@ -282,11 +289,13 @@ static int64_t build_grid(const struct nsde_solver_config *c, int64_t nbase, dou
 }
 
 NSDE_API enum nsde_status nsde_solver_new(const struct nsde_sde *sde,
-                                          const struct nsde_solver_config *cfg,
+                                          const struct nsde_solver_config *user,
                                           int rank, const int64_t *state_shape,
                                           struct nsde_solver **out)
 {
   struct nsde_context *ctx = sde ? sde->ctx : NULL;
+  struct nsde_solver_config c;
+  const struct nsde_solver_config *cfg = &c;
   struct nsde_brownian_config bc;
   struct nsde_solver *s;
   enum nsde_status st;
@@ -296,8 +305,10 @@ NSDE_API enum nsde_status nsde_solver_new(const struct nsde_sde *sde,
   if (!out)
     return nsde__error(ctx, NSDE_ERR_NULL, "nsde_solver_new: output pointer is NULL");
   *out = NULL;
-  if (!sde || !cfg)
+  if (!sde || !user)
     return nsde__error(ctx, NSDE_ERR_NULL, "nsde_solver_new: NULL argument");
+  if ((st = config_in(ctx, user, &c)) != NSDE_OK)
+    return st;
   st = make_plan(sde, cfg, rank, state_shape, &p);
   if (st != NSDE_OK)
     return st;

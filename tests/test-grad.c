@@ -628,6 +628,21 @@ START_TEST(vjp_checker)
   nsde_func_free(g);
   r.size = 3;
   ck_assert_int_eq(nsde_func_check_vjp(f, 0.0, x, 2, 0, &r), NSDE_ERR_INVALID);
+  {
+    /* a report from a newer header: filled up to the members this library
+     * knows, the rest left alone, the size field as the caller set it */
+    struct {
+      struct nsde_vjp_report r;
+      double newer_member;
+    } big;
+    memset(&big, 0, sizeof(big));
+    big.r.size = sizeof(big);
+    big.newer_member = 42.0;
+    ck_assert_int_eq(nsde_func_check_vjp(f, 0.0, x, 2, 0, &big.r), NSDE_OK);
+    ck_assert_int_eq(big.r.checked, 5 * D + NP);
+    ck_assert(big.newer_member == 42.0);
+    ck_assert_uint_eq(big.r.size, sizeof(big));
+  }
   r.size = sizeof(r);
   ck_assert_int_eq(nsde_func_check_vjp(f, 0.0, x, 2, -1.0, &r), NSDE_ERR_INVALID);
   ck_assert_int_eq(nsde_func_check_vjp(NULL, 0.0, x, 2, 0, &r), NSDE_ERR_NULL);

@@ -635,6 +635,27 @@ START_TEST(invalid_options)
   nsde_solver_config_init(&cfg);
   cfg.size = 16;
   EXPECT(NSDE_ERR_INVALID);
+  cfg.size = (size_t)1 << 40; /* garbage, not a struct size */
+  EXPECT(NSDE_ERR_INVALID);
+  {
+    /* a program built against a newer header: a longer struct is taken
+     * while the members this library does not know stay zero (default),
+     * refused when one is set */
+    struct {
+      struct nsde_solver_config c;
+      double newer_member;
+    } big;
+    memset(&big, 0, sizeof(big));
+    nsde_solver_config_init(&big.c);
+    big.c.size = sizeof(big);
+    ck_assert_msg(nsde_solver_new(ito.sde, &big.c, 2, shape, &s) == NSDE_OK, "%s",
+                  nsde_context_last_error(ctx));
+    nsde_solver_free(s);
+    big.newer_member = 1.0;
+    ck_assert_int_eq(nsde_solver_new(ito.sde, &big.c, 2, shape, &s), NSDE_ERR_UNSUPPORTED);
+    ck_assert_ptr_null(s);
+    ck_assert_ptr_nonnull(strstr(nsde_context_last_error(ctx), "newer"));
+  }
   nsde_solver_config_init(&cfg);
   cfg.brownian_steps = -3;
   EXPECT(NSDE_ERR_INVALID);
