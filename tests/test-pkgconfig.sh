@@ -61,4 +61,13 @@ cc=${CC:-cc}
 # shellcheck disable=SC2046
 $cc -o "$work/prog" "$work/prog.c" $(pkg-config --cflags --libs nsde) -lm
 LD_LIBRARY_PATH=$libdir "$work/prog"
+# -Dtests=false builds no test program, even with Check installed
+if find "$work/build/tests" -name 'test-*' -type f 2>/dev/null | grep -q .; then
+  echo "FAIL: -Dtests=false still built test programs"; exit 1
+fi
+# the configure summary tells a user how the loader finds the library: a
+# scratch prefix is not on the loader's path, and it says what to set
+grep -q "LD_LIBRARY_PATH=$libdir" "$work/setup.log" ||
+  { echo "FAIL: meson setup did not say how to find $libdir"; cat "$work/setup.log"; exit 1; }
+[ "$(sh "$src/tools/loader-path.sh" /usr/lib)" = yes ] || { echo "FAIL: loader-path.sh"; exit 1; }
 echo "ok: external program built with pkg-config ($pc) and ran"
