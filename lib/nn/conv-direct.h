@@ -1,4 +1,4 @@
-/* Direct 3x3 / stride 1 / padding 1 convolution kernels (lib/conv-direct.c).
+/* Direct 3x3 / stride 1 / padding 1 convolution kernels (lib/nn/conv-direct.c).
  * Not installed. SPDX-License-Identifier: MIT */
 #ifndef NSDE_CONV_DIRECT_H
 #define NSDE_CONV_DIRECT_H

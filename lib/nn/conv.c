@@ -1,0 +1,259 @@
+/*
+ * Convolutions by im2col + GEMM, pixels as the M dimension (C = pixels x
+ * channels), their backward pass, the weight packing of every convolution, and
+ * the dispatch to the 3x3 kernels of conv3x3.c.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "conv-direct.h"
+#include "nn-private.h"
+#include "nn-internal.h"
+
+void nsde__nn_to_nhwc(const float *src, float *dst, int c, int64_t p)
+{
+  for (int64_t i = 0; i < p; i++)
+    for (int j = 0; j < c; j++)
+      dst[i * c + j] = src[(int64_t)j * p + i];
+}
+
+void nsde__to_nchw(const float *src, float *dst, int c, int64_t p)
+{
+  for (int j = 0; j < c; j++)
+    for (int64_t i = 0; i < p; i++)
+      dst[(int64_t)j * p + i] = src[i * c + j];
+}
+
+/* ---- convolution ----------------------------------------------------------- */
+
+int64_t nsde__nn_conv_kp(const struct layer *l)
+{
+  return (int64_t)(l->cin + (l->kind == L_CCONV)) * l->k * l->k;
+}
+
+/* col[p K' + (ky k + kx) cc + c]: pixel p's receptive field, tap-major with
+ * the cc = cin (+1 time plane) channels contiguous; padding reads zero, the
+ * time plane included. */
+static void im2col_item(const struct layer *l, const float *in, float t, float *col)
+{
+  const int cc = l->cin + (l->kind == L_CCONV), off = l->kind == L_CCONV, k = l->k;
+  const int64_t Kp = nsde__nn_conv_kp(l);
+  for (int oy = 0; oy < l->hout; oy++)
+    for (int ox = 0; ox < l->wout; ox++) {
+      float *d = col + ((int64_t)oy * l->wout + ox) * Kp;
+      for (int ky = 0; ky < k; ky++) {
+        const int iy = oy * l->stride - l->pad + ky;
+        for (int kx = 0; kx < k; kx++) {
+          const int ix = ox * l->stride - l->pad + kx;
+          float *seg = d + (ky * k + kx) * cc;
+          if (iy < 0 || iy >= l->hin || ix < 0 || ix >= l->win) {
+            memset(seg, 0, (size_t)cc * sizeof(float));
+            continue;
+          }
+          if (off)
+            seg[0] = t;
+          memcpy(seg + off, in + ((int64_t)iy * l->win + ix) * l->cin,
+                 (size_t)l->cin * sizeof(float));
+        }
+      }
+    }
+}
+
+/* dx = the adjoint of im2col applied to dcol (time plane dropped). */
+NSDE_CLONES static void col2im_item(const struct layer *l, const float *restrict dcol,
+                                    float *restrict dx)
+{
+  const int cc = l->cin + (l->kind == L_CCONV), off = l->kind == L_CCONV, k = l->k;
+  const int64_t Kp = nsde__nn_conv_kp(l);
+  memset(dx, 0, (size_t)l->in_sz * sizeof(float));
+  for (int oy = 0; oy < l->hout; oy++)
+    for (int ox = 0; ox < l->wout; ox++) {
+      const float *s = dcol + ((int64_t)oy * l->wout + ox) * Kp;
+      for (int ky = 0; ky < k; ky++) {
+        const int iy = oy * l->stride - l->pad + ky;
+        if (iy < 0 || iy >= l->hin)
+          continue;
+        for (int kx = 0; kx < k; kx++) {
+          const int ix = ox * l->stride - l->pad + kx;
+          const float *seg = s + (ky * k + kx) * cc + off;
+          float *d = dx + ((int64_t)iy * l->win + ix) * l->cin;
+          if (ix < 0 || ix >= l->win)
+            continue;
+          for (int c = 0; c < l->cin; c++)
+            d[c] += seg[c];
+        }
+      }
+    }
+}
+
+/* Public weight index (o, c, ky, kx) of the packed (tap-major) index j' of row o. */
+int64_t nsde__nn_conv_public_index(const struct layer *l, int64_t jp)
+{
+  const int cc = l->cin + (l->kind == L_CCONV), k = l->k;
+  const int64_t tap = jp / cc, c = jp % cc;
+  return (c * k + tap / k) * k + tap % k;
+}
+
+void nsde__nn_pack_weights(struct nsde_net *net)
+{
+  for (int i = 0; i < net->nl; i++) {
+    const struct layer *l = &net->L[i];
+    const int64_t Kp = nsde__nn_conv_kp(l);
+    const float *W = net->params + l->poff;
+    float *Wp = net->wpack + l->wpoff;
+    if (l->kind != L_CONV && l->kind != L_CCONV)
+      continue;
+    for (int o = 0; o < l->cout; o++)
+      for (int64_t jp = 0; jp < Kp; jp++)
+        Wp[o * Kp + jp] = W[o * Kp + nsde__nn_conv_public_index(l, jp)];
+    if (nsde__nn_use_winograd(l))
+      nsde__nn_wino_pack(l, W, Wp + (size_t)l->cout * Kp, nsde__nn_dgrad_filters(net, l));
+    else if (nsde__nn_use_direct(l))
+      nsde__nn_direct_pack(l, W, Wp + (size_t)l->cout * Kp, nsde__nn_dgrad_filters(net, l));
+    if (nsde__nn_is_3x3_same(l) && l->kind == L_CCONV)
+      nsde__nn_time_response(l, W, Wp + (size_t)l->cout * Kp + 16 * (size_t)l->cout * l->cin);
+  }
+}
+
+/* One item: out (P x cout) = col (P x K') Wp^T + bias; one thread's GEMM. */
+void nsde__nn_conv_fwd_item(const struct nsde_net *net, const struct layer *l, const float *in,
+                          float *out, float t, float *col, float *dcol, float *wt)
+{
+  const int64_t Kp = nsde__nn_conv_kp(l), P = (int64_t)l->hout * l->wout;
+  const float *bias = net->params + l->poff + (size_t)l->cout * Kp;
+  if (nsde__nn_use_direct(l)) {
+    const float *wd = net->wpack + l->wpoff + (size_t)l->cout * Kp;
+    nsde__direct_pad(in, l->hin, l->win, l->cin, col);
+    nsde__direct_fwd(col, l->hout, l->wout, l->cin, l->cout, wd, bias,
+                     l->kind == L_CCONV ? wd + 16 * (int64_t)l->cout * l->cin : NULL, t, out);
+    return;
+  }
+  if (nsde__nn_use_winograd(l)) {
+    const float *U = net->wpack + l->wpoff + (size_t)l->cout * Kp;
+    nsde__nn_wino_conv(l, in, U, bias, l->kind == L_CCONV ? U + 16 * (int64_t)l->cout * l->cin : NULL, t,
+              out, col, dcol, wt);
+    return;
+  }
+  im2col_item(l, in, t, col);
+  for (int64_t p = 0; p < P; p++)
+    memcpy(out + p * l->cout, bias, (size_t)l->cout * sizeof(float));
+  nsde__gemm(NULL, NSDE_FLOAT32, false, false, P, l->cout, Kp, 1.0, col, Kp, 1,
+             net->wpack + l->wpoff, 1, Kp, 1.0, out, l->cout, 1);
+}
+
+/* dW[o][tap] += t times the sum of g[p][o] over the output pixels p whose
+ * tap reads inside the image (the time plane is zero in the padding). Row
+ * sums first (whole row, without the first pixel, without the last), then
+ * the rows each tap reads. */
+static void time_plane_grad(const struct layer *l, const float *g, float t, float *dW,
+                            int64_t Kp, float *rows)
+{
+  const int H = l->hout, Wd = l->wout, O = l->cout;
+  for (int oy = 0; oy < H; oy++) {
+    float *r = rows + (int64_t)oy * 3 * O;
+    const float *gr = g + (int64_t)oy * Wd * O;
+    for (int o = 0; o < O; o++) {
+      float s = 0.0f;
+      for (int ox = 1; ox < Wd - 1; ox++)
+        s += gr[(int64_t)ox * O + o];
+      r[o] = s + gr[o] + (Wd > 1 ? gr[(int64_t)(Wd - 1) * O + o] : 0.0f); /* whole row */
+      r[O + o] = s + (Wd > 1 ? gr[(int64_t)(Wd - 1) * O + o] : 0.0f);     /* without ox 0 */
+      r[2 * O + o] = s + (Wd > 1 ? gr[o] : 0.0f);                          /* without the last */
+    }
+  }
+  for (int tap = 0; tap < 9; tap++) {
+    const int ky = tap / 3, kx = tap % 3, which = kx == 1 ? 0 : kx == 0 ? 1 : 2;
+    const int y0 = ky == 0 ? 1 : 0, y1 = ky == 2 ? H - 1 : H;
+    if (Wd == 1 && kx != 1)
+      continue; /* a one-pixel-wide image: the side columns read only padding */
+    for (int o = 0; o < O; o++) {
+      float s = 0.0f;
+      for (int oy = y0; oy < y1; oy++)
+        s += rows[((int64_t)oy * 3 + which) * O + o];
+      dW[(int64_t)o * Kp + tap * (l->cin + 1)] += t * s;
+    }
+  }
+}
+
+/* The direct kernels' backward for one item: the weight gradient added to
+ * the chunk's accumulator wacc ([tap][c][o], the kernels' layout; moved into
+ * the packed layout once per chunk by nsde__nn_direct_flush), the time plane's
+ * gradient into dW, and dx. */
+static void direct_bwd_item(const struct nsde_net *net, const struct layer *l, const float *in,
+                            const float *g, float *dx, float *dW, float t, float *col,
+                            float *wacc)
+{
+  nsde__direct_pad(in, l->hin, l->win, l->cin, col);
+  nsde__direct_wgrad(col, l->hout, l->wout, l->cin, g, l->cout, wacc + l->waoff);
+  if (l->kind == L_CCONV)
+    time_plane_grad(l, g, t, dW, nsde__nn_conv_kp(l), col);
+  if (dx) {
+    nsde__direct_pad(g, l->hout, l->wout, l->cout, col);
+    nsde__direct_fwd(col, l->hin, l->win, l->cout, l->cin, nsde__nn_dgrad_filters(net, l), NULL, NULL, 0.0f, dx);
+  }
+}
+
+/* A chunk's direct weight gradients into its packed gradient gp (which holds
+ * zeros there: nothing else writes those entries, so the sum per item is the
+ * one the per-item transposition gave); the accumulators are zeroed. */
+void nsde__nn_direct_flush(const struct nsde_net *net, float *gp, float *wacc)
+{
+  for (int i = 0; i < net->nl; i++) {
+    const struct layer *l = &net->L[i];
+    if ((l->kind != L_CONV && l->kind != L_CCONV) || l->waoff < 0)
+      continue;
+    {
+      const int64_t Kp = nsde__nn_conv_kp(l);
+      const int cc = l->cin + (l->kind == L_CCONV), off = l->kind == L_CCONV;
+      float *dW = gp + l->poff, *dwd = wacc + l->waoff;
+      for (int o = 0; o < l->cout; o++)
+        for (int tap = 0; tap < 9; tap++)
+          for (int c = 0; c < l->cin; c++)
+            dW[(int64_t)o * Kp + tap * cc + off + c] += dwd[((int64_t)tap * l->cin + c) * l->cout + o];
+      memset(dwd, 0, 9 * (size_t)l->cin * l->cout * sizeof(float));
+    }
+  }
+}
+
+/* One item's backward: parameter gradients (packed layout) into gp, dx if wanted. */
+void nsde__nn_conv_bwd_item(const struct nsde_net *net, const struct layer *l, const float *in,
+                          const float *g, float *dx, float *gp, float t, float *col, float *dcol,
+                          float *wt, float *wacc)
+{
+  const int64_t Kp = nsde__nn_conv_kp(l), P = (int64_t)l->hout * l->wout;
+  float *dW = gp + l->poff, *db = dW + (size_t)l->cout * Kp;
+  for (int64_t p = 0; p < P; p++)
+    for (int o = 0; o < l->cout; o++)
+      db[o] += g[p * l->cout + o];
+  if (nsde__nn_use_direct(l)) {
+    direct_bwd_item(net, l, in, g, dx, dW, t, col, wacc);
+    return;
+  }
+  im2col_item(l, in, t, col);
+  /* dW (cout x K') += g^T (cout x P) col (P x K') */
+  nsde__gemm(NULL, NSDE_FLOAT32, false, false, l->cout, Kp, P, 1.0, g, 1, l->cout, col, Kp, 1, 1.0,
+             dW, Kp, 1);
+  if (dx && nsde__nn_use_winograd(l)) {
+    /* the same Winograd forward on the transposed problem: g (cout channels)
+     * correlated with the rotated kernels gives dx (cin channels) */
+    struct layer lt = *l;
+    lt.kind = L_CONV;
+    lt.cin = l->cout;
+    lt.cout = l->cin;
+    nsde__nn_wino_conv(&lt, g, nsde__nn_dgrad_filters(net, l), NULL, NULL, 0.0f, dx, col, dcol, wt);
+  } else if (dx) {
+    /* dcol (P x K') = g (P x cout) Wp (cout x K') */
+    nsde__gemm(NULL, NSDE_FLOAT32, false, false, P, Kp, l->cout, 1.0, g, l->cout, 1,
+               net->wpack + l->wpoff, Kp, 1, 0.0, dcol, Kp, 1);
+    col2im_item(l, dcol, dx);
+  }
+}
+
+/* ---- group norm (channels-last item: P x C) ------------------------------- */
+
+/* Group norm sums run over the pixels with one float accumulator per
+ * channel (a vector across channels), in blocks of GN_BLOCK pixels whose
+ * sums are added in double: float speed, double-like accuracy, and the same
+ * order for every vector width. */

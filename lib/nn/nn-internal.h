@@ -1,0 +1,120 @@
+/*
+ * The network module's internals (lib/nn/): the net and layer structs and the
+ * calls between its files. The module's direction: net.c builds, pass.c runs
+ * the layers (conv.c, conv3x3.c with conv-direct.c, groupnorm.c) item by
+ * item, tape.c keeps activations, drift.c makes a net an SDE drift. Not
+ * installed.
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef NSDE_NN_INTERNAL_H
+#define NSDE_NN_INTERNAL_H
+
+#include "nsde-private.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#else
+static inline int omp_get_thread_num(void) { return 0; }
+#endif
+
+enum lkind { L_CONV, L_CCONV, L_GN, L_RELU, L_POOL, L_LINEAR };
+
+struct layer {
+  enum lkind kind;
+  int cin, hin, win, cout, hout, wout; /* cin excludes the time plane */
+  int k, stride, pad, groups;
+  float eps;
+  int64_t poff, np, in_sz, out_sz;
+  int64_t wpoff;   /* convolution: packed weights in net->wpack */
+  int64_t waoff;   /* direct convolution: its weight-gradient accumulator in the scratch (-1: none) */
+  bool fused_relu; /* group norm followed by ReLU: writes the ReLU's output */
+  float *stats;    /* GN: mean and rstd per (item, group) */
+};
+
+struct tape_meta {
+  double t;
+  int64_t B;
+  uint64_t xh, ph;
+  bool valid;
+};
+
+struct nsde_net {
+  struct nsde_context *ctx;
+  int c, h, w;
+  struct layer *L;
+  int nl, cap;
+  bool final;
+  int64_t max_batch, np;
+  float *params, *grads;
+  float **act;     /* act[i]: output of layer i (channels-last items) */
+  float **own;     /* the net's own output buffers (NULL for a fused group norm) */
+  bool *taped;     /* layer i's output is kept on the tape */
+  int64_t *tape_off;
+  float *wpack;    /* convolution weights, tap-major (see im2col_item) */
+  float *xin;      /* channels-last copy of an NCHW input batch */
+  float *yout;     /* NCHW copy of a spatial output batch */
+  float *part;     /* per-chunk parameter gradients */
+  int64_t max_chunks;
+  uint64_t *fp;    /* per-item fingerprints */
+  size_t col_sz, item_sz;
+  size_t wacc_sz;  /* per-thread direct weight-gradient accumulators, all layers */
+  int maxc;
+  float *scr;      /* per-thread scratch */
+  int nscr;
+  bool in_nhwc, out_nhwc;
+  float *tape;     /* tape_n slots of tape_slot floats: the convolution outputs of one eval */
+  struct tape_meta *meta;
+  size_t tape_slot;
+  int64_t tape_n, tape_next, tape_hits, tape_misses;
+  void *mem;
+};
+
+/* net.c: building and finalising */
+void nsde__nn_cur_shape(const struct nsde_net *net, int *c, int *h, int *w);
+
+/* conv.c: im2col/GEMM convolution and its dispatch */
+void nsde__nn_to_nhwc(const float *src, float *dst, int c, int64_t p);
+int64_t nsde__nn_conv_kp(const struct layer *l);
+int64_t nsde__nn_conv_public_index(const struct layer *l, int64_t jp);
+void nsde__nn_pack_weights(struct nsde_net *net);
+void nsde__nn_conv_fwd_item(const struct nsde_net *net, const struct layer *l, const float *in,
+                            float *out, float t, float *col, float *dcol, float *wt);
+void nsde__nn_direct_flush(const struct nsde_net *net, float *gp, float *wacc);
+void nsde__nn_conv_bwd_item(const struct nsde_net *net, const struct layer *l, const float *in,
+                            const float *g, float *dx, float *gp, float t, float *col, float *dcol,
+                            float *wt, float *wacc);
+
+/* conv3x3.c: 3x3/stride 1/pad 1 convolutions: Winograd F(2x2,3x3), direct-kernel packing */
+bool nsde__nn_is_3x3_same(const struct layer *l);
+bool nsde__nn_use_direct(const struct layer *l);
+bool nsde__nn_use_winograd(const struct layer *l);
+int64_t nsde__nn_wino_tiles(const struct layer *l);
+int64_t nsde__nn_wino_extra(const struct layer *l);
+float *nsde__nn_dgrad_filters(const struct nsde_net *net, const struct layer *l);
+void nsde__nn_time_response(const struct layer *l, const float *W, float *tr);
+void nsde__nn_direct_pack(const struct layer *l, const float *W, float *wd, float *wr);
+void nsde__nn_wino_pack(const struct layer *l, const float *W, float *U, float *Ud);
+void nsde__nn_wino_conv(const struct layer *l, const float *in, const float *U, const float *bias,
+                        const float *tr, float t, float *out, float *V, float *M, float *wt);
+
+/* groupnorm.c: group norm (channels-last items) */
+void nsde__nn_gn_fwd_item(const struct nsde_net *net, const struct layer *l, int64_t b,
+                          const float *restrict x, float *restrict y, bool relu,
+                          double *restrict acc);
+void nsde__nn_gn_bwd_item(const struct nsde_net *net, const struct layer *l, int64_t b,
+                          const float *restrict x, const float *restrict dy,
+                          const float *restrict relu, float *restrict masked, float *restrict dx,
+                          float *restrict gp, double *restrict acc);
+
+/* pass.c: per-item and batch passes */
+bool nsde__nn_transposes_output(const struct nsde_net *net);
+int nsde__nn_use_threads(struct nsde_net *net);
+void nsde__nn_run_forward(struct nsde_net *net, int64_t B, const float *x, float t, bool replay);
+const float *nsde__nn_output_of(const struct nsde_net *net);
+
+/* tape.c: the activation tape */
+void nsde__nn_use_slot(struct nsde_net *net, int64_t s);
+const float *nsde__nn_taped_forward(struct nsde_net *net, int64_t B, const float *x, float t);
+void nsde__nn_prepare_backward(struct nsde_net *net, int64_t B, const float *x, float t);
+
+#endif

@@ -1,0 +1,308 @@
+/*
+ * A net's passes: each item through all layers on one thread (forward and
+ * backward per item, per-thread scratch), batches split into items in
+ * parallel, per-chunk parameter gradients summed in a fixed order.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <string.h>
+
+#include "conv-direct.h"
+#include "nn-private.h"
+#include "nn-internal.h"
+
+/* ---- per-item forward / backward --------------------------------------------- */
+
+/* One thread's scratch: im2col / Winograd buffers, two item gradients, a
+ * linear layer's NCHW view, the batch passes' transposed output gradient and
+ * input gradient, group-norm accumulators (doubles), Winograd temporaries. */
+struct scratch {
+  float *col, *dcol, *d[2], *tmp, *gin, *dxout, *wt;
+  double *acc;
+  float *wacc; /* direct convolutions' weight gradients, [tap][c][o], summed over a chunk */
+};
+
+static size_t scratch_floats(const struct nsde_net *net)
+{
+  return ((net->wacc_sz + 15) & ~(size_t)15) + 2 * net->col_sz + 5 * net->item_sz +
+         12 * (size_t)net->maxc + 32 * (size_t)net->maxc + 64;
+}
+
+static struct scratch thread_scratch(const struct nsde_net *net, int tid)
+{
+  struct scratch sc;
+  float *p = net->scr + (size_t)tid * scratch_floats(net);
+  sc.wacc = p;
+  p += (net->wacc_sz + 15) & ~(size_t)15;
+  sc.col = p;
+  sc.dcol = sc.col + net->col_sz;
+  sc.d[0] = sc.dcol + net->col_sz;
+  sc.d[1] = sc.d[0] + net->item_sz;
+  sc.tmp = sc.d[1] + net->item_sz;
+  sc.gin = sc.tmp + net->item_sz;
+  sc.dxout = sc.gin + net->item_sz;
+  sc.acc = (double *)(void *)(sc.dxout + net->item_sz); /* item_sz is a multiple of 16 */
+  sc.wt = (float *)(void *)(sc.acc + 6 * (size_t)net->maxc);
+  return sc;
+}
+
+/* A linear layer reads its input in the public NCHW flattening. */
+static const float *linear_input(const struct layer *l, const float *x, float *tmp)
+{
+  if ((int64_t)l->hin * l->win == 1 || l->cin == 1)
+    return x;
+  nsde__to_nchw(x, tmp, l->cin, (int64_t)l->hin * l->win);
+  return tmp;
+}
+
+/* All layers for item b; with replay, layers whose output is on the tape are
+ * skipped. x is the item, channels-last. */
+static void fwd_item(const struct nsde_net *net, int64_t b, const float *x, float t,
+                     const struct scratch *sc, bool replay)
+{
+  const float *in = x;
+  for (int i = 0; i < net->nl; i++) {
+    const struct layer *l = &net->L[i];
+    float *out = net->act[i] ? net->act[i] + b * l->out_sz : NULL;
+    switch (l->kind) {
+    case L_CONV:
+    case L_CCONV:
+      if (!replay || !net->taped[i])
+        nsde__nn_conv_fwd_item(net, l, in, out, t, sc->col, sc->dcol, sc->wt);
+      break;
+    case L_GN:
+      if (l->fused_relu) {
+        out = net->act[i + 1] + b * l->out_sz;
+        nsde__nn_gn_fwd_item(net, l, b, in, out, true, sc->acc);
+        i++;
+      } else {
+        nsde__nn_gn_fwd_item(net, l, b, in, out, false, sc->acc);
+      }
+      break;
+    case L_RELU:
+      for (int64_t j = 0; j < l->in_sz; j++)
+        out[j] = in[j] > 0.0f ? in[j] : 0.0f;
+      break;
+    case L_POOL: {
+      const int64_t P = (int64_t)l->hin * l->win;
+      double *s = sc->acc;
+      for (int c = 0; c < l->cin; c++)
+        s[c] = 0;
+      for (int64_t p = 0; p < P; p++)
+        for (int c = 0; c < l->cin; c++)
+          s[c] += in[p * l->cin + c];
+      for (int c = 0; c < l->cin; c++)
+        out[c] = (float)(s[c] / (double)P);
+      break;
+    }
+    case L_LINEAR: {
+      const float *W = net->params + l->poff, *bias = W + (size_t)l->cout * l->in_sz;
+      const float *v = linear_input(l, in, sc->tmp);
+      for (int o = 0; o < l->cout; o++) {
+        float s = 0.0f;
+        for (int64_t j = 0; j < l->in_sz; j++)
+          s += W[o * l->in_sz + j] * v[j];
+        out[o] = s + bias[o];
+      }
+      break;
+    }
+    }
+    in = out;
+  }
+}
+
+/* Item b's backward from g (the output gradient, channels-last) after
+ * fwd_item; dx (channels-last) may be NULL; parameter gradients (packed
+ * convolution layout) are added to gp. */
+static void bwd_item(const struct nsde_net *net, int64_t b, const float *x, const float *g,
+                     float *dx, float *gp, float t, const struct scratch *sc)
+{
+  for (int i = net->nl - 1; i >= 0; i--) {
+    const struct layer *l = &net->L[i];
+    const float *in = i == 0 ? x : net->act[i - 1] ? net->act[i - 1] + b * l->in_sz : NULL;
+    const float *y = net->act[i] ? net->act[i] + b * l->out_sz : NULL;
+    /* the item-gradient buffer that g is not in (g may be either after a pass-through) */
+    float *dst = i > 0 ? (g == sc->d[0] ? sc->d[1] : sc->d[0]) : dx;
+    switch (l->kind) {
+    case L_CONV:
+    case L_CCONV:
+      nsde__nn_conv_bwd_item(net, l, in, g, dst, gp, t, sc->col, sc->dcol, sc->wt, sc->wacc);
+      break;
+    case L_GN:
+      nsde__nn_gn_bwd_item(net, l, b, in, g, l->fused_relu ? net->act[i + 1] + b * l->out_sz : NULL,
+                  sc->tmp, dst, gp, sc->acc);
+      break;
+    case L_RELU:
+      if (i > 0 && net->L[i - 1].fused_relu) {
+        dst = (float *)g; /* the group norm below applies the mask */
+        break;
+      }
+      if (dst)
+        for (int64_t j = 0; j < l->in_sz; j++)
+          dst[j] = y[j] > 0.0f ? g[j] : 0.0f;
+      break;
+    case L_POOL:
+      if (dst) {
+        const int64_t P = (int64_t)l->hin * l->win;
+        for (int64_t p = 0; p < P; p++)
+          for (int c = 0; c < l->cin; c++)
+            dst[p * l->cin + c] = g[c] / (float)P;
+      }
+      break;
+    case L_LINEAR: {
+      const float *W = net->params + l->poff, *v = linear_input(l, in, sc->tmp);
+      float *dW = gp + l->poff, *dbias = dW + (size_t)l->cout * l->in_sz;
+      for (int o = 0; o < l->cout; o++) {
+        for (int64_t j = 0; j < l->in_sz; j++)
+          dW[o * l->in_sz + j] += g[o] * v[j];
+        dbias[o] += g[o];
+      }
+      if (dst) {
+        float *d = (int64_t)l->hin * l->win == 1 || l->cin == 1 ? dst : sc->tmp;
+        for (int64_t j = 0; j < l->in_sz; j++)
+          d[j] = 0.0f;
+        for (int o = 0; o < l->cout; o++)
+          for (int64_t j = 0; j < l->in_sz; j++)
+            d[j] += W[o * l->in_sz + j] * g[o];
+        if (d == sc->tmp)
+          nsde__nn_to_nhwc(sc->tmp, dst, l->cin, (int64_t)l->hin * l->win);
+      }
+      break;
+    }
+    }
+    g = dst;
+  }
+}
+
+/* ---- batch forward / backward -------------------------------------------------- */
+
+static bool spatial(int c, int h, int w)
+{
+  return c > 1 && (int64_t)h * w > 1;
+}
+
+/* Whether a batch's input (NCHW -> channels-last) and output (back) are transposed. */
+static bool transposes_input(const struct nsde_net *net)
+{
+  return !net->in_nhwc && spatial(net->c, net->h, net->w);
+}
+
+bool nsde__nn_transposes_output(const struct nsde_net *net)
+{
+  const struct layer *last = &net->L[net->nl - 1];
+  return !net->out_nhwc && spatial(last->cout, last->hout, last->wout);
+}
+
+int nsde__nn_use_threads(struct nsde_net *net)
+{
+  int nt = net->ctx->threads;
+  if (nt > net->nscr) {
+    float *s = nsde__alloc(scratch_floats(net) * sizeof(float) * (size_t)nt);
+    if (s) { /* else keep the threads there is scratch for: results do not change */
+      nsde__free(net->scr);
+      net->scr = s;
+      net->nscr = nt;
+    }
+  }
+  return nt < net->nscr ? nt : net->nscr;
+}
+
+void nsde__nn_run_forward(struct nsde_net *net, int64_t B, const float *x, float t, bool replay)
+{
+  const int nt = nsde__nn_use_threads(net);
+  const bool tin = transposes_input(net), tout = nsde__nn_transposes_output(net);
+  const struct layer *last = &net->L[net->nl - 1];
+  const int64_t isz = (int64_t)net->c * net->h * net->w;
+  (void)nt;
+  nsde__nn_pack_weights(net);
+#pragma omp parallel for schedule(static) num_threads(nt) if (B > 1)
+  for (int64_t b = 0; b < B; b++) {
+    const struct scratch sc = thread_scratch(net, omp_get_thread_num());
+    const float *xb = x + b * isz;
+    const unsigned fp = nsde__ftz_enter();
+    if (tin) {
+      nsde__nn_to_nhwc(xb, net->xin + b * isz, net->c, (int64_t)net->h * net->w);
+      xb = net->xin + b * isz;
+    }
+    fwd_item(net, b, xb, t, &sc, replay);
+    if (tout)
+      nsde__to_nchw(net->act[net->nl - 1] + b * last->out_sz, net->yout + b * last->out_sz,
+                    last->cout, (int64_t)last->hout * last->wout);
+    nsde__ftz_leave(fp);
+  }
+}
+
+
+const float *nsde__nn_output_of(const struct nsde_net *net)
+{
+  return nsde__nn_transposes_output(net) ? net->yout : net->act[net->nl - 1];
+}
+
+const float *nsde__net_forward_raw(struct nsde_net *net, int64_t B, const float *x, float t)
+{
+  nsde__nn_use_slot(net, -1); /* never write over the tape */
+  nsde__nn_run_forward(net, B, x, t, false);
+  return nsde__nn_output_of(net);
+}
+
+/* Items per gradient chunk: a chunk's parameter gradients are summed in item
+ * order by one thread, then the chunks in chunk order, so the result depends
+ * on B only, never on the thread count. */
+static int64_t num_chunks(const struct nsde_net *net, int64_t B)
+{
+  return B < net->max_chunks ? B : net->max_chunks;
+}
+
+void nsde__net_backward_raw(struct nsde_net *net, int64_t B, const float *x, const float *dy,
+                            float *dx, float *gp, float t)
+{
+  const int nt = nsde__nn_use_threads(net);
+  const bool tin = transposes_input(net), tout = nsde__nn_transposes_output(net);
+  const struct layer *last = &net->L[net->nl - 1];
+  const int64_t isz = (int64_t)net->c * net->h * net->w, nc = num_chunks(net, B), np = net->np;
+  (void)nt;
+  /* the packed weights are those of the forward pass this follows */
+  memset(net->part, 0, (size_t)(nc * np) * sizeof(float));
+#pragma omp parallel for schedule(static) num_threads(nt) if (nc > 1)
+  for (int64_t c = 0; c < nc; c++) {
+    const struct scratch sc = thread_scratch(net, omp_get_thread_num());
+    const unsigned fp = nsde__ftz_enter();
+    memset(sc.wacc, 0, net->wacc_sz * sizeof(float));
+    for (int64_t b = c * B / nc; b < (c + 1) * B / nc; b++) {
+      const float *xb = tin ? net->xin + b * isz : x + b * isz, *g = dy + b * last->out_sz;
+      float *dxb = dx ? (tin ? sc.dxout : dx + b * isz) : NULL;
+      if (tout) {
+        nsde__nn_to_nhwc(g, sc.gin, last->cout, (int64_t)last->hout * last->wout);
+        g = sc.gin;
+      }
+      bwd_item(net, b, xb, g, dxb, net->part + c * np, t, &sc);
+      if (dx && tin)
+        nsde__to_nchw(sc.dxout, dx + b * isz, net->c, (int64_t)net->h * net->w);
+    }
+    nsde__nn_direct_flush(net, net->part + c * np, sc.wacc);
+    nsde__ftz_leave(fp);
+  }
+  /* reduce the chunks in order, mapping packed convolution weights back */
+  for (int i = 0; i < net->nl; i++) {
+    const struct layer *l = &net->L[i];
+    const bool conv = l->kind == L_CONV || l->kind == L_CCONV;
+    const int64_t Kp = conv ? nsde__nn_conv_kp(l) : 0;
+#pragma omp parallel for schedule(static) num_threads(nt) if (l->np > NSDE_PAR_MIN / 8)
+    for (int64_t j = 0; j < l->np; j++) {
+      float s = 0.0f;
+      int64_t dst = j;
+      for (int64_t c = 0; c < nc; c++)
+        s += net->part[c * np + l->poff + j];
+      if (conv && j < l->cout * Kp)
+        dst = j / Kp * Kp + nsde__nn_conv_public_index(l, j % Kp);
+      gp[l->poff + dst] += s;
+    }
+  }
+}
+
+void nsde__net_set_layout(struct nsde_net *net, bool in_nhwc, bool out_nhwc)
+{
+  net->in_nhwc = in_nhwc;
+  net->out_nhwc = out_nhwc;
+}
+
