@@ -19,6 +19,20 @@ if ! diff -u "$tmp/declared" "$tmp/exported"; then
 fi
 [ -s "$tmp/declared" ] || { echo "FAIL: found no declarations"; fail=1; }
 
+# 1b. The version script names every public symbol exactly once, by name
+# (no wildcard), and every exported symbol carries its release's node.
+map=$src_inc/../lib/libnsde.map
+sed -e 's|/\*.*\*/||' "$map" | tr -s ' \t' '\n\n' | grep -E '^nsde_[a-z0-9_]+;$' | tr -d ';' | sort >"$tmp/mapped"
+if grep -q '^[[:space:]]*nsde_\*' "$map" || ! diff -u "$tmp/declared" "$tmp/mapped"; then
+  echo "FAIL: lib/libnsde.map does not list exactly the declared symbols by name"; fail=1
+fi
+if [ "$(sort "$tmp/mapped" | uniq -d)" != "" ]; then
+  echo "FAIL: a symbol stands in two nodes of lib/libnsde.map"; fail=1
+fi
+if nm -D --defined-only "$lib" | awk '$2 ~ /^[TDBRVW]$/ {print $3}' | grep -v '@@*NSDE_[0-9]' | grep .; then
+  echo "FAIL: exported symbols without a version node"; fail=1
+fi
+
 # 2. Every public header compiles alone as C99 (pedantic) and as C++.
 for h in "$src_inc"/nsde/*.h; do
   name=$(basename "$h")
