@@ -59,7 +59,8 @@ static double gemm_gflops(int n, int threads)
     ((float *)nsde_tensor_data(a))[i] = (float)((i * 7) % 13) / 13.0f;
     ((float *)nsde_tensor_data(b))[i] = (float)((i * 5) % 11) / 11.0f;
   }
-  nsde_tensor_gemm(NSDE_NO_TRANS, NSDE_NO_TRANS, 1.0, a, b, 0.0, c); /* warm-up */
+  if (nsde_tensor_gemm(NSDE_NO_TRANS, NSDE_NO_TRANS, 1.0, a, b, 0.0, c)) /* warm-up */
+    die(ctx, "gemm");
   for (int r = 0; r < reps; r++) {
     double t = now();
     if (nsde_tensor_gemm(NSDE_NO_TRANS, NSDE_NO_TRANS, 1.0, a, b, 0.0, c) != NSDE_OK)
@@ -128,8 +129,9 @@ static void hand_em(struct nsde_brownian *bm, struct nsde_tensor *dw, float *x, 
   const float *w = nsde_tensor_data(dw);
   (void)nt;
   for (int64_t k = 0; k < steps; k++) {
-    nsde_brownian_increment(bm, (double)k / (double)steps, (double)(k + 1) / (double)steps, dw,
-                            NULL);
+    if (nsde_brownian_increment(bm, (double)k / (double)steps, (double)(k + 1) / (double)steps, dw,
+                                NULL))
+      die(NULL, "brownian increment");
 #pragma omp parallel for simd num_threads(nt) if (n > 8192) /* libnsde's threshold too */
     for (int64_t i = 0; i < n; i++)
       x[i] = x[i] + (float)MU * x[i] * h + (float)SIGMA * x[i] * w[i];
@@ -178,7 +180,8 @@ static int cmd_solve(int threads)
       die(ctx, "brownian");
     for (int r = 0; r < reps; r++) { /* interleaved, best of */
       double t;
-      nsde_tensor_fill(x, 1.0);
+      if (nsde_tensor_fill(x, 1.0))
+        die(ctx, "tensor fill");
       t = now();
       if (nsde_solve(solver, x, NULL) != NSDE_OK)
         die(ctx, "solve");

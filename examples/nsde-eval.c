@@ -190,7 +190,7 @@ int main(int argc, char **argv)
     int rcn, rh, rw, rk;
     ex_check(NULL, nsde_context_new(&rc), "context");
     rd = ex_load(rc, data, dir, NSDE_SPLIT_TEST, report);
-    nsde_dataset_info(rd, &rcn, &rh, &rw, &rk);
+    ex_check(rc, nsde_dataset_info(rd, &rcn, &rh, &rw, &rk), "dataset info");
     rs[1] = rcn; rs[2] = rh; rs[3] = rw;
     ex_check(rc, nsde_tensor_new(rc, NSDE_FLOAT32, 4, rs, &rx), "tensor");
     rl = malloc(sizeof(int32_t));
@@ -230,13 +230,13 @@ int main(int argc, char **argv)
   ex_check(NULL, nsde_context_new(&ctx), "context");
   ex_check(ctx, nsde_context_set_threads(ctx, threads), "threads");
   ds = ex_load(ctx, data, dir, NSDE_SPLIT_TEST, subset);
-  nsde_dataset_info(ds, &c, &h, &w, &classes);
+  ex_check(ctx, nsde_dataset_info(ds, &c, &h, &w, &classes), "dataset info");
   n = nsde_dataset_size(ds);
   bs = n < 100 ? (int)n : 100;
   if (attack_images > 0 && attack_images < bs)
     bs = (int)attack_images; /* the attack runs in whole batches */
   ex_check(ctx, nsde_model_load(ctx, model_path, bs, &m), "loading the model");
-  nsde_model_get_config(m, &cfg);
+  ex_check(ctx, nsde_model_get_config(m, &cfg), "model get config");
   if (cfg.in_channels != c || cfg.in_height != h || cfg.in_width != w || cfg.classes != classes) {
     fprintf(stderr, "nsde-eval: the model takes %dx%dx%d images in %d classes, the data has %dx%dx%d in %d\n",
             cfg.in_channels, cfg.in_height, cfg.in_width, cfg.classes, c, h, w, classes);

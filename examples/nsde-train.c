@@ -169,7 +169,7 @@ int main(int argc, char **argv)
   ex_check(NULL, nsde_context_new(&ctx), "context");
   ex_check(ctx, nsde_context_set_threads(ctx, threads), "threads");
   ds = ex_load(ctx, data, dir, NSDE_SPLIT_TRAIN, subset);
-  nsde_dataset_info(ds, &c, &h, &w, &classes);
+  ex_check(ctx, nsde_dataset_info(ds, &c, &h, &w, &classes), "dataset info");
   n = nsde_dataset_size(ds);
   if (crop < 0)
     crop = !strcmp(data, "cifar10") ? 4 : !strcmp(data, "stl10") ? 8 : 0;
@@ -195,7 +195,7 @@ int main(int argc, char **argv)
     struct nsde_model_config saved;
     struct nsde_model *ms;
     ex_check(ctx, nsde_model_load(ctx, out, batch, &ms), "loading the model to resume");
-    nsde_model_get_config(ms, &saved);
+    ex_check(ctx, nsde_model_get_config(ms, &saved), "model get config");
     if (saved.in_channels != c || saved.in_height != h || saved.in_width != w ||
         saved.classes != classes) {
       fprintf(stderr, "nsde-train: cannot resume: %s takes %dx%dx%d images in %d classes, %s has "
@@ -250,8 +250,8 @@ int main(int argc, char **argv)
     double lr = nsde_lr_staged(lr0, stages, nstages, e), loss_sum = 0, t0 = ex_now();
     int64_t hits = 0, seen = 0, nb = n / batch;
     if (!cosine && e > 0 && lr != nsde_lr_staged(lr0, stages, nstages, e - 1))
-      nsde_sgd_reset(opt); /* the paper resets momentum at each stage */
-    nsde_permutation(perm, n, seed * 1000 + (unsigned long long)e);
+      ex_check(ctx, nsde_sgd_reset(opt), "sgd reset"); /* the paper resets momentum at each stage */
+    ex_check(ctx, nsde_permutation(perm, n, seed * 1000 + (unsigned long long)e), "permutation");
     for (int64_t b = 0; b < nb; b++) {
       double loss;
       int64_t corr;

@@ -70,10 +70,15 @@ int main(int argc, char **argv)
     double *col = malloc((size_t)paths * sizeof(double));
     enum nsde_status st;
 
-    nsde_func_new_linear(ctx, NSDE_FLOAT64, 1.0, 0.0, &f);
-    if (sigmas[s] > 0)
-      nsde_diffusion_new_multiplicative(ctx, NSDE_FLOAT64, sigmas[s], &g);
-    nsde_sde_new(ctx, f, g, g ? NSDE_NOISE_DIAGONAL : NSDE_NOISE_NONE, NSDE_ITO, &sde);
+    st = nsde_func_new_linear(ctx, NSDE_FLOAT64, 1.0, 0.0, &f);
+    if (st == NSDE_OK && sigmas[s] > 0)
+      st = nsde_diffusion_new_multiplicative(ctx, NSDE_FLOAT64, sigmas[s], &g);
+    if (st == NSDE_OK)
+      st = nsde_sde_new(ctx, f, g, g ? NSDE_NOISE_DIAGONAL : NSDE_NOISE_NONE, NSDE_ITO, &sde);
+    if (st != NSDE_OK) {
+      fprintf(stderr, "toy-stability: %s\n", nsde_context_last_error(ctx));
+      return 2;
+    }
     nsde_solver_config_init(&cfg);
     cfg.scheme = NSDE_SCHEME_MILSTEIN;
     cfg.t1 = T;
@@ -86,10 +91,10 @@ int main(int argc, char **argv)
       st = nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &x);
     if (st == NSDE_OK)
       st = nsde_tensor_new(ctx, NSDE_FLOAT64, 2, sshape, &saved);
-    if (st == NSDE_OK) {
-      nsde_tensor_fill(x, 1.0);
+    if (st == NSDE_OK)
+      st = nsde_tensor_fill(x, 1.0);
+    if (st == NSDE_OK)
       st = nsde_solve(solver, x, saved);
-    }
     if (st != NSDE_OK || !col) {
       fprintf(stderr, "toy-stability: %s\n", nsde_context_last_error(ctx));
       return 2;

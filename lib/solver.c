@@ -560,21 +560,21 @@ static enum nsde_status check_state(struct nsde_solver *s, const struct nsde_ten
 void nsde__solver_xfer(struct nsde_solver *s, struct nsde_tensor *user, void *buf, bool to_user)
 {
   struct nsde_tensor view = *user;
+  enum nsde_status st;
 
   view.data = buf;
   view.owned = NULL;
   view.contiguous = 1;
   {
-    int64_t st = 1;
+    int64_t stride = 1;
     for (int i = s->rank - 1; i >= 0; i--) {
-      view.stride[i] = st;
-      st *= s->shape[i];
+      view.stride[i] = stride;
+      stride *= s->shape[i];
     }
   }
-  if (to_user)
-    nsde_tensor_copy(user, &view);
-  else
-    nsde_tensor_copy(&view, user);
+  /* cannot fail: the callers checked the user tensor's dtype and shape */
+  st = to_user ? nsde_tensor_copy(user, &view) : nsde_tensor_copy(&view, user);
+  (void)st;
 }
 
 NSDE_API enum nsde_status nsde_solver_reset(struct nsde_solver *s)
@@ -623,7 +623,8 @@ NSDE_API enum nsde_status nsde_solve(struct nsde_solver *s, struct nsde_tensor *
     return nsde__error(s->ctx, NSDE_ERR_SHAPE,
                        "nsde_solve: saved must be contiguous, of the state's dtype, with "
                        "n_save * numel(state) = %lld elements", (long long)(s->n_save * s->n));
-  nsde_solver_reset(s);
+  if ((st = nsde_solver_reset(s)) != NSDE_OK)
+    return st;
   nsde__solver_xfer(s, state, s->buf[B_CUR], false);
   {
     int64_t bad = nsde__count_nonfinite(s->dtype, s->n, s->buf[B_CUR]);

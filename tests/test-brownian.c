@@ -200,9 +200,9 @@ START_TEST(reproducible)
   const double iv[2][2] = {{0.3, 0.4}, {0.31, 0.77}};
 
   for (int q = 0; q < 2; q++) {
-    nsde_context_set_threads(ctx, 1);
+    TRY(nsde_context_set_threads(ctx, 1));
     fill_both(whole, iv[q][0], iv[q][1], w1, h1);
-    nsde_context_set_threads(ctx, 2);
+    TRY(nsde_context_set_threads(ctx, 2));
     fill_both(whole, iv[q][0], iv[q][1], w2, h2);
     ck_assert(!memcmp(nsde_tensor_data(w1), nsde_tensor_data(w2), (size_t)n * 8));
     ck_assert(!memcmp(nsde_tensor_data(h1), nsde_tensor_data(h2), (size_t)n * 8));

@@ -193,7 +193,7 @@ START_TEST(fashion_mnist)
     ck_assert_msg(nsde_dataset_load_fashion_mnist(ctx, dir, NSDE_SPLIT_TEST, 0, &ds) == NSDE_OK,
                   "%s", nsde_context_last_error(ctx));
     ck_assert_int_eq(nsde_dataset_size(ds), 6);
-    nsde_dataset_info(ds, &c, &h, &w, NULL);
+    TRY(nsde_dataset_info(ds, &c, &h, &w, NULL));
     ck_assert(c == 1 && h == 28 && w == 28);
     ck_assert_int_eq(nsde_dataset_label(ds, 4), 4);
     nsde_dataset_free(ds);

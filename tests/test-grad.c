@@ -235,7 +235,7 @@ START_TEST(closed_form_gbm)
     ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &w), NSDE_OK);
     ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &gx), NSDE_OK);
     ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT64, 1, &nb, &dw), NSDE_OK);
-    nsde_tensor_fill(x, x0);
+    TRY(nsde_tensor_fill(x, x0));
     for (int b = 0; b < B; b++)
       ((double *)nsde_tensor_data(w))[b] = 1.0 + b;
     ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
@@ -313,7 +313,7 @@ START_TEST(finite_differences)
   ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT64, 1, sshape, &saved), NSDE_OK);
   ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT64, 1, sshape, &gsaved), NSDE_OK);
   loss(&p, saved);
-  nsde_tensor_copy(gsaved, saved); /* dL/dsaved = saved */
+  TRY(nsde_tensor_copy(gsaved, saved)); /* dL/dsaved = saved */
   ck_assert_msg(nsde_backward(p.s, p.w, gsaved, p.gx0, gd, p.g ? gg : NULL) == NSDE_OK, "%s",
                 nsde_context_last_error(ctx));
   /* x0 entries */
@@ -521,18 +521,29 @@ static long peak_growth(enum nsde_grad_strategy strat, int64_t N, int64_t B, int
     struct rusage ru0, ru1;
     int64_t shape[2] = {B, Dd};
     long growth;
-    nsde_context_new(&c);
-    nsde_context_set_threads(c, 1);
-    nsde_func_new_linear(c, NSDE_FLOAT64, -0.3, 0.0, &f);
-    nsde_diffusion_new_multiplicative(c, NSDE_FLOAT64, 0.4, &g);
-    nsde_sde_new(c, f, g, NSDE_NOISE_DIAGONAL,
-                 strat == NSDE_GRAD_REVERSIBLE ? NSDE_STRATONOVICH : NSDE_ITO, &sde);
-    nsde_tensor_new(c, NSDE_FLOAT64, 2, shape, &x);
-    nsde_tensor_new(c, NSDE_FLOAT64, 2, shape, &w);
-    nsde_tensor_new(c, NSDE_FLOAT64, 2, shape, &gx);
-    nsde_tensor_fill(x, 1.0);
-    nsde_tensor_fill(w, 1.0);
-    nsde_tensor_fill(gx, 0.0);
+    if (nsde_context_new(&c))
+      _exit(3);
+    if (nsde_context_set_threads(c, 1))
+      _exit(3);
+    if (nsde_func_new_linear(c, NSDE_FLOAT64, -0.3, 0.0, &f))
+      _exit(3);
+    if (nsde_diffusion_new_multiplicative(c, NSDE_FLOAT64, 0.4, &g))
+      _exit(3);
+    if (nsde_sde_new(c, f, g, NSDE_NOISE_DIAGONAL,
+                 strat == NSDE_GRAD_REVERSIBLE ? NSDE_STRATONOVICH : NSDE_ITO, &sde))
+      _exit(3);
+    if (nsde_tensor_new(c, NSDE_FLOAT64, 2, shape, &x))
+      _exit(3);
+    if (nsde_tensor_new(c, NSDE_FLOAT64, 2, shape, &w))
+      _exit(3);
+    if (nsde_tensor_new(c, NSDE_FLOAT64, 2, shape, &gx))
+      _exit(3);
+    if (nsde_tensor_fill(x, 1.0))
+      _exit(3);
+    if (nsde_tensor_fill(w, 1.0))
+      _exit(3);
+    if (nsde_tensor_fill(gx, 0.0))
+      _exit(3);
     mem_config(&cfg, strat, N);
     getrusage(RUSAGE_SELF, &ru0);
     if (nsde_solver_new(sde, &cfg, 2, shape, &s) || nsde_solve(s, x, NULL) ||
@@ -860,7 +871,7 @@ START_TEST(errors)
   ck_assert_int_eq(nsde_solver_new(p.sde, &cfg, 2, shape, &s), NSDE_ERR_UNSUPPORTED);
   nsde_solver_config_init(&cfg); /* no gradient strategy: backward refuses */
   ck_assert_int_eq(nsde_solver_new(p.sde, &cfg, 2, shape, &s), NSDE_OK);
-  nsde_tensor_copy(p.x, p.x0);
+  TRY(nsde_tensor_copy(p.x, p.x0));
   ck_assert_int_eq(nsde_solve(s, p.x, NULL), NSDE_OK);
   ck_assert_int_eq(nsde_backward(s, p.w, NULL, p.gx0, NULL, NULL), NSDE_ERR_UNSUPPORTED);
   nsde_solver_free(s);
@@ -880,7 +891,7 @@ START_TEST(errors)
     ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &ops, NULL, 0, NULL, &f), NSDE_OK);
     ck_assert_int_eq(nsde_sde_new(ctx, f, NULL, NSDE_NOISE_NONE, NSDE_ITO, &sde), NSDE_OK);
     ck_assert_int_eq(nsde_solver_new(sde, &cfg, 2, shape, &s), NSDE_OK);
-    nsde_tensor_copy(p.x, p.x0);
+    TRY(nsde_tensor_copy(p.x, p.x0));
     ck_assert_int_eq(nsde_solve(s, p.x, NULL), NSDE_OK);
     ck_assert_int_eq(nsde_backward(s, p.w, NULL, p.gx0, NULL, NULL), NSDE_ERR_NONFINITE);
     ck_assert_msg(strstr(nsde_context_last_error(ctx), "step 9") != NULL, "%s",

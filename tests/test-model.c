@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 static struct nsde_context *ctx;
-static void setup(void) { ctx = test_ctx(); nsde_context_set_threads(ctx, 2); }
+static void setup(void) { ctx = test_ctx(); TRY(nsde_context_set_threads(ctx, 2)); }
 static void teardown(void) { nsde_context_free(ctx); }
 
 static const char *env_or(const char *name, const char *def)
@@ -180,10 +180,10 @@ START_TEST(thread_count_independent)
   float *g1 = malloc(sizeof(float) * (size_t)np);
   double l1, l2;
   for (int noisy = 0; noisy < 2; noisy++) {
-    nsde_context_set_threads(ctx, 1);
+    TRY(nsde_context_set_threads(ctx, 1));
     ck_assert_int_eq(nsde_model_loss_grad(m, x, labels, noisy, 77, NULL, &l1, NULL), NSDE_OK);
     memcpy(g1, nsde_model_grads(m), sizeof(float) * (size_t)np);
-    nsde_context_set_threads(ctx, 2);
+    TRY(nsde_context_set_threads(ctx, 2));
     ck_assert_int_eq(nsde_model_loss_grad(m, x, labels, noisy, 77, NULL, &l2, NULL), NSDE_OK);
     ck_assert(l1 == l2);
     ck_assert(!memcmp(g1, nsde_model_grads(m), sizeof(float) * (size_t)np));
@@ -608,7 +608,7 @@ START_TEST(short_training_run)
   } while (0)
   TEST_LOSS(before);
   for (int e = 0; e < epochs; e++) {
-    nsde_permutation(perm, ntrain, 100 + (uint64_t)e);
+    TRY(nsde_permutation(perm, ntrain, 100 + (uint64_t)e));
     for (int b0 = 0; b0 + B <= ntrain; b0 += B) {
       double loss;
       ck_assert_int_eq(nsde_dataset_batch(train, perm + b0, B, 4, (uint64_t)(e * 1000 + b0), x, labels), NSDE_OK);

@@ -9,7 +9,7 @@
 #endif
 
 static struct nsde_context *ctx;
-static void setup(void) { ctx = test_ctx(); nsde_context_set_threads(ctx, 2); }
+static void setup(void) { ctx = test_ctx(); TRY(nsde_context_set_threads(ctx, 2)); }
 static void teardown(void) { nsde_context_free(ctx); }
 
 static double lcg(uint64_t *s)
@@ -51,7 +51,7 @@ static void fd_check(struct nsde_net *net, double t, struct nsde_tensor *x, doub
   dx = t4(B, nsde_tensor_dim(x, 1), nsde_tensor_dim(x, 2), nsde_tensor_dim(x, 3));
   nout = nsde_tensor_numel(y);
   fill_rand(w, 99, 2.0, 0.0);
-  nsde_net_zero_grads(net);
+  TRY(nsde_net_zero_grads(net));
   ck_assert_int_eq(nsde_net_backward(net, t, x, w, dx), NSDE_OK);
 #define LOSS(out)                                                              \
   do {                                                                         \
@@ -318,7 +318,7 @@ START_TEST(network_drift_gradients)
   ck_assert_int_eq(nsde_solver_new(sde, &cfg, 4, shape, &s), NSDE_OK);
   ck_assert_int_eq(nsde_solver_num_steps(s), 11);
   gd = malloc(sizeof(float) * (size_t)nsde_net_num_params(net));
-  nsde_tensor_copy(x, x0);
+  TRY(nsde_tensor_copy(x, x0));
   ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
   ck_assert_int_eq(nsde_backward(s, w, NULL, gx, gd, gs), NSDE_OK);
   {
@@ -333,7 +333,7 @@ START_TEST(network_drift_gradients)
         double l[2], num, ana;
         for (int sgn = 0; sgn < 2; sgn++) {
           *v = o + (float)(sgn ? -eps : eps);
-          nsde_tensor_copy(x, x0);
+          TRY(nsde_tensor_copy(x, x0));
           ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
           l[sgn] = 0;
           for (int i = 0; i < 128; i++)
@@ -387,7 +387,7 @@ START_TEST(tape_replays_exactly)
   for (int run = 0; run < 2; run++) {
     gd[run] = malloc(sizeof(float) * (size_t)np);
     ck_assert_int_eq(nsde_net_set_tape(net, run ? 11 : 0), NSDE_OK);
-    nsde_tensor_copy(x, x0);
+    TRY(nsde_tensor_copy(x, x0));
     ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
     ck_assert_int_eq(nsde_backward(s, w, NULL, gx[run], gd[run], &gs[run]), NSDE_OK);
   }
@@ -400,7 +400,7 @@ START_TEST(tape_replays_exactly)
   /* a tape shorter than the solve: the 4 newest steps replay, the rest are
    * recomputed (misses), the gradients the same bits */
   ck_assert_int_eq(nsde_net_set_tape(net, 4), NSDE_OK);
-  nsde_tensor_copy(x, x0);
+  TRY(nsde_tensor_copy(x, x0));
   ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
   ck_assert_int_eq(nsde_backward(s, w, NULL, gx[1], gd[1], &gs[1]), NSDE_OK);
   ck_assert_int_eq(nsde_net_tape_stats(net, &hits, &misses), NSDE_OK);
@@ -408,7 +408,7 @@ START_TEST(tape_replays_exactly)
   ck_assert_int_eq(misses, 7);
   ck_assert_mem_eq(gd[0], gd[1], sizeof(float) * (size_t)np);
   /* changed parameters after the solve: refused before any tape is read */
-  nsde_tensor_copy(x, x0);
+  TRY(nsde_tensor_copy(x, x0));
   ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
   nsde_net_params(net)[7] += 0.25f;
   ck_assert_int_eq(nsde_backward(s, w, NULL, gx[1], gd[1], &gs[1]), NSDE_ERR_STATE);

@@ -45,8 +45,7 @@ int main(void)
   if (nsde_solver_new(sde, &cfg, 2, shape, &solver) ||
       nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &x))
     return 4;
-  nsde_tensor_fill(x, 1.0);
-  if (nsde_solve(solver, x, NULL) != NSDE_OK)
+  if (nsde_tensor_fill(x, 1.0) != NSDE_OK || nsde_solve(solver, x, NULL) != NSDE_OK)
     return 5;
   for (int i = 0; i < 20000; i++)
     mean += ((double *)nsde_tensor_data(x))[i] / 20000;

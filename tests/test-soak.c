@@ -162,8 +162,9 @@ static enum nsde_status run(const struct problem *pb, enum nsde_dtype dt, double
 
   if (nsde_context_new(&ctx) != NSDE_OK)
     return NSDE_ERR_NOMEM;
-  nsde_context_set_threads(ctx, pb->threads);
-  st = nsde_func_new(ctx, dt, &fo, &uf, 3, dt == NSDE_FLOAT32 ? (void *)uf.pf : (void *)uf.p, &f);
+  st = nsde_context_set_threads(ctx, pb->threads);
+  if (st == NSDE_OK)
+    st = nsde_func_new(ctx, dt, &fo, &uf, 3, dt == NSDE_FLOAT32 ? (void *)uf.pf : (void *)uf.p, &f);
   if (st == NSDE_OK && user_g)
     st = nsde_func_new(ctx, dt, &go, &ug, 2, dt == NSDE_FLOAT32 ? (void *)ug.pf : (void *)ug.p, &g);
   else if (st == NSDE_OK && pb->noise == NSDE_NOISE_ADDITIVE)

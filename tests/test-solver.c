@@ -47,7 +47,7 @@ static struct nsde_tensor *state(enum nsde_dtype dt, int64_t batch, int64_t dim,
   struct nsde_tensor *x;
   int64_t shape[2] = {batch, dim};
   ck_assert_int_eq(nsde_tensor_new(ctx, dt, 2, shape, &x), NSDE_OK);
-  nsde_tensor_fill(x, v);
+  TRY(nsde_tensor_fill(x, v));
   return x;
 }
 
@@ -128,7 +128,7 @@ START_TEST(strong_order)
     cfg.brownian_steps = base; /* coarse steps sum the base increments */
     cfg.seed = seed;
     ck_assert_int_eq(nsde_solver_new(p.sde, &cfg, 2, shape, &s), NSDE_OK);
-    nsde_tensor_fill(x, 1.0);
+    TRY(nsde_tensor_fill(x, 1.0));
     ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
     for (int64_t i = 0; i < M; i++)
       e += fabs(((double *)nsde_tensor_data(x))[i] - ((double *)nsde_tensor_data(ref))[i]);
@@ -172,7 +172,7 @@ START_TEST(weak_order_em)
     cfg.brownian_steps = 32;
     cfg.seed = test_seed();
     ck_assert_int_eq(nsde_solver_new(sde, &cfg, 2, shape, &s), NSDE_OK);
-    nsde_tensor_fill(x, 1.0);
+    TRY(nsde_tensor_fill(x, 1.0));
     ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
     for (int64_t i = 0; i < M; i++)
       m += ((double *)nsde_tensor_data(x))[i];
@@ -241,7 +241,7 @@ START_TEST(reversible_reconstruction)
       if (dt == NSDE_FLOAT64) ((double *)nsde_tensor_data(x))[i] = v;
       else ((float *)nsde_tensor_data(x))[i] = (float)v;
     }
-    nsde_tensor_copy(x0, x);
+    TRY(nsde_tensor_copy(x0, x));
     ck_assert_int_eq(nsde_solver_reconstruct(s, x), NSDE_ERR_STATE); /* nothing solved yet */
     ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
     ck_assert_int_eq(nsde_solver_reconstruct(s, x), NSDE_OK);
@@ -286,9 +286,9 @@ START_TEST(reproducible)
   struct nsde_solver *slo, *shi;
   int64_t shlo[2] = {15, D}, shhi[2] = {25, D};
 
-  nsde_context_set_threads(ctx, 1);
+  TRY(nsde_context_set_threads(ctx, 1));
   ck_assert_int_eq(nsde_solve(s, a, NULL), NSDE_OK);
-  nsde_context_set_threads(ctx, 2);
+  TRY(nsde_context_set_threads(ctx, 2));
   ck_assert_int_eq(nsde_solve(s, b, NULL), NSDE_OK);
   ck_assert(!memcmp(nsde_tensor_data(a), nsde_tensor_data(b), (size_t)(B * D) * 4));
 
@@ -304,7 +304,7 @@ START_TEST(reproducible)
   ck_assert(!memcmp(nsde_tensor_data(hi), (float *)nsde_tensor_data(a) + 15 * D,
                     (size_t)(25 * D) * 4));
 
-  nsde_tensor_fill(b, 1.0);
+  TRY(nsde_tensor_fill(b, 1.0));
   ck_assert_int_eq(nsde_solver_reset(s), NSDE_OK);
   ck_assert_double_eq(nsde_solver_time(s), 0.0);
   while (nsde_solver_step_index(s) < nsde_solver_num_steps(s))
@@ -463,8 +463,8 @@ START_TEST(dropout_matches_multiplicative)
     ck_assert_int_eq(nsde_sde_new(ctx, f, gm, NSDE_NOISE_DIAGONAL, NSDE_ITO, &sm), NSDE_OK);
     a = solver(sd, sch ? NSDE_SCHEME_MILSTEIN : NSDE_SCHEME_EULER_MARUYAMA, 20, 8, 10, 10);
     b = solver(sm, sch ? NSDE_SCHEME_MILSTEIN : NSDE_SCHEME_EULER_MARUYAMA, 20, 8, 10, 10);
-    nsde_tensor_fill(xd, 1.0);
-    nsde_tensor_fill(xm, 1.0);
+    TRY(nsde_tensor_fill(xd, 1.0));
+    TRY(nsde_tensor_fill(xm, 1.0));
     ck_assert_int_eq(nsde_solve(a, xd, NULL), NSDE_OK);
     ck_assert_int_eq(nsde_solve(b, xm, NULL), NSDE_OK);
     for (int i = 0; i < 100; i++)
@@ -541,10 +541,10 @@ START_TEST(callback_error_keeps_state)
     /* a failing step-wise call leaves state and time alone */
     fa.t_fail = 0.15;
     ck_assert_int_eq(nsde_solver_reset(s), NSDE_OK);
-    nsde_tensor_fill(x, 2.0);
+    TRY(nsde_tensor_fill(x, 2.0));
     ck_assert_int_eq(nsde_solver_step(s, x), NSDE_OK);
     ck_assert_int_eq(nsde_solver_step(s, x), NSDE_OK);
-    nsde_tensor_copy(y, x);
+    TRY(nsde_tensor_copy(y, x));
     ck_assert_int_eq(nsde_solver_step(s, x), NSDE_ERR_CALLBACK);
     ck_assert_int_eq(nsde_solver_step_index(s), 2);
     ck_assert(!memcmp(nsde_tensor_data(x), nsde_tensor_data(y), 12 * 8));
@@ -561,13 +561,13 @@ START_TEST(callback_error_keeps_state)
     ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &eops, NULL, 0, NULL, &f), NSDE_OK);
     ck_assert_int_eq(nsde_sde_new(ctx, f, NULL, NSDE_NOISE_NONE, NSDE_ITO, &sde), NSDE_OK);
     s = solver(sde, NSDE_SCHEME_EULER_MARUYAMA, 10, 4, 4, 3);
-    nsde_tensor_fill(x, 1.0);
+    TRY(nsde_tensor_fill(x, 1.0));
     ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_ERR_NONFINITE);
     ck_assert_ptr_nonnull(strstr(nsde_context_last_error(ctx), "step 1"));
     for (int i = 0; i < 12; i++) /* 1 + 1e200 * 0.1: the last finite state */
       ck_assert_double_eq_tol(((double *)nsde_tensor_data(x))[i], 1e199, 1e186);
     /* a NaN in the initial state is the caller's input, named as such, before any step */
-    nsde_tensor_fill(x, 1.0);
+    TRY(nsde_tensor_fill(x, 1.0));
     ((double *)nsde_tensor_data(x))[5] = NAN;
     ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_ERR_NONFINITE);
     ck_assert_msg(strstr(nsde_context_last_error(ctx), "nsde_solve: 1 non-finite values in the initial state") &&

@@ -166,7 +166,7 @@ START_TEST(gemm_vs_naive)
           if (dt == 1) ((float *)nsde_tensor_data(Bt))[i] = (float)v;
           else ((double *)nsde_tensor_data(Bt))[i] = v;
         }
-        nsde_tensor_fill(Cbig, NAN); /* beta = 0 must ignore it */
+        TRY(nsde_tensor_fill(Cbig, NAN)); /* beta = 0 must ignore it */
         ck_assert_int_eq(nsde_tensor_wrap(ctx, dtype, 2, sc, stc,
                                           (char *)nsde_tensor_data(Cbig) +
                                               (dt == 1 ? 4 : 8) * (size_t)(1 * (n + 5) + 2),
@@ -226,7 +226,7 @@ START_TEST(threaded_ops)
   ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 1, shape, &y), NSDE_OK);
   for (int64_t i = 0; i < shape[0]; i++)
     ((float *)nsde_tensor_data(x))[i] = (float)(i % 1000);
-  nsde_tensor_fill(y, 1.0);
+  TRY(nsde_tensor_fill(y, 1.0));
   ck_assert_int_eq(nsde_tensor_axpy(0.5, x, y), NSDE_OK);
   ck_assert_int_eq(nsde_tensor_scale(y, 2.0), NSDE_OK);
   for (int64_t i = 0; i < shape[0]; i++)
@@ -252,9 +252,9 @@ START_TEST(gemm_thread_independent)
     ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 2, sc, &C2), NSDE_OK);
     for (int i = 0; i < m * k; i++) ((float *)nsde_tensor_data(A))[i] = (float)lcg(&seed);
     for (int i = 0; i < n * k; i++) ((float *)nsde_tensor_data(B))[i] = (float)lcg(&seed);
-    nsde_context_set_threads(ctx, 1);
+    TRY(nsde_context_set_threads(ctx, 1));
     ck_assert_int_eq(nsde_tensor_gemm(NSDE_NO_TRANS, NSDE_TRANS, 1.0, A, B, 0.0, C1), NSDE_OK);
-    nsde_context_set_threads(ctx, 2);
+    TRY(nsde_context_set_threads(ctx, 2));
     ck_assert_int_eq(nsde_tensor_gemm(NSDE_NO_TRANS, NSDE_TRANS, 1.0, A, B, 0.0, C2), NSDE_OK);
     ck_assert_msg(!memcmp(nsde_tensor_data(C1), nsde_tensor_data(C2), sizeof(float) * (size_t)(m * n)),
                   "%dx%dx%d differs between 1 and 2 threads", m, n, k);

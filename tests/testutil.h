@@ -26,6 +26,9 @@ static inline uint64_t test_seed(void)
   return seed;
 }
 
+/* A call that must succeed (status-returning calls warn when dropped). */
+#define TRY(call) ck_assert_int_eq((call), NSDE_OK)
+
 static inline struct nsde_context *test_ctx(void)
 {
   struct nsde_context *ctx = NULL;

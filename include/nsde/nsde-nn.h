@@ -23,26 +23,26 @@ struct nsde_net;
  * Start a network whose input items are C x H x W.
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_SHAPE, NSDE_ERR_NOMEM.
  */
-NSDE_API enum nsde_status nsde_net_new(struct nsde_context *ctx, int channels, int height,
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_new(struct nsde_context *ctx, int channels, int height,
                                        int width, struct nsde_net **out);
 /** Free. NULL is a no-op. */
 NSDE_API void nsde_net_free(struct nsde_net *net);
 
 /** Conv2d with bias: out_channels x k x k kernels, stride, zero padding. */
-NSDE_API enum nsde_status nsde_net_add_conv2d(struct nsde_net *net, int out_channels, int kernel,
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_add_conv2d(struct nsde_net *net, int out_channels, int kernel,
                                               int stride, int padding);
 /** ConcatConv2d: a constant plane of value t is prepended as channel 0
  *  (zero-padded like the rest), then a conv2d with bias. */
-NSDE_API enum nsde_status nsde_net_add_concat_conv2d(struct nsde_net *net, int out_channels,
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_add_concat_conv2d(struct nsde_net *net, int out_channels,
                                                      int kernel, int stride, int padding);
 /** GroupNorm with learned per-channel scale (init 1) and shift (init 0). */
-NSDE_API enum nsde_status nsde_net_add_groupnorm(struct nsde_net *net, int groups, double eps);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_add_groupnorm(struct nsde_net *net, int groups, double eps);
 /** ReLU. */
-NSDE_API enum nsde_status nsde_net_add_relu(struct nsde_net *net);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_add_relu(struct nsde_net *net);
 /** Global average pool: C x H x W -> C x 1 x 1. */
-NSDE_API enum nsde_status nsde_net_add_avgpool(struct nsde_net *net);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_add_avgpool(struct nsde_net *net);
 /** Linear (fully connected, with bias) on the flattened item. */
-NSDE_API enum nsde_status nsde_net_add_linear(struct nsde_net *net, int out_features);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_add_linear(struct nsde_net *net, int out_features);
 
 /**
  * Allocate parameters and workspace for batches of up to @p max_batch items
@@ -52,7 +52,7 @@ NSDE_API enum nsde_status nsde_net_add_linear(struct nsde_net *net, int out_feat
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_STATE (already final or no layer),
  *         NSDE_ERR_INVALID, NSDE_ERR_OVERFLOW, NSDE_ERR_NOMEM.
  */
-NSDE_API enum nsde_status nsde_net_finalize(struct nsde_net *net, int64_t max_batch,
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_finalize(struct nsde_net *net, int64_t max_batch,
                                             uint64_t seed);
 
 /** Number of parameters (-1 for NULL or before finalize). */
@@ -62,7 +62,7 @@ NSDE_API float *nsde_net_params(const struct nsde_net *net);
 /** The gradient buffer, same layout, accumulated by nsde_net_backward(). */
 NSDE_API float *nsde_net_grads(const struct nsde_net *net);
 /** Output shape of one item: writes C, H, W. @return NSDE_OK, NSDE_ERR_NULL. */
-NSDE_API enum nsde_status nsde_net_output_shape(const struct nsde_net *net, int *channels,
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_output_shape(const struct nsde_net *net, int *channels,
                                                 int *height, int *width);
 
 /**
@@ -71,19 +71,19 @@ NSDE_API enum nsde_status nsde_net_output_shape(const struct nsde_net *net, int 
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_STATE (not finalized),
  *         NSDE_ERR_SHAPE, NSDE_ERR_DTYPE.
  */
-NSDE_API enum nsde_status nsde_net_forward(struct nsde_net *net, double t,
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_forward(struct nsde_net *net, double t,
                                            const struct nsde_tensor *x, struct nsde_tensor *y);
 /**
  * Backward pass at x: dx = dy^T dnet/dx (dx may be NULL) and the parameter
  * gradients added into nsde_net_grads(). Recomputes the forward pass at x.
  * @return as nsde_net_forward().
  */
-NSDE_API enum nsde_status nsde_net_backward(struct nsde_net *net, double t,
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_backward(struct nsde_net *net, double t,
                                             const struct nsde_tensor *x,
                                             const struct nsde_tensor *dy,
                                             struct nsde_tensor *dx);
 /** Set the gradient buffer to zero. */
-NSDE_API enum nsde_status nsde_net_zero_grads(struct nsde_net *net);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_zero_grads(struct nsde_net *net);
 
 /**
  * A drift function object backed by the network (float32; the net's output
@@ -91,7 +91,7 @@ NSDE_API enum nsde_status nsde_net_zero_grads(struct nsde_net *net);
  * backward pass (recomputing the step's activations), its parameters the net's.
  * The func borrows the net.
  */
-NSDE_API enum nsde_status nsde_net_as_func(struct nsde_net *net, struct nsde_func **out);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_as_func(struct nsde_net *net, struct nsde_func **out);
 
 /**
  * Keep the convolution outputs of the last @p slots forward evaluations made
@@ -105,11 +105,11 @@ NSDE_API enum nsde_status nsde_net_as_func(struct nsde_net *net, struct nsde_fun
  * forward. 0 slots (the default) turns the tape off and frees it.
  * @return NSDE_OK, NSDE_ERR_STATE before finalize, NSDE_ERR_INVALID, NSDE_ERR_NOMEM.
  */
-NSDE_API enum nsde_status nsde_net_set_tape(struct nsde_net *net, int64_t slots);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_set_tape(struct nsde_net *net, int64_t slots);
 /** Bytes a tape of @p slots slots takes (-1 for a NULL or unfinalized net). */
 NSDE_API int64_t nsde_net_tape_bytes(const struct nsde_net *net, int64_t slots);
 /** How many vjps replayed from the tape (hits) and recomputed (misses) so far. */
-NSDE_API enum nsde_status nsde_net_tape_stats(const struct nsde_net *net, int64_t *hits,
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_tape_stats(const struct nsde_net *net, int64_t *hits,
                                               int64_t *misses);
 
 /**
@@ -117,7 +117,7 @@ NSDE_API enum nsde_status nsde_net_tape_stats(const struct nsde_net *net, int64_
  * three times, then GN; GroupNorm with @p groups groups (0: the paper's
  * min(32, C)) and eps 1e-5. Finalized for @p max_batch and initialised from @p seed.
  */
-NSDE_API enum nsde_status nsde_net_new_paper_drift(struct nsde_context *ctx, int channels,
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_new_paper_drift(struct nsde_context *ctx, int channels,
                                                    int height, int width, int groups,
                                                    int64_t max_batch, uint64_t seed,
                                                    struct nsde_net **out);
@@ -170,13 +170,13 @@ struct nsde_model;
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID (config), NSDE_ERR_SHAPE,
  *         NSDE_ERR_NOMEM.
  */
-NSDE_API enum nsde_status nsde_model_new(struct nsde_context *ctx,
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_new(struct nsde_context *ctx,
                                          const struct nsde_model_config *cfg,
                                          struct nsde_model **out);
 /** Free. NULL is a no-op. */
 NSDE_API void nsde_model_free(struct nsde_model *m);
 /** The configuration the model was made with (copied to @p cfg). */
-NSDE_API enum nsde_status nsde_model_get_config(const struct nsde_model *m,
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_get_config(const struct nsde_model *m,
                                                 struct nsde_model_config *cfg);
 /** Number of parameters (-1 for NULL): the network weights, plus sigma if learned. */
 NSDE_API int64_t nsde_model_num_params(const struct nsde_model *m);
@@ -184,7 +184,7 @@ NSDE_API int64_t nsde_model_num_params(const struct nsde_model *m);
 NSDE_API float *nsde_model_params(const struct nsde_model *m);
 NSDE_API float *nsde_model_grads(const struct nsde_model *m);
 /** Call after changing nsde_model_params() by hand (sigma is copied into the SDE). */
-NSDE_API enum nsde_status nsde_model_params_changed(struct nsde_model *m);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_params_changed(struct nsde_model *m);
 
 /**
  * Logits for a batch: images (B, C, H, W) float32 in [0, 1], logits (B, classes).
@@ -193,12 +193,12 @@ NSDE_API enum nsde_status nsde_model_params_changed(struct nsde_model *m);
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_SHAPE, NSDE_ERR_DTYPE,
  *         NSDE_ERR_NONFINITE, NSDE_ERR_NOMEM (a new batch size needs a solver).
  */
-NSDE_API enum nsde_status nsde_model_forward(struct nsde_model *m,
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_forward(struct nsde_model *m,
                                              const struct nsde_tensor *images, int noisy,
                                              uint64_t seed, struct nsde_tensor *logits);
 
 /** The SDE block's state shape (C, H, W) per image. */
-NSDE_API enum nsde_status nsde_model_state_shape(const struct nsde_model *m, int *channels,
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_state_shape(const struct nsde_model *m, int *channels,
                                                  int *height, int *width);
 
 /**
@@ -210,7 +210,7 @@ NSDE_API enum nsde_status nsde_model_state_shape(const struct nsde_model *m, int
  * elements, any shape.
  * @return as nsde_model_forward(), plus NSDE_ERR_INVALID (n_steps < 1 or > 100000).
  */
-NSDE_API enum nsde_status nsde_model_trajectory(struct nsde_model *m,
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_trajectory(struct nsde_model *m,
                                                 const struct nsde_tensor *images, int noisy,
                                                 uint64_t seed, int64_t n_steps,
                                                 struct nsde_tensor *states);
@@ -222,7 +222,7 @@ NSDE_API enum nsde_status nsde_model_trajectory(struct nsde_model *m,
  * A Neural ODE model (NSDE_MODEL_ODE) has no noise: every pass would be the
  * same, so one pass is computed whatever @p passes is.
  */
-NSDE_API enum nsde_status nsde_model_predict(struct nsde_model *m,
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_predict(struct nsde_model *m,
                                              const struct nsde_tensor *images, int passes,
                                              uint64_t seed, struct nsde_tensor *probs);
 
@@ -235,7 +235,7 @@ NSDE_API enum nsde_status nsde_model_predict(struct nsde_model *m,
  * @param noisy   0 trains the noise-free model (as for the ODE)
  * @return as nsde_model_forward(), plus NSDE_ERR_INVALID (a label out of range).
  */
-NSDE_API enum nsde_status nsde_model_loss_grad(struct nsde_model *m,
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_loss_grad(struct nsde_model *m,
                                                const struct nsde_tensor *images,
                                                const int32_t *labels, int noisy, uint64_t seed,
                                                struct nsde_tensor *grad_images, double *loss,
@@ -253,7 +253,7 @@ enum nsde_model_loss {
  * is not NULL, each image's loss (B doubles).
  * @return as nsde_model_loss_grad(), plus NSDE_ERR_INVALID (unknown loss, bad kappa).
  */
-NSDE_API enum nsde_status nsde_model_loss_grad_ex(struct nsde_model *m,
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_loss_grad_ex(struct nsde_model *m,
                                                   const struct nsde_tensor *images,
                                                   const int32_t *labels, int noisy,
                                                   uint64_t seed, enum nsde_model_loss kind,
@@ -267,7 +267,7 @@ NSDE_API enum nsde_status nsde_model_loss_grad_ex(struct nsde_model *m,
  * new one, never a broken one. Format in doc/model.md (version 1, checksummed).
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_IO (with the system's reason).
  */
-NSDE_API enum nsde_status nsde_model_save(const struct nsde_model *m, const char *path);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_save(const struct nsde_model *m, const char *path);
 
 /**
  * Load a model saved by nsde_model_save(). Truncated, corrupted (checksum),
@@ -276,7 +276,7 @@ NSDE_API enum nsde_status nsde_model_save(const struct nsde_model *m, const char
  * @param max_batch  the largest batch the loaded model will see
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_IO, NSDE_ERR_FORMAT, NSDE_ERR_NOMEM.
  */
-NSDE_API enum nsde_status nsde_model_load(struct nsde_context *ctx, const char *path,
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_load(struct nsde_context *ctx, const char *path,
                                           int64_t max_batch, struct nsde_model **out);
 
 /* ---- optimiser ------------------------------------------------------------- */
@@ -285,18 +285,18 @@ NSDE_API enum nsde_status nsde_model_load(struct nsde_context *ctx, const char *
  *  or p -= lr (g + wd p + mu v) with Nesterov). */
 struct nsde_sgd;
 
-NSDE_API enum nsde_status nsde_sgd_new(struct nsde_context *ctx, int64_t n_params,
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_sgd_new(struct nsde_context *ctx, int64_t n_params,
                                        double momentum, double weight_decay, int nesterov,
                                        struct nsde_sgd **out);
 NSDE_API void nsde_sgd_free(struct nsde_sgd *opt);
 /** One step on @p params with @p grads (n_params floats each). */
-NSDE_API enum nsde_status nsde_sgd_step(struct nsde_sgd *opt, float *params, const float *grads,
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_sgd_step(struct nsde_sgd *opt, float *params, const float *grads,
                                         double lr);
 /** The momentum buffer (borrowed; n_params floats): save it with the model
  * to resume training exactly. NULL for NULL. */
 NSDE_API float *nsde_sgd_velocity(struct nsde_sgd *opt);
 /** Zero the momentum buffer (the paper resets it at each learning-rate stage). */
-NSDE_API enum nsde_status nsde_sgd_reset(struct nsde_sgd *opt);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_sgd_reset(struct nsde_sgd *opt);
 /** The paper's staged schedule: base_lr / 10^k during stage k (stage lengths in
  *  epochs); the last stage continues past its end. */
 NSDE_API double nsde_lr_staged(double base_lr, const int *stage_epochs, int n_stages, int epoch);

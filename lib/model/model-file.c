@@ -248,7 +248,7 @@ NSDE_API enum nsde_status nsde_model_load(struct nsde_context *ctx, const char *
       goto fail;
     }
   }
-  nsde_model_params_changed(m);
+  nsde__model_sync_params(m);
   free(buf);
   *out = m;
   return NSDE_OK;

@@ -260,11 +260,16 @@ NSDE_API int64_t nsde_model_num_params(const struct nsde_model *m) { return m ? 
 NSDE_API float *nsde_model_params(const struct nsde_model *m) { return m ? m->params : NULL; }
 NSDE_API float *nsde_model_grads(const struct nsde_model *m) { return m ? m->grads : NULL; }
 
+void nsde__model_sync_params(struct nsde_model *m)
+{
+  if (m->cfg.learn_sigma && m->g)
+    *(float *)nsde_func_params(m->g) = m->params[m->np - 1];
+}
+
 NSDE_API enum nsde_status nsde_model_params_changed(struct nsde_model *m)
 {
   if (!m)
     return NSDE_ERR_NULL;
-  if (m->cfg.learn_sigma && m->g)
-    *(float *)nsde_func_params(m->g) = m->params[m->np - 1];
+  nsde__model_sync_params(m);
   return NSDE_OK;
 }

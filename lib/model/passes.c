@@ -41,7 +41,7 @@ static enum nsde_status forward(struct nsde_model *m, const struct nsde_tensor *
   int64_t shape[4] = {B, m->sc, m->sh, m->sw};
   enum nsde_status st;
 
-  nsde_model_params_changed(m);
+  nsde__model_sync_params(m);
   s = nsde__model_solver(m, B, noisy, grad);
   if (!s)
     return nsde_context_last_status(m->ctx) != NSDE_OK ? nsde_context_last_status(m->ctx)
@@ -50,8 +50,9 @@ static enum nsde_status forward(struct nsde_model *m, const struct nsde_tensor *
   memcpy(m->h, h0, (size_t)(B * m->state_sz) * sizeof(float));
   if ((st = nsde_tensor_wrap(m->ctx, NSDE_FLOAT32, 4, shape, NULL, m->h, &state)) != NSDE_OK)
     return st;
-  nsde_solver_set_seed(s, seed);
-  st = nsde_solve(s, state, NULL);
+  st = nsde_solver_set_seed(s, seed);
+  if (st == NSDE_OK)
+    st = nsde_solve(s, state, NULL);
   nsde_tensor_free(state);
   if (st != NSDE_OK)
     return st;
@@ -137,7 +138,7 @@ NSDE_API enum nsde_status nsde_model_trajectory(struct nsde_model *m,
   shape[1] = m->sc;
   shape[2] = m->sh;
   shape[3] = m->sw;
-  nsde_model_params_changed(m);
+  nsde__model_sync_params(m);
   st = nsde_solver_new(noisy && m->g ? m->sde_noisy : m->sde_ode, &sc, 4, shape, &s);
   if (st == NSDE_OK) {
     h0 = nsde__net_forward_raw(m->stem, B, images->data, 0.0f);
