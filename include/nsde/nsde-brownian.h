@@ -54,9 +54,9 @@ NSDE_API void nsde_brownian_config_init(struct nsde_brownian_config *cfg);
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID (bad size field, times,
  *         step count, or indices beyond 2^32), NSDE_ERR_NOMEM.
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_brownian_new(struct nsde_context *ctx,
-                                            const struct nsde_brownian_config *cfg,
-                                            struct nsde_brownian **out);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_brownian_new(struct nsde_context *ctx, const struct nsde_brownian_config *cfg,
+                  struct nsde_brownian **out);
 
 /** Free. NULL is a no-op. */
 NSDE_API void nsde_brownian_free(struct nsde_brownian *bm);
@@ -73,10 +73,9 @@ NSDE_API void nsde_brownian_free(struct nsde_brownian *bm);
  *         range), NSDE_ERR_SHAPE (wrong element count or not contiguous),
  *         NSDE_ERR_DTYPE.
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_brownian_increment(const struct nsde_brownian *bm,
-                                                  double s, double t,
-                                                  struct nsde_tensor *dw,
-                                                  struct nsde_tensor *levy);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_brownian_increment(const struct nsde_brownian *bm, double s, double t, struct nsde_tensor *dw,
+                        struct nsde_tensor *levy);
 
 #ifdef __cplusplus
 }

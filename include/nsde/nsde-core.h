@@ -99,7 +99,8 @@ struct nsde_context;
  *                  with nsde_context_free()). Set to NULL on error.
  * @return NSDE_OK, NSDE_ERR_NULL (out is NULL), NSDE_ERR_NOMEM.
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_context_new(struct nsde_context **out);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_context_new(struct nsde_context **out);
 
 /** Free a context. NULL is a no-op. */
 NSDE_API void nsde_context_free(struct nsde_context *ctx);
@@ -112,7 +113,8 @@ NSDE_API void nsde_context_free(struct nsde_context *ctx);
  * @param n  1..1024, or 0 for the default.
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID (n out of range).
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_context_set_threads(struct nsde_context *ctx, int n);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_context_set_threads(struct nsde_context *ctx, int n);
 
 /** Threads used under @p ctx; 0 if ctx is NULL. */
 NSDE_API int nsde_context_get_threads(const struct nsde_context *ctx);
@@ -123,9 +125,9 @@ NSDE_API int nsde_context_get_threads(const struct nsde_context *ctx);
  * Errors reported to the context are also logged at NSDE_LOG_ERROR.
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID (bad level).
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_context_set_log(struct nsde_context *ctx,
-                                               nsde_log_fn fn, void *user,
-                                               enum nsde_log_level min_level);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_context_set_log(struct nsde_context *ctx, nsde_log_fn fn, void *user,
+                     enum nsde_log_level min_level);
 
 /**
  * The detailed message of the most recent error reported under @p ctx
@@ -135,7 +137,8 @@ NSDE_API NSDE_NODISCARD enum nsde_status nsde_context_set_log(struct nsde_contex
 NSDE_API const char *nsde_context_last_error(const struct nsde_context *ctx);
 
 /** Status of the most recent error reported under @p ctx (NSDE_OK if none). */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_context_last_status(const struct nsde_context *ctx);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_context_last_status(const struct nsde_context *ctx);
 
 /** Forget the last error of @p ctx. NULL is a no-op. */
 NSDE_API void nsde_context_clear_error(struct nsde_context *ctx);
@@ -150,8 +153,8 @@ NSDE_API void nsde_context_clear_error(struct nsde_context *ctx);
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_NOMEM, NSDE_ERR_IO (with the
  *         system's reason: no space, no permission, ...).
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_file_write_atomic(struct nsde_context *ctx, const char *path,
-                                                 const void *data, size_t n);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_file_write_atomic(struct nsde_context *ctx, const char *path, const void *data, size_t n);
 
 /** How the BLIS kernel family in use was chosen. */
 enum nsde_blis_choice {

@@ -23,26 +23,31 @@ struct nsde_net;
  * Start a network whose input items are C x H x W.
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_SHAPE, NSDE_ERR_NOMEM.
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_new(struct nsde_context *ctx, int channels, int height,
-                                       int width, struct nsde_net **out);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_net_new(struct nsde_context *ctx, int channels, int height, int width, struct nsde_net **out);
 /** Free. NULL is a no-op. */
 NSDE_API void nsde_net_free(struct nsde_net *net);
 
 /** Conv2d with bias: out_channels x k x k kernels, stride, zero padding. */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_add_conv2d(struct nsde_net *net, int out_channels, int kernel,
-                                              int stride, int padding);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_net_add_conv2d(struct nsde_net *net, int out_channels, int kernel, int stride, int padding);
 /** ConcatConv2d: a constant plane of value t is prepended as channel 0
  *  (zero-padded like the rest), then a conv2d with bias. */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_add_concat_conv2d(struct nsde_net *net, int out_channels,
-                                                     int kernel, int stride, int padding);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_net_add_concat_conv2d(struct nsde_net *net, int out_channels, int kernel, int stride,
+                           int padding);
 /** GroupNorm with learned per-channel scale (init 1) and shift (init 0). */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_add_groupnorm(struct nsde_net *net, int groups, double eps);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_net_add_groupnorm(struct nsde_net *net, int groups, double eps);
 /** ReLU. */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_add_relu(struct nsde_net *net);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_net_add_relu(struct nsde_net *net);
 /** Global average pool: C x H x W -> C x 1 x 1. */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_add_avgpool(struct nsde_net *net);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_net_add_avgpool(struct nsde_net *net);
 /** Linear (fully connected, with bias) on the flattened item. */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_add_linear(struct nsde_net *net, int out_features);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_net_add_linear(struct nsde_net *net, int out_features);
 
 /**
  * Allocate parameters and workspace for batches of up to @p max_batch items
@@ -52,8 +57,8 @@ NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_add_linear(struct nsde_net *ne
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_STATE (already final or no layer),
  *         NSDE_ERR_INVALID, NSDE_ERR_OVERFLOW, NSDE_ERR_NOMEM.
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_finalize(struct nsde_net *net, int64_t max_batch,
-                                            uint64_t seed);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_net_finalize(struct nsde_net *net, int64_t max_batch, uint64_t seed);
 
 /** Number of parameters (-1 for NULL or before finalize). */
 NSDE_API int64_t nsde_net_num_params(const struct nsde_net *net);
@@ -62,8 +67,8 @@ NSDE_API float *nsde_net_params(const struct nsde_net *net);
 /** The gradient buffer, same layout, accumulated by nsde_net_backward(). */
 NSDE_API float *nsde_net_grads(const struct nsde_net *net);
 /** Output shape of one item: writes C, H, W. @return NSDE_OK, NSDE_ERR_NULL. */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_output_shape(const struct nsde_net *net, int *channels,
-                                                int *height, int *width);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_net_output_shape(const struct nsde_net *net, int *channels, int *height, int *width);
 
 /**
  * y = net(t, x) for a batch: x is (B, C, H, W) float32, y the output shape
@@ -71,19 +76,20 @@ NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_output_shape(const struct nsde
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_STATE (not finalized),
  *         NSDE_ERR_SHAPE, NSDE_ERR_DTYPE.
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_forward(struct nsde_net *net, double t,
-                                           const struct nsde_tensor *x, struct nsde_tensor *y);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_net_forward(struct nsde_net *net, double t, const struct nsde_tensor *x,
+                 struct nsde_tensor *y);
 /**
  * Backward pass at x: dx = dy^T dnet/dx (dx may be NULL) and the parameter
  * gradients added into nsde_net_grads(). Recomputes the forward pass at x.
  * @return as nsde_net_forward().
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_backward(struct nsde_net *net, double t,
-                                            const struct nsde_tensor *x,
-                                            const struct nsde_tensor *dy,
-                                            struct nsde_tensor *dx);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_net_backward(struct nsde_net *net, double t, const struct nsde_tensor *x,
+                  const struct nsde_tensor *dy, struct nsde_tensor *dx);
 /** Set the gradient buffer to zero. */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_zero_grads(struct nsde_net *net);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_net_zero_grads(struct nsde_net *net);
 
 /**
  * A drift function object backed by the network (float32; the net's output
@@ -91,7 +97,8 @@ NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_zero_grads(struct nsde_net *ne
  * backward pass (recomputing the step's activations), its parameters the net's.
  * The func borrows the net.
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_as_func(struct nsde_net *net, struct nsde_func **out);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_net_as_func(struct nsde_net *net, struct nsde_func **out);
 
 /**
  * Keep the convolution outputs of the last @p slots forward evaluations made
@@ -105,22 +112,22 @@ NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_as_func(struct nsde_net *net, 
  * forward. 0 slots (the default) turns the tape off and frees it.
  * @return NSDE_OK, NSDE_ERR_STATE before finalize, NSDE_ERR_INVALID, NSDE_ERR_NOMEM.
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_set_tape(struct nsde_net *net, int64_t slots);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_net_set_tape(struct nsde_net *net, int64_t slots);
 /** Bytes a tape of @p slots slots takes (-1 for a NULL or unfinalized net). */
 NSDE_API int64_t nsde_net_tape_bytes(const struct nsde_net *net, int64_t slots);
 /** How many vjps replayed from the tape (hits) and recomputed (misses) so far. */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_tape_stats(const struct nsde_net *net, int64_t *hits,
-                                              int64_t *misses);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_net_tape_stats(const struct nsde_net *net, int64_t *hits, int64_t *misses);
 
 /**
  * The paper's drift network for a C x H x W state: GN-ReLU-ConcatConv(3x3, pad 1)
  * three times, then GN; GroupNorm with @p groups groups (0: the paper's
  * min(32, C)) and eps 1e-5. Finalized for @p max_batch and initialised from @p seed.
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_new_paper_drift(struct nsde_context *ctx, int channels,
-                                                   int height, int width, int groups,
-                                                   int64_t max_batch, uint64_t seed,
-                                                   struct nsde_net **out);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_net_new_paper_drift(struct nsde_context *ctx, int channels, int height, int width, int groups,
+                         int64_t max_batch, uint64_t seed, struct nsde_net **out);
 
 
 /* ---- the paper's classifiers ------------------------------------------------ */
@@ -170,21 +177,22 @@ struct nsde_model;
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID (config), NSDE_ERR_SHAPE,
  *         NSDE_ERR_NOMEM.
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_new(struct nsde_context *ctx,
-                                         const struct nsde_model_config *cfg,
-                                         struct nsde_model **out);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_model_new(struct nsde_context *ctx, const struct nsde_model_config *cfg,
+               struct nsde_model **out);
 /** Free. NULL is a no-op. */
 NSDE_API void nsde_model_free(struct nsde_model *m);
 /** The configuration the model was made with (copied to @p cfg). */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_get_config(const struct nsde_model *m,
-                                                struct nsde_model_config *cfg);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_model_get_config(const struct nsde_model *m, struct nsde_model_config *cfg);
 /** Number of parameters (-1 for NULL): the network weights, plus sigma if learned. */
 NSDE_API int64_t nsde_model_num_params(const struct nsde_model *m);
 /** All parameters in one buffer (borrowed), and their gradients. */
 NSDE_API float *nsde_model_params(const struct nsde_model *m);
 NSDE_API float *nsde_model_grads(const struct nsde_model *m);
 /** Call after changing nsde_model_params() by hand (sigma is copied into the SDE). */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_params_changed(struct nsde_model *m);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_model_params_changed(struct nsde_model *m);
 
 /**
  * Logits for a batch: images (B, C, H, W) float32 in [0, 1], logits (B, classes).
@@ -193,13 +201,13 @@ NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_params_changed(struct nsde_m
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_SHAPE, NSDE_ERR_DTYPE,
  *         NSDE_ERR_NONFINITE, NSDE_ERR_NOMEM (a new batch size needs a solver).
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_forward(struct nsde_model *m,
-                                             const struct nsde_tensor *images, int noisy,
-                                             uint64_t seed, struct nsde_tensor *logits);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_model_forward(struct nsde_model *m, const struct nsde_tensor *images, int noisy, uint64_t seed,
+                   struct nsde_tensor *logits);
 
 /** The SDE block's state shape (C, H, W) per image. */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_state_shape(const struct nsde_model *m, int *channels,
-                                                 int *height, int *width);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_model_state_shape(const struct nsde_model *m, int *channels, int *height, int *width);
 
 /**
  * The SDE block's hidden states along the way (the paper's Fig. 4): stem,
@@ -210,10 +218,9 @@ NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_state_shape(const struct nsd
  * elements, any shape.
  * @return as nsde_model_forward(), plus NSDE_ERR_INVALID (n_steps < 1 or > 100000).
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_trajectory(struct nsde_model *m,
-                                                const struct nsde_tensor *images, int noisy,
-                                                uint64_t seed, int64_t n_steps,
-                                                struct nsde_tensor *states);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_model_trajectory(struct nsde_model *m, const struct nsde_tensor *images, int noisy,
+                      uint64_t seed, int64_t n_steps, struct nsde_tensor *states);
 
 /**
  * Test-time noise ensemble: the sum of the softmax probabilities of
@@ -222,9 +229,9 @@ NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_trajectory(struct nsde_model
  * A Neural ODE model (NSDE_MODEL_ODE) has no noise: every pass would be the
  * same, so one pass is computed whatever @p passes is.
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_predict(struct nsde_model *m,
-                                             const struct nsde_tensor *images, int passes,
-                                             uint64_t seed, struct nsde_tensor *probs);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_model_predict(struct nsde_model *m, const struct nsde_tensor *images, int passes,
+                   uint64_t seed, struct nsde_tensor *probs);
 
 /**
  * One training pass: softmax cross-entropy of the logits of ONE noisy forward
@@ -235,11 +242,10 @@ NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_predict(struct nsde_model *m
  * @param noisy   0 trains the noise-free model (as for the ODE)
  * @return as nsde_model_forward(), plus NSDE_ERR_INVALID (a label out of range).
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_loss_grad(struct nsde_model *m,
-                                               const struct nsde_tensor *images,
-                                               const int32_t *labels, int noisy, uint64_t seed,
-                                               struct nsde_tensor *grad_images, double *loss,
-                                               int64_t *correct);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_model_loss_grad(struct nsde_model *m, const struct nsde_tensor *images, const int32_t *labels,
+                     int noisy, uint64_t seed, struct nsde_tensor *grad_images, double *loss,
+                     int64_t *correct);
 
 /** Losses for nsde_model_loss_grad_ex(). */
 enum nsde_model_loss {
@@ -253,13 +259,11 @@ enum nsde_model_loss {
  * is not NULL, each image's loss (B doubles).
  * @return as nsde_model_loss_grad(), plus NSDE_ERR_INVALID (unknown loss, bad kappa).
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_loss_grad_ex(struct nsde_model *m,
-                                                  const struct nsde_tensor *images,
-                                                  const int32_t *labels, int noisy,
-                                                  uint64_t seed, enum nsde_model_loss kind,
-                                                  double kappa, struct nsde_tensor *grad_images,
-                                                  double *loss, int64_t *correct,
-                                                  double *per_image);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_model_loss_grad_ex(struct nsde_model *m, const struct nsde_tensor *images,
+                        const int32_t *labels, int noisy, uint64_t seed, enum nsde_model_loss kind,
+                        double kappa, struct nsde_tensor *grad_images, double *loss,
+                        int64_t *correct, double *per_image);
 
 /**
  * Save parameters and configuration to @p path atomically (a temporary file
@@ -267,7 +271,8 @@ NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_loss_grad_ex(struct nsde_mod
  * new one, never a broken one. Format in doc/model.md (version 1, checksummed).
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_IO (with the system's reason).
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_save(const struct nsde_model *m, const char *path);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_model_save(const struct nsde_model *m, const char *path);
 
 /**
  * Load a model saved by nsde_model_save(). Truncated, corrupted (checksum),
@@ -276,8 +281,9 @@ NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_save(const struct nsde_model
  * @param max_batch  the largest batch the loaded model will see
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_IO, NSDE_ERR_FORMAT, NSDE_ERR_NOMEM.
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_load(struct nsde_context *ctx, const char *path,
-                                          int64_t max_batch, struct nsde_model **out);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_model_load(struct nsde_context *ctx, const char *path, int64_t max_batch,
+                struct nsde_model **out);
 
 /* ---- optimiser ------------------------------------------------------------- */
 
@@ -285,18 +291,19 @@ NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_load(struct nsde_context *ct
  *  or p -= lr (g + wd p + mu v) with Nesterov). */
 struct nsde_sgd;
 
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_sgd_new(struct nsde_context *ctx, int64_t n_params,
-                                       double momentum, double weight_decay, int nesterov,
-                                       struct nsde_sgd **out);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_sgd_new(struct nsde_context *ctx, int64_t n_params, double momentum, double weight_decay,
+             int nesterov, struct nsde_sgd **out);
 NSDE_API void nsde_sgd_free(struct nsde_sgd *opt);
 /** One step on @p params with @p grads (n_params floats each). */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_sgd_step(struct nsde_sgd *opt, float *params, const float *grads,
-                                        double lr);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_sgd_step(struct nsde_sgd *opt, float *params, const float *grads, double lr);
 /** The momentum buffer (borrowed; n_params floats): save it with the model
  * to resume training exactly. NULL for NULL. */
 NSDE_API float *nsde_sgd_velocity(struct nsde_sgd *opt);
 /** Zero the momentum buffer (the paper resets it at each learning-rate stage). */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_sgd_reset(struct nsde_sgd *opt);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_sgd_reset(struct nsde_sgd *opt);
 /** The paper's staged schedule: base_lr / 10^k during stage k (stage lengths in
  *  epochs); the last stage continues past its end. */
 NSDE_API double nsde_lr_staged(double base_lr, const int *stage_epochs, int n_stages, int epoch);

@@ -53,29 +53,29 @@ struct nsde_func;
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_MISSING_OP (no eval),
  *         NSDE_ERR_INVALID, NSDE_ERR_DTYPE, NSDE_ERR_NOMEM.
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_func_new(struct nsde_context *ctx, enum nsde_dtype dtype,
-                                        const struct nsde_func_ops *ops, void *user,
-                                        int64_t n_params, void *params,
-                                        struct nsde_func **out);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_func_new(struct nsde_context *ctx, enum nsde_dtype dtype, const struct nsde_func_ops *ops,
+              void *user, int64_t n_params, void *params, struct nsde_func **out);
 
 /** Built-in f(t, x) = a*x + b elementwise; parameters (a, b) owned by the func. */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_func_new_linear(struct nsde_context *ctx, enum nsde_dtype dtype,
-                                               double a, double b, struct nsde_func **out);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_func_new_linear(struct nsde_context *ctx, enum nsde_dtype dtype, double a, double b,
+                     struct nsde_func **out);
 
 /** Built-in diffusion G = sigma (additive noise). Parameter (sigma). */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_diffusion_new_additive(struct nsde_context *ctx,
-                                                      enum nsde_dtype dtype, double sigma,
-                                                      struct nsde_func **out);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_diffusion_new_additive(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
+                            struct nsde_func **out);
 /** Built-in diffusion G = sigma * x (multiplicative noise). Parameter (sigma). */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_diffusion_new_multiplicative(struct nsde_context *ctx,
-                                                            enum nsde_dtype dtype, double sigma,
-                                                            struct nsde_func **out);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_diffusion_new_multiplicative(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
+                                  struct nsde_func **out);
 /** Built-in diffusion G = sigma * f(t, x), reusing the drift value computed at
  *  the same point in the same step (dropout-style noise; no second drift call).
  *  Parameter (sigma). */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_diffusion_new_dropout(struct nsde_context *ctx,
-                                                     enum nsde_dtype dtype, double sigma,
-                                                     struct nsde_func **out);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_diffusion_new_dropout(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
+                           struct nsde_func **out);
 
 /** Free. NULL is a no-op. */
 NSDE_API void nsde_func_free(struct nsde_func *f);
@@ -108,9 +108,9 @@ struct nsde_sde;
  *         mismatch, e.g. multiplicative G declared additive),
  *         NSDE_ERR_DTYPE (drift and diffusion dtypes differ), NSDE_ERR_NOMEM.
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_sde_new(struct nsde_context *ctx, struct nsde_func *drift,
-                                       struct nsde_func *diffusion, enum nsde_noise noise,
-                                       enum nsde_calculus calculus, struct nsde_sde **out);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_sde_new(struct nsde_context *ctx, struct nsde_func *drift, struct nsde_func *diffusion,
+             enum nsde_noise noise, enum nsde_calculus calculus, struct nsde_sde **out);
 /** Free. NULL is a no-op. */
 NSDE_API void nsde_sde_free(struct nsde_sde *sde);
 
@@ -188,10 +188,9 @@ struct nsde_solver;
  * Bytes of workspace nsde_solver_new() would allocate for this problem.
  * @return as nsde_solver_new().
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_solver_workspace_bytes(const struct nsde_sde *sde,
-                                                      const struct nsde_solver_config *cfg,
-                                                      int rank, const int64_t *state_shape,
-                                                      size_t *bytes);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_solver_workspace_bytes(const struct nsde_sde *sde, const struct nsde_solver_config *cfg,
+                            int rank, const int64_t *state_shape, size_t *bytes);
 
 /**
  * Create a solver. Axis 0 of @p state_shape is the batch; each batch
@@ -202,10 +201,9 @@ NSDE_API NSDE_NODISCARD enum nsde_status nsde_solver_workspace_bytes(const struc
  *         callback the functions lack), NSDE_ERR_SHAPE, NSDE_ERR_OVERFLOW,
  *         NSDE_ERR_NOMEM.
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_solver_new(const struct nsde_sde *sde,
-                                          const struct nsde_solver_config *cfg,
-                                          int rank, const int64_t *state_shape,
-                                          struct nsde_solver **out);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_solver_new(const struct nsde_sde *sde, const struct nsde_solver_config *cfg, int rank,
+                const int64_t *state_shape, struct nsde_solver **out);
 /** Free. NULL is a no-op. */
 NSDE_API void nsde_solver_free(struct nsde_solver *s);
 
@@ -218,25 +216,28 @@ NSDE_API void nsde_solver_free(struct nsde_solver *s);
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_SHAPE, NSDE_ERR_DTYPE,
  *         NSDE_ERR_CALLBACK, NSDE_ERR_NONFINITE.
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_solve(struct nsde_solver *s, struct nsde_tensor *state,
-                                     struct nsde_tensor *saved);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_solve(struct nsde_solver *s, struct nsde_tensor *state, struct nsde_tensor *saved);
 
 /** Rewind a step-wise integration to t0. */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_solver_reset(struct nsde_solver *s);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_solver_reset(struct nsde_solver *s);
 
 /**
  * Advance @p state by one step (step-wise use: nsde_solver_reset(), then
  * nsde_solver_step() until it returns NSDE_ERR_STATE at t1). Errors as
  * nsde_solve(); a failed step leaves state and time unchanged.
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_solver_step(struct nsde_solver *s, struct nsde_tensor *state);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_solver_step(struct nsde_solver *s, struct nsde_tensor *state);
 
 /**
  * Use a new Brownian seed from the next solve on (a new path per training
  * batch, say); gradients of an earlier solve are no longer available.
  * @return NSDE_OK, NSDE_ERR_NULL.
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_solver_set_seed(struct nsde_solver *s, uint64_t seed);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_solver_set_seed(struct nsde_solver *s, uint64_t seed);
 
 /** Current time of a step-wise integration (NaN for NULL). */
 NSDE_API double nsde_solver_time(const struct nsde_solver *s);
@@ -255,8 +256,8 @@ NSDE_API const struct nsde_brownian *nsde_solver_brownian(const struct nsde_solv
  *         NSDE_ERR_STATE (no completed integration), NSDE_ERR_SHAPE,
  *         NSDE_ERR_DTYPE, NSDE_ERR_CALLBACK.
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_solver_reconstruct(struct nsde_solver *s,
-                                                  struct nsde_tensor *state);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_solver_reconstruct(struct nsde_solver *s, struct nsde_tensor *state);
 
 /**
  * Pathwise gradient of a loss of the last nsde_solve() with respect to the
@@ -279,12 +280,10 @@ NSDE_API NSDE_NODISCARD enum nsde_status nsde_solver_reconstruct(struct nsde_sol
  *         NSDE_ERR_NONFINITE (a gradient became NaN/inf; the message names
  *         the step).
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_backward(struct nsde_solver *s,
-                                        const struct nsde_tensor *grad_final,
-                                        const struct nsde_tensor *grad_saved,
-                                        struct nsde_tensor *grad_initial,
-                                        void *grad_drift_params,
-                                        void *grad_diffusion_params);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_backward(struct nsde_solver *s, const struct nsde_tensor *grad_final,
+              const struct nsde_tensor *grad_saved, struct nsde_tensor *grad_initial,
+              void *grad_drift_params, void *grad_diffusion_params);
 
 /** Result of nsde_func_check_vjp(). */
 struct nsde_vjp_report {
@@ -322,9 +321,9 @@ struct nsde_vjp_report {
  *         NSDE_ERR_MISSING_OP (no vjp), NSDE_ERR_UNSUPPORTED (dropout: check its
  *         drift), NSDE_ERR_DTYPE, NSDE_ERR_SHAPE, NSDE_ERR_CALLBACK, NSDE_ERR_NOMEM.
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_func_check_vjp(struct nsde_func *f, double t,
-                                              const struct nsde_tensor *x, uint64_t seed,
-                                              double eps, struct nsde_vjp_report *report);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_func_check_vjp(struct nsde_func *f, double t, const struct nsde_tensor *x, uint64_t seed,
+                    double eps, struct nsde_vjp_report *report);
 
 /**
  * Check diag_deriv (Milstein, the adjoint) against central differences:
@@ -332,9 +331,9 @@ NSDE_API NSDE_NODISCARD enum nsde_status nsde_func_check_vjp(struct nsde_func *f
  * 4096, spread evenly). Same report, tolerances and statuses as
  * nsde_func_check_vjp() (NSDE_ERR_MISSING_OP: no diag_deriv).
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_func_check_diag(struct nsde_func *f, double t,
-                                               const struct nsde_tensor *x, double eps,
-                                               struct nsde_vjp_report *report);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_func_check_diag(struct nsde_func *f, double t, const struct nsde_tensor *x, double eps,
+                     struct nsde_vjp_report *report);
 
 /**
  * Check diag_deriv_vjp, the vjp of the map x -> diag_deriv(x), exactly as
@@ -343,9 +342,9 @@ NSDE_API NSDE_NODISCARD enum nsde_status nsde_func_check_diag(struct nsde_func *
  * every input element and parameter. NSDE_ERR_MISSING_OP unless the func has
  * both diag_deriv and diag_deriv_vjp.
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_func_check_diag_vjp(struct nsde_func *f, double t,
-                                                   const struct nsde_tensor *x, uint64_t seed,
-                                                   double eps, struct nsde_vjp_report *report);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_func_check_diag_vjp(struct nsde_func *f, double t, const struct nsde_tensor *x, uint64_t seed,
+                         double eps, struct nsde_vjp_report *report);
 
 #ifdef __cplusplus
 }

@@ -40,9 +40,9 @@ struct nsde_tensor;
  *         or extent), NSDE_ERR_OVERFLOW (byte size does not fit),
  *         NSDE_ERR_NOMEM.
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_tensor_new(struct nsde_context *ctx, enum nsde_dtype dtype,
-                                          int rank, const int64_t *shape,
-                                          struct nsde_tensor **out);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_tensor_new(struct nsde_context *ctx, enum nsde_dtype dtype, int rank, const int64_t *shape,
+                struct nsde_tensor **out);
 
 /**
  * Create a tensor that borrows the caller's buffer @p data (not freed by
@@ -52,10 +52,9 @@ NSDE_API NSDE_NODISCARD enum nsde_status nsde_tensor_new(struct nsde_context *ct
  *                 Strides must be >= 1 and describe non-overlapping elements.
  * @return as nsde_tensor_new(), plus NSDE_ERR_INVALID for bad strides.
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_tensor_wrap(struct nsde_context *ctx, enum nsde_dtype dtype,
-                                           int rank, const int64_t *shape,
-                                           const int64_t *strides, void *data,
-                                           struct nsde_tensor **out);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_tensor_wrap(struct nsde_context *ctx, enum nsde_dtype dtype, int rank, const int64_t *shape,
+                 const int64_t *strides, void *data, struct nsde_tensor **out);
 
 /** Free a tensor (and its buffer if it owns one). NULL is a no-op. */
 NSDE_API void nsde_tensor_free(struct nsde_tensor *t);
@@ -77,19 +76,22 @@ NSDE_API int nsde_tensor_is_contiguous(const struct nsde_tensor *t);
 
 /** Set every element to @p value (rounded to the dtype).
  *  @return NSDE_OK, NSDE_ERR_NULL. */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_tensor_fill(struct nsde_tensor *t, double value);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_tensor_fill(struct nsde_tensor *t, double value);
 
 /** dst = src elementwise; shapes and dtypes must match (strides may differ).
  *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_SHAPE, NSDE_ERR_DTYPE. */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_tensor_copy(struct nsde_tensor *dst, const struct nsde_tensor *src);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_tensor_copy(struct nsde_tensor *dst, const struct nsde_tensor *src);
 
 /** t = alpha * t.  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_NONFINITE (alpha). */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_tensor_scale(struct nsde_tensor *t, double alpha);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_tensor_scale(struct nsde_tensor *t, double alpha);
 
 /** y = alpha * x + y; shapes and dtypes must match.
  *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_SHAPE, NSDE_ERR_DTYPE, NSDE_ERR_NONFINITE. */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_tensor_axpy(double alpha, const struct nsde_tensor *x,
-                                           struct nsde_tensor *y);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_tensor_axpy(double alpha, const struct nsde_tensor *x, struct nsde_tensor *y);
 
 /** Transposition flags for nsde_tensor_gemm(). */
 enum nsde_trans {
@@ -106,10 +108,10 @@ enum nsde_trans {
  *         extents disagree), NSDE_ERR_DTYPE, NSDE_ERR_INVALID (bad trans),
  *         NSDE_ERR_NONFINITE (alpha or beta).
  */
-NSDE_API NSDE_NODISCARD enum nsde_status nsde_tensor_gemm(enum nsde_trans trans_a, enum nsde_trans trans_b,
-                                           double alpha, const struct nsde_tensor *a,
-                                           const struct nsde_tensor *b, double beta,
-                                           struct nsde_tensor *c);
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_tensor_gemm(enum nsde_trans trans_a, enum nsde_trans trans_b, double alpha,
+                 const struct nsde_tensor *a, const struct nsde_tensor *b, double beta,
+                 struct nsde_tensor *c);
 
 #ifdef __cplusplus
 }
