@@ -25,7 +25,7 @@
 #include <blis.h>
 #include <nsde/nsde.h>
 
-#include "../examples/common.h"
+#include "../apps/common.h"
 
 
 static double now(void)

@@ -5,7 +5,7 @@
 
 #include <math.h>
 
-#include "../examples/common.h"
+#include "../apps/common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

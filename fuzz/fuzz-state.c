@@ -5,7 +5,7 @@
 
 #include <fcntl.h>
 
-#include "../examples/train-state.h"
+#include "../apps/train-state.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -17,7 +17,8 @@
 #   EPS [0,0.1,0.2,0.3,0.5]  CORRUPTION_IMAGES [2000]  HIDDEN_IMAGES [100]
 set -eu
 [ $# -eq 2 ] || { echo "usage: $0 CIFAR10_BIN_DIR OUT_DIR" >&2; exit 2; }
-data=$1 out=$2 bin=${BUILD:-build}/examples
+data=$1 out=$2 bin=${BUILD:-build}/apps
+[ -x "$bin/nsde-train" ] || bin=${BUILD:-build}/examples # a build from before apps/
 runs=${RUNS:-"ode:0:1 additive:0.5:1 multiplicative:1.0:1 dropout:0.5:1 ode:0:2 ode:0:3 additive:0.5:2 additive:0.5:3"}
 epochs=${EPOCHS:-30} width=${WIDTH:-64} threads=${THREADS:-0}
 test_images=${TEST_IMAGES:-10000} ttn=${TTN:-20} attack_images=${ATTACK_IMAGES:-1000}

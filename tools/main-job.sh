@@ -50,12 +50,12 @@ echo "main job: $data, $train_images training images x $epochs epochs, width $wi
 for model in ode sde; do
   if [ $model = ode ]; then noise="--noise ode"; else noise="--noise multiplicative --sigma 0.5"; fi
   # shellcheck disable=SC2086
-  ./build/examples/nsde-train --data $data --data-dir "$dir" --out "$out/$model.nsde" $noise \
+  ./build/apps/nsde-train --data $data --data-dir "$dir" --out "$out/$model.nsde" $noise \
     --arch large --width "$width" --subset "$train_images" --schedule cosine --epochs "$epochs" \
     --warmup 0.3 --lr 0.1 --wd 5e-4 --nesterov --batch 128 --crop $crop \
     --metrics "$out/$model-train.csv"
   mkdir -p "$out/$model"
-  ./build/examples/nsde-eval --model "$out/$model.nsde" --data $data --data-dir "$dir" \
+  ./build/apps/nsde-eval --model "$out/$model.nsde" --data $data --data-dir "$dir" \
     --subset "$test_images" --ttn "$ttn" --attack-images "$attack_images" --attack-steps 10 \
     --attacks authors,pgd --hidden-curve 20 --hidden-images 20 --eps "$eps" --severities 5 --corruption-passes 1 \
     --corruption-images "$corruption_images" --out "$out/$model"

@@ -1,0 +1,224 @@
+/*
+ * nsde-eval: evaluate a trained model (paper, section 7).
+ *
+ *   nsde-eval --model MODEL --data fashion-mnist|cifar10|stl10 [--data-dir DIR]
+ *             [--subset N] [--ttn PASSES] [--attack-images N] [--attack-steps S]
+ *             [--eps 0,0.05,...] [--attacks authors,pgd,cw] [--cw-c C] [--severities 5]
+ *             [--corruption-passes P] [--corruption-images N] [--hidden-curve PASSES]
+ *             [--hidden-images N]
+ *             [--out DIR] [--threads T]
+ *             [--seed S]
+ *
+ * Clean accuracy without noise and with the test-time noise ensemble (TTN:
+ * summed softmax of PASSES noisy passes). l2 attacks, noise on while
+ * attacking (one Brownian path per gradient), classification with TTN:
+ *  - authors: Adam on the cross-entropy, lr 0.005, projection on the l2 ball
+ *    and [0, 1] after every step (the paper's code);
+ *  - pgd: l2 PGD, steps of 2.5 eps / S along the normalised gradient, same
+ *    projections;
+ *  - cw: Carlini-Wagner l2 (tanh box, Adam lr 0.01, fixed c, kappa 0), run
+ *    once per batch; an image counts as broken at budget eps when the
+ *    smallest adversarial found is within eps.
+ * Every attack returns the clean image when that is already misclassified
+ * (with the same TTN noise), so accuracy never exceeds the eps = 0 value.
+ * CIFAR-10-C style corruptions computed from the images (apps/corrupt.h:
+ * Gaussian, shot, impulse, speckle noise; Gaussian and defocus blur;
+ * contrast, brightness, saturation; pixelate; JPEG via libjpeg), severities
+ * 1..5. --corruption-report N prints each family's mean |change| per
+ * severity on N images and exits. --hidden-curve PASSES: the paper's Fig. 4
+ * on each of the first --hidden-images N test images (default 1), averaged
+ * over them (hidden.csv: t, mean eps_t, its standard error over the images,
+ * N): the authors' attack at eps 0.1, then the hidden
+ * state averaged over PASSES noisy passes (50 Euler-Maruyama steps, the same
+ * Brownian paths for the clean and the attacked image), and
+ * eps_t = |mean h_t(x_adv) - mean h_t(x)| / |mean h_t(x)| written to
+ * DIR/hidden.csv. Writes DIR/summary.csv, DIR/attack.csv
+ * (method,eps,accuracy,mean_l2) and DIR/corruption.csv. Public API only.
+ * SPDX-License-Identifier: MIT
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "eval.h"
+
+int main(int argc, char **argv)
+{
+  const char *model_path = NULL, *data = "fashion-mnist", *dir = NULL, *outdir = ".";
+  long subset = 1000, attack_images = 200;
+  int ttn = 100, steps = 40, severities = 5, threads = 0, cpasses = -1, report = 0, hpasses = 0;
+  long cimages = 0, himages = 1;
+  int use_attack[3] = {1, 1, 1};
+  double cw_c = 1.0;
+  static const char *const attack_names[3] = {"authors", "pgd", "cw"};
+  double eps_list[32] = {0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5};
+  int neps = 11;
+  unsigned long long seed = 12345;
+  struct nsde_context *ctx;
+  struct nsde_model *m = NULL;
+  struct nsde_model_config cfg;
+  struct nsde_dataset *ds;
+  struct nsde_tensor *x = NULL, *probs = NULL, *gx = NULL;
+  int32_t *labels = NULL;
+  int64_t *idx = NULL, n, item;
+  int c, h, w, classes, bs;
+  char path[4096];
+  FILE *fs = NULL, *fa = NULL, *fc = NULL;
+  int status = 0;
+  struct eval E;
+  double t0 = ex_now();
+
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define OPT(name) (!strcmp(a, name) && v && ++i)
+    static const char *const datas[] = {"fashion-mnist", "cifar10", "stl10", NULL};
+    const char *P = "nsde-eval";
+    if (OPT("--model")) model_path = v;
+    else if (OPT("--data")) data = ex_choice(P, a, v, datas);
+    else if (OPT("--data-dir")) dir = v;
+    else if (OPT("--subset")) subset = (long)ex_int(P, a, v, 1, 1000000000);
+    else if (OPT("--ttn")) ttn = (int)ex_int(P, a, v, 0, 100000);
+    else if (OPT("--attack-images")) attack_images = (long)ex_int(P, a, v, 0, 1000000000);
+    else if (OPT("--attack-steps")) steps = (int)ex_int(P, a, v, 0, 1000000);
+    else if (OPT("--severities")) severities = (int)ex_int(P, a, v, 0, 5);
+    else if (OPT("--corruption-passes")) cpasses = (int)ex_int(P, a, v, 0, 100000);
+    else if (OPT("--out")) outdir = v;
+    else if (OPT("--threads")) threads = (int)ex_int(P, a, v, 0, 1024);
+    else if (OPT("--seed")) seed = (unsigned long long)ex_int(P, a, v, 0, (1LL << 62));
+    else if (OPT("--cw-c")) cw_c = ex_real(P, a, v, 0, 1e6);
+    else if (OPT("--corruption-report")) report = (int)ex_int(P, a, v, 1, 1000000000);
+    else if (OPT("--hidden-curve")) hpasses = (int)ex_int(P, a, v, 0, 100000);
+    else if (OPT("--hidden-images")) himages = (long)ex_int(P, a, v, 1, 1000000);
+    else if (OPT("--corruption-images")) cimages = (long)ex_int(P, a, v, 0, 1000000000);
+    else if (OPT("--attacks")) {
+      char buf[256];
+      const char *p = v;
+      for (int k = 0; k < 3; k++)
+        use_attack[k] = 0;
+      while (*p) {
+        size_t len = strcspn(p, ",");
+        int k = 0;
+        snprintf(buf, sizeof(buf), "%.*s", (int)(len < 255 ? len : 255), p);
+        while (k < 3 && strcmp(buf, attack_names[k]))
+          k++;
+        if (k == 3) {
+          fprintf(stderr, "nsde-eval: --attacks '%s': unknown attack '%s' (authors, pgd, cw)\n", v,
+                  buf);
+          return 2;
+        }
+        use_attack[k] = 1;
+        p += len;
+        if (*p == ',')
+          p++;
+      }
+    }
+    else if (OPT("--eps")) neps = ex_reals(P, a, v, 0, 1000, eps_list, 32);
+    else {
+      fprintf(stderr, "usage: nsde-eval --model MODEL --data fashion-mnist|cifar10|stl10 [--data-dir DIR] "
+                      "[--subset N] [--ttn PASSES] [--attack-images N] [--attack-steps S] "
+                      "[--eps e1,e2,..] [--attacks authors,pgd,cw] [--cw-c C] [--severities 0..5] "
+                      "[--corruption-passes P] [--corruption-images N] [--corruption-report N] [--hidden-curve PASSES] [--hidden-images N] "
+                      "[--out DIR] [--threads T] "
+                      "[--seed S]\n");
+      return 2;
+    }
+#undef OPT
+  }
+  if (cpasses < 0)
+    cpasses = ttn < 10 ? ttn : 10;
+  if (report > 0) /* corruption strength per family and severity, no model needed */
+    return eval_corruption_report(data, dir, report, seed);
+  if (!model_path || ttn < 0 || steps < 0 || severities < 0 || severities > 5 || subset < 1 ||
+      hpasses < 0 || himages < 1 || cimages < 0 || !(cw_c >= 0) || !isfinite(cw_c)) {
+    fprintf(stderr, "nsde-eval: --model is required; counts must not be negative\n");
+    return 2;
+  }
+  ex_check(NULL, nsde_context_new(&ctx), "context");
+  ex_check(ctx, nsde_context_set_threads(ctx, threads), "threads");
+  ds = ex_load(ctx, data, dir, NSDE_SPLIT_TEST, subset);
+  ex_check(ctx, nsde_dataset_info(ds, &c, &h, &w, &classes), "dataset info");
+  n = nsde_dataset_size(ds);
+  bs = n < 100 ? (int)n : 100;
+  if (attack_images > 0 && attack_images < bs)
+    bs = (int)attack_images; /* the attack runs in whole batches */
+  ex_check(ctx, nsde_model_load(ctx, model_path, bs, &m), "loading the model");
+  ex_check(ctx, nsde_model_get_config(m, &cfg), "model get config");
+  if (cfg.in_channels != c || cfg.in_height != h || cfg.in_width != w || cfg.classes != classes) {
+    fprintf(stderr, "nsde-eval: the model takes %dx%dx%d images in %d classes, the data has %dx%dx%d in %d\n",
+            cfg.in_channels, cfg.in_height, cfg.in_width, cfg.classes, c, h, w, classes);
+    status = 1;
+    goto done;
+  }
+  item = (int64_t)c * h * w;
+  {
+    int64_t shape[4] = {bs, c, h, w}, ps[2] = {bs, classes};
+    ex_check(ctx, nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &x), "tensor");
+    ex_check(ctx, nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &gx), "tensor");
+    ex_check(ctx, nsde_tensor_new(ctx, NSDE_FLOAT32, 2, ps, &probs), "tensor");
+  }
+  labels = malloc(sizeof(int32_t) * (size_t)bs);
+  idx = malloc(sizeof(int64_t) * (size_t)bs);
+  snprintf(path, sizeof(path), "%s/summary.csv", outdir);
+  fs = fopen(path, "w");
+  snprintf(path, sizeof(path), "%s/attack.csv", outdir);
+  fa = fopen(path, "w");
+  snprintf(path, sizeof(path), "%s/corruption.csv", outdir);
+  fc = fopen(path, "w");
+  if (!fs || !fa || !fc) {
+    fprintf(stderr, "nsde-eval: cannot write into %s\n", outdir);
+    status = 1;
+    goto done;
+  }
+
+  /* clean: deterministic and TTN */
+  {
+    int64_t hit0 = 0, hitt = 0;
+    for (int64_t b0 = 0; b0 + bs <= n; b0 += bs) {
+      for (int k = 0; k < bs; k++) idx[k] = b0 + k;
+      ex_check(ctx, nsde_dataset_batch(ds, idx, bs, 0, 0, x, labels), "batch");
+      ex_check(ctx, nsde_model_predict(m, x, 0, 0, probs), "predict");
+      hit0 += count_correct(nsde_tensor_data(probs), labels, bs, classes);
+      if (ttn > 0) {
+        ex_check(ctx, nsde_model_predict(m, x, ttn, seed + (unsigned long long)b0 * 1000, probs), "TTN");
+        hitt += count_correct(nsde_tensor_data(probs), labels, bs, classes);
+      }
+    }
+    n = n / bs * bs;
+    printf("nsde-eval: %s on %lld %s test images: clean accuracy %.4f +- %.4f (noise off)",
+           model_path, (long long)n, data, (double)hit0 / n, bse((double)hit0 / n, n));
+    if (ttn > 0)
+      printf(", %.4f +- %.4f (TTN, %d passes)", (double)hitt / n, bse((double)hitt / n, n), ttn);
+    printf(" [+- one binomial standard error]\n");
+    fprintf(fs, "metric,value\nimages,%lld\nclean_accuracy,%.6f\nttn_accuracy,%.6f\nttn_passes,%d\n"
+                "clean_se,%.6f\nttn_se,%.6f\n",
+            (long long)n, (double)hit0 / n, ttn > 0 ? (double)hitt / n : NAN, ttn,
+            bse((double)hit0 / n, n), ttn > 0 ? bse((double)hitt / n, n) : NAN);
+  }
+
+  E.ctx = ctx; E.m = m; E.cfg = cfg; E.ds = ds; E.x = x; E.gx = gx; E.probs = probs;
+  E.labels = labels; E.idx = idx; E.n = n; E.item = item; E.c = c; E.h = h; E.w = w;
+  E.classes = classes; E.bs = bs; E.seed = seed; E.ttn = ttn; E.steps = steps; E.outdir = outdir;
+  eval_attacks(&E, attack_images, use_attack, eps_list, neps, cw_c, fa);
+  if (hpasses > 0 && eval_hidden(&E, hpasses, himages) != 0) {
+    status = 1;
+    goto done;
+  }
+  if (eval_corruptions(&E, severities, cpasses, cimages, fc) != 0) {
+    status = 1;
+    goto done;
+  }
+  printf("nsde-eval: results in %s/{summary,attack,corruption}.csv (%.0f s)\n", outdir, ex_now() - t0);
+done:
+  if (fs)
+    fclose(fs);
+  if (fa)
+    fclose(fa);
+  if (fc)
+    fclose(fc);
+  free(labels);
+  free(idx);
+  nsde_tensor_free(x);
+  nsde_tensor_free(gx);
+  nsde_tensor_free(probs);
+  nsde_model_free(m);
+  nsde_dataset_free(ds);
+  nsde_context_free(ctx);
+  return status;
+}
