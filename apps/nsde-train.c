@@ -29,7 +29,13 @@
  * momentum, checksummed) are written atomically; --resume continues from them
  * exactly where the run stopped: every batch, crop and noise path derives from
  * (seed, epoch, batch), so the resumed run ends with the same bits as an
- * uninterrupted one. Public API only.
+ * uninterrupted one.
+ * --micro-batch M computes each batch's gradient as the mean of fixed
+ * micro-batches of M images, added in order. Built with MPI (nsde-train-mpi,
+ * run with mpirun -np K), micro-batch j runs on rank j % K (default M = 32)
+ * and the model and state files are the same bytes for any K, any thread
+ * count, and nsde-train with the same --micro-batch (doc/distributed.md).
+ * Public API only.
  * SPDX-License-Identifier: MIT
  */
 #define _POSIX_C_SOURCE 200809L
@@ -42,6 +48,68 @@
 #include "common.h"
 
 #include "train-state.h"
+
+#include "dist.h"
+
+/* One training step in micro-batches of mb images: micro-batch j (images
+ * idx[j mb .. (j+1) mb), its own noise seed) runs on rank j % K; the
+ * micro-batch gradients meet in slots (one slot per micro-batch, zero where
+ * another rank computes it), are summed over the ranks (exact: one non-zero
+ * term per element) and added in micro-batch order. The mean gradient lands
+ * in nsde_model_grads(), the same bits for any number of ranks and threads. */
+static double comm_s, comm_bytes; /* time and bytes in the collectives */
+static int64_t comm_steps;
+
+static enum nsde_status micro_step(struct nsde_model *m, const struct nsde_dataset *ds,
+                                   const int64_t *idx, int batch, int mb, int crop,
+                                   unsigned long long crop_seed, unsigned long long noise_seed,
+                                   struct nsde_tensor *xm, int32_t *labels, float *slots,
+                                   double *stats, double *loss, int64_t *corr)
+{
+  const int nm = batch / mb;
+  const int64_t np = nsde_model_num_params(m);
+  float *grads = nsde_model_grads(m);
+  enum nsde_status st;
+
+  memset(slots, 0, sizeof(float) * (size_t)(nm * np));
+  memset(stats, 0, sizeof(double) * (size_t)(2 * nm));
+  for (int j = dist_rank(); j < nm; j += dist_size()) {
+    double l;
+    int64_t c;
+    if ((st = nsde_dataset_batch(ds, idx + (int64_t)j * mb, mb, crop, crop_seed, xm, labels)) != NSDE_OK)
+      return st;
+    st = nsde_model_loss_grad(m, xm, labels, 1, noise_seed * 65536u + (unsigned long long)j, NULL,
+                              &l, &c);
+    if (st == NSDE_ERR_NONFINITE)
+      l = NAN; /* every rank sees it in the summed loss and stops */
+    else if (st != NSDE_OK)
+      return st;
+    memcpy(slots + (int64_t)j * np, grads, sizeof(float) * (size_t)np);
+    stats[2 * j] = l;
+    stats[2 * j + 1] = (double)c;
+  }
+  {
+    const double t0 = ex_now();
+    dist_sum_float(slots, (size_t)(nm * np));
+    dist_sum_double(stats, (size_t)(2 * nm));
+    comm_s += ex_now() - t0;
+    comm_bytes += (double)nm * (double)np * sizeof(float) + 2.0 * nm * sizeof(double);
+    comm_steps++;
+  }
+  for (int64_t i = 0; i < np; i++) {
+    double g = 0;
+    for (int j = 0; j < nm; j++)
+      g += slots[(int64_t)j * np + i];
+    grads[i] = (float)(g / nm);
+  }
+  *loss = 0;
+  *corr = 0;
+  for (int j = 0; j < nm; j++) {
+    *loss += stats[2 * j] / nm;
+    *corr += (int64_t)stats[2 * j + 1];
+  }
+  return NSDE_OK;
+}
 
 /* Fail now, not after the first epoch, when MODEL cannot be written: a
  * directory, or a place where no file can be created. */
@@ -81,6 +149,10 @@ int main(int argc, char **argv)
   const char *data = "fashion-mnist", *dir = NULL, *out = NULL, *metrics = NULL, *noise = "multiplicative";
   int stages[8] = {40, 40, 20, 20}, nstages = 4, epochs = -1, batch = 128, crop = -1, threads = 0;
   int width = 64, groups = 0, resume = 0, first_epoch = 0, nesterov = 0, stop_after = -1;
+  int mb = 0; /* micro-batch; 0: the whole batch at once (or 32 under MPI) */
+  float *slots = NULL;
+  double *stats = NULL;
+  struct nsde_tensor *xm = NULL;
   const char *grad = "store-all", *arch = NULL, *schedule = "step";
   long subset = 0;
   double sigma = 1.0, lr0 = 0.1, warmup = 0, wd = 0, explode;
@@ -97,6 +169,10 @@ int main(int argc, char **argv)
   FILE *mf = NULL;
   int rc = 0;
   double t_start;
+
+  dist_init(&argc, &argv);
+  if (dist_rank() != 0 && !freopen("/dev/null", "w", stdout)) /* one rank reports */
+    dist_abort(1);
 
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -129,6 +205,7 @@ int main(int argc, char **argv)
     else if (OPT("--wd")) wd = ex_real(P, a, v, 0, 1);
     else if (!strcmp(a, "--nesterov")) nesterov = 1;
     else if (OPT("--stop-after")) stop_after = (int)ex_int(P, a, v, 1, 100000);
+    else if (OPT("--micro-batch")) mb = (int)ex_int(P, a, v, 1, 65536);
     else if (!strcmp(a, "--resume")) resume = 1;
     else if (OPT("--stages")) {
       double st[8];
@@ -146,7 +223,7 @@ int main(int argc, char **argv)
                       "[--stages a,b,..] [--epochs E] [--subset N] [--batch B] [--lr LR] [--crop P] "
                       "[--seed S] [--threads T] [--metrics FILE.csv] [--grad store-all|checkpoint] "
                       "[--resume] [--arch cifar|large] [--schedule step|cosine] [--warmup W] [--wd D] "
-                      "[--nesterov] [--stop-after K]\n");
+                      "[--nesterov] [--stop-after K] [--micro-batch M]\n");
       return 2;
     }
 #undef OPT
@@ -160,7 +237,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "nsde-train: --schedule cosine needs --epochs E and --warmup W <= E\n");
     return 2;
   }
-  if (check_writable(out) != 0)
+  if (dist_rank() == 0 && check_writable(out) != 0)
     return 1;
   for (int k = 0; k < nstages; k++)
     total_epochs += stages[k] > 0 ? stages[k] : 0;
@@ -175,6 +252,16 @@ int main(int argc, char **argv)
     crop = !strcmp(data, "cifar10") ? 4 : !strcmp(data, "stl10") ? 8 : 0;
   if (batch > n)
     batch = (int)n;
+#ifdef NSDE_HAVE_MPI
+  if (mb == 0) /* the same micro-batches for any number of ranks: the same bits */
+    mb = batch % 32 == 0 ? 32 : batch;
+#endif
+  if (mb == 0)
+    mb = batch;
+  if (mb > batch || batch % mb != 0) {
+    fprintf(stderr, "nsde-train: --micro-batch %d must divide the batch %d\n", mb, batch);
+    return 2;
+  }
   nsde_model_config_init(&cfg);
   cfg.arch = arch ? (!strcmp(arch, "large") ? NSDE_ARCH_LARGE : NSDE_ARCH_CIFAR)
                   : h >= 64 ? NSDE_ARCH_LARGE : NSDE_ARCH_CIFAR;
@@ -185,7 +272,7 @@ int main(int argc, char **argv)
   cfg.width = width;
   cfg.groups = groups;
   cfg.sigma = sigma;
-  cfg.max_batch = batch;
+  cfg.max_batch = mb;
   cfg.init_seed = seed;
   cfg.noise = !strcmp(noise, "ode") ? NSDE_MODEL_ODE : !strcmp(noise, "additive") ? NSDE_MODEL_ADDITIVE
             : !strcmp(noise, "dropout") ? NSDE_MODEL_DROPOUT : NSDE_MODEL_MULTIPLICATIVE;
@@ -206,7 +293,7 @@ int main(int argc, char **argv)
       goto done;
     }
     saved.grad = cfg.grad;
-    saved.max_batch = batch;
+    saved.max_batch = mb;
     ex_check(ctx, nsde_model_new(ctx, &saved, &m), "model");
     memcpy(nsde_model_params(m), nsde_model_params(ms), sizeof(float) * (size_t)nsde_model_num_params(m));
     ex_check(ctx, nsde_model_params_changed(m), "model");
@@ -229,9 +316,20 @@ int main(int argc, char **argv)
     int64_t shape[4] = {batch, c, h, w};
     ex_check(ctx, nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &x), "tensor");
   }
+  if (mb < batch) {
+    int64_t shape[4] = {mb, c, h, w};
+    ex_check(ctx, nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &xm), "tensor");
+    slots = malloc(sizeof(float) * (size_t)(batch / mb) * (size_t)nsde_model_num_params(m));
+    stats = malloc(sizeof(double) * (size_t)(2 * (batch / mb)));
+    if (!slots || !stats) {
+      fprintf(stderr, "nsde-train: out of memory for %d micro-batch gradients\n", batch / mb);
+      rc = 1;
+      goto done;
+    }
+  }
   labels = malloc(sizeof(int32_t) * (size_t)batch);
   perm = malloc(sizeof(int64_t) * (size_t)n);
-  if (metrics) {
+  if (metrics && dist_rank() == 0) {
     mf = fopen(metrics, resume ? "a" : "w");
     if (!mf) {
       perror(metrics);
@@ -256,11 +354,16 @@ int main(int argc, char **argv)
       double loss;
       int64_t corr;
       enum nsde_status st;
-      ex_check(ctx, nsde_dataset_batch(ds, perm + b * batch, batch, crop,
-                                       seed * 7919 + (unsigned long long)(e * nb + b), x, labels), "batch");
-      st = nsde_model_loss_grad(m, x, labels, 1,
-                                                 seed * 104729 + (unsigned long long)(e * nb + b),
-                                                 NULL, &loss, &corr);
+      const unsigned long long crop_seed = seed * 7919 + (unsigned long long)(e * nb + b);
+      const unsigned long long noise_seed = seed * 104729 + (unsigned long long)(e * nb + b);
+      if (mb < batch) {
+        st = micro_step(m, ds, perm + b * batch, batch, mb, crop, crop_seed, noise_seed, xm, labels,
+                        slots, stats, &loss, &corr);
+      } else {
+        ex_check(ctx, nsde_dataset_batch(ds, perm + b * batch, batch, crop, crop_seed, x, labels),
+                 "batch");
+        st = nsde_model_loss_grad(m, x, labels, 1, noise_seed, NULL, &loss, &corr);
+      }
       if (st != NSDE_OK && st != NSDE_ERR_NONFINITE)
         ex_check(ctx, st, "training step");
       if (st == NSDE_ERR_NONFINITE || !isfinite(loss) || loss > explode) {
@@ -289,6 +392,8 @@ int main(int argc, char **argv)
       }
     }
     printf("\n");
+    if (dist_rank() != 0)
+      continue; /* one rank writes the files */
     /* the state first: a crash between the two writes leaves a state one
      * epoch ahead of the model file, and --resume takes the state's parameters */
     if (save_state(ctx, out, e + 1, nsde_model_params(m), nsde_sgd_velocity(opt),
@@ -305,15 +410,23 @@ int main(int argc, char **argv)
     }
   }
   printf("nsde-train: wrote %s (%.0f s)\n", out, ex_now() - t_start);
+  if (dist_size() > 1 && comm_steps > 0)
+    printf("nsde-train: %d ranks, micro-batches of %d: %.2f MB summed per step, %.1f ms per step "
+           "in the collectives\n", dist_size(), mb, comm_bytes / comm_steps / 1e6,
+           1e3 * comm_s / comm_steps);
 done:
   if (mf)
     fclose(mf);
   free(labels);
   free(perm);
   nsde_tensor_free(x);
+  nsde_tensor_free(xm);
+  free(slots);
+  free(stats);
   nsde_sgd_free(opt);
   nsde_model_free(m);
   nsde_dataset_free(ds);
   nsde_context_free(ctx);
+  dist_finalize();
   return rc;
 }
