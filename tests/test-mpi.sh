@@ -17,6 +17,11 @@ mkdir -p "$work"
 # as root, Open MPI wants these; --oversubscribe: more ranks than cores
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 export OMPI_MCA_btl_vader_single_copy_mechanism=none # containers without ptrace rights
+# an MPI that cannot start two local processes here is the machine's, not ours
+if ! timeout 60 mpirun -np 2 true >"$work/preflight.log" 2>&1; then
+  echo "SKIP: mpirun cannot start 2 local processes on this machine:"; cat "$work/preflight.log"
+  exit 77
+fi
 args="--data fashion-mnist --subset 192 --width 8 --groups 2 --batch 48 --micro-batch 8 --stages 3
       --epochs 3 --lr 0.1 --seed 5"
 run() { # run NAME NP THREADS [extra args]
