@@ -1,12 +1,12 @@
 #!/bin/sh
 # Install what libnsde needs to build, test and run its examples on Debian 12
 # (as root). Installs only what is missing; safe to run again.
-# usage: install-deps.sh [--mpi]
+# usage: install-deps.sh [--suite]
 set -eu
 pkgs="build-essential meson ninja-build pkg-config libblis-dev check zlib1g-dev libjpeg-dev gnuplot-nox xz-utils dataset-fashion-mnist"
-# --mpi: also Open MPI, for nsde-train-mpi and its test (the test suite wants it;
-# the main job does not)
-if [ "${1:-}" = --mpi ]; then pkgs="$pkgs libopenmpi-dev openmpi-bin"; fi
+# --suite: also what the whole test suite checks and the main job does not need:
+# Open MPI (nsde-train-mpi and its test) and Doxygen (the API reference)
+if [ "${1:-}" = --suite ]; then pkgs="$pkgs libopenmpi-dev openmpi-bin doxygen"; fi
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -6,7 +6,7 @@
 # spinning OpenMP teams of concurrent suites would starve each other.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-sh tools/install-deps.sh --mpi
+sh tools/install-deps.sh --suite
 rm -rf build-ci build-asan
 meson setup build-ci --buildtype=release >/dev/null
 meson compile -C build-ci

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * libnsde - reproducible Brownian paths.
  * SPDX-License-Identifier: MIT
  */
@@ -37,9 +38,10 @@ struct nsde_brownian;
 
 /** Options of nsde_brownian_new(). Set size = sizeof(struct nsde_brownian_config). */
 struct nsde_brownian_config {
-  size_t size;
-  uint64_t seed;
-  double t0, t1;          /**< t0 < t1, both finite */
+  size_t size;            /**< sizeof(struct nsde_brownian_config) */
+  uint64_t seed;          /**< the paths are a pure function of the seed and the indices */
+  double t0;              /**< start of the interval, finite */
+  double t1;              /**< end of the interval: t0 < t1, finite */
   int64_t n_steps;        /**< base grid steps, 1 .. 2^32-1 */
   int64_t batch;          /**< paths are indexed by batch element ... */
   int64_t dim;            /**< ... and by element within it (each < 2^32) */

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * libnsde - core: export macro, status codes, context, version, BLIS info.
  * SPDX-License-Identifier: MIT
  */
@@ -12,6 +13,7 @@
 extern "C" {
 #endif
 
+/** Marks the public functions: exported from the library, hidden otherwise. */
 #if defined(NSDE_BUILDING_LIBRARY) && defined(__GNUC__)
 #define NSDE_API __attribute__((visibility("default")))
 #else
@@ -51,7 +53,9 @@ extern "C" {
 
 /** Status returned by every fallible libnsde call. */
 enum nsde_status {
+/** @cond INTERNAL */
 #define NSDE_STATUS_ENUM_(name, value, msg) name = value,
+/** @endcond */
   NSDE_STATUS_LIST(NSDE_STATUS_ENUM_)
 #undef NSDE_STATUS_ENUM_
   NSDE_STATUS_MIN_ = -15

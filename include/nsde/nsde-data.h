@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * libnsde - image data sets: CIFAR-10 (binary), Fashion-MNIST (IDX, gzip),
  * STL-10 (binary); batches with random-crop augmentation; shuffling.
  * SPDX-License-Identifier: MIT

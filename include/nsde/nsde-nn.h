@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * libnsde - neural networks as drift functions: layers, networks, the
  * paper's classifiers, training and model files. float32, NCHW.
  * SPDX-License-Identifier: MIT
@@ -150,14 +151,16 @@ enum nsde_model_noise {
 /** Model options; initialise with nsde_model_config_init(). */
 struct nsde_model_config {
   size_t size;                    /**< sizeof(struct nsde_model_config) */
-  enum nsde_model_arch arch;
-  int in_channels, in_height, in_width; /**< image shape (3 x 32 x 32) */
+  enum nsde_model_arch arch;      /**< stem in front of the SDE block (NSDE_ARCH_CIFAR) */
+  int in_channels;                /**< image channels (3) */
+  int in_height;                  /**< image height (32) */
+  int in_width;                   /**< image width (32) */
   int width;                      /**< channels of the SDE block (64) */
   int groups;                     /**< GroupNorm groups: 0 is the paper's min(32, channels);
                                        narrow models need fewer (one channel per group
                                        normalises every feature map to the same statistics) */
   int classes;                    /**< 10 */
-  enum nsde_model_noise noise;
+  enum nsde_model_noise noise;    /**< the SDE block's noise (NSDE_MODEL_MULTIPLICATIVE) */
   double sigma;                   /**< noise scale */
   int learn_sigma;                /**< 1: sigma is a trained parameter (last in the buffer) */
   double t1;                      /**< integration time T (1) */
@@ -187,8 +190,9 @@ NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_model_get_config(const struct nsde_model *m, struct nsde_model_config *cfg);
 /** Number of parameters (-1 for NULL): the network weights, plus sigma if learned. */
 NSDE_API int64_t nsde_model_num_params(const struct nsde_model *m);
-/** All parameters in one buffer (borrowed), and their gradients. */
+/** All parameters in one buffer (borrowed; nsde_model_num_params() floats). */
 NSDE_API float *nsde_model_params(const struct nsde_model *m);
+/** Their gradients, the same layout (borrowed), written by nsde_model_loss_grad(). */
 NSDE_API float *nsde_model_grads(const struct nsde_model *m);
 /** Call after changing nsde_model_params() by hand (sigma is copied into the SDE). */
 NSDE_API NSDE_NODISCARD enum nsde_status
@@ -291,9 +295,16 @@ nsde_model_load(struct nsde_context *ctx, const char *path, int64_t max_batch,
  *  or p -= lr (g + wd p + mu v) with Nesterov). */
 struct nsde_sgd;
 
+/**
+ * An optimiser for @p n_params parameters with momentum @p momentum in [0, 1),
+ * L2 weight decay @p weight_decay >= 0 and Nesterov momentum when @p nesterov
+ * is 1; the velocity starts at zero.
+ * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID, NSDE_ERR_NOMEM.
+ */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_sgd_new(struct nsde_context *ctx, int64_t n_params, double momentum, double weight_decay,
              int nesterov, struct nsde_sgd **out);
+/** Free. NULL is a no-op. */
 NSDE_API void nsde_sgd_free(struct nsde_sgd *opt);
 /** One step on @p params with @p grads (n_params floats each). */
 NSDE_API NSDE_NODISCARD enum nsde_status

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * libnsde - SDEs, drift/diffusion function objects and solvers.
  * SPDX-License-Identifier: MIT
  */
@@ -149,13 +150,14 @@ enum nsde_grad_strategy {
 /** Solver options. Initialise with nsde_solver_config_init(). */
 struct nsde_solver_config {
   size_t size;               /**< sizeof(struct nsde_solver_config) */
-  enum nsde_scheme scheme;
-  double t0, t1;             /**< t0 < t1 */
-  enum nsde_grid grid;
+  enum nsde_scheme scheme;   /**< the scheme (NSDE_SCHEME_EULER_MARUYAMA) */
+  double t0;                 /**< start time (0) */
+  double t1;                 /**< end time, t0 < t1 (1) */
+  enum nsde_grid grid;       /**< how the steps are chosen (NSDE_GRID_STEPS) */
   int64_t n_steps;           /**< for NSDE_GRID_STEPS */
   double dt;                 /**< for NSDE_GRID_DT and NSDE_GRID_PAPER */
   const double *save_at;     /**< times in [t0, t1] whose states are recorded (copied) */
-  int64_t n_save;
+  int64_t n_save;            /**< number of save_at times (0) */
   uint64_t seed;             /**< Brownian seed */
   int64_t batch_offset;      /**< global index of batch element 0 */
   /** Base grid of the Brownian paths (see struct nsde_brownian): 0 pins them
@@ -291,7 +293,8 @@ struct nsde_vjp_report {
   double worst_rel_err; /**< max |analytic - numeric| / max(1, |numeric|) */
   int64_t worst_index;  /**< where: input element, or parameter index */
   int worst_is_param;   /**< 1 if worst_index counts parameters */
-  double analytic, numeric; /**< the two values there */
+  double analytic;      /**< the vjp's value there */
+  double numeric;       /**< the central difference there */
   int64_t checked;      /**< number of directional derivatives compared */
 };
 

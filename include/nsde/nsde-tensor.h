@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * libnsde - tensors: dense arrays of rank 1..4 (NCHW), float32 or float64.
  * SPDX-License-Identifier: MIT
  */

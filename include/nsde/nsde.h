@@ -1,10 +1,13 @@
-/*
+/**
+ * @file
  * libnsde - Neural stochastic differential equations in C.
  * SPDX-License-Identifier: MIT
  *
  * Worked example: geometric Brownian motion dx = mu x dt + sigma x dW,
- * 1000 paths, Euler-Maruyama, 100 steps (error checks shortened).
+ * 1000 paths, Euler-Maruyama, 100 steps (error checks shortened; the
+ * compiler warns about the dropped statuses; examples/01-solve.c checks them).
  *
+ * @code
  *   #include <nsde/nsde.h>
  *
  *   struct nsde_context *ctx;  nsde_context_new(&ctx);
@@ -25,6 +28,7 @@
  *   // ... read nsde_tensor_data(x), then free everything:
  *   nsde_tensor_free(x); nsde_solver_free(solver); nsde_sde_free(sde);
  *   nsde_func_free(g); nsde_func_free(f); nsde_context_free(ctx);
+ * @endcode
  *
  * Link with `pkg-config --cflags --libs nsde`.
  */
