@@ -222,7 +222,7 @@ void *nsde__alloc(size_t n)
     return NULL;
   if (n > SIZE_MAX - 63)
     return NULL;
-  rounded = (n + 63) & ~(size_t)63;
+  rounded = nsde__round64(n);
   return aligned_alloc(64, rounded);
 }
 

@@ -437,7 +437,7 @@ NSDE_API enum nsde_status nsde_dataset_batch(const struct nsde_dataset *ds,
     float *dst = out + k * item;
     int oy = 0, ox = 0;
     if (crop_pad > 0) {
-      uint32_t ctr[4] = {(uint32_t)indices[k], (uint32_t)(indices[k] >> 32), 0xA06, 0}, w[4];
+      uint32_t ctr[4] = {(uint32_t)indices[k], (uint32_t)(indices[k] >> 32), NSDE__PHILOX_CROP, 0}, w[4];
       nsde__philox4x32_10(ctr, seed, w);
       oy = (int)(w[0] % (uint32_t)(2 * crop_pad + 1)) - crop_pad;
       ox = (int)(w[1] % (uint32_t)(2 * crop_pad + 1)) - crop_pad;
@@ -466,7 +466,7 @@ NSDE_API enum nsde_status nsde_permutation(int64_t *perm, int64_t n, uint64_t se
   for (int64_t i = 0; i < n; i++)
     perm[i] = i;
   for (int64_t i = n - 1; i > 0; i--) { /* Fisher-Yates, Philox-driven */
-    uint32_t ctr[4] = {(uint32_t)i, (uint32_t)(i >> 32), 0x5F1E, 0}, w[4];
+    uint32_t ctr[4] = {(uint32_t)i, (uint32_t)(i >> 32), NSDE__PHILOX_PERMUTATION, 0}, w[4];
     uint64_t r;
     int64_t j, t;
     nsde__philox4x32_10(ctr, seed, w);

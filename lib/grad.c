@@ -25,7 +25,6 @@
 
 enum gb { G_A, G_Z, G_CF, G_CG, G_CGP, G_T1, G_T2, G_TMP, G_F, G_G, G_GP, G_X2, G_A2, G_X0, G_N };
 
-static size_t round64(size_t b) { return (b + 63) & ~(size_t)63; }
 
 static int rec_layout(enum nsde_scheme scheme, enum buf out[2])
 {
@@ -96,10 +95,10 @@ enum nsde_status nsde__grad_plan(const struct nsde_sde *sde, const struct nsde_s
   if (c->checkpoint_every < 0)
     return nsde__error(ctx, NSDE_ERR_INVALID, "checkpoint_every must be >= 0");
 
-  arr = round64((size_t)n * esz);
+  arr = nsde__round64((size_t)n * esz);
   if (arr / 32 > SIZE_MAX / 64 / G_N)
     return nsde__error(ctx, NSDE_ERR_OVERFLOW, "gradient work arrays overflow");
-  work = G_N * arr + round64(4 * (size_t)(n_params(sde->drift) + n_params(g)) * esz);
+  work = G_N * arr + nsde__round64(4 * (size_t)(n_params(sde->drift) + n_params(g)) * esz);
   rec = (size_t)rec_layout(c->scheme, lay) * arr;
   if (c->grad == NSDE_GRAD_STORE_ALL) {
     if ((size_t)n_grid + 1 > SIZE_MAX / rec)
@@ -136,7 +135,7 @@ enum nsde_status nsde__grad_plan(const struct nsde_sde *sde, const struct nsde_s
 
 void nsde__grad_setup(struct nsde_solver *s, char *mem, int64_t ck_every)
 {
-  const size_t arr = round64((size_t)s->n * s->esz);
+  const size_t arr = nsde__round64((size_t)s->n * s->esz);
   const int64_t np = n_params(s->sde->drift) + n_params(s->sde->diffusion);
 
   s->recording = false;
@@ -148,7 +147,7 @@ void nsde__grad_setup(struct nsde_solver *s, char *mem, int64_t ck_every)
     s->gbuf[i] = mem + (size_t)i * arr;
   mem += G_N * arr;
   s->pscratch = mem;
-  mem += round64(4 * (size_t)np * s->esz);
+  mem += nsde__round64(4 * (size_t)np * s->esz);
   s->tape = mem;
   if (s->grad == NSDE_GRAD_STORE_ALL) {
     s->tape_slots = s->n_grid + 1;
@@ -161,7 +160,7 @@ void nsde__grad_setup(struct nsde_solver *s, char *mem, int64_t ck_every)
   }
 }
 
-static size_t arr_bytes(const struct nsde_solver *s) { return round64((size_t)s->n * s->esz); }
+static size_t arr_bytes(const struct nsde_solver *s) { return nsde__round64((size_t)s->n * s->esz); }
 
 static void *slot(const struct nsde_solver *s, int64_t k, int j)
 {

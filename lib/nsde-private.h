@@ -73,6 +73,10 @@ enum nsde_status nsde__struct_out_check(struct nsde_context *ctx, const char *wh
 bool nsde__mul_i64(int64_t a, int64_t b, int64_t *out);
 bool nsde__mul_size(size_t a, size_t b, size_t *out);
 
+/* n rounded up to a multiple of 64 bytes (a cache line; the alignment of every
+ * buffer libnsde carves out of one allocation). n must be <= SIZE_MAX - 63. */
+static inline size_t nsde__round64(size_t n) { return (n + 63) & ~(size_t)63; }
+
 /* 64-byte aligned allocation of n bytes (n may be 0 -> NULL). */
 void *nsde__alloc(size_t n);
 void nsde__free(void *p);

@@ -26,6 +26,15 @@
 #define NSDE__INLINE static inline
 #endif
 
+/* The generator's uses besides the Brownian stream, named once: each puts its
+ * tag in counter word 2 ({index low, index high, tag, 0}), under its own seed.
+ * (The Brownian stream's counters are {element, batch element, step, node}.)
+ * The values are frozen: changing one changes every crop or shuffle made. */
+enum nsde__philox_tag {
+  NSDE__PHILOX_CROP = 0xA06,       /* nsde_dataset_batch: random-crop offsets */
+  NSDE__PHILOX_PERMUTATION = 0x5F1E /* nsde_permutation: the shuffle's keys */
+};
+
 NSDE__INLINE void nsde__philox4x32_10(const uint32_t ctr_in[4], uint64_t seed, uint32_t out[4])
 {
   uint32_t c0 = ctr_in[0], c1 = ctr_in[1], c2 = ctr_in[2], c3 = ctr_in[3];

@@ -216,23 +216,23 @@ static enum nsde_status make_plan(const struct nsde_sde *sde, const struct nsde_
   if (!nsde__mul_size((size_t)numel, esz, &sz) || sz > SIZE_MAX / 32)
     return nsde__error(ctx, NSDE_ERR_OVERFLOW, "state of %lld elements is too large",
                        (long long)numel);
-  sz = (sz + 63) & ~(size_t)63;
+  sz = nsde__round64(sz);
   for (int b = 0; b < B_NBUF; b++) {
     p->off[b] = total;
     if (p->bufs & (1u << b))
       total += sz;
   }
   {
-    size_t wsz = ((size_t)p->wn * esz + 63) & ~(size_t)63;
+    size_t wsz = nsde__round64((size_t)p->wn * esz);
     p->off_dw = total;
     total += sde->noise != NSDE_NOISE_NONE ? wsz : 0;
     p->off_hl = total;
     total += c->scheme == NSDE_SCHEME_SRA1 && sde->noise != NSDE_NOISE_NONE ? wsz : 0;
   }
   p->off_grid = total;
-  total += ((size_t)(p->n_grid + 1) * sizeof(double) + 63) & ~(size_t)63;
+  total += nsde__round64((size_t)(p->n_grid + 1) * sizeof(double));
   p->off_save = total;
-  total += ((size_t)c->n_save * sizeof(int64_t) + 63) & ~(size_t)63;
+  total += nsde__round64((size_t)c->n_save * sizeof(int64_t));
   {
     size_t gbytes = 0;
     st = nsde__grad_plan(sde, c, p->n_grid, numel, &gbytes, &p->ck_every);

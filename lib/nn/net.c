@@ -287,7 +287,7 @@ NSDE_API enum nsde_status nsde_net_finalize(struct nsde_net *net, int64_t max_ba
     net->np += l->np;
     l->fused_relu = l->kind == L_GN && i + 1 < net->nl && net->L[i + 1].kind == L_RELU;
     if (!l->fused_relu)
-      act_total += ((size_t)max_batch * (size_t)l->out_sz * 4 + 63) & ~(size_t)63;
+      act_total += nsde__round64((size_t)max_batch * (size_t)l->out_sz * 4);
     if (l->kind == L_CONV || l->kind == L_CCONV) {
       size_t col = (size_t)nsde__nn_conv_kp(l) * l->hout * l->wout;
       size_t wcol = nsde__nn_use_winograd(l) ? 16 * (size_t)nsde__nn_wino_tiles(l) *
@@ -322,7 +322,7 @@ NSDE_API enum nsde_status nsde_net_finalize(struct nsde_net *net, int64_t max_ba
   net->max_chunks = net->np > 0 ? ((int64_t)64 << 20) / (net->np * 4) : 16;
   net->max_chunks = net->max_chunks < 1 ? 1 : net->max_chunks > 16 ? 16 : net->max_chunks;
   last = &net->L[net->nl - 1];
-#define SZ(nfloats) ((((size_t)(nfloats)) * 4 + 63) & ~(size_t)63)
+#define SZ(nfloats) nsde__round64((size_t)(nfloats) * 4)
   total = 2 * SZ(net->np) + act_total + SZ(wp) + SZ((size_t)max_batch * isz) +
           SZ((size_t)max_batch * (size_t)last->out_sz) + SZ((size_t)net->max_chunks * net->np);
   net->mem = nsde__alloc(total);
