@@ -72,7 +72,7 @@ int main(int argc, char **argv)
 
     st = nsde_func_new_linear(ctx, NSDE_FLOAT64, 1.0, 0.0, &f);
     if (st == NSDE_OK && sigmas[s] > 0)
-      st = nsde_diffusion_new_multiplicative(ctx, NSDE_FLOAT64, sigmas[s], &g);
+      st = nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, sigmas[s], &g);
     if (st == NSDE_OK)
       st = nsde_sde_new(ctx, f, g, g ? NSDE_NOISE_DIAGONAL : NSDE_NOISE_NONE, NSDE_ITO, &sde);
     if (st != NSDE_OK) {

@@ -104,25 +104,47 @@ NSDE_API enum nsde_status nsde_func_new_linear(struct nsde_context *ctx, enum ns
   return builtin(ctx, dtype, NSDE__FUNC_LINEAR, 2, a, b, out);
 }
 
-NSDE_API enum nsde_status nsde_diffusion_new_additive(struct nsde_context *ctx,
+NSDE_API enum nsde_status nsde_func_new_additive(struct nsde_context *ctx,
                                                       enum nsde_dtype dtype, double sigma,
                                                       struct nsde_func **out)
 {
   return builtin(ctx, dtype, NSDE__FUNC_ADDITIVE, 1, sigma, 0.0, out);
 }
 
-NSDE_API enum nsde_status nsde_diffusion_new_multiplicative(struct nsde_context *ctx,
+NSDE_API enum nsde_status nsde_func_new_multiplicative(struct nsde_context *ctx,
                                                             enum nsde_dtype dtype, double sigma,
                                                             struct nsde_func **out)
 {
   return builtin(ctx, dtype, NSDE__FUNC_MULTIPLICATIVE, 1, sigma, 0.0, out);
 }
 
-NSDE_API enum nsde_status nsde_diffusion_new_dropout(struct nsde_context *ctx,
+NSDE_API enum nsde_status nsde_func_new_dropout(struct nsde_context *ctx,
                                                      enum nsde_dtype dtype, double sigma,
                                                      struct nsde_func **out)
 {
   return builtin(ctx, dtype, NSDE__FUNC_DROPOUT, 1, sigma, 0.0, out);
+}
+
+/* The names before 0.3, kept one release (deprecated in the header). */
+NSDE_API enum nsde_status nsde_diffusion_new_additive(struct nsde_context *ctx,
+                                                      enum nsde_dtype dtype, double sigma,
+                                                      struct nsde_func **out)
+{
+  return nsde_func_new_additive(ctx, dtype, sigma, out);
+}
+
+NSDE_API enum nsde_status nsde_diffusion_new_multiplicative(struct nsde_context *ctx,
+                                                            enum nsde_dtype dtype, double sigma,
+                                                            struct nsde_func **out)
+{
+  return nsde_func_new_multiplicative(ctx, dtype, sigma, out);
+}
+
+NSDE_API enum nsde_status nsde_diffusion_new_dropout(struct nsde_context *ctx,
+                                                     enum nsde_dtype dtype, double sigma,
+                                                     struct nsde_func **out)
+{
+  return nsde_func_new_dropout(ctx, dtype, sigma, out);
 }
 
 NSDE_API void nsde_func_free(struct nsde_func *f)

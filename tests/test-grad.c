@@ -138,9 +138,9 @@ static struct nsde_func *diffusion(enum diffkind k, enum nsde_dtype dt, double s
   struct nsde_func *g = NULL;
   switch (k) {
   case DIFF_NONE: return NULL;
-  case DIFF_ADD: ck_assert_int_eq(nsde_diffusion_new_additive(ctx, dt, sigma, &g), NSDE_OK); break;
-  case DIFF_MUL: ck_assert_int_eq(nsde_diffusion_new_multiplicative(ctx, dt, sigma, &g), NSDE_OK); break;
-  case DIFF_DROP: ck_assert_int_eq(nsde_diffusion_new_dropout(ctx, dt, sigma, &g), NSDE_OK); break;
+  case DIFF_ADD: ck_assert_int_eq(nsde_func_new_additive(ctx, dt, sigma, &g), NSDE_OK); break;
+  case DIFF_MUL: ck_assert_int_eq(nsde_func_new_multiplicative(ctx, dt, sigma, &g), NSDE_OK); break;
+  case DIFF_DROP: ck_assert_int_eq(nsde_func_new_dropout(ctx, dt, sigma, &g), NSDE_OK); break;
   }
   return g;
 }
@@ -223,7 +223,7 @@ START_TEST(closed_form_gbm)
     int64_t shape[2] = {B, 1}, nb = B;
     double gmu, gsig, prod[4], smu[4], ssig[4], exp_mu = 0, exp_sig = 0;
     ck_assert_int_eq(nsde_func_new_linear(ctx, NSDE_FLOAT64, mu, 0.0, &f), NSDE_OK);
-    ck_assert_int_eq(nsde_diffusion_new_multiplicative(ctx, NSDE_FLOAT64, sigma, &g), NSDE_OK);
+    ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, sigma, &g), NSDE_OK);
     ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_ITO, &sde), NSDE_OK);
     nsde_solver_config_init(&cfg);
     cfg.n_steps = N;
@@ -527,7 +527,7 @@ static long peak_growth(enum nsde_grad_strategy strat, int64_t N, int64_t B, int
       _exit(3);
     if (nsde_func_new_linear(c, NSDE_FLOAT64, -0.3, 0.0, &f))
       _exit(3);
-    if (nsde_diffusion_new_multiplicative(c, NSDE_FLOAT64, 0.4, &g))
+    if (nsde_func_new_multiplicative(c, NSDE_FLOAT64, 0.4, &g))
       _exit(3);
     if (nsde_sde_new(c, f, g, NSDE_NOISE_DIAGONAL,
                  strat == NSDE_GRAD_REVERSIBLE ? NSDE_STRATONOVICH : NSDE_ITO, &sde))
@@ -575,8 +575,8 @@ START_TEST(memory_follows_query)
   int64_t shape[2] = {B, Dd};
 
   ck_assert_int_eq(nsde_func_new_linear(ctx, NSDE_FLOAT64, -0.3, 0.0, &f), NSDE_OK);
-  ck_assert_int_eq(nsde_diffusion_new_multiplicative(ctx, NSDE_FLOAT64, 0.4, &g), NSDE_OK);
-  ck_assert_int_eq(nsde_diffusion_new_multiplicative(ctx, NSDE_FLOAT64, 0.4, &gs), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, 0.4, &g), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, 0.4, &gs), NSDE_OK);
   ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_ITO, &ito), NSDE_OK);
   ck_assert_int_eq(nsde_sde_new(ctx, f, gs, NSDE_NOISE_DIAGONAL, NSDE_STRATONOVICH, &strat_sde), NSDE_OK);
   for (int s = 0; s < 4; s++)
@@ -630,11 +630,11 @@ START_TEST(vjp_checker)
   ck_assert_int_eq(r.worst_index, 5);
   m.bad_grad = 0;
   /* built-ins check out too; dropout refers to its drift */
-  ck_assert_int_eq(nsde_diffusion_new_multiplicative(ctx, NSDE_FLOAT64, 0.7, &g), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, 0.7, &g), NSDE_OK);
   ck_assert_int_eq(nsde_func_check_vjp(g, 0.0, x, 2, 0, &r), NSDE_OK);
   ck_assert(r.worst_rel_err < 1e-8);
   nsde_func_free(g);
-  ck_assert_int_eq(nsde_diffusion_new_dropout(ctx, NSDE_FLOAT64, 0.7, &g), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_dropout(ctx, NSDE_FLOAT64, 0.7, &g), NSDE_OK);
   ck_assert_int_eq(nsde_func_check_vjp(g, 0.0, x, 2, 0, &r), NSDE_ERR_UNSUPPORTED);
   nsde_func_free(g);
   r.size = 3;
@@ -787,7 +787,7 @@ START_TEST(vjp_checker_verdicts)
   ck_assert_int_eq(nsde_func_check_diag(f, 0.0, x, 0, &r), NSDE_ERR_MISSING_OP);
   nsde_func_free(f);
   /* the built-ins pass their own checks */
-  ck_assert_int_eq(nsde_diffusion_new_multiplicative(ctx, NSDE_FLOAT64, 0.7, &f), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, 0.7, &f), NSDE_OK);
   ck_assert_int_eq(nsde_func_check_diag(f, 0.0, x, 0, &r), NSDE_OK);
   ck_assert_int_eq(nsde_func_check_diag_vjp(f, 0.0, x, 5, 0, &r), NSDE_OK);
   nsde_func_free(f);

@@ -299,7 +299,7 @@ START_TEST(network_drift_gradients)
   ck_assert_int_eq(nsde_net_finalize(net, 2, 3), NSDE_OK);
   ck_assert_int_eq(nsde_net_as_func(net, &f), NSDE_OK);
   ck_assert_int_eq(nsde_func_num_params(f), nsde_net_num_params(net));
-  ck_assert_int_eq(nsde_diffusion_new_multiplicative(ctx, NSDE_FLOAT32, 0.5, &g), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_FLOAT32, 0.5, &g), NSDE_OK);
   ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_ITO, &sde), NSDE_OK);
   fill_rand(x0, 1, 2.0, 0.0);
   fill_rand(w, 2, 2.0, 0.0);
@@ -373,7 +373,7 @@ START_TEST(tape_replays_exactly)
   ck_assert_int_eq(nsde_net_new_paper_drift(ctx, 4, 6, 6, 2, 3, 5, &net), NSDE_OK);
   np = nsde_net_num_params(net);
   ck_assert_int_eq(nsde_net_as_func(net, &f), NSDE_OK);
-  ck_assert_int_eq(nsde_diffusion_new_multiplicative(ctx, NSDE_FLOAT32, 0.5, &g), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_FLOAT32, 0.5, &g), NSDE_OK);
   ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_ITO, &sde), NSDE_OK);
   nsde_solver_config_init(&cfg);
   cfg.grid = NSDE_GRID_PAPER;

@@ -37,7 +37,7 @@ int main(void)
   if (strcmp(nsde_version(), NSDE_VERSION_STRING) != 0)
     return 2;
   if (nsde_context_new(&ctx) || nsde_func_new_linear(ctx, NSDE_FLOAT64, 0.5, 0.0, &f) ||
-      nsde_diffusion_new_multiplicative(ctx, NSDE_FLOAT64, 0.3, &g) ||
+      nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, 0.3, &g) ||
       nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_ITO, &sde))
     return 3;
   nsde_solver_config_init(&cfg);

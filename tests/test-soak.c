@@ -168,7 +168,7 @@ static enum nsde_status run(const struct problem *pb, enum nsde_dtype dt, double
   if (st == NSDE_OK && user_g)
     st = nsde_func_new(ctx, dt, &go, &ug, 2, dt == NSDE_FLOAT32 ? (void *)ug.pf : (void *)ug.p, &g);
   else if (st == NSDE_OK && pb->noise == NSDE_NOISE_ADDITIVE)
-    st = nsde_diffusion_new_additive(ctx, dt, pb->q[1], &g);
+    st = nsde_func_new_additive(ctx, dt, pb->q[1], &g);
   if (st == NSDE_OK)
     st = nsde_sde_new(ctx, f, g, (enum nsde_noise)pb->noise, (enum nsde_calculus)pb->calculus, &sde);
   nsde_solver_config_init(&cfg);

@@ -15,7 +15,7 @@ static struct problem gbm(enum nsde_dtype dt, double mu, double sigma, enum nsde
 {
   struct problem p;
   ck_assert_int_eq(nsde_func_new_linear(ctx, dt, mu, 0.0, &p.f), NSDE_OK);
-  ck_assert_int_eq(nsde_diffusion_new_multiplicative(ctx, dt, sigma, &p.g), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_multiplicative(ctx, dt, sigma, &p.g), NSDE_OK);
   ck_assert_int_eq(nsde_sde_new(ctx, p.f, p.g, NSDE_NOISE_DIAGONAL, calc, &p.sde), NSDE_OK);
   return p;
 }
@@ -93,7 +93,7 @@ START_TEST(strong_order)
   if (additive) {
     struct nsde_func_ops ops = {sizeof(ops), sin_drift, NULL, NULL, NULL};
     ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &ops, NULL, 0, NULL, &p.f), NSDE_OK);
-    ck_assert_int_eq(nsde_diffusion_new_additive(ctx, NSDE_FLOAT64, 0.8, &p.g), NSDE_OK);
+    ck_assert_int_eq(nsde_func_new_additive(ctx, NSDE_FLOAT64, 0.8, &p.g), NSDE_OK);
     ck_assert_int_eq(nsde_sde_new(ctx, p.f, p.g, NSDE_NOISE_ADDITIVE, NSDE_ITO, &p.sde), NSDE_OK);
   } else {
     p = gbm(NSDE_FLOAT64, mu, sigma, order_cases[_i].calc);
@@ -160,7 +160,7 @@ START_TEST(weak_order_em)
   const double mean_exact = exp(-1.0), var_exact = 0.25 * (1 - exp(-2.0)) / 2;
 
   ck_assert_int_eq(nsde_func_new_linear(ctx, NSDE_FLOAT64, -1.0, 0.0, &f), NSDE_OK);
-  ck_assert_int_eq(nsde_diffusion_new_additive(ctx, NSDE_FLOAT64, 0.5, &g), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_additive(ctx, NSDE_FLOAT64, 0.5, &g), NSDE_OK);
   ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_ADDITIVE, NSDE_ITO, &sde), NSDE_OK);
   for (int k = 0; k < 4; k++) {
     struct nsde_solver_config cfg;
@@ -232,7 +232,7 @@ START_TEST(reversible_reconstruction)
     uint64_t seed = 99;
 
     ck_assert_int_eq(nsde_func_new(ctx, dt, &ops, &dts[d], 0, NULL, &f), NSDE_OK);
-    ck_assert_int_eq(nsde_diffusion_new_multiplicative(ctx, dt, 0.4, &g), NSDE_OK);
+    ck_assert_int_eq(nsde_func_new_multiplicative(ctx, dt, 0.4, &g), NSDE_OK);
     ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_STRATONOVICH, &sde),
                      NSDE_OK);
     s = solver(sde, NSDE_SCHEME_REVERSIBLE_HEUN, 100, seed, B, D);
@@ -424,7 +424,7 @@ START_TEST(scalar_noise)
   struct nsde_tensor *x = state(NSDE_FLOAT64, 3, 4, 0.0);
   const double *xd = nsde_tensor_data(x);
   ck_assert_int_eq(nsde_func_new_linear(ctx, NSDE_FLOAT64, 0.0, 0.0, &f), NSDE_OK);
-  ck_assert_int_eq(nsde_diffusion_new_additive(ctx, NSDE_FLOAT64, 1.0, &g), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_additive(ctx, NSDE_FLOAT64, 1.0, &g), NSDE_OK);
   ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_SCALAR, NSDE_ITO, &sde), NSDE_OK);
   s = solver(sde, NSDE_SCHEME_EULER_MARUYAMA, 7, 1, 3, 4);
   ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
@@ -457,8 +457,8 @@ START_TEST(dropout_matches_multiplicative)
   for (int sch = 0; sch < 2; sch++) {
     struct nsde_solver *a, *b;
     ck_assert_int_eq(nsde_func_new_linear(ctx, NSDE_FLOAT64, 0.7, 0.0, &f), NSDE_OK);
-    ck_assert_int_eq(nsde_diffusion_new_dropout(ctx, NSDE_FLOAT64, 0.5, &gd), NSDE_OK);
-    ck_assert_int_eq(nsde_diffusion_new_multiplicative(ctx, NSDE_FLOAT64, 0.35, &gm), NSDE_OK);
+    ck_assert_int_eq(nsde_func_new_dropout(ctx, NSDE_FLOAT64, 0.5, &gd), NSDE_OK);
+    ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, 0.35, &gm), NSDE_OK);
     ck_assert_int_eq(nsde_sde_new(ctx, f, gd, NSDE_NOISE_DIAGONAL, NSDE_ITO, &sd), NSDE_OK);
     ck_assert_int_eq(nsde_sde_new(ctx, f, gm, NSDE_NOISE_DIAGONAL, NSDE_ITO, &sm), NSDE_OK);
     a = solver(sd, sch ? NSDE_SCHEME_MILSTEIN : NSDE_SCHEME_EULER_MARUYAMA, 20, 8, 10, 10);
@@ -521,7 +521,7 @@ START_TEST(callback_error_keeps_state)
 
   ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &ops, &fa, 0, NULL, &f), NSDE_OK);
   ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &ops, &never, 0, NULL, &fref), NSDE_OK);
-  ck_assert_int_eq(nsde_diffusion_new_multiplicative(ctx, NSDE_FLOAT64, 0.3, &g), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, 0.3, &g), NSDE_OK);
   ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_ITO, &sde), NSDE_OK);
   s = solver(sde, NSDE_SCHEME_EULER_MARUYAMA, 10, 4, 4, 3);
   ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_ERR_CALLBACK);
@@ -590,6 +590,32 @@ static int user_g(void *user, double t, int64_t batch, int64_t dim, const void *
     ((double *)out)[i] = 0.1 * ((const double *)x)[i];
   return 0;
 }
+
+/* The names before 0.3 stay exported for one release: the same functions
+ * (a program built against 0.2 keeps running). */
+START_TEST(deprecated_names)
+{
+  struct nsde_func *a, *b;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  enum nsde_status (*const old[3])(struct nsde_context *, enum nsde_dtype, double,
+                                   struct nsde_func **) = {
+      nsde_diffusion_new_additive, nsde_diffusion_new_multiplicative, nsde_diffusion_new_dropout};
+#pragma GCC diagnostic pop
+  enum nsde_status (*const now[3])(struct nsde_context *, enum nsde_dtype, double,
+                                   struct nsde_func **) = {
+      nsde_func_new_additive, nsde_func_new_multiplicative, nsde_func_new_dropout};
+  for (int k = 0; k < 3; k++) {
+    TRY(old[k](ctx, NSDE_FLOAT64, 0.7, &a));
+    TRY(now[k](ctx, NSDE_FLOAT64, 0.7, &b));
+    ck_assert_double_eq(*(double *)nsde_func_params(a), *(double *)nsde_func_params(b));
+    ck_assert_int_eq(nsde_func_num_params(a), nsde_func_num_params(b));
+    nsde_func_free(a);
+    nsde_func_free(b);
+  }
+  ck_assert_int_eq(old[0](ctx, NSDE_FLOAT64, NAN, &a), NSDE_ERR_INVALID); /* the same checks */
+}
+END_TEST
 
 START_TEST(invalid_options)
 {
@@ -689,7 +715,7 @@ START_TEST(invalid_options)
   /* Milstein with dropout noise and a user drift without diag_deriv */
   gops.eval = user_g;
   ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &gops, NULL, 0, NULL, &uf), NSDE_OK);
-  ck_assert_int_eq(nsde_diffusion_new_dropout(ctx, NSDE_FLOAT64, 0.5, &dg), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_dropout(ctx, NSDE_FLOAT64, 0.5, &dg), NSDE_OK);
   ck_assert_int_eq(nsde_sde_new(ctx, uf, dg, NSDE_NOISE_DIAGONAL, NSDE_ITO, &sde), NSDE_OK);
   ck_assert_int_eq(nsde_solver_new(sde, &cfg, 2, shape, &s), NSDE_ERR_MISSING_OP);
   nsde_sde_free(sde);
@@ -704,7 +730,7 @@ START_TEST(invalid_options)
   ck_assert_int_eq(nsde_sde_new(ctx, ito.f, ito.g, NSDE_NOISE_DIAGONAL, (enum nsde_calculus)3, &sde), NSDE_ERR_INVALID);
   {
     struct nsde_func *g32;
-    ck_assert_int_eq(nsde_diffusion_new_additive(ctx, NSDE_FLOAT32, 0.5, &g32), NSDE_OK);
+    ck_assert_int_eq(nsde_func_new_additive(ctx, NSDE_FLOAT32, 0.5, &g32), NSDE_OK);
     ck_assert_int_eq(nsde_sde_new(ctx, ito.f, g32, NSDE_NOISE_DIAGONAL, NSDE_ITO, &sde), NSDE_ERR_DTYPE);
     nsde_func_free(g32);
   }
@@ -725,7 +751,7 @@ START_TEST(invalid_options)
     ck_assert_int_eq(nsde_func_num_params(f), 2);
     ck_assert_ptr_eq(nsde_func_params(f), params);
     nsde_func_free(f);
-    ck_assert_int_eq(nsde_diffusion_new_additive(ctx, NSDE_FLOAT64, NAN, &f), NSDE_ERR_NONFINITE);
+    ck_assert_int_eq(nsde_func_new_additive(ctx, NSDE_FLOAT64, NAN, &f), NSDE_ERR_NONFINITE);
     ck_assert_int_eq(nsde_func_num_params(NULL), -1);
     ck_assert_ptr_null(nsde_func_params(NULL));
     ck_assert_int_eq(nsde_func_new_linear(ctx, NSDE_FLOAT64, 2.0, 3.0, &f), NSDE_OK);
@@ -789,6 +815,7 @@ int main(void)
   tcase_add_test(tc, dropout_matches_multiplicative);
   tcase_add_test(tc, callback_error_keeps_state);
   tcase_add_test(tc, invalid_options);
+  tcase_add_test(tc, deprecated_names);
   suite_add_tcase(s, order);
   suite_add_tcase(s, tc);
   return run_suite(s);

@@ -20,6 +20,13 @@ extern "C" {
 #define NSDE_API
 #endif
 
+/** Marks a name kept for one release after its replacement: using it warns. */
+#if defined(__GNUC__) || defined(__clang__)
+#define NSDE_DEPRECATED(msg) __attribute__((deprecated(msg)))
+#else
+#define NSDE_DEPRECATED(msg)
+#endif
+
 /** Calls that return a status: the compiler warns when a caller drops it
  * (cast to void to ignore one on purpose). */
 #if defined(__GNUC__) || defined(__clang__)

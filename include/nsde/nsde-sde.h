@@ -63,18 +63,34 @@ NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_func_new_linear(struct nsde_context *ctx, enum nsde_dtype dtype, double a, double b,
                      struct nsde_func **out);
 
-/** Built-in diffusion G = sigma (additive noise). Parameter (sigma). */
+/** Built-in diffusion G = sigma (additive noise). Parameter (sigma).
+ *  @since 0.3 (was nsde_diffusion_new_additive) */
 NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_diffusion_new_additive(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
-                            struct nsde_func **out);
-/** Built-in diffusion G = sigma * x (multiplicative noise). Parameter (sigma). */
+nsde_func_new_additive(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
+                       struct nsde_func **out);
+/** Built-in diffusion G = sigma * x (multiplicative noise). Parameter (sigma).
+ *  @since 0.3 (was nsde_diffusion_new_multiplicative) */
 NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_diffusion_new_multiplicative(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
-                                  struct nsde_func **out);
+nsde_func_new_multiplicative(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
+                             struct nsde_func **out);
 /** Built-in diffusion G = sigma * f(t, x), reusing the drift value computed at
  *  the same point in the same step (dropout-style noise; no second drift call).
- *  Parameter (sigma). */
+ *  Parameter (sigma).
+ *  @since 0.3 (was nsde_diffusion_new_dropout) */
 NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_func_new_dropout(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
+                      struct nsde_func **out);
+
+/** @deprecated Use nsde_func_new_additive() (the same function); removed after 0.3. */
+NSDE_API NSDE_NODISCARD NSDE_DEPRECATED("use nsde_func_new_additive") enum nsde_status
+nsde_diffusion_new_additive(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
+                            struct nsde_func **out);
+/** @deprecated Use nsde_func_new_multiplicative() (the same function); removed after 0.3. */
+NSDE_API NSDE_NODISCARD NSDE_DEPRECATED("use nsde_func_new_multiplicative") enum nsde_status
+nsde_diffusion_new_multiplicative(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
+                                  struct nsde_func **out);
+/** @deprecated Use nsde_func_new_dropout() (the same function); removed after 0.3. */
+NSDE_API NSDE_NODISCARD NSDE_DEPRECATED("use nsde_func_new_dropout") enum nsde_status
 nsde_diffusion_new_dropout(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
                            struct nsde_func **out);
 

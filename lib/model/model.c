@@ -197,9 +197,9 @@ NSDE_API enum nsde_status nsde_model_new(struct nsde_context *ctx,
   if ((st = nsde_net_as_func(m->drift, &m->f)) != NSDE_OK)
     goto fail;
   switch (cfg->noise) {
-  case NSDE_MODEL_ADDITIVE: st = nsde_diffusion_new_additive(ctx, NSDE_FLOAT32, cfg->sigma, &m->g); break;
-  case NSDE_MODEL_MULTIPLICATIVE: st = nsde_diffusion_new_multiplicative(ctx, NSDE_FLOAT32, cfg->sigma, &m->g); break;
-  case NSDE_MODEL_DROPOUT: st = nsde_diffusion_new_dropout(ctx, NSDE_FLOAT32, cfg->sigma, &m->g); break;
+  case NSDE_MODEL_ADDITIVE: st = nsde_func_new_additive(ctx, NSDE_FLOAT32, cfg->sigma, &m->g); break;
+  case NSDE_MODEL_MULTIPLICATIVE: st = nsde_func_new_multiplicative(ctx, NSDE_FLOAT32, cfg->sigma, &m->g); break;
+  case NSDE_MODEL_DROPOUT: st = nsde_func_new_dropout(ctx, NSDE_FLOAT32, cfg->sigma, &m->g); break;
   case NSDE_MODEL_ODE: break;
   }
   if (st == NSDE_OK)
