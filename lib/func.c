@@ -352,7 +352,7 @@ static void set_el(enum nsde_dtype dt, void *p, int64_t i, double v)
     ((double *)p)[i] = v;
 }
 
-/* Above these, a check fails (worst relative error; see nsde-sde.h). */
+/* Above these, a check fails (worst relative error; see nsde-func.h). */
 static double check_tol(enum nsde_dtype dt)
 {
   return dt == NSDE_FLOAT64 ? 1e-5 : 5e-2;

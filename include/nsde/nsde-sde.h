@@ -1,105 +1,17 @@
 /**
  * @file
- * libnsde - SDEs, drift/diffusion function objects and solvers.
+ * libnsde - SDEs, their solvers and the pathwise gradient (nsde_solve, nsde_backward).
  * SPDX-License-Identifier: MIT
  */
 #ifndef NSDE_SDE_H
 #define NSDE_SDE_H
 
 #include <nsde/nsde-brownian.h>
+#include <nsde/nsde-func.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/**
- * Callbacks of a user function object (drift or diffusion). Every array is
- * contiguous, batch*dim elements of the function's dtype (float or double),
- * batch-major. Inputs are const; outputs are preallocated by libnsde.
- * Return 0 on success and a negative value to stop the computation; the
- * solver then reports NSDE_ERR_CALLBACK naming the callback, step and time.
- * Callbacks may be called from the thread that called libnsde only.
- */
-struct nsde_func_ops {
-  /** Set to sizeof(struct nsde_func_ops): lets later versions add members. */
-  size_t size;
-  /** Required: out = f(t, x). */
-  int (*eval)(void *user, double t, int64_t batch, int64_t dim,
-              const void *x, void *out);
-  /** Optional: grad_x = v^T df/dx (overwrite) and grad_params += v^T df/dp
-   *  summed over the batch (grad_params may be NULL: skip it). */
-  int (*vjp)(void *user, double t, int64_t batch, int64_t dim,
-             const void *x, const void *v, void *grad_x, void *grad_params);
-  /** Optional: out_i = d f_i / d x_i (diagonal of the Jacobian; Milstein). */
-  int (*diag_deriv)(void *user, double t, int64_t batch, int64_t dim,
-                    const void *x, void *out);
-  /** Optional: vector-Jacobian product of the map x -> diag_deriv(x):
-   *  grad_x = v^T d(diag_deriv)/dx (overwrite), grad_params += v^T d(diag_deriv)/dp
-   *  (grad_params may be NULL). Needed for gradients through Milstein steps and
-   *  for the stochastic adjoint with state-dependent noise. */
-  int (*diag_deriv_vjp)(void *user, double t, int64_t batch, int64_t dim,
-                        const void *x, const void *v, void *grad_x, void *grad_params);
-};
-
-/** A drift or diffusion function: user callbacks or a built-in. */
-struct nsde_func;
-
-/**
- * Wrap user callbacks.
- * @param ops       copied; ops->size must be set, eval must not be NULL
- * @param user      passed back to every callback (borrowed)
- * @param n_params  number of parameters (>= 0) stored at @p params
- * @param params    the caller's parameter buffer of the func's dtype
- *                  (borrowed; NULL iff n_params == 0)
- * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_MISSING_OP (no eval),
- *         NSDE_ERR_INVALID, NSDE_ERR_DTYPE, NSDE_ERR_NOMEM.
- */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_func_new(struct nsde_context *ctx, enum nsde_dtype dtype, const struct nsde_func_ops *ops,
-              void *user, int64_t n_params, void *params, struct nsde_func **out);
-
-/** Built-in f(t, x) = a*x + b elementwise; parameters (a, b) owned by the func. */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_func_new_linear(struct nsde_context *ctx, enum nsde_dtype dtype, double a, double b,
-                     struct nsde_func **out);
-
-/** Built-in diffusion G = sigma (additive noise). Parameter (sigma).
- *  @since 0.3 (was nsde_diffusion_new_additive) */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_func_new_additive(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
-                       struct nsde_func **out);
-/** Built-in diffusion G = sigma * x (multiplicative noise). Parameter (sigma).
- *  @since 0.3 (was nsde_diffusion_new_multiplicative) */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_func_new_multiplicative(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
-                             struct nsde_func **out);
-/** Built-in diffusion G = sigma * f(t, x), reusing the drift value computed at
- *  the same point in the same step (dropout-style noise; no second drift call).
- *  Parameter (sigma).
- *  @since 0.3 (was nsde_diffusion_new_dropout) */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_func_new_dropout(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
-                      struct nsde_func **out);
-
-/** @deprecated Use nsde_func_new_additive() (the same function); removed after 0.3. */
-NSDE_API NSDE_NODISCARD NSDE_DEPRECATED("use nsde_func_new_additive") enum nsde_status
-nsde_diffusion_new_additive(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
-                            struct nsde_func **out);
-/** @deprecated Use nsde_func_new_multiplicative() (the same function); removed after 0.3. */
-NSDE_API NSDE_NODISCARD NSDE_DEPRECATED("use nsde_func_new_multiplicative") enum nsde_status
-nsde_diffusion_new_multiplicative(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
-                                  struct nsde_func **out);
-/** @deprecated Use nsde_func_new_dropout() (the same function); removed after 0.3. */
-NSDE_API NSDE_NODISCARD NSDE_DEPRECATED("use nsde_func_new_dropout") enum nsde_status
-nsde_diffusion_new_dropout(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
-                           struct nsde_func **out);
-
-/** Free. NULL is a no-op. */
-NSDE_API void nsde_func_free(struct nsde_func *f);
-/** Number of parameters, -1 for NULL. */
-NSDE_API int64_t nsde_func_num_params(const struct nsde_func *f);
-/** The parameter buffer (dtype of the func; borrowed), NULL if none. */
-NSDE_API void *nsde_func_params(const struct nsde_func *f);
 
 /** Structure of the noise term G(t, x) dW. */
 enum nsde_noise {
@@ -302,68 +214,6 @@ NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_backward(struct nsde_solver *s, const struct nsde_tensor *grad_final,
               const struct nsde_tensor *grad_saved, struct nsde_tensor *grad_initial,
               void *grad_drift_params, void *grad_diffusion_params);
-
-/** Result of nsde_func_check_vjp(). */
-struct nsde_vjp_report {
-  size_t size;          /**< sizeof(struct nsde_vjp_report), set by the caller */
-  double worst_rel_err; /**< max |analytic - numeric| / max(1, |numeric|) */
-  int64_t worst_index;  /**< where: input element, or parameter index */
-  int worst_is_param;   /**< 1 if worst_index counts parameters */
-  double analytic;      /**< the vjp's value there */
-  double numeric;       /**< the central difference there */
-  int64_t checked;      /**< number of directional derivatives compared */
-};
-
-/**
- * Check a function's vjp callback against central finite differences:
- * for a random cotangent v (from @p seed), compares v^T df/dx_j and
- * v^T df/dp_k with (v.f(x + eps e_j) - v.f(x - eps e_j)) / (2 eps), for every
- * input element and parameter (at most 4096 of each, spread evenly). The
- * parameter buffer is perturbed and restored: callbacks must read their
- * parameters from the buffer registered with the func, not from a copy.
- *
- * It also checks the two halves of the callback contract: grad_x is
- * overwritten (the checker pre-fills it with NaN; any element left NaN fails)
- * and grad_params is accumulated (a second call on a buffer pre-filled with
- * known values must add what the first call wrote into a zeroed one).
- *
- * The verdict: NSDE_ERR_CHECK_FAILED, with a message naming the element, when
- * the contract is broken or the worst relative error
- * |analytic - numeric| / max(1, |numeric|) exceeds 1e-5 (float64) or 5e-2
- * (float32, where central differences with eps 1e-2 are good to about 1e-3
- * on smooth functions and ReLU kinks cost more). The report is filled in
- * either case, so a caller may apply a tolerance of its own. Use float64 for
- * tight checks.
- * @param x  the point (batch x dim elements of the func's dtype, contiguous)
- * @param eps  step; 0 chooses 1e-6 (float64) or 1e-2 (float32)
- * @return NSDE_OK, NSDE_ERR_CHECK_FAILED, NSDE_ERR_NULL, NSDE_ERR_INVALID,
- *         NSDE_ERR_MISSING_OP (no vjp), NSDE_ERR_UNSUPPORTED (dropout: check its
- *         drift), NSDE_ERR_DTYPE, NSDE_ERR_SHAPE, NSDE_ERR_CALLBACK, NSDE_ERR_NOMEM.
- */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_func_check_vjp(struct nsde_func *f, double t, const struct nsde_tensor *x, uint64_t seed,
-                    double eps, struct nsde_vjp_report *report);
-
-/**
- * Check diag_deriv (Milstein, the adjoint) against central differences:
- * (f_j(x + eps e_j) - f_j(x - eps e_j)) / (2 eps) for every element j (at most
- * 4096, spread evenly). Same report, tolerances and statuses as
- * nsde_func_check_vjp() (NSDE_ERR_MISSING_OP: no diag_deriv).
- */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_func_check_diag(struct nsde_func *f, double t, const struct nsde_tensor *x, double eps,
-                     struct nsde_vjp_report *report);
-
-/**
- * Check diag_deriv_vjp, the vjp of the map x -> diag_deriv(x), exactly as
- * nsde_func_check_vjp() checks vjp: the contract (grad_x overwritten,
- * grad_params accumulated) and central differences of v . diag_deriv(x) in
- * every input element and parameter. NSDE_ERR_MISSING_OP unless the func has
- * both diag_deriv and diag_deriv_vjp.
- */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_func_check_diag_vjp(struct nsde_func *f, double t, const struct nsde_tensor *x, uint64_t seed,
-                         double eps, struct nsde_vjp_report *report);
 
 #ifdef __cplusplus
 }

@@ -39,8 +39,11 @@
 #include <nsde/nsde-core.h>
 #include <nsde/nsde-tensor.h>
 #include <nsde/nsde-brownian.h>
+#include <nsde/nsde-func.h>
 #include <nsde/nsde-sde.h>
-#include <nsde/nsde-nn.h>
+#include <nsde/nsde-net.h>
+#include <nsde/nsde-model.h>
+#include <nsde/nsde-optim.h>
 #include <nsde/nsde-data.h>
 
 #endif
