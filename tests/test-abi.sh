@@ -33,6 +33,28 @@ if nm -D --defined-only "$lib" | awk '$2 ~ /^[TDBRVW]$/ {print $3}' | grep -v '@
   echo "FAIL: exported symbols without a version node"; fail=1
 fi
 
+# 1c. Every public function's comment says since when it exists (@since X.Y),
+# and X.Y is the release node that exports it.
+awk '/^NSDE_[0-9.]+ \{/ { v = substr($1, 6) } /^ +nsde_[a-z0-9_]+;/ { s = $1; sub(/;/, "", s); print s, v }' \
+  "$map" >"$tmp/nodes"
+for h in "$src_inc"/nsde/*.h; do
+  awk -v h="$(basename "$h")" -v nodes="$tmp/nodes" '
+    BEGIN { while ((getline l < nodes) > 0) { split(l, a, " "); node[a[1]] = a[2] } }
+    /\/\*\*/ { inc = 1; com = "" }
+    inc { com = com " " $0 }
+    /\*\// { if (inc) { inc = 0; last = NR } }
+    /^NSDE_API/ {
+      line = $0; if ($0 !~ /\(/) { getline nxt; line = line " " nxt }
+      if (!match(line, /nsde_[a-z0-9_]+ *\(/)) next
+      name = substr(line, RSTART, RLENGTH); sub(/ *\($/, "", name)
+      since = ""
+      if (last == NR - 1 || last == NR - 2) if (match(com, /@since [0-9]+\.[0-9]+/)) since = substr(com, RSTART + 7, RLENGTH - 7)
+      if (since == "") { print "FAIL: " h ": " name " has no @since"; bad = 1 }
+      else if (since != node[name]) { print "FAIL: " h ": " name " says @since " since ", exported in NSDE_" node[name]; bad = 1 }
+    }
+    END { exit bad }' "$h" || fail=1
+done
+
 # 2. Every public header compiles alone as C99 (pedantic) and as C++.
 for h in "$src_inc"/nsde/*.h; do
   name=$(basename "$h")

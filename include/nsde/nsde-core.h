@@ -71,11 +71,12 @@ enum nsde_status {
 /**
  * Human-readable text of a status. Never NULL; unknown values give
  * "unknown status". The string is static: do not free it.
+ * @since 0.1
  */
 NSDE_API const char *nsde_status_str(enum nsde_status status);
 
 /** Version of the library actually loaded, e.g. "0.1.0" (compare with
- *  NSDE_VERSION_STRING from the headers you compiled against). */
+ *  NSDE_VERSION_STRING from the headers you compiled against). @since 0.1 */
 NSDE_API const char *nsde_version(void);
 
 /** Severity of a log message. */
@@ -109,11 +110,12 @@ struct nsde_context;
  * @param[out] out  receives the new context (owned by the caller; free
  *                  with nsde_context_free()). Set to NULL on error.
  * @return NSDE_OK, NSDE_ERR_NULL (out is NULL), NSDE_ERR_NOMEM.
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_context_new(struct nsde_context **out);
 
-/** Free a context. NULL is a no-op. */
+/** Free a context. NULL is a no-op. @since 0.1 */
 NSDE_API void nsde_context_free(struct nsde_context *ctx);
 
 /**
@@ -123,11 +125,12 @@ NSDE_API void nsde_context_free(struct nsde_context *ctx);
  *
  * @param n  1..1024, or 0 for the default.
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID (n out of range).
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_context_set_threads(struct nsde_context *ctx, int n);
 
-/** Threads used under @p ctx; 0 if ctx is NULL. */
+/** Threads used under @p ctx; 0 if ctx is NULL. @since 0.1 */
 NSDE_API int nsde_context_get_threads(const struct nsde_context *ctx);
 
 /**
@@ -135,6 +138,7 @@ NSDE_API int nsde_context_get_threads(const struct nsde_context *ctx);
  * @p fn NULL removes the callback. @p user is passed back unchanged.
  * Errors reported to the context are also logged at NSDE_LOG_ERROR.
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID (bad level).
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_context_set_log(struct nsde_context *ctx, nsde_log_fn fn, void *user,
@@ -144,14 +148,15 @@ nsde_context_set_log(struct nsde_context *ctx, nsde_log_fn fn, void *user,
  * The detailed message of the most recent error reported under @p ctx
  * ("" if none). Valid until the next libnsde call under the same context.
  * Returns "" for a NULL context.
+ * @since 0.1
  */
 NSDE_API const char *nsde_context_last_error(const struct nsde_context *ctx);
 
-/** Status of the most recent error reported under @p ctx (NSDE_OK if none). */
+/** Status of the most recent error reported under @p ctx (NSDE_OK if none). @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_context_last_status(const struct nsde_context *ctx);
 
-/** Forget the last error of @p ctx. NULL is a no-op. */
+/** Forget the last error of @p ctx. NULL is a no-op. @since 0.1 */
 NSDE_API void nsde_context_clear_error(struct nsde_context *ctx);
 
 /**
@@ -163,6 +168,7 @@ NSDE_API void nsde_context_clear_error(struct nsde_context *ctx);
  * @param ctx  for the error message (may be NULL)
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_NOMEM, NSDE_ERR_IO (with the
  *         system's reason: no space, no permission, ...).
+ * @since 0.2
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_file_write_atomic(struct nsde_context *ctx, const char *path, const void *data, size_t n);
@@ -177,10 +183,11 @@ enum nsde_blis_choice {
 /**
  * Name of the BLIS kernel family ("sub-configuration") in use for the whole
  * process, e.g. "skx", "zen3", "haswell", "generic". Static string.
+ * @since 0.1
  */
 NSDE_API const char *nsde_blis_arch(void);
 
-/** How the family reported by nsde_blis_arch() was chosen. */
+/** How the family reported by nsde_blis_arch() was chosen. @since 0.1 */
 NSDE_API enum nsde_blis_choice nsde_blis_arch_choice(void);
 
 #ifdef __cplusplus

@@ -27,29 +27,30 @@ struct nsde_dataset;
  * data_batch_5.bin, test_batch.bin: 3073-byte records). Reads at most
  * @p max_images (0: all). Missing, truncated or malformed files give
  * NSDE_ERR_IO / NSDE_ERR_FORMAT with a message naming the file and the problem.
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_dataset_load_cifar10(struct nsde_context *ctx, const char *dir, enum nsde_split split,
                           int64_t max_images, struct nsde_dataset **out);
 /** Fashion-MNIST (or MNIST) IDX files, gzip-compressed or not, in @p dir:
- *  train-images-idx3-ubyte(.gz), train-labels-idx1-ubyte(.gz), t10k-... */
+ *  train-images-idx3-ubyte(.gz), train-labels-idx1-ubyte(.gz), t10k-... @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_dataset_load_fashion_mnist(struct nsde_context *ctx, const char *dir, enum nsde_split split,
                                 int64_t max_images, struct nsde_dataset **out);
 /** STL-10 binary files in @p dir: train_X.bin / train_y.bin, test_X.bin /
- *  test_y.bin (3 x 96 x 96 images stored column-major, labels 1..10). */
+ *  test_y.bin (3 x 96 x 96 images stored column-major, labels 1..10). @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_dataset_load_stl10(struct nsde_context *ctx, const char *dir, enum nsde_split split,
                         int64_t max_images, struct nsde_dataset **out);
-/** Free. NULL is a no-op. */
+/** Free. NULL is a no-op. @since 0.1 */
 NSDE_API void nsde_dataset_free(struct nsde_dataset *ds);
-/** Number of images (-1 for NULL). */
+/** Number of images (-1 for NULL). @since 0.1 */
 NSDE_API int64_t nsde_dataset_size(const struct nsde_dataset *ds);
-/** Image shape and class count. @return NSDE_OK, NSDE_ERR_NULL. */
+/** Image shape and class count. @return NSDE_OK, NSDE_ERR_NULL. @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_dataset_info(const struct nsde_dataset *ds, int *channels, int *height, int *width,
                   int *classes);
-/** The label of image @p i (-1 when out of range or NULL). */
+/** The label of image @p i (-1 when out of range or NULL). @since 0.1 */
 NSDE_API int nsde_dataset_label(const struct nsde_dataset *ds, int64_t i);
 
 /**
@@ -59,13 +60,14 @@ NSDE_API int nsde_dataset_label(const struct nsde_dataset *ds, int64_t i);
  * drawn from (@p seed, index): deterministic.
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_SHAPE, NSDE_ERR_INVALID (an index
  *         out of range, crop_pad < 0).
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_dataset_batch(const struct nsde_dataset *ds, const int64_t *indices, int64_t count,
                    int crop_pad, uint64_t seed, struct nsde_tensor *images, int32_t *labels);
 
 /** A deterministic permutation of 0..n-1 from @p seed. @return NSDE_OK, NSDE_ERR_NULL,
- *  NSDE_ERR_INVALID (n < 0). */
+ *  NSDE_ERR_INVALID (n < 0). @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_permutation(int64_t *perm, int64_t n, uint64_t seed);
 

@@ -54,12 +54,13 @@ struct nsde_func;
  *                  (borrowed; NULL iff n_params == 0)
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_MISSING_OP (no eval),
  *         NSDE_ERR_INVALID, NSDE_ERR_DTYPE, NSDE_ERR_NOMEM.
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_func_new(struct nsde_context *ctx, enum nsde_dtype dtype, const struct nsde_func_ops *ops,
               void *user, int64_t n_params, void *params, struct nsde_func **out);
 
-/** Built-in f(t, x) = a*x + b elementwise; parameters (a, b) owned by the func. */
+/** Built-in f(t, x) = a*x + b elementwise; parameters (a, b) owned by the func. @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_func_new_linear(struct nsde_context *ctx, enum nsde_dtype dtype, double a, double b,
                      struct nsde_func **out);
@@ -82,24 +83,25 @@ NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_func_new_dropout(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
                       struct nsde_func **out);
 
-/** @deprecated Use nsde_func_new_additive() (the same function); removed after 0.3. */
+/** @deprecated Use nsde_func_new_additive() (the same function); removed after 0.3. @since 0.1 */
 NSDE_API NSDE_NODISCARD NSDE_DEPRECATED("use nsde_func_new_additive") enum nsde_status
 nsde_diffusion_new_additive(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
                             struct nsde_func **out);
-/** @deprecated Use nsde_func_new_multiplicative() (the same function); removed after 0.3. */
+/** @deprecated Use nsde_func_new_multiplicative() (the same function); removed after 0.3.
+ *  @since 0.1 */
 NSDE_API NSDE_NODISCARD NSDE_DEPRECATED("use nsde_func_new_multiplicative") enum nsde_status
 nsde_diffusion_new_multiplicative(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
                                   struct nsde_func **out);
-/** @deprecated Use nsde_func_new_dropout() (the same function); removed after 0.3. */
+/** @deprecated Use nsde_func_new_dropout() (the same function); removed after 0.3. @since 0.1 */
 NSDE_API NSDE_NODISCARD NSDE_DEPRECATED("use nsde_func_new_dropout") enum nsde_status
 nsde_diffusion_new_dropout(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
                            struct nsde_func **out);
 
-/** Free. NULL is a no-op. */
+/** Free. NULL is a no-op. @since 0.1 */
 NSDE_API void nsde_func_free(struct nsde_func *f);
-/** Number of parameters, -1 for NULL. */
+/** Number of parameters, -1 for NULL. @since 0.1 */
 NSDE_API int64_t nsde_func_num_params(const struct nsde_func *f);
-/** The parameter buffer (dtype of the func; borrowed), NULL if none. */
+/** The parameter buffer (dtype of the func; borrowed), NULL if none. @since 0.1 */
 NSDE_API void *nsde_func_params(const struct nsde_func *f);
 
 /** Result of nsde_func_check_vjp(). */
@@ -138,6 +140,7 @@ struct nsde_vjp_report {
  * @return NSDE_OK, NSDE_ERR_CHECK_FAILED, NSDE_ERR_NULL, NSDE_ERR_INVALID,
  *         NSDE_ERR_MISSING_OP (no vjp), NSDE_ERR_UNSUPPORTED (dropout: check its
  *         drift), NSDE_ERR_DTYPE, NSDE_ERR_SHAPE, NSDE_ERR_CALLBACK, NSDE_ERR_NOMEM.
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_func_check_vjp(struct nsde_func *f, double t, const struct nsde_tensor *x, uint64_t seed,
@@ -148,6 +151,7 @@ nsde_func_check_vjp(struct nsde_func *f, double t, const struct nsde_tensor *x, 
  * (f_j(x + eps e_j) - f_j(x - eps e_j)) / (2 eps) for every element j (at most
  * 4096, spread evenly). Same report, tolerances and statuses as
  * nsde_func_check_vjp() (NSDE_ERR_MISSING_OP: no diag_deriv).
+ * @since 0.2
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_func_check_diag(struct nsde_func *f, double t, const struct nsde_tensor *x, double eps,
@@ -159,6 +163,7 @@ nsde_func_check_diag(struct nsde_func *f, double t, const struct nsde_tensor *x,
  * grad_params accumulated) and central differences of v . diag_deriv(x) in
  * every input element and parameter. NSDE_ERR_MISSING_OP unless the func has
  * both diag_deriv and diag_deriv_vjp.
+ * @since 0.2
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_func_check_diag_vjp(struct nsde_func *f, double t, const struct nsde_tensor *x, uint64_t seed,

@@ -50,7 +50,7 @@ struct nsde_model_config {
   uint64_t init_seed;             /**< parameter initialisation */
 };
 
-/** The paper's CIFAR-10 model with multiplicative noise, sigma 1.0. */
+/** The paper's CIFAR-10 model with multiplicative noise, sigma 1.0. @since 0.1 */
 NSDE_API void nsde_model_config_init(struct nsde_model_config *cfg);
 
 /** A classifier: stem network, SDE block with a network drift, head. */
@@ -59,22 +59,23 @@ struct nsde_model;
 /**
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID (config), NSDE_ERR_SHAPE,
  *         NSDE_ERR_NOMEM.
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_model_new(struct nsde_context *ctx, const struct nsde_model_config *cfg,
                struct nsde_model **out);
-/** Free. NULL is a no-op. */
+/** Free. NULL is a no-op. @since 0.1 */
 NSDE_API void nsde_model_free(struct nsde_model *m);
-/** The configuration the model was made with (copied to @p cfg). */
+/** The configuration the model was made with (copied to @p cfg). @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_model_get_config(const struct nsde_model *m, struct nsde_model_config *cfg);
-/** Number of parameters (-1 for NULL): the network weights, plus sigma if learned. */
+/** Number of parameters (-1 for NULL): the network weights, plus sigma if learned. @since 0.1 */
 NSDE_API int64_t nsde_model_num_params(const struct nsde_model *m);
-/** All parameters in one buffer (borrowed; nsde_model_num_params() floats). */
+/** All parameters in one buffer (borrowed; nsde_model_num_params() floats). @since 0.1 */
 NSDE_API float *nsde_model_params(const struct nsde_model *m);
-/** Their gradients, the same layout (borrowed), written by nsde_model_loss_grad(). */
+/** Their gradients, the same layout (borrowed), written by nsde_model_loss_grad(). @since 0.1 */
 NSDE_API float *nsde_model_grads(const struct nsde_model *m);
-/** Call after changing nsde_model_params() by hand (sigma is copied into the SDE). */
+/** Call after changing nsde_model_params() by hand (sigma is copied into the SDE). @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_model_params_changed(struct nsde_model *m);
 
@@ -84,12 +85,13 @@ nsde_model_params_changed(struct nsde_model *m);
  * path per image from @p seed (image b of the batch uses path index b).
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_SHAPE, NSDE_ERR_DTYPE,
  *         NSDE_ERR_NONFINITE, NSDE_ERR_NOMEM (a new batch size needs a solver).
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_model_forward(struct nsde_model *m, const struct nsde_tensor *images, int noisy, uint64_t seed,
                    struct nsde_tensor *logits);
 
-/** The SDE block's state shape (C, H, W) per image. */
+/** The SDE block's state shape (C, H, W) per image. @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_model_state_shape(const struct nsde_model *m, int *channels, int *height, int *width);
 
@@ -101,6 +103,7 @@ nsde_model_state_shape(const struct nsde_model *m, int *channels, int *height, i
  * one after another: a contiguous float32 tensor of (n_steps + 1) B C H W
  * elements, any shape.
  * @return as nsde_model_forward(), plus NSDE_ERR_INVALID (n_steps < 1 or > 100000).
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_model_trajectory(struct nsde_model *m, const struct nsde_tensor *images, int noisy,
@@ -112,6 +115,7 @@ nsde_model_trajectory(struct nsde_model *m, const struct nsde_tensor *images, in
  * (B, classes) and divided by passes. passes = 0: one deterministic pass.
  * A Neural ODE model (NSDE_MODEL_ODE) has no noise: every pass would be the
  * same, so one pass is computed whatever @p passes is.
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_model_predict(struct nsde_model *m, const struct nsde_tensor *images, int passes,
@@ -125,6 +129,7 @@ nsde_model_predict(struct nsde_model *m, const struct nsde_tensor *images, int p
  * @param labels  B class indices in [0, classes)
  * @param noisy   0 trains the noise-free model (as for the ODE)
  * @return as nsde_model_forward(), plus NSDE_ERR_INVALID (a label out of range).
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_model_loss_grad(struct nsde_model *m, const struct nsde_tensor *images, const int32_t *labels,
@@ -142,6 +147,7 @@ enum nsde_model_loss {
  * batch), its confidence margin @p kappa >= 0 (CW only) and, if @p per_image
  * is not NULL, each image's loss (B doubles).
  * @return as nsde_model_loss_grad(), plus NSDE_ERR_INVALID (unknown loss, bad kappa).
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_model_loss_grad_ex(struct nsde_model *m, const struct nsde_tensor *images,
@@ -154,6 +160,7 @@ nsde_model_loss_grad_ex(struct nsde_model *m, const struct nsde_tensor *images,
  * in the same directory, fsync, rename): a crash leaves the old file or the
  * new one, never a broken one. Format in doc/model.md (version 1, checksummed).
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_IO (with the system's reason).
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_model_save(const struct nsde_model *m, const char *path);
@@ -164,6 +171,7 @@ nsde_model_save(const struct nsde_model *m, const char *path);
  * message naming the file and the problem.
  * @param max_batch  the largest batch the loaded model will see
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_IO, NSDE_ERR_FORMAT, NSDE_ERR_NOMEM.
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_model_load(struct nsde_context *ctx, const char *path, int64_t max_batch,

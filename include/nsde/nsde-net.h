@@ -23,30 +23,31 @@ struct nsde_net;
 /**
  * Start a network whose input items are C x H x W.
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_SHAPE, NSDE_ERR_NOMEM.
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_new(struct nsde_context *ctx, int channels, int height, int width, struct nsde_net **out);
-/** Free. NULL is a no-op. */
+/** Free. NULL is a no-op. @since 0.1 */
 NSDE_API void nsde_net_free(struct nsde_net *net);
 
-/** Conv2d with bias: out_channels x k x k kernels, stride, zero padding. */
+/** Conv2d with bias: out_channels x k x k kernels, stride, zero padding. @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_add_conv2d(struct nsde_net *net, int out_channels, int kernel, int stride, int padding);
 /** ConcatConv2d: a constant plane of value t is prepended as channel 0
- *  (zero-padded like the rest), then a conv2d with bias. */
+ *  (zero-padded like the rest), then a conv2d with bias. @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_add_concat_conv2d(struct nsde_net *net, int out_channels, int kernel, int stride,
                            int padding);
-/** GroupNorm with learned per-channel scale (init 1) and shift (init 0). */
+/** GroupNorm with learned per-channel scale (init 1) and shift (init 0). @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_add_groupnorm(struct nsde_net *net, int groups, double eps);
-/** ReLU. */
+/** ReLU. @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_add_relu(struct nsde_net *net);
-/** Global average pool: C x H x W -> C x 1 x 1. */
+/** Global average pool: C x H x W -> C x 1 x 1. @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_add_avgpool(struct nsde_net *net);
-/** Linear (fully connected, with bias) on the flattened item. */
+/** Linear (fully connected, with bias) on the flattened item. @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_add_linear(struct nsde_net *net, int out_features);
 
@@ -57,17 +58,19 @@ nsde_net_add_linear(struct nsde_net *net, int out_features);
  * No layer can be added afterwards.
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_STATE (already final or no layer),
  *         NSDE_ERR_INVALID, NSDE_ERR_OVERFLOW, NSDE_ERR_NOMEM.
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_finalize(struct nsde_net *net, int64_t max_batch, uint64_t seed);
 
-/** Number of parameters (-1 for NULL or before finalize). */
+/** Number of parameters (-1 for NULL or before finalize). @since 0.1 */
 NSDE_API int64_t nsde_net_num_params(const struct nsde_net *net);
-/** The parameter buffer (borrowed; nsde_net_num_params() floats), NULL before finalize. */
+/** The parameter buffer (borrowed; nsde_net_num_params() floats), NULL before finalize.
+ *  @since 0.1 */
 NSDE_API float *nsde_net_params(const struct nsde_net *net);
-/** The gradient buffer, same layout, accumulated by nsde_net_backward(). */
+/** The gradient buffer, same layout, accumulated by nsde_net_backward(). @since 0.1 */
 NSDE_API float *nsde_net_grads(const struct nsde_net *net);
-/** Output shape of one item: writes C, H, W. @return NSDE_OK, NSDE_ERR_NULL. */
+/** Output shape of one item: writes C, H, W. @return NSDE_OK, NSDE_ERR_NULL. @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_output_shape(const struct nsde_net *net, int *channels, int *height, int *width);
 
@@ -76,6 +79,7 @@ nsde_net_output_shape(const struct nsde_net *net, int *channels, int *height, in
  * (rank 2 (B, features) or 4), both contiguous, B <= max_batch.
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_STATE (not finalized),
  *         NSDE_ERR_SHAPE, NSDE_ERR_DTYPE.
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_forward(struct nsde_net *net, double t, const struct nsde_tensor *x,
@@ -84,11 +88,12 @@ nsde_net_forward(struct nsde_net *net, double t, const struct nsde_tensor *x,
  * Backward pass at x: dx = dy^T dnet/dx (dx may be NULL) and the parameter
  * gradients added into nsde_net_grads(). Recomputes the forward pass at x.
  * @return as nsde_net_forward().
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_backward(struct nsde_net *net, double t, const struct nsde_tensor *x,
                   const struct nsde_tensor *dy, struct nsde_tensor *dx);
-/** Set the gradient buffer to zero. */
+/** Set the gradient buffer to zero. @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_zero_grads(struct nsde_net *net);
 
@@ -97,6 +102,7 @@ nsde_net_zero_grads(struct nsde_net *net);
  * shape must equal its input shape). Its eval is the forward pass, its vjp the
  * backward pass (recomputing the step's activations), its parameters the net's.
  * The func borrows the net.
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_as_func(struct nsde_net *net, struct nsde_func **out);
@@ -112,12 +118,13 @@ nsde_net_as_func(struct nsde_net *net, struct nsde_func **out);
  * backward pass costs one network backward per step and no recomputed
  * forward. 0 slots (the default) turns the tape off and frees it.
  * @return NSDE_OK, NSDE_ERR_STATE before finalize, NSDE_ERR_INVALID, NSDE_ERR_NOMEM.
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_set_tape(struct nsde_net *net, int64_t slots);
-/** Bytes a tape of @p slots slots takes (-1 for a NULL or unfinalized net). */
+/** Bytes a tape of @p slots slots takes (-1 for a NULL or unfinalized net). @since 0.1 */
 NSDE_API int64_t nsde_net_tape_bytes(const struct nsde_net *net, int64_t slots);
-/** How many vjps replayed from the tape (hits) and recomputed (misses) so far. */
+/** How many vjps replayed from the tape (hits) and recomputed (misses) so far. @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_tape_stats(const struct nsde_net *net, int64_t *hits, int64_t *misses);
 
@@ -125,6 +132,7 @@ nsde_net_tape_stats(const struct nsde_net *net, int64_t *hits, int64_t *misses);
  * The paper's drift network for a C x H x W state: GN-ReLU-ConcatConv(3x3, pad 1)
  * three times, then GN; GroupNorm with @p groups groups (0: the paper's
  * min(32, C)) and eps 1e-5. Finalized for @p max_batch and initialised from @p seed.
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_new_paper_drift(struct nsde_context *ctx, int channels, int height, int width, int groups,

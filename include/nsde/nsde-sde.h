@@ -36,11 +36,12 @@ struct nsde_sde;
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID (noise/diffusion
  *         mismatch, e.g. multiplicative G declared additive),
  *         NSDE_ERR_DTYPE (drift and diffusion dtypes differ), NSDE_ERR_NOMEM.
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_sde_new(struct nsde_context *ctx, struct nsde_func *drift, struct nsde_func *diffusion,
              enum nsde_noise noise, enum nsde_calculus calculus, struct nsde_sde **out);
-/** Free. NULL is a no-op. */
+/** Free. NULL is a no-op. @since 0.1 */
 NSDE_API void nsde_sde_free(struct nsde_sde *sde);
 
 /** Integration schemes (doc/solvers.md gives formulas and orders). */
@@ -105,7 +106,7 @@ struct nsde_solver_config {
   size_t grad_budget_bytes;
 };
 
-/** Defaults: Euler-Maruyama on [0, 1] with 10 steps, seed 0, no save-at times. */
+/** Defaults: Euler-Maruyama on [0, 1] with 10 steps, seed 0, no save-at times. @since 0.1 */
 NSDE_API void nsde_solver_config_init(struct nsde_solver_config *cfg);
 
 /**
@@ -117,6 +118,7 @@ struct nsde_solver;
 /**
  * Bytes of workspace nsde_solver_new() would allocate for this problem.
  * @return as nsde_solver_new().
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_solver_workspace_bytes(const struct nsde_sde *sde, const struct nsde_solver_config *cfg,
@@ -130,11 +132,12 @@ nsde_solver_workspace_bytes(const struct nsde_sde *sde, const struct nsde_solver
  *         SDE's calculus or noise), NSDE_ERR_MISSING_OP (scheme needs a
  *         callback the functions lack), NSDE_ERR_SHAPE, NSDE_ERR_OVERFLOW,
  *         NSDE_ERR_NOMEM.
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_solver_new(const struct nsde_sde *sde, const struct nsde_solver_config *cfg, int rank,
                 const int64_t *state_shape, struct nsde_solver **out);
-/** Free. NULL is a no-op. */
+/** Free. NULL is a no-op. @since 0.1 */
 NSDE_API void nsde_solver_free(struct nsde_solver *s);
 
 /**
@@ -145,11 +148,12 @@ NSDE_API void nsde_solver_free(struct nsde_solver *s);
  * step, and the message names the step and the time.
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_SHAPE, NSDE_ERR_DTYPE,
  *         NSDE_ERR_CALLBACK, NSDE_ERR_NONFINITE.
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_solve(struct nsde_solver *s, struct nsde_tensor *state, struct nsde_tensor *saved);
 
-/** Rewind a step-wise integration to t0. */
+/** Rewind a step-wise integration to t0. @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_solver_reset(struct nsde_solver *s);
 
@@ -157,6 +161,7 @@ nsde_solver_reset(struct nsde_solver *s);
  * Advance @p state by one step (step-wise use: nsde_solver_reset(), then
  * nsde_solver_step() until it returns NSDE_ERR_STATE at t1). Errors as
  * nsde_solve(); a failed step leaves state and time unchanged.
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_solver_step(struct nsde_solver *s, struct nsde_tensor *state);
@@ -165,17 +170,18 @@ nsde_solver_step(struct nsde_solver *s, struct nsde_tensor *state);
  * Use a new Brownian seed from the next solve on (a new path per training
  * batch, say); gradients of an earlier solve are no longer available.
  * @return NSDE_OK, NSDE_ERR_NULL.
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_solver_set_seed(struct nsde_solver *s, uint64_t seed);
 
-/** Current time of a step-wise integration (NaN for NULL). */
+/** Current time of a step-wise integration (NaN for NULL). @since 0.1 */
 NSDE_API double nsde_solver_time(const struct nsde_solver *s);
-/** Steps taken so far (-1 for NULL). */
+/** Steps taken so far (-1 for NULL). @since 0.1 */
 NSDE_API int64_t nsde_solver_step_index(const struct nsde_solver *s);
-/** Steps in the grid, save-at times included (-1 for NULL). */
+/** Steps in the grid, save-at times included (-1 for NULL). @since 0.1 */
 NSDE_API int64_t nsde_solver_num_steps(const struct nsde_solver *s);
-/** The solver's Brownian paths (borrowed), NULL for NULL. */
+/** The solver's Brownian paths (borrowed), NULL for NULL. @since 0.1 */
 NSDE_API const struct nsde_brownian *nsde_solver_brownian(const struct nsde_solver *s);
 
 /**
@@ -185,6 +191,7 @@ NSDE_API const struct nsde_brownian *nsde_solver_brownian(const struct nsde_solv
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_UNSUPPORTED (other schemes),
  *         NSDE_ERR_STATE (no completed integration), NSDE_ERR_SHAPE,
  *         NSDE_ERR_DTYPE, NSDE_ERR_CALLBACK.
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_solver_reconstruct(struct nsde_solver *s, struct nsde_tensor *state);
@@ -209,6 +216,7 @@ nsde_solver_reconstruct(struct nsde_solver *s, struct nsde_tensor *state);
  *         strategy), NSDE_ERR_SHAPE, NSDE_ERR_DTYPE, NSDE_ERR_CALLBACK,
  *         NSDE_ERR_NONFINITE (a gradient became NaN/inf; the message names
  *         the step).
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_backward(struct nsde_solver *s, const struct nsde_tensor *grad_final,

@@ -40,6 +40,7 @@ struct nsde_tensor;
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_DTYPE, NSDE_ERR_SHAPE (bad rank
  *         or extent), NSDE_ERR_OVERFLOW (byte size does not fit),
  *         NSDE_ERR_NOMEM.
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_tensor_new(struct nsde_context *ctx, enum nsde_dtype dtype, int rank, const int64_t *shape,
@@ -52,45 +53,47 @@ nsde_tensor_new(struct nsde_context *ctx, enum nsde_dtype dtype, int rank, const
  * @param strides  @p rank element strides, or NULL for contiguous row-major.
  *                 Strides must be >= 1 and describe non-overlapping elements.
  * @return as nsde_tensor_new(), plus NSDE_ERR_INVALID for bad strides.
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_tensor_wrap(struct nsde_context *ctx, enum nsde_dtype dtype, int rank, const int64_t *shape,
                  const int64_t *strides, void *data, struct nsde_tensor **out);
 
-/** Free a tensor (and its buffer if it owns one). NULL is a no-op. */
+/** Free a tensor (and its buffer if it owns one). NULL is a no-op. @since 0.1 */
 NSDE_API void nsde_tensor_free(struct nsde_tensor *t);
 
-/** Rank, or -1 for NULL. */
+/** Rank, or -1 for NULL. @since 0.1 */
 NSDE_API int nsde_tensor_rank(const struct nsde_tensor *t);
-/** Extent of @p axis, or -1 for NULL or an axis out of range. */
+/** Extent of @p axis, or -1 for NULL or an axis out of range. @since 0.1 */
 NSDE_API int64_t nsde_tensor_dim(const struct nsde_tensor *t, int axis);
-/** Element stride of @p axis, or -1 for NULL or an axis out of range. */
+/** Element stride of @p axis, or -1 for NULL or an axis out of range. @since 0.1 */
 NSDE_API int64_t nsde_tensor_stride(const struct nsde_tensor *t, int axis);
-/** Number of elements, or -1 for NULL. */
+/** Number of elements, or -1 for NULL. @since 0.1 */
 NSDE_API int64_t nsde_tensor_numel(const struct nsde_tensor *t);
-/** Element type, or 0 for NULL. */
+/** Element type, or 0 for NULL. @since 0.1 */
 NSDE_API enum nsde_dtype nsde_tensor_dtype(const struct nsde_tensor *t);
-/** First element (borrowed), or NULL for NULL. */
+/** First element (borrowed), or NULL for NULL. @since 0.1 */
 NSDE_API void *nsde_tensor_data(const struct nsde_tensor *t);
-/** 1 if the elements are contiguous row-major, 0 otherwise or for NULL. */
+/** 1 if the elements are contiguous row-major, 0 otherwise or for NULL. @since 0.1 */
 NSDE_API int nsde_tensor_is_contiguous(const struct nsde_tensor *t);
 
 /** Set every element to @p value (rounded to the dtype).
- *  @return NSDE_OK, NSDE_ERR_NULL. */
+ *  @return NSDE_OK, NSDE_ERR_NULL. @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_tensor_fill(struct nsde_tensor *t, double value);
 
 /** dst = src elementwise; shapes and dtypes must match (strides may differ).
- *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_SHAPE, NSDE_ERR_DTYPE. */
+ *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_SHAPE, NSDE_ERR_DTYPE. @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_tensor_copy(struct nsde_tensor *dst, const struct nsde_tensor *src);
 
-/** t = alpha * t.  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_NONFINITE (alpha). */
+/** t = alpha * t.  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_NONFINITE (alpha). @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_tensor_scale(struct nsde_tensor *t, double alpha);
 
 /** y = alpha * x + y; shapes and dtypes must match.
- *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_SHAPE, NSDE_ERR_DTYPE, NSDE_ERR_NONFINITE. */
+ *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_SHAPE, NSDE_ERR_DTYPE, NSDE_ERR_NONFINITE.
+ *  @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_tensor_axpy(double alpha, const struct nsde_tensor *x, struct nsde_tensor *y);
 
@@ -108,6 +111,7 @@ enum nsde_trans {
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_SHAPE (rank or inner/outer
  *         extents disagree), NSDE_ERR_DTYPE, NSDE_ERR_INVALID (bad trans),
  *         NSDE_ERR_NONFINITE (alpha or beta).
+ * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_tensor_gemm(enum nsde_trans trans_a, enum nsde_trans trans_b, double alpha,
