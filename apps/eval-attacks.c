@@ -56,10 +56,16 @@ void eval_attacks(const struct eval *E, int64_t attack_images, const int use_att
           for (int k = 0; k < bs; k++)
             cw_l2[bb * bs + k] = INFINITY;
           for (int st = 0; st < steps; st++) {
+            struct nsde_loss_options lo;
+            nsde_loss_options_init(&lo);
+            lo.kind = NSDE_LOSS_CW_MARGIN;
+            lo.grad_images = gx;
+            lo.per_image = pl;
             for (int64_t i = 0; i < tot; i++)
               xd[i] = (float)(0.5 * (tanh(wv[i]) + 1.0));
-            ex_check(ctx, nsde_model_loss_grad_ex(m, x, labels, 1, seed + 4242 + (unsigned long long)(st * 131 + bb),
-                                                  NSDE_LOSS_CW_MARGIN, 0.0, gx, NULL, NULL, pl), "C&W gradient");
+            ex_check(ctx, nsde_model_loss_grad_opts(m, x, labels, 1,
+                                                    seed + 4242 + (unsigned long long)(st * 131 + bb), &lo),
+                     "C&W gradient");
             for (int k = 0; k < bs; k++) { /* f <= 0: misclassified on this noisy pass */
               double d = l2dist(xd + k * item, x0 + k * item, item);
               if (pl[k] <= 0 && d < cw_l2[bb * bs + k]) {

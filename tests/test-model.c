@@ -553,6 +553,64 @@ START_TEST(bad_input)
 }
 END_TEST
 
+/* nsde_model_loss_grad_opts: the defaults give nsde_model_loss_grad's loss and
+ * gradient; the CW loss gives the deprecated _ex form's per-image losses bit
+ * for bit; an option from a newer header is refused. */
+START_TEST(loss_options)
+{
+  struct nsde_model *m = make(NSDE_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_MULTIPLICATIVE, 3, 2);
+  struct nsde_tensor *x = formula_images(3, 3, 32, 32);
+  struct nsde_tensor *g1 = formula_images(3, 3, 32, 32), *g2 = formula_images(3, 3, 32, 32);
+  int32_t labels[3] = {1, 4, 7};
+  const int64_t np = nsde_model_num_params(m);
+  float *grads = malloc(sizeof(float) * (size_t)np);
+  double l1, l2, p1[3], p2[3];
+  int64_t c1, c2;
+  struct nsde_loss_options o;
+  struct {
+    struct nsde_loss_options o;
+    double newer;
+  } big;
+
+  TRY(nsde_model_loss_grad(m, x, labels, 1, 77, g1, &l1, &c1));
+  memcpy(grads, nsde_model_grads(m), sizeof(float) * (size_t)np);
+  nsde_loss_options_init(&o);
+  o.grad_images = g2;
+  o.loss = &l2;
+  o.correct = &c2;
+  TRY(nsde_model_loss_grad_opts(m, x, labels, 1, 77, &o));
+  ck_assert(l1 == l2 && c1 == c2);
+  ck_assert(memcmp(grads, nsde_model_grads(m), sizeof(float) * (size_t)np) == 0);
+  ck_assert(memcmp(nsde_tensor_data(g1), nsde_tensor_data(g2), sizeof(float) * 3 * 3 * 32 * 32) == 0);
+  TRY(nsde_model_loss_grad_opts(m, x, labels, 1, 77, NULL)); /* NULL: the defaults */
+  ck_assert(memcmp(grads, nsde_model_grads(m), sizeof(float) * (size_t)np) == 0);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  TRY(nsde_model_loss_grad_ex(m, x, labels, 1, 5, NSDE_LOSS_CW_MARGIN, 0.5, NULL, &l1, NULL, p1));
+#pragma GCC diagnostic pop
+  nsde_loss_options_init(&o);
+  o.kind = NSDE_LOSS_CW_MARGIN;
+  o.kappa = 0.5;
+  o.loss = &l2;
+  o.per_image = p2;
+  TRY(nsde_model_loss_grad_opts(m, x, labels, 1, 5, &o));
+  ck_assert(l1 == l2 && memcmp(p1, p2, sizeof(p1)) == 0);
+  ck_assert(p1[0] >= -0.5 && p1[1] >= -0.5 && p1[2] >= -0.5); /* the margin is clipped at -kappa */
+  o.kappa = -1.0;
+  ck_assert_int_eq(nsde_model_loss_grad_opts(m, x, labels, 1, 5, &o), NSDE_ERR_INVALID);
+  memset(&big, 0, sizeof(big));
+  nsde_loss_options_init(&big.o);
+  big.o.size = sizeof(big);
+  big.newer = 1.0;
+  ck_assert_int_eq(nsde_model_loss_grad_opts(m, x, labels, 1, 5, &big.o), NSDE_ERR_UNSUPPORTED);
+  free(grads);
+  nsde_tensor_free(g2);
+  nsde_tensor_free(g1);
+  nsde_tensor_free(x);
+  nsde_model_free(m);
+}
+END_TEST
+
 /* A short real training run on 400 CIFAR-10 images, 4 epochs of SGD: the loss
  * on those images (noise off, no augmentation) must drop by at least 0.04 nats
  * from about ln 10 (measured: 2.3206 -> 2.2634). A model this small learns
@@ -641,6 +699,7 @@ int main(void)
   tcase_add_test(tc, trajectory_matches_pieces);
   tcase_add_test(tc, model_files);
   tcase_add_test(tc, bad_input);
+  tcase_add_test(tc, loss_options);
   tcase_add_test(tc, short_training_run);
   suite_add_tcase(s, tc);
   return run_suite(s);

@@ -136,20 +136,43 @@ nsde_model_loss_grad(struct nsde_model *m, const struct nsde_tensor *images, con
                      int noisy, uint64_t seed, struct nsde_tensor *grad_images, double *loss,
                      int64_t *correct);
 
-/** Losses for nsde_model_loss_grad_ex(). */
+/** Losses for nsde_model_loss_grad_opts(). */
 enum nsde_model_loss {
   NSDE_LOSS_CROSS_ENTROPY = 0, /**< softmax cross-entropy (nsde_model_loss_grad) */
   NSDE_LOSS_CW_MARGIN = 1      /**< Carlini-Wagner: max(z_y - max_{j != y} z_j, -kappa) */
 };
 
+/** Options and optional outputs of nsde_model_loss_grad_opts(); initialise
+ *  with nsde_loss_options_init(). */
+struct nsde_loss_options {
+  size_t size;                     /**< sizeof(struct nsde_loss_options) */
+  enum nsde_model_loss kind;       /**< the loss on the logits (NSDE_LOSS_CROSS_ENTROPY) */
+  double kappa;                    /**< confidence margin >= 0, CW only (0) */
+  struct nsde_tensor *grad_images; /**< receives dL/dimages, or NULL (NULL) */
+  double *loss;                    /**< receives the mean loss, or NULL (NULL) */
+  int64_t *correct;                /**< receives the number classified right, or NULL */
+  double *per_image;               /**< receives each image's loss (B doubles), or NULL */
+};
+
+/** Defaults: cross-entropy, no optional output. @since 0.3 */
+NSDE_API void nsde_loss_options_init(struct nsde_loss_options *opts);
+
 /**
  * nsde_model_loss_grad() with a choice of loss on the logits (mean over the
- * batch), its confidence margin @p kappa >= 0 (CW only) and, if @p per_image
- * is not NULL, each image's loss (B doubles).
- * @return as nsde_model_loss_grad(), plus NSDE_ERR_INVALID (unknown loss, bad kappa).
- * @since 0.1
+ * batch) and its optional outputs in @p opts (NULL: the defaults).
+ * @return as nsde_model_loss_grad(), plus NSDE_ERR_INVALID (unknown loss, bad
+ *         kappa, a bad size field), NSDE_ERR_UNSUPPORTED (an option this
+ *         library does not know is set).
+ * @since 0.3
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_model_loss_grad_opts(struct nsde_model *m, const struct nsde_tensor *images,
+                          const int32_t *labels, int noisy, uint64_t seed,
+                          const struct nsde_loss_options *opts);
+
+/** @deprecated Use nsde_model_loss_grad_opts() (eleven parameters become an
+ *  options struct); removed after 0.3. @since 0.1 */
+NSDE_API NSDE_NODISCARD NSDE_DEPRECATED("use nsde_model_loss_grad_opts") enum nsde_status
 nsde_model_loss_grad_ex(struct nsde_model *m, const struct nsde_tensor *images,
                         const int32_t *labels, int noisy, uint64_t seed, enum nsde_model_loss kind,
                         double kappa, struct nsde_tensor *grad_images, double *loss,

@@ -241,8 +241,13 @@ NSDE_API enum nsde_status nsde_model_loss_grad(struct nsde_model *m,
                                                struct nsde_tensor *grad_images, double *loss,
                                                int64_t *correct)
 {
-  return nsde_model_loss_grad_ex(m, images, labels, noisy, seed, NSDE_LOSS_CROSS_ENTROPY, 0.0,
-                                 grad_images, loss, correct, NULL);
+  struct nsde_loss_options o;
+
+  nsde_loss_options_init(&o);
+  o.grad_images = grad_images;
+  o.loss = loss;
+  o.correct = correct;
+  return nsde_model_loss_grad_opts(m, images, labels, noisy, seed, &o);
 }
 
 NSDE_API enum nsde_status nsde_model_loss_grad_ex(struct nsde_model *m,
@@ -253,6 +258,34 @@ NSDE_API enum nsde_status nsde_model_loss_grad_ex(struct nsde_model *m,
                                                   double *loss, int64_t *correct,
                                                   double *per_image)
 {
+  struct nsde_loss_options o;
+
+  nsde_loss_options_init(&o);
+  o.kind = kind;
+  o.kappa = kappa;
+  o.grad_images = grad_images;
+  o.loss = loss;
+  o.correct = correct;
+  o.per_image = per_image;
+  return nsde_model_loss_grad_opts(m, images, labels, noisy, seed, &o);
+}
+
+NSDE_API void nsde_loss_options_init(struct nsde_loss_options *opts)
+{
+  if (!opts)
+    return;
+  memset(opts, 0, sizeof(*opts));
+  opts->size = sizeof(*opts);
+  opts->kind = NSDE_LOSS_CROSS_ENTROPY;
+}
+
+NSDE_API enum nsde_status nsde_model_loss_grad_opts(struct nsde_model *m,
+                                                    const struct nsde_tensor *images,
+                                                    const int32_t *labels, int noisy,
+                                                    uint64_t seed,
+                                                    const struct nsde_loss_options *user)
+{
+  struct nsde_loss_options o;
   const int C = m ? m->cfg.classes : 0;
   struct nsde_tensor *tdh = NULL, *tdh0 = NULL;
   struct nsde_solver *s;
@@ -263,6 +296,12 @@ NSDE_API enum nsde_status nsde_model_loss_grad_ex(struct nsde_model *m,
 
   if (!m)
     return NSDE_ERR_NULL;
+  if (!user)
+    nsde_loss_options_init(&o);
+  else if ((st = nsde__struct_in(m->ctx, "loss options", user,
+                                 NSDE__SIZE_TO(struct nsde_loss_options, per_image), sizeof(o),
+                                 &o)) != NSDE_OK)
+    return st;
   if ((st = check_images(m, images, "nsde_model_loss_grad")) != NSDE_OK)
     return st;
   if (!labels)
@@ -273,13 +312,13 @@ NSDE_API enum nsde_status nsde_model_loss_grad_ex(struct nsde_model *m,
       return nsde__error(m->ctx, NSDE_ERR_INVALID,
                          "nsde_model_loss_grad: label %d of image %lld outside 0..%d",
                          (int)labels[b], (long long)b, C - 1);
-  if (grad_images && (grad_images->dtype != NSDE_FLOAT32 || !grad_images->contiguous ||
-                      grad_images->numel != images->numel))
+  if (o.grad_images && (o.grad_images->dtype != NSDE_FLOAT32 || !o.grad_images->contiguous ||
+                      o.grad_images->numel != images->numel))
     return nsde__error(m->ctx, NSDE_ERR_SHAPE, "nsde_model_loss_grad: grad_images must match images");
-  if ((kind != NSDE_LOSS_CROSS_ENTROPY && kind != NSDE_LOSS_CW_MARGIN) || !(kappa >= 0) ||
-      !isfinite(kappa))
+  if ((o.kind != NSDE_LOSS_CROSS_ENTROPY && o.kind != NSDE_LOSS_CW_MARGIN) || !(o.kappa >= 0) ||
+      !isfinite(o.kappa))
     return nsde__error(m->ctx, NSDE_ERR_INVALID,
-                       "nsde_model_loss_grad_ex: unknown loss %d or bad kappa %g", (int)kind, kappa);
+                       "nsde_model_loss_grad: unknown loss %d or bad kappa %g", (int)o.kind, o.kappa);
   if ((st = forward(m, images, noisy, seed, 1, &s)) != NSDE_OK)
     return st;
   p = malloc((size_t)C * sizeof(double));
@@ -297,24 +336,24 @@ NSDE_API enum nsde_status nsde_model_loss_grad_ex(struct nsde_model *m,
         other = k;
     }
     hits += best == labels[b];
-    if (kind == NSDE_LOSS_CROSS_ENTROPY) {
+    if (o.kind == NSDE_LOSS_CROSS_ENTROPY) {
       softmax(z, C, p);
       li = -log(fmax(p[labels[b]], 1e-300));
       for (int k = 0; k < C; k++)
         dz[k] = (float)((p[k] - (k == labels[b] ? 1.0 : 0.0)) / (double)B);
     } else { /* Carlini-Wagner: max(z_y - max_{j != y} z_j, -kappa) */
       double margin = other < 0 ? 0.0 : (double)z[labels[b]] - z[other];
-      li = fmax(margin, -kappa);
+      li = fmax(margin, -o.kappa);
       for (int k = 0; k < C; k++)
         dz[k] = 0.0f;
-      if (other >= 0 && margin > -kappa) {
+      if (other >= 0 && margin > -o.kappa) {
         dz[labels[b]] = (float)(1.0 / (double)B);
         dz[other] = (float)(-1.0 / (double)B);
       }
     }
     total += li;
-    if (per_image)
-      per_image[b] = li;
+    if (o.per_image)
+      o.per_image[b] = li;
   }
   free(p);
   memset(m->grads, 0, (size_t)m->np * sizeof(float));
@@ -334,13 +373,14 @@ NSDE_API enum nsde_status nsde_model_loss_grad_ex(struct nsde_model *m,
   }
   /* the stem's activations are still those of this pass: the SDE block and
    * head use their own networks */
-  nsde__net_backward_raw(m->stem, B, images->data, m->dh0, grad_images ? grad_images->data : NULL,
+  nsde__net_backward_raw(m->stem, B, images->data, m->dh0,
+                         o.grad_images ? o.grad_images->data : NULL,
                          m->grads + m->off_stem, 0.0f);
   if (m->cfg.learn_sigma)
     m->grads[m->np - 1] = sigma_grad;
-  if (loss)
-    *loss = total / (double)B;
-  if (correct)
-    *correct = hits;
+  if (o.loss)
+    *o.loss = total / (double)B;
+  if (o.correct)
+    *o.correct = hits;
   return NSDE_OK;
 }
