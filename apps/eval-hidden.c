@@ -30,7 +30,7 @@ int eval_hidden(const struct eval *E, int hpasses, int64_t himages)
     double *mean[2] = {NULL, NULL}, *sum = calloc((size_t)nt + 1, sizeof(double));
     double *sum2 = calloc((size_t)nt + 1, sizeof(double));
     int32_t lab;
-    int64_t passes = cfg.noise == NSDE_MODEL_ODE ? 1 : hpasses, nimg = himages < n ? himages : n;
+    int64_t passes = cfg.noise == NSDE_MODEL_NOISE_ODE ? 1 : hpasses, nimg = himages < n ? himages : n;
     FILE *fh;
     ex_check(ctx, nsde_tensor_new(ctx, NSDE_FLOAT32, 4, one, &x1), "tensor");
     ex_check(ctx, nsde_tensor_new(ctx, NSDE_FLOAT32, 4, one, &g1), "tensor");
@@ -67,7 +67,7 @@ int eval_hidden(const struct eval *E, int hpasses, int64_t himages)
           }
           if (done == 0)
             memset(mean[which], 0, sizeof(double) * (size_t)((nt + 1) * sdim));
-          ex_check(ctx, nsde_model_trajectory(m, xc, cfg.noise != NSDE_MODEL_ODE,
+          ex_check(ctx, nsde_model_trajectory(m, xc, cfg.noise != NSDE_MODEL_NOISE_ODE,
                                               seed + 555 + (unsigned long long)(img * 100000 + done),
                                               nt, traj), "trajectory");
           for (int t = 0; t <= nt; t++)

@@ -274,8 +274,8 @@ int main(int argc, char **argv)
   cfg.sigma = sigma;
   cfg.max_batch = mb;
   cfg.init_seed = seed;
-  cfg.noise = !strcmp(noise, "ode") ? NSDE_MODEL_ODE : !strcmp(noise, "additive") ? NSDE_MODEL_ADDITIVE
-            : !strcmp(noise, "dropout") ? NSDE_MODEL_DROPOUT : NSDE_MODEL_MULTIPLICATIVE;
+  cfg.noise = !strcmp(noise, "ode") ? NSDE_MODEL_NOISE_ODE : !strcmp(noise, "additive") ? NSDE_MODEL_NOISE_ADDITIVE
+            : !strcmp(noise, "dropout") ? NSDE_MODEL_NOISE_DROPOUT : NSDE_MODEL_NOISE_MULTIPLICATIVE;
   cfg.grad = !strcmp(grad, "checkpoint") ? NSDE_GRAD_CHECKPOINT : NSDE_GRAD_STORE_ALL;
   if (resume) {
     /* the saved model, with this run's gradient setting and batch */

@@ -150,7 +150,7 @@ static int cmd_solve(int threads)
     die(ctx, "context");
   if (nsde_func_new_linear(ctx, NSDE_FLOAT32, MU, 0.0, &f) ||
       nsde_func_new_multiplicative(ctx, NSDE_FLOAT32, SIGMA, &g) ||
-      nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_ITO, &sde))
+      nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde))
     die(ctx, "sde");
   printf("# Euler-Maruyama, dx = %.1f x dt + %.1f x dW, float32, %lld steps, %d thread(s)\n", MU,
          SIGMA, (long long)steps, threads);
@@ -241,7 +241,7 @@ static void grad_once(struct nsde_context *ctx, enum nsde_scheme scheme,
   if (nsde_func_new_linear(ctx, NSDE_FLOAT32, -0.5, 0.1, &f) ||
       nsde_func_new_multiplicative(ctx, NSDE_FLOAT32, 0.4, &g) ||
       nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL,
-                   scheme == NSDE_SCHEME_REVERSIBLE_HEUN ? NSDE_STRATONOVICH : NSDE_ITO, &sde))
+                   scheme == NSDE_SCHEME_REVERSIBLE_HEUN ? NSDE_CALCULUS_STRATONOVICH : NSDE_CALCULUS_ITO, &sde))
     die(ctx, "sde");
   nsde_solver_config_init(&cfg);
   cfg.scheme = scheme;

@@ -37,7 +37,7 @@ int main(void)
   CHECK(nsde_context_new(&ctx));
   CHECK(nsde_func_new_linear(ctx, NSDE_FLOAT64, mu, 0.0, &f));        /* f = mu x */
   CHECK(nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, s, &g)); /* g = s x */
-  CHECK(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_ITO, &sde));
+  CHECK(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde));
   nsde_solver_config_init(&cfg);
   cfg.scheme = NSDE_SCHEME_MILSTEIN;
   cfg.n_steps = 100;

@@ -49,7 +49,7 @@ int main(void)
 
     CHECK(nsde_func_new_linear(ctx, NSDE_FLOAT64, 0.5, 0.0, &f));
     CHECK(nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, 0.8, &g));
-    CHECK(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, rev ? NSDE_STRATONOVICH : NSDE_ITO, &sde));
+    CHECK(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, rev ? NSDE_CALCULUS_STRATONOVICH : NSDE_CALCULUS_ITO, &sde));
     nsde_solver_config_init(&cfg);
     cfg.scheme = rev ? NSDE_SCHEME_REVERSIBLE_HEUN : NSDE_SCHEME_EULER_MARUYAMA;
     cfg.n_steps = 200;

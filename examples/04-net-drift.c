@@ -53,7 +53,7 @@ int main(void)
   CHECK(nsde_net_new_paper_drift(ctx, 16, 8, 8, 4, 4, 1, &net));
   CHECK(nsde_net_as_func(net, &f));
   CHECK(nsde_func_new_multiplicative(ctx, NSDE_FLOAT32, 0.5, &g));
-  CHECK(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_ITO, &sde));
+  CHECK(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde));
   nsde_solver_config_init(&cfg);
   cfg.n_steps = 10;
   cfg.seed = 3;

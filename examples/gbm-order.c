@@ -74,11 +74,11 @@ int main(int argc, char **argv)
     int additive;
     double expected;
   } cases[] = {
-    {"euler-maruyama", NSDE_SCHEME_EULER_MARUYAMA, NSDE_ITO, 0, 0.5},
-    {"milstein", NSDE_SCHEME_MILSTEIN, NSDE_ITO, 0, 1.0},
-    {"heun", NSDE_SCHEME_HEUN, NSDE_STRATONOVICH, 0, 1.0},
-    {"reversible-heun", NSDE_SCHEME_REVERSIBLE_HEUN, NSDE_STRATONOVICH, 0, 1.0},
-    {"sra1", NSDE_SCHEME_SRA1, NSDE_ITO, 1, 1.5},
+    {"euler-maruyama", NSDE_SCHEME_EULER_MARUYAMA, NSDE_CALCULUS_ITO, 0, 0.5},
+    {"milstein", NSDE_SCHEME_MILSTEIN, NSDE_CALCULUS_ITO, 0, 1.0},
+    {"heun", NSDE_SCHEME_HEUN, NSDE_CALCULUS_STRATONOVICH, 0, 1.0},
+    {"reversible-heun", NSDE_SCHEME_REVERSIBLE_HEUN, NSDE_CALCULUS_STRATONOVICH, 0, 1.0},
+    {"sra1", NSDE_SCHEME_SRA1, NSDE_CALCULUS_ITO, 1, 1.5},
   };
   const int64_t steps[5] = {8, 16, 32, 64, 128}, base = 2048;
   int64_t paths = 4000;
@@ -112,7 +112,7 @@ int main(int argc, char **argv)
       struct nsde_func_ops ops = {sizeof(ops), additive_drift, NULL, NULL, NULL};
       CHECK(nsde_func_new(ctx, NSDE_FLOAT64, &ops, NULL, 0, NULL, &f));
       CHECK(nsde_func_new_additive(ctx, NSDE_FLOAT64, 0.8, &g));
-      CHECK(nsde_sde_new(ctx, f, g, NSDE_NOISE_ADDITIVE, NSDE_ITO, &sde));
+      CHECK(nsde_sde_new(ctx, f, g, NSDE_NOISE_ADDITIVE, NSDE_CALCULUS_ITO, &sde));
     } else {
       CHECK(nsde_func_new_linear(ctx, NSDE_FLOAT64, 0.5, 0.0, &f));
       CHECK(nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, 0.7, &g));
@@ -123,7 +123,7 @@ int main(int argc, char **argv)
     CHECK(nsde_tensor_new(ctx, NSDE_FLOAT64, 1, shape, &w));
     solve(sde, cases[c].scheme, base, base, paths, ref, w);
     if (!cases[c].additive) {
-      double drift = cases[c].calc == NSDE_ITO ? 0.5 - 0.5 * 0.49 : 0.5;
+      double drift = cases[c].calc == NSDE_CALCULUS_ITO ? 0.5 - 0.5 * 0.49 : 0.5;
       for (int64_t i = 0; i < paths; i++)
         ((double *)nsde_tensor_data(ref))[i] =
             exp(drift + 0.7 * ((double *)nsde_tensor_data(w))[i]);

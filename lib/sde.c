@@ -21,7 +21,7 @@ NSDE_API enum nsde_status nsde_sde_new(struct nsde_context *ctx, struct nsde_fun
     return nsde__error(ctx, NSDE_ERR_NULL, "nsde_sde_new: drift is NULL");
   if ((int)noise < NSDE_NOISE_NONE || (int)noise > NSDE_NOISE_ADDITIVE)
     return nsde__error(ctx, NSDE_ERR_INVALID, "nsde_sde_new: unknown noise type %d", (int)noise);
-  if (calculus != NSDE_ITO && calculus != NSDE_STRATONOVICH)
+  if (calculus != NSDE_CALCULUS_ITO && calculus != NSDE_CALCULUS_STRATONOVICH)
     return nsde__error(ctx, NSDE_ERR_INVALID, "nsde_sde_new: unknown calculus %d", (int)calculus);
   if ((noise == NSDE_NOISE_NONE) != (diffusion == NULL))
     return nsde__error(ctx, NSDE_ERR_INVALID,

@@ -93,7 +93,7 @@ static enum nsde_status check_scheme(struct nsde_context *ctx, const struct nsde
   switch (scheme) {
   case NSDE_SCHEME_EULER_MARUYAMA:
   case NSDE_SCHEME_MILSTEIN:
-    if (sde->calculus != NSDE_ITO && !commutes)
+    if (sde->calculus != NSDE_CALCULUS_ITO && !commutes)
       return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
                          "%s solves Ito SDEs; this SDE is Stratonovich (use Heun or "
                          "reversible Heun)", scheme_name(scheme));
@@ -111,7 +111,7 @@ static enum nsde_status check_scheme(struct nsde_context *ctx, const struct nsde
     return NSDE_OK;
   case NSDE_SCHEME_HEUN:
   case NSDE_SCHEME_REVERSIBLE_HEUN:
-    if (sde->calculus != NSDE_STRATONOVICH && !commutes)
+    if (sde->calculus != NSDE_CALCULUS_STRATONOVICH && !commutes)
       return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
                          "%s solves Stratonovich SDEs; this SDE is Ito (use Euler-Maruyama "
                          "or Milstein)", scheme_name(scheme));

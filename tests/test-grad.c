@@ -152,7 +152,7 @@ static enum nsde_noise noise_of(enum diffkind k)
 
 static enum nsde_calculus calc_of(enum nsde_scheme sc)
 {
-  return sc == NSDE_SCHEME_HEUN || sc == NSDE_SCHEME_REVERSIBLE_HEUN ? NSDE_STRATONOVICH : NSDE_ITO;
+  return sc == NSDE_SCHEME_HEUN || sc == NSDE_SCHEME_REVERSIBLE_HEUN ? NSDE_CALCULUS_STRATONOVICH : NSDE_CALCULUS_ITO;
 }
 
 static void prob_make(struct prob *p, enum nsde_scheme scheme, enum diffkind dk,
@@ -224,7 +224,7 @@ START_TEST(closed_form_gbm)
     double gmu, gsig, prod[4], smu[4], ssig[4], exp_mu = 0, exp_sig = 0;
     ck_assert_int_eq(nsde_func_new_linear(ctx, NSDE_FLOAT64, mu, 0.0, &f), NSDE_OK);
     ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, sigma, &g), NSDE_OK);
-    ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_ITO, &sde), NSDE_OK);
+    ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde), NSDE_OK);
     nsde_solver_config_init(&cfg);
     cfg.n_steps = N;
     cfg.seed = 5;
@@ -530,7 +530,7 @@ static long peak_growth(enum nsde_grad_strategy strat, int64_t N, int64_t B, int
     if (nsde_func_new_multiplicative(c, NSDE_FLOAT64, 0.4, &g))
       _exit(3);
     if (nsde_sde_new(c, f, g, NSDE_NOISE_DIAGONAL,
-                 strat == NSDE_GRAD_REVERSIBLE ? NSDE_STRATONOVICH : NSDE_ITO, &sde))
+                 strat == NSDE_GRAD_REVERSIBLE ? NSDE_CALCULUS_STRATONOVICH : NSDE_CALCULUS_ITO, &sde))
       _exit(3);
     if (nsde_tensor_new(c, NSDE_FLOAT64, 2, shape, &x))
       _exit(3);
@@ -577,8 +577,8 @@ START_TEST(memory_follows_query)
   ck_assert_int_eq(nsde_func_new_linear(ctx, NSDE_FLOAT64, -0.3, 0.0, &f), NSDE_OK);
   ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, 0.4, &g), NSDE_OK);
   ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, 0.4, &gs), NSDE_OK);
-  ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_ITO, &ito), NSDE_OK);
-  ck_assert_int_eq(nsde_sde_new(ctx, f, gs, NSDE_NOISE_DIAGONAL, NSDE_STRATONOVICH, &strat_sde), NSDE_OK);
+  ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &ito), NSDE_OK);
+  ck_assert_int_eq(nsde_sde_new(ctx, f, gs, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_STRATONOVICH, &strat_sde), NSDE_OK);
   for (int s = 0; s < 4; s++)
     for (int j = 0; j < 3; j++) {
       struct nsde_solver_config cfg;
@@ -881,7 +881,7 @@ START_TEST(errors)
     struct nsde_func *f;
     struct nsde_sde *sde;
     ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &ops, NULL, 0, NULL, &f), NSDE_OK);
-    ck_assert_int_eq(nsde_sde_new(ctx, f, NULL, NSDE_NOISE_NONE, NSDE_ITO, &sde), NSDE_OK);
+    ck_assert_int_eq(nsde_sde_new(ctx, f, NULL, NSDE_NOISE_NONE, NSDE_CALCULUS_ITO, &sde), NSDE_OK);
     cfg.grad = NSDE_GRAD_STORE_ALL;
     ck_assert_int_eq(nsde_solver_new(sde, &cfg, 2, shape, &s), NSDE_ERR_MISSING_OP);
     /* a vjp that produces infinities: the step is named */
@@ -889,7 +889,7 @@ START_TEST(errors)
     nsde_func_free(f);
     ops.vjp = inf_vjp;
     ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &ops, NULL, 0, NULL, &f), NSDE_OK);
-    ck_assert_int_eq(nsde_sde_new(ctx, f, NULL, NSDE_NOISE_NONE, NSDE_ITO, &sde), NSDE_OK);
+    ck_assert_int_eq(nsde_sde_new(ctx, f, NULL, NSDE_NOISE_NONE, NSDE_CALCULUS_ITO, &sde), NSDE_OK);
     ck_assert_int_eq(nsde_solver_new(sde, &cfg, 2, shape, &s), NSDE_OK);
     TRY(nsde_tensor_copy(p.x, p.x0));
     ck_assert_int_eq(nsde_solve(s, p.x, NULL), NSDE_OK);

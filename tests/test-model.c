@@ -54,7 +54,7 @@ static struct nsde_tensor *formula_images(int B, int C, int H, int W)
 START_TEST(parameter_counts)
 {
   struct nsde_model_config c;
-  struct nsde_model *m = make(NSDE_ARCH_CIFAR, 64, 3, 32, NSDE_MODEL_MULTIPLICATIVE, 2, 1);
+  struct nsde_model *m = make(NSDE_ARCH_CIFAR, 64, 3, 32, NSDE_MODEL_NOISE_MULTIPLICATIVE, 2, 1);
   ck_assert_int_eq(nsde_model_num_params(m), 115594);
   nsde_model_free(m);
   nsde_model_config_init(&c);
@@ -64,7 +64,7 @@ START_TEST(parameter_counts)
   ck_assert_int_eq(nsde_model_num_params(m), 115595);
   ck_assert_float_eq(nsde_model_params(m)[115594], 1.0f);
   nsde_model_free(m);
-  m = make(NSDE_ARCH_LARGE, 256, 3, 96, NSDE_MODEL_ADDITIVE, 1, 1);
+  m = make(NSDE_ARCH_LARGE, 256, 3, 96, NSDE_MODEL_NOISE_ADDITIVE, 1, 1);
   ck_assert_int_eq(nsde_model_num_params(m), 2440202);
   nsde_model_free(m);
 }
@@ -87,8 +87,8 @@ START_TEST(matches_pytorch)
    * moves the gradient norm by ~2e-4, above the tolerance. Of seeds 5-12 the
    * float32 reference had such a flip for 5 (against libnsde's Winograd and
    * direct convolutions alike), 8 and 11; seed 9 has none on either path. */
-  ms[0] = make(NSDE_ARCH_CIFAR, 16, 3, 32, NSDE_MODEL_MULTIPLICATIVE, 4, 9);
-  ms[1] = make(NSDE_ARCH_LARGE, 32, 3, 32, NSDE_MODEL_MULTIPLICATIVE, 4, 6);
+  ms[0] = make(NSDE_ARCH_CIFAR, 16, 3, 32, NSDE_MODEL_NOISE_MULTIPLICATIVE, 4, 9);
+  ms[1] = make(NSDE_ARCH_LARGE, 32, 3, 32, NSDE_MODEL_NOISE_MULTIPLICATIVE, 4, 6);
   if (getenv("NSDE_EXPORT_DIR"))
     for (int k = 0; k < 2; k++) {
       snprintf(path, sizeof(path), "%s/%s.nsde", getenv("NSDE_EXPORT_DIR"), names[k]);
@@ -173,7 +173,7 @@ END_TEST
 /* Same loss, gradients and logits on 1 and 2 threads, bit for bit. */
 START_TEST(thread_count_independent)
 {
-  struct nsde_model *m = make(NSDE_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_MULTIPLICATIVE, 4, 9);
+  struct nsde_model *m = make(NSDE_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_NOISE_MULTIPLICATIVE, 4, 9);
   struct nsde_tensor *x = formula_images(3, 3, 32, 32);
   int32_t labels[3] = {0, 5, 9};
   int64_t np = nsde_model_num_params(m);
@@ -202,7 +202,7 @@ END_TEST
 
 START_TEST(predict_and_ttn)
 {
-  struct nsde_model *m = make(NSDE_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_MULTIPLICATIVE, 4, 2);
+  struct nsde_model *m = make(NSDE_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_NOISE_MULTIPLICATIVE, 4, 2);
   struct nsde_tensor *x = formula_images(3, 3, 32, 32), *p0, *p5, *lg;
   int64_t s[2] = {3, 10};
   ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 2, s, &p0), NSDE_OK);
@@ -241,7 +241,7 @@ START_TEST(predict_and_ttn)
   ck_assert_int_eq(nsde_model_predict(m, x, -1, 0, p0), NSDE_ERR_INVALID);
   nsde_model_free(m);
   /* a Neural ODE has no noise: its ensemble of 5 is its deterministic pass, bit for bit */
-  m = make(NSDE_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_ODE, 4, 2);
+  m = make(NSDE_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_NOISE_ODE, 4, 2);
   ck_assert_int_eq(nsde_model_predict(m, x, 0, 0, p0), NSDE_OK);
   ck_assert_int_eq(nsde_model_predict(m, x, 5, 100, p5), NSDE_OK);
   ck_assert_mem_eq(nsde_tensor_data(p0), nsde_tensor_data(p5), 30 * sizeof(float));
@@ -256,7 +256,7 @@ END_TEST
 START_TEST(trajectory_matches_pieces)
 {
   enum { B = 2, W = 8, N = 5 };
-  struct nsde_model *m = make(NSDE_ARCH_CIFAR, W, 3, 12, NSDE_MODEL_MULTIPLICATIVE, B, 9);
+  struct nsde_model *m = make(NSDE_ARCH_CIFAR, W, 3, 12, NSDE_MODEL_NOISE_MULTIPLICATIVE, B, 9);
   struct nsde_tensor *x = formula_images(B, 3, 12, 12), *traj, *h, *saved;
   struct nsde_net *stem, *drift;
   struct nsde_func *f;
@@ -284,7 +284,7 @@ START_TEST(trajectory_matches_pieces)
   memcpy(nsde_net_params(drift), p + nstem, sizeof(float) * (size_t)nsde_net_num_params(drift));
   ck_assert_int_eq(nsde_net_forward(stem, 0.0, x, h), NSDE_OK);
   ck_assert_int_eq(nsde_net_as_func(drift, &f), NSDE_OK);
-  ck_assert_int_eq(nsde_sde_new(ctx, f, NULL, NSDE_NOISE_NONE, NSDE_ITO, &sde), NSDE_OK);
+  ck_assert_int_eq(nsde_sde_new(ctx, f, NULL, NSDE_NOISE_NONE, NSDE_CALCULUS_ITO, &sde), NSDE_OK);
   for (int k = 0; k <= N; k++)
     times[k] = (double)k / N;
   nsde_solver_config_init(&sc);
@@ -354,7 +354,7 @@ static void put_le64(unsigned char *p, uint64_t v)
 START_TEST(model_files)
 {
   char dir[4096], path[4200], bad[4300];
-  struct nsde_model *m = make(NSDE_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_DROPOUT, 2, 12), *l = NULL;
+  struct nsde_model *m = make(NSDE_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_NOISE_DROPOUT, 2, 12), *l = NULL;
   struct nsde_tensor *x = formula_images(2, 3, 32, 32), *a, *b;
   int64_t s2[2] = {2, 10};
   unsigned char *buf;
@@ -540,7 +540,7 @@ START_TEST(bad_input)
   c.arch = NSDE_ARCH_LARGE;
   c.width = 48; /* 32 groups do not divide 48 channels */
   ck_assert_int_ne(nsde_model_new(ctx, &c, &m), NSDE_OK);
-  m = make(NSDE_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_ODE, 2, 1);
+  m = make(NSDE_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_NOISE_ODE, 2, 1);
   ck_assert_int_eq(nsde_model_loss_grad(m, x, labels, 1, 0, NULL, NULL, NULL), NSDE_ERR_INVALID);
   ck_assert_int_eq(nsde_model_loss_grad(m, wrong, labels, 1, 0, NULL, NULL, NULL), NSDE_ERR_SHAPE);
   ck_assert_int_eq(nsde_model_loss_grad(m, x, NULL, 1, 0, NULL, NULL, NULL), NSDE_ERR_NULL);
@@ -558,7 +558,7 @@ END_TEST
  * for bit; an option from a newer header is refused. */
 START_TEST(loss_options)
 {
-  struct nsde_model *m = make(NSDE_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_MULTIPLICATIVE, 3, 2);
+  struct nsde_model *m = make(NSDE_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_NOISE_MULTIPLICATIVE, 3, 2);
   struct nsde_tensor *x = formula_images(3, 3, 32, 32);
   struct nsde_tensor *g1 = formula_images(3, 3, 32, 32), *g2 = formula_images(3, 3, 32, 32);
   int32_t labels[3] = {1, 4, 7};
@@ -644,7 +644,7 @@ START_TEST(short_training_run)
     nsde_model_config_init(&c);
     c.width = 16;
     c.groups = 4;
-    c.noise = NSDE_MODEL_MULTIPLICATIVE;
+    c.noise = NSDE_MODEL_NOISE_MULTIPLICATIVE;
     c.sigma = 0.2;
     c.grad = NSDE_GRAD_STORE_ALL;
     c.max_batch = B;

@@ -300,7 +300,7 @@ START_TEST(network_drift_gradients)
   ck_assert_int_eq(nsde_net_as_func(net, &f), NSDE_OK);
   ck_assert_int_eq(nsde_func_num_params(f), nsde_net_num_params(net));
   ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_FLOAT32, 0.5, &g), NSDE_OK);
-  ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_ITO, &sde), NSDE_OK);
+  ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde), NSDE_OK);
   fill_rand(x0, 1, 2.0, 0.0);
   fill_rand(w, 2, 2.0, 0.0);
   memset(&rep, 0, sizeof(rep));
@@ -374,7 +374,7 @@ START_TEST(tape_replays_exactly)
   np = nsde_net_num_params(net);
   ck_assert_int_eq(nsde_net_as_func(net, &f), NSDE_OK);
   ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_FLOAT32, 0.5, &g), NSDE_OK);
-  ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_ITO, &sde), NSDE_OK);
+  ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde), NSDE_OK);
   nsde_solver_config_init(&cfg);
   cfg.grid = NSDE_GRID_PAPER;
   cfg.dt = 0.1;

@@ -38,7 +38,7 @@ int main(void)
     return 2;
   if (nsde_context_new(&ctx) || nsde_func_new_linear(ctx, NSDE_FLOAT64, 0.5, 0.0, &f) ||
       nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, 0.3, &g) ||
-      nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_ITO, &sde))
+      nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde))
     return 3;
   nsde_solver_config_init(&cfg);
   cfg.n_steps = 50;

@@ -248,7 +248,7 @@ int main(int argc, char **argv)
     pb.noise = noises[pick(4)];
     pb.scheme = pick(5);
     pb.strategy = strategies[pick(4)];
-    pb.calculus = pb.scheme == NSDE_SCHEME_HEUN || pb.scheme == NSDE_SCHEME_REVERSIBLE_HEUN ? NSDE_STRATONOVICH : NSDE_ITO;
+    pb.calculus = pb.scheme == NSDE_SCHEME_HEUN || pb.scheme == NSDE_SCHEME_REVERSIBLE_HEUN ? NSDE_CALCULUS_STRATONOVICH : NSDE_CALCULUS_ITO;
     pb.threads = 1 + pick(2);
     pb.steps = 1 + pick(12);
     pb.every = pick(4);

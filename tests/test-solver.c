@@ -71,11 +71,11 @@ static const struct {
   double order;
   const char *name;
 } order_cases[] = {
-  {NSDE_SCHEME_EULER_MARUYAMA, NSDE_ITO, 0.5, "euler-maruyama"},
-  {NSDE_SCHEME_MILSTEIN, NSDE_ITO, 1.0, "milstein"},
-  {NSDE_SCHEME_HEUN, NSDE_STRATONOVICH, 1.0, "heun"},
-  {NSDE_SCHEME_REVERSIBLE_HEUN, NSDE_STRATONOVICH, 1.0, "reversible-heun"},
-  {NSDE_SCHEME_SRA1, NSDE_ITO, 1.5, "sra1"},
+  {NSDE_SCHEME_EULER_MARUYAMA, NSDE_CALCULUS_ITO, 0.5, "euler-maruyama"},
+  {NSDE_SCHEME_MILSTEIN, NSDE_CALCULUS_ITO, 1.0, "milstein"},
+  {NSDE_SCHEME_HEUN, NSDE_CALCULUS_STRATONOVICH, 1.0, "heun"},
+  {NSDE_SCHEME_REVERSIBLE_HEUN, NSDE_CALCULUS_STRATONOVICH, 1.0, "reversible-heun"},
+  {NSDE_SCHEME_SRA1, NSDE_CALCULUS_ITO, 1.5, "sra1"},
 };
 
 START_TEST(strong_order)
@@ -94,7 +94,7 @@ START_TEST(strong_order)
     struct nsde_func_ops ops = {sizeof(ops), sin_drift, NULL, NULL, NULL};
     ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &ops, NULL, 0, NULL, &p.f), NSDE_OK);
     ck_assert_int_eq(nsde_func_new_additive(ctx, NSDE_FLOAT64, 0.8, &p.g), NSDE_OK);
-    ck_assert_int_eq(nsde_sde_new(ctx, p.f, p.g, NSDE_NOISE_ADDITIVE, NSDE_ITO, &p.sde), NSDE_OK);
+    ck_assert_int_eq(nsde_sde_new(ctx, p.f, p.g, NSDE_NOISE_ADDITIVE, NSDE_CALCULUS_ITO, &p.sde), NSDE_OK);
   } else {
     p = gbm(NSDE_FLOAT64, mu, sigma, order_cases[_i].calc);
   }
@@ -110,7 +110,7 @@ START_TEST(strong_order)
                        NSDE_OK);
       for (int64_t i = 0; i < M; i++) {
         double wt = ((double *)nsde_tensor_data(w))[i];
-        double drift = order_cases[_i].calc == NSDE_ITO ? mu - 0.5 * sigma * sigma : mu;
+        double drift = order_cases[_i].calc == NSDE_CALCULUS_ITO ? mu - 0.5 * sigma * sigma : mu;
         ((double *)nsde_tensor_data(ref))[i] = exp(drift + sigma * wt);
       }
       nsde_tensor_free(w);
@@ -161,7 +161,7 @@ START_TEST(weak_order_em)
 
   ck_assert_int_eq(nsde_func_new_linear(ctx, NSDE_FLOAT64, -1.0, 0.0, &f), NSDE_OK);
   ck_assert_int_eq(nsde_func_new_additive(ctx, NSDE_FLOAT64, 0.5, &g), NSDE_OK);
-  ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_ADDITIVE, NSDE_ITO, &sde), NSDE_OK);
+  ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_ADDITIVE, NSDE_CALCULUS_ITO, &sde), NSDE_OK);
   for (int k = 0; k < 4; k++) {
     struct nsde_solver_config cfg;
     struct nsde_solver *s;
@@ -233,7 +233,7 @@ START_TEST(reversible_reconstruction)
 
     ck_assert_int_eq(nsde_func_new(ctx, dt, &ops, &dts[d], 0, NULL, &f), NSDE_OK);
     ck_assert_int_eq(nsde_func_new_multiplicative(ctx, dt, 0.4, &g), NSDE_OK);
-    ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_STRATONOVICH, &sde),
+    ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_STRATONOVICH, &sde),
                      NSDE_OK);
     s = solver(sde, NSDE_SCHEME_REVERSIBLE_HEUN, 100, seed, B, D);
     for (int64_t i = 0; i < B * D; i++) {
@@ -278,7 +278,7 @@ END_TEST
 START_TEST(reproducible)
 {
   const int64_t B = 40, D = 2000;
-  struct problem p = gbm(NSDE_FLOAT32, 0.3, 0.6, NSDE_ITO);
+  struct problem p = gbm(NSDE_FLOAT32, 0.3, 0.6, NSDE_CALCULUS_ITO);
   struct nsde_tensor *a = state(NSDE_FLOAT32, B, D, 1.0), *b = state(NSDE_FLOAT32, B, D, 1.0);
   struct nsde_tensor *lo = state(NSDE_FLOAT32, 15, D, 1.0), *hi = state(NSDE_FLOAT32, 25, D, 1.0);
   struct nsde_solver *s = solver(p.sde, NSDE_SCHEME_EULER_MARUYAMA, 11, 5, B, D);
@@ -322,8 +322,8 @@ END_TEST
 /* float32 and float64 see the same Brownian path and agree to float rounding. */
 START_TEST(float32_matches_float64)
 {
-  struct problem p32 = gbm(NSDE_FLOAT32, 0.5, 0.8, NSDE_STRATONOVICH);
-  struct problem p64 = gbm(NSDE_FLOAT64, 0.5, 0.8, NSDE_STRATONOVICH);
+  struct problem p32 = gbm(NSDE_FLOAT32, 0.5, 0.8, NSDE_CALCULUS_STRATONOVICH);
+  struct problem p64 = gbm(NSDE_FLOAT64, 0.5, 0.8, NSDE_CALCULUS_STRATONOVICH);
   struct nsde_solver *s32 = solver(p32.sde, NSDE_SCHEME_HEUN, 50, 11, 100, 3);
   struct nsde_solver *s64 = solver(p64.sde, NSDE_SCHEME_HEUN, 50, 11, 100, 3);
   struct nsde_tensor *x32 = state(NSDE_FLOAT32, 100, 3, 1.0), *x64 = state(NSDE_FLOAT64, 100, 3, 1.0);
@@ -342,7 +342,7 @@ END_TEST
 /* Grids: the paper's N = int(T/h) + 1, ceil for NSDE_GRID_DT, save-at times. */
 START_TEST(grids_and_save_at)
 {
-  struct problem p = gbm(NSDE_FLOAT64, 0.2, 0.3, NSDE_ITO);
+  struct problem p = gbm(NSDE_FLOAT64, 0.2, 0.3, NSDE_CALCULUS_ITO);
   struct nsde_solver_config cfg;
   struct nsde_solver *s;
   int64_t shape[2] = {8, 2};
@@ -425,7 +425,7 @@ START_TEST(scalar_noise)
   const double *xd = nsde_tensor_data(x);
   ck_assert_int_eq(nsde_func_new_linear(ctx, NSDE_FLOAT64, 0.0, 0.0, &f), NSDE_OK);
   ck_assert_int_eq(nsde_func_new_additive(ctx, NSDE_FLOAT64, 1.0, &g), NSDE_OK);
-  ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_SCALAR, NSDE_ITO, &sde), NSDE_OK);
+  ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_SCALAR, NSDE_CALCULUS_ITO, &sde), NSDE_OK);
   s = solver(sde, NSDE_SCHEME_EULER_MARUYAMA, 7, 1, 3, 4);
   ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
   for (int b = 0; b < 3; b++)
@@ -459,8 +459,8 @@ START_TEST(dropout_matches_multiplicative)
     ck_assert_int_eq(nsde_func_new_linear(ctx, NSDE_FLOAT64, 0.7, 0.0, &f), NSDE_OK);
     ck_assert_int_eq(nsde_func_new_dropout(ctx, NSDE_FLOAT64, 0.5, &gd), NSDE_OK);
     ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, 0.35, &gm), NSDE_OK);
-    ck_assert_int_eq(nsde_sde_new(ctx, f, gd, NSDE_NOISE_DIAGONAL, NSDE_ITO, &sd), NSDE_OK);
-    ck_assert_int_eq(nsde_sde_new(ctx, f, gm, NSDE_NOISE_DIAGONAL, NSDE_ITO, &sm), NSDE_OK);
+    ck_assert_int_eq(nsde_sde_new(ctx, f, gd, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sd), NSDE_OK);
+    ck_assert_int_eq(nsde_sde_new(ctx, f, gm, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sm), NSDE_OK);
     a = solver(sd, sch ? NSDE_SCHEME_MILSTEIN : NSDE_SCHEME_EULER_MARUYAMA, 20, 8, 10, 10);
     b = solver(sm, sch ? NSDE_SCHEME_MILSTEIN : NSDE_SCHEME_EULER_MARUYAMA, 20, 8, 10, 10);
     TRY(nsde_tensor_fill(xd, 1.0));
@@ -522,7 +522,7 @@ START_TEST(callback_error_keeps_state)
   ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &ops, &fa, 0, NULL, &f), NSDE_OK);
   ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &ops, &never, 0, NULL, &fref), NSDE_OK);
   ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, 0.3, &g), NSDE_OK);
-  ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_ITO, &sde), NSDE_OK);
+  ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde), NSDE_OK);
   s = solver(sde, NSDE_SCHEME_EULER_MARUYAMA, 10, 4, 4, 3);
   ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_ERR_CALLBACK);
   ck_assert_msg(strstr(nsde_context_last_error(ctx), "step 5") != NULL, "%s",
@@ -533,7 +533,7 @@ START_TEST(callback_error_keeps_state)
   {
     /* the state is the one after 5 good steps */
     struct nsde_sde *sref;
-    ck_assert_int_eq(nsde_sde_new(ctx, fref, g, NSDE_NOISE_DIAGONAL, NSDE_ITO, &sref), NSDE_OK);
+    ck_assert_int_eq(nsde_sde_new(ctx, fref, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sref), NSDE_OK);
     ref = solver(sref, NSDE_SCHEME_EULER_MARUYAMA, 10, 4, 4, 3);
     for (int k = 0; k < 5; k++)
       ck_assert_int_eq(nsde_solver_step(ref, y), NSDE_OK);
@@ -559,7 +559,7 @@ START_TEST(callback_error_keeps_state)
   {
     struct nsde_func_ops eops = {sizeof(eops), exploding_drift, NULL, NULL, NULL};
     ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &eops, NULL, 0, NULL, &f), NSDE_OK);
-    ck_assert_int_eq(nsde_sde_new(ctx, f, NULL, NSDE_NOISE_NONE, NSDE_ITO, &sde), NSDE_OK);
+    ck_assert_int_eq(nsde_sde_new(ctx, f, NULL, NSDE_NOISE_NONE, NSDE_CALCULUS_ITO, &sde), NSDE_OK);
     s = solver(sde, NSDE_SCHEME_EULER_MARUYAMA, 10, 4, 4, 3);
     TRY(nsde_tensor_fill(x, 1.0));
     ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_ERR_NONFINITE);
@@ -605,6 +605,16 @@ START_TEST(deprecated_names)
   enum nsde_status (*const now[3])(struct nsde_context *, enum nsde_dtype, double,
                                    struct nsde_func **) = {
       nsde_func_new_additive, nsde_func_new_multiplicative, nsde_func_new_dropout};
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  /* the enum values renamed in 0.3 keep their old names and values */
+  ck_assert_int_eq(NSDE_ITO, NSDE_CALCULUS_ITO);
+  ck_assert_int_eq(NSDE_STRATONOVICH, NSDE_CALCULUS_STRATONOVICH);
+  ck_assert_int_eq(NSDE_MODEL_ODE, NSDE_MODEL_NOISE_ODE);
+  ck_assert_int_eq(NSDE_MODEL_ADDITIVE, NSDE_MODEL_NOISE_ADDITIVE);
+  ck_assert_int_eq(NSDE_MODEL_MULTIPLICATIVE, NSDE_MODEL_NOISE_MULTIPLICATIVE);
+  ck_assert_int_eq(NSDE_MODEL_DROPOUT, NSDE_MODEL_NOISE_DROPOUT);
+#pragma GCC diagnostic pop
   for (int k = 0; k < 3; k++) {
     TRY(old[k](ctx, NSDE_FLOAT64, 0.7, &a));
     TRY(now[k](ctx, NSDE_FLOAT64, 0.7, &b));
@@ -621,8 +631,8 @@ END_TEST
 
 START_TEST(invalid_options)
 {
-  struct problem ito = gbm(NSDE_FLOAT64, 0.1, 0.2, NSDE_ITO);
-  struct problem strat = gbm(NSDE_FLOAT64, 0.1, 0.2, NSDE_STRATONOVICH);
+  struct problem ito = gbm(NSDE_FLOAT64, 0.1, 0.2, NSDE_CALCULUS_ITO);
+  struct problem strat = gbm(NSDE_FLOAT64, 0.1, 0.2, NSDE_CALCULUS_STRATONOVICH);
   struct nsde_solver_config cfg;
   struct nsde_solver *s = (struct nsde_solver *)0x1;
   int64_t shape[2] = {2, 2}, bad_shape[2] = {2, 0};
@@ -709,7 +719,7 @@ START_TEST(invalid_options)
 
   /* Milstein without dG/dx */
   ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &gops, NULL, 0, NULL, &ug), NSDE_OK);
-  ck_assert_int_eq(nsde_sde_new(ctx, ito.f, ug, NSDE_NOISE_DIAGONAL, NSDE_ITO, &sde), NSDE_OK);
+  ck_assert_int_eq(nsde_sde_new(ctx, ito.f, ug, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde), NSDE_OK);
   cfg.scheme = NSDE_SCHEME_MILSTEIN;
   ck_assert_int_eq(nsde_solver_new(sde, &cfg, 2, shape, &s), NSDE_ERR_MISSING_OP);
   ck_assert_ptr_nonnull(strstr(nsde_context_last_error(ctx), "diag_deriv"));
@@ -718,22 +728,22 @@ START_TEST(invalid_options)
   gops.eval = user_g;
   ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &gops, NULL, 0, NULL, &uf), NSDE_OK);
   ck_assert_int_eq(nsde_func_new_dropout(ctx, NSDE_FLOAT64, 0.5, &dg), NSDE_OK);
-  ck_assert_int_eq(nsde_sde_new(ctx, uf, dg, NSDE_NOISE_DIAGONAL, NSDE_ITO, &sde), NSDE_OK);
+  ck_assert_int_eq(nsde_sde_new(ctx, uf, dg, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde), NSDE_OK);
   ck_assert_int_eq(nsde_solver_new(sde, &cfg, 2, shape, &s), NSDE_ERR_MISSING_OP);
   nsde_sde_free(sde);
 
   /* SDE construction */
-  ck_assert_int_eq(nsde_sde_new(ctx, ito.f, NULL, NSDE_NOISE_DIAGONAL, NSDE_ITO, &sde), NSDE_ERR_INVALID);
-  ck_assert_int_eq(nsde_sde_new(ctx, ito.f, ito.g, NSDE_NOISE_NONE, NSDE_ITO, &sde), NSDE_ERR_INVALID);
-  ck_assert_int_eq(nsde_sde_new(ctx, ito.f, ito.g, NSDE_NOISE_ADDITIVE, NSDE_ITO, &sde), NSDE_ERR_INVALID);
-  ck_assert_int_eq(nsde_sde_new(ctx, dg, ito.g, NSDE_NOISE_DIAGONAL, NSDE_ITO, &sde), NSDE_ERR_INVALID);
-  ck_assert_int_eq(nsde_sde_new(ctx, NULL, ito.g, NSDE_NOISE_DIAGONAL, NSDE_ITO, &sde), NSDE_ERR_NULL);
-  ck_assert_int_eq(nsde_sde_new(ctx, ito.f, ito.g, (enum nsde_noise)8, NSDE_ITO, &sde), NSDE_ERR_INVALID);
+  ck_assert_int_eq(nsde_sde_new(ctx, ito.f, NULL, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde), NSDE_ERR_INVALID);
+  ck_assert_int_eq(nsde_sde_new(ctx, ito.f, ito.g, NSDE_NOISE_NONE, NSDE_CALCULUS_ITO, &sde), NSDE_ERR_INVALID);
+  ck_assert_int_eq(nsde_sde_new(ctx, ito.f, ito.g, NSDE_NOISE_ADDITIVE, NSDE_CALCULUS_ITO, &sde), NSDE_ERR_INVALID);
+  ck_assert_int_eq(nsde_sde_new(ctx, dg, ito.g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde), NSDE_ERR_INVALID);
+  ck_assert_int_eq(nsde_sde_new(ctx, NULL, ito.g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde), NSDE_ERR_NULL);
+  ck_assert_int_eq(nsde_sde_new(ctx, ito.f, ito.g, (enum nsde_noise)8, NSDE_CALCULUS_ITO, &sde), NSDE_ERR_INVALID);
   ck_assert_int_eq(nsde_sde_new(ctx, ito.f, ito.g, NSDE_NOISE_DIAGONAL, (enum nsde_calculus)3, &sde), NSDE_ERR_INVALID);
   {
     struct nsde_func *g32;
     ck_assert_int_eq(nsde_func_new_additive(ctx, NSDE_FLOAT32, 0.5, &g32), NSDE_OK);
-    ck_assert_int_eq(nsde_sde_new(ctx, ito.f, g32, NSDE_NOISE_DIAGONAL, NSDE_ITO, &sde), NSDE_ERR_DTYPE);
+    ck_assert_int_eq(nsde_sde_new(ctx, ito.f, g32, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde), NSDE_ERR_DTYPE);
     nsde_func_free(g32);
   }
 

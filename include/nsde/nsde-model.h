@@ -22,10 +22,19 @@ enum nsde_model_arch {
 
 /** Noise of the SDE block (paper, section 2). */
 enum nsde_model_noise {
-  NSDE_MODEL_ODE = 0,            /**< no noise: the Neural ODE */
-  NSDE_MODEL_ADDITIVE = 1,       /**< G = sigma */
-  NSDE_MODEL_MULTIPLICATIVE = 2, /**< G = sigma h */
-  NSDE_MODEL_DROPOUT = 3         /**< G = sigma f(h, t) */
+  NSDE_MODEL_NOISE_ODE = 0,            /**< no noise: the Neural ODE @since 0.3 */
+  NSDE_MODEL_NOISE_ADDITIVE = 1,       /**< G = sigma @since 0.3 */
+  NSDE_MODEL_NOISE_MULTIPLICATIVE = 2, /**< G = sigma h @since 0.3 */
+  NSDE_MODEL_NOISE_DROPOUT = 3,        /**< G = sigma f(h, t) @since 0.3 */
+  /** @deprecated the names before 0.3 (without the enum's NOISE) */
+  NSDE_MODEL_ODE NSDE_DEPRECATED("use NSDE_MODEL_NOISE_ODE") = NSDE_MODEL_NOISE_ODE,
+  /** @deprecated */
+  NSDE_MODEL_ADDITIVE NSDE_DEPRECATED("use NSDE_MODEL_NOISE_ADDITIVE") = NSDE_MODEL_NOISE_ADDITIVE,
+  /** @deprecated */
+  NSDE_MODEL_MULTIPLICATIVE NSDE_DEPRECATED("use NSDE_MODEL_NOISE_MULTIPLICATIVE") =
+      NSDE_MODEL_NOISE_MULTIPLICATIVE,
+  /** @deprecated */
+  NSDE_MODEL_DROPOUT NSDE_DEPRECATED("use NSDE_MODEL_NOISE_DROPOUT") = NSDE_MODEL_NOISE_DROPOUT
 };
 
 /** Model options; initialise with nsde_model_config_init(). */
@@ -40,7 +49,7 @@ struct nsde_model_config {
                                        narrow models need fewer (one channel per group
                                        normalises every feature map to the same statistics) */
   int classes;                    /**< 10 */
-  enum nsde_model_noise noise;    /**< the SDE block's noise (NSDE_MODEL_MULTIPLICATIVE) */
+  enum nsde_model_noise noise;    /**< the SDE block's noise (NSDE_MODEL_NOISE_MULTIPLICATIVE) */
   double sigma;                   /**< noise scale */
   int learn_sigma;                /**< 1: sigma is a trained parameter (last in the buffer) */
   double t1;                      /**< integration time T (1) */
@@ -113,7 +122,7 @@ nsde_model_trajectory(struct nsde_model *m, const struct nsde_tensor *images, in
  * Test-time noise ensemble: the sum of the softmax probabilities of
  * @p passes noisy passes (seeds seed, seed+1, ...), written to @p probs
  * (B, classes) and divided by passes. passes = 0: one deterministic pass.
- * A Neural ODE model (NSDE_MODEL_ODE) has no noise: every pass would be the
+ * A Neural ODE model (NSDE_MODEL_NOISE_ODE) has no noise: every pass would be the
  * same, so one pass is computed whatever @p passes is.
  * @since 0.1
  */

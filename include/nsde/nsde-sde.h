@@ -23,8 +23,12 @@ enum nsde_noise {
 
 /** Interpretation of the stochastic integral. */
 enum nsde_calculus {
-  NSDE_ITO = 0,
-  NSDE_STRATONOVICH = 1
+  NSDE_CALCULUS_ITO = 0,          /**< Ito: the Euler-Maruyama limit @since 0.3 */
+  NSDE_CALCULUS_STRATONOVICH = 1, /**< Stratonovich: the midpoint (Heun) limit @since 0.3 */
+  /** @deprecated the name before 0.3 */
+  NSDE_ITO NSDE_DEPRECATED("use NSDE_CALCULUS_ITO") = NSDE_CALCULUS_ITO,
+  /** @deprecated the name before 0.3 */
+  NSDE_STRATONOVICH NSDE_DEPRECATED("use NSDE_CALCULUS_STRATONOVICH") = NSDE_CALCULUS_STRATONOVICH
 };
 
 /** A stochastic differential equation dx = f(t,x) dt + G(t,x) dW. */

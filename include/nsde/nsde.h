@@ -15,7 +15,7 @@
  *   nsde_func_new_linear(ctx, NSDE_FLOAT64, 0.5, 0.0, &f);    // f = 0.5 x
  *   nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, 0.8, &g); // G = 0.8 x
  *   struct nsde_sde *sde;
- *   nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_ITO, &sde);
+ *   nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde);
  *   struct nsde_solver_config cfg;  nsde_solver_config_init(&cfg);
  *   cfg.n_steps = 100;  cfg.seed = 42;
  *   int64_t shape[2] = {1000, 1};

@@ -26,7 +26,7 @@ NSDE_API void nsde_model_config_init(struct nsde_model_config *cfg)
   cfg->in_width = 32;
   cfg->width = 64;
   cfg->classes = 10;
-  cfg->noise = NSDE_MODEL_MULTIPLICATIVE;
+  cfg->noise = NSDE_MODEL_NOISE_MULTIPLICATIVE;
   cfg->sigma = 1.0;
   cfg->t1 = 1.0;
   cfg->dt = 0.1;
@@ -40,7 +40,7 @@ enum nsde_status nsde__model_check_config(struct nsde_context *ctx, const struct
   if ((c->arch != NSDE_ARCH_CIFAR && c->arch != NSDE_ARCH_LARGE) || c->in_channels < 1 ||
       c->in_channels > 64 || c->in_height < 4 || c->in_width < 4 || c->in_height > 4096 ||
       c->in_width > 4096 || c->width < 1 || c->width > 4096 || c->classes < 2 ||
-      c->classes > 100000 || (int)c->noise < NSDE_MODEL_ODE || (int)c->noise > NSDE_MODEL_DROPOUT ||
+      c->classes > 100000 || (int)c->noise < NSDE_MODEL_NOISE_ODE || (int)c->noise > NSDE_MODEL_NOISE_DROPOUT ||
       !isfinite(c->sigma) || c->sigma < 0 || !(c->t1 > 0) || !isfinite(c->t1) || !(c->dt > 0) ||
       c->t1 / c->dt > 100000 || c->max_batch < 1 || c->max_batch > 65536 ||
       (c->learn_sigma != 0 && c->learn_sigma != 1) || (int)c->grad < NSDE_GRAD_NONE ||
@@ -110,7 +110,7 @@ struct nsde_solver *nsde__model_solver(struct nsde_model *m, int64_t batch, int 
   struct nsde_solver *s = NULL;
   int64_t shape[4] = {batch, m->sc, m->sh, m->sw};
 
-  noisy = noisy && m->cfg.noise != NSDE_MODEL_ODE;
+  noisy = noisy && m->cfg.noise != NSDE_MODEL_NOISE_ODE;
   for (int i = 0; i < m->nsol; i++)
     if (m->sol[i].batch == batch && m->sol[i].noisy == noisy && m->sol[i].grad == grad)
       return m->sol[i].s;
@@ -197,17 +197,17 @@ NSDE_API enum nsde_status nsde_model_new(struct nsde_context *ctx,
   if ((st = nsde_net_as_func(m->drift, &m->f)) != NSDE_OK)
     goto fail;
   switch (cfg->noise) {
-  case NSDE_MODEL_ADDITIVE: st = nsde_func_new_additive(ctx, NSDE_FLOAT32, cfg->sigma, &m->g); break;
-  case NSDE_MODEL_MULTIPLICATIVE: st = nsde_func_new_multiplicative(ctx, NSDE_FLOAT32, cfg->sigma, &m->g); break;
-  case NSDE_MODEL_DROPOUT: st = nsde_func_new_dropout(ctx, NSDE_FLOAT32, cfg->sigma, &m->g); break;
-  case NSDE_MODEL_ODE: break;
+  case NSDE_MODEL_NOISE_ADDITIVE: st = nsde_func_new_additive(ctx, NSDE_FLOAT32, cfg->sigma, &m->g); break;
+  case NSDE_MODEL_NOISE_MULTIPLICATIVE: st = nsde_func_new_multiplicative(ctx, NSDE_FLOAT32, cfg->sigma, &m->g); break;
+  case NSDE_MODEL_NOISE_DROPOUT: st = nsde_func_new_dropout(ctx, NSDE_FLOAT32, cfg->sigma, &m->g); break;
+  case NSDE_MODEL_NOISE_ODE: break;
   }
   if (st == NSDE_OK)
-    st = nsde_sde_new(ctx, m->f, NULL, NSDE_NOISE_NONE, NSDE_ITO, &m->sde_ode);
+    st = nsde_sde_new(ctx, m->f, NULL, NSDE_NOISE_NONE, NSDE_CALCULUS_ITO, &m->sde_ode);
   if (st == NSDE_OK && m->g)
     st = nsde_sde_new(ctx, m->f, m->g,
-                      cfg->noise == NSDE_MODEL_ADDITIVE ? NSDE_NOISE_ADDITIVE : NSDE_NOISE_DIAGONAL,
-                      NSDE_ITO, &m->sde_noisy);
+                      cfg->noise == NSDE_MODEL_NOISE_ADDITIVE ? NSDE_NOISE_ADDITIVE : NSDE_NOISE_DIAGONAL,
+                      NSDE_CALCULUS_ITO, &m->sde_noisy);
   if (st == NSDE_OK && !nsde__model_solver(m, cfg->max_batch, m->g != NULL, 1))
     st = nsde_context_last_status(ctx) != NSDE_OK ? nsde_context_last_status(ctx) : NSDE_ERR_NOMEM;
   /* storing every state: keep every step's convolution outputs too, so the

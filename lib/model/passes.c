@@ -219,7 +219,7 @@ NSDE_API enum nsde_status nsde_model_predict(struct nsde_model *m,
   p = malloc((size_t)C * sizeof(double));
   if (!p)
     return nsde__error(m->ctx, NSDE_ERR_NOMEM, "out of memory");
-  runs = passes == 0 || m->cfg.noise == NSDE_MODEL_ODE ? 1 : passes; /* ODE passes are all equal */
+  runs = passes == 0 || m->cfg.noise == NSDE_MODEL_NOISE_ODE ? 1 : passes; /* ODE passes are all equal */
   for (int r = 0; r < runs; r++) {
     if ((st = forward(m, images, passes > 0, seed + (uint64_t)r, 0, &s)) != NSDE_OK) {
       free(p);
