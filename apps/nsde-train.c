@@ -152,7 +152,6 @@ int main(int argc, char **argv)
   int mb = 0; /* micro-batch; 0: the whole batch at once (or 32 under MPI) */
   float *slots = NULL;
   double *stats = NULL;
-  struct nsde_tensor *xm = NULL;
   const char *grad = "store-all", *arch = NULL, *schedule = "step";
   long subset = 0;
   double sigma = 1.0, lr0 = 0.1, warmup = 0, wd = 0, explode;
@@ -313,12 +312,10 @@ int main(int argc, char **argv)
     printf("nsde-train: resuming %s after epoch %d\n", out, first_epoch);
   }
   {
-    int64_t shape[4] = {batch, c, h, w};
+    int64_t shape[4] = {mb, c, h, w}; /* a whole batch, or one micro-batch */
     ex_check(ctx, nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &x), "tensor");
   }
   if (mb < batch) {
-    int64_t shape[4] = {mb, c, h, w};
-    ex_check(ctx, nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &xm), "tensor");
     slots = malloc(sizeof(float) * (size_t)(batch / mb) * (size_t)nsde_model_num_params(m));
     stats = malloc(sizeof(double) * (size_t)(2 * (batch / mb)));
     if (!slots || !stats) {
@@ -357,7 +354,7 @@ int main(int argc, char **argv)
       const unsigned long long crop_seed = seed * 7919 + (unsigned long long)(e * nb + b);
       const unsigned long long noise_seed = seed * 104729 + (unsigned long long)(e * nb + b);
       if (mb < batch) {
-        st = micro_step(m, ds, perm + b * batch, batch, mb, crop, crop_seed, noise_seed, xm, labels,
+        st = micro_step(m, ds, perm + b * batch, batch, mb, crop, crop_seed, noise_seed, x, labels,
                         slots, stats, &loss, &corr);
       } else {
         ex_check(ctx, nsde_dataset_batch(ds, perm + b * batch, batch, crop, crop_seed, x, labels),
@@ -420,7 +417,6 @@ done:
   free(labels);
   free(perm);
   nsde_tensor_free(x);
-  nsde_tensor_free(xm);
   free(slots);
   free(stats);
   nsde_sgd_free(opt);
