@@ -511,7 +511,7 @@ NSDE_API enum nsde_status nsde_backward(struct nsde_solver *s,
   size_t np_d, np_g;
   void *pd, *pg, *pd2, *pg2, *A;
   enum nsde_status st = NSDE_OK;
-  int64_t N;
+  int64_t N, n_drift;
 
   if (!s)
     return NSDE_ERR_NULL;
@@ -559,6 +559,7 @@ NSDE_API enum nsde_status nsde_backward(struct nsde_solver *s,
   zero(s, s->gbuf[G_CG]);
   add_saved(s, grad_saved, N, A);
 
+  n_drift = s->n_drift; /* replays below are not the solve's cost */
   switch (s->grad) {
   case NSDE_GRAD_STORE_ALL:
     for (int64_t n = N - 1; n >= 0 && st == NSDE_OK; n--) {
@@ -574,7 +575,7 @@ NSDE_API enum nsde_status nsde_backward(struct nsde_solver *s,
     }
     break;
   case NSDE_GRAD_CHECKPOINT:
-    for (int64_t c = s->n_ckpt - 1; c >= 0 && st == NSDE_OK; c--) {
+    for (int64_t c = (N + s->ck_every - 1) / s->ck_every - 1; c >= 0 && st == NSDE_OK; c--) {
       int64_t c0 = c * s->ck_every, c1 = c0 + s->ck_every < N ? c0 + s->ck_every : N;
       /* replay the segment forward, recording it */
       memcpy(s->buf[B_CUR], ckpt(s, c, 0), (size_t)s->n * s->esz);
@@ -632,6 +633,7 @@ NSDE_API enum nsde_status nsde_backward(struct nsde_solver *s,
   case NSDE_GRAD_NONE:
     break;
   }
+  s->n_drift = n_drift;
   if (st != NSDE_OK)
     return st;
   nsde__solver_xfer(s, grad_initial, A, true);

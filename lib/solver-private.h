@@ -8,6 +8,7 @@
 
 enum buf {
   B_CUR, B_NEXT, B_F0, B_G0, B_F1, B_G1, B_XT, B_GP, B_DFX, B_Z, B_Z1,
+  B_X0, B_ERR, /* adaptive: the state before a trial step, the comparison solution */
   B_NBUF
 };
 
@@ -32,6 +33,19 @@ struct nsde_solver {
   size_t ws_bytes;
   int64_t step;
   bool rev_fresh;   /* reversible Heun: z not yet set from the state */
+  double t0, t1;
+
+  /* adaptive steps (adaptive.c); grid holds the accepted times */
+  bool adaptive;
+  double rtol, atol, dt0, dt_min, dt_max;
+  int64_t grid_cap;  /* most steps the grid (and the gradient memory) holds */
+  double h_next;     /* the controller's next trial step */
+  double err_prev;   /* the last accepted error norm (PI controller) */
+  double *save_at;   /* the save-at times (copied), targets of the steps */
+  int64_t save_next; /* first save-at time not yet reached */
+
+  /* statistics (nsde_solver_get_stats) */
+  int64_t n_rejected, n_drift;
 
   /* gradients (grad.c) */
   enum nsde_grad_strategy grad;
@@ -51,8 +65,23 @@ struct nsde_solver {
 };
 
 
-/* One step (backwards = 1: reversible Heun run backwards) from s->step. */
+/* One step (backwards = 1: reversible Heun run backwards) from s->step on
+ * the grid: compute, refuse non-finite values, commit. */
 enum nsde_status nsde__solver_step(struct nsde_solver *s, int backwards);
+/* The two halves: compute the step from t to t_next into B_NEXT (the state
+ * and the time untouched; *bad = number of non-finite new values), and
+ * commit it (record it for gradients, make B_NEXT current, advance). */
+enum nsde_status nsde__solver_step_compute(struct nsde_solver *s, double t, double t_next,
+                                           int backwards, int64_t *bad);
+void nsde__solver_step_commit(struct nsde_solver *s, int backwards);
+/* adaptive.c: check the adaptive options (c->adaptive set); *cap = max_steps. */
+enum nsde_status nsde__adaptive_plan(const struct nsde_sde *sde, const struct nsde_solver_config *c,
+                                     int64_t *cap);
+/* adaptive.c: rewind the controller and the save-at bookkeeping to t0. */
+void nsde__adaptive_reset(struct nsde_solver *s);
+/* adaptive.c: one accepted step (one or two grid steps), trial steps as needed. */
+enum nsde_status nsde__adaptive_step(struct nsde_solver *s);
+
 /* Drift at (t, x) -> f and diffusion -> g (g NULL: skip). */
 enum nsde_status nsde__solver_eval_fg(struct nsde_solver *s, double t, const void *x, void *f,
                                       void *g);

@@ -42,6 +42,8 @@ NSDE_API void nsde_solver_config_init(struct nsde_solver_config *cfg)
   cfg->grid = NSDE_GRID_STEPS;
   cfg->n_steps = 10;
   cfg->dt = 0.1;
+  cfg->rtol = 1e-3;
+  cfg->atol = 1e-6;
 }
 
 static const char *scheme_name(enum nsde_scheme s)
@@ -156,7 +158,7 @@ static enum nsde_status base_steps(struct nsde_context *ctx, const struct nsde_s
 struct plan {
   int64_t batch, dim, n, wn, nbase, n_grid, ck_every;
   unsigned bufs;
-  size_t bytes, off[B_NBUF], off_dw, off_hl, off_grid, off_save, off_grad;
+  size_t bytes, off[B_NBUF], off_dw, off_hl, off_grid, off_save, off_save_at, off_grad;
 };
 
 /* The caller's solver config in this library's layout (older layouts zero-filled). */
@@ -213,6 +215,11 @@ static enum nsde_status make_plan(const struct nsde_sde *sde, const struct nsde_
                        (long long)c->brownian_steps);
   p->n_grid = p->nbase + c->n_save; /* upper bound: save times may split steps */
   p->bufs = scheme_bufs(sde, c->scheme);
+  if (c->adaptive) {
+    if ((st = nsde__adaptive_plan(sde, c, &p->n_grid)) != NSDE_OK)
+      return st;
+    p->bufs |= 1u << B_X0 | 1u << B_ERR;
+  }
   if (!nsde__mul_size((size_t)numel, esz, &sz) || sz > SIZE_MAX / 32)
     return nsde__error(ctx, NSDE_ERR_OVERFLOW, "state of %lld elements is too large",
                        (long long)numel);
@@ -233,6 +240,8 @@ static enum nsde_status make_plan(const struct nsde_sde *sde, const struct nsde_
   total += nsde__round64((size_t)(p->n_grid + 1) * sizeof(double));
   p->off_save = total;
   total += nsde__round64((size_t)c->n_save * sizeof(int64_t));
+  p->off_save_at = total; /* adaptive: the save-at times are the steps' targets */
+  total += c->adaptive ? nsde__round64((size_t)c->n_save * sizeof(double)) : 0;
   {
     size_t gbytes = 0;
     st = nsde__grad_plan(sde, c, p->n_grid, numel, &gbytes, &p->ck_every);
@@ -341,7 +350,23 @@ NSDE_API enum nsde_status nsde_solver_new(const struct nsde_sde *sde,
   s->grid = (double *)(void *)(ws + p.off_grid);
   s->save_idx = (int64_t *)(void *)(ws + p.off_save);
   s->n_save = cfg->n_save;
-  s->n_grid = build_grid(cfg, p.nbase, s->grid, s->save_idx);
+  s->t0 = cfg->t0;
+  s->t1 = cfg->t1;
+  s->adaptive = cfg->adaptive != 0;
+  if (s->adaptive) {
+    const double span = cfg->t1 - cfg->t0;
+    s->rtol = cfg->rtol;
+    s->atol = cfg->atol;
+    s->dt0 = cfg->dt0 > 0.0 ? cfg->dt0 : span / (double)p.nbase;
+    s->dt_min = cfg->dt_min > 0.0 ? cfg->dt_min : span * 1e-10;
+    s->dt_max = cfg->dt_max > 0.0 ? cfg->dt_max : span;
+    s->grid_cap = p.n_grid;
+    s->n_grid = p.n_grid; /* sizes the gradient memory below; reset to 0 after */
+    s->save_at = (double *)(void *)(ws + p.off_save_at);
+    memcpy(s->save_at, cfg->save_at, (size_t)cfg->n_save * sizeof(double));
+  } else {
+    s->n_grid = build_grid(cfg, p.nbase, s->grid, s->save_idx);
+  }
 
   nsde_brownian_config_init(&bc);
   bc.seed = cfg->seed;
@@ -359,6 +384,8 @@ NSDE_API enum nsde_status nsde_solver_new(const struct nsde_sde *sde,
   s->rev_fresh = true;
   s->grad = cfg->grad;
   nsde__grad_setup(s, ws + p.off_grad, p.ck_every);
+  if (s->adaptive)
+    nsde__adaptive_reset(s);
   *out = s;
   return NSDE_OK;
 }
@@ -423,10 +450,10 @@ enum nsde_status nsde__solver_eval_fg(struct nsde_solver *s, double t, const voi
   return NSDE_OK;
 }
 
-enum nsde_status nsde__solver_step(struct nsde_solver *s, int backwards)
+enum nsde_status nsde__solver_step_compute(struct nsde_solver *s, double t, double t_next,
+                                           int backwards, int64_t *bad_out)
 {
-  const int64_t i = backwards ? s->step - 1 : s->step;
-  const double t = s->grid[i], t_next = s->grid[i + 1], h = t_next - t;
+  const double h = t_next - t;
   const bool noise = s->dw != NULL;
   const int nt = s->ctx->threads;
   void **B = s->buf;
@@ -436,6 +463,8 @@ enum nsde_status nsde__solver_step(struct nsde_solver *s, int backwards)
 
   if (noise)
     nsde__brownian_fill(&s->bm, t, t_next, s->dtype, s->dw, s->hl);
+  s->n_drift += s->scheme == NSDE_SCHEME_HEUN || s->scheme == NSDE_SCHEME_SRA1 ? 2
+                : 1 + (s->scheme == NSDE_SCHEME_REVERSIBLE_HEUN && s->rev_fresh);
 
 #define TYPED(expr_f32, expr_f64) (s->dtype == NSDE_FLOAT32 ? (expr_f32) : (expr_f64))
   switch (s->scheme) {
@@ -532,12 +561,30 @@ enum nsde_status nsde__solver_step(struct nsde_solver *s, int backwards)
     break;
   }
 #undef TYPED
-  if (bad)
-    return nonfinite(s, bad, t, h);
+  *bad_out = bad;
+  return NSDE_OK;
+}
+
+void nsde__solver_step_commit(struct nsde_solver *s, int backwards)
+{
   if (s->recording && !backwards)
-    nsde__grad_record(s, i);
-  SWAP(B[B_CUR], B[B_NEXT]);
+    nsde__grad_record(s, s->step);
+  SWAP(s->buf[B_CUR], s->buf[B_NEXT]);
   s->step += backwards ? -1 : 1;
+}
+
+enum nsde_status nsde__solver_step(struct nsde_solver *s, int backwards)
+{
+  const int64_t i = backwards ? s->step - 1 : s->step;
+  const double t = s->grid[i], t_next = s->grid[i + 1];
+  int64_t bad = 0;
+  enum nsde_status st = nsde__solver_step_compute(s, t, t_next, backwards, &bad);
+
+  if (st != NSDE_OK)
+    return st;
+  if (bad)
+    return nonfinite(s, bad, t, t_next - t);
+  nsde__solver_step_commit(s, backwards);
   return NSDE_OK;
 }
 
@@ -584,7 +631,15 @@ NSDE_API enum nsde_status nsde_solver_reset(struct nsde_solver *s)
   s->step = 0;
   s->rev_fresh = true;
   s->grad_ready = false;
+  s->n_drift = 0;
+  if (s->adaptive)
+    nsde__adaptive_reset(s);
   return NSDE_OK;
+}
+
+static bool at_end(const struct nsde_solver *s)
+{
+  return s->adaptive ? s->step > 0 && s->grid[s->step] == s->t1 : s->step >= s->n_grid;
 }
 
 NSDE_API enum nsde_status nsde_solver_step(struct nsde_solver *s, struct nsde_tensor *state)
@@ -595,12 +650,12 @@ NSDE_API enum nsde_status nsde_solver_step(struct nsde_solver *s, struct nsde_te
     return NSDE_ERR_NULL;
   if ((st = check_state(s, state, "nsde_solver_step")) != NSDE_OK)
     return st;
-  if (s->step >= s->n_grid)
+  if (at_end(s))
     return nsde__error(s->ctx, NSDE_ERR_STATE,
                        "nsde_solver_step: already at t1; call nsde_solver_reset() first");
   nsde__solver_xfer(s, state, s->buf[B_CUR], false);
   s->grad_ready = false;
-  st = nsde__solver_step(s, 0);
+  st = s->adaptive ? nsde__adaptive_step(s) : nsde__solver_step(s, 0);
   if (st == NSDE_OK)
     nsde__solver_xfer(s, state, s->buf[B_CUR], true);
   return st;
@@ -640,11 +695,15 @@ NSDE_API enum nsde_status nsde_solve(struct nsde_solver *s, struct nsde_tensor *
       memcpy((char *)saved->data + (size_t)j * bytes, s->buf[B_CUR], bytes);
       j++;
     }
-    if (s->step == s->n_grid)
+    if (at_end(s))
       break;
-    if (s->grad != NSDE_GRAD_NONE)
-      nsde__grad_before_step(s);
-    st = nsde__solver_step(s, 0);
+    if (s->adaptive) {
+      st = nsde__adaptive_step(s); /* calls nsde__grad_before_step itself */
+    } else {
+      if (s->grad != NSDE_GRAD_NONE)
+        nsde__grad_before_step(s);
+      st = nsde__solver_step(s, 0);
+    }
     if (st != NSDE_OK)
       break;
   }
@@ -711,4 +770,44 @@ NSDE_API int64_t nsde_solver_num_steps(const struct nsde_solver *s)
 NSDE_API const struct nsde_brownian *nsde_solver_brownian(const struct nsde_solver *s)
 {
   return s ? &s->bm : NULL;
+}
+
+NSDE_API enum nsde_status nsde_solver_get_stats(const struct nsde_solver *s,
+                                                struct nsde_solver_stats *user)
+{
+  struct nsde_solver_stats st;
+  int64_t n;
+
+  if (!s || !user)
+    return NSDE_ERR_NULL;
+  memset(&st, 0, sizeof(st));
+  st.size = sizeof(st);
+  n = s->adaptive ? s->step : s->n_grid;
+  st.steps = n;
+  st.rejected = s->n_rejected;
+  st.drift_evals = s->n_drift;
+  st.dt_smallest = n > 0 ? INFINITY : 0.0;
+  for (int64_t i = 0; i < n; i++) {
+    double h = s->grid[i + 1] - s->grid[i];
+    st.dt_smallest = h < st.dt_smallest ? h : st.dt_smallest;
+    st.dt_largest = h > st.dt_largest ? h : st.dt_largest;
+  }
+  {
+    enum nsde_status rc = nsde__struct_out_check(
+        s->ctx, "solver stats", user, NSDE__SIZE_TO(struct nsde_solver_stats, dt_largest));
+    size_t size = user->size;
+    if (rc != NSDE_OK)
+      return rc;
+    memcpy(user, &st, size < sizeof(st) ? size : sizeof(st));
+    user->size = size;
+  }
+  return NSDE_OK;
+}
+
+NSDE_API int64_t nsde_solver_times(const struct nsde_solver *s, const double **times)
+{
+  if (!s || !times)
+    return -1;
+  *times = s->grid;
+  return s->adaptive ? s->step : s->n_grid;
 }

@@ -56,7 +56,8 @@ extern "C" {
   X(NSDE_ERR_IO,         -12, "input/output error")                            \
   X(NSDE_ERR_FORMAT,     -13, "malformed or unsupported file")                 \
   X(NSDE_ERR_INTERNAL,   -14, "internal error (a bug in libnsde)")             \
-  X(NSDE_ERR_CHECK_FAILED, -15, "a derivative check failed")
+  X(NSDE_ERR_CHECK_FAILED, -15, "a derivative check failed")                  \
+  X(NSDE_ERR_STEP_SIZE,  -16, "adaptive steps cannot meet the tolerance")
 
 /** Status returned by every fallible libnsde call. */
 enum nsde_status {
@@ -65,7 +66,7 @@ enum nsde_status {
 /** @endcond */
   NSDE_STATUS_LIST(NSDE_STATUS_ENUM_)
 #undef NSDE_STATUS_ENUM_
-  NSDE_STATUS_MIN_ = -15
+  NSDE_STATUS_MIN_ = -16
 };
 
 /**

@@ -108,6 +108,26 @@ struct nsde_solver_config {
    *  memory may take (0: no limit). nsde_solver_new() fails with NSDE_ERR_NOMEM
    *  naming the minimum when the budget cannot be met. */
   size_t grad_budget_bytes;
+  /** 1: adaptive step sizes (doc/solvers.md, "Adaptive steps"); 0: the fixed
+   *  grid above (default). Adaptive solves take the Brownian path of the base
+   *  grid (brownian_steps, or the grid rule's step count) and refine it with
+   *  the Brownian tree, so rejected steps leave the path unchanged and the
+   *  solution converges to the fine fixed-grid solution on the same path.
+   *  Schemes: Heun (embedded Euler estimate), SRA1 (embedded Euler-Maruyama),
+   *  Milstein (step doubling), Euler-Maruyama (step doubling; ODEs and
+   *  additive noise only). Not reversible Heun. @since 0.4 */
+  int adaptive;
+  double rtol;          /**< relative tolerance, > 0 (1e-3) @since 0.4 */
+  double atol;          /**< absolute tolerance, >= 0 (1e-6) @since 0.4 */
+  double dt0;           /**< first trial step; 0: (t1 - t0) / base steps @since 0.4 */
+  double dt_min;        /**< smallest step; a step that needs less fails
+                             (NSDE_ERR_STEP_SIZE). 0: (t1 - t0) * 1e-10 @since 0.4 */
+  double dt_max;        /**< largest step; 0: t1 - t0 @since 0.4 */
+  /** Most steps one adaptive solve may take (accepted steps of the scheme,
+   *  two per accepted pair of half steps with step doubling), 1 .. 2^26;
+   *  0: 10000. It sizes the grid and, with gradients, their tape or
+   *  checkpoints, as n_steps does for fixed grids. @since 0.4 */
+  int64_t max_steps;
 };
 
 /** Defaults: Euler-Maruyama on [0, 1] with 10 steps, seed 0, no save-at times. @since 0.1 */
@@ -187,6 +207,33 @@ NSDE_API int64_t nsde_solver_step_index(const struct nsde_solver *s);
 NSDE_API int64_t nsde_solver_num_steps(const struct nsde_solver *s);
 /** The solver's Brownian paths (borrowed), NULL for NULL. @since 0.1 */
 NSDE_API const struct nsde_brownian *nsde_solver_brownian(const struct nsde_solver *s);
+
+/** What a solve cost (adaptive or fixed): filled by nsde_solver_get_stats(). */
+struct nsde_solver_stats {
+  size_t size;          /**< sizeof(struct nsde_solver_stats), set by the caller */
+  int64_t steps;        /**< grid steps of the last solve (accepted steps) */
+  int64_t rejected;     /**< adaptive: trial steps rejected (0 on fixed grids) */
+  int64_t drift_evals;  /**< drift evaluations, trial steps included */
+  double dt_smallest;   /**< smallest accepted step */
+  double dt_largest;    /**< largest accepted step */
+};
+
+/**
+ * Statistics of the last nsde_solve() (or of the step-wise integration so far).
+ * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID (size field).
+ * @since 0.4
+ */
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_solver_get_stats(const struct nsde_solver *s, struct nsde_solver_stats *stats);
+
+/**
+ * The grid times of the last solve: n_steps + 1 increasing times from t0 to
+ * t1 (for adaptive solves, the accepted steps). Borrowed; valid until the
+ * next solve, step or reset.
+ * @return the number of steps, or -1 for NULL arguments.
+ * @since 0.4
+ */
+NSDE_API int64_t nsde_solver_times(const struct nsde_solver *s, const double **times);
 
 /**
  * Reversible Heun only: run the completed integration backwards with the
