@@ -20,7 +20,9 @@
  * meets the conditions under which adaptive solutions converge to the
  * pathwise solution (Foster and Jelincic 2024); Euler-Maruyama with
  * state-dependent noise does not (its adaptive limit is biased), so it is
- * refused. doc/solvers.md has the details and measurements.
+ * refused. General noise need not commute: there the end of every rejected
+ * step stays a target until a later step lands on it (the condition of the
+ * same paper for non-commutative noise). doc/solvers.md has the details.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -46,7 +48,8 @@ enum nsde_status nsde__adaptive_plan(const struct nsde_sde *sde, const struct ns
                                      int64_t *cap)
 {
   struct nsde_context *ctx = sde->ctx;
-  const bool state_noise = sde->noise == NSDE_NOISE_DIAGONAL || sde->noise == NSDE_NOISE_SCALAR;
+  const bool state_noise = sde->noise == NSDE_NOISE_DIAGONAL || sde->noise == NSDE_NOISE_SCALAR ||
+                           sde->noise == NSDE_NOISE_GENERAL;
 
   if (c->adaptive != 1)
     return nsde__error(ctx, NSDE_ERR_INVALID, "adaptive must be 0 or 1 (got %d)", c->adaptive);
@@ -92,6 +95,7 @@ void nsde__adaptive_reset(struct nsde_solver *s)
   s->err_prev = 1.0;
   s->n_rejected = 0;
   s->save_next = 0;
+  s->n_rej = 0;
   for (int64_t j = 0; j < s->n_save; j++)
     s->save_idx[j] = -1;
   while (s->save_next < s->n_save && s->save_at[s->save_next] <= s->t0 + tol)
@@ -149,10 +153,12 @@ static double norm(const struct nsde_solver *s, const void *x, const void *y, co
                                   : norm_f64(s, x, y, z, f0, g0, s->dw, h);
 }
 
-/* The next step's target: the next save-at time, or t1. */
+/* The next step's target: the next save-at time, or t1, or (general noise)
+ * the end of the nearest rejected step still ahead. */
 static double target(const struct nsde_solver *s)
 {
-  return s->save_next < s->n_save ? s->save_at[s->save_next] : s->t1;
+  double t = s->save_next < s->n_save ? s->save_at[s->save_next] : s->t1;
+  return s->n_rej > 0 && s->rej[s->n_rej - 1] < t ? s->rej[s->n_rej - 1] : t;
 }
 
 /* Trial of one step of size h to t_new with step doubling: on return the
@@ -238,6 +244,9 @@ enum nsde_status nsde__adaptive_step(struct nsde_solver *s)
       if (st != NSDE_OK)
         return st;
       s->n_rejected++;
+      if (s->m && s->n_rej < (int)(sizeof(s->rej) / sizeof(s->rej[0])) &&
+          (s->n_rej == 0 || t_new < s->rej[s->n_rej - 1]))
+        s->rej[s->n_rej++] = t_new; /* later steps end there: the path stays previsible */
       if (h <= s->dt_min * (1.0 + 1e-12))
         return nsde__error(s->ctx, NSDE_ERR_STEP_SIZE,
                            "adaptive solve: at t = %.6g the error is %.3g times the tolerance "
@@ -265,6 +274,8 @@ enum nsde_status nsde__adaptive_step(struct nsde_solver *s)
       s->err_prev = fmax(err, 1e-4);
     }
     s->n_grid = s->step;
+    while (s->n_rej > 0 && s->rej[s->n_rej - 1] <= t_new + tol)
+      s->n_rej--;
     while (s->save_next < s->n_save && fabs(s->save_at[s->save_next] - t_new) <= tol)
       s->save_idx[s->save_next++] = s->step;
     return NSDE_OK;

@@ -20,6 +20,8 @@ struct nsde_func {
   void *user;
   int64_t n_params;
   void *params;
+  int64_t out_m;  /* outputs per state element: 1, or m for a matrix func */
+  bool matrix;    /* made by nsde_func_new_matrix (general noise) */
   union {
     float f[2];
     double d[2];

@@ -25,7 +25,30 @@ static enum nsde_status func_alloc(struct nsde_context *ctx, enum nsde_dtype dty
   (*f)->ctx = ctx;
   (*f)->dtype = dtype;
   (*f)->kind = kind;
+  (*f)->out_m = 1;
   return NSDE_OK;
+}
+
+NSDE_API enum nsde_status nsde_func_new_matrix(struct nsde_context *ctx, enum nsde_dtype dtype,
+                                               const struct nsde_func_ops *ops, void *user,
+                                               int64_t n_params, void *params, int64_t m,
+                                               struct nsde_func **out)
+{
+  enum nsde_status st;
+
+  if (out)
+    *out = NULL;
+  if (m < 1 || m >= ((int64_t)1 << 32))
+    return nsde__error(ctx, NSDE_ERR_INVALID, "nsde_func_new_matrix: m = %lld outside 1..2^32-1",
+                       (long long)m);
+  st = nsde_func_new(ctx, dtype, ops, user, n_params, params, out);
+  if (st == NSDE_OK) {
+    (*out)->out_m = m;
+    (*out)->matrix = true;
+    (*out)->ops.diag_deriv = NULL; /* not defined for a matrix */
+    (*out)->ops.diag_deriv_vjp = NULL;
+  }
+  return st;
 }
 
 NSDE_API enum nsde_status nsde_func_new(struct nsde_context *ctx, enum nsde_dtype dtype,
@@ -366,7 +389,7 @@ static int vdotf(const struct nsde_func *f, int diag, double t, int64_t batch, i
                 : nsde__func_eval(f, t, batch, dim, x, NULL, out);
   if (rc < 0)
     return rc;
-  *res = nsde__dot(f->dtype, batch * dim, v, out);
+  *res = nsde__dot(f->dtype, batch * dim * (diag ? 1 : f->out_m), v, out);
   return 0;
 }
 
@@ -431,7 +454,7 @@ static enum nsde_status check_vjp_of(struct nsde_func *f, int diag, double t,
 {
   struct nsde_context *ctx = f->ctx;
   enum nsde_status st = NSDE_OK;
-  int64_t batch, dim, n, np, stride_x, stride_p;
+  int64_t batch, dim, n, nv, np, stride_x, stride_p;
   size_t esz, bytes;
   char *mem = NULL, *xc, *v, *gx, *gp, *gp2, *out;
   struct nsde_vjp_report r;
@@ -444,23 +467,25 @@ static enum nsde_status check_vjp_of(struct nsde_func *f, int diag, double t,
   n = x->numel;
   dim = n / batch;
   np = f->n_params;
+  nv = n * (diag ? 1 : f->out_m); /* outputs: n, or n * m for a matrix func */
   esz = nsde__dtype_size(f->dtype);
-  bytes = 4 * (size_t)n * esz + 2 * (size_t)np * esz + 64;
+  bytes = (2 * (size_t)n + 2 * (size_t)nv) * esz + 2 * (size_t)np * esz + 64;
   mem = calloc(1, bytes);
   if (!mem)
     return nsde__error(ctx, NSDE_ERR_NOMEM, "%s: out of memory", fn);
   xc = mem;
   v = xc + (size_t)n * esz;
-  gx = v + (size_t)n * esz;
+  gx = v + (size_t)nv * esz;
   out = gx + (size_t)n * esz;
-  gp = out + (size_t)n * esz;
+  gp = out + (size_t)nv * esz;
   gp2 = gp + (size_t)np * esz;
   memcpy(xc, x->data, (size_t)n * esz);
-  for (int64_t i = 0; i < n; i++) {
+  for (int64_t i = 0; i < nv; i++) {
     double z1, z2;
     nsde__normal_pair(seed, (uint32_t)i, (uint32_t)(i >> 32), 0xC4EC, 7, &z1, &z2);
     set_el(f->dtype, v, i, z1);
-    set_el(f->dtype, gx, i, NAN);
+    if (i < n)
+      set_el(f->dtype, gx, i, NAN);
   }
   for (int64_t k = 0; k < np; k++)
     set_el(f->dtype, gp2, k, (double)(1 + k % 7)); /* exact in either dtype */

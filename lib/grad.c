@@ -82,10 +82,10 @@ enum nsde_status nsde__grad_plan(const struct nsde_sde *sde, const struct nsde_s
     if (c->scheme != NSDE_SCHEME_EULER_MARUYAMA)
       return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
                          "NSDE_GRAD_ADJOINT is the adjoint of Euler-Maruyama (Ito) solves");
-    if (g && (dropout || sde->noise == NSDE_NOISE_SCALAR))
+    if (g && (dropout || sde->noise == NSDE_NOISE_SCALAR || sde->noise == NSDE_NOISE_GENERAL))
       return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
                          "NSDE_GRAD_ADJOINT supports no, additive or diagonal noise with a "
-                         "built-in or callback diffusion (not dropout, not scalar)");
+                         "built-in or callback diffusion (not dropout, scalar or general)");
     if (g && sde->noise == NSDE_NOISE_DIAGONAL &&
         (!nsde__func_has_diag(g) || !nsde__func_has_diag_vjp(g)))
       return nsde__error(ctx, NSDE_ERR_MISSING_OP,
@@ -99,6 +99,8 @@ enum nsde_status nsde__grad_plan(const struct nsde_sde *sde, const struct nsde_s
   if (arr / 32 > SIZE_MAX / 64 / G_N)
     return nsde__error(ctx, NSDE_ERR_OVERFLOW, "gradient work arrays overflow");
   work = G_N * arr + nsde__round64(4 * (size_t)(n_params(sde->drift) + n_params(g)) * esz);
+  if (sde->noise == NSDE_NOISE_GENERAL) /* the diffusion's cotangent, numel x m */
+    work += nsde__round64((size_t)n * (size_t)g->out_m * esz);
   rec = (size_t)rec_layout(c->scheme, lay) * arr;
   if (c->grad == NSDE_GRAD_STORE_ALL) {
     if ((size_t)n_grid + 1 > SIZE_MAX / rec)
@@ -148,6 +150,10 @@ void nsde__grad_setup(struct nsde_solver *s, char *mem, int64_t ck_every)
   mem += G_N * arr;
   s->pscratch = mem;
   mem += nsde__round64(4 * (size_t)np * s->esz);
+  if (s->m) {
+    s->cgm = mem;
+    mem += nsde__round64((size_t)s->n * (size_t)s->m * s->esz);
+  }
   s->tape = mem;
   if (s->grad == NSDE_GRAD_STORE_ALL) {
     s->tape_slots = s->n_grid + 1;
@@ -304,6 +310,32 @@ static enum nsde_status vjp_all(struct nsde_solver *s, int64_t step, double t, c
 
 static void zero(struct nsde_solver *s, void *p) { memset(p, 0, (size_t)s->n * s->esz); }
 
+/* General noise: the cotangent of G is the outer product of the state's
+ * cotangent c and dW per batch element, scaled:
+ * cgm[(b dim + i) m + j] = scale c[b dim + i] dW[b m + j]. */
+static void *outer_dw(struct nsde_solver *s, const void *c, double scale)
+{
+  const int64_t n = s->n, m = s->m, dim = s->dim;
+  const int nt = s->ctx->threads;
+  (void)nt;
+  if (s->dtype == NSDE_FLOAT32) {
+    const float *cc = c, *w = s->dw;
+    float *o = s->cgm;
+#pragma omp parallel for num_threads(nt) if (n * m > NSDE_PAR_MIN)
+    for (int64_t r = 0; r < n; r++)
+      for (int64_t j = 0; j < m; j++)
+        o[r * m + j] = (float)scale * cc[r] * w[(r / dim) * m + j];
+  } else {
+    const double *cc = c, *w = s->dw;
+    double *o = s->cgm;
+#pragma omp parallel for num_threads(nt) if (n * m > NSDE_PAR_MIN)
+    for (int64_t r = 0; r < n; r++)
+      for (int64_t j = 0; j < m; j++)
+        o[r * m + j] = scale * cc[r] * w[(r / dim) * m + j];
+  }
+  return s->cgm;
+}
+
 /* ---- one backward step per scheme --------------------------------------------
  * In: A = dL/dx_{n+1} (G_A), the record of step n. Out: A = dL/dx_n. */
 
@@ -321,6 +353,10 @@ static enum nsde_status back_step(struct nsde_solver *s, int64_t n, const void *
   switch (s->scheme) {
   case NSDE_SCHEME_EULER_MARUYAMA:
     /* x1 = x + f h + g dW:  A += vjp_f(x; h A) + vjp_g(x; A dW) */
+    if (s->m) { /* general: vjp_G(x; A dW^T) */
+      EW(R(G[G_CF]) = (T)h * R(A););
+      return vjp_all(s, n, t, r0, G[G_CF], outer_dw(s, A, 1.0), NULL, A, pd, pg);
+    }
     EW(R(G[G_CF]) = (T)h * R(A); R(G[G_CG]) = R(A) * WV;);
     return vjp_all(s, n, t, r0, G[G_CF], noise ? G[G_CG] : NULL, NULL, A, pd, pg);
   case NSDE_SCHEME_MILSTEIN: {
@@ -344,6 +380,15 @@ static enum nsde_status back_step(struct nsde_solver *s, int64_t n, const void *
     /* xt = x + f0 h + g0 dW;  x1 = x + (f0 + f1) h/2 + (g0 + g1) dW/2 at (t+h, xt):
      * At = vjp(xt; h A/2, A dW/2);  A += At + vjp(x; h (A/2 + At), dW (A/2 + At)) */
     zero(s, G[G_T1]);
+    if (s->m) { /* general noise: the same with the outer products A dW^T */
+      EW(R(G[G_CF]) = (T)(0.5 * h) * R(A););
+      if ((st = vjp_all(s, n, t + h, r1, G[G_CF], outer_dw(s, A, 0.5), NULL, G[G_T1], pd,
+                        pg)) != NSDE_OK)
+        return st;
+      EW(T u = (T)0.5 * R(A) + R(G[G_T1]); R(G[G_CF]) = (T)h * u; R(G[G_T2]) = u;
+         R(A) += R(G[G_T1]););
+      return vjp_all(s, n, t, r0, G[G_CF], outer_dw(s, G[G_T2], 1.0), NULL, A, pd, pg);
+    }
     EW(R(G[G_CF]) = (T)(0.5 * h) * R(A); R(G[G_CG]) = (T)0.5 * R(A) * WV;);
     if ((st = vjp_all(s, n, t + h, r1, G[G_CF], noise ? G[G_CG] : NULL, NULL, G[G_T1], pd, pg)) !=
         NSDE_OK)

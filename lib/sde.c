@@ -19,7 +19,7 @@ NSDE_API enum nsde_status nsde_sde_new(struct nsde_context *ctx, struct nsde_fun
     return NSDE_ERR_NULL;
   if (!drift)
     return nsde__error(ctx, NSDE_ERR_NULL, "nsde_sde_new: drift is NULL");
-  if ((int)noise < NSDE_NOISE_NONE || (int)noise > NSDE_NOISE_ADDITIVE)
+  if ((int)noise < NSDE_NOISE_NONE || (int)noise > NSDE_NOISE_GENERAL)
     return nsde__error(ctx, NSDE_ERR_INVALID, "nsde_sde_new: unknown noise type %d", (int)noise);
   if (calculus != NSDE_CALCULUS_ITO && calculus != NSDE_CALCULUS_STRATONOVICH)
     return nsde__error(ctx, NSDE_ERR_INVALID, "nsde_sde_new: unknown calculus %d", (int)calculus);
@@ -29,12 +29,18 @@ NSDE_API enum nsde_status nsde_sde_new(struct nsde_context *ctx, struct nsde_fun
   if (diffusion) {
     if (diffusion->dtype != drift->dtype)
       return nsde__error(ctx, NSDE_ERR_DTYPE, "nsde_sde_new: drift and diffusion dtypes differ");
+    if ((noise == NSDE_NOISE_GENERAL) != diffusion->matrix)
+      return nsde__error(ctx, NSDE_ERR_INVALID,
+                         "nsde_sde_new: general noise needs a matrix diffusion "
+                         "(nsde_func_new_matrix), and a matrix diffusion needs general noise");
     if (noise == NSDE_NOISE_ADDITIVE && (diffusion->kind == NSDE__FUNC_MULTIPLICATIVE ||
                                          diffusion->kind == NSDE__FUNC_DROPOUT ||
                                          diffusion->kind == NSDE__FUNC_LINEAR))
       return nsde__error(ctx, NSDE_ERR_INVALID,
                          "nsde_sde_new: this diffusion depends on the state; it is not additive");
   }
+  if (drift->matrix)
+    return nsde__error(ctx, NSDE_ERR_INVALID, "nsde_sde_new: the drift cannot be a matrix func");
   if (drift->kind == NSDE__FUNC_DROPOUT)
     return nsde__error(ctx, NSDE_ERR_INVALID,
                        "nsde_sde_new: the dropout diffusion needs a drift; it cannot be one");

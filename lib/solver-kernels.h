@@ -104,6 +104,45 @@ static int64_t CAT(k_revz, SFX)(int64_t n, int64_t dim, int scalar, T h, T sw, c
   return bad;
 }
 
+/* General noise (G row-major dim x m per batch element, dW m per batch
+ * element): x1 = x + f h + G dW */
+static int64_t CAT(k_em_gen, SFX)(int64_t n, int64_t dim, int64_t m, T h, const T *x, const T *f,
+                                  const T *g, const T *dw, T *x1, int nt)
+{
+  int64_t bad = 0;
+  (void)nt;
+#pragma omp parallel for reduction(+ : bad) num_threads(nt) if (n * m > NSDE_PAR_MIN)
+  for (int64_t r = 0; r < n; r++) {
+    const T *gr = g + r * m, *w = dw + (r / dim) * m;
+    T v = x[r] + f[r] * h;
+    for (int64_t j = 0; j < m; j++)
+      v += gr[j] * w[j];
+    x1[r] = v;
+    bad += !isfinite(v);
+  }
+  return bad;
+}
+
+/* General noise, Heun corrector: x1 = x + (f0 + f1) h/2 + (G0 + G1) dW/2 */
+static int64_t CAT(k_heun_gen, SFX)(int64_t n, int64_t dim, int64_t m, T h, const T *x,
+                                    const T *f0, const T *f1, const T *g0, const T *g1,
+                                    const T *dw, T *x1, int nt)
+{
+  int64_t bad = 0;
+  (void)nt;
+#pragma omp parallel for reduction(+ : bad) num_threads(nt) if (n * m > NSDE_PAR_MIN)
+  for (int64_t r = 0; r < n; r++) {
+    const T *a = g0 + r * m, *b = g1 + r * m, *w = dw + (r / dim) * m;
+    T gw = 0, v;
+    for (int64_t j = 0; j < m; j++)
+      gw += (a[j] + b[j]) * w[j];
+    v = x[r] + (T)0.5 * (f0[r] + f1[r]) * h + (T)0.5 * gw;
+    x1[r] = v;
+    bad += !isfinite(v);
+  }
+  return bad;
+}
+
 /* SRA1 stage 2: H2 = x + 3/4 f1 h + 3/2 g(t+h) (I10/h), I10/h = Hl + dW/2 */
 static void CAT(k_sra_stage, SFX)(int64_t n, T h, const T *x, const T *f1, const T *g_end,
                                   const T *dw, const T *hl, T *h2, int nt)

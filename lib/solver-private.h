@@ -22,6 +22,7 @@ struct nsde_solver {
   int64_t shape[NSDE_MAX_RANK];
   int64_t batch, dim, n, wn;
   int scalar;
+  int64_t m;        /* general noise: Brownian dimension per batch element (0: other noise) */
   int64_t n_grid;   /* steps */
   double *grid;     /* n_grid + 1 times */
   int64_t n_save;
@@ -43,6 +44,8 @@ struct nsde_solver {
   double err_prev;   /* the last accepted error norm (PI controller) */
   double *save_at;   /* the save-at times (copied), targets of the steps */
   int64_t save_next; /* first save-at time not yet reached */
+  double rej[64];    /* general noise: ends of rejected steps still ahead, decreasing */
+  int n_rej;
 
   /* statistics (nsde_solver_get_stats) */
   int64_t n_rejected, n_drift;
@@ -60,6 +63,7 @@ struct nsde_solver {
   int ck_arrays;          /* 1, or 2 for reversible Heun (y, z) */
   void *gbuf[14];         /* backward work arrays */
   void *pscratch;         /* parameter-gradient scratch (2 x (np_drift + np_diff)) */
+  void *cgm;              /* general noise: the diffusion's cotangent (numel x m) */
   bool grad_ready;        /* a completed nsde_solve() the tape belongs to */
   uint64_t param_hash;
 };

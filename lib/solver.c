@@ -92,6 +92,11 @@ static enum nsde_status check_scheme(struct nsde_context *ctx, const struct nsde
   bool noise = sde->noise != NSDE_NOISE_NONE;
   bool commutes = !noise || sde->noise == NSDE_NOISE_ADDITIVE; /* Ito == Stratonovich */
 
+  if (sde->noise == NSDE_NOISE_GENERAL && scheme != NSDE_SCHEME_EULER_MARUYAMA &&
+      scheme != NSDE_SCHEME_HEUN)
+    return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
+                       "general noise: Euler-Maruyama (Ito) or Heun (Stratonovich), not %s",
+                       scheme_name(scheme));
   switch (scheme) {
   case NSDE_SCHEME_EULER_MARUYAMA:
   case NSDE_SCHEME_MILSTEIN:
@@ -156,7 +161,7 @@ static enum nsde_status base_steps(struct nsde_context *ctx, const struct nsde_s
 }
 
 struct plan {
-  int64_t batch, dim, n, wn, nbase, n_grid, ck_every;
+  int64_t batch, dim, n, wn, m, nbase, n_grid, ck_every;
   unsigned bufs;
   size_t bytes, off[B_NBUF], off_dw, off_hl, off_grid, off_save, off_save_at, off_grad;
 };
@@ -201,7 +206,11 @@ static enum nsde_status make_plan(const struct nsde_sde *sde, const struct nsde_
   p->batch = shape[0];
   p->dim = numel / shape[0];
   p->n = numel;
-  p->wn = sde->noise == NSDE_NOISE_SCALAR ? p->batch : numel;
+  p->m = sde->noise == NSDE_NOISE_GENERAL ? sde->diffusion->out_m : 0;
+  p->wn = sde->noise == NSDE_NOISE_SCALAR ? p->batch : p->m ? p->batch * p->m : numel;
+  if (p->m && (double)numel * (double)p->m > 9e15)
+    return nsde__error(ctx, NSDE_ERR_OVERFLOW, "general noise: %lld x %lld diffusion values",
+                       (long long)numel, (long long)p->m);
   if (c->batch_offset < 0)
     return nsde__error(ctx, NSDE_ERR_INVALID, "nsde_solver_new: batch_offset %lld is negative",
                        (long long)c->batch_offset);
@@ -226,8 +235,9 @@ static enum nsde_status make_plan(const struct nsde_sde *sde, const struct nsde_
   sz = nsde__round64(sz);
   for (int b = 0; b < B_NBUF; b++) {
     p->off[b] = total;
-    if (p->bufs & (1u << b))
-      total += sz;
+    if (p->bufs & (1u << b)) /* general noise: G is numel x m */
+      total += (b == B_G0 || b == B_G1) && p->m ? nsde__round64((size_t)numel * (size_t)p->m * esz)
+                                                  : sz;
   }
   {
     size_t wsz = nsde__round64((size_t)p->wn * esz);
@@ -340,6 +350,7 @@ NSDE_API enum nsde_status nsde_solver_new(const struct nsde_sde *sde,
   s->dim = p.dim;
   s->n = p.n;
   s->wn = p.wn;
+  s->m = p.m;
   s->scalar = sde->noise == NSDE_NOISE_SCALAR;
   s->ws = ws;
   s->ws_bytes = p.bytes;
@@ -374,7 +385,7 @@ NSDE_API enum nsde_status nsde_solver_new(const struct nsde_sde *sde,
   bc.t1 = cfg->t1;
   bc.n_steps = cfg->brownian_steps > 0 ? cfg->brownian_steps : p.nbase;
   bc.batch = p.batch;
-  bc.dim = s->scalar ? 1 : p.dim;
+  bc.dim = s->scalar ? 1 : p.m ? p.m : p.dim;
   bc.batch_offset = cfg->batch_offset;
   st = nsde__brownian_init(ctx, &s->bm, &bc);
   if (st != NSDE_OK) {
@@ -471,6 +482,13 @@ enum nsde_status nsde__solver_step_compute(struct nsde_solver *s, double t, doub
   case NSDE_SCHEME_EULER_MARUYAMA:
     if ((st = nsde__solver_eval_fg(s, t, B[B_CUR], B[B_F0], B[B_G0])) != NSDE_OK)
       return st;
+    if (s->m) {
+      bad = TYPED(k_em_gen_f32(s->n, s->dim, s->m, (float)h, B[B_CUR], B[B_F0], B[B_G0], s->dw,
+                               B[B_NEXT], nt),
+                  k_em_gen_f64(s->n, s->dim, s->m, h, B[B_CUR], B[B_F0], B[B_G0], s->dw,
+                               B[B_NEXT], nt));
+      break;
+    }
     bad = TYPED(k_em_f32(s->n, s->dim, s->scalar, (float)h, B[B_CUR], B[B_F0], B[B_G0], s->dw,
                          B[B_NEXT], nt),
                 k_em_f64(s->n, s->dim, s->scalar, h, B[B_CUR], B[B_F0], B[B_G0], s->dw,
@@ -500,6 +518,19 @@ enum nsde_status nsde__solver_step_compute(struct nsde_solver *s, double t, doub
   case NSDE_SCHEME_HEUN:
     if ((st = nsde__solver_eval_fg(s, t, B[B_CUR], B[B_F0], B[B_G0])) != NSDE_OK)
       return st;
+    if (s->m) {
+      (void)TYPED(k_em_gen_f32(s->n, s->dim, s->m, (float)h, B[B_CUR], B[B_F0], B[B_G0], s->dw,
+                               B[B_XT], nt),
+                  k_em_gen_f64(s->n, s->dim, s->m, h, B[B_CUR], B[B_F0], B[B_G0], s->dw,
+                               B[B_XT], nt));
+      if ((st = nsde__solver_eval_fg(s, t_next, B[B_XT], B[B_F1], B[B_G1])) != NSDE_OK)
+        return st;
+      bad = TYPED(k_heun_gen_f32(s->n, s->dim, s->m, (float)h, B[B_CUR], B[B_F0], B[B_F1],
+                                 B[B_G0], B[B_G1], s->dw, B[B_NEXT], nt),
+                  k_heun_gen_f64(s->n, s->dim, s->m, h, B[B_CUR], B[B_F0], B[B_F1], B[B_G0],
+                                 B[B_G1], s->dw, B[B_NEXT], nt));
+      break;
+    }
     (void)TYPED(k_em_f32(s->n, s->dim, s->scalar, (float)h, B[B_CUR], B[B_F0], B[B_G0], s->dw,
                          B[B_XT], nt),
                 k_em_f64(s->n, s->dim, s->scalar, h, B[B_CUR], B[B_F0], B[B_G0], s->dw,

@@ -60,6 +60,23 @@ NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_func_new(struct nsde_context *ctx, enum nsde_dtype dtype, const struct nsde_func_ops *ops,
               void *user, int64_t n_params, void *params, struct nsde_func **out);
 
+/**
+ * Wrap user callbacks that return a matrix per state row: the diffusion G of
+ * general noise (NSDE_NOISE_GENERAL), dim x m per batch element. eval writes
+ * batch*dim*m values, G[b][i][j] at ((b*dim + i)*m + j); vjp gets a cotangent
+ * v of that shape and writes grad_x (batch*dim) = sum over i, j of
+ * v[b][i][j] dG[b][i][j]/dx[b][.] (overwrite) and adds v . dG/dp to
+ * grad_params. diag_deriv and diag_deriv_vjp are ignored. nsde_func_check_vjp()
+ * checks the vjp of such a func.
+ * @param m  Brownian dimension, 1 .. 2^32-1
+ * @return as nsde_func_new(), and NSDE_ERR_INVALID for m.
+ * @since 0.4
+ */
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_func_new_matrix(struct nsde_context *ctx, enum nsde_dtype dtype,
+                     const struct nsde_func_ops *ops, void *user, int64_t n_params, void *params,
+                     int64_t m, struct nsde_func **out);
+
 /** Built-in f(t, x) = a*x + b elementwise; parameters (a, b) owned by the func. @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_func_new_linear(struct nsde_context *ctx, enum nsde_dtype dtype, double a, double b,

@@ -18,7 +18,14 @@ enum nsde_noise {
   NSDE_NOISE_NONE = 0,     /**< ODE: no diffusion */
   NSDE_NOISE_DIAGONAL = 1, /**< one Brownian motion per state element, G elementwise */
   NSDE_NOISE_SCALAR = 2,   /**< one Brownian motion per batch element, G a vector */
-  NSDE_NOISE_ADDITIVE = 3  /**< diagonal, and G does not depend on the state */
+  NSDE_NOISE_ADDITIVE = 3, /**< diagonal, and G does not depend on the state */
+  /** G(t, x) a dim x m matrix per batch element (a diffusion made by
+   *  nsde_func_new_matrix), W of dimension m: dx_i = f_i dt + sum_j G_ij dW_j.
+   *  Euler-Maruyama (Ito) and Heun (Stratonovich), fixed or adaptive steps,
+   *  with gradients. Heun has strong order 1 when the noise commutes
+   *  (sum_k G_kj dG_ij/dx_k symmetric in the Brownian indices), 0.5 otherwise.
+   *  @since 0.4 */
+  NSDE_NOISE_GENERAL = 4
 };
 
 /** Interpretation of the stochastic integral. */
