@@ -22,9 +22,9 @@ static int drift(void *u, double t, int64_t batch, int64_t dim, const void *xv, 
 {
   const double *x = xv;
   double *o = ov;
-  for (int64_t b = 0; b < batch; b++) {
-    o[2 * b] = x[2 * b] * (A - B * x[2 * b + 1]);
-    o[2 * b + 1] = x[2 * b + 1] * (C * x[2 * b] - D);
+  for (int64_t b = 0; b < 2 * batch; b += 2) {
+    o[b] = x[b] * (A - B * x[b + 1]);
+    o[b + 1] = x[b + 1] * (C * x[b] - D);
   }
   return (void)u, (void)t, (void)dim, 0;
 }
@@ -34,10 +34,8 @@ static int diffusion(void *u, double t, int64_t batch, int64_t dim, const void *
   const double *x = xv;
   double *o = ov; /* G[b][i][j] at (b*2 + i)*2 + j */
   for (int64_t b = 0; b < batch; b++) {
-    o[4 * b + 0] = S1 * x[2 * b];
-    o[4 * b + 1] = 0.0;
-    o[4 * b + 2] = S2 * R * x[2 * b + 1];
-    o[4 * b + 3] = S2 * sqrt(1.0 - R * R) * x[2 * b + 1];
+    o[4 * b] = S1 * x[2 * b], o[4 * b + 1] = 0.0;
+    o[4 * b + 2] = S2 * R * x[2 * b + 1], o[4 * b + 3] = S2 * sqrt(1 - R * R) * x[2 * b + 1];
   }
   return (void)u, (void)t, (void)dim, 0;
 }
@@ -52,7 +50,6 @@ static enum nsde_status solve(struct nsde_context *ctx, struct nsde_sde *sde, do
   struct nsde_tensor *x = NULL;
   int64_t shape[2] = {8, 2};
   enum nsde_status rc;
-
   nsde_solver_config_init(&c);
   c.scheme = NSDE_SCHEME_HEUN;
   c.t1 = 15.0;
