@@ -244,7 +244,7 @@ enum nsde_status nsde__adaptive_step(struct nsde_solver *s)
       if (st != NSDE_OK)
         return st;
       s->n_rejected++;
-      if (s->m && s->n_rej < (int)(sizeof(s->rej) / sizeof(s->rej[0])) &&
+      if (s->m && s->n_rej < NSDE__MAX_REJ &&
           (s->n_rej == 0 || t_new < s->rej[s->n_rej - 1]))
         s->rej[s->n_rej++] = t_new; /* later steps end there: the path stays previsible */
       if (h <= s->dt_min * (1.0 + 1e-12))

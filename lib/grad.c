@@ -21,27 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "solver-private.h"
+#include "scheme/scheme.h"
 
-enum gb { G_A, G_Z, G_CF, G_CG, G_CGP, G_T1, G_T2, G_TMP, G_F, G_G, G_GP, G_X2, G_A2, G_X0, G_N };
-
-
-static int rec_layout(enum nsde_scheme scheme, enum buf out[2])
-{
-  switch (scheme) {
-  case NSDE_SCHEME_HEUN:
-  case NSDE_SCHEME_SRA1:
-    out[0] = B_CUR;
-    out[1] = B_XT;
-    return 2;
-  case NSDE_SCHEME_REVERSIBLE_HEUN:
-    out[0] = B_Z; /* z after the step */
-    return 1;
-  default:
-    out[0] = B_CUR;
-    return 1;
-  }
-}
 
 static int64_t n_params(const struct nsde_func *f) { return f ? f->n_params : 0; }
 
@@ -54,7 +35,6 @@ enum nsde_status nsde__grad_plan(const struct nsde_sde *sde, const struct nsde_s
   const bool rev = c->scheme == NSDE_SCHEME_REVERSIBLE_HEUN;
   const size_t esz = nsde__dtype_size(sde->dtype);
   size_t arr, work, rec, ck = 0, tape = 0;
-  enum buf lay[2];
 
   *bytes = 0;
   *ck_every = 0;
@@ -101,7 +81,7 @@ enum nsde_status nsde__grad_plan(const struct nsde_sde *sde, const struct nsde_s
   work = G_N * arr + nsde__round64(4 * (size_t)(n_params(sde->drift) + n_params(g)) * esz);
   if (sde->noise == NSDE_NOISE_GENERAL) /* the diffusion's cotangent, numel x m */
     work += nsde__round64((size_t)n * (size_t)g->out_m * esz);
-  rec = (size_t)rec_layout(c->scheme, lay) * arr;
+  rec = (size_t)nsde__scheme_of(c->scheme)->rec_n * arr;
   if (c->grad == NSDE_GRAD_STORE_ALL) {
     if ((size_t)n_grid + 1 > SIZE_MAX / rec)
       return nsde__error(ctx, NSDE_ERR_OVERFLOW, "store-all tape overflows");
@@ -144,7 +124,9 @@ void nsde__grad_setup(struct nsde_solver *s, char *mem, int64_t ck_every)
   s->grad_ready = false;
   if (s->grad == NSDE_GRAD_NONE)
     return;
-  s->rec_n = rec_layout(s->scheme, s->rec_buf);
+  s->rec_n = s->sch->rec_n;
+  s->rec_buf[0] = s->sch->rec[0];
+  s->rec_buf[1] = s->sch->rec[1];
   for (int i = 0; i < G_N; i++)
     s->gbuf[i] = mem + (size_t)i * arr;
   mem += G_N * arr;
@@ -222,27 +204,7 @@ uint64_t nsde__grad_param_hash(const struct nsde_solver *s)
   return h;
 }
 
-/* ---- elementwise helpers -------------------------------------------------- */
-
-#define EW(BODY)                                                                        \
-  do {                                                                                  \
-    const int64_t n_ = s->n;                                                            \
-    const int nt_ = s->ctx->threads;                                                    \
-    (void)nt_;                                                                          \
-    if (s->dtype == NSDE_FLOAT32) {                                                     \
-      typedef float T;                                                                  \
-      _Pragma("omp parallel for num_threads(nt_) if (n_ > NSDE_PAR_MIN)")              \
-      for (int64_t i = 0; i < n_; i++) { BODY }                                         \
-    } else {                                                                            \
-      typedef double T;                                                                 \
-      _Pragma("omp parallel for num_threads(nt_) if (n_ > NSDE_PAR_MIN)")              \
-      for (int64_t i = 0; i < n_; i++) { BODY }                                         \
-    }                                                                                   \
-  } while (0)
-#define R(p) (((T *)(p))[i])
-#define WV (s->dw ? ((const T *)s->dw)[s->scalar ? i / s->dim : i] : (T)0)
-#define HV (((const T *)s->hl)[i])
-
+/* ---- helpers of the backward steps ---------------------------------------- */
 
 static double param_value(const struct nsde_func *f, int i)
 {
@@ -258,7 +220,7 @@ static void param_add(enum nsde_dtype dt, void *p, int i, double v)
     ((double *)p)[i] += v;
 }
 
-static enum nsde_status vjp_fail(struct nsde_solver *s, const char *which, int rc, int64_t step)
+enum nsde_status nsde__vjp_fail(struct nsde_solver *s, const char *which, int rc, int64_t step)
 {
   return nsde__error(s->ctx, NSDE_ERR_CALLBACK,
                      "%s callback returned %d in the backward pass at step %lld (t = %.6g)",
@@ -271,8 +233,8 @@ static enum nsde_status vjp_fail(struct nsde_solver *s, const char *which, int r
  * G = sigma f: vjp_G(x; cg) = vjp_f(x; sigma cg) and dL/dsigma += cg . f(x),
  * so cf is overwritten with cf + sigma cg. step names the step in messages.
  */
-static enum nsde_status vjp_all(struct nsde_solver *s, int64_t step, double t, const void *x,
-                                void *cf, void *cg, void *cgp, void *acc, void *pd, void *pg)
+enum nsde_status nsde__vjp_all(struct nsde_solver *s, int64_t step, double t, const void *x,
+                               void *cf, void *cg, void *cgp, void *acc, void *pd, void *pg)
 {
   const struct nsde_func *f = s->sde->drift, *g = s->sde->diffusion;
   void *tmp = s->gbuf[G_TMP];
@@ -282,7 +244,7 @@ static enum nsde_status vjp_all(struct nsde_solver *s, int64_t step, double t, c
     const double sigma = param_value(g, 0);
     rc = nsde__func_eval(f, t, s->batch, s->dim, x, NULL, s->gbuf[G_F]);
     if (rc < 0)
-      return vjp_fail(s, "drift", rc, step);
+      return nsde__vjp_fail(s, "drift", rc, step);
     param_add(s->dtype, pg, 0, nsde__dot(s->dtype, s->n, cg, s->gbuf[G_F]));
     EW(R(cf) += (T)sigma * R(cg););
     cg = NULL;
@@ -290,30 +252,30 @@ static enum nsde_status vjp_all(struct nsde_solver *s, int64_t step, double t, c
   if (cf) {
     rc = nsde__func_vjp(f, t, s->batch, s->dim, x, cf, tmp, pd);
     if (rc < 0)
-      return vjp_fail(s, "drift vjp", rc, step);
+      return nsde__vjp_fail(s, "drift vjp", rc, step);
     EW(R(acc) += R(tmp););
   }
   if (cg) {
     rc = nsde__func_vjp(g, t, s->batch, s->dim, x, cg, tmp, pg);
     if (rc < 0)
-      return vjp_fail(s, "diffusion vjp", rc, step);
+      return nsde__vjp_fail(s, "diffusion vjp", rc, step);
     EW(R(acc) += R(tmp););
   }
   if (cgp) {
     rc = nsde__func_diag_vjp(g, t, s->batch, s->dim, x, cgp, tmp, pg);
     if (rc < 0)
-      return vjp_fail(s, "diffusion diag_deriv_vjp", rc, step);
+      return nsde__vjp_fail(s, "diffusion diag_deriv_vjp", rc, step);
     EW(R(acc) += R(tmp););
   }
   return NSDE_OK;
 }
 
-static void zero(struct nsde_solver *s, void *p) { memset(p, 0, (size_t)s->n * s->esz); }
+void nsde__grad_zero(struct nsde_solver *s, void *p) { memset(p, 0, (size_t)s->n * s->esz); }
 
 /* General noise: the cotangent of G is the outer product of the state's
  * cotangent c and dW per batch element, scaled:
  * cgm[(b dim + i) m + j] = scale c[b dim + i] dW[b m + j]. */
-static void *outer_dw(struct nsde_solver *s, const void *c, double scale)
+void *nsde__outer_dw(struct nsde_solver *s, const void *c, double scale)
 {
   const int64_t n = s->n, m = s->m, dim = s->dim;
   const int nt = s->ctx->threads;
@@ -336,100 +298,18 @@ static void *outer_dw(struct nsde_solver *s, const void *c, double scale)
   return s->cgm;
 }
 
-/* ---- one backward step per scheme --------------------------------------------
- * In: A = dL/dx_{n+1} (G_A), the record of step n. Out: A = dL/dx_n. */
+/* ---- one backward step -------------------------------------------------------
+ * In: A = dL/dx_{n+1} (G_A), the record of step n. Out: A = dL/dx_n. Each
+ * scheme's backward step sits beside its forward step in lib/scheme/. */
 
 static enum nsde_status back_step(struct nsde_solver *s, int64_t n, const void *r0,
                                   const void *r1, void *pd, void *pg)
 {
   const double t = s->grid[n], h = s->grid[n + 1] - t;
-  const bool noise = s->dw != NULL;
-  void **G = s->gbuf;
-  void *A = G[G_A];
-  enum nsde_status st;
 
-  if (noise)
+  if (s->dw)
     nsde__brownian_fill(&s->bm, t, t + h, s->dtype, s->dw, s->hl);
-  switch (s->scheme) {
-  case NSDE_SCHEME_EULER_MARUYAMA:
-    /* x1 = x + f h + g dW:  A += vjp_f(x; h A) + vjp_g(x; A dW) */
-    if (s->m) { /* general: vjp_G(x; A dW^T) */
-      EW(R(G[G_CF]) = (T)h * R(A););
-      return vjp_all(s, n, t, r0, G[G_CF], outer_dw(s, A, 1.0), NULL, A, pd, pg);
-    }
-    EW(R(G[G_CF]) = (T)h * R(A); R(G[G_CG]) = R(A) * WV;);
-    return vjp_all(s, n, t, r0, G[G_CF], noise ? G[G_CG] : NULL, NULL, A, pd, pg);
-  case NSDE_SCHEME_MILSTEIN: {
-    /* x1 = x + f h + g dW + 1/2 g g' (dW^2 - h):
-     * A += vjp_f(x; h A) + vjp_g(x; A (dW + g' c/2)) + vjp_g'(x; A g c/2), c = dW^2 - h */
-    int rc;
-    if (noise) {
-      if ((st = nsde__solver_eval_fg(s, t, r0, G[G_F], G[G_G])) != NSDE_OK)
-        return st;
-      rc = nsde__func_diag(s->sde->diffusion, t, s->batch, s->dim, r0, NULL, G[G_GP]);
-      if (rc < 0)
-        return vjp_fail(s, "diffusion diag_deriv", rc, n);
-    }
-    EW(T c = WV * WV - (T)h; R(G[G_CF]) = (T)h * R(A);
-       if (noise) { R(G[G_CG]) = R(A) * (WV + (T)0.5 * R(G[G_GP]) * c);
-                    R(G[G_CGP]) = (T)0.5 * R(A) * R(G[G_G]) * c; });
-    return vjp_all(s, n, t, r0, G[G_CF], noise ? G[G_CG] : NULL, noise ? G[G_CGP] : NULL, A, pd,
-                   pg);
-  }
-  case NSDE_SCHEME_HEUN:
-    /* xt = x + f0 h + g0 dW;  x1 = x + (f0 + f1) h/2 + (g0 + g1) dW/2 at (t+h, xt):
-     * At = vjp(xt; h A/2, A dW/2);  A += At + vjp(x; h (A/2 + At), dW (A/2 + At)) */
-    zero(s, G[G_T1]);
-    if (s->m) { /* general noise: the same with the outer products A dW^T */
-      EW(R(G[G_CF]) = (T)(0.5 * h) * R(A););
-      if ((st = vjp_all(s, n, t + h, r1, G[G_CF], outer_dw(s, A, 0.5), NULL, G[G_T1], pd,
-                        pg)) != NSDE_OK)
-        return st;
-      EW(T u = (T)0.5 * R(A) + R(G[G_T1]); R(G[G_CF]) = (T)h * u; R(G[G_T2]) = u;
-         R(A) += R(G[G_T1]););
-      return vjp_all(s, n, t, r0, G[G_CF], outer_dw(s, G[G_T2], 1.0), NULL, A, pd, pg);
-    }
-    EW(R(G[G_CF]) = (T)(0.5 * h) * R(A); R(G[G_CG]) = (T)0.5 * R(A) * WV;);
-    if ((st = vjp_all(s, n, t + h, r1, G[G_CF], noise ? G[G_CG] : NULL, NULL, G[G_T1], pd, pg)) !=
-        NSDE_OK)
-      return st;
-    EW(T u = (T)0.5 * R(A) + R(G[G_T1]); R(G[G_CF]) = (T)h * u; R(G[G_CG]) = u * WV;
-       R(A) += R(G[G_T1]););
-    return vjp_all(s, n, t, r0, G[G_CF], noise ? G[G_CG] : NULL, NULL, A, pd, pg);
-  case NSDE_SCHEME_SRA1:
-    /* I = H + dW/2;  H2 = x + 3/4 f0 h + 3/2 g(t+h) I;
-     * x1 = x + h (f0/3 + 2 f(t+3h/4, H2)/3) + g(t+h) (dW - I) + g(t) I */
-    zero(s, G[G_T1]);
-    EW(R(G[G_CF]) = (T)(2.0 * h / 3.0) * R(A););
-    if ((st = vjp_all(s, n, t + 0.75 * h, r1, G[G_CF], NULL, NULL, G[G_T1], pd, pg)) != NSDE_OK)
-      return st;
-    EW(R(G[G_CF]) = (T)(h / 3.0) * R(A) + (T)(0.75 * h) * R(G[G_T1]);
-       if (noise) { T I = HV + (T)0.5 * WV;
-                    R(G[G_CG]) = R(A) * (WV - I) + (T)1.5 * I * R(G[G_T1]);
-                    R(G[G_CGP]) = R(A) * I; }
-       R(A) += R(G[G_T1]););
-    if ((st = vjp_all(s, n, t, r0, G[G_CF], NULL, NULL, A, pd, pg)) != NSDE_OK)
-      return st;
-    if (!noise)
-      return NSDE_OK;
-    if ((st = vjp_all(s, n, t + h, r0, NULL, G[G_CG], NULL, A, pd, pg)) != NSDE_OK)
-      return st;
-    return vjp_all(s, n, t, r0, NULL, G[G_CGP], NULL, A, pd, pg);
-  case NSDE_SCHEME_REVERSIBLE_HEUN:
-    /* z1 = 2y - z + f(z) h + g(z) dW;  y1 = y + (f(z) + f(z1)) h/2 + (g(z) + g(z1)) dW/2.
-     * State (Y, Z, CF, CG): cotangents of y_{n+1}, z_{n+1} (not through f, g)
-     * and of f(z_{n+1}), g(z_{n+1}). r0 = z_{n+1}:
-     *   CF += h Y/2, CG += dW Y/2;  Zt = Z + vjp(z_{n+1}; CF, CG)
-     *   y_n: Y + 2 Zt;  z_n: -Zt;  f(z_n): h (Y/2 + Zt);  g(z_n): dW (Y/2 + Zt) */
-    EW(R(G[G_CF]) += (T)(0.5 * h) * R(A); R(G[G_CG]) += (T)0.5 * R(A) * WV;);
-    if ((st = vjp_all(s, n, t + h, r0, G[G_CF], noise ? G[G_CG] : NULL, NULL, G[G_Z], pd, pg)) !=
-        NSDE_OK)
-      return st;
-    EW(T u = (T)0.5 * R(A) + R(G[G_Z]); R(G[G_CF]) = (T)h * u; R(G[G_CG]) = u * WV;
-       R(A) += (T)2 * R(G[G_Z]); R(G[G_Z]) = -R(G[G_Z]););
-    return NSDE_OK;
-  }
-  return NSDE_ERR_INTERNAL;
+  return s->sch->back(s, n, t, h, r0, r1, pd, pg);
 }
 
 /* Continuous stochastic adjoint of an Ito SDE (Euler-Maruyama forward), in
@@ -454,14 +334,14 @@ static enum nsde_status adjoint_point(struct nsde_solver *s, int64_t n, double t
   if (statedep) {
     rc = nsde__func_diag(s->sde->diffusion, t, s->batch, s->dim, x, NULL, G[G_GP]);
     if (rc < 0)
-      return vjp_fail(s, "diffusion diag_deriv", rc, n);
+      return nsde__vjp_fail(s, "diffusion diag_deriv", rc, n);
   }
   EW(T cb = (T)(scale * h) * R(a); R(G[G_CF]) = cb;
      if (noise) { T gp = statedep ? R(G[G_GP]) : (T)0;
                   R(G[G_CG]) = (T)scale * R(a) * WV - (T)0.5 * cb * gp;
                   R(G[G_CGP]) = -(T)0.5 * cb * R(G[G_G]);
                   R(G[G_F]) -= (T)0.5 * R(G[G_G]) * gp; });
-  return vjp_all(s, n, t, x, G[G_CF], noise ? G[G_CG] : NULL, statedep ? G[G_CGP] : NULL, acc,
+  return nsde__vjp_all(s, n, t, x, G[G_CF], noise ? G[G_CG] : NULL, statedep ? G[G_CGP] : NULL, acc,
                  pd, pg);
 }
 
@@ -478,13 +358,13 @@ static enum nsde_status adjoint_step(struct nsde_solver *s, int64_t n, void *pd,
     nsde__brownian_fill(&s->bm, t0, t1, s->dtype, s->dw, NULL);
   memset(pd2, 0, np_d * s->esz);
   memset(pg2, 0, np_g * s->esz);
-  zero(s, G[G_T1]);
+  nsde__grad_zero(s, G[G_T1]);
   if ((st = adjoint_point(s, n, t1, X, a, 1.0, h, G[G_T1], pd2, pg2)) != NSDE_OK)
     return st;
   /* predictor; G_F holds b(X), G_G holds g(X) */
   EW(R(G[G_X2]) = R(X) - R(G[G_F]) * (T)h - (noise ? R(G[G_G]) * WV : (T)0);
      R(G[G_A2]) = R(a) + R(G[G_T1]););
-  zero(s, G[G_T2]);
+  nsde__grad_zero(s, G[G_T2]);
   if ((st = adjoint_point(s, n, t0, G[G_X2], G[G_A2], 0.5, h, G[G_T2], pd, pg)) != NSDE_OK)
     return st;
   EW(R(X) = (T)0.5 * (R(X) + R(G[G_X2])) -
@@ -599,9 +479,9 @@ NSDE_API enum nsde_status nsde_backward(struct nsde_solver *s,
                          "nsde_backward: %lld non-finite values in grad_final%s; nothing was "
                          "computed", (long long)bad, grad_saved ? " or grad_saved" : "");
   }
-  zero(s, s->gbuf[G_Z]);
-  zero(s, s->gbuf[G_CF]);
-  zero(s, s->gbuf[G_CG]);
+  nsde__grad_zero(s, s->gbuf[G_Z]);
+  nsde__grad_zero(s, s->gbuf[G_CF]);
+  nsde__grad_zero(s, s->gbuf[G_CG]);
   add_saved(s, grad_saved, N, A);
 
   n_drift = s->n_drift; /* replays below are not the solve's cost */
@@ -615,7 +495,7 @@ NSDE_API enum nsde_status nsde_backward(struct nsde_solver *s,
     }
     if (st == NSDE_OK && rev) {
       rev_finish(s);
-      st = vjp_all(s, 0, s->grid[0], slot(s, 0, 0), s->gbuf[G_CF],
+      st = nsde__vjp_all(s, 0, s->grid[0], slot(s, 0, 0), s->gbuf[G_CF],
                    s->dw ? s->gbuf[G_CG] : NULL, NULL, A, pd, pg);
     }
     break;
@@ -645,7 +525,7 @@ NSDE_API enum nsde_status nsde_backward(struct nsde_solver *s,
     }
     if (st == NSDE_OK && rev) {
       rev_finish(s);
-      st = vjp_all(s, 0, s->grid[0], ckpt(s, 0, 1), s->gbuf[G_CF], s->dw ? s->gbuf[G_CG] : NULL,
+      st = nsde__vjp_all(s, 0, s->grid[0], ckpt(s, 0, 1), s->gbuf[G_CF], s->dw ? s->gbuf[G_CG] : NULL,
                    NULL, A, pd, pg);
     }
     s->step = N; /* the solver's own state is not needed again */
@@ -661,7 +541,7 @@ NSDE_API enum nsde_status nsde_backward(struct nsde_solver *s,
     }
     if (st == NSDE_OK) {
       rev_finish(s);
-      st = vjp_all(s, 0, s->grid[0], s->buf[B_Z], s->gbuf[G_CF], s->dw ? s->gbuf[G_CG] : NULL,
+      st = nsde__vjp_all(s, 0, s->grid[0], s->buf[B_Z], s->gbuf[G_CF], s->dw ? s->gbuf[G_CG] : NULL,
                    NULL, A, pd, pg);
     }
     s->grad_ready = false; /* the reconstruction consumed the final state */

@@ -29,7 +29,7 @@
   }
 
 /* Euler-Maruyama: x1 = x + f h + g dW */
-static int64_t CAT(k_em, SFX)(int64_t n, int64_t dim, int scalar, T h, const T *x, const T *f,
+static inline int64_t CAT(k_em, SFX)(int64_t n, int64_t dim, int scalar, T h, const T *x, const T *f,
                               const T *g, const T *dw, T *x1, int nt)
 {
   int64_t bad = 0;
@@ -48,7 +48,7 @@ static int64_t CAT(k_em, SFX)(int64_t n, int64_t dim, int scalar, T h, const T *
 }
 
 /* Milstein (Ito, diagonal): x1 = x + f h + g dW + 1/2 g g' (dW^2 - h) */
-static int64_t CAT(k_milstein, SFX)(int64_t n, T h, const T *x, const T *f, const T *g,
+static inline int64_t CAT(k_milstein, SFX)(int64_t n, T h, const T *x, const T *f, const T *g,
                                     const T *gp, const T *dw, T *x1, int nt)
 {
   int64_t bad = 0;
@@ -63,7 +63,7 @@ static int64_t CAT(k_milstein, SFX)(int64_t n, T h, const T *x, const T *f, cons
 }
 
 /* Heun corrector: x1 = x + (f0 + f1) h/2 + (g0 + g1) sw dW/2 (sw = -1 runs it backwards) */
-static int64_t CAT(k_heun, SFX)(int64_t n, int64_t dim, int scalar, T h, T sw, const T *x,
+static inline int64_t CAT(k_heun, SFX)(int64_t n, int64_t dim, int scalar, T h, T sw, const T *x,
                                 const T *f0, const T *f1, const T *g0, const T *g1,
                                 const T *dw, T *x1, int nt)
 {
@@ -84,7 +84,7 @@ static int64_t CAT(k_heun, SFX)(int64_t n, int64_t dim, int scalar, T h, T sw, c
 }
 
 /* Reversible Heun, auxiliary state: z1 = 2y - z + fz h + gz sw dW (sw = -1: backwards) */
-static int64_t CAT(k_revz, SFX)(int64_t n, int64_t dim, int scalar, T h, T sw, const T *y,
+static inline int64_t CAT(k_revz, SFX)(int64_t n, int64_t dim, int scalar, T h, T sw, const T *y,
                                 const T *z, const T *fz, const T *gz, const T *dw, T *z1,
                                 int nt)
 {
@@ -106,7 +106,7 @@ static int64_t CAT(k_revz, SFX)(int64_t n, int64_t dim, int scalar, T h, T sw, c
 
 /* General noise (G row-major dim x m per batch element, dW m per batch
  * element): x1 = x + f h + G dW */
-static int64_t CAT(k_em_gen, SFX)(int64_t n, int64_t dim, int64_t m, T h, const T *x, const T *f,
+static inline int64_t CAT(k_em_gen, SFX)(int64_t n, int64_t dim, int64_t m, T h, const T *x, const T *f,
                                   const T *g, const T *dw, T *x1, int nt)
 {
   int64_t bad = 0;
@@ -124,7 +124,7 @@ static int64_t CAT(k_em_gen, SFX)(int64_t n, int64_t dim, int64_t m, T h, const 
 }
 
 /* General noise, Heun corrector: x1 = x + (f0 + f1) h/2 + (G0 + G1) dW/2 */
-static int64_t CAT(k_heun_gen, SFX)(int64_t n, int64_t dim, int64_t m, T h, const T *x,
+static inline int64_t CAT(k_heun_gen, SFX)(int64_t n, int64_t dim, int64_t m, T h, const T *x,
                                     const T *f0, const T *f1, const T *g0, const T *g1,
                                     const T *dw, T *x1, int nt)
 {
@@ -144,7 +144,7 @@ static int64_t CAT(k_heun_gen, SFX)(int64_t n, int64_t dim, int64_t m, T h, cons
 }
 
 /* SRA1 stage 2: H2 = x + 3/4 f1 h + 3/2 g(t+h) (I10/h), I10/h = Hl + dW/2 */
-static void CAT(k_sra_stage, SFX)(int64_t n, T h, const T *x, const T *f1, const T *g_end,
+static inline void CAT(k_sra_stage, SFX)(int64_t n, T h, const T *x, const T *f1, const T *g_end,
                                   const T *dw, const T *hl, T *h2, int nt)
 {
   (void)nt;
@@ -154,7 +154,7 @@ static void CAT(k_sra_stage, SFX)(int64_t n, T h, const T *x, const T *f1, const
 }
 
 /* SRA1 update: x1 = x + h (f1/3 + 2 f2/3) + g(t+h) (dW - I10/h) + g(t) I10/h */
-static int64_t CAT(k_sra, SFX)(int64_t n, T h, const T *x, const T *f1, const T *f2,
+static inline int64_t CAT(k_sra, SFX)(int64_t n, T h, const T *x, const T *f1, const T *f2,
                                const T *g_end, const T *g_start, const T *dw, const T *hl,
                                T *x1, int nt)
 {

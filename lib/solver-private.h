@@ -6,6 +6,8 @@
 #include "brownian-private.h"
 #include "func-private.h"
 
+#define NSDE__MAX_REJ 64 /* adaptive, general noise: pending rejected ends kept */
+
 enum buf {
   B_CUR, B_NEXT, B_F0, B_G0, B_F1, B_G1, B_XT, B_GP, B_DFX, B_Z, B_Z1,
   B_X0, B_ERR, /* adaptive: the state before a trial step, the comparison solution */
@@ -16,6 +18,7 @@ struct nsde_solver {
   struct nsde_context *ctx;
   const struct nsde_sde *sde;
   enum nsde_scheme scheme;
+  const struct nsde__scheme *sch; /* its steps (lib/scheme/) */
   enum nsde_dtype dtype;
   size_t esz;
   int rank;
@@ -44,8 +47,8 @@ struct nsde_solver {
   double err_prev;   /* the last accepted error norm (PI controller) */
   double *save_at;   /* the save-at times (copied), targets of the steps */
   int64_t save_next; /* first save-at time not yet reached */
-  double rej[64];    /* general noise: ends of rejected steps still ahead, decreasing */
-  int n_rej;
+  double *rej;       /* general noise: ends of rejected steps still ahead, decreasing */
+  int n_rej;         /* (NSDE__MAX_REJ at most) */
 
   /* statistics (nsde_solver_get_stats) */
   int64_t n_rejected, n_drift;

@@ -17,18 +17,22 @@
 #include "brownian-private.h"
 #include "func-private.h"
 
-#define T float
-#define SFX _f32
-#include "solver-kernels.h"
-#undef T
-#undef SFX
-#define T double
-#define SFX _f64
-#include "solver-kernels.h"
-#undef T
-#undef SFX
+#include "scheme/scheme.h"
 
-#include "solver-private.h"
+extern const struct nsde__scheme nsde__scheme_euler_maruyama, nsde__scheme_milstein,
+    nsde__scheme_heun, nsde__scheme_reversible_heun, nsde__scheme_sra1;
+
+const struct nsde__scheme *nsde__scheme_of(enum nsde_scheme scheme)
+{
+  switch (scheme) {
+  case NSDE_SCHEME_EULER_MARUYAMA: return &nsde__scheme_euler_maruyama;
+  case NSDE_SCHEME_MILSTEIN: return &nsde__scheme_milstein;
+  case NSDE_SCHEME_HEUN: return &nsde__scheme_heun;
+  case NSDE_SCHEME_REVERSIBLE_HEUN: return &nsde__scheme_reversible_heun;
+  case NSDE_SCHEME_SRA1: return &nsde__scheme_sra1;
+  }
+  return NULL;
+}
 
 NSDE_API void nsde_solver_config_init(struct nsde_solver_config *cfg)
 {
@@ -46,89 +50,27 @@ NSDE_API void nsde_solver_config_init(struct nsde_solver_config *cfg)
   cfg->atol = 1e-6;
 }
 
-static const char *scheme_name(enum nsde_scheme s)
-{
-  switch (s) {
-  case NSDE_SCHEME_EULER_MARUYAMA: return "Euler-Maruyama";
-  case NSDE_SCHEME_MILSTEIN: return "Milstein";
-  case NSDE_SCHEME_HEUN: return "Heun";
-  case NSDE_SCHEME_REVERSIBLE_HEUN: return "reversible Heun";
-  case NSDE_SCHEME_SRA1: return "SRA1";
-  }
-  return "unknown";
-}
-
 /* Which buffers a scheme needs (bit per enum buf). */
 static unsigned scheme_bufs(const struct nsde_sde *sde, enum nsde_scheme scheme)
 {
-  unsigned m = 1u << B_CUR | 1u << B_NEXT | 1u << B_F0;
   bool noise = sde->noise != NSDE_NOISE_NONE;
-
-  if (noise)
-    m |= 1u << B_G0;
-  switch (scheme) {
-  case NSDE_SCHEME_EULER_MARUYAMA:
-    break;
-  case NSDE_SCHEME_MILSTEIN:
-    if (noise)
-      m |= 1u << B_GP | 1u << B_DFX;
-    break;
-  case NSDE_SCHEME_HEUN:
-    m |= 1u << B_XT | 1u << B_F1 | (noise ? 1u << B_G1 : 0u);
-    break;
-  case NSDE_SCHEME_REVERSIBLE_HEUN:
-    m |= 1u << B_Z | 1u << B_Z1 | 1u << B_F1 | (noise ? 1u << B_G1 : 0u);
-    break;
-  case NSDE_SCHEME_SRA1:
-    m |= 1u << B_XT | 1u << B_F1 | (noise ? 1u << B_G1 : 0u);
-    break;
-  }
-  return m;
+  return 1u << B_CUR | 1u << B_NEXT | 1u << B_F0 | (noise ? 1u << B_G0 : 0u) |
+         nsde__scheme_of(scheme)->bufs(noise);
 }
 
 static enum nsde_status check_scheme(struct nsde_context *ctx, const struct nsde_sde *sde,
                                      enum nsde_scheme scheme)
 {
-  bool noise = sde->noise != NSDE_NOISE_NONE;
-  bool commutes = !noise || sde->noise == NSDE_NOISE_ADDITIVE; /* Ito == Stratonovich */
+  const struct nsde__scheme *sch = nsde__scheme_of(scheme);
 
+  if (!sch)
+    return nsde__error(ctx, NSDE_ERR_INVALID, "unknown scheme %d", (int)scheme);
   if (sde->noise == NSDE_NOISE_GENERAL && scheme != NSDE_SCHEME_EULER_MARUYAMA &&
       scheme != NSDE_SCHEME_HEUN)
     return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
                        "general noise: Euler-Maruyama (Ito) or Heun (Stratonovich), not %s",
-                       scheme_name(scheme));
-  switch (scheme) {
-  case NSDE_SCHEME_EULER_MARUYAMA:
-  case NSDE_SCHEME_MILSTEIN:
-    if (sde->calculus != NSDE_CALCULUS_ITO && !commutes)
-      return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
-                         "%s solves Ito SDEs; this SDE is Stratonovich (use Heun or "
-                         "reversible Heun)", scheme_name(scheme));
-    if (scheme == NSDE_SCHEME_MILSTEIN && noise) {
-      if (sde->noise == NSDE_NOISE_SCALAR)
-        return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
-                           "Milstein here needs diagonal or additive noise, not scalar");
-      if (!nsde__func_has_diag(sde->diffusion))
-        return nsde__error(ctx, NSDE_ERR_MISSING_OP,
-                           "Milstein needs dG_i/dx_i: the diffusion has no diag_deriv callback");
-      if (sde->diffusion->kind == NSDE__FUNC_DROPOUT && !nsde__func_has_diag(sde->drift))
-        return nsde__error(ctx, NSDE_ERR_MISSING_OP,
-                           "Milstein with dropout noise needs the drift's diag_deriv callback");
-    }
-    return NSDE_OK;
-  case NSDE_SCHEME_HEUN:
-  case NSDE_SCHEME_REVERSIBLE_HEUN:
-    if (sde->calculus != NSDE_CALCULUS_STRATONOVICH && !commutes)
-      return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
-                         "%s solves Stratonovich SDEs; this SDE is Ito (use Euler-Maruyama "
-                         "or Milstein)", scheme_name(scheme));
-    return NSDE_OK;
-  case NSDE_SCHEME_SRA1:
-    if (noise && sde->noise != NSDE_NOISE_ADDITIVE)
-      return nsde__error(ctx, NSDE_ERR_UNSUPPORTED, "SRA1 needs additive noise");
-    return NSDE_OK;
-  }
-  return nsde__error(ctx, NSDE_ERR_INVALID, "unknown scheme %d", (int)scheme);
+                       sch->name);
+  return sch->check(ctx, sde);
 }
 
 /* Number of equal base steps the configuration asks for. */
@@ -163,7 +105,7 @@ static enum nsde_status base_steps(struct nsde_context *ctx, const struct nsde_s
 struct plan {
   int64_t batch, dim, n, wn, m, nbase, n_grid, ck_every;
   unsigned bufs;
-  size_t bytes, off[B_NBUF], off_dw, off_hl, off_grid, off_save, off_save_at, off_grad;
+  size_t bytes, off[B_NBUF], off_dw, off_hl, off_grid, off_save, off_save_at, off_rej, off_grad;
 };
 
 /* The caller's solver config in this library's layout (older layouts zero-filled). */
@@ -252,6 +194,8 @@ static enum nsde_status make_plan(const struct nsde_sde *sde, const struct nsde_
   total += nsde__round64((size_t)c->n_save * sizeof(int64_t));
   p->off_save_at = total; /* adaptive: the save-at times are the steps' targets */
   total += c->adaptive ? nsde__round64((size_t)c->n_save * sizeof(double)) : 0;
+  p->off_rej = total; /* adaptive, general noise: the pending ends of rejected steps */
+  total += c->adaptive && p->m ? nsde__round64(NSDE__MAX_REJ * sizeof(double)) : 0;
   {
     size_t gbytes = 0;
     st = nsde__grad_plan(sde, c, p->n_grid, numel, &gbytes, &p->ck_every);
@@ -342,6 +286,7 @@ NSDE_API enum nsde_status nsde_solver_new(const struct nsde_sde *sde,
   s->ctx = ctx;
   s->sde = sde;
   s->scheme = cfg->scheme;
+  s->sch = nsde__scheme_of(cfg->scheme);
   s->dtype = sde->dtype;
   s->esz = nsde__dtype_size(sde->dtype);
   s->rank = rank;
@@ -374,6 +319,7 @@ NSDE_API enum nsde_status nsde_solver_new(const struct nsde_sde *sde,
     s->grid_cap = p.n_grid;
     s->n_grid = p.n_grid; /* sizes the gradient memory below; reset to 0 after */
     s->save_at = (double *)(void *)(ws + p.off_save_at);
+    s->rej = (double *)(void *)(ws + p.off_rej);
     memcpy(s->save_at, cfg->save_at, (size_t)cfg->n_save * sizeof(double));
   } else {
     s->n_grid = build_grid(cfg, p.nbase, s->grid, s->save_idx);
@@ -462,138 +408,14 @@ enum nsde_status nsde__solver_eval_fg(struct nsde_solver *s, double t, const voi
 }
 
 enum nsde_status nsde__solver_step_compute(struct nsde_solver *s, double t, double t_next,
-                                           int backwards, int64_t *bad_out)
+                                           int backwards, int64_t *bad)
 {
-  const double h = t_next - t;
-  const bool noise = s->dw != NULL;
-  const int nt = s->ctx->threads;
-  void **B = s->buf;
-  enum nsde_status st;
-  int64_t bad = 0;
-  int rc;
-
-  if (noise)
+  if (s->dw)
     nsde__brownian_fill(&s->bm, t, t_next, s->dtype, s->dw, s->hl);
   s->n_drift += s->scheme == NSDE_SCHEME_HEUN || s->scheme == NSDE_SCHEME_SRA1 ? 2
                 : 1 + (s->scheme == NSDE_SCHEME_REVERSIBLE_HEUN && s->rev_fresh);
-
-#define TYPED(expr_f32, expr_f64) (s->dtype == NSDE_FLOAT32 ? (expr_f32) : (expr_f64))
-  switch (s->scheme) {
-  case NSDE_SCHEME_EULER_MARUYAMA:
-    if ((st = nsde__solver_eval_fg(s, t, B[B_CUR], B[B_F0], B[B_G0])) != NSDE_OK)
-      return st;
-    if (s->m) {
-      bad = TYPED(k_em_gen_f32(s->n, s->dim, s->m, (float)h, B[B_CUR], B[B_F0], B[B_G0], s->dw,
-                               B[B_NEXT], nt),
-                  k_em_gen_f64(s->n, s->dim, s->m, h, B[B_CUR], B[B_F0], B[B_G0], s->dw,
-                               B[B_NEXT], nt));
-      break;
-    }
-    bad = TYPED(k_em_f32(s->n, s->dim, s->scalar, (float)h, B[B_CUR], B[B_F0], B[B_G0], s->dw,
-                         B[B_NEXT], nt),
-                k_em_f64(s->n, s->dim, s->scalar, h, B[B_CUR], B[B_F0], B[B_G0], s->dw,
-                         B[B_NEXT], nt));
-    break;
-  case NSDE_SCHEME_MILSTEIN:
-    if ((st = nsde__solver_eval_fg(s, t, B[B_CUR], B[B_F0], B[B_G0])) != NSDE_OK)
-      return st;
-    if (!noise) {
-      bad = TYPED(k_em_f32(s->n, s->dim, 0, (float)h, B[B_CUR], B[B_F0], NULL, NULL, B[B_NEXT], nt),
-                  k_em_f64(s->n, s->dim, 0, h, B[B_CUR], B[B_F0], NULL, NULL, B[B_NEXT], nt));
-      break;
-    }
-    if (s->sde->diffusion->kind == NSDE__FUNC_DROPOUT) {
-      rc = nsde__func_diag(s->sde->drift, t, s->batch, s->dim, B[B_CUR], NULL, B[B_DFX]);
-      if (rc < 0)
-        return nsde__solver_cb_fail(s, "drift diag_deriv", rc, t);
-    }
-    rc = nsde__func_diag(s->sde->diffusion, t, s->batch, s->dim, B[B_CUR], B[B_DFX], B[B_GP]);
-    if (rc < 0)
-      return nsde__solver_cb_fail(s, "diffusion diag_deriv", rc, t);
-    bad = TYPED(k_milstein_f32(s->n, (float)h, B[B_CUR], B[B_F0], B[B_G0], B[B_GP], s->dw,
-                               B[B_NEXT], nt),
-                k_milstein_f64(s->n, h, B[B_CUR], B[B_F0], B[B_G0], B[B_GP], s->dw, B[B_NEXT],
-                               nt));
-    break;
-  case NSDE_SCHEME_HEUN:
-    if ((st = nsde__solver_eval_fg(s, t, B[B_CUR], B[B_F0], B[B_G0])) != NSDE_OK)
-      return st;
-    if (s->m) {
-      (void)TYPED(k_em_gen_f32(s->n, s->dim, s->m, (float)h, B[B_CUR], B[B_F0], B[B_G0], s->dw,
-                               B[B_XT], nt),
-                  k_em_gen_f64(s->n, s->dim, s->m, h, B[B_CUR], B[B_F0], B[B_G0], s->dw,
-                               B[B_XT], nt));
-      if ((st = nsde__solver_eval_fg(s, t_next, B[B_XT], B[B_F1], B[B_G1])) != NSDE_OK)
-        return st;
-      bad = TYPED(k_heun_gen_f32(s->n, s->dim, s->m, (float)h, B[B_CUR], B[B_F0], B[B_F1],
-                                 B[B_G0], B[B_G1], s->dw, B[B_NEXT], nt),
-                  k_heun_gen_f64(s->n, s->dim, s->m, h, B[B_CUR], B[B_F0], B[B_F1], B[B_G0],
-                                 B[B_G1], s->dw, B[B_NEXT], nt));
-      break;
-    }
-    (void)TYPED(k_em_f32(s->n, s->dim, s->scalar, (float)h, B[B_CUR], B[B_F0], B[B_G0], s->dw,
-                         B[B_XT], nt),
-                k_em_f64(s->n, s->dim, s->scalar, h, B[B_CUR], B[B_F0], B[B_G0], s->dw,
-                         B[B_XT], nt));
-    if ((st = nsde__solver_eval_fg(s, t_next, B[B_XT], B[B_F1], B[B_G1])) != NSDE_OK)
-      return st;
-    bad = TYPED(k_heun_f32(s->n, s->dim, s->scalar, (float)h, 1.0f, B[B_CUR], B[B_F0], B[B_F1],
-                           B[B_G0], B[B_G1], s->dw, B[B_NEXT], nt),
-                k_heun_f64(s->n, s->dim, s->scalar, h, 1.0, B[B_CUR], B[B_F0], B[B_F1],
-                           B[B_G0], B[B_G1], s->dw, B[B_NEXT], nt));
-    break;
-  case NSDE_SCHEME_REVERSIBLE_HEUN: {
-    /* B_Z holds z and (B_F0, B_G0) hold f(z), g(z) at the current grid point. */
-    const double sgn = backwards ? -1.0 : 1.0, hs = sgn * h;
-    const double t_to = backwards ? t : t_next;
-    if (s->rev_fresh) {
-      memcpy(B[B_Z], B[B_CUR], (size_t)s->n * s->esz);
-      if ((st = nsde__solver_eval_fg(s, t, B[B_Z], B[B_F0], B[B_G0])) != NSDE_OK)
-        return st;
-      s->rev_fresh = false;
-    }
-    bad = TYPED(k_revz_f32(s->n, s->dim, s->scalar, (float)hs, (float)sgn, B[B_CUR], B[B_Z],
-                           B[B_F0], B[B_G0], s->dw, B[B_Z1], nt),
-                k_revz_f64(s->n, s->dim, s->scalar, hs, sgn, B[B_CUR], B[B_Z], B[B_F0],
-                           B[B_G0], s->dw, B[B_Z1], nt));
-    if (bad)
-      break;
-    if ((st = nsde__solver_eval_fg(s, t_to, B[B_Z1], B[B_F1], B[B_G1])) != NSDE_OK)
-      return st;
-    bad = TYPED(k_heun_f32(s->n, s->dim, s->scalar, (float)hs, (float)sgn, B[B_CUR], B[B_F0],
-                           B[B_F1], B[B_G0], B[B_G1], s->dw, B[B_NEXT], nt),
-                k_heun_f64(s->n, s->dim, s->scalar, hs, sgn, B[B_CUR], B[B_F0], B[B_F1],
-                           B[B_G0], B[B_G1], s->dw, B[B_NEXT], nt));
-    if (!bad) {
-      SWAP(B[B_Z], B[B_Z1]);
-      SWAP(B[B_F0], B[B_F1]);
-      SWAP(B[B_G0], B[B_G1]);
-    }
-    break;
-  }
-  case NSDE_SCHEME_SRA1:
-    /* f0 = f(t, x), g0 = g(t), g1 = g(t + h) */
-    if ((st = nsde__solver_eval_fg(s, t, B[B_CUR], B[B_F0], B[B_G0])) != NSDE_OK)
-      return st;
-    if (noise) {
-      rc = nsde__func_eval(s->sde->diffusion, t_next, s->batch, s->dim, B[B_CUR], NULL, B[B_G1]);
-      if (rc < 0)
-        return nsde__solver_cb_fail(s, "diffusion", rc, t_next);
-    }
-    TYPED(k_sra_stage_f32(s->n, (float)h, B[B_CUR], B[B_F0], B[B_G1], s->dw, s->hl, B[B_XT], nt),
-          k_sra_stage_f64(s->n, h, B[B_CUR], B[B_F0], B[B_G1], s->dw, s->hl, B[B_XT], nt));
-    rc = nsde__func_eval(s->sde->drift, t + 0.75 * h, s->batch, s->dim, B[B_XT], NULL, B[B_F1]);
-    if (rc < 0)
-      return nsde__solver_cb_fail(s, "drift", rc, t + 0.75 * h);
-    bad = TYPED(k_sra_f32(s->n, (float)h, B[B_CUR], B[B_F0], B[B_F1], B[B_G1], B[B_G0], s->dw,
-                          s->hl, B[B_NEXT], nt),
-                k_sra_f64(s->n, h, B[B_CUR], B[B_F0], B[B_F1], B[B_G1], B[B_G0], s->dw, s->hl,
-                          B[B_NEXT], nt));
-    break;
-  }
-#undef TYPED
-  *bad_out = bad;
-  return NSDE_OK;
+  *bad = 0;
+  return s->sch->step(s, t, t_next, backwards, bad);
 }
 
 void nsde__solver_step_commit(struct nsde_solver *s, int backwards)
@@ -757,7 +579,7 @@ NSDE_API enum nsde_status nsde_solver_reconstruct(struct nsde_solver *s,
   if (s->scheme != NSDE_SCHEME_REVERSIBLE_HEUN)
     return nsde__error(s->ctx, NSDE_ERR_UNSUPPORTED,
                        "nsde_solver_reconstruct: only reversible Heun can run backwards, "
-                       "this solver is %s", scheme_name(s->scheme));
+                       "this solver is %s", s->sch->name);
   if ((st = check_state(s, state, "nsde_solver_reconstruct")) != NSDE_OK)
     return st;
   if (s->step != s->n_grid || s->rev_fresh)

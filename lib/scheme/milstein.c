@@ -1,0 +1,97 @@
+/*
+ * Milstein (Ito, diagonal or additive noise):
+ *   x1 = x + f h + g dW + 1/2 g g' (dW^2 - h),   g' = dg_i/dx_i (diag_deriv).
+ * Strong order 1.0. Backward, with c = dW^2 - h:
+ *   A += vjp_f(x; h A) + vjp_g(x; A (dW + g' c/2)) + vjp_g'(x; A g c/2).
+ * SPDX-License-Identifier: MIT
+ */
+#include "scheme.h"
+#include "kernels.h"
+
+static unsigned bufs(bool noise)
+{
+  return noise ? 1u << B_GP | 1u << B_DFX : 0u;
+}
+
+static enum nsde_status check(struct nsde_context *ctx, const struct nsde_sde *sde)
+{
+  bool noise = sde->noise != NSDE_NOISE_NONE;
+  bool commutes = !noise || sde->noise == NSDE_NOISE_ADDITIVE;
+  if (sde->calculus != NSDE_CALCULUS_ITO && !commutes)
+    return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
+                       "Milstein solves Ito SDEs; this SDE is Stratonovich (use Heun or "
+                       "reversible Heun)");
+  if (!noise)
+    return NSDE_OK;
+  if (sde->noise == NSDE_NOISE_SCALAR)
+    return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
+                       "Milstein here needs diagonal or additive noise, not scalar");
+  if (!nsde__func_has_diag(sde->diffusion))
+    return nsde__error(ctx, NSDE_ERR_MISSING_OP,
+                       "Milstein needs dG_i/dx_i: the diffusion has no diag_deriv callback");
+  if (sde->diffusion->kind == NSDE__FUNC_DROPOUT && !nsde__func_has_diag(sde->drift))
+    return nsde__error(ctx, NSDE_ERR_MISSING_OP,
+                       "Milstein with dropout noise needs the drift's diag_deriv callback");
+  return NSDE_OK;
+}
+
+static enum nsde_status step(struct nsde_solver *s, double t, double t_next, int backwards,
+                             int64_t *bad)
+{
+  const double h = t_next - t;
+  const int nt = s->ctx->threads;
+  void **B = s->buf;
+  enum nsde_status st;
+  int rc;
+
+  (void)backwards;
+  if ((st = nsde__solver_eval_fg(s, t, B[B_CUR], B[B_F0], B[B_G0])) != NSDE_OK)
+    return st;
+  if (!s->dw) {
+    *bad = NSDE__TYPED(s, k_em_f32(s->n, s->dim, 0, (float)h, B[B_CUR], B[B_F0], NULL, NULL,
+                                   B[B_NEXT], nt),
+                       k_em_f64(s->n, s->dim, 0, h, B[B_CUR], B[B_F0], NULL, NULL, B[B_NEXT], nt));
+    return NSDE_OK;
+  }
+  if (s->sde->diffusion->kind == NSDE__FUNC_DROPOUT) {
+    rc = nsde__func_diag(s->sde->drift, t, s->batch, s->dim, B[B_CUR], NULL, B[B_DFX]);
+    if (rc < 0)
+      return nsde__solver_cb_fail(s, "drift diag_deriv", rc, t);
+  }
+  rc = nsde__func_diag(s->sde->diffusion, t, s->batch, s->dim, B[B_CUR], B[B_DFX], B[B_GP]);
+  if (rc < 0)
+    return nsde__solver_cb_fail(s, "diffusion diag_deriv", rc, t);
+  *bad = NSDE__TYPED(s, k_milstein_f32(s->n, (float)h, B[B_CUR], B[B_F0], B[B_G0], B[B_GP], s->dw,
+                                       B[B_NEXT], nt),
+                     k_milstein_f64(s->n, h, B[B_CUR], B[B_F0], B[B_G0], B[B_GP], s->dw,
+                                    B[B_NEXT], nt));
+  return NSDE_OK;
+}
+
+static enum nsde_status back(struct nsde_solver *s, int64_t n, double t, double h, const void *r0,
+                             const void *r1, void *pd, void *pg)
+{
+  const bool noise = s->dw != NULL;
+  void **G = s->gbuf;
+  void *A = G[G_A];
+  enum nsde_status st;
+  int rc;
+
+  (void)r1;
+  if (noise) {
+    if ((st = nsde__solver_eval_fg(s, t, r0, G[G_F], G[G_G])) != NSDE_OK)
+      return st;
+    rc = nsde__func_diag(s->sde->diffusion, t, s->batch, s->dim, r0, NULL, G[G_GP]);
+    if (rc < 0)
+      return nsde__vjp_fail(s, "diffusion diag_deriv", rc, n);
+  }
+  EW(T c = WV * WV - (T)h; R(G[G_CF]) = (T)h * R(A);
+     if (noise) { R(G[G_CG]) = R(A) * (WV + (T)0.5 * R(G[G_GP]) * c);
+                  R(G[G_CGP]) = (T)0.5 * R(A) * R(G[G_G]) * c; });
+  return nsde__vjp_all(s, n, t, r0, G[G_CF], noise ? G[G_CG] : NULL, noise ? G[G_CGP] : NULL, A,
+                       pd, pg);
+}
+
+const struct nsde__scheme nsde__scheme_milstein = {
+  "Milstein", bufs, 1, {B_CUR, B_CUR}, check, step, back,
+};

@@ -1,0 +1,88 @@
+/*
+ * Reversible Heun (Kidger et al. 2021), Stratonovich, algebraically reversible:
+ *   z1 = 2y - z + f(z) h + g(z) dW,
+ *   y1 = y + (f(z) + f(z1)) h/2 + (g(z) + g(z1)) dW/2,
+ * with z0 = y0; B_Z holds z and (B_F0, B_G0) f(z), g(z) between steps. Run
+ * backwards (h -> -h, dW -> -dW) it recovers (y, z) exactly up to rounding.
+ * The backward step carries the cotangents of y_{n+1}, z_{n+1} (Y = G_A,
+ * Z = G_Z) and of f(z_{n+1}), g(z_{n+1}) (G_CF, G_CG); r0 = z_{n+1}:
+ *   CF += h Y/2, CG += dW Y/2;  Zt = Z + vjp(z_{n+1}; CF, CG)
+ *   y_n: Y + 2 Zt;  z_n: -Zt;  f(z_n): h (Y/2 + Zt);  g(z_n): dW (Y/2 + Zt)
+ * SPDX-License-Identifier: MIT
+ */
+#include "scheme.h"
+#include "kernels.h"
+
+#define SWAP(a, b) do { void *tmp_ = (a); (a) = (b); (b) = tmp_; } while (0)
+
+static unsigned bufs(bool noise)
+{
+  return 1u << B_Z | 1u << B_Z1 | 1u << B_F1 | (noise ? 1u << B_G1 : 0u);
+}
+
+static enum nsde_status check(struct nsde_context *ctx, const struct nsde_sde *sde)
+{
+  bool commutes = sde->noise == NSDE_NOISE_NONE || sde->noise == NSDE_NOISE_ADDITIVE;
+  if (sde->calculus != NSDE_CALCULUS_STRATONOVICH && !commutes)
+    return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
+                       "reversible Heun solves Stratonovich SDEs; this SDE is Ito (use "
+                       "Euler-Maruyama or Milstein)");
+  return NSDE_OK;
+}
+
+static enum nsde_status step(struct nsde_solver *s, double t, double t_next, int backwards,
+                             int64_t *bad)
+{
+  const double h = t_next - t, sgn = backwards ? -1.0 : 1.0, hs = sgn * h;
+  const double t_to = backwards ? t : t_next;
+  const int nt = s->ctx->threads;
+  void **B = s->buf;
+  enum nsde_status st;
+
+  if (s->rev_fresh) {
+    memcpy(B[B_Z], B[B_CUR], (size_t)s->n * s->esz);
+    if ((st = nsde__solver_eval_fg(s, t, B[B_Z], B[B_F0], B[B_G0])) != NSDE_OK)
+      return st;
+    s->rev_fresh = false;
+  }
+  *bad = NSDE__TYPED(s, k_revz_f32(s->n, s->dim, s->scalar, (float)hs, (float)sgn, B[B_CUR],
+                                   B[B_Z], B[B_F0], B[B_G0], s->dw, B[B_Z1], nt),
+                     k_revz_f64(s->n, s->dim, s->scalar, hs, sgn, B[B_CUR], B[B_Z], B[B_F0],
+                                B[B_G0], s->dw, B[B_Z1], nt));
+  if (*bad)
+    return NSDE_OK;
+  if ((st = nsde__solver_eval_fg(s, t_to, B[B_Z1], B[B_F1], B[B_G1])) != NSDE_OK)
+    return st;
+  *bad = NSDE__TYPED(s, k_heun_f32(s->n, s->dim, s->scalar, (float)hs, (float)sgn, B[B_CUR],
+                                   B[B_F0], B[B_F1], B[B_G0], B[B_G1], s->dw, B[B_NEXT], nt),
+                     k_heun_f64(s->n, s->dim, s->scalar, hs, sgn, B[B_CUR], B[B_F0], B[B_F1],
+                                B[B_G0], B[B_G1], s->dw, B[B_NEXT], nt));
+  if (!*bad) {
+    SWAP(B[B_Z], B[B_Z1]);
+    SWAP(B[B_F0], B[B_F1]);
+    SWAP(B[B_G0], B[B_G1]);
+  }
+  return NSDE_OK;
+}
+
+static enum nsde_status back(struct nsde_solver *s, int64_t n, double t, double h, const void *r0,
+                             const void *r1, void *pd, void *pg)
+{
+  const bool noise = s->dw != NULL;
+  void **G = s->gbuf;
+  void *A = G[G_A];
+  enum nsde_status st;
+
+  (void)r1;
+  EW(R(G[G_CF]) += (T)(0.5 * h) * R(A); R(G[G_CG]) += (T)0.5 * R(A) * WV;);
+  if ((st = nsde__vjp_all(s, n, t + h, r0, G[G_CF], noise ? G[G_CG] : NULL, NULL, G[G_Z], pd,
+                          pg)) != NSDE_OK)
+    return st;
+  EW(T u = (T)0.5 * R(A) + R(G[G_Z]); R(G[G_CF]) = (T)h * u; R(G[G_CG]) = u * WV;
+     R(A) += (T)2 * R(G[G_Z]); R(G[G_Z]) = -R(G[G_Z]););
+  return NSDE_OK;
+}
+
+const struct nsde__scheme nsde__scheme_reversible_heun = {
+  "reversible Heun", bufs, 1, {B_Z, B_Z}, check, step, back,
+};

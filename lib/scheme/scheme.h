@@ -1,0 +1,81 @@
+/*
+ * One integration scheme per file (lib/scheme/, one .c each): its checks, its forward
+ * step and its backward step (the reverse-mode derivative of the same
+ * formula) side by side, behind one descriptor. The solver (solver.c,
+ * adaptive.c) and the gradient engine (grad.c) reach a scheme only through
+ * it. Not installed.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef NSDE_SCHEME_H
+#define NSDE_SCHEME_H
+
+#include <math.h>
+#include <string.h>
+
+#include "solver-private.h"
+
+struct nsde__scheme {
+  const char *name;
+  /* Buffers the forward step uses beyond B_CUR, B_NEXT, B_F0 and (with
+   * noise) B_G0: a bit per enum buf. */
+  unsigned (*bufs)(bool noise);
+  /* What a store-all record of one step keeps (the step's input state and
+   * intermediate points), in this order. */
+  int rec_n;
+  enum buf rec[2];
+  /* Whether the scheme solves this SDE (calculus, noise, callbacks). */
+  enum nsde_status (*check)(struct nsde_context *ctx, const struct nsde_sde *sde);
+  /* The step from t to t_next (dW, and the Levy area if the solver keeps
+   * one, already in s->dw, s->hl) into B_NEXT; *bad = non-finite values. */
+  enum nsde_status (*step)(struct nsde_solver *s, double t, double t_next, int backwards,
+                           int64_t *bad);
+  /* The backward step: G_A holds dL/dx_{n+1} on entry, dL/dx_n on return;
+   * r0, r1 the step's record; parameter gradients added to pd, pg. */
+  enum nsde_status (*back)(struct nsde_solver *s, int64_t n, double t, double h, const void *r0,
+                           const void *r1, void *pd, void *pg);
+};
+
+/* The descriptor of a scheme; NULL for an unknown value. */
+const struct nsde__scheme *nsde__scheme_of(enum nsde_scheme scheme);
+
+/* ---- helpers of the forward steps ----------------------------------------- */
+
+#define NSDE__TYPED(s, expr_f32, expr_f64) ((s)->dtype == NSDE_FLOAT32 ? (expr_f32) : (expr_f64))
+
+/* ---- helpers of the backward steps (grad.c) -------------------------------- */
+
+enum gb { G_A, G_Z, G_CF, G_CG, G_CGP, G_T1, G_T2, G_TMP, G_F, G_G, G_GP, G_X2, G_A2, G_X0, G_N };
+
+/* acc += vjp_f(x; cf) + vjp_G(x; cg) + vjp_G'(x; cgp) at time t, parameter
+ * gradients added to pd / pg (details in grad.c). */
+enum nsde_status nsde__vjp_all(struct nsde_solver *s, int64_t step, double t, const void *x,
+                               void *cf, void *cg, void *cgp, void *acc, void *pd, void *pg);
+enum nsde_status nsde__vjp_fail(struct nsde_solver *s, const char *which, int rc, int64_t step);
+/* General noise: the outer product scale c dW^T per batch element, in s->cgm. */
+void *nsde__outer_dw(struct nsde_solver *s, const void *c, double scale);
+void nsde__grad_zero(struct nsde_solver *s, void *p);
+
+/* Elementwise loops over the n state elements: BODY sees T (float or
+ * double), i, R(p) (element i of array p), WV (the Brownian increment of
+ * element i, 0 without noise) and HV (its Levy area). */
+#define EW(BODY)                                                                        \
+  do {                                                                                  \
+    const int64_t n_ = s->n;                                                            \
+    const int nt_ = s->ctx->threads;                                                    \
+    (void)nt_;                                                                          \
+    if (s->dtype == NSDE_FLOAT32) {                                                     \
+      typedef float T;                                                                  \
+      _Pragma("omp parallel for num_threads(nt_) if (n_ > NSDE_PAR_MIN)")              \
+      for (int64_t i = 0; i < n_; i++) { BODY }                                         \
+    } else {                                                                            \
+      typedef double T;                                                                 \
+      _Pragma("omp parallel for num_threads(nt_) if (n_ > NSDE_PAR_MIN)")              \
+      for (int64_t i = 0; i < n_; i++) { BODY }                                         \
+    }                                                                                   \
+  } while (0)
+#define R(p) (((T *)(p))[i])
+#define WV (s->dw ? ((const T *)s->dw)[s->scalar ? i / s->dim : i] : (T)0)
+#define HV (((const T *)s->hl)[i])
+
+#endif
