@@ -14,6 +14,11 @@ enum buf {
   B_NBUF
 };
 
+/* The backward pass's work arrays (grad.c, lib/scheme/): the cotangent A of
+ * the state, Z (reversible Heun's second state), the cotangents handed to the
+ * drift, diffusion and its derivative, temporaries, and the adjoint's state. */
+enum gb { G_A, G_Z, G_CF, G_CG, G_CGP, G_T1, G_T2, G_TMP, G_F, G_G, G_GP, G_X2, G_A2, G_X0, G_N };
+
 struct nsde_solver {
   struct nsde_context *ctx;
   const struct nsde_sde *sde;
@@ -64,7 +69,7 @@ struct nsde_solver {
   void *ckpt;             /* CHECKPOINT: states every ck_every steps */
   int64_t ck_every, n_ckpt;
   int ck_arrays;          /* 1, or 2 for reversible Heun (y, z) */
-  void *gbuf[14];         /* backward work arrays */
+  void *gbuf[G_N];        /* backward work arrays */
   void *pscratch;         /* parameter-gradient scratch (2 x (np_drift + np_diff)) */
   void *cgm;              /* general noise: the diffusion's cotangent (numel x m) */
   bool grad_ready;        /* a completed nsde_solve() the tape belongs to */

@@ -50,6 +50,18 @@ NSDE_API void nsde_solver_config_init(struct nsde_solver_config *cfg)
   cfg->atol = 1e-6;
 }
 
+enum nsde_status nsde__scheme_calculus(struct nsde_context *ctx, const struct nsde_sde *sde,
+                                       enum nsde_calculus calculus, const char *name)
+{
+  const bool ito = calculus == NSDE_CALCULUS_ITO;
+  if (sde->calculus == calculus || sde->noise == NSDE_NOISE_NONE ||
+      sde->noise == NSDE_NOISE_ADDITIVE)
+    return NSDE_OK;
+  return nsde__error(ctx, NSDE_ERR_UNSUPPORTED, "%s solves %s SDEs; this SDE is %s (use %s)", name,
+                     ito ? "Ito" : "Stratonovich", ito ? "Stratonovich" : "Ito",
+                     ito ? "Heun or reversible Heun" : "Euler-Maruyama or Milstein");
+}
+
 /* Which buffers a scheme needs (bit per enum buf). */
 static unsigned scheme_bufs(const struct nsde_sde *sde, enum nsde_scheme scheme)
 {

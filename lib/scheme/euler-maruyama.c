@@ -15,12 +15,7 @@ static unsigned bufs(bool noise)
 
 static enum nsde_status check(struct nsde_context *ctx, const struct nsde_sde *sde)
 {
-  bool commutes = sde->noise == NSDE_NOISE_NONE || sde->noise == NSDE_NOISE_ADDITIVE;
-  if (sde->calculus != NSDE_CALCULUS_ITO && !commutes)
-    return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
-                       "Euler-Maruyama solves Ito SDEs; this SDE is Stratonovich (use Heun or "
-                       "reversible Heun)");
-  return NSDE_OK;
+  return nsde__scheme_calculus(ctx, sde, NSDE_CALCULUS_ITO, "Euler-Maruyama");
 }
 
 static enum nsde_status step(struct nsde_solver *s, double t, double t_next, int backwards,

@@ -15,14 +15,9 @@ static unsigned bufs(bool noise)
 
 static enum nsde_status check(struct nsde_context *ctx, const struct nsde_sde *sde)
 {
-  bool noise = sde->noise != NSDE_NOISE_NONE;
-  bool commutes = !noise || sde->noise == NSDE_NOISE_ADDITIVE;
-  if (sde->calculus != NSDE_CALCULUS_ITO && !commutes)
-    return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
-                       "Milstein solves Ito SDEs; this SDE is Stratonovich (use Heun or "
-                       "reversible Heun)");
-  if (!noise)
-    return NSDE_OK;
+  enum nsde_status st = nsde__scheme_calculus(ctx, sde, NSDE_CALCULUS_ITO, "Milstein");
+  if (st != NSDE_OK || sde->noise == NSDE_NOISE_NONE)
+    return st;
   if (sde->noise == NSDE_NOISE_SCALAR)
     return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
                        "Milstein here needs diagonal or additive noise, not scalar");

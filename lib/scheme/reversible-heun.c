@@ -22,12 +22,7 @@ static unsigned bufs(bool noise)
 
 static enum nsde_status check(struct nsde_context *ctx, const struct nsde_sde *sde)
 {
-  bool commutes = sde->noise == NSDE_NOISE_NONE || sde->noise == NSDE_NOISE_ADDITIVE;
-  if (sde->calculus != NSDE_CALCULUS_STRATONOVICH && !commutes)
-    return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
-                       "reversible Heun solves Stratonovich SDEs; this SDE is Ito (use "
-                       "Euler-Maruyama or Milstein)");
-  return NSDE_OK;
+  return nsde__scheme_calculus(ctx, sde, NSDE_CALCULUS_STRATONOVICH, "reversible Heun");
 }
 
 static enum nsde_status step(struct nsde_solver *s, double t, double t_next, int backwards,

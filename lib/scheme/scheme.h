@@ -41,11 +41,15 @@ const struct nsde__scheme *nsde__scheme_of(enum nsde_scheme scheme);
 
 /* ---- helpers of the forward steps ----------------------------------------- */
 
+/* NSDE_ERR_UNSUPPORTED, naming the scheme and the other calculus's schemes,
+ * unless the SDE is of the calculus the scheme solves or its noise commutes
+ * (none or additive: the two calculi agree). */
+enum nsde_status nsde__scheme_calculus(struct nsde_context *ctx, const struct nsde_sde *sde,
+                                       enum nsde_calculus calculus, const char *name);
+
 #define NSDE__TYPED(s, expr_f32, expr_f64) ((s)->dtype == NSDE_FLOAT32 ? (expr_f32) : (expr_f64))
 
 /* ---- helpers of the backward steps (grad.c) -------------------------------- */
-
-enum gb { G_A, G_Z, G_CF, G_CG, G_CGP, G_T1, G_T2, G_TMP, G_F, G_G, G_GP, G_X2, G_A2, G_X0, G_N };
 
 /* acc += vjp_f(x; cf) + vjp_G(x; cg) + vjp_G'(x; cgp) at time t, parameter
  * gradients added to pd / pg (details in grad.c). */
