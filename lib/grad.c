@@ -59,7 +59,7 @@ enum nsde_status nsde__grad_plan(const struct nsde_sde *sde, const struct nsde_s
     return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
                        "NSDE_GRAD_REVERSIBLE needs the reversible Heun scheme");
   if (c->grad == NSDE_GRAD_ADJOINT) {
-    if (c->scheme != NSDE_SCHEME_EULER_MARUYAMA)
+    if (!nsde__scheme_of(c->scheme)->adjoint)
       return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
                          "NSDE_GRAD_ADJOINT is the adjoint of Euler-Maruyama (Ito) solves");
     if (g && (dropout || sde->noise == NSDE_NOISE_SCALAR || sde->noise == NSDE_NOISE_GENERAL))
@@ -212,7 +212,7 @@ static double param_value(const struct nsde_func *f, int i)
                                   : ((const double *)f->params)[i];
 }
 
-static void param_add(enum nsde_dtype dt, void *p, int i, double v)
+void nsde__param_add(enum nsde_dtype dt, void *p, int i, double v)
 {
   if (dt == NSDE_FLOAT32)
     ((float *)p)[i] += (float)v;
@@ -245,7 +245,7 @@ enum nsde_status nsde__vjp_all(struct nsde_solver *s, int64_t step, double t, co
     rc = nsde__func_eval(f, t, s->batch, s->dim, x, NULL, s->gbuf[G_F]);
     if (rc < 0)
       return nsde__vjp_fail(s, "drift", rc, step);
-    param_add(s->dtype, pg, 0, nsde__dot(s->dtype, s->n, cg, s->gbuf[G_F]));
+    nsde__param_add(s->dtype, pg, 0, nsde__dot(s->dtype, s->n, cg, s->gbuf[G_F]));
     EW(R(cf) += (T)sigma * R(cg););
     cg = NULL;
   }
@@ -310,73 +310,6 @@ static enum nsde_status back_step(struct nsde_solver *s, int64_t n, const void *
   if (s->dw)
     nsde__brownian_fill(&s->bm, t, t + h, s->dtype, s->dw, s->hl);
   return s->sch->back(s, n, t, h, r0, r1, pd, pg);
-}
-
-/* Continuous stochastic adjoint of an Ito SDE (Euler-Maruyama forward), in
- * Stratonovich form b = f - g g'/2, from t_{n+1} back to t_n by Heun:
- *   X2 = X - b(X) h - g(X) dW,          a2 = a + vjp_b(X; h a) + vjp_g(X; a dW)
- *   x_n = (X + X2)/2 - (b(X2) h + g(X2) dW)/2
- *   a_n = (a + a2)/2 + (vjp_b(X2; h a2) + vjp_g(X2; a2 dW))/2
- * with vjp_b(x; c) = vjp_f(x; c) - vjp_g(x; c g'/2) - vjp_g'(x; c g/2); the
- * parameter gradient integrates the same products (trapezoidal). */
-static enum nsde_status adjoint_point(struct nsde_solver *s, int64_t n, double t, const void *x,
-                                      const void *a, double scale, double h, void *acc,
-                                      void *pd, void *pg)
-{
-  const bool noise = s->dw != NULL;
-  const bool statedep = noise && s->sde->noise == NSDE_NOISE_DIAGONAL;
-  void **G = s->gbuf;
-  enum nsde_status st;
-  int rc;
-
-  if ((st = nsde__solver_eval_fg(s, t, x, G[G_F], noise ? G[G_G] : NULL)) != NSDE_OK)
-    return st;
-  if (statedep) {
-    rc = nsde__func_diag(s->sde->diffusion, t, s->batch, s->dim, x, NULL, G[G_GP]);
-    if (rc < 0)
-      return nsde__vjp_fail(s, "diffusion diag_deriv", rc, n);
-  }
-  EW(T cb = (T)(scale * h) * R(a); R(G[G_CF]) = cb;
-     if (noise) { T gp = statedep ? R(G[G_GP]) : (T)0;
-                  R(G[G_CG]) = (T)scale * R(a) * WV - (T)0.5 * cb * gp;
-                  R(G[G_CGP]) = -(T)0.5 * cb * R(G[G_G]);
-                  R(G[G_F]) -= (T)0.5 * R(G[G_G]) * gp; });
-  return nsde__vjp_all(s, n, t, x, G[G_CF], noise ? G[G_CG] : NULL, statedep ? G[G_CGP] : NULL, acc,
-                 pd, pg);
-}
-
-static enum nsde_status adjoint_step(struct nsde_solver *s, int64_t n, void *pd, void *pg,
-                                     void *pd2, void *pg2, size_t np_d, size_t np_g)
-{
-  const double t0 = s->grid[n], t1 = s->grid[n + 1], h = t1 - t0;
-  const bool noise = s->dw != NULL;
-  void **G = s->gbuf;
-  void *X = G[G_X0], *a = G[G_A];
-  enum nsde_status st;
-
-  if (noise)
-    nsde__brownian_fill(&s->bm, t0, t1, s->dtype, s->dw, NULL);
-  memset(pd2, 0, np_d * s->esz);
-  memset(pg2, 0, np_g * s->esz);
-  nsde__grad_zero(s, G[G_T1]);
-  if ((st = adjoint_point(s, n, t1, X, a, 1.0, h, G[G_T1], pd2, pg2)) != NSDE_OK)
-    return st;
-  /* predictor; G_F holds b(X), G_G holds g(X) */
-  EW(R(G[G_X2]) = R(X) - R(G[G_F]) * (T)h - (noise ? R(G[G_G]) * WV : (T)0);
-     R(G[G_A2]) = R(a) + R(G[G_T1]););
-  nsde__grad_zero(s, G[G_T2]);
-  if ((st = adjoint_point(s, n, t0, G[G_X2], G[G_A2], 0.5, h, G[G_T2], pd, pg)) != NSDE_OK)
-    return st;
-  EW(R(X) = (T)0.5 * (R(X) + R(G[G_X2])) -
-            (T)0.5 * (R(G[G_F]) * (T)h + (noise ? R(G[G_G]) * WV : (T)0));
-     R(a) = (T)0.5 * (R(a) + R(G[G_A2])) + R(G[G_T2]););
-  for (size_t i = 0; i < np_d; i++)
-    param_add(s->dtype, pd, (int)i,
-              0.5 * (s->dtype == NSDE_FLOAT32 ? ((float *)pd2)[i] : ((double *)pd2)[i]));
-  for (size_t i = 0; i < np_g; i++)
-    param_add(s->dtype, pg, (int)i,
-              0.5 * (s->dtype == NSDE_FLOAT32 ? ((float *)pg2)[i] : ((double *)pg2)[i]));
-  return NSDE_OK;
 }
 
 /* Reversible Heun starts from z_0 = y_0: the initial state's cotangent is
@@ -550,7 +483,7 @@ NSDE_API enum nsde_status nsde_backward(struct nsde_solver *s,
   case NSDE_GRAD_ADJOINT:
     memcpy(s->gbuf[G_X0], s->buf[B_CUR], (size_t)s->n * s->esz);
     for (int64_t n = N - 1; n >= 0 && st == NSDE_OK; n--) {
-      st = adjoint_step(s, n, pd, pg, pd2, pg2, np_d, np_g);
+      st = s->sch->adjoint(s, n, pd, pg, pd2, pg2, np_d, np_g);
       if (st == NSDE_OK)
         st = step_done(s, grad_saved, n);
     }

@@ -34,6 +34,11 @@ struct nsde__scheme {
    * r0, r1 the step's record; parameter gradients added to pd, pg. */
   enum nsde_status (*back)(struct nsde_solver *s, int64_t n, double t, double h, const void *r0,
                            const void *r1, void *pd, void *pg);
+  /* NSDE_GRAD_ADJOINT's step n (NULL: the scheme has no adjoint): G_X0 holds
+   * the state and G_A its cotangent at t_{n+1} on entry, at t_n on return;
+   * pd2, pg2 are scratch for np_d, np_g parameter gradients. */
+  enum nsde_status (*adjoint)(struct nsde_solver *s, int64_t n, void *pd, void *pg, void *pd2,
+                              void *pg2, size_t np_d, size_t np_g);
 };
 
 /* The descriptor of a scheme; NULL for an unknown value. */
@@ -59,6 +64,8 @@ enum nsde_status nsde__vjp_fail(struct nsde_solver *s, const char *which, int rc
 /* General noise: the outer product scale c dW^T per batch element, in s->cgm. */
 void *nsde__outer_dw(struct nsde_solver *s, const void *c, double scale);
 void nsde__grad_zero(struct nsde_solver *s, void *p);
+/* p[i] += v in the dtype. */
+void nsde__param_add(enum nsde_dtype dt, void *p, int i, double v);
 
 /* Elementwise loops over the n state elements: BODY sees T (float or
  * double), i, R(p) (element i of array p), WV (the Brownian increment of
