@@ -210,7 +210,8 @@ nsde_solver_set_seed(struct nsde_solver *s, uint64_t seed);
 NSDE_API double nsde_solver_time(const struct nsde_solver *s);
 /** Steps taken so far (-1 for NULL). @since 0.1 */
 NSDE_API int64_t nsde_solver_step_index(const struct nsde_solver *s);
-/** Steps in the grid, save-at times included (-1 for NULL). @since 0.1 */
+/** Steps in the grid, save-at times included (adaptive solves: the steps
+ *  accepted so far); -1 for NULL. @since 0.1 */
 NSDE_API int64_t nsde_solver_num_steps(const struct nsde_solver *s);
 /** The solver's Brownian paths (borrowed), NULL for NULL. @since 0.1 */
 NSDE_API const struct nsde_brownian *nsde_solver_brownian(const struct nsde_solver *s);
