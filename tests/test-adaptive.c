@@ -8,18 +8,6 @@ static struct nsde_context *ctx;
 static void setup(void) { ctx = test_ctx(); }
 static void teardown(void) { nsde_context_free(ctx); }
 
-struct problem {
-  struct nsde_func *f, *g;
-  struct nsde_sde *sde;
-};
-
-static void problem_free(struct problem *p)
-{
-  nsde_sde_free(p->sde);
-  nsde_func_free(p->g);
-  nsde_func_free(p->f);
-}
-
 /* dx = mu x dt + sigma x dW (diagonal), Ito or Stratonovich. */
 static struct problem gbm(double mu, double sigma, enum nsde_calculus calc)
 {
@@ -42,11 +30,7 @@ static struct problem ou(double k, double sigma)
 
 static struct nsde_tensor *state(int64_t batch, int64_t dim, double v)
 {
-  struct nsde_tensor *x;
-  int64_t shape[2] = {batch, dim};
-  TRY(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &x));
-  TRY(nsde_tensor_fill(x, v));
-  return x;
+  return test_state64(ctx, batch, dim, v);
 }
 
 static double *D(struct nsde_tensor *t) { return nsde_tensor_data(t); }
@@ -454,7 +438,7 @@ START_TEST(gradients_through_accepted_steps)
   struct problem p = gbm(0.4, 0.7, grad_cases[_i].calc);
   int64_t shape[2] = {B, dim}, n;
   double x0[6] = {1.0, 0.5, -0.7, 2.0, 1.3, -0.2}, gx[2][6], gf[2][2], gg[2][1];
-  double *times;
+  double *times = NULL;
   const double *t;
 
   for (int strat = 0; strat < 2; strat++) {

@@ -12,11 +12,7 @@ static double *D(struct nsde_tensor *t) { return nsde_tensor_data(t); }
 
 static struct nsde_tensor *state(int64_t batch, int64_t dim, double v)
 {
-  struct nsde_tensor *x;
-  int64_t shape[2] = {batch, dim};
-  TRY(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &x));
-  TRY(nsde_tensor_fill(x, v));
-  return x;
+  return test_state64(ctx, batch, dim, v);
 }
 
 /* G = diag(sigma x): general noise with m = dim, the same as diagonal noise. */

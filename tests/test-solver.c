@@ -6,10 +6,6 @@ static struct nsde_context *ctx;
 static void setup(void) { ctx = test_ctx(); }
 static void teardown(void) { nsde_context_free(ctx); }
 
-struct problem {
-  struct nsde_func *f, *g;
-  struct nsde_sde *sde;
-};
 
 static struct problem gbm(enum nsde_dtype dt, double mu, double sigma, enum nsde_calculus calc)
 {
@@ -20,12 +16,6 @@ static struct problem gbm(enum nsde_dtype dt, double mu, double sigma, enum nsde
   return p;
 }
 
-static void problem_free(struct problem *p)
-{
-  nsde_sde_free(p->sde);
-  nsde_func_free(p->g);
-  nsde_func_free(p->f);
-}
 
 static struct nsde_solver *solver(const struct nsde_sde *sde, enum nsde_scheme scheme,
                                   int64_t steps, uint64_t seed, int64_t batch, int64_t dim)

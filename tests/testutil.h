@@ -37,6 +37,30 @@ static inline struct nsde_context *test_ctx(void)
   return ctx;
 }
 
+/* An SDE and the functions it borrows, freed together. */
+struct problem {
+  struct nsde_func *f, *g;
+  struct nsde_sde *sde;
+};
+
+static inline void problem_free(struct problem *p)
+{
+  nsde_sde_free(p->sde);
+  nsde_func_free(p->g);
+  nsde_func_free(p->f);
+}
+
+/* A float64 tensor of shape (batch, dim) filled with v. */
+static inline struct nsde_tensor *test_state64(struct nsde_context *c, int64_t batch, int64_t dim,
+                                               double v)
+{
+  struct nsde_tensor *x;
+  int64_t shape[2] = {batch, dim};
+  TRY(nsde_tensor_new(c, NSDE_FLOAT64, 2, shape, &x));
+  TRY(nsde_tensor_fill(x, v));
+  return x;
+}
+
 /* Least-squares slope of log(y) against log(x). */
 static inline double loglog_slope(const double *x, const double *y, int n)
 {
