@@ -329,7 +329,8 @@ NSDE_API enum nsde_status nsde_solver_new(const struct nsde_sde *sde,
     s->n_grid = p.n_grid; /* sizes the gradient memory below; reset to 0 after */
     s->save_at = (double *)(void *)(ws + p.off_save_at);
     s->rej = (double *)(void *)(ws + p.off_rej);
-    memcpy(s->save_at, cfg->save_at, (size_t)cfg->n_save * sizeof(double));
+    if (cfg->n_save > 0) /* save_at may be NULL when there are none */
+      memcpy(s->save_at, cfg->save_at, (size_t)cfg->n_save * sizeof(double));
   } else {
     s->n_grid = build_grid(cfg, p.nbase, s->grid, s->save_idx);
   }
