@@ -58,6 +58,7 @@ enum nsde_status nsde__solver_eval_fg(struct nsde_solver *s, double t, const voi
   const struct nsde_sde *sde = s->sde;
   int rc = nsde__func_eval(sde->drift, t, s->batch, s->dim, x, NULL, f);
 
+  s->n_drift++; /* every drift evaluation of a step passes here (SRA1's stage counts its own) */
   if (rc < 0)
     return nsde__solver_cb_fail(s, "drift", rc, t);
   if (g) {
@@ -73,8 +74,6 @@ enum nsde_status nsde__solver_step_compute(struct nsde_solver *s, double t, doub
 {
   if (s->dw)
     nsde__brownian_fill(&s->bm, t, t_next, s->dtype, s->dw, s->hl);
-  s->n_drift += s->scheme == NSDE_SCHEME_HEUN || s->scheme == NSDE_SCHEME_SRA1 ? 2
-                : 1 + (s->scheme == NSDE_SCHEME_REVERSIBLE_HEUN && s->rev_fresh);
   *bad = 0;
   return s->sch->step(s, t, t_next, backwards, bad);
 }

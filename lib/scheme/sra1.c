@@ -43,6 +43,7 @@ static enum nsde_status step(struct nsde_solver *s, double t, double t_next, int
                                  nt),
               k_sra_stage_f64(s->n, h, B[B_CUR], B[B_F0], B[B_G1], s->dw, s->hl, B[B_XT], nt));
   rc = nsde__func_eval(s->sde->drift, t + 0.75 * h, s->batch, s->dim, B[B_XT], NULL, B[B_F1]);
+  s->n_drift++;
   if (rc < 0)
     return nsde__solver_cb_fail(s, "drift", rc, t + 0.75 * h);
   *bad = NSDE__TYPED(s, k_sra_f32(s->n, (float)h, B[B_CUR], B[B_F0], B[B_F1], B[B_G1], B[B_G0],
