@@ -74,8 +74,7 @@ static enum nsde_status check_scheme(struct nsde_context *ctx, const struct nsde
 
   if (!sch)
     return nsde__error(ctx, NSDE_ERR_INVALID, "unknown scheme %d", (int)scheme);
-  if (sde->noise == NSDE_NOISE_GENERAL && scheme != NSDE_SCHEME_EULER_MARUYAMA &&
-      scheme != NSDE_SCHEME_HEUN)
+  if (sde->noise == NSDE_NOISE_GENERAL && !sch->general_noise)
     return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
                        "general noise: Euler-Maruyama (Ito) or Heun (Stratonovich), not %s",
                        sch->name);

@@ -88,5 +88,5 @@ static enum nsde_status back(struct nsde_solver *s, int64_t n, double t, double 
 }
 
 const struct nsde__scheme nsde__scheme_milstein = {
-  "Milstein", bufs, 1, {B_CUR, B_CUR}, check, step, back, NULL,
+  "Milstein", bufs, 1, {B_CUR, B_CUR}, check, step, back, NULL, false,
 };

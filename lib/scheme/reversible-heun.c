@@ -79,5 +79,5 @@ static enum nsde_status back(struct nsde_solver *s, int64_t n, double t, double 
 }
 
 const struct nsde__scheme nsde__scheme_reversible_heun = {
-  "reversible Heun", bufs, 1, {B_Z, B_Z}, check, step, back, NULL,
+  "reversible Heun", bufs, 1, {B_Z, B_Z}, check, step, back, NULL, false,
 };

@@ -39,6 +39,8 @@ struct nsde__scheme {
    * pd2, pg2 are scratch for np_d, np_g parameter gradients. */
   enum nsde_status (*adjoint)(struct nsde_solver *s, int64_t n, void *pd, void *pg, void *pd2,
                               void *pg2, size_t np_d, size_t np_g);
+  /* Whether step and back handle general (matrix) noise, s->m > 0. */
+  bool general_noise;
 };
 
 /* The descriptor of a scheme; NULL for an unknown value. */

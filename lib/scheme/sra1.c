@@ -81,5 +81,5 @@ static enum nsde_status back(struct nsde_solver *s, int64_t n, double t, double 
 }
 
 const struct nsde__scheme nsde__scheme_sra1 = {
-  "SRA1", bufs, 2, {B_CUR, B_XT}, check, step, back, NULL,
+  "SRA1", bufs, 2, {B_CUR, B_XT}, check, step, back, NULL, false,
 };
