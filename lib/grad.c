@@ -26,8 +26,24 @@
 
 static int64_t n_params(const struct nsde_func *f) { return f ? f->n_params : 0; }
 
+/* Bytes of the Brownian increments a step record keeps beside its states
+ * (STORE_ALL and CHECKPOINT tapes of wn increments each): the backward step
+ * reads them instead of drawing them again - the same values, so the same
+ * bits - which was a fifth of a training step of the paper's CIFAR-10 model.
+ * Not for SRA1 (it draws two arrays a step) nor adaptive steps (trial steps
+ * draw increments that may be rejected). */
+static size_t dw_rec_bytes(const struct nsde_sde *sde, const struct nsde_solver_config *c,
+                           int64_t wn)
+{
+  if (sde->noise == NSDE_NOISE_NONE || c->scheme == NSDE_SCHEME_SRA1 || c->adaptive ||
+      (c->grad != NSDE_GRAD_STORE_ALL && c->grad != NSDE_GRAD_CHECKPOINT))
+    return 0;
+  return nsde__round64((size_t)wn * nsde__dtype_size(sde->dtype));
+}
+
 enum nsde_status nsde__grad_plan(const struct nsde_sde *sde, const struct nsde_solver_config *c,
-                                 int64_t n_grid, int64_t n, size_t *bytes, int64_t *ck_every)
+                                 int64_t n_grid, int64_t n, int64_t wn, size_t *bytes,
+                                 int64_t *ck_every)
 {
   struct nsde_context *ctx = sde->ctx;
   const struct nsde_func *g = sde->diffusion;
@@ -81,7 +97,7 @@ enum nsde_status nsde__grad_plan(const struct nsde_sde *sde, const struct nsde_s
   work = G_N * arr + nsde__round64(4 * (size_t)(n_params(sde->drift) + n_params(g)) * esz);
   if (sde->noise == NSDE_NOISE_GENERAL) /* the diffusion's cotangent, numel x m */
     work += nsde__round64((size_t)n * (size_t)g->out_m * esz);
-  rec = (size_t)nsde__scheme_of(c->scheme)->rec_n * arr;
+  rec = (size_t)nsde__scheme_of(c->scheme)->rec_n * arr + dw_rec_bytes(sde, c, wn);
   if (c->grad == NSDE_GRAD_STORE_ALL) {
     if ((size_t)n_grid + 1 > SIZE_MAX / rec)
       return nsde__error(ctx, NSDE_ERR_OVERFLOW, "store-all tape overflows");
@@ -144,8 +160,23 @@ void nsde__grad_setup(struct nsde_solver *s, char *mem, int64_t ck_every)
     s->tape_slots = ck_every + 1;
     s->n_ckpt = (s->n_grid + ck_every - 1) / ck_every;
     s->ck_arrays = s->scheme == NSDE_SCHEME_REVERSIBLE_HEUN ? 2 : 1;
-    s->ckpt = mem + (size_t)s->tape_slots * (size_t)s->rec_n * arr;
   }
+  s->dw_rec = s->dw_own ? dw_rec_bytes(s->sde, &(struct nsde_solver_config){.scheme = s->scheme,
+                                        .adaptive = s->adaptive, .grad = s->grad}, s->wn) : 0;
+  mem += (size_t)s->tape_slots * (size_t)s->rec_n * arr;
+  s->dw_tape = s->dw_rec ? mem : NULL;
+  mem += (size_t)s->tape_slots * s->dw_rec;
+  if (s->grad == NSDE_GRAD_CHECKPOINT)
+    s->ckpt = mem;
+}
+
+void *nsde__grad_dw_slot(const struct nsde_solver *s, int64_t step)
+{
+  const int64_t k = step - s->tape_first;
+
+  if (!s->dw_tape || k < 0 || k >= s->tape_slots)
+    return NULL;
+  return (char *)s->dw_tape + (size_t)k * s->dw_rec;
 }
 
 static size_t arr_bytes(const struct nsde_solver *s) { return nsde__round64((size_t)s->n * s->esz); }
@@ -307,8 +338,15 @@ static enum nsde_status back_step(struct nsde_solver *s, int64_t n, const void *
 {
   const double t = s->grid[n], h = s->grid[n + 1] - t;
 
-  if (s->dw)
-    nsde__brownian_fill(&s->bm, t, t + h, s->dtype, s->dw, s->hl);
+  if (s->dw) { /* the increments of the forward step: recorded, or drawn again */
+    s->dw = nsde__grad_dw_slot(s, n);
+    if (!s->dw) {
+      s->dw = s->dw_own;
+      nsde__brownian_fill(&s->bm, t, t + h, s->dtype, s->dw, s->hl);
+      s->n_draws++;
+      s->dw_step = n;
+    }
+  }
   return s->sch->back(s, n, t, h, r0, r1, pd, pg);
 }
 

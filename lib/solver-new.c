@@ -206,7 +206,7 @@ static enum nsde_status make_plan(const struct nsde_sde *sde, const struct nsde_
   total += c->adaptive && p->m ? nsde__round64(NSDE__MAX_REJ * sizeof(double)) : 0;
   {
     size_t gbytes = 0;
-    st = nsde__grad_plan(sde, c, p->n_grid, numel, &gbytes, &p->ck_every);
+    st = nsde__grad_plan(sde, c, p->n_grid, numel, p->wn, &gbytes, &p->ck_every);
     if (st != NSDE_OK)
       return st;
     p->off_grad = total;
@@ -309,7 +309,8 @@ NSDE_API enum nsde_status nsde_solver_new(const struct nsde_sde *sde,
   s->ws_bytes = p.bytes;
   for (int b = 0; b < B_NBUF; b++)
     s->buf[b] = (p.bufs & (1u << b)) ? ws + p.off[b] : NULL;
-  s->dw = sde->noise != NSDE_NOISE_NONE ? ws + p.off_dw : NULL;
+  s->dw = s->dw_own = sde->noise != NSDE_NOISE_NONE ? ws + p.off_dw : NULL;
+  s->dw_step = -1;
   s->hl = cfg->scheme == NSDE_SCHEME_SRA1 && s->dw ? ws + p.off_hl : NULL;
   s->grid = (double *)(void *)(ws + p.off_grid);
   s->save_idx = (int64_t *)(void *)(ws + p.off_save);

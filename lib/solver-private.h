@@ -37,7 +37,9 @@ struct nsde_solver {
   int64_t *save_idx; /* grid index of each save-at time */
   struct nsde_brownian bm;
   void *buf[B_NBUF];
-  void *dw, *hl;
+  void *dw, *hl;    /* this step's increments: dw_own, or a slot of dw_tape */
+  void *dw_own;
+  int64_t dw_step;  /* the step whose increments dw_own holds after a backward step, or -1 */
   void *ws;
   size_t ws_bytes;
   int64_t step;
@@ -56,13 +58,15 @@ struct nsde_solver {
   int n_rej;         /* (NSDE__MAX_REJ at most) */
 
   /* statistics (nsde_solver_get_stats) */
-  int64_t n_rejected, n_drift;
+  int64_t n_rejected, n_drift, n_draws;
 
   /* gradients (grad.c) */
   enum nsde_grad_strategy grad;
   int rec_n;              /* arrays per step record */
   enum buf rec_buf[2];    /* which buffers a record copies */
   void *tape;             /* STORE_ALL: records; CHECKPOINT: segment records */
+  void *dw_tape;          /* the records' Brownian increments (NULL: drawn again) */
+  size_t dw_rec;          /* bytes per record in dw_tape */
   int64_t tape_first;     /* step index of tape slot 0 while recording */
   int64_t tape_slots;
   bool recording;
@@ -106,12 +110,15 @@ enum nsde_status nsde__solver_cb_fail(struct nsde_solver *s, const char *which, 
 /* grad.c: validate the gradient options and size their memory: the bytes of
  * the tape, checkpoints and work arrays, and the checkpoint interval. */
 enum nsde_status nsde__grad_plan(const struct nsde_sde *sde, const struct nsde_solver_config *c,
-                                 int64_t n_grid, int64_t n, size_t *bytes, int64_t *ck_every);
+                                 int64_t n_grid, int64_t n, int64_t wn, size_t *bytes,
+                                 int64_t *ck_every);
 /* grad.c: wire the gradient memory (from nsde__grad_plan) into a new solver. */
 void nsde__grad_setup(struct nsde_solver *s, char *mem, int64_t ck_every);
 /* grad.c: hooks of the forward pass. */
 void nsde__grad_before_step(struct nsde_solver *s);
 void nsde__grad_record(struct nsde_solver *s, int64_t step);
+/* grad.c: where the tape keeps step's Brownian increments (NULL: not kept). */
+void *nsde__grad_dw_slot(const struct nsde_solver *s, int64_t step);
 uint64_t nsde__grad_param_hash(const struct nsde_solver *s);
 
 /* Number of NaN or infinite values among the n of p. */

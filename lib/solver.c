@@ -72,8 +72,17 @@ enum nsde_status nsde__solver_eval_fg(struct nsde_solver *s, double t, const voi
 enum nsde_status nsde__solver_step_compute(struct nsde_solver *s, double t, double t_next,
                                            int backwards, int64_t *bad)
 {
-  if (s->dw)
-    nsde__brownian_fill(&s->bm, t, t_next, s->dtype, s->dw, s->hl);
+  if (s->dw) { /* a recorded step draws into its tape slot, for the backward pass */
+    const int64_t i = backwards ? s->step - 1 : s->step;
+    s->dw = s->recording && !backwards ? nsde__grad_dw_slot(s, s->step) : NULL;
+    if (!s->dw)
+      s->dw = s->dw_own;
+    if (!(backwards && s->dw_step == i)) { /* reversible Heun's reconstruction: drawn by back_step */
+      nsde__brownian_fill(&s->bm, t, t_next, s->dtype, s->dw, s->hl);
+      s->n_draws++;
+    }
+    s->dw_step = -1;
+  }
   *bad = 0;
   return s->sch->step(s, t, t_next, backwards, bad);
 }
@@ -145,6 +154,8 @@ NSDE_API enum nsde_status nsde_solver_reset(struct nsde_solver *s)
   s->rev_fresh = true;
   s->grad_ready = false;
   s->n_drift = 0;
+  s->n_draws = 0;
+  s->dw_step = -1;
   if (s->adaptive)
     nsde__adaptive_reset(s);
   return NSDE_OK;
@@ -299,6 +310,7 @@ NSDE_API enum nsde_status nsde_solver_get_stats(const struct nsde_solver *s,
   st.steps = n;
   st.rejected = s->n_rejected;
   st.drift_evals = s->n_drift;
+  st.brownian_draws = s->n_draws;
   st.dt_smallest = n > 0 ? INFINITY : 0.0;
   for (int64_t i = 0; i < n; i++) {
     double h = s->grid[i + 1] - s->grid[i];

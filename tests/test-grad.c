@@ -606,6 +606,66 @@ START_TEST(memory_follows_query)
 }
 END_TEST
 
+/* STORE_ALL and CHECKPOINT keep each step's Brownian increments with its
+ * record, so nsde_backward() draws none for the steps it has records of; the
+ * schemes and strategies without such records draw every step again. */
+START_TEST(increments_kept_with_records)
+{
+  const int64_t N = 10, shape[2] = {4, 5};
+  const struct { enum nsde_scheme sc; enum nsde_grad_strategy g; int64_t ck, after; } cases[] = {
+    {NSDE_SCHEME_EULER_MARUYAMA, NSDE_GRAD_STORE_ALL, 0, N},
+    {NSDE_SCHEME_MILSTEIN, NSDE_GRAD_STORE_ALL, 0, N},
+    {NSDE_SCHEME_HEUN, NSDE_GRAD_STORE_ALL, 0, N},
+    {NSDE_SCHEME_EULER_MARUYAMA, NSDE_GRAD_CHECKPOINT, 3, 2 * N}, /* the replays draw */
+    {NSDE_SCHEME_EULER_MARUYAMA, NSDE_GRAD_ADJOINT, 0, 2 * N},
+    {NSDE_SCHEME_REVERSIBLE_HEUN, NSDE_GRAD_REVERSIBLE, 0, 2 * N}, /* reconstruction reuses them */
+    {NSDE_SCHEME_SRA1, NSDE_GRAD_STORE_ALL, 0, 2 * N}}; /* two arrays a step: drawn again */
+  struct nsde_func *f, *g, *ga;
+  struct nsde_sde *ito, *strat, *add;
+  struct nsde_tensor *x, *gx, *g0;
+
+  ck_assert_int_eq(nsde_func_new_linear(ctx, NSDE_FLOAT64, -0.3, 0.1, &f), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, 0.4, &g), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_additive(ctx, NSDE_FLOAT64, 0.4, &ga), NSDE_OK);
+  ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &ito), NSDE_OK);
+  ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_STRATONOVICH, &strat),
+                   NSDE_OK);
+  ck_assert_int_eq(nsde_sde_new(ctx, f, ga, NSDE_NOISE_ADDITIVE, NSDE_CALCULUS_ITO, &add), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &x), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &gx), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &g0), NSDE_OK);
+  for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+    struct nsde_solver_config cfg;
+    struct nsde_solver *s;
+    struct nsde_solver_stats st = {.size = sizeof(st)};
+    struct nsde_sde *sde = cases[c].sc == NSDE_SCHEME_SRA1 ? add
+                           : cases[c].sc == NSDE_SCHEME_HEUN ||
+                                     cases[c].sc == NSDE_SCHEME_REVERSIBLE_HEUN ? strat : ito;
+    nsde_solver_config_init(&cfg);
+    cfg.scheme = cases[c].sc;
+    cfg.n_steps = N;
+    cfg.grad = cases[c].g;
+    cfg.checkpoint_every = cases[c].ck;
+    ck_assert_int_eq(nsde_solver_new(sde, &cfg, 2, shape, &s), NSDE_OK);
+    for (int64_t i = 0; i < 20; i++)
+      ((double *)nsde_tensor_data(x))[i] = 1.0 + 0.05 * (double)i;
+    ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
+    ck_assert_int_eq(nsde_solver_get_stats(s, &st), NSDE_OK);
+    ck_assert_int_eq(st.brownian_draws, N);
+    for (int64_t i = 0; i < 20; i++)
+      ((double *)nsde_tensor_data(gx))[i] = 1.0;
+    ck_assert_int_eq(nsde_backward(s, gx, NULL, g0, NULL, NULL), NSDE_OK);
+    ck_assert_int_eq(nsde_solver_get_stats(s, &st), NSDE_OK);
+    ck_assert_msg(st.brownian_draws == cases[c].after, "case %zu: %lld draws, expected %lld", c,
+                  (long long)st.brownian_draws, (long long)cases[c].after);
+    nsde_solver_free(s);
+  }
+  nsde_tensor_free(x); nsde_tensor_free(gx); nsde_tensor_free(g0);
+  nsde_sde_free(ito); nsde_sde_free(strat); nsde_sde_free(add);
+  nsde_func_free(f); nsde_func_free(g); nsde_func_free(ga);
+}
+END_TEST
+
 /* ---- the vjp checker ----------------------------------------------------------------------- */
 
 START_TEST(vjp_checker)
@@ -932,6 +992,7 @@ int main(void)
   tcase_add_test(tc, strategies_agree);
   tcase_add_test(tc, adjoint_converges);
   tcase_add_test(tc, memory_follows_query);
+  tcase_add_test(tc, increments_kept_with_records);
   tcase_add_test(tc, vjp_checker);
   tcase_add_test(tc, vjp_checker_verdicts);
   tcase_add_test(tc, errors);

@@ -224,6 +224,10 @@ struct nsde_solver_stats {
   int64_t drift_evals;  /**< drift evaluations, trial steps included */
   double dt_smallest;   /**< smallest accepted step */
   double dt_largest;    /**< largest accepted step */
+  /** Brownian increment arrays drawn since the solve began, by the solve and by
+   *  nsde_backward() after it: STORE_ALL and CHECKPOINT keep each step's
+   *  increments with its record instead of drawing them again (@since 0.4) */
+  int64_t brownian_draws;
 };
 
 /**

@@ -101,8 +101,11 @@ static enum nsde_status adjoint(struct nsde_solver *s, int64_t n, void *pd, void
   void *X = G[G_X0], *a = G[G_A];
   enum nsde_status st;
 
-  if (noise)
+  if (noise) {
     nsde__brownian_fill(&s->bm, t0, t1, s->dtype, s->dw, NULL);
+    s->n_draws++;
+    s->dw_step = -1;
+  }
   memset(pd2, 0, np_d * s->esz);
   memset(pg2, 0, np_g * s->esz);
   nsde__grad_zero(s, G[G_T1]);
