@@ -29,7 +29,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "solver-private.h"
+#include "scheme/scheme.h"
 
 #define SAFETY 0.9
 #define FAC_MIN 0.2
@@ -41,26 +41,27 @@
 
 static bool doubling(enum nsde_scheme scheme)
 {
-  return scheme == NSDE_SCHEME_EULER_MARUYAMA || scheme == NSDE_SCHEME_MILSTEIN;
+  return nsde__scheme_of(scheme)->adapt.kind == NSDE__EST_DOUBLING;
 }
 
 enum nsde_status nsde__adaptive_plan(const struct nsde_sde *sde, const struct nsde_solver_config *c,
                                      int64_t *cap)
 {
   struct nsde_context *ctx = sde->ctx;
+  const struct nsde__scheme *sch = nsde__scheme_of(c->scheme);
   const bool state_noise = sde->noise == NSDE_NOISE_DIAGONAL || sde->noise == NSDE_NOISE_SCALAR ||
                            sde->noise == NSDE_NOISE_GENERAL;
 
   if (c->adaptive != 1)
     return nsde__error(ctx, NSDE_ERR_INVALID, "adaptive must be 0 or 1 (got %d)", c->adaptive);
-  if (c->scheme == NSDE_SCHEME_REVERSIBLE_HEUN)
+  if (sch->adapt.kind == NSDE__EST_NONE)
     return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
-                       "adaptive steps: reversible Heun has no error estimate here; use Heun");
-  if (c->scheme == NSDE_SCHEME_EULER_MARUYAMA && state_noise)
+                       "adaptive steps: %s has no error estimate here; use Heun", sch->name);
+  if (!sch->adapt.state_noise && state_noise)
     return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
-                       "adaptive steps: Euler-Maruyama with state-dependent noise converges to "
-                       "a biased limit when steps depend on the path; use Milstein (Ito) or "
-                       "Heun (Stratonovich)");
+                       "adaptive steps: %s with state-dependent noise converges to a biased "
+                       "limit when steps depend on the path; use Milstein (Ito) or Heun "
+                       "(Stratonovich)", sch->name);
   if (c->grad == NSDE_GRAD_ADJOINT || c->grad == NSDE_GRAD_REVERSIBLE)
     return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
                        "adaptive steps: gradients by NSDE_GRAD_STORE_ALL or NSDE_GRAD_CHECKPOINT");
@@ -107,11 +108,8 @@ void nsde__adaptive_reset(struct nsde_solver *s)
  * noise. */
 static double error_order(const struct nsde_solver *s)
 {
-  switch (s->sde->noise) {
-  case NSDE_NOISE_NONE: return 2.0;
-  case NSDE_NOISE_ADDITIVE: return 1.5;
-  default: return s->scheme == NSDE_SCHEME_MILSTEIN ? 1.5 : 1.0;
-  }
+  const int kind = s->sde->noise == NSDE_NOISE_NONE ? 0 : s->sde->noise == NSDE_NOISE_ADDITIVE ? 1 : 2;
+  return s->sch->adapt.q[kind];
 }
 
 /* The error norm of y against z (z NULL: z = x + f0 h + g0 dW, elementwise). */
@@ -219,7 +217,7 @@ static enum nsde_status trial_embedded(struct nsde_solver *s, double t, double t
   if ((st = nsde__solver_step_compute(s, t, t_new, 0, &bad)) != NSDE_OK || bad)
     return st;
   *err = norm(s, s->buf[B_CUR], s->buf[B_NEXT],
-              s->scheme == NSDE_SCHEME_HEUN ? s->buf[B_XT] : NULL, t_new - t);
+              s->sch->adapt.lower >= 0 ? s->buf[s->sch->adapt.lower] : NULL, t_new - t);
   return NSDE_OK;
 }
 

@@ -131,4 +131,5 @@ static enum nsde_status adjoint(struct nsde_solver *s, int64_t n, void *pd, void
 
 const struct nsde__scheme nsde__scheme_euler_maruyama = {
   "Euler-Maruyama", bufs, 1, {B_CUR, B_CUR}, check, step, back, adjoint, true,
+  {NSDE__EST_DOUBLING, -1, false, {2.0, 1.5, 1.0}},
 };

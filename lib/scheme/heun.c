@@ -84,4 +84,5 @@ static enum nsde_status back(struct nsde_solver *s, int64_t n, double t, double 
 
 const struct nsde__scheme nsde__scheme_heun = {
   "Heun", bufs, 2, {B_CUR, B_XT}, check, step, back, NULL, true,
+  {NSDE__EST_EMBEDDED, B_XT, true, {2.0, 1.5, 1.0}},
 };

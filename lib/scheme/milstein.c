@@ -89,4 +89,5 @@ static enum nsde_status back(struct nsde_solver *s, int64_t n, double t, double 
 
 const struct nsde__scheme nsde__scheme_milstein = {
   "Milstein", bufs, 1, {B_CUR, B_CUR}, check, step, back, NULL, false,
+  {NSDE__EST_DOUBLING, -1, true, {2.0, 1.5, 1.5}},
 };

@@ -80,4 +80,5 @@ static enum nsde_status back(struct nsde_solver *s, int64_t n, double t, double 
 
 const struct nsde__scheme nsde__scheme_reversible_heun = {
   "reversible Heun", bufs, 1, {B_Z, B_Z}, check, step, back, NULL, false,
+  {NSDE__EST_NONE, -1, false, {0.0, 0.0, 0.0}},
 };

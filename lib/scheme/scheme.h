@@ -41,6 +41,18 @@ struct nsde__scheme {
                               void *pg2, size_t np_d, size_t np_g);
   /* Whether step and back handle general (matrix) noise, s->m > 0. */
   bool general_noise;
+  /* Adaptive steps (adaptive.c): how the local error is estimated; for
+   * NSDE__EST_EMBEDDED the buffer the step leaves its lower-order solution
+   * in (-1: the Euler-Maruyama step from the same f, g and dW); whether
+   * state-dependent noise is accepted (false: the adaptive limit is biased);
+   * and the exponent q of the local error h^q without noise, with additive
+   * noise and with state-dependent noise. */
+  struct {
+    enum { NSDE__EST_NONE, NSDE__EST_EMBEDDED, NSDE__EST_DOUBLING } kind;
+    int lower;
+    bool state_noise;
+    double q[3];
+  } adapt;
 };
 
 /* The descriptor of a scheme; NULL for an unknown value. */

@@ -82,4 +82,5 @@ static enum nsde_status back(struct nsde_solver *s, int64_t n, double t, double 
 
 const struct nsde__scheme nsde__scheme_sra1 = {
   "SRA1", bufs, 2, {B_CUR, B_XT}, check, step, back, NULL, false,
+  {NSDE__EST_EMBEDDED, -1, false, {2.0, 1.5, 0.0}}, /* additive noise only */
 };
