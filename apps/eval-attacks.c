@@ -58,7 +58,7 @@ void eval_attacks(const struct eval *E, int64_t attack_images, const int use_att
           for (int st = 0; st < steps; st++) {
             struct nsde_loss_options lo;
             nsde_loss_options_init(&lo);
-            lo.kind = NSDE_LOSS_CW_MARGIN;
+            lo.kind = NSDE_MODEL_LOSS_CW_MARGIN;
             lo.grad_images = gx;
             lo.per_image = pl;
             for (int64_t i = 0; i < tot; i++)

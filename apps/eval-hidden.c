@@ -32,9 +32,9 @@ int eval_hidden(const struct eval *E, int hpasses, int64_t himages)
     int32_t lab;
     int64_t passes = cfg.noise == NSDE_MODEL_NOISE_ODE ? 1 : hpasses, nimg = himages < n ? himages : n;
     FILE *fh;
-    ex_check(ctx, nsde_tensor_new(ctx, NSDE_FLOAT32, 4, one, &x1), "tensor");
-    ex_check(ctx, nsde_tensor_new(ctx, NSDE_FLOAT32, 4, one, &g1), "tensor");
-    ex_check(ctx, nsde_tensor_new(ctx, NSDE_FLOAT32, 4, cs, &xc), "tensor");
+    ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, one, &x1), "tensor");
+    ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, one, &g1), "tensor");
+    ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, cs, &xc), "tensor");
     for (int64_t img = 0; img < nimg; img++) {
       ex_check(ctx, nsde_dataset_batch(ds, &img, 1, 0, 0, x1, &lab), "batch");
       memcpy(x0, nsde_tensor_data(x1), sizeof(float) * (size_t)item);
@@ -61,7 +61,7 @@ int eval_hidden(const struct eval *E, int hpasses, int64_t himages)
             ex_check(ctx, nsde_model_state_shape(m, &scn, &shh, &sww), "state shape");
             sdim = (int64_t)scn * shh * sww;
             ts[0] = (nt + 1) * chunk * sdim;
-            ex_check(ctx, nsde_tensor_new(ctx, NSDE_FLOAT32, 1, ts, &traj), "trajectory tensor");
+            ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 1, ts, &traj), "trajectory tensor");
             mean[0] = malloc(sizeof(double) * (size_t)((nt + 1) * sdim));
             mean[1] = malloc(sizeof(double) * (size_t)((nt + 1) * sdim));
           }

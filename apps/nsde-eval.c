@@ -149,9 +149,9 @@ int main(int argc, char **argv)
   item = (int64_t)c * h * w;
   {
     int64_t shape[4] = {bs, c, h, w}, ps[2] = {bs, classes};
-    ex_check(ctx, nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &x), "tensor");
-    ex_check(ctx, nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &gx), "tensor");
-    ex_check(ctx, nsde_tensor_new(ctx, NSDE_FLOAT32, 2, ps, &probs), "tensor");
+    ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &x), "tensor");
+    ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &gx), "tensor");
+    ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, ps, &probs), "tensor");
   }
   labels = malloc(sizeof(int32_t) * (size_t)bs);
   idx = malloc(sizeof(int64_t) * (size_t)bs);

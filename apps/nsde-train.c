@@ -262,8 +262,8 @@ int main(int argc, char **argv)
     return 2;
   }
   nsde_model_config_init(&cfg);
-  cfg.arch = arch ? (!strcmp(arch, "large") ? NSDE_ARCH_LARGE : NSDE_ARCH_CIFAR)
-                  : h >= 64 ? NSDE_ARCH_LARGE : NSDE_ARCH_CIFAR;
+  cfg.arch = arch ? (!strcmp(arch, "large") ? NSDE_MODEL_ARCH_LARGE : NSDE_MODEL_ARCH_CIFAR)
+                  : h >= 64 ? NSDE_MODEL_ARCH_LARGE : NSDE_MODEL_ARCH_CIFAR;
   cfg.in_channels = c;
   cfg.in_height = h;
   cfg.in_width = w;
@@ -313,7 +313,7 @@ int main(int argc, char **argv)
   }
   {
     int64_t shape[4] = {mb, c, h, w}; /* a whole batch, or one micro-batch */
-    ex_check(ctx, nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &x), "tensor");
+    ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &x), "tensor");
   }
   if (mb < batch) {
     slots = malloc(sizeof(float) * (size_t)(batch / mb) * (size_t)nsde_model_num_params(m));

@@ -114,15 +114,15 @@ int main(int argc, char **argv)
   setvbuf(stdout, NULL, _IOLBF, 0);
   CHECK(nsde_context_new(&ctx));
   /* 1. overhead per accepted step */
-  CHECK(nsde_func_new_linear(ctx, NSDE_FLOAT32, -1.0, 0.0, &f));
-  CHECK(nsde_func_new_multiplicative(ctx, NSDE_FLOAT32, 0.5, &g));
+  CHECK(nsde_func_new_linear(ctx, NSDE_DTYPE_FLOAT32, -1.0, 0.0, &f));
+  CHECK(nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT32, 0.5, &g));
   CHECK(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_STRATONOVICH, &sde));
-  CHECK(nsde_tensor_new(ctx, NSDE_FLOAT32, 2, shape, &x));
+  CHECK(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, shape, &x));
   printf("overhead: %lld x %lld float32, Heun, rtol 1e-2, %d threads\n", (long long)paths,
          (long long)dim, nsde_context_get_threads(ctx));
   for (int rep = 0; rep < 2; rep++) {
-    ta = run(sde, NSDE_FLOAT32, paths, dim, 1.0, 1e-2, 0, NULL, 0, x, &na, &grid);
-    tf = run(sde, NSDE_FLOAT32, paths, dim, 1.0, 0, 0, grid + 1, na - 1, x, &nf, NULL);
+    ta = run(sde, NSDE_DTYPE_FLOAT32, paths, dim, 1.0, 1e-2, 0, NULL, 0, x, &na, &grid);
+    tf = run(sde, NSDE_DTYPE_FLOAT32, paths, dim, 1.0, 0, 0, grid + 1, na - 1, x, &nf, NULL);
     printf("  adaptive %lld steps %.3f s (%.1f ms/step); fixed, same grid, %lld steps %.3f s "
            "(%.1f ms/step); ratio %.2f\n", (long long)na, ta, 1e3 * ta / (double)na,
            (long long)nf, tf, 1e3 * tf / (double)nf, ta / tf);
@@ -132,20 +132,20 @@ int main(int argc, char **argv)
   /* 2. steps saved at equal error */
   {
     struct nsde_func_ops ops = {sizeof(ops), transient, NULL, NULL, NULL};
-    CHECK(nsde_func_new(ctx, NSDE_FLOAT64, &ops, NULL, 0, NULL, &ft));
-    CHECK(nsde_func_new_additive(ctx, NSDE_FLOAT64, 0.05, &ga));
+    CHECK(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &ops, NULL, 0, NULL, &ft));
+    CHECK(nsde_func_new_additive(ctx, NSDE_DTYPE_FLOAT64, 0.05, &ga));
     CHECK(nsde_sde_new(ctx, ft, ga, NSDE_NOISE_ADDITIVE, NSDE_CALCULUS_STRATONOVICH, &tr));
-    CHECK(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, tshape, &ref));
-    CHECK(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, tshape, &y));
-    run(tr, NSDE_FLOAT64, 100, 1000, 5.0, 0, 1 << 15, NULL, 0, ref, &nf, NULL);
+    CHECK(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, tshape, &ref));
+    CHECK(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, tshape, &y));
+    run(tr, NSDE_DTYPE_FLOAT64, 100, 1000, 5.0, 0, 1 << 15, NULL, 0, ref, &nf, NULL);
     printf("steps at equal error: 100 x 1000 float64, transient (rate 50 until t = 0.1), Heun\n");
     for (double rtol = 1e-2; rtol > 1e-5; rtol /= 10) {
       double e, ef = INFINITY, tfix = 0.0;
       int64_t n = 4;
-      ta = run(tr, NSDE_FLOAT64, 100, 1000, 5.0, rtol, 0, NULL, 0, y, &na, NULL);
+      ta = run(tr, NSDE_DTYPE_FLOAT64, 100, 1000, 5.0, rtol, 0, NULL, 0, y, &na, NULL);
       e = maxdiff(y, ref);
       for (; n <= (1 << 15); n *= 2) {
-        tfix = run(tr, NSDE_FLOAT64, 100, 1000, 5.0, 0, n, NULL, 0, y, &nf, NULL);
+        tfix = run(tr, NSDE_DTYPE_FLOAT64, 100, 1000, 5.0, 0, n, NULL, 0, y, &nf, NULL);
         if ((ef = maxdiff(y, ref)) <= e)
           break;
       }

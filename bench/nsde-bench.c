@@ -52,18 +52,18 @@ static double gemm_gflops(int n, int threads)
 
   if (nsde_context_new(&ctx) != NSDE_OK || nsde_context_set_threads(ctx, threads) != NSDE_OK)
     die(ctx, "context");
-  if (nsde_tensor_new(ctx, NSDE_FLOAT32, 2, shape, &a) || nsde_tensor_new(ctx, NSDE_FLOAT32, 2, shape, &b) ||
-      nsde_tensor_new(ctx, NSDE_FLOAT32, 2, shape, &c))
+  if (nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, shape, &a) || nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, shape, &b) ||
+      nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, shape, &c))
     die(ctx, "tensor");
   for (int64_t i = 0; i < (int64_t)n * n; i++) {
     ((float *)nsde_tensor_data(a))[i] = (float)((i * 7) % 13) / 13.0f;
     ((float *)nsde_tensor_data(b))[i] = (float)((i * 5) % 11) / 11.0f;
   }
-  if (nsde_tensor_gemm(NSDE_NO_TRANS, NSDE_NO_TRANS, 1.0, a, b, 0.0, c)) /* warm-up */
+  if (nsde_tensor_gemm(NSDE_TRANS_NONE, NSDE_TRANS_NONE, 1.0, a, b, 0.0, c)) /* warm-up */
     die(ctx, "gemm");
   for (int r = 0; r < reps; r++) {
     double t = now();
-    if (nsde_tensor_gemm(NSDE_NO_TRANS, NSDE_NO_TRANS, 1.0, a, b, 0.0, c) != NSDE_OK)
+    if (nsde_tensor_gemm(NSDE_TRANS_NONE, NSDE_TRANS_NONE, 1.0, a, b, 0.0, c) != NSDE_OK)
       die(ctx, "gemm");
     t = now() - t;
     best = t < best ? t : best;
@@ -148,8 +148,8 @@ static int cmd_solve(int threads)
 
   if (nsde_context_new(&ctx) || nsde_context_set_threads(ctx, threads))
     die(ctx, "context");
-  if (nsde_func_new_linear(ctx, NSDE_FLOAT32, MU, 0.0, &f) ||
-      nsde_func_new_multiplicative(ctx, NSDE_FLOAT32, SIGMA, &g) ||
+  if (nsde_func_new_linear(ctx, NSDE_DTYPE_FLOAT32, MU, 0.0, &f) ||
+      nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT32, SIGMA, &g) ||
       nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde))
     die(ctx, "sde");
   printf("# Euler-Maruyama, dx = %.1f x dt + %.1f x dW, float32, %lld steps, %d thread(s)\n", MU,
@@ -169,14 +169,14 @@ static int cmd_solve(int threads)
     nsde_solver_config_init(&cfg);
     cfg.n_steps = steps;
     cfg.seed = 17;
-    if (nsde_solver_new(sde, &cfg, 2, shape, &solver) || nsde_tensor_new(ctx, NSDE_FLOAT32, 2, shape, &x))
+    if (nsde_solver_new(sde, &cfg, 2, shape, &solver) || nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, shape, &x))
       die(ctx, "solver");
     nsde_brownian_config_init(&bc);
     bc.seed = 17;
     bc.n_steps = steps;
     bc.batch = batch;
     bc.dim = dim;
-    if (nsde_brownian_new(ctx, &bc, &bm) || nsde_tensor_new(ctx, NSDE_FLOAT32, 2, shape, &dw))
+    if (nsde_brownian_new(ctx, &bc, &bm) || nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, shape, &dw))
       die(ctx, "brownian");
     for (int r = 0; r < reps; r++) { /* interleaved, best of */
       double t;
@@ -238,8 +238,8 @@ static void grad_once(struct nsde_context *ctx, enum nsde_scheme scheme,
   float gd[2], gs[1];
   double t;
 
-  if (nsde_func_new_linear(ctx, NSDE_FLOAT32, -0.5, 0.1, &f) ||
-      nsde_func_new_multiplicative(ctx, NSDE_FLOAT32, 0.4, &g) ||
+  if (nsde_func_new_linear(ctx, NSDE_DTYPE_FLOAT32, -0.5, 0.1, &f) ||
+      nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT32, 0.4, &g) ||
       nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL,
                    scheme == NSDE_SCHEME_REVERSIBLE_HEUN ? NSDE_CALCULUS_STRATONOVICH : NSDE_CALCULUS_ITO, &sde))
     die(ctx, "sde");
@@ -249,8 +249,8 @@ static void grad_once(struct nsde_context *ctx, enum nsde_scheme scheme,
   cfg.seed = 3;
   cfg.grad = strat;
   if (nsde_solver_workspace_bytes(sde, &cfg, 2, shape, &r->bytes) ||
-      nsde_solver_new(sde, &cfg, 2, shape, &s) || nsde_tensor_new(ctx, NSDE_FLOAT32, 2, shape, &x) ||
-      nsde_tensor_new(ctx, NSDE_FLOAT32, 2, shape, &w) || nsde_tensor_new(ctx, NSDE_FLOAT32, 2, shape, &gx))
+      nsde_solver_new(sde, &cfg, 2, shape, &s) || nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, shape, &x) ||
+      nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, shape, &w) || nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, shape, &gx))
     die(ctx, "solver");
   for (int64_t i = 0; i < batch * dim; i++) {
     ((float *)nsde_tensor_data(x))[i] = 1.0f + 0.25f * (float)sin((double)i);
@@ -429,7 +429,7 @@ static int cmd_model(int argc, char **argv)
     die(ctx, "sgd");
   {
     int64_t shape[4] = {batch, 3, 32, 32}, ls[2] = {batch, 10};
-    if (nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &x) || nsde_tensor_new(ctx, NSDE_FLOAT32, 2, ls, &logits))
+    if (nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &x) || nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, ls, &logits))
       die(ctx, "tensor");
   }
   labels = calloc((size_t)batch, sizeof(int32_t));
@@ -498,9 +498,9 @@ static int cmd_eval(int argc, char **argv)
   m = bench_model(threads, width, batch, NSDE_GRAD_STORE_ALL, &ctx);
   {
     int64_t shape[4] = {batch, 3, 32, 32}, ls[2] = {batch, 10};
-    if (nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &x) ||
-        nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &gx) ||
-        nsde_tensor_new(ctx, NSDE_FLOAT32, 2, ls, &logits))
+    if (nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &x) ||
+        nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &gx) ||
+        nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, ls, &logits))
       die(ctx, "tensor");
   }
   labels = calloc((size_t)batch, sizeof(int32_t));

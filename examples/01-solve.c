@@ -35,16 +35,16 @@ int main(void)
   double mean = 0, var = 0, err = 0;
 
   CHECK(nsde_context_new(&ctx));
-  CHECK(nsde_func_new_linear(ctx, NSDE_FLOAT64, mu, 0.0, &f));        /* f = mu x */
-  CHECK(nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, s, &g)); /* g = s x */
+  CHECK(nsde_func_new_linear(ctx, NSDE_DTYPE_FLOAT64, mu, 0.0, &f));        /* f = mu x */
+  CHECK(nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT64, s, &g)); /* g = s x */
   CHECK(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde));
   nsde_solver_config_init(&cfg);
   cfg.scheme = NSDE_SCHEME_MILSTEIN;
   cfg.n_steps = 100;
   cfg.seed = 2019;
   CHECK(nsde_solver_new(sde, &cfg, 2, shape, &solver));
-  CHECK(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &x));
-  CHECK(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &w));
+  CHECK(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, shape, &x));
+  CHECK(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, shape, &w));
   CHECK(nsde_tensor_fill(x, 1.0));
   CHECK(nsde_solve(solver, x, NULL));
   /* W(1) - W(0) of every path: the path the solver used */

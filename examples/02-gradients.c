@@ -47,8 +47,8 @@ int main(void)
     double ga[2], gs[1], err = 0;
     size_t bytes;
 
-    CHECK(nsde_func_new_linear(ctx, NSDE_FLOAT64, 0.5, 0.0, &f));
-    CHECK(nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, 0.8, &g));
+    CHECK(nsde_func_new_linear(ctx, NSDE_DTYPE_FLOAT64, 0.5, 0.0, &f));
+    CHECK(nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT64, 0.8, &g));
     CHECK(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, rev ? NSDE_CALCULUS_STRATONOVICH : NSDE_CALCULUS_ITO, &sde));
     nsde_solver_config_init(&cfg);
     cfg.scheme = rev ? NSDE_SCHEME_REVERSIBLE_HEUN : NSDE_SCHEME_EULER_MARUYAMA;
@@ -57,9 +57,9 @@ int main(void)
     cfg.grad = strat[k];
     CHECK(nsde_solver_workspace_bytes(sde, &cfg, 2, shape, &bytes));
     CHECK(nsde_solver_new(sde, &cfg, 2, shape, &s));
-    CHECK(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &x));
-    CHECK(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &gfin));
-    CHECK(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &gx0));
+    CHECK(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, shape, &x));
+    CHECK(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, shape, &gfin));
+    CHECK(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, shape, &gx0));
     CHECK(nsde_tensor_fill(x, 1.0));
     CHECK(nsde_solve(s, x, NULL));
     CHECK(nsde_tensor_fill(gfin, 1.0 / PATHS)); /* dL/dx(1) */

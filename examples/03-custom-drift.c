@@ -57,8 +57,8 @@ int main(void)
   int64_t shape[2] = {8, 5};
   enum nsde_status good, bad;
 
-  if (nsde_context_new(&ctx) || nsde_func_new(ctx, NSDE_FLOAT64, &ops, &d, 3, d.p, &f) ||
-      nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &x)) {
+  if (nsde_context_new(&ctx) || nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &ops, &d, 3, d.p, &f) ||
+      nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, shape, &x)) {
     fprintf(stderr, "03-custom-drift: %s\n", nsde_context_last_error(ctx));
     return 1;
   }

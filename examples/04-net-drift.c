@@ -52,16 +52,16 @@ int main(void)
   CHECK(nsde_context_new(&ctx));
   CHECK(nsde_net_new_paper_drift(ctx, 16, 8, 8, 4, 4, 1, &net));
   CHECK(nsde_net_as_func(net, &f));
-  CHECK(nsde_func_new_multiplicative(ctx, NSDE_FLOAT32, 0.5, &g));
+  CHECK(nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT32, 0.5, &g));
   CHECK(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde));
   nsde_solver_config_init(&cfg);
   cfg.n_steps = 10;
   cfg.seed = 3;
   cfg.grad = NSDE_GRAD_STORE_ALL;
   CHECK(nsde_solver_new(sde, &cfg, 4, shape, &s));
-  CHECK(nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &x0));
-  CHECK(nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &x));
-  CHECK(nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &gx));
+  CHECK(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &x0));
+  CHECK(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &x));
+  CHECK(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &gx));
   for (int64_t i = 0; i < nsde_tensor_numel(x0); i++)
     ((float *)nsde_tensor_data(x0))[i] = (float)sin(0.1 * (double)i);
   np = nsde_net_num_params(net);

@@ -32,8 +32,8 @@ int main(int argc, char **argv)
   if (argc < 3)
     n = xs[0] = ps[0] = 1;
   if (nsde_context_new(&ctx) || nsde_model_load(ctx, argv[1], n, &m) ||
-      nsde_tensor_new(ctx, NSDE_FLOAT32, 4, xs, &x) ||
-      nsde_tensor_new(ctx, NSDE_FLOAT32, 2, ps, &probs))
+      nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, xs, &x) ||
+      nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, ps, &probs))
     goto done;
   if (argc >= 3) { /* normalised as in training, no crop */
     if (nsde_dataset_load_cifar10(ctx, argv[2], NSDE_SPLIT_TEST, n, &ds) ||

@@ -61,7 +61,7 @@ static enum nsde_status solve(struct nsde_context *ctx, struct nsde_sde *sde, do
   c.rtol = c.atol = rtol;
   c.max_steps = 1 << 17;
   if ((rc = nsde_solver_new(sde, &c, 2, shape, &s)) == NSDE_OK)
-    rc = nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &x);
+    rc = nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, shape, &x);
   for (int i = 0; !rc && i < 2 * P; i++)
     ((double *)nsde_tensor_data(x))[i] = i % 2 ? 5.0 : 10.0;
   while (!rc && (rc = nsde_solver_step(s, x)) == NSDE_OK)
@@ -99,8 +99,8 @@ int main(int argc, char **argv)
   int rc;
 
   go.eval = diffusion;
-  rc = nsde_context_new(&ctx) || nsde_func_new(ctx, NSDE_FLOAT64, &fo, NULL, 0, NULL, &f) ||
-       nsde_func_new_matrix(ctx, NSDE_FLOAT64, &go, NULL, 0, NULL, 2, &g) ||
+  rc = nsde_context_new(&ctx) || nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &fo, NULL, 0, NULL, &f) ||
+       nsde_func_new_matrix(ctx, NSDE_DTYPE_FLOAT64, &go, NULL, 0, NULL, 2, &g) ||
        nsde_sde_new(ctx, f, g, NSDE_NOISE_GENERAL, NSDE_CALCULUS_STRATONOVICH, &sde) ||
        solve(ctx, sde, 0, 1 << 16, ref, &st, NULL);
   for (double rtol = 1e-2; !rc && rtol > 1e-5; rtol /= 10) {

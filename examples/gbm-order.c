@@ -110,17 +110,17 @@ int main(int argc, char **argv)
 
     if (cases[c].additive) {
       struct nsde_func_ops ops = {sizeof(ops), additive_drift, NULL, NULL, NULL};
-      CHECK(nsde_func_new(ctx, NSDE_FLOAT64, &ops, NULL, 0, NULL, &f));
-      CHECK(nsde_func_new_additive(ctx, NSDE_FLOAT64, 0.8, &g));
+      CHECK(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &ops, NULL, 0, NULL, &f));
+      CHECK(nsde_func_new_additive(ctx, NSDE_DTYPE_FLOAT64, 0.8, &g));
       CHECK(nsde_sde_new(ctx, f, g, NSDE_NOISE_ADDITIVE, NSDE_CALCULUS_ITO, &sde));
     } else {
-      CHECK(nsde_func_new_linear(ctx, NSDE_FLOAT64, 0.5, 0.0, &f));
-      CHECK(nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, 0.7, &g));
+      CHECK(nsde_func_new_linear(ctx, NSDE_DTYPE_FLOAT64, 0.5, 0.0, &f));
+      CHECK(nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT64, 0.7, &g));
       CHECK(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, cases[c].calc, &sde));
     }
-    CHECK(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &x));
-    CHECK(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &ref));
-    CHECK(nsde_tensor_new(ctx, NSDE_FLOAT64, 1, shape, &w));
+    CHECK(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, shape, &x));
+    CHECK(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, shape, &ref));
+    CHECK(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 1, shape, &w));
     solve(sde, cases[c].scheme, base, base, paths, ref, w);
     if (!cases[c].additive) {
       double drift = cases[c].calc == NSDE_CALCULUS_ITO ? 0.5 - 0.5 * 0.49 : 0.5;

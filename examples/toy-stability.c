@@ -70,9 +70,9 @@ int main(int argc, char **argv)
     double *col = malloc((size_t)paths * sizeof(double));
     enum nsde_status st;
 
-    st = nsde_func_new_linear(ctx, NSDE_FLOAT64, 1.0, 0.0, &f);
+    st = nsde_func_new_linear(ctx, NSDE_DTYPE_FLOAT64, 1.0, 0.0, &f);
     if (st == NSDE_OK && sigmas[s] > 0)
-      st = nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, sigmas[s], &g);
+      st = nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT64, sigmas[s], &g);
     if (st == NSDE_OK)
       st = nsde_sde_new(ctx, f, g, g ? NSDE_NOISE_DIAGONAL : NSDE_NOISE_NONE, NSDE_CALCULUS_ITO, &sde);
     if (st != NSDE_OK) {
@@ -88,9 +88,9 @@ int main(int argc, char **argv)
     cfg.seed = 1;
     st = nsde_solver_new(sde, &cfg, 2, shape, &solver);
     if (st == NSDE_OK)
-      st = nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &x);
+      st = nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, shape, &x);
     if (st == NSDE_OK)
-      st = nsde_tensor_new(ctx, NSDE_FLOAT64, 2, sshape, &saved);
+      st = nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, sshape, &saved);
     if (st == NSDE_OK)
       st = nsde_tensor_fill(x, 1.0);
     if (st == NSDE_OK)

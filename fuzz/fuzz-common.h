@@ -67,7 +67,7 @@ static void fz_use_dataset(struct nsde_context *ctx, struct nsde_dataset *ds)
   if (nsde_dataset_info(ds, &c, &h, &w, &k) != NSDE_OK || n < 1)
     abort(); /* a loaded data set always knows its shape */
   shape[0] = 2; shape[1] = c; shape[2] = h; shape[3] = w;
-  if (nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &x) != NSDE_OK)
+  if (nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &x) != NSDE_OK)
     return;
   if (nsde_dataset_batch(ds, idx, 2, 2, 1, x, labels) == NSDE_OK &&
       (labels[0] < 0 || labels[0] >= k || labels[1] < 0 || labels[1] >= k))

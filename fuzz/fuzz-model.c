@@ -31,8 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       abort(); /* a loaded model always has a configuration */
     {
       int64_t xs[4] = {1, c.in_channels, c.in_height, c.in_width}, ls[2] = {1, c.classes};
-      if (nsde_tensor_new(ctx, NSDE_FLOAT32, 4, xs, &x) == NSDE_OK) {
-        if (nsde_tensor_new(ctx, NSDE_FLOAT32, 2, ls, &lg) == NSDE_OK) {
+      if (nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, xs, &x) == NSDE_OK) {
+        if (nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, ls, &lg) == NSDE_OK) {
           /* any status is fine (huge weights may overflow); no crash */
           if (nsde_tensor_fill(x, 0.5) == NSDE_OK)
             (void)nsde_model_forward(m, x, 1, 3, lg);

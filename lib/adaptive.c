@@ -147,7 +147,7 @@ static double norm(const struct nsde_solver *s, const void *x, const void *y, co
                    double h)
 {
   const void *f0 = s->buf[B_F0], *g0 = s->dw ? s->buf[B_G0] : NULL;
-  return s->dtype == NSDE_FLOAT32 ? norm_f32(s, x, y, z, f0, g0, s->dw, h)
+  return s->dtype == NSDE_DTYPE_FLOAT32 ? norm_f32(s, x, y, z, f0, g0, s->dw, h)
                                   : norm_f64(s, x, y, z, f0, g0, s->dw, h);
 }
 

@@ -234,7 +234,7 @@ void nsde__gemm(const struct nsde_context *ctx, enum nsde_dtype dtype, bool ta, 
    * k in the same order whatever the partition: results stay bit-identical
    * for any thread count, which training determinism needs. */
   bli_rntm_disable_l3_sup(&rntm);
-  if (dtype == NSDE_FLOAT32) {
+  if (dtype == NSDE_DTYPE_FLOAT32) {
     float al = (float)alpha, be = (float)beta;
     bli_sgemm_ex(tra, trb, m, n, k, &al, (float *)a, rsa, csa, (float *)b, rsb, csb,
                  &be, (float *)c, rsc, csc, NULL, &rntm);

@@ -270,7 +270,7 @@ static void fill_block(const struct nsde_brownian *bm, int64_t k, int64_t q, int
     }
   }
   normal_block(bm->seed, ce, cb, (uint32_t)k, n, z1, z2);
-  if (dtype == NSDE_FLOAT32) {
+  if (dtype == NSDE_DTYPE_FLOAT32) {
     float *w = (float *)dw + i0, *hl = levy ? (float *)levy + i0 : NULL;
     for (int j = 0; j < n; j++)
       w[j] = (float)(sw * z1[j]);
@@ -313,7 +313,7 @@ void nsde__brownian_fill(const struct nsde_brownian *bm, double s, double t,
     double w, a, hl;
     interval(bm, e, b, s, t, &w, &a);
     hl = a / len - 0.5 * w;
-    if (dtype == NSDE_FLOAT32) {
+    if (dtype == NSDE_DTYPE_FLOAT32) {
       ((float *)dw)[i] = (float)w;
       if (levy)
         ((float *)levy)[i] = (float)hl;

@@ -153,12 +153,12 @@ enum nsde_status nsde__error(struct nsde_context *ctx, enum nsde_status status,
 
 size_t nsde__dtype_size(enum nsde_dtype dtype)
 {
-  return dtype == NSDE_FLOAT64 ? sizeof(double) : sizeof(float);
+  return dtype == NSDE_DTYPE_FLOAT64 ? sizeof(double) : sizeof(float);
 }
 
 bool nsde__dtype_valid(enum nsde_dtype dtype)
 {
-  return dtype == NSDE_FLOAT32 || dtype == NSDE_FLOAT64;
+  return dtype == NSDE_DTYPE_FLOAT32 || dtype == NSDE_DTYPE_FLOAT64;
 }
 
 enum nsde_status nsde__struct_in(struct nsde_context *ctx, const char *what, const void *src,

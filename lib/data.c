@@ -423,7 +423,7 @@ NSDE_API enum nsde_status nsde_dataset_batch(const struct nsde_dataset *ds,
     return nsde__error(ds ? ds->ctx : NULL, NSDE_ERR_NULL, "nsde_dataset_batch: NULL argument");
   if (count < 1 || crop_pad < 0 || crop_pad > 64)
     return nsde__error(ds->ctx, NSDE_ERR_INVALID, "nsde_dataset_batch: bad count or crop_pad");
-  if (images->dtype != NSDE_FLOAT32 || !images->contiguous || images->numel != count * item)
+  if (images->dtype != NSDE_DTYPE_FLOAT32 || !images->contiguous || images->numel != count * item)
     return nsde__error(ds->ctx, NSDE_ERR_SHAPE,
                        "nsde_dataset_batch: images must be contiguous float32 (%lld, %d, %d, %d)",
                        (long long)count, ds->c, ds->h, ds->w);

@@ -108,7 +108,7 @@ static enum nsde_status builtin(struct nsde_context *ctx, enum nsde_dtype dtype,
   if (st != NSDE_OK)
     return st;
   f->n_params = np;
-  if (dtype == NSDE_FLOAT32) {
+  if (dtype == NSDE_DTYPE_FLOAT32) {
     f->own.f[0] = (float)p0;
     f->own.f[1] = (float)p1;
     f->params = f->own.f;
@@ -206,7 +206,7 @@ static void affine(const struct nsde_func *f, int64_t n, double c0, double c1, c
 {
   int nt = f->ctx->threads;
 
-  if (f->dtype == NSDE_FLOAT32)
+  if (f->dtype == NSDE_DTYPE_FLOAT32)
     affine_float(n, (float)c0, (float)c1, x, out, nt);
   else
     affine_double(n, c0, c1, x, out, nt);
@@ -214,7 +214,7 @@ static void affine(const struct nsde_func *f, int64_t n, double c0, double c1, c
 
 static double param(const struct nsde_func *f, int i)
 {
-  return f->dtype == NSDE_FLOAT32 ? (double)((const float *)f->params)[i]
+  return f->dtype == NSDE_DTYPE_FLOAT32 ? (double)((const float *)f->params)[i]
                                   : ((const double *)f->params)[i];
 }
 
@@ -277,7 +277,7 @@ double nsde__dot(enum nsde_dtype dtype, int64_t n, const void *v, const void *x)
 {
   double acc = 0.0;
 
-  if (dtype == NSDE_FLOAT32) {
+  if (dtype == NSDE_DTYPE_FLOAT32) {
     const float *a = v, *b = x;
     for (int64_t i = 0; i < n; i++)
       acc += (double)a[i] * (b ? (double)b[i] : 1.0);
@@ -293,7 +293,7 @@ static void add_param(const struct nsde_func *f, void *grad_params, int i, doubl
 {
   if (!grad_params)
     return;
-  if (f->dtype == NSDE_FLOAT32)
+  if (f->dtype == NSDE_DTYPE_FLOAT32)
     ((float *)grad_params)[i] += (float)v;
   else
     ((double *)grad_params)[i] += v;
@@ -364,12 +364,12 @@ int nsde__func_diag_vjp(const struct nsde_func *f, double t, int64_t batch, int6
 
 static double get_el(enum nsde_dtype dt, const void *p, int64_t i)
 {
-  return dt == NSDE_FLOAT32 ? (double)((const float *)p)[i] : ((const double *)p)[i];
+  return dt == NSDE_DTYPE_FLOAT32 ? (double)((const float *)p)[i] : ((const double *)p)[i];
 }
 
 static void set_el(enum nsde_dtype dt, void *p, int64_t i, double v)
 {
-  if (dt == NSDE_FLOAT32)
+  if (dt == NSDE_DTYPE_FLOAT32)
     ((float *)p)[i] = (float)v;
   else
     ((double *)p)[i] = v;
@@ -378,7 +378,7 @@ static void set_el(enum nsde_dtype dt, void *p, int64_t i, double v)
 /* Above these, a check fails (worst relative error; see nsde-func.h). */
 static double check_tol(enum nsde_dtype dt)
 {
-  return dt == NSDE_FLOAT64 ? 1e-5 : 5e-2;
+  return dt == NSDE_DTYPE_FLOAT64 ? 1e-5 : 5e-2;
 }
 
 /* v . g(x) at the current x and parameters, g = f or g = diag_deriv(f) */
@@ -411,8 +411,8 @@ static enum nsde_status check_args(struct nsde_func *f, const struct nsde_tensor
                        "%s: dropout noise is sigma * drift; check the drift", fn);
   if (x->dtype != f->dtype)
     return nsde__error(ctx, NSDE_ERR_DTYPE, "%s: x is %s, the func is %s", fn,
-                       x->dtype == NSDE_FLOAT32 ? "float32" : "float64",
-                       f->dtype == NSDE_FLOAT32 ? "float32" : "float64");
+                       x->dtype == NSDE_DTYPE_FLOAT32 ? "float32" : "float64",
+                       f->dtype == NSDE_DTYPE_FLOAT32 ? "float32" : "float64");
   if (!x->contiguous)
     return nsde__error(ctx, NSDE_ERR_SHAPE, "%s: x must be contiguous", fn);
   if (!isfinite(t) || !(eps >= 0) || !isfinite(eps))
@@ -462,7 +462,7 @@ static enum nsde_status check_vjp_of(struct nsde_func *f, int diag, double t,
   int rc = 0;
 
   if (eps == 0)
-    eps = f->dtype == NSDE_FLOAT64 ? 1e-6 : 1e-2;
+    eps = f->dtype == NSDE_DTYPE_FLOAT64 ? 1e-6 : 1e-2;
   batch = x->shape[0];
   n = x->numel;
   dim = n / batch;
@@ -511,7 +511,7 @@ static enum nsde_status check_vjp_of(struct nsde_func *f, int diag, double t,
     }
   for (int64_t k = 0; k < np; k++) {
     double once = get_el(f->dtype, gp, k), added = get_el(f->dtype, gp2, k) - (double)(1 + k % 7);
-    double tol = (f->dtype == NSDE_FLOAT64 ? 1e-12 : 1e-5) * (8.0 + fabs(once));
+    double tol = (f->dtype == NSDE_DTYPE_FLOAT64 ? 1e-12 : 1e-5) * (8.0 + fabs(once));
     if (!(fabs(added - once) <= tol)) {
       note(&r, k, 1, added, once);
       report_out(report, &r);
@@ -599,7 +599,7 @@ NSDE_API enum nsde_status nsde_func_check_diag(struct nsde_func *f, double t,
   if (!nsde__func_has_diag(f))
     return nsde__error(f->ctx, NSDE_ERR_MISSING_OP, "%s: the func has no diag_deriv", fn);
   if (eps == 0)
-    eps = f->dtype == NSDE_FLOAT64 ? 1e-6 : 1e-2;
+    eps = f->dtype == NSDE_DTYPE_FLOAT64 ? 1e-6 : 1e-2;
   batch = x->shape[0];
   n = x->numel;
   esz = nsde__dtype_size(f->dtype);

@@ -239,13 +239,13 @@ uint64_t nsde__grad_param_hash(const struct nsde_solver *s)
 
 static double param_value(const struct nsde_func *f, int i)
 {
-  return f->dtype == NSDE_FLOAT32 ? (double)((const float *)f->params)[i]
+  return f->dtype == NSDE_DTYPE_FLOAT32 ? (double)((const float *)f->params)[i]
                                   : ((const double *)f->params)[i];
 }
 
 void nsde__param_add(enum nsde_dtype dt, void *p, int i, double v)
 {
-  if (dt == NSDE_FLOAT32)
+  if (dt == NSDE_DTYPE_FLOAT32)
     ((float *)p)[i] += (float)v;
   else
     ((double *)p)[i] += v;
@@ -311,7 +311,7 @@ void *nsde__outer_dw(struct nsde_solver *s, const void *c, double scale)
   const int64_t n = s->n, m = s->m, dim = s->dim;
   const int nt = s->ctx->threads;
   (void)nt;
-  if (s->dtype == NSDE_FLOAT32) {
+  if (s->dtype == NSDE_DTYPE_FLOAT32) {
     const float *cc = c, *w = s->dw;
     float *o = s->cgm;
 #pragma omp parallel for num_threads(nt) if (n * m > NSDE_PAR_MIN)

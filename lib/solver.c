@@ -31,7 +31,7 @@ enum nsde_status nsde__solver_cb_fail(struct nsde_solver *s, const char *which, 
 int64_t nsde__count_nonfinite(enum nsde_dtype dtype, int64_t n, const void *p)
 {
   int64_t bad = 0;
-  if (dtype == NSDE_FLOAT32) {
+  if (dtype == NSDE_DTYPE_FLOAT32) {
     const float *a = p;
     for (int64_t i = 0; i < n; i++)
       bad += !isfinite(a[i]);

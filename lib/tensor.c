@@ -264,7 +264,7 @@ static void ew_run(enum ew_op op, double a, const struct nsde_tensor *x, struct 
   int nt = y->ctx ? y->ctx->threads : 1;
 
   if (y->contiguous && (!x || x->contiguous)) {
-    if (y->dtype == NSDE_FLOAT32)
+    if (y->dtype == NSDE_DTYPE_FLOAT32)
       ew_flat_float(op, y->numel, a, x ? x->data : NULL, y->data, nt);
     else
       ew_flat_double(op, y->numel, a, x ? x->data : NULL, y->data, nt);
@@ -273,7 +273,7 @@ static void ew_run(enum ew_op op, double a, const struct nsde_tensor *x, struct 
     pad4(y, shape, sy);
     if (x)
       pad4(x, shape, sx);
-    if (y->dtype == NSDE_FLOAT32)
+    if (y->dtype == NSDE_DTYPE_FLOAT32)
       ew_strided_float(op, shape, a, x ? x->data : NULL, sx, y->data, sy);
     else
       ew_strided_double(op, shape, a, x ? x->data : NULL, sx, y->data, sy);
@@ -345,8 +345,8 @@ NSDE_API enum nsde_status nsde_tensor_gemm(enum nsde_trans trans_a, enum nsde_tr
 
   if (!a || !b || !c)
     return nsde__error(ctx, NSDE_ERR_NULL, "nsde_tensor_gemm: tensor is NULL");
-  if ((trans_a != NSDE_NO_TRANS && trans_a != NSDE_TRANS) ||
-      (trans_b != NSDE_NO_TRANS && trans_b != NSDE_TRANS))
+  if ((trans_a != NSDE_TRANS_NONE && trans_a != NSDE_TRANS_TRANSPOSE) ||
+      (trans_b != NSDE_TRANS_NONE && trans_b != NSDE_TRANS_TRANSPOSE))
     return nsde__error(ctx, NSDE_ERR_INVALID, "nsde_tensor_gemm: bad transposition flag");
   if (a->dtype != c->dtype || b->dtype != c->dtype)
     return nsde__error(ctx, NSDE_ERR_DTYPE, "nsde_tensor_gemm: dtypes differ");

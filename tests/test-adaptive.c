@@ -12,8 +12,8 @@ static void teardown(void) { nsde_context_free(ctx); }
 static struct problem gbm(double mu, double sigma, enum nsde_calculus calc)
 {
   struct problem p;
-  TRY(nsde_func_new_linear(ctx, NSDE_FLOAT64, mu, 0.0, &p.f));
-  TRY(nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, sigma, &p.g));
+  TRY(nsde_func_new_linear(ctx, NSDE_DTYPE_FLOAT64, mu, 0.0, &p.f));
+  TRY(nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT64, sigma, &p.g));
   TRY(nsde_sde_new(ctx, p.f, p.g, NSDE_NOISE_DIAGONAL, calc, &p.sde));
   return p;
 }
@@ -22,8 +22,8 @@ static struct problem gbm(double mu, double sigma, enum nsde_calculus calc)
 static struct problem ou(double k, double sigma)
 {
   struct problem p;
-  TRY(nsde_func_new_linear(ctx, NSDE_FLOAT64, -k, 0.0, &p.f));
-  TRY(nsde_func_new_additive(ctx, NSDE_FLOAT64, sigma, &p.g));
+  TRY(nsde_func_new_linear(ctx, NSDE_DTYPE_FLOAT64, -k, 0.0, &p.f));
+  TRY(nsde_func_new_additive(ctx, NSDE_DTYPE_FLOAT64, sigma, &p.g));
   TRY(nsde_sde_new(ctx, p.f, p.g, NSDE_NOISE_ADDITIVE, NSDE_CALCULUS_ITO, &p.sde));
   return p;
 }
@@ -83,7 +83,7 @@ START_TEST(gbm_converges_on_the_path)
                     nsde_context_last_error(ctx));
       TRY(nsde_tensor_fill(x, 1.0));
       ck_assert_msg(nsde_solve(s, x, NULL) == NSDE_OK, "%s", nsde_context_last_error(ctx));
-      TRY(nsde_tensor_new(ctx, NSDE_FLOAT64, 1, &one, &w));
+      TRY(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 1, &one, &w));
       TRY(nsde_brownian_increment(nsde_solver_brownian(s), 0.0, 1.0, w, NULL));
       exact = exp(drift + sigma * D(w)[0]);
       e += fabs(D(x)[0] - exact);
@@ -212,8 +212,8 @@ START_TEST(steps_follow_the_problem)
   int64_t shape[2] = {8, 4}, n, early = 0, late = 0;
   const double *t;
 
-  TRY(nsde_func_new(ctx, NSDE_FLOAT64, &ops, NULL, 0, NULL, &p.f));
-  TRY(nsde_func_new_additive(ctx, NSDE_FLOAT64, 0.05, &p.g));
+  TRY(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &ops, NULL, 0, NULL, &p.f));
+  TRY(nsde_func_new_additive(ctx, NSDE_DTYPE_FLOAT64, 0.05, &p.g));
   TRY(nsde_sde_new(ctx, p.f, p.g, NSDE_NOISE_ADDITIVE, NSDE_CALCULUS_STRATONOVICH, &p.sde));
   adaptive_config(&c, NSDE_SCHEME_HEUN, 1e-3);
   c.seed = test_seed();
@@ -327,8 +327,8 @@ START_TEST(blow_up_stops_at_dt_min)
   struct nsde_tensor *x = state(1, 1, 1.0);
   int64_t shape[2] = {1, 1};
 
-  TRY(nsde_func_new(ctx, NSDE_FLOAT64, &ops, NULL, 0, NULL, &p.f));
-  TRY(nsde_func_new_additive(ctx, NSDE_FLOAT64, 0.0, &p.g));
+  TRY(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &ops, NULL, 0, NULL, &p.f));
+  TRY(nsde_func_new_additive(ctx, NSDE_DTYPE_FLOAT64, 0.0, &p.g));
   TRY(nsde_sde_new(ctx, p.f, p.g, NSDE_NOISE_ADDITIVE, NSDE_CALCULUS_ITO, &p.sde));
   adaptive_config(&c, NSDE_SCHEME_HEUN, 1e-4);
   c.t1 = 2.0;
@@ -362,7 +362,7 @@ START_TEST(save_at_and_stepwise)
   c.save_at = at;
   c.n_save = 4;
   c.seed = 7;
-  TRY(nsde_tensor_new(ctx, NSDE_FLOAT64, 1, &sshape, &saved));
+  TRY(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 1, &sshape, &saved));
   TRY(nsde_solver_new(p.sde, &c, 2, shape, &s));
   TRY(nsde_solve(s, x, saved));
   n = nsde_solver_times(s, &t);

@@ -83,7 +83,7 @@ START_TEST(increment_distribution)
 {
   const int64_t n = 40000;
   struct nsde_brownian *bm = make_bm(test_seed(), 0.0, 2.0, 5, 2, n / 2, 0);
-  struct nsde_tensor *w = vec(NSDE_FLOAT64, n), *h = vec(NSDE_FLOAT64, n);
+  struct nsde_tensor *w = vec(NSDE_DTYPE_FLOAT64, n), *h = vec(NSDE_DTYPE_FLOAT64, n);
   const double intervals[3][2] = {{0.4, 0.8}, {0.13, 0.37}, {0.5, 1.9}};
 
   for (int q = 0; q < 3; q++) {
@@ -123,7 +123,7 @@ START_TEST(independent_pieces)
 {
   const int64_t n = 40000;
   struct nsde_brownian *bm = make_bm(test_seed() + 1, 0.0, 1.0, 3, 1, n, 0);
-  struct nsde_tensor *a = vec(NSDE_FLOAT64, n), *b = vec(NSDE_FLOAT64, n);
+  struct nsde_tensor *a = vec(NSDE_DTYPE_FLOAT64, n), *b = vec(NSDE_DTYPE_FLOAT64, n);
   double c = 0, va = 0, vb = 0;
   ck_assert_int_eq(nsde_brownian_increment(bm, 0.1, 0.2, a, NULL), NSDE_OK);
   ck_assert_int_eq(nsde_brownian_increment(bm, 0.2, 0.45, b, NULL), NSDE_OK);
@@ -148,8 +148,8 @@ START_TEST(additivity)
   const double pts[][3] = {{-1.0, 0.3, 3.0}, {0.1, 0.2, 0.25}, {-0.5, 1.0, 2.2},
                            {-1.0 + 4.0 / 7, -1.0 + 8.0 / 7, -1.0 + 12.0 / 7}, {0.7, 0.70001, 0.9}};
   for (int i = 0; i < 3; i++) {
-    w[i] = vec(NSDE_FLOAT64, n);
-    h[i] = vec(NSDE_FLOAT64, n);
+    w[i] = vec(NSDE_DTYPE_FLOAT64, n);
+    h[i] = vec(NSDE_DTYPE_FLOAT64, n);
   }
   for (size_t q = 0; q < sizeof(pts) / sizeof(pts[0]); q++) {
     double a = pts[q][0], c = pts[q][1], b = pts[q][2];
@@ -193,10 +193,10 @@ START_TEST(reproducible)
   struct nsde_brownian *whole = make_bm(77, 0.0, 1.0, 10, batch, dim, 0);
   struct nsde_brownian *lo = make_bm(77, 0.0, 1.0, 10, 2, dim, 0);
   struct nsde_brownian *hi = make_bm(77, 0.0, 1.0, 10, 4, dim, 2);
-  struct nsde_tensor *w1 = vec(NSDE_FLOAT64, n), *w2 = vec(NSDE_FLOAT64, n);
-  struct nsde_tensor *h1 = vec(NSDE_FLOAT64, n), *h2 = vec(NSDE_FLOAT64, n);
-  struct nsde_tensor *wl = vec(NSDE_FLOAT64, 2 * dim), *wh = vec(NSDE_FLOAT64, 4 * dim);
-  struct nsde_tensor *wf = vec(NSDE_FLOAT32, n);
+  struct nsde_tensor *w1 = vec(NSDE_DTYPE_FLOAT64, n), *w2 = vec(NSDE_DTYPE_FLOAT64, n);
+  struct nsde_tensor *h1 = vec(NSDE_DTYPE_FLOAT64, n), *h2 = vec(NSDE_DTYPE_FLOAT64, n);
+  struct nsde_tensor *wl = vec(NSDE_DTYPE_FLOAT64, 2 * dim), *wh = vec(NSDE_DTYPE_FLOAT64, 4 * dim);
+  struct nsde_tensor *wf = vec(NSDE_DTYPE_FLOAT32, n);
   const double iv[2][2] = {{0.3, 0.4}, {0.31, 0.77}};
 
   for (int q = 0; q < 2; q++) {
@@ -234,7 +234,7 @@ END_TEST
 START_TEST(stream_frozen)
 {
   struct nsde_brownian *bm = make_bm(12345, 0.0, 1.0, 4, 1, 3, 0);
-  struct nsde_tensor *w = vec(NSDE_FLOAT64, 3);
+  struct nsde_tensor *w = vec(NSDE_DTYPE_FLOAT64, 3);
 #include "data/brownian-v1.inc"
   double got[3];
   ck_assert_int_eq(nsde_brownian_stream_version(), NSDE_BROWNIAN_STREAM_VERSION);
@@ -278,9 +278,9 @@ START_TEST(bad_input)
   ck_assert_int_eq(nsde_brownian_new(ctx, &c, &bm), NSDE_ERR_INVALID);
 
   bm = make_bm(1, 0.0, 1.0, 2, 1, 2, 0);
-  w = vec(NSDE_FLOAT64, 2);
-  w3 = vec(NSDE_FLOAT64, 3);
-  wf = vec(NSDE_FLOAT32, 2);
+  w = vec(NSDE_DTYPE_FLOAT64, 2);
+  w3 = vec(NSDE_DTYPE_FLOAT64, 3);
+  wf = vec(NSDE_DTYPE_FLOAT32, 2);
   ck_assert_int_eq(nsde_brownian_increment(bm, 0.5, 0.5, w, NULL), NSDE_ERR_INVALID);
   ck_assert_int_eq(nsde_brownian_increment(bm, 0.6, 0.5, w, NULL), NSDE_ERR_INVALID);
   ck_assert_int_eq(nsde_brownian_increment(bm, -0.1, 0.5, w, NULL), NSDE_ERR_INVALID);

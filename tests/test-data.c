@@ -75,7 +75,7 @@ START_TEST(cifar10_good)
   ck_assert(c == 3 && h == 32 && w == 32 && k == 10);
   ck_assert_int_eq(nsde_dataset_label(ds, 13), 3);
   ck_assert_int_eq(nsde_dataset_label(ds, 25), -1);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &x), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &x), NSDE_OK);
   ck_assert_int_eq(nsde_dataset_batch(ds, idx, 2, 0, 0, x, labels), NSDE_OK);
   ck_assert_int_eq(labels[1], 3);
   ck_assert_float_eq_tol(((float *)nsde_tensor_data(x))[3072 + 5], (float)((13 + 5) % 256) / 255.0f, 1e-6f);
@@ -83,7 +83,7 @@ START_TEST(cifar10_good)
   {
     struct nsde_tensor *y;
     int nonzero_shift = 0;
-    ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &y), NSDE_OK);
+    ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &y), NSDE_OK);
     for (uint64_t seed = 0; seed < 20 && !nonzero_shift; seed++) {
       const float *a = nsde_tensor_data(x), *b = nsde_tensor_data(y);
       ck_assert_int_eq(nsde_dataset_batch(ds, idx, 2, 4, seed, y, NULL), NSDE_OK);
@@ -243,7 +243,7 @@ START_TEST(stl10)
   ck_assert_int_eq(nsde_dataset_load_stl10(ctx, dir, NSDE_SPLIT_TEST, 0, &ds), NSDE_OK);
   ck_assert_int_eq(nsde_dataset_size(ds), 2);
   ck_assert_int_eq(nsde_dataset_label(ds, 1), 9);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &t), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &t), NSDE_OK);
   ck_assert_int_eq(nsde_dataset_batch(ds, idx, 1, 0, 0, t, &lab), NSDE_OK);
   /* stored column-major: file (c, x, y) is pixel (c, row y, column x) */
   {

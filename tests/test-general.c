@@ -67,9 +67,9 @@ START_TEST(diagonal_matrix_matches_diagonal_noise)
   struct nsde_sde *gen, *dia;
   const enum nsde_scheme schemes[2] = {NSDE_SCHEME_EULER_MARUYAMA, NSDE_SCHEME_HEUN};
 
-  TRY(nsde_func_new_linear(ctx, NSDE_FLOAT64, 0.4, 0.1, &f));
-  TRY(nsde_func_new_matrix(ctx, NSDE_FLOAT64, &ops, &sigma, 0, NULL, 3, &gm));
-  TRY(nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, sigma, &gd));
+  TRY(nsde_func_new_linear(ctx, NSDE_DTYPE_FLOAT64, 0.4, 0.1, &f));
+  TRY(nsde_func_new_matrix(ctx, NSDE_DTYPE_FLOAT64, &ops, &sigma, 0, NULL, 3, &gm));
+  TRY(nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT64, sigma, &gd));
   for (int k = 0; k < 2; k++) {
     enum nsde_calculus calc = k ? NSDE_CALCULUS_STRATONOVICH : NSDE_CALCULUS_ITO;
     struct nsde_solver *a, *b;
@@ -107,8 +107,8 @@ START_TEST(two_brownian_motions_closed_form)
   const enum nsde_scheme schemes[2] = {NSDE_SCHEME_EULER_MARUYAMA, NSDE_SCHEME_HEUN};
   const double expect[2] = {0.5, 1.0};
 
-  TRY(nsde_func_new_linear(ctx, NSDE_FLOAT64, mu, 0.0, &f));
-  TRY(nsde_func_new_matrix(ctx, NSDE_FLOAT64, &ops, NULL, 0, NULL, 2, &g));
+  TRY(nsde_func_new_linear(ctx, NSDE_DTYPE_FLOAT64, mu, 0.0, &f));
+  TRY(nsde_func_new_matrix(ctx, NSDE_DTYPE_FLOAT64, &ops, NULL, 0, NULL, 2, &g));
   for (int k = 0; k < 2; k++) {
     enum nsde_calculus calc = k ? NSDE_CALCULUS_STRATONOVICH : NSDE_CALCULUS_ITO;
     const double a = k ? mu : mu - 0.5 * (sig2[0] * sig2[0] + sig2[1] * sig2[1]);
@@ -117,7 +117,7 @@ START_TEST(two_brownian_motions_closed_form)
     double h[4], err[4], slope;
     int64_t wn = 2 * M;
     TRY(nsde_sde_new(ctx, f, g, NSDE_NOISE_GENERAL, calc, &sde));
-    TRY(nsde_tensor_new(ctx, NSDE_FLOAT64, 1, &wn, &w));
+    TRY(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 1, &wn, &w));
     for (int q = 0; q < 4; q++) {
       struct nsde_solver *s = fixed(sde, schemes[k], steps[q], base, 9, M, 1);
       double e = 0.0;
@@ -182,8 +182,8 @@ START_TEST(non_commutative_noise)
   struct nsde_tensor *ref = state(B, 2, 0.5), *x = state(B, 2, 0.5);
   double prev = INFINITY, herr[3], hh[3];
 
-  TRY(nsde_func_new(ctx, NSDE_FLOAT64, &fops, NULL, 0, NULL, &f));
-  TRY(nsde_func_new_matrix(ctx, NSDE_FLOAT64, &gops, NULL, 0, NULL, 2, &g));
+  TRY(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &fops, NULL, 0, NULL, &f));
+  TRY(nsde_func_new_matrix(ctx, NSDE_DTYPE_FLOAT64, &gops, NULL, 0, NULL, 2, &g));
   TRY(nsde_sde_new(ctx, f, g, NSDE_NOISE_GENERAL, NSDE_CALCULUS_STRATONOVICH, &sde));
   {
     struct nsde_solver *s = fixed(sde, NSDE_SCHEME_HEUN, 1 << 16, 4, 21, B, 2);
@@ -305,8 +305,8 @@ START_TEST(gradients_and_vjp_check)
   struct nsde_vjp_report rep = {.size = sizeof(rep)};
   struct nsde_tensor *xc = state(2, 2, 0.0);
 
-  TRY(nsde_func_new_linear(ctx, NSDE_FLOAT64, -0.5, 0.2, &f));
-  TRY(nsde_func_new_matrix(ctx, NSDE_FLOAT64, &ops, p, 2, p, 3, &g));
+  TRY(nsde_func_new_linear(ctx, NSDE_DTYPE_FLOAT64, -0.5, 0.2, &f));
+  TRY(nsde_func_new_matrix(ctx, NSDE_DTYPE_FLOAT64, &ops, p, 2, p, 3, &g));
   memcpy(D(xc), x0, sizeof(x0));
   TRY(nsde_func_check_vjp(g, 0.0, xc, 1, 0.0, &rep));
   broken = 1; /* the checker sees a wrong vjp of a matrix func */
@@ -375,10 +375,10 @@ START_TEST(invalid_combinations)
   struct nsde_solver *s = NULL;
   int64_t shape[2] = {2, 2};
 
-  TRY(nsde_func_new_linear(ctx, NSDE_FLOAT64, -0.5, 0.2, &f));
-  TRY(nsde_func_new_matrix(ctx, NSDE_FLOAT64, &ops, p, 2, p, 3, &g));
-  TRY(nsde_func_new_additive(ctx, NSDE_FLOAT64, 0.1, &add));
-  ck_assert_int_eq(nsde_func_new_matrix(ctx, NSDE_FLOAT64, &ops, p, 2, p, 0, &bad),
+  TRY(nsde_func_new_linear(ctx, NSDE_DTYPE_FLOAT64, -0.5, 0.2, &f));
+  TRY(nsde_func_new_matrix(ctx, NSDE_DTYPE_FLOAT64, &ops, p, 2, p, 3, &g));
+  TRY(nsde_func_new_additive(ctx, NSDE_DTYPE_FLOAT64, 0.1, &add));
+  ck_assert_int_eq(nsde_func_new_matrix(ctx, NSDE_DTYPE_FLOAT64, &ops, p, 2, p, 0, &bad),
                    NSDE_ERR_INVALID);
   ck_assert_ptr_null(bad);
   ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde),

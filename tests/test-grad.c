@@ -116,7 +116,7 @@ static struct nsde_func *mlp_new(struct mlp *m, int seed)
     st = st * 6364136223846793005ULL + 1442695040888963407ULL;
     m->p[i] = ((double)(st >> 11) * 0x1.0p-53 - 0.5) * 1.2;
   }
-  ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &ops, m, NP, m->p, &f), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &ops, m, NP, m->p, &f), NSDE_OK);
   return f;
 }
 
@@ -165,7 +165,7 @@ static void prob_make(struct prob *p, enum nsde_scheme scheme, enum diffkind dk,
   shape[0] = p->B;
   shape[1] = D;
   p->f = mlp_new(&p->m, 3);
-  p->g = diffusion(dk, NSDE_FLOAT64, dk == DIFF_DROP ? 0.4 : 0.3);
+  p->g = diffusion(dk, NSDE_DTYPE_FLOAT64, dk == DIFF_DROP ? 0.4 : 0.3);
   ck_assert_int_eq(nsde_sde_new(ctx, p->f, p->g, noise_of(dk), calc_of(scheme), &p->sde), NSDE_OK);
   nsde_solver_config_init(&cfg);
   cfg.scheme = scheme;
@@ -177,10 +177,10 @@ static void prob_make(struct prob *p, enum nsde_scheme scheme, enum diffkind dk,
   cfg.n_save = n_save;
   ck_assert_msg(nsde_solver_new(p->sde, &cfg, 2, shape, &p->s) == NSDE_OK, "%s",
                 nsde_context_last_error(ctx));
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &p->x0), NSDE_OK);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &p->x), NSDE_OK);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &p->w), NSDE_OK);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &p->gx0), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, shape, &p->x0), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, shape, &p->x), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, shape, &p->w), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, shape, &p->gx0), NSDE_OK);
   for (int i = 0; i < p->B * D; i++) {
     ((double *)nsde_tensor_data(p->x0))[i] = 0.8 + 0.3 * sin(1.7 * i);
     ((double *)nsde_tensor_data(p->w))[i] = cos(0.9 * i + 0.2);
@@ -222,8 +222,8 @@ START_TEST(closed_form_gbm)
     struct nsde_tensor *x, *w, *gx, *dw;
     int64_t shape[2] = {B, 1}, nb = B;
     double gmu, gsig, prod[4], smu[4], ssig[4], exp_mu = 0, exp_sig = 0;
-    ck_assert_int_eq(nsde_func_new_linear(ctx, NSDE_FLOAT64, mu, 0.0, &f), NSDE_OK);
-    ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, sigma, &g), NSDE_OK);
+    ck_assert_int_eq(nsde_func_new_linear(ctx, NSDE_DTYPE_FLOAT64, mu, 0.0, &f), NSDE_OK);
+    ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT64, sigma, &g), NSDE_OK);
     ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde), NSDE_OK);
     nsde_solver_config_init(&cfg);
     cfg.n_steps = N;
@@ -231,10 +231,10 @@ START_TEST(closed_form_gbm)
     cfg.grad = strats[si == 0 ? 0 : 1];
     cfg.checkpoint_every = si == 0 ? 0 : steps_ck[si - 1];
     ck_assert_int_eq(nsde_solver_new(sde, &cfg, 2, shape, &s), NSDE_OK);
-    ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &x), NSDE_OK);
-    ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &w), NSDE_OK);
-    ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &gx), NSDE_OK);
-    ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT64, 1, &nb, &dw), NSDE_OK);
+    ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, shape, &x), NSDE_OK);
+    ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, shape, &w), NSDE_OK);
+    ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, shape, &gx), NSDE_OK);
+    ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 1, &nb, &dw), NSDE_OK);
     TRY(nsde_tensor_fill(x, x0));
     for (int b = 0; b < B; b++)
       ((double *)nsde_tensor_data(w))[b] = 1.0 + b;
@@ -310,8 +310,8 @@ START_TEST(finite_differences)
   int worst_idx = -1;
 
   prob_make(&p, c->scheme, c->diff, c->strat, 9, 4, save_at, 2);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT64, 1, sshape, &saved), NSDE_OK);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT64, 1, sshape, &gsaved), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 1, sshape, &saved), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 1, sshape, &gsaved), NSDE_OK);
   loss(&p, saved);
   TRY(nsde_tensor_copy(gsaved, saved)); /* dL/dsaved = saved */
   ck_assert_msg(nsde_backward(p.s, p.w, gsaved, p.gx0, gd, p.g ? gg : NULL) == NSDE_OK, "%s",
@@ -387,7 +387,7 @@ static void grads_builtin(enum nsde_dtype dt, enum nsde_scheme scheme, enum diff
   ck_assert_int_eq(nsde_tensor_new(ctx, dt, 2, shape, &gx), NSDE_OK);
   for (int64_t i = 0; i < B * Dd; i++) {
     double xv = 1.0 + 0.5 * sin((double)i), wv = cos(0.3 * (double)i);
-    if (dt == NSDE_FLOAT64) {
+    if (dt == NSDE_DTYPE_FLOAT64) {
       ((double *)nsde_tensor_data(x))[i] = xv;
       ((double *)nsde_tensor_data(w))[i] = wv;
     } else {
@@ -396,14 +396,14 @@ static void grads_builtin(enum nsde_dtype dt, enum nsde_scheme scheme, enum diff
     }
   }
   ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
-  ck_assert_msg(nsde_backward(s, w, NULL, gx, dt == NSDE_FLOAT64 ? (void *)gd : (void *)gdf,
-                              dt == NSDE_FLOAT64 ? (void *)gs : (void *)gsf) == NSDE_OK,
+  ck_assert_msg(nsde_backward(s, w, NULL, gx, dt == NSDE_DTYPE_FLOAT64 ? (void *)gd : (void *)gdf,
+                              dt == NSDE_DTYPE_FLOAT64 ? (void *)gs : (void *)gsf) == NSDE_OK,
                 "%s", nsde_context_last_error(ctx));
   for (int64_t i = 0; i < B * Dd; i++)
-    out_x[i] = dt == NSDE_FLOAT64 ? ((double *)nsde_tensor_data(gx))[i] : ((float *)nsde_tensor_data(gx))[i];
-  out_p[0] = dt == NSDE_FLOAT64 ? gd[0] : gdf[0];
-  out_p[1] = dt == NSDE_FLOAT64 ? gd[1] : gdf[1];
-  out_p[2] = dt == NSDE_FLOAT64 ? gs[0] : gsf[0];
+    out_x[i] = dt == NSDE_DTYPE_FLOAT64 ? ((double *)nsde_tensor_data(gx))[i] : ((float *)nsde_tensor_data(gx))[i];
+  out_p[0] = dt == NSDE_DTYPE_FLOAT64 ? gd[0] : gdf[0];
+  out_p[1] = dt == NSDE_DTYPE_FLOAT64 ? gd[1] : gdf[1];
+  out_p[2] = dt == NSDE_DTYPE_FLOAT64 ? gs[0] : gsf[0];
   nsde_tensor_free(x); nsde_tensor_free(w); nsde_tensor_free(gx);
   nsde_solver_free(s); nsde_sde_free(sde); nsde_func_free(g); nsde_func_free(f);
 }
@@ -427,7 +427,7 @@ START_TEST(strategies_agree)
     {NSDE_SCHEME_HEUN, DIFF_DROP}, {NSDE_SCHEME_SRA1, DIFF_ADD},
     {NSDE_SCHEME_REVERSIBLE_HEUN, DIFF_MUL}};
   for (int d = 0; d < 2; d++) {
-    enum nsde_dtype dt = d ? NSDE_FLOAT32 : NSDE_FLOAT64;
+    enum nsde_dtype dt = d ? NSDE_DTYPE_FLOAT32 : NSDE_DTYPE_FLOAT64;
     double tol = d ? 1e-6 : 1e-12;
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
       const int64_t cks[3] = {1, 6, 0};
@@ -462,8 +462,8 @@ START_TEST(adjoint_converges)
   for (int k = 0; k < 3; k++) {
     double ds[4], dp[4], hs[4];
     for (int j = 0; j < 4; j++) {
-      grads_builtin(NSDE_FLOAT64, NSDE_SCHEME_EULER_MARUYAMA, kinds[k], NSDE_GRAD_STORE_ALL, 0, Ns[j], 4096, ref, rp);
-      grads_builtin(NSDE_FLOAT64, NSDE_SCHEME_EULER_MARUYAMA, kinds[k], NSDE_GRAD_ADJOINT, 0, Ns[j], 4096, got, gp);
+      grads_builtin(NSDE_DTYPE_FLOAT64, NSDE_SCHEME_EULER_MARUYAMA, kinds[k], NSDE_GRAD_STORE_ALL, 0, Ns[j], 4096, ref, rp);
+      grads_builtin(NSDE_DTYPE_FLOAT64, NSDE_SCHEME_EULER_MARUYAMA, kinds[k], NSDE_GRAD_ADJOINT, 0, Ns[j], 4096, got, gp);
       ds[j] = max_rel(got, ref, n);
       dp[j] = max_rel(gp, rp, kinds[k] == DIFF_NONE ? 2 : 3);
       hs[j] = 1.0 / (double)Ns[j];
@@ -525,18 +525,18 @@ static long peak_growth(enum nsde_grad_strategy strat, int64_t N, int64_t B, int
       _exit(3);
     if (nsde_context_set_threads(c, 1))
       _exit(3);
-    if (nsde_func_new_linear(c, NSDE_FLOAT64, -0.3, 0.0, &f))
+    if (nsde_func_new_linear(c, NSDE_DTYPE_FLOAT64, -0.3, 0.0, &f))
       _exit(3);
-    if (nsde_func_new_multiplicative(c, NSDE_FLOAT64, 0.4, &g))
+    if (nsde_func_new_multiplicative(c, NSDE_DTYPE_FLOAT64, 0.4, &g))
       _exit(3);
     if (nsde_sde_new(c, f, g, NSDE_NOISE_DIAGONAL,
                  strat == NSDE_GRAD_REVERSIBLE ? NSDE_CALCULUS_STRATONOVICH : NSDE_CALCULUS_ITO, &sde))
       _exit(3);
-    if (nsde_tensor_new(c, NSDE_FLOAT64, 2, shape, &x))
+    if (nsde_tensor_new(c, NSDE_DTYPE_FLOAT64, 2, shape, &x))
       _exit(3);
-    if (nsde_tensor_new(c, NSDE_FLOAT64, 2, shape, &w))
+    if (nsde_tensor_new(c, NSDE_DTYPE_FLOAT64, 2, shape, &w))
       _exit(3);
-    if (nsde_tensor_new(c, NSDE_FLOAT64, 2, shape, &gx))
+    if (nsde_tensor_new(c, NSDE_DTYPE_FLOAT64, 2, shape, &gx))
       _exit(3);
     if (nsde_tensor_fill(x, 1.0))
       _exit(3);
@@ -574,9 +574,9 @@ START_TEST(memory_follows_query)
   struct nsde_sde *ito, *strat_sde;
   int64_t shape[2] = {B, Dd};
 
-  ck_assert_int_eq(nsde_func_new_linear(ctx, NSDE_FLOAT64, -0.3, 0.0, &f), NSDE_OK);
-  ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, 0.4, &g), NSDE_OK);
-  ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, 0.4, &gs), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_linear(ctx, NSDE_DTYPE_FLOAT64, -0.3, 0.0, &f), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT64, 0.4, &g), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT64, 0.4, &gs), NSDE_OK);
   ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &ito), NSDE_OK);
   ck_assert_int_eq(nsde_sde_new(ctx, f, gs, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_STRATONOVICH, &strat_sde), NSDE_OK);
   for (int s = 0; s < 4; s++)
@@ -624,16 +624,16 @@ START_TEST(increments_kept_with_records)
   struct nsde_sde *ito, *strat, *add;
   struct nsde_tensor *x, *gx, *g0;
 
-  ck_assert_int_eq(nsde_func_new_linear(ctx, NSDE_FLOAT64, -0.3, 0.1, &f), NSDE_OK);
-  ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, 0.4, &g), NSDE_OK);
-  ck_assert_int_eq(nsde_func_new_additive(ctx, NSDE_FLOAT64, 0.4, &ga), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_linear(ctx, NSDE_DTYPE_FLOAT64, -0.3, 0.1, &f), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT64, 0.4, &g), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_additive(ctx, NSDE_DTYPE_FLOAT64, 0.4, &ga), NSDE_OK);
   ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &ito), NSDE_OK);
   ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_STRATONOVICH, &strat),
                    NSDE_OK);
   ck_assert_int_eq(nsde_sde_new(ctx, f, ga, NSDE_NOISE_ADDITIVE, NSDE_CALCULUS_ITO, &add), NSDE_OK);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &x), NSDE_OK);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &gx), NSDE_OK);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &g0), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, shape, &x), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, shape, &gx), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, shape, &g0), NSDE_OK);
   for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
     struct nsde_solver_config cfg;
     struct nsde_solver *s;
@@ -675,7 +675,7 @@ START_TEST(vjp_checker)
   struct nsde_tensor *x;
   struct nsde_vjp_report r;
   int64_t shape[2] = {5, D};
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &x), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, shape, &x), NSDE_OK);
   for (int i = 0; i < 5 * D; i++)
     ((double *)nsde_tensor_data(x))[i] = sin(i + 0.5);
   memset(&r, 0, sizeof(r));
@@ -690,11 +690,11 @@ START_TEST(vjp_checker)
   ck_assert_int_eq(r.worst_index, 5);
   m.bad_grad = 0;
   /* built-ins check out too; dropout refers to its drift */
-  ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, 0.7, &g), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT64, 0.7, &g), NSDE_OK);
   ck_assert_int_eq(nsde_func_check_vjp(g, 0.0, x, 2, 0, &r), NSDE_OK);
   ck_assert(r.worst_rel_err < 1e-8);
   nsde_func_free(g);
-  ck_assert_int_eq(nsde_func_new_dropout(ctx, NSDE_FLOAT64, 0.7, &g), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_dropout(ctx, NSDE_DTYPE_FLOAT64, 0.7, &g), NSDE_OK);
   ck_assert_int_eq(nsde_func_check_vjp(g, 0.0, x, 2, 0, &r), NSDE_ERR_UNSUPPORTED);
   nsde_func_free(g);
   r.size = 3;
@@ -797,9 +797,9 @@ START_TEST(vjp_checker_verdicts)
   ops.diag_deriv = asin_diag;
   ops.diag_deriv_vjp = asin_diag_vjp;
   u.a = 1.7;
-  ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &ops, &u, 1, &u.a, &f), NSDE_OK);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &x), NSDE_OK);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 2, shape, &x32), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &ops, &u, 1, &u.a, &f), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, shape, &x), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, shape, &x32), NSDE_OK);
   for (int i = 0; i < 12; i++)
     ((double *)nsde_tensor_data(x))[i] = 0.3 * i - 1.4;
   memset(&r, 0, sizeof(r));
@@ -839,15 +839,15 @@ START_TEST(vjp_checker_verdicts)
   nsde_func_free(f);
   /* missing callbacks are named */
   ops.diag_deriv_vjp = NULL;
-  ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &ops, &u, 1, &u.a, &f), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &ops, &u, 1, &u.a, &f), NSDE_OK);
   ck_assert_int_eq(nsde_func_check_diag_vjp(f, 0.0, x, 5, 0, &r), NSDE_ERR_MISSING_OP);
   nsde_func_free(f);
   ops.diag_deriv = NULL;
-  ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &ops, &u, 1, &u.a, &f), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &ops, &u, 1, &u.a, &f), NSDE_OK);
   ck_assert_int_eq(nsde_func_check_diag(f, 0.0, x, 0, &r), NSDE_ERR_MISSING_OP);
   nsde_func_free(f);
   /* the built-ins pass their own checks */
-  ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, 0.7, &f), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT64, 0.7, &f), NSDE_OK);
   ck_assert_int_eq(nsde_func_check_diag(f, 0.0, x, 0, &r), NSDE_OK);
   ck_assert_int_eq(nsde_func_check_diag_vjp(f, 0.0, x, 5, 0, &r), NSDE_OK);
   nsde_func_free(f);
@@ -898,8 +898,8 @@ START_TEST(errors)
   ck_assert_int_eq(nsde_solver_reset(p.s), NSDE_OK); /* the tape no longer matches */
   ck_assert_int_eq(nsde_backward(p.s, p.w, NULL, p.gx0, gd, NULL), NSDE_ERR_STATE);
   loss(&p, NULL);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, bad_shape, &wrong), NSDE_OK);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 2, shape, &w32), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, bad_shape, &wrong), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, shape, &w32), NSDE_OK);
   ck_assert_int_eq(nsde_backward(p.s, wrong, NULL, p.gx0, NULL, NULL), NSDE_ERR_SHAPE);
   ck_assert_int_eq(nsde_backward(p.s, p.w, NULL, wrong, NULL, NULL), NSDE_ERR_SHAPE);
   ck_assert_int_eq(nsde_backward(p.s, w32, NULL, p.gx0, NULL, NULL), NSDE_ERR_DTYPE);
@@ -940,7 +940,7 @@ START_TEST(errors)
     struct nsde_func_ops ops = {sizeof(ops), lin_eval, NULL, NULL, NULL};
     struct nsde_func *f;
     struct nsde_sde *sde;
-    ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &ops, NULL, 0, NULL, &f), NSDE_OK);
+    ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &ops, NULL, 0, NULL, &f), NSDE_OK);
     ck_assert_int_eq(nsde_sde_new(ctx, f, NULL, NSDE_NOISE_NONE, NSDE_CALCULUS_ITO, &sde), NSDE_OK);
     cfg.grad = NSDE_GRAD_STORE_ALL;
     ck_assert_int_eq(nsde_solver_new(sde, &cfg, 2, shape, &s), NSDE_ERR_MISSING_OP);
@@ -948,7 +948,7 @@ START_TEST(errors)
     nsde_sde_free(sde);
     nsde_func_free(f);
     ops.vjp = inf_vjp;
-    ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &ops, NULL, 0, NULL, &f), NSDE_OK);
+    ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &ops, NULL, 0, NULL, &f), NSDE_OK);
     ck_assert_int_eq(nsde_sde_new(ctx, f, NULL, NSDE_NOISE_NONE, NSDE_CALCULUS_ITO, &sde), NSDE_OK);
     ck_assert_int_eq(nsde_solver_new(sde, &cfg, 2, shape, &s), NSDE_OK);
     TRY(nsde_tensor_copy(p.x, p.x0));

@@ -40,7 +40,7 @@ static struct nsde_tensor *formula_images(int B, int C, int H, int W)
   int64_t shape[4] = {B, C, H, W};
   struct nsde_tensor *x;
   float *d;
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &x), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &x), NSDE_OK);
   d = nsde_tensor_data(x);
   for (int b = 0; b < B; b++)
     for (int c = 0; c < C; c++)
@@ -54,7 +54,7 @@ static struct nsde_tensor *formula_images(int B, int C, int H, int W)
 START_TEST(parameter_counts)
 {
   struct nsde_model_config c;
-  struct nsde_model *m = make(NSDE_ARCH_CIFAR, 64, 3, 32, NSDE_MODEL_NOISE_MULTIPLICATIVE, 2, 1);
+  struct nsde_model *m = make(NSDE_MODEL_ARCH_CIFAR, 64, 3, 32, NSDE_MODEL_NOISE_MULTIPLICATIVE, 2, 1);
   ck_assert_int_eq(nsde_model_num_params(m), 115594);
   nsde_model_free(m);
   nsde_model_config_init(&c);
@@ -64,7 +64,7 @@ START_TEST(parameter_counts)
   ck_assert_int_eq(nsde_model_num_params(m), 115595);
   ck_assert_float_eq(nsde_model_params(m)[115594], 1.0f);
   nsde_model_free(m);
-  m = make(NSDE_ARCH_LARGE, 256, 3, 96, NSDE_MODEL_NOISE_ADDITIVE, 1, 1);
+  m = make(NSDE_MODEL_ARCH_LARGE, 256, 3, 96, NSDE_MODEL_NOISE_ADDITIVE, 1, 1);
   ck_assert_int_eq(nsde_model_num_params(m), 2440202);
   nsde_model_free(m);
 }
@@ -87,8 +87,8 @@ START_TEST(matches_pytorch)
    * moves the gradient norm by ~2e-4, above the tolerance. Of seeds 5-12 the
    * float32 reference had such a flip for 5 (against libnsde's Winograd and
    * direct convolutions alike), 8 and 11; seed 9 has none on either path. */
-  ms[0] = make(NSDE_ARCH_CIFAR, 16, 3, 32, NSDE_MODEL_NOISE_MULTIPLICATIVE, 4, 9);
-  ms[1] = make(NSDE_ARCH_LARGE, 32, 3, 32, NSDE_MODEL_NOISE_MULTIPLICATIVE, 4, 6);
+  ms[0] = make(NSDE_MODEL_ARCH_CIFAR, 16, 3, 32, NSDE_MODEL_NOISE_MULTIPLICATIVE, 4, 9);
+  ms[1] = make(NSDE_MODEL_ARCH_LARGE, 32, 3, 32, NSDE_MODEL_NOISE_MULTIPLICATIVE, 4, 6);
   if (getenv("NSDE_EXPORT_DIR"))
     for (int k = 0; k < 2; k++) {
       snprintf(path, sizeof(path), "%s/%s.nsde", getenv("NSDE_EXPORT_DIR"), names[k]);
@@ -107,7 +107,7 @@ START_TEST(matches_pytorch)
       continue;
     k = strcmp(name, names[0]) == 0 ? 0 : 1;
     x = formula_images(2, 3, 32, 32);
-    ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 2, ls, &logits), NSDE_OK);
+    ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, ls, &logits), NSDE_OK);
     if (!strcmp(kind, "logits")) {
       int b, n2;
       const char *p = line + off;
@@ -173,7 +173,7 @@ END_TEST
 /* Same loss, gradients and logits on 1 and 2 threads, bit for bit. */
 START_TEST(thread_count_independent)
 {
-  struct nsde_model *m = make(NSDE_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_NOISE_MULTIPLICATIVE, 4, 9);
+  struct nsde_model *m = make(NSDE_MODEL_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_NOISE_MULTIPLICATIVE, 4, 9);
   struct nsde_tensor *x = formula_images(3, 3, 32, 32);
   int32_t labels[3] = {0, 5, 9};
   int64_t np = nsde_model_num_params(m);
@@ -202,12 +202,12 @@ END_TEST
 
 START_TEST(predict_and_ttn)
 {
-  struct nsde_model *m = make(NSDE_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_NOISE_MULTIPLICATIVE, 4, 2);
+  struct nsde_model *m = make(NSDE_MODEL_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_NOISE_MULTIPLICATIVE, 4, 2);
   struct nsde_tensor *x = formula_images(3, 3, 32, 32), *p0, *p5, *lg;
   int64_t s[2] = {3, 10};
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 2, s, &p0), NSDE_OK);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 2, s, &p5), NSDE_OK);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 2, s, &lg), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, s, &p0), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, s, &p5), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, s, &lg), NSDE_OK);
   ck_assert_int_eq(nsde_model_predict(m, x, 0, 0, p0), NSDE_OK);
   ck_assert_int_eq(nsde_model_forward(m, x, 0, 0, lg), NSDE_OK);
   for (int b = 0; b < 3; b++) {
@@ -229,7 +229,7 @@ START_TEST(predict_and_ttn)
     /* the ensemble of 5 is the mean of 5 single noisy passes */
     struct nsde_tensor *p1;
     double acc[30] = {0};
-    ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 2, s, &p1), NSDE_OK);
+    ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, s, &p1), NSDE_OK);
     for (int r = 0; r < 5; r++) {
       ck_assert_int_eq(nsde_model_predict(m, x, 1, 100 + r, p1), NSDE_OK);
       for (int i = 0; i < 30; i++) acc[i] += ((float *)nsde_tensor_data(p1))[i] / 5;
@@ -241,7 +241,7 @@ START_TEST(predict_and_ttn)
   ck_assert_int_eq(nsde_model_predict(m, x, -1, 0, p0), NSDE_ERR_INVALID);
   nsde_model_free(m);
   /* a Neural ODE has no noise: its ensemble of 5 is its deterministic pass, bit for bit */
-  m = make(NSDE_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_NOISE_ODE, 4, 2);
+  m = make(NSDE_MODEL_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_NOISE_ODE, 4, 2);
   ck_assert_int_eq(nsde_model_predict(m, x, 0, 0, p0), NSDE_OK);
   ck_assert_int_eq(nsde_model_predict(m, x, 5, 100, p5), NSDE_OK);
   ck_assert_mem_eq(nsde_tensor_data(p0), nsde_tensor_data(p5), 30 * sizeof(float));
@@ -256,7 +256,7 @@ END_TEST
 START_TEST(trajectory_matches_pieces)
 {
   enum { B = 2, W = 8, N = 5 };
-  struct nsde_model *m = make(NSDE_ARCH_CIFAR, W, 3, 12, NSDE_MODEL_NOISE_MULTIPLICATIVE, B, 9);
+  struct nsde_model *m = make(NSDE_MODEL_ARCH_CIFAR, W, 3, 12, NSDE_MODEL_NOISE_MULTIPLICATIVE, B, 9);
   struct nsde_tensor *x = formula_images(B, 3, 12, 12), *traj, *h, *saved;
   struct nsde_net *stem, *drift;
   struct nsde_func *f;
@@ -268,9 +268,9 @@ START_TEST(trajectory_matches_pieces)
   const float *p = nsde_model_params(m);
   int64_t nstem;
 
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 4, tshape, &traj), NSDE_OK);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 4, tshape, &saved), NSDE_OK);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 4, hshape, &h), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, tshape, &traj), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, tshape, &saved), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, hshape, &h), NSDE_OK);
   /* the same computation from public pieces, noise off: the model draws its
    * noise per element of its channels-last state, so noisy paths agree in
    * distribution only */
@@ -354,7 +354,7 @@ static void put_le64(unsigned char *p, uint64_t v)
 START_TEST(model_files)
 {
   char dir[4096], path[4200], bad[4300];
-  struct nsde_model *m = make(NSDE_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_NOISE_DROPOUT, 2, 12), *l = NULL;
+  struct nsde_model *m = make(NSDE_MODEL_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_NOISE_DROPOUT, 2, 12), *l = NULL;
   struct nsde_tensor *x = formula_images(2, 3, 32, 32), *a, *b;
   int64_t s2[2] = {2, 10};
   unsigned char *buf;
@@ -370,8 +370,8 @@ START_TEST(model_files)
   ck_assert_int_eq(nsde_model_load(ctx, path, 2, &l), NSDE_OK);
   ck_assert_int_eq(nsde_model_num_params(l), nsde_model_num_params(m));
   ck_assert(!memcmp(nsde_model_params(l), nsde_model_params(m), sizeof(float) * (size_t)nsde_model_num_params(m)));
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 2, s2, &a), NSDE_OK);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 2, s2, &b), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, s2, &a), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, s2, &b), NSDE_OK);
   ck_assert_int_eq(nsde_model_forward(m, x, 1, 3, a), NSDE_OK);
   ck_assert_int_eq(nsde_model_forward(l, x, 1, 3, b), NSDE_OK);
   ck_assert(!memcmp(nsde_tensor_data(a), nsde_tensor_data(b), 20 * sizeof(float)));
@@ -434,9 +434,9 @@ START_TEST(model_files)
    * parameter count from the header before building anything) */
   {
     const int cfgs[6][5] = {/* arch, width, channels, size, learn_sigma */
-                            {NSDE_ARCH_CIFAR, 8, 3, 32, 0}, {NSDE_ARCH_CIFAR, 16, 1, 12, 1},
-                            {NSDE_ARCH_LARGE, 8, 3, 32, 0}, {NSDE_ARCH_LARGE, 16, 1, 28, 1},
-                            {NSDE_ARCH_LARGE, 12, 3, 20, 0}, {NSDE_ARCH_CIFAR, 5, 2, 9, 0}};
+                            {NSDE_MODEL_ARCH_CIFAR, 8, 3, 32, 0}, {NSDE_MODEL_ARCH_CIFAR, 16, 1, 12, 1},
+                            {NSDE_MODEL_ARCH_LARGE, 8, 3, 32, 0}, {NSDE_MODEL_ARCH_LARGE, 16, 1, 28, 1},
+                            {NSDE_MODEL_ARCH_LARGE, 12, 3, 20, 0}, {NSDE_MODEL_ARCH_CIFAR, 5, 2, 9, 0}};
     char rt[4300];
     snprintf(rt, sizeof(rt), "%s/rt.nsde", dir);
     for (int i = 0; i < 6; i++) {
@@ -537,10 +537,10 @@ START_TEST(bad_input)
   c.size = 1;
   ck_assert_int_eq(nsde_model_new(ctx, &c, &m), NSDE_ERR_INVALID);
   nsde_model_config_init(&c);
-  c.arch = NSDE_ARCH_LARGE;
+  c.arch = NSDE_MODEL_ARCH_LARGE;
   c.width = 48; /* 32 groups do not divide 48 channels */
   ck_assert_int_ne(nsde_model_new(ctx, &c, &m), NSDE_OK);
-  m = make(NSDE_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_NOISE_ODE, 2, 1);
+  m = make(NSDE_MODEL_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_NOISE_ODE, 2, 1);
   ck_assert_int_eq(nsde_model_loss_grad(m, x, labels, 1, 0, NULL, NULL, NULL), NSDE_ERR_INVALID);
   ck_assert_int_eq(nsde_model_loss_grad(m, wrong, labels, 1, 0, NULL, NULL, NULL), NSDE_ERR_SHAPE);
   ck_assert_int_eq(nsde_model_loss_grad(m, x, NULL, 1, 0, NULL, NULL, NULL), NSDE_ERR_NULL);
@@ -558,7 +558,7 @@ END_TEST
  * for bit; an option from a newer header is refused. */
 START_TEST(loss_options)
 {
-  struct nsde_model *m = make(NSDE_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_NOISE_MULTIPLICATIVE, 3, 2);
+  struct nsde_model *m = make(NSDE_MODEL_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_NOISE_MULTIPLICATIVE, 3, 2);
   struct nsde_tensor *x = formula_images(3, 3, 32, 32);
   struct nsde_tensor *g1 = formula_images(3, 3, 32, 32), *g2 = formula_images(3, 3, 32, 32);
   int32_t labels[3] = {1, 4, 7};
@@ -586,10 +586,10 @@ START_TEST(loss_options)
   ck_assert(memcmp(grads, nsde_model_grads(m), sizeof(float) * (size_t)np) == 0);
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-  TRY(nsde_model_loss_grad_ex(m, x, labels, 1, 5, NSDE_LOSS_CW_MARGIN, 0.5, NULL, &l1, NULL, p1));
+  TRY(nsde_model_loss_grad_ex(m, x, labels, 1, 5, NSDE_MODEL_LOSS_CW_MARGIN, 0.5, NULL, &l1, NULL, p1));
 #pragma GCC diagnostic pop
   nsde_loss_options_init(&o);
-  o.kind = NSDE_LOSS_CW_MARGIN;
+  o.kind = NSDE_MODEL_LOSS_CW_MARGIN;
   o.kappa = 0.5;
   o.loss = &l2;
   o.per_image = p2;
@@ -651,8 +651,8 @@ START_TEST(short_training_run)
     ck_assert_int_eq(nsde_model_new(ctx, &c, &m), NSDE_OK);
   }
   ck_assert_int_eq(nsde_sgd_new(ctx, nsde_model_num_params(m), 0.9, 0.0, 0, &opt), NSDE_OK);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &x), NSDE_OK);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &xt), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &x), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &xt), NSDE_OK);
 #define TEST_LOSS(out)                                                               \
   do {                                                                               \
     (out) = 0;                                                                       \

@@ -22,7 +22,7 @@ static struct nsde_tensor *t4(int64_t b, int64_t c, int64_t h, int64_t w)
 {
   int64_t shape[4] = {b, c, h, w};
   struct nsde_tensor *t;
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &t), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &t), NSDE_OK);
   return t;
 }
 
@@ -299,7 +299,7 @@ START_TEST(network_drift_gradients)
   ck_assert_int_eq(nsde_net_finalize(net, 2, 3), NSDE_OK);
   ck_assert_int_eq(nsde_net_as_func(net, &f), NSDE_OK);
   ck_assert_int_eq(nsde_func_num_params(f), nsde_net_num_params(net));
-  ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_FLOAT32, 0.5, &g), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT32, 0.5, &g), NSDE_OK);
   ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde), NSDE_OK);
   fill_rand(x0, 1, 2.0, 0.0);
   fill_rand(w, 2, 2.0, 0.0);
@@ -373,7 +373,7 @@ START_TEST(tape_replays_exactly)
   ck_assert_int_eq(nsde_net_new_paper_drift(ctx, 4, 6, 6, 2, 3, 5, &net), NSDE_OK);
   np = nsde_net_num_params(net);
   ck_assert_int_eq(nsde_net_as_func(net, &f), NSDE_OK);
-  ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_FLOAT32, 0.5, &g), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT32, 0.5, &g), NSDE_OK);
   ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde), NSDE_OK);
   nsde_solver_config_init(&cfg);
   cfg.grid = NSDE_GRID_PAPER;
@@ -511,7 +511,7 @@ START_TEST(denormals_not_slow)
     ck_assert_int_eq(nsde_net_new(ctx, 4, 2, 2, &lin), NSDE_OK);
     ck_assert_int_eq(nsde_net_add_linear(lin, 1), NSDE_OK);
     ck_assert_int_eq(nsde_net_finalize(lin, 2, 1), NSDE_OK);
-    ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 2, ys, &yo), NSDE_OK);
+    ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, ys, &yo), NSDE_OK);
     p = nsde_net_params(lin);
     for (int i = 0; i < 16; i++)
       p[i] = 1.0f;

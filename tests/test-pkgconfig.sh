@@ -36,14 +36,14 @@ int main(void)
 
   if (strcmp(nsde_version(), NSDE_VERSION_STRING) != 0)
     return 2;
-  if (nsde_context_new(&ctx) || nsde_func_new_linear(ctx, NSDE_FLOAT64, 0.5, 0.0, &f) ||
-      nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, 0.3, &g) ||
+  if (nsde_context_new(&ctx) || nsde_func_new_linear(ctx, NSDE_DTYPE_FLOAT64, 0.5, 0.0, &f) ||
+      nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT64, 0.3, &g) ||
       nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde))
     return 3;
   nsde_solver_config_init(&cfg);
   cfg.n_steps = 50;
   if (nsde_solver_new(sde, &cfg, 2, shape, &solver) ||
-      nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &x))
+      nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, shape, &x))
     return 4;
   if (nsde_tensor_fill(x, 1.0) != NSDE_OK || nsde_solve(solver, x, NULL) != NSDE_OK)
     return 5;

@@ -145,8 +145,8 @@ static enum nsde_status run(const struct problem *pb, enum nsde_dtype dt, double
                             double *gp, double *gq)
 {
   struct nsde_context *ctx;
-  struct fn uf = {{pb->p[0], pb->p[1], pb->p[2]}, {(float)pb->p[0], (float)pb->p[1], (float)pb->p[2]}, dt == NSDE_FLOAT32};
-  struct fn ug = {{pb->q[0], pb->q[1], 0}, {(float)pb->q[0], (float)pb->q[1], 0}, dt == NSDE_FLOAT32};
+  struct fn uf = {{pb->p[0], pb->p[1], pb->p[2]}, {(float)pb->p[0], (float)pb->p[1], (float)pb->p[2]}, dt == NSDE_DTYPE_FLOAT32};
+  struct fn ug = {{pb->q[0], pb->q[1], 0}, {(float)pb->q[0], (float)pb->q[1], 0}, dt == NSDE_DTYPE_FLOAT32};
   struct nsde_func_ops fo = {sizeof(fo), f_eval, f_vjp, NULL, NULL};
   struct nsde_func_ops go = {sizeof(go), g_eval, g_vjp, g_diag, g_diag_vjp};
   struct nsde_func *f = NULL, *g = NULL;
@@ -164,9 +164,9 @@ static enum nsde_status run(const struct problem *pb, enum nsde_dtype dt, double
     return NSDE_ERR_NOMEM;
   st = nsde_context_set_threads(ctx, pb->threads);
   if (st == NSDE_OK)
-    st = nsde_func_new(ctx, dt, &fo, &uf, 3, dt == NSDE_FLOAT32 ? (void *)uf.pf : (void *)uf.p, &f);
+    st = nsde_func_new(ctx, dt, &fo, &uf, 3, dt == NSDE_DTYPE_FLOAT32 ? (void *)uf.pf : (void *)uf.p, &f);
   if (st == NSDE_OK && user_g)
-    st = nsde_func_new(ctx, dt, &go, &ug, 2, dt == NSDE_FLOAT32 ? (void *)ug.pf : (void *)ug.p, &g);
+    st = nsde_func_new(ctx, dt, &go, &ug, 2, dt == NSDE_DTYPE_FLOAT32 ? (void *)ug.pf : (void *)ug.p, &g);
   else if (st == NSDE_OK && pb->noise == NSDE_NOISE_ADDITIVE)
     st = nsde_func_new_additive(ctx, dt, pb->q[1], &g);
   if (st == NSDE_OK)
@@ -188,7 +188,7 @@ static enum nsde_status run(const struct problem *pb, enum nsde_dtype dt, double
     st = nsde_tensor_new(ctx, dt, 2, shape, &gi);
   if (st == NSDE_OK) {
     for (int64_t i = 0; i < n; i++) {
-      if (dt == NSDE_FLOAT32) {
+      if (dt == NSDE_DTYPE_FLOAT32) {
         ((float *)nsde_tensor_data(x))[i] = (float)pb->x0[i];
         ((float *)nsde_tensor_data(w))[i] = (float)pb->w[i];
       } else {
@@ -201,18 +201,18 @@ static enum nsde_status run(const struct problem *pb, enum nsde_dtype dt, double
   if (st == NSDE_OK) {
     *L = 0;
     for (int64_t i = 0; i < n; i++)
-      *L += pb->w[i] * (dt == NSDE_FLOAT32 ? ((float *)nsde_tensor_data(x))[i] : ((double *)nsde_tensor_data(x))[i]);
+      *L += pb->w[i] * (dt == NSDE_DTYPE_FLOAT32 ? ((float *)nsde_tensor_data(x))[i] : ((double *)nsde_tensor_data(x))[i]);
     if (gx)
-      st = nsde_backward(s, w, NULL, gi, dt == NSDE_FLOAT32 ? (void *)gpf : (void *)gpd,
-                         g && user_g ? (dt == NSDE_FLOAT32 ? (void *)gqf : (void *)gqd) : NULL);
+      st = nsde_backward(s, w, NULL, gi, dt == NSDE_DTYPE_FLOAT32 ? (void *)gpf : (void *)gpd,
+                         g && user_g ? (dt == NSDE_DTYPE_FLOAT32 ? (void *)gqf : (void *)gqd) : NULL);
   }
   if (st == NSDE_OK && gx) {
     for (int64_t i = 0; i < n; i++)
-      gx[i] = dt == NSDE_FLOAT32 ? ((float *)nsde_tensor_data(gi))[i] : ((double *)nsde_tensor_data(gi))[i];
+      gx[i] = dt == NSDE_DTYPE_FLOAT32 ? ((float *)nsde_tensor_data(gi))[i] : ((double *)nsde_tensor_data(gi))[i];
     for (int k = 0; k < 3; k++)
-      gp[k] = dt == NSDE_FLOAT32 ? gpf[k] : gpd[k];
+      gp[k] = dt == NSDE_DTYPE_FLOAT32 ? gpf[k] : gpd[k];
     for (int k = 0; k < 2; k++)
-      gq[k] = dt == NSDE_FLOAT32 ? gqf[k] : gqd[k];
+      gq[k] = dt == NSDE_DTYPE_FLOAT32 ? gqf[k] : gqd[k];
   }
   nsde_tensor_free(x);
   nsde_tensor_free(w);
@@ -261,7 +261,7 @@ int main(int argc, char **argv)
     }
     pb.p[0] = unif(-1, 1); pb.p[1] = unif(-1, 0.5); pb.p[2] = unif(-1, 1);
     pb.q[0] = unif(-0.6, 0.6); pb.q[1] = unif(-0.5, 0.5);
-    st = run(&pb, NSDE_FLOAT64, &L, gx, gp, gq);
+    st = run(&pb, NSDE_DTYPE_FLOAT64, &L, gx, gp, gq);
     if (st == NSDE_ERR_UNSUPPORTED || st == NSDE_ERR_INVALID || st == NSDE_ERR_MISSING_OP) {
       refused++; /* a combination the library declines, with a status */
       continue;
@@ -275,7 +275,7 @@ int main(int argc, char **argv)
     if (pb.strategy == NSDE_GRAD_ADJOINT) { /* approximate: against store-all, loosely, finite */
       struct problem ps = pb;
       ps.strategy = NSDE_GRAD_STORE_ALL;
-      if (run(&ps, NSDE_FLOAT64, &L2, gx2, gp2, gq2) == NSDE_OK) {
+      if (run(&ps, NSDE_DTYPE_FLOAT64, &L2, gx2, gp2, gq2) == NSDE_OK) {
         for (int i = 0; i < pb.B * pb.D; i++)
           if (!isfinite(gx[i]) || relerr(gx[i], gx2[i], 1.0) > 0.5) {
             printf("FAIL iteration %d: adjoint dL/dx0[%d] %g vs store-all %g\n", it, i, gx[i], gx2[i]);
@@ -302,8 +302,8 @@ int main(int argc, char **argv)
         }
         *pa += h;
         *pbb -= h;
-        if (run(&a, NSDE_FLOAT64, &La, NULL, NULL, NULL) != NSDE_OK ||
-            run(&b, NSDE_FLOAT64, &Lb, NULL, NULL, NULL) != NSDE_OK) {
+        if (run(&a, NSDE_DTYPE_FLOAT64, &La, NULL, NULL, NULL) != NSDE_OK ||
+            run(&b, NSDE_DTYPE_FLOAT64, &Lb, NULL, NULL, NULL) != NSDE_OK) {
           printf("FAIL iteration %d: a perturbed solve failed\n", it);
           bad++;
           break;
@@ -320,7 +320,7 @@ int main(int argc, char **argv)
       }
     }
     /* float32 against float64 */
-    if (run(&pb, NSDE_FLOAT32, &L2, gx2, gp2, gq2) == NSDE_OK) {
+    if (run(&pb, NSDE_DTYPE_FLOAT32, &L2, gx2, gp2, gq2) == NSDE_OK) {
       for (int i = 0; i < pb.B * pb.D; i++)
         if (relerr(gx[i], gx2[i], 1.0) > 2e-3) {
           printf("FAIL iteration %d: float32 dL/dx0[%d] %g vs float64 %g\n", it, i, gx2[i], gx[i]);

@@ -76,17 +76,17 @@ START_TEST(strong_order)
   const int K = 5;
   double h[5], err[5], slope;
   struct problem p;
-  struct nsde_tensor *ref = state(NSDE_FLOAT64, M, 1, 1.0), *x = state(NSDE_FLOAT64, M, 1, 1.0);
+  struct nsde_tensor *ref = state(NSDE_DTYPE_FLOAT64, M, 1, 1.0), *x = state(NSDE_DTYPE_FLOAT64, M, 1, 1.0);
   bool additive = order_cases[_i].scheme == NSDE_SCHEME_SRA1;
   uint64_t seed = test_seed();
 
   if (additive) {
     struct nsde_func_ops ops = {sizeof(ops), sin_drift, NULL, NULL, NULL};
-    ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &ops, NULL, 0, NULL, &p.f), NSDE_OK);
-    ck_assert_int_eq(nsde_func_new_additive(ctx, NSDE_FLOAT64, 0.8, &p.g), NSDE_OK);
+    ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &ops, NULL, 0, NULL, &p.f), NSDE_OK);
+    ck_assert_int_eq(nsde_func_new_additive(ctx, NSDE_DTYPE_FLOAT64, 0.8, &p.g), NSDE_OK);
     ck_assert_int_eq(nsde_sde_new(ctx, p.f, p.g, NSDE_NOISE_ADDITIVE, NSDE_CALCULUS_ITO, &p.sde), NSDE_OK);
   } else {
-    p = gbm(NSDE_FLOAT64, mu, sigma, order_cases[_i].calc);
+    p = gbm(NSDE_DTYPE_FLOAT64, mu, sigma, order_cases[_i].calc);
   }
   {
     /* reference: exact GBM from W(1), or the scheme on the base grid */
@@ -95,7 +95,7 @@ START_TEST(strong_order)
     if (!additive) {
       int64_t n = M;
       struct nsde_tensor *w;
-      ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT64, 1, &n, &w), NSDE_OK);
+      ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 1, &n, &w), NSDE_OK);
       ck_assert_int_eq(nsde_brownian_increment(nsde_solver_brownian(s), 0.0, 1.0, w, NULL),
                        NSDE_OK);
       for (int64_t i = 0; i < M; i++) {
@@ -146,11 +146,11 @@ START_TEST(weak_order_em)
   double h[4], em[4], ev[4];
   struct nsde_func *f, *g;
   struct nsde_sde *sde;
-  struct nsde_tensor *x = state(NSDE_FLOAT64, M, 1, 1.0);
+  struct nsde_tensor *x = state(NSDE_DTYPE_FLOAT64, M, 1, 1.0);
   const double mean_exact = exp(-1.0), var_exact = 0.25 * (1 - exp(-2.0)) / 2;
 
-  ck_assert_int_eq(nsde_func_new_linear(ctx, NSDE_FLOAT64, -1.0, 0.0, &f), NSDE_OK);
-  ck_assert_int_eq(nsde_func_new_additive(ctx, NSDE_FLOAT64, 0.5, &g), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_linear(ctx, NSDE_DTYPE_FLOAT64, -1.0, 0.0, &f), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_additive(ctx, NSDE_DTYPE_FLOAT64, 0.5, &g), NSDE_OK);
   ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_ADDITIVE, NSDE_CALCULUS_ITO, &sde), NSDE_OK);
   for (int k = 0; k < 4; k++) {
     struct nsde_solver_config cfg;
@@ -193,7 +193,7 @@ END_TEST
 static int rev_drift(void *user, double t, int64_t batch, int64_t dim, const void *x, void *out)
 {
   int64_t n = batch * dim;
-  if (*(const int *)user == NSDE_FLOAT64) {
+  if (*(const int *)user == NSDE_DTYPE_FLOAT64) {
     for (int64_t i = 0; i < n; i++) {
       double v = ((const double *)x)[i];
       ((double *)out)[i] = sin(v) - 0.5 * v * (1 + t);
@@ -209,7 +209,7 @@ static int rev_drift(void *user, double t, int64_t batch, int64_t dim, const voi
 
 START_TEST(reversible_reconstruction)
 {
-  int dts[2] = {NSDE_FLOAT64, NSDE_FLOAT32};
+  int dts[2] = {NSDE_DTYPE_FLOAT64, NSDE_DTYPE_FLOAT32};
   for (int d = 0; d < 2; d++) {
     enum nsde_dtype dt = (enum nsde_dtype)dts[d];
     struct nsde_func_ops ops = {sizeof(ops), rev_drift, NULL, NULL, NULL};
@@ -228,7 +228,7 @@ START_TEST(reversible_reconstruction)
     s = solver(sde, NSDE_SCHEME_REVERSIBLE_HEUN, 100, seed, B, D);
     for (int64_t i = 0; i < B * D; i++) {
       double v = 0.5 + 1.5 * sin(0.37 * (double)i);
-      if (dt == NSDE_FLOAT64) ((double *)nsde_tensor_data(x))[i] = v;
+      if (dt == NSDE_DTYPE_FLOAT64) ((double *)nsde_tensor_data(x))[i] = v;
       else ((float *)nsde_tensor_data(x))[i] = (float)v;
     }
     TRY(nsde_tensor_copy(x0, x));
@@ -236,21 +236,21 @@ START_TEST(reversible_reconstruction)
     ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
     ck_assert_int_eq(nsde_solver_reconstruct(s, x), NSDE_OK);
     for (int64_t i = 0; i < B * D; i++) {
-      double a = dt == NSDE_FLOAT64 ? ((double *)nsde_tensor_data(x))[i]
+      double a = dt == NSDE_DTYPE_FLOAT64 ? ((double *)nsde_tensor_data(x))[i]
                                     : ((float *)nsde_tensor_data(x))[i];
-      double b = dt == NSDE_FLOAT64 ? ((double *)nsde_tensor_data(x0))[i]
+      double b = dt == NSDE_DTYPE_FLOAT64 ? ((double *)nsde_tensor_data(x0))[i]
                                     : ((float *)nsde_tensor_data(x0))[i];
       worst = fmax(worst, fabs(a - b) / fmax(1.0, fabs(b)));
     }
     printf("# reversible Heun %s: worst relative reconstruction error %.3g\n",
-           dt == NSDE_FLOAT64 ? "float64" : "float32", worst);
-    ck_assert_msg(worst < (dt == NSDE_FLOAT64 ? 1e-12 : 1e-5), "dtype %d: error %g", dt, worst);
+           dt == NSDE_DTYPE_FLOAT64 ? "float64" : "float32", worst);
+    ck_assert_msg(worst < (dt == NSDE_DTYPE_FLOAT64 ? 1e-12 : 1e-5), "dtype %d: error %g", dt, worst);
     /* and the forward solve really moved the state */
     ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
     for (int64_t i = 0; i < B * D; i++)
-      moved += fabs((dt == NSDE_FLOAT64 ? ((double *)nsde_tensor_data(x))[i]
+      moved += fabs((dt == NSDE_DTYPE_FLOAT64 ? ((double *)nsde_tensor_data(x))[i]
                                         : ((float *)nsde_tensor_data(x))[i]) -
-                    (dt == NSDE_FLOAT64 ? ((double *)nsde_tensor_data(x0))[i]
+                    (dt == NSDE_DTYPE_FLOAT64 ? ((double *)nsde_tensor_data(x0))[i]
                                         : ((float *)nsde_tensor_data(x0))[i]));
     ck_assert(moved / (double)(B * D) > 0.1);
     nsde_solver_free(s);
@@ -268,9 +268,9 @@ END_TEST
 START_TEST(reproducible)
 {
   const int64_t B = 40, D = 2000;
-  struct problem p = gbm(NSDE_FLOAT32, 0.3, 0.6, NSDE_CALCULUS_ITO);
-  struct nsde_tensor *a = state(NSDE_FLOAT32, B, D, 1.0), *b = state(NSDE_FLOAT32, B, D, 1.0);
-  struct nsde_tensor *lo = state(NSDE_FLOAT32, 15, D, 1.0), *hi = state(NSDE_FLOAT32, 25, D, 1.0);
+  struct problem p = gbm(NSDE_DTYPE_FLOAT32, 0.3, 0.6, NSDE_CALCULUS_ITO);
+  struct nsde_tensor *a = state(NSDE_DTYPE_FLOAT32, B, D, 1.0), *b = state(NSDE_DTYPE_FLOAT32, B, D, 1.0);
+  struct nsde_tensor *lo = state(NSDE_DTYPE_FLOAT32, 15, D, 1.0), *hi = state(NSDE_DTYPE_FLOAT32, 25, D, 1.0);
   struct nsde_solver *s = solver(p.sde, NSDE_SCHEME_EULER_MARUYAMA, 11, 5, B, D);
   struct nsde_solver_config cfg;
   struct nsde_solver *slo, *shi;
@@ -312,11 +312,11 @@ END_TEST
 /* float32 and float64 see the same Brownian path and agree to float rounding. */
 START_TEST(float32_matches_float64)
 {
-  struct problem p32 = gbm(NSDE_FLOAT32, 0.5, 0.8, NSDE_CALCULUS_STRATONOVICH);
-  struct problem p64 = gbm(NSDE_FLOAT64, 0.5, 0.8, NSDE_CALCULUS_STRATONOVICH);
+  struct problem p32 = gbm(NSDE_DTYPE_FLOAT32, 0.5, 0.8, NSDE_CALCULUS_STRATONOVICH);
+  struct problem p64 = gbm(NSDE_DTYPE_FLOAT64, 0.5, 0.8, NSDE_CALCULUS_STRATONOVICH);
   struct nsde_solver *s32 = solver(p32.sde, NSDE_SCHEME_HEUN, 50, 11, 100, 3);
   struct nsde_solver *s64 = solver(p64.sde, NSDE_SCHEME_HEUN, 50, 11, 100, 3);
-  struct nsde_tensor *x32 = state(NSDE_FLOAT32, 100, 3, 1.0), *x64 = state(NSDE_FLOAT64, 100, 3, 1.0);
+  struct nsde_tensor *x32 = state(NSDE_DTYPE_FLOAT32, 100, 3, 1.0), *x64 = state(NSDE_DTYPE_FLOAT64, 100, 3, 1.0);
   ck_assert_int_eq(nsde_solve(s32, x32, NULL), NSDE_OK);
   ck_assert_int_eq(nsde_solve(s64, x64, NULL), NSDE_OK);
   for (int i = 0; i < 300; i++) {
@@ -332,12 +332,12 @@ END_TEST
 /* Grids: the paper's N = int(T/h) + 1, ceil for NSDE_GRID_DT, save-at times. */
 START_TEST(grids_and_save_at)
 {
-  struct problem p = gbm(NSDE_FLOAT64, 0.2, 0.3, NSDE_CALCULUS_ITO);
+  struct problem p = gbm(NSDE_DTYPE_FLOAT64, 0.2, 0.3, NSDE_CALCULUS_ITO);
   struct nsde_solver_config cfg;
   struct nsde_solver *s;
   int64_t shape[2] = {8, 2};
   const double times[5] = {0.0, 0.25, 0.33, 0.5, 1.0};
-  struct nsde_tensor *x = state(NSDE_FLOAT64, 8, 2, 1.0), *y = state(NSDE_FLOAT64, 8, 2, 1.0);
+  struct nsde_tensor *x = state(NSDE_DTYPE_FLOAT64, 8, 2, 1.0), *y = state(NSDE_DTYPE_FLOAT64, 8, 2, 1.0);
   struct nsde_tensor *saved;
   int64_t sshape[2] = {5, 16};
 
@@ -363,7 +363,7 @@ START_TEST(grids_and_save_at)
   cfg.n_save = 5;
   ck_assert_int_eq(nsde_solver_new(p.sde, &cfg, 2, shape, &s), NSDE_OK);
   ck_assert_int_eq(nsde_solver_num_steps(s), 5); /* 0.33 splits a step */
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, sshape, &saved), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, sshape, &saved), NSDE_OK);
   ck_assert_int_eq(nsde_solve(s, x, saved), NSDE_OK);
   {
     const double *sv = nsde_tensor_data(saved);
@@ -411,10 +411,10 @@ START_TEST(scalar_noise)
   struct nsde_func *f, *g;
   struct nsde_sde *sde;
   struct nsde_solver *s;
-  struct nsde_tensor *x = state(NSDE_FLOAT64, 3, 4, 0.0);
+  struct nsde_tensor *x = state(NSDE_DTYPE_FLOAT64, 3, 4, 0.0);
   const double *xd = nsde_tensor_data(x);
-  ck_assert_int_eq(nsde_func_new_linear(ctx, NSDE_FLOAT64, 0.0, 0.0, &f), NSDE_OK);
-  ck_assert_int_eq(nsde_func_new_additive(ctx, NSDE_FLOAT64, 1.0, &g), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_linear(ctx, NSDE_DTYPE_FLOAT64, 0.0, 0.0, &f), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_additive(ctx, NSDE_DTYPE_FLOAT64, 1.0, &g), NSDE_OK);
   ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_SCALAR, NSDE_CALCULUS_ITO, &sde), NSDE_OK);
   s = solver(sde, NSDE_SCHEME_EULER_MARUYAMA, 7, 1, 3, 4);
   ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
@@ -443,12 +443,12 @@ START_TEST(dropout_matches_multiplicative)
 {
   struct nsde_func *f, *gd, *gm;
   struct nsde_sde *sd, *sm;
-  struct nsde_tensor *xd = state(NSDE_FLOAT64, 10, 10, 1.0), *xm = state(NSDE_FLOAT64, 10, 10, 1.0);
+  struct nsde_tensor *xd = state(NSDE_DTYPE_FLOAT64, 10, 10, 1.0), *xm = state(NSDE_DTYPE_FLOAT64, 10, 10, 1.0);
   for (int sch = 0; sch < 2; sch++) {
     struct nsde_solver *a, *b;
-    ck_assert_int_eq(nsde_func_new_linear(ctx, NSDE_FLOAT64, 0.7, 0.0, &f), NSDE_OK);
-    ck_assert_int_eq(nsde_func_new_dropout(ctx, NSDE_FLOAT64, 0.5, &gd), NSDE_OK);
-    ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, 0.35, &gm), NSDE_OK);
+    ck_assert_int_eq(nsde_func_new_linear(ctx, NSDE_DTYPE_FLOAT64, 0.7, 0.0, &f), NSDE_OK);
+    ck_assert_int_eq(nsde_func_new_dropout(ctx, NSDE_DTYPE_FLOAT64, 0.5, &gd), NSDE_OK);
+    ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT64, 0.35, &gm), NSDE_OK);
     ck_assert_int_eq(nsde_sde_new(ctx, f, gd, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sd), NSDE_OK);
     ck_assert_int_eq(nsde_sde_new(ctx, f, gm, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sm), NSDE_OK);
     a = solver(sd, sch ? NSDE_SCHEME_MILSTEIN : NSDE_SCHEME_EULER_MARUYAMA, 20, 8, 10, 10);
@@ -505,13 +505,13 @@ START_TEST(callback_error_keeps_state)
   struct nsde_func *f, *g;
   struct nsde_sde *sde;
   struct nsde_solver *s, *ref;
-  struct nsde_tensor *x = state(NSDE_FLOAT64, 4, 3, 1.0), *y = state(NSDE_FLOAT64, 4, 3, 1.0);
+  struct nsde_tensor *x = state(NSDE_DTYPE_FLOAT64, 4, 3, 1.0), *y = state(NSDE_DTYPE_FLOAT64, 4, 3, 1.0);
   struct fail_at never = {1e9, 0};
   struct nsde_func *fref;
 
-  ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &ops, &fa, 0, NULL, &f), NSDE_OK);
-  ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &ops, &never, 0, NULL, &fref), NSDE_OK);
-  ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, 0.3, &g), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &ops, &fa, 0, NULL, &f), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &ops, &never, 0, NULL, &fref), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT64, 0.3, &g), NSDE_OK);
   ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde), NSDE_OK);
   s = solver(sde, NSDE_SCHEME_EULER_MARUYAMA, 10, 4, 4, 3);
   ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_ERR_CALLBACK);
@@ -548,7 +548,7 @@ START_TEST(callback_error_keeps_state)
 
   {
     struct nsde_func_ops eops = {sizeof(eops), exploding_drift, NULL, NULL, NULL};
-    ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &eops, NULL, 0, NULL, &f), NSDE_OK);
+    ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &eops, NULL, 0, NULL, &f), NSDE_OK);
     ck_assert_int_eq(nsde_sde_new(ctx, f, NULL, NSDE_NOISE_NONE, NSDE_CALCULUS_ITO, &sde), NSDE_OK);
     s = solver(sde, NSDE_SCHEME_EULER_MARUYAMA, 10, 4, 4, 3);
     TRY(nsde_tensor_fill(x, 1.0));
@@ -604,25 +604,34 @@ START_TEST(deprecated_names)
   ck_assert_int_eq(NSDE_MODEL_ADDITIVE, NSDE_MODEL_NOISE_ADDITIVE);
   ck_assert_int_eq(NSDE_MODEL_MULTIPLICATIVE, NSDE_MODEL_NOISE_MULTIPLICATIVE);
   ck_assert_int_eq(NSDE_MODEL_DROPOUT, NSDE_MODEL_NOISE_DROPOUT);
+  /* and those renamed in 0.4 (every enum value carries its enum's prefix) */
+  ck_assert_int_eq(NSDE_FLOAT32, NSDE_DTYPE_FLOAT32);
+  ck_assert_int_eq(NSDE_FLOAT64, NSDE_DTYPE_FLOAT64);
+  ck_assert_int_eq(NSDE_NO_TRANS, NSDE_TRANS_NONE);
+  ck_assert_int_eq(NSDE_TRANS, NSDE_TRANS_TRANSPOSE);
+  ck_assert_int_eq(NSDE_ARCH_CIFAR, NSDE_MODEL_ARCH_CIFAR);
+  ck_assert_int_eq(NSDE_ARCH_LARGE, NSDE_MODEL_ARCH_LARGE);
+  ck_assert_int_eq(NSDE_LOSS_CROSS_ENTROPY, NSDE_MODEL_LOSS_CROSS_ENTROPY);
+  ck_assert_int_eq(NSDE_LOSS_CW_MARGIN, NSDE_MODEL_LOSS_CW_MARGIN);
 #pragma GCC diagnostic pop
   for (int k = 0; k < 3; k++) {
-    TRY(old[k](ctx, NSDE_FLOAT64, 0.7, &a));
-    TRY(now[k](ctx, NSDE_FLOAT64, 0.7, &b));
+    TRY(old[k](ctx, NSDE_DTYPE_FLOAT64, 0.7, &a));
+    TRY(now[k](ctx, NSDE_DTYPE_FLOAT64, 0.7, &b));
     ck_assert_double_eq(*(double *)nsde_func_params(a), *(double *)nsde_func_params(b));
     ck_assert_int_eq(nsde_func_num_params(a), nsde_func_num_params(b));
     nsde_func_free(a);
     nsde_func_free(b);
   }
   /* the same checks: a NaN sigma is refused with the same status */
-  ck_assert_int_ne(old[0](ctx, NSDE_FLOAT64, NAN, &a), NSDE_OK);
-  ck_assert_int_eq(old[0](ctx, NSDE_FLOAT64, NAN, &a), now[0](ctx, NSDE_FLOAT64, NAN, &b));
+  ck_assert_int_ne(old[0](ctx, NSDE_DTYPE_FLOAT64, NAN, &a), NSDE_OK);
+  ck_assert_int_eq(old[0](ctx, NSDE_DTYPE_FLOAT64, NAN, &a), now[0](ctx, NSDE_DTYPE_FLOAT64, NAN, &b));
 }
 END_TEST
 
 START_TEST(invalid_options)
 {
-  struct problem ito = gbm(NSDE_FLOAT64, 0.1, 0.2, NSDE_CALCULUS_ITO);
-  struct problem strat = gbm(NSDE_FLOAT64, 0.1, 0.2, NSDE_CALCULUS_STRATONOVICH);
+  struct problem ito = gbm(NSDE_DTYPE_FLOAT64, 0.1, 0.2, NSDE_CALCULUS_ITO);
+  struct problem strat = gbm(NSDE_DTYPE_FLOAT64, 0.1, 0.2, NSDE_CALCULUS_STRATONOVICH);
   struct nsde_solver_config cfg;
   struct nsde_solver *s = (struct nsde_solver *)0x1;
   int64_t shape[2] = {2, 2}, bad_shape[2] = {2, 0};
@@ -708,7 +717,7 @@ START_TEST(invalid_options)
   nsde_solver_config_init(&cfg);
 
   /* Milstein without dG/dx */
-  ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &gops, NULL, 0, NULL, &ug), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &gops, NULL, 0, NULL, &ug), NSDE_OK);
   ck_assert_int_eq(nsde_sde_new(ctx, ito.f, ug, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde), NSDE_OK);
   cfg.scheme = NSDE_SCHEME_MILSTEIN;
   ck_assert_int_eq(nsde_solver_new(sde, &cfg, 2, shape, &s), NSDE_ERR_MISSING_OP);
@@ -716,8 +725,8 @@ START_TEST(invalid_options)
   nsde_sde_free(sde);
   /* Milstein with dropout noise and a user drift without diag_deriv */
   gops.eval = user_g;
-  ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &gops, NULL, 0, NULL, &uf), NSDE_OK);
-  ck_assert_int_eq(nsde_func_new_dropout(ctx, NSDE_FLOAT64, 0.5, &dg), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &gops, NULL, 0, NULL, &uf), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_dropout(ctx, NSDE_DTYPE_FLOAT64, 0.5, &dg), NSDE_OK);
   ck_assert_int_eq(nsde_sde_new(ctx, uf, dg, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde), NSDE_OK);
   ck_assert_int_eq(nsde_solver_new(sde, &cfg, 2, shape, &s), NSDE_ERR_MISSING_OP);
   nsde_sde_free(sde);
@@ -732,7 +741,7 @@ START_TEST(invalid_options)
   ck_assert_int_eq(nsde_sde_new(ctx, ito.f, ito.g, NSDE_NOISE_DIAGONAL, (enum nsde_calculus)3, &sde), NSDE_ERR_INVALID);
   {
     struct nsde_func *g32;
-    ck_assert_int_eq(nsde_func_new_additive(ctx, NSDE_FLOAT32, 0.5, &g32), NSDE_OK);
+    ck_assert_int_eq(nsde_func_new_additive(ctx, NSDE_DTYPE_FLOAT32, 0.5, &g32), NSDE_OK);
     ck_assert_int_eq(nsde_sde_new(ctx, ito.f, g32, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde), NSDE_ERR_DTYPE);
     nsde_func_free(g32);
   }
@@ -743,20 +752,20 @@ START_TEST(invalid_options)
     struct nsde_func_ops none = {sizeof(none), NULL, NULL, NULL, NULL};
     struct nsde_func_ops small = {4, user_g, NULL, NULL, NULL};
     double params[2];
-    ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, NULL, NULL, 0, NULL, &f), NSDE_ERR_NULL);
-    ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &none, NULL, 0, NULL, &f), NSDE_ERR_MISSING_OP);
-    ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &small, NULL, 0, NULL, &f), NSDE_ERR_INVALID);
-    ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &gops, NULL, 2, NULL, &f), NSDE_ERR_INVALID);
-    ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &gops, NULL, 0, params, &f), NSDE_ERR_INVALID);
+    ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, NULL, NULL, 0, NULL, &f), NSDE_ERR_NULL);
+    ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &none, NULL, 0, NULL, &f), NSDE_ERR_MISSING_OP);
+    ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &small, NULL, 0, NULL, &f), NSDE_ERR_INVALID);
+    ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &gops, NULL, 2, NULL, &f), NSDE_ERR_INVALID);
+    ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &gops, NULL, 0, params, &f), NSDE_ERR_INVALID);
     ck_assert_int_eq(nsde_func_new(ctx, (enum nsde_dtype)0, &gops, NULL, 0, NULL, &f), NSDE_ERR_DTYPE);
-    ck_assert_int_eq(nsde_func_new(ctx, NSDE_FLOAT64, &gops, NULL, 2, params, &f), NSDE_OK);
+    ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &gops, NULL, 2, params, &f), NSDE_OK);
     ck_assert_int_eq(nsde_func_num_params(f), 2);
     ck_assert_ptr_eq(nsde_func_params(f), params);
     nsde_func_free(f);
-    ck_assert_int_eq(nsde_func_new_additive(ctx, NSDE_FLOAT64, NAN, &f), NSDE_ERR_NONFINITE);
+    ck_assert_int_eq(nsde_func_new_additive(ctx, NSDE_DTYPE_FLOAT64, NAN, &f), NSDE_ERR_NONFINITE);
     ck_assert_int_eq(nsde_func_num_params(NULL), -1);
     ck_assert_ptr_null(nsde_func_params(NULL));
-    ck_assert_int_eq(nsde_func_new_linear(ctx, NSDE_FLOAT64, 2.0, 3.0, &f), NSDE_OK);
+    ck_assert_int_eq(nsde_func_new_linear(ctx, NSDE_DTYPE_FLOAT64, 2.0, 3.0, &f), NSDE_OK);
     ck_assert_int_eq(nsde_func_num_params(f), 2);
     ck_assert_double_eq(((double *)nsde_func_params(f))[1], 3.0);
     nsde_func_free(f);
@@ -768,8 +777,8 @@ START_TEST(invalid_options)
   /* solve-time mismatches */
   {
     struct nsde_solver *ok;
-    struct nsde_tensor *x32 = state(NSDE_FLOAT32, 2, 2, 1.0), *x3 = state(NSDE_FLOAT64, 3, 2, 1.0);
-    struct nsde_tensor *x = state(NSDE_FLOAT64, 2, 2, 1.0), *saved = state(NSDE_FLOAT64, 3, 2, 0.0);
+    struct nsde_tensor *x32 = state(NSDE_DTYPE_FLOAT32, 2, 2, 1.0), *x3 = state(NSDE_DTYPE_FLOAT64, 3, 2, 1.0);
+    struct nsde_tensor *x = state(NSDE_DTYPE_FLOAT64, 2, 2, 1.0), *saved = state(NSDE_DTYPE_FLOAT64, 3, 2, 0.0);
     nsde_solver_config_init(&cfg);
     ck_assert_int_eq(nsde_solver_new(ito.sde, &cfg, 2, shape, &ok), NSDE_OK);
     ck_assert_int_eq(nsde_solve(ok, x32, NULL), NSDE_ERR_DTYPE);

@@ -10,10 +10,10 @@ START_TEST(new_and_query)
 {
   int64_t shape[4] = {2, 3, 4, 5};
   struct nsde_tensor *t = NULL;
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 4, shape, &t), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &t), NSDE_OK);
   ck_assert_int_eq(nsde_tensor_rank(t), 4);
   ck_assert_int_eq(nsde_tensor_numel(t), 120);
-  ck_assert_int_eq(nsde_tensor_dtype(t), NSDE_FLOAT32);
+  ck_assert_int_eq(nsde_tensor_dtype(t), NSDE_DTYPE_FLOAT32);
   ck_assert_int_eq(nsde_tensor_dim(t, 2), 4);
   ck_assert_int_eq(nsde_tensor_dim(t, 4), -1);
   ck_assert_int_eq(nsde_tensor_dim(t, -1), -1);
@@ -41,10 +41,10 @@ START_TEST(null_handles)
   ck_assert_int_eq(nsde_tensor_scale(NULL, 1), NSDE_ERR_NULL);
   ck_assert_int_eq(nsde_tensor_copy(NULL, NULL), NSDE_ERR_NULL);
   ck_assert_int_eq(nsde_tensor_axpy(1, NULL, NULL), NSDE_ERR_NULL);
-  ck_assert_int_eq(nsde_tensor_gemm(NSDE_NO_TRANS, NSDE_NO_TRANS, 1, NULL, NULL, 0, NULL),
+  ck_assert_int_eq(nsde_tensor_gemm(NSDE_TRANS_NONE, NSDE_TRANS_NONE, 1, NULL, NULL, 0, NULL),
                    NSDE_ERR_NULL);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 1, shape, NULL), NSDE_ERR_NULL);
-  ck_assert_int_eq(nsde_tensor_new(NULL, NSDE_FLOAT32, 1, shape, NULL), NSDE_ERR_NULL);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 1, shape, NULL), NSDE_ERR_NULL);
+  ck_assert_int_eq(nsde_tensor_new(NULL, NSDE_DTYPE_FLOAT32, 1, shape, NULL), NSDE_ERR_NULL);
   nsde_tensor_free(NULL);
 }
 END_TEST
@@ -57,18 +57,18 @@ START_TEST(bad_shapes)
   int64_t over[4] = {INT64_MAX / 2, 4, 1, 1};                       /* overflows int64 */
   int64_t over_bytes[1] = {INT64_MAX / 2};                          /* overflows bytes */
 
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 2, zero, &t), NSDE_ERR_SHAPE);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, zero, &t), NSDE_ERR_SHAPE);
   ck_assert_ptr_null(t);
   ck_assert_ptr_nonnull(strstr(nsde_context_last_error(ctx), "axis 1"));
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 2, neg, &t), NSDE_ERR_SHAPE);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 0, ok, &t), NSDE_ERR_SHAPE);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 5, ok, &t), NSDE_ERR_SHAPE);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 2, NULL, &t), NSDE_ERR_NULL);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, neg, &t), NSDE_ERR_SHAPE);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 0, ok, &t), NSDE_ERR_SHAPE);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 5, ok, &t), NSDE_ERR_SHAPE);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, NULL, &t), NSDE_ERR_NULL);
   ck_assert_int_eq(nsde_tensor_new(ctx, (enum nsde_dtype)9, 2, ok, &t), NSDE_ERR_DTYPE);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 4, over, &t), NSDE_ERR_OVERFLOW);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT64, 1, over_bytes, &t), NSDE_ERR_OVERFLOW);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, over, &t), NSDE_ERR_OVERFLOW);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 1, over_bytes, &t), NSDE_ERR_OVERFLOW);
   {
-    enum nsde_status st = nsde_tensor_new(ctx, NSDE_FLOAT32, 2, huge, &t); /* 4 TiB */
+    enum nsde_status st = nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, huge, &t); /* 4 TiB */
     ck_assert_msg(st == NSDE_ERR_NOMEM || st == NSDE_OK, "status %d", st);
     nsde_tensor_free(st == NSDE_OK ? t : NULL);
   }
@@ -84,14 +84,14 @@ START_TEST(wrap_and_strides)
 
   for (int i = 0; i < 24; i++)
     buf[i] = i;
-  ck_assert_int_eq(nsde_tensor_wrap(ctx, NSDE_FLOAT64, 2, shape, strides, buf, &t), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_wrap(ctx, NSDE_DTYPE_FLOAT64, 2, shape, strides, buf, &t), NSDE_OK);
   ck_assert_int_eq(nsde_tensor_is_contiguous(t), 0);
-  ck_assert_int_eq(nsde_tensor_wrap(ctx, NSDE_FLOAT64, 2, shape, overlap, buf, &c),
+  ck_assert_int_eq(nsde_tensor_wrap(ctx, NSDE_DTYPE_FLOAT64, 2, shape, overlap, buf, &c),
                    NSDE_ERR_INVALID);
-  ck_assert_int_eq(nsde_tensor_wrap(ctx, NSDE_FLOAT64, 2, shape, zero, buf, &c),
+  ck_assert_int_eq(nsde_tensor_wrap(ctx, NSDE_DTYPE_FLOAT64, 2, shape, zero, buf, &c),
                    NSDE_ERR_INVALID);
-  ck_assert_int_eq(nsde_tensor_wrap(ctx, NSDE_FLOAT64, 2, shape, NULL, NULL, &c), NSDE_ERR_NULL);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &c), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_wrap(ctx, NSDE_DTYPE_FLOAT64, 2, shape, NULL, NULL, &c), NSDE_ERR_NULL);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, shape, &c), NSDE_OK);
   ck_assert_int_eq(nsde_tensor_copy(c, t), NSDE_OK); /* transposes */
   for (int i = 0; i < 3; i++)
     for (int j = 0; j < 4; j++)
@@ -115,15 +115,15 @@ START_TEST(mismatch)
 {
   int64_t s1[2] = {2, 3}, s2[2] = {3, 2};
   struct nsde_tensor *a, *b, *c;
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 2, s1, &a), NSDE_OK);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 2, s2, &b), NSDE_OK);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT64, 2, s1, &c), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, s1, &a), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, s2, &b), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, s1, &c), NSDE_OK);
   ck_assert_int_eq(nsde_tensor_copy(a, b), NSDE_ERR_SHAPE);
   ck_assert_int_eq(nsde_tensor_copy(a, c), NSDE_ERR_DTYPE);
   ck_assert_int_eq(nsde_tensor_axpy(1.0, b, a), NSDE_ERR_SHAPE);
-  ck_assert_int_eq(nsde_tensor_gemm(NSDE_NO_TRANS, NSDE_NO_TRANS, 1, a, a, 0, a), NSDE_ERR_SHAPE);
-  ck_assert_int_eq(nsde_tensor_gemm(NSDE_NO_TRANS, NSDE_NO_TRANS, 1, a, b, 0, c), NSDE_ERR_DTYPE);
-  ck_assert_int_eq(nsde_tensor_gemm((enum nsde_trans)5, NSDE_NO_TRANS, 1, a, b, 0, a),
+  ck_assert_int_eq(nsde_tensor_gemm(NSDE_TRANS_NONE, NSDE_TRANS_NONE, 1, a, a, 0, a), NSDE_ERR_SHAPE);
+  ck_assert_int_eq(nsde_tensor_gemm(NSDE_TRANS_NONE, NSDE_TRANS_NONE, 1, a, b, 0, c), NSDE_ERR_DTYPE);
+  ck_assert_int_eq(nsde_tensor_gemm((enum nsde_trans)5, NSDE_TRANS_NONE, 1, a, b, 0, a),
                    NSDE_ERR_INVALID);
   ck_assert_ptr_nonnull(strstr(nsde_context_last_error(ctx), "transposition"));
   nsde_tensor_free(a);
@@ -184,8 +184,8 @@ START_TEST(gemm_vs_naive)
             }
             ref[i * n + j] = 1.5 * acc;
           }
-        ck_assert_int_eq(nsde_tensor_gemm(ta ? NSDE_TRANS : NSDE_NO_TRANS,
-                                          tb ? NSDE_TRANS : NSDE_NO_TRANS, 1.5, A, Bt, 0.0, C),
+        ck_assert_int_eq(nsde_tensor_gemm(ta ? NSDE_TRANS_TRANSPOSE : NSDE_TRANS_NONE,
+                                          tb ? NSDE_TRANS_TRANSPOSE : NSDE_TRANS_NONE, 1.5, A, Bt, 0.0, C),
                          NSDE_OK);
         for (int i = 0; i < m; i++)
           for (int j = 0; j < n; j++) {
@@ -196,8 +196,8 @@ START_TEST(gemm_vs_naive)
                           dt, ta, tb, i, j, got, ref[i * n + j]);
           }
         /* beta = 1 accumulates */
-        ck_assert_int_eq(nsde_tensor_gemm(ta ? NSDE_TRANS : NSDE_NO_TRANS,
-                                          tb ? NSDE_TRANS : NSDE_NO_TRANS, 1.5, A, Bt, 1.0, C),
+        ck_assert_int_eq(nsde_tensor_gemm(ta ? NSDE_TRANS_TRANSPOSE : NSDE_TRANS_NONE,
+                                          tb ? NSDE_TRANS_TRANSPOSE : NSDE_TRANS_NONE, 1.5, A, Bt, 1.0, C),
                          NSDE_OK);
         {
           double got = dt == 1 ? ((float *)nsde_tensor_data(Cbig))[(n + 5) + 2]
@@ -222,8 +222,8 @@ START_TEST(threaded_ops)
   int64_t shape[1] = {300001};
   struct nsde_tensor *x, *y;
   ck_assert_int_eq(nsde_context_set_threads(ctx, 2), NSDE_OK);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 1, shape, &x), NSDE_OK);
-  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 1, shape, &y), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 1, shape, &x), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 1, shape, &y), NSDE_OK);
   for (int64_t i = 0; i < shape[0]; i++)
     ((float *)nsde_tensor_data(x))[i] = (float)(i % 1000);
   TRY(nsde_tensor_fill(y, 1.0));
@@ -246,16 +246,16 @@ START_TEST(gemm_thread_independent)
     int64_t sa[2] = {m, k}, sb[2] = {n, k}, sc[2] = {m, n};
     struct nsde_tensor *A, *B, *C1, *C2;
     uint64_t seed = 7;
-    ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 2, sa, &A), NSDE_OK);
-    ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 2, sb, &B), NSDE_OK);
-    ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 2, sc, &C1), NSDE_OK);
-    ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_FLOAT32, 2, sc, &C2), NSDE_OK);
+    ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, sa, &A), NSDE_OK);
+    ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, sb, &B), NSDE_OK);
+    ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, sc, &C1), NSDE_OK);
+    ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, sc, &C2), NSDE_OK);
     for (int i = 0; i < m * k; i++) ((float *)nsde_tensor_data(A))[i] = (float)lcg(&seed);
     for (int i = 0; i < n * k; i++) ((float *)nsde_tensor_data(B))[i] = (float)lcg(&seed);
     TRY(nsde_context_set_threads(ctx, 1));
-    ck_assert_int_eq(nsde_tensor_gemm(NSDE_NO_TRANS, NSDE_TRANS, 1.0, A, B, 0.0, C1), NSDE_OK);
+    ck_assert_int_eq(nsde_tensor_gemm(NSDE_TRANS_NONE, NSDE_TRANS_TRANSPOSE, 1.0, A, B, 0.0, C1), NSDE_OK);
     TRY(nsde_context_set_threads(ctx, 2));
-    ck_assert_int_eq(nsde_tensor_gemm(NSDE_NO_TRANS, NSDE_TRANS, 1.0, A, B, 0.0, C2), NSDE_OK);
+    ck_assert_int_eq(nsde_tensor_gemm(NSDE_TRANS_NONE, NSDE_TRANS_TRANSPOSE, 1.0, A, B, 0.0, C2), NSDE_OK);
     ck_assert_msg(!memcmp(nsde_tensor_data(C1), nsde_tensor_data(C2), sizeof(float) * (size_t)(m * n)),
                   "%dx%dx%d differs between 1 and 2 threads", m, n, k);
     nsde_tensor_free(A); nsde_tensor_free(B); nsde_tensor_free(C1); nsde_tensor_free(C2);

@@ -56,7 +56,7 @@ static inline struct nsde_tensor *test_state64(struct nsde_context *c, int64_t b
 {
   struct nsde_tensor *x;
   int64_t shape[2] = {batch, dim};
-  TRY(nsde_tensor_new(c, NSDE_FLOAT64, 2, shape, &x));
+  TRY(nsde_tensor_new(c, NSDE_DTYPE_FLOAT64, 2, shape, &x));
   TRY(nsde_tensor_fill(x, v));
   return x;
 }

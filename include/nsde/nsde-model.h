@@ -15,9 +15,14 @@ extern "C" {
 
 /** Architecture (paper, section 5). */
 enum nsde_model_arch {
-  NSDE_ARCH_CIFAR = 0, /**< conv(C->w, 3x3, no padding) -> SDE block -> GN-ReLU-pool-Linear */
-  NSDE_ARCH_LARGE = 1  /**< conv(3x3,pad 1)-GN-ReLU-conv(4x4,s2)-GN-ReLU-conv(4x4,s2) stem,
-                            channels w/4, w/2, w (STL-10 / Tiny-ImageNet model) */
+  /** conv(C->w, 3x3, no padding) -> SDE block -> GN-ReLU-pool-Linear @since 0.4
+   *  (NSDE_ARCH_CIFAR before) */
+  NSDE_MODEL_ARCH_CIFAR = 0,
+  /** conv(3x3,pad 1)-GN-ReLU-conv(4x4,s2)-GN-ReLU-conv(4x4,s2) stem, channels w/4, w/2, w
+   *  (STL-10 / Tiny-ImageNet model) @since 0.4 (NSDE_ARCH_LARGE before) */
+  NSDE_MODEL_ARCH_LARGE = 1,
+  NSDE_ARCH_CIFAR NSDE_DEPRECATED("use NSDE_MODEL_ARCH_CIFAR") = NSDE_MODEL_ARCH_CIFAR,
+  NSDE_ARCH_LARGE NSDE_DEPRECATED("use NSDE_MODEL_ARCH_LARGE") = NSDE_MODEL_ARCH_LARGE
 };
 
 /** Noise of the SDE block (paper, section 2). */
@@ -40,7 +45,7 @@ enum nsde_model_noise {
 /** Model options; initialise with nsde_model_config_init(). */
 struct nsde_model_config {
   size_t size;                    /**< sizeof(struct nsde_model_config) */
-  enum nsde_model_arch arch;      /**< stem in front of the SDE block (NSDE_ARCH_CIFAR) */
+  enum nsde_model_arch arch;      /**< stem in front of the SDE block (NSDE_MODEL_ARCH_CIFAR) */
   int in_channels;                /**< image channels (3) */
   int in_height;                  /**< image height (32) */
   int in_width;                   /**< image width (32) */
@@ -147,15 +152,20 @@ nsde_model_loss_grad(struct nsde_model *m, const struct nsde_tensor *images, con
 
 /** Losses for nsde_model_loss_grad_opts(). */
 enum nsde_model_loss {
-  NSDE_LOSS_CROSS_ENTROPY = 0, /**< softmax cross-entropy (nsde_model_loss_grad) */
-  NSDE_LOSS_CW_MARGIN = 1      /**< Carlini-Wagner: max(z_y - max_{j != y} z_j, -kappa) */
+  /** softmax cross-entropy (nsde_model_loss_grad) @since 0.4 (NSDE_LOSS_CROSS_ENTROPY before) */
+  NSDE_MODEL_LOSS_CROSS_ENTROPY = 0,
+  /** Carlini-Wagner: max(z_y - max_{j != y} z_j, -kappa) @since 0.4 (NSDE_LOSS_CW_MARGIN before) */
+  NSDE_MODEL_LOSS_CW_MARGIN = 1,
+  NSDE_LOSS_CROSS_ENTROPY NSDE_DEPRECATED("use NSDE_MODEL_LOSS_CROSS_ENTROPY") =
+      NSDE_MODEL_LOSS_CROSS_ENTROPY,
+  NSDE_LOSS_CW_MARGIN NSDE_DEPRECATED("use NSDE_MODEL_LOSS_CW_MARGIN") = NSDE_MODEL_LOSS_CW_MARGIN
 };
 
 /** Options and optional outputs of nsde_model_loss_grad_opts(); initialise
  *  with nsde_loss_options_init(). */
 struct nsde_loss_options {
   size_t size;                     /**< sizeof(struct nsde_loss_options) */
-  enum nsde_model_loss kind;       /**< the loss on the logits (NSDE_LOSS_CROSS_ENTROPY) */
+  enum nsde_model_loss kind;       /**< the loss on the logits (NSDE_MODEL_LOSS_CROSS_ENTROPY) */
   double kappa;                    /**< confidence margin >= 0, CW only (0) */
   struct nsde_tensor *grad_images; /**< receives dL/dimages, or NULL (NULL) */
   double *loss;                    /**< receives the mean loss, or NULL (NULL) */

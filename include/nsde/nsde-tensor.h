@@ -14,8 +14,10 @@ extern "C" {
 
 /** Element type. */
 enum nsde_dtype {
-  NSDE_FLOAT32 = 1,
-  NSDE_FLOAT64 = 2
+  NSDE_DTYPE_FLOAT32 = 1, /**< float @since 0.4 (NSDE_FLOAT32 before) */
+  NSDE_DTYPE_FLOAT64 = 2, /**< double @since 0.4 (NSDE_FLOAT64 before) */
+  NSDE_FLOAT32 NSDE_DEPRECATED("use NSDE_DTYPE_FLOAT32") = NSDE_DTYPE_FLOAT32,
+  NSDE_FLOAT64 NSDE_DEPRECATED("use NSDE_DTYPE_FLOAT64") = NSDE_DTYPE_FLOAT64
 };
 
 /** Highest supported rank (N, C, H, W). */
@@ -33,7 +35,7 @@ struct nsde_tensor;
  * Create a tensor that owns a zero-filled buffer.
  *
  * @param ctx    context (borrowed; must outlive the tensor)
- * @param dtype  NSDE_FLOAT32 or NSDE_FLOAT64
+ * @param dtype  NSDE_DTYPE_FLOAT32 or NSDE_DTYPE_FLOAT64
  * @param rank   1..NSDE_MAX_RANK
  * @param shape  @p rank extents, each >= 1 (copied)
  * @param[out] out  new tensor, owned by the caller; NULL on error
@@ -99,8 +101,10 @@ nsde_tensor_axpy(double alpha, const struct nsde_tensor *x, struct nsde_tensor *
 
 /** Transposition flags for nsde_tensor_gemm(). */
 enum nsde_trans {
-  NSDE_NO_TRANS = 0,
-  NSDE_TRANS = 1
+  NSDE_TRANS_NONE = 0,      /**< the matrix as stored @since 0.4 (NSDE_NO_TRANS before) */
+  NSDE_TRANS_TRANSPOSE = 1, /**< its transpose @since 0.4 (NSDE_TRANS before) */
+  NSDE_NO_TRANS NSDE_DEPRECATED("use NSDE_TRANS_NONE") = NSDE_TRANS_NONE,
+  NSDE_TRANS NSDE_DEPRECATED("use NSDE_TRANS_TRANSPOSE") = NSDE_TRANS_TRANSPOSE
 };
 
 /**

@@ -12,8 +12,8 @@
  *
  *   struct nsde_context *ctx;  nsde_context_new(&ctx);
  *   struct nsde_func *f, *g;
- *   nsde_func_new_linear(ctx, NSDE_FLOAT64, 0.5, 0.0, &f);    // f = 0.5 x
- *   nsde_func_new_multiplicative(ctx, NSDE_FLOAT64, 0.8, &g); // G = 0.8 x
+ *   nsde_func_new_linear(ctx, NSDE_DTYPE_FLOAT64, 0.5, 0.0, &f);    // f = 0.5 x
+ *   nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT64, 0.8, &g); // G = 0.8 x
  *   struct nsde_sde *sde;
  *   nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde);
  *   struct nsde_solver_config cfg;  nsde_solver_config_init(&cfg);
@@ -21,7 +21,7 @@
  *   int64_t shape[2] = {1000, 1};
  *   struct nsde_solver *solver;
  *   nsde_solver_new(sde, &cfg, 2, shape, &solver);
- *   struct nsde_tensor *x;  nsde_tensor_new(ctx, NSDE_FLOAT64, 2, shape, &x);
+ *   struct nsde_tensor *x;  nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, shape, &x);
  *   nsde_tensor_fill(x, 1.0);
  *   if (nsde_solve(solver, x, NULL) != NSDE_OK)
  *       fprintf(stderr, "%s\n", nsde_context_last_error(ctx));

@@ -124,7 +124,7 @@ static int64_t config_params(const struct nsde_model_config *c)
 {
   const int64_t w = c->width, cin = c->in_channels;
   int64_t n;
-  if (c->arch == NSDE_ARCH_CIFAR) {
+  if (c->arch == NSDE_MODEL_ARCH_CIFAR) {
     n = w * cin * 9 + w;
   } else {
     const int64_t w4 = w / 4, w2 = w / 2;

@@ -20,7 +20,7 @@ NSDE_API void nsde_model_config_init(struct nsde_model_config *cfg)
     return;
   memset(cfg, 0, sizeof(*cfg));
   cfg->size = sizeof(*cfg);
-  cfg->arch = NSDE_ARCH_CIFAR;
+  cfg->arch = NSDE_MODEL_ARCH_CIFAR;
   cfg->in_channels = 3;
   cfg->in_height = 32;
   cfg->in_width = 32;
@@ -37,7 +37,7 @@ NSDE_API void nsde_model_config_init(struct nsde_model_config *cfg)
 
 enum nsde_status nsde__model_check_config(struct nsde_context *ctx, const struct nsde_model_config *c)
 {
-  if ((c->arch != NSDE_ARCH_CIFAR && c->arch != NSDE_ARCH_LARGE) || c->in_channels < 1 ||
+  if ((c->arch != NSDE_MODEL_ARCH_CIFAR && c->arch != NSDE_MODEL_ARCH_LARGE) || c->in_channels < 1 ||
       c->in_channels > 64 || c->in_height < 4 || c->in_width < 4 || c->in_height > 4096 ||
       c->in_width > 4096 || c->width < 1 || c->width > 4096 || c->classes < 2 ||
       c->classes > 100000 || (int)c->noise < NSDE_MODEL_NOISE_ODE || (int)c->noise > NSDE_MODEL_NOISE_DROPOUT ||
@@ -45,7 +45,7 @@ enum nsde_status nsde__model_check_config(struct nsde_context *ctx, const struct
       c->t1 / c->dt > 100000 || c->max_batch < 1 || c->max_batch > 65536 ||
       (c->learn_sigma != 0 && c->learn_sigma != 1) || (int)c->grad < NSDE_GRAD_NONE ||
       (int)c->grad > NSDE_GRAD_ADJOINT ||
-      (c->arch == NSDE_ARCH_LARGE && c->width % 4 != 0) || c->groups < 0 || c->groups > 4096)
+      (c->arch == NSDE_MODEL_ARCH_LARGE && c->width % 4 != 0) || c->groups < 0 || c->groups > 4096)
     return nsde__error(ctx, NSDE_ERR_INVALID,
                        "model config: out of range (arch %d, input %dx%dx%d, width %d, classes "
                        "%d, noise %d, sigma %g, T %g, dt %g, max_batch %lld)", (int)c->arch,
@@ -70,7 +70,7 @@ static enum nsde_status build_nets(struct nsde_model *m)
   st = nsde_net_new(m->ctx, c->in_channels, c->in_height, c->in_width, &m->stem);
   if (st != NSDE_OK)
     return st;
-  if (c->arch == NSDE_ARCH_CIFAR) {
+  if (c->arch == NSDE_MODEL_ARCH_CIFAR) {
     st = nsde_net_add_conv2d(m->stem, c->width, 3, 1, 0);
   } else {
     int w4 = c->width / 4, w2 = c->width / 2;
@@ -197,9 +197,9 @@ NSDE_API enum nsde_status nsde_model_new(struct nsde_context *ctx,
   if ((st = nsde_net_as_func(m->drift, &m->f)) != NSDE_OK)
     goto fail;
   switch (cfg->noise) {
-  case NSDE_MODEL_NOISE_ADDITIVE: st = nsde_func_new_additive(ctx, NSDE_FLOAT32, cfg->sigma, &m->g); break;
-  case NSDE_MODEL_NOISE_MULTIPLICATIVE: st = nsde_func_new_multiplicative(ctx, NSDE_FLOAT32, cfg->sigma, &m->g); break;
-  case NSDE_MODEL_NOISE_DROPOUT: st = nsde_func_new_dropout(ctx, NSDE_FLOAT32, cfg->sigma, &m->g); break;
+  case NSDE_MODEL_NOISE_ADDITIVE: st = nsde_func_new_additive(ctx, NSDE_DTYPE_FLOAT32, cfg->sigma, &m->g); break;
+  case NSDE_MODEL_NOISE_MULTIPLICATIVE: st = nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT32, cfg->sigma, &m->g); break;
+  case NSDE_MODEL_NOISE_DROPOUT: st = nsde_func_new_dropout(ctx, NSDE_DTYPE_FLOAT32, cfg->sigma, &m->g); break;
   case NSDE_MODEL_NOISE_ODE: break;
   }
   if (st == NSDE_OK)

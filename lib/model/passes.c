@@ -18,7 +18,7 @@ static enum nsde_status check_images(struct nsde_model *m, const struct nsde_ten
 {
   if (!x)
     return nsde__error(m->ctx, NSDE_ERR_NULL, "%s: images tensor is NULL", what);
-  if (x->dtype != NSDE_FLOAT32)
+  if (x->dtype != NSDE_DTYPE_FLOAT32)
     return nsde__error(m->ctx, NSDE_ERR_DTYPE, "%s: images must be float32", what);
   if (x->rank != 4 || !x->contiguous || x->shape[1] != m->cfg.in_channels ||
       x->shape[2] != m->cfg.in_height || x->shape[3] != m->cfg.in_width ||
@@ -48,7 +48,7 @@ static enum nsde_status forward(struct nsde_model *m, const struct nsde_tensor *
                                                         : NSDE_ERR_NOMEM;
   h0 = nsde__net_forward_raw(m->stem, B, images->data, 0.0f);
   memcpy(m->h, h0, (size_t)(B * m->state_sz) * sizeof(float));
-  if ((st = nsde_tensor_wrap(m->ctx, NSDE_FLOAT32, 4, shape, NULL, m->h, &state)) != NSDE_OK)
+  if ((st = nsde_tensor_wrap(m->ctx, NSDE_DTYPE_FLOAT32, 4, shape, NULL, m->h, &state)) != NSDE_OK)
     return st;
   st = nsde_solver_set_seed(s, seed);
   if (st == NSDE_OK)
@@ -70,7 +70,7 @@ static enum nsde_status check_out(struct nsde_model *m, const struct nsde_tensor
     return st;
   if (!out)
     return nsde__error(m->ctx, NSDE_ERR_NULL, "%s: output tensor is NULL", what);
-  if (out->dtype != NSDE_FLOAT32 || !out->contiguous ||
+  if (out->dtype != NSDE_DTYPE_FLOAT32 || !out->contiguous ||
       out->numel != images->shape[0] * m->cfg.classes)
     return nsde__error(m->ctx, NSDE_ERR_SHAPE, "%s: output must be contiguous float32 (B, %d)",
                        what, m->cfg.classes);
@@ -112,7 +112,7 @@ NSDE_API enum nsde_status nsde_model_trajectory(struct nsde_model *m,
   B = images->shape[0];
   if (!states)
     return nsde__error(m->ctx, NSDE_ERR_NULL, "nsde_model_trajectory: states is NULL");
-  if (states->dtype != NSDE_FLOAT32 || !states->contiguous ||
+  if (states->dtype != NSDE_DTYPE_FLOAT32 || !states->contiguous ||
       states->numel != (n_steps + 1) * B * m->state_sz)
     return nsde__error(m->ctx, NSDE_ERR_SHAPE,
                        "nsde_model_trajectory: states must be contiguous float32 with %lld "
@@ -143,11 +143,11 @@ NSDE_API enum nsde_status nsde_model_trajectory(struct nsde_model *m,
   if (st == NSDE_OK) {
     h0 = nsde__net_forward_raw(m->stem, B, images->data, 0.0f);
     memcpy(m->h, h0, (size_t)(B * m->state_sz) * sizeof(float));
-    st = nsde_tensor_wrap(m->ctx, NSDE_FLOAT32, 4, shape, NULL, m->h, &state);
+    st = nsde_tensor_wrap(m->ctx, NSDE_DTYPE_FLOAT32, 4, shape, NULL, m->h, &state);
   }
   if (st == NSDE_OK) {
     int64_t sshape[4] = {(n_steps + 1) * B, m->sc, m->sh, m->sw};
-    st = nsde_tensor_wrap(m->ctx, NSDE_FLOAT32, 4, sshape, NULL, buf, &saved);
+    st = nsde_tensor_wrap(m->ctx, NSDE_DTYPE_FLOAT32, 4, sshape, NULL, buf, &saved);
   }
   if (st == NSDE_OK)
     st = nsde_solve(s, state, saved);
@@ -276,7 +276,7 @@ NSDE_API void nsde_loss_options_init(struct nsde_loss_options *opts)
     return;
   memset(opts, 0, sizeof(*opts));
   opts->size = sizeof(*opts);
-  opts->kind = NSDE_LOSS_CROSS_ENTROPY;
+  opts->kind = NSDE_MODEL_LOSS_CROSS_ENTROPY;
 }
 
 NSDE_API enum nsde_status nsde_model_loss_grad_opts(struct nsde_model *m,
@@ -312,10 +312,10 @@ NSDE_API enum nsde_status nsde_model_loss_grad_opts(struct nsde_model *m,
       return nsde__error(m->ctx, NSDE_ERR_INVALID,
                          "nsde_model_loss_grad: label %d of image %lld outside 0..%d",
                          (int)labels[b], (long long)b, C - 1);
-  if (o.grad_images && (o.grad_images->dtype != NSDE_FLOAT32 || !o.grad_images->contiguous ||
+  if (o.grad_images && (o.grad_images->dtype != NSDE_DTYPE_FLOAT32 || !o.grad_images->contiguous ||
                       o.grad_images->numel != images->numel))
     return nsde__error(m->ctx, NSDE_ERR_SHAPE, "nsde_model_loss_grad: grad_images must match images");
-  if ((o.kind != NSDE_LOSS_CROSS_ENTROPY && o.kind != NSDE_LOSS_CW_MARGIN) || !(o.kappa >= 0) ||
+  if ((o.kind != NSDE_MODEL_LOSS_CROSS_ENTROPY && o.kind != NSDE_MODEL_LOSS_CW_MARGIN) || !(o.kappa >= 0) ||
       !isfinite(o.kappa))
     return nsde__error(m->ctx, NSDE_ERR_INVALID,
                        "nsde_model_loss_grad: unknown loss %d or bad kappa %g", (int)o.kind, o.kappa);
@@ -336,7 +336,7 @@ NSDE_API enum nsde_status nsde_model_loss_grad_opts(struct nsde_model *m,
         other = k;
     }
     hits += best == labels[b];
-    if (o.kind == NSDE_LOSS_CROSS_ENTROPY) {
+    if (o.kind == NSDE_MODEL_LOSS_CROSS_ENTROPY) {
       softmax(z, C, p);
       li = -log(fmax(p[labels[b]], 1e-300));
       for (int k = 0; k < C; k++)
@@ -361,8 +361,8 @@ NSDE_API enum nsde_status nsde_model_loss_grad_opts(struct nsde_model *m,
   nsde__net_backward_raw(m->head, B, m->h, m->dlogits, m->dh, m->grads + m->off_head, 0.0f);
   {
     int64_t shape[4] = {B, m->sc, m->sh, m->sw};
-    if ((st = nsde_tensor_wrap(m->ctx, NSDE_FLOAT32, 4, shape, NULL, m->dh, &tdh)) == NSDE_OK)
-      st = nsde_tensor_wrap(m->ctx, NSDE_FLOAT32, 4, shape, NULL, m->dh0, &tdh0);
+    if ((st = nsde_tensor_wrap(m->ctx, NSDE_DTYPE_FLOAT32, 4, shape, NULL, m->dh, &tdh)) == NSDE_OK)
+      st = nsde_tensor_wrap(m->ctx, NSDE_DTYPE_FLOAT32, 4, shape, NULL, m->dh0, &tdh0);
     if (st == NSDE_OK)
       st = nsde_backward(s, tdh, NULL, tdh0, m->grads + m->off_drift,
                          noisy && m->g ? &sigma_grad : NULL);

@@ -139,7 +139,7 @@ void nsde__nn_conv_fwd_item(const struct nsde_net *net, const struct layer *l, c
   im2col_item(l, in, t, col);
   for (int64_t p = 0; p < P; p++)
     memcpy(out + p * l->cout, bias, (size_t)l->cout * sizeof(float));
-  nsde__gemm(NULL, NSDE_FLOAT32, false, false, P, l->cout, Kp, 1.0, col, Kp, 1,
+  nsde__gemm(NULL, NSDE_DTYPE_FLOAT32, false, false, P, l->cout, Kp, 1.0, col, Kp, 1,
              net->wpack + l->wpoff, 1, Kp, 1.0, out, l->cout, 1);
 }
 
@@ -233,7 +233,7 @@ void nsde__nn_conv_bwd_item(const struct nsde_net *net, const struct layer *l, c
   }
   im2col_item(l, in, t, col);
   /* dW (cout x K') += g^T (cout x P) col (P x K') */
-  nsde__gemm(NULL, NSDE_FLOAT32, false, false, l->cout, Kp, P, 1.0, g, 1, l->cout, col, Kp, 1, 1.0,
+  nsde__gemm(NULL, NSDE_DTYPE_FLOAT32, false, false, l->cout, Kp, P, 1.0, g, 1, l->cout, col, Kp, 1, 1.0,
              dW, Kp, 1);
   if (dx && nsde__nn_use_winograd(l)) {
     /* the same Winograd forward on the transposed problem: g (cout channels)
@@ -245,7 +245,7 @@ void nsde__nn_conv_bwd_item(const struct nsde_net *net, const struct layer *l, c
     nsde__nn_wino_conv(&lt, g, nsde__nn_dgrad_filters(net, l), NULL, NULL, 0.0f, dx, col, dcol, wt);
   } else if (dx) {
     /* dcol (P x K') = g (P x cout) Wp (cout x K') */
-    nsde__gemm(NULL, NSDE_FLOAT32, false, false, P, Kp, l->cout, 1.0, g, l->cout, 1,
+    nsde__gemm(NULL, NSDE_DTYPE_FLOAT32, false, false, P, Kp, l->cout, 1.0, g, l->cout, 1,
                net->wpack + l->wpoff, Kp, 1, 0.0, dcol, Kp, 1);
     col2im_item(l, dcol, dx);
   }

@@ -222,7 +222,7 @@ void nsde__nn_wino_conv(const struct layer *l, const float *in, const float *U, 
   const int64_t T = nsde__nn_wino_tiles(l);
   wino_input(l, in, V, wt);
   for (int xi = 0; xi < 16; xi++)
-    nsde__gemm(NULL, NSDE_FLOAT32, false, false, T, l->cout, l->cin, 1.0, V + xi * T * l->cin,
+    nsde__gemm(NULL, NSDE_DTYPE_FLOAT32, false, false, T, l->cout, l->cin, 1.0, V + xi * T * l->cin,
                l->cin, 1, U + (int64_t)xi * l->cout * l->cin, 1, l->cin, 0.0,
                M + xi * T * l->cout, l->cout, 1);
   wino_output(l, M, bias, tr, t, out, wt);

@@ -65,7 +65,7 @@ NSDE_API enum nsde_status nsde_net_as_func(struct nsde_net *net, struct nsde_fun
   ops.size = sizeof(ops);
   ops.eval = net_eval_cb;
   ops.vjp = net_vjp_cb;
-  return nsde_func_new(net->ctx, NSDE_FLOAT32, &ops, net, net->np, net->np ? net->params : NULL,
+  return nsde_func_new(net->ctx, NSDE_DTYPE_FLOAT32, &ops, net, net->np, net->np ? net->params : NULL,
                        out);
 }
 

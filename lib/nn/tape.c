@@ -155,7 +155,7 @@ static enum nsde_status check_io(struct nsde_net *net, const struct nsde_tensor 
     return nsde__error(net->ctx, NSDE_ERR_STATE, "%s: call nsde_net_finalize first", what);
   if (!x || !y)
     return nsde__error(net->ctx, NSDE_ERR_NULL, "%s: NULL tensor", what);
-  if (x->dtype != NSDE_FLOAT32 || y->dtype != NSDE_FLOAT32)
+  if (x->dtype != NSDE_DTYPE_FLOAT32 || y->dtype != NSDE_DTYPE_FLOAT32)
     return nsde__error(net->ctx, NSDE_ERR_DTYPE, "%s: networks take float32 tensors", what);
   if (!x->contiguous || !y->contiguous || x->shape[0] != y->shape[0] ||
       x->shape[0] > net->max_batch || x->numel != x->shape[0] * (int64_t)net->c * net->h * net->w ||
@@ -190,7 +190,7 @@ NSDE_API enum nsde_status nsde_net_backward(struct nsde_net *net, double t,
 
   if (st != NSDE_OK)
     return st;
-  if (dx && (dx->dtype != NSDE_FLOAT32 || !dx->contiguous || dx->numel != x->numel))
+  if (dx && (dx->dtype != NSDE_DTYPE_FLOAT32 || !dx->contiguous || dx->numel != x->numel))
     return nsde__error(net->ctx, NSDE_ERR_SHAPE, "nsde_net_backward: dx must match x");
   nsde__net_forward_raw(net, x->shape[0], x->data, (float)t);
   nsde__net_backward_raw(net, x->shape[0], x->data, dy->data, dx ? dx->data : NULL, net->grads,

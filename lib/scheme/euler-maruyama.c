@@ -122,10 +122,10 @@ static enum nsde_status adjoint(struct nsde_solver *s, int64_t n, void *pd, void
      R(a) = (T)0.5 * (R(a) + R(G[G_A2])) + R(G[G_T2]););
   for (size_t i = 0; i < np_d; i++)
     nsde__param_add(s->dtype, pd, (int)i,
-              0.5 * (s->dtype == NSDE_FLOAT32 ? ((float *)pd2)[i] : ((double *)pd2)[i]));
+              0.5 * (s->dtype == NSDE_DTYPE_FLOAT32 ? ((float *)pd2)[i] : ((double *)pd2)[i]));
   for (size_t i = 0; i < np_g; i++)
     nsde__param_add(s->dtype, pg, (int)i,
-              0.5 * (s->dtype == NSDE_FLOAT32 ? ((float *)pg2)[i] : ((double *)pg2)[i]));
+              0.5 * (s->dtype == NSDE_DTYPE_FLOAT32 ? ((float *)pg2)[i] : ((double *)pg2)[i]));
   return NSDE_OK;
 }
 

@@ -66,7 +66,7 @@ const struct nsde__scheme *nsde__scheme_of(enum nsde_scheme scheme);
 enum nsde_status nsde__scheme_calculus(struct nsde_context *ctx, const struct nsde_sde *sde,
                                        enum nsde_calculus calculus, const char *name);
 
-#define NSDE__TYPED(s, expr_f32, expr_f64) ((s)->dtype == NSDE_FLOAT32 ? (expr_f32) : (expr_f64))
+#define NSDE__TYPED(s, expr_f32, expr_f64) ((s)->dtype == NSDE_DTYPE_FLOAT32 ? (expr_f32) : (expr_f64))
 
 /* ---- helpers of the backward steps (grad.c) -------------------------------- */
 
@@ -89,7 +89,7 @@ void nsde__param_add(enum nsde_dtype dt, void *p, int i, double v);
     const int64_t n_ = s->n;                                                            \
     const int nt_ = s->ctx->threads;                                                    \
     (void)nt_;                                                                          \
-    if (s->dtype == NSDE_FLOAT32) {                                                     \
+    if (s->dtype == NSDE_DTYPE_FLOAT32) {                                                     \
       typedef float T;                                                                  \
       _Pragma("omp parallel for num_threads(nt_) if (n_ > NSDE_PAR_MIN)")              \
       for (int64_t i = 0; i < n_; i++) { BODY }                                         \
