@@ -63,6 +63,21 @@ START_TEST(parameter_counts)
   ck_assert_int_eq(nsde_model_new(ctx, &c, &m), NSDE_OK);
   ck_assert_int_eq(nsde_model_num_params(m), 115595);
   ck_assert_float_eq(nsde_model_params(m)[115594], 1.0f);
+  { /* get_config writes no more than the caller's size field says */
+    union { struct nsde_model_config c; unsigned char b[sizeof(struct nsde_model_config) + 32]; } u;
+    memset(&u, 0xA5, sizeof(u));
+    u.c.size = sizeof(u.c) + 32; /* a later, larger layout */
+    ck_assert_int_eq(nsde_model_get_config(m, &u.c), NSDE_OK);
+    ck_assert_uint_eq(u.c.size, sizeof(u.c) + 32);
+    ck_assert_int_eq(u.c.learn_sigma, 1);
+    ck_assert_int_eq(u.c.max_batch, 2);
+    for (size_t i = sizeof(u.c); i < sizeof(u); i++)
+      ck_assert_uint_eq(u.b[i], 0xA5);
+    memset(&u, 0, sizeof(u)); /* size unset: the 0.1 layout */
+    ck_assert_int_eq(nsde_model_get_config(m, &u.c), NSDE_OK);
+    ck_assert_uint_eq(u.c.size, sizeof(u.c));
+    ck_assert_uint_eq(u.c.init_seed, c.init_seed);
+  }
   nsde_model_free(m);
   m = make(NSDE_MODEL_ARCH_LARGE, 256, 3, 96, NSDE_MODEL_NOISE_ADDITIVE, 1, 1);
   ck_assert_int_eq(nsde_model_num_params(m), 2440202);

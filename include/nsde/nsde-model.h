@@ -80,7 +80,12 @@ nsde_model_new(struct nsde_context *ctx, const struct nsde_model_config *cfg,
                struct nsde_model **out);
 /** Free. NULL is a no-op. @since 0.1 */
 NSDE_API void nsde_model_free(struct nsde_model *m);
-/** The configuration the model was made with (copied to @p cfg). @since 0.1 */
+/**
+ * The configuration the model was made with, copied to @p cfg: set
+ * cfg->size = sizeof(*cfg) first and at most that many bytes are written
+ * (a size field below the 0.1 layout's size, or unset, gets the 0.1 layout).
+ * @return NSDE_OK, NSDE_ERR_NULL. @since 0.1
+ */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_model_get_config(const struct nsde_model *m, struct nsde_model_config *cfg);
 /** Number of parameters (-1 for NULL): the network weights, plus sigma if learned. @since 0.1 */

@@ -250,9 +250,19 @@ NSDE_API void nsde_model_free(struct nsde_model *m)
 NSDE_API enum nsde_status nsde_model_get_config(const struct nsde_model *m,
                                                 struct nsde_model_config *cfg)
 {
+  /* The layout of 0.1 (the struct has not grown since): what a caller that
+   * leaves the size field unset gets, so a program built against 0.1 keeps
+   * working after the struct grows; one that sets it gets that many bytes. */
+  const size_t v01 = NSDE__SIZE_TO(struct nsde_model_config, init_seed);
+  size_t size;
+
   if (!m || !cfg)
     return NSDE_ERR_NULL;
-  *cfg = m->cfg;
+  memcpy(&size, cfg, sizeof(size));
+  if (size < v01 || size > NSDE__STRUCT_MAX)
+    size = v01;
+  memcpy(cfg, &m->cfg, size < sizeof(m->cfg) ? size : sizeof(m->cfg));
+  cfg->size = size;
   return NSDE_OK;
 }
 
