@@ -143,17 +143,6 @@ NSDE__INLINE void nsde__box_muller(uint32_t w0, uint32_t w1, uint32_t w2, uint32
   *z2 = r * s;
 }
 
-/* Normals for counter (e, b, step, node) under key seed. */
-NSDE__INLINE void nsde__normal_pair(uint64_t seed, uint32_t e, uint32_t b, uint32_t step,
-                                     uint32_t node, double *z1, double *z2)
-{
-  const uint32_t ctr[4] = {e, b, step, node};
-  uint32_t w[4];
-
-  nsde__philox4x32_10(ctr, seed, w);
-  nsde__box_muller(w[0], w[1], w[2], w[3], z1, z2);
-}
-
 /* Block form for counters (e[j], b[j], step, node), j < n: the same values
  * as nsde__normal_pair(), written so the compiler vectorises across j. Each
  * iteration computes two elements (j and j + n/2), giving the core two
@@ -183,6 +172,13 @@ NSDE__INLINE void nsde__normal_one(uint64_t seed, uint32_t c0, uint32_t c1, uint
   NSDE__PHILOX_ROUND NSDE__PHILOX_ROUND
 #undef NSDE__PHILOX_ROUND
   nsde__box_muller(c0, c1, c2, c3, z1, z2);
+}
+
+/* Normals for counter (e, b, step, node) under key seed. */
+NSDE__INLINE void nsde__normal_pair(uint64_t seed, uint32_t e, uint32_t b, uint32_t step,
+                                     uint32_t node, double *z1, double *z2)
+{
+  nsde__normal_one(seed, e, b, step, node, z1, z2);
 }
 
 NSDE__INLINE void nsde__normal_block_impl(uint64_t seed, const uint32_t *e, const uint32_t *b,
