@@ -9,7 +9,7 @@
  *              [--subset N] [--batch B] [--lr LR] [--crop P] [--seed S]
  *              [--threads T] [--metrics FILE.csv] [--grad store-all|checkpoint] [--resume]
  *              [--arch cifar|large] [--schedule step|cosine] [--warmup W] [--wd D] [--nesterov]
- *              [--stop-after K]
+ *              [--stop-after K] [--micro-batch M] [--rank-timeout S]
  *
  * --epochs truncates the step schedule (the stages still decide the learning
  * rate). --schedule cosine instead runs --epochs E epochs with the learning
@@ -35,6 +35,11 @@
  * run with mpirun -np K), micro-batch j runs on rank j % K (default M = 32)
  * and the model and state files are the same bytes for any K, any thread
  * count, and nsde-train with the same --micro-batch (doc/distributed.md).
+ * Faults under MPI: a rank that is killed or exits ends the job at once
+ * (mpirun stops the others); a rank that fails on its own (rank 0 cannot
+ * write a file) calls MPI_Abort; a rank that hangs is found by the others'
+ * --rank-timeout S (default 300 s: the longest a collective may wait), which
+ * stop the job with a message. The files of the last finished epoch stay.
  * Public API only.
  * SPDX-License-Identifier: MIT
  */
@@ -205,6 +210,7 @@ int main(int argc, char **argv)
     else if (!strcmp(a, "--nesterov")) nesterov = 1;
     else if (OPT("--stop-after")) stop_after = (int)ex_int(P, a, v, 1, 100000);
     else if (OPT("--micro-batch")) mb = (int)ex_int(P, a, v, 1, 65536);
+    else if (OPT("--rank-timeout")) dist_set_timeout((unsigned)ex_int(P, a, v, 1, 86400));
     else if (!strcmp(a, "--resume")) resume = 1;
     else if (OPT("--stages")) {
       double st[8];
@@ -222,7 +228,7 @@ int main(int argc, char **argv)
                       "[--stages a,b,..] [--epochs E] [--subset N] [--batch B] [--lr LR] [--crop P] "
                       "[--seed S] [--threads T] [--metrics FILE.csv] [--grad store-all|checkpoint] "
                       "[--resume] [--arch cifar|large] [--schedule step|cosine] [--warmup W] [--wd D] "
-                      "[--nesterov] [--stop-after K] [--micro-batch M]\n");
+                      "[--nesterov] [--stop-after K] [--micro-batch M] [--rank-timeout S]\n");
       return 2;
     }
 #undef OPT
@@ -236,8 +242,11 @@ int main(int argc, char **argv)
     fprintf(stderr, "nsde-train: --schedule cosine needs --epochs E and --warmup W <= E\n");
     return 2;
   }
-  if (dist_rank() == 0 && check_writable(out) != 0)
+  if (dist_rank() == 0 && check_writable(out) != 0) {
+    if (dist_size() > 1)
+      dist_abort(1); /* the other ranks would wait for rank 0 */
     return 1;
+  }
   for (int k = 0; k < nstages; k++)
     total_epochs += stages[k] > 0 ? stages[k] : 0;
   if (!cosine && (epochs < 0 || epochs > total_epochs))
@@ -412,6 +421,12 @@ int main(int argc, char **argv)
            "in the collectives\n", dist_size(), mb, comm_bytes / comm_steps / 1e6,
            1e3 * comm_s / comm_steps);
 done:
+  if (rc != 0 && rc != 3 && dist_size() > 1) {
+    /* an error of this rank alone (rank 0 writes the files): the others
+     * would wait for it in their next collective */
+    fflush(stdout);
+    dist_abort(rc);
+  }
   if (mf)
     fclose(mf);
   free(labels);

@@ -7,7 +7,12 @@
 #     the bytes of the uninterrupted run;
 #  3. a rank killed mid-run stops the whole job within 60 s with a message,
 #     the last saved files stay intact, and --resume with 1 rank finishes with
-#     the uninterrupted run's bytes.
+#     the uninterrupted run's bytes;
+#  4. a rank that hangs (SIGSTOP) stops the job within --rank-timeout (5 s
+#     here) plus 30 s with a message, the files stay, --resume on 2 ranks
+#     finishes with the uninterrupted run's bytes;
+#  5. rank 0 failing alone (a full disk while it writes the model) stops the
+#     whole job within 60 s with the error, instead of leaving rank 1 waiting.
 # usage: test-mpi.sh NSDE_TRAIN_MPI NSDE_TRAIN WORKDIR
 set -eu
 mpi=$1 plain=$2 work=$3/mpi-test
@@ -72,3 +77,47 @@ grep -qi "signal\|killed\|exited\|abort" "$work/fault.log" ||
 run fault 1 1 --resume
 same k1 fault || { echo "FAIL: resumed after a killed rank differs"; exit 1; }
 echo "ok: a killed rank stopped the job in $dt s (status $status); resumed on 1 rank: the same bytes"
+
+# a hung rank: stopped (SIGSTOP) once the first epoch's files exist; the other
+# rank's collective times out after --rank-timeout 5
+# shellcheck disable=SC2086
+mpirun -np 2 "$mpi" $args --threads 1 --rank-timeout 5 --out "$work/hang.nsde" >"$work/hang.log" 2>&1 &
+job=$!
+i=0
+while [ ! -f "$work/hang.nsde" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+[ -f "$work/hang.nsde" ] || { echo "FAIL: no model after the first epoch (hang)"; kill $job; exit 1; }
+victim=$(pgrep -n -f "$mpi .*--out $work/hang.nsde" || true)
+[ -n "$victim" ] || { echo "FAIL: no rank to stop"; exit 1; }
+cp "$work/hang.nsde" "$work/hang.before"
+t0=$(date +%s)
+kill -STOP "$victim"
+status=0
+wait $job || status=$?
+dt=$(($(date +%s) - t0))
+kill -CONT "$victim" 2>/dev/null || true
+kill -9 "$victim" 2>/dev/null || true
+[ $status -ne 0 ] || { echo "FAIL: the job ended with status 0 with a hung rank"; exit 1; }
+[ $dt -le 35 ] || { echo "FAIL: the job took $dt s to stop after a rank hung (--rank-timeout 5)"; exit 1; }
+grep -q "no answer within --rank-timeout" "$work/hang.log" ||
+  { echo "FAIL: no message about the hung rank"; cat "$work/hang.log"; exit 1; }
+# the files are whole: one of the finished epochs (the stop may land after the 2nd)
+nsde_epochs=$(od -An -t u4 -j 8 -N 4 "$work/hang.nsde.state" | tr -d ' ')
+[ "$nsde_epochs" -ge 1 ] || { echo "FAIL: the hung job lost its training state"; exit 1; }
+run hang 2 1 --resume
+same k1 hang || { echo "FAIL: resumed after a hung rank differs"; exit 1; }
+echo "ok: a hung rank stopped the job in $dt s (--rank-timeout 5, status $status); resumed: the same bytes"
+
+# rank 0 alone fails: its disk is full when it writes the first model file
+t0=$(date +%s)
+status=0
+# shellcheck disable=SC2086
+NSDE_TEST_WRITE_FAIL_AFTER=0 timeout 120 mpirun -np 2 "$mpi" $args --threads 1 --out "$work/full.nsde" \
+  >"$work/full.log" 2>&1 || status=$?
+dt=$(($(date +%s) - t0))
+[ $status -ne 0 ] && [ $status -ne 124 ] ||
+  { echo "FAIL: a full disk on rank 0 ended with status $status"; cat "$work/full.log"; exit 1; }
+[ $dt -le 60 ] || { echo "FAIL: the job took $dt s to stop after rank 0's write failed"; exit 1; }
+grep -q "No space left on device" "$work/full.log" ||
+  { echo "FAIL: no message about the full disk"; cat "$work/full.log"; exit 1; }
+! ls "$work"/full.nsde* >/dev/null 2>&1 || { echo "FAIL: a failed write left a file"; exit 1; }
+echo "ok: rank 0's full disk stopped the job in $dt s (status $status)"

@@ -1,6 +1,8 @@
 #!/bin/bash
 # Build and run the whole test suite: a release build, then the same suite
-# under AddressSanitizer and UndefinedBehaviorSanitizer.
+# under AddressSanitizer and UndefinedBehaviorSanitizer, then every libFuzzer
+# target for 30 s on its seed corpus (tools/fuzz.sh; clang, ASan + UBSan) so
+# that a reader which starts crashing on its own corpus or near it shows.
 # usage: tools/run-tests.sh   (from the repository root, as root on Debian 12)
 # Suites run one at a time: each uses every core through OpenMP and BLIS, and
 # spinning OpenMP teams of concurrent suites would starve each other.
@@ -15,6 +17,9 @@ meson setup build-asan --buildtype=debugoptimized -Db_sanitize=address,undefined
   -Db_lundef=false >/dev/null
 meson compile -C build-asan
 meson test -C build-asan --num-processes 1 --print-errorlogs --timeout-multiplier 4 | tee build-asan/test-output.txt
+fuzz_work=$(mktemp -d /tmp/nsde-fuzz-ci.XXXXXX)
+WORK=$fuzz_work sh tools/fuzz.sh 30 | tee build-asan/fuzz-output.txt
+rm -rf "$fuzz_work"
 ok=$(cat build-ci/test-output.txt build-asan/test-output.txt | awk '/^Ok:/ {s += $2} END {print s + 0}')
-echo "all tests passed (release and sanitizer builds)"
+echo "all tests passed (release and sanitizer builds, fuzz smoke)"
 echo "$ok passed, 0 failed"
