@@ -61,6 +61,9 @@ check train "--threads" $o --threads -2
 check train "--wd" $o --wd -0.1
 check train "--warmup" $o --warmup nan
 check train "--stop-after" $o --stop-after 0
+check train "--micro-batch" $o --micro-batch 0
+check train "--rank-timeout" $o --rank-timeout 0
+check train "--rank-timeout" $o --rank-timeout 1e9
 check train "--crop" $o --crop 1000
 check train "--subset" $o --subset -5
 check train "--groups" $o --groups x
