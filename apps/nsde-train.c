@@ -138,17 +138,6 @@ static int check_writable(const char *out)
   return 0;
 }
 
-/* Learning rate at epoch position @p pos (fractional): linear warm-up over
- * @p warmup epochs, then a half cosine from @p lr0 to 0 at @p epochs. */
-static double cosine_lr(double lr0, double warmup, int epochs, double pos)
-{
-  if (pos < warmup)
-    return lr0 * (pos + 1e-3) / warmup;
-  if (epochs <= warmup)
-    return lr0;
-  return 0.5 * lr0 * (1.0 + cos(3.14159265358979323846 * (pos - warmup) / ((double)epochs - warmup)));
-}
-
 int main(int argc, char **argv)
 {
   const char *data = "fashion-mnist", *dir = NULL, *out = NULL, *metrics = NULL, *noise = "multiplicative";
@@ -166,6 +155,7 @@ int main(int argc, char **argv)
   struct nsde_model_config cfg;
   struct nsde_model *m = NULL;
   struct nsde_sgd *opt = NULL;
+  struct nsde_lr_schedule *sched = NULL;
   struct nsde_tensor *x = NULL;
   int32_t *labels = NULL;
   int64_t *perm = NULL, n;
@@ -311,6 +301,9 @@ int main(int argc, char **argv)
     ex_check(ctx, nsde_model_new(ctx, &cfg, &m), "model");
   }
   ex_check(ctx, nsde_sgd_new(ctx, nsde_model_num_params(m), 0.9, wd, nesterov, &opt), "optimiser");
+  ex_check(ctx, cosine ? nsde_lr_schedule_new_cosine(ctx, lr0, warmup, epochs, &sched)
+                       : nsde_lr_schedule_new_staged(ctx, lr0, stages, nstages, &sched),
+           "learning-rate schedule");
   if (resume) {
     first_epoch = load_state(out, nsde_model_params(m), nsde_sgd_velocity(opt), nsde_model_num_params(m));
     if (first_epoch < 0) {
@@ -351,11 +344,11 @@ int main(int argc, char **argv)
   explode = 20.0 * log((double)classes);
   t_start = ex_now();
   for (int e = first_epoch; e < epochs && (stop_after < 0 || e < first_epoch + stop_after); e++) {
-    double lr = nsde_lr_staged(lr0, stages, nstages, e), loss_sum = 0, t0 = ex_now();
+    double lr = nsde_lr_schedule_at(sched, e), loss_sum = 0, t0 = ex_now();
     int64_t hits = 0, seen = 0, nb = n / batch;
-    if (!cosine && e > 0 && lr != nsde_lr_staged(lr0, stages, nstages, e - 1))
+    if (!cosine && e > 0 && lr != nsde_lr_schedule_at(sched, e - 1))
       ex_check(ctx, nsde_sgd_reset(opt), "sgd reset"); /* the paper resets momentum at each stage */
-    ex_check(ctx, nsde_permutation(perm, n, seed * 1000 + (unsigned long long)e), "permutation");
+    ex_check(ctx, nsde_dataset_permutation(ds, seed * 1000 + (unsigned long long)e, perm), "permutation");
     for (int64_t b = 0; b < nb; b++) {
       double loss;
       int64_t corr;
@@ -382,7 +375,7 @@ int main(int argc, char **argv)
         goto done;
       }
       if (cosine)
-        lr = cosine_lr(lr0, warmup, epochs, e + (double)b / (double)nb);
+        lr = nsde_lr_schedule_at(sched, e + (double)b / (double)nb);
       ex_check(ctx, nsde_sgd_step(opt, nsde_model_params(m), nsde_model_grads(m), lr), "SGD");
       loss_sum += loss * batch;
       hits += corr;
@@ -435,6 +428,7 @@ done:
   free(slots);
   free(stats);
   nsde_sgd_free(opt);
+  nsde_lr_schedule_free(sched);
   nsde_model_free(m);
   nsde_dataset_free(ds);
   nsde_context_free(ctx);

@@ -91,7 +91,7 @@ static double run(const struct nsde_sde *sde, enum nsde_dtype dt, int64_t batch,
 
 static double maxdiff(const struct nsde_tensor *a, const struct nsde_tensor *b)
 {
-  const double *p = nsde_tensor_data(a), *q = nsde_tensor_data(b);
+  const double *p = nsde_tensor_data_const(a), *q = nsde_tensor_data_const(b);
   double e = 0.0;
   for (int64_t i = 0; i < nsde_tensor_numel(a); i++)
     e = fmax(e, fabs(p[i] - q[i]));

@@ -457,12 +457,8 @@ NSDE_API enum nsde_status nsde_dataset_batch(const struct nsde_dataset *ds,
   return NSDE_OK;
 }
 
-NSDE_API enum nsde_status nsde_permutation(int64_t *perm, int64_t n, uint64_t seed)
+static void shuffle(int64_t *perm, int64_t n, uint64_t seed)
 {
-  if (!perm)
-    return NSDE_ERR_NULL;
-  if (n < 0)
-    return NSDE_ERR_INVALID;
   for (int64_t i = 0; i < n; i++)
     perm[i] = i;
   for (int64_t i = n - 1; i > 0; i--) { /* Fisher-Yates, Philox-driven */
@@ -476,5 +472,23 @@ NSDE_API enum nsde_status nsde_permutation(int64_t *perm, int64_t n, uint64_t se
     perm[i] = perm[j];
     perm[j] = t;
   }
+}
+
+NSDE_API enum nsde_status nsde_dataset_permutation(const struct nsde_dataset *ds, uint64_t seed,
+                                                   int64_t *perm)
+{
+  if (!ds || !perm)
+    return NSDE_ERR_NULL;
+  shuffle(perm, ds->n, seed);
+  return NSDE_OK;
+}
+
+NSDE_API enum nsde_status nsde_permutation(int64_t *perm, int64_t n, uint64_t seed)
+{
+  if (!perm)
+    return NSDE_ERR_NULL;
+  if (n < 0)
+    return NSDE_ERR_INVALID;
+  shuffle(perm, n, seed);
   return NSDE_OK;
 }

@@ -180,7 +180,12 @@ NSDE_API int64_t nsde_func_num_params(const struct nsde_func *f)
   return f ? f->n_params : -1;
 }
 
-NSDE_API void *nsde_func_params(const struct nsde_func *f)
+NSDE_API void *nsde_func_params(struct nsde_func *f)
+{
+  return f && f->n_params > 0 ? f->params : NULL;
+}
+
+NSDE_API const void *nsde_func_params_const(const struct nsde_func *f)
 {
   return f && f->n_params > 0 ? f->params : NULL;
 }

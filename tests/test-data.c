@@ -267,8 +267,28 @@ END_TEST
 
 START_TEST(permutation)
 {
+  /* recorded: the order nsde-train has used since 0.1 (resumed runs rely on it) */
+  static const int64_t want[25] = {7,  23, 3,  19, 21, 20, 2,  13, 8, 9,  1, 0, 18,
+                                   15, 24, 14, 22, 11, 16, 10, 12, 6, 5, 17, 4};
+  unsigned char *d = cifar_records(25);
+  struct nsde_dataset *ds;
   int64_t p[1000], q[1000];
   int seen[1000] = {0};
+  put("test_batch.bin", d, 25 * 3073, 0);
+  free(d);
+  ck_assert_int_eq(nsde_dataset_load_cifar10(ctx, dir, NSDE_SPLIT_TEST, 0, &ds), NSDE_OK);
+  ck_assert_int_eq(nsde_dataset_permutation(ds, 5, p), NSDE_OK);
+  ck_assert(!memcmp(p, want, sizeof(want)));
+  ck_assert_int_eq(nsde_dataset_permutation(ds, 6, q), NSDE_OK);
+  ck_assert(memcmp(p, q, sizeof(want)) != 0);
+  ck_assert_int_eq(nsde_dataset_permutation(NULL, 5, p), NSDE_ERR_NULL);
+  ck_assert_int_eq(nsde_dataset_permutation(ds, 5, NULL), NSDE_ERR_NULL);
+  nsde_dataset_free(ds);
+  /* the deprecated form: the same shuffle for any n */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  ck_assert_int_eq(nsde_permutation(q, 25, 5), NSDE_OK);
+  ck_assert(!memcmp(q, want, sizeof(want)));
   ck_assert_int_eq(nsde_permutation(p, 1000, 5), NSDE_OK);
   ck_assert_int_eq(nsde_permutation(q, 1000, 5), NSDE_OK);
   ck_assert(!memcmp(p, q, sizeof(p)));
@@ -280,6 +300,7 @@ START_TEST(permutation)
   ck_assert(memcmp(p, q, sizeof(p)) != 0);
   ck_assert_int_eq(nsde_permutation(NULL, 3, 0), NSDE_ERR_NULL);
   ck_assert_int_eq(nsde_permutation(p, -1, 0), NSDE_ERR_INVALID);
+#pragma GCC diagnostic pop
 }
 END_TEST
 

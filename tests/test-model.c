@@ -63,6 +63,14 @@ START_TEST(parameter_counts)
   ck_assert_int_eq(nsde_model_new(ctx, &c, &m), NSDE_OK);
   ck_assert_int_eq(nsde_model_num_params(m), 115595);
   ck_assert_float_eq(nsde_model_params(m)[115594], 1.0f);
+  { /* the const accessors give the same buffers */
+    const struct nsde_model *cm = m;
+    ck_assert_ptr_eq(nsde_model_params_const(cm), nsde_model_params(m));
+    ck_assert_ptr_eq(nsde_model_grads_const(cm), nsde_model_grads(m));
+    ck_assert_ptr_ne(nsde_model_grads_const(cm), nsde_model_params_const(cm));
+    ck_assert_ptr_null(nsde_model_params_const(NULL));
+    ck_assert_ptr_null(nsde_model_grads_const(NULL));
+  }
   { /* get_config writes no more than the caller's size field says */
     union { struct nsde_model_config c; unsigned char b[sizeof(struct nsde_model_config) + 32]; } u;
     memset(&u, 0xA5, sizeof(u));
@@ -681,7 +689,7 @@ START_TEST(short_training_run)
   } while (0)
   TEST_LOSS(before);
   for (int e = 0; e < epochs; e++) {
-    TRY(nsde_permutation(perm, ntrain, 100 + (uint64_t)e));
+    TRY(nsde_dataset_permutation(train, 100 + (uint64_t)e, perm));
     for (int b0 = 0; b0 + B <= ntrain; b0 += B) {
       double loss;
       ck_assert_int_eq(nsde_dataset_batch(train, perm + b0, B, 4, (uint64_t)(e * 1000 + b0), x, labels), NSDE_OK);
@@ -701,6 +709,57 @@ START_TEST(short_training_run)
 }
 END_TEST
 
+/* The learning-rate schedules against their closed forms. */
+START_TEST(lr_schedules)
+{
+  static const int stages[3] = {2, 3, 1};
+  struct nsde_lr_schedule *s = NULL, *c = NULL;
+  const double pi = 3.14159265358979323846;
+  ck_assert_int_eq(nsde_lr_schedule_new_staged(ctx, 0.1, stages, 3, &s), NSDE_OK);
+  ck_assert_double_eq(nsde_lr_schedule_at(s, 0), 0.1);
+  ck_assert_double_eq(nsde_lr_schedule_at(s, 1.99), 0.1);
+  ck_assert_double_eq(nsde_lr_schedule_at(s, 2), 0.1 / 10.0);
+  ck_assert_double_eq(nsde_lr_schedule_at(s, 4.5), 0.1 / 10.0);
+  ck_assert_double_eq(nsde_lr_schedule_at(s, 5), 0.1 / 10.0 / 10.0);
+  ck_assert_double_eq(nsde_lr_schedule_at(s, 500), 0.1 / 10.0 / 10.0); /* the last stage goes on */
+  ck_assert_double_eq(nsde_lr_schedule_at(s, -3), 0.1);
+  ck_assert(isnan(nsde_lr_schedule_at(s, NAN)));
+  ck_assert(isnan(nsde_lr_schedule_at(NULL, 1)));
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  for (int e = 0; e < 9; e++) /* the deprecated call gives the same rates */
+    ck_assert_double_eq(nsde_lr_staged(0.1, stages, 3, e), nsde_lr_schedule_at(s, e));
+#pragma GCC diagnostic pop
+  ck_assert_int_eq(nsde_lr_schedule_new_cosine(ctx, 0.2, 0.5, 10, &c), NSDE_OK);
+  ck_assert_double_eq_tol(nsde_lr_schedule_at(c, 0.25), 0.2 * 0.251 / 0.5, 1e-15);
+  ck_assert_double_eq_tol(nsde_lr_schedule_at(c, 0.5), 0.2, 1e-15);
+  ck_assert_double_eq_tol(nsde_lr_schedule_at(c, 5.25), 0.1, 1e-15);
+  ck_assert_double_eq_tol(nsde_lr_schedule_at(c, 7.625), 0.1 * (1 + cos(pi * 0.75)), 1e-15);
+  ck_assert_double_eq(nsde_lr_schedule_at(c, 10), 0.0);
+  ck_assert_double_eq(nsde_lr_schedule_at(c, 11), 0.0);
+  nsde_lr_schedule_free(c);
+  c = NULL;
+  /* bad arguments: a status, a message, no object */
+  ck_assert_int_eq(nsde_lr_schedule_new_staged(ctx, 0.1, stages, 0, &c), NSDE_ERR_INVALID);
+  ck_assert_ptr_nonnull(strstr(nsde_context_last_error(ctx), "nsde_lr_schedule_new_staged"));
+  ck_assert_int_eq(nsde_lr_schedule_new_staged(ctx, NAN, stages, 3, &c), NSDE_ERR_INVALID);
+  ck_assert_int_eq(nsde_lr_schedule_new_staged(ctx, 0.1, NULL, 3, &c), NSDE_ERR_NULL);
+  ck_assert_int_eq(nsde_lr_schedule_new_staged(ctx, 0.1, stages, 3, NULL), NSDE_ERR_NULL);
+  {
+    static const int zero[2] = {2, 0};
+    ck_assert_int_eq(nsde_lr_schedule_new_staged(ctx, 0.1, zero, 2, &c), NSDE_ERR_INVALID);
+  }
+  ck_assert_int_eq(nsde_lr_schedule_new_cosine(ctx, 0.1, 3, 2, &c), NSDE_ERR_INVALID);
+  ck_assert_int_eq(nsde_lr_schedule_new_cosine(ctx, 0.1, -1, 2, &c), NSDE_ERR_INVALID);
+  ck_assert_int_eq(nsde_lr_schedule_new_cosine(ctx, 0.1, 0, INFINITY, &c), NSDE_ERR_INVALID);
+  ck_assert_int_eq(nsde_lr_schedule_new_cosine(ctx, -0.1, 0, 2, &c), NSDE_ERR_INVALID);
+  ck_assert_int_eq(nsde_lr_schedule_new_cosine(NULL, 0.1, 0, 2, &c), NSDE_ERR_NULL);
+  ck_assert_ptr_null(c);
+  nsde_lr_schedule_free(NULL);
+  nsde_lr_schedule_free(s);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("model");
@@ -716,6 +775,7 @@ int main(void)
   tcase_add_test(tc, bad_input);
   tcase_add_test(tc, loss_options);
   tcase_add_test(tc, short_training_run);
+  tcase_add_test(tc, lr_schedules);
   suite_add_tcase(s, tc);
   return run_suite(s);
 }

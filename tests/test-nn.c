@@ -42,8 +42,16 @@ static void fd_check(struct nsde_net *net, double t, struct nsde_tensor *x, doub
   struct nsde_tensor *y, *w, *dx;
   float *p = nsde_net_params(net), *g = nsde_net_grads(net);
   float *xd = nsde_tensor_data(x);
+  const struct nsde_net *cnet = net;
   const double eps = 1e-2;
   double worst = 0;
+
+  /* the const accessors give the same buffers */
+  ck_assert_ptr_eq(nsde_net_params_const(cnet), p);
+  ck_assert_ptr_eq(nsde_net_grads_const(cnet), g);
+  ck_assert_ptr_eq(nsde_tensor_data_const(x), xd);
+  ck_assert_ptr_null(nsde_net_params_const(NULL));
+  ck_assert_ptr_null(nsde_net_grads_const(NULL));
 
   ck_assert_int_eq(nsde_net_output_shape(net, &oc, &oh, &ow), NSDE_OK);
   y = t4(B, oc, oh, ow);
@@ -331,6 +339,7 @@ START_TEST(network_drift_gradients)
         float *v = pass == 0 ? &xd[j] : pass == 1 ? &p[j] : (float *)nsde_func_params(g);
         float o = *v;
         double l[2], num, ana;
+        ck_assert_ptr_eq(nsde_func_params_const(g), nsde_func_params(g));
         for (int sgn = 0; sgn < 2; sgn++) {
           *v = o + (float)(sgn ? -eps : eps);
           TRY(nsde_tensor_copy(x, x0));

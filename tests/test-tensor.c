@@ -21,6 +21,7 @@ START_TEST(new_and_query)
   ck_assert_int_eq(nsde_tensor_stride(t, 3), 1);
   ck_assert_int_eq(nsde_tensor_is_contiguous(t), 1);
   ck_assert_int_eq((uintptr_t)nsde_tensor_data(t) % 64, 0);
+  ck_assert_ptr_eq(nsde_tensor_data_const(t), nsde_tensor_data(t));
   for (int i = 0; i < 120; i++) /* zero-filled */
     ck_assert_float_eq(((float *)nsde_tensor_data(t))[i], 0.0f);
   nsde_tensor_free(t);
@@ -36,6 +37,8 @@ START_TEST(null_handles)
   ck_assert_int_eq(nsde_tensor_stride(NULL, 0), -1);
   ck_assert_int_eq(nsde_tensor_dtype(NULL), 0);
   ck_assert_ptr_null(nsde_tensor_data(NULL));
+  ck_assert_ptr_null(nsde_tensor_data_const(NULL));
+  ck_assert_ptr_null(nsde_func_params_const(NULL));
   ck_assert_int_eq(nsde_tensor_is_contiguous(NULL), 0);
   ck_assert_int_eq(nsde_tensor_fill(NULL, 1), NSDE_ERR_NULL);
   ck_assert_int_eq(nsde_tensor_scale(NULL, 1), NSDE_ERR_NULL);

@@ -66,9 +66,22 @@ NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_dataset_batch(const struct nsde_dataset *ds, const int64_t *indices, int64_t count,
                    int crop_pad, uint64_t seed, struct nsde_tensor *images, int32_t *labels);
 
-/** A deterministic permutation of 0..n-1 from @p seed. @return NSDE_OK, NSDE_ERR_NULL,
- *  NSDE_ERR_INVALID (n < 0). @since 0.1 */
+/**
+ * An epoch's order of the data set's items: a permutation of
+ * 0..nsde_dataset_size(ds)-1 written to @p perm (that many int64 values),
+ * a pure function of @p seed (Philox-driven Fisher-Yates; the same on every
+ * machine).
+ * @return NSDE_OK, NSDE_ERR_NULL (ds or perm NULL).
+ * @since 0.5
+ */
 NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_dataset_permutation(const struct nsde_dataset *ds, uint64_t seed, int64_t *perm);
+
+/** @deprecated Use nsde_dataset_permutation() (the same permutation for
+ *  n = nsde_dataset_size()); removed after 0.5. A deterministic permutation
+ *  of 0..n-1 from @p seed. @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID
+ *  (n < 0). @since 0.1 */
+NSDE_API NSDE_NODISCARD NSDE_DEPRECATED("use nsde_dataset_permutation") enum nsde_status
 nsde_permutation(int64_t *perm, int64_t n, uint64_t seed);
 
 #ifdef __cplusplus

@@ -118,8 +118,12 @@ nsde_diffusion_new_dropout(struct nsde_context *ctx, enum nsde_dtype dtype, doub
 NSDE_API void nsde_func_free(struct nsde_func *f);
 /** Number of parameters, -1 for NULL. @since 0.1 */
 NSDE_API int64_t nsde_func_num_params(const struct nsde_func *f);
-/** The parameter buffer (dtype of the func; borrowed), NULL if none. @since 0.1 */
-NSDE_API void *nsde_func_params(const struct nsde_func *f);
+/** The parameter buffer (nsde_func_num_params() values of the func's dtype;
+ *  borrowed, writable), NULL if none or for NULL. @since 0.1 (before 0.5 it
+ *  took a const handle: use nsde_func_params_const() for one) */
+NSDE_API void *nsde_func_params(struct nsde_func *f);
+/** The same buffer, read-only, from a const handle. @since 0.5 */
+NSDE_API const void *nsde_func_params_const(const struct nsde_func *f);
 
 /** Result of nsde_func_check_vjp(). */
 struct nsde_vjp_report {

@@ -90,10 +90,16 @@ NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_model_get_config(const struct nsde_model *m, struct nsde_model_config *cfg);
 /** Number of parameters (-1 for NULL): the network weights, plus sigma if learned. @since 0.1 */
 NSDE_API int64_t nsde_model_num_params(const struct nsde_model *m);
-/** All parameters in one buffer (borrowed; nsde_model_num_params() floats). @since 0.1 */
-NSDE_API float *nsde_model_params(const struct nsde_model *m);
-/** Their gradients, the same layout (borrowed), written by nsde_model_loss_grad(). @since 0.1 */
-NSDE_API float *nsde_model_grads(const struct nsde_model *m);
+/** All parameters in one buffer (borrowed, writable; nsde_model_num_params()
+ *  floats), NULL for NULL. @since 0.1 (before 0.5 it took a const handle) */
+NSDE_API float *nsde_model_params(struct nsde_model *m);
+/** Their gradients, the same layout and length (borrowed), written by
+ *  nsde_model_loss_grad(). @since 0.1 (before 0.5 it took a const handle) */
+NSDE_API float *nsde_model_grads(struct nsde_model *m);
+/** nsde_model_params(), read-only, from a const handle. @since 0.5 */
+NSDE_API const float *nsde_model_params_const(const struct nsde_model *m);
+/** nsde_model_grads(), read-only, from a const handle. @since 0.5 */
+NSDE_API const float *nsde_model_grads_const(const struct nsde_model *m);
 /** Call after changing nsde_model_params() by hand (sigma is copied into the SDE). @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_model_params_changed(struct nsde_model *m);

@@ -65,11 +65,16 @@ nsde_net_finalize(struct nsde_net *net, int64_t max_batch, uint64_t seed);
 
 /** Number of parameters (-1 for NULL or before finalize). @since 0.1 */
 NSDE_API int64_t nsde_net_num_params(const struct nsde_net *net);
-/** The parameter buffer (borrowed; nsde_net_num_params() floats), NULL before finalize.
- *  @since 0.1 */
-NSDE_API float *nsde_net_params(const struct nsde_net *net);
-/** The gradient buffer, same layout, accumulated by nsde_net_backward(). @since 0.1 */
-NSDE_API float *nsde_net_grads(const struct nsde_net *net);
+/** The parameter buffer (borrowed, writable; nsde_net_num_params() floats), NULL
+ *  before finalize. @since 0.1 (before 0.5 it took a const handle) */
+NSDE_API float *nsde_net_params(struct nsde_net *net);
+/** The gradient buffer, same layout and length, accumulated by
+ *  nsde_net_backward(). @since 0.1 (before 0.5 it took a const handle) */
+NSDE_API float *nsde_net_grads(struct nsde_net *net);
+/** nsde_net_params(), read-only, from a const handle. @since 0.5 */
+NSDE_API const float *nsde_net_params_const(const struct nsde_net *net);
+/** nsde_net_grads(), read-only, from a const handle. @since 0.5 */
+NSDE_API const float *nsde_net_grads_const(const struct nsde_net *net);
 /** Output shape of one item: writes C, H, W. @return NSDE_OK, NSDE_ERR_NULL. @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_output_shape(const struct nsde_net *net, int *channels, int *height, int *width);

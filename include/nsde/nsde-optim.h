@@ -37,9 +37,46 @@ NSDE_API float *nsde_sgd_velocity(struct nsde_sgd *opt);
 /** Zero the momentum buffer (the paper resets it at each learning-rate stage). @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_sgd_reset(struct nsde_sgd *opt);
-/** The paper's staged schedule: base_lr / 10^k during stage k (stage lengths in
- *  epochs); the last stage continues past its end. @since 0.1 */
-NSDE_API double nsde_lr_staged(double base_lr, const int *stage_epochs, int n_stages, int epoch);
+/** A learning-rate schedule: the rate as a pure function of the epoch
+ *  position (fractional: epoch + batch / batches_per_epoch). */
+struct nsde_lr_schedule;
+
+/**
+ * The paper's staged schedule: @p base_lr / 10^k during stage k, stage k
+ * lasting @p stage_epochs[k] epochs (copied); the last stage continues past
+ * its end. The rate changes only at whole epochs.
+ * @return NSDE_OK, NSDE_ERR_NULL (ctx, stage_epochs or out NULL),
+ *         NSDE_ERR_INVALID (base_lr not finite and > 0, n_stages outside
+ *         1..64, a stage shorter than one epoch), NSDE_ERR_NOMEM.
+ * @since 0.5
+ */
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_lr_schedule_new_staged(struct nsde_context *ctx, double base_lr, const int *stage_epochs,
+                            int n_stages, struct nsde_lr_schedule **out);
+/**
+ * Linear warm-up then a half cosine: at epoch position p the rate is
+ * @p base_lr (p + 0.001) / W for p < W = @p warmup_epochs, then
+ * base_lr (1 + cos(pi (p - W) / (E - W))) / 2 down to 0 at p = E = @p epochs
+ * (0 after). nsde-train's --schedule cosine.
+ * @return NSDE_OK, NSDE_ERR_NULL (ctx or out NULL), NSDE_ERR_INVALID (base_lr
+ *         or epochs not finite and > 0, warmup_epochs outside 0..epochs),
+ *         NSDE_ERR_NOMEM.
+ * @since 0.5
+ */
+NSDE_API NSDE_NODISCARD enum nsde_status
+nsde_lr_schedule_new_cosine(struct nsde_context *ctx, double base_lr, double warmup_epochs,
+                            double epochs, struct nsde_lr_schedule **out);
+/** The rate at epoch position @p epoch (negative counts as 0); NaN for a NULL
+ *  schedule or a NaN position. @since 0.5 */
+NSDE_API double nsde_lr_schedule_at(const struct nsde_lr_schedule *s, double epoch);
+/** Free. NULL is a no-op. @since 0.5 */
+NSDE_API void nsde_lr_schedule_free(struct nsde_lr_schedule *s);
+
+/** @deprecated Use nsde_lr_schedule_new_staged() and nsde_lr_schedule_at()
+ *  (the same rates); removed after 0.5. The paper's staged schedule:
+ *  base_lr / 10^k during stage k. @since 0.1 */
+NSDE_API NSDE_DEPRECATED("use nsde_lr_schedule_new_staged and nsde_lr_schedule_at") double
+nsde_lr_staged(double base_lr, const int *stage_epochs, int n_stages, int epoch);
 
 #ifdef __cplusplus
 }

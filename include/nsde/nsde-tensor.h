@@ -74,8 +74,11 @@ NSDE_API int64_t nsde_tensor_stride(const struct nsde_tensor *t, int axis);
 NSDE_API int64_t nsde_tensor_numel(const struct nsde_tensor *t);
 /** Element type, or 0 for NULL. @since 0.1 */
 NSDE_API enum nsde_dtype nsde_tensor_dtype(const struct nsde_tensor *t);
-/** First element (borrowed), or NULL for NULL. @since 0.1 */
-NSDE_API void *nsde_tensor_data(const struct nsde_tensor *t);
+/** First element (borrowed, writable), or NULL for NULL. @since 0.1 (before 0.5
+ *  it took a const handle: use nsde_tensor_data_const() for one) */
+NSDE_API void *nsde_tensor_data(struct nsde_tensor *t);
+/** First element, read-only, from a const handle; NULL for NULL. @since 0.5 */
+NSDE_API const void *nsde_tensor_data_const(const struct nsde_tensor *t);
 /** 1 if the elements are contiguous row-major, 0 otherwise or for NULL. @since 0.1 */
 NSDE_API int nsde_tensor_is_contiguous(const struct nsde_tensor *t);
 

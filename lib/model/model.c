@@ -267,8 +267,10 @@ NSDE_API enum nsde_status nsde_model_get_config(const struct nsde_model *m,
 }
 
 NSDE_API int64_t nsde_model_num_params(const struct nsde_model *m) { return m ? m->np : -1; }
-NSDE_API float *nsde_model_params(const struct nsde_model *m) { return m ? m->params : NULL; }
-NSDE_API float *nsde_model_grads(const struct nsde_model *m) { return m ? m->grads : NULL; }
+NSDE_API float *nsde_model_params(struct nsde_model *m) { return m ? m->params : NULL; }
+NSDE_API float *nsde_model_grads(struct nsde_model *m) { return m ? m->grads : NULL; }
+NSDE_API const float *nsde_model_params_const(const struct nsde_model *m) { return m ? m->params : NULL; }
+NSDE_API const float *nsde_model_grads_const(const struct nsde_model *m) { return m ? m->grads : NULL; }
 
 void nsde__model_sync_params(struct nsde_model *m)
 {

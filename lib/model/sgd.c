@@ -1,6 +1,6 @@
 /*
- * Stochastic gradient descent with (Nesterov) momentum and weight decay, and
- * the paper's staged learning rate.
+ * Stochastic gradient descent with (Nesterov) momentum and weight decay (the
+ * learning-rate schedules are in schedule.c).
  *
  * SPDX-License-Identifier: MIT
  */
@@ -96,20 +96,4 @@ NSDE_API enum nsde_status nsde_sgd_reset(struct nsde_sgd *opt)
     return NSDE_ERR_NULL;
   memset(opt->v, 0, (size_t)opt->n * sizeof(float));
   return NSDE_OK;
-}
-
-NSDE_API double nsde_lr_staged(double base_lr, const int *stage_epochs, int n_stages, int epoch)
-{
-  int end = 0;
-  double lr = base_lr;
-
-  if (!stage_epochs || n_stages < 1)
-    return base_lr;
-  for (int k = 0; k < n_stages; k++) {
-    end += stage_epochs[k];
-    if (epoch < end || k == n_stages - 1)
-      return lr;
-    lr /= 10.0;
-  }
-  return lr;
 }

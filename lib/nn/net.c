@@ -360,12 +360,22 @@ NSDE_API int64_t nsde_net_num_params(const struct nsde_net *net)
   return net && net->final ? net->np : -1;
 }
 
-NSDE_API float *nsde_net_params(const struct nsde_net *net)
+NSDE_API float *nsde_net_params(struct nsde_net *net)
 {
   return net && net->final ? net->params : NULL;
 }
 
-NSDE_API float *nsde_net_grads(const struct nsde_net *net)
+NSDE_API float *nsde_net_grads(struct nsde_net *net)
+{
+  return net && net->final ? net->grads : NULL;
+}
+
+NSDE_API const float *nsde_net_params_const(const struct nsde_net *net)
+{
+  return net && net->final ? net->params : NULL;
+}
+
+NSDE_API const float *nsde_net_grads_const(const struct nsde_net *net)
 {
   return net && net->final ? net->grads : NULL;
 }
