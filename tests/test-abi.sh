@@ -34,7 +34,9 @@ if nm -D --defined-only "$lib" | awk '$2 ~ /^[TDBRVW]$/ {print $3}' | grep -v '@
 fi
 
 # 1c. Every public function's comment says since when it exists (@since X.Y),
-# and X.Y is the release node that exports it.
+# and X.Y is the release node that exports it; every call that returns an
+# enum nsde_status lists what it can return (@return; a deprecated alias may
+# point to its replacement instead).
 awk '/^NSDE_[0-9.]+ \{/ { v = substr($1, 6) } /^ +nsde_[a-z0-9_]+;/ { s = $1; sub(/;/, "", s); print s, v }' \
   "$map" >"$tmp/nodes"
 for h in "$src_inc"/nsde/*.h; do
@@ -51,9 +53,21 @@ for h in "$src_inc"/nsde/*.h; do
       if (last == NR - 1 || last == NR - 2) if (match(com, /@since [0-9]+\.[0-9]+/)) since = substr(com, RSTART + 7, RLENGTH - 7)
       if (since == "") { print "FAIL: " h ": " name " has no @since"; bad = 1 }
       else if (since != node[name]) { print "FAIL: " h ": " name " says @since " since ", exported in NSDE_" node[name]; bad = 1 }
+      type = substr(line, 1, index(line, name) - 1)
+      if (type ~ /enum nsde_status/ && !(last == NR - 1 || last == NR - 2) ||
+          type ~ /enum nsde_status/ && com !~ /@return/ && com !~ /@deprecated/) {
+        print "FAIL: " h ": " name " returns a status but its comment has no @return list"; bad = 1
+      }
     }
     END { exit bad }' "$h" || fail=1
 done
+
+# 1d. Every status a comment names exists.
+grep -o 'NSDE_ERR_[A-Z_]*' "$src_inc"/nsde/*.h | sed 's/.*://' | sort -u >"$tmp/named"
+sed -n 's/^ *X(\(NSDE_[A-Z_]*\),.*/\1/p' "$src_inc/nsde/nsde-core.h" | sort -u >"$tmp/statuses"
+if [ ! -s "$tmp/statuses" ] || comm -23 "$tmp/named" "$tmp/statuses" | grep .; then
+  echo "FAIL: the headers name statuses that do not exist (above)"; fail=1
+fi
 
 # 2. Every public header compiles alone as C99 (pedantic) and as C++.
 for h in "$src_inc"/nsde/*.h; do

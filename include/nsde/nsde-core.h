@@ -153,7 +153,8 @@ nsde_context_set_log(struct nsde_context *ctx, nsde_log_fn fn, void *user,
  */
 NSDE_API const char *nsde_context_last_error(const struct nsde_context *ctx);
 
-/** Status of the most recent error reported under @p ctx (NSDE_OK if none). @since 0.1 */
+/** Status of the most recent error reported under @p ctx.
+ *  @return that status, or NSDE_OK if none (or for a NULL ctx). @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_context_last_status(const struct nsde_context *ctx);
 

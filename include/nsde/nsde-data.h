@@ -27,18 +27,31 @@ struct nsde_dataset;
  * data_batch_5.bin, test_batch.bin: 3073-byte records). Reads at most
  * @p max_images (0: all). Missing, truncated or malformed files give
  * NSDE_ERR_IO / NSDE_ERR_FORMAT with a message naming the file and the problem.
+ * @return NSDE_OK, NSDE_ERR_NULL (ctx, dir or out NULL), NSDE_ERR_INVALID (bad
+ *         split, max_images < 0), NSDE_ERR_IO (a file missing or unreadable),
+ *         NSDE_ERR_FORMAT (a size that is not a whole number of records, a
+ *         label out of 0..9), NSDE_ERR_NOMEM.
  * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_dataset_load_cifar10(struct nsde_context *ctx, const char *dir, enum nsde_split split,
                           int64_t max_images, struct nsde_dataset **out);
 /** Fashion-MNIST (or MNIST) IDX files, gzip-compressed or not, in @p dir:
- *  train-images-idx3-ubyte(.gz), train-labels-idx1-ubyte(.gz), t10k-... @since 0.1 */
+ *  train-images-idx3-ubyte(.gz), train-labels-idx1-ubyte(.gz), t10k-...
+ *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID (bad split, max_images < 0),
+ *          NSDE_ERR_IO (a file missing or unreadable, a broken gzip stream),
+ *          NSDE_ERR_FORMAT (bad magic, dimensions, counts that disagree,
+ *          truncated data, a label out of range), NSDE_ERR_NOMEM.
+ *  @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_dataset_load_fashion_mnist(struct nsde_context *ctx, const char *dir, enum nsde_split split,
                                 int64_t max_images, struct nsde_dataset **out);
 /** STL-10 binary files in @p dir: train_X.bin / train_y.bin, test_X.bin /
- *  test_y.bin (3 x 96 x 96 images stored column-major, labels 1..10). @since 0.1 */
+ *  test_y.bin (3 x 96 x 96 images stored column-major, labels 1..10).
+ *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID (bad split, max_images < 0),
+ *          NSDE_ERR_IO (a file missing or unreadable), NSDE_ERR_FORMAT (sizes
+ *          that disagree, a label out of 1..10), NSDE_ERR_NOMEM.
+ *  @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_dataset_load_stl10(struct nsde_context *ctx, const char *dir, enum nsde_split split,
                         int64_t max_images, struct nsde_dataset **out);

@@ -77,17 +77,24 @@ nsde_func_new_matrix(struct nsde_context *ctx, enum nsde_dtype dtype,
                      const struct nsde_func_ops *ops, void *user, int64_t n_params, void *params,
                      int64_t m, struct nsde_func **out);
 
-/** Built-in f(t, x) = a*x + b elementwise; parameters (a, b) owned by the func. @since 0.1 */
+/** Built-in f(t, x) = a*x + b elementwise; parameters (a, b) owned by the func.
+ *  @return NSDE_OK, NSDE_ERR_NULL (ctx or out NULL), NSDE_ERR_DTYPE (unknown
+ *          dtype), NSDE_ERR_NONFINITE (a parameter not finite), NSDE_ERR_NOMEM.
+ *  @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_func_new_linear(struct nsde_context *ctx, enum nsde_dtype dtype, double a, double b,
                      struct nsde_func **out);
 
 /** Built-in diffusion G = sigma (additive noise). Parameter (sigma).
+ *  @return NSDE_OK, NSDE_ERR_NULL (ctx or out NULL), NSDE_ERR_DTYPE (unknown
+ *          dtype), NSDE_ERR_NONFINITE (a parameter not finite), NSDE_ERR_NOMEM.
  *  @since 0.3 (was nsde_diffusion_new_additive) */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_func_new_additive(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
                        struct nsde_func **out);
 /** Built-in diffusion G = sigma * x (multiplicative noise). Parameter (sigma).
+ *  @return NSDE_OK, NSDE_ERR_NULL (ctx or out NULL), NSDE_ERR_DTYPE (unknown
+ *          dtype), NSDE_ERR_NONFINITE (a parameter not finite), NSDE_ERR_NOMEM.
  *  @since 0.3 (was nsde_diffusion_new_multiplicative) */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_func_new_multiplicative(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
@@ -95,6 +102,8 @@ nsde_func_new_multiplicative(struct nsde_context *ctx, enum nsde_dtype dtype, do
 /** Built-in diffusion G = sigma * f(t, x), reusing the drift value computed at
  *  the same point in the same step (dropout-style noise; no second drift call).
  *  Parameter (sigma).
+ *  @return NSDE_OK, NSDE_ERR_NULL (ctx or out NULL), NSDE_ERR_DTYPE (unknown
+ *          dtype), NSDE_ERR_NONFINITE (a parameter not finite), NSDE_ERR_NOMEM.
  *  @since 0.3 (was nsde_diffusion_new_dropout) */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_func_new_dropout(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
@@ -171,7 +180,13 @@ nsde_func_check_vjp(struct nsde_func *f, double t, const struct nsde_tensor *x, 
  * Check diag_deriv (Milstein, the adjoint) against central differences:
  * (f_j(x + eps e_j) - f_j(x - eps e_j)) / (2 eps) for every element j (at most
  * 4096, spread evenly). Same report, tolerances and statuses as
- * nsde_func_check_vjp() (NSDE_ERR_MISSING_OP: no diag_deriv).
+ * nsde_func_check_vjp().
+ * @return NSDE_OK (within tolerance), NSDE_ERR_CHECK_FAILED (diag_deriv
+ *         disagrees with the differences; the report says where),
+ *         NSDE_ERR_MISSING_OP (no diag_deriv), NSDE_ERR_NULL, NSDE_ERR_SHAPE,
+ *         NSDE_ERR_DTYPE (x not the func's shape or dtype), NSDE_ERR_INVALID
+ *         (eps not finite and > 0), NSDE_ERR_CALLBACK (a callback failed or
+ *         returned non-finite values), NSDE_ERR_NOMEM.
  * @since 0.2
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
@@ -182,8 +197,10 @@ nsde_func_check_diag(struct nsde_func *f, double t, const struct nsde_tensor *x,
  * Check diag_deriv_vjp, the vjp of the map x -> diag_deriv(x), exactly as
  * nsde_func_check_vjp() checks vjp: the contract (grad_x overwritten,
  * grad_params accumulated) and central differences of v . diag_deriv(x) in
- * every input element and parameter. NSDE_ERR_MISSING_OP unless the func has
- * both diag_deriv and diag_deriv_vjp.
+ * every input element and parameter.
+ * @return the statuses of nsde_func_check_vjp() (NSDE_ERR_CHECK_FAILED for a
+ *         wrong or contract-breaking diag_deriv_vjp), NSDE_ERR_MISSING_OP
+ *         unless the func has both diag_deriv and diag_deriv_vjp.
  * @since 0.2
  */
 NSDE_API NSDE_NODISCARD enum nsde_status

@@ -100,7 +100,8 @@ NSDE_API float *nsde_model_grads(struct nsde_model *m);
 NSDE_API const float *nsde_model_params_const(const struct nsde_model *m);
 /** nsde_model_grads(), read-only, from a const handle. @since 0.5 */
 NSDE_API const float *nsde_model_grads_const(const struct nsde_model *m);
-/** Call after changing nsde_model_params() by hand (sigma is copied into the SDE). @since 0.1 */
+/** Call after changing nsde_model_params() by hand (sigma is copied into the SDE).
+ *  @return NSDE_OK, NSDE_ERR_NULL. @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_model_params_changed(struct nsde_model *m);
 
@@ -116,7 +117,8 @@ NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_model_forward(struct nsde_model *m, const struct nsde_tensor *images, int noisy, uint64_t seed,
                    struct nsde_tensor *logits);
 
-/** The SDE block's state shape (C, H, W) per image. @since 0.1 */
+/** The SDE block's state shape (C, H, W) per image.
+ *  @return NSDE_OK, NSDE_ERR_NULL (m or an output pointer NULL). @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_model_state_shape(const struct nsde_model *m, int *channels, int *height, int *width);
 
@@ -140,6 +142,11 @@ nsde_model_trajectory(struct nsde_model *m, const struct nsde_tensor *images, in
  * (B, classes) and divided by passes. passes = 0: one deterministic pass.
  * A Neural ODE model (NSDE_MODEL_NOISE_ODE) has no noise: every pass would be the
  * same, so one pass is computed whatever @p passes is.
+ * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID (passes < 0), NSDE_ERR_SHAPE
+ *         (images not (B, C, H, W) float32 of the model's image size with B
+ *         <= max_batch, probs not contiguous (B, classes) float32),
+ *         NSDE_ERR_NONFINITE (a non-finite image or hidden state),
+ *         NSDE_ERR_NOMEM.
  * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status

@@ -30,24 +30,48 @@ nsde_net_new(struct nsde_context *ctx, int channels, int height, int width, stru
 /** Free. NULL is a no-op. @since 0.1 */
 NSDE_API void nsde_net_free(struct nsde_net *net);
 
-/** Conv2d with bias: out_channels x k x k kernels, stride, zero padding. @since 0.1 */
+/** Conv2d with bias: out_channels x k x k kernels, stride, zero padding.
+ *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_STATE (after nsde_net_finalize()),
+ *          NSDE_ERR_INVALID (out_channels outside 1..65536, kernel or stride
+ *          outside 1..64, padding outside 0..64), NSDE_ERR_SHAPE (the layer
+ *          does not fit the current item shape), NSDE_ERR_NOMEM.
+ *  @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_add_conv2d(struct nsde_net *net, int out_channels, int kernel, int stride, int padding);
 /** ConcatConv2d: a constant plane of value t is prepended as channel 0
- *  (zero-padded like the rest), then a conv2d with bias. @since 0.1 */
+ *  (zero-padded like the rest), then a conv2d with bias.
+ *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_STATE (after nsde_net_finalize()),
+ *          NSDE_ERR_INVALID (out_channels outside 1..65536, kernel or stride
+ *          outside 1..64, padding outside 0..64), NSDE_ERR_SHAPE (the layer
+ *          does not fit the current item shape), NSDE_ERR_NOMEM.
+ *  @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_add_concat_conv2d(struct nsde_net *net, int out_channels, int kernel, int stride,
                            int padding);
-/** GroupNorm with learned per-channel scale (init 1) and shift (init 0). @since 0.1 */
+/** GroupNorm with learned per-channel scale (init 1) and shift (init 0).
+ *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_STATE (after nsde_net_finalize()),
+ *          NSDE_ERR_INVALID (groups < 1 or not dividing the channels, eps not finite and > 0), NSDE_ERR_SHAPE (the layer does not fit the
+ *          current item shape), NSDE_ERR_NOMEM.
+ *  @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_add_groupnorm(struct nsde_net *net, int groups, double eps);
-/** ReLU. @since 0.1 */
+/** ReLU.
+ *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_STATE (after nsde_net_finalize()),
+ *          NSDE_ERR_NOMEM.
+ *  @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_add_relu(struct nsde_net *net);
-/** Global average pool: C x H x W -> C x 1 x 1. @since 0.1 */
+/** Global average pool: C x H x W -> C x 1 x 1.
+ *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_STATE (after nsde_net_finalize()),
+ *          NSDE_ERR_NOMEM.
+ *  @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_add_avgpool(struct nsde_net *net);
-/** Linear (fully connected, with bias) on the flattened item. @since 0.1 */
+/** Linear (fully connected, with bias) on the flattened item.
+ *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_STATE (after nsde_net_finalize()),
+ *          NSDE_ERR_INVALID (out_features < 1), NSDE_ERR_SHAPE (the layer does not fit the
+ *          current item shape), NSDE_ERR_NOMEM.
+ *  @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_add_linear(struct nsde_net *net, int out_features);
 
@@ -98,7 +122,8 @@ nsde_net_forward(struct nsde_net *net, double t, const struct nsde_tensor *x,
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_backward(struct nsde_net *net, double t, const struct nsde_tensor *x,
                   const struct nsde_tensor *dy, struct nsde_tensor *dx);
-/** Set the gradient buffer to zero. @since 0.1 */
+/** Set the gradient buffer to zero. @return NSDE_OK, NSDE_ERR_NULL (also before
+ *  nsde_net_finalize()). @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_zero_grads(struct nsde_net *net);
 
@@ -107,6 +132,9 @@ nsde_net_zero_grads(struct nsde_net *net);
  * shape must equal its input shape). Its eval is the forward pass, its vjp the
  * backward pass (recomputing the step's activations), its parameters the net's.
  * The func borrows the net.
+ * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_STATE (not finalized),
+ *         NSDE_ERR_SHAPE (output shape differs from the input shape),
+ *         NSDE_ERR_NOMEM.
  * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
@@ -129,7 +157,8 @@ NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_set_tape(struct nsde_net *net, int64_t slots);
 /** Bytes a tape of @p slots slots takes (-1 for a NULL or unfinalized net). @since 0.1 */
 NSDE_API int64_t nsde_net_tape_bytes(const struct nsde_net *net, int64_t slots);
-/** How many vjps replayed from the tape (hits) and recomputed (misses) so far. @since 0.1 */
+/** How many vjps replayed from the tape (hits) and recomputed (misses) so far.
+ *  @return NSDE_OK, NSDE_ERR_NULL. @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_tape_stats(const struct nsde_net *net, int64_t *hits, int64_t *misses);
 
@@ -137,6 +166,9 @@ nsde_net_tape_stats(const struct nsde_net *net, int64_t *hits, int64_t *misses);
  * The paper's drift network for a C x H x W state: GN-ReLU-ConcatConv(3x3, pad 1)
  * three times, then GN; GroupNorm with @p groups groups (0: the paper's
  * min(32, C)) and eps 1e-5. Finalized for @p max_batch and initialised from @p seed.
+ * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_SHAPE (a size < 1),
+ *         NSDE_ERR_INVALID (max_batch < 1, groups not dividing C),
+ *         NSDE_ERR_NOMEM.
  * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status

@@ -184,14 +184,17 @@ NSDE_API void nsde_solver_free(struct nsde_solver *s);
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_solve(struct nsde_solver *s, struct nsde_tensor *state, struct nsde_tensor *saved);
 
-/** Rewind a step-wise integration to t0. @since 0.1 */
+/** Rewind a step-wise integration to t0. @return NSDE_OK, NSDE_ERR_NULL. @since 0.1 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_solver_reset(struct nsde_solver *s);
 
 /**
  * Advance @p state by one step (step-wise use: nsde_solver_reset(), then
- * nsde_solver_step() until it returns NSDE_ERR_STATE at t1). Errors as
- * nsde_solve(); a failed step leaves state and time unchanged.
+ * nsde_solver_step() until it returns NSDE_ERR_STATE at t1). A failed step
+ * leaves state and time unchanged.
+ * @return NSDE_OK, NSDE_ERR_STATE (already at t1), or any error status of
+ *         nsde_solve() (NSDE_ERR_NULL, NSDE_ERR_SHAPE, NSDE_ERR_DTYPE,
+ *         NSDE_ERR_NONFINITE, NSDE_ERR_CALLBACK, NSDE_ERR_STEP_SIZE, ...).
  * @since 0.1
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
