@@ -148,7 +148,7 @@ static double norm(const struct nsde_solver *s, const void *x, const void *y, co
 {
   const void *f0 = s->buf[B_F0], *g0 = s->dw ? s->buf[B_G0] : NULL;
   return s->dtype == NSDE_DTYPE_FLOAT32 ? norm_f32(s, x, y, z, f0, g0, s->dw, h)
-                                  : norm_f64(s, x, y, z, f0, g0, s->dw, h);
+                                        : norm_f64(s, x, y, z, f0, g0, s->dw, h);
 }
 
 /* The next step's target: the next save-at time, or t1, or (general noise)

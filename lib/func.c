@@ -128,22 +128,22 @@ NSDE_API enum nsde_status nsde_func_new_linear(struct nsde_context *ctx, enum ns
 }
 
 NSDE_API enum nsde_status nsde_func_new_additive(struct nsde_context *ctx,
-                                                      enum nsde_dtype dtype, double sigma,
-                                                      struct nsde_func **out)
+                                                 enum nsde_dtype dtype, double sigma,
+                                                 struct nsde_func **out)
 {
   return builtin(ctx, dtype, NSDE__FUNC_ADDITIVE, 1, sigma, 0.0, out);
 }
 
 NSDE_API enum nsde_status nsde_func_new_multiplicative(struct nsde_context *ctx,
-                                                            enum nsde_dtype dtype, double sigma,
-                                                            struct nsde_func **out)
+                                                       enum nsde_dtype dtype, double sigma,
+                                                       struct nsde_func **out)
 {
   return builtin(ctx, dtype, NSDE__FUNC_MULTIPLICATIVE, 1, sigma, 0.0, out);
 }
 
 NSDE_API enum nsde_status nsde_func_new_dropout(struct nsde_context *ctx,
-                                                     enum nsde_dtype dtype, double sigma,
-                                                     struct nsde_func **out)
+                                                enum nsde_dtype dtype, double sigma,
+                                                struct nsde_func **out)
 {
   return builtin(ctx, dtype, NSDE__FUNC_DROPOUT, 1, sigma, 0.0, out);
 }
@@ -220,7 +220,7 @@ static void affine(const struct nsde_func *f, int64_t n, double c0, double c1, c
 static double param(const struct nsde_func *f, int i)
 {
   return f->dtype == NSDE_DTYPE_FLOAT32 ? (double)((const float *)f->params)[i]
-                                  : ((const double *)f->params)[i];
+                                        : ((const double *)f->params)[i];
 }
 
 int nsde__func_eval(const struct nsde_func *f, double t, int64_t batch, int64_t dim,

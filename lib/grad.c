@@ -240,7 +240,7 @@ uint64_t nsde__grad_param_hash(const struct nsde_solver *s)
 static double param_value(const struct nsde_func *f, int i)
 {
   return f->dtype == NSDE_DTYPE_FLOAT32 ? (double)((const float *)f->params)[i]
-                                  : ((const double *)f->params)[i];
+                                        : ((const double *)f->params)[i];
 }
 
 void nsde__param_add(enum nsde_dtype dt, void *p, int i, double v)

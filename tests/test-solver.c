@@ -237,9 +237,9 @@ START_TEST(reversible_reconstruction)
     ck_assert_int_eq(nsde_solver_reconstruct(s, x), NSDE_OK);
     for (int64_t i = 0; i < B * D; i++) {
       double a = dt == NSDE_DTYPE_FLOAT64 ? ((double *)nsde_tensor_data(x))[i]
-                                    : ((float *)nsde_tensor_data(x))[i];
+                                          : ((float *)nsde_tensor_data(x))[i];
       double b = dt == NSDE_DTYPE_FLOAT64 ? ((double *)nsde_tensor_data(x0))[i]
-                                    : ((float *)nsde_tensor_data(x0))[i];
+                                          : ((float *)nsde_tensor_data(x0))[i];
       worst = fmax(worst, fabs(a - b) / fmax(1.0, fabs(b)));
     }
     printf("# reversible Heun %s: worst relative reconstruction error %.3g\n",
@@ -249,9 +249,9 @@ START_TEST(reversible_reconstruction)
     ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
     for (int64_t i = 0; i < B * D; i++)
       moved += fabs((dt == NSDE_DTYPE_FLOAT64 ? ((double *)nsde_tensor_data(x))[i]
-                                        : ((float *)nsde_tensor_data(x))[i]) -
+                                              : ((float *)nsde_tensor_data(x))[i]) -
                     (dt == NSDE_DTYPE_FLOAT64 ? ((double *)nsde_tensor_data(x0))[i]
-                                        : ((float *)nsde_tensor_data(x0))[i]));
+                                              : ((float *)nsde_tensor_data(x0))[i]));
     ck_assert(moved / (double)(B * D) > 0.1);
     nsde_solver_free(s);
     nsde_tensor_free(x);
