@@ -13,7 +13,8 @@
  *     fewest equal steps (torchsde-style fixed steps) with no larger error,
  *     both measured against 2^15 equal steps on the same paths.
  *
- * usage: nsde-bench-adaptive [DIM PATHS]
+ * usage: nsde-bench-adaptive [DIM PATHS [REPS [PART]]]
+ *   REPS: repetitions of part 1 (default 2); PART: 1 or 2 runs only that part
  * SPDX-License-Identifier: MIT
  */
 #define _POSIX_C_SOURCE 200809L
@@ -51,6 +52,8 @@ static int transient(void *u, double t, int64_t batch, int64_t dim, const void *
   return (void)u, 0;
 }
 
+static int64_t last_rejected; /* rejected trial steps of the last run() */
+
 /* Solve from x0 = v; adaptive (rtol > 0) or fixed on n equal steps or on the
  * given interior times. Returns seconds; *steps the grid steps. */
 static double run(const struct nsde_sde *sde, enum nsde_dtype dt, int64_t batch, int64_t dim,
@@ -81,6 +84,12 @@ static double run(const struct nsde_sde *sde, enum nsde_dtype dt, int64_t batch,
   CHECK(nsde_solve(s, x, NULL));
   t0 = now() - t0;
   *steps = nsde_solver_times(s, &t);
+  {
+    struct nsde_solver_stats st;
+    st.size = sizeof(st);
+    CHECK(nsde_solver_get_stats(s, &st));
+    last_rejected = st.rejected;
+  }
   if (grid) {
     *grid = malloc((size_t)(*steps + 1) * sizeof(double));
     memcpy(*grid, t, (size_t)(*steps + 1) * sizeof(double));
@@ -101,14 +110,15 @@ static double maxdiff(const struct nsde_tensor *a, const struct nsde_tensor *b)
 int main(int argc, char **argv)
 {
   int64_t dim = argc > 2 ? atoll(argv[1]) : 1000, paths = argc > 2 ? atoll(argv[2]) : 10000;
+  const int reps = argc > 3 ? atoi(argv[3]) : 2, part = argc > 4 ? atoi(argv[4]) : 0;
   struct nsde_func *f, *g, *ft, *ga;
   struct nsde_sde *sde, *tr;
   struct nsde_tensor *x, *ref, *y;
   int64_t shape[2] = {paths, dim}, na, nf, tshape[2] = {100, 1000};
   double *grid, ta, tf;
 
-  if (dim < 1 || paths < 1) {
-    fprintf(stderr, "usage: nsde-bench-adaptive [DIM PATHS]\n");
+  if (dim < 1 || paths < 1 || reps < 1 || part < 0 || part > 2) {
+    fprintf(stderr, "usage: nsde-bench-adaptive [DIM PATHS [REPS [PART]]]\n");
     return 2;
   }
   setvbuf(stdout, NULL, _IOLBF, 0);
@@ -120,17 +130,21 @@ int main(int argc, char **argv)
   CHECK(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, shape, &x));
   printf("overhead: %lld x %lld float32, Heun, rtol 1e-2, %d threads\n", (long long)paths,
          (long long)dim, nsde_context_get_threads(ctx));
-  for (int rep = 0; rep < 2; rep++) {
+  for (int rep = 0; part != 2 && rep < reps; rep++) {
+    int64_t rej;
     ta = run(sde, NSDE_DTYPE_FLOAT32, paths, dim, 1.0, 1e-2, 0, NULL, 0, x, &na, &grid);
+    rej = last_rejected;
     tf = run(sde, NSDE_DTYPE_FLOAT32, paths, dim, 1.0, 0, 0, grid + 1, na - 1, x, &nf, NULL);
-    printf("  adaptive %lld steps %.3f s (%.1f ms/step); fixed, same grid, %lld steps %.3f s "
-           "(%.1f ms/step); ratio %.2f\n", (long long)na, ta, 1e3 * ta / (double)na,
-           (long long)nf, tf, 1e3 * tf / (double)nf, ta / tf);
+    printf("  adaptive %lld steps + %lld rejected %.3f s (%.1f ms/accepted step, %.1f ms/trial); "
+           "fixed, same grid, %lld steps %.3f s (%.1f ms/step); ratio per accepted step %.2f, "
+           "per trial %.2f\n", (long long)na, (long long)rej, ta, 1e3 * ta / (double)na,
+           1e3 * ta / (double)(na + rej), (long long)nf, tf, 1e3 * tf / (double)nf, ta / tf,
+           ta / (double)(na + rej) / (tf / (double)nf));
     free(grid);
   }
   nsde_tensor_free(x);
   /* 2. steps saved at equal error */
-  {
+  if (part != 1) {
     struct nsde_func_ops ops = {sizeof(ops), transient, NULL, NULL, NULL};
     CHECK(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &ops, NULL, 0, NULL, &ft));
     CHECK(nsde_func_new_additive(ctx, NSDE_DTYPE_FLOAT64, 0.05, &ga));
