@@ -312,6 +312,12 @@ int main(int argc, char **argv)
     }
     ex_check(ctx, nsde_model_params_changed(m), "model");
     printf("nsde-train: resuming %s after epoch %d\n", out, first_epoch);
+    /* A kill between the last epoch's two writes leaves the state one epoch
+     * ahead of the model file; with no epoch left to train, no later write
+     * would bring the model file up to it, so write it now (the state's
+     * parameters; the same bytes when the two already agree). */
+    if (first_epoch >= epochs && dist_rank() == 0)
+      ex_check(ctx, nsde_model_save(m, out), "saving the model");
   }
   {
     int64_t shape[4] = {mb, c, h, w}; /* a whole batch, or one micro-batch */

@@ -77,6 +77,15 @@ echo "# $kills kills: $inside inside a write; files after them: $seen_old both o
   "and old model, $seen_new both new"
 [ $seen_old -gt 0 ] && [ $seen_new -gt 0 ] && [ $inside -ge $((kills / 5)) ] ||
   fail "the kills did not spread over the writes"
+# killed between the last epoch's two writes: the state is done, the model
+# file one epoch behind; --resume has nothing left to train and must still
+# bring the model file up to the state (found by the 200-kill run)
+cp "$work/model.4" "$work/w.nsde"; cp "$work/state.5" "$work/w.nsde.state"
+# shellcheck disable=SC2086
+"$train" $opts --out "$work/w.nsde" --resume >/dev/null 2>&1 || fail "resume with the state one epoch ahead at the end"
+cmp -s "$work/w.nsde" "$work/straight.nsde" || fail "the model file stayed behind the finished state after --resume"
+cmp -s "$work/w.nsde.state" "$work/state.5" || fail "the finished state changed on --resume"
+
 # a full disk: a clear error, both files as they were, no temporary file
 cp "$work/model.2" "$work/w.nsde"; cp "$work/state.2" "$work/w.nsde.state"
 rm -f "$work"/w.nsde*.tmp.*
