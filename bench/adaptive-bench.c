@@ -9,9 +9,10 @@
  *     overhead (error norm, rejected trials). Both measured back to back.
  *  2. Steps saved at equal error, on a problem with a fast transient
  *     (dx = -k(t) (x - 1) dt + 0.05 dW, k = 50 for t < 0.1, 0.5 after; 1,000
- *     x 100 paths, float64): adaptive Heun at rtol 1e-2 .. 1e-4 against the
- *     fewest equal steps (torchsde-style fixed steps) with no larger error,
- *     both measured against 2^15 equal steps on the same paths.
+ *     x 100 paths, float64, or DIM x PATHS when smaller): adaptive Heun at
+ *     rtol 1e-2 .. 1e-4 against the fewest equal steps (torchsde-style fixed
+ *     steps, powers of two) with no larger error, both measured against 2^15
+ *     equal steps on the same paths.
  *
  * usage: nsde-bench-adaptive [DIM PATHS [REPS [PART]]]
  *   REPS: repetitions of part 1 (default 2); PART: 1 or 2 runs only that part
@@ -114,7 +115,7 @@ int main(int argc, char **argv)
   struct nsde_func *f, *g, *ft, *ga;
   struct nsde_sde *sde, *tr;
   struct nsde_tensor *x, *ref, *y;
-  int64_t shape[2] = {paths, dim}, na, nf, tshape[2] = {100, 1000};
+  int64_t shape[2] = {paths, dim}, na, nf, tshape[2];
   double *grid, ta, tf;
 
   if (dim < 1 || paths < 1 || reps < 1 || part < 0 || part > 2) {
@@ -149,17 +150,20 @@ int main(int argc, char **argv)
     CHECK(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &ops, NULL, 0, NULL, &ft));
     CHECK(nsde_func_new_additive(ctx, NSDE_DTYPE_FLOAT64, 0.05, &ga));
     CHECK(nsde_sde_new(ctx, ft, ga, NSDE_NOISE_ADDITIVE, NSDE_CALCULUS_STRATONOVICH, &tr));
+    tshape[0] = paths < 100 ? paths : 100; /* 100 x 1,000 unless DIM PATHS are smaller */
+    tshape[1] = dim < 1000 ? dim : 1000;
     CHECK(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, tshape, &ref));
     CHECK(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, tshape, &y));
-    run(tr, NSDE_DTYPE_FLOAT64, 100, 1000, 5.0, 0, 1 << 15, NULL, 0, ref, &nf, NULL);
-    printf("steps at equal error: 100 x 1000 float64, transient (rate 50 until t = 0.1), Heun\n");
+    run(tr, NSDE_DTYPE_FLOAT64, tshape[0], tshape[1], 5.0, 0, 1 << 15, NULL, 0, ref, &nf, NULL);
+    printf("steps at equal error: %lld x %lld float64, transient (rate 50 until t = 0.1), Heun\n",
+           (long long)tshape[0], (long long)tshape[1]);
     for (double rtol = 1e-2; rtol > 1e-5; rtol /= 10) {
       double e, ef = INFINITY, tfix = 0.0;
       int64_t n = 4;
-      ta = run(tr, NSDE_DTYPE_FLOAT64, 100, 1000, 5.0, rtol, 0, NULL, 0, y, &na, NULL);
+      ta = run(tr, NSDE_DTYPE_FLOAT64, tshape[0], tshape[1], 5.0, rtol, 0, NULL, 0, y, &na, NULL);
       e = maxdiff(y, ref);
       for (; n <= (1 << 15); n *= 2) {
-        tfix = run(tr, NSDE_DTYPE_FLOAT64, 100, 1000, 5.0, 0, n, NULL, 0, y, &nf, NULL);
+        tfix = run(tr, NSDE_DTYPE_FLOAT64, tshape[0], tshape[1], 5.0, 0, n, NULL, 0, y, &nf, NULL);
         if ((ef = maxdiff(y, ref)) <= e)
           break;
       }
