@@ -243,10 +243,65 @@ static void interval(const struct nsde_brownian *bm, uint32_t e, uint32_t b, dou
 
 #define BLOCK 64
 
-NSDE_CLONES static void normal_block(uint64_t seed, const uint32_t *e, const uint32_t *b,
-                                     uint32_t step, int n, double *z1, double *z2)
+NSDE_CLONES static void normal_block_auto(uint64_t seed, const uint32_t *e, const uint32_t *b,
+                                          uint32_t step, int n, double *z1, double *z2)
 {
   nsde__normal_block_impl(seed, e, b, step, 1, n, z1, z2);
+}
+
+#ifdef NSDE__HAVE_PHILOX16
+/* AVX-512: Philox for 32 (then 16) counters at a time with intrinsics, the
+ * words stored lane by lane, then the same Box-Muller loop; the remainder
+ * one by one. Every element's operations are those of nsde__normal_one, so
+ * are the bits (tests/test-brownian.c compares it with the scalar path). */
+/* wd[w][j + i] = word w of counter (e[j + i], b[j + i], step, 1), i < 16 NV. */
+NSDE__INLINE NSDE__AVX512 void philox_words(const int NV, uint64_t seed, const uint32_t *e,
+                                           const uint32_t *b, uint32_t step, int j,
+                                           uint32_t wd[4][BLOCK])
+{
+  __m512i c[2][4];
+  for (int v = 0; v < NV; v++) {
+    c[v][0] = _mm512_loadu_si512(e + j + 16 * v);
+    c[v][1] = _mm512_loadu_si512(b + j + 16 * v);
+    c[v][2] = _mm512_set1_epi32((int)step);
+    c[v][3] = _mm512_set1_epi32(1);
+  }
+  nsde__philox16(NV, seed, c);
+  for (int v = 0; v < NV; v++)
+    for (int w = 0; w < 4; w++)
+      _mm512_store_si512(wd[w] + j + 16 * v, c[v][w]);
+}
+
+NSDE__AVX512 static void normal_block_avx512(uint64_t seed, const uint32_t *e, const uint32_t *b,
+                                             uint32_t step, int n, double *z1, double *z2)
+{
+  uint32_t wd[4][BLOCK] __attribute__((aligned(64)));
+  int j = 0;
+
+  for (; j + 32 <= n; j += 32)
+    philox_words(2, seed, e, b, step, j, wd);
+  if (j + 16 <= n) {
+    philox_words(1, seed, e, b, step, j, wd);
+    j += 16;
+  }
+#pragma omp simd
+  for (int i = 0; i < j; i++)
+    nsde__box_muller(wd[0][i], wd[1][i], wd[2][i], wd[3][i], &z1[i], &z2[i]);
+  for (; j < n; j++)
+    nsde__normal_one(seed, e[j], b[j], step, 1, &z1[j], &z2[j]);
+}
+#endif
+
+static void normal_block(uint64_t seed, const uint32_t *e, const uint32_t *b, uint32_t step,
+                         int n, double *z1, double *z2)
+{
+#ifdef NSDE__HAVE_PHILOX16
+  if (__builtin_cpu_supports("avx512f")) {
+    normal_block_avx512(seed, e, b, step, n, z1, z2);
+    return;
+  }
+#endif
+  normal_block_auto(seed, e, b, step, n, z1, z2);
 }
 
 /* Increments and Levy areas of base step k for flat elements

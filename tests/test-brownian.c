@@ -179,6 +179,42 @@ START_TEST(additivity)
 }
 END_TEST
 
+/* A whole base step comes from the block generator (vectorised, with its
+ * AVX-512 Philox), its halves from the root draw and the tree (the scalar
+ * generator): the halves must add up to the whole step for every element,
+ * over an odd length that leaves 16-lane and one-by-one remainders in the
+ * 64-element blocks, batch rows shifted by batch_offset. */
+START_TEST(block_matches_scalar)
+{
+  const int64_t batch = 3, dim = 1003, n = batch * dim;
+  struct nsde_brownian *bm = make_bm(test_seed() + 3, 0.0, 1.0, 4, batch, dim, 5);
+  struct nsde_tensor *w[3], *h[3];
+  for (int i = 0; i < 3; i++) {
+    w[i] = vec(NSDE_DTYPE_FLOAT64, n);
+    h[i] = vec(NSDE_DTYPE_FLOAT64, n);
+  }
+  ck_assert_int_eq(nsde_brownian_increment(bm, 0.25, 0.5, w[0], h[0]), NSDE_OK);
+  ck_assert_int_eq(nsde_brownian_increment(bm, 0.25, 0.375, w[1], h[1]), NSDE_OK);
+  ck_assert_int_eq(nsde_brownian_increment(bm, 0.375, 0.5, w[2], h[2]), NSDE_OK);
+  for (int64_t i = 0; i < n; i++) {
+    const double *W0 = nsde_tensor_data(w[0]), *W1 = nsde_tensor_data(w[1]),
+                 *W2 = nsde_tensor_data(w[2]), *H0 = nsde_tensor_data(h[0]),
+                 *H1 = nsde_tensor_data(h[1]), *H2 = nsde_tensor_data(h[2]);
+    const double lhs = 0.25 * (H0[i] + W0[i] / 2);
+    const double rhs = 0.125 * (H1[i] + W1[i] / 2) + 0.125 * (W1[i] + H2[i] + W2[i] / 2);
+    ck_assert_msg(fabs(W0[i] - (W1[i] + W2[i])) < 1e-12, "element %lld: %.17g vs %.17g",
+                  (long long)i, W0[i], W1[i] + W2[i]);
+    ck_assert_msg(fabs(lhs - rhs) < 1e-12, "area, element %lld: %.17g vs %.17g", (long long)i,
+                  lhs, rhs);
+  }
+  for (int i = 0; i < 3; i++) {
+    nsde_tensor_free(w[i]);
+    nsde_tensor_free(h[i]);
+  }
+  nsde_brownian_free(bm);
+}
+END_TEST
+
 static void fill_both(struct nsde_brownian *bm, double s, double t, struct nsde_tensor *w,
                       struct nsde_tensor *h)
 {
@@ -306,6 +342,7 @@ int main(void)
   tcase_add_test(tc, increment_distribution);
   tcase_add_test(tc, independent_pieces);
   tcase_add_test(tc, additivity);
+  tcase_add_test(tc, block_matches_scalar);
   tcase_add_test(tc, reproducible);
   tcase_add_test(tc, stream_frozen);
   tcase_add_test(tc, bad_input);
