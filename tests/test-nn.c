@@ -94,8 +94,8 @@ static void fd_check(struct nsde_net *net, double t, struct nsde_tensor *x, doub
 /* Conv and concat-conv, forward and backward, against a direct 6-loop
  * convolution with the time plane and its adjoint: strided (im2col path),
  * 3x3/stride 1/pad 1 with odd and even sizes (Winograd path, partial tiles),
- * the same with channel counts that are multiples of 16 (direct kernels) and
- * a 4x4/stride 2 kernel. */
+ * the same with channel counts that are multiples of 16 (direct kernels), of
+ * at least 32 with even sides (AVX-512 Winograd) and a 4x4/stride 2 kernel. */
 START_TEST(conv_matches_naive)
 {
   static const int shapes[][7] = {/* C, H, W, O, K, S, PD */
@@ -105,10 +105,15 @@ START_TEST(conv_matches_naive)
                                    * (pixel blocks and their tails, 16-80 output channels) */
                                   {16, 5, 7, 32, 3, 1, 1}, {32, 3, 19, 16, 3, 1, 1},
                                   {16, 4, 11, 48, 3, 1, 1}, {16, 2, 8, 80, 3, 1, 1},
-                                  {32, 1, 1, 16, 3, 1, 1}};
+                                  {32, 1, 1, 16, 3, 1, 1},
+                                  /* both >= 32 and even sides: AVX-512 Winograd (chunks of
+                                   * tile rows, tile blocks of 4-6, 16-64 channel tails) */
+                                  {32, 4, 6, 32, 3, 1, 1}, {48, 6, 10, 64, 3, 1, 1},
+                                  {64, 8, 8, 80, 3, 1, 1}, {32, 12, 10, 48, 3, 1, 1},
+                                  {64, 2, 30, 64, 3, 1, 1}};
   const int B = 2;
   const float t = 0.37f;
-  for (int run = 0; run < 18; run++) {
+  for (int run = 0; run < (int)(2 * sizeof(shapes) / sizeof(shapes[0])); run++) {
     const int *sh = shapes[run / 2], concat = run % 2;
     const int C = sh[0], Hh = sh[1], Ww = sh[2], O = sh[3], K = sh[4], S = sh[5], PD = sh[6];
     struct nsde_net *net;

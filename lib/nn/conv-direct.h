@@ -31,4 +31,23 @@ void nsde__direct_fwd(const float *pad, int h, int w, int cin, int cout, const f
 void nsde__direct_wgrad(const float *pad, int h, int w, int cin, const float *g, int cout,
                         float *dw);
 
+/* Winograd F(2x2, 3x3) for the same layers (lib/nn/conv-wino.c): whether a
+ * layer of these channel counts and output size takes it (direct kernels
+ * supported, both counts >= 32, h and w even; NSDE_WINOGRAD=0 turns it off). */
+bool nsde__wino512_supported(int cin, int cout, int h, int w);
+
+/* Where the transformed filter value (xi = 4 row + column of U = G g G^T,
+ * ci, co) goes: blocks of 64 output channels (the last one 16-48), in each
+ * [xi][ci][co]. */
+int64_t nsde__wino512_uidx(int cin, int cout, int xi, int ci, int co);
+
+/* Floats of scratch nsde__wino512_fwd needs. */
+int64_t nsde__wino512_scratch(int h, int w, int cin, int cout);
+
+/* nsde__direct_fwd's result through Winograd: the same padded input, the
+ * filters U in the nsde__wino512_uidx layout, scratch of
+ * nsde__wino512_scratch floats. */
+void nsde__wino512_fwd(const float *pad, int h, int w, int cin, int cout, const float *U,
+                       const float *bias, const float *tr, float t, float *out, float *scratch);
+
 #endif

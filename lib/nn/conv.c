@@ -110,6 +110,8 @@ void nsde__nn_pack_weights(struct nsde_net *net)
         Wp[o * Kp + jp] = W[o * Kp + nsde__nn_conv_public_index(l, jp)];
     if (nsde__nn_use_winograd(l))
       nsde__nn_wino_pack(l, W, Wp + (size_t)l->cout * Kp, nsde__nn_dgrad_filters(net, l));
+    else if (nsde__nn_use_wino512(l))
+      nsde__nn_wino512_pack(l, W, Wp + (size_t)l->cout * Kp, nsde__nn_dgrad_filters(net, l));
     else if (nsde__nn_use_direct(l))
       nsde__nn_direct_pack(l, W, Wp + (size_t)l->cout * Kp, nsde__nn_dgrad_filters(net, l));
     if (nsde__nn_is_3x3_same(l) && l->kind == L_CCONV)
@@ -125,9 +127,12 @@ void nsde__nn_conv_fwd_item(const struct nsde_net *net, const struct layer *l, c
   const float *bias = net->params + l->poff + (size_t)l->cout * Kp;
   if (nsde__nn_use_direct(l)) {
     const float *wd = net->wpack + l->wpoff + (size_t)l->cout * Kp;
+    const float *tr = l->kind == L_CCONV ? wd + 16 * (int64_t)l->cout * l->cin : NULL;
     nsde__direct_pad(in, l->hin, l->win, l->cin, col);
-    nsde__direct_fwd(col, l->hout, l->wout, l->cin, l->cout, wd, bias,
-                     l->kind == L_CCONV ? wd + 16 * (int64_t)l->cout * l->cin : NULL, t, out);
+    if (nsde__nn_use_wino512(l))
+      nsde__wino512_fwd(col, l->hout, l->wout, l->cin, l->cout, wd, bias, tr, t, out, dcol);
+    else
+      nsde__direct_fwd(col, l->hout, l->wout, l->cin, l->cout, wd, bias, tr, t, out);
     return;
   }
   if (nsde__nn_use_winograd(l)) {
@@ -183,7 +188,7 @@ static void time_plane_grad(const struct layer *l, const float *g, float t, floa
  * gradient into dW, and dx. */
 static void direct_bwd_item(const struct nsde_net *net, const struct layer *l, const float *in,
                             const float *g, float *dx, float *dW, float t, float *col,
-                            float *wacc)
+                            float *dcol, float *wacc)
 {
   nsde__direct_pad(in, l->hin, l->win, l->cin, col);
   nsde__direct_wgrad(col, l->hout, l->wout, l->cin, g, l->cout, wacc + l->waoff);
@@ -191,7 +196,12 @@ static void direct_bwd_item(const struct nsde_net *net, const struct layer *l, c
     time_plane_grad(l, g, t, dW, nsde__nn_conv_kp(l), col);
   if (dx) {
     nsde__direct_pad(g, l->hout, l->wout, l->cout, col);
-    nsde__direct_fwd(col, l->hin, l->win, l->cout, l->cin, nsde__nn_dgrad_filters(net, l), NULL, NULL, 0.0f, dx);
+    if (nsde__nn_use_wino512(l))
+      nsde__wino512_fwd(col, l->hin, l->win, l->cout, l->cin, nsde__nn_dgrad_filters(net, l), NULL,
+                        NULL, 0.0f, dx, dcol);
+    else
+      nsde__direct_fwd(col, l->hin, l->win, l->cout, l->cin, nsde__nn_dgrad_filters(net, l), NULL,
+                       NULL, 0.0f, dx);
   }
 }
 
@@ -228,7 +238,7 @@ void nsde__nn_conv_bwd_item(const struct nsde_net *net, const struct layer *l, c
     for (int o = 0; o < l->cout; o++)
       db[o] += g[p * l->cout + o];
   if (nsde__nn_use_direct(l)) {
-    direct_bwd_item(net, l, in, g, dx, dW, t, col, wacc);
+    direct_bwd_item(net, l, in, g, dx, dW, t, col, dcol, wacc);
     return;
   }
   im2col_item(l, in, t, col);

@@ -31,6 +31,14 @@ bool nsde__nn_use_direct(const struct layer *l)
   return nsde__nn_is_3x3_same(l) && nsde__direct_supported(l->cin, l->cout);
 }
 
+/* Direct layers with both channel counts >= 32 and even sides run their
+ * forward and input gradient through the AVX-512 Winograd kernel
+ * (lib/nn/conv-wino.c); the weight gradient stays direct. */
+bool nsde__nn_use_wino512(const struct layer *l)
+{
+  return nsde__nn_use_direct(l) && nsde__wino512_supported(l->cin, l->cout, l->hout, l->wout);
+}
+
 bool nsde__nn_use_winograd(const struct layer *l)
 {
   return nsde__nn_is_3x3_same(l) && !nsde__nn_use_direct(l);
@@ -109,6 +117,26 @@ void nsde__nn_direct_pack(const struct layer *l, const float *W, float *wd, floa
       for (int tap = 0; tap < 9; tap++) {
         wd[nsde__direct_widx(l->cin, l->cout, tap, c, o)] = g[tap];
         wr[nsde__direct_widx(l->cout, l->cin, tap, o, c)] = g[8 - tap];
+      }
+    }
+}
+
+/* The AVX-512 Winograd filters (nsde__wino512_uidx): U for the forward pass,
+ * Ud from the rotated kernel with the channels swapped for the input gradient. */
+void nsde__nn_wino512_pack(const struct layer *l, const float *W, float *U, float *Ud)
+{
+  const int cc = l->cin + (l->kind == L_CCONV), off = l->kind == L_CCONV;
+  for (int o = 0; o < l->cout; o++)
+    for (int c = 0; c < l->cin; c++) {
+      const float *g = W + ((int64_t)o * cc + c + off) * 9;
+      float rot[9], u[4][4], ud[4][4];
+      for (int j = 0; j < 9; j++)
+        rot[j] = g[8 - j];
+      wino_filter(g, u);
+      wino_filter(rot, ud);
+      for (int xi = 0; xi < 16; xi++) {
+        U[nsde__wino512_uidx(l->cin, l->cout, xi, c, o)] = u[xi / 4][xi % 4];
+        Ud[nsde__wino512_uidx(l->cout, l->cin, xi, o, c)] = ud[xi / 4][xi % 4];
       }
     }
 }

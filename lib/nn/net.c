@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv-direct.h"
 #include "nn-private.h"
 #include "nn-internal.h"
 
@@ -295,6 +296,10 @@ NSDE_API enum nsde_status nsde_net_finalize(struct nsde_net *net, int64_t max_ba
       /* direct: a padded item in col (the weight gradient has its own accumulator) */
       size_t dcol = nsde__nn_use_direct(l) ? (size_t)(l->hin + 2) * (size_t)(l->win + 2) *
                                             (size_t)(l->cin > l->cout ? l->cin : l->cout) : 0;
+      if (nsde__nn_use_wino512(l)) {
+        const size_t w5 = (size_t)nsde__wino512_scratch(l->hout, l->wout, l->cin, l->cout);
+        wcol = w5 > wcol ? w5 : wcol;
+      }
       col = wcol > col ? wcol : col;
       col = dcol > col ? dcol : col;
       net->col_sz = col > net->col_sz ? col : net->col_sz;

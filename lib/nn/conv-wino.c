@@ -1,0 +1,246 @@
+/*
+ * Winograd F(2x2, 3x3) with AVX-512 for the direct kernels' layers when
+ * both channel counts are at least 32 and the image sides are even: the
+ * forward pass and, with the rotated filters, the input gradient.
+ *
+ * Lavin & Gray's minimal filtering: a 2x2 output tile from a 4x4 input tile,
+ * Y = A^T [U . V] A with U = G g G^T and V = B^T d B, 16 products per
+ * channel pair instead of 36. The 16 products summed over the input channels
+ * are 16 small GEMMs (tiles x cin times cin x cout); here they run in
+ * registers like the direct kernels (a block of up to 6 tiles x 64 output
+ * channels of accumulators for the whole input-channel reduction, each
+ * filter vector loaded once per block, each transformed input value
+ * broadcast from memory), over chunks of tile rows small enough that the
+ * transformed input V and the products M stay in the core's caches.
+ *
+ * At 64 channels this does 2.25x fewer multiply-adds than the direct kernel;
+ * the transforms cost about 5% of them. At 16 channels they cost more than
+ * they save, which is why 16-channel layers stay direct.
+ *
+ * Every output element is summed in a fixed order that depends only on the
+ * layer's shape (input channel order inside each of the 16 products, then
+ * the fixed output transform), never on blocks or threads, so results are
+ * identical for any thread count. They differ from the direct kernel's in
+ * the last bits (the transforms round differently): tests/test-nn.c checks
+ * both against a naive convolution.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "conv-direct.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_X86 1
+#define TGT __attribute__((target("avx512f")))
+#define INL __attribute__((always_inline)) inline
+#else
+#define HAVE_X86 0
+#endif
+
+bool nsde__wino512_supported(int cin, int cout, int h, int w)
+{
+  /* NSDE_WINOGRAD=0 keeps these layers on the direct kernels (comparisons) */
+  static int cached = -1;
+  int on = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+  if (on < 0) {
+    const char *e = getenv("NSDE_WINOGRAD");
+    on = !(e && !strcmp(e, "0"));
+    __atomic_store_n(&cached, on, __ATOMIC_RELAXED);
+  }
+  return on && nsde__direct_supported(cin, cout) && cin >= 32 && cout >= 32 && h % 2 == 0 &&
+         w % 2 == 0 && h > 0 && w > 0;
+}
+
+/* Tile rows per chunk: about 24 tiles, at least one row. */
+static int chunk_rows(int h, int w)
+{
+  const int th = h / 2, tw = w / 2, r = 24 / tw;
+  return r < 1 ? 1 : r > th ? th : r;
+}
+
+int64_t nsde__wino512_scratch(int h, int w, int cin, int cout)
+{
+  const int64_t tiles = (int64_t)chunk_rows(h, w) * (w / 2);
+  return 16 * tiles * ((int64_t)cin + cout) + 16;
+}
+
+int64_t nsde__wino512_uidx(int cin, int cout, int xi, int ci, int co)
+{
+  const int co0 = co / 64 * 64, bw = cout - co0 < 64 ? cout - co0 : 64;
+  return (int64_t)co0 * 16 * cin + ((int64_t)xi * cin + ci) * bw + (co - co0);
+}
+
+#if HAVE_X86
+
+/* V[xi][tile][ci] = (B^T d B)[xi] for the tiles of tile rows ty0 .. ty0+nr-1,
+ * d read from the padded, channel-blocked item (nsde__direct_pad). */
+static TGT void input_transform(const float *restrict pad, int w, int cin, int ty0, int nr,
+                                float *restrict V)
+{
+  const int tw = w / 2;
+  const int64_t rs = (int64_t)(w + 2) * cin, bs = (int64_t)(w + 2) * 16, T = (int64_t)nr * tw;
+  for (int ty = 0; ty < nr; ty++)
+    for (int tx = 0; tx < tw; tx++) {
+      const int64_t tile = (int64_t)ty * tw + tx;
+      for (int cb = 0; cb < cin / 16; cb++) {
+        const float *base = pad + (int64_t)(2 * (ty0 + ty)) * rs + cb * bs + 2 * tx * 16;
+        __m512 d[4][4], u[4][4];
+        for (int r = 0; r < 4; r++)
+          for (int s = 0; s < 4; s++)
+            d[r][s] = _mm512_loadu_ps(base + r * rs + s * 16);
+        for (int s = 0; s < 4; s++) {
+          u[0][s] = _mm512_sub_ps(d[0][s], d[2][s]);
+          u[1][s] = _mm512_add_ps(d[1][s], d[2][s]);
+          u[2][s] = _mm512_sub_ps(d[2][s], d[1][s]);
+          u[3][s] = _mm512_sub_ps(d[1][s], d[3][s]);
+        }
+        for (int r = 0; r < 4; r++) {
+          float *v = V + ((int64_t)(r * 4) * T + tile) * cin + cb * 16;
+          _mm512_storeu_ps(v, _mm512_sub_ps(u[r][0], u[r][2]));
+          _mm512_storeu_ps(v + T * cin, _mm512_add_ps(u[r][1], u[r][2]));
+          _mm512_storeu_ps(v + 2 * T * cin, _mm512_sub_ps(u[r][2], u[r][1]));
+          _mm512_storeu_ps(v + 3 * T * cin, _mm512_sub_ps(u[r][1], u[r][3]));
+        }
+      }
+    }
+}
+
+/* m[p][j] = sum_ci v[p][ci] u[ci][j] for PB tiles x NB*16 output channels:
+ * v rows cin apart, u rows bw apart, m rows ms apart. */
+static INL TGT void gemm_block(const int PB, const int NB, const float *restrict v, int cin,
+                               const float *restrict u, int bw, float *restrict m, int64_t ms)
+{
+  __m512 acc[8][4];
+#pragma GCC unroll 8
+  for (int p = 0; p < PB; p++)
+#pragma GCC unroll 4
+    for (int j = 0; j < NB; j++)
+      acc[p][j] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+  for (int ci = 0; ci < cin; ci++) {
+    __m512 uv[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < NB; j++)
+      uv[j] = _mm512_loadu_ps(u + (int64_t)ci * bw + 16 * j);
+#pragma GCC unroll 8
+    for (int p = 0; p < PB; p++) {
+      const __m512 b = _mm512_set1_ps(v[(int64_t)p * cin + ci]);
+#pragma GCC unroll 4
+      for (int j = 0; j < NB; j++)
+        acc[p][j] = _mm512_fmadd_ps(b, uv[j], acc[p][j]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int p = 0; p < PB; p++)
+#pragma GCC unroll 4
+    for (int j = 0; j < NB; j++)
+      _mm512_storeu_ps(m + p * ms + 16 * j, acc[p][j]);
+}
+
+/* All T tiles in blocks of at most PMAX, balanced (15 tiles: 5 + 5 + 5). */
+#define GEMM_AT(PB, NB, PMAX)                                                                \
+  case PB:                                                                                   \
+    if (PB <= PMAX)                                                                          \
+      gemm_block(PB, NB, v + (int64_t)t0 * cin, cin, u, bw, m + t0 * ms, ms);                \
+    break;
+#define GEMM_NB(NB, PMAX)                                                                    \
+  static TGT void gemm_##NB(int T, const float *v, int cin, const float *u, int bw, float *m, \
+                            int64_t ms)                                                      \
+  {                                                                                          \
+    const int nblk = (T + PMAX - 1) / PMAX;                                                  \
+    int t0 = 0;                                                                              \
+    for (int k = 0; k < nblk; k++) {                                                         \
+      const int pb = T / nblk + (k < T % nblk);                                              \
+      switch (pb) {                                                                          \
+        GEMM_AT(1, NB, PMAX) GEMM_AT(2, NB, PMAX) GEMM_AT(3, NB, PMAX) GEMM_AT(4, NB, PMAX)  \
+        GEMM_AT(5, NB, PMAX) GEMM_AT(6, NB, PMAX) GEMM_AT(7, NB, PMAX) GEMM_AT(8, NB, PMAX)  \
+      default: break;                                                                        \
+      }                                                                                      \
+      t0 += pb;                                                                              \
+    }                                                                                        \
+  }
+GEMM_NB(1, 8)
+GEMM_NB(2, 8)
+GEMM_NB(3, 8)
+GEMM_NB(4, 6)
+#undef GEMM_NB
+#undef GEMM_AT
+
+/* out = A^T M A per tile of the chunk, plus bias and t times the time
+ * response tr (both optional); M is [tile][xi][cout]. */
+static TGT void output_transform(const float *restrict M, int w, int cout, int ty0, int nr,
+                                 const float *restrict bias, const float *restrict tr, float t,
+                                 float *restrict out)
+{
+  const int tw = w / 2;
+  const __m512 tv = _mm512_set1_ps(t);
+  for (int ty = 0; ty < nr; ty++)
+    for (int tx = 0; tx < tw; tx++) {
+      const float *mt = M + ((int64_t)ty * tw + tx) * 16 * cout;
+      for (int j = 0; j < cout / 16; j++) {
+        __m512 m[16], a[2][4];
+        for (int xi = 0; xi < 16; xi++)
+          m[xi] = _mm512_loadu_ps(mt + (int64_t)xi * cout + 16 * j);
+        for (int s = 0; s < 4; s++) {
+          a[0][s] = _mm512_add_ps(_mm512_add_ps(m[s], m[4 + s]), m[8 + s]);
+          a[1][s] = _mm512_sub_ps(_mm512_sub_ps(m[4 + s], m[8 + s]), m[12 + s]);
+        }
+        for (int i = 0; i < 2; i++)
+          for (int k = 0; k < 2; k++) {
+            const int64_t p = (int64_t)(2 * (ty0 + ty) + i) * w + 2 * tx + k;
+            __m512 y = k == 0 ? _mm512_add_ps(_mm512_add_ps(a[i][0], a[i][1]), a[i][2])
+                              : _mm512_sub_ps(_mm512_sub_ps(a[i][1], a[i][2]), a[i][3]);
+            if (bias)
+              y = _mm512_add_ps(y, _mm512_loadu_ps(bias + 16 * j));
+            if (tr)
+              y = _mm512_add_ps(y, _mm512_mul_ps(tv, _mm512_loadu_ps(tr + p * cout + 16 * j)));
+            _mm512_storeu_ps(out + p * cout + 16 * j, y);
+          }
+      }
+    }
+}
+
+TGT void nsde__wino512_fwd(const float *pad, int h, int w, int cin, int cout, const float *U,
+                           const float *bias, const float *tr, float t, float *out,
+                           float *scratch)
+{
+  const int th = h / 2, tw = w / 2, rows = chunk_rows(h, w);
+  float *V = scratch, *M = scratch + 16 * (int64_t)rows * tw * cin;
+  for (int ty0 = 0; ty0 < th; ty0 += rows) {
+    const int nr = th - ty0 < rows ? th - ty0 : rows, T = nr * tw;
+    input_transform(pad, w, cin, ty0, nr, V);
+    for (int xi = 0; xi < 16; xi++) {
+      const float *v = V + (int64_t)xi * T * cin;
+      float *m = M + (int64_t)xi * cout;
+      const int64_t ms = 16 * (int64_t)cout;
+      int co = 0;
+      for (; co + 64 <= cout; co += 64)
+        gemm_4(T, v, cin, U + (int64_t)co * 16 * cin + (int64_t)xi * cin * 64, 64, m + co, ms);
+      if (co < cout) {
+        const int bw = cout - co;
+        const float *u = U + (int64_t)co * 16 * cin + (int64_t)xi * cin * bw;
+        switch (bw / 16) {
+        case 3: gemm_3(T, v, cin, u, bw, m + co, ms); break;
+        case 2: gemm_2(T, v, cin, u, bw, m + co, ms); break;
+        case 1: gemm_1(T, v, cin, u, bw, m + co, ms); break;
+        default: break;
+        }
+      }
+    }
+    output_transform(M, w, cout, ty0, nr, bias, tr, t, out);
+  }
+}
+
+#else
+
+void nsde__wino512_fwd(const float *pad, int h, int w, int cin, int cout, const float *U,
+                       const float *bias, const float *tr, float t, float *out, float *scratch)
+{
+  (void)pad, (void)h, (void)w, (void)cin, (void)cout, (void)U, (void)bias, (void)tr, (void)t,
+      (void)out, (void)scratch;
+}
+
+#endif
