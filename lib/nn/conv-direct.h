@@ -50,4 +50,11 @@ int64_t nsde__wino512_scratch(int h, int w, int cin, int cout);
 void nsde__wino512_fwd(const float *pad, int h, int w, int cin, int cout, const float *U,
                        const float *bias, const float *tr, float t, float *out, float *scratch);
 
+/* du[xi][ci][co] += the Winograd weight gradient for the output gradient g
+ * (h x w x cout, channels-last) and the padded input: sum over tiles of
+ * (B^T d B)[xi] (A dY A^T)[xi]. The weight gradient of tap (ky, kx) is
+ * (G^T du G)[ky][kx] (nsde__nn_direct_flush applies it). */
+void nsde__wino512_wgrad(const float *pad, int h, int w, int cin, const float *g, int cout,
+                         float *du, float *scratch);
+
 #endif

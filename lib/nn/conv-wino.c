@@ -203,6 +203,116 @@ static TGT void output_transform(const float *restrict M, int w, int cout, int t
     }
 }
 
+/* Gd[xi][tile][co] = (A dY A^T)[xi] for the 2x2 output-gradient tiles dY of
+ * the chunk (g channels-last): the gradient with respect to the products M. */
+static TGT void grad_transform(const float *restrict g, int w, int cout, int ty0, int nr,
+                               float *restrict Gd)
+{
+  const int tw = w / 2;
+  const int64_t T = (int64_t)nr * tw;
+  for (int ty = 0; ty < nr; ty++)
+    for (int tx = 0; tx < tw; tx++) {
+      const int64_t tile = (int64_t)ty * tw + tx;
+      const float *g0 = g + ((int64_t)(2 * (ty0 + ty)) * w + 2 * tx) * cout, *g1 = g0 + (int64_t)w * cout;
+      for (int j = 0; j < cout / 16; j++) {
+        const __m512 y00 = _mm512_loadu_ps(g0 + 16 * j), y01 = _mm512_loadu_ps(g0 + cout + 16 * j);
+        const __m512 y10 = _mm512_loadu_ps(g1 + 16 * j), y11 = _mm512_loadu_ps(g1 + cout + 16 * j);
+        const __m512 zero = _mm512_setzero_ps();
+        __m512 r[4][2];
+        r[0][0] = y00;
+        r[0][1] = y01;
+        r[1][0] = _mm512_add_ps(y00, y10);
+        r[1][1] = _mm512_add_ps(y01, y11);
+        r[2][0] = _mm512_sub_ps(y00, y10);
+        r[2][1] = _mm512_sub_ps(y01, y11);
+        r[3][0] = _mm512_sub_ps(zero, y10);
+        r[3][1] = _mm512_sub_ps(zero, y11);
+        for (int i = 0; i < 4; i++) {
+          float *d = Gd + ((int64_t)(4 * i) * T + tile) * cout + 16 * j;
+          _mm512_storeu_ps(d, r[i][0]);
+          _mm512_storeu_ps(d + T * cout, _mm512_add_ps(r[i][0], r[i][1]));
+          _mm512_storeu_ps(d + 2 * T * cout, _mm512_sub_ps(r[i][0], r[i][1]));
+          _mm512_storeu_ps(d + 3 * T * cout, _mm512_sub_ps(zero, r[i][1]));
+        }
+      }
+    }
+}
+
+/* du[c][j] += sum_t v[t][c] gd[t][j] for CB input channels x NB*16 output
+ * channels over T tiles: v rows cin apart, gd rows cout apart, du rows cout
+ * apart. */
+static INL TGT void wgrad_block(const int CB, const int NB, int T, const float *restrict v,
+                                int cin, const float *restrict gd, int cout, float *restrict du)
+{
+  __m512 acc[16][4];
+#pragma GCC unroll 16
+  for (int c = 0; c < CB; c++)
+#pragma GCC unroll 4
+    for (int j = 0; j < NB; j++)
+      acc[c][j] = _mm512_setzero_ps();
+  for (int t = 0; t < T; t++) {
+    __m512 gv[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < NB; j++)
+      gv[j] = _mm512_loadu_ps(gd + (int64_t)t * cout + 16 * j);
+#pragma GCC unroll 16
+    for (int c = 0; c < CB; c++) {
+      const __m512 b = _mm512_set1_ps(v[(int64_t)t * cin + c]);
+#pragma GCC unroll 4
+      for (int j = 0; j < NB; j++)
+        acc[c][j] = _mm512_fmadd_ps(b, gv[j], acc[c][j]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int c = 0; c < CB; c++)
+#pragma GCC unroll 4
+    for (int j = 0; j < NB; j++) {
+      float *d = du + (int64_t)c * cout + 16 * j;
+      _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), acc[c][j]));
+    }
+}
+
+#define WGRAD_NB(NB, CB)                                                                     \
+  static TGT void wgrad_##NB(int T, const float *v, int cin, const float *gd, int cout,       \
+                             float *du)                                                      \
+  {                                                                                          \
+    int c = 0;                                                                               \
+    for (; c + CB <= cin; c += CB)                                                           \
+      wgrad_block(CB, NB, T, v + c, cin, gd, cout, du + (int64_t)c * cout);                  \
+    for (; c < cin; c += 4) /* cin is a multiple of 16 */                                    \
+      wgrad_block(4, NB, T, v + c, cin, gd, cout, du + (int64_t)c * cout);                   \
+  }
+WGRAD_NB(1, 16)
+WGRAD_NB(2, 8)
+WGRAD_NB(3, 8)
+WGRAD_NB(4, 6)
+#undef WGRAD_NB
+
+TGT void nsde__wino512_wgrad(const float *pad, int h, int w, int cin, const float *g, int cout,
+                             float *du, float *scratch)
+{
+  const int th = h / 2, tw = w / 2, rows = chunk_rows(h, w);
+  float *V = scratch, *Gd = scratch + 16 * (int64_t)rows * tw * cin;
+  for (int ty0 = 0; ty0 < th; ty0 += rows) {
+    const int nr = th - ty0 < rows ? th - ty0 : rows, T = nr * tw;
+    input_transform(pad, w, cin, ty0, nr, V);
+    grad_transform(g, w, cout, ty0, nr, Gd);
+    for (int xi = 0; xi < 16; xi++) {
+      const float *v = V + (int64_t)xi * T * cin, *gd = Gd + (int64_t)xi * T * cout;
+      float *d = du + (int64_t)xi * cin * cout;
+      int co = 0;
+      for (; co + 64 <= cout; co += 64)
+        wgrad_4(T, v, cin, gd + co, cout, d + co);
+      switch ((cout - co) / 16) {
+      case 3: wgrad_3(T, v, cin, gd + co, cout, d + co); break;
+      case 2: wgrad_2(T, v, cin, gd + co, cout, d + co); break;
+      case 1: wgrad_1(T, v, cin, gd + co, cout, d + co); break;
+      default: break;
+      }
+    }
+  }
+}
+
 TGT void nsde__wino512_fwd(const float *pad, int h, int w, int cin, int cout, const float *U,
                            const float *bias, const float *tr, float t, float *out,
                            float *scratch)
@@ -235,6 +345,12 @@ TGT void nsde__wino512_fwd(const float *pad, int h, int w, int cin, int cout, co
 }
 
 #else
+
+void nsde__wino512_wgrad(const float *pad, int h, int w, int cin, const float *g, int cout,
+                         float *du, float *scratch)
+{
+  (void)pad, (void)h, (void)w, (void)cin, (void)g, (void)cout, (void)du, (void)scratch;
+}
 
 void nsde__wino512_fwd(const float *pad, int h, int w, int cin, int cout, const float *U,
                        const float *bias, const float *tr, float t, float *out, float *scratch)

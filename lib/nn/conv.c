@@ -191,7 +191,10 @@ static void direct_bwd_item(const struct nsde_net *net, const struct layer *l, c
                             float *dcol, float *wacc)
 {
   nsde__direct_pad(in, l->hin, l->win, l->cin, col);
-  nsde__direct_wgrad(col, l->hout, l->wout, l->cin, g, l->cout, wacc + l->waoff);
+  if (nsde__nn_use_wino512(l))
+    nsde__wino512_wgrad(col, l->hout, l->wout, l->cin, g, l->cout, wacc + l->waoff, dcol);
+  else
+    nsde__direct_wgrad(col, l->hout, l->wout, l->cin, g, l->cout, wacc + l->waoff);
   if (l->kind == L_CCONV)
     time_plane_grad(l, g, t, dW, nsde__nn_conv_kp(l), col);
   if (dx) {
@@ -203,6 +206,32 @@ static void direct_bwd_item(const struct nsde_net *net, const struct layer *l, c
       nsde__direct_fwd(col, l->hin, l->win, l->cout, l->cin, nsde__nn_dgrad_filters(net, l), NULL,
                        NULL, 0.0f, dx);
   }
+}
+
+/* The Winograd weight gradient du[xi][c][o] of a chunk into dW: tap (ky, kx)
+ * gets (G^T du G)[ky][kx] with G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1];
+ * du is zeroed. */
+static void wino_flush(const struct layer *l, float *du, float *dW, int64_t Kp, int cc, int off)
+{
+  const int64_t cs = (int64_t)l->cin * l->cout;
+  for (int c = 0; c < l->cin; c++)
+    for (int o = 0; o < l->cout; o++) {
+      float u[4][4], r[3][4];
+      for (int xi = 0; xi < 16; xi++)
+        u[xi / 4][xi % 4] = du[xi * cs + (int64_t)c * l->cout + o];
+      for (int s = 0; s < 4; s++) {
+        r[0][s] = u[0][s] + 0.5f * (u[1][s] + u[2][s]);
+        r[1][s] = 0.5f * (u[1][s] - u[2][s]);
+        r[2][s] = 0.5f * (u[1][s] + u[2][s]) + u[3][s];
+      }
+      for (int k = 0; k < 3; k++) {
+        float *d = dW + (int64_t)o * Kp + (3 * k) * cc + off + c;
+        d[0] += r[k][0] + 0.5f * (r[k][1] + r[k][2]);
+        d[cc] += 0.5f * (r[k][1] - r[k][2]);
+        d[2 * cc] += 0.5f * (r[k][1] + r[k][2]) + r[k][3];
+      }
+    }
+  memset(du, 0, 16 * (size_t)cs * sizeof(float));
 }
 
 /* A chunk's direct weight gradients into its packed gradient gp (which holds
@@ -218,6 +247,10 @@ void nsde__nn_direct_flush(const struct nsde_net *net, float *gp, float *wacc)
       const int64_t Kp = nsde__nn_conv_kp(l);
       const int cc = l->cin + (l->kind == L_CCONV), off = l->kind == L_CCONV;
       float *dW = gp + l->poff, *dwd = wacc + l->waoff;
+      if (nsde__nn_use_wino512(l)) {
+        wino_flush(l, dwd, dW, Kp, cc, off);
+        continue;
+      }
       for (int o = 0; o < l->cout; o++)
         for (int tap = 0; tap < 9; tap++)
           for (int c = 0; c < l->cin; c++)

@@ -306,7 +306,7 @@ NSDE_API enum nsde_status nsde_net_finalize(struct nsde_net *net, int64_t max_ba
       l->wpoff = (int64_t)wp;
       l->waoff = nsde__nn_use_direct(l) ? (int64_t)net->wacc_sz : -1;
       if (nsde__nn_use_direct(l))
-        net->wacc_sz += 9 * (size_t)l->cin * (size_t)l->cout;
+        net->wacc_sz += (nsde__nn_use_wino512(l) ? 16 : 9) * (size_t)l->cin * (size_t)l->cout;
       wp += (size_t)l->cout * (size_t)nsde__nn_conv_kp(l) + (size_t)nsde__nn_wino_extra(l);
       net->taped[i] = true;
       net->tape_off[i] = (int64_t)net->tape_slot;
