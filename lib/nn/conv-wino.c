@@ -64,7 +64,9 @@ static int chunk_rows(int h, int w)
 int64_t nsde__wino512_scratch(int h, int w, int cin, int cout)
 {
   const int64_t tiles = (int64_t)chunk_rows(h, w) * (w / 2);
-  return 16 * tiles * ((int64_t)cin + cout) + 16;
+  /* V (16 x tiles x cin), then M of a block of up to 6 tiles (fwd) or the
+   * transformed output gradient (16 x tiles x cout, wgrad) */
+  return 16 * tiles * cin + 16 * (tiles > 6 ? tiles : 6) * (int64_t)cout + 16;
 }
 
 int64_t nsde__wino512_uidx(int cin, int cout, int xi, int ci, int co)
@@ -113,8 +115,8 @@ static TGT void input_transform(const float *restrict pad, int w, int cin, int t
 static INL TGT void gemm_block(const int PB, const int NB, const float *restrict v, int cin,
                                const float *restrict u, int bw, float *restrict m, int64_t ms)
 {
-  __m512 acc[8][4];
-#pragma GCC unroll 8
+  __m512 acc[6][4];
+#pragma GCC unroll 6
   for (int p = 0; p < PB; p++)
 #pragma GCC unroll 4
     for (int j = 0; j < NB; j++)
@@ -140,67 +142,61 @@ static INL TGT void gemm_block(const int PB, const int NB, const float *restrict
       _mm512_storeu_ps(m + p * ms + 16 * j, acc[p][j]);
 }
 
-/* All T tiles in blocks of at most PMAX, balanced (15 tiles: 5 + 5 + 5). */
-#define GEMM_AT(PB, NB, PMAX)                                                                \
+/* PB tiles (a run-time count up to 6) through gemm_block. */
+#define GEMM_AT(PB, NB)                                                                      \
   case PB:                                                                                   \
-    if (PB <= PMAX)                                                                          \
-      gemm_block(PB, NB, v + (int64_t)t0 * cin, cin, u, bw, m + t0 * ms, ms);                \
+    gemm_block(PB, NB, v, cin, u, bw, m, ms);                                                \
     break;
-#define GEMM_NB(NB, PMAX)                                                                    \
-  static TGT void gemm_##NB(int T, const float *v, int cin, const float *u, int bw, float *m, \
+#define GEMM_NB(NB)                                                                          \
+  static TGT void gemm_##NB(int pb, const float *v, int cin, const float *u, int bw, float *m, \
                             int64_t ms)                                                      \
   {                                                                                          \
-    const int nblk = (T + PMAX - 1) / PMAX;                                                  \
-    int t0 = 0;                                                                              \
-    for (int k = 0; k < nblk; k++) {                                                         \
-      const int pb = T / nblk + (k < T % nblk);                                              \
-      switch (pb) {                                                                          \
-        GEMM_AT(1, NB, PMAX) GEMM_AT(2, NB, PMAX) GEMM_AT(3, NB, PMAX) GEMM_AT(4, NB, PMAX)  \
-        GEMM_AT(5, NB, PMAX) GEMM_AT(6, NB, PMAX) GEMM_AT(7, NB, PMAX) GEMM_AT(8, NB, PMAX)  \
-      default: break;                                                                        \
-      }                                                                                      \
-      t0 += pb;                                                                              \
+    switch (pb) {                                                                            \
+      GEMM_AT(1, NB) GEMM_AT(2, NB) GEMM_AT(3, NB) GEMM_AT(4, NB) GEMM_AT(5, NB)             \
+      GEMM_AT(6, NB)                                                                         \
+    default: break;                                                                          \
     }                                                                                        \
   }
-GEMM_NB(1, 8)
-GEMM_NB(2, 8)
-GEMM_NB(3, 8)
-GEMM_NB(4, 6)
+GEMM_NB(1)
+GEMM_NB(2)
+GEMM_NB(3)
+GEMM_NB(4)
 #undef GEMM_NB
 #undef GEMM_AT
 
-/* out = A^T M A per tile of the chunk, plus bias and t times the time
- * response tr (both optional); M is [tile][xi][cout]. */
-static TGT void output_transform(const float *restrict M, int w, int cout, int ty0, int nr,
-                                 const float *restrict bias, const float *restrict tr, float t,
-                                 float *restrict out)
+/* out = A^T M A for tiles t0 .. t0+pb-1 of the chunk starting at tile row
+ * ty0, plus bias and t times the time response tr (both optional); M is
+ * [tile - t0][xi][cout]. */
+static TGT void output_transform(const float *restrict M, int w, int cout, int ty0, int t0,
+                                 int pb, const float *restrict bias, const float *restrict tr,
+                                 float t, float *restrict out)
 {
   const int tw = w / 2;
   const __m512 tv = _mm512_set1_ps(t);
-  for (int ty = 0; ty < nr; ty++)
-    for (int tx = 0; tx < tw; tx++) {
-      const float *mt = M + ((int64_t)ty * tw + tx) * 16 * cout;
-      for (int j = 0; j < cout / 16; j++) {
-        __m512 m[16], a[2][4];
-        for (int xi = 0; xi < 16; xi++)
-          m[xi] = _mm512_loadu_ps(mt + (int64_t)xi * cout + 16 * j);
-        for (int s = 0; s < 4; s++) {
-          a[0][s] = _mm512_add_ps(_mm512_add_ps(m[s], m[4 + s]), m[8 + s]);
-          a[1][s] = _mm512_sub_ps(_mm512_sub_ps(m[4 + s], m[8 + s]), m[12 + s]);
-        }
-        for (int i = 0; i < 2; i++)
-          for (int k = 0; k < 2; k++) {
-            const int64_t p = (int64_t)(2 * (ty0 + ty) + i) * w + 2 * tx + k;
-            __m512 y = k == 0 ? _mm512_add_ps(_mm512_add_ps(a[i][0], a[i][1]), a[i][2])
-                              : _mm512_sub_ps(_mm512_sub_ps(a[i][1], a[i][2]), a[i][3]);
-            if (bias)
-              y = _mm512_add_ps(y, _mm512_loadu_ps(bias + 16 * j));
-            if (tr)
-              y = _mm512_add_ps(y, _mm512_mul_ps(tv, _mm512_loadu_ps(tr + p * cout + 16 * j)));
-            _mm512_storeu_ps(out + p * cout + 16 * j, y);
-          }
+  for (int q = 0; q < pb; q++) {
+    const int ty = ty0 + (t0 + q) / tw, tx = (t0 + q) % tw;
+    const float *mt = M + (int64_t)q * 16 * cout;
+    for (int j = 0; j < cout / 16; j++) {
+      __m512 m[16], a[2][4];
+      for (int xi = 0; xi < 16; xi++)
+        m[xi] = _mm512_loadu_ps(mt + (int64_t)xi * cout + 16 * j);
+      for (int s = 0; s < 4; s++) {
+        a[0][s] = _mm512_add_ps(_mm512_add_ps(m[s], m[4 + s]), m[8 + s]);
+        a[1][s] = _mm512_sub_ps(_mm512_sub_ps(m[4 + s], m[8 + s]), m[12 + s]);
       }
+      for (int i = 0; i < 2; i++)
+        for (int k = 0; k < 2; k++) {
+          const int64_t p = (int64_t)(2 * ty + i) * w + 2 * tx + k;
+          __m512 y = k == 0 ? _mm512_add_ps(_mm512_add_ps(a[i][0], a[i][1]), a[i][2])
+                            : _mm512_sub_ps(_mm512_sub_ps(a[i][1], a[i][2]), a[i][3]);
+          if (bias)
+            y = _mm512_add_ps(y, _mm512_loadu_ps(bias + 16 * j));
+          if (tr)
+            y = _mm512_add_ps(y, _mm512_mul_ps(tv, _mm512_loadu_ps(tr + p * cout + 16 * j)));
+          _mm512_storeu_ps(out + p * cout + 16 * j, y);
+        }
     }
+  }
 }
 
 /* Gd[xi][tile][co] = (A dY A^T)[xi] for the 2x2 output-gradient tiles dY of
@@ -318,29 +314,45 @@ TGT void nsde__wino512_fwd(const float *pad, int h, int w, int cin, int cout, co
                            float *scratch)
 {
   const int th = h / 2, tw = w / 2, rows = chunk_rows(h, w);
+  const int64_t ms = 16 * (int64_t)cout;
   float *V = scratch, *M = scratch + 16 * (int64_t)rows * tw * cin;
   for (int ty0 = 0; ty0 < th; ty0 += rows) {
-    const int nr = th - ty0 < rows ? th - ty0 : rows, T = nr * tw;
+    const int nr = th - ty0 < rows ? th - ty0 : rows, T = nr * tw, nblk = (T + 5) / 6;
     input_transform(pad, w, cin, ty0, nr, V);
-    for (int xi = 0; xi < 16; xi++) {
-      const float *v = V + (int64_t)xi * T * cin;
-      float *m = M + (int64_t)xi * cout;
-      const int64_t ms = 16 * (int64_t)cout;
-      int co = 0;
-      for (; co + 64 <= cout; co += 64)
-        gemm_4(T, v, cin, U + (int64_t)co * 16 * cin + (int64_t)xi * cin * 64, 64, m + co, ms);
-      if (co < cout) {
-        const int bw = cout - co;
-        const float *u = U + (int64_t)co * 16 * cin + (int64_t)xi * cin * bw;
-        switch (bw / 16) {
-        case 3: gemm_3(T, v, cin, u, bw, m + co, ms); break;
-        case 2: gemm_2(T, v, cin, u, bw, m + co, ms); break;
-        case 1: gemm_1(T, v, cin, u, bw, m + co, ms); break;
-        default: break;
+    /* blocks of at most 6 tiles, balanced (15 tiles: 5 + 5 + 5); all 16
+     * products of a block, then its output transform while M is in L1 */
+    for (int k = 0, t0 = 0; k < nblk; k++) {
+      const int pb = T / nblk + (k < T % nblk);
+      /* the block's output lines are usually cold (a fresh tape slot): ask
+       * for them now, so the stores of the output transform do not wait */
+      for (int q = 0; q < pb; q++) {
+        const int ty = ty0 + (t0 + q) / tw, tx = (t0 + q) % tw;
+        for (int i = 0; i < 2; i++) {
+          const char *o = (const char *)(out + ((int64_t)(2 * ty + i) * w + 2 * tx) * cout);
+          for (int64_t b = 0; b < 2 * (int64_t)cout * 4; b += 64)
+            __builtin_prefetch(o + b, 1, 3);
         }
       }
+      for (int xi = 0; xi < 16; xi++) {
+        const float *v = V + ((int64_t)xi * T + t0) * cin;
+        float *m = M + (int64_t)xi * cout;
+        int co = 0;
+        for (; co + 64 <= cout; co += 64)
+          gemm_4(pb, v, cin, U + (int64_t)co * 16 * cin + (int64_t)xi * cin * 64, 64, m + co, ms);
+        if (co < cout) {
+          const int bw = cout - co;
+          const float *u = U + (int64_t)co * 16 * cin + (int64_t)xi * cin * bw;
+          switch (bw / 16) {
+          case 3: gemm_3(pb, v, cin, u, bw, m + co, ms); break;
+          case 2: gemm_2(pb, v, cin, u, bw, m + co, ms); break;
+          case 1: gemm_1(pb, v, cin, u, bw, m + co, ms); break;
+          default: break;
+          }
+        }
+      }
+      output_transform(M, w, cout, ty0, t0, pb, bias, tr, t, out);
+      t0 += pb;
     }
-    output_transform(M, w, cout, ty0, nr, bias, tr, t, out);
   }
 }
 
