@@ -316,13 +316,15 @@ static void fill_block(const struct nsde_brownian *bm, int64_t k, int64_t q, int
   uint32_t ce[BLOCK], cb[BLOCK];
   int64_t e = i0 % bm->dim, b = bm->batch_offset + i0 / bm->dim;
 
-  for (int j = 0; j < n; j++) { /* counters without a division per element */
-    ce[j] = (uint32_t)e;
-    cb[j] = (uint32_t)b;
-    if (++e == bm->dim) {
-      e = 0;
-      b++;
+  for (int j = 0; j < n;) { /* counters in runs along e, without a division per element */
+    const int run = (int)(bm->dim - e < n - j ? bm->dim - e : n - j);
+    for (int i = 0; i < run; i++) {
+      ce[j + i] = (uint32_t)(e + i);
+      cb[j + i] = (uint32_t)b;
     }
+    j += run;
+    e = 0;
+    b++;
   }
   normal_block(bm->seed, ce, cb, (uint32_t)k, n, z1, z2);
   if (dtype == NSDE_DTYPE_FLOAT32) {

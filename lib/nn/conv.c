@@ -266,10 +266,15 @@ void nsde__nn_conv_bwd_item(const struct nsde_net *net, const struct layer *l, c
                           float *wt, float *wacc)
 {
   const int64_t Kp = nsde__nn_conv_kp(l), P = (int64_t)l->hout * l->wout;
-  float *dW = gp + l->poff, *db = dW + (size_t)l->cout * Kp;
-  for (int64_t p = 0; p < P; p++)
-    for (int o = 0; o < l->cout; o++)
-      db[o] += g[p * l->cout + o];
+  float *dW = gp + l->poff;
+  {
+    /* restrict: db and g never overlap, and the loop over o vectorises */
+    float *restrict db = dW + (size_t)l->cout * Kp;
+    const float *restrict gg = g;
+    for (int64_t p = 0; p < P; p++)
+      for (int o = 0; o < l->cout; o++)
+        db[o] += gg[p * l->cout + o];
+  }
   if (nsde__nn_use_direct(l)) {
     direct_bwd_item(net, l, in, g, dx, dW, t, col, dcol, wacc);
     return;
