@@ -96,8 +96,15 @@ int64_t nsde__nn_conv_public_index(const struct layer *l, int64_t jp)
   return (c * k + tap / k) * k + tap % k;
 }
 
+/* Every pass packs the weights it uses; a pass with the same parameters as
+ * the last packing (the replays and the other drift evaluations of a step:
+ * 22 per training batch of the CIFAR-10 recipe) reuses it. The parameters
+ * are a user-writable buffer, so the test compares them, bit for bit. */
 void nsde__nn_pack_weights(struct nsde_net *net)
 {
+  const size_t bytes = (size_t)net->np * sizeof(float);
+  if (net->packed && !memcmp(net->packed_of, net->params, bytes))
+    return;
   for (int i = 0; i < net->nl; i++) {
     const struct layer *l = &net->L[i];
     const int64_t Kp = nsde__nn_conv_kp(l);
@@ -117,6 +124,8 @@ void nsde__nn_pack_weights(struct nsde_net *net)
     if (nsde__nn_is_3x3_same(l) && l->kind == L_CCONV)
       nsde__nn_time_response(l, W, Wp + (size_t)l->cout * Kp + 16 * (size_t)l->cout * l->cin);
   }
+  memcpy(net->packed_of, net->params, bytes);
+  net->packed = true;
 }
 
 /* One item: out (P x cout) = col (P x K') Wp^T + bias; one thread's GEMM. */
@@ -211,24 +220,33 @@ static void direct_bwd_item(const struct nsde_net *net, const struct layer *l, c
 /* The Winograd weight gradient du[xi][c][o] of a chunk into dW: tap (ky, kx)
  * gets (G^T du G)[ky][kx] with G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1];
  * du is zeroed. */
-static void wino_flush(const struct layer *l, float *du, float *dW, int64_t Kp, int cc, int off)
+NSDE_CLONES static void wino_flush(const struct layer *l, float *du, float *dW, int64_t Kp, int cc,
+                                   int off)
 {
   const int64_t cs = (int64_t)l->cin * l->cout;
   for (int c = 0; c < l->cin; c++)
-    for (int o = 0; o < l->cout; o++) {
-      float u[4][4], r[3][4];
+    for (int o0 = 0; o0 < l->cout; o0 += 64) { /* output channels in blocks: loops over o vectorise */
+      const int n = l->cout - o0 < 64 ? l->cout - o0 : 64;
+      const float *u[16];
+      float r[3][4][64], g[9][64];
       for (int xi = 0; xi < 16; xi++)
-        u[xi / 4][xi % 4] = du[xi * cs + (int64_t)c * l->cout + o];
-      for (int s = 0; s < 4; s++) {
-        r[0][s] = u[0][s] + 0.5f * (u[1][s] + u[2][s]);
-        r[1][s] = 0.5f * (u[1][s] - u[2][s]);
-        r[2][s] = 0.5f * (u[1][s] + u[2][s]) + u[3][s];
-      }
-      for (int k = 0; k < 3; k++) {
-        float *d = dW + (int64_t)o * Kp + (3 * k) * cc + off + c;
-        d[0] += r[k][0] + 0.5f * (r[k][1] + r[k][2]);
-        d[cc] += 0.5f * (r[k][1] - r[k][2]);
-        d[2 * cc] += 0.5f * (r[k][1] + r[k][2]) + r[k][3];
+        u[xi] = du + xi * cs + (int64_t)c * l->cout + o0;
+      for (int s = 0; s < 4; s++)
+        for (int j = 0; j < n; j++) {
+          r[0][s][j] = u[s][j] + 0.5f * (u[4 + s][j] + u[8 + s][j]);
+          r[1][s][j] = 0.5f * (u[4 + s][j] - u[8 + s][j]);
+          r[2][s][j] = 0.5f * (u[4 + s][j] + u[8 + s][j]) + u[12 + s][j];
+        }
+      for (int k = 0; k < 3; k++)
+        for (int j = 0; j < n; j++) {
+          g[3 * k][j] = r[k][0][j] + 0.5f * (r[k][1][j] + r[k][2][j]);
+          g[3 * k + 1][j] = 0.5f * (r[k][1][j] - r[k][2][j]);
+          g[3 * k + 2][j] = 0.5f * (r[k][1][j] + r[k][2][j]) + r[k][3][j];
+        }
+      for (int j = 0; j < n; j++) {
+        float *d = dW + (int64_t)(o0 + j) * Kp + off + c;
+        for (int tap = 0; tap < 9; tap++)
+          d[tap * cc] += g[tap][j];
       }
     }
   memset(du, 0, 16 * (size_t)cs * sizeof(float));

@@ -328,7 +328,7 @@ NSDE_API enum nsde_status nsde_net_finalize(struct nsde_net *net, int64_t max_ba
   net->max_chunks = net->max_chunks < 1 ? 1 : net->max_chunks > 16 ? 16 : net->max_chunks;
   last = &net->L[net->nl - 1];
 #define SZ(nfloats) nsde__round64((size_t)(nfloats) * 4)
-  total = 2 * SZ(net->np) + act_total + SZ(wp) + SZ((size_t)max_batch * isz) +
+  total = 3 * SZ(net->np) + act_total + SZ(wp) + SZ((size_t)max_batch * isz) +
           SZ((size_t)max_batch * (size_t)last->out_sz) + SZ((size_t)net->max_chunks * net->np);
   net->mem = nsde__alloc(total);
   if (!net->mem)
@@ -347,6 +347,8 @@ NSDE_API enum nsde_status nsde_net_finalize(struct nsde_net *net, int64_t max_ba
     if (!net->L[i].fused_relu)
       CARVE(net->own[i], (size_t)max_batch * (size_t)net->L[i].out_sz);
   CARVE(net->wpack, wp);
+  CARVE(net->packed_of, net->np);
+  net->packed = false;
   CARVE(net->xin, (size_t)max_batch * isz);
   CARVE(net->yout, (size_t)max_batch * (size_t)last->out_sz);
   CARVE(net->part, (size_t)net->max_chunks * net->np);

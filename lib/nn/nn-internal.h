@@ -51,6 +51,8 @@ struct nsde_net {
   bool *taped;     /* layer i's output is kept on the tape */
   int64_t *tape_off;
   float *wpack;    /* convolution weights, tap-major (see im2col_item) */
+  float *packed_of; /* the parameters wpack was made from (valid when packed) */
+  bool packed;
   float *xin;      /* channels-last copy of an NCHW input batch */
   float *yout;     /* NCHW copy of a spatial output batch */
   float *part;     /* per-chunk parameter gradients */
