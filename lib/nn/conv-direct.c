@@ -20,18 +20,10 @@
  * SPDX-License-Identifier: MIT
  */
 #include "conv-direct.h"
+#include "conv-blocks.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define HAVE_X86 1
-#define TGT __attribute__((target("avx512f")))
-#define INL __attribute__((always_inline)) inline
-#else
-#define HAVE_X86 0
-#endif
 
 bool nsde__direct_supported(int cin, int cout)
 {
@@ -85,20 +77,6 @@ int64_t nsde__direct_widx(int cin, int cout, int tap, int ci, int co)
 
 #if HAVE_X86
 
-/* acc[r][j] += b[r * bstride] v[j] for r < R, j < NB: the rank-1 update both
- * the forward block and the weight-gradient block are made of. */
-static INL TGT void rank1(const int R, const int NB, __m512 acc[16][4], const float *restrict b,
-                          const int bstride, const __m512 *v)
-{
-#pragma GCC unroll 16
-  for (int r = 0; r < R; r++) {
-    const __m512 bb = _mm512_set1_ps(b[r * bstride]);
-#pragma GCC unroll 4
-    for (int j = 0; j < NB; j++)
-      acc[r][j] = _mm512_fmadd_ps(bb, v[j], acc[r][j]);
-  }
-}
-
 /* PB output pixels x NB*16 output channels of one row: out[p][co] =
  * init[p][co] + sum_{tap, ci} in[p + tap][ci] * w[tap][ci][co]. The input is
  * blocked by 16 channels (see nsde__direct_pad) and the weights by output
@@ -127,17 +105,11 @@ static INL TGT void fwd_block(const int PB, const int NB, const float *restrict 
 #pragma GCC unroll 16
         for (int ci = 0; ci < 16; ci++) {
           __m512 wv[4];
-#pragma GCC unroll 4
-          for (int j = 0; j < NB; j++)
-            wv[j] = _mm512_loadu_ps(wp + ci * NB * 16 + 16 * j);
-          rank1(PB, NB, acc, ip + ci, 16, wv);
+          nsde__blk_load(NB, wp + ci * NB * 16, wv);
+          nsde__blk_rank1(PB, NB, acc, ip + ci, 16, wv);
         }
       }
-#pragma GCC unroll 16
-  for (int p = 0; p < PB; p++)
-#pragma GCC unroll 4
-    for (int j = 0; j < NB; j++)
-      _mm512_storeu_ps(out + (int64_t)p * cout + 16 * j, acc[p][j]);
+  nsde__blk_store(PB, NB, acc, out, cout, 0);
 }
 
 /* The same for 16 output channels, where the block above does one FMA per
@@ -249,29 +221,17 @@ static INL TGT void wgrad_block(const int CB, const int NB, const float *restric
 {
   const int64_t rs = (int64_t)(w + 2) * cin;
   __m512 acc[16][4];
-#pragma GCC unroll 16
-  for (int c = 0; c < CB; c++)
-#pragma GCC unroll 4
-    for (int j = 0; j < NB; j++)
-      acc[c][j] = _mm512_setzero_ps();
+  nsde__blk_zero(CB, NB, acc);
   for (int y = 0; y < h; y++) {
     const float *ip = pad + y * rs;
     const float *gp = g + (int64_t)y * w * cout;
     for (int x = 0; x < w; x++) {
       __m512 gv[4];
-#pragma GCC unroll 4
-      for (int j = 0; j < NB; j++)
-        gv[j] = _mm512_loadu_ps(gp + (int64_t)x * cout + 16 * j);
-      rank1(CB, NB, acc, ip + x * 16, 1, gv);
+      nsde__blk_load(NB, gp + (int64_t)x * cout, gv);
+      nsde__blk_rank1(CB, NB, acc, ip + x * 16, 1, gv);
     }
   }
-#pragma GCC unroll 16
-  for (int c = 0; c < CB; c++)
-#pragma GCC unroll 4
-    for (int j = 0; j < NB; j++) {
-      float *d = dw + (int64_t)c * cout + 16 * j;
-      _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), acc[c][j]));
-    }
+  nsde__blk_store(CB, NB, acc, dw, cout, 1);
 }
 
 #define WGRAD(NB, CB)                                                                          \

@@ -26,19 +26,11 @@
  *
  * SPDX-License-Identifier: MIT
  */
+#include "conv-blocks.h"
 #include "conv-direct.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define HAVE_X86 1
-#define TGT __attribute__((target("avx512f")))
-#define INL __attribute__((always_inline)) inline
-#else
-#define HAVE_X86 0
-#endif
 
 bool nsde__wino512_supported(int cin, int cout, int h, int w)
 {
@@ -115,31 +107,15 @@ static TGT void input_transform(const float *restrict pad, int w, int cin, int t
 static INL TGT void gemm_block(const int PB, const int NB, const float *restrict v, int cin,
                                const float *restrict u, int bw, float *restrict m, int64_t ms)
 {
-  __m512 acc[6][4];
-#pragma GCC unroll 6
-  for (int p = 0; p < PB; p++)
-#pragma GCC unroll 4
-    for (int j = 0; j < NB; j++)
-      acc[p][j] = _mm512_setzero_ps();
+  __m512 acc[16][4];
+  nsde__blk_zero(PB, NB, acc);
 #pragma GCC unroll 4
   for (int ci = 0; ci < cin; ci++) {
     __m512 uv[4];
-#pragma GCC unroll 4
-    for (int j = 0; j < NB; j++)
-      uv[j] = _mm512_loadu_ps(u + (int64_t)ci * bw + 16 * j);
-#pragma GCC unroll 8
-    for (int p = 0; p < PB; p++) {
-      const __m512 b = _mm512_set1_ps(v[(int64_t)p * cin + ci]);
-#pragma GCC unroll 4
-      for (int j = 0; j < NB; j++)
-        acc[p][j] = _mm512_fmadd_ps(b, uv[j], acc[p][j]);
-    }
+    nsde__blk_load(NB, u + (int64_t)ci * bw, uv);
+    nsde__blk_rank1(PB, NB, acc, v + ci, cin, uv);
   }
-#pragma GCC unroll 8
-  for (int p = 0; p < PB; p++)
-#pragma GCC unroll 4
-    for (int j = 0; j < NB; j++)
-      _mm512_storeu_ps(m + p * ms + 16 * j, acc[p][j]);
+  nsde__blk_store(PB, NB, acc, m, ms, 0);
 }
 
 /* PB tiles (a run-time count up to 6) through gemm_block. */
@@ -241,31 +217,13 @@ static INL TGT void wgrad_block(const int CB, const int NB, int T, const float *
                                 int cin, const float *restrict gd, int cout, float *restrict du)
 {
   __m512 acc[16][4];
-#pragma GCC unroll 16
-  for (int c = 0; c < CB; c++)
-#pragma GCC unroll 4
-    for (int j = 0; j < NB; j++)
-      acc[c][j] = _mm512_setzero_ps();
+  nsde__blk_zero(CB, NB, acc);
   for (int t = 0; t < T; t++) {
     __m512 gv[4];
-#pragma GCC unroll 4
-    for (int j = 0; j < NB; j++)
-      gv[j] = _mm512_loadu_ps(gd + (int64_t)t * cout + 16 * j);
-#pragma GCC unroll 16
-    for (int c = 0; c < CB; c++) {
-      const __m512 b = _mm512_set1_ps(v[(int64_t)t * cin + c]);
-#pragma GCC unroll 4
-      for (int j = 0; j < NB; j++)
-        acc[c][j] = _mm512_fmadd_ps(b, gv[j], acc[c][j]);
-    }
+    nsde__blk_load(NB, gd + (int64_t)t * cout, gv);
+    nsde__blk_rank1(CB, NB, acc, v + (int64_t)t * cin, 1, gv);
   }
-#pragma GCC unroll 16
-  for (int c = 0; c < CB; c++)
-#pragma GCC unroll 4
-    for (int j = 0; j < NB; j++) {
-      float *d = du + (int64_t)c * cout + 16 * j;
-      _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), acc[c][j]));
-    }
+  nsde__blk_store(CB, NB, acc, du, cout, 1);
 }
 
 #define WGRAD_NB(NB, CB)                                                                     \

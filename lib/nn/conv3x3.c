@@ -121,9 +121,13 @@ void nsde__nn_direct_pack(const struct layer *l, const float *W, float *wd, floa
     }
 }
 
-/* The AVX-512 Winograd filters (nsde__wino512_uidx): U for the forward pass,
- * Ud from the rotated kernel with the channels swapped for the input gradient. */
-void nsde__nn_wino512_pack(const struct layer *l, const float *W, float *U, float *Ud)
+/* U = G g G^T of every kernel for the forward pass and Ud from the kernel
+ * rotated by 180 degrees, input and output channels swapped, for the input
+ * gradient (the correlation of the output gradient with the rotated kernel).
+ * Layout: [xi][o][c] and [xi][c][o] for the BLIS Winograd path, or with
+ * blocked set the AVX-512 kernels' nsde__wino512_uidx. */
+static void wino_pack_filters(const struct layer *l, const float *W, float *U, float *Ud,
+                              bool blocked)
 {
   const int cc = l->cin + (l->kind == L_CCONV), off = l->kind == L_CCONV;
   for (int o = 0; o < l->cout; o++)
@@ -135,30 +139,24 @@ void nsde__nn_wino512_pack(const struct layer *l, const float *W, float *U, floa
       wino_filter(g, u);
       wino_filter(rot, ud);
       for (int xi = 0; xi < 16; xi++) {
-        U[nsde__wino512_uidx(l->cin, l->cout, xi, c, o)] = u[xi / 4][xi % 4];
-        Ud[nsde__wino512_uidx(l->cout, l->cin, xi, o, c)] = ud[xi / 4][xi % 4];
+        const int64_t iu = blocked ? nsde__wino512_uidx(l->cin, l->cout, xi, c, o)
+                                   : ((int64_t)xi * l->cout + o) * l->cin + c;
+        const int64_t id = blocked ? nsde__wino512_uidx(l->cout, l->cin, xi, o, c)
+                                   : ((int64_t)xi * l->cin + c) * l->cout + o;
+        U[iu] = u[xi / 4][xi % 4];
+        Ud[id] = ud[xi / 4][xi % 4];
       }
     }
 }
 
+void nsde__nn_wino512_pack(const struct layer *l, const float *W, float *U, float *Ud)
+{
+  wino_pack_filters(l, W, U, Ud, true);
+}
+
 void nsde__nn_wino_pack(const struct layer *l, const float *W, float *U, float *Ud)
 {
-  const int cc = l->cin + (l->kind == L_CCONV), off = l->kind == L_CCONV;
-  /* the input gradient is the correlation of the output gradient with the
-   * kernel rotated by 180 degrees, input and output channels swapped */
-  for (int o = 0; o < l->cout; o++)
-    for (int c = 0; c < l->cin; c++) {
-      const float *g = W + ((int64_t)o * cc + c + off) * 9;
-      float rot[9], u[4][4], ud[4][4];
-      for (int j = 0; j < 9; j++)
-        rot[j] = g[8 - j];
-      wino_filter(g, u);
-      wino_filter(rot, ud);
-      for (int xi = 0; xi < 16; xi++) {
-        U[((int64_t)xi * l->cout + o) * l->cin + c] = u[xi / 4][xi % 4];
-        Ud[((int64_t)xi * l->cin + c) * l->cout + o] = ud[xi / 4][xi % 4];
-      }
-    }
+  wino_pack_filters(l, W, U, Ud, false);
 }
 
 /* V[xi][tile][c] = (B^T d B)[xi] for every input tile d of the item. */
