@@ -110,7 +110,8 @@ START_TEST(conv_matches_naive)
                                    * tile rows, tile blocks of 4-6, 16-64 channel tails) */
                                   {32, 4, 6, 32, 3, 1, 1}, {48, 6, 10, 64, 3, 1, 1},
                                   {64, 8, 8, 80, 3, 1, 1}, {32, 12, 10, 48, 3, 1, 1},
-                                  {64, 2, 30, 64, 3, 1, 1}};
+                                  {64, 2, 30, 64, 3, 1, 1}, {64, 2, 2, 32, 3, 1, 1},
+                                  {32, 2, 4, 64, 3, 1, 1}};
   const int B = 2;
   const float t = 0.37f;
   for (int run = 0; run < (int)(2 * sizeof(shapes) / sizeof(shapes[0])); run++) {

@@ -57,8 +57,11 @@ int64_t nsde__wino512_scratch(int h, int w, int cin, int cout)
 {
   const int64_t tiles = (int64_t)chunk_rows(h, w) * (w / 2);
   /* V (16 x tiles x cin), then M of a block of up to 6 tiles (fwd) or the
-   * transformed output gradient (16 x tiles x cout, wgrad) */
-  return 16 * tiles * cin + 16 * (tiles > 6 ? tiles : 6) * (int64_t)cout + 16;
+   * transformed output gradient (16 x tiles x cout, wgrad); the input
+   * gradient calls the forward with cin and cout swapped, so the size must
+   * hold either way round */
+  const int64_t t6 = tiles > 6 ? tiles : 6;
+  return 16 * t6 * ((int64_t)cin + cout) + 16;
 }
 
 int64_t nsde__wino512_uidx(int cin, int cout, int xi, int ci, int co)
@@ -233,8 +236,10 @@ static INL TGT void wgrad_block(const int CB, const int NB, int T, const float *
     int c = 0;                                                                               \
     for (; c + CB <= cin; c += CB)                                                           \
       wgrad_block(CB, NB, T, v + c, cin, gd, cout, du + (int64_t)c * cout);                  \
-    for (; c < cin; c += 4) /* cin is a multiple of 16 */                                    \
+    for (; c + 4 <= cin; c += 4) /* the rest (CB 6: 16 k mod 6 is 4, 2 or 0) */              \
       wgrad_block(4, NB, T, v + c, cin, gd, cout, du + (int64_t)c * cout);                   \
+    for (; c < cin; c++)                                                                     \
+      wgrad_block(1, NB, T, v + c, cin, gd, cout, du + (int64_t)c * cout);                   \
   }
 WGRAD_NB(1, 16)
 WGRAD_NB(2, 8)
