@@ -1,7 +1,8 @@
 /*
  * Winograd F(2x2, 3x3) with AVX-512 for the direct kernels' layers when
  * both channel counts are at least 32 and the image sides are even: the
- * forward pass and, with the rotated filters, the input gradient.
+ * forward pass, with the rotated filters the input gradient, and the weight
+ * gradient (dU = sum over tiles of V . (A dY A^T), dW = G^T dU G).
  *
  * Lavin & Gray's minimal filtering: a 2x2 output tile from a 4x4 input tile,
  * Y = A^T [U . V] A with U = G g G^T and V = B^T d B, 16 products per
@@ -13,9 +14,11 @@
  * broadcast from memory), over chunks of tile rows small enough that the
  * transformed input V and the products M stay in the core's caches.
  *
- * At 64 channels this does 2.25x fewer multiply-adds than the direct kernel;
- * the transforms cost about 5% of them. At 16 channels they cost more than
- * they save, which is why 16-channel layers stay direct.
+ * At 64 channels this does 2.25x fewer multiply-adds than the direct kernel
+ * and runs 1.7-1.8x faster (weight gradient 1.75-2.2x) on one Zen 5 core.
+ * With 16 output channels a product does one broadcast per FMA and the
+ * layer ran 0.88x the direct kernel's speed, which is why 16-channel layers
+ * stay direct.
  *
  * Every output element is summed in a fixed order that depends only on the
  * layer's shape (input channel order inside each of the 16 products, then
