@@ -19,7 +19,11 @@ void eval_attacks(const struct eval *E, int64_t attack_images, const int use_att
   int64_t *idx = E->idx, n = E->n, item = E->item;
   const int bs = E->bs, classes = E->classes, ttn = E->ttn, steps = E->steps;
   const unsigned long long seed = E->seed;
+  struct nsde_loss_options lo; /* every attack step: dL/dx only */
 
+  nsde_loss_options_init(&lo);
+  lo.grad_images = gx;
+  lo.no_param_grads = 1;
   fprintf(fa, "method,eps,accuracy,mean_l2,se,images\n");
   if (attack_images > 0 && steps > 0) {
     const int64_t na = attack_images < n ? attack_images / bs * bs : n / bs * bs, nab = na / bs;
@@ -56,15 +60,13 @@ void eval_attacks(const struct eval *E, int64_t attack_images, const int use_att
           for (int k = 0; k < bs; k++)
             cw_l2[bb * bs + k] = INFINITY;
           for (int st = 0; st < steps; st++) {
-            struct nsde_loss_options lo;
-            nsde_loss_options_init(&lo);
-            lo.kind = NSDE_MODEL_LOSS_CW_MARGIN;
-            lo.grad_images = gx;
-            lo.per_image = pl;
+            struct nsde_loss_options cw = lo;
+            cw.kind = NSDE_MODEL_LOSS_CW_MARGIN;
+            cw.per_image = pl;
             for (int64_t i = 0; i < tot; i++)
               xd[i] = (float)(0.5 * (tanh(wv[i]) + 1.0));
             ex_check(ctx, nsde_model_loss_grad_opts(m, x, labels, 1,
-                                                    seed + 4242 + (unsigned long long)(st * 131 + bb), &lo),
+                                                    seed + 4242 + (unsigned long long)(st * 131 + bb), &cw),
                      "C&W gradient");
             for (int k = 0; k < bs; k++) { /* f <= 0: misclassified on this noisy pass */
               double d = l2dist(xd + k * item, x0 + k * item, item);
@@ -107,7 +109,7 @@ void eval_attacks(const struct eval *E, int64_t attack_images, const int use_att
           memset(vo, 0, sizeof(float) * (size_t)tot);
           for (int st = 0; eps_list[e] > 0 && st < steps; st++) {
             const unsigned long long sd = seed + 7777 + (unsigned long long)(st * 131 + bb);
-            ex_check(ctx, nsde_model_loss_grad(m, x, labels, 1, sd, gx, NULL, NULL), "attack gradient");
+            ex_check(ctx, nsde_model_loss_grad_opts(m, x, labels, 1, sd, &lo), "attack gradient");
             if (meth == 0) { /* Adam descent on -CE */
               for (int64_t i = 0; i < tot; i++)
                 xd[i] -= adam_delta(&mo[i], &vo[i], -gd[i], 0.005, st);

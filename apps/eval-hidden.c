@@ -42,9 +42,13 @@ int eval_hidden(const struct eval *E, int hpasses, int64_t himages)
       memset(vo, 0, sizeof(float) * (size_t)item);
       for (int st = 0; st < (steps > 0 ? steps : 40); st++) { /* the authors' attack, eps 0.1 */
         float *xd1 = nsde_tensor_data(x1), *gd1 = nsde_tensor_data(g1);
-        ex_check(ctx, nsde_model_loss_grad(m, x1, &lab, 1,
-                                           seed + 31337 + (unsigned long long)(img * 1000 + st),
-                                           g1, NULL, NULL), "attack gradient");
+        struct nsde_loss_options lo;
+        nsde_loss_options_init(&lo);
+        lo.grad_images = g1;
+        lo.no_param_grads = 1;
+        ex_check(ctx, nsde_model_loss_grad_opts(m, x1, &lab, 1,
+                                                seed + 31337 + (unsigned long long)(img * 1000 + st), &lo),
+                 "attack gradient");
         for (int64_t i = 0; i < item; i++)
           xd1[i] -= adam_delta(&mo[i], &vo[i], -gd1[i], 0.005, st);
         project(xd1, x0, item, 0.1);

@@ -490,6 +490,7 @@ static int cmd_eval(int argc, char **argv)
   struct nsde_tensor *x, *gx, *logits;
   int32_t *labels;
   double ttn = INFINITY, atk = INFINITY, loss;
+  struct nsde_loss_options lo;
   uint64_t seed = 0;
 
   if (parse_opts("eval", argc, argv, false, &o))
@@ -508,6 +509,10 @@ static int cmd_eval(int argc, char **argv)
     ((float *)nsde_tensor_data(x))[i] = (float)(0.5 + 0.5 * sin(0.01 * (double)i));
   for (int b = 0; b < batch; b++)
     labels[b] = b % 10;
+  nsde_loss_options_init(&lo); /* an attack step: dL/dx only, as nsde-eval's */
+  lo.grad_images = gx;
+  lo.loss = &loss;
+  lo.no_param_grads = 1;
   for (int r = -1; r < reps; r++) { /* r = -1: warm-up */
     double t = now();
     for (int s = 0; s < steps; s++)
@@ -517,7 +522,7 @@ static int cmd_eval(int argc, char **argv)
     ttn = r >= 0 && t < ttn ? t : ttn;
     t = now();
     for (int s = 0; s < steps; s++)
-      if (nsde_model_loss_grad(m, x, labels, 1, ++seed, gx, &loss, NULL))
+      if (nsde_model_loss_grad_opts(m, x, labels, 1, ++seed, &lo))
         die(ctx, "attack step");
     t = (now() - t) / steps;
     atk = r >= 0 && t < atk ? t : atk;

@@ -15,6 +15,9 @@ void nsde__net_backward_raw(struct nsde_net *net, int64_t B, const float *x, con
 void nsde__net_bind(struct nsde_net *net, float *params, float *grads);
 /* Items enter (in_nhwc) and leave (out_nhwc) channels-last instead of NCHW. */
 void nsde__net_set_layout(struct nsde_net *net, bool in_nhwc, bool out_nhwc);
+/* on: backward passes compute input gradients only (no convolution weight
+ * or bias gradients) until switched off */
+void nsde__net_set_no_wgrad(struct nsde_net *net, bool on);
 /* p pixels x c channels (channels-last) -> c planes of p pixels (NCHW). */
 void nsde__to_nchw(const float *src, float *dst, int c, int64_t p);
 int64_t nsde__net_out_size(const struct nsde_net *net);

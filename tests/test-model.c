@@ -584,7 +584,7 @@ START_TEST(bad_input)
 END_TEST
 
 /* nsde_model_loss_grad_opts: the defaults give nsde_model_loss_grad's loss and
- * gradient; the CW loss gives the deprecated _ex form's per-image losses bit
+ * gradient, no_param_grads the same image gradient alone; the CW loss gives the deprecated _ex form's per-image losses bit
  * for bit; an option from a newer header is refused. */
 START_TEST(loss_options)
 {
@@ -613,6 +613,18 @@ START_TEST(loss_options)
   ck_assert(memcmp(grads, nsde_model_grads(m), sizeof(float) * (size_t)np) == 0);
   ck_assert(memcmp(nsde_tensor_data(g1), nsde_tensor_data(g2), sizeof(float) * 3 * 3 * 32 * 32) == 0);
   TRY(nsde_model_loss_grad_opts(m, x, labels, 1, 77, NULL)); /* NULL: the defaults */
+  ck_assert(memcmp(grads, nsde_model_grads(m), sizeof(float) * (size_t)np) == 0);
+  /* no_param_grads: the same loss and image gradient bit for bit, parameter
+   * gradients zero; the next full call has them all again */
+  memset(nsde_tensor_data(g2), 0, sizeof(float) * 3 * 3 * 32 * 32);
+  o.no_param_grads = 1;
+  TRY(nsde_model_loss_grad_opts(m, x, labels, 1, 77, &o));
+  ck_assert(l1 == l2 && c1 == c2);
+  ck_assert(memcmp(nsde_tensor_data(g1), nsde_tensor_data(g2), sizeof(float) * 3 * 3 * 32 * 32) == 0);
+  for (int64_t j = 0; j < np; j++)
+    ck_assert(nsde_model_grads(m)[j] == 0.0f);
+  o.no_param_grads = 0;
+  TRY(nsde_model_loss_grad_opts(m, x, labels, 1, 77, &o));
   ck_assert(memcmp(grads, nsde_model_grads(m), sizeof(float) * (size_t)np) == 0);
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"

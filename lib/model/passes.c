@@ -357,6 +357,10 @@ NSDE_API enum nsde_status nsde_model_loss_grad_opts(struct nsde_model *m,
   }
   free(p);
   memset(m->grads, 0, (size_t)m->np * sizeof(float));
+  /* no_param_grads: the convolutions compute their input gradients only */
+  nsde__net_set_no_wgrad(m->stem, o.no_param_grads != 0);
+  nsde__net_set_no_wgrad(m->drift, o.no_param_grads != 0);
+  nsde__net_set_no_wgrad(m->head, o.no_param_grads != 0);
   /* head (its activations are those of this forward pass) */
   nsde__net_backward_raw(m->head, B, m->h, m->dlogits, m->dh, m->grads + m->off_head, 0.0f);
   {
@@ -368,15 +372,21 @@ NSDE_API enum nsde_status nsde_model_loss_grad_opts(struct nsde_model *m,
                          noisy && m->g ? &sigma_grad : NULL);
     nsde_tensor_free(tdh);
     nsde_tensor_free(tdh0);
-    if (st != NSDE_OK)
-      return st;
   }
   /* the stem's activations are still those of this pass: the SDE block and
    * head use their own networks */
-  nsde__net_backward_raw(m->stem, B, images->data, m->dh0,
-                         o.grad_images ? o.grad_images->data : NULL,
-                         m->grads + m->off_stem, 0.0f);
-  if (m->cfg.learn_sigma)
+  if (st == NSDE_OK)
+    nsde__net_backward_raw(m->stem, B, images->data, m->dh0,
+                           o.grad_images ? o.grad_images->data : NULL,
+                           m->grads + m->off_stem, 0.0f);
+  nsde__net_set_no_wgrad(m->stem, false);
+  nsde__net_set_no_wgrad(m->drift, false);
+  nsde__net_set_no_wgrad(m->head, false);
+  if (st != NSDE_OK)
+    return st;
+  if (o.no_param_grads) /* what the group norms and the head still added */
+    memset(m->grads, 0, (size_t)m->np * sizeof(float));
+  else if (m->cfg.learn_sigma)
     m->grads[m->np - 1] = sigma_grad;
   if (o.loss)
     *o.loss = total / (double)B;

@@ -199,13 +199,15 @@ static void direct_bwd_item(const struct nsde_net *net, const struct layer *l, c
                             const float *g, float *dx, float *dW, float t, float *col,
                             float *dcol, float *wacc)
 {
-  nsde__direct_pad(in, l->hin, l->win, l->cin, col);
-  if (nsde__nn_use_wino512(l))
-    nsde__wino512_wgrad(col, l->hout, l->wout, l->cin, g, l->cout, wacc + l->waoff, dcol);
-  else
-    nsde__direct_wgrad(col, l->hout, l->wout, l->cin, g, l->cout, wacc + l->waoff);
-  if (l->kind == L_CCONV)
-    time_plane_grad(l, g, t, dW, nsde__nn_conv_kp(l), col);
+  if (!net->no_wgrad) {
+    nsde__direct_pad(in, l->hin, l->win, l->cin, col);
+    if (nsde__nn_use_wino512(l))
+      nsde__wino512_wgrad(col, l->hout, l->wout, l->cin, g, l->cout, wacc + l->waoff, dcol);
+    else
+      nsde__direct_wgrad(col, l->hout, l->wout, l->cin, g, l->cout, wacc + l->waoff);
+    if (l->kind == L_CCONV)
+      time_plane_grad(l, g, t, dW, nsde__nn_conv_kp(l), col);
+  }
   if (dx) {
     nsde__direct_pad(g, l->hout, l->wout, l->cout, col);
     if (nsde__nn_use_wino512(l))
@@ -257,6 +259,8 @@ NSDE_CLONES static void wino_flush(const struct layer *l, float *du, float *dW, 
  * one the per-item transposition gave); the accumulators are zeroed. */
 void nsde__nn_direct_flush(const struct nsde_net *net, float *gp, float *wacc)
 {
+  if (net->no_wgrad)
+    return; /* the accumulators hold zeros */
   for (int i = 0; i < net->nl; i++) {
     const struct layer *l = &net->L[i];
     if ((l->kind != L_CONV && l->kind != L_CCONV) || l->waoff < 0)
@@ -278,14 +282,15 @@ void nsde__nn_direct_flush(const struct nsde_net *net, float *gp, float *wacc)
   }
 }
 
-/* One item's backward: parameter gradients (packed layout) into gp, dx if wanted. */
+/* One item's backward: parameter gradients (packed layout) into gp unless
+ * net->no_wgrad, dx if wanted. */
 void nsde__nn_conv_bwd_item(const struct nsde_net *net, const struct layer *l, const float *in,
                           const float *g, float *dx, float *gp, float t, float *col, float *dcol,
                           float *wt, float *wacc)
 {
   const int64_t Kp = nsde__nn_conv_kp(l), P = (int64_t)l->hout * l->wout;
   float *dW = gp + l->poff;
-  {
+  if (!net->no_wgrad) {
     /* restrict: db and g never overlap, and the loop over o vectorises */
     float *restrict db = dW + (size_t)l->cout * Kp;
     const float *restrict gg = g;
@@ -297,10 +302,12 @@ void nsde__nn_conv_bwd_item(const struct nsde_net *net, const struct layer *l, c
     direct_bwd_item(net, l, in, g, dx, dW, t, col, dcol, wacc);
     return;
   }
-  im2col_item(l, in, t, col);
-  /* dW (cout x K') += g^T (cout x P) col (P x K') */
-  nsde__gemm(NULL, NSDE_DTYPE_FLOAT32, false, false, l->cout, Kp, P, 1.0, g, 1, l->cout, col, Kp, 1, 1.0,
-             dW, Kp, 1);
+  if (!net->no_wgrad) {
+    im2col_item(l, in, t, col);
+    /* dW (cout x K') += g^T (cout x P) col (P x K') */
+    nsde__gemm(NULL, NSDE_DTYPE_FLOAT32, false, false, l->cout, Kp, P, 1.0, g, 1, l->cout, col, Kp, 1,
+               1.0, dW, Kp, 1);
+  }
   if (dx && nsde__nn_use_winograd(l)) {
     /* the same Winograd forward on the transposed problem: g (cout channels)
      * correlated with the rotated kernels gives dx (cin channels) */

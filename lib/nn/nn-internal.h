@@ -64,6 +64,7 @@ struct nsde_net {
   float *scr;      /* per-thread scratch */
   int nscr;
   bool in_nhwc, out_nhwc;
+  bool no_wgrad;   /* backward computes dx only: no convolution weight or bias gradients */
   float *tape;     /* tape_n slots of tape_slot floats: the convolution outputs of one eval */
   struct tape_meta *meta;
   size_t tape_slot;

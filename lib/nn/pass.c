@@ -300,6 +300,8 @@ void nsde__net_backward_raw(struct nsde_net *net, int64_t B, const float *x, con
   }
 }
 
+void nsde__net_set_no_wgrad(struct nsde_net *net, bool on) { net->no_wgrad = on; }
+
 void nsde__net_set_layout(struct nsde_net *net, bool in_nhwc, bool out_nhwc)
 {
   net->in_nhwc = in_nhwc;
