@@ -6,8 +6,10 @@
 # standard error of the pooled accuracy (sqrt(p (1 - p) / (images x seeds)));
 # for the perturbation eps_T of Fig. 4, the standard error over the images.
 # A claim "SDE better than ODE" holds when the difference of the means exceeds
-# two standard errors of the difference (over seeds where both have >= 2
-# seeds, else binomial over images). Also writes curve files and PNG plots
+# two standard errors of the difference; the verdict is given twice, with the
+# standard errors over seeds (where both sides have >= 2 seeds) and over the
+# images. TTN is judged against the same SDE with the noise off (ttn_gain),
+# Fig. 4 by eps_T and by its growth eps_T / eps_0. Also writes curve files and PNG plots
 # into OUT_DIR (not committed).
 # usage: tools/cifar-summary.sh OUT_DIR
 set -eu
@@ -19,13 +21,21 @@ for d in "$out"/*-s[0-9]*; do
   noise=$(basename "$d" | sed 's/-s[0-9]*$//')
   awk -F, -v m="$noise" '
     FILENAME ~ /summary.csv$/ && $1 == "images" { n = $2 }
-    FILENAME ~ /summary.csv$/ && $1 == "clean_accuracy" { print m, "clean", $2, n }
-    FILENAME ~ /summary.csv$/ && $1 == "ttn_accuracy" { print m, "ttn", $2, n }
+    FILENAME ~ /summary.csv$/ && $1 == "clean_accuracy" { clean = $2; print m, "clean", $2, n }
+    FILENAME ~ /summary.csv$/ && $1 == "ttn_accuracy" { ttn = $2 }
     FILENAME ~ /attack.csv$/ && FNR > 1 && $2 > 0 { print m, $1 "@" $2, $3, $6 }
     FILENAME ~ /corruption.csv$/ && FNR > 1 && $1 > 0 { s[$1] += $3; k[$1]++; ni[$1] = $5 }
+    FILENAME ~ /hidden.csv$/ && FNR == 2 { first = $2 }
     FILENAME ~ /hidden.csv$/ && FNR > 1 { last = $2; lse = $3 }
-    END { for (v = 1; v <= 5; v++) if (v in s) print m, "corrupt@" v, s[v] / k[v], ni[v]
-          print m, "hidden_eps_T", last, 0, lse }' \
+    END { # the ODE has no TTN (its passes are all equal): its TTN accuracy is the clean one
+          if (ttn == "" || ttn == "nan") ttn = clean
+          print m, "ttn", ttn, n
+          # what TTN adds to the same model with the noise off; SE over the
+          # images unpaired, sqrt(2 p (1 - p) / n) (conservative)
+          if (m != "ode") print m, "ttn_gain", ttn - clean, 0, sqrt(2 * clean * (1 - clean) / n)
+          for (v = 1; v <= 5; v++) if (v in s) print m, "corrupt@" v, s[v] / k[v], ni[v]
+          print m, "hidden_eps_T", last, 0, lse
+          if (first > 0) print m, "hidden_growth", last / first, 0, "nan" }' \
     "$d/summary.csv" "$d/attack.csv" "$d/corruption.csv" "$d/hidden.csv" >>"$rows"
 done
 awk '
@@ -41,6 +51,10 @@ awk '
     SEB = tot[key] > 0 ? sqrt(MU * (1 - MU) / tot[key]) : (key in se2 ? sqrt(se2[key]) / c : -1)
     C = c
     return 1
+  }
+  function verdict(b, se, mt,   who) {
+    who = mt == "ttn_gain" ? "TTN" : "SDE"
+    return se < 0 ? "-" : b > 2 * se ? who " better" : b < -2 * se ? who " worse" : "no difference"
   }
   END {
     split("ode additive multiplicative dropout", nz, " ")
@@ -60,19 +74,25 @@ awk '
       }
       printf "\n"
     }
-    # the claims: each SDE noise type against the ODE
-    printf "\n| claim (metric) | SDE noise | SDE - ODE | 2 SE | verdict |\n|---|---|---|---|---|\n"
+    # the claims: each SDE noise type against the ODE (TTN: against the same
+    # SDE with the noise off), judged with the standard error over seeds (when
+    # both sides have >= 2 seeds) and, separately, over the images
+    printf "\n| claim (metric) | SDE noise | SDE - ODE | 2 SE seeds | 2 SE images | verdict (seeds) | verdict (images) |\n"
+    printf "|---|---|---|---|---|---|---|\n"
     for (j = 1; j <= nm; j++) {
       mt = order[j]
-      if (!stat("ode", mt)) continue
-      om = MU; os = SES; ob = SEB; oc = C
+      if (mt == "ttn_gain") { om = 0; os = 0; ob = 0 }
+      else if (!stat("ode", mt)) continue
+      else { om = MU; os = SES; ob = SEB }
       for (i = 2; i <= 4; i++) {
         if (!stat(nz[i], mt)) continue
         d = MU - om
-        se = (SES >= 0 && os >= 0) ? sqrt(SES * SES + os * os) : (SEB >= 0 && ob >= 0) ? sqrt(SEB * SEB + ob * ob) : -1
-        better = mt == "hidden_eps_T" ? -d : d   # a smaller perturbation is better
-        v = se < 0 ? "no standard error" : better > 2 * se ? "SDE better" : better < -2 * se ? "SDE worse" : "no difference at 2 SE"
-        printf "| %s | %s | %+.4f | %s | %s |\n", mt, nz[i], d, se < 0 ? "-" : sprintf("%.4f", 2 * se), v
+        ses = (SES >= 0 && os >= 0) ? sqrt(SES * SES + os * os) : -1
+        seb = (SEB >= 0 && ob >= 0) ? sqrt(SEB * SEB + ob * ob) : -1
+        better = mt ~ /^hidden/ ? -d : d   # a smaller perturbation is better
+        printf "| %s | %s | %+.4f | %s | %s | %s | %s |\n", mt == "ttn_gain" ? "ttn_gain (TTN - noise off)" : mt,
+               nz[i], d, ses < 0 ? "-" : sprintf("%.4f", 2 * ses), seb < 0 ? "-" : sprintf("%.4f", 2 * seb),
+               verdict(better, ses, mt), verdict(better, seb, mt)
       }
     }
   }' "$rows"
@@ -89,8 +109,8 @@ for noise in ode additive multiplicative dropout; do
   cat "$out/$noise"-s*/hidden.csv 2>/dev/null | awk -F, '$1 != "t" { s[$1] += $2; n[$1]++ }
     END { for (k in s) print k, s[k] / n[k] }' | sort -n >"$out/$noise-hidden.dat"
   for d in "$out/$noise"-s*; do
-    [ -f "$d/train.csv" ] && awk -F, -v s="$(basename "$d")" 'NR > 1 { print $1, $4, s }' "$d/train.csv"
-  done >"$out/$noise-train.dat"
+    [ -f "$d/train.csv" ] && awk -F, 'NR > 1 { print $1, $4 }' "$d/train.csv"
+  done | awk '{ s[$1] += $2; n[$1]++ } END { for (k in s) print k, s[k] / n[k] }' | sort -n >"$out/$noise-train.dat"
 done
 if command -v gnuplot >/dev/null 2>&1; then
   plots() { # $1: file suffix, $2: using, $3: filter
@@ -103,17 +123,16 @@ if command -v gnuplot >/dev/null 2>&1; then
   }
   for m in authors pgd cw; do
     grep -q "^$m " "$out"/*-attack.dat 2>/dev/null || continue
-    gnuplot -e "set terminal png size 800,500; set output '$out/attack-$m.png'; set key top right;
-      set title 'CIFAR-10, l2 attack: $m (mean over seeds)'; set xlabel 'eps'; set ylabel 'accuracy';
-      plot $(plots attack 2:3 $m)"
+    plot1 "attack-$m" "top right" "CIFAR-10, l2 attack: $m (mean over seeds)" eps accuracy "$(plots attack 2:3 $m)"
   done
-  gnuplot -e "set terminal png size 800,500; set output '$out/corruption.png'; set key top right;
-    set title 'CIFAR-10, corruptions (mean over families and seeds)'; set xlabel 'severity'; set ylabel 'accuracy';
-    plot $(plots corruption 1:2)"
-  gnuplot -e "set terminal png size 800,500; set output '$out/hidden.png'; set key top left;
-    set title 'CIFAR-10, hidden-state perturbation, eps 0.1 (Fig. 4)'; set xlabel 't'; set ylabel 'eps_t';
-    plot $(plots hidden 1:2)"
-  gnuplot -e "set terminal png size 800,500; set output '$out/training.png'; set key bottom right;
-    set title 'CIFAR-10, training accuracy per epoch'; set xlabel 'epoch'; set ylabel 'train accuracy';
-    plot $(plots train 1:2)"
+  plot1() { # $1: name, $2: key position, $3: title, $4: x label, $5: y label, $6: plot list
+    [ -n "$6" ] || return 0 # no data for this plot
+    gnuplot -e "set terminal png size 800,500; set output '$out/$1.png'; set key $2;
+      set title '$3'; set xlabel '$4'; set ylabel '$5'; plot $6"
+  }
+  plot1 corruption "top right" "CIFAR-10, corruptions (mean over families and seeds)" severity accuracy \
+    "$(plots corruption 1:2)"
+  plot1 hidden "top left" "CIFAR-10, hidden-state perturbation, eps 0.1 (Fig. 4)" t eps_t "$(plots hidden 1:2)"
+  plot1 training "bottom right" "CIFAR-10, training accuracy per epoch (mean over seeds)" epoch \
+    "train accuracy" "$(plots train 1:2)"
 fi
