@@ -250,10 +250,6 @@ NSDE_CLONES static void normal_block_auto(uint64_t seed, const uint32_t *e, cons
 }
 
 #ifdef NSDE__HAVE_PHILOX16
-/* AVX-512: Philox for 32 (then 16) counters at a time with intrinsics, the
- * words stored lane by lane, then the same Box-Muller loop; the remainder
- * one by one. Every element's operations are those of nsde__normal_one, so
- * are the bits (tests/test-brownian.c compares it with the scalar path). */
 /* wd[w][j + i] = word w of counter (e[j + i], b[j + i], step, 1), i < 16 NV. */
 NSDE__INLINE NSDE__AVX512 void philox_words(const int NV, uint64_t seed, const uint32_t *e,
                                            const uint32_t *b, uint32_t step, int j,
@@ -272,6 +268,10 @@ NSDE__INLINE NSDE__AVX512 void philox_words(const int NV, uint64_t seed, const u
       _mm512_store_si512(wd[w] + j + 16 * v, c[v][w]);
 }
 
+/* AVX-512: Philox for 32 (then 16) counters at a time with intrinsics, the
+ * words stored lane by lane, then the same Box-Muller loop; the remainder
+ * one by one. Every element's operations are those of nsde__normal_one, so
+ * are the bits (tests/test-brownian.c compares it with the scalar path). */
 NSDE__AVX512 static void normal_block_avx512(uint64_t seed, const uint32_t *e, const uint32_t *b,
                                              uint32_t step, int n, double *z1, double *z2)
 {
