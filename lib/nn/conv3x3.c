@@ -32,8 +32,8 @@ bool nsde__nn_use_direct(const struct layer *l)
 }
 
 /* Direct layers with both channel counts >= 32 and even sides run their
- * forward and input gradient through the AVX-512 Winograd kernel
- * (lib/nn/conv-wino.c); the weight gradient stays direct. */
+ * forward, input gradient and weight gradient through the AVX-512 Winograd
+ * kernels (lib/nn/conv-wino.c). */
 bool nsde__nn_use_wino512(const struct layer *l)
 {
   return nsde__nn_use_direct(l) && nsde__wino512_supported(l->cin, l->cout, l->hout, l->wout);
