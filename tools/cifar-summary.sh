@@ -97,19 +97,22 @@ awk '
     }
   }' "$rows"
 
-# curves averaged over seeds, and PNG plots next to the runs
+# curves averaged over the evaluated seeds (training: every run that finished
+# its EPOCHS [30] epochs), and PNG plots next to the runs
 for noise in ode additive multiplicative dropout; do
   ls -d "$out/$noise"-s[0-9]* >/dev/null 2>&1 || continue
-  cat "$out/$noise"-s*/attack.csv 2>/dev/null | awk -F, '$1 != "method" { k = $1 " " $2; s[k] += $3; n[k]++ }
+  evaluated() { for d in "$out/$noise"-s*; do [ -f "$d/eval.done" ] && echo "$d/$1"; done; }
+  evaluated attack.csv | xargs -r cat | awk -F, '$1 != "method" { k = $1 " " $2; s[k] += $3; n[k]++ }
     END { for (k in s) print k, s[k] / n[k] }' | sort -k1,1 -k2,2n >"$out/$noise-attack.dat"
-  for d in "$out/$noise"-s*; do
-    [ -f "$d/corruption.csv" ] || continue
-    awk -F, 'NR > 1 { s[$1] += $3; n[$1]++ } END { for (k in s) print k, s[k] / n[k] }' "$d/corruption.csv"
+  for f in $(evaluated corruption.csv); do
+    awk -F, 'NR > 1 { s[$1] += $3; n[$1]++ } END { for (k in s) print k, s[k] / n[k] }' "$f"
   done | awk '{ s[$1] += $2; n[$1]++ } END { for (k in s) print k, s[k] / n[k] }' | sort -n >"$out/$noise-corruption.dat"
-  cat "$out/$noise"-s*/hidden.csv 2>/dev/null | awk -F, '$1 != "t" { s[$1] += $2; n[$1]++ }
+  evaluated hidden.csv | xargs -r cat | awk -F, '$1 != "t" { s[$1] += $2; n[$1]++ }
     END { for (k in s) print k, s[k] / n[k] }' | sort -n >"$out/$noise-hidden.dat"
   for d in "$out/$noise"-s*; do
-    [ -f "$d/train.csv" ] && awk -F, 'NR > 1 { print $1, $4 }' "$d/train.csv"
+    # finished runs only: a run still training would bend the mean
+    [ -f "$d/train.csv" ] && [ "$(($(wc -l <"$d/train.csv") - 1))" -ge "${EPOCHS:-30}" ] &&
+      awk -F, 'NR > 1 { print $1, $4 }' "$d/train.csv"
   done | awk '{ s[$1] += $2; n[$1]++ } END { for (k in s) print k, s[k] / n[k] }' | sort -n >"$out/$noise-train.dat"
 done
 if command -v gnuplot >/dev/null 2>&1; then
@@ -121,15 +124,15 @@ if command -v gnuplot >/dev/null 2>&1; then
       sep=", "
     done
   }
-  for m in authors pgd cw; do
-    grep -q "^$m " "$out"/*-attack.dat 2>/dev/null || continue
-    plot1 "attack-$m" "top right" "CIFAR-10, l2 attack: $m (mean over seeds)" eps accuracy "$(plots attack 2:3 $m)"
-  done
   plot1() { # $1: name, $2: key position, $3: title, $4: x label, $5: y label, $6: plot list
     [ -n "$6" ] || return 0 # no data for this plot
     gnuplot -e "set terminal png size 800,500; set output '$out/$1.png'; set key $2;
       set title '$3'; set xlabel '$4'; set ylabel '$5'; plot $6"
   }
+  for m in authors pgd cw; do
+    grep -q "^$m " "$out"/*-attack.dat 2>/dev/null || continue
+    plot1 "attack-$m" "top right" "CIFAR-10, l2 attack: $m (mean over seeds)" eps accuracy "$(plots attack 2:3 $m)"
+  done
   plot1 corruption "top right" "CIFAR-10, corruptions (mean over families and seeds)" severity accuracy \
     "$(plots corruption 1:2)"
   plot1 hidden "top left" "CIFAR-10, hidden-state perturbation, eps 0.1 (Fig. 4)" t eps_t "$(plots hidden 1:2)"
