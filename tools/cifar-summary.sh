@@ -2,9 +2,10 @@
 # Summarise the runs of tools/cifar-results.sh (directories NOISE-sSEED) as
 # the markdown tables of doc/results.md and check the paper's claims.
 # Per noise type and metric: the mean over seeds, the standard error over
-# seeds (sd / sqrt(seeds), when there are at least 2) and the binomial
-# standard error of the pooled accuracy (sqrt(p (1 - p) / (images x seeds)));
-# for the perturbation eps_T of Fig. 4, the standard error over the images.
+# seeds (sd / sqrt(seeds), when there are at least 2) and the standard error
+# over the test images (binomial, sqrt(p (1 - p) / images): the seeds share
+# the images, so it does not shrink with more seeds); for the perturbation
+# eps_T of Fig. 4, the standard error over the images.
 # A claim "SDE better than ODE" holds when the difference of the means exceeds
 # two standard errors of the difference; the verdict is given twice, with the
 # standard errors over seeds (where both sides have >= 2 seeds) and over the
@@ -48,7 +49,11 @@ awk '
     if (c == 0) return 0
     MU = sum[key] / c; VAR = c > 1 ? (sq[key] - c * MU * MU) / (c - 1) : -1
     SES = VAR >= 0 ? sqrt((VAR > 0 ? VAR : 0) / c) : -1
-    SEB = tot[key] > 0 ? sqrt(MU * (1 - MU) / tot[key]) : (key in se2 ? sqrt(se2[key]) / c : -1)
+    # over the images: every seed is tested on the same images, so the
+    # test-set sampling error does not shrink with more seeds: the binomial
+    # SE at the mean with one seed's image count (the RMS of the per-seed SEs
+    # where those are given)
+    SEB = tot[key] > 0 ? sqrt(MU * (1 - MU) / (tot[key] / c)) : (key in se2 ? sqrt(se2[key] / c) : -1)
     C = c
     return 1
   }
