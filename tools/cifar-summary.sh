@@ -51,7 +51,7 @@ awk '
     SES = VAR >= 0 ? sqrt((VAR > 0 ? VAR : 0) / c) : -1
     # over the images: every seed is tested on the same images, so the
     # test-set sampling error does not shrink with more seeds: the binomial
-    # SE at the mean with one seed's image count (the RMS of the per-seed SEs
+    # SE at the mean with the image count of one seed (the RMS of the per-seed SEs
     # where those are given)
     SEB = tot[key] > 0 ? sqrt(MU * (1 - MU) / (tot[key] / c)) : (key in se2 ? sqrt(se2[key] / c) : -1)
     C = c
