@@ -77,18 +77,19 @@ int eval_corruptions(const struct eval *E, int severities, int cpasses, int64_t 
       corr_rng = seed * 31 + (unsigned long long)(sev * CORR_N + f);
       if (sev == 0 && hits0 >= 0)
         hits = hits0;
-      for (int64_t b0 = 0; b0 + bs <= n && !(sev == 0 && hits0 >= 0); b0 += bs) {
-        for (int k = 0; k < bs; k++) idx[k] = b0 + k;
-        ex_check(ctx, nsde_dataset_batch(ds, idx, bs, 0, 0, x, labels), "batch");
-        for (int k = 0; k < bs; k++)
-          if (corrupt_image((float *)nsde_tensor_data(x) + k * item, c, h, w, f, sev) != 0) {
-            fprintf(stderr, "nsde-eval: out of memory in the corruptions\n");
-            return 1;
-          }
-        ex_check(ctx, nsde_model_predict(m, x, cpasses, seed + 5 + (unsigned long long)b0, probs),
-                 "predict");
-        hits += count_correct(nsde_tensor_data(probs), labels, bs, classes);
-      }
+      else
+        for (int64_t b0 = 0; b0 + bs <= n; b0 += bs) {
+          for (int k = 0; k < bs; k++) idx[k] = b0 + k;
+          ex_check(ctx, nsde_dataset_batch(ds, idx, bs, 0, 0, x, labels), "batch");
+          for (int k = 0; k < bs; k++)
+            if (corrupt_image((float *)nsde_tensor_data(x) + k * item, c, h, w, f, sev) != 0) {
+              fprintf(stderr, "nsde-eval: out of memory in the corruptions\n");
+              return 1;
+            }
+          ex_check(ctx, nsde_model_predict(m, x, cpasses, seed + 5 + (unsigned long long)b0, probs),
+                   "predict");
+          hits += count_correct(nsde_tensor_data(probs), labels, bs, classes);
+        }
       if (sev == 0)
         hits0 = hits;
       fprintf(fc, "%d,%s,%.6f,%.6f,%lld\n", sev, corr_names[f], (double)hits / n,

@@ -32,8 +32,12 @@ int eval_hidden(const struct eval *E, int hpasses, int64_t himages)
     int32_t lab;
     int64_t passes = cfg.noise == NSDE_MODEL_NOISE_ODE ? 1 : hpasses, nimg = himages < n ? himages : n;
     FILE *fh;
+    struct nsde_loss_options lo; /* the attack's steps: dL/dx only */
     ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, one, &x1), "tensor");
     ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, one, &g1), "tensor");
+    nsde_loss_options_init(&lo);
+    lo.grad_images = g1;
+    lo.no_param_grads = 1;
     ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, cs, &xc), "tensor");
     for (int64_t img = 0; img < nimg; img++) {
       ex_check(ctx, nsde_dataset_batch(ds, &img, 1, 0, 0, x1, &lab), "batch");
@@ -42,10 +46,6 @@ int eval_hidden(const struct eval *E, int hpasses, int64_t himages)
       memset(vo, 0, sizeof(float) * (size_t)item);
       for (int st = 0; st < (steps > 0 ? steps : 40); st++) { /* the authors' attack, eps 0.1 */
         float *xd1 = nsde_tensor_data(x1), *gd1 = nsde_tensor_data(g1);
-        struct nsde_loss_options lo;
-        nsde_loss_options_init(&lo);
-        lo.grad_images = g1;
-        lo.no_param_grads = 1;
         ex_check(ctx, nsde_model_loss_grad_opts(m, x1, &lab, 1,
                                                 seed + 31337 + (unsigned long long)(img * 1000 + st), &lo),
                  "attack gradient");

@@ -104,21 +104,22 @@ awk '
 
 # curves averaged over the evaluated seeds (training: every run that finished
 # its EPOCHS [30] epochs), and PNG plots next to the runs
+evaluated() { for d in "$out/$noise"-s*; do [ -f "$d/eval.done" ] && echo "$d/$1"; done; } # FILE of $noise's runs
+mean_by_key() { awk '{ s[$1] += $2; n[$1]++ } END { for (k in s) print k, s[k] / n[k] }' | sort -n; }
 for noise in ode additive multiplicative dropout; do
   ls -d "$out/$noise"-s[0-9]* >/dev/null 2>&1 || continue
-  evaluated() { for d in "$out/$noise"-s*; do [ -f "$d/eval.done" ] && echo "$d/$1"; done; }
   evaluated attack.csv | xargs -r cat | awk -F, '$1 != "method" { k = $1 " " $2; s[k] += $3; n[k]++ }
     END { for (k in s) print k, s[k] / n[k] }' | sort -k1,1 -k2,2n >"$out/$noise-attack.dat"
   for f in $(evaluated corruption.csv); do
     awk -F, 'NR > 1 { s[$1] += $3; n[$1]++ } END { for (k in s) print k, s[k] / n[k] }' "$f"
-  done | awk '{ s[$1] += $2; n[$1]++ } END { for (k in s) print k, s[k] / n[k] }' | sort -n >"$out/$noise-corruption.dat"
+  done | mean_by_key >"$out/$noise-corruption.dat"
   evaluated hidden.csv | xargs -r cat | awk -F, '$1 != "t" { s[$1] += $2; n[$1]++ }
     END { for (k in s) print k, s[k] / n[k] }' | sort -n >"$out/$noise-hidden.dat"
   for d in "$out/$noise"-s*; do
     # finished runs only: a run still training would bend the mean
     [ -f "$d/train.csv" ] && [ "$(($(wc -l <"$d/train.csv") - 1))" -ge "${EPOCHS:-30}" ] &&
       awk -F, 'NR > 1 { print $1, $4 }' "$d/train.csv"
-  done | awk '{ s[$1] += $2; n[$1]++ } END { for (k in s) print k, s[k] / n[k] }' | sort -n >"$out/$noise-train.dat"
+  done | mean_by_key >"$out/$noise-train.dat"
 done
 if command -v gnuplot >/dev/null 2>&1; then
   plots() { # $1: file suffix, $2: using, $3: filter

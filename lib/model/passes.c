@@ -279,6 +279,14 @@ NSDE_API void nsde_loss_options_init(struct nsde_loss_options *opts)
   opts->kind = NSDE_MODEL_LOSS_CROSS_ENTROPY;
 }
 
+/* The model's three networks compute input gradients only (on) or all (off). */
+static void set_no_wgrad(struct nsde_model *m, bool on)
+{
+  nsde__net_set_no_wgrad(m->stem, on);
+  nsde__net_set_no_wgrad(m->drift, on);
+  nsde__net_set_no_wgrad(m->head, on);
+}
+
 NSDE_API enum nsde_status nsde_model_loss_grad_opts(struct nsde_model *m,
                                                     const struct nsde_tensor *images,
                                                     const int32_t *labels, int noisy,
@@ -358,9 +366,7 @@ NSDE_API enum nsde_status nsde_model_loss_grad_opts(struct nsde_model *m,
   free(p);
   memset(m->grads, 0, (size_t)m->np * sizeof(float));
   /* no_param_grads: the convolutions compute their input gradients only */
-  nsde__net_set_no_wgrad(m->stem, o.no_param_grads != 0);
-  nsde__net_set_no_wgrad(m->drift, o.no_param_grads != 0);
-  nsde__net_set_no_wgrad(m->head, o.no_param_grads != 0);
+  set_no_wgrad(m, o.no_param_grads != 0);
   /* head (its activations are those of this forward pass) */
   nsde__net_backward_raw(m->head, B, m->h, m->dlogits, m->dh, m->grads + m->off_head, 0.0f);
   {
@@ -379,9 +385,7 @@ NSDE_API enum nsde_status nsde_model_loss_grad_opts(struct nsde_model *m,
     nsde__net_backward_raw(m->stem, B, images->data, m->dh0,
                            o.grad_images ? o.grad_images->data : NULL,
                            m->grads + m->off_stem, 0.0f);
-  nsde__net_set_no_wgrad(m->stem, false);
-  nsde__net_set_no_wgrad(m->drift, false);
-  nsde__net_set_no_wgrad(m->head, false);
+  set_no_wgrad(m, false);
   if (st != NSDE_OK)
     return st;
   if (o.no_param_grads) /* what the group norms and the head still added */
