@@ -1,11 +1,44 @@
 /*
  * nsde-eval's l2 attacks, noise on while attacking (one Brownian path per
- * gradient), classification with TTN: the authors' Adam attack, l2 PGD, and
+ * gradient, or the mean over E->eot paths: expectation over transformation),
+ * classification with TTN: the authors' Adam attack, l2 PGD, and
  * Carlini-Wagner (see nsde-eval.c). Public API only.
  * SPDX-License-Identifier: MIT
  */
 #define _POSIX_C_SOURCE 200809L
 #include "eval.h"
+
+/* The input gradient of one attack step into E->gx: one noisy pass with
+ * seed sd, or with E->eot > 1 on a model with noise, the mean over E->eot
+ * passes with independent Brownian paths (the first with seed sd, so that
+ * eot = 1 is the single-path attack). With lo->per_image set, each image's
+ * value is the smallest over the passes (C&W: misclassified on some pass).
+ * acc and pl: scratch of bs * item floats and bs doubles. */
+static void attack_grad(const struct eval *E, struct nsde_tensor *x, const struct nsde_loss_options *lo,
+                        unsigned long long sd, float *acc, double *pl, const char *what)
+{
+  const int passes = E->cfg.noise == NSDE_MODEL_NOISE_ODE ? 1 : E->eot;
+  const int64_t tot = E->bs * E->item;
+  float *gd = nsde_tensor_data(E->gx);
+  struct nsde_loss_options o = *lo;
+
+  ex_check(E->ctx, nsde_model_loss_grad_opts(E->m, x, E->labels, 1, sd, lo), what);
+  if (passes == 1)
+    return;
+  memcpy(acc, gd, sizeof(float) * (size_t)tot);
+  if (lo->per_image)
+    o.per_image = pl;
+  for (int p = 1; p < passes; p++) {
+    ex_check(E->ctx, nsde_model_loss_grad_opts(E->m, x, E->labels, 1, sd + 1000003ULL * (unsigned long long)p, &o),
+             what);
+    for (int64_t i = 0; i < tot; i++)
+      acc[i] += gd[i];
+    for (int k = 0; lo->per_image && k < E->bs; k++)
+      lo->per_image[k] = fmin(lo->per_image[k], pl[k]);
+  }
+  for (int64_t i = 0; i < tot; i++)
+    gd[i] = acc[i] / (float)passes;
+}
 
 void eval_attacks(const struct eval *E, int64_t attack_images, const int use_attack[3],
                   const double *eps_list, int neps, double cw_c, FILE *fa)
@@ -34,6 +67,8 @@ void eval_attacks(const struct eval *E, int64_t attack_images, const int use_att
     unsigned char *clean_ok = malloc((size_t)na);
     double *cw_l2 = malloc(sizeof(double) * (size_t)na), *pl = malloc(sizeof(double) * (size_t)bs);
     unsigned char *cw_ok = malloc((size_t)na);
+    float *acc = malloc(sizeof(float) * (size_t)tot);
+    double *pl2 = malloc(sizeof(double) * (size_t)bs);
     float *xd = nsde_tensor_data(x), *gd = nsde_tensor_data(gx);
     /* clean TTN correctness per image, with the seeds the attacks classify with */
     for (int64_t bb = 0; bb < nab; bb++) {
@@ -65,9 +100,7 @@ void eval_attacks(const struct eval *E, int64_t attack_images, const int use_att
             cw.per_image = pl;
             for (int64_t i = 0; i < tot; i++)
               xd[i] = (float)(0.5 * (tanh(wv[i]) + 1.0));
-            ex_check(ctx, nsde_model_loss_grad_opts(m, x, labels, 1,
-                                                    seed + 4242 + (unsigned long long)(st * 131 + bb), &cw),
-                     "C&W gradient");
+            attack_grad(E, x, &cw, seed + 4242 + (unsigned long long)(st * 131 + bb), acc, pl2, "C&W gradient");
             for (int k = 0; k < bs; k++) { /* f <= 0: misclassified on this noisy pass */
               double d = l2dist(xd + k * item, x0 + k * item, item);
               if (pl[k] <= 0 && d < cw_l2[bb * bs + k]) {
@@ -109,7 +142,7 @@ void eval_attacks(const struct eval *E, int64_t attack_images, const int use_att
           memset(vo, 0, sizeof(float) * (size_t)tot);
           for (int st = 0; eps_list[e] > 0 && st < steps; st++) {
             const unsigned long long sd = seed + 7777 + (unsigned long long)(st * 131 + bb);
-            ex_check(ctx, nsde_model_loss_grad_opts(m, x, labels, 1, sd, &lo), "attack gradient");
+            attack_grad(E, x, &lo, sd, acc, pl2, "attack gradient");
             if (meth == 0) { /* Adam descent on -CE */
               for (int64_t i = 0; i < tot; i++)
                 xd[i] -= adam_delta(&mo[i], &vo[i], -gd[i], 0.005, st);
@@ -146,7 +179,7 @@ void eval_attacks(const struct eval *E, int64_t attack_images, const int use_att
       }
     }
     free(x0); free(mo); free(vo); free(wv); free(best); free(clean_ok); free(cw_l2); free(pl);
-    free(cw_ok);
+    free(cw_ok); free(acc); free(pl2);
   }
 
 }

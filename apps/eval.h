@@ -24,6 +24,7 @@ struct eval {
   int c, h, w, classes, bs;
   unsigned long long seed;
   int ttn, steps;                     /* TTN passes, attack steps */
+  int eot;                            /* noisy passes averaged per attack gradient */
   const char *outdir;
 };
 

@@ -3,6 +3,7 @@
  *
  *   nsde-eval --model MODEL --data fashion-mnist|cifar10|stl10 [--data-dir DIR]
  *             [--subset N] [--ttn PASSES] [--attack-images N] [--attack-steps S]
+ *             [--attack-eot K]
  *             [--eps 0,0.05,...] [--attacks authors,pgd,cw] [--cw-c C] [--severities 5]
  *             [--corruption-passes P] [--corruption-images N] [--hidden-curve PASSES]
  *             [--hidden-images N]
@@ -11,7 +12,10 @@
  *
  * Clean accuracy without noise and with the test-time noise ensemble (TTN:
  * summed softmax of PASSES noisy passes). l2 attacks, noise on while
- * attacking (one Brownian path per gradient), classification with TTN:
+ * attacking (one Brownian path per gradient; --attack-eot K: the mean
+ * gradient over K independent paths, expectation over transformation, so
+ * that the noise does not hide the gradient from the attack; an ODE has one
+ * path), classification with TTN:
  *  - authors: Adam on the cross-entropy, lr 0.005, projection on the l2 ball
  *    and [0, 1] after every step (the paper's code);
  *  - pgd: l2 PGD, steps of 2.5 eps / S along the normalised gradient, same
@@ -43,7 +47,7 @@ int main(int argc, char **argv)
 {
   const char *model_path = NULL, *data = "fashion-mnist", *dir = NULL, *outdir = ".";
   long subset = 1000, attack_images = 200;
-  int ttn = 100, steps = 40, severities = 5, threads = 0, cpasses = -1, report = 0, hpasses = 0;
+  int ttn = 100, steps = 40, eot = 1, severities = 5, threads = 0, cpasses = -1, report = 0, hpasses = 0;
   long cimages = 0, himages = 1;
   int use_attack[3] = {1, 1, 1};
   double cw_c = 1.0;
@@ -77,6 +81,7 @@ int main(int argc, char **argv)
     else if (OPT("--ttn")) ttn = (int)ex_int(P, a, v, 0, 100000);
     else if (OPT("--attack-images")) attack_images = (long)ex_int(P, a, v, 0, 1000000000);
     else if (OPT("--attack-steps")) steps = (int)ex_int(P, a, v, 0, 1000000);
+    else if (OPT("--attack-eot")) eot = (int)ex_int(P, a, v, 1, 10000);
     else if (OPT("--severities")) severities = (int)ex_int(P, a, v, 0, 5);
     else if (OPT("--corruption-passes")) cpasses = (int)ex_int(P, a, v, 0, 100000);
     else if (OPT("--out")) outdir = v;
@@ -112,7 +117,7 @@ int main(int argc, char **argv)
     else if (OPT("--eps")) neps = ex_reals(P, a, v, 0, 1000, eps_list, 32);
     else {
       fprintf(stderr, "usage: nsde-eval --model MODEL --data fashion-mnist|cifar10|stl10 [--data-dir DIR] "
-                      "[--subset N] [--ttn PASSES] [--attack-images N] [--attack-steps S] "
+                      "[--subset N] [--ttn PASSES] [--attack-images N] [--attack-steps S] [--attack-eot K] "
                       "[--eps e1,e2,..] [--attacks authors,pgd,cw] [--cw-c C] [--severities 0..5] "
                       "[--corruption-passes P] [--corruption-images N] [--corruption-report N] [--hidden-curve PASSES] [--hidden-images N] "
                       "[--out DIR] [--threads T] "
@@ -187,14 +192,15 @@ int main(int argc, char **argv)
       printf(", %.4f +- %.4f (TTN, %d passes)", (double)hitt / n, bse((double)hitt / n, n), ttn);
     printf(" [+- one binomial standard error]\n");
     fprintf(fs, "metric,value\nimages,%lld\nclean_accuracy,%.6f\nttn_accuracy,%.6f\nttn_passes,%d\n"
-                "clean_se,%.6f\nttn_se,%.6f\n",
+                "clean_se,%.6f\nttn_se,%.6f\nattack_eot,%d\n",
             (long long)n, (double)hit0 / n, ttn > 0 ? (double)hitt / n : NAN, ttn,
-            bse((double)hit0 / n, n), ttn > 0 ? bse((double)hitt / n, n) : NAN);
+            bse((double)hit0 / n, n), ttn > 0 ? bse((double)hitt / n, n) : NAN,
+            cfg.noise == NSDE_MODEL_NOISE_ODE ? 1 : eot);
   }
 
   E.ctx = ctx; E.m = m; E.cfg = cfg; E.ds = ds; E.x = x; E.gx = gx; E.probs = probs;
   E.labels = labels; E.idx = idx; E.n = n; E.item = item; E.c = c; E.h = h; E.w = w;
-  E.classes = classes; E.bs = bs; E.seed = seed; E.ttn = ttn; E.steps = steps; E.outdir = outdir;
+  E.classes = classes; E.bs = bs; E.seed = seed; E.ttn = ttn; E.steps = steps; E.eot = eot; E.outdir = outdir;
   eval_attacks(&E, attack_images, use_attack, eps_list, neps, cw_c, fa);
   if (hpasses > 0 && eval_hidden(&E, hpasses, himages) != 0) {
     status = 1;

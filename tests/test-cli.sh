@@ -92,6 +92,7 @@ check eval "--hidden-curve" $m --hidden-curve -1
 check eval "--cw-c" $m --cw-c nan
 check eval "--threads" $m --threads x
 check eval "--attack-steps" $m --attack-steps 1.5
+check eval "--attack-eot" $m --attack-eot 0
 check eval "--corruption-passes" $m --corruption-passes -1
 check eval "--corruption-images" $m --corruption-images -1
 check eval "--corruption-report" $m --corruption-report 0

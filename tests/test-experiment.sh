@@ -13,6 +13,20 @@ mkdir -p "$work"
 "$eval" --model "$work/m.nsde" --data fashion-mnist --subset 100 --ttn 3 --attack-images 50 \
   --attack-steps 3 --eps 0,1.0 --severities 2 --hidden-curve 4 --out "$work" >"$work/eval.log"
 cat "$work/eval.log"
+# expectation over transformation: --attack-eot 1 is the default attack bit
+# for bit; 4 noisy passes per gradient change the attack (other gradients)
+# and keep its results valid (never above eps 0, distortion within eps)
+eot="--model $work/m.nsde --data fashion-mnist --subset 50 --ttn 3 --attack-images 50 --attack-steps 3 \
+  --eps 0,1.0 --severities 0"
+mkdir -p "$work/eot0" "$work/eot1" "$work/eot4"
+"$eval" $eot --out "$work/eot0" >/dev/null
+"$eval" $eot --attack-eot 1 --out "$work/eot1" >/dev/null
+"$eval" $eot --attack-eot 4 --out "$work/eot4" >/dev/null
+cmp "$work/eot0/attack.csv" "$work/eot1/attack.csv" || { echo "FAIL: --attack-eot 1 changes the attack"; exit 1; }
+if cmp -s "$work/eot1/attack.csv" "$work/eot4/attack.csv"; then echo "FAIL: --attack-eot 4 ignored"; exit 1; fi
+grep -q '^attack_eot,4$' "$work/eot4/summary.csv" || { echo "FAIL: summary.csv lacks attack_eot"; exit 1; }
+awk -F, 'NR > 1 { if ($2 == 0) a0[$1] = $3; else if ($3 > a0[$1] + 1e-9 || $4 > $2 + 1e-5) exit 1 }' \
+  "$work/eot4/attack.csv" || { echo "FAIL: EOT attack.csv"; cat "$work/eot4/attack.csv"; exit 1; }
 # corruption strengths: severity 0 is the identity and the mean change grows
 # with the severity. Two families are checked only for "changes something"
 # and severity 5 > severity 1: saturation's published levels are not ordered
@@ -67,6 +81,12 @@ mkdir -p "$work/ode"
 cat "$work/ode-eval.log"
 awk -F, '/^clean_accuracy/ { c = $2 } /^ttn_accuracy/ { if ($2 != c) exit 1 }' "$work/ode/summary.csv" ||
   { echo "FAIL: TTN differs from clean on an ODE model"; cat "$work/ode/summary.csv"; exit 1; }
+# an ODE has one path: averaging over "noisy" passes is the plain attack
+mkdir -p "$work/ode-eot"
+"$eval" --model "$work/ode.nsde" --data fashion-mnist --subset 50 --ttn 2 --attack-images 50 \
+  --attack-steps 5 --eps 0,0.5,1.5 --severities 0 --attack-eot 3 --out "$work/ode-eot" >/dev/null
+cmp "$work/ode/attack.csv" "$work/ode-eot/attack.csv" || { echo "FAIL: EOT changes an ODE's attack"; exit 1; }
+grep -q '^attack_eot,1$' "$work/ode-eot/summary.csv" || { echo "FAIL: an ODE's attack_eot is not 1"; exit 1; }
 [ "$(wc -l <"$work/ode/attack.csv")" -eq 10 ] || { echo "FAIL: attack.csv"; cat "$work/ode/attack.csv"; exit 1; }
 awk -F, 'NR > 1 { if ($2 == 0) a0[$1] = $3; else if ($3 > a0[$1] + 1e-9 || $4 > $2 + 1e-5) exit 1 }' \
   "$work/ode/attack.csv" || { echo "FAIL: attack.csv"; cat "$work/ode/attack.csv"; exit 1; }

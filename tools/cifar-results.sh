@@ -18,6 +18,7 @@
 #   TRAIN [1]; with TRAIN=0 an OUT_DIR/NOISE-sSEED/model.nsde without a .state file is
 #            evaluated too, for example a shipped model copied there (models/cifar10-ode-s1.nsde -> OUT_DIR/ode-s1/model.nsde)
 #   TEST_IMAGES [10000]  TTN [20]  ATTACK_IMAGES [1000]  ATTACK_STEPS [40]
+#   ATTACK_EOT [1]: noisy passes averaged per attack gradient (nsde-eval --attack-eot)
 #   EPS [0,0.1,0.2,0.3,0.5]  CORRUPTION_IMAGES [2000]  HIDDEN_IMAGES [100]
 set -eu
 [ $# -eq 2 ] || { echo "usage: $0 CIFAR10_BIN_DIR OUT_DIR" >&2; exit 2; }
@@ -26,7 +27,7 @@ data=$1 out=$2 bin=${BUILD:-build}/apps
 runs=${RUNS:-"ode:0:1 multiplicative:1.0:1 additive:0.5:1 dropout:0.5:1 ode:0:2 ode:0:3 multiplicative:1.0:2 multiplicative:1.0:3"}
 epochs=${EPOCHS:-30} width=${WIDTH:-64} threads=${THREADS:-0}
 test_images=${TEST_IMAGES:-10000} ttn=${TTN:-20} attack_images=${ATTACK_IMAGES:-1000}
-attack_steps=${ATTACK_STEPS:-40} eps=${EPS:-0,0.1,0.2,0.3,0.5}
+attack_steps=${ATTACK_STEPS:-40} attack_eot=${ATTACK_EOT:-1} eps=${EPS:-0,0.1,0.2,0.3,0.5}
 corruption_images=${CORRUPTION_IMAGES:-2000} hidden_images=${HIDDEN_IMAGES:-100}
 mkdir -p "$out"
 # epochs finished by a run: MODEL.state holds them as a u32 at byte 8
@@ -57,6 +58,7 @@ for run in $runs; do
     start=$(date +%s)
     "$bin/nsde-eval" --model "$model" --data cifar10 --data-dir "$data" --subset "$test_images" \
       --ttn "$ttn" --attack-images "$attack_images" --attack-steps "$attack_steps" \
+      --attack-eot "$attack_eot" \
       --attacks authors,pgd,cw --eps "$eps" --severities 5 --corruption-passes 1 \
       --corruption-images "$corruption_images" --hidden-curve 20 --hidden-images "$hidden_images" \
       --seed "$seed" --threads "$threads" --out "$dir" >"$dir/eval.log"
