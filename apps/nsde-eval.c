@@ -4,7 +4,8 @@
  *   nsde-eval --model MODEL --data fashion-mnist|cifar10|stl10 [--data-dir DIR]
  *             [--subset N] [--ttn PASSES] [--attack-images N] [--attack-steps S]
  *             [--attack-eot K]
- *             [--eps 0,0.05,...] [--attacks authors,pgd,cw] [--cw-c C] [--severities 5]
+ *             [--eps 0,0.05,...] [--attacks authors,pgd,cw] [--cw-c C] [--cw-kappa K]
+ *             [--severities 5]
  *             [--corruption-passes P] [--corruption-images N] [--hidden-curve PASSES]
  *             [--hidden-images N]
  *             [--out DIR] [--threads T]
@@ -20,9 +21,13 @@
  *    and [0, 1] after every step (the paper's code);
  *  - pgd: l2 PGD, steps of 2.5 eps / S along the normalised gradient, same
  *    projections;
- *  - cw: Carlini-Wagner l2 (tanh box, Adam lr 0.01, fixed c, kappa 0), run
- *    once per batch; an image counts as broken at budget eps when the
- *    smallest adversarial found is within eps.
+ *  - cw: Carlini-Wagner l2 (tanh box, Adam lr 0.01, fixed c, confidence
+ *    kappa [0]), run once per batch: the smallest iterate whose logit margin
+ *    (on the step's noisy pass, or the mean over the --attack-eot passes)
+ *    is <= -kappa, confirmed with TTN; an image counts as broken at budget
+ *    eps when that iterate is within eps. The run prints how many such
+ *    iterates TTN does not confirm (with noise, a kappa-0 iterate sits on
+ *    one pass's decision boundary and TTN often undoes it).
  * Every attack returns the clean image when that is already misclassified
  * (with the same TTN noise), so accuracy never exceeds the eps = 0 value.
  * CIFAR-10-C style corruptions computed from the images (apps/corrupt.h:
@@ -50,7 +55,7 @@ int main(int argc, char **argv)
   int ttn = 100, steps = 40, eot = 1, severities = 5, threads = 0, cpasses = -1, report = 0, hpasses = 0;
   long cimages = 0, himages = 1;
   int use_attack[3] = {1, 1, 1};
-  double cw_c = 1.0;
+  double cw_c = 1.0, cw_kappa = 0.0;
   static const char *const attack_names[3] = {"authors", "pgd", "cw"};
   double eps_list[32] = {0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5};
   int neps = 11;
@@ -88,6 +93,7 @@ int main(int argc, char **argv)
     else if (OPT("--threads")) threads = (int)ex_int(P, a, v, 0, 1024);
     else if (OPT("--seed")) seed = (unsigned long long)ex_int(P, a, v, 0, (1LL << 62));
     else if (OPT("--cw-c")) cw_c = ex_real(P, a, v, 0, 1e6);
+    else if (OPT("--cw-kappa")) cw_kappa = ex_real(P, a, v, 0, 1e6);
     else if (OPT("--corruption-report")) report = (int)ex_int(P, a, v, 1, 1000000000);
     else if (OPT("--hidden-curve")) hpasses = (int)ex_int(P, a, v, 0, 100000);
     else if (OPT("--hidden-images")) himages = (long)ex_int(P, a, v, 1, 1000000);
@@ -118,7 +124,7 @@ int main(int argc, char **argv)
     else {
       fprintf(stderr, "usage: nsde-eval --model MODEL --data fashion-mnist|cifar10|stl10 [--data-dir DIR] "
                       "[--subset N] [--ttn PASSES] [--attack-images N] [--attack-steps S] [--attack-eot K] "
-                      "[--eps e1,e2,..] [--attacks authors,pgd,cw] [--cw-c C] [--severities 0..5] "
+                      "[--eps e1,e2,..] [--attacks authors,pgd,cw] [--cw-c C] [--cw-kappa K] [--severities 0..5] "
                       "[--corruption-passes P] [--corruption-images N] [--corruption-report N] [--hidden-curve PASSES] [--hidden-images N] "
                       "[--out DIR] [--threads T] "
                       "[--seed S]\n");
@@ -131,7 +137,8 @@ int main(int argc, char **argv)
   if (report > 0) /* corruption strength per family and severity, no model needed */
     return eval_corruption_report(data, dir, report, seed);
   if (!model_path || ttn < 0 || steps < 0 || severities < 0 || severities > 5 || subset < 1 ||
-      hpasses < 0 || himages < 1 || cimages < 0 || !(cw_c >= 0) || !isfinite(cw_c)) {
+      hpasses < 0 || himages < 1 || cimages < 0 || !(cw_c >= 0) || !isfinite(cw_c) ||
+      !(cw_kappa >= 0) || !isfinite(cw_kappa)) {
     fprintf(stderr, "nsde-eval: --model is required; counts must not be negative\n");
     return 2;
   }
@@ -192,16 +199,16 @@ int main(int argc, char **argv)
       printf(", %.4f +- %.4f (TTN, %d passes)", (double)hitt / n, bse((double)hitt / n, n), ttn);
     printf(" [+- one binomial standard error]\n");
     fprintf(fs, "metric,value\nimages,%lld\nclean_accuracy,%.6f\nttn_accuracy,%.6f\nttn_passes,%d\n"
-                "clean_se,%.6f\nttn_se,%.6f\nattack_eot,%d\n",
+                "clean_se,%.6f\nttn_se,%.6f\nattack_eot,%d\ncw_c,%g\ncw_kappa,%g\n",
             (long long)n, (double)hit0 / n, ttn > 0 ? (double)hitt / n : NAN, ttn,
             bse((double)hit0 / n, n), ttn > 0 ? bse((double)hitt / n, n) : NAN,
-            cfg.noise == NSDE_MODEL_NOISE_ODE ? 1 : eot);
+            cfg.noise == NSDE_MODEL_NOISE_ODE ? 1 : eot, cw_c, cw_kappa);
   }
 
   E.ctx = ctx; E.m = m; E.cfg = cfg; E.ds = ds; E.x = x; E.gx = gx; E.probs = probs;
   E.labels = labels; E.idx = idx; E.n = n; E.item = item; E.c = c; E.h = h; E.w = w;
   E.classes = classes; E.bs = bs; E.seed = seed; E.ttn = ttn; E.steps = steps; E.eot = eot; E.outdir = outdir;
-  eval_attacks(&E, attack_images, use_attack, eps_list, neps, cw_c, fa);
+  eval_attacks(&E, attack_images, use_attack, eps_list, neps, cw_c, cw_kappa, fa);
   if (hpasses > 0 && eval_hidden(&E, hpasses, himages) != 0) {
     status = 1;
     goto done;

@@ -90,6 +90,7 @@ check eval "--attacks" $m --attacks authors,fgsm
 check eval "--hidden-images" $m --hidden-images 0
 check eval "--hidden-curve" $m --hidden-curve -1
 check eval "--cw-c" $m --cw-c nan
+check eval "--cw-kappa" $m --cw-kappa -1
 check eval "--threads" $m --threads x
 check eval "--attack-steps" $m --attack-steps 1.5
 check eval "--attack-eot" $m --attack-eot 0

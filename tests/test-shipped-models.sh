@@ -34,5 +34,19 @@ while IFS=, read -r file images acc; do
     fail=1
   fi
 done <"$models/expected.csv"
+# Carlini-Wagner on a trained ODE: the model is deterministic, so every
+# iterate the attack records (logit margin <= 0) must be misclassified when
+# nsde-eval confirms it with TTN, and the attack must find some
+ode=$(awk -F, '$1 ~ /-ode-/ { print $1; exit }' "$models/expected.csv")
+if [ -n "$ode" ]; then
+  "$eval_bin" --model "$models/$ode" --data cifar10 --data-dir "$data" --subset 100 --ttn 2 --attack-images 100 \
+    --attack-steps 20 --attacks cw --eps 0,0.3 --severities 0 --out "$work" >"$work/cw.log" 2>&1 ||
+    { echo "FAIL: nsde-eval C&W on $ode"; cat "$work/cw.log"; exit 1; }
+  if grep -Eq "cw +kappa 0: [1-9][0-9]* of the [0-9]+ correctly classified images reached a margin <= -kappa; TTN does not confirm 0 of" "$work/cw.log"; then
+    echo "ok: $ode: every C&W adversarial confirmed by TTN"
+  else
+    echo "FAIL: $ode: C&W found nothing, or TTN disagrees with a deterministic model's margin"; grep "cw " "$work/cw.log"; fail=1
+  fi
+fi
 [ $fail -eq 0 ] && echo "$n shipped models passed"
 exit $fail
