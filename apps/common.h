@@ -92,7 +92,9 @@ static inline int ex_parse_reals(const char *v, double lo, double hi, double *ou
 {
   int n = 0;
   const char *p = v;
-  while (p && *p) {
+  if (!p)
+    return -1;
+  while (*p) {
     char buf[64];
     size_t len = strcspn(p, ",");
     if (n == max || len == 0 || len >= sizeof(buf))
