@@ -9,7 +9,7 @@
 #include "eval.h"
 
 /* The input gradient of one attack step into E->gx: one noisy pass with
- * seed sd, or with E->eot > 1 on a model with noise, the mean over E->eot
+ * seed sd, or with E->eot > 1 (a model with noise), the mean over E->eot
  * passes with independent Brownian paths (the first with seed sd, so that
  * eot = 1 is the single-path attack). With lo->per_image set, each image's
  * value is the mean over the passes.
@@ -17,7 +17,7 @@
 static void attack_grad(const struct eval *E, struct nsde_tensor *x, const struct nsde_loss_options *lo,
                         unsigned long long sd, float *acc, double *pl, const char *what)
 {
-  const int passes = E->cfg.noise == NSDE_MODEL_NOISE_ODE ? 1 : E->eot;
+  const int passes = E->eot; /* 1 for an ODE (nsde-eval.c) */
   const int64_t tot = E->bs * E->item;
   float *gd = nsde_tensor_data(E->gx);
   struct nsde_loss_options o = *lo;

@@ -158,6 +158,8 @@ int main(int argc, char **argv)
     status = 1;
     goto done;
   }
+  if (cfg.noise == NSDE_MODEL_NOISE_ODE)
+    eot = 1; /* one path: every "noisy" pass is the same */
   item = (int64_t)c * h * w;
   {
     int64_t shape[4] = {bs, c, h, w}, ps[2] = {bs, classes};
@@ -202,7 +204,7 @@ int main(int argc, char **argv)
                 "clean_se,%.6f\nttn_se,%.6f\nattack_eot,%d\ncw_c,%g\ncw_kappa,%g\n",
             (long long)n, (double)hit0 / n, ttn > 0 ? (double)hitt / n : NAN, ttn,
             bse((double)hit0 / n, n), ttn > 0 ? bse((double)hitt / n, n) : NAN,
-            cfg.noise == NSDE_MODEL_NOISE_ODE ? 1 : eot, cw_c, cw_kappa);
+            eot, cw_c, cw_kappa);
   }
 
   E.ctx = ctx; E.m = m; E.cfg = cfg; E.ds = ds; E.x = x; E.gx = gx; E.probs = probs;

@@ -118,8 +118,7 @@ for noise in ode additive multiplicative dropout; do
   for f in $(evaluated corruption.csv); do
     awk -F, 'NR > 1 { s[$1] += $3; n[$1]++ } END { for (k in s) print k, s[k] / n[k] }' "$f"
   done | mean_by_key >"$out/$noise-corruption.dat"
-  evaluated hidden.csv | xargs -r cat | awk -F, '$1 != "t" { s[$1] += $2; n[$1]++ }
-    END { for (k in s) print k, s[k] / n[k] }' | sort -n >"$out/$noise-hidden.dat"
+  evaluated hidden.csv | xargs -r cat | awk -F, '$1 != "t" { print $1, $2 }' | mean_by_key >"$out/$noise-hidden.dat"
   for d in "$out/$noise"-s*; do
     # finished runs only: a run still training would bend the mean
     [ -f "$d/train.csv" ] && [ "$(($(wc -l <"$d/train.csv") - 1))" -ge "${EPOCHS:-30}" ] &&
