@@ -6,6 +6,12 @@ set -eu
 train=$1 eval=$2 work=$3/experiment-test
 fm=/usr/share/datasets/fashion-mnist
 [ -f "$fm/t10k-images-idx3-ubyte.gz" ] || { echo "FAIL: $fm missing (apt-get install dataset-fashion-mnist)"; exit 1; }
+# attack.csv is valid when no attack beats its eps-0 accuracy and every
+# distortion stays within its budget eps
+check_attack() {
+  awk -F, 'NR > 1 { if ($2 == 0) a0[$1] = $3; else if ($3 > a0[$1] + 1e-9 || $4 > $2 + 1e-5) exit 1 }' "$1" ||
+    { echo "FAIL: $2"; cat "$1"; exit 1; }
+}
 rm -rf "$work"
 mkdir -p "$work"
 "$train" --data fashion-mnist --out "$work/m.nsde" --width 8 --groups 2 --subset 200 --epochs 2 \
@@ -25,8 +31,7 @@ mkdir -p "$work/eot0" "$work/eot1" "$work/eot4"
 cmp "$work/eot0/attack.csv" "$work/eot1/attack.csv" || { echo "FAIL: --attack-eot 1 changes the attack"; exit 1; }
 if cmp -s "$work/eot1/attack.csv" "$work/eot4/attack.csv"; then echo "FAIL: --attack-eot 4 ignored"; exit 1; fi
 grep -q '^attack_eot,4$' "$work/eot4/summary.csv" || { echo "FAIL: summary.csv lacks attack_eot"; exit 1; }
-awk -F, 'NR > 1 { if ($2 == 0) a0[$1] = $3; else if ($3 > a0[$1] + 1e-9 || $4 > $2 + 1e-5) exit 1 }' \
-  "$work/eot4/attack.csv" || { echo "FAIL: EOT attack.csv"; cat "$work/eot4/attack.csv"; exit 1; }
+check_attack "$work/eot4/attack.csv" "EOT attack.csv"
 # corruption strengths: severity 0 is the identity and the mean change grows
 # with the severity. Two families are checked only for "changes something"
 # and severity 5 > severity 1: saturation's published levels are not ordered
@@ -88,8 +93,7 @@ mkdir -p "$work/ode-eot"
 cmp "$work/ode/attack.csv" "$work/ode-eot/attack.csv" || { echo "FAIL: EOT changes an ODE's attack"; exit 1; }
 grep -q '^attack_eot,1$' "$work/ode-eot/summary.csv" || { echo "FAIL: an ODE's attack_eot is not 1"; exit 1; }
 [ "$(wc -l <"$work/ode/attack.csv")" -eq 10 ] || { echo "FAIL: attack.csv"; cat "$work/ode/attack.csv"; exit 1; }
-awk -F, 'NR > 1 { if ($2 == 0) a0[$1] = $3; else if ($3 > a0[$1] + 1e-9 || $4 > $2 + 1e-5) exit 1 }' \
-  "$work/ode/attack.csv" || { echo "FAIL: attack.csv"; cat "$work/ode/attack.csv"; exit 1; }
+check_attack "$work/ode/attack.csv" "ODE attack.csv"
 # PGD must find something at eps 1.5 on a barely trained model
 awk -F, '$1 == "pgd" && $2 == 0 { a0 = $3 } $1 == "pgd" && $2 == 1.5 { if (!($3 < a0)) exit 1 }' \
   "$work/ode/attack.csv" || { echo "FAIL: PGD does not lower the accuracy"; cat "$work/ode/attack.csv"; exit 1; }
@@ -103,8 +107,7 @@ awk -F, 'NR == 2 && $1 != 0 { exit 1 } NR == 52 && $1 != 1 { exit 1 } NR > 1 && 
   "$work/hidden.csv" || { echo "FAIL: hidden.csv values"; cat "$work/hidden.csv"; exit 1; }
 [ "$(wc -l <"$work/attack.csv")" -eq 7 ] || { echo "FAIL: attack.csv"; cat "$work/attack.csv"; exit 1; }
 [ "$(wc -l <"$work/corruption.csv")" -eq $((1 + 3 * nfam)) ] || { echo "FAIL: corruption.csv"; exit 1; }
-awk -F, 'NR > 1 { if ($2 == 0) a0[$1] = $3; else if ($3 > a0[$1] + 1e-9 || $4 > $2 + 1e-5) exit 1 }' \
-  "$work/attack.csv" || { echo "FAIL: attack.csv"; cat "$work/attack.csv"; exit 1; }
+check_attack "$work/attack.csv" "attack.csv"
 # a corrupted model file is refused with a message, not a crash
 head -c 100 "$work/m.nsde" >"$work/broken.nsde"
 if "$eval" --model "$work/broken.nsde" --data fashion-mnist --subset 100 >"$work/broken.log" 2>&1; then
