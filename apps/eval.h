@@ -28,13 +28,19 @@ struct eval {
   const char *outdir;
 };
 
-static inline int correct_one(const float *probs, int32_t label, int classes)
+/* The predicted class: the first of the largest probabilities. */
+static inline int argmax_one(const float *probs, int classes)
 {
   int best = 0;
   for (int k = 1; k < classes; k++)
     if (probs[k] > probs[best])
       best = k;
-  return best == label;
+  return best;
+}
+
+static inline int correct_one(const float *probs, int32_t label, int classes)
+{
+  return argmax_one(probs, classes) == label;
 }
 
 /* Binomial standard error of an accuracy p measured on n images. */
@@ -72,13 +78,8 @@ static inline void project(float *x, const float *x0, int64_t n, double eps)
 static inline int64_t count_correct(const float *probs, const int32_t *labels, int64_t count, int classes)
 {
   int64_t hits = 0;
-  for (int64_t b = 0; b < count; b++) {
-    int best = 0;
-    for (int k = 1; k < classes; k++)
-      if (probs[b * classes + k] > probs[b * classes + best])
-        best = k;
-    hits += best == labels[b];
-  }
+  for (int64_t b = 0; b < count; b++)
+    hits += correct_one(probs + b * classes, labels[b], classes);
   return hits;
 }
 

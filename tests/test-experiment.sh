@@ -101,6 +101,13 @@ awk -F, '$1 == "pgd" && $2 == 0 { a0 = $3 } $1 == "pgd" && $2 == 1.5 { if (!($3 
 [ "$(wc -l <"$work/train.csv")" -eq 3 ] || { echo "FAIL: train.csv"; exit 1; }
 awk -F, 'NR > 1 && ($4 < 0 || $4 > 1) { exit 1 }' "$work/train.csv"
 grep -q '^clean_accuracy,0\.' "$work/summary.csv" || { echo "FAIL: summary.csv"; cat "$work/summary.csv"; exit 1; }
+# predictions.csv: one row per test image, its accuracies those of summary.csv
+[ "$(wc -l <"$work/predictions.csv")" -eq 101 ] || { echo "FAIL: predictions.csv rows"; exit 1; }
+awk -F, 'NR == FNR { if ($1 == "clean_accuracy") c = $2; if ($1 == "ttn_accuracy") t = $2; next }
+  FNR > 1 { n++; c0 += $2 == $3; ct += $2 == $4; if ($3 < 0 || $3 > 9 || $4 < 0 || $4 > 9) bad = 1 }
+  END { d0 = c0 / n - c; dt = ct / n - t; exit bad || !(n == 100 && d0 * d0 < 1e-12 && dt * dt < 1e-12) }' \
+  "$work/summary.csv" "$work/predictions.csv" ||
+  { echo "FAIL: predictions.csv disagrees with summary.csv"; head "$work/predictions.csv" "$work/summary.csv"; exit 1; }
 # Fig. 4 data: 51 times from 0 to 1, relative changes finite and positive
 [ "$(wc -l <"$work/hidden.csv")" -eq 52 ] || { echo "FAIL: hidden.csv"; exit 1; }
 awk -F, 'NR == 2 && $1 != 0 { exit 1 } NR == 52 && $1 != 1 { exit 1 } NR > 1 && !($2 > 0 && $2 < 10) { exit 1 }' \
