@@ -1,0 +1,103 @@
+#!/bin/sh
+# Paired comparisons on the same test images, from the predictions.csv files
+# (image,label,clean,ttn) that nsde-eval writes into each run directory
+# NOISE-sSEED of tools/cifar-results.sh.
+#
+# Two models tested on the same images disagree on few of them; the standard
+# error of their difference over the images is that of the per-image
+# differences, sd(d) / sqrt(images), much smaller than the unpaired
+# sqrt(2 p (1 - p) / images) of tools/cifar-summary.sh.
+#  - TTN against the same model with the noise off, per model: the images
+#    only TTN gets right (n01) and only the noise-off pass gets right (n10),
+#    the gain (n01 - n10) / images, its paired SE and the exact two-sided
+#    McNemar p (binomial, n01 of n01 + n10 at 1/2);
+#  - per noise type, the mean over seeds of that gain per image;
+#  - each SDE noise type against the ODE, noise off and TTN (an ODE's TTN is
+#    its noise-off pass): per image the SDE's correct fraction over its seeds
+#    minus the ODE's, mean and SE over the images.
+# The SE here is over the images only: it says whether these trained models
+# differ beyond test-set sampling; the SE over seeds of tools/cifar-summary.sh
+# says whether retraining would keep the difference.
+# usage: tools/cifar-paired.sh OUT_DIR
+set -eu
+out=$1
+files=""
+for d in "$out"/*-s[0-9]*; do
+  [ -f "$d/predictions.csv" ] && files="$files $d/predictions.csv"
+done
+[ -n "$files" ] || { echo "cifar-paired: no */predictions.csv in $out" >&2; exit 1; }
+# shellcheck disable=SC2086 # the file list splits on blanks: run directories have none
+awk -F, '
+  FNR == 1 {
+    run = FILENAME; sub(/\/predictions.csv$/, "", run); sub(/.*\//, "", run)
+    noise = run; sub(/-s[0-9]+$/, "", noise)
+    nr++; rname[nr] = run; rnoise[nr] = noise
+    if (!(noise in nseeds)) order[++nn] = noise
+    nseeds[noise]++
+    next
+  }
+  {
+    img = $1; if (!(img in seen)) { seen[img] = 1; nimg++ }
+    c0 = $3 == $2; ct = $4 < 0 ? c0 : $4 == $2
+    n01[nr] += !c0 && ct; n10[nr] += c0 && !ct; cnt[nr]++
+    # per image and noise type: sums over seeds of the correct flags
+    s0[noise, img] += c0; st[noise, img] += ct
+    g[noise, img] += ct - c0
+  }
+  # exact two-sided McNemar p: P(X <= min) * 2 for X ~ Binomial(m, 1/2)
+  function mcnemar(a, b,   m, k, lc, t, p) {
+    m = a + b; if (m == 0) return 1
+    k = a < b ? a : b; lc = 0; p = 0
+    for (t = 0; t <= k; t++) {
+      if (t > 0) lc += log((m - t + 1) / t)
+      p += exp(lc - m * log(2))
+    }
+    p *= 2
+    return p > 1 ? 1 : p
+  }
+  # mean and SE over the images of the per-image values in array v (key prefix p)
+  function msd(p, v,   k, x, s, q) {
+    s = 0; q = 0
+    for (k in seen) { x = v[p, k]; s += x; q += x * x }
+    MEAN = s / nimg; SE = sqrt((q / nimg - MEAN * MEAN) / (nimg - 1))
+  }
+  function verdict(d, se, who) {
+    return d > 2 * se ? who " better" : d < -2 * se ? who " worse" : "no difference"
+  }
+  END {
+    for (r = 1; r <= nr; r++)
+      if (cnt[r] != nimg) {
+        printf "cifar-paired: %s has %d images, the runs together %d: not the same test images\n",
+               rname[r], cnt[r], nimg > "/dev/stderr"
+        exit 1
+      }
+    printf "| model | images | only TTN right | only noise off right | TTN - noise off | paired SE | McNemar p |\n"
+    printf "|---|---|---|---|---|---|---|\n"
+    for (r = 1; r <= nr; r++) {
+      if (rnoise[r] == "ode") continue
+      printf "| %s | %d | %d | %d | %+.4f | %.4f | %.3g |\n", rname[r], cnt[r], n01[r], n10[r],
+             (n01[r] - n10[r]) / cnt[r],
+             sqrt(((n01[r] + n10[r]) / cnt[r] - ((n01[r] - n10[r]) / cnt[r]) ^ 2) / (cnt[r] - 1)),
+             mcnemar(n01[r], n10[r])
+    }
+    printf "\n| comparison | SDE noise (seeds) | ODE seeds | difference | 2 paired SE images | verdict (images) |\n"
+    printf "|---|---|---|---|---|---|\n"
+    for (i = 1; i <= nn; i++) {
+      z = order[i]; if (z == "ode") continue
+      for (k in seen) gm[z, k] = g[z, k] / nseeds[z]
+      msd(z, gm)
+      printf "| ttn_gain (TTN - noise off) | %s (%d) | - | %+.4f | %.4f | %s |\n", z, nseeds[z], MEAN, 2 * SE,
+             verdict(MEAN, SE, "TTN")
+      if (!("ode" in nseeds)) continue
+      for (k in seen) {
+        d0[z, k] = s0[z, k] / nseeds[z] - s0["ode", k] / nseeds["ode"]
+        dt[z, k] = st[z, k] / nseeds[z] - s0["ode", k] / nseeds["ode"]
+      }
+      msd(z, d0)
+      printf "| clean (noise off), SDE - ODE | %s (%d) | %d | %+.4f | %.4f | %s |\n", z, nseeds[z], nseeds["ode"],
+             MEAN, 2 * SE, verdict(MEAN, SE, "SDE")
+      msd(z, dt)
+      printf "| TTN, SDE - ODE | %s (%d) | %d | %+.4f | %.4f | %s |\n", z, nseeds[z], nseeds["ode"],
+             MEAN, 2 * SE, verdict(MEAN, SE, "SDE")
+    }
+  }' $files
