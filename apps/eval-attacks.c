@@ -43,7 +43,7 @@ static void attack_grad(const struct eval *E, struct nsde_tensor *x, const struc
 }
 
 void eval_attacks(const struct eval *E, int64_t attack_images, const int use_attack[3],
-                  const double *eps_list, int neps, double cw_c, double cw_kappa, FILE *fa)
+                  const double *eps_list, int neps, double cw_c, double cw_kappa, FILE *fa, FILE *fi)
 {
   static const char *const attack_names[3] = {"authors", "pgd", "cw"};
   struct nsde_context *ctx = E->ctx;
@@ -60,6 +60,7 @@ void eval_attacks(const struct eval *E, int64_t attack_images, const int use_att
   lo.grad_images = gx;
   lo.no_param_grads = 1;
   fprintf(fa, "method,eps,accuracy,mean_l2,se,images\n");
+  fprintf(fi, "method,eps,image,correct\n");
   if (attack_images > 0 && steps > 0) {
     const int64_t na = attack_images < n ? attack_images / bs * bs : n / bs * bs, nab = na / bs;
     const int64_t tot = bs * item;
@@ -145,6 +146,7 @@ void eval_attacks(const struct eval *E, int64_t attack_images, const int use_att
               int64_t j = bb * bs + k;
               int broken = !cw_ok[j] && cw_l2[j] <= eps_list[e];
               hits += clean_ok[j] && !broken;
+              fprintf(fi, "cw,%g,%lld,%d\n", eps_list[e], (long long)j, clean_ok[j] && !broken);
               l2sum += clean_ok[j] && broken ? cw_l2[j] : 0.0;
             }
             continue;
@@ -180,6 +182,7 @@ void eval_attacks(const struct eval *E, int64_t attack_images, const int use_att
             int ok = clean_ok[bb * bs + k] &&
                      correct_one((float *)nsde_tensor_data(probs) + k * classes, labels[k], classes);
             hits += ok;
+            fprintf(fi, "%s,%g,%lld,%d\n", attack_names[meth], eps_list[e], (long long)(bb * bs + k), ok);
             /* the returned example: the clean image where that already fails */
             l2sum += clean_ok[bb * bs + k] ? l2dist(xd + k * item, x0 + k * item, item) : 0.0;
           }

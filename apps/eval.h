@@ -83,9 +83,10 @@ static inline int64_t count_correct(const float *probs, const int32_t *labels, i
   return hits;
 }
 
-/* eval-attacks.c: l2 attacks (authors, PGD, C&W) at every eps, into fa */
+/* eval-attacks.c: l2 attacks (authors, PGD, C&W) at every eps, into fa; each
+ * image's outcome (method,eps,image,correct) into fi */
 void eval_attacks(const struct eval *E, int64_t attack_images, const int use_attack[3],
-                  const double *eps_list, int neps, double cw_c, double cw_kappa, FILE *fa);
+                  const double *eps_list, int neps, double cw_c, double cw_kappa, FILE *fa, FILE *fi);
 /* eval-hidden.c: the paper's Fig. 4 curve averaged over images; 0 or 1 (cannot write) */
 int eval_hidden(const struct eval *E, int hpasses, int64_t himages);
 /* eval-corrupt.c: accuracy under each corruption family and severity, into fc */

@@ -44,8 +44,9 @@
  * DIR/hidden.csv. Writes DIR/summary.csv, DIR/attack.csv
  * (method,eps,accuracy,mean_l2), DIR/corruption.csv and DIR/predictions.csv
  * (image,label,clean,ttn: each test image's predicted class with noise off
- * and with TTN, -1 without TTN; two models' files give paired comparisons
- * on the same images). Public API only.
+ * and with TTN, -1 without TTN) and DIR/attack-images.csv (method,eps,
+ * image,correct: each attacked image's outcome); two models' files give
+ * paired comparisons on the same images. Public API only.
  * SPDX-License-Identifier: MIT
  */
 #define _POSIX_C_SOURCE 200809L
@@ -72,7 +73,7 @@ int main(int argc, char **argv)
   int64_t *idx = NULL, n, item;
   int c, h, w, classes, bs;
   char path[4096];
-  FILE *fs = NULL, *fa = NULL, *fc = NULL, *fp = NULL;
+  FILE *fs = NULL, *fa = NULL, *fc = NULL, *fp = NULL, *fi = NULL;
   int status = 0;
   struct eval E;
   double t0 = ex_now();
@@ -180,7 +181,9 @@ int main(int argc, char **argv)
   fc = fopen(path, "w");
   snprintf(path, sizeof(path), "%s/predictions.csv", outdir);
   fp = fopen(path, "w");
-  if (!fs || !fa || !fc || !fp) {
+  snprintf(path, sizeof(path), "%s/attack-images.csv", outdir);
+  fi = fopen(path, "w");
+  if (!fs || !fa || !fc || !fp || !fi) {
     fprintf(stderr, "nsde-eval: cannot write into %s\n", outdir);
     status = 1;
     goto done;
@@ -228,7 +231,7 @@ int main(int argc, char **argv)
   E.ctx = ctx; E.m = m; E.cfg = cfg; E.ds = ds; E.x = x; E.gx = gx; E.probs = probs;
   E.labels = labels; E.idx = idx; E.n = n; E.item = item; E.c = c; E.h = h; E.w = w;
   E.classes = classes; E.bs = bs; E.seed = seed; E.ttn = ttn; E.steps = steps; E.eot = eot; E.outdir = outdir;
-  eval_attacks(&E, attack_images, use_attack, eps_list, neps, cw_c, cw_kappa, fa);
+  eval_attacks(&E, attack_images, use_attack, eps_list, neps, cw_c, cw_kappa, fa, fi);
   if (hpasses > 0 && eval_hidden(&E, hpasses, himages) != 0) {
     status = 1;
     goto done;
@@ -237,12 +240,12 @@ int main(int argc, char **argv)
     status = 1;
     goto done;
   }
-  printf("nsde-eval: results in %s/{summary,attack,corruption,predictions}.csv (%.0f s)\n", outdir, ex_now() - t0);
+  printf("nsde-eval: results in %s/{summary,attack,corruption,predictions,attack-images}.csv (%.0f s)\n", outdir, ex_now() - t0);
 done:
   {
-    FILE *out[4] = {fs, fa, fc, fp};
-    static const char *const names[4] = {"summary", "attack", "corruption", "predictions"};
-    for (int k = 0; k < 4; k++)
+    FILE *out[5] = {fs, fa, fc, fp, fi};
+    static const char *const names[5] = {"summary", "attack", "corruption", "predictions", "attack-images"};
+    for (int k = 0; k < 5; k++)
       if (out[k] && fclose(out[k]) != 0 && status == 0) { /* a full disk shows here */
         fprintf(stderr, "nsde-eval: cannot write %s/%s.csv\n", outdir, names[k]);
         status = 1;

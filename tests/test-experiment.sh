@@ -108,6 +108,14 @@ awk -F, 'NR == FNR { if ($1 == "clean_accuracy") c = $2; if ($1 == "ttn_accuracy
   END { d0 = c0 / n - c; dt = ct / n - t; exit bad || !(n == 100 && d0 * d0 < 1e-12 && dt * dt < 1e-12) }' \
   "$work/summary.csv" "$work/predictions.csv" ||
   { echo "FAIL: predictions.csv disagrees with summary.csv"; head "$work/predictions.csv" "$work/summary.csv"; exit 1; }
+# attack-images.csv: each attacked image's outcome; per method and eps the
+# mean is attack.csv's accuracy
+awk -F, 'NR == FNR { if (FNR > 1) { a[$1 "," $2] = $3; na[$1 "," $2] = $6 } next }
+  FNR > 1 { k = $1 "," $2; s[k] += $4; n[k]++; if ($4 != 0 && $4 != 1) bad = 1 }
+  END { for (k in a) { if (n[k] != na[k]) bad = 1; d = s[k] / n[k] - a[k]; if (d * d > 1e-10) bad = 1 }
+        for (k in n) if (!(k in a)) bad = 1
+        exit bad }' "$work/attack.csv" "$work/attack-images.csv" ||
+  { echo "FAIL: attack-images.csv disagrees with attack.csv"; cat "$work/attack.csv"; exit 1; }
 # Fig. 4 data: 51 times from 0 to 1, relative changes finite and positive
 [ "$(wc -l <"$work/hidden.csv")" -eq 52 ] || { echo "FAIL: hidden.csv"; exit 1; }
 awk -F, 'NR == 2 && $1 != 0 { exit 1 } NR == 52 && $1 != 1 { exit 1 } NR > 1 && !($2 > 0 && $2 < 10) { exit 1 }' \
