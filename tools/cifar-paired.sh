@@ -1,7 +1,8 @@
 #!/bin/sh
-# Paired comparisons on the same test images, from the predictions.csv files
-# (image,label,clean,ttn) that nsde-eval writes into each run directory
-# NOISE-sSEED of tools/cifar-results.sh.
+# Paired comparisons on the same test images, from the predictions.csv
+# (image,label,clean,ttn) and attack-images.csv (method,eps,image,correct)
+# files that nsde-eval writes into each run directory NOISE-sSEED of
+# tools/cifar-results.sh.
 #
 # Two models tested on the same images disagree on few of them; the standard
 # error of their difference over the images is that of the per-image
@@ -13,7 +14,8 @@
 #    McNemar p (binomial, n01 of n01 + n10 at 1/2);
 #  - per noise type, the mean over seeds of that gain per image;
 #  - each SDE noise type against the ODE, noise off and TTN (an ODE's TTN is
-#    its noise-off pass): per image the SDE's correct fraction over its seeds
+#    its noise-off pass), and under each attack at each eps > 0 (runs with an
+#    attack-images.csv): per image the SDE's correct fraction over its seeds
 #    minus the ODE's, mean and SE over the images.
 # The SE here is over the images only: it says whether these trained models
 # differ beyond test-set sampling; the SE over seeds of tools/cifar-summary.sh
@@ -24,18 +26,29 @@ out=$1
 files=""
 for d in "$out"/*-s[0-9]*; do
   [ -f "$d/predictions.csv" ] && files="$files $d/predictions.csv"
+  [ -f "$d/attack-images.csv" ] && files="$files $d/attack-images.csv"
 done
 [ -n "$files" ] || { echo "cifar-paired: no */predictions.csv in $out" >&2; exit 1; }
 # shellcheck disable=SC2086 # the file list splits on blanks: run directories have none
 awk -F, '
   FNR == 1 {
-    run = FILENAME; sub(/\/predictions.csv$/, "", run); sub(/.*\//, "", run)
+    run = FILENAME; sub(/\/[^\/]*$/, "", run); sub(/.*\//, "", run)
     noise = run; sub(/-s[0-9]+$/, "", noise)
+    attack = FILENAME ~ /attack-images.csv$/
+    if (attack) { aseeds[noise]++; next }
     nr++; rname[nr] = run; rnoise[nr] = noise
     if (!(noise in nseeds)) order[++nn] = noise
     nseeds[noise]++
     next
   }
+  attack && $2 > 0 {
+    key = $1 "@" $2
+    if (!(key in kn)) korder[++nk] = key
+    if (!((key, $3) in kimg)) { kimg[key, $3] = 1; kim[key, ++kn[key]] = $3 }
+    as[noise, key, $3] += $4; acnt[noise, key]++
+    next
+  }
+  attack { next }
   {
     img = $1; if (!(img in seen)) { seen[img] = 1; nimg++ }
     c0 = $3 == $2; ct = $4 < 0 ? c0 : $4 == $2
@@ -99,5 +112,23 @@ awk -F, '
       msd(z, dt)
       printf "| TTN, SDE - ODE | %s (%d) | %d | %+.4f | %.4f | %s |\n", z, nseeds[z], nseeds["ode"],
              MEAN, 2 * SE, verdict(MEAN, SE, "SDE")
+    }
+    # attacks: every run of a noise type must hold every image of the key
+    for (j = 1; j <= nk; j++) {
+      key = korder[j]
+      if (!(("ode", key) in acnt) || acnt["ode", key] != aseeds["ode"] * kn[key]) continue
+      for (i = 1; i <= nn; i++) {
+        z = order[i]
+        if (z == "ode" || !((z, key) in acnt) || acnt[z, key] != aseeds[z] * kn[key]) continue
+        s = 0; q = 0
+        for (t = 1; t <= kn[key]; t++) {
+          im = kim[key, t]
+          x = as[z, key, im] / aseeds[z] - as["ode", key, im] / aseeds["ode"]
+          s += x; q += x * x
+        }
+        MEAN = s / kn[key]; SE = sqrt((q / kn[key] - MEAN * MEAN) / (kn[key] - 1))
+        printf "| %s, SDE - ODE (%d images) | %s (%d) | %d | %+.4f | %.4f | %s |\n", key, kn[key], z, aseeds[z],
+               aseeds["ode"], MEAN, 2 * SE, verdict(MEAN, SE, "SDE")
+      }
     }
   }' $files
