@@ -1,0 +1,92 @@
+#!/bin/sh
+# The statistics of the reproduction tools, on hand-made run directories
+# whose numbers are worked out by hand.
+#
+# 1. tools/cifar-summary.sh: two seeds of an ODE and a multiplicative SDE
+#   (1,000 test images each).
+#     clean: ODE 0.80, 0.82 (mean 0.81, SE over seeds 0.01), SDE 0.70, 0.72
+#       (0.71, 0.01): difference -0.10, 2 SE seeds 2 * sqrt(2) * 0.01 = 0.0283;
+#       over images sqrt(0.81 * 0.19 / 1000) = 0.012405 and
+#       sqrt(0.71 * 0.29 / 1000) = 0.014349, 2 SE = 0.0379; Welch df
+#       (2e-4)^2 / (1e-8 + 1e-8) = 2.0, t 4.303: 4.303 * 0.01414 = 0.061 < 0.10.
+#     TTN of the SDE 0.76, 0.80: gains 0.06, 0.08, mean 0.07, SE 0.01,
+#       2 SE 0.0200; over images the RMS of sqrt(2 p (1 - p) / 1000) at 0.70
+#       and 0.72: 0.020288, 2 SE 0.0406; df 1, t 12.706: 0.127 > 0.07, so the
+#       t test does not call what two standard errors call.
+#
+# 2. tools/cifar-paired.sh: predictions for 10 images of class 0.
+#     ODE seed 1: noise off right on images 0-7.
+#     SDE seed 1: noise off right on 0-5, TTN right on 0-4 and 6-9.
+#   TTN - noise off: n01 = 4 (images 6-9), n10 = 1 (image 5), gain 0.3,
+#     d = +1 x4, -1 x1: var = 0.5 - 0.09, SE = sqrt(0.41 / 9) = 0.2134;
+#     McNemar p = 2 P(X <= 1 | 5, 1/2) = 2 * 6/32 = 0.375.
+#   clean SDE - ODE: -1 on images 6, 7: mean -0.2, SE = sqrt(0.16 / 9) = 0.1333.
+#   TTN SDE - ODE: -1 on image 5, +1 on 8, 9: mean 0.1, SE = sqrt(0.29 / 9) = 0.1795.
+#   PGD at eps 0.1 on images 0-3 (eps 0 rows are ignored): ODE seed 1 right on
+#     0, 1, seed 2 on 0; SDE on 0-2. Per image SDE - mean ODE: 0, 0.5, 1, 0:
+#     mean 0.375, SE = sqrt((1.25 / 4 - 0.375^2) / 3) = 0.2394.
+#   a run on other images is refused
+# usage: test-stats.sh CIFAR_SUMMARY CIFAR_PAIRED WORKDIR
+set -eu
+summary=$1 paired=$2 work=$3/stats-test
+rm -rf "$work"
+fail=0
+# $1: the tool's output file; $2...: lines it must hold
+want() {
+  f=$1; shift
+  for line in "$@"; do grep -qF "$line" "$f" || { echo "FAIL: $f has no line: $line"; fail=1; }; done
+}
+
+# 1. tools/cifar-summary.sh
+s=$work/summary
+run() { # $1: dir, $2: clean, $3: ttn
+  mkdir -p "$s/$1"
+  printf 'metric,value\nimages,1000\nclean_accuracy,%s\nttn_accuracy,%s\n' "$2" "$3" >"$s/$1/summary.csv"
+  printf 'method,eps,accuracy,mean_l2,se,images\npgd,0,%s,0,0.01,1000\npgd,0.1,0.5,0.08,0.0158,1000\n' "$2" \
+    >"$s/$1/attack.csv"
+  printf 'severity,family,accuracy,se,images\n1,noise,0.6,0.01,1000\n' >"$s/$1/corruption.csv"
+  printf 't,eps_t,se,images\n0,0.05,0.001,100\n1,0.2,0.01,100\n' >"$s/$1/hidden.csv"
+  touch "$s/$1/eval.done"
+}
+run ode-s1 0.80 nan
+run ode-s2 0.82 nan
+run multiplicative-s1 0.70 0.76
+run multiplicative-s2 0.72 0.80
+# (gnuplot, where installed, warns about the one-point plots: kept in err.log)
+sh "$summary" "$s" >"$s/out.md" 2>"$s/err.log" || { echo "FAIL: cifar-summary"; cat "$s/err.log"; exit 1; }
+cat "$s/out.md"
+want "$s/out.md" \
+  "| clean | 0.8100 (0.0100, 0.0124, 2) | 0.7100 (0.0100, 0.0143, 2) |" \
+  "| clean | multiplicative | -0.1000 | 0.0283 | 0.0379 | SDE worse | SDE worse | 2.0 | SDE worse |" \
+  "| ttn_gain (TTN - noise off) | multiplicative | +0.0700 | 0.0200 | 0.0406 | TTN better | TTN better | 1.0 | no difference |"
+
+# 2. tools/cifar-paired.sh
+p=$work/paired
+mkdir -p "$p/ode-s1" "$p/multiplicative-s1"
+awk 'BEGIN { print "image,label,clean,ttn"; for (i = 0; i < 10; i++) print i ",0," (i <= 7 ? 0 : 3) ",-1" }' \
+  >"$p/ode-s1/predictions.csv"
+awk 'BEGIN { print "image,label,clean,ttn"; for (i = 0; i < 10; i++) print i ",0," (i <= 5 ? 0 : 2) "," (i == 5 ? 1 : 0) }' \
+  >"$p/multiplicative-s1/predictions.csv"
+mkdir -p "$p/ode-s2"
+ai() { # $1: run, $2..$5: PGD outcome of images 0-3 at eps 0.1
+  r=$1; shift
+  { echo "method,eps,image,correct"; i=0
+    for c in "$@"; do echo "pgd,0,$i,1"; echo "pgd,0.1,$i,$c"; i=$((i + 1)); done; } >"$p/$r/attack-images.csv"
+}
+ai ode-s1 1 1 0 0
+ai ode-s2 1 0 0 0
+ai multiplicative-s1 1 1 1 0
+sh "$paired" "$p" >"$p/out.md"
+cat "$p/out.md"
+want "$p/out.md" \
+  "| multiplicative-s1 | 10 | 4 | 1 | +0.3000 | 0.2134 | 0.375 |" \
+  "| ttn_gain (TTN - noise off) | multiplicative (1) | - | +0.3000 | 0.4269 | no difference |" \
+  "| clean (noise off), SDE - ODE | multiplicative (1) | 1 | -0.2000 | 0.2667 | no difference |" \
+  "| TTN, SDE - ODE | multiplicative (1) | 1 | +0.1000 | 0.3590 | no difference |" \
+  "| pgd@0.1, SDE - ODE (4 images) | multiplicative (1) | 2 | +0.3750 | 0.4787 | no difference |"
+# a run on other images is refused
+awk 'BEGIN { print "image,label,clean,ttn"; for (i = 0; i < 12; i++) print i ",0,0,0" }' >"$p/multiplicative-s1/predictions.csv"
+if sh "$paired" "$p" >"$p/bad.md" 2>&1; then echo "FAIL: runs on different images accepted"; fail=1; fi
+grep -q "not the same test images" "$p/bad.md" || { echo "FAIL: no message"; cat "$p/bad.md"; fail=1; }
+[ $fail -eq 0 ] && echo "1 passed, 0 failed"
+exit $fail
