@@ -204,15 +204,17 @@ int main(int argc, char **argv)
       for (int k = 0; k < bs; k++) idx[k] = b0 + k;
       ex_check(ctx, nsde_dataset_batch(ds, idx, bs, 0, 0, x, labels), "batch");
       ex_check(ctx, nsde_model_predict(m, x, 0, 0, probs), "predict");
-      hit0 += count_correct(pr, labels, bs, classes);
-      for (int k = 0; k < bs; k++) pred0[k] = argmax_one(pr + (int64_t)k * classes, classes);
-      if (ttn > 0) {
-        ex_check(ctx, nsde_model_predict(m, x, ttn, seed + (unsigned long long)b0 * 1000, probs), "TTN");
-        hitt += count_correct(pr, labels, bs, classes);
+      for (int k = 0; k < bs; k++) {
+        pred0[k] = argmax_one(pr + (int64_t)k * classes, classes);
+        hit0 += pred0[k] == labels[k];
       }
-      for (int k = 0; k < bs; k++)
-        fprintf(fp, "%lld,%d,%d,%d\n", (long long)(b0 + k), (int)labels[k], pred0[k],
-                ttn > 0 ? argmax_one(pr + (int64_t)k * classes, classes) : -1);
+      if (ttn > 0)
+        ex_check(ctx, nsde_model_predict(m, x, ttn, seed + (unsigned long long)b0 * 1000, probs), "TTN");
+      for (int k = 0; k < bs; k++) {
+        int predt = ttn > 0 ? argmax_one(pr + (int64_t)k * classes, classes) : -1; /* -1: no TTN */
+        hitt += predt == labels[k];
+        fprintf(fp, "%lld,%d,%d,%d\n", (long long)(b0 + k), (int)labels[k], pred0[k], predt);
+      }
     }
     free(pred0);
     n = n / bs * bs;
@@ -240,7 +242,8 @@ int main(int argc, char **argv)
     status = 1;
     goto done;
   }
-  printf("nsde-eval: results in %s/{summary,attack,corruption,predictions,attack-images}.csv (%.0f s)\n", outdir, ex_now() - t0);
+  printf("nsde-eval: results in %s/{summary,attack,corruption,predictions,attack-images}.csv (%.0f s)\n", outdir,
+         ex_now() - t0);
 done:
   {
     FILE *out[5] = {fs, fa, fc, fp, fi};
