@@ -68,16 +68,22 @@ awk -F, '
     p *= 2
     return p > 1 ? 1 : p
   }
-  # mean and SE over the images of the per-image values in array v (key prefix p)
+  # MEAN and SE (sd / sqrt(n)) of n per-image differences from their sum s
+  # and sum of squares q
+  function meanse(s, q, n) {
+    MEAN = s / n; SE = sqrt((q / n - MEAN * MEAN) / (n - 1))
+  }
+  # the same over every image of the per-image values in array v (key prefix p)
   function msd(p, v,   k, x, s, q) {
     s = 0; q = 0
     for (k in seen) { x = v[p, k]; s += x; q += x * x }
-    MEAN = s / nimg; SE = sqrt((q / nimg - MEAN * MEAN) / (nimg - 1))
+    meanse(s, q, nimg)
   }
   function verdict(d, se, who) {
     return d > 2 * se ? who " better" : d < -2 * se ? who " worse" : "no difference"
   }
   END {
+    if (nimg < 2) { print "cifar-paired: fewer than 2 test images in " ARGV[1] > "/dev/stderr"; exit 1 }
     for (r = 1; r <= nr; r++)
       if (cnt[r] != nimg) {
         printf "cifar-paired: %s has %d images, the runs together %d: not the same test images\n",
@@ -88,9 +94,8 @@ awk -F, '
     printf "|---|---|---|---|---|---|---|\n"
     for (r = 1; r <= nr; r++) {
       if (rnoise[r] == "ode") continue
-      printf "| %s | %d | %d | %d | %+.4f | %.4f | %.3g |\n", rname[r], cnt[r], n01[r], n10[r],
-             (n01[r] - n10[r]) / cnt[r],
-             sqrt(((n01[r] + n10[r]) / cnt[r] - ((n01[r] - n10[r]) / cnt[r]) ^ 2) / (cnt[r] - 1)),
+      meanse(n01[r] - n10[r], n01[r] + n10[r], cnt[r]) # per image +1, -1 or 0
+      printf "| %s | %d | %d | %d | %+.4f | %.4f | %.3g |\n", rname[r], cnt[r], n01[r], n10[r], MEAN, SE,
              mcnemar(n01[r], n10[r])
     }
     printf "\n| comparison | SDE noise (seeds) | ODE seeds | difference | 2 paired SE images | verdict (images) |\n"
@@ -116,7 +121,7 @@ awk -F, '
     # attacks: every run of a noise type must hold every image of the key
     for (j = 1; j <= nk; j++) {
       key = korder[j]
-      if (!(("ode", key) in acnt) || acnt["ode", key] != aseeds["ode"] * kn[key]) continue
+      if (kn[key] < 2 || !(("ode", key) in acnt) || acnt["ode", key] != aseeds["ode"] * kn[key]) continue
       for (i = 1; i <= nn; i++) {
         z = order[i]
         if (z == "ode" || !((z, key) in acnt) || acnt[z, key] != aseeds[z] * kn[key]) continue
@@ -126,7 +131,7 @@ awk -F, '
           x = as[z, key, im] / aseeds[z] - as["ode", key, im] / aseeds["ode"]
           s += x; q += x * x
         }
-        MEAN = s / kn[key]; SE = sqrt((q / kn[key] - MEAN * MEAN) / (kn[key] - 1))
+        meanse(s, q, kn[key])
         printf "| %s, SDE - ODE (%d images) | %s (%d) | %d | %+.4f | %.4f | %s |\n", key, kn[key], z, aseeds[z],
                aseeds["ode"], MEAN, 2 * SE, verdict(MEAN, SE, "SDE")
       }

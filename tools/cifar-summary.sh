@@ -11,7 +11,8 @@
 # standard errors over seeds (where both sides have >= 2 seeds) and over the
 # images. With a few seeds two standard errors are too few: the seed verdict
 # is also given as a Welch t test at 95% (two-sided; the Welch-Satterthwaite
-# degrees of freedom rounded down, which errs towards "no difference"). TTN is judged against the same SDE with the noise off (ttn_gain),
+# degrees of freedom rounded down, which errs towards "no difference").
+# TTN is judged against the same SDE with the noise off (ttn_gain),
 # Fig. 4 by eps_T and by its growth eps_T / eps_0; strongest@EPS is the lowest
 # accuracy of the three attacks at that budget. Also writes curve files and PNG plots
 # into OUT_DIR (not committed).
