@@ -325,10 +325,13 @@ static int cmd_grad(int threads)
  * Each rate is the best of --reps timed windows of --steps batches (inference:
  * 3x as many batches, it is cheap and noisier), after --warmup batches. The
  * input is the first test batch of CIFAR-10 (--cifar DIR) or [0,1] values. */
-/* A context with T threads and the paper's CIFAR-10 model at width W for
- * batches of B; exits on failure. */
+/* A context with T threads and a CIFAR-10 model at width W for batches of
+ * B: the paper's architecture (--arch cifar, the SDE block at 30x30) or the
+ * strided stem of the trained recipe (--arch large, the block at 8x8);
+ * exits on failure. */
 static struct nsde_model *bench_model(int threads, int width, int batch,
-                                      enum nsde_grad_strategy grad, struct nsde_context **ctx)
+                                      enum nsde_grad_strategy grad, enum nsde_model_arch arch,
+                                      struct nsde_context **ctx)
 {
   struct nsde_model_config cfg;
   struct nsde_model *m;
@@ -338,6 +341,7 @@ static struct nsde_model *bench_model(int threads, int width, int batch,
   cfg.width = width;
   cfg.max_batch = batch;
   cfg.grad = grad;
+  cfg.arch = arch;
   if (nsde_model_new(*ctx, &cfg, &m))
     die(*ctx, "model");
   return m;
@@ -350,6 +354,7 @@ struct bench_opts {
   int threads, batch, steps, reps, warmup, width;
   const char *cifar;
   enum nsde_grad_strategy grad;
+  enum nsde_model_arch arch;
 };
 
 static int parse_opts(const char *cmd, int argc, char **argv, bool model, struct bench_opts *o)
@@ -370,17 +375,33 @@ static int parse_opts(const char *cmd, int argc, char **argv, bool model, struct
     else if (model && !strcmp(k, "--grad"))
       o->grad = !strcmp(v, "checkpoint") ? NSDE_GRAD_CHECKPOINT
                 : !strcmp(v, "store-all") ? NSDE_GRAD_STORE_ALL : (enum nsde_grad_strategy)-1;
+    else if (!strcmp(k, "--arch"))
+      o->arch = !strcmp(v, "large") ? NSDE_MODEL_ARCH_LARGE
+                : !strcmp(v, "cifar") ? NSDE_MODEL_ARCH_CIFAR : (enum nsde_model_arch)-1;
     else {
       fprintf(stderr, "nsde-bench %s: unknown option %s\n", cmd, k);
       return 2;
     }
   }
   if (o->threads < 1 || o->batch < 1 || o->batch > 4096 || o->steps < 1 || o->reps < 1 ||
-      o->warmup < 0 || o->width < 1 || (int)o->grad < 0) {
+      o->warmup < 0 || o->width < 1 || (int)o->grad < 0 || (int)o->arch < 0 ||
+      (o->arch == NSDE_MODEL_ARCH_LARGE && o->width % 4)) {
     fprintf(stderr, "nsde-bench %s: bad options\n", cmd);
     return 2;
   }
   return 0;
+}
+
+/* GFLOP of one image's forward pass counted as a direct convolution's
+ * multiply-adds (2 FLOPs each): the drift's three (w+1 -> w) 3x3
+ * convolutions at 11 steps, and the stem; a training step counts the
+ * backward as twice the forward. */
+static double fwd_gflop(enum nsde_model_arch arch, int w)
+{
+  if (arch == NSDE_MODEL_ARCH_CIFAR)
+    return 2.0 * (11 * 3 * 900.0 * w * (w + 1) * 9 + 900.0 * w * 3 * 9) / 1e9;
+  return 2.0 * (11 * 3 * 64.0 * w * (w + 1) * 9 + 1024.0 * (w / 4) * 3 * 9 +
+                256.0 * (w / 2) * (w / 4) * 16 + 64.0 * w * (w / 2) * 16) / 1e9;
 }
 
 static double time_train(struct nsde_context *ctx, struct nsde_model *m, struct nsde_sgd *opt,
@@ -407,7 +428,7 @@ static double time_infer(struct nsde_context *ctx, struct nsde_model *m,
 
 static int cmd_model(int argc, char **argv)
 {
-  struct bench_opts o = {2, 128, 3, 1, 3, 64, NULL, NSDE_GRAD_STORE_ALL};
+  struct bench_opts o = {2, 128, 3, 1, 3, 64, NULL, NSDE_GRAD_STORE_ALL, NSDE_MODEL_ARCH_CIFAR};
   int threads, batch, steps, width, reps, warmup;
   const char *cifar;
   enum nsde_grad_strategy grad;
@@ -424,7 +445,7 @@ static int cmd_model(int argc, char **argv)
     return 2;
   threads = o.threads, batch = o.batch, steps = o.steps, width = o.width, reps = o.reps;
   warmup = o.warmup, cifar = o.cifar, grad = o.grad;
-  m = bench_model(threads, width, batch, grad, &ctx);
+  m = bench_model(threads, width, batch, grad, o.arch, &ctx);
   if (nsde_sgd_new(ctx, nsde_model_num_params(m), 0.9, 0, 0, &opt))
     die(ctx, "sgd");
   {
@@ -465,12 +486,12 @@ static int cmd_model(int argc, char **argv)
     infer_s = ti < infer_s ? ti : infer_s;
   }
   getrusage(RUSAGE_SELF, &ru);
-  printf("libnsde model grad=%s width=%d batch=%d threads=%d params=%lld train_img_s=%.2f infer_img_s=%.2f "
-         "peak_rss_bytes=%ld train_gflops=%.1f loss=%.4f\n",
+  printf("libnsde model arch=%s grad=%s width=%d batch=%d threads=%d params=%lld train_img_s=%.2f "
+         "infer_img_s=%.2f peak_rss_bytes=%ld train_gflops=%.1f loss=%.4f\n",
+         o.arch == NSDE_MODEL_ARCH_LARGE ? "large" : "cifar",
          grad == NSDE_GRAD_STORE_ALL ? "store-all" : "checkpoint", width, batch, threads,
          (long long)nsde_model_num_params(m), batch / train_s, batch / infer_s, ru.ru_maxrss * 1024L,
-         /* useful FLOPs: the direct convolutions' multiply-adds, backward twice the forward */
-         3.0 * 11 * 3 * 2.0 * 900 * width * (width + 1) * 9 / 1e9 * batch / train_s, loss);
+         3.0 * fwd_gflop(o.arch, width) * batch / train_s, loss);
   free(labels);
   nsde_tensor_free(x); nsde_tensor_free(logits);
   nsde_sgd_free(opt); nsde_model_free(m); nsde_context_free(ctx);
@@ -483,7 +504,7 @@ static int cmd_model(int argc, char **argv)
  * milliseconds per image, best of --reps windows of --steps batches. */
 static int cmd_eval(int argc, char **argv)
 {
-  struct bench_opts o = {2, 128, 3, 3, 0, 64, NULL, NSDE_GRAD_STORE_ALL};
+  struct bench_opts o = {2, 128, 3, 3, 0, 64, NULL, NSDE_GRAD_STORE_ALL, NSDE_MODEL_ARCH_CIFAR};
   int threads, batch, steps, width, reps;
   struct nsde_context *ctx;
   struct nsde_model *m;
@@ -496,7 +517,7 @@ static int cmd_eval(int argc, char **argv)
   if (parse_opts("eval", argc, argv, false, &o))
     return 2;
   threads = o.threads, batch = o.batch, steps = o.steps, width = o.width, reps = o.reps;
-  m = bench_model(threads, width, batch, NSDE_GRAD_STORE_ALL, &ctx);
+  m = bench_model(threads, width, batch, NSDE_GRAD_STORE_ALL, o.arch, &ctx);
   {
     int64_t shape[4] = {batch, 3, 32, 32}, ls[2] = {batch, 10};
     if (nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &x) ||
@@ -546,8 +567,10 @@ static void usage(FILE *out)
                "  solve  SDE solve throughput vs a hand-written C loop\n"
                "  grad   gradient strategies: memory, backward/forward time, error\n"
                "  model  [--threads T --batch B --steps S --reps R --warmup N --width W --cifar DIR\n"
-               "          --grad store-all|checkpoint]: the CIFAR-10 model (best of R windows)\n"
-               "  eval   [--threads T --batch B --steps S --reps R --width W]: ms per image of\n"
+               "          --grad store-all|checkpoint --arch cifar|large]: a CIFAR-10 model (best\n"
+               "          of R windows; cifar: the paper's, block at 30x30; large: strided stem,\n"
+               "          block at 8x8, the recipe of models/)\n"
+               "  eval   [--threads T --batch B --steps S --reps R --width W --arch A]: ms per image of\n"
                "         a TTN pass and of an attack step\n");
 }
 

@@ -2,7 +2,13 @@
 """libnsde vs PyTorch on the paper's CIFAR-10 model, back to back on one machine.
 
     /usr/bin/python3 bench/torch-compare.py [--build build] [--batch 128] [--threads 2]
-        [--steps 3] [--reps 3] [--widths 16,32,64] [--cifar DIR]
+        [--steps 3] [--reps 3] [--arch cifar,large] [--widths 16,32,64]
+        [--large-widths 64] [--cifar DIR]
+
+Two architectures: `cifar`, the paper's model (stem conv 3x3, the SDE block at
+30x30; --widths), and `large`, the recipe every shipped model was trained with
+(a strided stem conv(3->w/4)-GN-ReLU-conv(4x4/2)-GN-ReLU-conv(4x4/2), the SDE
+block at 8x8; --large-widths). Both run by default.
 
 PyTorch (Debian's python3-torch) gets its best configuration on this CPU:
 - torch.set_flush_denormal(True): without it x86 cores slow down on the
@@ -31,7 +37,8 @@ own process, so peak RSS is its own.
 One line per width with both sides' images/s and the ratios (> 1 favours
 libnsde), useful GFLOP/s (the direct convolutions' multiply-adds, backward
 counted as twice the forward) against the sgemm peak, and last:
-min_train_ratio=<x> min_infer_ratio=<y> mem_ratio=<z>.
+min_train_ratio=<x> min_infer_ratio=<y> mem_ratio=<z> (the paper's model)
+large_train_ratio=<x> large_infer_ratio=<y> (the trained recipe).
 """
 import argparse
 import os
@@ -55,7 +62,7 @@ def cifar_batch(path, batch):
     return x, y
 
 
-def run_torch(batch, threads, steps, reps, width, channels_last, cifar, warmup=3):
+def run_torch(batch, threads, steps, reps, width, channels_last, cifar, warmup=3, arch="cifar"):
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
@@ -86,10 +93,19 @@ def run_torch(batch, threads, steps, reps, width, channels_last, cifar, warmup=3
             x = self.c3(t, F.relu(self.n3(x)))
             return self.n4(x)
 
+    def stem(w):
+        if arch == "cifar":  # the paper's: the SDE block at 30x30
+            return nn.Conv2d(3, w, 3, 1, 0)
+        # the trained recipe's strided stem: the SDE block at 8x8
+        return nn.Sequential(nn.Conv2d(3, w // 4, 3, 1, 1), nn.GroupNorm(min(32, w // 4), w // 4),
+                             nn.ReLU(), nn.Conv2d(w // 4, w // 2, 4, 2, 1),
+                             nn.GroupNorm(min(32, w // 2), w // 2), nn.ReLU(),
+                             nn.Conv2d(w // 2, w, 4, 2, 1))
+
     class Model(nn.Module):
         def __init__(self, w):
             super().__init__()
-            self.stem = nn.Conv2d(3, w, 3, 1, 0)
+            self.stem = stem(w)
             self.drift = Drift(w)
             self.norm = nn.GroupNorm(min(32, w), w)
             self.fc = nn.Linear(w, 10)
@@ -155,22 +171,23 @@ MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "6
               "MALLOC_TOP_PAD_": "536870912"}
 
 
-def torch_child(a, width, channels_last, cifar):
+def torch_child(a, width, channels_last, cifar, arch):
     code = ("import sys; sys.path.insert(0, %r); import importlib.util as u; "
             "s = u.spec_from_file_location('tc', %r); mod = u.module_from_spec(s); "
-            "s.loader.exec_module(mod); print(*mod.run_torch(%d, %d, %d, %d, %d, %r, %r))"
+            "s.loader.exec_module(mod); print(*mod.run_torch(%d, %d, %d, %d, %d, %r, %r, arch=%r))"
             % (HERE, os.path.abspath(__file__), a.batch, a.threads, a.steps, a.reps, width,
-               channels_last, cifar))
+               channels_last, cifar, arch))
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), **MALLOC_ENV)
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                          text=True, env=env).stdout.split()
     return float(out[0]), float(out[1]), float(out[2])
 
 
-def nsde_child(a, width, grad, cifar):
+def nsde_child(a, width, grad, cifar, arch):
     exe = os.path.join(a.build, "bench", "nsde-bench")
     cmd = [exe, "model", "--batch", str(a.batch), "--threads", str(a.threads), "--steps",
-           str(a.steps), "--reps", str(a.reps), "--width", str(width), "--grad", grad]
+           str(a.steps), "--reps", str(a.reps), "--width", str(width), "--grad", grad,
+           "--arch", arch]
     if cifar:
         cmd += ["--cifar", cifar]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True,
@@ -190,51 +207,83 @@ def find_cifar(arg):
                           capture_output=True, text=True).stdout.strip()
 
 
+def fwd_gflop(arch, w):
+    """One image's forward pass as a direct convolution's multiply-adds x 2 (nsde-bench's)."""
+    if arch == "cifar":
+        return 2.0 * (11 * 3 * 900 * w * (w + 1) * 9 + 900 * w * 3 * 9) / 1e9
+    return 2.0 * (11 * 3 * 64 * w * (w + 1) * 9 + 1024 * (w // 4) * 3 * 9
+                  + 256 * (w // 2) * (w // 4) * 16 + 64 * w * (w // 2) * 16) / 1e9
+
+
+def compare(a, arch, w, cifar, peak):
+    """Both sides at one architecture and width: (train ratio, infer ratio, torch train rss)."""
+    n = nsde_child(a, w, "store-all", cifar, arch)
+    t = {fmt: torch_child(a, w, fmt == "channels_last", cifar, arch)
+         for fmt in ("nchw", "channels_last")}
+    for fmt, (tr, ti, rss) in t.items():
+        print("pytorch %s arch=%s width=%d format=%s train_img_s=%.2f infer_img_s=%.2f "
+              "peak_rss_bytes=%d" % (PT_VERSION, arch, w, fmt, tr, ti, rss), flush=True)
+    ftr = max(t, key=lambda f: t[f][0])
+    fti = max(t, key=lambda f: t[f][1])
+    n_tr, n_ti = float(n["train_img_s"]), float(n["infer_img_s"])
+    t_tr, t_ti = t[ftr][0], t[fti][1]
+    fwd = fwd_gflop(arch, w)
+    print("arch=%s width=%d libnsde train_img_s=%.2f infer_img_s=%.2f | pytorch train_img_s=%.2f "
+          "(%s) infer_img_s=%.2f (%s) | train_ratio=%.2f infer_ratio=%.2f | useful GFLOP/s "
+          "libnsde train %.1f infer %.1f, pytorch train %.1f infer %.1f (sgemm peak %.1f)"
+          % (arch, w, n_tr, n_ti, t_tr, ftr, t_ti, fti, n_tr / t_tr, n_ti / t_ti, 3 * fwd * n_tr,
+             fwd * n_ti, 3 * fwd * t_tr, fwd * t_ti, peak), flush=True)
+    return n_tr / t_tr, n_ti / t_ti, t[ftr][2]
+
+
+PT_VERSION = ""
+
+
 def main():
+    global PT_VERSION
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--widths", default="16,32,64")
+    ap.add_argument("--arch", default="cifar,large",
+                    help="cifar (the paper's model), large (the trained recipe), or both")
+    ap.add_argument("--widths", default="16,32,64", help="widths of the paper's model")
+    ap.add_argument("--large-widths", default="64", help="widths of the trained recipe")
     ap.add_argument("--cifar", default="", help="cifar-10-batches-bin folder, or 'none'")
     a = ap.parse_args()
     import torch
+    PT_VERSION = torch.__version__
     cifar = find_cifar(a.cifar)
-    widths = [int(w) for w in a.widths.split(",")]
+    archs = a.arch.split(",")
+    if not archs or any(x not in ("cifar", "large") for x in archs):
+        ap.error("--arch: cifar, large or cifar,large")
     exe = os.path.join(a.build, "bench", "nsde-bench")
     gemm = subprocess.run([exe, "gemm"], check=True, capture_output=True, text=True).stdout
     peak = float(gemm.strip().splitlines()[-1].split("gflops=")[1].split()[0])
     print("# input: %s; PyTorch %s, flush-to-zero on, %d threads, best memory format"
           % ("CIFAR-10 test batch from " + cifar if cifar else "[0,1] values", torch.__version__,
              a.threads), flush=True)
-    rows, mem_ratio = [], None
-    for w in widths:
-        n = nsde_child(a, w, "store-all", cifar)
-        t = {fmt: torch_child(a, w, fmt == "channels_last", cifar)
-             for fmt in ("nchw", "channels_last")}
-        for fmt, (tr, ti, rss) in t.items():
-            print("pytorch %s width=%d format=%s train_img_s=%.2f infer_img_s=%.2f "
-                  "peak_rss_bytes=%d" % (torch.__version__, w, fmt, tr, ti, rss), flush=True)
-        ftr = max(t, key=lambda f: t[f][0])
-        fti = max(t, key=lambda f: t[f][1])
-        n_tr, n_ti = float(n["train_img_s"]), float(n["infer_img_s"])
-        t_tr, t_ti = t[ftr][0], t[fti][1]
-        fwd = 11 * 3 * 2.0 * 900 * w * (w + 1) * 9 / 1e9  # GFLOP per image, forward
-        rows.append((w, n_tr / t_tr, n_ti / t_ti))
-        print("width=%d libnsde train_img_s=%.2f infer_img_s=%.2f | pytorch train_img_s=%.2f (%s) "
-              "infer_img_s=%.2f (%s) | train_ratio=%.2f infer_ratio=%.2f | useful GFLOP/s "
-              "libnsde train %.1f infer %.1f, pytorch train %.1f infer %.1f (sgemm peak %.1f)"
-              % (w, n_tr, n_ti, t_tr, ftr, t_ti, fti, n_tr / t_tr, n_ti / t_ti, 3 * fwd * n_tr,
-                 fwd * n_ti, 3 * fwd * t_tr, fwd * t_ti, peak), flush=True)
-        if w == max(widths):
-            c = nsde_child(a, w, "checkpoint", cifar)
-            mem_ratio = float(c["peak_rss_bytes"]) / t[ftr][2]
-            print("width=%d checkpointed libnsde train_img_s=%s peak_rss_bytes=%s; pytorch (%s) "
-                  "peak_rss_bytes=%d" % (w, c["train_img_s"], c["peak_rss_bytes"], ftr, t[ftr][2]))
-    print("min_train_ratio=%.2f min_infer_ratio=%.2f mem_ratio=%.3f"
-          % (min(r[1] for r in rows), min(r[2] for r in rows), mem_ratio))
+    summary = []
+    if "cifar" in archs:
+        widths = [int(w) for w in a.widths.split(",")]
+        rows = []
+        for w in widths:
+            tr, ti, t_rss = compare(a, "cifar", w, cifar, peak)
+            rows.append((tr, ti))
+            if w == max(widths):
+                c = nsde_child(a, w, "checkpoint", cifar, "cifar")
+                mem_ratio = float(c["peak_rss_bytes"]) / t_rss
+                print("width=%d checkpointed libnsde train_img_s=%s peak_rss_bytes=%s; pytorch "
+                      "peak_rss_bytes=%d" % (w, c["train_img_s"], c["peak_rss_bytes"], t_rss))
+        summary.append("min_train_ratio=%.2f min_infer_ratio=%.2f mem_ratio=%.3f"
+                       % (min(r[0] for r in rows), min(r[1] for r in rows), mem_ratio))
+    if "large" in archs:
+        rows = [compare(a, "large", int(w), cifar, peak) for w in a.large_widths.split(",")]
+        summary.append("large_train_ratio=%.2f large_infer_ratio=%.2f"
+                       % (min(r[0] for r in rows), min(r[1] for r in rows)))
+    print(" ".join(summary))
 
 
 if __name__ == "__main__":

@@ -1,62 +1,102 @@
-/* Register blocks of the AVX-512 convolution kernels (conv-direct.c,
- * conv-wino.c): R rows x NB vectors of 16 floats of accumulators, filled by
- * rank-1 updates. Every function is inlined with constant R and NB, so the
- * accumulators stay in registers. Not installed.
+/* Register blocks of the convolution kernels (conv-direct.c, conv-wino.c):
+ * R rows x NB vectors of accumulators, filled by rank-1 updates. Every
+ * function is inlined with constant R and NB, so the accumulators stay in
+ * registers. Not installed.
+ *
+ * The kernels are compiled twice from the same source: for AVX-512 (vf is
+ * 16 floats, names end in _avx512) and, with NSDE_ISA_AVX2 defined (the
+ * -avx2.c twins), for AVX2 + FMA (vf is 8 floats, _avx2). The data layouts
+ * (channels blocked by 16, weights by 64 output channels) are the same for
+ * both; only the register blocks differ. Lanes never mix: each output float
+ * is summed in an order fixed by the layer's shape, the same for both
+ * instruction sets and any block or thread, so the two builds give the same
+ * bits.
  * SPDX-License-Identifier: MIT */
 #ifndef NSDE_CONV_BLOCKS_H
 #define NSDE_CONV_BLOCKS_H
 
-/* HAVE_X86: the AVX-512 kernels can be compiled here (chosen at run time);
- * TGT and INL mark the functions built for them. */
+/* HAVE_X86: the kernels can be compiled here (chosen at run time); TGT and
+ * INL mark the functions built for them; ISA(name) is name's variant for
+ * the instruction set of this compilation; VL the floats in a vector. */
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #include <stdint.h>
 #define HAVE_X86 1
-#define TGT __attribute__((target("avx512f")))
 #define INL __attribute__((always_inline)) inline
 
-#define NSDE__BLK static inline __attribute__((target("avx512f"), always_inline))
+#ifdef NSDE_ISA_AVX2
+#define TGT __attribute__((target("avx2,fma")))
+#define ISA(name) name##_avx2
+#define VL 8
+typedef __m256 vf;
+#define vf_load _mm256_loadu_ps
+#define vf_store _mm256_storeu_ps
+#define vf_add _mm256_add_ps
+#define vf_sub _mm256_sub_ps
+#define vf_mul _mm256_mul_ps
+#define vf_fmadd _mm256_fmadd_ps
+#define vf_set1 _mm256_set1_ps
+#define vf_zero _mm256_setzero_ps
+#else
+#define TGT __attribute__((target("avx512f")))
+#define ISA(name) name##_avx512
+#define VL 16
+typedef __m512 vf;
+#define vf_load _mm512_loadu_ps
+#define vf_store _mm512_storeu_ps
+#define vf_add _mm512_add_ps
+#define vf_sub _mm512_sub_ps
+#define vf_mul _mm512_mul_ps
+#define vf_fmadd _mm512_fmadd_ps
+#define vf_set1 _mm512_set1_ps
+#define vf_zero _mm512_setzero_ps
+#endif
 
-NSDE__BLK void nsde__blk_zero(const int R, const int NB, __m512 acc[16][4])
+/* Vectors per block of 16 channels (the layouts' unit). */
+#define V16 (16 / VL)
+
+#define NSDE__BLK static inline TGT __attribute__((always_inline))
+
+NSDE__BLK void nsde__blk_zero(const int R, const int NB, vf acc[16][4])
 {
 #pragma GCC unroll 16
   for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
     for (int j = 0; j < NB; j++)
-      acc[r][j] = _mm512_setzero_ps();
+      acc[r][j] = vf_zero();
 }
 
-/* v[j] = p[16 j], j < NB */
-NSDE__BLK void nsde__blk_load(const int NB, const float *p, __m512 v[4])
+/* v[j] = p[VL j], j < NB */
+NSDE__BLK void nsde__blk_load(const int NB, const float *p, vf v[4])
 {
 #pragma GCC unroll 4
   for (int j = 0; j < NB; j++)
-    v[j] = _mm512_loadu_ps(p + 16 * j);
+    v[j] = vf_load(p + VL * j);
 }
 
 /* acc[r][j] += b[r * bstride] v[j] for r < R, j < NB */
-NSDE__BLK void nsde__blk_rank1(const int R, const int NB, __m512 acc[16][4],
-                               const float *restrict b, const int64_t bstride, const __m512 *v)
+NSDE__BLK void nsde__blk_rank1(const int R, const int NB, vf acc[16][4], const float *restrict b,
+                               const int64_t bstride, const vf *v)
 {
 #pragma GCC unroll 16
   for (int r = 0; r < R; r++) {
-    const __m512 bb = _mm512_set1_ps(b[r * bstride]);
+    const vf bb = vf_set1(b[r * bstride]);
 #pragma GCC unroll 4
     for (int j = 0; j < NB; j++)
-      acc[r][j] = _mm512_fmadd_ps(bb, v[j], acc[r][j]);
+      acc[r][j] = vf_fmadd(bb, v[j], acc[r][j]);
   }
 }
 
-/* d[r * rs + 16 j] = acc[r][j], or += with add */
-NSDE__BLK void nsde__blk_store(const int R, const int NB, __m512 acc[16][4], float *d,
-                               const int64_t rs, const int add)
+/* d[r * rs + VL j] = acc[r][j], or += with add */
+NSDE__BLK void nsde__blk_store(const int R, const int NB, vf acc[16][4], float *d, const int64_t rs,
+                               const int add)
 {
 #pragma GCC unroll 16
   for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
     for (int j = 0; j < NB; j++) {
-      float *p = d + r * rs + 16 * j;
-      _mm512_storeu_ps(p, add ? _mm512_add_ps(_mm512_loadu_ps(p), acc[r][j]) : acc[r][j]);
+      float *p = d + r * rs + VL * j;
+      vf_store(p, add ? vf_add(vf_load(p), acc[r][j]) : acc[r][j]);
     }
 }
 #else

@@ -1,8 +1,9 @@
 /*
  * Register-blocked direct 3x3 / stride 1 / padding 1 convolutions for
  * channels-last items whose channel counts are multiples of 16, with
- * AVX-512: the forward pass (also the input gradient, with rotated kernels)
- * and the weight gradient.
+ * AVX-512 or (the same source compiled again, conv-direct-avx2.c) AVX2 and
+ * FMA: the forward pass (also the input gradient, with rotated kernels) and
+ * the weight gradient.
  *
  * Why not GEMM: at the paper's widths (16-64 channels) one item's GEMMs are
  * small (900 x 64 x 585 at most) and BLIS spends much of its time packing;
@@ -25,24 +26,36 @@
 #include <stdlib.h>
 #include <string.h>
 
-bool nsde__direct_supported(int cin, int cout)
+#ifndef NSDE_ISA_AVX2 /* the kernels' twin (conv-direct-avx2.c) has only the kernels */
+
+int nsde__direct_isa(void)
 {
 #if HAVE_X86
-  /* NSDE_DIRECT=0 turns the direct kernels off (for comparisons). Decided
-   * once; threads that race here compute the same value (relaxed atomics). */
+  /* NSDE_DIRECT=0 turns the direct kernels off, NSDE_DIRECT=avx2 keeps an
+   * AVX-512 CPU on the AVX2 kernels (for comparisons). Decided once; threads
+   * that race here compute the same value (relaxed atomics). */
   static int cached = -1;
-  int avx512 = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-  if (avx512 < 0) {
+  int isa = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+  if (isa < 0) {
     const char *e = getenv("NSDE_DIRECT");
-    avx512 = __builtin_cpu_supports("avx512f") && !(e && !strcmp(e, "0")) ? 1 : 0;
-    __atomic_store_n(&cached, avx512, __ATOMIC_RELAXED);
+    const int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (e && !strcmp(e, "0"))
+      isa = 0;
+    else if (__builtin_cpu_supports("avx512f") && !(e && !strcmp(e, "avx2")))
+      isa = 2;
+    else
+      isa = avx2 ? 1 : 0;
+    __atomic_store_n(&cached, isa, __ATOMIC_RELAXED);
   }
-  return avx512 && cin >= 16 && cout >= 16 && cin % 16 == 0 && cout % 16 == 0;
+  return isa;
 #else
-  (void)cin;
-  (void)cout;
-  return false;
+  return 0;
 #endif
+}
+
+bool nsde__direct_supported(int cin, int cout)
+{
+  return nsde__direct_isa() > 0 && cin >= 16 && cout >= 16 && cin % 16 == 0 && cout % 16 == 0;
 }
 
 void nsde__direct_pad(const float *in, int h, int w, int c, float *pad)
@@ -75,45 +88,61 @@ int64_t nsde__direct_widx(int cin, int cout, int tap, int ci, int co)
   return (int64_t)co0 * 9 * cin + ((int64_t)tap * cin + ci) * bw + (co - co0);
 }
 
+#endif /* NSDE_ISA_AVX2 */
+
 #if HAVE_X86
 
-/* PB output pixels x NB*16 output channels of one row: out[p][co] =
- * init[p][co] + sum_{tap, ci} in[p + tap][ci] * w[tap][ci][co]. The input is
- * blocked by 16 channels (see nsde__direct_pad) and the weights by output
- * channels (nsde__direct_widx), so every address in the unrolled loop over
- * 16 input channels is a base register plus a constant. */
+/* Register blocks per instruction set: PMAX1 pixels x 16 channels for the
+ * 16-output-channel block (fwd_block1, one vector of weights per tap held in
+ * registers), and for wider outputs sub-blocks of SUBV vectors x 6 pixels
+ * (fwd_block) and of SUBV vectors x 4 input channels (wgrad_block). With
+ * AVX-512 a sub-block is the whole weight block of up to 64 channels; AVX2
+ * has 16 registers, so a block of 32-64 channels runs as 16-channel slices. */
+#ifdef NSDE_ISA_AVX2
+#define PMAX1 6
+#define SUBV 2
+#else
+#define PMAX1 15
+#endif
+
+/* PB output pixels x NB vectors of output channels: out[p][co] = init[p][co]
+ * + sum_{tap, ci} in[p + tap][ci] * w[tap][ci][co]. The input is blocked by
+ * 16 channels (see nsde__direct_pad) and the weights by output channels
+ * (nsde__direct_widx; ws floats per row: the width of the weight block, of
+ * which w points at this block's first channel), so every address in the
+ * unrolled loop over 16 input channels is a base register plus a constant. */
 static INL TGT void fwd_block(const int PB, const int NB, const float *restrict in, int64_t rs,
-                              int64_t bs, int cin, const float *restrict w, int cout,
+                              int64_t bs, int cin, const float *restrict w, const int ws, int cout,
                               const float *restrict bias, const float *restrict tr, float t,
                               float *restrict out)
 {
-  __m512 acc[16][4];
+  vf acc[16][4];
 #pragma GCC unroll 16
   for (int p = 0; p < PB; p++)
 #pragma GCC unroll 4
     for (int j = 0; j < NB; j++) {
-      acc[p][j] = bias ? _mm512_loadu_ps(bias + 16 * j) : _mm512_setzero_ps();
+      acc[p][j] = bias ? vf_load(bias + VL * j) : vf_zero();
       if (tr)
-        acc[p][j] = _mm512_fmadd_ps(_mm512_set1_ps(t), _mm512_loadu_ps(tr + (int64_t)p * cout + 16 * j),
-                                    acc[p][j]);
+        acc[p][j] = vf_fmadd(vf_set1(t), vf_load(tr + (int64_t)p * cout + VL * j), acc[p][j]);
     }
   for (int ky = 0; ky < 3; ky++)
     for (int kx = 0; kx < 3; kx++)
       for (int cb = 0; cb < cin / 16; cb++) {
         const float *ip = in + ky * rs + cb * bs + kx * 16;
-        const float *wp = w + ((int64_t)(ky * 3 + kx) * cin + cb * 16) * NB * 16;
+        const float *wp = w + ((int64_t)(ky * 3 + kx) * cin + cb * 16) * ws;
 #pragma GCC unroll 16
         for (int ci = 0; ci < 16; ci++) {
-          __m512 wv[4];
-          nsde__blk_load(NB, wp + ci * NB * 16, wv);
+          vf wv[4];
+          nsde__blk_load(NB, wp + ci * ws, wv);
           nsde__blk_rank1(PB, NB, acc, ip + ci, 16, wv);
         }
       }
   nsde__blk_store(PB, NB, acc, out, cout, 0);
 }
 
-/* The same for 16 output channels, where the block above does one FMA per
- * broadcast input value: here the loop order is (input channel, kernel
+/* The same for one vector of a 16-output-channel layer (w, bias, tr and out
+ * point at the vector's first channel), where the block above does one FMA
+ * per broadcast input value: here the loop order is (input channel, kernel
  * row, input pixel, kernel column), so each broadcast value feeds the up to
  * three outputs it reaches through the three kernel columns, with the nine
  * taps' weight vectors of the input channel held in registers. */
@@ -122,56 +151,59 @@ static INL TGT void fwd_block1(const int PB, const float *restrict in, int64_t r
                                const float *restrict bias, const float *restrict tr, float t,
                                float *restrict out)
 {
-  __m512 acc[16];
+  vf acc[16];
 #pragma GCC unroll 16
   for (int p = 0; p < PB; p++) {
-    acc[p] = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+    acc[p] = bias ? vf_load(bias) : vf_zero();
     if (tr)
-      acc[p] = _mm512_fmadd_ps(_mm512_set1_ps(t), _mm512_loadu_ps(tr + (int64_t)p * cout), acc[p]);
+      acc[p] = vf_fmadd(vf_set1(t), vf_load(tr + (int64_t)p * cout), acc[p]);
   }
   for (int cb = 0; cb < cin / 16; cb++)
     for (int k = 0; k < 16; k++) {
       const int ci = cb * 16 + k;
-      __m512 wv[9];
+      vf wv[9];
 #pragma GCC unroll 9
       for (int tap = 0; tap < 9; tap++)
-        wv[tap] = _mm512_loadu_ps(w + ((int64_t)tap * cin + ci) * 16);
+        wv[tap] = vf_load(w + ((int64_t)tap * cin + ci) * 16);
 #pragma GCC unroll 3
       for (int ky = 0; ky < 3; ky++) {
         const float *ip = in + ky * rs + cb * bs + k;
 #pragma GCC unroll 18
         for (int q = 0; q < PB + 2; q++) {
-          const __m512 b = _mm512_set1_ps(ip[q * 16]);
+          const vf b = vf_set1(ip[q * 16]);
 #pragma GCC unroll 3
           for (int kx = 0; kx < 3; kx++)
             if (q - kx >= 0 && q - kx < PB)
-              acc[q - kx] = _mm512_fmadd_ps(b, wv[ky * 3 + kx], acc[q - kx]);
+              acc[q - kx] = vf_fmadd(b, wv[ky * 3 + kx], acc[q - kx]);
         }
       }
     }
 #pragma GCC unroll 16
   for (int p = 0; p < PB; p++)
-    _mm512_storeu_ps(out + (int64_t)p * cout, acc[p]);
+    vf_store(out + (int64_t)p * cout, acc[p]);
 }
 
-/* fwd_block's signature for 16 output channels. */
+/* fwd_block's signature for 16 output channels, one vector at a time. */
 static INL TGT void fwd_block_16(const int PB, const int NB, const float *restrict in, int64_t rs,
-                                 int64_t bs, int cin, const float *restrict w, int cout,
-                                 const float *restrict bias, const float *restrict tr, float t,
-                                 float *restrict out)
+                                 int64_t bs, int cin, const float *restrict w, const int ws,
+                                 int cout, const float *restrict bias, const float *restrict tr,
+                                 float t, float *restrict out)
 {
-  (void)NB;
-  fwd_block1(PB, in, rs, bs, cin, w, cout, bias, tr, t, out);
+  (void)NB, (void)ws;
+#pragma GCC unroll 2
+  for (int v = 0; v < V16; v++)
+    fwd_block1(PB, in, rs, bs, cin, w + VL * v, cout, bias ? bias + VL * v : NULL,
+               tr ? tr + VL * v : NULL, t, out + VL * v);
 }
 
-/* One output row, NB*16 output channels: pixel blocks of PMAX, then 4, 2, 1. */
-#define FWD_AT(BLOCK, PB, NB)                                                                  \
-  BLOCK(PB, NB, in + x * 16, rs, bs, cin, wt, cout, bias, tr ? tr + (int64_t)x * cout : NULL, t, \
-        out + (int64_t)x * cout)
-#define FWD_ROW(NB, PMAX, BLOCK)                                                                      \
-  static TGT void fwd_row_##NB(const float *in, int64_t rs, int w, int cin, const float *wt,   \
-                               int cout, const float *bias, const float *tr, float t,          \
-                               float *out)                                                     \
+/* One output row, NB vectors of output channels at w (rows ws apart): pixel
+ * blocks of PMAX, then 4, 2, 1. */
+#define FWD_AT(BLOCK, PB, NB)                                                                    \
+  BLOCK(PB, NB, in + x * 16, rs, bs, cin, wt, ws, cout, bias, tr ? tr + (int64_t)x * cout : NULL, \
+        t, out + (int64_t)x * cout)
+#define FWD_ROW(NAME, NB, PMAX, BLOCK)                                                         \
+  static TGT void NAME(const float *in, int64_t rs, int w, int cin, const float *wt, int ws,   \
+                       int cout, const float *bias, const float *tr, float t, float *out)      \
   {                                                                                            \
     const int64_t bs = (int64_t)(w + 2) * 16;                                                  \
     int x = 0;                                                                                 \
@@ -184,49 +216,70 @@ static INL TGT void fwd_block_16(const int PB, const int NB, const float *restri
     for (; x < w; x++)                                                                         \
       FWD_AT(BLOCK, 1, NB);                                                                    \
   }
-FWD_ROW(1, 15, fwd_block_16)
-FWD_ROW(2, 10, fwd_block)
-FWD_ROW(3, 8, fwd_block)
-FWD_ROW(4, 6, fwd_block)
+FWD_ROW(fwd_row_1, 1, PMAX1, fwd_block_16)
+#ifdef NSDE_ISA_AVX2
+FWD_ROW(fwd_row_sub, SUBV, 6, fwd_block)
+#else
+FWD_ROW(fwd_row_2, 2, 10, fwd_block)
+FWD_ROW(fwd_row_3, 3, 8, fwd_block)
+FWD_ROW(fwd_row_4, 4, 6, fwd_block)
+#endif
 #undef FWD_ROW
 #undef FWD_AT
 
-TGT void nsde__direct_fwd(const float *pad, int h, int w, int cin, int cout, const float *wt,
-                          const float *bias, const float *tr, float t, float *out)
+/* One output row of a weight block of nb x 16 output channels (wt, bias, tr
+ * and out at its first channel). */
+static TGT void fwd_row(int nb, const float *in, int64_t rs, int w, int cin, const float *wt,
+                        int cout, const float *bias, const float *tr, float t, float *out)
+{
+  const int ws = 16 * nb;
+  if (nb == 1) {
+    fwd_row_1(in, rs, w, cin, wt, ws, cout, bias, tr, t, out);
+    return;
+  }
+#ifdef NSDE_ISA_AVX2
+  for (int s = 0; s < nb; s++)
+    fwd_row_sub(in, rs, w, cin, wt + 16 * s, ws, cout, bias ? bias + 16 * s : NULL,
+                tr ? tr + 16 * s : NULL, t, out + 16 * s);
+#else
+  switch (nb) {
+  case 4: fwd_row_4(in, rs, w, cin, wt, ws, cout, bias, tr, t, out); break;
+  case 3: fwd_row_3(in, rs, w, cin, wt, ws, cout, bias, tr, t, out); break;
+  default: fwd_row_2(in, rs, w, cin, wt, ws, cout, bias, tr, t, out); break;
+  }
+#endif
+}
+
+TGT void ISA(nsde__direct_fwd)(const float *pad, int h, int w, int cin, int cout, const float *wt,
+                               const float *bias, const float *tr, float t, float *out)
 {
   const int64_t rs = (int64_t)(w + 2) * cin; /* one padded row, all channel blocks */
   for (int y = 0; y < h; y++) {
     const float *in = pad + y * rs;
     float *o = out + (int64_t)y * w * cout;
     const float *r = tr ? tr + (int64_t)y * w * cout : NULL;
-    const float *wb;
-    int co = 0;
     /* output channels in blocks of 64, the rest in one block of 16-48 */
-    for (; co + 64 <= cout; co += 64)
-      fwd_row_4(in, rs, w, cin, wt + (int64_t)co * 9 * cin, cout, bias ? bias + co : NULL, r ? r + co : NULL, t, o + co);
-    wb = wt + (int64_t)co * 9 * cin;
-    switch ((cout - co) / 16) {
-    case 3: fwd_row_3(in, rs, w, cin, wb, cout, bias ? bias + co : NULL, r ? r + co : NULL, t, o + co); break;
-    case 2: fwd_row_2(in, rs, w, cin, wb, cout, bias ? bias + co : NULL, r ? r + co : NULL, t, o + co); break;
-    case 1: fwd_row_1(in, rs, w, cin, wb, cout, bias ? bias + co : NULL, r ? r + co : NULL, t, o + co); break;
-    default: break;
+    for (int co = 0; co < cout; co += 64) {
+      const int nb = (cout - co < 64 ? cout - co : 64) / 16;
+      fwd_row(nb, in, rs, w, cin, wt + (int64_t)co * 9 * cin, cout, bias ? bias + co : NULL,
+              r ? r + co : NULL, t, o + co);
     }
   }
 }
 
-/* dw[tap][ci..ci+CB][co..co+NB*16] += sum_p in[p + tap][ci..] g[p][co..] over all pixels. */
+/* dw[tap][ci..ci+CB][co..co+NB*VL] += sum_p in[p + tap][ci..] g[p][co..] over all pixels. */
 static INL TGT void wgrad_block(const int CB, const int NB, const float *restrict pad, int h,
                                 int w, int cin, const float *restrict g, int cout,
                                 float *restrict dw)
 {
   const int64_t rs = (int64_t)(w + 2) * cin;
-  __m512 acc[16][4];
+  vf acc[16][4];
   nsde__blk_zero(CB, NB, acc);
   for (int y = 0; y < h; y++) {
     const float *ip = pad + y * rs;
     const float *gp = g + (int64_t)y * w * cout;
     for (int x = 0; x < w; x++) {
-      __m512 gv[4];
+      vf gv[4];
       nsde__blk_load(NB, gp + (int64_t)x * cout, gv);
       nsde__blk_rank1(CB, NB, acc, ip + x * 16, 1, gv);
     }
@@ -234,9 +287,10 @@ static INL TGT void wgrad_block(const int CB, const int NB, const float *restric
   nsde__blk_store(CB, NB, acc, dw, cout, 1);
 }
 
-#define WGRAD(NB, CB)                                                                          \
-  static TGT void wgrad_##NB(const float *pad, int h, int w, int cin, const float *g, int cout, \
-                             float *dw)                                                        \
+/* NB vectors of output channels, CB input channels at a time (CB divides 16). */
+#define WGRAD(NAME, NB, CB)                                                                    \
+  static TGT void NAME(const float *pad, int h, int w, int cin, const float *g, int cout,     \
+                       float *dw)                                                              \
   {                                                                                            \
     for (int tap = 0; tap < 9; tap++)                                                          \
       for (int ci = 0; ci < cin; ci += CB)                                                     \
@@ -244,15 +298,23 @@ static INL TGT void wgrad_block(const int CB, const int NB, const float *restric
                                 (int64_t)(ci / 16) * (w + 2) * 16 + (tap % 3) * 16 + ci % 16, \
                     h, w, cin, g, cout, dw + ((int64_t)tap * cin + ci) * cout);                \
   }
-WGRAD(1, 16)
-WGRAD(2, 8)
-WGRAD(3, 8)
-WGRAD(4, 4)
+#ifdef NSDE_ISA_AVX2
+WGRAD(wgrad_sub, 2, 4) /* 16 channels x 4: 8 accumulators, 2 loads, a broadcast */
+#else
+WGRAD(wgrad_1, 1, 16)
+WGRAD(wgrad_2, 2, 8)
+WGRAD(wgrad_3, 3, 8)
+WGRAD(wgrad_4, 4, 4)
+#endif
 #undef WGRAD
 
-TGT void nsde__direct_wgrad(const float *pad, int h, int w, int cin, const float *g, int cout,
-                            float *dw)
+TGT void ISA(nsde__direct_wgrad)(const float *pad, int h, int w, int cin, const float *g, int cout,
+                                 float *dw)
 {
+#ifdef NSDE_ISA_AVX2
+  for (int co = 0; co < cout; co += 16)
+    wgrad_sub(pad, h, w, cin, g + co, cout, dw + co);
+#else
   int co = 0;
   for (; co + 64 <= cout; co += 64)
     wgrad_4(pad, h, w, cin, g + co, cout, dw + co);
@@ -262,21 +324,37 @@ TGT void nsde__direct_wgrad(const float *pad, int h, int w, int cin, const float
   case 1: wgrad_1(pad, h, w, cin, g + co, cout, dw + co); break;
   default: break;
   }
+#endif
 }
 
-#else
+#endif /* HAVE_X86 */
 
+#ifndef NSDE_ISA_AVX2
+/* The instruction set's kernels (nsde__direct_isa: 2 AVX-512, 1 AVX2). */
 void nsde__direct_fwd(const float *pad, int h, int w, int cin, int cout, const float *wt,
                       const float *bias, const float *tr, float t, float *out)
 {
+#if HAVE_X86
+  if (nsde__direct_isa() == 2)
+    nsde__direct_fwd_avx512(pad, h, w, cin, cout, wt, bias, tr, t, out);
+  else
+    nsde__direct_fwd_avx2(pad, h, w, cin, cout, wt, bias, tr, t, out);
+#else
   (void)pad, (void)h, (void)w, (void)cin, (void)cout, (void)wt, (void)bias, (void)tr, (void)t,
       (void)out;
+#endif
 }
 
 void nsde__direct_wgrad(const float *pad, int h, int w, int cin, const float *g, int cout,
                         float *dw)
 {
+#if HAVE_X86
+  if (nsde__direct_isa() == 2)
+    nsde__direct_wgrad_avx512(pad, h, w, cin, g, cout, dw);
+  else
+    nsde__direct_wgrad_avx2(pad, h, w, cin, g, cout, dw);
+#else
   (void)pad, (void)h, (void)w, (void)cin, (void)g, (void)cout, (void)dw;
+#endif
 }
-
 #endif

@@ -6,8 +6,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* The kernels this CPU runs: 2 AVX-512, 1 AVX2 with FMA, 0 none (other
+ * CPUs, or NSDE_DIRECT=0; NSDE_DIRECT=avx2 keeps an AVX-512 CPU on the AVX2
+ * kernels, which give the same bits). */
+int nsde__direct_isa(void);
+
 /* Whether this CPU and these channel counts take the direct kernels
- * (AVX-512, both counts multiples of 16). */
+ * (AVX-512 or AVX2 with FMA, both counts multiples of 16). */
 bool nsde__direct_supported(int cin, int cout);
 
 /* pad = the channels-last item in (h x w x c) with a zero border of one
@@ -56,5 +61,21 @@ void nsde__wino512_fwd(const float *pad, int h, int w, int cin, int cout, const 
  * (G^T du G)[ky][kx] (nsde__nn_direct_flush applies it). */
 void nsde__wino512_wgrad(const float *pad, int h, int w, int cin, const float *g, int cout,
                          float *du, float *scratch);
+
+/* Each instruction set's kernels behind the four entry points above
+ * (conv-direct.c and conv-wino.c, their -avx2.c twins). */
+#define NSDE__CONV_KERNELS(SUF)                                                                    \
+  void nsde__direct_fwd_##SUF(const float *pad, int h, int w, int cin, int cout, const float *wt, \
+                              const float *bias, const float *tr, float t, float *out);           \
+  void nsde__direct_wgrad_##SUF(const float *pad, int h, int w, int cin, const float *g,          \
+                                int cout, float *dw);                                             \
+  void nsde__wino512_fwd_##SUF(const float *pad, int h, int w, int cin, int cout, const float *U, \
+                               const float *bias, const float *tr, float t, float *out,           \
+                               float *scratch);                                                   \
+  void nsde__wino512_wgrad_##SUF(const float *pad, int h, int w, int cin, const float *g,         \
+                                 int cout, float *du, float *scratch);
+NSDE__CONV_KERNELS(avx512)
+NSDE__CONV_KERNELS(avx2)
+#undef NSDE__CONV_KERNELS
 
 #endif

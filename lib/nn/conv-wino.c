@@ -1,5 +1,6 @@
 /*
- * Winograd F(2x2, 3x3) with AVX-512 for the direct kernels' layers when
+ * Winograd F(2x2, 3x3) with AVX-512 or (the same source compiled again,
+ * conv-wino-avx2.c) AVX2 and FMA for the direct kernels' layers when
  * both channel counts are at least 32 and the image sides are even: the
  * forward pass, with the rotated filters the input gradient, and the weight
  * gradient (dU = sum over tiles of V . (A dY A^T), dW = G^T dU G).
@@ -35,6 +36,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Tile rows per chunk: about 24 tiles, at least one row. */
+static int chunk_rows(int h, int w)
+{
+  const int th = h / 2, tw = w / 2, r = 24 / tw;
+  return r < 1 ? 1 : r > th ? th : r;
+}
+
+#ifndef NSDE_ISA_AVX2 /* the twin (conv-wino-avx2.c) has only the kernels */
+
 bool nsde__wino512_supported(int cin, int cout, int h, int w)
 {
   /* NSDE_WINOGRAD=0 keeps these layers on the direct kernels (comparisons) */
@@ -47,13 +57,6 @@ bool nsde__wino512_supported(int cin, int cout, int h, int w)
   }
   return on && nsde__direct_supported(cin, cout) && cin >= 32 && cout >= 32 && h % 2 == 0 &&
          w % 2 == 0 && h > 0 && w > 0;
-}
-
-/* Tile rows per chunk: about 24 tiles, at least one row. */
-static int chunk_rows(int h, int w)
-{
-  const int th = h / 2, tw = w / 2, r = 24 / tw;
-  return r < 1 ? 1 : r > th ? th : r;
 }
 
 int64_t nsde__wino512_scratch(int h, int w, int cin, int cout)
@@ -73,6 +76,8 @@ int64_t nsde__wino512_uidx(int cin, int cout, int xi, int ci, int co)
   return (int64_t)co0 * 16 * cin + ((int64_t)xi * cin + ci) * bw + (co - co0);
 }
 
+#endif /* NSDE_ISA_AVX2 */
+
 #if HAVE_X86
 
 /* V[xi][tile][ci] = (B^T d B)[xi] for the tiles of tile rows ty0 .. ty0+nr-1,
@@ -85,39 +90,41 @@ static TGT void input_transform(const float *restrict pad, int w, int cin, int t
   for (int ty = 0; ty < nr; ty++)
     for (int tx = 0; tx < tw; tx++) {
       const int64_t tile = (int64_t)ty * tw + tx;
-      for (int cb = 0; cb < cin / 16; cb++) {
-        const float *base = pad + (int64_t)(2 * (ty0 + ty)) * rs + cb * bs + 2 * tx * 16;
-        __m512 d[4][4], u[4][4];
+      for (int cv = 0; cv < cin / VL; cv++) {
+        const int cb = cv / V16, ch = cb * 16 + VL * (cv % V16);
+        const float *base = pad + (int64_t)(2 * (ty0 + ty)) * rs + cb * bs + 2 * tx * 16 +
+                            VL * (cv % V16);
+        vf d[4][4], u[4][4];
         for (int r = 0; r < 4; r++)
           for (int s = 0; s < 4; s++)
-            d[r][s] = _mm512_loadu_ps(base + r * rs + s * 16);
+            d[r][s] = vf_load(base + r * rs + s * 16);
         for (int s = 0; s < 4; s++) {
-          u[0][s] = _mm512_sub_ps(d[0][s], d[2][s]);
-          u[1][s] = _mm512_add_ps(d[1][s], d[2][s]);
-          u[2][s] = _mm512_sub_ps(d[2][s], d[1][s]);
-          u[3][s] = _mm512_sub_ps(d[1][s], d[3][s]);
+          u[0][s] = vf_sub(d[0][s], d[2][s]);
+          u[1][s] = vf_add(d[1][s], d[2][s]);
+          u[2][s] = vf_sub(d[2][s], d[1][s]);
+          u[3][s] = vf_sub(d[1][s], d[3][s]);
         }
         for (int r = 0; r < 4; r++) {
-          float *v = V + ((int64_t)(r * 4) * T + tile) * cin + cb * 16;
-          _mm512_storeu_ps(v, _mm512_sub_ps(u[r][0], u[r][2]));
-          _mm512_storeu_ps(v + T * cin, _mm512_add_ps(u[r][1], u[r][2]));
-          _mm512_storeu_ps(v + 2 * T * cin, _mm512_sub_ps(u[r][2], u[r][1]));
-          _mm512_storeu_ps(v + 3 * T * cin, _mm512_sub_ps(u[r][1], u[r][3]));
+          float *v = V + ((int64_t)(r * 4) * T + tile) * cin + ch;
+          vf_store(v, vf_sub(u[r][0], u[r][2]));
+          vf_store(v + T * cin, vf_add(u[r][1], u[r][2]));
+          vf_store(v + 2 * T * cin, vf_sub(u[r][2], u[r][1]));
+          vf_store(v + 3 * T * cin, vf_sub(u[r][1], u[r][3]));
         }
       }
     }
 }
 
-/* m[p][j] = sum_ci v[p][ci] u[ci][j] for PB tiles x NB*16 output channels:
- * v rows cin apart, u rows bw apart, m rows ms apart. */
+/* m[p][j] = sum_ci v[p][ci] u[ci][j] for PB tiles x NB vectors of output
+ * channels: v rows cin apart, u rows bw apart, m rows ms apart. */
 static INL TGT void gemm_block(const int PB, const int NB, const float *restrict v, int cin,
                                const float *restrict u, int bw, float *restrict m, int64_t ms)
 {
-  __m512 acc[16][4];
+  vf acc[16][4];
   nsde__blk_zero(PB, NB, acc);
 #pragma GCC unroll 4
   for (int ci = 0; ci < cin; ci++) {
-    __m512 uv[4];
+    vf uv[4];
     nsde__blk_load(NB, u + (int64_t)ci * bw, uv);
     nsde__blk_rank1(PB, NB, acc, v + ci, cin, uv);
   }
@@ -129,9 +136,9 @@ static INL TGT void gemm_block(const int PB, const int NB, const float *restrict
   case PB:                                                                                   \
     gemm_block(PB, NB, v, cin, u, bw, m, ms);                                                \
     break;
-#define GEMM_NB(NB)                                                                          \
-  static TGT void gemm_##NB(int pb, const float *v, int cin, const float *u, int bw, float *m, \
-                            int64_t ms)                                                      \
+#define GEMM_NB(NAME, NB)                                                                    \
+  static TGT void NAME(int pb, const float *v, int cin, const float *u, int bw, float *m,    \
+                       int64_t ms)                                                           \
   {                                                                                          \
     switch (pb) {                                                                            \
       GEMM_AT(1, NB) GEMM_AT(2, NB) GEMM_AT(3, NB) GEMM_AT(4, NB) GEMM_AT(5, NB)             \
@@ -139,12 +146,33 @@ static INL TGT void gemm_block(const int PB, const int NB, const float *restrict
     default: break;                                                                          \
     }                                                                                        \
   }
-GEMM_NB(1)
-GEMM_NB(2)
-GEMM_NB(3)
-GEMM_NB(4)
+#ifdef NSDE_ISA_AVX2
+GEMM_NB(gemm_sub, 2) /* 16 channels x 6 tiles: 12 of AVX2's 16 registers accumulate */
+#else
+GEMM_NB(gemm_1, 1)
+GEMM_NB(gemm_2, 2)
+GEMM_NB(gemm_3, 3)
+GEMM_NB(gemm_4, 4)
+#endif
 #undef GEMM_NB
 #undef GEMM_AT
+
+/* The pb tiles' products with a weight block of bw output channels. */
+static TGT void gemm(int pb, const float *v, int cin, const float *u, int bw, float *m, int64_t ms)
+{
+#ifdef NSDE_ISA_AVX2
+  for (int s = 0; s < bw; s += 16)
+    gemm_sub(pb, v, cin, u + s, bw, m + s, ms);
+#else
+  switch (bw / 16) {
+  case 4: gemm_4(pb, v, cin, u, bw, m, ms); break;
+  case 3: gemm_3(pb, v, cin, u, bw, m, ms); break;
+  case 2: gemm_2(pb, v, cin, u, bw, m, ms); break;
+  case 1: gemm_1(pb, v, cin, u, bw, m, ms); break;
+  default: break;
+  }
+#endif
+}
 
 /* out = A^T M A for tiles t0 .. t0+pb-1 of the chunk starting at tile row
  * ty0, plus bias and t times the time response tr (both optional); M is
@@ -154,28 +182,28 @@ static TGT void output_transform(const float *restrict M, int w, int cout, int t
                                  float t, float *restrict out)
 {
   const int tw = w / 2;
-  const __m512 tv = _mm512_set1_ps(t);
+  const vf tv = vf_set1(t);
   for (int q = 0; q < pb; q++) {
     const int ty = ty0 + (t0 + q) / tw, tx = (t0 + q) % tw;
     const float *mt = M + (int64_t)q * 16 * cout;
-    for (int j = 0; j < cout / 16; j++) {
-      __m512 m[16], a[2][4];
+    for (int j = 0; j < cout / VL; j++) {
+      vf m[16], a[2][4];
       for (int xi = 0; xi < 16; xi++)
-        m[xi] = _mm512_loadu_ps(mt + (int64_t)xi * cout + 16 * j);
+        m[xi] = vf_load(mt + (int64_t)xi * cout + VL * j);
       for (int s = 0; s < 4; s++) {
-        a[0][s] = _mm512_add_ps(_mm512_add_ps(m[s], m[4 + s]), m[8 + s]);
-        a[1][s] = _mm512_sub_ps(_mm512_sub_ps(m[4 + s], m[8 + s]), m[12 + s]);
+        a[0][s] = vf_add(vf_add(m[s], m[4 + s]), m[8 + s]);
+        a[1][s] = vf_sub(vf_sub(m[4 + s], m[8 + s]), m[12 + s]);
       }
       for (int i = 0; i < 2; i++)
         for (int k = 0; k < 2; k++) {
           const int64_t p = (int64_t)(2 * ty + i) * w + 2 * tx + k;
-          __m512 y = k == 0 ? _mm512_add_ps(_mm512_add_ps(a[i][0], a[i][1]), a[i][2])
-                            : _mm512_sub_ps(_mm512_sub_ps(a[i][1], a[i][2]), a[i][3]);
+          vf y = k == 0 ? vf_add(vf_add(a[i][0], a[i][1]), a[i][2])
+                        : vf_sub(vf_sub(a[i][1], a[i][2]), a[i][3]);
           if (bias)
-            y = _mm512_add_ps(y, _mm512_loadu_ps(bias + 16 * j));
+            y = vf_add(y, vf_load(bias + VL * j));
           if (tr)
-            y = _mm512_add_ps(y, _mm512_mul_ps(tv, _mm512_loadu_ps(tr + p * cout + 16 * j)));
-          _mm512_storeu_ps(out + p * cout + 16 * j, y);
+            y = vf_add(y, vf_mul(tv, vf_load(tr + p * cout + VL * j)));
+          vf_store(out + p * cout + VL * j, y);
         }
     }
   }
@@ -192,49 +220,48 @@ static TGT void grad_transform(const float *restrict g, int w, int cout, int ty0
     for (int tx = 0; tx < tw; tx++) {
       const int64_t tile = (int64_t)ty * tw + tx;
       const float *g0 = g + ((int64_t)(2 * (ty0 + ty)) * w + 2 * tx) * cout, *g1 = g0 + (int64_t)w * cout;
-      for (int j = 0; j < cout / 16; j++) {
-        const __m512 y00 = _mm512_loadu_ps(g0 + 16 * j), y01 = _mm512_loadu_ps(g0 + cout + 16 * j);
-        const __m512 y10 = _mm512_loadu_ps(g1 + 16 * j), y11 = _mm512_loadu_ps(g1 + cout + 16 * j);
-        const __m512 zero = _mm512_setzero_ps();
-        __m512 r[4][2];
+      for (int j = 0; j < cout / VL; j++) {
+        const vf y00 = vf_load(g0 + VL * j), y01 = vf_load(g0 + cout + VL * j);
+        const vf y10 = vf_load(g1 + VL * j), y11 = vf_load(g1 + cout + VL * j);
+        const vf zero = vf_zero();
+        vf r[4][2];
         r[0][0] = y00;
         r[0][1] = y01;
-        r[1][0] = _mm512_add_ps(y00, y10);
-        r[1][1] = _mm512_add_ps(y01, y11);
-        r[2][0] = _mm512_sub_ps(y00, y10);
-        r[2][1] = _mm512_sub_ps(y01, y11);
-        r[3][0] = _mm512_sub_ps(zero, y10);
-        r[3][1] = _mm512_sub_ps(zero, y11);
+        r[1][0] = vf_add(y00, y10);
+        r[1][1] = vf_add(y01, y11);
+        r[2][0] = vf_sub(y00, y10);
+        r[2][1] = vf_sub(y01, y11);
+        r[3][0] = vf_sub(zero, y10);
+        r[3][1] = vf_sub(zero, y11);
         for (int i = 0; i < 4; i++) {
-          float *d = Gd + ((int64_t)(4 * i) * T + tile) * cout + 16 * j;
-          _mm512_storeu_ps(d, r[i][0]);
-          _mm512_storeu_ps(d + T * cout, _mm512_add_ps(r[i][0], r[i][1]));
-          _mm512_storeu_ps(d + 2 * T * cout, _mm512_sub_ps(r[i][0], r[i][1]));
-          _mm512_storeu_ps(d + 3 * T * cout, _mm512_sub_ps(zero, r[i][1]));
+          float *d = Gd + ((int64_t)(4 * i) * T + tile) * cout + VL * j;
+          vf_store(d, r[i][0]);
+          vf_store(d + T * cout, vf_add(r[i][0], r[i][1]));
+          vf_store(d + 2 * T * cout, vf_sub(r[i][0], r[i][1]));
+          vf_store(d + 3 * T * cout, vf_sub(zero, r[i][1]));
         }
       }
     }
 }
 
-/* du[c][j] += sum_t v[t][c] gd[t][j] for CB input channels x NB*16 output
- * channels over T tiles: v rows cin apart, gd rows cout apart, du rows cout
- * apart. */
+/* du[c][j] += sum_t v[t][c] gd[t][j] for CB input channels x NB vectors of
+ * output channels over T tiles: v rows cin apart, gd rows cout apart, du
+ * rows cout apart. */
 static INL TGT void wgrad_block(const int CB, const int NB, int T, const float *restrict v,
                                 int cin, const float *restrict gd, int cout, float *restrict du)
 {
-  __m512 acc[16][4];
+  vf acc[16][4];
   nsde__blk_zero(CB, NB, acc);
   for (int t = 0; t < T; t++) {
-    __m512 gv[4];
+    vf gv[4];
     nsde__blk_load(NB, gd + (int64_t)t * cout, gv);
     nsde__blk_rank1(CB, NB, acc, v + (int64_t)t * cin, 1, gv);
   }
   nsde__blk_store(CB, NB, acc, du, cout, 1);
 }
 
-#define WGRAD_NB(NB, CB)                                                                     \
-  static TGT void wgrad_##NB(int T, const float *v, int cin, const float *gd, int cout,       \
-                             float *du)                                                      \
+#define WGRAD_NB(NAME, NB, CB)                                                               \
+  static TGT void NAME(int T, const float *v, int cin, const float *gd, int cout, float *du) \
   {                                                                                          \
     int c = 0;                                                                               \
     for (; c + CB <= cin; c += CB)                                                           \
@@ -244,14 +271,18 @@ static INL TGT void wgrad_block(const int CB, const int NB, int T, const float *
     for (; c < cin; c++)                                                                     \
       wgrad_block(1, NB, T, v + c, cin, gd, cout, du + (int64_t)c * cout);                   \
   }
-WGRAD_NB(1, 16)
-WGRAD_NB(2, 8)
-WGRAD_NB(3, 8)
-WGRAD_NB(4, 6)
+#ifdef NSDE_ISA_AVX2
+WGRAD_NB(wgrad_sub, 2, 6) /* 16 channels x 6: 12 accumulators */
+#else
+WGRAD_NB(wgrad_1, 1, 16)
+WGRAD_NB(wgrad_2, 2, 8)
+WGRAD_NB(wgrad_3, 3, 8)
+WGRAD_NB(wgrad_4, 4, 6)
+#endif
 #undef WGRAD_NB
 
-TGT void nsde__wino512_wgrad(const float *pad, int h, int w, int cin, const float *g, int cout,
-                             float *du, float *scratch)
+TGT void ISA(nsde__wino512_wgrad)(const float *pad, int h, int w, int cin, const float *g,
+                                  int cout, float *du, float *scratch)
 {
   const int th = h / 2, tw = w / 2, rows = chunk_rows(h, w);
   float *V = scratch, *Gd = scratch + 16 * (int64_t)rows * tw * cin;
@@ -262,6 +293,10 @@ TGT void nsde__wino512_wgrad(const float *pad, int h, int w, int cin, const floa
     for (int xi = 0; xi < 16; xi++) {
       const float *v = V + (int64_t)xi * T * cin, *gd = Gd + (int64_t)xi * T * cout;
       float *d = du + (int64_t)xi * cin * cout;
+#ifdef NSDE_ISA_AVX2
+      for (int co = 0; co < cout; co += 16)
+        wgrad_sub(T, v, cin, gd + co, cout, d + co);
+#else
       int co = 0;
       for (; co + 64 <= cout; co += 64)
         wgrad_4(T, v, cin, gd + co, cout, d + co);
@@ -271,13 +306,14 @@ TGT void nsde__wino512_wgrad(const float *pad, int h, int w, int cin, const floa
       case 1: wgrad_1(T, v, cin, gd + co, cout, d + co); break;
       default: break;
       }
+#endif
     }
   }
 }
 
-TGT void nsde__wino512_fwd(const float *pad, int h, int w, int cin, int cout, const float *U,
-                           const float *bias, const float *tr, float t, float *out,
-                           float *scratch)
+TGT void ISA(nsde__wino512_fwd)(const float *pad, int h, int w, int cin, int cout, const float *U,
+                                const float *bias, const float *tr, float t, float *out,
+                                float *scratch)
 {
   const int th = h / 2, tw = w / 2, rows = chunk_rows(h, w);
   const int64_t ms = 16 * (int64_t)cout;
@@ -302,18 +338,9 @@ TGT void nsde__wino512_fwd(const float *pad, int h, int w, int cin, int cout, co
       for (int xi = 0; xi < 16; xi++) {
         const float *v = V + ((int64_t)xi * T + t0) * cin;
         float *m = M + (int64_t)xi * cout;
-        int co = 0;
-        for (; co + 64 <= cout; co += 64)
-          gemm_4(pb, v, cin, U + (int64_t)co * 16 * cin + (int64_t)xi * cin * 64, 64, m + co, ms);
-        if (co < cout) {
-          const int bw = cout - co;
-          const float *u = U + (int64_t)co * 16 * cin + (int64_t)xi * cin * bw;
-          switch (bw / 16) {
-          case 3: gemm_3(pb, v, cin, u, bw, m + co, ms); break;
-          case 2: gemm_2(pb, v, cin, u, bw, m + co, ms); break;
-          case 1: gemm_1(pb, v, cin, u, bw, m + co, ms); break;
-          default: break;
-          }
+        for (int co = 0; co < cout; co += 64) {
+          const int bw = cout - co < 64 ? cout - co : 64;
+          gemm(pb, v, cin, U + (int64_t)co * 16 * cin + (int64_t)xi * cin * bw, bw, m + co, ms);
         }
       }
       output_transform(M, w, cout, ty0, t0, pb, bias, tr, t, out);
@@ -322,19 +349,34 @@ TGT void nsde__wino512_fwd(const float *pad, int h, int w, int cin, int cout, co
   }
 }
 
-#else
+#endif /* HAVE_X86 */
 
+#ifndef NSDE_ISA_AVX2
+/* The instruction set's kernels (nsde__direct_isa: 2 AVX-512, 1 AVX2). */
 void nsde__wino512_wgrad(const float *pad, int h, int w, int cin, const float *g, int cout,
                          float *du, float *scratch)
 {
+#if HAVE_X86
+  if (nsde__direct_isa() == 2)
+    nsde__wino512_wgrad_avx512(pad, h, w, cin, g, cout, du, scratch);
+  else
+    nsde__wino512_wgrad_avx2(pad, h, w, cin, g, cout, du, scratch);
+#else
   (void)pad, (void)h, (void)w, (void)cin, (void)g, (void)cout, (void)du, (void)scratch;
+#endif
 }
 
 void nsde__wino512_fwd(const float *pad, int h, int w, int cin, int cout, const float *U,
                        const float *bias, const float *tr, float t, float *out, float *scratch)
 {
+#if HAVE_X86
+  if (nsde__direct_isa() == 2)
+    nsde__wino512_fwd_avx512(pad, h, w, cin, cout, U, bias, tr, t, out, scratch);
+  else
+    nsde__wino512_fwd_avx2(pad, h, w, cin, cout, U, bias, tr, t, out, scratch);
+#else
   (void)pad, (void)h, (void)w, (void)cin, (void)cout, (void)U, (void)bias, (void)tr, (void)t,
       (void)out, (void)scratch;
+#endif
 }
-
 #endif

@@ -1,0 +1,4 @@
+/* The direct kernels of conv-direct.c compiled for AVX2 and FMA (conv-blocks.h).
+ * SPDX-License-Identifier: MIT */
+#define NSDE_ISA_AVX2 1
+#include "conv-direct.c"

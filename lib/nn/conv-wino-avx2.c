@@ -1,0 +1,4 @@
+/* The wino kernels of conv-wino.c compiled for AVX2 and FMA (conv-blocks.h).
+ * SPDX-License-Identifier: MIT */
+#define NSDE_ISA_AVX2 1
+#include "conv-wino.c"
