@@ -292,12 +292,58 @@ NSDE__AVX512 static void normal_block_avx512(uint64_t seed, const uint32_t *e, c
 }
 #endif
 
+#ifdef NSDE__HAVE_PHILOX16
+/* wd[w][j + i] = word w of counter (e[j + i], b[j + i], step, 1), i < 8 NV. */
+NSDE__INLINE NSDE__AVX2 void philox_words8(const int NV, uint64_t seed, const uint32_t *e,
+                                          const uint32_t *b, uint32_t step, int j,
+                                          uint32_t wd[4][BLOCK])
+{
+  __m256i c[2][4];
+  for (int v = 0; v < NV; v++) {
+    c[v][0] = _mm256_loadu_si256((const __m256i *)(e + j + 8 * v));
+    c[v][1] = _mm256_loadu_si256((const __m256i *)(b + j + 8 * v));
+    c[v][2] = _mm256_set1_epi32((int)step);
+    c[v][3] = _mm256_set1_epi32(1);
+  }
+  nsde__philox8(NV, seed, c);
+  for (int v = 0; v < NV; v++)
+    for (int w = 0; w < 4; w++)
+      _mm256_store_si256((__m256i *)(wd[w] + j + 8 * v), c[v][w]);
+}
+
+/* AVX2: normal_block_avx512 with 8-lane Philox. The compiler's AVX2 clone of
+ * the generic loop stayed scalar (vmulsd, imul): 14% of a training step of
+ * the CIFAR-10 recipe on Zen 3. */
+NSDE__AVX2 static void normal_block_avx2(uint64_t seed, const uint32_t *e, const uint32_t *b,
+                                         uint32_t step, int n, double *z1, double *z2)
+{
+  uint32_t wd[4][BLOCK] __attribute__((aligned(64)));
+  int j = 0;
+
+  for (; j + 16 <= n; j += 16)
+    philox_words8(2, seed, e, b, step, j, wd);
+  if (j + 8 <= n) {
+    philox_words8(1, seed, e, b, step, j, wd);
+    j += 8;
+  }
+#pragma omp simd
+  for (int i = 0; i < j; i++)
+    nsde__box_muller(wd[0][i], wd[1][i], wd[2][i], wd[3][i], &z1[i], &z2[i]);
+  for (; j < n; j++)
+    nsde__normal_one(seed, e[j], b[j], step, 1, &z1[j], &z2[j]);
+}
+#endif
+
 static void normal_block(uint64_t seed, const uint32_t *e, const uint32_t *b, uint32_t step,
                          int n, double *z1, double *z2)
 {
 #ifdef NSDE__HAVE_PHILOX16
   if (__builtin_cpu_supports("avx512f")) {
     normal_block_avx512(seed, e, b, step, n, z1, z2);
+    return;
+  }
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    normal_block_avx2(seed, e, b, step, n, z1, z2);
     return;
   }
 #endif

@@ -356,17 +356,7 @@ static void write_bytes(const char *path, const unsigned char *d, size_t n)
   fclose(fp);
 }
 
-/* FNV-1a 64 from its published definition, and little-endian u64s */
-static uint64_t fnv1a_64(const unsigned char *p, size_t n, uint64_t basis)
-{
-  uint64_t h = basis;
-  for (size_t i = 0; i < n; i++) {
-    h ^= p[i];
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-
+/* little-endian u64s (fnv1a_64 is in testutil.h) */
 static uint64_t le64(const unsigned char *p)
 {
   uint64_t v = 0;

@@ -72,6 +72,18 @@ static inline double loglog_slope(const double *x, const double *y, int n)
   return (n * sxy - sx * sy) / (n * sxx - sx * sx);
 }
 
+/* FNV-1a 64 from its published definition (standard basis
+ * 14695981039346656037), written here independently of the library's. */
+static inline uint64_t fnv1a_64(const unsigned char *p, size_t n, uint64_t basis)
+{
+  uint64_t h = basis;
+  for (size_t i = 0; i < n; i++) {
+    h ^= p[i];
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
 /* Run one suite; the process exit status tells meson. */
 static inline int run_suite(Suite *s)
 {
