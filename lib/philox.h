@@ -69,8 +69,11 @@ NSDE__INLINE double nsde__log01(double u)
   e -= 4503599627370496.0 + 1023.0;
   mb = (bits & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL; /* m in [1, 2) */
   memcpy(&m, &mb, sizeof(m));
+  /* m above sqrt(2): halve it (exactly: its exponent field minus one; a
+   * multiplication by a selected factor kept GCC from vectorising for AVX2) */
   big = m > 1.4142135623730951 ? 1.0 : 0.0;
-  m = m * (1.0 - 0.5 * big);
+  mb -= (uint64_t)(m > 1.4142135623730951) << 52;
+  memcpy(&m, &mb, sizeof(m));
   e += big;
   s = (m - 1.0) / (m + 1.0);
   s2 = s * s;
@@ -114,11 +117,12 @@ NSDE__INLINE void nsde__sincos2pi(double u, double *sn, double *cs)
   c = c * t2 + 0.5;
   c = 1.0 - t2 * c;
   /* rotate by q quarter turns: (s, c) -> (c, -s) -> (-s, -c) -> (-c, s) */
-  odd = (q == 1.0 || q == 3.0) ? 1.0 : 0.0;
+  /* | rather than ||: no branch, so the loop also vectorises for AVX2 */
+  odd = ((q == 1.0) | (q == 3.0)) ? 1.0 : 0.0;
   so = odd * c + (1.0 - odd) * s;
   co = odd * s + (1.0 - odd) * c;
-  *sn = (q == 2.0 || q == 3.0) ? -so : so;
-  *cs = (q == 1.0 || q == 2.0) ? -co : co;
+  *sn = ((q == 2.0) | (q == 3.0)) ? -so : so;
+  *cs = ((q == 1.0) | (q == 2.0)) ? -co : co;
 }
 
 /* (hi:lo >> 11) * 2^-53 in [0, 1), through bit patterns (vectorises). */
@@ -127,7 +131,7 @@ NSDE__INLINE double nsde__u53(uint32_t hi, uint32_t lo)
   uint64_t v = ((((uint64_t)hi << 32) | lo) >> 12) | 0x3ff0000000000000ULL; /* 1 + 52 bits */
   double d;
   memcpy(&d, &v, sizeof(d));
-  return (d - 1.0) + (double)(lo >> 11 & 1) * 0x1.0p-53;
+  return (d - 1.0) + (double)(int32_t)(lo >> 11 & 1) * 0x1.0p-53; /* signed: AVX2 converts it */
 }
 
 /* Two standard normals from four Philox words (Box-Muller on two 53-bit
