@@ -132,9 +132,17 @@ static void hand_em(struct nsde_brownian *bm, struct nsde_tensor *dw, float *x, 
     if (nsde_brownian_increment(bm, (double)k / (double)steps, (double)(k + 1) / (double)steps, dw,
                                 NULL))
       die(NULL, "brownian increment");
-#pragma omp parallel for simd num_threads(nt) if (n > 8192) /* libnsde's threshold too */
-    for (int64_t i = 0; i < n; i++)
-      x[i] = x[i] + (float)MU * x[i] * h + (float)SIGMA * x[i] * w[i];
+    /* threads only past libnsde's threshold too, and no parallel region at
+     * all below it (libgomp's if(0) region still costs a futex call) */
+    if (nt > 1 && n > 8192) {
+#pragma omp parallel for simd num_threads(nt)
+      for (int64_t i = 0; i < n; i++)
+        x[i] = x[i] + (float)MU * x[i] * h + (float)SIGMA * x[i] * w[i];
+    } else {
+#pragma omp simd
+      for (int64_t i = 0; i < n; i++)
+        x[i] = x[i] + (float)MU * x[i] * h + (float)SIGMA * x[i] * w[i];
+    }
   }
 }
 

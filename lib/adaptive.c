@@ -123,7 +123,8 @@ static double error_order(const struct nsde_solver *s)
     const int nt = s->ctx->threads;                                                             \
     double worst = 0.0;                                                                         \
     (void)nt;                                                                                   \
-    _Pragma("omp parallel for reduction(max : worst) num_threads(nt) if (n > NSDE_PAR_MIN)")    \
+    NSDE_PAR_FOR(nt > 1 && n > NSDE_PAR_MIN,                                                    \
+                 "omp parallel for reduction(max : worst) num_threads(nt)",                     \
     for (int64_t b = 0; b < s->batch; b++) {                                                    \
       double acc = 0.0;                                                                         \
       for (int64_t i = b * dim; i < (b + 1) * dim; i++) {                                       \
@@ -134,9 +135,9 @@ static double error_order(const struct nsde_solver *s)
         acc += e * e;                                                                           \
       }                                                                                         \
       acc = sqrt(acc / (double)dim);                                                            \
-      if (!(acc <= worst)) /* NaN propagates as infinity */                                    \
+      if (!(acc <= worst)) /* NaN propagates as infinity */                                     \
         worst = isnan(acc) ? INFINITY : acc;                                                    \
-    }                                                                                           \
+    });                                                                                         \
     return worst;                                                                               \
   }
 NORM_FN(float, _f32)

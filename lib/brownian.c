@@ -405,12 +405,14 @@ void nsde__brownian_fill(const struct nsde_brownian *bm, double s, double t,
   if (ls == 0.0 && ((lt == 0.0 && k2 == k + 1) || (lt == 1.0 && k2 == k))) {
     /* a base step: one generator call per element, in vectorised blocks */
     const int64_t nblocks = (n + BLOCK - 1) / BLOCK;
-#pragma omp parallel for schedule(static) num_threads(nt) if (n > 4096)
+    NSDE_PAR_FOR(nt > 1 && n > 4096,
+                 "omp parallel for schedule(static) num_threads(nt)",
     for (int64_t q = 0; q < nblocks; q++)
-      fill_block(bm, k, q, n, dtype, dw, levy);
+      fill_block(bm, k, q, n, dtype, dw, levy););
     return;
   }
-#pragma omp parallel for schedule(static) num_threads(nt) if (n > 4096)
+  NSDE_PAR_FOR(nt > 1 && n > 4096,
+               "omp parallel for schedule(static) num_threads(nt)",
   for (int64_t i = 0; i < n; i++) {
     uint32_t e = (uint32_t)(i % dim), b = (uint32_t)(bm->batch_offset + i / dim);
     double w, a, hl;
@@ -425,7 +427,7 @@ void nsde__brownian_fill(const struct nsde_brownian *bm, double s, double t,
       if (levy)
         ((double *)levy)[i] = hl;
     }
-  }
+  });
 }
 
 NSDE_API enum nsde_status nsde_brownian_increment(const struct nsde_brownian *bm, double s,

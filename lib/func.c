@@ -192,15 +192,19 @@ NSDE_API const void *nsde_func_params_const(const struct nsde_func *f)
 
 /* out = c0 + c1*x (x may be NULL), or out = c1*fx for dropout. */
 #define AFFINE(T)                                                                    \
-  static void affine_##T(int64_t n, T c0, T c1, const T *x, T *out, int nt)         \
+  static void affine_##T(int64_t n, T c0, T c1, const T *x, T *out, int nt)          \
   {                                                                                  \
     (void)nt;                                                                        \
     if (x) {                                                                         \
-      _Pragma("omp parallel for simd num_threads(nt) if(n > NSDE_PAR_MIN)")         \
-      for (int64_t i = 0; i < n; i++) out[i] = c0 + c1 * x[i];                       \
+      NSDE_PAR_FOR_SIMD(nt > 1 && n > NSDE_PAR_MIN,                                  \
+                        "omp parallel for simd num_threads(nt)",                     \
+                        "omp simd",                                                  \
+      for (int64_t i = 0; i < n; i++) out[i] = c0 + c1 * x[i];);                     \
     } else {                                                                         \
-      _Pragma("omp parallel for simd num_threads(nt) if(n > NSDE_PAR_MIN)")         \
-      for (int64_t i = 0; i < n; i++) out[i] = c0;                                   \
+      NSDE_PAR_FOR_SIMD(nt > 1 && n > NSDE_PAR_MIN,                                  \
+                        "omp parallel for simd num_threads(nt)",                     \
+                        "omp simd",                                                  \
+      for (int64_t i = 0; i < n; i++) out[i] = c0;);                                 \
     }                                                                                \
   }
 AFFINE(float)

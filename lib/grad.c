@@ -314,17 +314,19 @@ void *nsde__outer_dw(struct nsde_solver *s, const void *c, double scale)
   if (s->dtype == NSDE_DTYPE_FLOAT32) {
     const float *cc = c, *w = s->dw;
     float *o = s->cgm;
-#pragma omp parallel for num_threads(nt) if (n * m > NSDE_PAR_MIN)
+    NSDE_PAR_FOR(nt > 1 && n * m > NSDE_PAR_MIN,
+                 "omp parallel for num_threads(nt)",
     for (int64_t r = 0; r < n; r++)
       for (int64_t j = 0; j < m; j++)
-        o[r * m + j] = (float)scale * cc[r] * w[(r / dim) * m + j];
+        o[r * m + j] = (float)scale * cc[r] * w[(r / dim) * m + j];);
   } else {
     const double *cc = c, *w = s->dw;
     double *o = s->cgm;
-#pragma omp parallel for num_threads(nt) if (n * m > NSDE_PAR_MIN)
+    NSDE_PAR_FOR(nt > 1 && n * m > NSDE_PAR_MIN,
+                 "omp parallel for num_threads(nt)",
     for (int64_t r = 0; r < n; r++)
       for (int64_t j = 0; j < m; j++)
-        o[r * m + j] = scale * cc[r] * w[(r / dim) * m + j];
+        o[r * m + j] = scale * cc[r] * w[(r / dim) * m + j];);
   }
   return s->cgm;
 }

@@ -121,6 +121,31 @@ static inline void nsde__ftz_leave(unsigned old) { (void)old; }
 /* Loops shorter than this stay on one thread: waking threads costs more. */
 #define NSDE_PAR_MIN 8192
 
+/* NSDE_PAR_FOR(cond, "omp parallel for ...", loop): the loop shared among
+ * threads by the pragma when cond holds, else run here without entering a
+ * parallel region. An OpenMP if() clause is not enough: libgomp still sets
+ * up a one-thread team for if(0) and ends it with a futex call, and small
+ * solves make several such regions per step (a quarter of the CPU time of a
+ * run of small adaptive solves went to the kernel). cond includes
+ * "threads > 1". NSDE_PAR_FOR_SIMD runs the serial loop under a second
+ * pragma ("omp simd ..."). */
+#define NSDE_PAR_FOR(cond, par, ...)                                                               \
+  do {                                                                                             \
+    if (cond) {                                                                                    \
+      _Pragma(par) __VA_ARGS__                                                                     \
+    } else {                                                                                       \
+      __VA_ARGS__                                                                                  \
+    }                                                                                              \
+  } while (0)
+#define NSDE_PAR_FOR_SIMD(cond, par, ser, ...)                                                     \
+  do {                                                                                             \
+    if (cond) {                                                                                    \
+      _Pragma(par) __VA_ARGS__                                                                     \
+    } else {                                                                                       \
+      _Pragma(ser) __VA_ARGS__                                                                     \
+    }                                                                                              \
+  } while (0)
+
 /* Hot loops: one clone per vector ISA, chosen at load time. Only loops whose
  * results do not depend on the vector width (element-wise work, sums kept
  * per lane in the scalar order) get clones. */

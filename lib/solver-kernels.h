@@ -13,19 +13,22 @@
  * (scalar noise), unswitched so the diagonal case vectorises. BODY uses W. */
 #define NOISE_LOOP(BODY)                                                             \
   if (!scalar) {                                                                     \
-    _Pragma("omp parallel for simd reduction(+ : bad) num_threads(nt) if (n > NSDE_PAR_MIN)") \
+    NSDE_PAR_FOR_SIMD(nt > 1 && n > NSDE_PAR_MIN,                                    \
+                      "omp parallel for simd reduction(+ : bad) num_threads(nt)",    \
+                      "omp simd reduction(+ : bad)",                                 \
     for (int64_t i = 0; i < n; i++) {                                                \
       const T W = dw ? dw[i] : (T)0;                                                 \
       BODY                                                                           \
-    }                                                                                \
+    });                                                                              \
   } else {                                                                           \
-    _Pragma("omp parallel for reduction(+ : bad) num_threads(nt) if (n > NSDE_PAR_MIN)") \
+    NSDE_PAR_FOR(nt > 1 && n > NSDE_PAR_MIN,                                         \
+                 "omp parallel for reduction(+ : bad) num_threads(nt)",              \
     for (int64_t r = 0; r < n / dim; r++) {                                          \
       const T W = dw ? dw[r] : (T)0;                                                 \
       for (int64_t i = r * dim; i < (r + 1) * dim; i++) {                            \
         BODY                                                                         \
       }                                                                              \
-    }                                                                                \
+    });                                                                              \
   }
 
 /* Euler-Maruyama: x1 = x + f h + g dW */
@@ -37,12 +40,14 @@ static inline int64_t CAT(k_em, SFX)(int64_t n, int64_t dim, int scalar, T h, co
   if (g) {
     NOISE_LOOP(T v = x[i] + f[i] * h + g[i] * W; x1[i] = v; bad += !isfinite(v);)
   } else {
-#pragma omp parallel for simd reduction(+ : bad) num_threads(nt) if (n > NSDE_PAR_MIN)
+    NSDE_PAR_FOR_SIMD(nt > 1 && n > NSDE_PAR_MIN,
+                      "omp parallel for simd reduction(+ : bad) num_threads(nt)",
+                      "omp simd reduction(+ : bad)",
     for (int64_t i = 0; i < n; i++) {
       T v = x[i] + f[i] * h;
       x1[i] = v;
       bad += !isfinite(v);
-    }
+    });
   }
   return bad;
 }
@@ -53,12 +58,14 @@ static inline int64_t CAT(k_milstein, SFX)(int64_t n, T h, const T *x, const T *
 {
   int64_t bad = 0;
   (void)nt;
-#pragma omp parallel for simd reduction(+ : bad) num_threads(nt) if (n > NSDE_PAR_MIN)
+  NSDE_PAR_FOR_SIMD(nt > 1 && n > NSDE_PAR_MIN,
+                    "omp parallel for simd reduction(+ : bad) num_threads(nt)",
+                    "omp simd reduction(+ : bad)",
   for (int64_t i = 0; i < n; i++) {
     T v = x[i] + f[i] * h + g[i] * dw[i] + (T)0.5 * g[i] * gp[i] * (dw[i] * dw[i] - h);
     x1[i] = v;
     bad += !isfinite(v);
-  }
+  });
   return bad;
 }
 
@@ -73,12 +80,14 @@ static inline int64_t CAT(k_heun, SFX)(int64_t n, int64_t dim, int scalar, T h, 
     NOISE_LOOP(T v = x[i] + (T)0.5 * (f0[i] + f1[i]) * h + (T)0.5 * (g0[i] + g1[i]) * sw * W;
                x1[i] = v; bad += !isfinite(v);)
   } else {
-#pragma omp parallel for simd reduction(+ : bad) num_threads(nt) if (n > NSDE_PAR_MIN)
+    NSDE_PAR_FOR_SIMD(nt > 1 && n > NSDE_PAR_MIN,
+                      "omp parallel for simd reduction(+ : bad) num_threads(nt)",
+                      "omp simd reduction(+ : bad)",
     for (int64_t i = 0; i < n; i++) {
       T v = x[i] + (T)0.5 * (f0[i] + f1[i]) * h;
       x1[i] = v;
       bad += !isfinite(v);
-    }
+    });
   }
   return bad;
 }
@@ -94,12 +103,14 @@ static inline int64_t CAT(k_revz, SFX)(int64_t n, int64_t dim, int scalar, T h, 
     NOISE_LOOP(T v = (T)2 * y[i] - z[i] + fz[i] * h + gz[i] * sw * W; z1[i] = v;
                bad += !isfinite(v);)
   } else {
-#pragma omp parallel for simd reduction(+ : bad) num_threads(nt) if (n > NSDE_PAR_MIN)
+    NSDE_PAR_FOR_SIMD(nt > 1 && n > NSDE_PAR_MIN,
+                      "omp parallel for simd reduction(+ : bad) num_threads(nt)",
+                      "omp simd reduction(+ : bad)",
     for (int64_t i = 0; i < n; i++) {
       T v = (T)2 * y[i] - z[i] + fz[i] * h;
       z1[i] = v;
       bad += !isfinite(v);
-    }
+    });
   }
   return bad;
 }
@@ -111,7 +122,8 @@ static inline int64_t CAT(k_em_gen, SFX)(int64_t n, int64_t dim, int64_t m, T h,
 {
   int64_t bad = 0;
   (void)nt;
-#pragma omp parallel for reduction(+ : bad) num_threads(nt) if (n * m > NSDE_PAR_MIN)
+  NSDE_PAR_FOR(nt > 1 && n * m > NSDE_PAR_MIN,
+               "omp parallel for reduction(+ : bad) num_threads(nt)",
   for (int64_t r = 0; r < n; r++) {
     const T *gr = g + r * m, *w = dw + (r / dim) * m;
     T v = x[r] + f[r] * h;
@@ -119,7 +131,7 @@ static inline int64_t CAT(k_em_gen, SFX)(int64_t n, int64_t dim, int64_t m, T h,
       v += gr[j] * w[j];
     x1[r] = v;
     bad += !isfinite(v);
-  }
+  });
   return bad;
 }
 
@@ -130,7 +142,8 @@ static inline int64_t CAT(k_heun_gen, SFX)(int64_t n, int64_t dim, int64_t m, T 
 {
   int64_t bad = 0;
   (void)nt;
-#pragma omp parallel for reduction(+ : bad) num_threads(nt) if (n * m > NSDE_PAR_MIN)
+  NSDE_PAR_FOR(nt > 1 && n * m > NSDE_PAR_MIN,
+               "omp parallel for reduction(+ : bad) num_threads(nt)",
   for (int64_t r = 0; r < n; r++) {
     const T *a = g0 + r * m, *b = g1 + r * m, *w = dw + (r / dim) * m;
     T gw = 0, v;
@@ -139,7 +152,7 @@ static inline int64_t CAT(k_heun_gen, SFX)(int64_t n, int64_t dim, int64_t m, T 
     v = x[r] + (T)0.5 * (f0[r] + f1[r]) * h + (T)0.5 * gw;
     x1[r] = v;
     bad += !isfinite(v);
-  }
+  });
   return bad;
 }
 
@@ -148,9 +161,11 @@ static inline void CAT(k_sra_stage, SFX)(int64_t n, T h, const T *x, const T *f1
                                   const T *dw, const T *hl, T *h2, int nt)
 {
   (void)nt;
-#pragma omp parallel for simd num_threads(nt) if (n > NSDE_PAR_MIN)
+  NSDE_PAR_FOR_SIMD(nt > 1 && n > NSDE_PAR_MIN,
+                    "omp parallel for simd num_threads(nt)",
+                    "omp simd",
   for (int64_t i = 0; i < n; i++)
-    h2[i] = x[i] + (T)0.75 * f1[i] * h + (g_end ? (T)1.5 * g_end[i] * (hl[i] + (T)0.5 * dw[i]) : (T)0);
+    h2[i] = x[i] + (T)0.75 * f1[i] * h + (g_end ? (T)1.5 * g_end[i] * (hl[i] + (T)0.5 * dw[i]) : (T)0););
 }
 
 /* SRA1 update: x1 = x + h (f1/3 + 2 f2/3) + g(t+h) (dW - I10/h) + g(t) I10/h */
@@ -160,7 +175,9 @@ static inline int64_t CAT(k_sra, SFX)(int64_t n, T h, const T *x, const T *f1, c
 {
   int64_t bad = 0;
   (void)nt;
-#pragma omp parallel for simd reduction(+ : bad) num_threads(nt) if (n > NSDE_PAR_MIN)
+  NSDE_PAR_FOR_SIMD(nt > 1 && n > NSDE_PAR_MIN,
+                    "omp parallel for simd reduction(+ : bad) num_threads(nt)",
+                    "omp simd reduction(+ : bad)",
   for (int64_t i = 0; i < n; i++) {
     T v = x[i] + h * (f1[i] / (T)3 + (T)2 * f2[i] / (T)3);
     if (g_end) {
@@ -169,7 +186,7 @@ static inline int64_t CAT(k_sra, SFX)(int64_t n, T h, const T *x, const T *f1, c
     }
     x1[i] = v;
     bad += !isfinite(v);
-  }
+  });
   return bad;
 }
 

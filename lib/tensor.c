@@ -205,38 +205,46 @@ NSDE_API int nsde_tensor_is_contiguous(const struct nsde_tensor *t)
 enum ew_op { EW_FILL, EW_COPY, EW_SCALE, EW_AXPY };
 
 #define EW_LOOP(T)                                                                        \
-  static void ew_flat_##T(enum ew_op op, int64_t n, double a, const T *x, T *y, int nt)  \
+  static void ew_flat_##T(enum ew_op op, int64_t n, double a, const T *x, T *y, int nt)   \
   {                                                                                       \
     const T av = (T)a;                                                                    \
     (void)nt;                                                                             \
     switch (op) {                                                                         \
     case EW_FILL:                                                                         \
-      _Pragma("omp parallel for simd num_threads(nt) if(n > NSDE_PAR_MIN)")              \
-      for (int64_t i = 0; i < n; i++) y[i] = av;                                          \
+      NSDE_PAR_FOR_SIMD(nt > 1 && n > NSDE_PAR_MIN,                                       \
+                        "omp parallel for simd num_threads(nt)",                          \
+                        "omp simd",                                                       \
+      for (int64_t i = 0; i < n; i++) y[i] = av;);                                        \
       break;                                                                              \
     case EW_COPY:                                                                         \
-      _Pragma("omp parallel for simd num_threads(nt) if(n > NSDE_PAR_MIN)")              \
-      for (int64_t i = 0; i < n; i++) y[i] = x[i];                                        \
+      NSDE_PAR_FOR_SIMD(nt > 1 && n > NSDE_PAR_MIN,                                       \
+                        "omp parallel for simd num_threads(nt)",                          \
+                        "omp simd",                                                       \
+      for (int64_t i = 0; i < n; i++) y[i] = x[i];);                                      \
       break;                                                                              \
     case EW_SCALE:                                                                        \
-      _Pragma("omp parallel for simd num_threads(nt) if(n > NSDE_PAR_MIN)")              \
-      for (int64_t i = 0; i < n; i++) y[i] *= av;                                         \
+      NSDE_PAR_FOR_SIMD(nt > 1 && n > NSDE_PAR_MIN,                                       \
+                        "omp parallel for simd num_threads(nt)",                          \
+                        "omp simd",                                                       \
+      for (int64_t i = 0; i < n; i++) y[i] *= av;);                                       \
       break;                                                                              \
     case EW_AXPY:                                                                         \
-      _Pragma("omp parallel for simd num_threads(nt) if(n > NSDE_PAR_MIN)")              \
-      for (int64_t i = 0; i < n; i++) y[i] += av * x[i];                                  \
+      NSDE_PAR_FOR_SIMD(nt > 1 && n > NSDE_PAR_MIN,                                       \
+                        "omp parallel for simd num_threads(nt)",                          \
+                        "omp simd",                                                       \
+      for (int64_t i = 0; i < n; i++) y[i] += av * x[i];);                                \
       break;                                                                              \
     }                                                                                     \
   }                                                                                       \
-  static void ew_strided_##T(enum ew_op op, const int64_t *shape, double a,              \
+  static void ew_strided_##T(enum ew_op op, const int64_t *shape, double a,               \
                              const T *x, const int64_t *sx, T *y, const int64_t *sy)      \
   {                                                                                       \
     const T av = (T)a;                                                                    \
-    for (int64_t i0 = 0; i0 < shape[0]; i0++)                                            \
-      for (int64_t i1 = 0; i1 < shape[1]; i1++)                                          \
-        for (int64_t i2 = 0; i2 < shape[2]; i2++)                                        \
-          for (int64_t i3 = 0; i3 < shape[3]; i3++) {                                    \
-            T *py = y + i0 * sy[0] + i1 * sy[1] + i2 * sy[2] + i3 * sy[3];               \
+    for (int64_t i0 = 0; i0 < shape[0]; i0++)                                             \
+      for (int64_t i1 = 0; i1 < shape[1]; i1++)                                           \
+        for (int64_t i2 = 0; i2 < shape[2]; i2++)                                         \
+          for (int64_t i3 = 0; i3 < shape[3]; i3++) {                                     \
+            T *py = y + i0 * sy[0] + i1 * sy[1] + i2 * sy[2] + i3 * sy[3];                \
             const T *px = x ? x + i0 * sx[0] + i1 * sx[1] + i2 * sx[2] + i3 * sx[3] : NULL; \
             switch (op) {                                                                 \
             case EW_FILL: *py = av; break;                                                \

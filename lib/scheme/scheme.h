@@ -89,14 +89,16 @@ void nsde__param_add(enum nsde_dtype dt, void *p, int i, double v);
     const int64_t n_ = s->n;                                                            \
     const int nt_ = s->ctx->threads;                                                    \
     (void)nt_;                                                                          \
-    if (s->dtype == NSDE_DTYPE_FLOAT32) {                                                     \
+    if (s->dtype == NSDE_DTYPE_FLOAT32) {                                               \
       typedef float T;                                                                  \
-      _Pragma("omp parallel for num_threads(nt_) if (n_ > NSDE_PAR_MIN)")              \
-      for (int64_t i = 0; i < n_; i++) { BODY }                                         \
+      NSDE_PAR_FOR(nt_ > 1 && n_ > NSDE_PAR_MIN,                                        \
+                   "omp parallel for num_threads(nt_)",                                 \
+      for (int64_t i = 0; i < n_; i++) { BODY });                                       \
     } else {                                                                            \
       typedef double T;                                                                 \
-      _Pragma("omp parallel for num_threads(nt_) if (n_ > NSDE_PAR_MIN)")              \
-      for (int64_t i = 0; i < n_; i++) { BODY }                                         \
+      NSDE_PAR_FOR(nt_ > 1 && n_ > NSDE_PAR_MIN,                                        \
+                   "omp parallel for num_threads(nt_)",                                 \
+      for (int64_t i = 0; i < n_; i++) { BODY });                                       \
     }                                                                                   \
   } while (0)
 #define R(p) (((T *)(p))[i])
