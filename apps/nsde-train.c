@@ -9,7 +9,7 @@
  *              [--subset N] [--batch B] [--lr LR] [--crop P] [--seed S]
  *              [--threads T] [--metrics FILE.csv] [--grad store-all|checkpoint] [--resume]
  *              [--arch cifar|large] [--schedule step|cosine] [--warmup W] [--wd D] [--nesterov]
- *              [--stop-after K] [--micro-batch M] [--rank-timeout S]
+ *              [--stop-after K] [--micro-batch M] [--rank-timeout S] [--val N]
  *
  * --epochs truncates the step schedule (the stages still decide the learning
  * rate). --schedule cosine instead runs --epochs E epochs with the learning
@@ -18,6 +18,12 @@
  * reset). --arch large puts the strided stem (two stride-2 convolutions) in
  * front of the SDE block, so that it runs at 1/4 of the image's height and
  * width; the default is the paper's 3x3 stem for images under 64 pixels.
+ * --val N holds out the last N training images (after --subset): the model
+ * trains on the others exactly as with --subset (size - N), and after every
+ * epoch its noise-off accuracy and
+ * mean loss on the N are printed and written to --metrics (val_acc,
+ * val_loss; empty without --val), so that hyper-parameters such as sigma
+ * can be chosen without the test set.
  * --wd is PyTorch's L2 weight decay (the paper uses none). --stop-after K ends
  * this sitting after K more epochs without changing the schedule; --resume
  * continues it later.
@@ -51,6 +57,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "eval.h"
 
 #include "train-state.h"
 
@@ -138,6 +145,90 @@ static int check_writable(const char *out)
   return 0;
 }
 
+/* Held-out images (--val), as the model takes them: floats and labels. */
+struct holdout {
+  float *x;
+  int32_t *y;
+  int64_t n, item;
+};
+
+/* The last val of the first `subset` (0: all) training images into ho; the
+ * training set is then loaded as the first size - val images, so that a run
+ * with --val trains exactly as one with --subset (size - val) would. */
+static struct nsde_dataset *load_with_holdout(struct nsde_context *ctx, const char *data,
+                                              const char *dir, long subset, long val,
+                                              struct holdout *ho)
+{
+  struct nsde_dataset *all = ex_load(ctx, data, dir, NSDE_SPLIT_TRAIN, subset);
+  const int64_t n_all = nsde_dataset_size(all);
+  int c, h, w, classes;
+  int64_t *idx;
+  struct nsde_tensor *x;
+  if (val >= n_all) {
+    fprintf(stderr, "nsde-train: --val %ld must leave training images (the set has %lld)\n", val,
+            (long long)n_all);
+    exit(2);
+  }
+  ex_check(ctx, nsde_dataset_info(all, &c, &h, &w, &classes), "dataset info");
+  {
+    int64_t shape[4] = {val, c, h, w};
+    ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &x), "tensor");
+  }
+  ho->n = val;
+  ho->item = (int64_t)c * h * w;
+  ho->x = malloc(sizeof(float) * (size_t)(val * ho->item));
+  ho->y = malloc(sizeof(int32_t) * (size_t)val);
+  idx = malloc(sizeof(int64_t) * (size_t)val);
+  if (!ho->x || !ho->y || !idx) {
+    fprintf(stderr, "nsde-train: out of memory for %ld held-out images\n", val);
+    exit(1);
+  }
+  for (int64_t i = 0; i < val; i++)
+    idx[i] = n_all - val + i;
+  ex_check(ctx, nsde_dataset_batch(all, idx, val, 0, 0, x, ho->y), "held-out images");
+  memcpy(ho->x, nsde_tensor_data(x), sizeof(float) * (size_t)(val * ho->item));
+  free(idx);
+  nsde_tensor_free(x);
+  nsde_dataset_free(all);
+  return ex_load(ctx, data, dir, NSDE_SPLIT_TRAIN, (long)(n_all - val));
+}
+
+/* Noise-off accuracy and mean cross-entropy of the model on the held-out
+ * images, in batches of at most mb. */
+static void validate(struct nsde_context *ctx, struct nsde_model *m, const struct holdout *ho,
+                     int mb, int classes, double *acc, double *loss)
+{
+  int64_t hits = 0, cur = 0;
+  double ls = 0;
+  struct nsde_tensor *x = NULL, *probs = NULL;
+  for (int64_t b0 = 0; b0 < ho->n; b0 += mb) {
+    const int64_t bs = ho->n - b0 < mb ? ho->n - b0 : mb;
+    const int32_t *y = ho->y + b0;
+    const float *p;
+    if (bs != cur) { /* the first batch, and the last one when smaller */
+      int64_t shape[4] = {bs, 1, 1, ho->item}, ps[2] = {bs, classes};
+      struct nsde_model_config cfg;
+      cur = bs;
+      ex_check(ctx, nsde_model_get_config(m, &cfg), "model config");
+      shape[1] = cfg.in_channels, shape[2] = cfg.in_height, shape[3] = cfg.in_width;
+      nsde_tensor_free(x);
+      nsde_tensor_free(probs);
+      ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &x), "tensor");
+      ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, ps, &probs), "tensor");
+    }
+    memcpy(nsde_tensor_data(x), ho->x + b0 * ho->item, sizeof(float) * (size_t)(bs * ho->item));
+    ex_check(ctx, nsde_model_predict(m, x, 0, 0, probs), "validation pass");
+    p = nsde_tensor_data(probs);
+    hits += count_correct(p, y, bs, classes);
+    for (int64_t i = 0; i < bs; i++)
+      ls -= log(fmax((double)p[i * classes + y[i]], 1e-300));
+  }
+  *acc = (double)hits / (double)ho->n;
+  *loss = ls / (double)ho->n;
+  nsde_tensor_free(x);
+  nsde_tensor_free(probs);
+}
+
 int main(int argc, char **argv)
 {
   const char *data = "fashion-mnist", *dir = NULL, *out = NULL, *metrics = NULL, *noise = "multiplicative";
@@ -147,7 +238,7 @@ int main(int argc, char **argv)
   float *slots = NULL;
   double *stats = NULL;
   const char *grad = "store-all", *arch = NULL, *schedule = "step";
-  long subset = 0;
+  long subset = 0, val = 0;
   double sigma = 1.0, lr0 = 0.1, warmup = 0, wd = 0, explode;
   unsigned long long seed = 1;
   struct nsde_context *ctx;
@@ -159,6 +250,7 @@ int main(int argc, char **argv)
   struct nsde_tensor *x = NULL;
   int32_t *labels = NULL;
   int64_t *perm = NULL, n;
+  struct holdout ho = {NULL, NULL, 0, 0};
   int c, h, w, classes, total_epochs = 0, cosine;
   FILE *mf = NULL;
   int rc = 0;
@@ -201,6 +293,7 @@ int main(int argc, char **argv)
     else if (OPT("--stop-after")) stop_after = (int)ex_int(P, a, v, 1, 100000);
     else if (OPT("--micro-batch")) mb = (int)ex_int(P, a, v, 1, 65536);
     else if (OPT("--rank-timeout")) dist_set_timeout((unsigned)ex_int(P, a, v, 1, 86400));
+    else if (OPT("--val")) val = (long)ex_int(P, a, v, 0, 1000000000);
     else if (!strcmp(a, "--resume")) resume = 1;
     else if (OPT("--stages")) {
       double st[8];
@@ -218,7 +311,7 @@ int main(int argc, char **argv)
                       "[--stages a,b,..] [--epochs E] [--subset N] [--batch B] [--lr LR] [--crop P] "
                       "[--seed S] [--threads T] [--metrics FILE.csv] [--grad store-all|checkpoint] "
                       "[--resume] [--arch cifar|large] [--schedule step|cosine] [--warmup W] [--wd D] "
-                      "[--nesterov] [--stop-after K] [--micro-batch M] [--rank-timeout S]\n");
+                      "[--nesterov] [--stop-after K] [--micro-batch M] [--rank-timeout S] [--val N]\n");
       return 2;
     }
 #undef OPT
@@ -243,7 +336,8 @@ int main(int argc, char **argv)
     epochs = total_epochs;
   ex_check(NULL, nsde_context_new(&ctx), "context");
   ex_check(ctx, nsde_context_set_threads(ctx, threads), "threads");
-  ds = ex_load(ctx, data, dir, NSDE_SPLIT_TRAIN, subset);
+  ds = val > 0 ? load_with_holdout(ctx, data, dir, subset, val, &ho)
+               : ex_load(ctx, data, dir, NSDE_SPLIT_TRAIN, subset);
   ex_check(ctx, nsde_dataset_info(ds, &c, &h, &w, &classes), "dataset info");
   n = nsde_dataset_size(ds);
   if (crop < 0)
@@ -342,15 +436,17 @@ int main(int argc, char **argv)
       goto done;
     }
     if (!resume)
-      fprintf(mf, "epoch,lr,train_loss,train_acc,images_per_s,seconds\n");
+      fprintf(mf, "epoch,lr,train_loss,train_acc,images_per_s,seconds,val_acc,val_loss\n");
   }
   printf("nsde-train: %s, %lld images %dx%dx%d, %s noise sigma %g, width %d, %lld parameters, "
          "%d epochs, batch %d, BLIS '%s'\n", data, (long long)n, c, h, w, noise, sigma, width,
          (long long)nsde_model_num_params(m), epochs, batch, nsde_blis_arch());
+  if (val > 0)
+    printf("nsde-train: the last %ld images held out for validation\n", val);
   explode = 20.0 * log((double)classes);
   t_start = ex_now();
   for (int e = first_epoch; e < epochs && (stop_after < 0 || e < first_epoch + stop_after); e++) {
-    double lr = nsde_lr_schedule_at(sched, e), loss_sum = 0, t0 = ex_now();
+    double lr = nsde_lr_schedule_at(sched, e), loss_sum = 0, t0 = ex_now(), val_acc = NAN, val_loss = NAN;
     int64_t hits = 0, seen = 0, nb = n / batch;
     if (!cosine && e > 0 && lr != nsde_lr_schedule_at(sched, e - 1))
       ex_check(ctx, nsde_sgd_reset(opt), "sgd reset"); /* the paper resets momentum at each stage */
@@ -399,6 +495,11 @@ int main(int argc, char **argv)
     printf("\n");
     if (dist_rank() != 0)
       continue; /* one rank writes the files */
+    if (val > 0) {
+      validate(ctx, m, &ho, mb, classes, &val_acc, &val_loss);
+      printf("epoch %d/%d validation (%ld images, noise off): acc %.4f loss %.4f\n", e + 1, epochs,
+             val, val_acc, val_loss);
+    }
     /* the state first: a crash between the two writes leaves a state one
      * epoch ahead of the model file, and --resume takes the state's parameters */
     if (save_state(ctx, out, e + 1, nsde_model_params(m), nsde_sgd_velocity(opt),
@@ -409,8 +510,12 @@ int main(int argc, char **argv)
     }
     ex_check(ctx, nsde_model_save(m, out), "saving the model");
     if (mf) {
-      fprintf(mf, "%d,%g,%.6f,%.4f,%.2f,%.1f\n", e + 1, lr, loss_sum / seen, (double)hits / seen,
+      fprintf(mf, "%d,%g,%.6f,%.4f,%.2f,%.1f,", e + 1, lr, loss_sum / seen, (double)hits / seen,
               seen / (ex_now() - t0), ex_now() - t_start);
+      if (val > 0)
+        fprintf(mf, "%.4f,%.6f\n", val_acc, val_loss);
+      else
+        fprintf(mf, ",\n");
       fflush(mf);
     }
   }
@@ -437,6 +542,8 @@ done:
   nsde_lr_schedule_free(sched);
   nsde_model_free(m);
   nsde_dataset_free(ds);
+  free(ho.x);
+  free(ho.y);
   nsde_context_free(ctx);
   dist_finalize();
   return rc;

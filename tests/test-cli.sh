@@ -13,10 +13,23 @@ train=$1 eval_bin=$2 bench=$3 work=$4/cli-test
 rm -rf "$work"
 mkdir -p "$work"
 fm=/usr/share/datasets/fashion-mnist
-# a tiny valid model for the cases that get past option parsing
+# a tiny valid model for the cases that get past option parsing, trained
+# with 20 of its 100 images held out (--val): one batch of 50 per epoch
 "$train" --data fashion-mnist --out "$work/m.nsde" --width 4 --groups 2 --subset 100 --epochs 1 \
-  --stages 1 --batch 50 >/dev/null 2>&1 || { echo "FAIL: cannot train the tiny model"; exit 1; }
+  --stages 1 --batch 50 --val 20 --metrics "$work/m.csv" >"$work/train.out" 2>&1 ||
+  { echo "FAIL: cannot train the tiny model"; cat "$work/train.out"; exit 1; }
 fail=0 n=0
+grep -q "batch 1/1 " "$work/train.out" ||
+  { echo "FAIL: --val 20 of 100 images should leave one batch of 50"; fail=1; }
+grep -q "validation (20 images" "$work/train.out" ||
+  { echo "FAIL: no validation line for --val 20"; fail=1; }
+# holding out the last 20 of 100 trains exactly as on the first 80: the same bytes
+"$train" --data fashion-mnist --out "$work/m80.nsde" --width 4 --groups 2 --subset 80 --epochs 1 \
+  --stages 1 --batch 50 >/dev/null 2>&1 && cmp -s "$work/m.nsde" "$work/m80.nsde" ||
+  { echo "FAIL: --subset 100 --val 20 should give --subset 80's model file"; fail=1; }
+awk -F, 'NR == 1 && $7 != "val_acc" { exit 1 } NR == 2 && !($7 >= 0 && $7 <= 1 && $8 > 0) { exit 1 }
+  END { if (NR != 2) exit 1 }' "$work/m.csv" ||
+  { echo "FAIL: --metrics lacks a valid val_acc,val_loss row:"; cat "$work/m.csv"; fail=1; }
 check() { # PROGRAM EXPECTED ARGS...
   prog=$1 want=$2
   shift 2
@@ -66,6 +79,8 @@ check train "--rank-timeout" $o --rank-timeout 0
 check train "--rank-timeout" $o --rank-timeout 1e9
 check train "--crop" $o --crop 1000
 check train "--subset" $o --subset -5
+check train "--val" $o --val -1
+check train "--val" $o --subset 100 --val 100
 check train "--groups" $o --groups x
 check train "usage" $o --width
 check train "usage" $o --bogus 1
