@@ -20,12 +20,27 @@
 #   TEST_IMAGES [10000]  TTN [20]  ATTACK_IMAGES [1000]  ATTACK_STEPS [40]
 #   ATTACK_EOT [1]: noisy passes averaged per attack gradient (nsde-eval --attack-eot)
 #   EPS [0,0.1,0.2,0.3,0.5]  CORRUPTION_IMAGES [2000]  HIDDEN_IMAGES [100]
+#   RECIPE [cosine]: cosine is the recipe above; paper is the paper's own (SGD momentum 0.9,
+#            no Nesterov, no weight decay, lr 0.1 divided by 10 at each of STAGES, momentum
+#            reset per stage), STAGES [40,40,20,20] (EPOCHS is then their sum)
+#   VAL [0]: training images held out for validation (nsde-train --val; 5000 for the sigma
+#            sweep: the last 5,000, never the test set)
+#   SIGMA_DIRS [0]: 1 names each run's folder NOISE-SIGMA-sSEED (a sweep over sigma),
+#            else NOISE-sSEED
 set -eu
 [ $# -eq 2 ] || { echo "usage: $0 CIFAR10_BIN_DIR OUT_DIR" >&2; exit 2; }
 data=$1 out=$2 bin=${BUILD:-build}/apps
 [ -x "$bin/nsde-train" ] || bin=${BUILD:-build}/examples # a build from before apps/
 runs=${RUNS:-"ode:0:1 multiplicative:1.0:1 additive:0.5:1 dropout:0.5:1 ode:0:2 ode:0:3 multiplicative:1.0:2 multiplicative:1.0:3"}
-epochs=${EPOCHS:-30} width=${WIDTH:-64} threads=${THREADS:-0}
+recipe=${RECIPE:-cosine} stages=${STAGES:-40,40,20,20} val=${VAL:-0}
+width=${WIDTH:-64} threads=${THREADS:-0}
+case $recipe in
+  cosine) epochs=${EPOCHS:-30}
+    schedule="--schedule cosine --epochs $epochs --warmup 1 --wd 5e-4 --nesterov" ;;
+  paper) epochs=$(echo "$stages" | tr ',' '\n' | awk '{ s += $1 } END { print s }')
+    schedule="--schedule step --stages $stages" ;;
+  *) echo "RECIPE must be cosine or paper" >&2; exit 2 ;;
+esac
 test_images=${TEST_IMAGES:-10000} ttn=${TTN:-20} attack_images=${ATTACK_IMAGES:-1000}
 attack_steps=${ATTACK_STEPS:-40} attack_eot=${ATTACK_EOT:-1} eps=${EPS:-0,0.1,0.2,0.3,0.5}
 corruption_images=${CORRUPTION_IMAGES:-2000} hidden_images=${HIDDEN_IMAGES:-100}
@@ -36,6 +51,7 @@ for run in $runs; do
   noise=${run%%:*} rest=${run#*:}
   sigma=${rest%%:*} seed=${rest#*:}
   dir=$out/$noise-s$seed
+  [ "${SIGMA_DIRS:-0}" = 1 ] && dir=$out/$noise-$sigma-s$seed
   model=$dir/model.nsde
   mkdir -p "$dir"
   if [ "${TRAIN:-1}" = 1 ] && [ "$(done_epochs "$model")" -lt "$epochs" ]; then
@@ -44,8 +60,8 @@ for run in $runs; do
     start=$(date +%s)
     # shellcheck disable=SC2086
     "$bin/nsde-train" --data cifar10 --data-dir "$data" --out "$model" --noise "$noise" \
-      --sigma "$sigma" --arch large --width "$width" --schedule cosine --epochs "$epochs" \
-      --warmup 1 --lr 0.1 --wd 5e-4 --nesterov --batch 128 --crop 4 --seed "$seed" \
+      --sigma "$sigma" --arch large --width "$width" $schedule --val "$val" \
+      --lr 0.1 --batch 128 --crop 4 --seed "$seed" \
       --threads "$threads" --metrics "$dir/train.csv" $resume >>"$dir/train.log"
     echo "$noise sigma $sigma seed $seed: trained $(($(date +%s) - start)) s in this sitting" |
       tee -a "$out/times.txt"
