@@ -52,56 +52,81 @@ int eval_corruption_report(const char *data, const char *dir, int64_t report, un
   return 0;
 }
 
-int eval_corruptions(const struct eval *E, int severities, int cpasses, int64_t cimages, FILE *fc)
+/* One corrupted batch (images b0 .. b0+bs-1, family f at severity sev; sev 0
+ * is the clean image) predicted under every protocol: hits[k] += the
+ * correct count with cpasses[k] passes (0: noise off), each image's outcome
+ * into fi. */
+static int corrupted_batch(const struct eval *E, int f, int sev, int64_t b0, const int *cpasses,
+                           int ncp, int64_t *hits, FILE *fi)
 {
-  struct nsde_context *ctx = E->ctx;
-  struct nsde_model *m = E->m;
-  struct nsde_dataset *ds = E->ds;
-  struct nsde_tensor *x = E->x, *probs = E->probs;
-  int32_t *labels = E->labels;
-  int64_t *idx = E->idx, n = E->n, item = E->item;
-  const int bs = E->bs, classes = E->classes, c = E->c, h = E->h, w = E->w;
-  const unsigned long long seed = E->seed;
+  float *xd = nsde_tensor_data(E->x);
+  const float *pr = nsde_tensor_data(E->probs);
+  for (int k = 0; k < E->bs; k++)
+    E->idx[k] = b0 + k;
+  ex_check(E->ctx, nsde_dataset_batch(E->ds, E->idx, E->bs, 0, 0, E->x, E->labels), "batch");
+  for (int k = 0; k < E->bs; k++)
+    if (corrupt_image(xd + k * E->item, E->c, E->h, E->w, f, sev) != 0) {
+      fprintf(stderr, "nsde-eval: out of memory in the corruptions\n");
+      return 1;
+    }
+  for (int j = 0; j < ncp; j++) {
+    ex_check(E->ctx, nsde_model_predict(E->m, E->x, cpasses[j], E->seed + 5 + (unsigned long long)b0,
+                                        E->probs), "predict");
+    for (int k = 0; k < E->bs; k++) {
+      const int ok = correct_one(pr + (int64_t)k * E->classes, E->labels[k], E->classes);
+      hits[j] += ok;
+      fprintf(fi, "%d,%s,%d,%lld,%d\n", sev, sev == 0 ? "none" : corr_names[f], cpasses[j],
+              (long long)(b0 + k), ok);
+    }
+  }
+  return 0;
+}
 
-  fprintf(fc, "severity,family,accuracy,se,images\n");
+int eval_corruptions(const struct eval *E, int severities, const int *cpasses, int ncp,
+                     int64_t cimages, FILE *fc, FILE *fi)
+{
+  int64_t n = E->n, hits0[4] = {0, 0, 0, 0};
+  const int bs = E->bs;
+
+  fprintf(fc, "severity,family,accuracy,se,images,passes,drop\n");
+  fprintf(fi, "severity,family,passes,image,correct\n");
   if (cimages > 0 && cimages < n)
     n = cimages / bs * bs > 0 ? cimages / bs * bs : bs;
+  /* severity 0 is the clean image for every family (the same noise seeds):
+   * computed once, its per-image rows under the family "none" */
+  for (int64_t b0 = 0; b0 + bs <= n; b0 += bs)
+    if (corrupted_batch(E, 0, 0, b0, cpasses, ncp, hits0, fi) != 0)
+      return 1;
   for (int sev = 0; sev <= severities; sev++) {
-    double mean_acc = 0;
+    double mean_acc[4] = {0, 0, 0, 0};
     int nf = 0;
-    int64_t hits0 = -1; /* severity 0: every family is the clean image with the same noise seeds */
     for (int f = 0; f < CORR_N; f++) {
-      int64_t hits = 0;
-      if (!corr_available(f, c))
+      int64_t hits[4] = {0, 0, 0, 0};
+      if (!corr_available(f, E->c))
         continue;
-      corr_rng = seed * 31 + (unsigned long long)(sev * CORR_N + f);
-      if (sev == 0 && hits0 >= 0)
-        hits = hits0;
-      else
-        for (int64_t b0 = 0; b0 + bs <= n; b0 += bs) {
-          for (int k = 0; k < bs; k++) idx[k] = b0 + k;
-          ex_check(ctx, nsde_dataset_batch(ds, idx, bs, 0, 0, x, labels), "batch");
-          for (int k = 0; k < bs; k++)
-            if (corrupt_image((float *)nsde_tensor_data(x) + k * item, c, h, w, f, sev) != 0) {
-              fprintf(stderr, "nsde-eval: out of memory in the corruptions\n");
-              return 1;
-            }
-          ex_check(ctx, nsde_model_predict(m, x, cpasses, seed + 5 + (unsigned long long)b0, probs),
-                   "predict");
-          hits += count_correct(nsde_tensor_data(probs), labels, bs, classes);
-        }
+      corr_rng = E->seed * 31 + (unsigned long long)(sev * CORR_N + f);
       if (sev == 0)
-        hits0 = hits;
-      fprintf(fc, "%d,%s,%.6f,%.6f,%lld\n", sev, corr_names[f], (double)hits / n,
-              bse((double)hits / n, n), (long long)n);
-      mean_acc += (double)hits / n;
+        memcpy(hits, hits0, sizeof(hits));
+      else
+        for (int64_t b0 = 0; b0 + bs <= n; b0 += bs)
+          if (corrupted_batch(E, f, sev, b0, cpasses, ncp, hits, fi) != 0)
+            return 1;
+      for (int j = 0; j < ncp; j++) {
+        const double acc = (double)hits[j] / n;
+        fprintf(fc, "%d,%s,%.6f,%.6f,%lld,%d,%.6f\n", sev, corr_names[f], acc, bse(acc, n),
+                (long long)n, cpasses[j], (double)hits0[j] / n - acc);
+        mean_acc[j] += acc;
+      }
       nf++;
     }
     /* the families share the images: the mean's error is at most the
      * binomial error of one family's accuracy at the mean */
-    printf("nsde-eval: corruption severity %d: mean accuracy over %d families %.4f +- %.4f "
-           "(%lld images each)\n", sev, nf, nf ? mean_acc / nf : 0.0,
-           nf ? bse(mean_acc / nf, n) : 0.0, (long long)n);
+    for (int j = 0; j < ncp && nf > 0; j++)
+      printf("nsde-eval: corruption severity %d, %s: mean accuracy over %d families %.4f +- %.4f, "
+             "drop from severity 0 %.4f (%lld images each)\n", sev,
+             cpasses[j] == 0 ? "noise off" : cpasses[j] == 1 ? "one noisy pass" : "TTN", nf,
+             mean_acc[j] / nf, bse(mean_acc[j] / nf, n), (double)hits0[j] / n - mean_acc[j] / nf,
+             (long long)n);
     fflush(stdout);
   }
   return 0;

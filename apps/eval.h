@@ -89,8 +89,12 @@ void eval_attacks(const struct eval *E, int64_t attack_images, const int use_att
                   const double *eps_list, int neps, double cw_c, double cw_kappa, FILE *fa, FILE *fi);
 /* eval-hidden.c: the paper's Fig. 4 curve averaged over images; 0 or 1 (cannot write) */
 int eval_hidden(const struct eval *E, int hpasses, int64_t himages);
-/* eval-corrupt.c: accuracy under each corruption family and severity, into fc */
-int eval_corruptions(const struct eval *E, int severities, int cpasses, int64_t cimages, FILE *fc);
+/* eval-corrupt.c: accuracy under each corruption family and severity with
+ * each of the ncp (<= 4) pass counts cpasses (0: noise off, 1: one noisy
+ * pass, more: the TTN ensemble), and the drop from severity 0, into fc; each
+ * image's outcome into fi */
+int eval_corruptions(const struct eval *E, int severities, const int *cpasses, int ncp,
+                     int64_t cimages, FILE *fc, FILE *fi);
 /* eval-corrupt.c: mean |change| per family and severity on the first n images, no model */
 int eval_corruption_report(const char *data, const char *dir, int64_t n, unsigned long long seed);
 

@@ -6,7 +6,7 @@
  *             [--attack-eot K]
  *             [--eps 0,0.05,...] [--attacks authors,pgd,cw] [--cw-c C] [--cw-kappa K]
  *             [--severities 5]
- *             [--corruption-passes P] [--corruption-images N] [--hidden-curve PASSES]
+ *             [--corruption-passes 0,20] [--corruption-images N] [--hidden-curve PASSES]
  *             [--hidden-images N]
  *             [--out DIR] [--threads T]
  *             [--seed S]
@@ -33,7 +33,13 @@
  * CIFAR-10-C style corruptions computed from the images (apps/corrupt.h:
  * Gaussian, shot, impulse, speckle noise; Gaussian and defocus blur;
  * contrast, brightness, saturation; pixelate; JPEG via libjpeg), severities
- * 1..5. --corruption-report N prints each family's mean |change| per
+ * 1..5, each corrupted image predicted under every protocol of
+ * --corruption-passes (up to 4 pass counts: 0 the noise off, 1 one noisy
+ * pass, more the TTN ensemble; default 0 and min(--ttn, 20)); corruption.csv
+ * (severity,family,accuracy,se,images,passes,drop) has severity 0 (the clean
+ * images) and each accuracy's drop from it, corruption-images.csv
+ * (severity,family,passes,image,correct) each image's outcome (severity 0
+ * once, family "none"). --corruption-report N prints each family's mean |change| per
  * severity on N images and exits. --hidden-curve PASSES: the paper's Fig. 4
  * on each of the first --hidden-images N test images (default 1), averaged
  * over them (hidden.csv: t, mean eps_t, its standard error over the images,
@@ -56,7 +62,8 @@ int main(int argc, char **argv)
 {
   const char *model_path = NULL, *data = "fashion-mnist", *dir = NULL, *outdir = ".";
   long subset = 1000, attack_images = 200;
-  int ttn = 100, steps = 40, eot = 1, severities = 5, threads = 0, cpasses = -1, report = 0, hpasses = 0;
+  int ttn = 100, steps = 40, eot = 1, severities = 5, threads = 0, report = 0, hpasses = 0;
+  int cpasses[4], ncp = 0; /* corruption protocols: passes per prediction */
   long cimages = 0, himages = 1;
   int use_attack[3] = {1, 1, 1};
   double cw_c = 1.0, cw_kappa = 0.0;
@@ -73,7 +80,7 @@ int main(int argc, char **argv)
   int64_t *idx = NULL, n, item;
   int c, h, w, classes, bs;
   char path[4096];
-  FILE *fs = NULL, *fa = NULL, *fc = NULL, *fp = NULL, *fi = NULL;
+  FILE *fs = NULL, *fa = NULL, *fc = NULL, *fp = NULL, *fi = NULL, *fk = NULL;
   int status = 0;
   struct eval E;
   double t0 = ex_now();
@@ -92,7 +99,17 @@ int main(int argc, char **argv)
     else if (OPT("--attack-steps")) steps = (int)ex_int(P, a, v, 0, 1000000);
     else if (OPT("--attack-eot")) eot = (int)ex_int(P, a, v, 1, 10000);
     else if (OPT("--severities")) severities = (int)ex_int(P, a, v, 0, 5);
-    else if (OPT("--corruption-passes")) cpasses = (int)ex_int(P, a, v, 0, 100000);
+    else if (OPT("--corruption-passes")) {
+      double cp[4];
+      ncp = ex_reals(P, a, v, 0, 100000, cp, 4);
+      for (int k = 0; k < ncp; k++) {
+        if (cp[k] != floor(cp[k])) {
+          fprintf(stderr, "nsde-eval: --corruption-passes '%s' must be whole numbers of passes\n", v);
+          return 2;
+        }
+        cpasses[k] = (int)cp[k];
+      }
+    }
     else if (OPT("--out")) outdir = v;
     else if (OPT("--threads")) threads = (int)ex_int(P, a, v, 0, 1024);
     else if (OPT("--seed")) seed = (unsigned long long)ex_int(P, a, v, 0, (1LL << 62));
@@ -136,8 +153,11 @@ int main(int argc, char **argv)
     }
 #undef OPT
   }
-  if (cpasses < 0)
-    cpasses = ttn < 10 ? ttn : 10;
+  if (ncp == 0) { /* the noise off, and the TTN ensemble of at most 20 passes */
+    cpasses[ncp++] = 0;
+    if (ttn > 0)
+      cpasses[ncp++] = ttn < 20 ? ttn : 20;
+  }
   if (report > 0) /* corruption strength per family and severity, no model needed */
     return eval_corruption_report(data, dir, report, seed);
   if (!model_path || ttn < 0 || steps < 0 || severities < 0 || severities > 5 || subset < 1 ||
@@ -183,7 +203,9 @@ int main(int argc, char **argv)
   fp = fopen(path, "w");
   snprintf(path, sizeof(path), "%s/attack-images.csv", outdir);
   fi = fopen(path, "w");
-  if (!fs || !fa || !fc || !fp || !fi) {
+  snprintf(path, sizeof(path), "%s/corruption-images.csv", outdir);
+  fk = fopen(path, "w");
+  if (!fs || !fa || !fc || !fp || !fi || !fk) {
     fprintf(stderr, "nsde-eval: cannot write into %s\n", outdir);
     status = 1;
     goto done;
@@ -238,17 +260,19 @@ int main(int argc, char **argv)
     status = 1;
     goto done;
   }
-  if (eval_corruptions(&E, severities, cpasses, cimages, fc) != 0) {
+  if (eval_corruptions(&E, severities, cpasses, ncp, cimages, fc, fk) != 0) {
     status = 1;
     goto done;
   }
-  printf("nsde-eval: results in %s/{summary,attack,corruption,predictions,attack-images}.csv (%.0f s)\n", outdir,
+  printf("nsde-eval: results in %s/{summary,attack,corruption,predictions,attack-images,"
+         "corruption-images}.csv (%.0f s)\n", outdir,
          ex_now() - t0);
 done:
   {
-    FILE *out[5] = {fs, fa, fc, fp, fi};
-    static const char *const names[5] = {"summary", "attack", "corruption", "predictions", "attack-images"};
-    for (int k = 0; k < 5; k++)
+    FILE *out[6] = {fs, fa, fc, fp, fi, fk};
+    static const char *const names[6] = {"summary", "attack", "corruption", "predictions", "attack-images",
+                                         "corruption-images"};
+    for (int k = 0; k < 6; k++)
       if (out[k] && fclose(out[k]) != 0 && status == 0) { /* a full disk shows here */
         fprintf(stderr, "nsde-eval: cannot write %s/%s.csv\n", outdir, names[k]);
         status = 1;

@@ -110,6 +110,8 @@ check eval "--threads" $m --threads x
 check eval "--attack-steps" $m --attack-steps 1.5
 check eval "--attack-eot" $m --attack-eot 0
 check eval "--corruption-passes" $m --corruption-passes -1
+check eval "whole numbers" $m --corruption-passes 0,1.5
+check eval "--corruption-passes" $m --corruption-passes 0,1,2,3,4
 check eval "--corruption-images" $m --corruption-images -1
 check eval "--corruption-report" $m --corruption-report 0
 check eval "--data" $m --data imagenet

@@ -121,7 +121,24 @@ awk -F, 'NR == FNR { if (FNR > 1) { a[$1 "," $2] = $3; na[$1 "," $2] = $6 } next
 awk -F, 'NR == 2 && $1 != 0 { exit 1 } NR == 52 && $1 != 1 { exit 1 } NR > 1 && !($2 > 0 && $2 < 10) { exit 1 }' \
   "$work/hidden.csv" || { echo "FAIL: hidden.csv values"; cat "$work/hidden.csv"; exit 1; }
 [ "$(wc -l <"$work/attack.csv")" -eq 7 ] || { echo "FAIL: attack.csv"; cat "$work/attack.csv"; exit 1; }
-[ "$(wc -l <"$work/corruption.csv")" -eq $((1 + 3 * nfam)) ] || { echo "FAIL: corruption.csv"; exit 1; }
+# corruptions under two protocols (the default: noise off and TTN with the
+# --ttn 3 passes), severities 0-2, each with its drop from severity 0
+[ "$(wc -l <"$work/corruption.csv")" -eq $((1 + 3 * 2 * nfam)) ] || { echo "FAIL: corruption.csv"; exit 1; }
+awk -F, 'FNR == 1 { next } NR == FNR { if ($1 == "clean_accuracy") clean = $2; next }
+  $6 != 0 && $6 != 3 { bad = 1 }
+  $1 == 0 { a0[$6] = $3; if ($6 == 0 && ($3 - clean) ^ 2 > 1e-12) bad = 1 }
+  $1 > 0 && (($7 - (a0[$6] - $3)) ^ 2 > 1e-10) { bad = 1 }
+  END { exit bad }' "$work/summary.csv" "$work/corruption.csv" ||
+  { echo "FAIL: corruption.csv: protocols, severity 0 (noise off = clean accuracy) or drops"
+    cat "$work/corruption.csv"; exit 1; }
+# corruption-images.csv: each image's outcome; per severity, family and
+# protocol the mean is corruption.csv's accuracy (severity 0 once, "none")
+awk -F, 'NR == FNR { if (FNR > 1) { k = $1 "," ($1 == 0 ? "none" : $2) "," $6; a[k] = $3; na[k] = $5 } next }
+  FNR > 1 { k = $1 "," $2 "," $3; s[k] += $5; n[k]++; if ($5 != 0 && $5 != 1) bad = 1 }
+  END { for (k in a) { if (n[k] != na[k]) bad = 1; d = s[k] / n[k] - a[k]; if (d * d > 1e-10) bad = 1 }
+        for (k in n) if (!(k in a)) bad = 1
+        exit bad }' "$work/corruption.csv" "$work/corruption-images.csv" ||
+  { echo "FAIL: corruption-images.csv disagrees with corruption.csv"; exit 1; }
 check_attack "$work/attack.csv" "attack.csv"
 # a corrupted model file is refused with a message, not a crash
 head -c 100 "$work/m.nsde" >"$work/broken.nsde"

@@ -26,6 +26,10 @@
 #     0, 1, seed 2 on 0; SDE on 0-2. Per image SDE - mean ODE: 0, 0.5, 1, 0:
 #     mean 0.375, SE = sqrt((1.25 / 4 - 0.375^2) / 3) = 0.2394.
 #   a run on other images is refused
+#   corruptions: the SDE runs' files have both protocols, the noise off (0.6,
+#     drop 0.1, both seeds) and TTN (0.64 and 0.68: mean 0.66, SE over seeds
+#     0.02, over 1000 images sqrt(0.66 0.34 / 1000) = 0.0150); the ODE's are
+#     from before the protocols (no TTN row)
 # usage: test-stats.sh CIFAR_SUMMARY CIFAR_PAIRED WORKDIR
 set -eu
 summary=$1 paired=$2 work=$3/stats-test
@@ -44,21 +48,28 @@ run() { # $1: dir, $2: clean, $3: ttn
   printf 'metric,value\nimages,1000\nclean_accuracy,%s\nttn_accuracy,%s\n' "$2" "$3" >"$s/$1/summary.csv"
   printf 'method,eps,accuracy,mean_l2,se,images\npgd,0,%s,0,0.01,1000\npgd,0.1,0.5,0.08,0.0158,1000\n' "$2" \
     >"$s/$1/attack.csv"
-  printf 'severity,family,accuracy,se,images\n1,noise,0.6,0.01,1000\n' >"$s/$1/corruption.csv"
+  if [ $# -ge 4 ]; then # both protocols (noise off, TTN) with drops from severity 0: $4 TTN accuracy
+    printf 'severity,family,accuracy,se,images,passes,drop\n1,noise,0.6,0.01,1000,0,0.1\n1,noise,%s,0.01,1000,20,0.12\n' \
+      "$4" >"$s/$1/corruption.csv"
+  else # a file from before the protocols: one noisy pass
+    printf 'severity,family,accuracy,se,images\n1,noise,0.6,0.01,1000\n' >"$s/$1/corruption.csv"
+  fi
   printf 't,eps_t,se,images\n0,0.05,0.001,100\n1,0.2,0.01,100\n' >"$s/$1/hidden.csv"
   touch "$s/$1/eval.done"
 }
 run ode-s1 0.80 nan
 run ode-s2 0.82 nan
-run multiplicative-s1 0.70 0.76
-run multiplicative-s2 0.72 0.80
+run multiplicative-s1 0.70 0.76 0.64
+run multiplicative-s2 0.72 0.80 0.68
 # (gnuplot, where installed, warns about the one-point plots: kept in err.log)
 sh "$summary" "$s" >"$s/out.md" 2>"$s/err.log" || { echo "FAIL: cifar-summary"; cat "$s/err.log"; exit 1; }
 cat "$s/out.md"
 want "$s/out.md" \
   "| clean | 0.8100 (0.0100, 0.0124, 2) | 0.7100 (0.0100, 0.0143, 2) |" \
   "| clean | multiplicative | -0.1000 | 0.0283 | 0.0379 | SDE worse | SDE worse | 2.0 | SDE worse |" \
-  "| ttn_gain (TTN - noise off) | multiplicative | +0.0700 | 0.0200 | 0.0406 | TTN better | TTN better | 1.0 | no difference |"
+  "| ttn_gain (TTN - noise off) | multiplicative | +0.0700 | 0.0200 | 0.0406 | TTN better | TTN better | 1.0 | no difference |" \
+  "| corrupt_ttn@1 | - | 0.6600 (0.0200, 0.0150, 2) |" \
+  "| corrupt_drop@1 | - | 0.1000 (0.0000, 0.0095, 2) |"
 
 # 2. tools/cifar-paired.sh
 p=$work/paired

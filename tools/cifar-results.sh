@@ -75,7 +75,7 @@ for run in $runs; do
     "$bin/nsde-eval" --model "$model" --data cifar10 --data-dir "$data" --subset "$test_images" \
       --ttn "$ttn" --attack-images "$attack_images" --attack-steps "$attack_steps" \
       --attack-eot "$attack_eot" \
-      --attacks authors,pgd,cw --eps "$eps" --severities 5 --corruption-passes 1 \
+      --attacks authors,pgd,cw --eps "$eps" --severities 5 --corruption-passes 0,"$ttn" \
       --corruption-images "$corruption_images" --hidden-curve 20 --hidden-images "$hidden_images" \
       --seed "$seed" --threads "$threads" --out "$dir" >"$dir/eval.log"
     touch "$dir/eval.done"

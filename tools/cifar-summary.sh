@@ -32,7 +32,12 @@ for d in "$out"/*-s[0-9]*; do
       # the strongest of the attacks at each budget (an upper bound on the
       # accuracy against all three: per image the worst could be lower)
       if (!($2 in w)) { ne++; eo[ne] = $2; w[$2] = $3; wn[$2] = $6 } else if ($3 < w[$2]) w[$2] = $3 }
-    FILENAME ~ /corruption.csv$/ && FNR > 1 && $1 > 0 { s[$1] += $3; k[$1]++; ni[$1] = $5 }
+    # corruptions per protocol: the noise off (or, in files from before the
+    # protocols, their one noisy pass) and the TTN ensemble, accuracy and
+    # drop from severity 0
+    FILENAME ~ /corruption.csv$/ && FNR > 1 && $1 > 0 {
+      p = $6 == "" || $6 <= 1 ? "corrupt" : "corrupt_ttn"
+      s[p, $1] += $3; k[p, $1]++; ni[p, $1] = $5; if ($7 != "") dr[p, $1] += $7 }
     FILENAME ~ /hidden.csv$/ && FNR == 2 { first = $2 }
     FILENAME ~ /hidden.csv$/ && FNR > 1 { last = $2; lse = $3 }
     END { for (i = 1; i <= ne; i++) print m, "strongest@" eo[i], w[eo[i]], wn[eo[i]]
@@ -42,7 +47,13 @@ for d in "$out"/*-s[0-9]*; do
           # what TTN adds to the same model with the noise off; SE over the
           # images unpaired, sqrt(2 p (1 - p) / n) (conservative)
           if (m != "ode") print m, "ttn_gain", ttn - clean, 0, sqrt(2 * clean * (1 - clean) / n)
-          for (v = 1; v <= 5; v++) if (v in s) print m, "corrupt@" v, s[v] / k[v], ni[v]
+          for (v = 1; v <= 5; v++)
+            for (pi = 1; pi <= 2; pi++) {
+              p = pi == 1 ? "corrupt" : "corrupt_ttn"
+              if (!((p, v) in s)) continue
+              print m, p "@" v, s[p, v] / k[p, v], ni[p, v]
+              if ((p, v) in dr) print m, p "_drop@" v, dr[p, v] / k[p, v], ni[p, v]
+            }
           print m, "hidden_eps_T", last, 0, lse
           if (first > 0) print m, "hidden_growth", last / first, 0, "nan" }' \
     "$d/summary.csv" "$d/attack.csv" "$d/corruption.csv" "$d/hidden.csv" >>"$rows"
@@ -131,7 +142,7 @@ for noise in ode additive multiplicative dropout; do
   evaluated attack.csv | xargs -r cat | awk -F, '$1 != "method" { k = $1 " " $2; s[k] += $3; n[k]++ }
     END { for (k in s) print k, s[k] / n[k] }' | sort -k1,1 -k2,2n >"$out/$noise-attack.dat"
   for f in $(evaluated corruption.csv); do
-    awk -F, 'NR > 1 { s[$1] += $3; n[$1]++ } END { for (k in s) print k, s[k] / n[k] }' "$f"
+    awk -F, 'NR > 1 && ($6 == "" || $6 <= 1) { s[$1] += $3; n[$1]++ } END { for (k in s) print k, s[k] / n[k] }' "$f"
   done | mean_by_key >"$out/$noise-corruption.dat"
   evaluated hidden.csv | xargs -r cat | awk -F, '$1 != "t" { print $1, $2 }' | mean_by_key >"$out/$noise-hidden.dat"
   for d in "$out/$noise"-s*; do

@@ -57,7 +57,7 @@ for model in ode sde; do
   mkdir -p "$out/$model"
   ./build/apps/nsde-eval --model "$out/$model.nsde" --data $data --data-dir "$dir" \
     --subset "$test_images" --ttn "$ttn" --attack-images "$attack_images" --attack-steps 10 \
-    --attacks authors,pgd --hidden-curve 20 --hidden-images 20 --eps "$eps" --severities 5 --corruption-passes 1 \
+    --attacks authors,pgd --hidden-curve 20 --hidden-images 20 --eps "$eps" --severities 5 --corruption-passes 0 \
     --corruption-images "$corruption_images" --out "$out/$model"
 done
 
