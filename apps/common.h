@@ -145,6 +145,22 @@ static inline int ex_reals(const char *prog, const char *opt, const char *v, dou
   return n;
 }
 
+/* ex_reals for whole numbers (what: "epochs", "passes"), into ints. */
+static inline int ex_wholes(const char *prog, const char *opt, const char *v, double lo, double hi,
+                            int *out, int max, const char *what)
+{
+  double r[16];
+  int n = ex_reals(prog, opt, v, lo, hi, r, max < 16 ? max : 16);
+  for (int k = 0; k < n; k++) {
+    if (r[k] != floor(r[k])) {
+      fprintf(stderr, "%s: %s '%s' must be whole numbers of %s\n", prog, opt, v, what);
+      exit(2);
+    }
+    out[k] = (int)r[k];
+  }
+  return n;
+}
+
 /* @p v must be one of the NULL-terminated @p choices. */
 static inline const char *ex_choice(const char *prog, const char *opt, const char *v,
                                     const char *const *choices)

@@ -99,17 +99,7 @@ int main(int argc, char **argv)
     else if (OPT("--attack-steps")) steps = (int)ex_int(P, a, v, 0, 1000000);
     else if (OPT("--attack-eot")) eot = (int)ex_int(P, a, v, 1, 10000);
     else if (OPT("--severities")) severities = (int)ex_int(P, a, v, 0, 5);
-    else if (OPT("--corruption-passes")) {
-      double cp[4];
-      ncp = ex_reals(P, a, v, 0, 100000, cp, 4);
-      for (int k = 0; k < ncp; k++) {
-        if (cp[k] != floor(cp[k])) {
-          fprintf(stderr, "nsde-eval: --corruption-passes '%s' must be whole numbers of passes\n", v);
-          return 2;
-        }
-        cpasses[k] = (int)cp[k];
-      }
-    }
+    else if (OPT("--corruption-passes")) ncp = ex_wholes(P, a, v, 0, 100000, cpasses, 4, "passes");
     else if (OPT("--out")) outdir = v;
     else if (OPT("--threads")) threads = (int)ex_int(P, a, v, 0, 1024);
     else if (OPT("--seed")) seed = (unsigned long long)ex_int(P, a, v, 0, (1LL << 62));

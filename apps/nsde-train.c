@@ -295,17 +295,8 @@ int main(int argc, char **argv)
     else if (OPT("--rank-timeout")) dist_set_timeout((unsigned)ex_int(P, a, v, 1, 86400));
     else if (OPT("--val")) val = (long)ex_int(P, a, v, 0, 1000000000);
     else if (!strcmp(a, "--resume")) resume = 1;
-    else if (OPT("--stages")) {
-      double st[8];
-      nstages = ex_reals(P, a, v, 1, 100000, st, 8);
-      for (int k = 0; k < nstages; k++) {
-        if (st[k] != floor(st[k])) {
-          fprintf(stderr, "nsde-train: --stages '%s' must be whole numbers of epochs\n", v);
-          return 2;
-        }
-        stages[k] = (int)st[k];
-      }
-    } else {
+    else if (OPT("--stages")) nstages = ex_wholes(P, a, v, 1, 100000, stages, 8, "epochs");
+    else {
       fprintf(stderr, "usage: nsde-train --data fashion-mnist|cifar10|stl10 [--data-dir DIR] --out MODEL "
                       "[--noise ode|additive|multiplicative|dropout] [--sigma S] [--width W] [--groups G] "
                       "[--stages a,b,..] [--epochs E] [--subset N] [--batch B] [--lr LR] [--crop P] "

@@ -268,28 +268,6 @@ NSDE__INLINE NSDE__AVX512 void philox_words(const int NV, uint64_t seed, const u
       _mm512_store_si512(wd[w] + j + 16 * v, c[v][w]);
 }
 
-/* AVX-512: Philox for 32 (then 16) counters at a time with intrinsics, the
- * words stored lane by lane, then the same Box-Muller loop; the remainder
- * one by one. Every element's operations are those of nsde__normal_one, so
- * are the bits (tests/test-brownian.c compares it with the scalar path). */
-NSDE__AVX512 static void normal_block_avx512(uint64_t seed, const uint32_t *e, const uint32_t *b,
-                                             uint32_t step, int n, double *z1, double *z2)
-{
-  uint32_t wd[4][BLOCK] __attribute__((aligned(64)));
-  int j = 0;
-
-  for (; j + 32 <= n; j += 32)
-    philox_words(2, seed, e, b, step, j, wd);
-  if (j + 16 <= n) {
-    philox_words(1, seed, e, b, step, j, wd);
-    j += 16;
-  }
-#pragma omp simd
-  for (int i = 0; i < j; i++)
-    nsde__box_muller(wd[0][i], wd[1][i], wd[2][i], wd[3][i], &z1[i], &z2[i]);
-  for (; j < n; j++)
-    nsde__normal_one(seed, e[j], b[j], step, 1, &z1[j], &z2[j]);
-}
 #endif
 
 #ifdef NSDE__HAVE_PHILOX16
@@ -311,27 +289,33 @@ NSDE__INLINE NSDE__AVX2 void philox_words8(const int NV, uint64_t seed, const ui
       _mm256_store_si256((__m256i *)(wd[w] + j + 8 * v), c[v][w]);
 }
 
-/* AVX2: normal_block_avx512 with 8-lane Philox. The compiler's AVX2 clone of
- * the generic loop stayed scalar (vmulsd, imul): 14% of a training step of
- * the CIFAR-10 recipe on Zen 3. */
-NSDE__AVX2 static void normal_block_avx2(uint64_t seed, const uint32_t *e, const uint32_t *b,
-                                         uint32_t step, int n, double *z1, double *z2)
-{
-  uint32_t wd[4][BLOCK] __attribute__((aligned(64)));
-  int j = 0;
-
-  for (; j + 16 <= n; j += 16)
-    philox_words8(2, seed, e, b, step, j, wd);
-  if (j + 8 <= n) {
-    philox_words8(1, seed, e, b, step, j, wd);
-    j += 8;
+/* Philox for 2 L (then L) counters at a time with L-lane intrinsics
+ * (WORDS), the words stored lane by lane, then the Box-Muller loop over them
+ * (vectorised for the same instruction set); the remainder one by one.
+ * Every element's operations are those of nsde__normal_one, so are the bits
+ * (test-brownian's vector_lanes_frozen). On AVX2 the compiler's clone of the
+ * generic loop stayed scalar (vmulsd, imul): 14% of a training step of the
+ * CIFAR-10 recipe on Zen 3. */
+#define NORMAL_BLOCK(NAME, TARGET, WORDS, L)                                                      \
+  TARGET static void NAME(uint64_t seed, const uint32_t *e, const uint32_t *b, uint32_t step,     \
+                          int n, double *z1, double *z2)                                          \
+  {                                                                                               \
+    uint32_t wd[4][BLOCK] __attribute__((aligned(64)));                                           \
+    int j = 0;                                                                                    \
+    for (; j + 2 * (L) <= n; j += 2 * (L))                                                        \
+      WORDS(2, seed, e, b, step, j, wd);                                                          \
+    if (j + (L) <= n) {                                                                           \
+      WORDS(1, seed, e, b, step, j, wd);                                                          \
+      j += (L);                                                                                   \
+    }                                                                                             \
+    _Pragma("omp simd") for (int i = 0; i < j; i++)                                               \
+      nsde__box_muller(wd[0][i], wd[1][i], wd[2][i], wd[3][i], &z1[i], &z2[i]);                   \
+    for (; j < n; j++)                                                                            \
+      nsde__normal_one(seed, e[j], b[j], step, 1, &z1[j], &z2[j]);                                \
   }
-#pragma omp simd
-  for (int i = 0; i < j; i++)
-    nsde__box_muller(wd[0][i], wd[1][i], wd[2][i], wd[3][i], &z1[i], &z2[i]);
-  for (; j < n; j++)
-    nsde__normal_one(seed, e[j], b[j], step, 1, &z1[j], &z2[j]);
-}
+NORMAL_BLOCK(normal_block_avx512, NSDE__AVX512, philox_words, 16)
+NORMAL_BLOCK(normal_block_avx2, NSDE__AVX2, philox_words8, 8)
+#undef NORMAL_BLOCK
 #endif
 
 static void normal_block(uint64_t seed, const uint32_t *e, const uint32_t *b, uint32_t step,
