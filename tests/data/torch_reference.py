@@ -32,13 +32,20 @@ def read_model(path):
     data = open(path, "rb").read()
     assert data[:8] == b"NSDEMODL", "not a libnsde model file"
     version, hdr = struct.unpack_from("<II", data, 8)
-    assert version == 1 and hdr == 128
+    assert version in (1, 2) and hdr == 128, "format version %d (this reader knows 1 and 2)" % version
     arch, cin, hin, win, width, classes, noise, learn = struct.unpack_from("<8I", data, 16)
     sigma, t1, dt = struct.unpack_from("<3d", data, 48)
     (n,) = struct.unpack_from("<Q", data, 72)
+    (ngroups,) = struct.unpack_from("<I", data, 84)  # version 2; 0 (the paper's 32) in version 1
+    assert len(data) == 128 + 4 * n + 8, "truncated or extended"
+    # FNV-1a 64; version 1 files used an offset basis a digit short
+    h = 14695981039346656037 if version == 2 else 1469598103934665603
+    for b in data[:-8]:
+        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    assert h == struct.unpack_from("<Q", data, len(data) - 8)[0], "checksum"
     params = np.frombuffer(data, dtype="<f4", count=n, offset=128).astype(np.float64)
     return dict(arch=arch, cin=cin, hin=hin, win=win, width=width, classes=classes,
-                t1=t1, dt=dt, params=torch.from_numpy(params.copy()))
+                t1=t1, dt=dt, groups=ngroups or 32, params=torch.from_numpy(params.copy()))
 
 
 class Reader:
@@ -52,8 +59,9 @@ class Reader:
         return t
 
 
-def groups(c):
-    return min(32, c)
+def groups(c, g=32):
+    """GroupNorm groups: min(g, C), g the file's groups field (the paper's 32 when 0)."""
+    return min(g, c)
 
 
 def conv(r, x, cin, cout, k, stride, pad):
@@ -62,23 +70,23 @@ def conv(r, x, cin, cout, k, stride, pad):
     return F.conv2d(x, w, b, stride=stride, padding=pad)
 
 
-def gn(r, x, c):
+def gn(r, x, c, ng=32):
     g = r.take(c)
     b = r.take(c)
-    return F.group_norm(x, groups(c), g, b, eps=1e-5)
+    return F.group_norm(x, groups(c, ng), g, b, eps=1e-5)
 
 
 def forward(m, images, params=None):
     params = m["params"] if params is None else params
     r = Reader(params)
-    w = m["width"]
+    w, ng = m["width"], m["groups"]
     if m["arch"] == 0:
         h = conv(r, images, m["cin"], w, 3, 1, 0)
     else:
         h = conv(r, images, m["cin"], w // 4, 3, 1, 1)
-        h = F.relu(gn(r, h, w // 4))
+        h = F.relu(gn(r, h, w // 4, ng))
         h = conv(r, h, w // 4, w // 2, 4, 2, 1)
-        h = F.relu(gn(r, h, w // 2))
+        h = F.relu(gn(r, h, w // 2, ng))
         h = conv(r, h, w // 2, w, 4, 2, 1)
     drift_start = r.i
     steps = int(m["t1"] / m["dt"]) + 1
@@ -89,10 +97,10 @@ def forward(m, images, params=None):
         rr.i = drift_start
         y = x
         for _ in range(3):
-            y = F.relu(gn(rr, y, w))
+            y = F.relu(gn(rr, y, w, ng))
             tt = torch.full((y.shape[0], 1, y.shape[2], y.shape[3]), t)
             y = conv(rr, torch.cat([tt, y], 1), w + 1, w, 3, 1, 1)
-        y = gn(rr, y, w)
+        y = gn(rr, y, w, ng)
         return y, rr.i
 
     end = None
@@ -100,7 +108,7 @@ def forward(m, images, params=None):
         f, end = drift(k * dt, h)
         h = h + dt * f
     r.i = end
-    h = F.relu(gn(r, h, w))
+    h = F.relu(gn(r, h, w, ng))
     h = h.mean(dim=(2, 3))
     wl = r.take(m["classes"], w)
     bl = r.take(m["classes"])
