@@ -2,6 +2,10 @@
  * CIFAR-10-C style corruptions computed from the image alone (Hendrycks &
  * Dietterich 2019, the parameters of their make_cifar_c.py, severities 1..5;
  * severity 0 is the identity). Images are C x H x W floats in [0, 1].
+ * Written from their definitions with this file's own random stream, so the
+ * corrupted images are draws from the same distributions, not their bytes.
+ * Not here: motion blur and snow (ImageMagick's motion-blur kernel), frost
+ * (photographs of frost), spatter and elastic transform.
  * SPDX-License-Identifier: MIT
  */
 #ifndef NSDE_EXAMPLES_CORRUPT_H
@@ -17,12 +21,14 @@
 #endif
 
 enum { CORR_GAUSS, CORR_SHOT, CORR_IMPULSE, CORR_SPECKLE, CORR_GBLUR, CORR_DEFOCUS,
-       CORR_CONTRAST, CORR_BRIGHT, CORR_SATURATE, CORR_PIXELATE, CORR_JPEG, CORR_N };
+       CORR_CONTRAST, CORR_BRIGHT, CORR_SATURATE, CORR_PIXELATE, CORR_JPEG,
+       CORR_GLASS, CORR_ZOOM, CORR_FOG, CORR_N };
 
 static const char *const corr_names[CORR_N] = {
   "gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "gaussian_blur",
-  "defocus_blur", "contrast", "brightness", "saturate", "pixelate", "jpeg_compression"};
-static const double corr_p[CORR_N][5][2] = {
+  "defocus_blur", "contrast", "brightness", "saturate", "pixelate", "jpeg_compression",
+  "glass_blur", "zoom_blur", "fog"};
+static const double corr_p[CORR_N][5][3] = {
   {{0.04}, {0.06}, {0.08}, {0.09}, {0.10}},                      /* sigma */
   {{500}, {250}, {100}, {75}, {50}},                             /* photons per unit */
   {{0.01}, {0.02}, {0.03}, {0.05}, {0.07}},                      /* salt-and-pepper amount */
@@ -34,7 +40,17 @@ static const double corr_p[CORR_N][5][2] = {
   {{0.3, 0}, {0.1, 0}, {1.5, 0}, {2, 0.1}, {2.5, 0.2}},          /* HSV saturation a s + b */
   {{0.95}, {0.9}, {0.85}, {0.75}, {0.65}},                       /* box down/up-sampling */
   {{80}, {65}, {58}, {50}, {40}},                                /* JPEG quality */
+  {{0.05, 1, 1}, {0.25, 1, 1}, {0.4, 1, 1}, {0.25, 1, 2}, {0.4, 1, 2}}, /* sigma, delta, rounds */
+  {{1.06}, {1.11}, {1.16}, {1.21}, {1.26}},                      /* zooms 1, 1.01, .. below this */
+  {{0.2, 3}, {0.5, 3}, {0.75, 2.5}, {1, 2}, {1.5, 1.75}},        /* fog strength, wibble decay */
 };
+
+/* The noise stream of family f at severity sev: the first 11 families keep
+ * the streams they had before the later ones were added. */
+static uint64_t corr_stream(uint64_t seed, int sev, int f)
+{
+  return seed * 31 + (uint64_t)(f < 11 ? sev * 11 + f : 1000 + sev * 16 + f);
+}
 
 static uint64_t corr_rng;
 static double corr_u01(void)
@@ -207,6 +223,137 @@ static int jpeg_roundtrip(float *im, int C, int H, int W, int q)
 }
 #endif
 
+/* skimage.filters.gaussian: truncated at 4 sigma, nearest borders. */
+static void gauss_blur(float *im, int C, int H, int W, double sigma, float *tmp)
+{
+  int r = (int)(4.0 * sigma + 0.5);
+  double k[(2 * 4 + 1) * (2 * 4 + 1)], s = 0;
+  if (r > 4)
+    r = 4; /* the published sigmas stay at or below 1 */
+  for (int dy = -r; dy <= r; dy++)
+    for (int dx = -r; dx <= r; dx++)
+      s += k[(dy + r) * (2 * r + 1) + dx + r] = exp(-(dx * dx + dy * dy) / (2 * sigma * sigma));
+  for (int i = 0; i < (2 * r + 1) * (2 * r + 1); i++)
+    k[i] /= s;
+  corr_filter(im, C, H, W, k, r, 1, tmp);
+}
+
+/* Glass blur: blur, quantise to bytes, swap each pixel (rows and columns
+ * from the far border inwards, all channels) with one at an offset in
+ * [-delta, delta) per axis, rounds times, blur again. */
+static void glass_blur(float *im, int C, int H, int W, const double *c, float *tmp)
+{
+  const int d = (int)c[1];
+  gauss_blur(im, C, H, W, c[0], tmp);
+  for (size_t i = 0; i < (size_t)C * H * W; i++)
+    im[i] = (float)(floor(fmin(1.0, fmax(0.0, im[i])) * 255.0) / 255.0);
+  for (int it = 0; it < (int)c[2]; it++)
+    for (int y = H - d; y > d; y--)
+      for (int x = W - d; x > d; x--) {
+        const int dx = (int)floor(corr_u01() * 2 * d) - d, dy = (int)floor(corr_u01() * 2 * d) - d;
+        const int y2 = y + dy < H ? y + dy : H - 1, x2 = x + dx < W ? x + dx : W - 1;
+        if (y >= H || x >= W)
+          continue;
+        for (int ch = 0; ch < C; ch++) {
+          float *p = im + (size_t)ch * H * W, t = p[y * W + x];
+          p[y * W + x] = p[y2 * W + x2];
+          p[y2 * W + x2] = t;
+        }
+      }
+  gauss_blur(im, C, H, W, c[0], tmp);
+}
+
+/* scipy.ndimage.zoom (order 1) of the centre crop by z, trimmed to H x W,
+ * added to out: one plane. Output pixel o of a zoom from n to m pixels reads
+ * input o (n - 1) / (m - 1), linearly interpolated. */
+static void zoom_add(const float *p, int H, int W, double z, float *out)
+{
+  const int ch = (int)ceil(H / z), cw = (int)ceil(W / z), top = (H - ch) / 2, left = (W - cw) / 2;
+  const int mh = (int)floor(ch * z + 0.5), mw = (int)floor(cw * z + 0.5);
+  const int ty = (mh - H) / 2, tx = (mw - W) / 2;
+  for (int y = 0; y < H; y++) {
+    const double sy = mh > 1 ? (double)(y + ty) * (ch - 1) / (mh - 1) : 0;
+    const int y0 = (int)floor(sy), y1 = y0 + 1 < ch ? y0 + 1 : y0;
+    for (int x = 0; x < W; x++) {
+      const double sx = mw > 1 ? (double)(x + tx) * (cw - 1) / (mw - 1) : 0;
+      const int x0 = (int)floor(sx), x1 = x0 + 1 < cw ? x0 + 1 : x0;
+      const double fy = sy - y0, fx = sx - x0;
+      const float *r0 = p + (size_t)(top + y0) * W + left, *r1 = p + (size_t)(top + y1) * W + left;
+      out[y * W + x] += (float)((1 - fy) * ((1 - fx) * r0[x0] + fx * r0[x1]) +
+                                fy * ((1 - fx) * r1[x0] + fx * r1[x1]));
+    }
+  }
+}
+
+/* Zoom blur: the mean of the image and its zooms by 1, 1.01, ... below c. */
+static void zoom_blur(float *im, int C, int H, int W, double top_zoom, float *tmp)
+{
+  int nz = 0;
+  for (int ch = 0; ch < C; ch++) {
+    float *p = im + (size_t)ch * H * W;
+    nz = 0;
+    memset(tmp, 0, sizeof(float) * (size_t)H * W);
+    for (double z = 1.0; z < top_zoom - 1e-9; z = 1.0 + 0.01 * ++nz)
+      zoom_add(p, H, W, z, tmp);
+    for (int i = 0; i < H * W; i++)
+      p[i] = (p[i] + tmp[i]) / (float)(nz + 1);
+  }
+}
+
+/* Diamond-square height map of side m (a power of two), in [0, 1], on a
+ * torus, the initial wibble 100 divided by decay at each halving. */
+static void plasma(double *a, int m, double decay)
+{
+  double wib = 100, lo = INFINITY, hi = -INFINITY;
+#define A(i, j) a[(((i) % m + m) % m) * m + (((j) % m + m) % m)]
+  a[0] = 0;
+  for (int s = m; s >= 2; s /= 2, wib /= decay) {
+    const int h = s / 2;
+    for (int i = 0; i < m; i += s) /* squares: corners' mean + wibble */
+      for (int j = 0; j < m; j += s)
+        A(i + h, j + h) = (A(i, j) + A(i + s, j) + A(i, j + s) + A(i + s, j + s)) / 4 +
+                          wib * (wib * (2 * corr_u01() - 1));
+    for (int i = 0; i < m; i += s) /* diamonds: the two centres and corners beside */
+      for (int j = 0; j < m; j += s) {
+        A(i, j + h) = (A(i + h, j + h) + A(i - h, j + h) + A(i, j) + A(i, j + s)) / 4 +
+                      wib * (wib * (2 * corr_u01() - 1));
+        A(i + h, j) = (A(i + h, j + h) + A(i + h, j - h) + A(i, j) + A(i + s, j)) / 4 +
+                      wib * (wib * (2 * corr_u01() - 1));
+      }
+  }
+#undef A
+  for (int i = 0; i < m * m; i++) {
+    lo = fmin(lo, a[i]);
+    hi = fmax(hi, a[i]);
+  }
+  for (int i = 0; i < m * m; i++)
+    a[i] = hi > lo ? (a[i] - lo) / (hi - lo) : 0;
+}
+
+/* Fog: a plasma-fractal haze of strength c[0] added to every channel, the
+ * image rescaled by max / (max + c[0]). */
+static int fog(float *im, int C, int H, int W, const double *c)
+{
+  int m = 1;
+  double mx = 0, *a;
+  while (m < H || m < W)
+    m *= 2;
+  a = malloc(sizeof(double) * (size_t)m * m);
+  if (!a)
+    return -1;
+  plasma(a, m, c[1]);
+  for (size_t i = 0; i < (size_t)C * H * W; i++)
+    mx = fmax(mx, im[i]);
+  for (int ch = 0; ch < C; ch++)
+    for (int y = 0; y < H; y++)
+      for (int x = 0; x < W; x++) {
+        float *p = im + ((size_t)ch * H + y) * W + x;
+        *p = (float)((*p + c[0] * a[y * m + x]) * mx / (mx + c[0]));
+      }
+  free(a);
+  return 0;
+}
+
 /* Whether a family can run on C-channel images here. */
 static int corr_available(int fam, int C)
 {
@@ -248,16 +395,21 @@ static int corrupt_image(float *im, int C, int H, int W, int fam, int sev)
   case CORR_SPECKLE:
     for (size_t i = 0; i < n; i++) im[i] += (float)(im[i] * c[0] * corr_normal());
     break;
-  case CORR_GBLUR: { /* skimage: truncate 4 sigma, nearest border */
-    int r = (int)(4.0 * c[0] + 0.5);
-    double k[(2 * 4 + 1) * (2 * 4 + 1)], s = 0;
-    for (int dy = -r; dy <= r; dy++)
-      for (int dx = -r; dx <= r; dx++)
-        s += k[(dy + r) * (2 * r + 1) + dx + r] = exp(-(dx * dx + dy * dy) / (2 * c[0] * c[0]));
-    for (int i = 0; i < (2 * r + 1) * (2 * r + 1); i++) k[i] /= s;
-    corr_filter(im, C, H, W, k, r, 1, tmp);
+  case CORR_GBLUR: /* skimage: truncate 4 sigma, nearest border */
+    gauss_blur(im, C, H, W, c[0], tmp);
     break;
-  }
+  case CORR_GLASS:
+    glass_blur(im, C, H, W, c, tmp);
+    break;
+  case CORR_ZOOM:
+    zoom_blur(im, C, H, W, c[0], tmp);
+    break;
+  case CORR_FOG:
+    if (fog(im, C, H, W, c) != 0) {
+      free(tmp);
+      return -1;
+    }
+    break;
   case CORR_DEFOCUS: { /* 17x17 aliased disk, 3x3 Gaussian antialias, reflect-101 borders */
     double disk[17 * 17], k[17 * 17], g[3], s = 0, gs = 0;
     for (int y = -8; y <= 8; y++)

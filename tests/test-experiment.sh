@@ -39,16 +39,18 @@ if [ "$part" != train ]; then # the SDE model: training, evaluation, outputs
   grep -q '^attack_eot,4$' "$work/eot4/summary.csv" || { echo "FAIL: summary.csv lacks attack_eot"; exit 1; }
   check_attack "$work/eot4/attack.csv" "EOT attack.csv"
   # corruption strengths: severity 0 is the identity and the mean change grows
-  # with the severity. Two families are checked only for "changes something"
+  # with the severity. Three families are checked only for "changes something"
   # and severity 5 > severity 1: saturation's published levels are not ordered
   # (0.3, 0.1, 1.5, 2, 2.5 times the saturation), and pixelate's box resampling
   # of a 28-pixel image to 26 and 25 pixels (levels 0.95, 0.9) changes about as
-  # much either way (measured 0.0414 vs 0.0406).
+  # much either way (measured 0.0414 vs 0.0406); glass blur's levels
+  # trade blur against rounds of pixel swaps (0.4, 1 round at 3 changes less
+  # than 0.25, 1 round at 2: 0.086 vs 0.092 on 20 Fashion-MNIST images).
   "$eval" --corruption-report 20 --data fashion-mnist >"$work/corr.csv"
   nfam=$(awk -F, 'NR > 1 && $2 == 0 { n++ } END { print n }' "$work/corr.csv")
-  [ "$nfam" -ge 9 ] || { echo "FAIL: only $nfam corruption families"; cat "$work/corr.csv"; exit 1; }
+  [ "$nfam" -ge 12 ] || { echo "FAIL: only $nfam corruption families"; cat "$work/corr.csv"; exit 1; }
   awk -F, 'NR > 1 { if ($2 == 0 && $3 != 0) exit 1; if ($2 > 0 && !($3 > 0)) exit 1;
-    loose = $1 == "saturate" || $1 == "pixelate"; if ($2 == 1) s1 = $3;
+    loose = $1 == "saturate" || $1 == "pixelate" || $1 == "glass_blur"; if ($2 == 1) s1 = $3;
     if ($2 > 1 && $1 == f && !loose && !($3 > prev)) exit 1; if ($2 == 5 && !($3 > s1)) exit 1;
     f = $1; prev = $3 }' "$work/corr.csv" ||
     { echo "FAIL: corruption strengths"; cat "$work/corr.csv"; exit 1; }
