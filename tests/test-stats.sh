@@ -26,6 +26,12 @@
 #     0, 1, seed 2 on 0; SDE on 0-2. Per image SDE - mean ODE: 0, 0.5, 1, 0:
 #     mean 0.375, SE = sqrt((1.25 / 4 - 0.375^2) / 3) = 0.2394.
 #   a run on other images is refused
+#   corruption-images.csv, fog at severity 1 with the noise off, images 0-3:
+#     ODE seeds right at severity 0 on 1110 and 1100, at 1 on 1010 and 1000;
+#     SDE on 1111 and 1101. SDE - mean ODE at 1: 0, 1, -0.5, 1: mean 0.375,
+#     SE sqrt((2.25 / 4 - 0.375^2) / 3) = 0.375. Drops (severity 0 - 1): ODE
+#     0, 1, 0, 0, SDE 0, 0, 1, 0: SDE - ODE 0, -1, 1, 0, mean 0, SE
+#     sqrt(0.5 / 3) = 0.4082
 #   corruptions: the SDE runs' files have both protocols, the noise off (0.6,
 #     drop 0.1, both seeds) and TTN (0.64 and 0.68: mean 0.66, SE over seeds
 #     0.02, over 1000 images sqrt(0.66 0.34 / 1000) = 0.0150); the ODE's are
@@ -87,6 +93,16 @@ ai() { # $1: run, $2..$5: PGD outcome of images 0-3 at eps 0.1
 ai ode-s1 1 1 0 0
 ai ode-s2 1 0 0 0
 ai multiplicative-s1 1 1 1 0
+ci() { # $1: run, $2: outcomes of images 0-3 at severity 0, $3: at severity 1 (one family, noise off)
+  { echo "severity,family,passes,image,correct"
+    for i in 0 1 2 3; do
+      echo "0,none,0,$i,$(echo "$2" | cut -c$((i + 1)))"
+      echo "1,fog,0,$i,$(echo "$3" | cut -c$((i + 1)))"
+    done; } >"$p/$1/corruption-images.csv"
+}
+ci ode-s1 1110 1010
+ci ode-s2 1100 1000
+ci multiplicative-s1 1111 1101
 sh "$paired" "$p" >"$p/out.md"
 cat "$p/out.md"
 want "$p/out.md" \
@@ -94,7 +110,9 @@ want "$p/out.md" \
   "| ttn_gain (TTN - noise off) | multiplicative (1) | - | +0.3000 | 0.4269 | no difference |" \
   "| clean (noise off), SDE - ODE | multiplicative (1) | 1 | -0.2000 | 0.2667 | no difference |" \
   "| TTN, SDE - ODE | multiplicative (1) | 1 | +0.1000 | 0.3590 | no difference |" \
-  "| pgd@0.1, SDE - ODE (4 images) | multiplicative (1) | 2 | +0.3750 | 0.4787 | no difference |"
+  "| pgd@0.1, SDE - ODE (4 images) | multiplicative (1) | 2 | +0.3750 | 0.4787 | no difference |" \
+  "| corrupt(passes 0)@1, SDE - ODE (4 images) | multiplicative (1) | 2 | +0.3750 | 0.7500 | no difference |" \
+  "| corrupt(passes 0)@1 drop from severity 0, SDE - ODE | multiplicative (1) | 2 | +0.0000 | 0.8165 | no difference |"
 # a run on other images is refused
 awk 'BEGIN { print "image,label,clean,ttn"; for (i = 0; i < 12; i++) print i ",0,0,0" }' >"$p/multiplicative-s1/predictions.csv"
 if sh "$paired" "$p" >"$p/bad.md" 2>&1; then echo "FAIL: runs on different images accepted"; fail=1; fi

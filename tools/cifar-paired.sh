@@ -16,7 +16,13 @@
 #  - each SDE noise type against the ODE, noise off and TTN (an ODE's TTN is
 #    its noise-off pass), and under each attack at each eps > 0 (runs with an
 #    attack-images.csv): per image the SDE's correct fraction over its seeds
-#    minus the ODE's, mean and SE over the images.
+#    minus the ODE's, mean and SE over the images;
+#  - under the corruptions (runs with a corruption-images.csv, severity,
+#    family,passes,image,correct), per protocol (passes: 0 the noise off, more
+#    the TTN ensemble) and severity: per image the SDE's correct fraction over
+#    the families and its seeds minus the ODE's, and the SDE's drop from
+#    severity 0 minus the ODE's (the paper expects it negative: the SDE loses
+#    less).
 # The SE here is over the images only: it says whether these trained models
 # differ beyond test-set sampling; the SE over seeds of tools/cifar-summary.sh
 # says whether retraining would keep the difference.
@@ -27,6 +33,7 @@ files=""
 for d in "$out"/*-s[0-9]*; do
   [ -f "$d/predictions.csv" ] && files="$files $d/predictions.csv"
   [ -f "$d/attack-images.csv" ] && files="$files $d/attack-images.csv"
+  [ -f "$d/corruption-images.csv" ] && files="$files $d/corruption-images.csv"
 done
 [ -n "$files" ] || { echo "cifar-paired: no */predictions.csv in $out" >&2; exit 1; }
 # shellcheck disable=SC2086 # the file list splits on blanks: run directories have none
@@ -35,7 +42,9 @@ awk -F, '
     run = FILENAME; sub(/\/[^\/]*$/, "", run); sub(/.*\//, "", run)
     noise = run; sub(/-s[0-9]+$/, "", noise)
     attack = FILENAME ~ /attack-images.csv$/
+    corr = FILENAME ~ /corruption-images.csv$/
     if (attack) { aseeds[noise]++; next }
+    if (corr) { cseeds[noise]++; next }
     nr++; rname[nr] = run; rnoise[nr] = noise
     if (!(noise in nseeds)) order[++nn] = noise
     nseeds[noise]++
@@ -49,6 +58,16 @@ awk -F, '
     next
   }
   attack { next }
+  # corruptions: per protocol and image, severity 0 (family "none") and the
+  # sums over families and seeds at each severity
+  corr && $1 == 0 { z0[noise, $3, $4] += $5; n0[noise, $3, $4]++; next }
+  corr {
+    key = "corrupt(passes " $3 ")@" $1
+    if (!(key in cn)) { corder[++nc] = key; cpass[key] = $3 }
+    if (!((key, $4) in cimg)) { cimg[key, $4] = 1; cim[key, ++cn[key]] = $4 }
+    zs[noise, key, $4] += $5; zn[noise, key, $4]++
+    next
+  }
   {
     img = $1; if (!(img in seen)) { seen[img] = 1; nimg++ }
     c0 = $3 == $2; ct = $4 < 0 ? c0 : $4 == $2
@@ -134,6 +153,31 @@ awk -F, '
         meanse(s, q, kn[key])
         printf "| %s, SDE - ODE (%d images) | %s (%d) | %d | %+.4f | %.4f | %s |\n", key, kn[key], z, aseeds[z],
                aseeds["ode"], MEAN, 2 * SE, verdict(MEAN, SE, "SDE")
+      }
+    }
+    # corruptions: accuracy and drop from severity 0, SDE - ODE per image
+    for (j = 1; j <= nc; j++) {
+      key = corder[j]; pp = cpass[key]
+      if (cn[key] < 2 || !("ode" in cseeds)) continue
+      for (i = 1; i <= nn; i++) {
+        z = order[i]
+        if (z == "ode" || !(z in cseeds)) continue
+        s = 0; q = 0; s2 = 0; q2 = 0; ok = 1
+        for (t = 1; t <= cn[key]; t++) {
+          im = cim[key, t]
+          if (!zn[z, key, im] || !zn["ode", key, im] || !n0[z, pp, im] || !n0["ode", pp, im]) { ok = 0; break }
+          az = zs[z, key, im] / zn[z, key, im]; ao = zs["ode", key, im] / zn["ode", key, im]
+          x = az - ao; s += x; q += x * x
+          y = (z0[z, pp, im] / n0[z, pp, im] - az) - (z0["ode", pp, im] / n0["ode", pp, im] - ao)
+          s2 += y; q2 += y * y
+        }
+        if (!ok) continue
+        meanse(s, q, cn[key])
+        printf "| %s, SDE - ODE (%d images) | %s (%d) | %d | %+.4f | %.4f | %s |\n", key, cn[key], z, cseeds[z],
+               cseeds["ode"], MEAN, 2 * SE, verdict(MEAN, SE, "SDE")
+        meanse(s2, q2, cn[key])
+        printf "| %s drop from severity 0, SDE - ODE | %s (%d) | %d | %+.4f | %.4f | %s |\n", key, z, cseeds[z],
+               cseeds["ode"], MEAN, 2 * SE, (MEAN < -2 * SE ? "SDE loses less" : (MEAN > 2 * SE ? "SDE loses more" : "no difference"))
       }
     }
   }' $files
