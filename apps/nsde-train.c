@@ -501,12 +501,11 @@ int main(int argc, char **argv)
     }
     ex_check(ctx, nsde_model_save(m, out), "saving the model");
     if (mf) {
-      fprintf(mf, "%d,%g,%.6f,%.4f,%.2f,%.1f,", e + 1, lr, loss_sum / seen, (double)hits / seen,
-              seen / (ex_now() - t0), ex_now() - t_start);
+      char vs[64] = ","; /* val_acc,val_loss, empty without --val: one fprintf per row */
       if (val > 0)
-        fprintf(mf, "%.4f,%.6f\n", val_acc, val_loss);
-      else
-        fprintf(mf, ",\n");
+        snprintf(vs, sizeof(vs), "%.4f,%.6f", val_acc, val_loss);
+      fprintf(mf, "%d,%g,%.6f,%.4f,%.2f,%.1f,%s\n", e + 1, lr, loss_sum / seen, (double)hits / seen,
+              seen / (ex_now() - t0), ex_now() - t_start, vs);
       fflush(mf);
     }
   }

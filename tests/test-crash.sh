@@ -37,7 +37,7 @@ while [ $i -lt "$kills" ]; do
   k=$(( (i % 4) + 1 ))
   rm -f "$work"/w.nsde*
   cp "$work/model.$k" "$work/w.nsde"; cp "$work/state.$k" "$work/w.nsde.state"
-  printf 'epoch,lr,train_loss,train_acc,images_per_s,seconds\n' >"$work/w.csv"
+  printf 'epoch,lr,train_loss,train_acc,images_per_s,seconds,val_acc,val_loss\n' >"$work/w.csv"
   delay=$(awk -v s="$i" 'BEGIN { srand(s * 7919); printf "%.3f", rand() * 0.8 }')
   # shellcheck disable=SC2086
   NSDE_TEST_SLOW_WRITE=5000 "$train" $opts --out "$work/w.nsde" --resume --stop-after 1 \
@@ -62,7 +62,7 @@ while [ $i -lt "$kills" ]; do
   [ $m = old ] && [ $s = old ] && seen_old=$((seen_old + 1))
   [ $m = new ] && [ $s = new ] && seen_new=$((seen_new + 1))
   [ $m = old ] && [ $s = new ] && seen_mixed=$((seen_mixed + 1))
-  awk -F, '{ if (NF != 6) exit 1 }' "$work/w.csv" || fail "kill $i: a partial line in the metrics CSV"
+  awk -F, '{ if (NF != 8) exit 1 }' "$work/w.csv" || fail "kill $i: a partial line in the metrics CSV"
   if ls "$work"/w.nsde*.tmp.* >/dev/null 2>&1; then # killed inside a write: its leftover is never read
     inside=$((inside + 1))
     rm -f "$work"/w.nsde*.tmp.*
