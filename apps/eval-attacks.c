@@ -2,7 +2,9 @@
  * nsde-eval's l2 attacks, noise on while attacking (one Brownian path per
  * gradient, or the mean over E->eot paths: expectation over transformation),
  * classification with TTN: the authors' Adam attack, l2 PGD, and
- * Carlini-Wagner (see nsde-eval.c). Public API only.
+ * Carlini-Wagner (see nsde-eval.c); with E->attack_noise_off the model is
+ * attacked and classified with its noise off, which tells a stochastic
+ * defence from a smoother learned map. Public API only.
  * SPDX-License-Identifier: MIT
  */
 #define _POSIX_C_SOURCE 200809L
@@ -22,7 +24,7 @@ static void attack_grad(const struct eval *E, struct nsde_tensor *x, const struc
   float *gd = nsde_tensor_data(E->gx);
   struct nsde_loss_options o = *lo;
 
-  ex_check(E->ctx, nsde_model_loss_grad_opts(E->m, x, E->labels, 1, sd, lo), what);
+  ex_check(E->ctx, nsde_model_loss_grad_opts(E->m, x, E->labels, !E->attack_noise_off, sd, lo), what);
   if (passes == 1)
     return;
   memcpy(acc, gd, sizeof(float) * (size_t)tot);
@@ -52,7 +54,8 @@ void eval_attacks(const struct eval *E, int64_t attack_images, const int use_att
   struct nsde_tensor *x = E->x, *gx = E->gx, *probs = E->probs;
   int32_t *labels = E->labels;
   int64_t *idx = E->idx, n = E->n, item = E->item;
-  const int bs = E->bs, classes = E->classes, ttn = E->ttn, steps = E->steps;
+  const int bs = E->bs, classes = E->classes, steps = E->steps;
+  const int ttn = E->attack_noise_off ? 0 : E->ttn; /* classification passes */
   const unsigned long long seed = E->seed;
   struct nsde_loss_options lo; /* every attack step: dL/dx only */
 

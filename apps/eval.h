@@ -25,6 +25,7 @@ struct eval {
   unsigned long long seed;
   int ttn, steps;                     /* TTN passes, attack steps */
   int eot;                            /* noisy passes averaged per attack gradient */
+  int attack_noise_off;               /* attack and classify the model with its noise off */
   const char *outdir;
 };
 

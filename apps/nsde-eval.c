@@ -3,7 +3,7 @@
  *
  *   nsde-eval --model MODEL --data fashion-mnist|cifar10|stl10 [--data-dir DIR]
  *             [--subset N] [--ttn PASSES] [--attack-images N] [--attack-steps S]
- *             [--attack-eot K]
+ *             [--attack-eot K] [--attack-noise on|off]
  *             [--eps 0,0.05,...] [--attacks authors,pgd,cw] [--cw-c C] [--cw-kappa K]
  *             [--severities 5]
  *             [--corruption-passes 0,20] [--corruption-images N] [--hidden-curve PASSES]
@@ -28,6 +28,9 @@
  *    eps when that iterate is within eps. The run prints how many such
  *    iterates TTN does not confirm (with noise, a kappa-0 iterate sits on
  *    one pass's decision boundary and TTN often undoes it).
+ * --attack-noise off attacks and classifies an SDE with its noise off (one
+ * deterministic path, no TTN), to tell a stochastic defence from a smoother
+ * learned map.
  * Every attack returns the clean image when that is already misclassified
  * (with the same TTN noise), so accuracy never exceeds the eps = 0 value.
  * CIFAR-10-C style corruptions computed from the images (apps/corrupt.h:
@@ -64,6 +67,8 @@ int main(int argc, char **argv)
   long subset = 1000, attack_images = 200;
   int ttn = 100, steps = 40, eot = 1, severities = 5, threads = 0, report = 0, hpasses = 0;
   int cpasses[4], ncp = 0; /* corruption protocols: passes per prediction */
+  int noise_off = 0;        /* --attack-noise off */
+  static const char *const onoff[] = {"on", "off", NULL};
   long cimages = 0, himages = 1;
   int use_attack[3] = {1, 1, 1};
   double cw_c = 1.0, cw_kappa = 0.0;
@@ -98,6 +103,7 @@ int main(int argc, char **argv)
     else if (OPT("--attack-images")) attack_images = (long)ex_int(P, a, v, 0, 1000000000);
     else if (OPT("--attack-steps")) steps = (int)ex_int(P, a, v, 0, 1000000);
     else if (OPT("--attack-eot")) eot = (int)ex_int(P, a, v, 1, 10000);
+    else if (OPT("--attack-noise")) noise_off = !strcmp(ex_choice(P, a, v, onoff), "off");
     else if (OPT("--severities")) severities = (int)ex_int(P, a, v, 0, 5);
     else if (OPT("--corruption-passes")) ncp = ex_wholes(P, a, v, 0, 100000, cpasses, 4, "passes");
     else if (OPT("--out")) outdir = v;
@@ -136,7 +142,7 @@ int main(int argc, char **argv)
       fprintf(stderr, "usage: nsde-eval --model MODEL --data fashion-mnist|cifar10|stl10 [--data-dir DIR] "
                       "[--subset N] [--ttn PASSES] [--attack-images N] [--attack-steps S] [--attack-eot K] "
                       "[--eps e1,e2,..] [--attacks authors,pgd,cw] [--cw-c C] [--cw-kappa K] [--severities 0..5] "
-                      "[--corruption-passes P] [--corruption-images N] [--corruption-report N] [--hidden-curve PASSES] [--hidden-images N] "
+                      "[--attack-noise on|off] [--corruption-passes P] [--corruption-images N] [--corruption-report N] [--hidden-curve PASSES] [--hidden-images N] "
                       "[--out DIR] [--threads T] "
                       "[--seed S]\n");
       return 2;
@@ -172,7 +178,7 @@ int main(int argc, char **argv)
     status = 1;
     goto done;
   }
-  if (cfg.noise == NSDE_MODEL_NOISE_ODE)
+  if (cfg.noise == NSDE_MODEL_NOISE_ODE || noise_off)
     eot = 1; /* one path: every "noisy" pass is the same */
   item = (int64_t)c * h * w;
   {
@@ -236,15 +242,16 @@ int main(int argc, char **argv)
       printf(", %.4f +- %.4f (TTN, %d passes)", (double)hitt / n, bse((double)hitt / n, n), ttn);
     printf(" [+- one binomial standard error]\n");
     fprintf(fs, "metric,value\nimages,%lld\nclean_accuracy,%.6f\nttn_accuracy,%.6f\nttn_passes,%d\n"
-                "clean_se,%.6f\nttn_se,%.6f\nattack_eot,%d\ncw_c,%g\ncw_kappa,%g\n",
+                "clean_se,%.6f\nttn_se,%.6f\nattack_eot,%d\ncw_c,%g\ncw_kappa,%g\nattack_noise,%s\n",
             (long long)n, (double)hit0 / n, ttn > 0 ? (double)hitt / n : NAN, ttn,
             bse((double)hit0 / n, n), ttn > 0 ? bse((double)hitt / n, n) : NAN,
-            eot, cw_c, cw_kappa);
+            eot, cw_c, cw_kappa, noise_off ? "off" : "on");
   }
 
   E.ctx = ctx; E.m = m; E.cfg = cfg; E.ds = ds; E.x = x; E.gx = gx; E.probs = probs;
   E.labels = labels; E.idx = idx; E.n = n; E.item = item; E.c = c; E.h = h; E.w = w;
   E.classes = classes; E.bs = bs; E.seed = seed; E.ttn = ttn; E.steps = steps; E.eot = eot; E.outdir = outdir;
+  E.attack_noise_off = noise_off;
   eval_attacks(&E, attack_images, use_attack, eps_list, neps, cw_c, cw_kappa, fa, fi);
   if (hpasses > 0 && eval_hidden(&E, hpasses, himages) != 0) {
     status = 1;

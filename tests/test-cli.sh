@@ -109,6 +109,7 @@ check eval "--cw-kappa" $m --cw-kappa -1
 check eval "--threads" $m --threads x
 check eval "--attack-steps" $m --attack-steps 1.5
 check eval "--attack-eot" $m --attack-eot 0
+check eval "--attack-noise" $m --attack-noise maybe
 check eval "--corruption-passes" $m --corruption-passes -1
 check eval "whole numbers" $m --corruption-passes 0,1.5
 check eval "--corruption-passes" $m --corruption-passes 0,1,2,3,4

@@ -38,6 +38,19 @@ if [ "$part" != train ]; then # the SDE model: training, evaluation, outputs
   if cmp -s "$work/eot1/attack.csv" "$work/eot4/attack.csv"; then echo "FAIL: --attack-eot 4 ignored"; exit 1; fi
   grep -q '^attack_eot,4$' "$work/eot4/summary.csv" || { echo "FAIL: summary.csv lacks attack_eot"; exit 1; }
   check_attack "$work/eot4/attack.csv" "EOT attack.csv"
+  # --attack-noise off: the SDE attacked and classified with its noise off
+  # is another attack (deterministic gradients), valid, and says so
+  mkdir -p "$work/eotoff"
+  "$eval" $eot --attack-noise off --out "$work/eotoff" >/dev/null
+  if cmp -s "$work/eot1/attack.csv" "$work/eotoff/attack.csv"; then echo "FAIL: --attack-noise off ignored"; exit 1; fi
+  grep -q '^attack_noise,off$' "$work/eotoff/summary.csv" && grep -q '^attack_noise,on$' "$work/eot1/summary.csv" ||
+    { echo "FAIL: summary.csv lacks attack_noise"; exit 1; }
+  check_attack "$work/eotoff/attack.csv" "noise-off attack.csv"
+  # and deterministic: another noise seed gives the same attack
+  mkdir -p "$work/eotoff2"
+  "$eval" $eot --attack-noise off --seed 7 --out "$work/eotoff2" >/dev/null
+  cmp "$work/eotoff/attack.csv" "$work/eotoff2/attack.csv" ||
+    { echo "FAIL: the noise-off attack depends on the noise seed"; exit 1; }
   # corruption strengths: severity 0 is the identity and the mean change grows
   # with the severity. Three families are checked only for "changes something"
   # and severity 5 > severity 1: saturation's published levels are not ordered
@@ -101,6 +114,11 @@ if [ "$part" != eval ]; then # resuming, schedules, divergence, attacks on an OD
   "$eval" --model "$work/ode.nsde" --data fashion-mnist --subset 50 --ttn 2 --attack-images 50 \
     --attack-steps 5 --eps 0,0.5,1.5 --severities 0 --attack-eot 3 --out "$work/ode-eot" >/dev/null
   cmp "$work/ode/attack.csv" "$work/ode-eot/attack.csv" || { echo "FAIL: EOT changes an ODE's attack"; exit 1; }
+  # and with its noise off: an ODE has none
+  mkdir -p "$work/ode-off"
+  "$eval" --model "$work/ode.nsde" --data fashion-mnist --subset 50 --ttn 2 --attack-images 50 \
+    --attack-steps 5 --eps 0,0.5,1.5 --severities 0 --attack-noise off --out "$work/ode-off" >/dev/null
+  cmp "$work/ode/attack.csv" "$work/ode-off/attack.csv" || { echo "FAIL: --attack-noise off changes an ODE's attack"; exit 1; }
   grep -q '^attack_eot,1$' "$work/ode-eot/summary.csv" || { echo "FAIL: an ODE's attack_eot is not 1"; exit 1; }
   [ "$(wc -l <"$work/ode/attack.csv")" -eq 10 ] || { echo "FAIL: attack.csv"; cat "$work/ode/attack.csv"; exit 1; }
   check_attack "$work/ode/attack.csv" "ODE attack.csv"

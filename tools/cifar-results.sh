@@ -19,7 +19,7 @@
 #            evaluated too, for example a shipped model copied there (models/cifar10-ode-s1.nsde -> OUT_DIR/ode-s1/model.nsde)
 #   TEST_IMAGES [10000]  TTN [20]  ATTACK_IMAGES [1000]  ATTACK_STEPS [40]
 #   ATTACK_EOT [1]: noisy passes averaged per attack gradient (nsde-eval --attack-eot)
-#   EPS [0,0.1,0.2,0.3,0.5]  CORRUPTION_IMAGES [2000]  HIDDEN_IMAGES [100]
+#   EPS [0,0.05,0.1,0.2,0.3,0.5]  CORRUPTION_IMAGES [2000]  HIDDEN_IMAGES [100]
 #   RECIPE [cosine]: cosine is the recipe above; paper is the paper's own (SGD momentum 0.9,
 #            no Nesterov, no weight decay, lr 0.1 divided by 10 at each of STAGES, momentum
 #            reset per stage), STAGES [40,40,20,20] (EPOCHS is then their sum)
@@ -42,7 +42,7 @@ case $recipe in
   *) echo "RECIPE must be cosine or paper" >&2; exit 2 ;;
 esac
 test_images=${TEST_IMAGES:-10000} ttn=${TTN:-20} attack_images=${ATTACK_IMAGES:-1000}
-attack_steps=${ATTACK_STEPS:-40} attack_eot=${ATTACK_EOT:-1} eps=${EPS:-0,0.1,0.2,0.3,0.5}
+attack_steps=${ATTACK_STEPS:-40} attack_eot=${ATTACK_EOT:-1} eps=${EPS:-0,0.05,0.1,0.2,0.3,0.5}
 corruption_images=${CORRUPTION_IMAGES:-2000} hidden_images=${HIDDEN_IMAGES:-100}
 mkdir -p "$out"
 # epochs finished by a run: MODEL.state holds them as a u32 at byte 8
