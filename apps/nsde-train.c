@@ -150,6 +150,7 @@ struct holdout {
   float *x;
   int32_t *y;
   int64_t n, item;
+  int c, h, w; /* image shape */
 };
 
 /* The last val of the first `subset` (0: all) training images into ho; the
@@ -175,6 +176,7 @@ static struct nsde_dataset *load_with_holdout(struct nsde_context *ctx, const ch
     ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &x), "tensor");
   }
   ho->n = val;
+  ho->c = c, ho->h = h, ho->w = w;
   ho->item = (int64_t)c * h * w;
   ho->x = malloc(sizeof(float) * (size_t)(val * ho->item));
   ho->y = malloc(sizeof(int32_t) * (size_t)val);
@@ -206,11 +208,8 @@ static void validate(struct nsde_context *ctx, struct nsde_model *m, const struc
     const int32_t *y = ho->y + b0;
     const float *p;
     if (bs != cur) { /* the first batch, and the last one when smaller */
-      int64_t shape[4] = {bs, 1, 1, ho->item}, ps[2] = {bs, classes};
-      struct nsde_model_config cfg;
+      int64_t shape[4] = {bs, ho->c, ho->h, ho->w}, ps[2] = {bs, classes};
       cur = bs;
-      ex_check(ctx, nsde_model_get_config(m, &cfg), "model config");
-      shape[1] = cfg.in_channels, shape[2] = cfg.in_height, shape[3] = cfg.in_width;
       nsde_tensor_free(x);
       nsde_tensor_free(probs);
       ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &x), "tensor");
@@ -250,7 +249,7 @@ int main(int argc, char **argv)
   struct nsde_tensor *x = NULL;
   int32_t *labels = NULL;
   int64_t *perm = NULL, n;
-  struct holdout ho = {NULL, NULL, 0, 0};
+  struct holdout ho = {NULL, NULL, 0, 0, 0, 0, 0};
   int c, h, w, classes, total_epochs = 0, cosine;
   FILE *mf = NULL;
   int rc = 0;
