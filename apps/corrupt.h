@@ -250,10 +250,9 @@ static void glass_blur(float *im, int C, int H, int W, const double *c, float *t
   for (int it = 0; it < (int)c[2]; it++)
     for (int y = H - d; y > d; y--)
       for (int x = W - d; x > d; x--) {
+        /* offsets in [-d, d): the partner stays inside, y + dy in [1, H - 1] */
         const int dx = (int)floor(corr_u01() * 2 * d) - d, dy = (int)floor(corr_u01() * 2 * d) - d;
-        const int y2 = y + dy < H ? y + dy : H - 1, x2 = x + dx < W ? x + dx : W - 1;
-        if (y >= H || x >= W)
-          continue;
+        const int y2 = y + dy, x2 = x + dx;
         for (int ch = 0; ch < C; ch++) {
           float *p = im + (size_t)ch * H * W, t = p[y * W + x];
           p[y * W + x] = p[y2 * W + x2];
