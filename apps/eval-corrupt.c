@@ -19,7 +19,7 @@ int eval_corruption_report(const char *data, const char *dir, int64_t report, un
   int rcn, rh, rw, rk;
   ex_check(NULL, nsde_context_new(&rc), "context");
   rd = ex_load(rc, data, dir, NSDE_SPLIT_TEST, report);
-  ex_check(rc, nsde_dataset_info(rd, &rcn, &rh, &rw, &rk), "dataset info");
+  ex_check(rc, nsde_dataset_get_info(rd, &rcn, &rh, &rw, &rk), "dataset info");
   rs[1] = rcn; rs[2] = rh; rs[3] = rw;
   ex_check(rc, nsde_tensor_new(rc, NSDE_DTYPE_FLOAT32, 4, rs, &rx), "tensor");
   rl = malloc(sizeof(int32_t));

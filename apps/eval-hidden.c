@@ -62,7 +62,7 @@ int eval_hidden(const struct eval *E, int hpasses, int64_t himages)
           if (!traj) {
             int64_t ts[1];
             int scn, shh, sww;
-            ex_check(ctx, nsde_model_state_shape(m, &scn, &shh, &sww), "state shape");
+            ex_check(ctx, nsde_model_get_state_shape(m, &scn, &shh, &sww), "state shape");
             sdim = (int64_t)scn * shh * sww;
             ts[0] = (nt + 1) * chunk * sdim;
             ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 1, ts, &traj), "trajectory tensor");

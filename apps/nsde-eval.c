@@ -165,7 +165,7 @@ int main(int argc, char **argv)
   ex_check(NULL, nsde_context_new(&ctx), "context");
   ex_check(ctx, nsde_context_set_threads(ctx, threads), "threads");
   ds = ex_load(ctx, data, dir, NSDE_SPLIT_TEST, subset);
-  ex_check(ctx, nsde_dataset_info(ds, &c, &h, &w, &classes), "dataset info");
+  ex_check(ctx, nsde_dataset_get_info(ds, &c, &h, &w, &classes), "dataset info");
   n = nsde_dataset_size(ds);
   bs = n < 100 ? (int)n : 100;
   if (attack_images > 0 && attack_images < bs)

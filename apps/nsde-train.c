@@ -170,7 +170,7 @@ static struct nsde_dataset *load_with_holdout(struct nsde_context *ctx, const ch
             (long long)n_all);
     exit(2);
   }
-  ex_check(ctx, nsde_dataset_info(all, &c, &h, &w, &classes), "dataset info");
+  ex_check(ctx, nsde_dataset_get_info(all, &c, &h, &w, &classes), "dataset info");
   {
     int64_t shape[4] = {val, c, h, w};
     ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &x), "tensor");
@@ -328,7 +328,7 @@ int main(int argc, char **argv)
   ex_check(ctx, nsde_context_set_threads(ctx, threads), "threads");
   ds = val > 0 ? load_with_holdout(ctx, data, dir, subset, val, &ho)
                : ex_load(ctx, data, dir, NSDE_SPLIT_TRAIN, subset);
-  ex_check(ctx, nsde_dataset_info(ds, &c, &h, &w, &classes), "dataset info");
+  ex_check(ctx, nsde_dataset_get_info(ds, &c, &h, &w, &classes), "dataset info");
   n = nsde_dataset_size(ds);
   if (crop < 0)
     crop = !strcmp(data, "cifar10") ? 4 : !strcmp(data, "stl10") ? 8 : 0;

@@ -84,7 +84,7 @@ static double run(const struct nsde_sde *sde, enum nsde_dtype dt, int64_t batch,
   t0 = now();
   CHECK(nsde_solve(s, x, NULL));
   t0 = now() - t0;
-  *steps = nsde_solver_times(s, &t);
+  *steps = nsde_solver_get_times(s, &t);
   {
     struct nsde_solver_stats st;
     st.size = sizeof(st);
@@ -130,7 +130,7 @@ int main(int argc, char **argv)
   CHECK(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_STRATONOVICH, &sde));
   CHECK(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, shape, &x));
   printf("overhead: %lld x %lld float32, Heun, rtol 1e-2, %d threads\n", (long long)paths,
-         (long long)dim, nsde_context_get_threads(ctx));
+         (long long)dim, nsde_context_threads(ctx));
   for (int rep = 0; part != 2 && rep < reps; rep++) {
     int64_t rej;
     ta = run(sde, NSDE_DTYPE_FLOAT32, paths, dim, 1.0, 1e-2, 0, NULL, 0, x, &na, &grid);

@@ -269,7 +269,7 @@ static void grad_once(struct nsde_context *ctx, enum nsde_scheme scheme,
     die(ctx, "solve");
   r->fwd_s = now() - t;
   t = now();
-  if (nsde_backward(s, w, NULL, gx, gd, gs))
+  if (nsde_backward(s, w, NULL, gx, gd, 2, gs, 1))
     die(ctx, "backward");
   r->bwd_s = now() - t;
   for (int64_t i = 0; i < batch * dim; i++)

@@ -63,7 +63,7 @@ int main(void)
     CHECK(nsde_tensor_fill(x, 1.0));
     CHECK(nsde_solve(s, x, NULL));
     CHECK(nsde_tensor_fill(gfin, 1.0 / PATHS)); /* dL/dx(1) */
-    CHECK(nsde_backward(s, gfin, NULL, gx0, ga, gs));
+    CHECK(nsde_backward(s, gfin, NULL, gx0, ga, 2, gs, 1));
     for (int i = 0; i < PATHS; i++) {
       double want = ((double *)nsde_tensor_data(x))[i] / PATHS;
       double got = ((double *)nsde_tensor_data(gx0))[i];

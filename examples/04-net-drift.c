@@ -67,7 +67,7 @@ int main(void)
   np = nsde_net_num_params(net);
   grad = calloc((size_t)np, sizeof(float));
   l = loss(s, x, x0);
-  CHECK(nsde_backward(s, x, NULL, gx, grad, NULL)); /* dL/dx(1) = x(1) */
+  CHECK(nsde_backward(s, x, NULL, gx, grad, np, NULL, 0)); /* dL/dx(1) = x(1) */
   for (int64_t j = 1; j < np; j++)
     if (fabsf(grad[j]) > fabsf(grad[k]))
       k = j;

@@ -69,7 +69,7 @@ static void fz_use_dataset(struct nsde_context *ctx, struct nsde_dataset *ds)
   int64_t n = nsde_dataset_size(ds), idx[2] = {0, n - 1}, shape[4];
   struct nsde_tensor *x;
   int32_t labels[2];
-  if (nsde_dataset_info(ds, &c, &h, &w, &k) != NSDE_OK || n < 1)
+  if (nsde_dataset_get_info(ds, &c, &h, &w, &k) != NSDE_OK || n < 1)
     abort(); /* a loaded data set always knows its shape */
   shape[0] = 2; shape[1] = c; shape[2] = h; shape[3] = w;
   if (nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &x) != NSDE_OK)

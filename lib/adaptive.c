@@ -52,8 +52,6 @@ enum nsde_status nsde__adaptive_plan(const struct nsde_sde *sde, const struct ns
   const bool state_noise = sde->noise == NSDE_NOISE_DIAGONAL || sde->noise == NSDE_NOISE_SCALAR ||
                            sde->noise == NSDE_NOISE_GENERAL;
 
-  if (c->adaptive != 1)
-    return nsde__error(ctx, NSDE_ERR_INVALID, "adaptive must be 0 or 1 (got %d)", c->adaptive);
   if (sch->adapt.kind == NSDE__EST_NONE)
     return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
                        "adaptive steps: %s has no error estimate here; use Heun", sch->name);

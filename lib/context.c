@@ -71,7 +71,7 @@ NSDE_API enum nsde_status nsde_context_set_threads(struct nsde_context *ctx, int
   return NSDE_OK;
 }
 
-NSDE_API int nsde_context_get_threads(const struct nsde_context *ctx)
+NSDE_API int nsde_context_threads(const struct nsde_context *ctx)
 {
   return ctx ? ctx->threads : 0;
 }

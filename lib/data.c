@@ -394,7 +394,7 @@ done:
 
 NSDE_API int64_t nsde_dataset_size(const struct nsde_dataset *ds) { return ds ? ds->n : -1; }
 
-NSDE_API enum nsde_status nsde_dataset_info(const struct nsde_dataset *ds, int *channels,
+NSDE_API enum nsde_status nsde_dataset_get_info(const struct nsde_dataset *ds, int *channels,
                                             int *height, int *width, int *classes)
 {
   if (!ds)
@@ -480,15 +480,5 @@ NSDE_API enum nsde_status nsde_dataset_permutation(const struct nsde_dataset *ds
   if (!ds || !perm)
     return NSDE_ERR_NULL;
   shuffle(perm, ds->n, seed);
-  return NSDE_OK;
-}
-
-NSDE_API enum nsde_status nsde_permutation(int64_t *perm, int64_t n, uint64_t seed)
-{
-  if (!perm)
-    return NSDE_ERR_NULL;
-  if (n < 0)
-    return NSDE_ERR_INVALID;
-  shuffle(perm, n, seed);
   return NSDE_OK;
 }

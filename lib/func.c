@@ -64,9 +64,9 @@ NSDE_API enum nsde_status nsde_func_new(struct nsde_context *ctx, enum nsde_dtyp
     *out = NULL;
   if (!ops)
     return nsde__error(ctx, NSDE_ERR_NULL, "nsde_func_new: ops is NULL");
-  /* members a shorter (older) struct lacks read as NULL: optional ops absent */
-  st = nsde__struct_in(ctx, "nsde_func_new: ops", ops, NSDE__SIZE_TO(struct nsde_func_ops, eval),
-                       sizeof(o), &o);
+  /* at least the 1.0 layout; optional ops are NULL members */
+  st = nsde__struct_in(ctx, "nsde_func_new: ops", ops,
+                       NSDE__SIZE_TO(struct nsde_func_ops, diag_deriv_vjp), sizeof(o), &o);
   if (st != NSDE_OK)
     return st;
   ops = &o;
@@ -146,28 +146,6 @@ NSDE_API enum nsde_status nsde_func_new_dropout(struct nsde_context *ctx,
                                                 struct nsde_func **out)
 {
   return builtin(ctx, dtype, NSDE__FUNC_DROPOUT, 1, sigma, 0.0, out);
-}
-
-/* The names before 0.3, kept one release (deprecated in the header). */
-NSDE_API enum nsde_status nsde_diffusion_new_additive(struct nsde_context *ctx,
-                                                      enum nsde_dtype dtype, double sigma,
-                                                      struct nsde_func **out)
-{
-  return nsde_func_new_additive(ctx, dtype, sigma, out);
-}
-
-NSDE_API enum nsde_status nsde_diffusion_new_multiplicative(struct nsde_context *ctx,
-                                                            enum nsde_dtype dtype, double sigma,
-                                                            struct nsde_func **out)
-{
-  return nsde_func_new_multiplicative(ctx, dtype, sigma, out);
-}
-
-NSDE_API enum nsde_status nsde_diffusion_new_dropout(struct nsde_context *ctx,
-                                                     enum nsde_dtype dtype, double sigma,
-                                                     struct nsde_func **out)
-{
-  return nsde_func_new_dropout(ctx, dtype, sigma, out);
 }
 
 NSDE_API void nsde_func_free(struct nsde_func *f)

@@ -399,11 +399,24 @@ static enum nsde_status check_like_state(struct nsde_solver *s, const struct nsd
   return NSDE_OK;
 }
 
+/* A parameter-gradient buffer holds exactly the function's parameters (or is
+ * NULL with a count of 0). */
+static enum nsde_status check_param_count(struct nsde_solver *s, const void *buf, int64_t n,
+                                          size_t np, const char *which)
+{
+  if (buf ? n == (int64_t)np : n == 0)
+    return NSDE_OK;
+  return nsde__error(s->ctx, NSDE_ERR_SHAPE,
+                     "nsde_backward: grad_%s_params %s %lld values, the %s has %lld parameters",
+                     which, buf ? "holds" : "is NULL with", (long long)n, which, (long long)np);
+}
+
 NSDE_API enum nsde_status nsde_backward(struct nsde_solver *s,
                                         const struct nsde_tensor *grad_final,
                                         const struct nsde_tensor *grad_saved,
                                         struct nsde_tensor *grad_initial,
-                                        void *grad_drift_params, void *grad_diffusion_params)
+                                        void *grad_drift_params, int64_t n_grad_drift,
+                                        void *grad_diffusion_params, int64_t n_grad_diffusion)
 {
   const bool rev = s && s->scheme == NSDE_SCHEME_REVERSIBLE_HEUN;
   size_t np_d, np_g;
@@ -435,6 +448,10 @@ NSDE_API enum nsde_status nsde_backward(struct nsde_solver *s,
 
   np_d = (size_t)n_params(s->sde->drift);
   np_g = (size_t)n_params(s->sde->diffusion);
+  if ((st = check_param_count(s, grad_drift_params, n_grad_drift, np_d, "drift")) != NSDE_OK ||
+      (st = check_param_count(s, grad_diffusion_params, n_grad_diffusion, np_g, "diffusion")) !=
+          NSDE_OK)
+    return st;
   pd = s->pscratch;
   pg = (char *)pd + np_d * s->esz;
   pd2 = (char *)pg + np_g * s->esz;

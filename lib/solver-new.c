@@ -121,7 +121,7 @@ static enum nsde_status config_in(struct nsde_context *ctx, const struct nsde_so
                                   struct nsde_solver_config *c)
 {
   return nsde__struct_in(ctx, "solver config", user,
-                         NSDE__SIZE_TO(struct nsde_solver_config, grad_budget_bytes), sizeof(*c), c);
+                         NSDE__SIZE_TO(struct nsde_solver_config, max_steps), sizeof(*c), c);
 }
 
 static enum nsde_status make_plan(const struct nsde_sde *sde, const struct nsde_solver_config *c,
@@ -317,7 +317,7 @@ NSDE_API enum nsde_status nsde_solver_new(const struct nsde_sde *sde,
   s->n_save = cfg->n_save;
   s->t0 = cfg->t0;
   s->t1 = cfg->t1;
-  s->adaptive = cfg->adaptive != 0;
+  s->adaptive = cfg->adaptive;
   if (s->adaptive) {
     const double span = cfg->t1 - cfg->t0;
     s->rtol = cfg->rtol;

@@ -319,7 +319,7 @@ NSDE_API enum nsde_status nsde_solver_get_stats(const struct nsde_solver *s,
   }
   {
     enum nsde_status rc = nsde__struct_out_check(
-        s->ctx, "solver stats", user, NSDE__SIZE_TO(struct nsde_solver_stats, dt_largest));
+        s->ctx, "solver stats", user, NSDE__SIZE_TO(struct nsde_solver_stats, brownian_draws));
     size_t size = user->size;
     if (rc != NSDE_OK)
       return rc;
@@ -329,7 +329,7 @@ NSDE_API enum nsde_status nsde_solver_get_stats(const struct nsde_solver *s,
   return NSDE_OK;
 }
 
-NSDE_API int64_t nsde_solver_times(const struct nsde_solver *s, const double **times)
+NSDE_API int64_t nsde_solver_get_times(const struct nsde_solver *s, const double **times)
 {
   if (!s || !times)
     return -1;

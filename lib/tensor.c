@@ -192,7 +192,7 @@ NSDE_API enum nsde_dtype nsde_tensor_dtype(const struct nsde_tensor *t)
 NSDE_API void *nsde_tensor_data(struct nsde_tensor *t) { return t ? t->data : NULL; }
 NSDE_API const void *nsde_tensor_data_const(const struct nsde_tensor *t) { return t ? t->data : NULL; }
 
-NSDE_API int nsde_tensor_is_contiguous(const struct nsde_tensor *t)
+NSDE_API bool nsde_tensor_is_contiguous(const struct nsde_tensor *t)
 {
   return t ? t->contiguous : 0;
 }

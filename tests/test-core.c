@@ -61,16 +61,16 @@ START_TEST(context_basics)
   struct nsde_context *ctx = test_ctx();
   struct logbuf lb = {0};
 
-  ck_assert_int_ge(nsde_context_get_threads(ctx), 1);
+  ck_assert_int_ge(nsde_context_threads(ctx), 1);
   ck_assert_int_eq(nsde_context_set_threads(ctx, 3), NSDE_OK);
-  ck_assert_int_eq(nsde_context_get_threads(ctx), 3);
+  ck_assert_int_eq(nsde_context_threads(ctx), 3);
   ck_assert_int_eq(nsde_context_set_threads(ctx, -1), NSDE_ERR_INVALID);
-  ck_assert_int_eq(nsde_context_get_threads(ctx), 3);
+  ck_assert_int_eq(nsde_context_threads(ctx), 3);
   ck_assert_int_eq(nsde_context_last_status(ctx), NSDE_ERR_INVALID);
   ck_assert_ptr_nonnull(strstr(nsde_context_last_error(ctx), "-1"));
   ck_assert_int_eq(nsde_context_set_threads(ctx, 100000), NSDE_ERR_INVALID);
   ck_assert_int_eq(nsde_context_set_threads(ctx, 0), NSDE_OK);
-  ck_assert_int_ge(nsde_context_get_threads(ctx), 1);
+  ck_assert_int_ge(nsde_context_threads(ctx), 1);
   nsde_context_clear_error(ctx);
   ck_assert_str_eq(nsde_context_last_error(ctx), "");
   ck_assert_int_eq(nsde_context_last_status(ctx), NSDE_OK);
@@ -100,7 +100,7 @@ START_TEST(context_null)
   ck_assert_int_eq(nsde_context_new(NULL), NSDE_ERR_NULL);
   nsde_context_free(NULL);
   ck_assert_int_eq(nsde_context_set_threads(NULL, 1), NSDE_ERR_NULL);
-  ck_assert_int_eq(nsde_context_get_threads(NULL), 0);
+  ck_assert_int_eq(nsde_context_threads(NULL), 0);
   ck_assert_int_eq(nsde_context_set_log(NULL, NULL, NULL, NSDE_LOG_INFO), NSDE_ERR_NULL);
   ck_assert_str_eq(nsde_context_last_error(NULL), "");
   ck_assert_int_eq(nsde_context_last_status(NULL), NSDE_OK);

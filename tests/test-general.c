@@ -332,7 +332,7 @@ START_TEST(gradients_and_vjp_check)
     TRY(nsde_solve(s, x, NULL));
     for (int i = 0; i < 4; i++)
       D(x)[i] += 0.1; /* dL/dx(1) */
-    ck_assert_msg(nsde_backward(s, x, NULL, gi, gf, gp) == NSDE_OK, "%s",
+    ck_assert_msg(nsde_backward(s, x, NULL, gi, gf, NELEM(gf), gp, NELEM(gp)) == NSDE_OK, "%s",
                   nsde_context_last_error(ctx));
     for (int i = 0; i < 4; i++) {
       double xp[4], xm[4], fd;

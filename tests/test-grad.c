@@ -241,7 +241,7 @@ START_TEST(closed_form_gbm)
     ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
     {
       double gd[2], gs[1];
-      ck_assert_int_eq(nsde_backward(s, w, NULL, gx, gd, gs), NSDE_OK);
+      ck_assert_int_eq(nsde_backward(s, w, NULL, gx, gd, NELEM(gd), gs, NELEM(gs)), NSDE_OK);
       gmu = gd[0];
       gsig = gs[0];
     }
@@ -314,7 +314,7 @@ START_TEST(finite_differences)
   ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 1, sshape, &gsaved), NSDE_OK);
   loss(&p, saved);
   TRY(nsde_tensor_copy(gsaved, saved)); /* dL/dsaved = saved */
-  ck_assert_msg(nsde_backward(p.s, p.w, gsaved, p.gx0, gd, p.g ? gg : NULL) == NSDE_OK, "%s",
+  ck_assert_msg(nsde_backward(p.s, p.w, gsaved, p.gx0, gd, NELEM(gd), p.g ? gg : NULL, p.g ? 1 : 0) == NSDE_OK, "%s",
                 nsde_context_last_error(ctx));
   /* x0 entries */
   for (int i = 0; i < p.B * D; i++) {
@@ -396,8 +396,8 @@ static void grads_builtin(enum nsde_dtype dt, enum nsde_scheme scheme, enum diff
     }
   }
   ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
-  ck_assert_msg(nsde_backward(s, w, NULL, gx, dt == NSDE_DTYPE_FLOAT64 ? (void *)gd : (void *)gdf,
-                              dt == NSDE_DTYPE_FLOAT64 ? (void *)gs : (void *)gsf) == NSDE_OK,
+  ck_assert_msg(nsde_backward(s, w, NULL, gx, dt == NSDE_DTYPE_FLOAT64 ? (void *)gd : (void *)gdf, 2,
+                              dt == NSDE_DTYPE_FLOAT64 ? (void *)gs : (void *)gsf, g ? 1 : 0) == NSDE_OK,
                 "%s", nsde_context_last_error(ctx));
   for (int64_t i = 0; i < B * Dd; i++)
     out_x[i] = dt == NSDE_DTYPE_FLOAT64 ? ((double *)nsde_tensor_data(gx))[i] : ((float *)nsde_tensor_data(gx))[i];
@@ -547,7 +547,7 @@ static long peak_growth(enum nsde_grad_strategy strat, int64_t N, int64_t B, int
     mem_config(&cfg, strat, N);
     getrusage(RUSAGE_SELF, &ru0);
     if (nsde_solver_new(sde, &cfg, 2, shape, &s) || nsde_solve(s, x, NULL) ||
-        nsde_backward(s, w, NULL, gx, NULL, NULL))
+        nsde_backward(s, w, NULL, gx, NULL, 0, NULL, 0))
       _exit(3);
     getrusage(RUSAGE_SELF, &ru1);
     growth = (ru1.ru_maxrss - ru0.ru_maxrss) * 1024L;
@@ -654,7 +654,7 @@ START_TEST(increments_kept_with_records)
     ck_assert_int_eq(st.brownian_draws, N);
     for (int64_t i = 0; i < 20; i++)
       ((double *)nsde_tensor_data(gx))[i] = 1.0;
-    ck_assert_int_eq(nsde_backward(s, gx, NULL, g0, NULL, NULL), NSDE_OK);
+    ck_assert_int_eq(nsde_backward(s, gx, NULL, g0, NULL, 0, NULL, 0), NSDE_OK);
     ck_assert_int_eq(nsde_solver_get_stats(s, &st), NSDE_OK);
     ck_assert_msg(st.brownian_draws == cases[c].after, "case %zu: %lld draws, expected %lld", c,
                   (long long)st.brownian_draws, (long long)cases[c].after);
@@ -885,30 +885,35 @@ START_TEST(errors)
   double gd[NP];
 
   prob_make(&p, NSDE_SCHEME_EULER_MARUYAMA, DIFF_MUL, NSDE_GRAD_STORE_ALL, 10, 0, NULL, 0);
-  ck_assert_int_eq(nsde_backward(p.s, p.w, NULL, p.gx0, NULL, NULL), NSDE_ERR_STATE); /* no solve */
+  ck_assert_int_eq(nsde_backward(p.s, p.w, NULL, p.gx0, NULL, 0, NULL, 0), NSDE_ERR_STATE); /* no solve */
   ck_assert_ptr_nonnull(strstr(nsde_context_last_error(ctx), "no completed"));
   loss(&p, NULL);
-  ck_assert_int_eq(nsde_backward(p.s, p.w, NULL, p.gx0, gd, NULL), NSDE_OK);
-  ck_assert_int_eq(nsde_backward(p.s, p.w, NULL, p.gx0, gd, NULL), NSDE_OK); /* repeatable */
+  ck_assert_int_eq(nsde_backward(p.s, p.w, NULL, p.gx0, gd, NELEM(gd), NULL, 0), NSDE_OK);
+  ck_assert_int_eq(nsde_backward(p.s, p.w, NULL, p.gx0, gd, NELEM(gd), NULL, 0), NSDE_OK); /* repeatable */
+  /* a parameter-gradient count that is not the drift's parameter count */
+  ck_assert_int_eq(nsde_backward(p.s, p.w, NULL, p.gx0, gd, NELEM(gd) - 1, NULL, 0), NSDE_ERR_SHAPE);
+  ck_assert_ptr_nonnull(strstr(nsde_context_last_error(ctx), "grad_drift_params holds"));
+  ck_assert_int_eq(nsde_backward(p.s, p.w, NULL, p.gx0, NULL, 3, NULL, 0), NSDE_ERR_SHAPE);
+  ck_assert_int_eq(nsde_backward(p.s, p.w, NULL, p.gx0, gd, NELEM(gd), NULL, 1), NSDE_ERR_SHAPE);
   p.m.p[0] += 0.1; /* parameters changed since the solve */
-  ck_assert_int_eq(nsde_backward(p.s, p.w, NULL, p.gx0, gd, NULL), NSDE_ERR_STATE);
+  ck_assert_int_eq(nsde_backward(p.s, p.w, NULL, p.gx0, gd, NELEM(gd), NULL, 0), NSDE_ERR_STATE);
   ck_assert_ptr_nonnull(strstr(nsde_context_last_error(ctx), "changed"));
   p.m.p[0] -= 0.1;
   loss(&p, NULL);
   ck_assert_int_eq(nsde_solver_reset(p.s), NSDE_OK); /* the tape no longer matches */
-  ck_assert_int_eq(nsde_backward(p.s, p.w, NULL, p.gx0, gd, NULL), NSDE_ERR_STATE);
+  ck_assert_int_eq(nsde_backward(p.s, p.w, NULL, p.gx0, gd, NELEM(gd), NULL, 0), NSDE_ERR_STATE);
   loss(&p, NULL);
   ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, bad_shape, &wrong), NSDE_OK);
   ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, shape, &w32), NSDE_OK);
-  ck_assert_int_eq(nsde_backward(p.s, wrong, NULL, p.gx0, NULL, NULL), NSDE_ERR_SHAPE);
-  ck_assert_int_eq(nsde_backward(p.s, p.w, NULL, wrong, NULL, NULL), NSDE_ERR_SHAPE);
-  ck_assert_int_eq(nsde_backward(p.s, w32, NULL, p.gx0, NULL, NULL), NSDE_ERR_DTYPE);
-  ck_assert_int_eq(nsde_backward(p.s, NULL, NULL, p.gx0, NULL, NULL), NSDE_ERR_NULL);
-  ck_assert_int_eq(nsde_backward(p.s, p.w, wrong, p.gx0, NULL, NULL), NSDE_ERR_SHAPE);
-  ck_assert_int_eq(nsde_backward(NULL, p.w, NULL, p.gx0, NULL, NULL), NSDE_ERR_NULL);
+  ck_assert_int_eq(nsde_backward(p.s, wrong, NULL, p.gx0, NULL, 0, NULL, 0), NSDE_ERR_SHAPE);
+  ck_assert_int_eq(nsde_backward(p.s, p.w, NULL, wrong, NULL, 0, NULL, 0), NSDE_ERR_SHAPE);
+  ck_assert_int_eq(nsde_backward(p.s, w32, NULL, p.gx0, NULL, 0, NULL, 0), NSDE_ERR_DTYPE);
+  ck_assert_int_eq(nsde_backward(p.s, NULL, NULL, p.gx0, NULL, 0, NULL, 0), NSDE_ERR_NULL);
+  ck_assert_int_eq(nsde_backward(p.s, p.w, wrong, p.gx0, NULL, 0, NULL, 0), NSDE_ERR_SHAPE);
+  ck_assert_int_eq(nsde_backward(NULL, p.w, NULL, p.gx0, NULL, 0, NULL, 0), NSDE_ERR_NULL);
   /* a failing vjp callback names the step */
   p.m.fail_vjp = 1;
-  ck_assert_int_eq(nsde_backward(p.s, p.w, NULL, p.gx0, gd, NULL), NSDE_ERR_CALLBACK);
+  ck_assert_int_eq(nsde_backward(p.s, p.w, NULL, p.gx0, gd, NELEM(gd), NULL, 0), NSDE_ERR_CALLBACK);
   ck_assert_ptr_nonnull(strstr(nsde_context_last_error(ctx), "step 9"));
   p.m.fail_vjp = 0;
 
@@ -933,7 +938,7 @@ START_TEST(errors)
   ck_assert_int_eq(nsde_solver_new(p.sde, &cfg, 2, shape, &s), NSDE_OK);
   TRY(nsde_tensor_copy(p.x, p.x0));
   ck_assert_int_eq(nsde_solve(s, p.x, NULL), NSDE_OK);
-  ck_assert_int_eq(nsde_backward(s, p.w, NULL, p.gx0, NULL, NULL), NSDE_ERR_UNSUPPORTED);
+  ck_assert_int_eq(nsde_backward(s, p.w, NULL, p.gx0, NULL, 0, NULL, 0), NSDE_ERR_UNSUPPORTED);
   nsde_solver_free(s);
   {
     /* a drift without vjp: refused when made with a strategy */
@@ -953,12 +958,12 @@ START_TEST(errors)
     ck_assert_int_eq(nsde_solver_new(sde, &cfg, 2, shape, &s), NSDE_OK);
     TRY(nsde_tensor_copy(p.x, p.x0));
     ck_assert_int_eq(nsde_solve(s, p.x, NULL), NSDE_OK);
-    ck_assert_int_eq(nsde_backward(s, p.w, NULL, p.gx0, NULL, NULL), NSDE_ERR_NONFINITE);
+    ck_assert_int_eq(nsde_backward(s, p.w, NULL, p.gx0, NULL, 0, NULL, 0), NSDE_ERR_NONFINITE);
     ck_assert_msg(strstr(nsde_context_last_error(ctx), "step 9") != NULL, "%s",
                   nsde_context_last_error(ctx));
     /* a NaN in grad_final is the caller's input, not a failure at some step */
     ((double *)nsde_tensor_data(p.w))[3] = NAN;
-    ck_assert_int_eq(nsde_backward(s, p.w, NULL, p.gx0, NULL, NULL), NSDE_ERR_NONFINITE);
+    ck_assert_int_eq(nsde_backward(s, p.w, NULL, p.gx0, NULL, 0, NULL, 0), NSDE_ERR_NONFINITE);
     ck_assert_msg(strstr(nsde_context_last_error(ctx), "nsde_backward: 1 non-finite values in grad_final") &&
                   !strstr(nsde_context_last_error(ctx), "step"), "%s", nsde_context_last_error(ctx));
     ((double *)nsde_tensor_data(p.w))[3] = 1.0;
@@ -971,8 +976,8 @@ START_TEST(errors)
     struct prob r;
     prob_make(&r, NSDE_SCHEME_REVERSIBLE_HEUN, DIFF_MUL, NSDE_GRAD_REVERSIBLE, 10, 0, NULL, 0);
     loss(&r, NULL);
-    ck_assert_int_eq(nsde_backward(r.s, r.w, NULL, r.gx0, NULL, NULL), NSDE_OK);
-    ck_assert_int_eq(nsde_backward(r.s, r.w, NULL, r.gx0, NULL, NULL), NSDE_ERR_STATE);
+    ck_assert_int_eq(nsde_backward(r.s, r.w, NULL, r.gx0, NULL, 0, NULL, 0), NSDE_OK);
+    ck_assert_int_eq(nsde_backward(r.s, r.w, NULL, r.gx0, NULL, 0, NULL, 0), NSDE_ERR_STATE);
     prob_free(&r);
   }
   nsde_tensor_free(wrong);

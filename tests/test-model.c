@@ -514,8 +514,27 @@ START_TEST(model_files)
       ck_assert_ptr_nonnull(first);
       ck_assert_ptr_null(strstr(first + 1, "invalid configuration"));
       ck_assert_ptr_null(strstr(first + 1, "model file"));
+      ck_assert_msg(strstr(e, "T (t1) is nan, must be finite") != NULL, "%s", e); /* names the field */
     }
     memcpy(buf + 56, keep, 8);
+  }
+  /* a group count that does not divide the channels, a learn_sigma that is
+   * not 0 or 1: format errors naming the file and the field */
+  {
+    static const struct { int off; unsigned char val; const char *want; } hostile[2] = {
+        {84, 7, "groups is 7, GroupNorm needs a divisor of"}, {44, 5, "learn_sigma is 5, must be 0 or 1"}};
+    for (int k = 0; k < 2; k++) {
+      unsigned char keep = buf[hostile[k].off];
+      buf[8] = 2;
+      buf[hostile[k].off] = hostile[k].val;
+      put_le64(buf + n - 8, fnv1a_64(buf, n - 8, 14695981039346656037ULL));
+      write_bytes(bad, buf, n);
+      ck_assert_int_eq(nsde_model_load(ctx, bad, 2, &l), NSDE_ERR_FORMAT);
+      ck_assert_msg(strstr(nsde_context_last_error(ctx), hostile[k].want) &&
+                        strstr(nsde_context_last_error(ctx), "model file"),
+                    "%s", nsde_context_last_error(ctx));
+      buf[hostile[k].off] = keep;
+    }
   }
   put_le64(buf + n - 8, fnv1a_64(buf, n - 8, 14695981039346656037ULL));
   buf[n] = 0;
@@ -574,8 +593,9 @@ START_TEST(bad_input)
 END_TEST
 
 /* nsde_model_loss_grad_opts: the defaults give nsde_model_loss_grad's loss and
- * gradient, no_param_grads the same image gradient alone; the CW loss gives the deprecated _ex form's per-image losses bit
- * for bit; an option from a newer header is refused. */
+ * gradient, no_param_grads the same image gradient alone; the CW loss's
+ * per-image margins are clipped at -kappa and average to the loss; an option
+ * from a newer header is refused. */
 START_TEST(loss_options)
 {
   struct nsde_model *m = make(NSDE_MODEL_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_NOISE_MULTIPLICATIVE, 3, 2);
@@ -616,17 +636,18 @@ START_TEST(loss_options)
   o.no_param_grads = 0;
   TRY(nsde_model_loss_grad_opts(m, x, labels, 1, 77, &o));
   ck_assert(memcmp(grads, nsde_model_grads(m), sizeof(float) * (size_t)np) == 0);
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-  TRY(nsde_model_loss_grad_ex(m, x, labels, 1, 5, NSDE_MODEL_LOSS_CW_MARGIN, 0.5, NULL, &l1, NULL, p1));
-#pragma GCC diagnostic pop
+  /* the per-image margins come out the same whether the loss is asked for */
   nsde_loss_options_init(&o);
   o.kind = NSDE_MODEL_LOSS_CW_MARGIN;
   o.kappa = 0.5;
+  o.loss = &l1;
+  o.per_image = p1;
+  TRY(nsde_model_loss_grad_opts(m, x, labels, 1, 5, &o));
   o.loss = &l2;
   o.per_image = p2;
   TRY(nsde_model_loss_grad_opts(m, x, labels, 1, 5, &o));
   ck_assert(l1 == l2 && memcmp(p1, p2, sizeof(p1)) == 0);
+  ck_assert_double_eq_tol(l1, (p1[0] + p1[1] + p1[2]) / 3.0, 1e-12); /* the loss is their mean */
   ck_assert(p1[0] >= -0.5 && p1[1] >= -0.5 && p1[2] >= -0.5); /* the margin is clipped at -kappa */
   o.kappa = -1.0;
   ck_assert_int_eq(nsde_model_loss_grad_opts(m, x, labels, 1, 5, &o), NSDE_ERR_INVALID);
@@ -734,11 +755,6 @@ START_TEST(lr_schedules)
   ck_assert_double_eq(nsde_lr_schedule_at(s, -3), 0.1);
   ck_assert(isnan(nsde_lr_schedule_at(s, NAN)));
   ck_assert(isnan(nsde_lr_schedule_at(NULL, 1)));
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-  for (int e = 0; e < 9; e++) /* the deprecated call gives the same rates */
-    ck_assert_double_eq(nsde_lr_staged(0.1, stages, 3, e), nsde_lr_schedule_at(s, e));
-#pragma GCC diagnostic pop
   ck_assert_int_eq(nsde_lr_schedule_new_cosine(ctx, 0.2, 0.5, 10, &c), NSDE_OK);
   ck_assert_double_eq_tol(nsde_lr_schedule_at(c, 0.25), 0.2 * 0.251 / 0.5, 1e-15);
   ck_assert_double_eq_tol(nsde_lr_schedule_at(c, 0.5), 0.2, 1e-15);

@@ -53,7 +53,7 @@ static void fd_check(struct nsde_net *net, double t, struct nsde_tensor *x, doub
   ck_assert_ptr_null(nsde_net_params_const(NULL));
   ck_assert_ptr_null(nsde_net_grads_const(NULL));
 
-  ck_assert_int_eq(nsde_net_output_shape(net, &oc, &oh, &ow), NSDE_OK);
+  ck_assert_int_eq(nsde_net_get_output_shape(net, &oc, &oh, &ow), NSDE_OK);
   y = t4(B, oc, oh, ow);
   w = t4(B, oc, oh, ow);
   dx = t4(B, nsde_tensor_dim(x, 1), nsde_tensor_dim(x, 2), nsde_tensor_dim(x, 3));
@@ -128,7 +128,7 @@ START_TEST(conv_matches_naive)
                             : nsde_net_add_conv2d(net, O, K, S, PD), NSDE_OK);
     ck_assert_int_eq(nsde_net_finalize(net, B, 4), NSDE_OK);
     ck_assert_int_eq(nsde_net_num_params(net), O * cc * K * K + O);
-    ck_assert_int_eq(nsde_net_output_shape(net, &oc, &oh, &ow), NSDE_OK);
+    ck_assert_int_eq(nsde_net_get_output_shape(net, &oc, &oh, &ow), NSDE_OK);
     ck_assert_int_eq(oh, (Hh + 2 * PD - K) / S + 1);
     ck_assert_int_eq(ow, (Ww + 2 * PD - K) / S + 1);
     y = t4(B, oc, oh, ow);
@@ -271,7 +271,7 @@ START_TEST(paper_parameter_counts)
   ck_assert_int_eq(nsde_net_finalize(stem, 1, 1), NSDE_OK);
   {
     int c, h, w;
-    ck_assert_int_eq(nsde_net_output_shape(stem, &c, &h, &w), NSDE_OK);
+    ck_assert_int_eq(nsde_net_get_output_shape(stem, &c, &h, &w), NSDE_OK);
     ck_assert_int_eq(c, 256);
     ck_assert_int_eq(h, 24);
     ck_assert_int_eq(nsde_net_new_paper_drift(ctx, c, h, w, 0, 1, 1, &drift), NSDE_OK);
@@ -336,7 +336,7 @@ START_TEST(network_drift_gradients)
   gd = malloc(sizeof(float) * (size_t)nsde_net_num_params(net));
   TRY(nsde_tensor_copy(x, x0));
   ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
-  ck_assert_int_eq(nsde_backward(s, w, NULL, gx, gd, gs), NSDE_OK);
+  ck_assert_int_eq(nsde_backward(s, w, NULL, gx, gd, nsde_net_num_params(net), gs, NELEM(gs)), NSDE_OK);
   {
     const double eps = 1e-2;
     float *p = nsde_net_params(net), *xd = nsde_tensor_data(x0);
@@ -406,9 +406,9 @@ START_TEST(tape_replays_exactly)
     ck_assert_int_eq(nsde_net_set_tape(net, run ? 11 : 0), NSDE_OK);
     TRY(nsde_tensor_copy(x, x0));
     ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
-    ck_assert_int_eq(nsde_backward(s, w, NULL, gx[run], gd[run], &gs[run]), NSDE_OK);
+    ck_assert_int_eq(nsde_backward(s, w, NULL, gx[run], gd[run], np, &gs[run], 1), NSDE_OK);
   }
-  ck_assert_int_eq(nsde_net_tape_stats(net, &hits, &misses), NSDE_OK);
+  ck_assert_int_eq(nsde_net_get_tape_stats(net, &hits, &misses), NSDE_OK);
   ck_assert_int_eq(hits, 11);
   ck_assert_int_eq(misses, 0);
   ck_assert_mem_eq(gd[0], gd[1], sizeof(float) * (size_t)np);
@@ -419,8 +419,8 @@ START_TEST(tape_replays_exactly)
   ck_assert_int_eq(nsde_net_set_tape(net, 4), NSDE_OK);
   TRY(nsde_tensor_copy(x, x0));
   ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
-  ck_assert_int_eq(nsde_backward(s, w, NULL, gx[1], gd[1], &gs[1]), NSDE_OK);
-  ck_assert_int_eq(nsde_net_tape_stats(net, &hits, &misses), NSDE_OK);
+  ck_assert_int_eq(nsde_backward(s, w, NULL, gx[1], gd[1], np, &gs[1], 1), NSDE_OK);
+  ck_assert_int_eq(nsde_net_get_tape_stats(net, &hits, &misses), NSDE_OK);
   ck_assert_int_eq(hits, 11 + 4);
   ck_assert_int_eq(misses, 7);
   ck_assert_mem_eq(gd[0], gd[1], sizeof(float) * (size_t)np);
@@ -428,12 +428,12 @@ START_TEST(tape_replays_exactly)
   TRY(nsde_tensor_copy(x, x0));
   ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
   nsde_net_params(net)[7] += 0.25f;
-  ck_assert_int_eq(nsde_backward(s, w, NULL, gx[1], gd[1], &gs[1]), NSDE_ERR_STATE);
+  ck_assert_int_eq(nsde_backward(s, w, NULL, gx[1], gd[1], np, &gs[1], 1), NSDE_ERR_STATE);
   /* bad input */
   ck_assert_int_eq(nsde_net_set_tape(net, -1), NSDE_ERR_INVALID);
   ck_assert_int_eq(nsde_net_set_tape(NULL, 1), NSDE_ERR_NULL);
   ck_assert_int_eq(nsde_net_tape_bytes(NULL, 1), -1);
-  ck_assert_int_eq(nsde_net_tape_stats(net, NULL, &misses), NSDE_ERR_NULL);
+  ck_assert_int_eq(nsde_net_get_tape_stats(net, NULL, &misses), NSDE_ERR_NULL);
   free(gd[0]);
   free(gd[1]);
   nsde_solver_free(s); nsde_sde_free(sde); nsde_func_free(g); nsde_func_free(f); nsde_net_free(net);

@@ -36,6 +36,7 @@ int main(void)
 
   if (strcmp(nsde_version(), NSDE_VERSION_STRING) != 0)
     return 2;
+  printf("version %s\n", nsde_version());
   if (nsde_context_new(&ctx) || nsde_func_new_linear(ctx, NSDE_DTYPE_FLOAT64, 0.5, 0.0, &f) ||
       nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT64, 0.3, &g) ||
       nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde))
@@ -59,7 +60,20 @@ PROG
 cc=${CC:-cc}
 # shellcheck disable=SC2046
 $cc -o "$work/prog" "$work/prog.c" $(pkg-config --cflags --libs nsde) -lm
-LD_LIBRARY_PATH=$libdir "$work/prog"
+LD_LIBRARY_PATH=$libdir "$work/prog" >"$work/prog.out"
+cat "$work/prog.out"
+# One version everywhere: meson.build, nsde.pc, nsde_version() of the
+# installed library, the newest NEWS.md entry; the SONAME is the major's.
+v_meson=$(sed -n "s/^  version: '\([0-9.]*\)',$/\1/p" "$src/meson.build")
+v_pc=$(pkg-config --modversion nsde)
+v_lib=$(sed -n 's/^version //p' "$work/prog.out")
+v_news=$(sed -n 's/^## \([0-9][0-9.]*\) .*/\1/p' "$src/NEWS.md" | head -n 1)
+if [ -z "$v_meson" ] || [ "$v_meson" != "$v_pc" ] || [ "$v_meson" != "$v_lib" ] || [ "$v_meson" != "$v_news" ]; then
+  echo "FAIL: versions disagree: meson.build '$v_meson', nsde.pc '$v_pc', nsde_version() '$v_lib', NEWS.md '$v_news'"
+  exit 1
+fi
+soname=$(readelf -d "$libdir/libnsde.so" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
+[ "$soname" = "libnsde.so.${v_meson%%.*}" ] || { echo "FAIL: SONAME '$soname' for version $v_meson"; exit 1; }
 # -Dtests=false builds no test program, even with Check installed
 if find "$work/build/tests" -name 'test-*' -type f 2>/dev/null | grep -q .; then
   echo "FAIL: -Dtests=false still built test programs"; exit 1

@@ -203,8 +203,8 @@ static enum nsde_status run(const struct problem *pb, enum nsde_dtype dt, double
     for (int64_t i = 0; i < n; i++)
       *L += pb->w[i] * (dt == NSDE_DTYPE_FLOAT32 ? ((float *)nsde_tensor_data(x))[i] : ((double *)nsde_tensor_data(x))[i]);
     if (gx)
-      st = nsde_backward(s, w, NULL, gi, dt == NSDE_DTYPE_FLOAT32 ? (void *)gpf : (void *)gpd,
-                         g && user_g ? (dt == NSDE_DTYPE_FLOAT32 ? (void *)gqf : (void *)gqd) : NULL);
+      st = nsde_backward(s, w, NULL, gi, dt == NSDE_DTYPE_FLOAT32 ? (void *)gpf : (void *)gpd, 3,
+                         g && user_g ? (dt == NSDE_DTYPE_FLOAT32 ? (void *)gqf : (void *)gqd) : NULL, g && user_g ? 2 : 0);
   }
   if (st == NSDE_OK && gx) {
     for (int64_t i = 0; i < n; i++)

@@ -581,50 +581,26 @@ static int user_g(void *user, double t, int64_t batch, int64_t dim, const void *
   return 0;
 }
 
-/* The names before 0.3 stay exported for one release: the same functions
- * (a program built against 0.2 keeps running). */
-START_TEST(deprecated_names)
+/* The enum values are part of the 1.0 ABI (a program built against 1.0
+ * passes these numbers): they never change. */
+START_TEST(enum_values_frozen)
 {
-  struct nsde_func *a, *b;
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-  enum nsde_status (*const old[3])(struct nsde_context *, enum nsde_dtype, double,
-                                   struct nsde_func **) = {
-      nsde_diffusion_new_additive, nsde_diffusion_new_multiplicative, nsde_diffusion_new_dropout};
-#pragma GCC diagnostic pop
-  enum nsde_status (*const now[3])(struct nsde_context *, enum nsde_dtype, double,
-                                   struct nsde_func **) = {
-      nsde_func_new_additive, nsde_func_new_multiplicative, nsde_func_new_dropout};
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-  /* the enum values renamed in 0.3 keep their old names and values */
-  ck_assert_int_eq(NSDE_ITO, NSDE_CALCULUS_ITO);
-  ck_assert_int_eq(NSDE_STRATONOVICH, NSDE_CALCULUS_STRATONOVICH);
-  ck_assert_int_eq(NSDE_MODEL_ODE, NSDE_MODEL_NOISE_ODE);
-  ck_assert_int_eq(NSDE_MODEL_ADDITIVE, NSDE_MODEL_NOISE_ADDITIVE);
-  ck_assert_int_eq(NSDE_MODEL_MULTIPLICATIVE, NSDE_MODEL_NOISE_MULTIPLICATIVE);
-  ck_assert_int_eq(NSDE_MODEL_DROPOUT, NSDE_MODEL_NOISE_DROPOUT);
-  /* and those renamed in 0.4 (every enum value carries its enum's prefix) */
-  ck_assert_int_eq(NSDE_FLOAT32, NSDE_DTYPE_FLOAT32);
-  ck_assert_int_eq(NSDE_FLOAT64, NSDE_DTYPE_FLOAT64);
-  ck_assert_int_eq(NSDE_NO_TRANS, NSDE_TRANS_NONE);
-  ck_assert_int_eq(NSDE_TRANS, NSDE_TRANS_TRANSPOSE);
-  ck_assert_int_eq(NSDE_ARCH_CIFAR, NSDE_MODEL_ARCH_CIFAR);
-  ck_assert_int_eq(NSDE_ARCH_LARGE, NSDE_MODEL_ARCH_LARGE);
-  ck_assert_int_eq(NSDE_LOSS_CROSS_ENTROPY, NSDE_MODEL_LOSS_CROSS_ENTROPY);
-  ck_assert_int_eq(NSDE_LOSS_CW_MARGIN, NSDE_MODEL_LOSS_CW_MARGIN);
-#pragma GCC diagnostic pop
-  for (int k = 0; k < 3; k++) {
-    TRY(old[k](ctx, NSDE_DTYPE_FLOAT64, 0.7, &a));
-    TRY(now[k](ctx, NSDE_DTYPE_FLOAT64, 0.7, &b));
-    ck_assert_double_eq(*(double *)nsde_func_params(a), *(double *)nsde_func_params(b));
-    ck_assert_int_eq(nsde_func_num_params(a), nsde_func_num_params(b));
-    nsde_func_free(a);
-    nsde_func_free(b);
-  }
-  /* the same checks: a NaN sigma is refused with the same status */
-  ck_assert_int_ne(old[0](ctx, NSDE_DTYPE_FLOAT64, NAN, &a), NSDE_OK);
-  ck_assert_int_eq(old[0](ctx, NSDE_DTYPE_FLOAT64, NAN, &a), now[0](ctx, NSDE_DTYPE_FLOAT64, NAN, &b));
+  ck_assert_int_eq(NSDE_CALCULUS_ITO, 0);
+  ck_assert_int_eq(NSDE_CALCULUS_STRATONOVICH, 1);
+  ck_assert_int_eq(NSDE_MODEL_NOISE_ODE, 0);
+  ck_assert_int_eq(NSDE_MODEL_NOISE_ADDITIVE, 1);
+  ck_assert_int_eq(NSDE_MODEL_NOISE_MULTIPLICATIVE, 2);
+  ck_assert_int_eq(NSDE_MODEL_NOISE_DROPOUT, 3);
+  ck_assert_int_eq(NSDE_DTYPE_FLOAT32, 1);
+  ck_assert_int_eq(NSDE_DTYPE_FLOAT64, 2);
+  ck_assert_int_eq(NSDE_TRANS_NONE, 0);
+  ck_assert_int_eq(NSDE_TRANS_TRANSPOSE, 1);
+  ck_assert_int_eq(NSDE_MODEL_ARCH_CIFAR, 0);
+  ck_assert_int_eq(NSDE_MODEL_ARCH_LARGE, 1);
+  ck_assert_int_eq(NSDE_MODEL_LOSS_CROSS_ENTROPY, 0);
+  ck_assert_int_eq(NSDE_MODEL_LOSS_CW_MARGIN, 1);
+  ck_assert_int_eq(NSDE_NOISE_GENERAL, 4);
+  ck_assert_int_eq(NSDE_GRAD_ADJOINT, 4);
 }
 END_TEST
 
@@ -826,7 +802,7 @@ int main(void)
   tcase_add_test(tc, dropout_matches_multiplicative);
   tcase_add_test(tc, callback_error_keeps_state);
   tcase_add_test(tc, invalid_options);
-  tcase_add_test(tc, deprecated_names);
+  tcase_add_test(tc, enum_values_frozen);
   suite_add_tcase(s, order);
   suite_add_tcase(s, tc);
   return run_suite(s);

@@ -28,6 +28,7 @@ static inline uint64_t test_seed(void)
 
 /* A call that must succeed (status-returning calls warn when dropped). */
 #define TRY(call) ck_assert_int_eq((call), NSDE_OK)
+#define NELEM(a) ((int64_t)(sizeof(a) / sizeof((a)[0])))
 
 static inline struct nsde_context *test_ctx(void)
 {

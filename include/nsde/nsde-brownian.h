@@ -19,7 +19,7 @@ extern "C" {
  */
 #define NSDE_BROWNIAN_STREAM_VERSION 1
 
-/** Stream version of the library actually loaded. @since 0.1 */
+/** Stream version of the library actually loaded. @since 1.0 */
 NSDE_API int nsde_brownian_stream_version(void);
 
 /**
@@ -48,20 +48,20 @@ struct nsde_brownian_config {
   int64_t batch_offset;   /**< global index of batch element 0 (for batch splits) */
 };
 
-/** Fill @p cfg with defaults (seed 0, [0,1], 1 step, batch 1, dim 1). @since 0.1 */
+/** Fill @p cfg with defaults (seed 0, [0,1], 1 step, batch 1, dim 1). @since 1.0 */
 NSDE_API void nsde_brownian_config_init(struct nsde_brownian_config *cfg);
 
 /**
  * Create a Brownian path family.
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID (bad size field, times,
  *         step count, or indices beyond 2^32), NSDE_ERR_NOMEM.
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_brownian_new(struct nsde_context *ctx, const struct nsde_brownian_config *cfg,
                   struct nsde_brownian **out);
 
-/** Free. NULL is a no-op. @since 0.1 */
+/** Free. NULL is a no-op. @since 1.0 */
 NSDE_API void nsde_brownian_free(struct nsde_brownian *bm);
 
 /**
@@ -75,7 +75,7 @@ NSDE_API void nsde_brownian_free(struct nsde_brownian *bm);
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID (times out of order or
  *         range), NSDE_ERR_SHAPE (wrong element count or not contiguous),
  *         NSDE_ERR_DTYPE.
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_brownian_increment(const struct nsde_brownian *bm, double s, double t, struct nsde_tensor *dw,

@@ -6,6 +6,7 @@
 #ifndef NSDE_CORE_H
 #define NSDE_CORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,12 +73,12 @@ enum nsde_status {
 /**
  * Human-readable text of a status. Never NULL; unknown values give
  * "unknown status". The string is static: do not free it.
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API const char *nsde_status_str(enum nsde_status status);
 
 /** Version of the library actually loaded, e.g. "0.1.0" (compare with
- *  NSDE_VERSION_STRING from the headers you compiled against). @since 0.1 */
+ *  NSDE_VERSION_STRING from the headers you compiled against). @since 1.0 */
 NSDE_API const char *nsde_version(void);
 
 /** Severity of a log message. */
@@ -111,12 +112,12 @@ struct nsde_context;
  * @param[out] out  receives the new context (owned by the caller; free
  *                  with nsde_context_free()). Set to NULL on error.
  * @return NSDE_OK, NSDE_ERR_NULL (out is NULL), NSDE_ERR_NOMEM.
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_context_new(struct nsde_context **out);
 
-/** Free a context. NULL is a no-op. @since 0.1 */
+/** Free a context. NULL is a no-op. @since 1.0 */
 NSDE_API void nsde_context_free(struct nsde_context *ctx);
 
 /**
@@ -126,20 +127,20 @@ NSDE_API void nsde_context_free(struct nsde_context *ctx);
  *
  * @param n  1..1024, or 0 for the default.
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID (n out of range).
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_context_set_threads(struct nsde_context *ctx, int n);
 
-/** Threads used under @p ctx; 0 if ctx is NULL. @since 0.1 */
-NSDE_API int nsde_context_get_threads(const struct nsde_context *ctx);
+/** Threads used under @p ctx; 0 if ctx is NULL. @since 1.0 */
+NSDE_API int nsde_context_threads(const struct nsde_context *ctx);
 
 /**
  * Install a log callback; messages below @p min_level are dropped.
  * @p fn NULL removes the callback. @p user is passed back unchanged.
  * Errors reported to the context are also logged at NSDE_LOG_ERROR.
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID (bad level).
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_context_set_log(struct nsde_context *ctx, nsde_log_fn fn, void *user,
@@ -149,31 +150,17 @@ nsde_context_set_log(struct nsde_context *ctx, nsde_log_fn fn, void *user,
  * The detailed message of the most recent error reported under @p ctx
  * ("" if none). Valid until the next libnsde call under the same context.
  * Returns "" for a NULL context.
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API const char *nsde_context_last_error(const struct nsde_context *ctx);
 
 /** Status of the most recent error reported under @p ctx.
- *  @return that status, or NSDE_OK if none (or for a NULL ctx). @since 0.1 */
+ *  @return that status, or NSDE_OK if none (or for a NULL ctx). @since 1.0 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_context_last_status(const struct nsde_context *ctx);
 
-/** Forget the last error of @p ctx. NULL is a no-op. @since 0.1 */
+/** Forget the last error of @p ctx. NULL is a no-op. @since 1.0 */
 NSDE_API void nsde_context_clear_error(struct nsde_context *ctx);
-
-/**
- * Write @p n bytes to @p path so that a crash, a kill or a full disk at any
- * moment leaves either the old file or the complete new one: a temporary
- * file in the same directory, fsync, rename over @p path, fsync of the
- * directory. On failure the temporary file is removed and @p path is as it
- * was. Model files and nsde-train's training state are written this way.
- * @param ctx  for the error message (may be NULL)
- * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_NOMEM, NSDE_ERR_IO (with the
- *         system's reason: no space, no permission, ...).
- * @since 0.2
- */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_file_write_atomic(struct nsde_context *ctx, const char *path, const void *data, size_t n);
 
 /** How the BLIS kernel family in use was chosen. */
 enum nsde_blis_choice {
@@ -185,11 +172,11 @@ enum nsde_blis_choice {
 /**
  * Name of the BLIS kernel family ("sub-configuration") in use for the whole
  * process, e.g. "skx", "zen3", "haswell", "generic". Static string.
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API const char *nsde_blis_arch(void);
 
-/** How the family reported by nsde_blis_arch() was chosen. @since 0.1 */
+/** How the family reported by nsde_blis_arch() was chosen. @since 1.0 */
 NSDE_API enum nsde_blis_choice nsde_blis_arch_choice(void);
 
 #ifdef __cplusplus

@@ -31,7 +31,7 @@ struct nsde_dataset;
  *         split, max_images < 0), NSDE_ERR_IO (a file missing or unreadable),
  *         NSDE_ERR_FORMAT (a size that is not a whole number of records, a
  *         label out of 0..9), NSDE_ERR_NOMEM.
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_dataset_load_cifar10(struct nsde_context *ctx, const char *dir, enum nsde_split split,
@@ -42,7 +42,7 @@ nsde_dataset_load_cifar10(struct nsde_context *ctx, const char *dir, enum nsde_s
  *          NSDE_ERR_IO (a file missing or unreadable, a broken gzip stream),
  *          NSDE_ERR_FORMAT (bad magic, dimensions, counts that disagree,
  *          truncated data, a label out of range), NSDE_ERR_NOMEM.
- *  @since 0.1 */
+ *  @since 1.0 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_dataset_load_fashion_mnist(struct nsde_context *ctx, const char *dir, enum nsde_split split,
                                 int64_t max_images, struct nsde_dataset **out);
@@ -51,19 +51,19 @@ nsde_dataset_load_fashion_mnist(struct nsde_context *ctx, const char *dir, enum 
  *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID (bad split, max_images < 0),
  *          NSDE_ERR_IO (a file missing or unreadable), NSDE_ERR_FORMAT (sizes
  *          that disagree, a label out of 1..10), NSDE_ERR_NOMEM.
- *  @since 0.1 */
+ *  @since 1.0 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_dataset_load_stl10(struct nsde_context *ctx, const char *dir, enum nsde_split split,
                         int64_t max_images, struct nsde_dataset **out);
-/** Free. NULL is a no-op. @since 0.1 */
+/** Free. NULL is a no-op. @since 1.0 */
 NSDE_API void nsde_dataset_free(struct nsde_dataset *ds);
-/** Number of images (-1 for NULL). @since 0.1 */
+/** Number of images (-1 for NULL). @since 1.0 */
 NSDE_API int64_t nsde_dataset_size(const struct nsde_dataset *ds);
-/** Image shape and class count. @return NSDE_OK, NSDE_ERR_NULL. @since 0.1 */
+/** Image shape and class count. @return NSDE_OK, NSDE_ERR_NULL. @since 1.0 */
 NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_dataset_info(const struct nsde_dataset *ds, int *channels, int *height, int *width,
+nsde_dataset_get_info(const struct nsde_dataset *ds, int *channels, int *height, int *width,
                   int *classes);
-/** The label of image @p i (-1 when out of range or NULL). @since 0.1 */
+/** The label of image @p i (-1 when out of range or NULL). @since 1.0 */
 NSDE_API int nsde_dataset_label(const struct nsde_dataset *ds, int64_t i);
 
 /**
@@ -73,7 +73,7 @@ NSDE_API int nsde_dataset_label(const struct nsde_dataset *ds, int64_t i);
  * drawn from (@p seed, index): deterministic.
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_SHAPE, NSDE_ERR_INVALID (an index
  *         out of range, crop_pad < 0).
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_dataset_batch(const struct nsde_dataset *ds, const int64_t *indices, int64_t count,
@@ -85,17 +85,11 @@ nsde_dataset_batch(const struct nsde_dataset *ds, const int64_t *indices, int64_
  * a pure function of @p seed (Philox-driven Fisher-Yates; the same on every
  * machine).
  * @return NSDE_OK, NSDE_ERR_NULL (ds or perm NULL).
- * @since 0.5
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_dataset_permutation(const struct nsde_dataset *ds, uint64_t seed, int64_t *perm);
 
-/** @deprecated Use nsde_dataset_permutation() (the same permutation for
- *  n = nsde_dataset_size()); removed after 0.5. A deterministic permutation
- *  of 0..n-1 from @p seed. @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID
- *  (n < 0). @since 0.1 */
-NSDE_API NSDE_NODISCARD NSDE_DEPRECATED("use nsde_dataset_permutation") enum nsde_status
-nsde_permutation(int64_t *perm, int64_t n, uint64_t seed);
 
 #ifdef __cplusplus
 }

@@ -54,7 +54,7 @@ struct nsde_func;
  *                  (borrowed; NULL iff n_params == 0)
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_MISSING_OP (no eval),
  *         NSDE_ERR_INVALID, NSDE_ERR_DTYPE, NSDE_ERR_NOMEM.
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_func_new(struct nsde_context *ctx, enum nsde_dtype dtype, const struct nsde_func_ops *ops,
@@ -70,7 +70,7 @@ nsde_func_new(struct nsde_context *ctx, enum nsde_dtype dtype, const struct nsde
  * checks the vjp of such a func.
  * @param m  Brownian dimension, 1 .. 2^32-1
  * @return as nsde_func_new(), and NSDE_ERR_INVALID for m.
- * @since 0.4
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_func_new_matrix(struct nsde_context *ctx, enum nsde_dtype dtype,
@@ -80,7 +80,7 @@ nsde_func_new_matrix(struct nsde_context *ctx, enum nsde_dtype dtype,
 /** Built-in f(t, x) = a*x + b elementwise; parameters (a, b) owned by the func.
  *  @return NSDE_OK, NSDE_ERR_NULL (ctx or out NULL), NSDE_ERR_DTYPE (unknown
  *          dtype), NSDE_ERR_NONFINITE (a parameter not finite), NSDE_ERR_NOMEM.
- *  @since 0.1 */
+ *  @since 1.0 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_func_new_linear(struct nsde_context *ctx, enum nsde_dtype dtype, double a, double b,
                      struct nsde_func **out);
@@ -88,14 +88,14 @@ nsde_func_new_linear(struct nsde_context *ctx, enum nsde_dtype dtype, double a, 
 /** Built-in diffusion G = sigma (additive noise). Parameter (sigma).
  *  @return NSDE_OK, NSDE_ERR_NULL (ctx or out NULL), NSDE_ERR_DTYPE (unknown
  *          dtype), NSDE_ERR_NONFINITE (a parameter not finite), NSDE_ERR_NOMEM.
- *  @since 0.3 (was nsde_diffusion_new_additive) */
+ *  @since 1.0 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_func_new_additive(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
                        struct nsde_func **out);
 /** Built-in diffusion G = sigma * x (multiplicative noise). Parameter (sigma).
  *  @return NSDE_OK, NSDE_ERR_NULL (ctx or out NULL), NSDE_ERR_DTYPE (unknown
  *          dtype), NSDE_ERR_NONFINITE (a parameter not finite), NSDE_ERR_NOMEM.
- *  @since 0.3 (was nsde_diffusion_new_multiplicative) */
+ *  @since 1.0 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_func_new_multiplicative(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
                              struct nsde_func **out);
@@ -104,34 +104,19 @@ nsde_func_new_multiplicative(struct nsde_context *ctx, enum nsde_dtype dtype, do
  *  Parameter (sigma).
  *  @return NSDE_OK, NSDE_ERR_NULL (ctx or out NULL), NSDE_ERR_DTYPE (unknown
  *          dtype), NSDE_ERR_NONFINITE (a parameter not finite), NSDE_ERR_NOMEM.
- *  @since 0.3 (was nsde_diffusion_new_dropout) */
+ *  @since 1.0 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_func_new_dropout(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
                       struct nsde_func **out);
 
-/** @deprecated Use nsde_func_new_additive() (the same function); removed after 0.3. @since 0.1 */
-NSDE_API NSDE_NODISCARD NSDE_DEPRECATED("use nsde_func_new_additive") enum nsde_status
-nsde_diffusion_new_additive(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
-                            struct nsde_func **out);
-/** @deprecated Use nsde_func_new_multiplicative() (the same function); removed after 0.3.
- *  @since 0.1 */
-NSDE_API NSDE_NODISCARD NSDE_DEPRECATED("use nsde_func_new_multiplicative") enum nsde_status
-nsde_diffusion_new_multiplicative(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
-                                  struct nsde_func **out);
-/** @deprecated Use nsde_func_new_dropout() (the same function); removed after 0.3. @since 0.1 */
-NSDE_API NSDE_NODISCARD NSDE_DEPRECATED("use nsde_func_new_dropout") enum nsde_status
-nsde_diffusion_new_dropout(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
-                           struct nsde_func **out);
-
-/** Free. NULL is a no-op. @since 0.1 */
+/** Free. NULL is a no-op. @since 1.0 */
 NSDE_API void nsde_func_free(struct nsde_func *f);
-/** Number of parameters, -1 for NULL. @since 0.1 */
+/** Number of parameters, -1 for NULL. @since 1.0 */
 NSDE_API int64_t nsde_func_num_params(const struct nsde_func *f);
 /** The parameter buffer (nsde_func_num_params() values of the func's dtype;
- *  borrowed, writable), NULL if none or for NULL. @since 0.1 (before 0.5 it
- *  took a const handle: use nsde_func_params_const() for one) */
+ *  borrowed, writable), NULL if none or for NULL. @since 1.0 for one) */
 NSDE_API void *nsde_func_params(struct nsde_func *f);
-/** The same buffer, read-only, from a const handle. @since 0.5 */
+/** The same buffer, read-only, from a const handle. @since 1.0 */
 NSDE_API const void *nsde_func_params_const(const struct nsde_func *f);
 
 /** Result of nsde_func_check_vjp(). */
@@ -139,7 +124,7 @@ struct nsde_vjp_report {
   size_t size;          /**< sizeof(struct nsde_vjp_report), set by the caller */
   double worst_rel_err; /**< max |analytic - numeric| / max(1, |numeric|) */
   int64_t worst_index;  /**< where: input element, or parameter index */
-  int worst_is_param;   /**< 1 if worst_index counts parameters */
+  bool worst_is_param;  /**< true if worst_index counts parameters */
   double analytic;      /**< the vjp's value there */
   double numeric;       /**< the central difference there */
   int64_t checked;      /**< number of directional derivatives compared */
@@ -170,7 +155,7 @@ struct nsde_vjp_report {
  * @return NSDE_OK, NSDE_ERR_CHECK_FAILED, NSDE_ERR_NULL, NSDE_ERR_INVALID,
  *         NSDE_ERR_MISSING_OP (no vjp), NSDE_ERR_UNSUPPORTED (dropout: check its
  *         drift), NSDE_ERR_DTYPE, NSDE_ERR_SHAPE, NSDE_ERR_CALLBACK, NSDE_ERR_NOMEM.
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_func_check_vjp(struct nsde_func *f, double t, const struct nsde_tensor *x, uint64_t seed,
@@ -187,7 +172,7 @@ nsde_func_check_vjp(struct nsde_func *f, double t, const struct nsde_tensor *x, 
  *         NSDE_ERR_DTYPE (x not the func's shape or dtype), NSDE_ERR_INVALID
  *         (eps not finite and > 0), NSDE_ERR_CALLBACK (a callback failed or
  *         returned non-finite values), NSDE_ERR_NOMEM.
- * @since 0.2
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_func_check_diag(struct nsde_func *f, double t, const struct nsde_tensor *x, double eps,
@@ -201,7 +186,7 @@ nsde_func_check_diag(struct nsde_func *f, double t, const struct nsde_tensor *x,
  * @return the statuses of nsde_func_check_vjp() (NSDE_ERR_CHECK_FAILED for a
  *         wrong or contract-breaking diag_deriv_vjp), NSDE_ERR_MISSING_OP
  *         unless the func has both diag_deriv and diag_deriv_vjp.
- * @since 0.2
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_func_check_diag_vjp(struct nsde_func *f, double t, const struct nsde_tensor *x, uint64_t seed,

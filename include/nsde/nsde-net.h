@@ -23,11 +23,11 @@ struct nsde_net;
 /**
  * Start a network whose input items are C x H x W.
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_SHAPE, NSDE_ERR_NOMEM.
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_new(struct nsde_context *ctx, int channels, int height, int width, struct nsde_net **out);
-/** Free. NULL is a no-op. @since 0.1 */
+/** Free. NULL is a no-op. @since 1.0 */
 NSDE_API void nsde_net_free(struct nsde_net *net);
 
 /** Conv2d with bias: out_channels x k x k kernels, stride, zero padding.
@@ -35,7 +35,7 @@ NSDE_API void nsde_net_free(struct nsde_net *net);
  *          NSDE_ERR_INVALID (out_channels outside 1..65536, kernel or stride
  *          outside 1..64, padding outside 0..64), NSDE_ERR_SHAPE (the layer
  *          does not fit the current item shape), NSDE_ERR_NOMEM.
- *  @since 0.1 */
+ *  @since 1.0 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_add_conv2d(struct nsde_net *net, int out_channels, int kernel, int stride, int padding);
 /** ConcatConv2d: a constant plane of value t is prepended as channel 0
@@ -44,7 +44,7 @@ nsde_net_add_conv2d(struct nsde_net *net, int out_channels, int kernel, int stri
  *          NSDE_ERR_INVALID (out_channels outside 1..65536, kernel or stride
  *          outside 1..64, padding outside 0..64), NSDE_ERR_SHAPE (the layer
  *          does not fit the current item shape), NSDE_ERR_NOMEM.
- *  @since 0.1 */
+ *  @since 1.0 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_add_concat_conv2d(struct nsde_net *net, int out_channels, int kernel, int stride,
                            int padding);
@@ -52,26 +52,26 @@ nsde_net_add_concat_conv2d(struct nsde_net *net, int out_channels, int kernel, i
  *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_STATE (after nsde_net_finalize()),
  *          NSDE_ERR_INVALID (groups < 1 or not dividing the channels, eps not finite and > 0), NSDE_ERR_SHAPE (the layer does not fit the
  *          current item shape), NSDE_ERR_NOMEM.
- *  @since 0.1 */
+ *  @since 1.0 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_add_groupnorm(struct nsde_net *net, int groups, double eps);
 /** ReLU.
  *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_STATE (after nsde_net_finalize()),
  *          NSDE_ERR_NOMEM.
- *  @since 0.1 */
+ *  @since 1.0 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_add_relu(struct nsde_net *net);
 /** Global average pool: C x H x W -> C x 1 x 1.
  *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_STATE (after nsde_net_finalize()),
  *          NSDE_ERR_NOMEM.
- *  @since 0.1 */
+ *  @since 1.0 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_add_avgpool(struct nsde_net *net);
 /** Linear (fully connected, with bias) on the flattened item.
  *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_STATE (after nsde_net_finalize()),
  *          NSDE_ERR_INVALID (out_features < 1), NSDE_ERR_SHAPE (the layer does not fit the
  *          current item shape), NSDE_ERR_NOMEM.
- *  @since 0.1 */
+ *  @since 1.0 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_add_linear(struct nsde_net *net, int out_features);
 
@@ -82,33 +82,33 @@ nsde_net_add_linear(struct nsde_net *net, int out_features);
  * No layer can be added afterwards.
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_STATE (already final or no layer),
  *         NSDE_ERR_INVALID, NSDE_ERR_OVERFLOW, NSDE_ERR_NOMEM.
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_finalize(struct nsde_net *net, int64_t max_batch, uint64_t seed);
 
-/** Number of parameters (-1 for NULL or before finalize). @since 0.1 */
+/** Number of parameters (-1 for NULL or before finalize). @since 1.0 */
 NSDE_API int64_t nsde_net_num_params(const struct nsde_net *net);
 /** The parameter buffer (borrowed, writable; nsde_net_num_params() floats), NULL
- *  before finalize. @since 0.1 (before 0.5 it took a const handle) */
+ *  before finalize. @since 1.0 */
 NSDE_API float *nsde_net_params(struct nsde_net *net);
 /** The gradient buffer, same layout and length, accumulated by
- *  nsde_net_backward(). @since 0.1 (before 0.5 it took a const handle) */
+ *  nsde_net_backward(). @since 1.0 */
 NSDE_API float *nsde_net_grads(struct nsde_net *net);
-/** nsde_net_params(), read-only, from a const handle. @since 0.5 */
+/** nsde_net_params(), read-only, from a const handle. @since 1.0 */
 NSDE_API const float *nsde_net_params_const(const struct nsde_net *net);
-/** nsde_net_grads(), read-only, from a const handle. @since 0.5 */
+/** nsde_net_grads(), read-only, from a const handle. @since 1.0 */
 NSDE_API const float *nsde_net_grads_const(const struct nsde_net *net);
-/** Output shape of one item: writes C, H, W. @return NSDE_OK, NSDE_ERR_NULL. @since 0.1 */
+/** Output shape of one item: writes C, H, W. @return NSDE_OK, NSDE_ERR_NULL. @since 1.0 */
 NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_net_output_shape(const struct nsde_net *net, int *channels, int *height, int *width);
+nsde_net_get_output_shape(const struct nsde_net *net, int *channels, int *height, int *width);
 
 /**
  * y = net(t, x) for a batch: x is (B, C, H, W) float32, y the output shape
  * (rank 2 (B, features) or 4), both contiguous, B <= max_batch.
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_STATE (not finalized),
  *         NSDE_ERR_SHAPE, NSDE_ERR_DTYPE.
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_forward(struct nsde_net *net, double t, const struct nsde_tensor *x,
@@ -117,13 +117,13 @@ nsde_net_forward(struct nsde_net *net, double t, const struct nsde_tensor *x,
  * Backward pass at x: dx = dy^T dnet/dx (dx may be NULL) and the parameter
  * gradients added into nsde_net_grads(). Recomputes the forward pass at x.
  * @return as nsde_net_forward().
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_backward(struct nsde_net *net, double t, const struct nsde_tensor *x,
                   const struct nsde_tensor *dy, struct nsde_tensor *dx);
 /** Set the gradient buffer to zero. @return NSDE_OK, NSDE_ERR_NULL (also before
- *  nsde_net_finalize()). @since 0.1 */
+ *  nsde_net_finalize()). @since 1.0 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_zero_grads(struct nsde_net *net);
 
@@ -135,7 +135,7 @@ nsde_net_zero_grads(struct nsde_net *net);
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_STATE (not finalized),
  *         NSDE_ERR_SHAPE (output shape differs from the input shape),
  *         NSDE_ERR_NOMEM.
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_as_func(struct nsde_net *net, struct nsde_func **out);
@@ -151,16 +151,16 @@ nsde_net_as_func(struct nsde_net *net, struct nsde_func **out);
  * backward pass costs one network backward per step and no recomputed
  * forward. 0 slots (the default) turns the tape off and frees it.
  * @return NSDE_OK, NSDE_ERR_STATE before finalize, NSDE_ERR_INVALID, NSDE_ERR_NOMEM.
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_set_tape(struct nsde_net *net, int64_t slots);
-/** Bytes a tape of @p slots slots takes (-1 for a NULL or unfinalized net). @since 0.1 */
+/** Bytes a tape of @p slots slots takes (-1 for a NULL or unfinalized net). @since 1.0 */
 NSDE_API int64_t nsde_net_tape_bytes(const struct nsde_net *net, int64_t slots);
 /** How many vjps replayed from the tape (hits) and recomputed (misses) so far.
- *  @return NSDE_OK, NSDE_ERR_NULL. @since 0.1 */
+ *  @return NSDE_OK, NSDE_ERR_NULL. @since 1.0 */
 NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_net_tape_stats(const struct nsde_net *net, int64_t *hits, int64_t *misses);
+nsde_net_get_tape_stats(const struct nsde_net *net, int64_t *hits, int64_t *misses);
 
 /**
  * The paper's drift network for a C x H x W state: GN-ReLU-ConcatConv(3x3, pad 1)
@@ -169,7 +169,7 @@ nsde_net_tape_stats(const struct nsde_net *net, int64_t *hits, int64_t *misses);
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_SHAPE (a size < 1),
  *         NSDE_ERR_INVALID (max_batch < 1, groups not dividing C),
  *         NSDE_ERR_NOMEM.
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_net_new_paper_drift(struct nsde_context *ctx, int channels, int height, int width, int groups,

@@ -21,24 +21,24 @@ struct nsde_sgd;
  * L2 weight decay @p weight_decay >= 0 and Nesterov momentum when @p nesterov
  * is 1; the velocity starts at zero.
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID, NSDE_ERR_NOMEM.
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_sgd_new(struct nsde_context *ctx, int64_t n_params, double momentum, double weight_decay,
-             int nesterov, struct nsde_sgd **out);
-/** Free. NULL is a no-op. @since 0.1 */
+             bool nesterov, struct nsde_sgd **out);
+/** Free. NULL is a no-op. @since 1.0 */
 NSDE_API void nsde_sgd_free(struct nsde_sgd *opt);
 /** One step on @p params with @p grads (n_params floats each).
  *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID (lr not finite or < 0),
  *          NSDE_ERR_NONFINITE (a non-finite gradient: nothing changed).
- *  @since 0.1 */
+ *  @since 1.0 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_sgd_step(struct nsde_sgd *opt, float *params, const float *grads, double lr);
 /** The momentum buffer (borrowed; n_params floats): save it with the model
- * to resume training exactly. NULL for NULL. @since 0.1 */
+ * to resume training exactly. NULL for NULL. @since 1.0 */
 NSDE_API float *nsde_sgd_velocity(struct nsde_sgd *opt);
 /** Zero the momentum buffer (the paper resets it at each learning-rate stage).
- *  @return NSDE_OK, NSDE_ERR_NULL. @since 0.1 */
+ *  @return NSDE_OK, NSDE_ERR_NULL. @since 1.0 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_sgd_reset(struct nsde_sgd *opt);
 /** A learning-rate schedule: the rate as a pure function of the epoch
@@ -52,7 +52,7 @@ struct nsde_lr_schedule;
  * @return NSDE_OK, NSDE_ERR_NULL (ctx, stage_epochs or out NULL),
  *         NSDE_ERR_INVALID (base_lr not finite and > 0, n_stages outside
  *         1..64, a stage shorter than one epoch), NSDE_ERR_NOMEM.
- * @since 0.5
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_lr_schedule_new_staged(struct nsde_context *ctx, double base_lr, const int *stage_epochs,
@@ -65,22 +65,17 @@ nsde_lr_schedule_new_staged(struct nsde_context *ctx, double base_lr, const int 
  * @return NSDE_OK, NSDE_ERR_NULL (ctx or out NULL), NSDE_ERR_INVALID (base_lr
  *         or epochs not finite and > 0, warmup_epochs outside 0..epochs),
  *         NSDE_ERR_NOMEM.
- * @since 0.5
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_lr_schedule_new_cosine(struct nsde_context *ctx, double base_lr, double warmup_epochs,
                             double epochs, struct nsde_lr_schedule **out);
 /** The rate at epoch position @p epoch (negative counts as 0); NaN for a NULL
- *  schedule or a NaN position. @since 0.5 */
+ *  schedule or a NaN position. @since 1.0 */
 NSDE_API double nsde_lr_schedule_at(const struct nsde_lr_schedule *s, double epoch);
-/** Free. NULL is a no-op. @since 0.5 */
+/** Free. NULL is a no-op. @since 1.0 */
 NSDE_API void nsde_lr_schedule_free(struct nsde_lr_schedule *s);
 
-/** @deprecated Use nsde_lr_schedule_new_staged() and nsde_lr_schedule_at()
- *  (the same rates); removed after 0.5. The paper's staged schedule:
- *  base_lr / 10^k during stage k. @since 0.1 */
-NSDE_API NSDE_DEPRECATED("use nsde_lr_schedule_new_staged and nsde_lr_schedule_at") double
-nsde_lr_staged(double base_lr, const int *stage_epochs, int n_stages, int epoch);
 
 #ifdef __cplusplus
 }

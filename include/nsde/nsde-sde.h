@@ -24,18 +24,14 @@ enum nsde_noise {
    *  Euler-Maruyama (Ito) and Heun (Stratonovich), fixed or adaptive steps,
    *  with gradients. Heun has strong order 1 when the noise commutes
    *  (sum_k G_kj dG_ij/dx_k symmetric in the Brownian indices), 0.5 otherwise.
-   *  @since 0.4 */
+   *  @since 1.0 */
   NSDE_NOISE_GENERAL = 4
 };
 
 /** Interpretation of the stochastic integral. */
 enum nsde_calculus {
-  NSDE_CALCULUS_ITO = 0,          /**< Ito: the Euler-Maruyama limit @since 0.3 */
-  NSDE_CALCULUS_STRATONOVICH = 1, /**< Stratonovich: the midpoint (Heun) limit @since 0.3 */
-  /** @deprecated the name before 0.3 */
-  NSDE_ITO NSDE_DEPRECATED("use NSDE_CALCULUS_ITO") = NSDE_CALCULUS_ITO,
-  /** @deprecated the name before 0.3 */
-  NSDE_STRATONOVICH NSDE_DEPRECATED("use NSDE_CALCULUS_STRATONOVICH") = NSDE_CALCULUS_STRATONOVICH
+  NSDE_CALCULUS_ITO = 0,          /**< Ito: the Euler-Maruyama limit @since 1.0 */
+  NSDE_CALCULUS_STRATONOVICH = 1 /**< Stratonovich: the midpoint (Heun) limit @since 1.0 */
 };
 
 /** A stochastic differential equation dx = f(t,x) dt + G(t,x) dW. */
@@ -47,12 +43,12 @@ struct nsde_sde;
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID (noise/diffusion
  *         mismatch, e.g. multiplicative G declared additive),
  *         NSDE_ERR_DTYPE (drift and diffusion dtypes differ), NSDE_ERR_NOMEM.
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_sde_new(struct nsde_context *ctx, struct nsde_func *drift, struct nsde_func *diffusion,
              enum nsde_noise noise, enum nsde_calculus calculus, struct nsde_sde **out);
-/** Free. NULL is a no-op. @since 0.1 */
+/** Free. NULL is a no-op. @since 1.0 */
 NSDE_API void nsde_sde_free(struct nsde_sde *sde);
 
 /** Integration schemes (doc/solvers.md gives formulas and orders). */
@@ -122,22 +118,22 @@ struct nsde_solver_config {
    *  solution converges to the fine fixed-grid solution on the same path.
    *  Schemes: Heun (embedded Euler estimate), SRA1 (embedded Euler-Maruyama),
    *  Milstein (step doubling), Euler-Maruyama (step doubling; ODEs and
-   *  additive noise only). Not reversible Heun. @since 0.4 */
-  int adaptive;
-  double rtol;          /**< relative tolerance, > 0 (1e-3) @since 0.4 */
-  double atol;          /**< absolute tolerance, >= 0 (1e-6) @since 0.4 */
-  double dt0;           /**< first trial step; 0: (t1 - t0) / base steps @since 0.4 */
+   *  additive noise only). Not reversible Heun. @since 1.0 */
+  bool adaptive;
+  double rtol;          /**< relative tolerance, > 0 (1e-3) @since 1.0 */
+  double atol;          /**< absolute tolerance, >= 0 (1e-6) @since 1.0 */
+  double dt0;           /**< first trial step; 0: (t1 - t0) / base steps @since 1.0 */
   double dt_min;        /**< smallest step; a step that needs less fails
-                             (NSDE_ERR_STEP_SIZE). 0: (t1 - t0) * 1e-10 @since 0.4 */
-  double dt_max;        /**< largest step; 0: t1 - t0 @since 0.4 */
+                             (NSDE_ERR_STEP_SIZE). 0: (t1 - t0) * 1e-10 @since 1.0 */
+  double dt_max;        /**< largest step; 0: t1 - t0 @since 1.0 */
   /** Most steps one adaptive solve may take (accepted steps of the scheme,
    *  two per accepted pair of half steps with step doubling), 1 .. 2^26;
    *  0: 10000. It sizes the grid and, with gradients, their tape or
-   *  checkpoints, as n_steps does for fixed grids. @since 0.4 */
+   *  checkpoints, as n_steps does for fixed grids. @since 1.0 */
   int64_t max_steps;
 };
 
-/** Defaults: Euler-Maruyama on [0, 1] with 10 steps, seed 0, no save-at times. @since 0.1 */
+/** Defaults: Euler-Maruyama on [0, 1] with 10 steps, seed 0, no save-at times. @since 1.0 */
 NSDE_API void nsde_solver_config_init(struct nsde_solver_config *cfg);
 
 /**
@@ -149,7 +145,7 @@ struct nsde_solver;
 /**
  * Bytes of workspace nsde_solver_new() would allocate for this problem.
  * @return as nsde_solver_new().
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_solver_workspace_bytes(const struct nsde_sde *sde, const struct nsde_solver_config *cfg,
@@ -163,12 +159,12 @@ nsde_solver_workspace_bytes(const struct nsde_sde *sde, const struct nsde_solver
  *         SDE's calculus or noise), NSDE_ERR_MISSING_OP (scheme needs a
  *         callback the functions lack), NSDE_ERR_SHAPE, NSDE_ERR_OVERFLOW,
  *         NSDE_ERR_NOMEM.
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_solver_new(const struct nsde_sde *sde, const struct nsde_solver_config *cfg, int rank,
                 const int64_t *state_shape, struct nsde_solver **out);
-/** Free. NULL is a no-op. @since 0.1 */
+/** Free. NULL is a no-op. @since 1.0 */
 NSDE_API void nsde_solver_free(struct nsde_solver *s);
 
 /**
@@ -179,12 +175,12 @@ NSDE_API void nsde_solver_free(struct nsde_solver *s);
  * step, and the message names the step and the time.
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_SHAPE, NSDE_ERR_DTYPE,
  *         NSDE_ERR_CALLBACK, NSDE_ERR_NONFINITE.
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_solve(struct nsde_solver *s, struct nsde_tensor *state, struct nsde_tensor *saved);
 
-/** Rewind a step-wise integration to t0. @return NSDE_OK, NSDE_ERR_NULL. @since 0.1 */
+/** Rewind a step-wise integration to t0. @return NSDE_OK, NSDE_ERR_NULL. @since 1.0 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_solver_reset(struct nsde_solver *s);
 
@@ -195,7 +191,7 @@ nsde_solver_reset(struct nsde_solver *s);
  * @return NSDE_OK, NSDE_ERR_STATE (already at t1), or any error status of
  *         nsde_solve() (NSDE_ERR_NULL, NSDE_ERR_SHAPE, NSDE_ERR_DTYPE,
  *         NSDE_ERR_NONFINITE, NSDE_ERR_CALLBACK, NSDE_ERR_STEP_SIZE, ...).
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_solver_step(struct nsde_solver *s, struct nsde_tensor *state);
@@ -204,19 +200,19 @@ nsde_solver_step(struct nsde_solver *s, struct nsde_tensor *state);
  * Use a new Brownian seed from the next solve on (a new path per training
  * batch, say); gradients of an earlier solve are no longer available.
  * @return NSDE_OK, NSDE_ERR_NULL.
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_solver_set_seed(struct nsde_solver *s, uint64_t seed);
 
-/** Current time of a step-wise integration (NaN for NULL). @since 0.1 */
+/** Current time of a step-wise integration (NaN for NULL). @since 1.0 */
 NSDE_API double nsde_solver_time(const struct nsde_solver *s);
-/** Steps taken so far (-1 for NULL). @since 0.1 */
+/** Steps taken so far (-1 for NULL). @since 1.0 */
 NSDE_API int64_t nsde_solver_step_index(const struct nsde_solver *s);
 /** Steps in the grid, save-at times included (adaptive solves: the steps
- *  accepted so far); -1 for NULL. @since 0.1 */
+ *  accepted so far); -1 for NULL. @since 1.0 */
 NSDE_API int64_t nsde_solver_num_steps(const struct nsde_solver *s);
-/** The solver's Brownian paths (borrowed), NULL for NULL. @since 0.1 */
+/** The solver's Brownian paths (borrowed), NULL for NULL. @since 1.0 */
 NSDE_API const struct nsde_brownian *nsde_solver_brownian(const struct nsde_solver *s);
 
 /** What a solve cost (adaptive or fixed): filled by nsde_solver_get_stats(). */
@@ -229,14 +225,14 @@ struct nsde_solver_stats {
   double dt_largest;    /**< largest accepted step */
   /** Brownian increment arrays drawn since the solve began, by the solve and by
    *  nsde_backward() after it: STORE_ALL and CHECKPOINT keep each step's
-   *  increments with its record instead of drawing them again (@since 0.4) */
+   *  increments with its record instead of drawing them again  */
   int64_t brownian_draws;
 };
 
 /**
  * Statistics of the last nsde_solve() (or of the step-wise integration so far).
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID (size field).
- * @since 0.4
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_solver_get_stats(const struct nsde_solver *s, struct nsde_solver_stats *stats);
@@ -246,9 +242,9 @@ nsde_solver_get_stats(const struct nsde_solver *s, struct nsde_solver_stats *sta
  * t1 (for adaptive solves, the accepted steps). Borrowed; valid until the
  * next solve, step or reset.
  * @return the number of steps, or -1 for NULL arguments.
- * @since 0.4
+ * @since 1.0
  */
-NSDE_API int64_t nsde_solver_times(const struct nsde_solver *s, const double **times);
+NSDE_API int64_t nsde_solver_get_times(const struct nsde_solver *s, const double **times);
 
 /**
  * Reversible Heun only: run the completed integration backwards with the
@@ -257,7 +253,7 @@ NSDE_API int64_t nsde_solver_times(const struct nsde_solver *s, const double **t
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_UNSUPPORTED (other schemes),
  *         NSDE_ERR_STATE (no completed integration), NSDE_ERR_SHAPE,
  *         NSDE_ERR_DTYPE, NSDE_ERR_CALLBACK.
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_solver_reconstruct(struct nsde_solver *s, struct nsde_tensor *state);
@@ -272,22 +268,27 @@ nsde_solver_reconstruct(struct nsde_solver *s, struct nsde_tensor *state);
  * @param grad_saved    dL/dx at the save-at times (n_save * numel elements,
  *                      contiguous) or NULL
  * @param grad_initial  receives dL/dx(t0) (required; any layout of the state's shape)
- * @param grad_drift_params      receives dL/d(drift parameters): n_params values
- *                               of the dtype (overwritten), or NULL to skip
+ * @param grad_drift_params      receives dL/d(drift parameters): values of
+ *                               the SDE's dtype (overwritten), or NULL to skip
+ * @param n_grad_drift           how many values @p grad_drift_params holds:
+ *                               nsde_func_num_params() of the drift (0 with NULL)
  * @param grad_diffusion_params  the same for the diffusion (sigma of the
  *                               built-ins), or NULL
+ * @param n_grad_diffusion       nsde_func_num_params() of the diffusion (0 with NULL)
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_STATE (no completed solve, the
  *         solver was stepped or reset since, or parameters changed since the
  *         solve), NSDE_ERR_UNSUPPORTED (solver made without a gradient
- *         strategy), NSDE_ERR_SHAPE, NSDE_ERR_DTYPE, NSDE_ERR_CALLBACK,
+ *         strategy), NSDE_ERR_SHAPE (also a parameter-gradient count that
+ *         is not the function's parameter count), NSDE_ERR_DTYPE, NSDE_ERR_CALLBACK,
  *         NSDE_ERR_NONFINITE (a gradient became NaN/inf; the message names
  *         the step).
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_backward(struct nsde_solver *s, const struct nsde_tensor *grad_final,
               const struct nsde_tensor *grad_saved, struct nsde_tensor *grad_initial,
-              void *grad_drift_params, void *grad_diffusion_params);
+              void *grad_drift_params, int64_t n_grad_drift, void *grad_diffusion_params,
+              int64_t n_grad_diffusion);
 
 #ifdef __cplusplus
 }

@@ -14,10 +14,8 @@ extern "C" {
 
 /** Element type. */
 enum nsde_dtype {
-  NSDE_DTYPE_FLOAT32 = 1, /**< float @since 0.4 (NSDE_FLOAT32 before) */
-  NSDE_DTYPE_FLOAT64 = 2, /**< double @since 0.4 (NSDE_FLOAT64 before) */
-  NSDE_FLOAT32 NSDE_DEPRECATED("use NSDE_DTYPE_FLOAT32") = NSDE_DTYPE_FLOAT32,
-  NSDE_FLOAT64 NSDE_DEPRECATED("use NSDE_DTYPE_FLOAT64") = NSDE_DTYPE_FLOAT64
+  NSDE_DTYPE_FLOAT32 = 1, /**< float @since 1.0 */
+  NSDE_DTYPE_FLOAT64 = 2 /**< double @since 1.0 */
 };
 
 /** Highest supported rank (N, C, H, W). */
@@ -42,7 +40,7 @@ struct nsde_tensor;
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_DTYPE, NSDE_ERR_SHAPE (bad rank
  *         or extent), NSDE_ERR_OVERFLOW (byte size does not fit),
  *         NSDE_ERR_NOMEM.
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_tensor_new(struct nsde_context *ctx, enum nsde_dtype dtype, int rank, const int64_t *shape,
@@ -55,59 +53,56 @@ nsde_tensor_new(struct nsde_context *ctx, enum nsde_dtype dtype, int rank, const
  * @param strides  @p rank element strides, or NULL for contiguous row-major.
  *                 Strides must be >= 1 and describe non-overlapping elements.
  * @return as nsde_tensor_new(), plus NSDE_ERR_INVALID for bad strides.
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_tensor_wrap(struct nsde_context *ctx, enum nsde_dtype dtype, int rank, const int64_t *shape,
                  const int64_t *strides, void *data, struct nsde_tensor **out);
 
-/** Free a tensor (and its buffer if it owns one). NULL is a no-op. @since 0.1 */
+/** Free a tensor (and its buffer if it owns one). NULL is a no-op. @since 1.0 */
 NSDE_API void nsde_tensor_free(struct nsde_tensor *t);
 
-/** Rank, or -1 for NULL. @since 0.1 */
+/** Rank, or -1 for NULL. @since 1.0 */
 NSDE_API int nsde_tensor_rank(const struct nsde_tensor *t);
-/** Extent of @p axis, or -1 for NULL or an axis out of range. @since 0.1 */
+/** Extent of @p axis, or -1 for NULL or an axis out of range. @since 1.0 */
 NSDE_API int64_t nsde_tensor_dim(const struct nsde_tensor *t, int axis);
-/** Element stride of @p axis, or -1 for NULL or an axis out of range. @since 0.1 */
+/** Element stride of @p axis, or -1 for NULL or an axis out of range. @since 1.0 */
 NSDE_API int64_t nsde_tensor_stride(const struct nsde_tensor *t, int axis);
-/** Number of elements, or -1 for NULL. @since 0.1 */
+/** Number of elements, or -1 for NULL. @since 1.0 */
 NSDE_API int64_t nsde_tensor_numel(const struct nsde_tensor *t);
-/** Element type, or 0 for NULL. @since 0.1 */
+/** Element type, or 0 for NULL. @since 1.0 */
 NSDE_API enum nsde_dtype nsde_tensor_dtype(const struct nsde_tensor *t);
-/** First element (borrowed, writable), or NULL for NULL. @since 0.1 (before 0.5
- *  it took a const handle: use nsde_tensor_data_const() for one) */
+/** First element (borrowed, writable), or NULL for NULL. @since 1.0 for one) */
 NSDE_API void *nsde_tensor_data(struct nsde_tensor *t);
-/** First element, read-only, from a const handle; NULL for NULL. @since 0.5 */
+/** First element, read-only, from a const handle; NULL for NULL. @since 1.0 */
 NSDE_API const void *nsde_tensor_data_const(const struct nsde_tensor *t);
-/** 1 if the elements are contiguous row-major, 0 otherwise or for NULL. @since 0.1 */
-NSDE_API int nsde_tensor_is_contiguous(const struct nsde_tensor *t);
+/** 1 if the elements are contiguous row-major, 0 otherwise or for NULL. @since 1.0 */
+NSDE_API bool nsde_tensor_is_contiguous(const struct nsde_tensor *t);
 
 /** Set every element to @p value (rounded to the dtype).
- *  @return NSDE_OK, NSDE_ERR_NULL. @since 0.1 */
+ *  @return NSDE_OK, NSDE_ERR_NULL. @since 1.0 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_tensor_fill(struct nsde_tensor *t, double value);
 
 /** dst = src elementwise; shapes and dtypes must match (strides may differ).
- *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_SHAPE, NSDE_ERR_DTYPE. @since 0.1 */
+ *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_SHAPE, NSDE_ERR_DTYPE. @since 1.0 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_tensor_copy(struct nsde_tensor *dst, const struct nsde_tensor *src);
 
-/** t = alpha * t.  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_NONFINITE (alpha). @since 0.1 */
+/** t = alpha * t.  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_NONFINITE (alpha). @since 1.0 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_tensor_scale(struct nsde_tensor *t, double alpha);
 
 /** y = alpha * x + y; shapes and dtypes must match.
  *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_SHAPE, NSDE_ERR_DTYPE, NSDE_ERR_NONFINITE.
- *  @since 0.1 */
+ *  @since 1.0 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_tensor_axpy(double alpha, const struct nsde_tensor *x, struct nsde_tensor *y);
 
 /** Transposition flags for nsde_tensor_gemm(). */
 enum nsde_trans {
-  NSDE_TRANS_NONE = 0,      /**< the matrix as stored @since 0.4 (NSDE_NO_TRANS before) */
-  NSDE_TRANS_TRANSPOSE = 1, /**< its transpose @since 0.4 (NSDE_TRANS before) */
-  NSDE_NO_TRANS NSDE_DEPRECATED("use NSDE_TRANS_NONE") = NSDE_TRANS_NONE,
-  NSDE_TRANS NSDE_DEPRECATED("use NSDE_TRANS_TRANSPOSE") = NSDE_TRANS_TRANSPOSE
+  NSDE_TRANS_NONE = 0,      /**< the matrix as stored @since 1.0 */
+  NSDE_TRANS_TRANSPOSE = 1 /**< its transpose @since 1.0 */
 };
 
 /**
@@ -118,7 +113,7 @@ enum nsde_trans {
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_SHAPE (rank or inner/outer
  *         extents disagree), NSDE_ERR_DTYPE, NSDE_ERR_INVALID (bad trans),
  *         NSDE_ERR_NONFINITE (alpha or beta).
- * @since 0.1
+ * @since 1.0
  */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_tensor_gemm(enum nsde_trans trans_a, enum nsde_trans trans_b, double alpha,

@@ -45,5 +45,6 @@
 #include <nsde/nsde-model.h>
 #include <nsde/nsde-optim.h>
 #include <nsde/nsde-data.h>
+#include <nsde/nsde-file.h>
 
 #endif

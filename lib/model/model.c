@@ -35,22 +35,52 @@ NSDE_API void nsde_model_config_init(struct nsde_model_config *cfg)
   cfg->init_seed = 1;
 }
 
+/* The valid range of each integer field of a model configuration; a value
+ * outside it is refused with the field's name and its range. */
+#define MODEL_INT_FIELDS(X)                                                                    \
+  X(arch, NSDE_MODEL_ARCH_CIFAR, NSDE_MODEL_ARCH_LARGE)                                        \
+  X(in_channels, 1, 64)                                                                        \
+  X(in_height, 4, 4096)                                                                        \
+  X(in_width, 4, 4096)                                                                         \
+  X(width, 1, 4096)                                                                            \
+  X(groups, 0, 4096)                                                                           \
+  X(classes, 2, 100000)                                                                        \
+  X(noise, NSDE_MODEL_NOISE_ODE, NSDE_MODEL_NOISE_DROPOUT)                                     \
+  X(learn_sigma, 0, 1)                                                                         \
+  X(grad, NSDE_GRAD_NONE, NSDE_GRAD_ADJOINT)                                                   \
+  X(max_batch, 1, 65536)
+
+static int gn_groups_for(const struct nsde_model_config *cfg, int c);
+
 enum nsde_status nsde__model_check_config(struct nsde_context *ctx, const struct nsde_model_config *c)
 {
-  if ((c->arch != NSDE_MODEL_ARCH_CIFAR && c->arch != NSDE_MODEL_ARCH_LARGE) || c->in_channels < 1 ||
-      c->in_channels > 64 || c->in_height < 4 || c->in_width < 4 || c->in_height > 4096 ||
-      c->in_width > 4096 || c->width < 1 || c->width > 4096 || c->classes < 2 ||
-      c->classes > 100000 || (int)c->noise < NSDE_MODEL_NOISE_ODE || (int)c->noise > NSDE_MODEL_NOISE_DROPOUT ||
-      !isfinite(c->sigma) || c->sigma < 0 || !(c->t1 > 0) || !isfinite(c->t1) || !(c->dt > 0) ||
-      c->t1 / c->dt > 100000 || c->max_batch < 1 || c->max_batch > 65536 ||
-      (c->learn_sigma != 0 && c->learn_sigma != 1) || (int)c->grad < NSDE_GRAD_NONE ||
-      (int)c->grad > NSDE_GRAD_ADJOINT ||
-      (c->arch == NSDE_MODEL_ARCH_LARGE && c->width % 4 != 0) || c->groups < 0 || c->groups > 4096)
-    return nsde__error(ctx, NSDE_ERR_INVALID,
-                       "model config: out of range (arch %d, input %dx%dx%d, width %d, classes "
-                       "%d, noise %d, sigma %g, T %g, dt %g, max_batch %lld)", (int)c->arch,
-                       c->in_channels, c->in_height, c->in_width, c->width, c->classes,
-                       (int)c->noise, c->sigma, c->t1, c->dt, (long long)c->max_batch);
+#define CHECK_INT(f, lo, hi)                                                                   \
+  if ((long long)c->f < (long long)(lo) || (long long)c->f > (long long)(hi))                  \
+    return nsde__error(ctx, NSDE_ERR_INVALID, "model config: " #f " is %lld, must be in "     \
+                       "[%lld, %lld]", (long long)c->f, (long long)(lo), (long long)(hi));
+  MODEL_INT_FIELDS(CHECK_INT)
+#undef CHECK_INT
+  if (!isfinite(c->sigma) || c->sigma < 0)
+    return nsde__error(ctx, NSDE_ERR_INVALID, "model config: sigma is %g, must be finite and >= 0",
+                       c->sigma);
+  if (!(c->t1 > 0) || !isfinite(c->t1))
+    return nsde__error(ctx, NSDE_ERR_INVALID, "model config: T (t1) is %g, must be finite and > 0",
+                       c->t1);
+  if (!(c->dt > 0) || c->t1 / c->dt > 100000)
+    return nsde__error(ctx, NSDE_ERR_INVALID, "model config: dt is %g, must be > 0 with T/dt <= "
+                       "100000 (T %g)", c->dt, c->t1);
+  if (c->arch == NSDE_MODEL_ARCH_LARGE && c->width % 4 != 0)
+    return nsde__error(ctx, NSDE_ERR_INVALID, "model config: width is %d, the large architecture "
+                       "needs a multiple of 4", c->width);
+  {
+    const int large = c->arch == NSDE_MODEL_ARCH_LARGE;
+    const int chans[3] = {c->width, large ? c->width / 4 : c->width, large ? c->width / 2 : c->width};
+    for (int i = 0; i < 3; i++)
+      if (chans[i] % gn_groups_for(c, chans[i]) != 0)
+        return nsde__error(ctx, NSDE_ERR_INVALID, "model config: groups is %d, GroupNorm needs a "
+                           "divisor of %d channels (0: the paper's min(32, channels))",
+                           c->groups, chans[i]);
+  }
   return NSDE_OK;
 }
 
@@ -85,7 +115,7 @@ static enum nsde_status build_nets(struct nsde_model *m)
   if (st == NSDE_OK)
     st = nsde_net_finalize(m->stem, c->max_batch, seed + 1);
   if (st == NSDE_OK)
-    st = nsde_net_output_shape(m->stem, &m->sc, &m->sh, &m->sw);
+    st = nsde_net_get_output_shape(m->stem, &m->sc, &m->sh, &m->sw);
   if (st == NSDE_OK)
     st = nsde_net_new_paper_drift(m->ctx, m->sc, m->sh, m->sw, gn_groups_for(c, m->sc), c->max_batch,
                                   seed + 2, &m->drift);
@@ -250,17 +280,17 @@ NSDE_API void nsde_model_free(struct nsde_model *m)
 NSDE_API enum nsde_status nsde_model_get_config(const struct nsde_model *m,
                                                 struct nsde_model_config *cfg)
 {
-  /* The layout of 0.1 (the struct has not grown since): what a caller that
-   * leaves the size field unset gets, so a program built against 0.1 keeps
-   * working after the struct grows; one that sets it gets that many bytes. */
-  const size_t v01 = NSDE__SIZE_TO(struct nsde_model_config, init_seed);
+  /* The layout of 1.0: what a caller that leaves the size field unset gets,
+   * so a program built against 1.0 keeps working after the struct grows; one
+   * that sets it gets that many bytes. */
+  const size_t v10 = NSDE__SIZE_TO(struct nsde_model_config, init_seed);
   size_t size;
 
   if (!m || !cfg)
     return NSDE_ERR_NULL;
   memcpy(&size, cfg, sizeof(size));
-  if (size < v01 || size > NSDE__STRUCT_MAX)
-    size = v01;
+  if (size < v10 || size > NSDE__STRUCT_MAX)
+    size = v10;
   memcpy(cfg, &m->cfg, size < sizeof(m->cfg) ? size : sizeof(m->cfg));
   cfg->size = size;
   return NSDE_OK;

@@ -31,7 +31,7 @@ static enum nsde_status check_images(struct nsde_model *m, const struct nsde_ten
 }
 
 /* stem -> SDE block -> head; logits left in m->logits. */
-static enum nsde_status forward(struct nsde_model *m, const struct nsde_tensor *images, int noisy,
+static enum nsde_status forward(struct nsde_model *m, const struct nsde_tensor *images, bool noisy,
                                 uint64_t seed, int grad, struct nsde_solver **used)
 {
   const int64_t B = images->shape[0];
@@ -77,7 +77,7 @@ static enum nsde_status check_out(struct nsde_model *m, const struct nsde_tensor
   return NSDE_OK;
 }
 
-NSDE_API enum nsde_status nsde_model_state_shape(const struct nsde_model *m, int *channels,
+NSDE_API enum nsde_status nsde_model_get_state_shape(const struct nsde_model *m, int *channels,
                                                  int *height, int *width)
 {
   if (!m || !channels || !height || !width)
@@ -89,7 +89,7 @@ NSDE_API enum nsde_status nsde_model_state_shape(const struct nsde_model *m, int
 }
 
 NSDE_API enum nsde_status nsde_model_trajectory(struct nsde_model *m,
-                                                const struct nsde_tensor *images, int noisy,
+                                                const struct nsde_tensor *images, bool noisy,
                                                 uint64_t seed, int64_t n_steps,
                                                 struct nsde_tensor *states)
 {
@@ -164,7 +164,7 @@ NSDE_API enum nsde_status nsde_model_trajectory(struct nsde_model *m,
 }
 
 NSDE_API enum nsde_status nsde_model_forward(struct nsde_model *m,
-                                             const struct nsde_tensor *images, int noisy,
+                                             const struct nsde_tensor *images, bool noisy,
                                              uint64_t seed, struct nsde_tensor *logits)
 {
   struct nsde_solver *s;
@@ -237,7 +237,7 @@ NSDE_API enum nsde_status nsde_model_predict(struct nsde_model *m,
 
 NSDE_API enum nsde_status nsde_model_loss_grad(struct nsde_model *m,
                                                const struct nsde_tensor *images,
-                                               const int32_t *labels, int noisy, uint64_t seed,
+                                               const int32_t *labels, bool noisy, uint64_t seed,
                                                struct nsde_tensor *grad_images, double *loss,
                                                int64_t *correct)
 {
@@ -250,25 +250,6 @@ NSDE_API enum nsde_status nsde_model_loss_grad(struct nsde_model *m,
   return nsde_model_loss_grad_opts(m, images, labels, noisy, seed, &o);
 }
 
-NSDE_API enum nsde_status nsde_model_loss_grad_ex(struct nsde_model *m,
-                                                  const struct nsde_tensor *images,
-                                                  const int32_t *labels, int noisy,
-                                                  uint64_t seed, enum nsde_model_loss kind,
-                                                  double kappa, struct nsde_tensor *grad_images,
-                                                  double *loss, int64_t *correct,
-                                                  double *per_image)
-{
-  struct nsde_loss_options o;
-
-  nsde_loss_options_init(&o);
-  o.kind = kind;
-  o.kappa = kappa;
-  o.grad_images = grad_images;
-  o.loss = loss;
-  o.correct = correct;
-  o.per_image = per_image;
-  return nsde_model_loss_grad_opts(m, images, labels, noisy, seed, &o);
-}
 
 NSDE_API void nsde_loss_options_init(struct nsde_loss_options *opts)
 {
@@ -289,7 +270,7 @@ static void set_no_wgrad(struct nsde_model *m, bool on)
 
 NSDE_API enum nsde_status nsde_model_loss_grad_opts(struct nsde_model *m,
                                                     const struct nsde_tensor *images,
-                                                    const int32_t *labels, int noisy,
+                                                    const int32_t *labels, bool noisy,
                                                     uint64_t seed,
                                                     const struct nsde_loss_options *user)
 {
@@ -307,7 +288,7 @@ NSDE_API enum nsde_status nsde_model_loss_grad_opts(struct nsde_model *m,
   if (!user)
     nsde_loss_options_init(&o);
   else if ((st = nsde__struct_in(m->ctx, "loss options", user,
-                                 NSDE__SIZE_TO(struct nsde_loss_options, per_image), sizeof(o),
+                                 NSDE__SIZE_TO(struct nsde_loss_options, no_param_grads), sizeof(o),
                                  &o)) != NSDE_OK)
     return st;
   if ((st = check_images(m, images, "nsde_model_loss_grad")) != NSDE_OK)
@@ -374,8 +355,8 @@ NSDE_API enum nsde_status nsde_model_loss_grad_opts(struct nsde_model *m,
     if ((st = nsde_tensor_wrap(m->ctx, NSDE_DTYPE_FLOAT32, 4, shape, NULL, m->dh, &tdh)) == NSDE_OK)
       st = nsde_tensor_wrap(m->ctx, NSDE_DTYPE_FLOAT32, 4, shape, NULL, m->dh0, &tdh0);
     if (st == NSDE_OK)
-      st = nsde_backward(s, tdh, NULL, tdh0, m->grads + m->off_drift,
-                         noisy && m->g ? &sigma_grad : NULL);
+      st = nsde_backward(s, tdh, NULL, tdh0, m->grads + m->off_drift, m->np_drift,
+                         noisy && m->g ? &sigma_grad : NULL, noisy && m->g ? 1 : 0);
     nsde_tensor_free(tdh);
     nsde_tensor_free(tdh0);
   }

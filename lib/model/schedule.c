@@ -122,8 +122,3 @@ NSDE_API double nsde_lr_schedule_at(const struct nsde_lr_schedule *s, double epo
   return 0.5 * s->base_lr *
          (1.0 + cos(3.14159265358979323846 * (epoch - s->warmup) / (s->epochs - s->warmup)));
 }
-
-NSDE_API double nsde_lr_staged(double base_lr, const int *stage_epochs, int n_stages, int epoch)
-{
-  return staged(base_lr, stage_epochs, n_stages, epoch);
-}

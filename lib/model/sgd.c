@@ -14,12 +14,12 @@ struct nsde_sgd {
   struct nsde_context *ctx;
   int64_t n;
   double momentum, wd;
-  int nesterov;
+  bool nesterov;
   float *v;
 };
 
 NSDE_API enum nsde_status nsde_sgd_new(struct nsde_context *ctx, int64_t n_params,
-                                       double momentum, double weight_decay, int nesterov,
+                                       double momentum, double weight_decay, bool nesterov,
                                        struct nsde_sgd **out)
 {
   struct nsde_sgd *o;

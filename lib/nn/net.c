@@ -387,7 +387,7 @@ NSDE_API const float *nsde_net_grads_const(const struct nsde_net *net)
   return net && net->final ? net->grads : NULL;
 }
 
-NSDE_API enum nsde_status nsde_net_output_shape(const struct nsde_net *net, int *channels,
+NSDE_API enum nsde_status nsde_net_get_output_shape(const struct nsde_net *net, int *channels,
                                                 int *height, int *width)
 {
   if (!net || !channels || !height || !width)

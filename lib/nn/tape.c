@@ -54,7 +54,7 @@ void nsde__nn_use_slot(struct nsde_net *net, int64_t s)
                       : net->own[i];
 }
 
-NSDE_API enum nsde_status nsde_net_tape_stats(const struct nsde_net *net, int64_t *hits,
+NSDE_API enum nsde_status nsde_net_get_tape_stats(const struct nsde_net *net, int64_t *hits,
                                               int64_t *misses)
 {
   if (!net || !hits || !misses)
