@@ -115,8 +115,8 @@ static inline long long ex_int(const char *prog, const char *opt, const char *v,
 {
   long long x;
   if (ex_parse_int(v, lo, hi, &x) != 0) {
-    fprintf(stderr, "%s: %s '%s' is not an integer in [%lld, %lld]\n", prog, opt, v ? v : "",
-            lo, hi);
+    fprintf(stderr, "%s: %s '%s' is not an integer in [%lld, %lld]; try '%s --help'\n", prog, opt,
+            v ? v : "", lo, hi, prog);
     exit(2);
   }
   return x;
@@ -127,7 +127,8 @@ static inline double ex_real(const char *prog, const char *opt, const char *v, d
 {
   double x;
   if (ex_parse_real(v, lo, hi, &x) != 0) {
-    fprintf(stderr, "%s: %s '%s' is not a number in [%g, %g]\n", prog, opt, v ? v : "", lo, hi);
+    fprintf(stderr, "%s: %s '%s' is not a number in [%g, %g]; try '%s --help'\n", prog, opt,
+            v ? v : "", lo, hi, prog);
     exit(2);
   }
   return x;
@@ -138,8 +139,8 @@ static inline int ex_reals(const char *prog, const char *opt, const char *v, dou
 {
   int n = ex_parse_reals(v, lo, hi, out, max);
   if (n < 0) {
-    fprintf(stderr, "%s: %s '%s' must be 1 to %d comma-separated numbers in [%g, %g]\n", prog,
-            opt, v ? v : "", max, lo, hi);
+    fprintf(stderr, "%s: %s '%s' must be 1 to %d comma-separated numbers in [%g, %g]; try '%s "
+            "--help'\n", prog, opt, v ? v : "", max, lo, hi, prog);
     exit(2);
   }
   return n;
@@ -153,7 +154,8 @@ static inline int ex_wholes(const char *prog, const char *opt, const char *v, do
   int n = ex_reals(prog, opt, v, lo, hi, r, max < 16 ? max : 16);
   for (int k = 0; k < n; k++) {
     if (r[k] != floor(r[k])) {
-      fprintf(stderr, "%s: %s '%s' must be whole numbers of %s\n", prog, opt, v, what);
+      fprintf(stderr, "%s: %s '%s' must be whole numbers of %s; try '%s --help'\n", prog, opt, v,
+              what, prog);
       exit(2);
     }
     out[k] = (int)r[k];
@@ -171,7 +173,7 @@ static inline const char *ex_choice(const char *prog, const char *opt, const cha
   fprintf(stderr, "%s: %s '%s' is not one of:", prog, opt, v ? v : "");
   for (int i = 0; choices[i]; i++)
     fprintf(stderr, " %s", choices[i]);
-  fprintf(stderr, "\n");
+  fprintf(stderr, "; try '%s --help'\n", prog);
   exit(2);
 }
 

@@ -61,6 +61,59 @@
 #define _POSIX_C_SOURCE 200809L
 #include "eval.h"
 
+#include "cli.h"
+
+static const struct cli_opt eval_opts[] = {
+    {"model", "MODEL", "Data", "the model file to evaluate (required)", NULL},
+    {"data", "NAME", "Data", "data set: fashion-mnist, cifar10 or stl10 (its test split)",
+     "fashion-mnist"},
+    {"data-dir", "DIR", "Data", "where the data set's files are", "as nsde-train"},
+    {"subset", "N", "Data", "evaluate the first N test images", "1000"},
+    {"ttn", "PASSES", "Evaluation", "noisy passes of the test-time noise ensemble; 0: none", "100"},
+    {"attacks", "LIST", "Evaluation", "l2 attacks to run: authors, pgd, cw (comma-separated)",
+     "authors,pgd,cw"},
+    {"eps", "LIST", "Evaluation", "l2 budgets (comma-separated, at most 32)",
+     "0,0.05,...,0.5 (11 values)"},
+    {"attack-images", "N", "Evaluation", "images attacked; 0: no attacks", "200"},
+    {"attack-steps", "S", "Evaluation", "iterations of each attack", "40"},
+    {"attack-eot", "K", "Evaluation", "gradient averaged over K noise paths per step", "1"},
+    {"attack-noise", "on|off", "Evaluation", "off: attack and classify an SDE with its noise off",
+     "on"},
+    {"cw-c", "C", "Evaluation", "Carlini-Wagner's constant c", "1"},
+    {"cw-kappa", "K", "Evaluation", "Carlini-Wagner's confidence kappa", "0"},
+    {"severities", "S", "Evaluation", "corruption severities 1..S; 0: no corruptions", "5"},
+    {"corruption-passes", "LIST", "Evaluation",
+     "noisy passes per corrupted image, one protocol each (0: noise off; at most 4)",
+     "0 and min(ttn, 20)"},
+    {"corruption-images", "N", "Evaluation", "corrupted images per family and severity; 0: --subset",
+     "0"},
+    {"corruption-report", "N", "Evaluation",
+     "only report each corruption's strength on N images (no model needed)", "off"},
+    {"hidden-curve", "PASSES", "Evaluation",
+     "hidden-state spread over up to PASSES noisy passes (paper, Fig. 4); 0: off", "0"},
+    {"hidden-images", "N", "Evaluation", "images of the hidden-state curve", "1"},
+    {"seed", "S", "Evaluation", "seed of the noise, the attacks' and the corruptions' randomness",
+     "12345"},
+    {"out", "DIR", "Output", "directory of the CSV files (summary, attacks, corruption, ...)", "."},
+    {"threads", "T", "Performance", "threads; 0: all cores", "0"},
+};
+
+static const struct cli_prog eval_prog = {
+    "nsde-eval",
+    "--model MODEL [--data NAME] [OPTION]...",
+    "evaluate a trained Neural SDE or ODE classifier: accuracy, attacks, corruptions",
+    "Clean accuracy with the noise off and with the test-time ensemble, l2 attacks (the paper's,\n"
+    "PGD, Carlini-Wagner) and CIFAR-10-C style corruptions, written as CSV files to --out.",
+    {"nsde-eval --model fmnist.nsde --subset 1000",
+     "nsde-eval --model sde.nsde --data cifar10 --data-dir cifar-10-batches-bin --subset 10000 "
+     "--attack-images 1000 --out results",
+     "nsde-eval --model sde.nsde --data cifar10 --attack-images 0 --severities 5 "
+     "--corruption-passes 0,1,20", NULL},
+    NULL,
+    eval_opts,
+    (int)(sizeof(eval_opts) / sizeof(eval_opts[0])),
+};
+
 int main(int argc, char **argv)
 {
   const char *model_path = NULL, *data = "fashion-mnist", *dir = NULL, *outdir = ".";
@@ -90,9 +143,8 @@ int main(int argc, char **argv)
   struct eval E;
   double t0 = ex_now();
 
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(name) (!strcmp(a, name) && v && ++i)
+  for (const char *a, *v; cli_next(&eval_prog, argc, argv, &a, &v);) {
+#define OPT(name) (!strcmp(a, name))
     static const char *const datas[] = {"fashion-mnist", "cifar10", "stl10", NULL};
     const char *P = "nsde-eval";
     if (OPT("--model")) model_path = v;
@@ -127,8 +179,8 @@ int main(int argc, char **argv)
         while (k < 3 && strcmp(buf, attack_names[k]))
           k++;
         if (k == 3) {
-          fprintf(stderr, "nsde-eval: --attacks '%s': unknown attack '%s' (authors, pgd, cw)\n", v,
-                  buf);
+          fprintf(stderr, "nsde-eval: --attacks '%s': unknown attack '%s' (authors, pgd, cw); try "
+                  "'nsde-eval --help'\n", v, buf);
           return 2;
         }
         use_attack[k] = 1;
@@ -139,13 +191,8 @@ int main(int argc, char **argv)
     }
     else if (OPT("--eps")) neps = ex_reals(P, a, v, 0, 1000, eps_list, 32);
     else {
-      fprintf(stderr, "usage: nsde-eval --model MODEL --data fashion-mnist|cifar10|stl10 [--data-dir DIR] "
-                      "[--subset N] [--ttn PASSES] [--attack-images N] [--attack-steps S] [--attack-eot K] "
-                      "[--eps e1,e2,..] [--attacks authors,pgd,cw] [--cw-c C] [--cw-kappa K] [--severities 0..5] "
-                      "[--attack-noise on|off] [--corruption-passes P] [--corruption-images N] [--corruption-report N] [--hidden-curve PASSES] [--hidden-images N] "
-                      "[--out DIR] [--threads T] "
-                      "[--seed S]\n");
-      return 2;
+      fprintf(stderr, "%s: option %s has no handler (a bug)\n", P, a);
+      return 1;
     }
 #undef OPT
   }
@@ -159,7 +206,7 @@ int main(int argc, char **argv)
   if (!model_path || ttn < 0 || steps < 0 || severities < 0 || severities > 5 || subset < 1 ||
       hpasses < 0 || himages < 1 || cimages < 0 || !(cw_c >= 0) || !isfinite(cw_c) ||
       !(cw_kappa >= 0) || !isfinite(cw_kappa)) {
-    fprintf(stderr, "nsde-eval: --model is required; counts must not be negative\n");
+    fprintf(stderr, "nsde-eval: --model MODEL is required; try 'nsde-eval --help'\n");
     return 2;
   }
   ex_check(NULL, nsde_context_new(&ctx), "context");

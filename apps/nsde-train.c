@@ -56,12 +56,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "common.h"
 #include "eval.h"
 
 #include "train-state.h"
 
 #include "dist.h"
+
+#ifdef NSDE_HAVE_MPI
+#define TRAIN_PROG "nsde-train-mpi"
+#else
+#define TRAIN_PROG "nsde-train"
+#endif
 
 /* One training step in micro-batches of mb images: micro-batch j (images
  * idx[j mb .. (j+1) mb), its own noise seed) runs on rank j % K; the
@@ -166,8 +173,8 @@ static struct nsde_dataset *load_with_holdout(struct nsde_context *ctx, const ch
   int64_t *idx;
   struct nsde_tensor *x;
   if (val >= n_all) {
-    fprintf(stderr, "nsde-train: --val %ld must leave training images (the set has %lld)\n", val,
-            (long long)n_all);
+    fprintf(stderr, "%s: --val %ld must leave training images (the set has %lld); try '%s --help'\n",
+            TRAIN_PROG, val, (long long)n_all, TRAIN_PROG);
     exit(2);
   }
   ex_check(ctx, nsde_dataset_get_info(all, &c, &h, &w, &classes), "dataset info");
@@ -194,6 +201,62 @@ static struct nsde_dataset *load_with_holdout(struct nsde_context *ctx, const ch
   nsde_dataset_free(all);
   return ex_load(ctx, data, dir, NSDE_SPLIT_TRAIN, (long)(n_all - val));
 }
+
+static const struct cli_opt train_opts[] = {
+    {"data", "NAME", "Data", "data set: fashion-mnist, cifar10 or stl10", "fashion-mnist"},
+    {"data-dir", "DIR", "Data", "where the data set's files are",
+     "/usr/share/datasets/fashion-mnist, cifar-10-batches-bin, stl10_binary"},
+    {"subset", "N", "Data", "train on the first N training images; 0: all", "0"},
+    {"val", "N", "Data", "hold out the last N of them: noise-off accuracy and loss after every epoch",
+     "0"},
+    {"crop", "P", "Data", "random crops with P pixels of zero padding", "4 for cifar10, 8 for stl10, 0"},
+    {"arch", "NAME", "Model", "cifar (the paper's 3x3 stem) or large (strided stem, block at 1/4 size)",
+     "large for images of 64 pixels or more, else cifar"},
+    {"noise", "KIND", "Model", "ode, additive, multiplicative or dropout", "multiplicative"},
+    {"sigma", "S", "Model", "noise scale of the SDE block, in [0, 100]", "1.0"},
+    {"width", "W", "Model", "channels of the SDE block", "64"},
+    {"groups", "G", "Model", "GroupNorm groups; 0: the paper's min(32, channels)", "0"},
+    {"seed", "S", "Model", "seed of the initialisation, the shuffles and the noise", "1"},
+    {"stages", "A,B,..", "Training", "epochs of each learning-rate stage (lr / 10 per stage)",
+     "40,40,20,20"},
+    {"epochs", "E", "Training", "stop after E epochs (the cosine schedule's length)",
+     "the sum of the stages"},
+    {"schedule", "NAME", "Training", "step (the paper's stages) or cosine (per batch, to 0 at E)",
+     "step"},
+    {"warmup", "W", "Training", "cosine: linear warm-up over the first W epochs", "0"},
+    {"lr", "LR", "Training", "initial learning rate", "0.1"},
+    {"batch", "B", "Training", "images per SGD step", "128"},
+    {"wd", "D", "Training", "L2 weight decay (the paper uses none)", "0"},
+    {"nesterov", NULL, "Training", "Nesterov momentum", "off"},
+    {"grad", "KIND", "Training", "store-all or checkpoint (less memory, same gradients)", "store-all"},
+    {"resume", NULL, "Training", "continue from MODEL.state where the last run stopped", "off"},
+    {"stop-after", "K", "Training", "end this sitting after K more epochs (--resume continues)",
+     "none"},
+    {"out", "MODEL", "Output", "the model file to write (required); the state goes to MODEL.state",
+     NULL},
+    {"metrics", "FILE", "Output", "per-epoch CSV: epoch, lr, loss, accuracy, speed, validation",
+     "none"},
+    {"threads", "T", "Performance", "threads; 0: all cores", "0"},
+    {"micro-batch", "M", "Performance", "process each batch in pieces of M images (same result)",
+     "the batch; 32 under MPI"},
+    {"rank-timeout", "S", "Performance", "nsde-train-mpi: seconds a rank waits for the others", "300"},
+};
+
+static const struct cli_prog train_prog = {
+    TRAIN_PROG,
+    "--out MODEL [--data NAME] [OPTION]...",
+    "train the paper's Neural SDE or ODE image classifier",
+    "Runs the paper's recipe (SGD, momentum 0.9, staged learning rate, random crops, one noisy\n"
+    "pass per batch) and writes a model file for nsde-eval; a killed run resumes with --resume.",
+    {"nsde-train --out fmnist.nsde",
+     "nsde-train --data cifar10 --data-dir cifar-10-batches-bin --out sde.nsde --noise "
+     "multiplicative --sigma 0.5 --val 5000 --metrics sde.csv",
+     "mpirun -np 2 nsde-train-mpi --data cifar10 --out sde.nsde --batch 128", NULL},
+    "nsde-train-mpi is the same program over MPI (doc/distributed.md): every rank trains on its "
+    "share of each batch and the model is bit for bit the one nsde-train makes.",
+    train_opts,
+    (int)(sizeof(train_opts) / sizeof(train_opts[0])),
+};
 
 /* Noise-off accuracy and mean cross-entropy of the model on the held-out
  * images, in batches of at most mb. */
@@ -259,15 +322,14 @@ int main(int argc, char **argv)
   if (dist_rank() != 0 && !freopen("/dev/null", "w", stdout)) /* one rank reports */
     dist_abort(1);
 
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(name) (!strcmp(a, name) && v && ++i)
+  for (const char *a, *v; cli_next(&train_prog, argc, argv, &a, &v);) {
+#define OPT(name) (!strcmp(a, name))
     static const char *const datas[] = {"fashion-mnist", "cifar10", "stl10", NULL};
     static const char *const noises[] = {"ode", "additive", "multiplicative", "dropout", NULL};
     static const char *const grads[] = {"store-all", "checkpoint", NULL};
     static const char *const archs[] = {"cifar", "large", NULL};
     static const char *const schedules[] = {"step", "cosine", NULL};
-    const char *P = "nsde-train";
+    const char *P = TRAIN_PROG;
     if (OPT("--data")) data = ex_choice(P, a, v, datas);
     else if (OPT("--data-dir")) dir = v;
     else if (OPT("--out")) out = v;
@@ -296,23 +358,19 @@ int main(int argc, char **argv)
     else if (!strcmp(a, "--resume")) resume = 1;
     else if (OPT("--stages")) nstages = ex_wholes(P, a, v, 1, 100000, stages, 8, "epochs");
     else {
-      fprintf(stderr, "usage: nsde-train --data fashion-mnist|cifar10|stl10 [--data-dir DIR] --out MODEL "
-                      "[--noise ode|additive|multiplicative|dropout] [--sigma S] [--width W] [--groups G] "
-                      "[--stages a,b,..] [--epochs E] [--subset N] [--batch B] [--lr LR] [--crop P] "
-                      "[--seed S] [--threads T] [--metrics FILE.csv] [--grad store-all|checkpoint] "
-                      "[--resume] [--arch cifar|large] [--schedule step|cosine] [--warmup W] [--wd D] "
-                      "[--nesterov] [--stop-after K] [--micro-batch M] [--rank-timeout S] [--val N]\n");
-      return 2;
+      fprintf(stderr, "%s: option %s has no handler (a bug)\n", P, a);
+      return 1;
     }
 #undef OPT
   }
   cosine = !strcmp(schedule, "cosine");
   if (!out) {
-    fprintf(stderr, "nsde-train: --out MODEL is required\n");
+    fprintf(stderr, "%s: --out MODEL is required; try '%s --help'\n", TRAIN_PROG, TRAIN_PROG);
     return 2;
   }
   if (cosine && (epochs < 1 || warmup > epochs)) {
-    fprintf(stderr, "nsde-train: --schedule cosine needs --epochs E and --warmup W <= E\n");
+    fprintf(stderr, "%s: --schedule cosine needs --epochs E and --warmup W <= E; try '%s --help'\n",
+            TRAIN_PROG, TRAIN_PROG);
     return 2;
   }
   if (dist_rank() == 0 && check_writable(out) != 0) {
@@ -341,7 +399,8 @@ int main(int argc, char **argv)
   if (mb == 0)
     mb = batch;
   if (mb > batch || batch % mb != 0) {
-    fprintf(stderr, "nsde-train: --micro-batch %d must divide the batch %d\n", mb, batch);
+    fprintf(stderr, "%s: --micro-batch %d must divide the batch %d; try '%s --help'\n", TRAIN_PROG, mb,
+            batch, TRAIN_PROG);
     return 2;
   }
   nsde_model_config_init(&cfg);

@@ -25,6 +25,7 @@
 #include <blis.h>
 #include <nsde/nsde.h>
 
+#include "../apps/cli.h"
 #include "../apps/common.h"
 
 
@@ -365,39 +366,58 @@ struct bench_opts {
   enum nsde_model_arch arch;
 };
 
-static int parse_opts(const char *cmd, int argc, char **argv, bool model, struct bench_opts *o)
+#define BENCH_COMMON_OPTS(G)                                                                   \
+  {"threads", "T", G, "threads", "2"}, {"batch", "B", G, "images per batch (1..4096)", "128"},   \
+      {"steps", "S", G, "timed steps per window", "3"},                                          \
+      {"reps", "R", G, "windows; the best is reported", "1 (model), 3 (eval)"},                  \
+      {"width", "W", G, "channels of the SDE block", "64"},                                      \
+      {"arch", "NAME", G, "cifar (block at 30x30) or large (block at 8x8, models/' recipe)",     \
+       "cifar"}
+
+static const struct cli_opt bench_model_opts[] = {
+    BENCH_COMMON_OPTS("Model benchmark"),
+    {"warmup", "N", "Model benchmark", "untimed steps first", "3"},
+    {"cifar", "DIR", "Model benchmark", "time real CIFAR-10 images from DIR", "random images"},
+    {"grad", "KIND", "Model benchmark", "store-all or checkpoint", "store-all"},
+};
+static const struct cli_opt bench_eval_opts[] = {BENCH_COMMON_OPTS("Evaluation benchmark")};
+
+#define BENCH_PROG(cmd, opts, what)                                                             \
+  {"nsde-bench " cmd, "[OPTION]...", what,                                                     \
+   "Times the paper's CIFAR-10 model with libnsde (compare with bench/torch-compare.py).",       \
+   {"nsde-bench " cmd " --threads 2 --arch large", NULL}, NULL, opts,                           \
+   (int)(sizeof(opts) / sizeof(opts[0]))}
+
+/* Options of `model` and `eval`; a value out of range: a message and 2. */
+static void parse_opts(bool model, int argc, char **argv, struct bench_opts *o)
 {
-  for (int i = 0; i < argc; i += 2) {
-    const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!v) {
-      fprintf(stderr, "nsde-bench %s: option %s needs a value\n", cmd, k);
-      return 2;
-    }
-    if (!strcmp(k, "--threads")) o->threads = (int)ex_int("nsde-bench", k, v, 1, 1024);
-    else if (!strcmp(k, "--batch")) o->batch = (int)ex_int("nsde-bench", k, v, 1, 4096);
-    else if (!strcmp(k, "--steps")) o->steps = (int)ex_int("nsde-bench", k, v, 1, 1000000);
-    else if (!strcmp(k, "--reps")) o->reps = (int)ex_int("nsde-bench", k, v, 1, 1000000);
-    else if (!strcmp(k, "--width")) o->width = (int)ex_int("nsde-bench", k, v, 1, 4096);
-    else if (model && !strcmp(k, "--warmup")) o->warmup = (int)ex_int("nsde-bench", k, v, 0, 1000000);
-    else if (model && !strcmp(k, "--cifar")) o->cifar = v;
-    else if (model && !strcmp(k, "--grad"))
-      o->grad = !strcmp(v, "checkpoint") ? NSDE_GRAD_CHECKPOINT
-                : !strcmp(v, "store-all") ? NSDE_GRAD_STORE_ALL : (enum nsde_grad_strategy)-1;
+  static const struct cli_prog progs[2] = {
+      BENCH_PROG("model", bench_model_opts, "training and inference speed of a CIFAR-10 model"),
+      BENCH_PROG("eval", bench_eval_opts, "milliseconds per image of a TTN pass and an attack step")};
+  static const char *const grads[] = {"store-all", "checkpoint", NULL};
+  static const char *const archs[] = {"cifar", "large", NULL};
+  const char *P = model ? "nsde-bench model" : "nsde-bench eval";
+
+  for (const char *k, *v; cli_next(&progs[model ? 0 : 1], argc, argv, &k, &v);) {
+    if (!strcmp(k, "--threads")) o->threads = (int)ex_int(P, k, v, 1, 1024);
+    else if (!strcmp(k, "--batch")) o->batch = (int)ex_int(P, k, v, 1, 4096);
+    else if (!strcmp(k, "--steps")) o->steps = (int)ex_int(P, k, v, 1, 1000000);
+    else if (!strcmp(k, "--reps")) o->reps = (int)ex_int(P, k, v, 1, 1000000);
+    else if (!strcmp(k, "--width")) o->width = (int)ex_int(P, k, v, 1, 4096);
+    else if (!strcmp(k, "--warmup")) o->warmup = (int)ex_int(P, k, v, 0, 1000000);
+    else if (!strcmp(k, "--cifar")) o->cifar = v;
+    else if (!strcmp(k, "--grad"))
+      o->grad = !strcmp(ex_choice(P, k, v, grads), "checkpoint") ? NSDE_GRAD_CHECKPOINT
+                                                                 : NSDE_GRAD_STORE_ALL;
     else if (!strcmp(k, "--arch"))
-      o->arch = !strcmp(v, "large") ? NSDE_MODEL_ARCH_LARGE
-                : !strcmp(v, "cifar") ? NSDE_MODEL_ARCH_CIFAR : (enum nsde_model_arch)-1;
-    else {
-      fprintf(stderr, "nsde-bench %s: unknown option %s\n", cmd, k);
-      return 2;
-    }
+      o->arch = !strcmp(ex_choice(P, k, v, archs), "large") ? NSDE_MODEL_ARCH_LARGE
+                                                            : NSDE_MODEL_ARCH_CIFAR;
   }
-  if (o->threads < 1 || o->batch < 1 || o->batch > 4096 || o->steps < 1 || o->reps < 1 ||
-      o->warmup < 0 || o->width < 1 || (int)o->grad < 0 || (int)o->arch < 0 ||
-      (o->arch == NSDE_MODEL_ARCH_LARGE && o->width % 4)) {
-    fprintf(stderr, "nsde-bench %s: bad options\n", cmd);
-    return 2;
+  if (o->arch == NSDE_MODEL_ARCH_LARGE && o->width % 4) {
+    fprintf(stderr, "%s: --width %d: the large architecture needs a multiple of 4; try '%s "
+                    "--help'\n", P, o->width, P);
+    exit(2);
   }
-  return 0;
 }
 
 /* GFLOP of one image's forward pass counted as a direct convolution's
@@ -449,8 +469,7 @@ static int cmd_model(int argc, char **argv)
   uint64_t seed = 0;
   struct rusage ru;
 
-  if (parse_opts("model", argc, argv, true, &o))
-    return 2;
+  parse_opts(true, argc, argv, &o);
   threads = o.threads, batch = o.batch, steps = o.steps, width = o.width, reps = o.reps;
   warmup = o.warmup, cifar = o.cifar, grad = o.grad;
   m = bench_model(threads, width, batch, grad, o.arch, &ctx);
@@ -522,8 +541,7 @@ static int cmd_eval(int argc, char **argv)
   struct nsde_loss_options lo;
   uint64_t seed = 0;
 
-  if (parse_opts("eval", argc, argv, false, &o))
-    return 2;
+  parse_opts(false, argc, argv, &o);
   threads = o.threads, batch = o.batch, steps = o.steps, width = o.width, reps = o.reps;
   m = bench_model(threads, width, batch, NSDE_GRAD_STORE_ALL, o.arch, &ctx);
   {
@@ -570,16 +588,18 @@ static int cmd_eval(int argc, char **argv)
 
 static void usage(FILE *out)
 {
-  fprintf(out, "usage: nsde-bench gemm | solve [threads] | grad [threads]\n"
-               "  gemm   sgemm GFLOP/s through libnsde vs BLIS generic kernels\n"
-               "  solve  SDE solve throughput vs a hand-written C loop\n"
-               "  grad   gradient strategies: memory, backward/forward time, error\n"
-               "  model  [--threads T --batch B --steps S --reps R --warmup N --width W --cifar DIR\n"
-               "          --grad store-all|checkpoint --arch cifar|large]: a CIFAR-10 model (best\n"
-               "          of R windows; cifar: the paper's, block at 30x30; large: strided stem,\n"
-               "          block at 8x8, the recipe of models/)\n"
-               "  eval   [--threads T --batch B --steps S --reps R --width W --arch A]: ms per image of\n"
-               "         a TTN pass and of an attack step\n");
+  fprintf(out, "Usage: nsde-bench COMMAND [ARGUMENT]...\n"
+               "Speed of libnsde against baselines measured in the same run.\n\n"
+               "Commands:\n"
+               "  gemm             sgemm GFLOP/s through libnsde vs BLIS generic kernels\n"
+               "  solve [THREADS]  SDE solve throughput vs a hand-written C loop (default: 1)\n"
+               "  grad [THREADS]   gradient strategies: memory, backward/forward time, error\n"
+               "                   (default: 2)\n"
+               "  model [OPTION]...  training and inference speed of a CIFAR-10 model\n"
+               "  eval [OPTION]...   ms per image of a TTN pass and of an attack step\n"
+               "  --help, --version\n\n"
+               "'nsde-bench model --help' and 'nsde-bench eval --help' list their options.\n"
+               "Exit status: 0 success, 1 a runtime failure, 2 a usage error.\n");
 }
 
 int main(int argc, char **argv)
@@ -594,16 +614,20 @@ int main(int argc, char **argv)
   if (argc >= 2 && !strcmp(argv[1], "solve"))
     return cmd_solve(argc >= 3 ? (int)ex_int("nsde-bench solve", "THREADS", argv[2], 1, 1024) : 1);
   if (argc >= 2 && !strcmp(argv[1], "model"))
-    return cmd_model(argc - 2, argv + 2);
+    return cmd_model(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "eval"))
-    return cmd_eval(argc - 2, argv + 2);
+    return cmd_eval(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "grad"))
     return cmd_grad(argc >= 3 ? (int)ex_int("nsde-bench grad", "THREADS", argv[2], 1, 1024) : 2);
-  if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+  if (argc >= 2 && !strcmp(argv[1], "--help")) {
     usage(stdout);
     return 0;
   }
-  fprintf(stderr, "nsde-bench: unknown or missing command '%s' (gemm, solve, grad, model, eval; "
-                  "--help lists them)\n", argc >= 2 ? argv[1] : "");
+  if (argc >= 2 && !strcmp(argv[1], "--version")) {
+    printf("nsde-bench (libnsde) %s\nlibrary %s\n", NSDE_VERSION_STRING, nsde_version());
+    return 0;
+  }
+  fprintf(stderr, "nsde-bench: unknown or missing command '%s' (gemm, solve, grad, model, eval); "
+                  "try 'nsde-bench --help'\n", argc >= 2 ? argv[1] : "");
   return 2;
 }

@@ -74,6 +74,10 @@ if [ -z "$v_meson" ] || [ "$v_meson" != "$v_pc" ] || [ "$v_meson" != "$v_lib" ] 
 fi
 soname=$(readelf -d "$libdir/libnsde.so" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
 [ "$soname" = "libnsde.so.${v_meson%%.*}" ] || { echo "FAIL: SONAME '$soname' for version $v_meson"; exit 1; }
+# meson install puts the man pages where man finds them
+for page in man1/nsde-train.1 man1/nsde-eval.1 man3/libnsde.3; do
+  [ -n "$(find "$prefix" -path "*/man/$page")" ] || { echo "FAIL: $page not installed"; exit 1; }
+done
 # -Dtests=false builds no test program, even with Check installed
 if find "$work/build/tests" -name 'test-*' -type f 2>/dev/null | grep -q .; then
   echo "FAIL: -Dtests=false still built test programs"; exit 1
