@@ -74,6 +74,28 @@ if [ -z "$v_meson" ] || [ "$v_meson" != "$v_pc" ] || [ "$v_meson" != "$v_lib" ] 
 fi
 soname=$(readelf -d "$libdir/libnsde.so" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
 [ "$soname" = "libnsde.so.${v_meson%%.*}" ] || { echo "FAIL: SONAME '$soname' for version $v_meson"; exit 1; }
+# CMake: find_package(nsde) and the imported target, three lines of CMakeLists
+if command -v cmake >/dev/null; then
+  mkdir -p "$work/cmake"
+  cp "$work/prog.c" "$work/cmake/prog.c"
+  cat >"$work/cmake/CMakeLists.txt" <<'CML'
+cmake_minimum_required(VERSION 3.13)
+project(use_nsde C)
+find_package(nsde 1.0 REQUIRED)
+add_executable(prog prog.c)
+target_link_libraries(prog nsde::nsde m)
+CML
+  cmake -S "$work/cmake" -B "$work/cmake/build" -DCMAKE_PREFIX_PATH="$prefix" >"$work/cmake.log" 2>&1 &&
+    cmake --build "$work/cmake/build" >>"$work/cmake.log" 2>&1 &&
+    LD_LIBRARY_PATH=$libdir "$work/cmake/build/prog" >/dev/null ||
+    { echo "FAIL: a CMake project with find_package(nsde)"; cat "$work/cmake.log"; exit 1; }
+  sed -i 's/find_package(nsde 1.0 REQUIRED)/find_package(nsde 2.0 REQUIRED)/' "$work/cmake/CMakeLists.txt"
+  if cmake -S "$work/cmake" -B "$work/cmake/build2" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null 2>&1; then
+    echo "FAIL: find_package(nsde 2.0) accepted libnsde $v_meson"; exit 1
+  fi
+else
+  echo "note: cmake not installed; find_package(nsde) not tried"
+fi
 # meson install puts the man pages where man finds them
 for page in man1/nsde-train.1 man1/nsde-eval.1 man3/libnsde.3; do
   [ -n "$(find "$prefix" -path "*/man/$page")" ] || { echo "FAIL: $page not installed"; exit 1; }
