@@ -231,7 +231,11 @@ static inline int cli_next(const struct cli_prog *p, int argc, char **argv, cons
   int k;
 
   if (!lo[0].name) {
-    int n = p->n_opts < CLI_MAX_OPTS ? p->n_opts : CLI_MAX_OPTS;
+    const int n = p->n_opts;
+    if (n > CLI_MAX_OPTS) { /* a table this header cannot hold: a bug, not a usage error */
+      fprintf(stderr, "%s: %d options, more than CLI_MAX_OPTS (%d)\n", p->name, n, CLI_MAX_OPTS);
+      exit(1);
+    }
     for (int i = 0; i < n; i++)
       lo[i] = (struct option){p->opts[i].name, p->opts[i].arg ? required_argument : no_argument,
                               NULL, i};

@@ -395,7 +395,7 @@ done:
 NSDE_API int64_t nsde_dataset_size(const struct nsde_dataset *ds) { return ds ? ds->n : -1; }
 
 NSDE_API enum nsde_status nsde_dataset_get_info(const struct nsde_dataset *ds, int *channels,
-                                            int *height, int *width, int *classes)
+                                                int *height, int *width, int *classes)
 {
   if (!ds)
     return NSDE_ERR_NULL;

@@ -62,7 +62,7 @@ NSDE_API int64_t nsde_dataset_size(const struct nsde_dataset *ds);
 /** Image shape and class count. @return NSDE_OK, NSDE_ERR_NULL. @since 1.0 */
 NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_dataset_get_info(const struct nsde_dataset *ds, int *channels, int *height, int *width,
-                  int *classes);
+                      int *classes);
 /** The label of image @p i (-1 when out of range or NULL). @since 1.0 */
 NSDE_API int nsde_dataset_label(const struct nsde_dataset *ds, int64_t i);
 

@@ -143,7 +143,7 @@ NSDE_API enum nsde_status nsde_model_load(struct nsde_context *ctx, const char *
   enum nsde_status st;
   unsigned char *buf = NULL;
   uint64_t np;
-  uint32_t version;
+  uint32_t version, learn_sigma;
   size_t total;
   struct stat sb;
   FILE *fp;
@@ -212,12 +212,13 @@ NSDE_API enum nsde_status nsde_model_load(struct nsde_context *ctx, const char *
   c.width = (int)get_u32(buf + 32);
   c.classes = (int)get_u32(buf + 36);
   c.noise = (enum nsde_model_noise)get_u32(buf + 40);
-  if (get_u32(buf + 44) > 1) {
+  learn_sigma = get_u32(buf + 44);
+  if (learn_sigma > 1) {
     st = nsde__error(ctx, NSDE_ERR_FORMAT, "model file %s: learn_sigma is %u, must be 0 or 1", path,
-                     (unsigned)get_u32(buf + 44));
+                     (unsigned)learn_sigma);
     goto fail;
   }
-  c.learn_sigma = get_u32(buf + 44) == 1;
+  c.learn_sigma = learn_sigma == 1;
   c.sigma = get_f64(buf + 48);
   c.t1 = get_f64(buf + 56);
   c.dt = get_f64(buf + 64);

@@ -46,11 +46,15 @@ NSDE_API void nsde_model_config_init(struct nsde_model_config *cfg)
   X(groups, 0, 4096)                                                                           \
   X(classes, 2, 100000)                                                                        \
   X(noise, NSDE_MODEL_NOISE_ODE, NSDE_MODEL_NOISE_DROPOUT)                                     \
-  X(learn_sigma, 0, 1)                                                                         \
   X(grad, NSDE_GRAD_NONE, NSDE_GRAD_ADJOINT)                                                   \
   X(max_batch, 1, 65536)
 
-static int gn_groups_for(const struct nsde_model_config *cfg, int c);
+/* The paper's min(32, C) unless the config asks for fewer groups. */
+static int gn_groups_for(const struct nsde_model_config *cfg, int c)
+{
+  int g = cfg->groups > 0 ? cfg->groups : 32;
+  return c < g ? c : g;
+}
 
 enum nsde_status nsde__model_check_config(struct nsde_context *ctx, const struct nsde_model_config *c)
 {
@@ -73,22 +77,16 @@ enum nsde_status nsde__model_check_config(struct nsde_context *ctx, const struct
     return nsde__error(ctx, NSDE_ERR_INVALID, "model config: width is %d, the large architecture "
                        "needs a multiple of 4", c->width);
   {
-    const int large = c->arch == NSDE_MODEL_ARCH_LARGE;
-    const int chans[3] = {c->width, large ? c->width / 4 : c->width, large ? c->width / 2 : c->width};
-    for (int i = 0; i < 3; i++)
+    /* what build_nets normalises: the block's width; the large stem's w/4, w/2 */
+    const int chans[3] = {c->width, c->width / 4, c->width / 2};
+    const int n = c->arch == NSDE_MODEL_ARCH_LARGE ? 3 : 1;
+    for (int i = 0; i < n; i++)
       if (chans[i] % gn_groups_for(c, chans[i]) != 0)
         return nsde__error(ctx, NSDE_ERR_INVALID, "model config: groups is %d, GroupNorm needs a "
                            "divisor of %d channels (0: the paper's min(32, channels))",
                            c->groups, chans[i]);
   }
   return NSDE_OK;
-}
-
-/* The paper's min(32, C) unless the config asks for fewer groups. */
-static int gn_groups_for(const struct nsde_model_config *cfg, int c)
-{
-  int g = cfg->groups > 0 ? cfg->groups : 32;
-  return c < g ? c : g;
 }
 
 static enum nsde_status build_nets(struct nsde_model *m)

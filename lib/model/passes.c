@@ -78,7 +78,7 @@ static enum nsde_status check_out(struct nsde_model *m, const struct nsde_tensor
 }
 
 NSDE_API enum nsde_status nsde_model_get_state_shape(const struct nsde_model *m, int *channels,
-                                                 int *height, int *width)
+                                                     int *height, int *width)
 {
   if (!m || !channels || !height || !width)
     return NSDE_ERR_NULL;
@@ -249,7 +249,6 @@ NSDE_API enum nsde_status nsde_model_loss_grad(struct nsde_model *m,
   o.correct = correct;
   return nsde_model_loss_grad_opts(m, images, labels, noisy, seed, &o);
 }
-
 
 NSDE_API void nsde_loss_options_init(struct nsde_loss_options *opts)
 {

@@ -388,7 +388,7 @@ NSDE_API const float *nsde_net_grads_const(const struct nsde_net *net)
 }
 
 NSDE_API enum nsde_status nsde_net_get_output_shape(const struct nsde_net *net, int *channels,
-                                                int *height, int *width)
+                                                    int *height, int *width)
 {
   if (!net || !channels || !height || !width)
     return NSDE_ERR_NULL;

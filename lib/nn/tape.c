@@ -55,7 +55,7 @@ void nsde__nn_use_slot(struct nsde_net *net, int64_t s)
 }
 
 NSDE_API enum nsde_status nsde_net_get_tape_stats(const struct nsde_net *net, int64_t *hits,
-                                              int64_t *misses)
+                                                  int64_t *misses)
 {
   if (!net || !hits || !misses)
     return NSDE_ERR_NULL;
