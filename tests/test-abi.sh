@@ -69,6 +69,19 @@ if [ ! -s "$tmp/statuses" ] || comm -23 "$tmp/named" "$tmp/statuses" | grep .; t
   echo "FAIL: the headers name statuses that do not exist (above)"; fail=1
 fi
 
+# 1e. debian/libnsde1.symbols promises exactly the map: every symbol with
+# its node, every node, for the SONAME the library has.
+deb=$src_inc/../debian/libnsde1.symbols
+if [ -f "$deb" ]; then
+  { awk '{ print $1 "@NSDE_" $2 }' "$tmp/nodes"; awk '{ print "NSDE_" $2 "@NSDE_" $2 }' "$tmp/nodes"; } |
+    sort -u >"$tmp/deb-want"
+  sed -n 's/^ \([A-Za-z0-9_.]*@[A-Za-z0-9_.]*\) .*/\1/p' "$deb" | sort >"$tmp/deb-have"
+  soname=$(readelf -d "$lib" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
+  if ! diff -u "$tmp/deb-want" "$tmp/deb-have" || ! head -n 1 "$deb" | grep -q "^$soname libnsde1 "; then
+    echo "FAIL: debian/libnsde1.symbols differs from lib/libnsde.map or the SONAME ($soname)"; fail=1
+  fi
+fi
+
 # 2. Every public header compiles alone as C99 (pedantic) and as C++.
 for h in "$src_inc"/nsde/*.h; do
   name=$(basename "$h")

@@ -2,7 +2,9 @@
 # Build and run the whole test suite: a release build, then the same suite
 # under AddressSanitizer and UndefinedBehaviorSanitizer, then every libFuzzer
 # target for 30 s on its seed corpus (tools/fuzz.sh; clang, ASan + UBSan) so
-# that a reader which starts crashing on its own corpus or near it shows.
+# that a reader which starts crashing on its own corpus or near it shows;
+# then the Debian packages (tools/build-deb.sh: build, lintian, install, use,
+# remove).
 # usage: tools/run-tests.sh   (from the repository root, as root on Debian 12)
 # Suites run one at a time: each uses every core through OpenMP and BLIS, and
 # spinning OpenMP teams of concurrent suites would starve each other.
@@ -20,6 +22,7 @@ meson test -C build-asan --num-processes 1 --print-errorlogs --timeout-multiplie
 fuzz_work=$(mktemp -d /tmp/nsde-fuzz-ci.XXXXXX)
 WORK=$fuzz_work sh tools/fuzz.sh 30 | tee build-asan/fuzz-output.txt
 rm -rf "$fuzz_work"
+sh tools/build-deb.sh | tee build-ci/deb-output.txt
 ok=$(cat build-ci/test-output.txt build-asan/test-output.txt | awk '/^Ok:/ {s += $2} END {print s + 0}')
-echo "all tests passed (release and sanitizer builds, fuzz smoke)"
+echo "all tests passed (release and sanitizer builds, fuzz smoke, Debian packages)"
 echo "$ok passed, 0 failed"
