@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "scheme/scheme.h"
+#include "solver-build.h"
 
 #define SAFETY 0.9
 #define FAC_MIN 0.2
@@ -44,6 +45,13 @@ static bool doubling(enum nsde_scheme scheme)
   return nsde__scheme_of(scheme)->adapt.kind == NSDE__EST_DOUBLING;
 }
 
+static bool has_estimate(const struct nsde__scheme *sch) { return sch->adapt.kind != NSDE__EST_NONE; }
+
+static bool takes_state_noise(const struct nsde__scheme *sch)
+{
+  return sch->adapt.kind != NSDE__EST_NONE && sch->adapt.state_noise;
+}
+
 enum nsde_status nsde__adaptive_plan(const struct nsde_sde *sde, const struct nsde_solver_config *c,
                                      int64_t *cap)
 {
@@ -52,14 +60,17 @@ enum nsde_status nsde__adaptive_plan(const struct nsde_sde *sde, const struct ns
   const bool state_noise = sde->noise == NSDE_NOISE_DIAGONAL || sde->noise == NSDE_NOISE_SCALAR ||
                            sde->noise == NSDE_NOISE_GENERAL;
 
+  char names[160];
+
   if (sch->adapt.kind == NSDE__EST_NONE)
     return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
-                       "adaptive steps: %s has no error estimate here; use Heun", sch->name);
+                       "adaptive steps: %s has no error estimate here; use %s", sch->name,
+                       nsde__scheme_names(names, sizeof(names), has_estimate));
   if (!sch->adapt.state_noise && state_noise)
     return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
                        "adaptive steps: %s with state-dependent noise converges to a biased "
-                       "limit when steps depend on the path; use Milstein (Ito) or Heun "
-                       "(Stratonovich)", sch->name);
+                       "limit when steps depend on the path; use %s", sch->name,
+                       nsde__scheme_names(names, sizeof(names), takes_state_noise));
   if (c->grad == NSDE_GRAD_ADJOINT || c->grad == NSDE_GRAD_REVERSIBLE)
     return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
                        "adaptive steps: gradients by NSDE_GRAD_STORE_ALL or NSDE_GRAD_CHECKPOINT");
@@ -84,7 +95,7 @@ enum nsde_status nsde__adaptive_plan(const struct nsde_sde *sde, const struct ns
   return NSDE_OK;
 }
 
-void nsde__adaptive_reset(struct nsde_solver *s)
+static void adaptive_reset(struct nsde_solver *s)
 {
   const double tol = 1e-12 * (s->t1 - s->t0);
 
@@ -194,8 +205,8 @@ static enum nsde_status trial_doubling(struct nsde_solver *s, double t, double t
   s->grid[s->step + 2] = t_new;
   for (int half = 0; half < 2; half++) {
     double a = half ? mid : t, b = half ? t_new : mid;
-    if (s->grad != NSDE_GRAD_NONE)
-      nsde__grad_before_step(s);
+    if (s->rec)
+      s->rec->before_step(s);
     if ((st = nsde__solver_step_compute(s, a, b, 0, &bad)) != NSDE_OK || bad)
       return st;
     nsde__solver_step_commit(s, 0);
@@ -219,7 +230,7 @@ static enum nsde_status trial_embedded(struct nsde_solver *s, double t, double t
   return NSDE_OK;
 }
 
-enum nsde_status nsde__adaptive_step(struct nsde_solver *s)
+static enum nsde_status adaptive_step(struct nsde_solver *s)
 {
   const double t = s->grid[s->step], span = s->t1 - s->t0, tol = 1e-12 * span;
   const double q = error_order(s);
@@ -273,8 +284,8 @@ enum nsde_status nsde__adaptive_step(struct nsde_solver *s)
     }
     /* accepted */
     if (!dbl) {
-      if (s->grad != NSDE_GRAD_NONE)
-        nsde__grad_before_step(s);
+      if (s->rec)
+        s->rec->before_step(s);
       s->grid[s->step + 1] = t_new;
       nsde__solver_step_commit(s, 0);
     }
@@ -295,3 +306,8 @@ enum nsde_status nsde__adaptive_step(struct nsde_solver *s)
     return NSDE_OK;
   }
 }
+
+const struct nsde__stepper nsde__adaptive_stepper = {
+  .advance = adaptive_step,
+  .reset = adaptive_reset,
+};

@@ -7,7 +7,7 @@
  *   STORE_ALL   every step's record (its input state and intermediate points)
  *   CHECKPOINT  states every k steps; a segment is replayed forward (same code,
  *               same regenerated noise, so the same bits) before its backward
- *   REVERSIBLE  reversible Heun: each step reconstructed backwards, nothing kept
+ *   REVERSIBLE  a reversible scheme: each step reconstructed backwards, nothing kept
  *   ADJOINT     Euler-Maruyama: the continuous stochastic adjoint (Li et al.
  *               2020) integrated backwards with Heun on the regenerated path
  *
@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "scheme/scheme.h"
+#include "solver-build.h"
 
 
 static int64_t n_params(const struct nsde_func *f) { return f ? f->n_params : 0; }
@@ -30,52 +31,49 @@ static int64_t n_params(const struct nsde_func *f) { return f ? f->n_params : 0;
  * (STORE_ALL and CHECKPOINT tapes of wn increments each): the backward step
  * reads them instead of drawing them again - the same values, so the same
  * bits - which was a fifth of a training step of the paper's CIFAR-10 model.
- * Not for SRA1 (it draws two arrays a step) nor adaptive steps (trial steps
- * draw increments that may be rejected). */
+ * Not for a scheme that draws a Levy area too (two arrays a step) nor for
+ * adaptive steps (trial steps draw increments that may be rejected). */
 static size_t dw_rec_bytes(const struct nsde_sde *sde, const struct nsde_solver_config *c,
                            int64_t wn)
 {
-  if (sde->noise == NSDE_NOISE_NONE || c->scheme == NSDE_SCHEME_SRA1 || c->adaptive ||
+  if (sde->noise == NSDE_NOISE_NONE || nsde__scheme_of(c->scheme)->levy_area || c->adaptive ||
       (c->grad != NSDE_GRAD_STORE_ALL && c->grad != NSDE_GRAD_CHECKPOINT))
     return 0;
   return nsde__round64((size_t)wn * nsde__dtype_size(sde->dtype));
 }
 
-enum nsde_status nsde__grad_plan(const struct nsde_sde *sde, const struct nsde_solver_config *c,
-                                 int64_t n_grid, int64_t n, int64_t wn, size_t *bytes,
-                                 int64_t *ck_every)
+/* Whether the strategy can differentiate this SDE under this scheme. */
+static enum nsde_status grad_check(const struct nsde_sde *sde, const struct nsde_solver_config *c)
 {
   struct nsde_context *ctx = sde->ctx;
   const struct nsde_func *g = sde->diffusion;
+  const struct nsde__scheme *sch = nsde__scheme_of(c->scheme);
   const bool dropout = g && g->kind == NSDE__FUNC_DROPOUT;
-  const bool rev = c->scheme == NSDE_SCHEME_REVERSIBLE_HEUN;
-  const size_t esz = nsde__dtype_size(sde->dtype);
-  size_t arr, work, rec, ck = 0, tape = 0;
 
-  *bytes = 0;
-  *ck_every = 0;
-  if (c->grad == NSDE_GRAD_NONE)
-    return NSDE_OK;
   if ((int)c->grad < NSDE_GRAD_NONE || (int)c->grad > NSDE_GRAD_ADJOINT)
     return nsde__error(ctx, NSDE_ERR_INVALID, "unknown gradient strategy %d", (int)c->grad);
   if (!nsde__func_has_vjp(sde->drift))
     return nsde__error(ctx, NSDE_ERR_MISSING_OP, "gradients need the drift's vjp callback");
   if (g && !dropout && !nsde__func_has_vjp(g))
     return nsde__error(ctx, NSDE_ERR_MISSING_OP, "gradients need the diffusion's vjp callback");
-  if (c->scheme == NSDE_SCHEME_MILSTEIN && g) {
+  if (sch->back_diag_vjp && g) {
     if (dropout)
       return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
-                         "gradients through Milstein with dropout noise are not supported "
-                         "(they need second derivatives of the drift)");
+                         "gradients through %s with dropout noise are not supported "
+                         "(they need second derivatives of the drift)", sch->name);
     if (!nsde__func_has_diag_vjp(g))
       return nsde__error(ctx, NSDE_ERR_MISSING_OP,
-                         "gradients through Milstein need the diffusion's diag_deriv_vjp");
+                         "gradients through %s need the diffusion's diag_deriv_vjp", sch->name);
   }
-  if (c->grad == NSDE_GRAD_REVERSIBLE && !rev)
-    return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
-                       "NSDE_GRAD_REVERSIBLE needs the reversible Heun scheme");
+  if (c->grad == NSDE_GRAD_REVERSIBLE && !sch->reversible) {
+    char names[160];
+    return nsde__error(ctx, NSDE_ERR_UNSUPPORTED, "NSDE_GRAD_REVERSIBLE needs a reversible "
+                       "scheme (%s), not %s",
+                       nsde__scheme_names(names, sizeof(names), nsde__scheme_reversible),
+                       sch->name);
+  }
   if (c->grad == NSDE_GRAD_ADJOINT) {
-    if (!nsde__scheme_of(c->scheme)->adjoint)
+    if (!sch->adjoint)
       return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
                          "NSDE_GRAD_ADJOINT is the adjoint of Euler-Maruyama (Ito) solves");
     if (g && (dropout || sde->noise == NSDE_NOISE_SCALAR || sde->noise == NSDE_NOISE_GENERAL))
@@ -88,6 +86,26 @@ enum nsde_status nsde__grad_plan(const struct nsde_sde *sde, const struct nsde_s
                          "NSDE_GRAD_ADJOINT with state-dependent noise needs the diffusion's "
                          "diag_deriv and diag_deriv_vjp (the Ito-Stratonovich correction)");
   }
+  return NSDE_OK;
+}
+
+enum nsde_status nsde__grad_plan(const struct nsde_sde *sde, const struct nsde_solver_config *c,
+                                 int64_t n_grid, int64_t n, int64_t wn, size_t *bytes,
+                                 int64_t *ck_every)
+{
+  struct nsde_context *ctx = sde->ctx;
+  const struct nsde_func *g = sde->diffusion;
+  const bool two = nsde__scheme_of(c->scheme)->two_state;
+  const size_t esz = nsde__dtype_size(sde->dtype);
+  size_t arr, work, rec, ck = 0, tape = 0;
+  enum nsde_status st;
+
+  *bytes = 0;
+  *ck_every = 0;
+  if (c->grad == NSDE_GRAD_NONE)
+    return NSDE_OK;
+  if ((st = grad_check(sde, c)) != NSDE_OK)
+    return st;
   if (c->checkpoint_every < 0)
     return nsde__error(ctx, NSDE_ERR_INVALID, "checkpoint_every must be >= 0");
 
@@ -103,7 +121,7 @@ enum nsde_status nsde__grad_plan(const struct nsde_sde *sde, const struct nsde_s
       return nsde__error(ctx, NSDE_ERR_OVERFLOW, "store-all tape overflows");
     tape = ((size_t)n_grid + 1) * rec;
   } else if (c->grad == NSDE_GRAD_CHECKPOINT) {
-    const size_t ckb = (rev ? 2 : 1) * arr;
+    const size_t ckb = (two ? 2 : 1) * arr;
     int64_t k = c->checkpoint_every > 0 ? c->checkpoint_every : 0;
     double best = INFINITY;
     if (k > n_grid)
@@ -131,46 +149,7 @@ enum nsde_status nsde__grad_plan(const struct nsde_sde *sde, const struct nsde_s
   return NSDE_OK;
 }
 
-void nsde__grad_setup(struct nsde_solver *s, char *mem, int64_t ck_every)
-{
-  const size_t arr = nsde__round64((size_t)s->n * s->esz);
-  const int64_t np = n_params(s->sde->drift) + n_params(s->sde->diffusion);
-
-  s->recording = false;
-  s->grad_ready = false;
-  if (s->grad == NSDE_GRAD_NONE)
-    return;
-  s->rec_n = s->sch->rec_n;
-  s->rec_buf[0] = s->sch->rec[0];
-  s->rec_buf[1] = s->sch->rec[1];
-  for (int i = 0; i < G_N; i++)
-    s->gbuf[i] = mem + (size_t)i * arr;
-  mem += G_N * arr;
-  s->pscratch = mem;
-  mem += nsde__round64(4 * (size_t)np * s->esz);
-  if (s->m) {
-    s->cgm = mem;
-    mem += nsde__round64((size_t)s->n * (size_t)s->m * s->esz);
-  }
-  s->tape = mem;
-  if (s->grad == NSDE_GRAD_STORE_ALL) {
-    s->tape_slots = s->n_grid + 1;
-  } else if (s->grad == NSDE_GRAD_CHECKPOINT) {
-    s->ck_every = ck_every;
-    s->tape_slots = ck_every + 1;
-    s->n_ckpt = (s->n_grid + ck_every - 1) / ck_every;
-    s->ck_arrays = s->scheme == NSDE_SCHEME_REVERSIBLE_HEUN ? 2 : 1;
-  }
-  s->dw_rec = s->dw_own ? dw_rec_bytes(s->sde, &(struct nsde_solver_config){.scheme = s->scheme,
-                                        .adaptive = s->adaptive, .grad = s->grad}, s->wn) : 0;
-  mem += (size_t)s->tape_slots * (size_t)s->rec_n * arr;
-  s->dw_tape = s->dw_rec ? mem : NULL;
-  mem += (size_t)s->tape_slots * s->dw_rec;
-  if (s->grad == NSDE_GRAD_CHECKPOINT)
-    s->ckpt = mem;
-}
-
-void *nsde__grad_dw_slot(const struct nsde_solver *s, int64_t step)
+static void *dw_slot(const struct nsde_solver *s, int64_t step)
 {
   const int64_t k = step - s->tape_first;
 
@@ -191,10 +170,9 @@ static void *ckpt(const struct nsde_solver *s, int64_t c, int j)
   return (char *)s->ckpt + ((size_t)c * (size_t)s->ck_arrays + (size_t)j) * arr_bytes(s);
 }
 
-void nsde__grad_record(struct nsde_solver *s, int64_t step)
+static void record(struct nsde_solver *s, int64_t step)
 {
-  const bool rev = s->scheme == NSDE_SCHEME_REVERSIBLE_HEUN;
-  int64_t k = step - s->tape_first + (rev ? 1 : 0);
+  int64_t k = step - s->tape_first + (s->sch->two_state ? 1 : 0);
 
   if (k < 0 || k >= s->tape_slots)
     return;
@@ -202,22 +180,22 @@ void nsde__grad_record(struct nsde_solver *s, int64_t step)
     memcpy(slot(s, k, j), s->buf[s->rec_buf[j]], (size_t)s->n * s->esz);
 }
 
-void nsde__grad_before_step(struct nsde_solver *s)
+static void before_step(struct nsde_solver *s)
 {
-  const bool rev = s->scheme == NSDE_SCHEME_REVERSIBLE_HEUN;
+  const bool two = s->sch->two_state;
   const size_t bytes = (size_t)s->n * s->esz;
 
-  if (s->grad == NSDE_GRAD_STORE_ALL && rev && s->step == 0)
+  if (s->grad == NSDE_GRAD_STORE_ALL && two && s->step == 0)
     memcpy(slot(s, 0, 0), s->buf[B_CUR], bytes); /* z_0 = y_0 */
   if (s->grad == NSDE_GRAD_CHECKPOINT && s->step % s->ck_every == 0) {
     int64_t c = s->step / s->ck_every;
     memcpy(ckpt(s, c, 0), s->buf[B_CUR], bytes);
-    if (rev)
-      memcpy(ckpt(s, c, 1), s->rev_fresh ? s->buf[B_CUR] : s->buf[B_Z], bytes);
+    if (two)
+      memcpy(ckpt(s, c, 1), s->z_fresh ? s->buf[B_CUR] : s->buf[B_Z], bytes);
   }
 }
 
-uint64_t nsde__grad_param_hash(const struct nsde_solver *s)
+static uint64_t param_hash(const struct nsde_solver *s)
 {
   const struct nsde_func *fs[2] = {s->sde->drift, s->sde->diffusion};
   uint64_t h = 1469598103934665603ULL;
@@ -233,6 +211,60 @@ uint64_t nsde__grad_param_hash(const struct nsde_solver *s)
       h = (h ^ p[i]) * 1099511628211ULL;
   }
   return h;
+}
+
+/* nsde_solve finished: the tape is this solve's, for these parameters. */
+static void solved(struct nsde_solver *s)
+{
+  s->grad_ready = true;
+  s->param_hash = param_hash(s);
+}
+
+static const struct nsde__recorder recorder = {
+  .before_step = before_step,
+  .record = record,
+  .dw_slot = dw_slot,
+  .solved = solved,
+};
+
+void nsde__grad_setup(struct nsde_solver *s, char *mem, int64_t ck_every)
+{
+  const size_t arr = nsde__round64((size_t)s->n * s->esz);
+  const int64_t np = n_params(s->sde->drift) + n_params(s->sde->diffusion);
+
+  s->recording = false;
+  s->grad_ready = false;
+  if (s->grad == NSDE_GRAD_NONE)
+    return;
+  s->rec = &recorder;
+  s->rec_n = s->sch->rec_n;
+  s->rec_buf[0] = s->sch->rec[0];
+  s->rec_buf[1] = s->sch->rec[1];
+  for (int i = 0; i < G_N; i++)
+    s->gbuf[i] = mem + (size_t)i * arr;
+  mem += G_N * arr;
+  s->pscratch = mem;
+  mem += nsde__round64(4 * (size_t)np * s->esz);
+  if (s->m) {
+    s->cgm = mem;
+    mem += nsde__round64((size_t)s->n * (size_t)s->m * s->esz);
+  }
+  s->tape = mem;
+  if (s->grad == NSDE_GRAD_STORE_ALL) {
+    s->tape_slots = s->n_grid + 1;
+  } else if (s->grad == NSDE_GRAD_CHECKPOINT) {
+    s->ck_every = ck_every;
+    s->tape_slots = ck_every + 1;
+    s->n_ckpt = (s->n_grid + ck_every - 1) / ck_every;
+    s->ck_arrays = s->sch->two_state ? 2 : 1;
+  }
+  s->dw_rec = s->dw_own ? dw_rec_bytes(s->sde, &(struct nsde_solver_config){.scheme = s->scheme,
+                                        .adaptive = s->adaptive, .grad = s->grad}, s->wn) : 0;
+  mem += (size_t)s->tape_slots * (size_t)s->rec_n * arr;
+  s->dw_tape = s->dw_rec ? mem : NULL;
+  mem += (size_t)s->tape_slots * s->dw_rec;
+  if (s->grad == NSDE_GRAD_CHECKPOINT)
+    s->ckpt = mem;
 }
 
 /* ---- helpers of the backward steps ---------------------------------------- */
@@ -341,7 +373,7 @@ static enum nsde_status back_step(struct nsde_solver *s, int64_t n, const void *
   const double t = s->grid[n], h = s->grid[n + 1] - t;
 
   if (s->dw) { /* the increments of the forward step: recorded, or drawn again */
-    s->dw = nsde__grad_dw_slot(s, n);
+    s->dw = dw_slot(s, n);
     if (!s->dw) {
       s->dw = s->dw_own;
       nsde__brownian_fill(&s->bm, t, t + h, s->dtype, s->dw, s->hl);
@@ -350,14 +382,6 @@ static enum nsde_status back_step(struct nsde_solver *s, int64_t n, const void *
     }
   }
   return s->sch->back(s, n, t, h, r0, r1, pd, pg);
-}
-
-/* Reversible Heun starts from z_0 = y_0: the initial state's cotangent is
- * Y + Z, plus the vjp through f(z_0), g(z_0) that the caller adds. */
-static void rev_finish(struct nsde_solver *s)
-{
-  void *A = s->gbuf[G_A], *Z = s->gbuf[G_Z];
-  EW(R(A) += R(Z););
 }
 
 /* ---- the public entry ------------------------------------------------------- */
@@ -411,21 +435,108 @@ static enum nsde_status check_param_count(struct nsde_solver *s, const void *buf
                      which, buf ? "holds" : "is NULL with", (long long)n, which, (long long)np);
 }
 
-NSDE_API enum nsde_status nsde_backward(struct nsde_solver *s,
-                                        const struct nsde_tensor *grad_final,
-                                        const struct nsde_tensor *grad_saved,
-                                        struct nsde_tensor *grad_initial,
-                                        void *grad_drift_params, int64_t n_grad_drift,
-                                        void *grad_diffusion_params, int64_t n_grad_diffusion)
-{
-  const bool rev = s && s->scheme == NSDE_SCHEME_REVERSIBLE_HEUN;
+/* What every strategy's backward pass shares: the save-at cotangents and
+ * the parameter-gradient accumulators (pd2, pg2: the adjoint's scratch). */
+struct back_run {
+  const struct nsde_tensor *saved;
+  void *pd, *pg, *pd2, *pg2;
   size_t np_d, np_g;
-  void *pd, *pg, *pd2, *pg2, *A;
-  enum nsde_status st = NSDE_OK;
-  int64_t N, n_drift;
+};
 
-  if (!s)
-    return NSDE_ERR_NULL;
+/* A two-state scheme's backward pass ends at its second state's start z0. */
+static enum nsde_status back_initial(struct nsde_solver *s, const void *z0, struct back_run *r)
+{
+  return s->sch->two_state ? s->sch->back_initial(s, z0, r->pd, r->pg) : NSDE_OK;
+}
+
+static enum nsde_status back_store_all(struct nsde_solver *s, struct back_run *r)
+{
+  const int64_t off = s->sch->two_state ? 1 : 0;
+  enum nsde_status st = NSDE_OK;
+
+  for (int64_t n = s->n_grid - 1; n >= 0 && st == NSDE_OK; n--) {
+    st = back_step(s, n, slot(s, n + off, 0), s->rec_n > 1 ? slot(s, n + off, 1) : NULL, r->pd,
+                   r->pg);
+    if (st == NSDE_OK)
+      st = step_done(s, r->saved, n);
+  }
+  return st == NSDE_OK ? back_initial(s, slot(s, 0, 0), r) : st;
+}
+
+/* Each segment replayed forward from its checkpoint (recording it: the same
+ * code and noise, so the same bits), then differentiated backwards. */
+static enum nsde_status back_checkpoint(struct nsde_solver *s, struct back_run *r)
+{
+  const int64_t N = s->n_grid, off = s->sch->two_state ? 1 : 0;
+  const size_t bytes = (size_t)s->n * s->esz;
+  enum nsde_status st = NSDE_OK;
+
+  for (int64_t c = (N + s->ck_every - 1) / s->ck_every - 1; c >= 0 && st == NSDE_OK; c--) {
+    int64_t c0 = c * s->ck_every, c1 = c0 + s->ck_every < N ? c0 + s->ck_every : N;
+    memcpy(s->buf[B_CUR], ckpt(s, c, 0), bytes);
+    if (s->sch->two_state) {
+      memcpy(s->buf[B_Z], ckpt(s, c, 1), bytes);
+      st = nsde__solver_eval_fg(s, s->grid[c0], s->buf[B_Z], s->buf[B_F0],
+                                s->dw ? s->buf[B_G0] : NULL);
+      s->z_fresh = false;
+    }
+    s->step = c0;
+    s->tape_first = c0;
+    s->recording = true;
+    for (int64_t i = c0; i < c1 && st == NSDE_OK; i++)
+      st = nsde__solver_step(s, 0);
+    s->recording = false;
+    for (int64_t n = c1 - 1; n >= c0 && st == NSDE_OK; n--) {
+      int64_t k = n - c0 + off;
+      st = back_step(s, n, slot(s, k, 0), s->rec_n > 1 ? slot(s, k, 1) : NULL, r->pd, r->pg);
+      if (st == NSDE_OK)
+        st = step_done(s, r->saved, n);
+    }
+  }
+  s->step = N; /* the solver's own state is not needed again */
+  return st == NSDE_OK ? back_initial(s, ckpt(s, 0, 1), r) : st;
+}
+
+/* Nothing kept: each step's input (y_n, z_n) reconstructed from B_Z's z_N. */
+static enum nsde_status back_reversible(struct nsde_solver *s, struct back_run *r)
+{
+  enum nsde_status st = NSDE_OK;
+
+  for (int64_t n = s->n_grid - 1; n >= 0 && st == NSDE_OK; n--) {
+    st = back_step(s, n, s->buf[B_Z], NULL, r->pd, r->pg);
+    if (st == NSDE_OK)
+      st = nsde__solver_step(s, 1);
+    if (st == NSDE_OK)
+      st = step_done(s, r->saved, n);
+  }
+  if (st == NSDE_OK)
+    st = back_initial(s, s->buf[B_Z], r);
+  s->grad_ready = false; /* the reconstruction consumed the final state */
+  s->z_fresh = true;
+  return st;
+}
+
+static enum nsde_status back_adjoint(struct nsde_solver *s, struct back_run *r)
+{
+  enum nsde_status st = NSDE_OK;
+
+  memcpy(s->gbuf[G_X0], s->buf[B_CUR], (size_t)s->n * s->esz);
+  for (int64_t n = s->n_grid - 1; n >= 0 && st == NSDE_OK; n--) {
+    st = s->sch->adjoint(s, n, r->pd, r->pg, r->pd2, r->pg2, r->np_d, r->np_g);
+    if (st == NSDE_OK)
+      st = step_done(s, r->saved, n);
+  }
+  return st;
+}
+
+/* The checks of nsde_backward's arguments and of the solver's state. */
+static enum nsde_status back_args(struct nsde_solver *s, const struct nsde_tensor *grad_final,
+                                  const struct nsde_tensor *grad_saved,
+                                  const struct nsde_tensor *grad_initial, const void *gd,
+                                  int64_t n_gd, const void *gg, int64_t n_gg)
+{
+  enum nsde_status st;
+
   if (s->grad == NSDE_GRAD_NONE)
     return nsde__error(s->ctx, NSDE_ERR_UNSUPPORTED,
                        "nsde_backward: the solver was made without a gradient strategy "
@@ -442,119 +553,74 @@ NSDE_API enum nsde_status nsde_backward(struct nsde_solver *s,
     return nsde__error(s->ctx, NSDE_ERR_STATE,
                        "nsde_backward: no completed nsde_solve() to differentiate (the solver "
                        "was never solved, failed, or was stepped, reset or reconstructed since)");
-  if (nsde__grad_param_hash(s) != s->param_hash)
+  if (param_hash(s) != s->param_hash)
     return nsde__error(s->ctx, NSDE_ERR_STATE,
                        "nsde_backward: drift or diffusion parameters changed since the solve");
-
-  np_d = (size_t)n_params(s->sde->drift);
-  np_g = (size_t)n_params(s->sde->diffusion);
-  if ((st = check_param_count(s, grad_drift_params, n_grad_drift, np_d, "drift")) != NSDE_OK ||
-      (st = check_param_count(s, grad_diffusion_params, n_grad_diffusion, np_g, "diffusion")) !=
-          NSDE_OK)
+  if ((st = check_param_count(s, gd, n_gd, (size_t)n_params(s->sde->drift), "drift")) != NSDE_OK)
     return st;
-  pd = s->pscratch;
-  pg = (char *)pd + np_d * s->esz;
-  pd2 = (char *)pg + np_g * s->esz;
-  pg2 = (char *)pd2 + np_d * s->esz;
-  memset(pd, 0, 2 * (np_d + np_g) * s->esz);
-  A = s->gbuf[G_A];
-  N = s->n_grid;
+  return check_param_count(s, gg, n_gg, (size_t)n_params(s->sde->diffusion), "diffusion");
+}
+
+/* G_A = grad_final (refused if not finite), the other cotangents zero. */
+static enum nsde_status back_start(struct nsde_solver *s, const struct nsde_tensor *grad_final,
+                                   const struct nsde_tensor *grad_saved)
+{
+  void *A = s->gbuf[G_A];
+  int64_t bad;
+
   nsde__solver_xfer(s, (struct nsde_tensor *)grad_final, A, false);
-  {
-    int64_t bad = nsde__count_nonfinite(s->dtype, s->n, A);
-    if (bad == 0 && grad_saved)
-      bad = nsde__count_nonfinite(s->dtype, grad_saved->numel, grad_saved->data);
-    if (bad)
-      return nsde__error(s->ctx, NSDE_ERR_NONFINITE,
-                         "nsde_backward: %lld non-finite values in grad_final%s; nothing was "
-                         "computed", (long long)bad, grad_saved ? " or grad_saved" : "");
-  }
+  bad = nsde__count_nonfinite(s->dtype, s->n, A);
+  if (bad == 0 && grad_saved)
+    bad = nsde__count_nonfinite(s->dtype, grad_saved->numel, grad_saved->data);
+  if (bad)
+    return nsde__error(s->ctx, NSDE_ERR_NONFINITE,
+                       "nsde_backward: %lld non-finite values in grad_final%s; nothing was "
+                       "computed", (long long)bad, grad_saved ? " or grad_saved" : "");
   nsde__grad_zero(s, s->gbuf[G_Z]);
   nsde__grad_zero(s, s->gbuf[G_CF]);
   nsde__grad_zero(s, s->gbuf[G_CG]);
-  add_saved(s, grad_saved, N, A);
+  add_saved(s, grad_saved, s->n_grid, A);
+  return NSDE_OK;
+}
 
-  n_drift = s->n_drift; /* replays below are not the solve's cost */
-  switch (s->grad) {
-  case NSDE_GRAD_STORE_ALL:
-    for (int64_t n = N - 1; n >= 0 && st == NSDE_OK; n--) {
-      int64_t k = rev ? n + 1 : n;
-      st = back_step(s, n, slot(s, k, 0), s->rec_n > 1 ? slot(s, k, 1) : NULL, pd, pg);
-      if (st == NSDE_OK)
-        st = step_done(s, grad_saved, n);
-    }
-    if (st == NSDE_OK && rev) {
-      rev_finish(s);
-      st = nsde__vjp_all(s, 0, s->grid[0], slot(s, 0, 0), s->gbuf[G_CF],
-                   s->dw ? s->gbuf[G_CG] : NULL, NULL, A, pd, pg);
-    }
-    break;
-  case NSDE_GRAD_CHECKPOINT:
-    for (int64_t c = (N + s->ck_every - 1) / s->ck_every - 1; c >= 0 && st == NSDE_OK; c--) {
-      int64_t c0 = c * s->ck_every, c1 = c0 + s->ck_every < N ? c0 + s->ck_every : N;
-      /* replay the segment forward, recording it */
-      memcpy(s->buf[B_CUR], ckpt(s, c, 0), (size_t)s->n * s->esz);
-      if (rev) {
-        memcpy(s->buf[B_Z], ckpt(s, c, 1), (size_t)s->n * s->esz);
-        st = nsde__solver_eval_fg(s, s->grid[c0], s->buf[B_Z], s->buf[B_F0],
-                                  s->dw ? s->buf[B_G0] : NULL);
-        s->rev_fresh = false;
-      }
-      s->step = c0;
-      s->tape_first = c0;
-      s->recording = true;
-      for (int64_t i = c0; i < c1 && st == NSDE_OK; i++)
-        st = nsde__solver_step(s, 0);
-      s->recording = false;
-      for (int64_t n = c1 - 1; n >= c0 && st == NSDE_OK; n--) {
-        int64_t k = n - c0 + (rev ? 1 : 0);
-        st = back_step(s, n, slot(s, k, 0), s->rec_n > 1 ? slot(s, k, 1) : NULL, pd, pg);
-        if (st == NSDE_OK)
-          st = step_done(s, grad_saved, n);
-      }
-    }
-    if (st == NSDE_OK && rev) {
-      rev_finish(s);
-      st = nsde__vjp_all(s, 0, s->grid[0], ckpt(s, 0, 1), s->gbuf[G_CF], s->dw ? s->gbuf[G_CG] : NULL,
-                   NULL, A, pd, pg);
-    }
-    s->step = N; /* the solver's own state is not needed again */
-    break;
-  case NSDE_GRAD_REVERSIBLE:
-    /* B_Z holds z_N; reconstruct (y_n, z_n) one step at a time */
-    for (int64_t n = N - 1; n >= 0 && st == NSDE_OK; n--) {
-      st = back_step(s, n, s->buf[B_Z], NULL, pd, pg);
-      if (st == NSDE_OK)
-        st = nsde__solver_step(s, 1);
-      if (st == NSDE_OK)
-        st = step_done(s, grad_saved, n);
-    }
-    if (st == NSDE_OK) {
-      rev_finish(s);
-      st = nsde__vjp_all(s, 0, s->grid[0], s->buf[B_Z], s->gbuf[G_CF], s->dw ? s->gbuf[G_CG] : NULL,
-                   NULL, A, pd, pg);
-    }
-    s->grad_ready = false; /* the reconstruction consumed the final state */
-    s->rev_fresh = true;
-    break;
-  case NSDE_GRAD_ADJOINT:
-    memcpy(s->gbuf[G_X0], s->buf[B_CUR], (size_t)s->n * s->esz);
-    for (int64_t n = N - 1; n >= 0 && st == NSDE_OK; n--) {
-      st = s->sch->adjoint(s, n, pd, pg, pd2, pg2, np_d, np_g);
-      if (st == NSDE_OK)
-        st = step_done(s, grad_saved, n);
-    }
-    break;
-  case NSDE_GRAD_NONE:
-    break;
-  }
+NSDE_API enum nsde_status nsde_backward(struct nsde_solver *s,
+                                        const struct nsde_tensor *grad_final,
+                                        const struct nsde_tensor *grad_saved,
+                                        struct nsde_tensor *grad_initial,
+                                        void *grad_drift_params, int64_t n_grad_drift,
+                                        void *grad_diffusion_params, int64_t n_grad_diffusion)
+{
+  static enum nsde_status (*const strategy[])(struct nsde_solver *, struct back_run *) = {
+    [NSDE_GRAD_STORE_ALL] = back_store_all, [NSDE_GRAD_CHECKPOINT] = back_checkpoint,
+    [NSDE_GRAD_REVERSIBLE] = back_reversible, [NSDE_GRAD_ADJOINT] = back_adjoint,
+  };
+  struct back_run r = {.saved = grad_saved};
+  enum nsde_status st;
+  int64_t n_drift;
+
+  if (!s)
+    return NSDE_ERR_NULL;
+  if ((st = back_args(s, grad_final, grad_saved, grad_initial, grad_drift_params, n_grad_drift,
+                      grad_diffusion_params, n_grad_diffusion)) != NSDE_OK)
+    return st;
+  r.np_d = (size_t)n_params(s->sde->drift);
+  r.np_g = (size_t)n_params(s->sde->diffusion);
+  r.pd = s->pscratch;
+  r.pg = (char *)r.pd + r.np_d * s->esz;
+  r.pd2 = (char *)r.pg + r.np_g * s->esz;
+  r.pg2 = (char *)r.pd2 + r.np_d * s->esz;
+  memset(r.pd, 0, 2 * (r.np_d + r.np_g) * s->esz);
+  if ((st = back_start(s, grad_final, grad_saved)) != NSDE_OK)
+    return st;
+  n_drift = s->n_drift; /* replays are not the solve's cost */
+  st = strategy[s->grad](s, &r);
   s->n_drift = n_drift;
   if (st != NSDE_OK)
     return st;
-  nsde__solver_xfer(s, grad_initial, A, true);
+  nsde__solver_xfer(s, grad_initial, s->gbuf[G_A], true);
   if (grad_drift_params)
-    memcpy(grad_drift_params, pd, np_d * s->esz);
+    memcpy(grad_drift_params, r.pd, r.np_d * s->esz);
   if (grad_diffusion_params)
-    memcpy(grad_diffusion_params, pg, np_g * s->esz);
+    memcpy(grad_diffusion_params, r.pg, r.np_g * s->esz);
   return NSDE_OK;
 }

@@ -15,21 +15,7 @@
 #include "func-private.h"
 
 #include "scheme/scheme.h"
-
-extern const struct nsde__scheme nsde__scheme_euler_maruyama, nsde__scheme_milstein,
-    nsde__scheme_heun, nsde__scheme_reversible_heun, nsde__scheme_sra1;
-
-const struct nsde__scheme *nsde__scheme_of(enum nsde_scheme scheme)
-{
-  switch (scheme) {
-  case NSDE_SCHEME_EULER_MARUYAMA: return &nsde__scheme_euler_maruyama;
-  case NSDE_SCHEME_MILSTEIN: return &nsde__scheme_milstein;
-  case NSDE_SCHEME_HEUN: return &nsde__scheme_heun;
-  case NSDE_SCHEME_REVERSIBLE_HEUN: return &nsde__scheme_reversible_heun;
-  case NSDE_SCHEME_SRA1: return &nsde__scheme_sra1;
-  }
-  return NULL;
-}
+#include "solver-build.h"
 
 NSDE_API void nsde_solver_config_init(struct nsde_solver_config *cfg)
 {
@@ -47,38 +33,12 @@ NSDE_API void nsde_solver_config_init(struct nsde_solver_config *cfg)
   cfg->atol = 1e-6;
 }
 
-enum nsde_status nsde__scheme_calculus(struct nsde_context *ctx, const struct nsde_sde *sde,
-                                       enum nsde_calculus calculus, const char *name)
-{
-  const bool ito = calculus == NSDE_CALCULUS_ITO;
-  if (sde->calculus == calculus || sde->noise == NSDE_NOISE_NONE ||
-      sde->noise == NSDE_NOISE_ADDITIVE)
-    return NSDE_OK;
-  return nsde__error(ctx, NSDE_ERR_UNSUPPORTED, "%s solves %s SDEs; this SDE is %s (use %s)", name,
-                     ito ? "Ito" : "Stratonovich", ito ? "Stratonovich" : "Ito",
-                     ito ? "Heun or reversible Heun" : "Euler-Maruyama or Milstein");
-}
-
 /* Which buffers a scheme needs (bit per enum buf). */
 static unsigned scheme_bufs(const struct nsde_sde *sde, enum nsde_scheme scheme)
 {
   bool noise = sde->noise != NSDE_NOISE_NONE;
   return 1u << B_CUR | 1u << B_NEXT | 1u << B_F0 | (noise ? 1u << B_G0 : 0u) |
          nsde__scheme_of(scheme)->bufs(noise);
-}
-
-static enum nsde_status check_scheme(struct nsde_context *ctx, const struct nsde_sde *sde,
-                                     enum nsde_scheme scheme)
-{
-  const struct nsde__scheme *sch = nsde__scheme_of(scheme);
-
-  if (!sch)
-    return nsde__error(ctx, NSDE_ERR_INVALID, "unknown scheme %d", (int)scheme);
-  if (sde->noise == NSDE_NOISE_GENERAL && !sch->general_noise)
-    return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
-                       "general noise: Euler-Maruyama (Ito) or Heun (Stratonovich), not %s",
-                       sch->name);
-  return sch->check(ctx, sde);
 }
 
 /* Number of equal base steps the configuration asks for. */
@@ -132,7 +92,7 @@ static enum nsde_status make_plan(const struct nsde_sde *sde, const struct nsde_
   size_t esz = nsde__dtype_size(sde->dtype), sz, total = 0;
   int64_t numel;
 
-  st = check_scheme(ctx, sde, c->scheme);
+  st = nsde__scheme_check(ctx, sde, c->scheme);
   if (st != NSDE_OK)
     return st;
   if (!isfinite(c->t0) || !isfinite(c->t1) || !(c->t0 < c->t1))
@@ -194,7 +154,7 @@ static enum nsde_status make_plan(const struct nsde_sde *sde, const struct nsde_
     p->off_dw = total;
     total += sde->noise != NSDE_NOISE_NONE ? wsz : 0;
     p->off_hl = total;
-    total += c->scheme == NSDE_SCHEME_SRA1 && sde->noise != NSDE_NOISE_NONE ? wsz : 0;
+    total += nsde__scheme_of(c->scheme)->levy_area && sde->noise != NSDE_NOISE_NONE ? wsz : 0;
   }
   p->off_grid = total;
   total += nsde__round64((size_t)(p->n_grid + 1) * sizeof(double));
@@ -311,7 +271,7 @@ NSDE_API enum nsde_status nsde_solver_new(const struct nsde_sde *sde,
     s->buf[b] = (p.bufs & (1u << b)) ? ws + p.off[b] : NULL;
   s->dw = s->dw_own = sde->noise != NSDE_NOISE_NONE ? ws + p.off_dw : NULL;
   s->dw_step = -1;
-  s->hl = cfg->scheme == NSDE_SCHEME_SRA1 && s->dw ? ws + p.off_hl : NULL;
+  s->hl = s->sch->levy_area && s->dw ? ws + p.off_hl : NULL;
   s->grid = (double *)(void *)(ws + p.off_grid);
   s->save_idx = (int64_t *)(void *)(ws + p.off_save);
   s->n_save = cfg->n_save;
@@ -348,11 +308,13 @@ NSDE_API enum nsde_status nsde_solver_new(const struct nsde_sde *sde,
     nsde_solver_free(s);
     return st;
   }
-  s->rev_fresh = true;
+  s->z_fresh = true;
   s->grad = cfg->grad;
   nsde__grad_setup(s, ws + p.off_grad, p.ck_every);
-  if (s->adaptive)
-    nsde__adaptive_reset(s);
+  if (s->adaptive) {
+    s->stepper = &nsde__adaptive_stepper;
+    s->stepper->reset(s);
+  }
   *out = s;
   return NSDE_OK;
 }

@@ -1,4 +1,9 @@
-/* Solver internals shared by solver.c and grad.c. Not installed.
+/* Solver internals: the solver object and the stepping functions of
+ * solver.c that adaptive.c, grad.c and the schemes build on. The layering is
+ * one way: solver.c calls neither the gradient engine nor the adaptive
+ * controller, only the hooks they install (struct nsde__recorder, struct
+ * nsde__stepper); their constructors' side is in solver-build.h. Not
+ * installed.
  * SPDX-License-Identifier: MIT */
 #ifndef NSDE_SOLVER_PRIVATE_H
 #define NSDE_SOLVER_PRIVATE_H
@@ -15,12 +20,38 @@ enum buf {
 };
 
 /* The backward pass's work arrays (grad.c, lib/scheme/): the cotangent A of
- * the state, Z (reversible Heun's second state), the cotangents handed to the
+ * the state, Z (a two-state scheme's second state), the cotangents handed to the
  * drift, diffusion and its derivative, temporaries, and the adjoint's state. */
 enum gb { G_A, G_Z, G_CF, G_CG, G_CGP, G_T1, G_T2, G_TMP, G_F, G_G, G_GP, G_X2, G_A2, G_X0, G_N };
 
+struct nsde_solver;
+
+/* What the gradient engine (grad.c) hooks into a forward solve; NULL without
+ * a gradient strategy. */
+struct nsde__recorder {
+  /* A forward step of nsde_solve is about to run from s->step. */
+  void (*before_step)(struct nsde_solver *s);
+  /* While s->recording: step has been computed, B_NEXT not yet current. */
+  void (*record)(struct nsde_solver *s, int64_t step);
+  /* While s->recording: where step's Brownian increments go (NULL: the
+   * solver's own array). */
+  void *(*dw_slot)(const struct nsde_solver *s, int64_t step);
+  /* nsde_solve finished: the tape belongs to this solve and its parameters. */
+  void (*solved)(struct nsde_solver *s);
+};
+
+/* Adaptive steps (adaptive.c); NULL on a fixed grid. */
+struct nsde__stepper {
+  /* One accepted step (one or two grid steps), trial steps as needed. */
+  enum nsde_status (*advance)(struct nsde_solver *s);
+  /* Rewind the controller and the save-at bookkeeping to t0. */
+  void (*reset)(struct nsde_solver *s);
+};
+
 struct nsde_solver {
   struct nsde_context *ctx;
+  const struct nsde__recorder *rec;   /* gradient hooks, or NULL */
+  const struct nsde__stepper *stepper; /* adaptive steps, or NULL */
   const struct nsde_sde *sde;
   enum nsde_scheme scheme;
   const struct nsde__scheme *sch; /* its steps (lib/scheme/) */
@@ -43,7 +74,7 @@ struct nsde_solver {
   void *ws;
   size_t ws_bytes;
   int64_t step;
-  bool rev_fresh;   /* reversible Heun: z not yet set from the state */
+  bool z_fresh;     /* two-state schemes: z not yet set from the state */
   double t0, t1;
 
   /* adaptive steps (adaptive.c); grid holds the accepted times */
@@ -72,7 +103,7 @@ struct nsde_solver {
   bool recording;
   void *ckpt;             /* CHECKPOINT: states every ck_every steps */
   int64_t ck_every, n_ckpt;
-  int ck_arrays;          /* 1, or 2 for reversible Heun (y, z) */
+  int ck_arrays;          /* 1, or 2 for a two-state scheme (y, z) */
   void *gbuf[G_N];        /* backward work arrays */
   void *pscratch;         /* parameter-gradient scratch (2 x (np_drift + np_diff)) */
   void *cgm;              /* general noise: the diffusion's cotangent (numel x m) */
@@ -81,7 +112,7 @@ struct nsde_solver {
 };
 
 
-/* One step (backwards = 1: reversible Heun run backwards) from s->step on
+/* One step (backwards = 1: a reversible scheme run backwards) from s->step on
  * the grid: compute, refuse non-finite values, commit. */
 enum nsde_status nsde__solver_step(struct nsde_solver *s, int backwards);
 /* The two halves: compute the step from t to t_next into B_NEXT (the state
@@ -90,14 +121,6 @@ enum nsde_status nsde__solver_step(struct nsde_solver *s, int backwards);
 enum nsde_status nsde__solver_step_compute(struct nsde_solver *s, double t, double t_next,
                                            int backwards, int64_t *bad);
 void nsde__solver_step_commit(struct nsde_solver *s, int backwards);
-/* adaptive.c: check the adaptive options (c->adaptive set); *cap = max_steps. */
-enum nsde_status nsde__adaptive_plan(const struct nsde_sde *sde, const struct nsde_solver_config *c,
-                                     int64_t *cap);
-/* adaptive.c: rewind the controller and the save-at bookkeeping to t0. */
-void nsde__adaptive_reset(struct nsde_solver *s);
-/* adaptive.c: one accepted step (one or two grid steps), trial steps as needed. */
-enum nsde_status nsde__adaptive_step(struct nsde_solver *s);
-
 /* Drift at (t, x) -> f and diffusion -> g (g NULL: skip). */
 enum nsde_status nsde__solver_eval_fg(struct nsde_solver *s, double t, const void *x, void *f,
                                       void *g);
@@ -106,20 +129,6 @@ enum nsde_status nsde__solver_eval_fg(struct nsde_solver *s, double t, const voi
 void nsde__solver_xfer(struct nsde_solver *s, struct nsde_tensor *user, void *buf, bool to_user);
 enum nsde_status nsde__solver_cb_fail(struct nsde_solver *s, const char *which, int rc,
                                       double t);
-
-/* grad.c: validate the gradient options and size their memory: the bytes of
- * the tape, checkpoints and work arrays, and the checkpoint interval. */
-enum nsde_status nsde__grad_plan(const struct nsde_sde *sde, const struct nsde_solver_config *c,
-                                 int64_t n_grid, int64_t n, int64_t wn, size_t *bytes,
-                                 int64_t *ck_every);
-/* grad.c: wire the gradient memory (from nsde__grad_plan) into a new solver. */
-void nsde__grad_setup(struct nsde_solver *s, char *mem, int64_t ck_every);
-/* grad.c: hooks of the forward pass. */
-void nsde__grad_before_step(struct nsde_solver *s);
-void nsde__grad_record(struct nsde_solver *s, int64_t step);
-/* grad.c: where the tape keeps step's Brownian increments (NULL: not kept). */
-void *nsde__grad_dw_slot(const struct nsde_solver *s, int64_t step);
-uint64_t nsde__grad_param_hash(const struct nsde_solver *s);
 
 /* Number of NaN or infinite values among the n of p. */
 int64_t nsde__count_nonfinite(enum nsde_dtype dtype, int64_t n, const void *p);

@@ -58,7 +58,7 @@ enum nsde_status nsde__solver_eval_fg(struct nsde_solver *s, double t, const voi
   const struct nsde_sde *sde = s->sde;
   int rc = nsde__func_eval(sde->drift, t, s->batch, s->dim, x, NULL, f);
 
-  s->n_drift++; /* every drift evaluation of a step passes here (SRA1's stage counts its own) */
+  s->n_drift++; /* every drift evaluation of a step passes here (a scheme's own count theirs) */
   if (rc < 0)
     return nsde__solver_cb_fail(s, "drift", rc, t);
   if (g) {
@@ -74,10 +74,10 @@ enum nsde_status nsde__solver_step_compute(struct nsde_solver *s, double t, doub
 {
   if (s->dw) { /* a recorded step draws into its tape slot, for the backward pass */
     const int64_t i = backwards ? s->step - 1 : s->step;
-    s->dw = s->recording && !backwards ? nsde__grad_dw_slot(s, s->step) : NULL;
+    s->dw = s->recording && !backwards ? s->rec->dw_slot(s, s->step) : NULL;
     if (!s->dw)
       s->dw = s->dw_own;
-    if (!(backwards && s->dw_step == i)) { /* reversible Heun's reconstruction: drawn by back_step */
+    if (!(backwards && s->dw_step == i)) { /* a reconstruction: drawn by back_step */
       nsde__brownian_fill(&s->bm, t, t_next, s->dtype, s->dw, s->hl);
       s->n_draws++;
     }
@@ -90,7 +90,7 @@ enum nsde_status nsde__solver_step_compute(struct nsde_solver *s, double t, doub
 void nsde__solver_step_commit(struct nsde_solver *s, int backwards)
 {
   if (s->recording && !backwards)
-    nsde__grad_record(s, s->step);
+    s->rec->record(s, s->step);
   SWAP(s->buf[B_CUR], s->buf[B_NEXT]);
   s->step += backwards ? -1 : 1;
 }
@@ -151,13 +151,13 @@ NSDE_API enum nsde_status nsde_solver_reset(struct nsde_solver *s)
   if (!s)
     return NSDE_ERR_NULL;
   s->step = 0;
-  s->rev_fresh = true;
+  s->z_fresh = true;
   s->grad_ready = false;
   s->n_drift = 0;
   s->n_draws = 0;
   s->dw_step = -1;
-  if (s->adaptive)
-    nsde__adaptive_reset(s);
+  if (s->stepper)
+    s->stepper->reset(s);
   return NSDE_OK;
 }
 
@@ -179,7 +179,7 @@ NSDE_API enum nsde_status nsde_solver_step(struct nsde_solver *s, struct nsde_te
                        "nsde_solver_step: already at t1; call nsde_solver_reset() first");
   nsde__solver_xfer(s, state, s->buf[B_CUR], false);
   s->grad_ready = false;
-  st = s->adaptive ? nsde__adaptive_step(s) : nsde__solver_step(s, 0);
+  st = s->stepper ? s->stepper->advance(s) : nsde__solver_step(s, 0);
   if (st == NSDE_OK)
     nsde__solver_xfer(s, state, s->buf[B_CUR], true);
   return st;
@@ -221,11 +221,11 @@ NSDE_API enum nsde_status nsde_solve(struct nsde_solver *s, struct nsde_tensor *
     }
     if (at_end(s))
       break;
-    if (s->adaptive) {
-      st = nsde__adaptive_step(s); /* calls nsde__grad_before_step itself */
+    if (s->stepper) {
+      st = s->stepper->advance(s); /* calls before_step itself */
     } else {
-      if (s->grad != NSDE_GRAD_NONE)
-        nsde__grad_before_step(s);
+      if (s->rec)
+        s->rec->before_step(s);
       st = nsde__solver_step(s, 0);
     }
     if (st != NSDE_OK)
@@ -233,10 +233,8 @@ NSDE_API enum nsde_status nsde_solve(struct nsde_solver *s, struct nsde_tensor *
   }
   s->recording = false;
   nsde__solver_xfer(s, state, s->buf[B_CUR], true);
-  if (st == NSDE_OK && s->grad != NSDE_GRAD_NONE) {
-    s->grad_ready = true;
-    s->param_hash = nsde__grad_param_hash(s);
-  }
+  if (st == NSDE_OK && s->rec)
+    s->rec->solved(s);
   return st;
 }
 
@@ -247,13 +245,17 @@ NSDE_API enum nsde_status nsde_solver_reconstruct(struct nsde_solver *s,
 
   if (!s)
     return NSDE_ERR_NULL;
-  if (s->scheme != NSDE_SCHEME_REVERSIBLE_HEUN)
+  if (!s->sch->reversible) {
+    char names[160];
     return nsde__error(s->ctx, NSDE_ERR_UNSUPPORTED,
-                       "nsde_solver_reconstruct: only reversible Heun can run backwards, "
-                       "this solver is %s", s->sch->name);
+                       "nsde_solver_reconstruct: only a reversible scheme (%s) can run "
+                       "backwards, this solver is %s",
+                       nsde__scheme_names(names, sizeof(names), nsde__scheme_reversible),
+                       s->sch->name);
+  }
   if ((st = check_state(s, state, "nsde_solver_reconstruct")) != NSDE_OK)
     return st;
-  if (s->step != s->n_grid || s->rev_fresh)
+  if (s->step != s->n_grid || s->z_fresh)
     return nsde__error(s->ctx, NSDE_ERR_STATE,
                        "nsde_solver_reconstruct: the integration has not reached t1");
   s->grad_ready = false;
@@ -263,7 +265,7 @@ NSDE_API enum nsde_status nsde_solver_reconstruct(struct nsde_solver *s,
       return st;
   }
   nsde__solver_xfer(s, state, s->buf[B_CUR], true);
-  s->rev_fresh = true;
+  s->z_fresh = true;
   return NSDE_OK;
 }
 

@@ -15,11 +15,6 @@ static unsigned bufs(bool noise)
   return 0;
 }
 
-static enum nsde_status check(struct nsde_context *ctx, const struct nsde_sde *sde)
-{
-  return nsde__scheme_calculus(ctx, sde, NSDE_CALCULUS_ITO, "Euler-Maruyama");
-}
-
 static enum nsde_status step(struct nsde_solver *s, double t, double t_next, int backwards,
                              int64_t *bad)
 {
@@ -130,6 +125,13 @@ static enum nsde_status adjoint(struct nsde_solver *s, int64_t n, void *pd, void
 }
 
 const struct nsde__scheme nsde__scheme_euler_maruyama = {
-  "Euler-Maruyama", bufs, 1, {B_CUR, B_CUR}, check, step, back, adjoint, true,
-  {NSDE__EST_DOUBLING, -1, false, {2.0, 1.5, 1.0}},
+  .name = "Euler-Maruyama",
+  .calculus = NSDE_CALCULUS_ITO,
+  .bufs = bufs,
+  .rec_n = 1, .rec = {B_CUR},       /* the step's input */
+  .step = step,
+  .back = back,
+  .adjoint = adjoint,
+  .general_noise = true,
+  .adapt = {.kind = NSDE__EST_DOUBLING, .lower = -1, .state_noise = false, .q = {2.0, 1.5, 1.0}},
 };

@@ -14,11 +14,6 @@ static unsigned bufs(bool noise)
   return 1u << B_XT | 1u << B_F1 | (noise ? 1u << B_G1 : 0u);
 }
 
-static enum nsde_status check(struct nsde_context *ctx, const struct nsde_sde *sde)
-{
-  return nsde__scheme_calculus(ctx, sde, NSDE_CALCULUS_STRATONOVICH, "Heun");
-}
-
 static enum nsde_status step(struct nsde_solver *s, double t, double t_next, int backwards,
                              int64_t *bad)
 {
@@ -83,6 +78,13 @@ static enum nsde_status back(struct nsde_solver *s, int64_t n, double t, double 
 }
 
 const struct nsde__scheme nsde__scheme_heun = {
-  "Heun", bufs, 2, {B_CUR, B_XT}, check, step, back, NULL, true,
-  {NSDE__EST_EMBEDDED, B_XT, true, {2.0, 1.5, 1.0}},
+  .name = "Heun",
+  .calculus = NSDE_CALCULUS_STRATONOVICH,
+  .bufs = bufs,
+  .rec_n = 2, .rec = {B_CUR, B_XT}, /* the input and the predictor */
+  .step = step,
+  .back = back,
+  .general_noise = true,
+  /* the predictor is the Euler-Maruyama solution, order 0.5 below */
+  .adapt = {.kind = NSDE__EST_EMBEDDED, .lower = B_XT, .state_noise = true, .q = {2.0, 1.5, 1.0}},
 };

@@ -8,6 +8,20 @@
 #include "scheme.h"
 #include "kernels.h"
 
+/* Milstein (Ito, diagonal): x1 = x + f h + g dW + 1/2 g g' (dW^2 - h) */
+#define NSDE__K_MILSTEIN(T, SFX)                                                                   \
+static inline int64_t k_milstein##SFX(int64_t n, T h, const T *x, const T *f, const T *g,          \
+                                      const T *gp, const T *dw, T *x1, int nt)                     \
+{                                                                                                  \
+  int64_t bad = 0;                                                                                 \
+  (void)nt;                                                                                        \
+  NSDE__FINITE_LOOP(x1, T v = x[i] + f[i] * h + g[i] * dw[i] +                                     \
+                              (T)0.5 * g[i] * gp[i] * (dw[i] * dw[i] - h););                       \
+  return bad;                                                                                      \
+}
+
+NSDE__KERNEL_TYPES(NSDE__K_MILSTEIN)
+
 static unsigned bufs(bool noise)
 {
   return noise ? 1u << B_GP | 1u << B_DFX : 0u;
@@ -15,9 +29,8 @@ static unsigned bufs(bool noise)
 
 static enum nsde_status check(struct nsde_context *ctx, const struct nsde_sde *sde)
 {
-  enum nsde_status st = nsde__scheme_calculus(ctx, sde, NSDE_CALCULUS_ITO, "Milstein");
-  if (st != NSDE_OK || sde->noise == NSDE_NOISE_NONE)
-    return st;
+  if (sde->noise == NSDE_NOISE_NONE)
+    return NSDE_OK;
   if (sde->noise == NSDE_NOISE_SCALAR)
     return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
                        "Milstein here needs diagonal or additive noise, not scalar");
@@ -88,6 +101,13 @@ static enum nsde_status back(struct nsde_solver *s, int64_t n, double t, double 
 }
 
 const struct nsde__scheme nsde__scheme_milstein = {
-  "Milstein", bufs, 1, {B_CUR, B_CUR}, check, step, back, NULL, false,
-  {NSDE__EST_DOUBLING, -1, true, {2.0, 1.5, 1.5}},
+  .name = "Milstein",
+  .calculus = NSDE_CALCULUS_ITO,
+  .bufs = bufs,
+  .rec_n = 1, .rec = {B_CUR},       /* the step's input */
+  .check = check,
+  .step = step,
+  .back = back,
+  .back_diag_vjp = true,
+  .adapt = {.kind = NSDE__EST_DOUBLING, .lower = -1, .state_noise = true, .q = {2.0, 1.5, 1.5}},
 };

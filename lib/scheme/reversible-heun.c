@@ -13,16 +13,29 @@
 #include "scheme.h"
 #include "kernels.h"
 
+/* Reversible Heun, auxiliary state: z1 = 2y - z + fz h + gz sw dW (sw = -1: backwards) */
+#define NSDE__K_REVZ(T, SFX)                                                                       \
+static inline int64_t k_revz##SFX(int64_t n, int64_t dim, int scalar, T h, T sw, const T *y,       \
+                                  const T *z, const T *fz, const T *gz, const T *dw, T *z1,        \
+                                  int nt)                                                          \
+{                                                                                                  \
+  int64_t bad = 0;                                                                                 \
+  (void)nt;                                                                                        \
+  if (gz) {                                                                                        \
+    NSDE__NOISE_LOOP(T, z1, T v = (T)2 * y[i] - z[i] + fz[i] * h + gz[i] * sw * W;);               \
+  } else {                                                                                         \
+    NSDE__FINITE_LOOP(z1, T v = (T)2 * y[i] - z[i] + fz[i] * h;);                                  \
+  }                                                                                                \
+  return bad;                                                                                      \
+}
+
+NSDE__KERNEL_TYPES(NSDE__K_REVZ)
+
 #define SWAP(a, b) do { void *tmp_ = (a); (a) = (b); (b) = tmp_; } while (0)
 
 static unsigned bufs(bool noise)
 {
   return 1u << B_Z | 1u << B_Z1 | 1u << B_F1 | (noise ? 1u << B_G1 : 0u);
-}
-
-static enum nsde_status check(struct nsde_context *ctx, const struct nsde_sde *sde)
-{
-  return nsde__scheme_calculus(ctx, sde, NSDE_CALCULUS_STRATONOVICH, "reversible Heun");
 }
 
 static enum nsde_status step(struct nsde_solver *s, double t, double t_next, int backwards,
@@ -34,11 +47,11 @@ static enum nsde_status step(struct nsde_solver *s, double t, double t_next, int
   void **B = s->buf;
   enum nsde_status st;
 
-  if (s->rev_fresh) {
+  if (s->z_fresh) {
     memcpy(B[B_Z], B[B_CUR], (size_t)s->n * s->esz);
     if ((st = nsde__solver_eval_fg(s, t, B[B_Z], B[B_F0], B[B_G0])) != NSDE_OK)
       return st;
-    s->rev_fresh = false;
+    s->z_fresh = false;
   }
   *bad = NSDE__TYPED(s, k_revz_f32(s->n, s->dim, s->scalar, (float)hs, (float)sgn, B[B_CUR],
                                    B[B_Z], B[B_F0], B[B_G0], s->dw, B[B_Z1], nt),
@@ -78,7 +91,26 @@ static enum nsde_status back(struct nsde_solver *s, int64_t n, double t, double 
   return NSDE_OK;
 }
 
+/* The backward pass ends at z_0 = y_0: the initial state's cotangent is
+ * Y + Z plus the vjp through f(z_0), g(z_0) with the cotangents CF, CG. */
+static enum nsde_status back_initial(struct nsde_solver *s, const void *z0, void *pd, void *pg)
+{
+  void **G = s->gbuf;
+  void *A = G[G_A], *Z = G[G_Z];
+
+  EW(R(A) += R(Z););
+  return nsde__vjp_all(s, 0, s->grid[0], z0, G[G_CF], s->dw ? G[G_CG] : NULL, NULL, A, pd, pg);
+}
+
 const struct nsde__scheme nsde__scheme_reversible_heun = {
-  "reversible Heun", bufs, 1, {B_Z, B_Z}, check, step, back, NULL, false,
-  {NSDE__EST_NONE, -1, false, {0.0, 0.0, 0.0}},
+  .name = "reversible Heun",
+  .calculus = NSDE_CALCULUS_STRATONOVICH,
+  .bufs = bufs,
+  .rec_n = 1, .rec = {B_Z},         /* z_{n+1}: y_n follows from it backwards */
+  .step = step,
+  .back = back,
+  .back_initial = back_initial,
+  .two_state = true,
+  .reversible = true,
+  .adapt = {.kind = NSDE__EST_NONE, .lower = -1},
 };

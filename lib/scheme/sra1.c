@@ -9,6 +9,39 @@
 #include "scheme.h"
 #include "kernels.h"
 
+/* SRA1 stage 2: H2 = x + 3/4 f1 h + 3/2 g(t+h) (I10/h), I10/h = Hl + dW/2 */
+#define NSDE__K_SRA_STAGE(T, SFX)                                                                  \
+static inline void k_sra_stage##SFX(int64_t n, T h, const T *x, const T *f1, const T *g_end,       \
+                                    const T *dw, const T *hl, T *h2, int nt)                       \
+{                                                                                                  \
+  (void)nt;                                                                                        \
+  NSDE_PAR_FOR_SIMD(nt > 1 && n > NSDE_PAR_MIN,                                                    \
+                    "omp parallel for simd num_threads(nt)",                                       \
+                    "omp simd",                                                                    \
+  for (int64_t i = 0; i < n; i++)                                                                  \
+    h2[i] = x[i] + (T)0.75 * f1[i] * h +                                                           \
+            (g_end ? (T)1.5 * g_end[i] * (hl[i] + (T)0.5 * dw[i]) : (T)0););                       \
+}
+
+/* SRA1 update: x1 = x + h (f1/3 + 2 f2/3) + g(t+h) (dW - I10/h) + g(t) I10/h */
+#define NSDE__K_SRA(T, SFX)                                                                        \
+static inline int64_t k_sra##SFX(int64_t n, T h, const T *x, const T *f1, const T *f2,             \
+                                 const T *g_end, const T *g_start, const T *dw, const T *hl,       \
+                                 T *x1, int nt)                                                    \
+{                                                                                                  \
+  int64_t bad = 0;                                                                                 \
+  (void)nt;                                                                                        \
+  NSDE__FINITE_LOOP(x1, T v = x[i] + h * (f1[i] / (T)3 + (T)2 * f2[i] / (T)3);                     \
+                        if (g_end) {                                                               \
+                          T i10 = hl[i] + (T)0.5 * dw[i];                                          \
+                          v += g_end[i] * (dw[i] - i10) + g_start[i] * i10;                        \
+                        });                                                                        \
+  return bad;                                                                                      \
+}
+
+NSDE__KERNEL_TYPES(NSDE__K_SRA_STAGE)
+NSDE__KERNEL_TYPES(NSDE__K_SRA)
+
 static unsigned bufs(bool noise)
 {
   return 1u << B_XT | 1u << B_F1 | (noise ? 1u << B_G1 : 0u);
@@ -81,6 +114,13 @@ static enum nsde_status back(struct nsde_solver *s, int64_t n, double t, double 
 }
 
 const struct nsde__scheme nsde__scheme_sra1 = {
-  "SRA1", bufs, 2, {B_CUR, B_XT}, check, step, back, NULL, false,
-  {NSDE__EST_EMBEDDED, -1, false, {2.0, 1.5, 0.0}}, /* additive noise only */
+  .name = "SRA1",
+  .calculus = NSDE__ANY_CALCULUS,   /* additive noise only: check refuses the rest */
+  .bufs = bufs,
+  .rec_n = 2, .rec = {B_CUR, B_XT}, /* the input and the stage H2 */
+  .check = check,
+  .step = step,
+  .back = back,
+  .levy_area = true,
+  .adapt = {.kind = NSDE__EST_EMBEDDED, .lower = -1, .state_noise = false, .q = {2.0, 1.5, 0.0}},
 };
