@@ -156,6 +156,19 @@ size_t nsde__dtype_size(enum nsde_dtype dtype)
   return dtype == NSDE_DTYPE_FLOAT64 ? sizeof(double) : sizeof(float);
 }
 
+const char *nsde__dtype_name(enum nsde_dtype dtype)
+{
+  return dtype == NSDE_DTYPE_FLOAT32 ? "float32" : dtype == NSDE_DTYPE_FLOAT64 ? "float64" : "?";
+}
+
+uint64_t nsde__fnv1a(const void *p, size_t n, uint64_t h)
+{
+  const unsigned char *b = p;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ b[i]) * NSDE__FNV_PRIME;
+  return h;
+}
+
 bool nsde__dtype_valid(enum nsde_dtype dtype)
 {
   return dtype == NSDE_DTYPE_FLOAT32 || dtype == NSDE_DTYPE_FLOAT64;

@@ -13,19 +13,6 @@
 #include "func-private.h"
 #include "philox.h"
 
-static double get_el(enum nsde_dtype dt, const void *p, int64_t i)
-{
-  return dt == NSDE_DTYPE_FLOAT32 ? (double)((const float *)p)[i] : ((const double *)p)[i];
-}
-
-static void set_el(enum nsde_dtype dt, void *p, int64_t i, double v)
-{
-  if (dt == NSDE_DTYPE_FLOAT32)
-    ((float *)p)[i] = (float)v;
-  else
-    ((double *)p)[i] = v;
-}
-
 /* Above these, a check fails (worst relative error; see nsde-func.h). */
 static double check_tol(enum nsde_dtype dt)
 {
@@ -60,12 +47,9 @@ static enum nsde_status check_args(struct nsde_func *f, const struct nsde_tensor
   if (f->kind == NSDE__FUNC_DROPOUT)
     return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
                        "%s: dropout noise is sigma * drift; check the drift", fn);
-  if (x->dtype != f->dtype)
-    return nsde__error(ctx, NSDE_ERR_DTYPE, "%s: x is %s, the func is %s", fn,
-                       x->dtype == NSDE_DTYPE_FLOAT32 ? "float32" : "float64",
-                       f->dtype == NSDE_DTYPE_FLOAT32 ? "float32" : "float64");
-  if (!x->contiguous)
-    return nsde__error(ctx, NSDE_ERR_SHAPE, "%s: x must be contiguous", fn);
+  if ((st = nsde__check_tensor(ctx, fn, "x (the func's dtype)", x, f->dtype, -1, NULL, true)) !=
+      NSDE_OK)
+    return st;
   if (!isfinite(t) || !(eps >= 0) || !isfinite(eps))
     return nsde__error(ctx, NSDE_ERR_INVALID, "%s: t = %g and eps = %g must be finite, eps >= 0",
                        fn, t, eps);
@@ -99,13 +83,81 @@ static void note(struct nsde_vjp_report *r, int64_t j, int is_param, double ana,
  * differences of v . g, after checking the callback contract: grad_x is
  * overwritten (it is pre-filled with NaN) and grad_params accumulated (a
  * second call on a pre-filled buffer must add the same amounts). */
+/* The vjp contract: every grad_x element overwritten (gx was NaN-filled),
+ * parameter gradients added (gp from zero, gp2 onto 1 + k % 7). */
+static enum nsde_status check_contract(const struct nsde_func *f, int64_t n, int64_t np,
+                                       const char *gx, const char *gp, const char *gp2,
+                                       struct nsde_vjp_report *r, struct nsde_vjp_report *report,
+                                       const char *fn, const char *what)
+{
+  struct nsde_context *ctx = f->ctx;
+
+  for (int64_t i = 0; i < n; i++)
+    if (isnan(nsde__get_el(f->dtype, gx, i))) {
+      note(r, i, 0, NAN, 0.0);
+      report_out(report, r);
+      return nsde__error(ctx, NSDE_ERR_CHECK_FAILED,
+                       "%s: the %s callback left grad_x[%lld] as it found it (NaN) or added to "
+                       "it: it must overwrite every element of grad_x", fn, what, (long long)i);
+    }
+  for (int64_t k = 0; k < np; k++) {
+    double once = nsde__get_el(f->dtype, gp, k);
+    double added = nsde__get_el(f->dtype, gp2, k) - (double)(1 + k % 7);
+    double tol = (f->dtype == NSDE_DTYPE_FLOAT64 ? 1e-12 : 1e-5) * (8.0 + fabs(once));
+    if (!(fabs(added - once) <= tol)) {
+      note(r, k, 1, added, once);
+      report_out(report, r);
+      return nsde__error(ctx, NSDE_ERR_CHECK_FAILED,
+                       "%s: the %s callback does not add to grad_params[%lld] (%g on a zeroed "
+                       "buffer, %g added to a filled one): it must accumulate (+=), not "
+                       "overwrite", fn, what, (long long)k, once, added);
+    }
+  }
+  return NSDE_OK;
+}
+
+/* Central differences of v . f along sampled inputs (pass 0) and
+ * parameters (pass 1), noted against the vjp's gx and gp. */
+static enum nsde_status compare_fd(struct nsde_func *f, int diag, double t, int64_t batch,
+                                   int64_t dim, double eps, char *xc, const char *v, char *out,
+                                   const char *gx, const char *gp, struct nsde_vjp_report *r,
+                                   const char *fn)
+{
+  const int64_t n = batch * dim, np = f->n_params;
+  const int64_t stride_x = n > 4096 ? (n + 4095) / 4096 : 1;
+  const int64_t stride_p = np > 4096 ? (np + 4095) / 4096 : 1;
+  int rc;
+
+  for (int pass = 0; pass < 2; pass++) {
+    int64_t count = pass == 0 ? n : np, stride = pass == 0 ? stride_x : stride_p;
+    char *target = pass == 0 ? xc : (char *)f->params;
+    for (int64_t j = 0; j < count; j += stride) {
+      double orig = nsde__get_el(f->dtype, target, j), plus, minus;
+      nsde__set_el(f->dtype, target, j, orig + eps);
+      rc = vdotf(f, diag, t, batch, dim, xc, v, out, &plus);
+      if (rc >= 0) {
+        nsde__set_el(f->dtype, target, j, orig - eps);
+        rc = vdotf(f, diag, t, batch, dim, xc, v, out, &minus);
+      }
+      nsde__set_el(f->dtype, target, j, orig);
+      if (rc < 0) {
+        return nsde__error(f->ctx, NSDE_ERR_CALLBACK, "%s: evaluating the func returned %d", fn,
+                           rc);
+      }
+      note(r, j, pass, nsde__get_el(f->dtype, pass == 0 ? gx : gp, j),
+           (plus - minus) / (2 * eps));
+    }
+  }
+  return NSDE_OK;
+}
+
 static enum nsde_status check_vjp_of(struct nsde_func *f, int diag, double t,
                                      const struct nsde_tensor *x, uint64_t seed, double eps,
                                      struct nsde_vjp_report *report, const char *fn)
 {
   struct nsde_context *ctx = f->ctx;
   enum nsde_status st = NSDE_OK;
-  int64_t batch, dim, n, nv, np, stride_x, stride_p;
+  int64_t batch, dim, n, nv, np;
   size_t esz, bytes;
   char *mem = NULL, *xc, *v, *gx, *gp, *gp2, *out;
   struct nsde_vjp_report r;
@@ -134,12 +186,12 @@ static enum nsde_status check_vjp_of(struct nsde_func *f, int diag, double t,
   for (int64_t i = 0; i < nv; i++) {
     double z1, z2;
     nsde__normal_pair(seed, (uint32_t)i, (uint32_t)(i >> 32), 0xC4EC, 7, &z1, &z2);
-    set_el(f->dtype, v, i, z1);
+    nsde__set_el(f->dtype, v, i, z1);
     if (i < n)
-      set_el(f->dtype, gx, i, NAN);
+      nsde__set_el(f->dtype, gx, i, NAN);
   }
   for (int64_t k = 0; k < np; k++)
-    set_el(f->dtype, gp2, k, (double)(1 + k % 7)); /* exact in either dtype */
+    nsde__set_el(f->dtype, gp2, k, (double)(1 + k % 7)); /* exact in either dtype */
   memset(&r, 0, sizeof(r));
   r.size = sizeof(r);
   rc = diag ? nsde__func_diag_vjp(f, t, batch, dim, xc, v, gx, np ? gp : NULL)
@@ -151,49 +203,10 @@ static enum nsde_status check_vjp_of(struct nsde_func *f, int diag, double t,
     st = nsde__error(ctx, NSDE_ERR_CALLBACK, "%s: the %s callback returned %d", fn, what, rc);
     goto done;
   }
-  for (int64_t i = 0; i < n; i++)
-    if (isnan(get_el(f->dtype, gx, i))) {
-      note(&r, i, 0, NAN, 0.0);
-      report_out(report, &r);
-      st = nsde__error(ctx, NSDE_ERR_CHECK_FAILED,
-                       "%s: the %s callback left grad_x[%lld] as it found it (NaN) or added to "
-                       "it: it must overwrite every element of grad_x", fn, what, (long long)i);
-      goto done;
-    }
-  for (int64_t k = 0; k < np; k++) {
-    double once = get_el(f->dtype, gp, k), added = get_el(f->dtype, gp2, k) - (double)(1 + k % 7);
-    double tol = (f->dtype == NSDE_DTYPE_FLOAT64 ? 1e-12 : 1e-5) * (8.0 + fabs(once));
-    if (!(fabs(added - once) <= tol)) {
-      note(&r, k, 1, added, once);
-      report_out(report, &r);
-      st = nsde__error(ctx, NSDE_ERR_CHECK_FAILED,
-                       "%s: the %s callback does not add to grad_params[%lld] (%g on a zeroed "
-                       "buffer, %g added to a filled one): it must accumulate (+=), not "
-                       "overwrite", fn, what, (long long)k, once, added);
-      goto done;
-    }
-  }
-  stride_x = n > 4096 ? (n + 4095) / 4096 : 1;
-  stride_p = np > 4096 ? (np + 4095) / 4096 : 1;
-  for (int pass = 0; pass < 2; pass++) {
-    int64_t count = pass == 0 ? n : np, stride = pass == 0 ? stride_x : stride_p;
-    char *target = pass == 0 ? xc : (char *)f->params;
-    for (int64_t j = 0; j < count; j += stride) {
-      double orig = get_el(f->dtype, target, j), plus, minus;
-      set_el(f->dtype, target, j, orig + eps);
-      rc = vdotf(f, diag, t, batch, dim, xc, v, out, &plus);
-      if (rc >= 0) {
-        set_el(f->dtype, target, j, orig - eps);
-        rc = vdotf(f, diag, t, batch, dim, xc, v, out, &minus);
-      }
-      set_el(f->dtype, target, j, orig);
-      if (rc < 0) {
-        st = nsde__error(ctx, NSDE_ERR_CALLBACK, "%s: evaluating the func returned %d", fn, rc);
-        goto done;
-      }
-      note(&r, j, pass, get_el(f->dtype, pass == 0 ? gx : gp, j), (plus - minus) / (2 * eps));
-    }
-  }
+  if ((st = check_contract(f, n, np, gx, gp, gp2, &r, report, fn, what)) != NSDE_OK)
+    goto done;
+  if ((st = compare_fd(f, diag, t, batch, dim, eps, xc, v, out, gx, gp, &r, fn)) != NSDE_OK)
+    goto done;
   report_out(report, &r);
   if (!(r.worst_rel_err <= check_tol(f->dtype)))
     st = nsde__error(ctx, NSDE_ERR_CHECK_FAILED,
@@ -268,16 +281,16 @@ NSDE_API enum nsde_status nsde_func_check_diag(struct nsde_func *f, double t,
   stride = n > 4096 ? (n + 4095) / 4096 : 1;
   /* d f_j / d x_j by central differences: one perturbed element at a time */
   for (int64_t j = 0; rc >= 0 && j < n; j += stride) {
-    double orig = get_el(f->dtype, xc, j);
-    set_el(f->dtype, xc, j, orig + eps);
+    double orig = nsde__get_el(f->dtype, xc, j);
+    nsde__set_el(f->dtype, xc, j, orig + eps);
     rc = nsde__func_eval(f, t, batch, n / batch, xc, NULL, fp);
-    set_el(f->dtype, xc, j, orig - eps);
+    nsde__set_el(f->dtype, xc, j, orig - eps);
     if (rc >= 0)
       rc = nsde__func_eval(f, t, batch, n / batch, xc, NULL, fm);
-    set_el(f->dtype, xc, j, orig);
+    nsde__set_el(f->dtype, xc, j, orig);
     if (rc >= 0)
-      note(&r, j, 0, get_el(f->dtype, d, j),
-           (get_el(f->dtype, fp, j) - get_el(f->dtype, fm, j)) / (2 * eps));
+      note(&r, j, 0, nsde__get_el(f->dtype, d, j),
+           (nsde__get_el(f->dtype, fp, j) - nsde__get_el(f->dtype, fm, j)) / (2 * eps));
   }
   free(mem);
   if (rc < 0)

@@ -199,11 +199,8 @@ static void affine(const struct nsde_func *f, int64_t n, double c0, double c1, c
     affine_double(n, c0, c1, x, out, nt);
 }
 
-static double param(const struct nsde_func *f, int i)
-{
-  return f->dtype == NSDE_DTYPE_FLOAT32 ? (double)((const float *)f->params)[i]
-                                        : ((const double *)f->params)[i];
-}
+/* Parameter i of a built-in. */
+static double param(const struct nsde_func *f, int i) { return nsde__get_el(f->dtype, f->params, i); }
 
 int nsde__func_eval(const struct nsde_func *f, double t, int64_t batch, int64_t dim,
                     const void *x, const void *fx, void *out)

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "scheme/elementwise.h"
 #include "scheme/scheme.h"
 #include "solver-build.h"
 
@@ -198,18 +199,11 @@ static void before_step(struct nsde_solver *s)
 static uint64_t param_hash(const struct nsde_solver *s)
 {
   const struct nsde_func *fs[2] = {s->sde->drift, s->sde->diffusion};
-  uint64_t h = 1469598103934665603ULL;
+  uint64_t h = NSDE__FNV_BASIS;
 
-  for (int k = 0; k < 2; k++) {
-    const unsigned char *p;
-    size_t nb;
-    if (!fs[k] || fs[k]->n_params == 0)
-      continue;
-    p = fs[k]->params;
-    nb = (size_t)fs[k]->n_params * s->esz;
-    for (size_t i = 0; i < nb; i++)
-      h = (h ^ p[i]) * 1099511628211ULL;
-  }
+  for (int k = 0; k < 2; k++)
+    if (fs[k] && fs[k]->n_params > 0)
+      h = nsde__fnv1a(fs[k]->params, (size_t)fs[k]->n_params * s->esz, h);
   return h;
 }
 
@@ -269,20 +263,6 @@ void nsde__grad_setup(struct nsde_solver *s, char *mem, int64_t ck_every)
 
 /* ---- helpers of the backward steps ---------------------------------------- */
 
-static double param_value(const struct nsde_func *f, int i)
-{
-  return f->dtype == NSDE_DTYPE_FLOAT32 ? (double)((const float *)f->params)[i]
-                                        : ((const double *)f->params)[i];
-}
-
-void nsde__param_add(enum nsde_dtype dt, void *p, int i, double v)
-{
-  if (dt == NSDE_DTYPE_FLOAT32)
-    ((float *)p)[i] += (float)v;
-  else
-    ((double *)p)[i] += v;
-}
-
 enum nsde_status nsde__vjp_fail(struct nsde_solver *s, const char *which, int rc, int64_t step)
 {
   return nsde__error(s->ctx, NSDE_ERR_CALLBACK,
@@ -304,31 +284,31 @@ enum nsde_status nsde__vjp_all(struct nsde_solver *s, int64_t step, double t, co
   int rc;
 
   if (cg && g->kind == NSDE__FUNC_DROPOUT) {
-    const double sigma = param_value(g, 0);
+    const double sigma = nsde__get_el(g->dtype, g->params, 0);
     rc = nsde__func_eval(f, t, s->batch, s->dim, x, NULL, s->gbuf[G_F]);
     if (rc < 0)
       return nsde__vjp_fail(s, "drift", rc, step);
-    nsde__param_add(s->dtype, pg, 0, nsde__dot(s->dtype, s->n, cg, s->gbuf[G_F]));
-    EW(R(cf) += (T)sigma * R(cg););
+    nsde__add_el(s->dtype, pg, 0, nsde__dot(s->dtype, s->n, cg, s->gbuf[G_F]));
+    NSDE__EW(s, R(cf) += (T)sigma * R(cg););
     cg = NULL;
   }
   if (cf) {
     rc = nsde__func_vjp(f, t, s->batch, s->dim, x, cf, tmp, pd);
     if (rc < 0)
       return nsde__vjp_fail(s, "drift vjp", rc, step);
-    EW(R(acc) += R(tmp););
+    NSDE__EW(s, R(acc) += R(tmp););
   }
   if (cg) {
     rc = nsde__func_vjp(g, t, s->batch, s->dim, x, cg, tmp, pg);
     if (rc < 0)
       return nsde__vjp_fail(s, "diffusion vjp", rc, step);
-    EW(R(acc) += R(tmp););
+    NSDE__EW(s, R(acc) += R(tmp););
   }
   if (cgp) {
     rc = nsde__func_diag_vjp(g, t, s->batch, s->dim, x, cgp, tmp, pg);
     if (rc < 0)
       return nsde__vjp_fail(s, "diffusion diag_deriv_vjp", rc, step);
-    EW(R(acc) += R(tmp););
+    NSDE__EW(s, R(acc) += R(tmp););
   }
   return NSDE_OK;
 }
@@ -393,7 +373,7 @@ static void add_saved(struct nsde_solver *s, const struct nsde_tensor *gs, int64
   for (int64_t j = 0; j < s->n_save; j++)
     if (s->save_idx[j] == idx) {
       const char *src = (const char *)gs->data + (size_t)j * (size_t)s->n * s->esz;
-      EW(R(A) += ((const T *)src)[i];);
+      NSDE__EW(s, R(A) += ((const T *)src)[i];);
     }
 }
 
@@ -413,14 +393,7 @@ static enum nsde_status step_done(struct nsde_solver *s, const struct nsde_tenso
 static enum nsde_status check_like_state(struct nsde_solver *s, const struct nsde_tensor *t,
                                          const char *what)
 {
-  if (!t)
-    return nsde__error(s->ctx, NSDE_ERR_NULL, "nsde_backward: %s is NULL", what);
-  if (t->dtype != s->dtype)
-    return nsde__error(s->ctx, NSDE_ERR_DTYPE, "nsde_backward: %s has the wrong dtype", what);
-  if (t->rank != s->rank || memcmp(t->shape, s->shape, (size_t)s->rank * sizeof(int64_t)))
-    return nsde__error(s->ctx, NSDE_ERR_SHAPE, "nsde_backward: %s is not of the state's shape",
-                       what);
-  return NSDE_OK;
+  return nsde__check_tensor(s->ctx, "nsde_backward", what, t, s->dtype, s->rank, s->shape, false);
 }
 
 /* A parameter-gradient buffer holds exactly the function's parameters (or is

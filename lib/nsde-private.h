@@ -48,6 +48,40 @@ void nsde__log(struct nsde_context *ctx, enum nsde_log_level level,
 
 size_t nsde__dtype_size(enum nsde_dtype dtype);
 bool nsde__dtype_valid(enum nsde_dtype dtype);
+const char *nsde__dtype_name(enum nsde_dtype dtype);
+
+/* Element i of an array of dtype dt, read or written as a double. */
+static inline double nsde__get_el(enum nsde_dtype dt, const void *p, int64_t i)
+{
+  return dt == NSDE_DTYPE_FLOAT32 ? (double)((const float *)p)[i] : ((const double *)p)[i];
+}
+static inline void nsde__set_el(enum nsde_dtype dt, void *p, int64_t i, double v)
+{
+  if (dt == NSDE_DTYPE_FLOAT32)
+    ((float *)p)[i] = (float)v;
+  else
+    ((double *)p)[i] = v;
+}
+/* p[i] += v in the dtype. */
+static inline void nsde__add_el(enum nsde_dtype dt, void *p, int64_t i, double v)
+{
+  if (dt == NSDE_DTYPE_FLOAT32)
+    ((float *)p)[i] += (float)v;
+  else
+    ((double *)p)[i] += v;
+}
+
+/* FNV-1a 64 of n bytes, continuing from h (NSDE__FNV_BASIS to start). */
+#define NSDE__FNV_BASIS 14695981039346656037ULL
+#define NSDE__FNV_PRIME 1099511628211ULL
+uint64_t nsde__fnv1a(const void *p, size_t n, uint64_t h);
+
+/* The one check of a tensor argument: t, named what in fn's messages, is
+ * not NULL, has dtype dt, and (rank >= 0) rank dimensions of the given shape,
+ * an entry < 0 taking any extent; contiguous if asked. */
+enum nsde_status nsde__check_tensor(struct nsde_context *ctx, const char *fn, const char *what,
+                                    const struct nsde_tensor *t, enum nsde_dtype dt, int rank,
+                                    const int64_t *shape, bool contiguous);
 
 /* Versioned structs (first member `size_t size`). Copy the caller's struct at
  * src into dst (full bytes, this library's sizeof): a struct from an older

@@ -84,17 +84,12 @@ static enum nsde_status config_in(struct nsde_context *ctx, const struct nsde_so
                          NSDE__SIZE_TO(struct nsde_solver_config, max_steps), sizeof(*c), c);
 }
 
-static enum nsde_status make_plan(const struct nsde_sde *sde, const struct nsde_solver_config *c,
-                                  int rank, const int64_t *shape, struct plan *p)
+/* The time span, the base grid and the save-at times. */
+static enum nsde_status plan_times(struct nsde_context *ctx, const struct nsde_solver_config *c,
+                                   struct plan *p)
 {
-  struct nsde_context *ctx = sde->ctx;
   enum nsde_status st;
-  size_t esz = nsde__dtype_size(sde->dtype), sz, total = 0;
-  int64_t numel;
 
-  st = nsde__scheme_check(ctx, sde, c->scheme);
-  if (st != NSDE_OK)
-    return st;
   if (!isfinite(c->t0) || !isfinite(c->t1) || !(c->t0 < c->t1))
     return nsde__error(ctx, NSDE_ERR_INVALID, "need finite t0 < t1 (got t0 = %g, t1 = %g)",
                        c->t0, c->t1);
@@ -110,6 +105,17 @@ static enum nsde_status make_plan(const struct nsde_sde *sde, const struct nsde_
       return nsde__error(ctx, NSDE_ERR_INVALID,
                          "save_at[%lld] = %g: times must increase strictly and lie in [t0, t1]",
                          (long long)i, c->save_at[i]);
+  return NSDE_OK;
+}
+
+/* The state's shape and what the noise and the Brownian path make of it. */
+static enum nsde_status plan_shape(const struct nsde_sde *sde, const struct nsde_solver_config *c,
+                                   int rank, const int64_t *shape, struct plan *p)
+{
+  struct nsde_context *ctx = sde->ctx;
+  enum nsde_status st;
+  int64_t numel;
+
   st = nsde__check_shape(ctx, "nsde_solver_new", rank, shape, &numel);
   if (st != NSDE_OK)
     return st;
@@ -132,6 +138,18 @@ static enum nsde_status make_plan(const struct nsde_sde *sde, const struct nsde_
   if (c->brownian_steps < 0 || c->brownian_steps >= ((int64_t)1 << 32))
     return nsde__error(ctx, NSDE_ERR_INVALID, "brownian_steps %lld outside 0..2^32-1",
                        (long long)c->brownian_steps);
+  return NSDE_OK;
+}
+
+/* Offsets of every array in the one workspace allocation. */
+static enum nsde_status plan_layout(const struct nsde_sde *sde, const struct nsde_solver_config *c,
+                                    struct plan *p)
+{
+  struct nsde_context *ctx = sde->ctx;
+  const int64_t numel = p->n;
+  size_t esz = nsde__dtype_size(sde->dtype), sz, total = 0;
+  enum nsde_status st;
+
   p->n_grid = p->nbase + c->n_save; /* upper bound: save times may split steps */
   p->bufs = scheme_bufs(sde, c->scheme);
   if (c->adaptive) {
@@ -178,6 +196,18 @@ static enum nsde_status make_plan(const struct nsde_sde *sde, const struct nsde_
   return NSDE_OK;
 }
 
+static enum nsde_status make_plan(const struct nsde_sde *sde, const struct nsde_solver_config *c,
+                                  int rank, const int64_t *shape, struct plan *p)
+{
+  enum nsde_status st;
+
+  if ((st = nsde__scheme_check(sde->ctx, sde, c->scheme)) != NSDE_OK ||
+      (st = plan_times(sde->ctx, c, p)) != NSDE_OK ||
+      (st = plan_shape(sde, c, rank, shape, p)) != NSDE_OK)
+    return st;
+  return plan_layout(sde, c, p);
+}
+
 NSDE_API enum nsde_status nsde_solver_workspace_bytes(const struct nsde_sde *sde,
                                                       const struct nsde_solver_config *cfg,
                                                       int rank, const int64_t *state_shape,
@@ -217,6 +247,40 @@ static int64_t build_grid(const struct nsde_solver_config *c, int64_t nbase, dou
     g++;
   }
   return g - 1;
+}
+
+/* Adaptive steps: tolerances, step bounds, and the save-at times the steps
+ * aim at. */
+static void setup_adaptive(struct nsde_solver *s, const struct nsde_solver_config *cfg,
+                           const struct plan *p, char *ws)
+{
+  const double span = cfg->t1 - cfg->t0;
+  s->rtol = cfg->rtol;
+  s->atol = cfg->atol;
+  s->dt0 = cfg->dt0 > 0.0 ? cfg->dt0 : span / (double)p->nbase;
+  s->dt_min = cfg->dt_min > 0.0 ? cfg->dt_min : span * 1e-10;
+  s->dt_max = cfg->dt_max > 0.0 ? cfg->dt_max : span;
+  s->grid_cap = p->n_grid;
+  s->n_grid = p->n_grid; /* sizes the gradient memory below; reset to 0 after */
+  s->save_at = (double *)(void *)(ws + p->off_save_at);
+  s->rej = (double *)(void *)(ws + p->off_rej);
+  if (cfg->n_save > 0) /* save_at may be NULL when there are none */
+    memcpy(s->save_at, cfg->save_at, (size_t)cfg->n_save * sizeof(double));
+}
+
+/* The Brownian path of a solve: this config's seed and span, one increment
+ * per base step unless brownian_steps says otherwise. */
+static void brownian_config(const struct nsde_solver_config *cfg, const struct plan *p,
+                            bool scalar, struct nsde_brownian_config *bc)
+{
+  nsde_brownian_config_init(bc);
+  bc->seed = cfg->seed;
+  bc->t0 = cfg->t0;
+  bc->t1 = cfg->t1;
+  bc->n_steps = cfg->brownian_steps > 0 ? cfg->brownian_steps : p->nbase;
+  bc->batch = p->batch;
+  bc->dim = scalar ? 1 : p->m ? p->m : p->dim;
+  bc->batch_offset = cfg->batch_offset;
 }
 
 NSDE_API enum nsde_status nsde_solver_new(const struct nsde_sde *sde,
@@ -278,31 +342,12 @@ NSDE_API enum nsde_status nsde_solver_new(const struct nsde_sde *sde,
   s->t0 = cfg->t0;
   s->t1 = cfg->t1;
   s->adaptive = cfg->adaptive;
-  if (s->adaptive) {
-    const double span = cfg->t1 - cfg->t0;
-    s->rtol = cfg->rtol;
-    s->atol = cfg->atol;
-    s->dt0 = cfg->dt0 > 0.0 ? cfg->dt0 : span / (double)p.nbase;
-    s->dt_min = cfg->dt_min > 0.0 ? cfg->dt_min : span * 1e-10;
-    s->dt_max = cfg->dt_max > 0.0 ? cfg->dt_max : span;
-    s->grid_cap = p.n_grid;
-    s->n_grid = p.n_grid; /* sizes the gradient memory below; reset to 0 after */
-    s->save_at = (double *)(void *)(ws + p.off_save_at);
-    s->rej = (double *)(void *)(ws + p.off_rej);
-    if (cfg->n_save > 0) /* save_at may be NULL when there are none */
-      memcpy(s->save_at, cfg->save_at, (size_t)cfg->n_save * sizeof(double));
-  } else {
+  if (s->adaptive)
+    setup_adaptive(s, cfg, &p, ws);
+  else
     s->n_grid = build_grid(cfg, p.nbase, s->grid, s->save_idx);
-  }
 
-  nsde_brownian_config_init(&bc);
-  bc.seed = cfg->seed;
-  bc.t0 = cfg->t0;
-  bc.t1 = cfg->t1;
-  bc.n_steps = cfg->brownian_steps > 0 ? cfg->brownian_steps : p.nbase;
-  bc.batch = p.batch;
-  bc.dim = s->scalar ? 1 : p.m ? p.m : p.dim;
-  bc.batch_offset = cfg->batch_offset;
+  brownian_config(cfg, &p, s->scalar, &bc);
   st = nsde__brownian_init(ctx, &s->bm, &bc);
   if (st != NSDE_OK) {
     nsde_solver_free(s);

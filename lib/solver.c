@@ -115,14 +115,7 @@ enum nsde_status nsde__solver_step(struct nsde_solver *s, int backwards)
 static enum nsde_status check_state(struct nsde_solver *s, const struct nsde_tensor *x,
                                     const char *what)
 {
-  if (!x)
-    return nsde__error(s->ctx, NSDE_ERR_NULL, "%s: state tensor is NULL", what);
-  if (x->dtype != s->dtype)
-    return nsde__error(s->ctx, NSDE_ERR_DTYPE, "%s: state dtype differs from the SDE's", what);
-  if (x->rank != s->rank || memcmp(x->shape, s->shape, (size_t)s->rank * sizeof(int64_t)))
-    return nsde__error(s->ctx, NSDE_ERR_SHAPE,
-                       "%s: state shape differs from the one the solver was made for", what);
-  return NSDE_OK;
+  return nsde__check_tensor(s->ctx, what, "the state", x, s->dtype, s->rank, s->shape, false);
 }
 
 /* Copy between the user's tensor and a contiguous solver buffer. */

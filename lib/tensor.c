@@ -3,6 +3,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -289,16 +290,52 @@ static void ew_run(enum ew_op op, double a, const struct nsde_tensor *x, struct 
   }
 }
 
-static enum nsde_status check_pair(const struct nsde_tensor *x, const struct nsde_tensor *y,
-                                   const char *what)
+/* "(2, 3, -)" into buf: a shape, "-" for any extent. */
+static const char *shape_str(char *buf, size_t cap, int rank, const int64_t *shape)
 {
-  if (!x || !y)
-    return nsde__error(y ? y->ctx : x ? x->ctx : NULL, NSDE_ERR_NULL, "%s: tensor is NULL", what);
-  if (x->dtype != y->dtype)
-    return nsde__error(y->ctx, NSDE_ERR_DTYPE, "%s: dtypes differ", what);
-  if (x->rank != y->rank || memcmp(x->shape, y->shape, (size_t)x->rank * sizeof(int64_t)))
-    return nsde__error(y->ctx, NSDE_ERR_SHAPE, "%s: shapes differ", what);
+  size_t k = 0;
+  buf[k++] = '(';
+  for (int i = 0; i < rank && k + 24 < cap; i++)
+    k += (size_t)(shape[i] < 0 ? snprintf(buf + k, cap - k, "%s-", i ? ", " : "")
+                               : snprintf(buf + k, cap - k, "%s%lld", i ? ", " : "",
+                                          (long long)shape[i]));
+  snprintf(buf + k, cap - k, ")");
+  return buf;
+}
+
+enum nsde_status nsde__check_tensor(struct nsde_context *ctx, const char *fn, const char *what,
+                                    const struct nsde_tensor *t, enum nsde_dtype dt, int rank,
+                                    const int64_t *shape, bool contiguous)
+{
+  char want[256], got[256];
+  bool ok = true;
+
+  if (!t)
+    return nsde__error(ctx, NSDE_ERR_NULL, "%s: %s is NULL", fn, what);
+  if (t->dtype != dt)
+    return nsde__error(ctx, NSDE_ERR_DTYPE, "%s: %s is %s, must be %s", fn, what,
+                       nsde__dtype_name(t->dtype), nsde__dtype_name(dt));
+  if (rank >= 0) {
+    ok = t->rank == rank;
+    for (int i = 0; ok && i < rank; i++)
+      ok = shape[i] < 0 || t->shape[i] == shape[i];
+  }
+  if (!ok)
+    return nsde__error(ctx, NSDE_ERR_SHAPE, "%s: %s has shape %s, must be %s", fn, what,
+                       shape_str(got, sizeof(got), t->rank, t->shape),
+                       shape_str(want, sizeof(want), rank, shape));
+  if (contiguous && !t->contiguous)
+    return nsde__error(ctx, NSDE_ERR_SHAPE, "%s: %s must be contiguous", fn, what);
   return NSDE_OK;
+}
+
+/* x must match y's dtype and shape (names xn, yn in fn's messages). */
+static enum nsde_status check_pair(const struct nsde_tensor *x, const struct nsde_tensor *y,
+                                   const char *fn, const char *xn, const char *yn)
+{
+  if (!y)
+    return nsde__error(x ? x->ctx : NULL, NSDE_ERR_NULL, "%s: %s is NULL", fn, yn);
+  return nsde__check_tensor(y->ctx, fn, xn, x, y->dtype, y->rank, y->shape, false);
 }
 
 NSDE_API enum nsde_status nsde_tensor_fill(struct nsde_tensor *t, double value)
@@ -311,7 +348,7 @@ NSDE_API enum nsde_status nsde_tensor_fill(struct nsde_tensor *t, double value)
 
 NSDE_API enum nsde_status nsde_tensor_copy(struct nsde_tensor *dst, const struct nsde_tensor *src)
 {
-  enum nsde_status st = check_pair(src, dst, "nsde_tensor_copy");
+  enum nsde_status st = check_pair(src, dst, "nsde_tensor_copy", "src", "dst");
 
   if (st != NSDE_OK)
     return st;
@@ -334,7 +371,7 @@ NSDE_API enum nsde_status nsde_tensor_scale(struct nsde_tensor *t, double alpha)
 NSDE_API enum nsde_status nsde_tensor_axpy(double alpha, const struct nsde_tensor *x,
                                            struct nsde_tensor *y)
 {
-  enum nsde_status st = check_pair(x, y, "nsde_tensor_axpy");
+  enum nsde_status st = check_pair(x, y, "nsde_tensor_axpy", "x", "y");
 
   if (st != NSDE_OK)
     return st;

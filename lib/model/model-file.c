@@ -64,15 +64,30 @@ static double get_f64(const unsigned char *p)
   return d;
 }
 
-#define FNV_BASIS 14695981039346656037ULL   /* FNV-1a 64's offset basis (version 2) */
-#define FNV_BASIS_V1 1469598103934665603ULL /* what version 1 used: a digit short */
+/* Version 2 checks with FNV-1a 64 (NSDE__FNV_BASIS); version 1 files
+ * started from a basis a digit short. */
+#define FNV_BASIS_V1 1469598103934665603ULL
 
-static uint64_t fnv1a(const unsigned char *p, size_t n, uint64_t h)
-{
-  for (size_t i = 0; i < n; i++)
-    h = (h ^ p[i]) * 1099511628211ULL;
-  return h;
-}
+/* The configuration in the header, one row a field: byte offset, how it is
+ * stored (u32, a u32 that must be 0 or 1, f64) and its member of struct
+ * nsde_model_config. Bytes 8-15 are the version and the header size, 72-79
+ * the parameter count; 88-127 are reserved and must be 0. */
+#define HEADER_FIELDS(X)                                                                           \
+  X(16, u32, arch)                                                                                 \
+  X(20, u32, in_channels)                                                                          \
+  X(24, u32, in_height)                                                                            \
+  X(28, u32, in_width)                                                                             \
+  X(32, u32, width)                                                                                \
+  X(36, u32, classes)                                                                              \
+  X(40, u32, noise)                                                                                \
+  X(44, flag, learn_sigma)                                                                         \
+  X(48, f64, sigma)                                                                                \
+  X(56, f64, t1)                                                                                   \
+  X(64, f64, dt)                                                                                   \
+  X(80, u32, grad)                                                                                 \
+  X(84, u32, groups)
+
+static void put_flag(unsigned char *p, bool v) { put_u32(p, v ? 1u : 0u); }
 
 NSDE_API enum nsde_status nsde_model_save(const struct nsde_model *m, const char *path)
 {
@@ -91,26 +106,16 @@ NSDE_API enum nsde_status nsde_model_save(const struct nsde_model *m, const char
   memcpy(buf, MAGIC, 8);
   put_u32(buf + 8, FILE_VERSION);
   put_u32(buf + 12, HEADER_BYTES);
-  put_u32(buf + 16, (uint32_t)c->arch);
-  put_u32(buf + 20, (uint32_t)c->in_channels);
-  put_u32(buf + 24, (uint32_t)c->in_height);
-  put_u32(buf + 28, (uint32_t)c->in_width);
-  put_u32(buf + 32, (uint32_t)c->width);
-  put_u32(buf + 36, (uint32_t)c->classes);
-  put_u32(buf + 40, (uint32_t)c->noise);
-  put_u32(buf + 44, (uint32_t)c->learn_sigma);
-  put_f64(buf + 48, c->sigma);
-  put_f64(buf + 56, c->t1);
-  put_f64(buf + 64, c->dt);
+#define PUT(off, kind, member) put_##kind(buf + (off), c->member);
+  HEADER_FIELDS(PUT)
+#undef PUT
   put_u64(buf + 72, (uint64_t)m->np);
-  put_u32(buf + 80, (uint32_t)c->grad);
-  put_u32(buf + 84, (uint32_t)c->groups);
   for (int64_t i = 0; i < m->np; i++) {
     uint32_t u;
     memcpy(&u, &m->params[i], 4);
     put_u32(buf + HEADER_BYTES + 4 * i, u);
   }
-  put_u64(buf + total - 8, fnv1a(buf, total - 8, FNV_BASIS));
+  put_u64(buf + total - 8, nsde__fnv1a(buf, total - 8, NSDE__FNV_BASIS));
 
   st = nsde_file_write_atomic(m->ctx, path, buf, total);
   free(buf);
@@ -135,126 +140,136 @@ static int64_t config_params(const struct nsde_model_config *c)
   return n + (c->learn_sigma ? 1 : 0);
 }
 
+/* The whole file into *buf (a regular file of a possible size). */
+static enum nsde_status read_file(struct nsde_context *ctx, const char *path,
+                                  unsigned char **buf, size_t *total)
+{
+  struct stat sb;
+  FILE *fp = fopen(path, "rb");
+  enum nsde_status st = NSDE_OK;
+
+  if (!fp)
+    return nsde__error(ctx, NSDE_ERR_IO, "cannot open model file %s: %s", path, strerror(errno));
+  if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode))
+    st = nsde__error(ctx, NSDE_ERR_IO, "model file %s is not a regular file", path);
+  else if (sb.st_size < HEADER_BYTES + 8 || sb.st_size > ((off_t)1 << 34))
+    st = nsde__error(ctx, NSDE_ERR_FORMAT, "model file %s: size %lld is impossible (truncated?)",
+                     path, (long long)sb.st_size);
+  else if (!(*buf = malloc((size_t)sb.st_size)))
+    st = nsde__error(ctx, NSDE_ERR_NOMEM, "out of memory reading %s", path);
+  else if (fread(*buf, 1, (size_t)sb.st_size, fp) != (size_t)sb.st_size)
+    st = nsde__error(ctx, NSDE_ERR_IO, "model file %s: read failed", path);
+  fclose(fp);
+  if (st == NSDE_OK)
+    *total = (size_t)sb.st_size;
+  return st;
+}
+
+/* Magic, version, size, checksum and reserved bytes; *np the parameters. */
+static enum nsde_status check_header(struct nsde_context *ctx, const char *path,
+                                     const unsigned char *buf, size_t total, uint64_t *np)
+{
+  const enum nsde_status st = NSDE_ERR_FORMAT;
+  uint32_t version;
+
+  if (memcmp(buf, MAGIC, 8) != 0)
+    return nsde__error(ctx, st, "%s is not a libnsde model file (bad magic)", path);
+  version = get_u32(buf + 8);
+  if ((version != 1 && version != FILE_VERSION) || get_u32(buf + 12) != HEADER_BYTES)
+    return nsde__error(ctx, st, "model file %s has format version %u; this libnsde reads "
+                       "versions 1 to %u", path, version, FILE_VERSION);
+  *np = get_u64(buf + 72);
+  if (*np == 0 || *np > ((uint64_t)1 << 31) || total != HEADER_BYTES + *np * 4 + 8)
+    return nsde__error(ctx, st, "model file %s: %zu bytes do not hold %llu parameters "
+                       "(truncated or extended)", path, total, (unsigned long long)*np);
+  if (get_u64(buf + total - 8) !=
+      nsde__fnv1a(buf, total - 8, version == 1 ? FNV_BASIS_V1 : NSDE__FNV_BASIS))
+    return nsde__error(ctx, st, "model file %s: checksum mismatch (the file is corrupted)", path);
+  for (int i = 88; i < HEADER_BYTES; i++)
+    if (buf[i] != 0)
+      return nsde__error(ctx, st, "model file %s: reserved header byte %d is %u, must be 0 (a "
+                         "file from a newer libnsde?)", path, i, buf[i]);
+  return NSDE_OK;
+}
+
+/* The configuration the header holds, checked: a field out of its range is
+ * a format error naming the file, the field and the range. */
+static enum nsde_status header_config(struct nsde_context *ctx, const char *path,
+                                      const unsigned char *buf, int64_t max_batch,
+                                      struct nsde_model_config *c)
+{
+  nsde_model_config_init(c);
+  c->max_batch = max_batch;
+#define GET_u32(off, member) c->member = get_u32(buf + (off));
+#define GET_f64(off, member) c->member = get_f64(buf + (off));
+#define GET_flag(off, member)                                                                      \
+  if (get_u32(buf + (off)) > 1)                                                                    \
+    return nsde__error(ctx, NSDE_ERR_FORMAT, "model file %s: " #member " is %u, must be 0 or 1",   \
+                       path, (unsigned)get_u32(buf + (off)));                                      \
+  c->member = get_u32(buf + (off)) == 1;
+#define GET(off, kind, member) GET_##kind(off, member)
+  HEADER_FIELDS(GET)
+#undef GET
+#undef GET_flag
+#undef GET_f64
+#undef GET_u32
+  if (nsde__model_check_config(ctx, c) != NSDE_OK) {
+    char why[512]; /* the context's buffer cannot be both source and destination */
+    snprintf(why, sizeof(why), "%s", nsde_context_last_error(ctx));
+    return nsde__error(ctx, NSDE_ERR_FORMAT, "model file %s: invalid configuration: %s", path,
+                       why);
+  }
+  return NSDE_OK;
+}
+
+/* The parameters into m, each finite. */
+static enum nsde_status read_params(struct nsde_context *ctx, const char *path,
+                                    const unsigned char *buf, uint64_t np, struct nsde_model *m)
+{
+  if ((uint64_t)m->np != np)
+    return nsde__error(ctx, NSDE_ERR_FORMAT,
+                       "model file %s holds %llu parameters, its configuration needs %lld", path,
+                       (unsigned long long)np, (long long)m->np);
+  for (uint64_t i = 0; i < np; i++) {
+    uint32_t u = get_u32(buf + HEADER_BYTES + 4 * i);
+    memcpy(&m->params[i], &u, 4);
+    if (!isfinite(m->params[i]))
+      return nsde__error(ctx, NSDE_ERR_FORMAT, "model file %s: parameter %llu is not finite",
+                         path, (unsigned long long)i);
+  }
+  nsde__model_sync_params(m);
+  return NSDE_OK;
+}
+
 NSDE_API enum nsde_status nsde_model_load(struct nsde_context *ctx, const char *path,
                                           int64_t max_batch, struct nsde_model **out)
 {
   struct nsde_model_config c;
   struct nsde_model *m = NULL;
-  enum nsde_status st;
   unsigned char *buf = NULL;
-  uint64_t np;
-  uint32_t version, learn_sigma;
-  size_t total;
-  struct stat sb;
-  FILE *fp;
+  enum nsde_status st;
+  uint64_t np = 0;
+  size_t total = 0;
 
   if (!out)
     return nsde__error(ctx, NSDE_ERR_NULL, "nsde_model_load: output pointer is NULL");
   *out = NULL;
   if (!ctx || !path)
     return nsde__error(ctx, NSDE_ERR_NULL, "nsde_model_load: NULL argument");
-  fp = fopen(path, "rb");
-  if (!fp)
-    return nsde__error(ctx, NSDE_ERR_IO, "cannot open model file %s: %s", path, strerror(errno));
-  if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-    fclose(fp);
-    return nsde__error(ctx, NSDE_ERR_IO, "model file %s is not a regular file", path);
-  }
-  if (sb.st_size < HEADER_BYTES + 8 || sb.st_size > ((off_t)1 << 34)) {
-    fclose(fp);
-    return nsde__error(ctx, NSDE_ERR_FORMAT, "model file %s: size %lld is impossible (truncated?)",
-                       path, (long long)sb.st_size);
-  }
-  total = (size_t)sb.st_size;
-  buf = malloc(total);
-  if (!buf) {
-    fclose(fp);
-    return nsde__error(ctx, NSDE_ERR_NOMEM, "out of memory reading %s", path);
-  }
-  if (fread(buf, 1, total, fp) != total) {
-    fclose(fp);
-    free(buf);
-    return nsde__error(ctx, NSDE_ERR_IO, "model file %s: read failed", path);
-  }
-  fclose(fp);
-  st = NSDE_ERR_FORMAT;
-  if (memcmp(buf, MAGIC, 8) != 0) {
-    nsde__error(ctx, st, "%s is not a libnsde model file (bad magic)", path);
+  if ((st = read_file(ctx, path, &buf, &total)) != NSDE_OK ||
+      (st = check_header(ctx, path, buf, total, &np)) != NSDE_OK)
     goto fail;
-  }
-  version = get_u32(buf + 8);
-  if ((version != 1 && version != FILE_VERSION) || get_u32(buf + 12) != HEADER_BYTES) {
-    nsde__error(ctx, st, "model file %s has format version %u; this libnsde reads versions 1 "
-                "to %u", path, version, FILE_VERSION);
+  if ((st = header_config(ctx, path, buf, max_batch, &c)) != NSDE_OK)
     goto fail;
-  }
-  np = get_u64(buf + 72);
-  if (np == 0 || np > ((uint64_t)1 << 31) || total != HEADER_BYTES + np * 4 + 8) {
-    nsde__error(ctx, st, "model file %s: %zu bytes do not hold %llu parameters (truncated or "
-                "extended)", path, total, (unsigned long long)np);
-    goto fail;
-  }
-  if (get_u64(buf + total - 8) != fnv1a(buf, total - 8, version == 1 ? FNV_BASIS_V1 : FNV_BASIS)) {
-    nsde__error(ctx, st, "model file %s: checksum mismatch (the file is corrupted)", path);
-    goto fail;
-  }
-  for (int i = 88; i < HEADER_BYTES; i++)
-    if (buf[i] != 0) {
-      nsde__error(ctx, st, "model file %s: reserved header byte %d is %u, must be 0 (a file "
-                  "from a newer libnsde?)", path, i, buf[i]);
-      goto fail;
-    }
-  nsde_model_config_init(&c);
-  c.arch = (enum nsde_model_arch)get_u32(buf + 16);
-  c.in_channels = (int)get_u32(buf + 20);
-  c.in_height = (int)get_u32(buf + 24);
-  c.in_width = (int)get_u32(buf + 28);
-  c.width = (int)get_u32(buf + 32);
-  c.classes = (int)get_u32(buf + 36);
-  c.noise = (enum nsde_model_noise)get_u32(buf + 40);
-  learn_sigma = get_u32(buf + 44);
-  if (learn_sigma > 1) {
-    st = nsde__error(ctx, NSDE_ERR_FORMAT, "model file %s: learn_sigma is %u, must be 0 or 1", path,
-                     (unsigned)learn_sigma);
-    goto fail;
-  }
-  c.learn_sigma = learn_sigma == 1;
-  c.sigma = get_f64(buf + 48);
-  c.t1 = get_f64(buf + 56);
-  c.dt = get_f64(buf + 64);
-  c.grad = (enum nsde_grad_strategy)get_u32(buf + 80);
-  c.groups = (int)get_u32(buf + 84);
-  c.max_batch = max_batch;
-  if (nsde__model_check_config(ctx, &c) != NSDE_OK) {
-    char why[512]; /* the context's buffer cannot be both source and destination */
-    snprintf(why, sizeof(why), "%s", nsde_context_last_error(ctx));
-    nsde__error(ctx, st, "model file %s: invalid configuration: %s", path, why);
-    goto fail;
-  }
   if ((uint64_t)config_params(&c) != np) { /* before allocating what the header asks for */
     st = nsde__error(ctx, NSDE_ERR_FORMAT,
                      "model file %s holds %llu parameters, its configuration needs %lld", path,
                      (unsigned long long)np, (long long)config_params(&c));
     goto fail;
   }
-  if ((st = nsde_model_new(ctx, &c, &m)) != NSDE_OK)
+  if ((st = nsde_model_new(ctx, &c, &m)) != NSDE_OK ||
+      (st = read_params(ctx, path, buf, np, m)) != NSDE_OK)
     goto fail;
-  if ((uint64_t)m->np != np) {
-    st = nsde__error(ctx, NSDE_ERR_FORMAT,
-                     "model file %s holds %llu parameters, its configuration needs %lld", path,
-                     (unsigned long long)np, (long long)m->np);
-    goto fail;
-  }
-  for (uint64_t i = 0; i < np; i++) {
-    uint32_t u = get_u32(buf + HEADER_BYTES + 4 * i);
-    memcpy(&m->params[i], &u, 4);
-    if (!isfinite(m->params[i])) {
-      st = nsde__error(ctx, NSDE_ERR_FORMAT, "model file %s: parameter %llu is not finite", path,
-                       (unsigned long long)i);
-      goto fail;
-    }
-  }
-  nsde__model_sync_params(m);
   free(buf);
   *out = m;
   return NSDE_OK;

@@ -163,34 +163,12 @@ struct nsde_solver *nsde__model_solver(struct nsde_model *m, int64_t batch, int 
   return s;
 }
 
-NSDE_API enum nsde_status nsde_model_new(struct nsde_context *ctx,
-                                         const struct nsde_model_config *user,
-                                         struct nsde_model **out)
+/* The parameter, gradient and activation buffers, bound to the nets. */
+static enum nsde_status alloc_buffers(struct nsde_model *m)
 {
-  struct nsde_model_config c;
-  const struct nsde_model_config *cfg = &c;
-  struct nsde_model *m;
-  enum nsde_status st;
+  const struct nsde_model_config *cfg = &m->cfg;
   size_t sz;
 
-  if (!out)
-    return nsde__error(ctx, NSDE_ERR_NULL, "nsde_model_new: output pointer is NULL");
-  *out = NULL;
-  if (!ctx || !user)
-    return nsde__error(ctx, NSDE_ERR_NULL, "nsde_model_new: NULL argument");
-  if ((st = nsde__struct_in(ctx, "model config", user,
-                            NSDE__SIZE_TO(struct nsde_model_config, init_seed), sizeof(c), &c)) !=
-      NSDE_OK)
-    return st;
-  if ((st = nsde__model_check_config(ctx, cfg)) != NSDE_OK)
-    return st;
-  m = calloc(1, sizeof(*m));
-  if (!m)
-    return nsde__error(ctx, NSDE_ERR_NOMEM, "out of memory");
-  m->ctx = ctx;
-  m->cfg = *cfg;
-  if ((st = build_nets(m)) != NSDE_OK)
-    goto fail;
   m->np_stem = nsde_net_num_params(m->stem);
   m->np_drift = nsde_net_num_params(m->drift);
   m->np_head = nsde_net_num_params(m->head);
@@ -208,8 +186,7 @@ NSDE_API enum nsde_status nsde_model_new(struct nsde_context *ctx,
   m->logits = nsde__alloc((size_t)cfg->max_batch * (size_t)cfg->classes * sizeof(float));
   m->dlogits = nsde__alloc((size_t)cfg->max_batch * (size_t)cfg->classes * sizeof(float));
   if (!m->params || !m->grads || !m->h || !m->dh || !m->dh0 || !m->logits || !m->dlogits) {
-    st = nsde__error(ctx, NSDE_ERR_NOMEM, "nsde_model_new: out of memory");
-    goto fail;
+    return nsde__error(m->ctx, NSDE_ERR_NOMEM, "nsde_model_new: out of memory");
   }
   nsde__net_bind(m->stem, m->params + m->off_stem, m->grads + m->off_stem);
   nsde__net_bind(m->drift, m->params + m->off_drift, m->grads + m->off_drift);
@@ -222,8 +199,19 @@ NSDE_API enum nsde_status nsde_model_new(struct nsde_context *ctx,
     m->params[m->np - 1] = (float)cfg->sigma;
     m->grads[m->np - 1] = 0;
   }
+  return NSDE_OK;
+}
+
+/* The drift as a function, the noise, the ODE and SDE, and the solver of a
+ * full batch (with the drift's tape when every state is stored). */
+static enum nsde_status build_sdes(struct nsde_model *m)
+{
+  const struct nsde_model_config *cfg = &m->cfg;
+  struct nsde_context *ctx = m->ctx;
+  enum nsde_status st;
+
   if ((st = nsde_net_as_func(m->drift, &m->f)) != NSDE_OK)
-    goto fail;
+    return st;
   switch (cfg->noise) {
   case NSDE_MODEL_NOISE_ADDITIVE: st = nsde_func_new_additive(ctx, NSDE_DTYPE_FLOAT32, cfg->sigma, &m->g); break;
   case NSDE_MODEL_NOISE_MULTIPLICATIVE: st = nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT32, cfg->sigma, &m->g); break;
@@ -243,7 +231,37 @@ NSDE_API enum nsde_status nsde_model_new(struct nsde_context *ctx,
   if (st == NSDE_OK && cfg->grad == NSDE_GRAD_STORE_ALL)
     st = nsde_net_set_tape(m->drift, nsde_solver_num_steps(nsde__model_solver(m, cfg->max_batch,
                                                                        m->g != NULL, 1)));
-  if (st != NSDE_OK)
+  return st;
+}
+
+NSDE_API enum nsde_status nsde_model_new(struct nsde_context *ctx,
+                                         const struct nsde_model_config *user,
+                                         struct nsde_model **out)
+{
+  struct nsde_model_config c;
+  const struct nsde_model_config *cfg = &c;
+  struct nsde_model *m;
+  enum nsde_status st;
+
+  if (!out)
+    return nsde__error(ctx, NSDE_ERR_NULL, "nsde_model_new: output pointer is NULL");
+  *out = NULL;
+  if (!ctx || !user)
+    return nsde__error(ctx, NSDE_ERR_NULL, "nsde_model_new: NULL argument");
+  if ((st = nsde__struct_in(ctx, "model config", user,
+                            NSDE__SIZE_TO(struct nsde_model_config, init_seed), sizeof(c), &c)) !=
+      NSDE_OK)
+    return st;
+  if ((st = nsde__model_check_config(ctx, cfg)) != NSDE_OK)
+    return st;
+  m = calloc(1, sizeof(*m));
+  if (!m)
+    return nsde__error(ctx, NSDE_ERR_NOMEM, "out of memory");
+  m->ctx = ctx;
+  m->cfg = *cfg;
+  if ((st = build_nets(m)) != NSDE_OK)
+    goto fail;
+  if ((st = alloc_buffers(m)) != NSDE_OK || (st = build_sdes(m)) != NSDE_OK)
     goto fail;
   *out = m;
   return NSDE_OK;

@@ -16,17 +16,15 @@
 static enum nsde_status check_images(struct nsde_model *m, const struct nsde_tensor *x,
                                      const char *what)
 {
-  if (!x)
-    return nsde__error(m->ctx, NSDE_ERR_NULL, "%s: images tensor is NULL", what);
-  if (x->dtype != NSDE_DTYPE_FLOAT32)
-    return nsde__error(m->ctx, NSDE_ERR_DTYPE, "%s: images must be float32", what);
-  if (x->rank != 4 || !x->contiguous || x->shape[1] != m->cfg.in_channels ||
-      x->shape[2] != m->cfg.in_height || x->shape[3] != m->cfg.in_width ||
-      x->shape[0] > m->cfg.max_batch)
-    return nsde__error(m->ctx, NSDE_ERR_SHAPE,
-                       "%s: images must be contiguous (B, %d, %d, %d) with B <= %lld", what,
-                       m->cfg.in_channels, m->cfg.in_height, m->cfg.in_width,
-                       (long long)m->cfg.max_batch);
+  const int64_t shape[4] = {-1, m->cfg.in_channels, m->cfg.in_height, m->cfg.in_width};
+  enum nsde_status st;
+
+  if ((st = nsde__check_tensor(m->ctx, what, "images", x, NSDE_DTYPE_FLOAT32, 4, shape, true)) !=
+      NSDE_OK)
+    return st;
+  if (x->shape[0] > m->cfg.max_batch)
+    return nsde__error(m->ctx, NSDE_ERR_SHAPE, "%s: a batch of %lld images, the model takes %lld",
+                       what, (long long)x->shape[0], (long long)m->cfg.max_batch);
   return NSDE_OK;
 }
 
@@ -68,10 +66,10 @@ static enum nsde_status check_out(struct nsde_model *m, const struct nsde_tensor
   enum nsde_status st = check_images(m, images, what);
   if (st != NSDE_OK)
     return st;
-  if (!out)
-    return nsde__error(m->ctx, NSDE_ERR_NULL, "%s: output tensor is NULL", what);
-  if (out->dtype != NSDE_DTYPE_FLOAT32 || !out->contiguous ||
-      out->numel != images->shape[0] * m->cfg.classes)
+  if ((st = nsde__check_tensor(m->ctx, what, "the output", out, NSDE_DTYPE_FLOAT32, -1, NULL,
+                                true)) != NSDE_OK)
+    return st;
+  if (out->numel != images->shape[0] * m->cfg.classes)
     return nsde__error(m->ctx, NSDE_ERR_SHAPE, "%s: output must be contiguous float32 (B, %d)",
                        what, m->cfg.classes);
   return NSDE_OK;
@@ -267,49 +265,50 @@ static void set_no_wgrad(struct nsde_model *m, bool on)
   nsde__net_set_no_wgrad(m->head, on);
 }
 
-NSDE_API enum nsde_status nsde_model_loss_grad_opts(struct nsde_model *m,
-                                                    const struct nsde_tensor *images,
-                                                    const int32_t *labels, bool noisy,
-                                                    uint64_t seed,
-                                                    const struct nsde_loss_options *user)
+/* The options in this library's layout, and the arguments checked. */
+static enum nsde_status loss_args(struct nsde_model *m, const struct nsde_tensor *images,
+                                  const int32_t *labels, const struct nsde_loss_options *user,
+                                  struct nsde_loss_options *o)
 {
-  struct nsde_loss_options o;
-  const int C = m ? m->cfg.classes : 0;
-  struct nsde_tensor *tdh = NULL, *tdh0 = NULL;
-  struct nsde_solver *s;
+  const int C = m->cfg.classes;
   enum nsde_status st;
-  double total = 0, *p;
-  int64_t B, hits = 0;
-  float sigma_grad = 0;
 
-  if (!m)
-    return NSDE_ERR_NULL;
   if (!user)
-    nsde_loss_options_init(&o);
+    nsde_loss_options_init(o);
   else if ((st = nsde__struct_in(m->ctx, "loss options", user,
-                                 NSDE__SIZE_TO(struct nsde_loss_options, no_param_grads), sizeof(o),
-                                 &o)) != NSDE_OK)
+                                 NSDE__SIZE_TO(struct nsde_loss_options, no_param_grads),
+                                 sizeof(*o), o)) != NSDE_OK)
     return st;
   if ((st = check_images(m, images, "nsde_model_loss_grad")) != NSDE_OK)
     return st;
   if (!labels)
     return nsde__error(m->ctx, NSDE_ERR_NULL, "nsde_model_loss_grad: labels is NULL");
-  B = images->shape[0];
-  for (int64_t b = 0; b < B; b++)
+  for (int64_t b = 0; b < images->shape[0]; b++)
     if (labels[b] < 0 || labels[b] >= C)
       return nsde__error(m->ctx, NSDE_ERR_INVALID,
                          "nsde_model_loss_grad: label %d of image %lld outside 0..%d",
                          (int)labels[b], (long long)b, C - 1);
-  if (o.grad_images && (o.grad_images->dtype != NSDE_DTYPE_FLOAT32 || !o.grad_images->contiguous ||
-                      o.grad_images->numel != images->numel))
-    return nsde__error(m->ctx, NSDE_ERR_SHAPE, "nsde_model_loss_grad: grad_images must match images");
-  if ((o.kind != NSDE_MODEL_LOSS_CROSS_ENTROPY && o.kind != NSDE_MODEL_LOSS_CW_MARGIN) || !(o.kappa >= 0) ||
-      !isfinite(o.kappa))
+  if (o->grad_images && (o->grad_images->dtype != NSDE_DTYPE_FLOAT32 ||
+                         !o->grad_images->contiguous || o->grad_images->numel != images->numel))
+    return nsde__error(m->ctx, NSDE_ERR_SHAPE,
+                       "nsde_model_loss_grad: grad_images must match images");
+  if ((o->kind != NSDE_MODEL_LOSS_CROSS_ENTROPY && o->kind != NSDE_MODEL_LOSS_CW_MARGIN) ||
+      !(o->kappa >= 0) || !isfinite(o->kappa))
     return nsde__error(m->ctx, NSDE_ERR_INVALID,
-                       "nsde_model_loss_grad: unknown loss %d or bad kappa %g", (int)o.kind, o.kappa);
-  if ((st = forward(m, images, noisy, seed, 1, &s)) != NSDE_OK)
-    return st;
-  p = malloc((size_t)C * sizeof(double));
+                       "nsde_model_loss_grad: unknown loss %d or bad kappa %g", (int)o->kind,
+                       o->kappa);
+  return NSDE_OK;
+}
+
+/* The loss of each image's logits and its gradient (m->dlogits, the batch
+ * mean's); *total the sum, *hits the images whose top logit is the label. */
+static enum nsde_status loss_of_logits(struct nsde_model *m, int64_t B, const int32_t *labels,
+                                       const struct nsde_loss_options *o, double *total,
+                                       int64_t *hits)
+{
+  const int C = m->cfg.classes;
+  double *p = malloc((size_t)C * sizeof(double));
+
   if (!p)
     return nsde__error(m->ctx, NSDE_ERR_NOMEM, "out of memory");
   for (int64_t b = 0; b < B; b++) {
@@ -323,42 +322,76 @@ NSDE_API enum nsde_status nsde_model_loss_grad_opts(struct nsde_model *m,
       if (k != labels[b] && (other < 0 || z[k] > z[other]))
         other = k;
     }
-    hits += best == labels[b];
-    if (o.kind == NSDE_MODEL_LOSS_CROSS_ENTROPY) {
+    *hits += best == labels[b];
+    if (o->kind == NSDE_MODEL_LOSS_CROSS_ENTROPY) {
       softmax(z, C, p);
       li = -log(fmax(p[labels[b]], 1e-300));
       for (int k = 0; k < C; k++)
         dz[k] = (float)((p[k] - (k == labels[b] ? 1.0 : 0.0)) / (double)B);
     } else { /* Carlini-Wagner: max(z_y - max_{j != y} z_j, -kappa) */
       double margin = other < 0 ? 0.0 : (double)z[labels[b]] - z[other];
-      li = fmax(margin, -o.kappa);
+      li = fmax(margin, -o->kappa);
       for (int k = 0; k < C; k++)
         dz[k] = 0.0f;
-      if (other >= 0 && margin > -o.kappa) {
+      if (other >= 0 && margin > -o->kappa) {
         dz[labels[b]] = (float)(1.0 / (double)B);
         dz[other] = (float)(-1.0 / (double)B);
       }
     }
-    total += li;
-    if (o.per_image)
-      o.per_image[b] = li;
+    *total += li;
+    if (o->per_image)
+      o->per_image[b] = li;
   }
   free(p);
+  return NSDE_OK;
+}
+
+/* The SDE block's backward pass: m->dh (the head's input gradient) to
+ * m->dh0, the drift's gradients and dL/dsigma. */
+static enum nsde_status block_backward(struct nsde_model *m, struct nsde_solver *s, int64_t B,
+                                       bool noisy, float *sigma_grad)
+{
+  int64_t shape[4] = {B, m->sc, m->sh, m->sw};
+  struct nsde_tensor *tdh = NULL, *tdh0 = NULL;
+  enum nsde_status st;
+
+  if ((st = nsde_tensor_wrap(m->ctx, NSDE_DTYPE_FLOAT32, 4, shape, NULL, m->dh, &tdh)) == NSDE_OK)
+    st = nsde_tensor_wrap(m->ctx, NSDE_DTYPE_FLOAT32, 4, shape, NULL, m->dh0, &tdh0);
+  if (st == NSDE_OK)
+    st = nsde_backward(s, tdh, NULL, tdh0, m->grads + m->off_drift, m->np_drift,
+                       noisy && m->g ? sigma_grad : NULL, noisy && m->g ? 1 : 0);
+  nsde_tensor_free(tdh);
+  nsde_tensor_free(tdh0);
+  return st;
+}
+
+NSDE_API enum nsde_status nsde_model_loss_grad_opts(struct nsde_model *m,
+                                                    const struct nsde_tensor *images,
+                                                    const int32_t *labels, bool noisy,
+                                                    uint64_t seed,
+                                                    const struct nsde_loss_options *user)
+{
+  struct nsde_loss_options o;
+  struct nsde_solver *s;
+  enum nsde_status st;
+  double total = 0;
+  int64_t B, hits = 0;
+  float sigma_grad = 0;
+
+  if (!m)
+    return NSDE_ERR_NULL;
+  if ((st = loss_args(m, images, labels, user, &o)) != NSDE_OK)
+    return st;
+  B = images->shape[0];
+  if ((st = forward(m, images, noisy, seed, 1, &s)) != NSDE_OK ||
+      (st = loss_of_logits(m, B, labels, &o, &total, &hits)) != NSDE_OK)
+    return st;
   memset(m->grads, 0, (size_t)m->np * sizeof(float));
   /* no_param_grads: the convolutions compute their input gradients only */
   set_no_wgrad(m, o.no_param_grads != 0);
   /* head (its activations are those of this forward pass) */
   nsde__net_backward_raw(m->head, B, m->h, m->dlogits, m->dh, m->grads + m->off_head, 0.0f);
-  {
-    int64_t shape[4] = {B, m->sc, m->sh, m->sw};
-    if ((st = nsde_tensor_wrap(m->ctx, NSDE_DTYPE_FLOAT32, 4, shape, NULL, m->dh, &tdh)) == NSDE_OK)
-      st = nsde_tensor_wrap(m->ctx, NSDE_DTYPE_FLOAT32, 4, shape, NULL, m->dh0, &tdh0);
-    if (st == NSDE_OK)
-      st = nsde_backward(s, tdh, NULL, tdh0, m->grads + m->off_drift, m->np_drift,
-                         noisy && m->g ? &sigma_grad : NULL, noisy && m->g ? 1 : 0);
-    nsde_tensor_free(tdh);
-    nsde_tensor_free(tdh0);
-  }
+  st = block_backward(m, s, B, noisy, &sigma_grad);
   /* the stem's activations are still those of this pass: the SDE block and
    * head use their own networks */
   if (st == NSDE_OK)

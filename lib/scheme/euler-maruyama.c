@@ -6,6 +6,7 @@
  * Euler-Maruyama solves.
  * SPDX-License-Identifier: MIT
  */
+#include "elementwise.h"
 #include "scheme.h"
 #include "kernels.h"
 
@@ -47,10 +48,10 @@ static enum nsde_status back(struct nsde_solver *s, int64_t n, double t, double 
 
   (void)r1;
   if (s->m) {
-    EW(R(G[G_CF]) = (T)h * R(A););
+    NSDE__EW(s, R(G[G_CF]) = (T)h * R(A););
     return nsde__vjp_all(s, n, t, r0, G[G_CF], nsde__outer_dw(s, A, 1.0), NULL, A, pd, pg);
   }
-  EW(R(G[G_CF]) = (T)h * R(A); R(G[G_CG]) = R(A) * WV;);
+  NSDE__EW(s, R(G[G_CF]) = (T)h * R(A); R(G[G_CG]) = R(A) * WV;);
   return nsde__vjp_all(s, n, t, r0, G[G_CF], s->dw ? G[G_CG] : NULL, NULL, A, pd, pg);
 }
 
@@ -78,7 +79,7 @@ static enum nsde_status adjoint_point(struct nsde_solver *s, int64_t n, double t
     if (rc < 0)
       return nsde__vjp_fail(s, "diffusion diag_deriv", rc, n);
   }
-  EW(T cb = (T)(scale * h) * R(a); R(G[G_CF]) = cb;
+  NSDE__EW(s, T cb = (T)(scale * h) * R(a); R(G[G_CF]) = cb;
      if (noise) { T gp = statedep ? R(G[G_GP]) : (T)0;
                   R(G[G_CG]) = (T)scale * R(a) * WV - (T)0.5 * cb * gp;
                   R(G[G_CGP]) = -(T)0.5 * cb * R(G[G_G]);
@@ -107,19 +108,19 @@ static enum nsde_status adjoint(struct nsde_solver *s, int64_t n, void *pd, void
   if ((st = adjoint_point(s, n, t1, X, a, 1.0, h, G[G_T1], pd2, pg2)) != NSDE_OK)
     return st;
   /* predictor; G_F holds b(X), G_G holds g(X) */
-  EW(R(G[G_X2]) = R(X) - R(G[G_F]) * (T)h - (noise ? R(G[G_G]) * WV : (T)0);
+  NSDE__EW(s, R(G[G_X2]) = R(X) - R(G[G_F]) * (T)h - (noise ? R(G[G_G]) * WV : (T)0);
      R(G[G_A2]) = R(a) + R(G[G_T1]););
   nsde__grad_zero(s, G[G_T2]);
   if ((st = adjoint_point(s, n, t0, G[G_X2], G[G_A2], 0.5, h, G[G_T2], pd, pg)) != NSDE_OK)
     return st;
-  EW(R(X) = (T)0.5 * (R(X) + R(G[G_X2])) -
+  NSDE__EW(s, R(X) = (T)0.5 * (R(X) + R(G[G_X2])) -
             (T)0.5 * (R(G[G_F]) * (T)h + (noise ? R(G[G_G]) * WV : (T)0));
      R(a) = (T)0.5 * (R(a) + R(G[G_A2])) + R(G[G_T2]););
   for (size_t i = 0; i < np_d; i++)
-    nsde__param_add(s->dtype, pd, (int)i,
+    nsde__add_el(s->dtype, pd, (int)i,
               0.5 * (s->dtype == NSDE_DTYPE_FLOAT32 ? ((float *)pd2)[i] : ((double *)pd2)[i]));
   for (size_t i = 0; i < np_g; i++)
-    nsde__param_add(s->dtype, pg, (int)i,
+    nsde__add_el(s->dtype, pg, (int)i,
               0.5 * (s->dtype == NSDE_DTYPE_FLOAT32 ? ((float *)pg2)[i] : ((double *)pg2)[i]));
   return NSDE_OK;
 }

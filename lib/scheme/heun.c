@@ -6,6 +6,7 @@
  * (general noise: the G cotangents are the outer products with dW).
  * SPDX-License-Identifier: MIT
  */
+#include "elementwise.h"
 #include "scheme.h"
 #include "kernels.h"
 
@@ -60,19 +61,19 @@ static enum nsde_status back(struct nsde_solver *s, int64_t n, double t, double 
 
   nsde__grad_zero(s, G[G_T1]);
   if (s->m) {
-    EW(R(G[G_CF]) = (T)(0.5 * h) * R(A););
+    NSDE__EW(s, R(G[G_CF]) = (T)(0.5 * h) * R(A););
     if ((st = nsde__vjp_all(s, n, t + h, r1, G[G_CF], nsde__outer_dw(s, A, 0.5), NULL, G[G_T1],
                             pd, pg)) != NSDE_OK)
       return st;
-    EW(T u = (T)0.5 * R(A) + R(G[G_T1]); R(G[G_CF]) = (T)h * u; R(G[G_T2]) = u;
+    NSDE__EW(s, T u = (T)0.5 * R(A) + R(G[G_T1]); R(G[G_CF]) = (T)h * u; R(G[G_T2]) = u;
        R(A) += R(G[G_T1]););
     return nsde__vjp_all(s, n, t, r0, G[G_CF], nsde__outer_dw(s, G[G_T2], 1.0), NULL, A, pd, pg);
   }
-  EW(R(G[G_CF]) = (T)(0.5 * h) * R(A); R(G[G_CG]) = (T)0.5 * R(A) * WV;);
+  NSDE__EW(s, R(G[G_CF]) = (T)(0.5 * h) * R(A); R(G[G_CG]) = (T)0.5 * R(A) * WV;);
   if ((st = nsde__vjp_all(s, n, t + h, r1, G[G_CF], noise ? G[G_CG] : NULL, NULL, G[G_T1], pd,
                           pg)) != NSDE_OK)
     return st;
-  EW(T u = (T)0.5 * R(A) + R(G[G_T1]); R(G[G_CF]) = (T)h * u; R(G[G_CG]) = u * WV;
+  NSDE__EW(s, T u = (T)0.5 * R(A) + R(G[G_T1]); R(G[G_CF]) = (T)h * u; R(G[G_CG]) = u * WV;
      R(A) += R(G[G_T1]););
   return nsde__vjp_all(s, n, t, r0, G[G_CF], noise ? G[G_CG] : NULL, NULL, A, pd, pg);
 }

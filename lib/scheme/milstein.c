@@ -5,6 +5,7 @@
  *   A += vjp_f(x; h A) + vjp_g(x; A (dW + g' c/2)) + vjp_g'(x; A g c/2).
  * SPDX-License-Identifier: MIT
  */
+#include "elementwise.h"
 #include "scheme.h"
 #include "kernels.h"
 
@@ -93,7 +94,7 @@ static enum nsde_status back(struct nsde_solver *s, int64_t n, double t, double 
     if (rc < 0)
       return nsde__vjp_fail(s, "diffusion diag_deriv", rc, n);
   }
-  EW(T c = WV * WV - (T)h; R(G[G_CF]) = (T)h * R(A);
+  NSDE__EW(s, T c = WV * WV - (T)h; R(G[G_CF]) = (T)h * R(A);
      if (noise) { R(G[G_CG]) = R(A) * (WV + (T)0.5 * R(G[G_GP]) * c);
                   R(G[G_CGP]) = (T)0.5 * R(A) * R(G[G_G]) * c; });
   return nsde__vjp_all(s, n, t, r0, G[G_CF], noise ? G[G_CG] : NULL, noise ? G[G_CGP] : NULL, A,

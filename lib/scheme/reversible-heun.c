@@ -10,6 +10,7 @@
  *   y_n: Y + 2 Zt;  z_n: -Zt;  f(z_n): h (Y/2 + Zt);  g(z_n): dW (Y/2 + Zt)
  * SPDX-License-Identifier: MIT
  */
+#include "elementwise.h"
 #include "scheme.h"
 #include "kernels.h"
 
@@ -82,11 +83,11 @@ static enum nsde_status back(struct nsde_solver *s, int64_t n, double t, double 
   enum nsde_status st;
 
   (void)r1;
-  EW(R(G[G_CF]) += (T)(0.5 * h) * R(A); R(G[G_CG]) += (T)0.5 * R(A) * WV;);
+  NSDE__EW(s, R(G[G_CF]) += (T)(0.5 * h) * R(A); R(G[G_CG]) += (T)0.5 * R(A) * WV;);
   if ((st = nsde__vjp_all(s, n, t + h, r0, G[G_CF], noise ? G[G_CG] : NULL, NULL, G[G_Z], pd,
                           pg)) != NSDE_OK)
     return st;
-  EW(T u = (T)0.5 * R(A) + R(G[G_Z]); R(G[G_CF]) = (T)h * u; R(G[G_CG]) = u * WV;
+  NSDE__EW(s, T u = (T)0.5 * R(A) + R(G[G_Z]); R(G[G_CF]) = (T)h * u; R(G[G_CG]) = u * WV;
      R(A) += (T)2 * R(G[G_Z]); R(G[G_Z]) = -R(G[G_Z]););
   return NSDE_OK;
 }
@@ -98,7 +99,7 @@ static enum nsde_status back_initial(struct nsde_solver *s, const void *z0, void
   void **G = s->gbuf;
   void *A = G[G_A], *Z = G[G_Z];
 
-  EW(R(A) += R(Z););
+  NSDE__EW(s, R(A) += R(Z););
   return nsde__vjp_all(s, 0, s->grid[0], z0, G[G_CF], s->dw ? G[G_CG] : NULL, NULL, A, pd, pg);
 }
 

@@ -122,31 +122,6 @@ enum nsde_status nsde__vjp_fail(struct nsde_solver *s, const char *which, int rc
 /* General noise: the outer product scale c dW^T per batch element, in s->cgm. */
 void *nsde__outer_dw(struct nsde_solver *s, const void *c, double scale);
 void nsde__grad_zero(struct nsde_solver *s, void *p);
-/* p[i] += v in the dtype. */
-void nsde__param_add(enum nsde_dtype dt, void *p, int i, double v);
 
-/* Elementwise loops over the n state elements: BODY sees T (float or
- * double), i, R(p) (element i of array p), WV (the Brownian increment of
- * element i, 0 without noise) and HV (its Levy area). */
-#define EW(BODY)                                                                        \
-  do {                                                                                  \
-    const int64_t n_ = s->n;                                                            \
-    const int nt_ = s->ctx->threads;                                                    \
-    (void)nt_;                                                                          \
-    if (s->dtype == NSDE_DTYPE_FLOAT32) {                                               \
-      typedef float T;                                                                  \
-      NSDE_PAR_FOR(nt_ > 1 && n_ > NSDE_PAR_MIN,                                        \
-                   "omp parallel for num_threads(nt_)",                                 \
-      for (int64_t i = 0; i < n_; i++) { BODY });                                       \
-    } else {                                                                            \
-      typedef double T;                                                                 \
-      NSDE_PAR_FOR(nt_ > 1 && n_ > NSDE_PAR_MIN,                                        \
-                   "omp parallel for num_threads(nt_)",                                 \
-      for (int64_t i = 0; i < n_; i++) { BODY });                                       \
-    }                                                                                   \
-  } while (0)
-#define R(p) (((T *)(p))[i])
-#define WV (s->dw ? ((const T *)s->dw)[s->scalar ? i / s->dim : i] : (T)0)
-#define HV (((const T *)s->hl)[i])
 
 #endif

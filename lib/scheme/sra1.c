@@ -6,6 +6,7 @@
  * The backward step differentiates the same formula.
  * SPDX-License-Identifier: MIT
  */
+#include "elementwise.h"
 #include "scheme.h"
 #include "kernels.h"
 
@@ -95,11 +96,11 @@ static enum nsde_status back(struct nsde_solver *s, int64_t n, double t, double 
   enum nsde_status st;
 
   nsde__grad_zero(s, G[G_T1]);
-  EW(R(G[G_CF]) = (T)(2.0 * h / 3.0) * R(A););
+  NSDE__EW(s, R(G[G_CF]) = (T)(2.0 * h / 3.0) * R(A););
   if ((st = nsde__vjp_all(s, n, t + 0.75 * h, r1, G[G_CF], NULL, NULL, G[G_T1], pd, pg)) !=
       NSDE_OK)
     return st;
-  EW(R(G[G_CF]) = (T)(h / 3.0) * R(A) + (T)(0.75 * h) * R(G[G_T1]);
+  NSDE__EW(s, R(G[G_CF]) = (T)(h / 3.0) * R(A) + (T)(0.75 * h) * R(G[G_T1]);
      if (noise) { T I = HV + (T)0.5 * WV;
                   R(G[G_CG]) = R(A) * (WV - I) + (T)1.5 * I * R(G[G_T1]);
                   R(G[G_CGP]) = R(A) * I; }
