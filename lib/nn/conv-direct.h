@@ -36,30 +36,32 @@ void nsde__direct_fwd(const float *pad, int h, int w, int cin, int cout, const f
 void nsde__direct_wgrad(const float *pad, int h, int w, int cin, const float *g, int cout,
                         float *dw);
 
-/* Winograd F(2x2, 3x3) for the same layers (lib/nn/conv-wino.c): whether a
+/* Winograd F(2x2, 3x3) for the same layers with the products in registers
+ * like the direct kernels, "wino_reg" (lib/nn/conv-wino.c; the other
+ * Winograd, nsde__nn_wino_*, runs its products as GEMMs): whether a
  * layer of these channel counts and output size takes it (direct kernels
  * supported, both counts >= 32, h and w even; NSDE_WINOGRAD=0 turns it off). */
-bool nsde__wino512_supported(int cin, int cout, int h, int w);
+bool nsde__nn_wino_reg_supported(int cin, int cout, int h, int w);
 
 /* Where the transformed filter value (xi = 4 row + column of U = G g G^T,
  * ci, co) goes: blocks of 64 output channels (the last one 16-48), in each
  * [xi][ci][co]. */
-int64_t nsde__wino512_uidx(int cin, int cout, int xi, int ci, int co);
+int64_t nsde__nn_wino_reg_uidx(int cin, int cout, int xi, int ci, int co);
 
-/* Floats of scratch nsde__wino512_fwd needs. */
-int64_t nsde__wino512_scratch(int h, int w, int cin, int cout);
+/* Floats of scratch nsde__nn_wino_reg_fwd needs. */
+int64_t nsde__nn_wino_reg_scratch(int h, int w, int cin, int cout);
 
 /* nsde__direct_fwd's result through Winograd: the same padded input, the
- * filters U in the nsde__wino512_uidx layout, scratch of
- * nsde__wino512_scratch floats. */
-void nsde__wino512_fwd(const float *pad, int h, int w, int cin, int cout, const float *U,
+ * filters U in the nsde__nn_wino_reg_uidx layout, scratch of
+ * nsde__nn_wino_reg_scratch floats. */
+void nsde__nn_wino_reg_fwd(const float *pad, int h, int w, int cin, int cout, const float *U,
                        const float *bias, const float *tr, float t, float *out, float *scratch);
 
 /* du[xi][ci][co] += the Winograd weight gradient for the output gradient g
  * (h x w x cout, channels-last) and the padded input: sum over tiles of
  * (B^T d B)[xi] (A dY A^T)[xi]. The weight gradient of tap (ky, kx) is
  * (G^T du G)[ky][kx] (nsde__nn_direct_flush applies it). */
-void nsde__wino512_wgrad(const float *pad, int h, int w, int cin, const float *g, int cout,
+void nsde__nn_wino_reg_wgrad(const float *pad, int h, int w, int cin, const float *g, int cout,
                          float *du, float *scratch);
 
 /* Each instruction set's kernels behind the four entry points above
@@ -69,10 +71,10 @@ void nsde__wino512_wgrad(const float *pad, int h, int w, int cin, const float *g
                               const float *bias, const float *tr, float t, float *out);           \
   void nsde__direct_wgrad_##SUF(const float *pad, int h, int w, int cin, const float *g,          \
                                 int cout, float *dw);                                             \
-  void nsde__wino512_fwd_##SUF(const float *pad, int h, int w, int cin, int cout, const float *U, \
+  void nsde__nn_wino_reg_fwd_##SUF(const float *pad, int h, int w, int cin, int cout, const float *U, \
                                const float *bias, const float *tr, float t, float *out,           \
                                float *scratch);                                                   \
-  void nsde__wino512_wgrad_##SUF(const float *pad, int h, int w, int cin, const float *g,         \
+  void nsde__nn_wino_reg_wgrad_##SUF(const float *pad, int h, int w, int cin, const float *g,         \
                                  int cout, float *du, float *scratch);
 NSDE__CONV_KERNELS(avx512)
 NSDE__CONV_KERNELS(avx2)

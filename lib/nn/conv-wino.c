@@ -45,7 +45,7 @@ static int chunk_rows(int h, int w)
 
 #ifndef NSDE_ISA_AVX2 /* the twin (conv-wino-avx2.c) has only the kernels */
 
-bool nsde__wino512_supported(int cin, int cout, int h, int w)
+bool nsde__nn_wino_reg_supported(int cin, int cout, int h, int w)
 {
   /* NSDE_WINOGRAD=0 keeps these layers on the direct kernels (comparisons) */
   static int cached = -1;
@@ -59,7 +59,7 @@ bool nsde__wino512_supported(int cin, int cout, int h, int w)
          w % 2 == 0 && h > 0 && w > 0;
 }
 
-int64_t nsde__wino512_scratch(int h, int w, int cin, int cout)
+int64_t nsde__nn_wino_reg_scratch(int h, int w, int cin, int cout)
 {
   const int64_t tiles = (int64_t)chunk_rows(h, w) * (w / 2);
   /* V (16 x tiles x cin), then M of a block of up to 6 tiles (fwd) or the
@@ -70,7 +70,7 @@ int64_t nsde__wino512_scratch(int h, int w, int cin, int cout)
   return 16 * t6 * ((int64_t)cin + cout) + 16;
 }
 
-int64_t nsde__wino512_uidx(int cin, int cout, int xi, int ci, int co)
+int64_t nsde__nn_wino_reg_uidx(int cin, int cout, int xi, int ci, int co)
 {
   const int co0 = co / 64 * 64, bw = cout - co0 < 64 ? cout - co0 : 64;
   return (int64_t)co0 * 16 * cin + ((int64_t)xi * cin + ci) * bw + (co - co0);
@@ -281,7 +281,7 @@ WGRAD_NB(wgrad_4, 4, 6)
 #endif
 #undef WGRAD_NB
 
-TGT void ISA(nsde__wino512_wgrad)(const float *pad, int h, int w, int cin, const float *g,
+TGT void ISA(nsde__nn_wino_reg_wgrad)(const float *pad, int h, int w, int cin, const float *g,
                                   int cout, float *du, float *scratch)
 {
   const int th = h / 2, tw = w / 2, rows = chunk_rows(h, w);
@@ -311,7 +311,7 @@ TGT void ISA(nsde__wino512_wgrad)(const float *pad, int h, int w, int cin, const
   }
 }
 
-TGT void ISA(nsde__wino512_fwd)(const float *pad, int h, int w, int cin, int cout, const float *U,
+TGT void ISA(nsde__nn_wino_reg_fwd)(const float *pad, int h, int w, int cin, int cout, const float *U,
                                 const float *bias, const float *tr, float t, float *out,
                                 float *scratch)
 {
@@ -353,27 +353,27 @@ TGT void ISA(nsde__wino512_fwd)(const float *pad, int h, int w, int cin, int cou
 
 #ifndef NSDE_ISA_AVX2
 /* The instruction set's kernels (nsde__direct_isa: 2 AVX-512, 1 AVX2). */
-void nsde__wino512_wgrad(const float *pad, int h, int w, int cin, const float *g, int cout,
+void nsde__nn_wino_reg_wgrad(const float *pad, int h, int w, int cin, const float *g, int cout,
                          float *du, float *scratch)
 {
 #if HAVE_X86
   if (nsde__direct_isa() == 2)
-    nsde__wino512_wgrad_avx512(pad, h, w, cin, g, cout, du, scratch);
+    nsde__nn_wino_reg_wgrad_avx512(pad, h, w, cin, g, cout, du, scratch);
   else
-    nsde__wino512_wgrad_avx2(pad, h, w, cin, g, cout, du, scratch);
+    nsde__nn_wino_reg_wgrad_avx2(pad, h, w, cin, g, cout, du, scratch);
 #else
   (void)pad, (void)h, (void)w, (void)cin, (void)g, (void)cout, (void)du, (void)scratch;
 #endif
 }
 
-void nsde__wino512_fwd(const float *pad, int h, int w, int cin, int cout, const float *U,
+void nsde__nn_wino_reg_fwd(const float *pad, int h, int w, int cin, int cout, const float *U,
                        const float *bias, const float *tr, float t, float *out, float *scratch)
 {
 #if HAVE_X86
   if (nsde__direct_isa() == 2)
-    nsde__wino512_fwd_avx512(pad, h, w, cin, cout, U, bias, tr, t, out, scratch);
+    nsde__nn_wino_reg_fwd_avx512(pad, h, w, cin, cout, U, bias, tr, t, out, scratch);
   else
-    nsde__wino512_fwd_avx2(pad, h, w, cin, cout, U, bias, tr, t, out, scratch);
+    nsde__nn_wino_reg_fwd_avx2(pad, h, w, cin, cout, U, bias, tr, t, out, scratch);
 #else
   (void)pad, (void)h, (void)w, (void)cin, (void)cout, (void)U, (void)bias, (void)tr, (void)t,
       (void)out, (void)scratch;

@@ -117,8 +117,8 @@ void nsde__nn_pack_weights(struct nsde_net *net)
         Wp[o * Kp + jp] = W[o * Kp + nsde__nn_conv_public_index(l, jp)];
     if (nsde__nn_use_winograd(l))
       nsde__nn_wino_pack(l, W, Wp + (size_t)l->cout * Kp, nsde__nn_dgrad_filters(net, l));
-    else if (nsde__nn_use_wino512(l))
-      nsde__nn_wino512_pack(l, W, Wp + (size_t)l->cout * Kp, nsde__nn_dgrad_filters(net, l));
+    else if (nsde__nn_use_wino_reg(l))
+      nsde__nn_wino_reg_pack(l, W, Wp + (size_t)l->cout * Kp, nsde__nn_dgrad_filters(net, l));
     else if (nsde__nn_use_direct(l))
       nsde__nn_direct_pack(l, W, Wp + (size_t)l->cout * Kp, nsde__nn_dgrad_filters(net, l));
     if (nsde__nn_is_3x3_same(l) && l->kind == L_CCONV)
@@ -138,8 +138,8 @@ void nsde__nn_conv_fwd_item(const struct nsde_net *net, const struct layer *l, c
     const float *wd = net->wpack + l->wpoff + (size_t)l->cout * Kp;
     const float *tr = l->kind == L_CCONV ? wd + 16 * (int64_t)l->cout * l->cin : NULL;
     nsde__direct_pad(in, l->hin, l->win, l->cin, col);
-    if (nsde__nn_use_wino512(l))
-      nsde__wino512_fwd(col, l->hout, l->wout, l->cin, l->cout, wd, bias, tr, t, out, dcol);
+    if (nsde__nn_use_wino_reg(l))
+      nsde__nn_wino_reg_fwd(col, l->hout, l->wout, l->cin, l->cout, wd, bias, tr, t, out, dcol);
     else
       nsde__direct_fwd(col, l->hout, l->wout, l->cin, l->cout, wd, bias, tr, t, out);
     return;
@@ -201,8 +201,8 @@ static void direct_bwd_item(const struct nsde_net *net, const struct layer *l, c
 {
   if (!net->no_wgrad) {
     nsde__direct_pad(in, l->hin, l->win, l->cin, col);
-    if (nsde__nn_use_wino512(l))
-      nsde__wino512_wgrad(col, l->hout, l->wout, l->cin, g, l->cout, wacc + l->waoff, dcol);
+    if (nsde__nn_use_wino_reg(l))
+      nsde__nn_wino_reg_wgrad(col, l->hout, l->wout, l->cin, g, l->cout, wacc + l->waoff, dcol);
     else
       nsde__direct_wgrad(col, l->hout, l->wout, l->cin, g, l->cout, wacc + l->waoff);
     if (l->kind == L_CCONV)
@@ -210,8 +210,8 @@ static void direct_bwd_item(const struct nsde_net *net, const struct layer *l, c
   }
   if (dx) {
     nsde__direct_pad(g, l->hout, l->wout, l->cout, col);
-    if (nsde__nn_use_wino512(l))
-      nsde__wino512_fwd(col, l->hin, l->win, l->cout, l->cin, nsde__nn_dgrad_filters(net, l), NULL,
+    if (nsde__nn_use_wino_reg(l))
+      nsde__nn_wino_reg_fwd(col, l->hin, l->win, l->cout, l->cin, nsde__nn_dgrad_filters(net, l), NULL,
                         NULL, 0.0f, dx, dcol);
     else
       nsde__direct_fwd(col, l->hin, l->win, l->cout, l->cin, nsde__nn_dgrad_filters(net, l), NULL,
@@ -269,7 +269,7 @@ void nsde__nn_direct_flush(const struct nsde_net *net, float *gp, float *wacc)
       const int64_t Kp = nsde__nn_conv_kp(l);
       const int cc = l->cin + (l->kind == L_CCONV), off = l->kind == L_CCONV;
       float *dW = gp + l->poff, *dwd = wacc + l->waoff;
-      if (nsde__nn_use_wino512(l)) {
+      if (nsde__nn_use_wino_reg(l)) {
         wino_flush(l, dwd, dW, Kp, cc, off);
         continue;
       }
@@ -330,3 +330,115 @@ void nsde__nn_conv_bwd_item(const struct nsde_net *net, const struct layer *l, c
  * channel (a vector across channels), in blocks of GN_BLOCK pixels whose
  * sums are added in double: float speed, double-like accuracy, and the same
  * order for every vector width. */
+
+/* ---- the layer ops of conv2d and concat-conv2d -------------------------------- */
+
+static enum nsde_status conv_add(struct nsde_net *net, struct layer *l, const struct layer_args *a)
+{
+  if (a->out < 1 || a->out > (1 << 16) || a->kernel < 1 || a->kernel > 64 || a->stride < 1 ||
+      a->stride > 64 || a->pad < 0 || a->pad > 64)
+    return nsde__error(net->ctx, NSDE_ERR_INVALID,
+                       "conv2d: bad out_channels %d, kernel %d, stride %d or padding %d", a->out,
+                       a->kernel, a->stride, a->pad);
+  l->cout = a->out;
+  l->k = a->kernel;
+  l->stride = a->stride;
+  l->pad = a->pad;
+  l->hout = (l->hin + 2 * a->pad - a->kernel) / a->stride + 1;
+  l->wout = (l->win + 2 * a->pad - a->kernel) / a->stride + 1;
+  if (l->hin + 2 * a->pad < a->kernel || l->win + 2 * a->pad < a->kernel || l->hout < 1 ||
+      l->wout < 1)
+    return nsde__error(net->ctx, NSDE_ERR_SHAPE,
+                       "conv2d: a %dx%d kernel does not fit a %dx%d input padded by %d", a->kernel,
+                       a->kernel, l->hin, l->win, a->pad);
+  l->np = (int64_t)a->out * nsde__nn_conv_kp(l) + a->out;
+  return NSDE_OK;
+}
+
+static void conv_init(const struct layer *l, float *p, uint64_t *rng)
+{
+  nsde__nn_init_uniform(p, l->np, nsde__nn_conv_kp(l), rng);
+}
+
+/* A convolution's share of the net's scratch (the largest of im2col,
+ * Winograd and direct), its packed weights at *wp, its weight-gradient
+ * accumulator and its tape slot. */
+static enum nsde_status conv_plan(struct nsde_net *net, int i, int64_t max_batch, size_t *wp)
+{
+  struct layer *l = &net->L[i];
+  size_t col = (size_t)nsde__nn_conv_kp(l) * l->hout * l->wout;
+  size_t wcol = nsde__nn_use_winograd(l) ? 16 * (size_t)nsde__nn_wino_tiles(l) *
+                                      (size_t)(l->cin > l->cout ? l->cin : l->cout) : 0;
+  /* direct: a padded item in col (the weight gradient has its own accumulator) */
+  size_t dcol = nsde__nn_use_direct(l) ? (size_t)(l->hin + 2) * (size_t)(l->win + 2) *
+                                        (size_t)(l->cin > l->cout ? l->cin : l->cout) : 0;
+  if (nsde__nn_use_wino_reg(l)) {
+    const size_t w5 = (size_t)nsde__nn_wino_reg_scratch(l->hout, l->wout, l->cin, l->cout);
+    wcol = w5 > wcol ? w5 : wcol;
+  }
+  col = wcol > col ? wcol : col;
+  col = dcol > col ? dcol : col;
+  net->col_sz = col > net->col_sz ? col : net->col_sz;
+  l->wpoff = (int64_t)*wp;
+  l->waoff = nsde__nn_use_direct(l) ? (int64_t)net->wacc_sz : -1;
+  if (nsde__nn_use_direct(l))
+    net->wacc_sz += (nsde__nn_use_wino_reg(l) ? 16 : 9) * (size_t)l->cin * (size_t)l->cout;
+  *wp += (size_t)l->cout * (size_t)nsde__nn_conv_kp(l) + (size_t)nsde__nn_wino_extra(l);
+  net->taped[i] = true;
+  net->tape_off[i] = (int64_t)net->tape_slot;
+  net->tape_slot += ((size_t)max_batch * (size_t)l->out_sz + 15) & ~(size_t)15;
+  return NSDE_OK;
+}
+
+static int conv_forward(const struct nsde_net *net, int i, int64_t b, const float *in, float *out,
+                        float t, const struct scratch *sc, bool replay)
+{
+  (void)b;
+  if (!replay || !net->taped[i]) /* a replay finds taped outputs in place */
+    nsde__nn_conv_fwd_item(net, &net->L[i], in, out, t, sc->col, sc->dcol, sc->wt);
+  return 1;
+}
+
+static const float *conv_backward(const struct nsde_net *net, int i, int64_t b, const float *in,
+                                  const float *y, const float *g, float *dst, float *gp, float t,
+                                  const struct scratch *sc)
+{
+  (void)b;
+  (void)y;
+  nsde__nn_conv_bwd_item(net, &net->L[i], in, g, dst, gp, t, sc->col, sc->dcol, sc->wt, sc->wacc);
+  return dst;
+}
+
+/* The weights are packed tap-major; the biases follow in place. */
+static int64_t conv_public_index(const struct layer *l, int64_t j)
+{
+  const int64_t Kp = nsde__nn_conv_kp(l);
+  return j < l->cout * Kp ? j / Kp * Kp + nsde__nn_conv_public_index(l, j % Kp) : j;
+}
+
+/* Both kinds: concat-conv2d has the time as one more input plane, which
+ * nsde__nn_conv_kp counts. */
+const struct layer_ops nsde__layer_conv = {
+  .add = conv_add,
+  .init = conv_init,
+  .plan = conv_plan,
+  .forward = conv_forward,
+  .backward = conv_backward,
+  .public_index = conv_public_index,
+};
+
+NSDE_API enum nsde_status nsde_net_add_conv2d(struct nsde_net *net, int out_channels, int kernel,
+                                              int stride, int padding)
+{
+  const struct layer_args a = {.out = out_channels, .kernel = kernel, .stride = stride,
+                               .pad = padding};
+  return nsde__nn_add_layer(net, L_CONV, &a);
+}
+
+NSDE_API enum nsde_status nsde_net_add_concat_conv2d(struct nsde_net *net, int out_channels,
+                                                     int kernel, int stride, int padding)
+{
+  const struct layer_args a = {.out = out_channels, .kernel = kernel, .stride = stride,
+                               .pad = padding};
+  return nsde__nn_add_layer(net, L_CCONV, &a);
+}

@@ -34,9 +34,9 @@ bool nsde__nn_use_direct(const struct layer *l)
 /* Direct layers with both channel counts >= 32 and even sides run their
  * forward, input gradient and weight gradient through the AVX-512 Winograd
  * kernels (lib/nn/conv-wino.c). */
-bool nsde__nn_use_wino512(const struct layer *l)
+bool nsde__nn_use_wino_reg(const struct layer *l)
 {
-  return nsde__nn_use_direct(l) && nsde__wino512_supported(l->cin, l->cout, l->hout, l->wout);
+  return nsde__nn_use_direct(l) && nsde__nn_wino_reg_supported(l->cin, l->cout, l->hout, l->wout);
 }
 
 bool nsde__nn_use_winograd(const struct layer *l)
@@ -125,7 +125,7 @@ void nsde__nn_direct_pack(const struct layer *l, const float *W, float *wd, floa
  * rotated by 180 degrees, input and output channels swapped, for the input
  * gradient (the correlation of the output gradient with the rotated kernel).
  * Layout: [xi][o][c] and [xi][c][o] for the BLIS Winograd path, or with
- * blocked set the AVX-512 kernels' nsde__wino512_uidx. */
+ * blocked set the AVX-512 kernels' nsde__nn_wino_reg_uidx. */
 static void wino_pack_filters(const struct layer *l, const float *W, float *U, float *Ud,
                               bool blocked)
 {
@@ -139,9 +139,9 @@ static void wino_pack_filters(const struct layer *l, const float *W, float *U, f
       wino_filter(g, u);
       wino_filter(rot, ud);
       for (int xi = 0; xi < 16; xi++) {
-        const int64_t iu = blocked ? nsde__wino512_uidx(l->cin, l->cout, xi, c, o)
+        const int64_t iu = blocked ? nsde__nn_wino_reg_uidx(l->cin, l->cout, xi, c, o)
                                    : ((int64_t)xi * l->cout + o) * l->cin + c;
-        const int64_t id = blocked ? nsde__wino512_uidx(l->cout, l->cin, xi, o, c)
+        const int64_t id = blocked ? nsde__nn_wino_reg_uidx(l->cout, l->cin, xi, o, c)
                                    : ((int64_t)xi * l->cin + c) * l->cout + o;
         U[iu] = u[xi / 4][xi % 4];
         Ud[id] = ud[xi / 4][xi % 4];
@@ -149,7 +149,7 @@ static void wino_pack_filters(const struct layer *l, const float *W, float *U, f
     }
 }
 
-void nsde__nn_wino512_pack(const struct layer *l, const float *W, float *U, float *Ud)
+void nsde__nn_wino_reg_pack(const struct layer *l, const float *W, float *U, float *Ud)
 {
   wino_pack_filters(l, W, U, Ud, true);
 }

@@ -5,6 +5,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nn-internal.h"
@@ -225,3 +226,80 @@ NSDE_CLONES void nsde__nn_gn_bwd_item(const struct nsde_net *net, const struct l
     gn_dx(x, dy, P, C, fm, fr, gamma, m1, m2, dx);
 }
 
+
+/* ---- the layer ops ---------------------------------------------------------- */
+
+static enum nsde_status gn_add(struct nsde_net *net, struct layer *l, const struct layer_args *a)
+{
+  if (a->groups < 1 || l->cin % a->groups != 0 || !(a->eps > 0) || !isfinite(a->eps))
+    return nsde__error(net->ctx, NSDE_ERR_INVALID,
+                       "groupnorm: %d groups must divide %d channels, eps must be > 0", a->groups,
+                       l->cin);
+  l->groups = a->groups;
+  l->eps = (float)a->eps;
+  l->np = 2 * (int64_t)l->cin;
+  return NSDE_OK;
+}
+
+/* gamma 1, beta 0 (no draws from the stream) */
+static void gn_init(const struct layer *l, float *p, uint64_t *rng)
+{
+  (void)rng;
+  for (int c = 0; c < l->cin; c++) {
+    p[c] = 1.0f;
+    p[l->cin + c] = 0.0f;
+  }
+}
+
+/* Per-item statistics; a ReLU right after it is applied here (fused). */
+static enum nsde_status gn_plan(struct nsde_net *net, int i, int64_t max_batch, size_t *wp)
+{
+  struct layer *l = &net->L[i];
+
+  (void)wp;
+  l->fused_relu = i + 1 < net->nl && net->L[i + 1].ops->pointwise_relu;
+  l->stats = calloc((size_t)(2 * max_batch * l->groups), sizeof(float));
+  return l->stats ? NSDE_OK : nsde__error(net->ctx, NSDE_ERR_NOMEM, "out of memory");
+}
+
+static int gn_forward(const struct nsde_net *net, int i, int64_t b, const float *in, float *out,
+                      float t, const struct scratch *sc, bool replay)
+{
+  const struct layer *l = &net->L[i];
+
+  (void)t;
+  (void)replay;
+  if (!l->fused_relu) {
+    nsde__nn_gn_fwd_item(net, l, b, in, out, false, sc->acc);
+    return 1;
+  }
+  nsde__nn_gn_fwd_item(net, l, b, in, net->act[i + 1] + b * l->out_sz, true, sc->acc);
+  return 2;
+}
+
+static const float *gn_backward(const struct nsde_net *net, int i, int64_t b, const float *in,
+                                const float *y, const float *g, float *dst, float *gp, float t,
+                                const struct scratch *sc)
+{
+  const struct layer *l = &net->L[i];
+
+  (void)y;
+  (void)t;
+  nsde__nn_gn_bwd_item(net, l, b, in, g, l->fused_relu ? net->act[i + 1] + b * l->out_sz : NULL,
+                       sc->tmp, dst, gp, sc->acc);
+  return dst;
+}
+
+const struct layer_ops nsde__layer_groupnorm = {
+  .add = gn_add,
+  .init = gn_init,
+  .plan = gn_plan,
+  .forward = gn_forward,
+  .backward = gn_backward,
+};
+
+NSDE_API enum nsde_status nsde_net_add_groupnorm(struct nsde_net *net, int groups, double eps)
+{
+  const struct layer_args a = {.groups = groups, .eps = eps};
+  return nsde__nn_add_layer(net, L_GN, &a);
+}

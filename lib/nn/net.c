@@ -3,8 +3,10 @@
  * ReLU, global average pool, linear. Items enter and leave NCHW; inside, each
  * item is channels-last and runs through all layers on one thread (items in
  * parallel, one-thread BLIS calls), so results do not depend on the thread
- * count. This file builds a net: layers, parameter initialisation, the one
- * allocation in nsde_net_finalize, the paper's drift network.
+ * count. This file builds a net: the layer registry (each kind's shape,
+ * initialisation and plan are in its own file, struct layer_ops), parameter
+ * initialisation, the one allocation in nsde_net_finalize, the paper's drift
+ * network.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -93,53 +95,14 @@ static enum nsde_status push(struct nsde_net *net, struct layer *l)
   return NSDE_OK;
 }
 
-static enum nsde_status add_conv(struct nsde_net *net, enum lkind kind, int out_channels,
-                                 int kernel, int stride, int padding)
-{
-  struct layer l;
-  enum nsde_status st;
-  int64_t fan;
+static const struct layer_ops *const layer_ops[L_N] = {
+#define NSDE__LAYER_ENTRY(kind, name) [kind] = &nsde__layer_##name,
+  NSDE__LAYERS(NSDE__LAYER_ENTRY)
+#undef NSDE__LAYER_ENTRY
+};
 
-  memset(&l, 0, sizeof(l));
-  if ((st = push(net, &l)) != NSDE_OK)
-    return st;
-  if (out_channels < 1 || out_channels > (1 << 16) || kernel < 1 || kernel > 64 || stride < 1 ||
-      stride > 64 || padding < 0 || padding > 64)
-    return nsde__error(net->ctx, NSDE_ERR_INVALID,
-                       "conv2d: bad out_channels %d, kernel %d, stride %d or padding %d",
-                       out_channels, kernel, stride, padding);
-  l.kind = kind;
-  l.cout = out_channels;
-  l.k = kernel;
-  l.stride = stride;
-  l.pad = padding;
-  l.hout = (l.hin + 2 * padding - kernel) / stride + 1;
-  l.wout = (l.win + 2 * padding - kernel) / stride + 1;
-  if (l.hin + 2 * padding < kernel || l.win + 2 * padding < kernel || l.hout < 1 || l.wout < 1)
-    return nsde__error(net->ctx, NSDE_ERR_SHAPE,
-                       "conv2d: a %dx%d kernel does not fit a %dx%d input padded by %d", kernel,
-                       kernel, l.hin, l.win, padding);
-  fan = (int64_t)(l.cin + (kind == L_CCONV)) * kernel * kernel;
-  l.np = (int64_t)out_channels * fan + out_channels;
-  l.out_sz = (int64_t)l.cout * l.hout * l.wout;
-  net->L[net->nl++] = l;
-  return NSDE_OK;
-}
-
-NSDE_API enum nsde_status nsde_net_add_conv2d(struct nsde_net *net, int out_channels, int kernel,
-                                              int stride, int padding)
-{
-  return add_conv(net, L_CONV, out_channels, kernel, stride, padding);
-}
-
-NSDE_API enum nsde_status nsde_net_add_concat_conv2d(struct nsde_net *net, int out_channels,
-                                                     int kernel, int stride, int padding)
-{
-  return add_conv(net, L_CCONV, out_channels, kernel, stride, padding);
-}
-
-static enum nsde_status add_simple(struct nsde_net *net, enum lkind kind, int groups, double eps,
-                                   int out_features)
+enum nsde_status nsde__nn_add_layer(struct nsde_net *net, enum lkind kind,
+                                    const struct layer_args *a)
 {
   struct layer l;
   enum nsde_status st;
@@ -148,55 +111,15 @@ static enum nsde_status add_simple(struct nsde_net *net, enum lkind kind, int gr
   if ((st = push(net, &l)) != NSDE_OK)
     return st;
   l.kind = kind;
+  l.ops = layer_ops[kind];
   l.cout = l.cin;
   l.hout = l.hin;
   l.wout = l.win;
-  switch (kind) {
-  case L_GN:
-    if (groups < 1 || l.cin % groups != 0 || !(eps > 0) || !isfinite(eps))
-      return nsde__error(net->ctx, NSDE_ERR_INVALID,
-                         "groupnorm: %d groups must divide %d channels, eps must be > 0", groups,
-                         l.cin);
-    l.groups = groups;
-    l.eps = (float)eps;
-    l.np = 2 * (int64_t)l.cin;
-    break;
-  case L_POOL:
-    l.hout = l.wout = 1;
-    break;
-  case L_LINEAR:
-    if (out_features < 1 || out_features > (1 << 24))
-      return nsde__error(net->ctx, NSDE_ERR_INVALID, "linear: bad out_features %d", out_features);
-    l.cout = out_features;
-    l.hout = l.wout = 1;
-    l.np = (int64_t)out_features * l.in_sz + out_features;
-    break;
-  default:
-    break;
-  }
+  if ((st = l.ops->add(net, &l, a)) != NSDE_OK)
+    return st;
   l.out_sz = (int64_t)l.cout * l.hout * l.wout;
   net->L[net->nl++] = l;
   return NSDE_OK;
-}
-
-NSDE_API enum nsde_status nsde_net_add_groupnorm(struct nsde_net *net, int groups, double eps)
-{
-  return add_simple(net, L_GN, groups, eps, 0);
-}
-
-NSDE_API enum nsde_status nsde_net_add_relu(struct nsde_net *net)
-{
-  return add_simple(net, L_RELU, 0, 0, 0);
-}
-
-NSDE_API enum nsde_status nsde_net_add_avgpool(struct nsde_net *net)
-{
-  return add_simple(net, L_POOL, 0, 0, 0);
-}
-
-NSDE_API enum nsde_status nsde_net_add_linear(struct nsde_net *net, int out_features)
-{
-  return add_simple(net, L_LINEAR, 0, 0, out_features);
 }
 
 /* splitmix64: parameter initialisation only */
@@ -208,27 +131,21 @@ static uint64_t splitmix(uint64_t *s)
   return z ^ (z >> 31);
 }
 
+void nsde__nn_init_uniform(float *p, int64_t n, int64_t fan, uint64_t *rng)
+{
+  double bound = 1.0 / sqrt((double)fan);
+  for (int64_t j = 0; j < n; j++) {
+    double u = (double)(splitmix(rng) >> 11) * 0x1.0p-53;
+    p[j] = (float)((2.0 * u - 1.0) * bound);
+  }
+}
+
 static void init_params(struct nsde_net *net, uint64_t seed)
 {
   uint64_t st = seed ^ 0x6E736465ULL;
-  for (int i = 0; i < net->nl; i++) {
-    struct layer *l = &net->L[i];
-    float *p = net->params + l->poff;
-    if (l->kind == L_GN) {
-      for (int c = 0; c < l->cin; c++) {
-        p[c] = 1.0f;
-        p[l->cin + c] = 0.0f;
-      }
-    } else if (l->np > 0) {
-      int64_t fan = l->kind == L_LINEAR ? l->in_sz
-                                        : (int64_t)(l->cin + (l->kind == L_CCONV)) * l->k * l->k;
-      double bound = 1.0 / sqrt((double)fan);
-      for (int64_t j = 0; j < l->np; j++) {
-        double u = (double)(splitmix(&st) >> 11) * 0x1.0p-53;
-        p[j] = (float)((2.0 * u - 1.0) * bound);
-      }
-    }
-  }
+  for (int i = 0; i < net->nl; i++)
+    if (net->L[i].ops->init)
+      net->L[i].ops->init(&net->L[i], net->params + net->L[i].poff, &st);
 }
 
 /* Undo a finalize that failed part-way, so that a retry (for example with a
@@ -253,12 +170,50 @@ static enum nsde_status unfinalize(struct nsde_net *net, enum nsde_status st)
   return st;
 }
 
+/* The one allocation of parameters, gradients, activations, packed weights
+ * and the net's input and output buffers, carved in that order. */
+static enum nsde_status carve(struct nsde_net *net, int64_t max_batch, size_t isz,
+                              size_t act_total, size_t wp)
+{
+  const struct layer *last = &net->L[net->nl - 1];
+  size_t total;
+  char *m;
+
+#define SZ(nfloats) nsde__round64((size_t)(nfloats) * 4)
+  total = 3 * SZ(net->np) + act_total + SZ(wp) + SZ((size_t)max_batch * isz) +
+          SZ((size_t)max_batch * (size_t)last->out_sz) + SZ((size_t)net->max_chunks * net->np);
+  net->mem = nsde__alloc(total);
+  if (!net->mem)
+    return nsde__error(net->ctx, NSDE_ERR_NOMEM, "nsde_net_finalize: cannot allocate %zu bytes",
+                       total);
+  memset(net->mem, 0, total);
+  m = net->mem;
+#define CARVE(ptr, nfloats)                                  \
+  do {                                                       \
+    (ptr) = (float *)(void *)m;                              \
+    m += SZ(nfloats);                                        \
+  } while (0)
+  CARVE(net->params, net->np);
+  CARVE(net->grads, net->np);
+  for (int i = 0; i < net->nl; i++)
+    if (!net->L[i].fused_relu)
+      CARVE(net->own[i], (size_t)max_batch * (size_t)net->L[i].out_sz);
+  CARVE(net->wpack, wp);
+  CARVE(net->packed_of, net->np);
+  net->packed = false;
+  CARVE(net->xin, (size_t)max_batch * isz);
+  CARVE(net->yout, (size_t)max_batch * (size_t)last->out_sz);
+  CARVE(net->part, (size_t)net->max_chunks * net->np);
+#undef CARVE
+#undef SZ
+  return NSDE_OK;
+}
+
 NSDE_API enum nsde_status nsde_net_finalize(struct nsde_net *net, int64_t max_batch,
                                             uint64_t seed)
 {
-  size_t total = 0, act_total = 0, wp = 0, isz;
-  const struct layer *last;
-  char *m;
+  size_t act_total = 0, wp = 0, isz;
+  enum nsde_status st;
 
   if (!net)
     return NSDE_ERR_NULL;
@@ -286,37 +241,10 @@ NSDE_API enum nsde_status nsde_net_finalize(struct nsde_net *net, int64_t max_ba
     struct layer *l = &net->L[i];
     l->poff = net->np;
     net->np += l->np;
-    l->fused_relu = l->kind == L_GN && i + 1 < net->nl && net->L[i + 1].kind == L_RELU;
+    if (l->ops->plan && (st = l->ops->plan(net, i, max_batch, &wp)) != NSDE_OK)
+      return unfinalize(net, st);
     if (!l->fused_relu)
       act_total += nsde__round64((size_t)max_batch * (size_t)l->out_sz * 4);
-    if (l->kind == L_CONV || l->kind == L_CCONV) {
-      size_t col = (size_t)nsde__nn_conv_kp(l) * l->hout * l->wout;
-      size_t wcol = nsde__nn_use_winograd(l) ? 16 * (size_t)nsde__nn_wino_tiles(l) *
-                                          (size_t)(l->cin > l->cout ? l->cin : l->cout) : 0;
-      /* direct: a padded item in col (the weight gradient has its own accumulator) */
-      size_t dcol = nsde__nn_use_direct(l) ? (size_t)(l->hin + 2) * (size_t)(l->win + 2) *
-                                            (size_t)(l->cin > l->cout ? l->cin : l->cout) : 0;
-      if (nsde__nn_use_wino512(l)) {
-        const size_t w5 = (size_t)nsde__wino512_scratch(l->hout, l->wout, l->cin, l->cout);
-        wcol = w5 > wcol ? w5 : wcol;
-      }
-      col = wcol > col ? wcol : col;
-      col = dcol > col ? dcol : col;
-      net->col_sz = col > net->col_sz ? col : net->col_sz;
-      l->wpoff = (int64_t)wp;
-      l->waoff = nsde__nn_use_direct(l) ? (int64_t)net->wacc_sz : -1;
-      if (nsde__nn_use_direct(l))
-        net->wacc_sz += (nsde__nn_use_wino512(l) ? 16 : 9) * (size_t)l->cin * (size_t)l->cout;
-      wp += (size_t)l->cout * (size_t)nsde__nn_conv_kp(l) + (size_t)nsde__nn_wino_extra(l);
-      net->taped[i] = true;
-      net->tape_off[i] = (int64_t)net->tape_slot;
-      net->tape_slot += ((size_t)max_batch * (size_t)l->out_sz + 15) & ~(size_t)15;
-    }
-    if (l->kind == L_GN) {
-      l->stats = calloc((size_t)(2 * max_batch * l->groups), sizeof(float));
-      if (!l->stats)
-        return unfinalize(net, nsde__error(net->ctx, NSDE_ERR_NOMEM, "out of memory"));
-    }
     net->item_sz = (size_t)l->out_sz > net->item_sz ? (size_t)l->out_sz : net->item_sz;
     net->maxc = l->cin > net->maxc ? l->cin : net->maxc;
     net->maxc = l->cout > net->maxc ? l->cout : net->maxc;
@@ -326,34 +254,8 @@ NSDE_API enum nsde_status nsde_net_finalize(struct nsde_net *net, int64_t max_ba
   /* at most 16 gradient chunks and 64 MiB of them; depends on the shapes only */
   net->max_chunks = net->np > 0 ? ((int64_t)64 << 20) / (net->np * 4) : 16;
   net->max_chunks = net->max_chunks < 1 ? 1 : net->max_chunks > 16 ? 16 : net->max_chunks;
-  last = &net->L[net->nl - 1];
-#define SZ(nfloats) nsde__round64((size_t)(nfloats) * 4)
-  total = 3 * SZ(net->np) + act_total + SZ(wp) + SZ((size_t)max_batch * isz) +
-          SZ((size_t)max_batch * (size_t)last->out_sz) + SZ((size_t)net->max_chunks * net->np);
-  net->mem = nsde__alloc(total);
-  if (!net->mem)
-    return unfinalize(net, nsde__error(net->ctx, NSDE_ERR_NOMEM,
-                                       "nsde_net_finalize: cannot allocate %zu bytes", total));
-  memset(net->mem, 0, total);
-  m = net->mem;
-#define CARVE(ptr, nfloats)                                  \
-  do {                                                       \
-    (ptr) = (float *)(void *)m;                              \
-    m += SZ(nfloats);                                        \
-  } while (0)
-  CARVE(net->params, net->np);
-  CARVE(net->grads, net->np);
-  for (int i = 0; i < net->nl; i++)
-    if (!net->L[i].fused_relu)
-      CARVE(net->own[i], (size_t)max_batch * (size_t)net->L[i].out_sz);
-  CARVE(net->wpack, wp);
-  CARVE(net->packed_of, net->np);
-  net->packed = false;
-  CARVE(net->xin, (size_t)max_batch * isz);
-  CARVE(net->yout, (size_t)max_batch * (size_t)last->out_sz);
-  CARVE(net->part, (size_t)net->max_chunks * net->np);
-#undef CARVE
-#undef SZ
+  if (carve(net, max_batch, isz, act_total, wp) != NSDE_OK)
+    return unfinalize(net, NSDE_ERR_NOMEM);
   memcpy(net->act, net->own, (size_t)net->nl * sizeof(float *));
   net->max_batch = max_batch;
   net->final = true;

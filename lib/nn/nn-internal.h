@@ -1,7 +1,8 @@
 /*
  * The network module's internals (lib/nn/): the net and layer structs and the
  * calls between its files. The module's direction: net.c builds, pass.c runs
- * the layers (conv.c, conv3x3.c with conv-direct.c, groupnorm.c) item by
+ * the layers (through their ops tables: conv.c with conv3x3.c and
+ * conv-direct.c, groupnorm.c, relu.c, avgpool.c, linear.c) item by
  * item, tape.c keeps activations, drift.c makes a net an SDE drift. Not
  * installed.
  * SPDX-License-Identifier: MIT
@@ -17,10 +18,26 @@
 static inline int omp_get_thread_num(void) { return 0; }
 #endif
 
-enum lkind { L_CONV, L_CCONV, L_GN, L_RELU, L_POOL, L_LINEAR };
+/* The layer kinds, one line each: the kind and its ops table
+ * (nsde__layer_<name>, defined in the layer's file: conv.c, which serves
+ * both convolutions, groupnorm.c, relu.c, avgpool.c, linear.c). */
+#define NSDE__LAYERS(X)                                                                            \
+  X(L_CONV, conv)                                                                                  \
+  X(L_CCONV, conv)                                                                                 \
+  X(L_GN, groupnorm)                                                                               \
+  X(L_RELU, relu)                                                                                  \
+  X(L_POOL, avgpool)                                                                               \
+  X(L_LINEAR, linear)
+
+#define NSDE__LAYER_KIND(kind, name) kind,
+enum lkind { NSDE__LAYERS(NSDE__LAYER_KIND) L_N };
+#undef NSDE__LAYER_KIND
+
+struct layer_ops;
 
 struct layer {
   enum lkind kind;
+  const struct layer_ops *ops;
   int cin, hin, win, cout, hout, wout; /* cin excludes the time plane */
   int k, stride, pad, groups;
   float eps;
@@ -72,8 +89,64 @@ struct nsde_net {
   void *mem;
 };
 
+/* One thread's scratch (pass.c): im2col / Winograd buffers, two item
+ * gradients, a linear layer's NCHW view, the batch passes' transposed output
+ * gradient and input gradient, group-norm accumulators (doubles), Winograd
+ * temporaries. */
+struct scratch {
+  float *col, *dcol, *d[2], *tmp, *gin, *dxout, *wt;
+  double *acc;
+  float *wacc; /* direct convolutions' weight gradients, [tap][c][o], summed over a chunk */
+};
+
+/* What nsde_net_add_* asked for (each layer reads its own fields). */
+struct layer_args {
+  int out, kernel, stride, pad, groups;
+  double eps;
+};
+
+/* What a layer kind does. net.c and pass.c reach a layer only through this
+ * table; a hook left NULL does nothing. */
+struct layer_ops {
+  /* Shape the new layer l (cin, hin, win, in_sz: the net's current output;
+   * cout, hout, wout preset to the input's) from a: set the output shape,
+   * l->np and its own fields, or refuse the arguments. */
+  enum nsde_status (*add)(struct nsde_net *net, struct layer *l, const struct layer_args *a);
+  /* The initial parameters p[0 .. l->np), drawing from the stream *rng in
+   * layer order. */
+  void (*init)(const struct layer *l, float *p, uint64_t *rng);
+  /* At nsde_net_finalize, layer i: its share of the scratch, of the packed
+   * weights (*wp floats so far), its tape slot and per-item buffers. */
+  enum nsde_status (*plan)(struct nsde_net *net, int i, int64_t max_batch, size_t *wp);
+  /* Item b forward, in -> out (channels-last); returns how many layers it
+   * ran: 2 when it also wrote the next layer's output (a fused ReLU). */
+  int (*forward)(const struct nsde_net *net, int i, int64_t b, const float *in, float *out,
+                 float t, const struct scratch *sc, bool replay);
+  /* Item b backward: the output gradient g into the input gradient dst
+   * (NULL: not wanted), parameter gradients added to gp (packed layout);
+   * returns the gradient for the layer below: dst, or g passed through. */
+  const float *(*backward)(const struct nsde_net *net, int i, int64_t b, const float *in,
+                           const float *y, const float *g, float *dst, float *gp, float t,
+                           const struct scratch *sc);
+  /* Where packed parameter gradient j belongs among the public parameters
+   * (NULL: at j). */
+  int64_t (*public_index)(const struct layer *l, int64_t j);
+  /* Whether the layer is max(x, 0), which a group norm before it can apply
+   * while it writes. */
+  bool pointwise_relu;
+};
+
+#define NSDE__LAYER_DECL(kind, name) extern const struct layer_ops nsde__layer_##name;
+NSDE__LAYERS(NSDE__LAYER_DECL)
+#undef NSDE__LAYER_DECL
+
 /* net.c: building and finalising */
 void nsde__nn_cur_shape(const struct nsde_net *net, int *c, int *h, int *w);
+/* Append a layer of this kind, shaped by its ops' add. */
+enum nsde_status nsde__nn_add_layer(struct nsde_net *net, enum lkind kind,
+                                    const struct layer_args *a);
+/* n uniform values in +-1/sqrt(fan) from the stream (the PyTorch default). */
+void nsde__nn_init_uniform(float *p, int64_t n, int64_t fan, uint64_t *rng);
 
 /* conv.c: im2col/GEMM convolution and its dispatch */
 void nsde__nn_to_nhwc(const float *src, float *dst, int c, int64_t p);
@@ -91,13 +164,13 @@ void nsde__nn_conv_bwd_item(const struct nsde_net *net, const struct layer *l, c
 bool nsde__nn_is_3x3_same(const struct layer *l);
 bool nsde__nn_use_direct(const struct layer *l);
 bool nsde__nn_use_winograd(const struct layer *l);
-bool nsde__nn_use_wino512(const struct layer *l);
+bool nsde__nn_use_wino_reg(const struct layer *l);
 int64_t nsde__nn_wino_tiles(const struct layer *l);
 int64_t nsde__nn_wino_extra(const struct layer *l);
 float *nsde__nn_dgrad_filters(const struct nsde_net *net, const struct layer *l);
 void nsde__nn_time_response(const struct layer *l, const float *W, float *tr);
 void nsde__nn_direct_pack(const struct layer *l, const float *W, float *wd, float *wr);
-void nsde__nn_wino512_pack(const struct layer *l, const float *W, float *U, float *Ud);
+void nsde__nn_wino_reg_pack(const struct layer *l, const float *W, float *U, float *Ud);
 void nsde__nn_wino_pack(const struct layer *l, const float *W, float *U, float *Ud);
 void nsde__nn_wino_conv(const struct layer *l, const float *in, const float *U, const float *bias,
                         const float *tr, float t, float *out, float *V, float *M, float *wt);

@@ -13,15 +13,6 @@
 
 /* ---- per-item forward / backward --------------------------------------------- */
 
-/* One thread's scratch: im2col / Winograd buffers, two item gradients, a
- * linear layer's NCHW view, the batch passes' transposed output gradient and
- * input gradient, group-norm accumulators (doubles), Winograd temporaries. */
-struct scratch {
-  float *col, *dcol, *d[2], *tmp, *gin, *dxout, *wt;
-  double *acc;
-  float *wacc; /* direct convolutions' weight gradients, [tap][c][o], summed over a chunk */
-};
-
 static size_t scratch_floats(const struct nsde_net *net)
 {
   return ((net->wacc_sz + 15) & ~(size_t)15) + 2 * net->col_sz + 5 * net->item_sz +
@@ -46,68 +37,18 @@ static struct scratch thread_scratch(const struct nsde_net *net, int tid)
   return sc;
 }
 
-/* A linear layer reads its input in the public NCHW flattening. */
-static const float *linear_input(const struct layer *l, const float *x, float *tmp)
-{
-  if ((int64_t)l->hin * l->win == 1 || l->cin == 1)
-    return x;
-  nsde__to_nchw(x, tmp, l->cin, (int64_t)l->hin * l->win);
-  return tmp;
-}
-
 /* All layers for item b; with replay, layers whose output is on the tape are
  * skipped. x is the item, channels-last. */
 static void fwd_item(const struct nsde_net *net, int64_t b, const float *x, float t,
                      const struct scratch *sc, bool replay)
 {
   const float *in = x;
-  for (int i = 0; i < net->nl; i++) {
+  for (int i = 0; i < net->nl;) {
     const struct layer *l = &net->L[i];
     float *out = net->act[i] ? net->act[i] + b * l->out_sz : NULL;
-    switch (l->kind) {
-    case L_CONV:
-    case L_CCONV:
-      if (!replay || !net->taped[i])
-        nsde__nn_conv_fwd_item(net, l, in, out, t, sc->col, sc->dcol, sc->wt);
-      break;
-    case L_GN:
-      if (l->fused_relu) {
-        out = net->act[i + 1] + b * l->out_sz;
-        nsde__nn_gn_fwd_item(net, l, b, in, out, true, sc->acc);
-        i++;
-      } else {
-        nsde__nn_gn_fwd_item(net, l, b, in, out, false, sc->acc);
-      }
-      break;
-    case L_RELU:
-      for (int64_t j = 0; j < l->in_sz; j++)
-        out[j] = in[j] > 0.0f ? in[j] : 0.0f;
-      break;
-    case L_POOL: {
-      const int64_t P = (int64_t)l->hin * l->win;
-      double *s = sc->acc;
-      for (int c = 0; c < l->cin; c++)
-        s[c] = 0;
-      for (int64_t p = 0; p < P; p++)
-        for (int c = 0; c < l->cin; c++)
-          s[c] += in[p * l->cin + c];
-      for (int c = 0; c < l->cin; c++)
-        out[c] = (float)(s[c] / (double)P);
-      break;
-    }
-    case L_LINEAR: {
-      const float *W = net->params + l->poff, *bias = W + (size_t)l->cout * l->in_sz;
-      const float *v = linear_input(l, in, sc->tmp);
-      for (int o = 0; o < l->cout; o++) {
-        float s = 0.0f;
-        for (int64_t j = 0; j < l->in_sz; j++)
-          s += W[o * l->in_sz + j] * v[j];
-        out[o] = s + bias[o];
-      }
-      break;
-    }
-    }
-    in = out;
+    const int ran = l->ops->forward(net, i, b, in, out, t, sc, replay);
+    i += ran;
+    in = net->act[i - 1] + b * net->L[i - 1].out_sz; /* the last layer run's output */
   }
 }
 
@@ -123,54 +64,7 @@ static void bwd_item(const struct nsde_net *net, int64_t b, const float *x, cons
     const float *y = net->act[i] ? net->act[i] + b * l->out_sz : NULL;
     /* the item-gradient buffer that g is not in (g may be either after a pass-through) */
     float *dst = i > 0 ? (g == sc->d[0] ? sc->d[1] : sc->d[0]) : dx;
-    switch (l->kind) {
-    case L_CONV:
-    case L_CCONV:
-      nsde__nn_conv_bwd_item(net, l, in, g, dst, gp, t, sc->col, sc->dcol, sc->wt, sc->wacc);
-      break;
-    case L_GN:
-      nsde__nn_gn_bwd_item(net, l, b, in, g, l->fused_relu ? net->act[i + 1] + b * l->out_sz : NULL,
-                  sc->tmp, dst, gp, sc->acc);
-      break;
-    case L_RELU:
-      if (i > 0 && net->L[i - 1].fused_relu) {
-        dst = (float *)g; /* the group norm below applies the mask */
-        break;
-      }
-      if (dst)
-        for (int64_t j = 0; j < l->in_sz; j++)
-          dst[j] = y[j] > 0.0f ? g[j] : 0.0f;
-      break;
-    case L_POOL:
-      if (dst) {
-        const int64_t P = (int64_t)l->hin * l->win;
-        for (int64_t p = 0; p < P; p++)
-          for (int c = 0; c < l->cin; c++)
-            dst[p * l->cin + c] = g[c] / (float)P;
-      }
-      break;
-    case L_LINEAR: {
-      const float *W = net->params + l->poff, *v = linear_input(l, in, sc->tmp);
-      float *dW = gp + l->poff, *dbias = dW + (size_t)l->cout * l->in_sz;
-      for (int o = 0; o < l->cout; o++) {
-        for (int64_t j = 0; j < l->in_sz; j++)
-          dW[o * l->in_sz + j] += g[o] * v[j];
-        dbias[o] += g[o];
-      }
-      if (dst) {
-        float *d = (int64_t)l->hin * l->win == 1 || l->cin == 1 ? dst : sc->tmp;
-        for (int64_t j = 0; j < l->in_sz; j++)
-          d[j] = 0.0f;
-        for (int o = 0; o < l->cout; o++)
-          for (int64_t j = 0; j < l->in_sz; j++)
-            d[j] += W[o * l->in_sz + j] * g[o];
-        if (d == sc->tmp)
-          nsde__nn_to_nhwc(sc->tmp, dst, l->cin, (int64_t)l->hin * l->win);
-      }
-      break;
-    }
-    }
-    g = dst;
+    g = l->ops->backward(net, i, b, in, y, g, dst, gp, t, sc);
   }
 }
 
@@ -290,16 +184,14 @@ void nsde__net_backward_raw(struct nsde_net *net, int64_t B, const float *x, con
   /* reduce the chunks in order, mapping packed convolution weights back */
   for (int i = 0; i < net->nl; i++) {
     const struct layer *l = &net->L[i];
-    const bool conv = l->kind == L_CONV || l->kind == L_CCONV;
-    const int64_t Kp = conv ? nsde__nn_conv_kp(l) : 0;
 #pragma omp parallel for schedule(static) num_threads(nt) if (l->np > NSDE_PAR_MIN / 8)
     for (int64_t j = 0; j < l->np; j++) {
       float s = 0.0f;
       int64_t dst = j;
       for (int64_t c = 0; c < nc; c++)
         s += net->part[c * np + l->poff + j];
-      if (conv && j < l->cout * Kp)
-        dst = j / Kp * Kp + nsde__nn_conv_public_index(l, j % Kp);
+      if (l->ops->public_index)
+        dst = l->ops->public_index(l, j);
       gp[l->poff + dst] += s;
     }
   }

@@ -22,11 +22,11 @@ static uint64_t fingerprint(const float *v, int64_t n)
   for (; i + 4 <= n; i += 4) {
     memcpy(w, v + i, sizeof(w));
     for (int j = 0; j < 4; j++)
-      h[j] = (h[j] ^ w[j]) * 0x100000001B3ULL;
+      h[j] = (h[j] ^ w[j]) * NSDE__FNV_PRIME;
   }
   for (; i < n; i++) {
     memcpy(w, v + i, 4);
-    h[0] = (h[0] ^ w[0]) * 0x100000001B3ULL;
+    h[0] = (h[0] ^ w[0]) * NSDE__FNV_PRIME;
   }
   return (h[0] ^ (h[1] >> 7) ^ (h[2] << 11) ^ (h[3] >> 13)) * 0xBF58476D1CE4E5B9ULL ^ (uint64_t)n;
 }
@@ -41,7 +41,7 @@ static uint64_t batch_fingerprint(struct nsde_net *net, int64_t B, const float *
   for (int64_t b = 0; b < B; b++)
     net->fp[b] = fingerprint(x + b * isz, isz);
   for (int64_t b = 0; b < B; b++)
-    h = (h ^ net->fp[b]) * 0x100000001B3ULL + (uint64_t)b;
+    h = (h ^ net->fp[b]) * NSDE__FNV_PRIME + (uint64_t)b;
   return h;
 }
 
@@ -149,15 +149,18 @@ void nsde__nn_prepare_backward(struct nsde_net *net, int64_t B, const float *x, 
 static enum nsde_status check_io(struct nsde_net *net, const struct nsde_tensor *x,
                                  const struct nsde_tensor *y, int64_t y_item, const char *what)
 {
+  enum nsde_status st;
+
   if (!net)
     return NSDE_ERR_NULL;
   if (!net->final)
     return nsde__error(net->ctx, NSDE_ERR_STATE, "%s: call nsde_net_finalize first", what);
-  if (!x || !y)
-    return nsde__error(net->ctx, NSDE_ERR_NULL, "%s: NULL tensor", what);
-  if (x->dtype != NSDE_DTYPE_FLOAT32 || y->dtype != NSDE_DTYPE_FLOAT32)
-    return nsde__error(net->ctx, NSDE_ERR_DTYPE, "%s: networks take float32 tensors", what);
-  if (!x->contiguous || !y->contiguous || x->shape[0] != y->shape[0] ||
+  if ((st = nsde__check_tensor(net->ctx, what, "x", x, NSDE_DTYPE_FLOAT32, -1, NULL, true)) !=
+          NSDE_OK ||
+      (st = nsde__check_tensor(net->ctx, what, "the output", y, NSDE_DTYPE_FLOAT32, -1, NULL,
+                               true)) != NSDE_OK)
+    return st;
+  if (x->shape[0] != y->shape[0] ||
       x->shape[0] > net->max_batch || x->numel != x->shape[0] * (int64_t)net->c * net->h * net->w ||
       y->numel != y->shape[0] * y_item)
     return nsde__error(net->ctx, NSDE_ERR_SHAPE,
