@@ -44,162 +44,237 @@ static void attack_grad(const struct eval *E, struct nsde_tensor *x, const struc
     lo->per_image[k] /= passes;
 }
 
+const char *const eval_attack_names[3] = {"authors", "pgd", "cw"};
+
+/* An attack run's scratch, per batch of bs images (tot floats) or per
+ * attacked image (na of them, nab batches). */
+struct attack_ws {
+  int64_t na, nab, tot;
+  int ttn; /* classification passes */
+  float *x0, *mo, *vo, *wv, *best, *acc;
+  double *cw_l2, *pl, *pl2;
+  unsigned char *clean_ok, *cw_ok;
+};
+
+static int ws_alloc(struct attack_ws *W, int bs)
+{
+  const size_t tot = (size_t)W->tot, na = (size_t)W->na;
+  W->x0 = malloc(sizeof(float) * tot);
+  W->mo = malloc(sizeof(float) * tot);
+  W->vo = malloc(sizeof(float) * tot);
+  W->wv = malloc(sizeof(float) * tot);
+  W->best = malloc(sizeof(float) * tot);
+  W->acc = malloc(sizeof(float) * tot);
+  W->clean_ok = malloc(na);
+  W->cw_ok = malloc(na);
+  W->cw_l2 = malloc(sizeof(double) * na);
+  W->pl = malloc(sizeof(double) * (size_t)bs);
+  W->pl2 = malloc(sizeof(double) * (size_t)bs);
+  return W->x0 && W->mo && W->vo && W->wv && W->best && W->acc && W->clean_ok && W->cw_ok &&
+         W->cw_l2 && W->pl && W->pl2;
+}
+
+static void ws_free(struct attack_ws *W)
+{
+  free(W->x0); free(W->mo); free(W->vo); free(W->wv); free(W->best); free(W->acc);
+  free(W->clean_ok); free(W->cw_ok); free(W->cw_l2); free(W->pl); free(W->pl2);
+}
+
+/* Test images bb * bs .. (bb + 1) * bs into E->x, E->labels. */
+static void load_batch(const struct eval *E, int64_t bb)
+{
+  for (int k = 0; k < E->bs; k++) E->idx[k] = bb * E->bs + k;
+  ex_check(E->ctx, nsde_dataset_batch(E->ds, E->idx, E->bs, 0, 0, E->x, E->labels), "batch");
+}
+
+/* The TTN classification of E->x with batch bb's seed; whether image k is right. */
+static void classify(const struct eval *E, const struct attack_ws *W, int64_t bb)
+{
+  ex_check(E->ctx, nsde_model_predict(E->m, E->x, W->ttn, E->seed + 99 + (unsigned long long)bb,
+                                      E->probs), "attack TTN");
+}
+
+static int right(const struct eval *E, int k)
+{
+  return correct_one((float *)nsde_tensor_data(E->probs) + k * E->classes, E->labels[k], E->classes);
+}
+
+/* Carlini-Wagner on batch bb: Adam on tanh-space w for E->steps steps; the
+ * smallest iterate misclassified on its noisy pass is kept (cw_l2) and then
+ * confirmed with TTN (cw_ok: not broken). */
+static void cw_batch(const struct eval *E, struct attack_ws *W, int64_t bb,
+                     const struct nsde_loss_options *lo, double cw_c, double cw_kappa)
+{
+  const int bs = E->bs;
+  const int64_t item = E->item, tot = W->tot;
+  float *xd = nsde_tensor_data(E->x), *gd = nsde_tensor_data(E->gx);
+
+  load_batch(E, bb);
+  memcpy(W->x0, xd, sizeof(float) * (size_t)tot);
+  memcpy(W->best, xd, sizeof(float) * (size_t)tot);
+  memset(W->mo, 0, sizeof(float) * (size_t)tot);
+  memset(W->vo, 0, sizeof(float) * (size_t)tot);
+  for (int64_t i = 0; i < tot; i++) /* x = (tanh w + 1) / 2, starting at x0 */
+    W->wv[i] = (float)atanh(fmin(1 - 1e-6, fmax(-1 + 1e-6, 2.0 * W->x0[i] - 1.0)));
+  for (int k = 0; k < bs; k++)
+    W->cw_l2[bb * bs + k] = INFINITY;
+  for (int st = 0; st < E->steps; st++) {
+    struct nsde_loss_options cw = *lo;
+    cw.kind = NSDE_MODEL_LOSS_CW_MARGIN;
+    cw.kappa = cw_kappa;
+    cw.per_image = W->pl;
+    for (int64_t i = 0; i < tot; i++)
+      xd[i] = (float)(0.5 * (tanh(W->wv[i]) + 1.0));
+    attack_grad(E, E->x, &cw, E->seed + 4242 + (unsigned long long)(st * 131 + bb), W->acc, W->pl2,
+                "C&W gradient");
+    for (int k = 0; k < bs; k++) { /* f <= -kappa: misclassified on this noisy pass */
+      double d = l2dist(xd + k * item, W->x0 + k * item, item);
+      if (W->pl[k] <= -cw_kappa && d < W->cw_l2[bb * bs + k]) {
+        W->cw_l2[bb * bs + k] = d;
+        memcpy(W->best + k * item, xd + k * item, sizeof(float) * (size_t)item);
+      }
+    }
+    for (int64_t i = 0; i < tot; i++) {
+      double dx = 0.5 * (1.0 - tanh(W->wv[i]) * tanh(W->wv[i]));
+      W->wv[i] -= adam_delta(&W->mo[i], &W->vo[i],
+                             (2.0 * ((double)xd[i] - W->x0[i]) + cw_c * bs * gd[i]) * dx, 0.01, st);
+    }
+  }
+  memcpy(xd, W->best, sizeof(float) * (size_t)tot); /* confirm with TTN */
+  classify(E, W, bb);
+  for (int k = 0; k < bs; k++)
+    W->cw_ok[bb * bs + k] = (unsigned char)(isinf(W->cw_l2[bb * bs + k]) || right(E, k));
+}
+
+static void cw_report(const struct attack_ws *W, double cw_kappa)
+{
+  int64_t unconfirmed = 0, found = 0, ok = 0;
+  for (int64_t j = 0; j < W->na; j++) {
+    ok += W->clean_ok[j];
+    found += W->clean_ok[j] && !isinf(W->cw_l2[j]);
+    unconfirmed += W->clean_ok[j] && !isinf(W->cw_l2[j]) && W->cw_ok[j];
+  }
+  printf("nsde-eval: cw      kappa %g: %lld of the %lld correctly classified images reached a margin <= "
+         "-kappa; TTN does not confirm %lld of those (counted as not broken)\n",
+         cw_kappa, (long long)found, (long long)ok, (long long)unconfirmed);
+}
+
+/* The authors' Adam attack (meth 0) or l2 PGD (1) on batch bb at radius
+ * eps, starting from the clean images (kept in x0). */
+static void descend_batch(const struct eval *E, struct attack_ws *W, int meth, double eps,
+                          int64_t bb, const struct nsde_loss_options *lo)
+{
+  const int bs = E->bs, steps = E->steps;
+  const int64_t item = E->item, tot = W->tot;
+  float *xd = nsde_tensor_data(E->x), *gd = nsde_tensor_data(E->gx);
+
+  load_batch(E, bb);
+  memcpy(W->x0, xd, sizeof(float) * (size_t)tot);
+  memset(W->mo, 0, sizeof(float) * (size_t)tot);
+  memset(W->vo, 0, sizeof(float) * (size_t)tot);
+  for (int st = 0; eps > 0 && st < steps; st++) {
+    const unsigned long long sd = E->seed + 7777 + (unsigned long long)(st * 131 + bb);
+    attack_grad(E, E->x, lo, sd, W->acc, W->pl2, "attack gradient");
+    if (meth == 0) { /* Adam descent on -CE */
+      for (int64_t i = 0; i < tot; i++)
+        xd[i] -= adam_delta(&W->mo[i], &W->vo[i], -gd[i], 0.005, st);
+    } else { /* l2 PGD: ascend along the normalised gradient */
+      const double alpha = 2.5 * eps / steps;
+      for (int k = 0; k < bs; k++) {
+        double gn = 0;
+        for (int64_t i = 0; i < item; i++)
+          gn += (double)gd[k * item + i] * gd[k * item + i];
+        gn = sqrt(gn);
+        if (gn > 0)
+          for (int64_t i = 0; i < item; i++)
+            xd[k * item + i] += (float)(alpha * gd[k * item + i] / gn);
+      }
+    }
+    for (int k = 0; k < bs; k++)
+      project(xd + k * item, W->x0 + k * item, item, eps);
+  }
+}
+
+/* Attack meth at radius eps on every attacked image: a row per image into
+ * fi, the accuracy and mean distortion into fa and on stdout. */
+static void score_eps(const struct eval *E, struct attack_ws *W, int meth, double eps,
+                      const struct nsde_loss_options *lo, FILE *fa, FILE *fi)
+{
+  const int bs = E->bs;
+  const int64_t item = E->item, na = W->na;
+  const float *xd = nsde_tensor_data(E->x);
+  int64_t hits = 0;
+  double l2sum = 0;
+
+  for (int64_t bb = 0; bb < W->nab; bb++) {
+    if (meth == 2) {
+      for (int k = 0; k < bs; k++) {
+        int64_t j = bb * bs + k;
+        int broken = !W->cw_ok[j] && W->cw_l2[j] <= eps;
+        hits += W->clean_ok[j] && !broken;
+        fprintf(fi, "cw,%g,%lld,%d\n", eps, (long long)j, W->clean_ok[j] && !broken);
+        l2sum += W->clean_ok[j] && broken ? W->cw_l2[j] : 0.0;
+      }
+      continue;
+    }
+    descend_batch(E, W, meth, eps, bb, lo);
+    classify(E, W, bb);
+    for (int k = 0; k < bs; k++) {
+      int ok = W->clean_ok[bb * bs + k] && right(E, k);
+      hits += ok;
+      fprintf(fi, "%s,%g,%lld,%d\n", eval_attack_names[meth], eps, (long long)(bb * bs + k), ok);
+      /* the returned example: the clean image where that already fails */
+      l2sum += W->clean_ok[bb * bs + k] ? l2dist(xd + k * item, W->x0 + k * item, item) : 0.0;
+    }
+  }
+  printf("nsde-eval: %-7s l2 attack eps %.3f: accuracy %.4f +- %.4f, mean distortion %.4f "
+         "(%lld images)\n", eval_attack_names[meth], eps, (double)hits / na,
+         bse((double)hits / na, na), l2sum / na, (long long)na);
+  fprintf(fa, "%s,%g,%.6f,%.6f,%.6f,%lld\n", eval_attack_names[meth], eps, (double)hits / na,
+          l2sum / na, bse((double)hits / na, na), (long long)na);
+  fflush(stdout);
+}
+
 void eval_attacks(const struct eval *E, int64_t attack_images, const int use_attack[3],
                   const double *eps_list, int neps, double cw_c, double cw_kappa, FILE *fa, FILE *fi)
 {
-  static const char *const attack_names[3] = {"authors", "pgd", "cw"};
-  struct nsde_context *ctx = E->ctx;
-  struct nsde_model *m = E->m;
-  struct nsde_dataset *ds = E->ds;
-  struct nsde_tensor *x = E->x, *gx = E->gx, *probs = E->probs;
-  int32_t *labels = E->labels;
-  int64_t *idx = E->idx, n = E->n, item = E->item;
-  const int bs = E->bs, classes = E->classes, steps = E->steps;
-  const int ttn = E->attack_noise_off ? 0 : E->ttn; /* classification passes */
-  const unsigned long long seed = E->seed;
+  const int bs = E->bs;
   struct nsde_loss_options lo; /* every attack step: dL/dx only */
+  struct attack_ws W = {0};
 
   nsde_loss_options_init(&lo);
-  lo.grad_images = gx;
+  lo.grad_images = E->gx;
   lo.no_param_grads = 1;
   fprintf(fa, "method,eps,accuracy,mean_l2,se,images\n");
   fprintf(fi, "method,eps,image,correct\n");
-  if (attack_images > 0 && steps > 0) {
-    const int64_t na = attack_images < n ? attack_images / bs * bs : n / bs * bs, nab = na / bs;
-    const int64_t tot = bs * item;
-    float *x0 = malloc(sizeof(float) * (size_t)tot), *mo = malloc(sizeof(float) * (size_t)tot);
-    float *vo = malloc(sizeof(float) * (size_t)tot), *wv = malloc(sizeof(float) * (size_t)tot);
-    float *best = malloc(sizeof(float) * (size_t)tot);
-    unsigned char *clean_ok = malloc((size_t)na);
-    double *cw_l2 = malloc(sizeof(double) * (size_t)na), *pl = malloc(sizeof(double) * (size_t)bs);
-    unsigned char *cw_ok = malloc((size_t)na);
-    float *acc = malloc(sizeof(float) * (size_t)tot);
-    double *pl2 = malloc(sizeof(double) * (size_t)bs);
-    float *xd = nsde_tensor_data(x), *gd = nsde_tensor_data(gx);
-    /* clean TTN correctness per image, with the seeds the attacks classify with */
-    for (int64_t bb = 0; bb < nab; bb++) {
-      for (int k = 0; k < bs; k++) idx[k] = bb * bs + k;
-      ex_check(ctx, nsde_dataset_batch(ds, idx, bs, 0, 0, x, labels), "batch");
-      ex_check(ctx, nsde_model_predict(m, x, ttn, seed + 99 + (unsigned long long)bb, probs), "attack TTN");
-      for (int k = 0; k < bs; k++)
-        clean_ok[bb * bs + k] = (unsigned char)correct_one((float *)nsde_tensor_data(probs) + k * classes,
-                                                           labels[k], classes);
-    }
-    for (int meth = 0; meth < 3; meth++) {
-      if (!use_attack[meth] || na == 0)
-        continue;
-      if (meth == 2) { /* Carlini-Wagner once per batch: smallest misclassified iterate */
-        for (int64_t bb = 0; bb < nab; bb++) {
-          for (int k = 0; k < bs; k++) idx[k] = bb * bs + k;
-          ex_check(ctx, nsde_dataset_batch(ds, idx, bs, 0, 0, x, labels), "batch");
-          memcpy(x0, xd, sizeof(float) * (size_t)tot);
-          memcpy(best, xd, sizeof(float) * (size_t)tot);
-          memset(mo, 0, sizeof(float) * (size_t)tot);
-          memset(vo, 0, sizeof(float) * (size_t)tot);
-          for (int64_t i = 0; i < tot; i++) /* x = (tanh w + 1) / 2, starting at x0 */
-            wv[i] = (float)atanh(fmin(1 - 1e-6, fmax(-1 + 1e-6, 2.0 * x0[i] - 1.0)));
-          for (int k = 0; k < bs; k++)
-            cw_l2[bb * bs + k] = INFINITY;
-          for (int st = 0; st < steps; st++) {
-            struct nsde_loss_options cw = lo;
-            cw.kind = NSDE_MODEL_LOSS_CW_MARGIN;
-            cw.kappa = cw_kappa;
-            cw.per_image = pl;
-            for (int64_t i = 0; i < tot; i++)
-              xd[i] = (float)(0.5 * (tanh(wv[i]) + 1.0));
-            attack_grad(E, x, &cw, seed + 4242 + (unsigned long long)(st * 131 + bb), acc, pl2, "C&W gradient");
-            for (int k = 0; k < bs; k++) { /* f <= -kappa: misclassified on this noisy pass */
-              double d = l2dist(xd + k * item, x0 + k * item, item);
-              if (pl[k] <= -cw_kappa && d < cw_l2[bb * bs + k]) {
-                cw_l2[bb * bs + k] = d;
-                memcpy(best + k * item, xd + k * item, sizeof(float) * (size_t)item);
-              }
-            }
-            for (int64_t i = 0; i < tot; i++) {
-              double dx = 0.5 * (1.0 - tanh(wv[i]) * tanh(wv[i]));
-              wv[i] -= adam_delta(&mo[i], &vo[i], (2.0 * ((double)xd[i] - x0[i]) + cw_c * bs * gd[i]) * dx,
-                                  0.01, st);
-            }
-          }
-          memcpy(xd, best, sizeof(float) * (size_t)tot); /* confirm with TTN */
-          ex_check(ctx, nsde_model_predict(m, x, ttn, seed + 99 + (unsigned long long)bb, probs), "attack TTN");
-          for (int k = 0; k < bs; k++)
-            cw_ok[bb * bs + k] = (unsigned char)(isinf(cw_l2[bb * bs + k]) ||
-                                                 correct_one((float *)nsde_tensor_data(probs) + k * classes,
-                                                             labels[k], classes));
-        }
-        {
-          int64_t unconfirmed = 0, found = 0, ok = 0;
-          for (int64_t j = 0; j < na; j++) {
-            ok += clean_ok[j];
-            found += clean_ok[j] && !isinf(cw_l2[j]);
-            unconfirmed += clean_ok[j] && !isinf(cw_l2[j]) && cw_ok[j];
-          }
-          printf("nsde-eval: cw      kappa %g: %lld of the %lld correctly classified images reached a margin <= "
-                 "-kappa; TTN does not confirm %lld of those (counted as not broken)\n",
-                 cw_kappa, (long long)found, (long long)ok, (long long)unconfirmed);
-        }
-      }
-      for (int e = 0; e < neps; e++) {
-        int64_t hits = 0;
-        double l2sum = 0;
-        for (int64_t bb = 0; bb < nab; bb++) {
-          if (meth == 2) {
-            for (int k = 0; k < bs; k++) {
-              int64_t j = bb * bs + k;
-              int broken = !cw_ok[j] && cw_l2[j] <= eps_list[e];
-              hits += clean_ok[j] && !broken;
-              fprintf(fi, "cw,%g,%lld,%d\n", eps_list[e], (long long)j, clean_ok[j] && !broken);
-              l2sum += clean_ok[j] && broken ? cw_l2[j] : 0.0;
-            }
-            continue;
-          }
-          for (int k = 0; k < bs; k++) idx[k] = bb * bs + k;
-          ex_check(ctx, nsde_dataset_batch(ds, idx, bs, 0, 0, x, labels), "batch");
-          memcpy(x0, xd, sizeof(float) * (size_t)tot);
-          memset(mo, 0, sizeof(float) * (size_t)tot);
-          memset(vo, 0, sizeof(float) * (size_t)tot);
-          for (int st = 0; eps_list[e] > 0 && st < steps; st++) {
-            const unsigned long long sd = seed + 7777 + (unsigned long long)(st * 131 + bb);
-            attack_grad(E, x, &lo, sd, acc, pl2, "attack gradient");
-            if (meth == 0) { /* Adam descent on -CE */
-              for (int64_t i = 0; i < tot; i++)
-                xd[i] -= adam_delta(&mo[i], &vo[i], -gd[i], 0.005, st);
-            } else { /* l2 PGD: ascend along the normalised gradient */
-              const double alpha = 2.5 * eps_list[e] / steps;
-              for (int k = 0; k < bs; k++) {
-                double gn = 0;
-                for (int64_t i = 0; i < item; i++)
-                  gn += (double)gd[k * item + i] * gd[k * item + i];
-                gn = sqrt(gn);
-                if (gn > 0)
-                  for (int64_t i = 0; i < item; i++)
-                    xd[k * item + i] += (float)(alpha * gd[k * item + i] / gn);
-              }
-            }
-            for (int k = 0; k < bs; k++)
-              project(xd + k * item, x0 + k * item, item, eps_list[e]);
-          }
-          ex_check(ctx, nsde_model_predict(m, x, ttn, seed + 99 + (unsigned long long)bb, probs), "attack TTN");
-          for (int k = 0; k < bs; k++) {
-            int ok = clean_ok[bb * bs + k] &&
-                     correct_one((float *)nsde_tensor_data(probs) + k * classes, labels[k], classes);
-            hits += ok;
-            fprintf(fi, "%s,%g,%lld,%d\n", attack_names[meth], eps_list[e], (long long)(bb * bs + k), ok);
-            /* the returned example: the clean image where that already fails */
-            l2sum += clean_ok[bb * bs + k] ? l2dist(xd + k * item, x0 + k * item, item) : 0.0;
-          }
-        }
-        printf("nsde-eval: %-7s l2 attack eps %.3f: accuracy %.4f +- %.4f, mean distortion %.4f "
-               "(%lld images)\n", attack_names[meth], eps_list[e], (double)hits / na,
-               bse((double)hits / na, na), l2sum / na, (long long)na);
-        fprintf(fa, "%s,%g,%.6f,%.6f,%.6f,%lld\n", attack_names[meth], eps_list[e], (double)hits / na,
-                l2sum / na, bse((double)hits / na, na), (long long)na);
-        fflush(stdout);
-      }
-    }
-    free(x0); free(mo); free(vo); free(wv); free(best); free(clean_ok); free(cw_l2); free(pl);
-    free(cw_ok); free(acc); free(pl2);
+  if (attack_images <= 0 || E->steps <= 0)
+    return;
+  W.na = attack_images < E->n ? attack_images / bs * bs : E->n / bs * bs;
+  W.nab = W.na / bs;
+  W.tot = bs * E->item;
+  W.ttn = E->attack_noise_off ? 0 : E->ttn;
+  if (!ws_alloc(&W, bs)) {
+    fprintf(stderr, "nsde-eval: out of memory for the attacks\n");
+    ws_free(&W);
+    exit(1);
   }
-
+  /* clean TTN correctness per image, with the seeds the attacks classify with */
+  for (int64_t bb = 0; bb < W.nab; bb++) {
+    load_batch(E, bb);
+    classify(E, &W, bb);
+    for (int k = 0; k < bs; k++)
+      W.clean_ok[bb * bs + k] = (unsigned char)right(E, k);
+  }
+  for (int meth = 0; meth < 3; meth++) {
+    if (!use_attack[meth] || W.na == 0)
+      continue;
+    if (meth == 2) { /* Carlini-Wagner once per batch: smallest misclassified iterate */
+      for (int64_t bb = 0; bb < W.nab; bb++)
+        cw_batch(E, &W, bb, &lo, cw_c, cw_kappa);
+      cw_report(&W, cw_kappa);
+    }
+    for (int e = 0; e < neps; e++)
+      score_eps(E, &W, meth, eps_list[e], &lo, fa, fi);
+  }
+  ws_free(&W);
 }

@@ -31,7 +31,7 @@ int eval_corruption_report(const char *data, const char *dir, int64_t report, un
       double tot = 0;
       int64_t nimg = nsde_dataset_size(rd), item1 = (int64_t)rcn * rh * rw;
       float *im = malloc(sizeof(float) * (size_t)item1);
-      corr_rng = corr_stream(seed, sev, f);
+      corr_seed(seed, sev, f);
       for (int64_t i = 0; i < nimg; i++) {
         ri[0] = i;
         ex_check(rc, nsde_dataset_batch(rd, ri, 1, 0, 0, rx, rl), "batch");
@@ -104,7 +104,7 @@ int eval_corruptions(const struct eval *E, int severities, const int *cpasses, i
       int64_t hits[4] = {0, 0, 0, 0};
       if (!corr_available(f, E->c))
         continue;
-      corr_rng = corr_stream(E->seed, sev, f);
+      corr_seed(E->seed, sev, f);
       if (sev == 0)
         memcpy(hits, hits0, sizeof(hits));
       else

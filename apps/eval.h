@@ -84,6 +84,9 @@ static inline int64_t count_correct(const float *probs, const int32_t *labels, i
   return hits;
 }
 
+/* The attacks' names, as --attacks and the result files spell them. */
+extern const char *const eval_attack_names[3];
+
 /* eval-attacks.c: l2 attacks (authors, PGD, C&W) at every eps, into fa; each
  * image's outcome (method,eps,image,correct) into fi */
 void eval_attacks(const struct eval *E, int64_t attack_images, const int use_attack[3],

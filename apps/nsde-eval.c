@@ -33,7 +33,7 @@
  * learned map.
  * Every attack returns the clean image when that is already misclassified
  * (with the same TTN noise), so accuracy never exceeds the eps = 0 value.
- * CIFAR-10-C style corruptions computed from the images (apps/corrupt.h:
+ * CIFAR-10-C style corruptions computed from the images (apps/corrupt.c:
  * Gaussian, shot, impulse, speckle noise; Gaussian and defocus blur;
  * contrast, brightness, saturation; pixelate; JPEG via libjpeg), severities
  * 1..5, each corrupted image predicted under every protocol of
@@ -114,221 +114,271 @@ static const struct cli_prog eval_prog = {
     (int)(sizeof(eval_opts) / sizeof(eval_opts[0])),
 };
 
-int main(int argc, char **argv)
-{
-  const char *model_path = NULL, *data = "fashion-mnist", *dir = NULL, *outdir = ".";
-  long subset = 1000, attack_images = 200;
-  int ttn = 100, steps = 40, eot = 1, severities = 5, threads = 0, report = 0, hpasses = 0;
-  int cpasses[4], ncp = 0; /* corruption protocols: passes per prediction */
-  int noise_off = 0;        /* --attack-noise off */
-  static const char *const onoff[] = {"on", "off", NULL};
-  long cimages = 0, himages = 1;
-  int use_attack[3] = {1, 1, 1};
-  double cw_c = 1.0, cw_kappa = 0.0;
-  static const char *const attack_names[3] = {"authors", "pgd", "cw"};
-  double eps_list[32] = {0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5};
-  int neps = 11;
-  unsigned long long seed = 12345;
-  struct nsde_context *ctx;
-  struct nsde_model *m = NULL;
-  struct nsde_model_config cfg;
-  struct nsde_dataset *ds;
-  struct nsde_tensor *x = NULL, *probs = NULL, *gx = NULL;
-  int32_t *labels = NULL;
-  int64_t *idx = NULL, n, item;
-  int c, h, w, classes, bs;
-  char path[4096];
-  FILE *fs = NULL, *fa = NULL, *fc = NULL, *fp = NULL, *fi = NULL, *fk = NULL;
-  int status = 0;
-  struct eval E;
-  double t0 = ex_now();
+/* The command line. */
+struct eval_args {
+  const char *model_path, *data, *dir, *outdir;
+  long subset, attack_images, cimages, himages;
+  int ttn, steps, eot, severities, threads, report, hpasses;
+  int cpasses[4], ncp; /* corruption protocols: passes per prediction */
+  int noise_off;       /* --attack-noise off */
+  int use_attack[3];
+  double cw_c, cw_kappa, eps_list[32];
+  int neps;
+  unsigned long long seed;
+};
 
-  for (const char *a, *v; cli_next(&eval_prog, argc, argv, &a, &v);) {
-#define OPT(name) (!strcmp(a, name))
-    static const char *const datas[] = {"fashion-mnist", "cifar10", "stl10", NULL};
-    const char *P = "nsde-eval";
-    if (OPT("--model")) model_path = v;
-    else if (OPT("--data")) data = ex_choice(P, a, v, datas);
-    else if (OPT("--data-dir")) dir = v;
-    else if (OPT("--subset")) subset = (long)ex_int(P, a, v, 1, 1000000000);
-    else if (OPT("--ttn")) ttn = (int)ex_int(P, a, v, 0, 100000);
-    else if (OPT("--attack-images")) attack_images = (long)ex_int(P, a, v, 0, 1000000000);
-    else if (OPT("--attack-steps")) steps = (int)ex_int(P, a, v, 0, 1000000);
-    else if (OPT("--attack-eot")) eot = (int)ex_int(P, a, v, 1, 10000);
-    else if (OPT("--attack-noise")) noise_off = !strcmp(ex_choice(P, a, v, onoff), "off");
-    else if (OPT("--severities")) severities = (int)ex_int(P, a, v, 0, 5);
-    else if (OPT("--corruption-passes")) ncp = ex_wholes(P, a, v, 0, 100000, cpasses, 4, "passes");
-    else if (OPT("--out")) outdir = v;
-    else if (OPT("--threads")) threads = (int)ex_int(P, a, v, 0, 1024);
-    else if (OPT("--seed")) seed = (unsigned long long)ex_int(P, a, v, 0, (1LL << 62));
-    else if (OPT("--cw-c")) cw_c = ex_real(P, a, v, 0, 1e6);
-    else if (OPT("--cw-kappa")) cw_kappa = ex_real(P, a, v, 0, 1e6);
-    else if (OPT("--corruption-report")) report = (int)ex_int(P, a, v, 1, 1000000000);
-    else if (OPT("--hidden-curve")) hpasses = (int)ex_int(P, a, v, 0, 100000);
-    else if (OPT("--hidden-images")) himages = (long)ex_int(P, a, v, 1, 1000000);
-    else if (OPT("--corruption-images")) cimages = (long)ex_int(P, a, v, 0, 1000000000);
-    else if (OPT("--attacks")) {
-      char buf[256];
-      const char *p = v;
-      for (int k = 0; k < 3; k++)
-        use_attack[k] = 0;
-      while (*p) {
-        size_t len = strcspn(p, ",");
-        int k = 0;
-        snprintf(buf, sizeof(buf), "%.*s", (int)(len < 255 ? len : 255), p);
-        while (k < 3 && strcmp(buf, attack_names[k]))
-          k++;
-        if (k == 3) {
-          fprintf(stderr, "nsde-eval: --attacks '%s': unknown attack '%s' (authors, pgd, cw); try "
-                  "'nsde-eval --help'\n", v, buf);
-          return 2;
-        }
-        use_attack[k] = 1;
-        p += len;
-        if (*p == ',')
-          p++;
-      }
+/* --attacks a,b: which of the three run (exit status 2 on an unknown one,
+ * -1 to go on). */
+static int parse_attacks(const char *v, int use_attack[3])
+{
+  char buf[256];
+  const char *p = v;
+
+  for (int k = 0; k < 3; k++)
+    use_attack[k] = 0;
+  while (*p) {
+    size_t len = strcspn(p, ",");
+    int k = 0;
+    snprintf(buf, sizeof(buf), "%.*s", (int)(len < 255 ? len : 255), p);
+    while (k < 3 && strcmp(buf, eval_attack_names[k]))
+      k++;
+    if (k == 3) {
+      fprintf(stderr, "nsde-eval: --attacks '%s': unknown attack '%s' (authors, pgd, cw); try "
+              "'nsde-eval --help'\n", v, buf);
+      return 2;
     }
-    else if (OPT("--eps")) neps = ex_reals(P, a, v, 0, 1000, eps_list, 32);
+    use_attack[k] = 1;
+    p += len;
+    if (*p == ',')
+      p++;
+  }
+  return -1;
+}
+
+/* Options into *A (an exit status, or -1 to go on). */
+static int parse_args(int argc, char **argv, struct eval_args *A)
+{
+  static const char *const onoff[] = {"on", "off", NULL};
+  static const char *const datas[] = {"fashion-mnist", "cifar10", "stl10", NULL};
+  const char *P = "nsde-eval";
+  int rc = -1;
+
+  *A = (struct eval_args){.data = "fashion-mnist", .outdir = ".", .subset = 1000,
+                          .attack_images = 200, .himages = 1, .ttn = 100, .steps = 40, .eot = 1,
+                          .severities = 5, .use_attack = {1, 1, 1}, .cw_c = 1.0,
+                          .eps_list = {0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5},
+                          .neps = 11, .seed = 12345};
+  for (const char *a, *v; rc < 0 && cli_next(&eval_prog, argc, argv, &a, &v);) {
+#define OPT(name) (!strcmp(a, name))
+    if (OPT("--model")) A->model_path = v;
+    else if (OPT("--data")) A->data = ex_choice(P, a, v, datas);
+    else if (OPT("--data-dir")) A->dir = v;
+    else if (OPT("--subset")) A->subset = (long)ex_int(P, a, v, 1, 1000000000);
+    else if (OPT("--ttn")) A->ttn = (int)ex_int(P, a, v, 0, 100000);
+    else if (OPT("--attack-images")) A->attack_images = (long)ex_int(P, a, v, 0, 1000000000);
+    else if (OPT("--attack-steps")) A->steps = (int)ex_int(P, a, v, 0, 1000000);
+    else if (OPT("--attack-eot")) A->eot = (int)ex_int(P, a, v, 1, 10000);
+    else if (OPT("--attack-noise")) A->noise_off = !strcmp(ex_choice(P, a, v, onoff), "off");
+    else if (OPT("--severities")) A->severities = (int)ex_int(P, a, v, 0, 5);
+    else if (OPT("--corruption-passes"))
+      A->ncp = ex_wholes(P, a, v, 0, 100000, A->cpasses, 4, "passes");
+    else if (OPT("--out")) A->outdir = v;
+    else if (OPT("--threads")) A->threads = (int)ex_int(P, a, v, 0, 1024);
+    else if (OPT("--seed")) A->seed = (unsigned long long)ex_int(P, a, v, 0, (1LL << 62));
+    else if (OPT("--cw-c")) A->cw_c = ex_real(P, a, v, 0, 1e6);
+    else if (OPT("--cw-kappa")) A->cw_kappa = ex_real(P, a, v, 0, 1e6);
+    else if (OPT("--corruption-report")) A->report = (int)ex_int(P, a, v, 1, 1000000000);
+    else if (OPT("--hidden-curve")) A->hpasses = (int)ex_int(P, a, v, 0, 100000);
+    else if (OPT("--hidden-images")) A->himages = (long)ex_int(P, a, v, 1, 1000000);
+    else if (OPT("--corruption-images")) A->cimages = (long)ex_int(P, a, v, 0, 1000000000);
+    else if (OPT("--attacks")) rc = parse_attacks(v, A->use_attack);
+    else if (OPT("--eps")) A->neps = ex_reals(P, a, v, 0, 1000, A->eps_list, 32);
     else {
       fprintf(stderr, "%s: option %s has no handler (a bug)\n", P, a);
       return 1;
     }
 #undef OPT
   }
-  if (ncp == 0) { /* the noise off, and the TTN ensemble of at most 20 passes */
-    cpasses[ncp++] = 0;
-    if (ttn > 0)
-      cpasses[ncp++] = ttn < 20 ? ttn : 20;
+  if (A->ncp == 0) { /* the noise off, and the TTN ensemble of at most 20 passes */
+    A->cpasses[A->ncp++] = 0;
+    if (A->ttn > 0)
+      A->cpasses[A->ncp++] = A->ttn < 20 ? A->ttn : 20;
   }
-  if (report > 0) /* corruption strength per family and severity, no model needed */
-    return eval_corruption_report(data, dir, report, seed);
-  if (!model_path || ttn < 0 || steps < 0 || severities < 0 || severities > 5 || subset < 1 ||
-      hpasses < 0 || himages < 1 || cimages < 0 || !(cw_c >= 0) || !isfinite(cw_c) ||
-      !(cw_kappa >= 0) || !isfinite(cw_kappa)) {
+  return rc;
+}
+
+/* The result files, in the order of their names. */
+enum { F_SUMMARY, F_ATTACK, F_CORRUPTION, F_PREDICTIONS, F_ATTACK_IMAGES, F_CORRUPTION_IMAGES, F_N };
+static const char *const file_names[F_N] = {"summary", "attack", "corruption", "predictions",
+                                            "attack-images", "corruption-images"};
+
+static int open_files(const char *outdir, FILE *f[F_N])
+{
+  char path[4096];
+
+  for (int k = 0; k < F_N; k++) {
+    snprintf(path, sizeof(path), "%s/%s.csv", outdir, file_names[k]);
+    f[k] = fopen(path, "w");
+  }
+  for (int k = 0; k < F_N; k++)
+    if (!f[k]) {
+      fprintf(stderr, "nsde-eval: cannot write into %s\n", outdir);
+      return 1;
+    }
+  return 0;
+}
+
+/* Closes the files; a full disk shows here (status 1 if it was 0). */
+static int close_files(const char *outdir, FILE *f[F_N], int status)
+{
+  for (int k = 0; k < F_N; k++)
+    if (f[k] && fclose(f[k]) != 0 && status == 0) {
+      fprintf(stderr, "nsde-eval: cannot write %s/%s.csv\n", outdir, file_names[k]);
+      status = 1;
+    }
+  return status;
+}
+
+/* The model, the test images and the batch buffers into E (1 if the model
+ * does not take these images). */
+static int load_eval(const struct eval_args *A, struct eval *E)
+{
+  struct nsde_context *ctx;
+  int64_t n;
+
+  ex_check(NULL, nsde_context_new(&E->ctx), "context");
+  ctx = E->ctx;
+  ex_check(ctx, nsde_context_set_threads(ctx, A->threads), "threads");
+  E->ds = ex_load(ctx, A->data, A->dir, NSDE_SPLIT_TEST, A->subset);
+  ex_check(ctx, nsde_dataset_get_info(E->ds, &E->c, &E->h, &E->w, &E->classes), "dataset info");
+  n = nsde_dataset_size(E->ds);
+  E->bs = n < 100 ? (int)n : 100;
+  if (A->attack_images > 0 && A->attack_images < E->bs)
+    E->bs = (int)A->attack_images; /* the attack runs in whole batches */
+  ex_check(ctx, nsde_model_load(ctx, A->model_path, E->bs, &E->m), "loading the model");
+  ex_check(ctx, nsde_model_get_config(E->m, &E->cfg), "model get config");
+  if (E->cfg.in_channels != E->c || E->cfg.in_height != E->h || E->cfg.in_width != E->w ||
+      E->cfg.classes != E->classes) {
+    fprintf(stderr, "nsde-eval: the model takes %dx%dx%d images in %d classes, the data has %dx%dx%d in %d\n",
+            E->cfg.in_channels, E->cfg.in_height, E->cfg.in_width, E->cfg.classes, E->c, E->h,
+            E->w, E->classes);
+    return 1;
+  }
+  E->n = n;
+  E->item = (int64_t)E->c * E->h * E->w;
+  E->seed = A->seed;
+  E->ttn = A->ttn;
+  E->steps = A->steps;
+  /* one path when the model has no noise or it is off: every "noisy" pass is the same */
+  E->eot = E->cfg.noise == NSDE_MODEL_NOISE_ODE || A->noise_off ? 1 : A->eot;
+  E->outdir = A->outdir;
+  E->attack_noise_off = A->noise_off;
+  {
+    int64_t shape[4] = {E->bs, E->c, E->h, E->w}, ps[2] = {E->bs, E->classes};
+    ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &E->x), "tensor");
+    ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &E->gx), "tensor");
+    ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, ps, &E->probs), "tensor");
+  }
+  E->labels = malloc(sizeof(int32_t) * (size_t)E->bs);
+  E->idx = malloc(sizeof(int64_t) * (size_t)E->bs);
+  return 0;
+}
+
+/* Clean accuracy, deterministic and TTN, over whole batches (E->n becomes
+ * their count): per image into fp, the totals into fs (1: no memory). */
+static int eval_clean(const struct eval_args *A, struct eval *E, FILE *fp, FILE *fs)
+{
+  const int bs = E->bs, classes = E->classes, ttn = E->ttn;
+  int64_t hit0 = 0, hitt = 0, n = E->n;
+  int *pred0 = malloc(sizeof(int) * (size_t)bs);
+
+  if (!pred0) {
+    fprintf(stderr, "nsde-eval: out of memory\n");
+    return 1;
+  }
+  fprintf(fp, "image,label,clean,ttn\n");
+  for (int64_t b0 = 0; b0 + bs <= n; b0 += bs) {
+    const float *pr = nsde_tensor_data(E->probs);
+    for (int k = 0; k < bs; k++) E->idx[k] = b0 + k;
+    ex_check(E->ctx, nsde_dataset_batch(E->ds, E->idx, bs, 0, 0, E->x, E->labels), "batch");
+    ex_check(E->ctx, nsde_model_predict(E->m, E->x, 0, 0, E->probs), "predict");
+    for (int k = 0; k < bs; k++) {
+      pred0[k] = argmax_one(pr + (int64_t)k * classes, classes);
+      hit0 += pred0[k] == E->labels[k];
+    }
+    if (ttn > 0)
+      ex_check(E->ctx, nsde_model_predict(E->m, E->x, ttn, E->seed + (unsigned long long)b0 * 1000,
+                                          E->probs), "TTN");
+    for (int k = 0; k < bs; k++) {
+      int predt = ttn > 0 ? argmax_one(pr + (int64_t)k * classes, classes) : -1; /* -1: no TTN */
+      hitt += predt == E->labels[k];
+      fprintf(fp, "%lld,%d,%d,%d\n", (long long)(b0 + k), (int)E->labels[k], pred0[k], predt);
+    }
+  }
+  free(pred0);
+  E->n = n = n / bs * bs;
+  printf("nsde-eval: %s on %lld %s test images: clean accuracy %.4f +- %.4f (noise off)",
+         A->model_path, (long long)n, A->data, (double)hit0 / n, bse((double)hit0 / n, n));
+  if (ttn > 0)
+    printf(", %.4f +- %.4f (TTN, %d passes)", (double)hitt / n, bse((double)hitt / n, n), ttn);
+  printf(" [+- one binomial standard error]\n");
+  fprintf(fs, "metric,value\nimages,%lld\nclean_accuracy,%.6f\nttn_accuracy,%.6f\nttn_passes,%d\n"
+              "clean_se,%.6f\nttn_se,%.6f\nattack_eot,%d\ncw_c,%g\ncw_kappa,%g\nattack_noise,%s\n",
+          (long long)n, (double)hit0 / n, ttn > 0 ? (double)hitt / n : NAN, ttn,
+          bse((double)hit0 / n, n), ttn > 0 ? bse((double)hitt / n, n) : NAN,
+          E->eot, A->cw_c, A->cw_kappa, A->noise_off ? "off" : "on");
+  return 0;
+}
+
+/* Every evaluation the options ask for, results into the files (0 or 1). */
+static int run(const struct eval_args *A, struct eval *E, FILE *f[F_N])
+{
+  if (eval_clean(A, E, f[F_PREDICTIONS], f[F_SUMMARY]) != 0)
+    return 1;
+  eval_attacks(E, A->attack_images, A->use_attack, A->eps_list, A->neps, A->cw_c, A->cw_kappa,
+               f[F_ATTACK], f[F_ATTACK_IMAGES]);
+  if (A->hpasses > 0 && eval_hidden(E, A->hpasses, A->himages) != 0)
+    return 1;
+  if (eval_corruptions(E, A->severities, A->cpasses, A->ncp, A->cimages, f[F_CORRUPTION],
+                       f[F_CORRUPTION_IMAGES]) != 0)
+    return 1;
+  return 0;
+}
+
+int main(int argc, char **argv)
+{
+  struct eval_args A;
+  struct eval E = {0};
+  FILE *f[F_N] = {NULL};
+  const double t0 = ex_now();
+  int status;
+
+  if ((status = parse_args(argc, argv, &A)) >= 0)
+    return status;
+  if (A.report > 0) /* corruption strength per family and severity, no model needed */
+    return eval_corruption_report(A.data, A.dir, A.report, A.seed);
+  if (!A.model_path || A.ttn < 0 || A.steps < 0 || A.severities < 0 || A.severities > 5 ||
+      A.subset < 1 || A.hpasses < 0 || A.himages < 1 || A.cimages < 0 || !(A.cw_c >= 0) ||
+      !isfinite(A.cw_c) || !(A.cw_kappa >= 0) || !isfinite(A.cw_kappa)) {
     fprintf(stderr, "nsde-eval: --model MODEL is required; try 'nsde-eval --help'\n");
     return 2;
   }
-  ex_check(NULL, nsde_context_new(&ctx), "context");
-  ex_check(ctx, nsde_context_set_threads(ctx, threads), "threads");
-  ds = ex_load(ctx, data, dir, NSDE_SPLIT_TEST, subset);
-  ex_check(ctx, nsde_dataset_get_info(ds, &c, &h, &w, &classes), "dataset info");
-  n = nsde_dataset_size(ds);
-  bs = n < 100 ? (int)n : 100;
-  if (attack_images > 0 && attack_images < bs)
-    bs = (int)attack_images; /* the attack runs in whole batches */
-  ex_check(ctx, nsde_model_load(ctx, model_path, bs, &m), "loading the model");
-  ex_check(ctx, nsde_model_get_config(m, &cfg), "model get config");
-  if (cfg.in_channels != c || cfg.in_height != h || cfg.in_width != w || cfg.classes != classes) {
-    fprintf(stderr, "nsde-eval: the model takes %dx%dx%d images in %d classes, the data has %dx%dx%d in %d\n",
-            cfg.in_channels, cfg.in_height, cfg.in_width, cfg.classes, c, h, w, classes);
-    status = 1;
-    goto done;
-  }
-  if (cfg.noise == NSDE_MODEL_NOISE_ODE || noise_off)
-    eot = 1; /* one path: every "noisy" pass is the same */
-  item = (int64_t)c * h * w;
-  {
-    int64_t shape[4] = {bs, c, h, w}, ps[2] = {bs, classes};
-    ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &x), "tensor");
-    ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &gx), "tensor");
-    ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, ps, &probs), "tensor");
-  }
-  labels = malloc(sizeof(int32_t) * (size_t)bs);
-  idx = malloc(sizeof(int64_t) * (size_t)bs);
-  snprintf(path, sizeof(path), "%s/summary.csv", outdir);
-  fs = fopen(path, "w");
-  snprintf(path, sizeof(path), "%s/attack.csv", outdir);
-  fa = fopen(path, "w");
-  snprintf(path, sizeof(path), "%s/corruption.csv", outdir);
-  fc = fopen(path, "w");
-  snprintf(path, sizeof(path), "%s/predictions.csv", outdir);
-  fp = fopen(path, "w");
-  snprintf(path, sizeof(path), "%s/attack-images.csv", outdir);
-  fi = fopen(path, "w");
-  snprintf(path, sizeof(path), "%s/corruption-images.csv", outdir);
-  fk = fopen(path, "w");
-  if (!fs || !fa || !fc || !fp || !fi || !fk) {
-    fprintf(stderr, "nsde-eval: cannot write into %s\n", outdir);
-    status = 1;
-    goto done;
-  }
-
-  /* clean: deterministic and TTN */
-  {
-    int64_t hit0 = 0, hitt = 0;
-    int *pred0 = malloc(sizeof(int) * (size_t)bs);
-    if (!pred0) {
-      fprintf(stderr, "nsde-eval: out of memory\n");
-      status = 1;
-      goto done;
-    }
-    fprintf(fp, "image,label,clean,ttn\n");
-    for (int64_t b0 = 0; b0 + bs <= n; b0 += bs) {
-      const float *pr = nsde_tensor_data(probs);
-      for (int k = 0; k < bs; k++) idx[k] = b0 + k;
-      ex_check(ctx, nsde_dataset_batch(ds, idx, bs, 0, 0, x, labels), "batch");
-      ex_check(ctx, nsde_model_predict(m, x, 0, 0, probs), "predict");
-      for (int k = 0; k < bs; k++) {
-        pred0[k] = argmax_one(pr + (int64_t)k * classes, classes);
-        hit0 += pred0[k] == labels[k];
-      }
-      if (ttn > 0)
-        ex_check(ctx, nsde_model_predict(m, x, ttn, seed + (unsigned long long)b0 * 1000, probs), "TTN");
-      for (int k = 0; k < bs; k++) {
-        int predt = ttn > 0 ? argmax_one(pr + (int64_t)k * classes, classes) : -1; /* -1: no TTN */
-        hitt += predt == labels[k];
-        fprintf(fp, "%lld,%d,%d,%d\n", (long long)(b0 + k), (int)labels[k], pred0[k], predt);
-      }
-    }
-    free(pred0);
-    n = n / bs * bs;
-    printf("nsde-eval: %s on %lld %s test images: clean accuracy %.4f +- %.4f (noise off)",
-           model_path, (long long)n, data, (double)hit0 / n, bse((double)hit0 / n, n));
-    if (ttn > 0)
-      printf(", %.4f +- %.4f (TTN, %d passes)", (double)hitt / n, bse((double)hitt / n, n), ttn);
-    printf(" [+- one binomial standard error]\n");
-    fprintf(fs, "metric,value\nimages,%lld\nclean_accuracy,%.6f\nttn_accuracy,%.6f\nttn_passes,%d\n"
-                "clean_se,%.6f\nttn_se,%.6f\nattack_eot,%d\ncw_c,%g\ncw_kappa,%g\nattack_noise,%s\n",
-            (long long)n, (double)hit0 / n, ttn > 0 ? (double)hitt / n : NAN, ttn,
-            bse((double)hit0 / n, n), ttn > 0 ? bse((double)hitt / n, n) : NAN,
-            eot, cw_c, cw_kappa, noise_off ? "off" : "on");
-  }
-
-  E.ctx = ctx; E.m = m; E.cfg = cfg; E.ds = ds; E.x = x; E.gx = gx; E.probs = probs;
-  E.labels = labels; E.idx = idx; E.n = n; E.item = item; E.c = c; E.h = h; E.w = w;
-  E.classes = classes; E.bs = bs; E.seed = seed; E.ttn = ttn; E.steps = steps; E.eot = eot; E.outdir = outdir;
-  E.attack_noise_off = noise_off;
-  eval_attacks(&E, attack_images, use_attack, eps_list, neps, cw_c, cw_kappa, fa, fi);
-  if (hpasses > 0 && eval_hidden(&E, hpasses, himages) != 0) {
-    status = 1;
-    goto done;
-  }
-  if (eval_corruptions(&E, severities, cpasses, ncp, cimages, fc, fk) != 0) {
-    status = 1;
-    goto done;
-  }
-  printf("nsde-eval: results in %s/{summary,attack,corruption,predictions,attack-images,"
-         "corruption-images}.csv (%.0f s)\n", outdir,
-         ex_now() - t0);
-done:
-  {
-    FILE *out[6] = {fs, fa, fc, fp, fi, fk};
-    static const char *const names[6] = {"summary", "attack", "corruption", "predictions", "attack-images",
-                                         "corruption-images"};
-    for (int k = 0; k < 6; k++)
-      if (out[k] && fclose(out[k]) != 0 && status == 0) { /* a full disk shows here */
-        fprintf(stderr, "nsde-eval: cannot write %s/%s.csv\n", outdir, names[k]);
-        status = 1;
-      }
-  }
-  free(labels);
-  free(idx);
-  nsde_tensor_free(x);
-  nsde_tensor_free(gx);
-  nsde_tensor_free(probs);
-  nsde_model_free(m);
-  nsde_dataset_free(ds);
-  nsde_context_free(ctx);
+  status = load_eval(&A, &E);
+  if (status == 0)
+    status = open_files(A.outdir, f);
+  if (status == 0)
+    status = run(&A, &E, f);
+  if (status == 0)
+    printf("nsde-eval: results in %s/{summary,attack,corruption,predictions,attack-images,"
+           "corruption-images}.csv (%.0f s)\n", A.outdir, ex_now() - t0);
+  status = close_files(A.outdir, f, status);
+  free(E.labels);
+  free(E.idx);
+  nsde_tensor_free(E.x);
+  nsde_tensor_free(E.gx);
+  nsde_tensor_free(E.probs);
+  nsde_model_free(E.m);
+  nsde_dataset_free(E.ds);
+  nsde_context_free(E.ctx);
   return status;
 }

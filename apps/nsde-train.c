@@ -291,37 +291,45 @@ static void validate(struct nsde_context *ctx, struct nsde_model *m, const struc
   nsde_tensor_free(probs);
 }
 
-int main(int argc, char **argv)
-{
-  const char *data = "fashion-mnist", *dir = NULL, *out = NULL, *metrics = NULL, *noise = "multiplicative";
-  int stages[8] = {40, 40, 20, 20}, nstages = 4, epochs = -1, batch = 128, crop = -1, threads = 0;
-  int width = 64, groups = 0, resume = 0, first_epoch = 0, nesterov = 0, stop_after = -1;
-  int mb = 0; /* micro-batch; 0: the whole batch at once (or 32 under MPI) */
-  float *slots = NULL;
-  double *stats = NULL;
-  const char *grad = "store-all", *arch = NULL, *schedule = "step";
-  long subset = 0, val = 0;
-  double sigma = 1.0, lr0 = 0.1, warmup = 0, wd = 0, explode;
-  unsigned long long seed = 1;
+/* The command line. */
+struct train_args {
+  const char *data, *dir, *out, *metrics, *noise, *grad, *arch, *schedule;
+  int stages[8], nstages, epochs, batch, crop, threads, width, groups, stop_after;
+  int mb; /* micro-batch; 0: the whole batch at once (or 32 under MPI) */
+  int resume, nesterov, cosine;
+  long subset, val;
+  double sigma, lr0, warmup, wd;
+  unsigned long long seed;
+};
+
+/* What a run holds: the data, the model and its optimiser, the batch
+ * buffers, the metrics file. */
+struct train_run {
   struct nsde_context *ctx;
   struct nsde_dataset *ds;
-  struct nsde_model_config cfg;
-  struct nsde_model *m = NULL;
-  struct nsde_sgd *opt = NULL;
-  struct nsde_lr_schedule *sched = NULL;
-  struct nsde_tensor *x = NULL;
-  int32_t *labels = NULL;
-  int64_t *perm = NULL, n;
-  struct holdout ho = {NULL, NULL, 0, 0, 0, 0, 0};
-  int c, h, w, classes, total_epochs = 0, cosine;
-  FILE *mf = NULL;
-  int rc = 0;
-  double t_start;
+  struct holdout ho;
+  struct nsde_model *m;
+  struct nsde_sgd *opt;
+  struct nsde_lr_schedule *sched;
+  struct nsde_tensor *x;
+  int32_t *labels;
+  int64_t *perm, n;
+  float *slots;
+  double *stats;
+  FILE *mf;
+  int c, h, w, classes, first_epoch;
+  double t_start, explode;
+};
 
-  dist_init(&argc, &argv);
-  if (dist_rank() != 0 && !freopen("/dev/null", "w", stdout)) /* one rank reports */
-    dist_abort(1);
+/* Options into *A (exit status 2 on a usage error, -1 to go on). */
+static int parse_args(int argc, char **argv, struct train_args *A)
+{
+  const char *P = TRAIN_PROG;
 
+  *A = (struct train_args){.data = "fashion-mnist", .noise = "multiplicative",
+                           .stages = {40, 40, 20, 20}, .nstages = 4, .epochs = -1, .batch = 128,
+                           .crop = -1, .width = 64, .stop_after = -1, .grad = "store-all",
+                           .schedule = "step", .sigma = 1.0, .lr0 = 0.1, .seed = 1};
   for (const char *a, *v; cli_next(&train_prog, argc, argv, &a, &v);) {
 #define OPT(name) (!strcmp(a, name))
     static const char *const datas[] = {"fashion-mnist", "cifar10", "stl10", NULL};
@@ -329,270 +337,364 @@ int main(int argc, char **argv)
     static const char *const grads[] = {"store-all", "checkpoint", NULL};
     static const char *const archs[] = {"cifar", "large", NULL};
     static const char *const schedules[] = {"step", "cosine", NULL};
-    const char *P = TRAIN_PROG;
-    if (OPT("--data")) data = ex_choice(P, a, v, datas);
-    else if (OPT("--data-dir")) dir = v;
-    else if (OPT("--out")) out = v;
-    else if (OPT("--metrics")) metrics = v;
-    else if (OPT("--noise")) noise = ex_choice(P, a, v, noises);
-    else if (OPT("--sigma")) sigma = ex_real(P, a, v, 0, 100);
-    else if (OPT("--width")) width = (int)ex_int(P, a, v, 1, 4096);
-    else if (OPT("--groups")) groups = (int)ex_int(P, a, v, 0, 4096);
-    else if (OPT("--epochs")) epochs = (int)ex_int(P, a, v, 1, 100000);
-    else if (OPT("--subset")) subset = (long)ex_int(P, a, v, 0, 1000000000);
-    else if (OPT("--batch")) batch = (int)ex_int(P, a, v, 1, 65536);
-    else if (OPT("--lr")) lr0 = ex_real(P, a, v, 1e-12, 1e6);
-    else if (OPT("--crop")) crop = (int)ex_int(P, a, v, 0, 64);
-    else if (OPT("--seed")) seed = (unsigned long long)ex_int(P, a, v, 0, (1LL << 62));
-    else if (OPT("--threads")) threads = (int)ex_int(P, a, v, 0, 1024);
-    else if (OPT("--grad")) grad = ex_choice(P, a, v, grads);
-    else if (OPT("--arch")) arch = ex_choice(P, a, v, archs);
-    else if (OPT("--schedule")) schedule = ex_choice(P, a, v, schedules);
-    else if (OPT("--warmup")) warmup = ex_real(P, a, v, 0, 100000);
-    else if (OPT("--wd")) wd = ex_real(P, a, v, 0, 1);
-    else if (!strcmp(a, "--nesterov")) nesterov = 1;
-    else if (OPT("--stop-after")) stop_after = (int)ex_int(P, a, v, 1, 100000);
-    else if (OPT("--micro-batch")) mb = (int)ex_int(P, a, v, 1, 65536);
+    if (OPT("--data")) A->data = ex_choice(P, a, v, datas);
+    else if (OPT("--data-dir")) A->dir = v;
+    else if (OPT("--out")) A->out = v;
+    else if (OPT("--metrics")) A->metrics = v;
+    else if (OPT("--noise")) A->noise = ex_choice(P, a, v, noises);
+    else if (OPT("--sigma")) A->sigma = ex_real(P, a, v, 0, 100);
+    else if (OPT("--width")) A->width = (int)ex_int(P, a, v, 1, 4096);
+    else if (OPT("--groups")) A->groups = (int)ex_int(P, a, v, 0, 4096);
+    else if (OPT("--epochs")) A->epochs = (int)ex_int(P, a, v, 1, 100000);
+    else if (OPT("--subset")) A->subset = (long)ex_int(P, a, v, 0, 1000000000);
+    else if (OPT("--batch")) A->batch = (int)ex_int(P, a, v, 1, 65536);
+    else if (OPT("--lr")) A->lr0 = ex_real(P, a, v, 1e-12, 1e6);
+    else if (OPT("--crop")) A->crop = (int)ex_int(P, a, v, 0, 64);
+    else if (OPT("--seed")) A->seed = (unsigned long long)ex_int(P, a, v, 0, (1LL << 62));
+    else if (OPT("--threads")) A->threads = (int)ex_int(P, a, v, 0, 1024);
+    else if (OPT("--grad")) A->grad = ex_choice(P, a, v, grads);
+    else if (OPT("--arch")) A->arch = ex_choice(P, a, v, archs);
+    else if (OPT("--schedule")) A->schedule = ex_choice(P, a, v, schedules);
+    else if (OPT("--warmup")) A->warmup = ex_real(P, a, v, 0, 100000);
+    else if (OPT("--wd")) A->wd = ex_real(P, a, v, 0, 1);
+    else if (!strcmp(a, "--nesterov")) A->nesterov = 1;
+    else if (OPT("--stop-after")) A->stop_after = (int)ex_int(P, a, v, 1, 100000);
+    else if (OPT("--micro-batch")) A->mb = (int)ex_int(P, a, v, 1, 65536);
     else if (OPT("--rank-timeout")) dist_set_timeout((unsigned)ex_int(P, a, v, 1, 86400));
-    else if (OPT("--val")) val = (long)ex_int(P, a, v, 0, 1000000000);
-    else if (!strcmp(a, "--resume")) resume = 1;
-    else if (OPT("--stages")) nstages = ex_wholes(P, a, v, 1, 100000, stages, 8, "epochs");
+    else if (OPT("--val")) A->val = (long)ex_int(P, a, v, 0, 1000000000);
+    else if (!strcmp(a, "--resume")) A->resume = 1;
+    else if (OPT("--stages")) A->nstages = ex_wholes(P, a, v, 1, 100000, A->stages, 8, "epochs");
     else {
       fprintf(stderr, "%s: option %s has no handler (a bug)\n", P, a);
       return 1;
     }
 #undef OPT
   }
-  cosine = !strcmp(schedule, "cosine");
-  if (!out) {
-    fprintf(stderr, "%s: --out MODEL is required; try '%s --help'\n", TRAIN_PROG, TRAIN_PROG);
+  A->cosine = !strcmp(A->schedule, "cosine");
+  if (!A->out) {
+    fprintf(stderr, "%s: --out MODEL is required; try '%s --help'\n", P, P);
     return 2;
   }
-  if (cosine && (epochs < 1 || warmup > epochs)) {
+  if (A->cosine && (A->epochs < 1 || A->warmup > A->epochs)) {
     fprintf(stderr, "%s: --schedule cosine needs --epochs E and --warmup W <= E; try '%s --help'\n",
-            TRAIN_PROG, TRAIN_PROG);
+            P, P);
     return 2;
   }
-  if (dist_rank() == 0 && check_writable(out) != 0) {
-    if (dist_size() > 1)
-      dist_abort(1); /* the other ranks would wait for rank 0 */
+  return -1;
+}
+
+/* The epochs to train, the data, the crop and the micro-batch (exit status
+ * 2 if it does not divide the batch, -1 to go on). */
+static int load_data(struct train_args *A, struct train_run *R)
+{
+  int total_epochs = 0;
+
+  for (int k = 0; k < A->nstages; k++)
+    total_epochs += A->stages[k] > 0 ? A->stages[k] : 0;
+  if (!A->cosine && (A->epochs < 0 || A->epochs > total_epochs))
+    A->epochs = total_epochs;
+  ex_check(NULL, nsde_context_new(&R->ctx), "context");
+  ex_check(R->ctx, nsde_context_set_threads(R->ctx, A->threads), "threads");
+  R->ds = A->val > 0 ? load_with_holdout(R->ctx, A->data, A->dir, A->subset, A->val, &R->ho)
+                     : ex_load(R->ctx, A->data, A->dir, NSDE_SPLIT_TRAIN, A->subset);
+  ex_check(R->ctx, nsde_dataset_get_info(R->ds, &R->c, &R->h, &R->w, &R->classes), "dataset info");
+  R->n = nsde_dataset_size(R->ds);
+  if (A->crop < 0)
+    A->crop = !strcmp(A->data, "cifar10") ? 4 : !strcmp(A->data, "stl10") ? 8 : 0;
+  if (A->batch > R->n)
+    A->batch = (int)R->n;
+#ifdef NSDE_HAVE_MPI
+  if (A->mb == 0) /* the same micro-batches for any number of ranks: the same bits */
+    A->mb = A->batch % 32 == 0 ? 32 : A->batch;
+#endif
+  if (A->mb == 0)
+    A->mb = A->batch;
+  if (A->mb > A->batch || A->batch % A->mb != 0) {
+    fprintf(stderr, "%s: --micro-batch %d must divide the batch %d; try '%s --help'\n", TRAIN_PROG,
+            A->mb, A->batch, TRAIN_PROG);
+    return 2;
+  }
+  return -1;
+}
+
+/* The model --resume continues: the saved one, with this run's gradient
+ * setting and batch (1 if it cannot be, 0 if made). */
+static int resume_model(const struct train_args *A, struct train_run *R,
+                        struct nsde_model_config *cfg)
+{
+  struct nsde_model_config saved;
+  struct nsde_model *ms;
+
+  ex_check(R->ctx, nsde_model_load(R->ctx, A->out, A->batch, &ms), "loading the model to resume");
+  ex_check(R->ctx, nsde_model_get_config(ms, &saved), "model get config");
+  if (saved.in_channels != R->c || saved.in_height != R->h || saved.in_width != R->w ||
+      saved.classes != R->classes) {
+    fprintf(stderr, "nsde-train: cannot resume: %s takes %dx%dx%d images in %d classes, %s has "
+                    "%dx%dx%d in %d\n", A->out, saved.in_channels, saved.in_height, saved.in_width,
+            saved.classes, A->data, R->c, R->h, R->w, R->classes);
+    nsde_model_free(ms);
     return 1;
   }
-  for (int k = 0; k < nstages; k++)
-    total_epochs += stages[k] > 0 ? stages[k] : 0;
-  if (!cosine && (epochs < 0 || epochs > total_epochs))
-    epochs = total_epochs;
-  ex_check(NULL, nsde_context_new(&ctx), "context");
-  ex_check(ctx, nsde_context_set_threads(ctx, threads), "threads");
-  ds = val > 0 ? load_with_holdout(ctx, data, dir, subset, val, &ho)
-               : ex_load(ctx, data, dir, NSDE_SPLIT_TRAIN, subset);
-  ex_check(ctx, nsde_dataset_get_info(ds, &c, &h, &w, &classes), "dataset info");
-  n = nsde_dataset_size(ds);
-  if (crop < 0)
-    crop = !strcmp(data, "cifar10") ? 4 : !strcmp(data, "stl10") ? 8 : 0;
-  if (batch > n)
-    batch = (int)n;
-#ifdef NSDE_HAVE_MPI
-  if (mb == 0) /* the same micro-batches for any number of ranks: the same bits */
-    mb = batch % 32 == 0 ? 32 : batch;
-#endif
-  if (mb == 0)
-    mb = batch;
-  if (mb > batch || batch % mb != 0) {
-    fprintf(stderr, "%s: --micro-batch %d must divide the batch %d; try '%s --help'\n", TRAIN_PROG, mb,
-            batch, TRAIN_PROG);
-    return 2;
-  }
+  saved.grad = cfg->grad;
+  saved.max_batch = A->mb;
+  ex_check(R->ctx, nsde_model_new(R->ctx, &saved, &R->m), "model");
+  memcpy(nsde_model_params(R->m), nsde_model_params(ms),
+         sizeof(float) * (size_t)nsde_model_num_params(R->m));
+  ex_check(R->ctx, nsde_model_params_changed(R->m), "model");
+  nsde_model_free(ms);
+  *cfg = saved;
+  return 0;
+}
+
+/* The model (new, or resumed with its optimiser state), the optimiser and
+ * the learning-rate schedule (1 on failure). */
+static int build_model(const struct train_args *A, struct train_run *R)
+{
+  struct nsde_context *ctx = R->ctx;
+  struct nsde_model_config cfg;
+
   nsde_model_config_init(&cfg);
-  cfg.arch = arch ? (!strcmp(arch, "large") ? NSDE_MODEL_ARCH_LARGE : NSDE_MODEL_ARCH_CIFAR)
-                  : h >= 64 ? NSDE_MODEL_ARCH_LARGE : NSDE_MODEL_ARCH_CIFAR;
-  cfg.in_channels = c;
-  cfg.in_height = h;
-  cfg.in_width = w;
-  cfg.classes = classes;
-  cfg.width = width;
-  cfg.groups = groups;
-  cfg.sigma = sigma;
-  cfg.max_batch = mb;
-  cfg.init_seed = seed;
-  cfg.noise = !strcmp(noise, "ode") ? NSDE_MODEL_NOISE_ODE : !strcmp(noise, "additive") ? NSDE_MODEL_NOISE_ADDITIVE
-            : !strcmp(noise, "dropout") ? NSDE_MODEL_NOISE_DROPOUT : NSDE_MODEL_NOISE_MULTIPLICATIVE;
-  cfg.grad = !strcmp(grad, "checkpoint") ? NSDE_GRAD_CHECKPOINT : NSDE_GRAD_STORE_ALL;
-  if (resume) {
-    /* the saved model, with this run's gradient setting and batch */
-    struct nsde_model_config saved;
-    struct nsde_model *ms;
-    ex_check(ctx, nsde_model_load(ctx, out, batch, &ms), "loading the model to resume");
-    ex_check(ctx, nsde_model_get_config(ms, &saved), "model get config");
-    if (saved.in_channels != c || saved.in_height != h || saved.in_width != w ||
-        saved.classes != classes) {
-      fprintf(stderr, "nsde-train: cannot resume: %s takes %dx%dx%d images in %d classes, %s has "
-                      "%dx%dx%d in %d\n", out, saved.in_channels, saved.in_height, saved.in_width,
-              saved.classes, data, c, h, w, classes);
-      nsde_model_free(ms);
-      rc = 1;
-      goto done;
-    }
-    saved.grad = cfg.grad;
-    saved.max_batch = mb;
-    ex_check(ctx, nsde_model_new(ctx, &saved, &m), "model");
-    memcpy(nsde_model_params(m), nsde_model_params(ms), sizeof(float) * (size_t)nsde_model_num_params(m));
-    ex_check(ctx, nsde_model_params_changed(m), "model");
-    nsde_model_free(ms);
-    cfg = saved;
+  cfg.arch = A->arch ? (!strcmp(A->arch, "large") ? NSDE_MODEL_ARCH_LARGE : NSDE_MODEL_ARCH_CIFAR)
+                     : R->h >= 64 ? NSDE_MODEL_ARCH_LARGE : NSDE_MODEL_ARCH_CIFAR;
+  cfg.in_channels = R->c;
+  cfg.in_height = R->h;
+  cfg.in_width = R->w;
+  cfg.classes = R->classes;
+  cfg.width = A->width;
+  cfg.groups = A->groups;
+  cfg.sigma = A->sigma;
+  cfg.max_batch = A->mb;
+  cfg.init_seed = A->seed;
+  cfg.noise = !strcmp(A->noise, "ode")        ? NSDE_MODEL_NOISE_ODE
+              : !strcmp(A->noise, "additive") ? NSDE_MODEL_NOISE_ADDITIVE
+              : !strcmp(A->noise, "dropout")  ? NSDE_MODEL_NOISE_DROPOUT
+                                              : NSDE_MODEL_NOISE_MULTIPLICATIVE;
+  cfg.grad = !strcmp(A->grad, "checkpoint") ? NSDE_GRAD_CHECKPOINT : NSDE_GRAD_STORE_ALL;
+  if (A->resume) {
+    if (resume_model(A, R, &cfg) != 0)
+      return 1;
   } else {
-    ex_check(ctx, nsde_model_new(ctx, &cfg, &m), "model");
+    ex_check(ctx, nsde_model_new(ctx, &cfg, &R->m), "model");
   }
-  ex_check(ctx, nsde_sgd_new(ctx, nsde_model_num_params(m), 0.9, wd, nesterov, &opt), "optimiser");
-  ex_check(ctx, cosine ? nsde_lr_schedule_new_cosine(ctx, lr0, warmup, epochs, &sched)
-                       : nsde_lr_schedule_new_staged(ctx, lr0, stages, nstages, &sched),
+  ex_check(ctx, nsde_sgd_new(ctx, nsde_model_num_params(R->m), 0.9, A->wd, A->nesterov, &R->opt),
+           "optimiser");
+  ex_check(ctx, A->cosine ? nsde_lr_schedule_new_cosine(ctx, A->lr0, A->warmup, A->epochs, &R->sched)
+                          : nsde_lr_schedule_new_staged(ctx, A->lr0, A->stages, A->nstages,
+                                                        &R->sched),
            "learning-rate schedule");
-  if (resume) {
-    first_epoch = load_state(out, nsde_model_params(m), nsde_sgd_velocity(opt), nsde_model_num_params(m));
-    if (first_epoch < 0) {
-      rc = 1;
-      goto done;
-    }
-    ex_check(ctx, nsde_model_params_changed(m), "model");
-    printf("nsde-train: resuming %s after epoch %d\n", out, first_epoch);
+  if (A->resume) {
+    R->first_epoch = load_state(A->out, nsde_model_params(R->m), nsde_sgd_velocity(R->opt),
+                                nsde_model_num_params(R->m));
+    if (R->first_epoch < 0)
+      return 1;
+    ex_check(ctx, nsde_model_params_changed(R->m), "model");
+    printf("nsde-train: resuming %s after epoch %d\n", A->out, R->first_epoch);
     /* A kill between the last epoch's two writes leaves the state one epoch
      * ahead of the model file; with no epoch left to train, no later write
      * would bring the model file up to it, so write it now (the state's
      * parameters; the same bytes when the two already agree). */
-    if (first_epoch >= epochs && dist_rank() == 0)
-      ex_check(ctx, nsde_model_save(m, out), "saving the model");
+    if (R->first_epoch >= A->epochs && dist_rank() == 0)
+      ex_check(ctx, nsde_model_save(R->m, A->out), "saving the model");
   }
-  {
-    int64_t shape[4] = {mb, c, h, w}; /* a whole batch, or one micro-batch */
-    ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &x), "tensor");
-  }
+  return 0;
+}
+
+/* The batch buffers and the metrics file (1 on failure). */
+static int open_run(const struct train_args *A, struct train_run *R)
+{
+  const int batch = A->batch, mb = A->mb;
+  int64_t shape[4] = {mb, R->c, R->h, R->w}; /* a whole batch, or one micro-batch */
+
+  ex_check(R->ctx, nsde_tensor_new(R->ctx, NSDE_DTYPE_FLOAT32, 4, shape, &R->x), "tensor");
   if (mb < batch) {
-    slots = malloc(sizeof(float) * (size_t)(batch / mb) * (size_t)nsde_model_num_params(m));
-    stats = malloc(sizeof(double) * (size_t)(2 * (batch / mb)));
-    if (!slots || !stats) {
+    R->slots = malloc(sizeof(float) * (size_t)(batch / mb) * (size_t)nsde_model_num_params(R->m));
+    R->stats = malloc(sizeof(double) * (size_t)(2 * (batch / mb)));
+    if (!R->slots || !R->stats) {
       fprintf(stderr, "nsde-train: out of memory for %d micro-batch gradients\n", batch / mb);
-      rc = 1;
-      goto done;
+      return 1;
     }
   }
-  labels = malloc(sizeof(int32_t) * (size_t)batch);
-  perm = malloc(sizeof(int64_t) * (size_t)n);
-  if (metrics && dist_rank() == 0) {
-    mf = fopen(metrics, resume ? "a" : "w");
-    if (!mf) {
-      perror(metrics);
-      rc = 1;
-      goto done;
+  R->labels = malloc(sizeof(int32_t) * (size_t)batch);
+  R->perm = malloc(sizeof(int64_t) * (size_t)R->n);
+  if (A->metrics && dist_rank() == 0) {
+    R->mf = fopen(A->metrics, A->resume ? "a" : "w");
+    if (!R->mf) {
+      perror(A->metrics);
+      return 1;
     }
-    if (!resume)
-      fprintf(mf, "epoch,lr,train_loss,train_acc,images_per_s,seconds,val_acc,val_loss\n");
+    if (!A->resume)
+      fprintf(R->mf, "epoch,lr,train_loss,train_acc,images_per_s,seconds,val_acc,val_loss\n");
   }
+  return 0;
+}
+
+/* Epoch e's batches (3 if the training diverged, 0 otherwise); the sums for
+ * the epoch's line and row. */
+static int train_epoch(const struct train_args *A, struct train_run *R, int e, double t0,
+                       double *lr, double *loss_sum, int64_t *hits, int64_t *seen)
+{
+  struct nsde_context *ctx = R->ctx;
+  const int batch = A->batch, mb = A->mb;
+  const int64_t nb = R->n / batch;
+
+  ex_check(ctx, nsde_dataset_permutation(R->ds, A->seed * 1000 + (unsigned long long)e, R->perm),
+           "permutation");
+  for (int64_t b = 0; b < nb; b++) {
+    double loss;
+    int64_t corr;
+    enum nsde_status st;
+    const unsigned long long crop_seed = A->seed * 7919 + (unsigned long long)(e * nb + b);
+    const unsigned long long noise_seed = A->seed * 104729 + (unsigned long long)(e * nb + b);
+    if (mb < batch) {
+      st = micro_step(R->m, R->ds, R->perm + b * batch, batch, mb, A->crop, crop_seed, noise_seed,
+                      R->x, R->labels, R->slots, R->stats, &loss, &corr);
+    } else {
+      ex_check(ctx, nsde_dataset_batch(R->ds, R->perm + b * batch, batch, A->crop, crop_seed, R->x,
+                                       R->labels), "batch");
+      st = nsde_model_loss_grad(R->m, R->x, R->labels, 1, noise_seed, NULL, &loss, &corr);
+    }
+    if (st != NSDE_OK && st != NSDE_ERR_NONFINITE)
+      ex_check(ctx, st, "training step");
+    if (st == NSDE_ERR_NONFINITE || !isfinite(loss) || loss > R->explode) {
+      fprintf(stderr, "\nnsde-train: the training diverged (%s) at epoch %d, batch %lld; stopping. "
+                      "%s holds the model after epoch %d%s\n",
+              st != NSDE_OK ? nsde_context_last_error(ctx) : "loss not finite or above 20 ln(classes)",
+              e + 1, (long long)(b + 1), A->out, e,
+              e == 0 ? " (no epoch finished: no model written)" : "");
+      return 3;
+    }
+    if (A->cosine)
+      *lr = nsde_lr_schedule_at(R->sched, e + (double)b / (double)nb);
+    ex_check(ctx, nsde_sgd_step(R->opt, nsde_model_params(R->m), nsde_model_grads(R->m), *lr), "SGD");
+    *loss_sum += loss * batch;
+    *hits += corr;
+    *seen += batch;
+    if ((b + 1) % 10 == 0 || b + 1 == nb) {
+      double rate = *seen / (ex_now() - t0);
+      double left = ((double)(A->epochs - e) * R->n - *seen) / rate;
+      printf("\repoch %d/%d batch %lld/%lld loss %.4f acc %.3f %.1f img/s ETA %.0f s   ", e + 1,
+             A->epochs, (long long)(b + 1), (long long)nb, *loss_sum / *seen,
+             (double)*hits / *seen, rate, left > 0 ? left : 0);
+      fflush(stdout);
+    }
+  }
+  printf("\n");
+  return 0;
+}
+
+/* After epoch e (rank 0): validation, the state and model files, the
+ * metrics row (1 if a file cannot be written). */
+static int end_epoch(const struct train_args *A, struct train_run *R, int e, double lr, double t0,
+                     double loss_sum, int64_t hits, int64_t seen)
+{
+  struct nsde_context *ctx = R->ctx;
+  double val_acc = NAN, val_loss = NAN;
+
+  if (A->val > 0) {
+    validate(ctx, R->m, &R->ho, A->mb, R->classes, &val_acc, &val_loss);
+    printf("epoch %d/%d validation (%ld images, noise off): acc %.4f loss %.4f\n", e + 1,
+           A->epochs, A->val, val_acc, val_loss);
+  }
+  /* the state first: a crash between the two writes leaves a state one
+   * epoch ahead of the model file, and --resume takes the state's parameters */
+  if (save_state(ctx, A->out, e + 1, nsde_model_params(R->m), nsde_sgd_velocity(R->opt),
+                 nsde_model_num_params(R->m)) != 0) {
+    fprintf(stderr, "nsde-train: cannot write %s.state: %s\n", A->out, nsde_context_last_error(ctx));
+    return 1;
+  }
+  ex_check(ctx, nsde_model_save(R->m, A->out), "saving the model");
+  if (R->mf) {
+    char vs[64] = ","; /* val_acc,val_loss, empty without --val: one fprintf per row */
+    if (A->val > 0)
+      snprintf(vs, sizeof(vs), "%.4f,%.6f", val_acc, val_loss);
+    fprintf(R->mf, "%d,%g,%.6f,%.4f,%.2f,%.1f,%s\n", e + 1, lr, loss_sum / seen,
+            (double)hits / seen, seen / (ex_now() - t0), ex_now() - R->t_start, vs);
+    fflush(R->mf);
+  }
+  return 0;
+}
+
+/* Every epoch of this sitting (0, or the exit status). */
+static int train(const struct train_args *A, struct train_run *R)
+{
   printf("nsde-train: %s, %lld images %dx%dx%d, %s noise sigma %g, width %d, %lld parameters, "
-         "%d epochs, batch %d, BLIS '%s'\n", data, (long long)n, c, h, w, noise, sigma, width,
-         (long long)nsde_model_num_params(m), epochs, batch, nsde_blis_arch());
-  if (val > 0)
-    printf("nsde-train: the last %ld images held out for validation\n", val);
-  explode = 20.0 * log((double)classes);
-  t_start = ex_now();
-  for (int e = first_epoch; e < epochs && (stop_after < 0 || e < first_epoch + stop_after); e++) {
-    double lr = nsde_lr_schedule_at(sched, e), loss_sum = 0, t0 = ex_now(), val_acc = NAN, val_loss = NAN;
-    int64_t hits = 0, seen = 0, nb = n / batch;
-    if (!cosine && e > 0 && lr != nsde_lr_schedule_at(sched, e - 1))
-      ex_check(ctx, nsde_sgd_reset(opt), "sgd reset"); /* the paper resets momentum at each stage */
-    ex_check(ctx, nsde_dataset_permutation(ds, seed * 1000 + (unsigned long long)e, perm), "permutation");
-    for (int64_t b = 0; b < nb; b++) {
-      double loss;
-      int64_t corr;
-      enum nsde_status st;
-      const unsigned long long crop_seed = seed * 7919 + (unsigned long long)(e * nb + b);
-      const unsigned long long noise_seed = seed * 104729 + (unsigned long long)(e * nb + b);
-      if (mb < batch) {
-        st = micro_step(m, ds, perm + b * batch, batch, mb, crop, crop_seed, noise_seed, x, labels,
-                        slots, stats, &loss, &corr);
-      } else {
-        ex_check(ctx, nsde_dataset_batch(ds, perm + b * batch, batch, crop, crop_seed, x, labels),
-                 "batch");
-        st = nsde_model_loss_grad(m, x, labels, 1, noise_seed, NULL, &loss, &corr);
-      }
-      if (st != NSDE_OK && st != NSDE_ERR_NONFINITE)
-        ex_check(ctx, st, "training step");
-      if (st == NSDE_ERR_NONFINITE || !isfinite(loss) || loss > explode) {
-        fprintf(stderr, "\nnsde-train: the training diverged (%s) at epoch %d, batch %lld; stopping. "
-                        "%s holds the model after epoch %d%s\n",
-                st != NSDE_OK ? nsde_context_last_error(ctx) : "loss not finite or above 20 ln(classes)",
-                e + 1, (long long)(b + 1), out, e,
-                e == 0 ? " (no epoch finished: no model written)" : "");
-        rc = 3;
-        goto done;
-      }
-      if (cosine)
-        lr = nsde_lr_schedule_at(sched, e + (double)b / (double)nb);
-      ex_check(ctx, nsde_sgd_step(opt, nsde_model_params(m), nsde_model_grads(m), lr), "SGD");
-      loss_sum += loss * batch;
-      hits += corr;
-      seen += batch;
-      if ((b + 1) % 10 == 0 || b + 1 == nb) {
-        double el = ex_now() - t_start, rate = seen / (ex_now() - t0);
-        double left = ((double)(epochs - e) * n - seen) / rate;
-        printf("\repoch %d/%d batch %lld/%lld loss %.4f acc %.3f %.1f img/s ETA %.0f s   ", e + 1,
-               epochs, (long long)(b + 1), (long long)nb, loss_sum / seen, (double)hits / seen, rate,
-               left > 0 ? left : 0);
-        fflush(stdout);
-        (void)el;
-      }
-    }
-    printf("\n");
+         "%d epochs, batch %d, BLIS '%s'\n", A->data, (long long)R->n, R->c, R->h, R->w, A->noise,
+         A->sigma, A->width, (long long)nsde_model_num_params(R->m), A->epochs, A->batch,
+         nsde_blis_arch());
+  if (A->val > 0)
+    printf("nsde-train: the last %ld images held out for validation\n", A->val);
+  R->explode = 20.0 * log((double)R->classes);
+  R->t_start = ex_now();
+  for (int e = R->first_epoch;
+       e < A->epochs && (A->stop_after < 0 || e < R->first_epoch + A->stop_after); e++) {
+    double lr = nsde_lr_schedule_at(R->sched, e), loss_sum = 0, t0 = ex_now();
+    int64_t hits = 0, seen = 0;
+    int rc;
+    if (!A->cosine && e > 0 && lr != nsde_lr_schedule_at(R->sched, e - 1))
+      ex_check(R->ctx, nsde_sgd_reset(R->opt), "sgd reset"); /* the paper resets momentum */
+    if ((rc = train_epoch(A, R, e, t0, &lr, &loss_sum, &hits, &seen)) != 0)
+      return rc;
     if (dist_rank() != 0)
       continue; /* one rank writes the files */
-    if (val > 0) {
-      validate(ctx, m, &ho, mb, classes, &val_acc, &val_loss);
-      printf("epoch %d/%d validation (%ld images, noise off): acc %.4f loss %.4f\n", e + 1, epochs,
-             val, val_acc, val_loss);
-    }
-    /* the state first: a crash between the two writes leaves a state one
-     * epoch ahead of the model file, and --resume takes the state's parameters */
-    if (save_state(ctx, out, e + 1, nsde_model_params(m), nsde_sgd_velocity(opt),
-                   nsde_model_num_params(m)) != 0) {
-      fprintf(stderr, "nsde-train: cannot write %s.state: %s\n", out, nsde_context_last_error(ctx));
-      rc = 1;
-      goto done;
-    }
-    ex_check(ctx, nsde_model_save(m, out), "saving the model");
-    if (mf) {
-      char vs[64] = ","; /* val_acc,val_loss, empty without --val: one fprintf per row */
-      if (val > 0)
-        snprintf(vs, sizeof(vs), "%.4f,%.6f", val_acc, val_loss);
-      fprintf(mf, "%d,%g,%.6f,%.4f,%.2f,%.1f,%s\n", e + 1, lr, loss_sum / seen, (double)hits / seen,
-              seen / (ex_now() - t0), ex_now() - t_start, vs);
-      fflush(mf);
-    }
+    if ((rc = end_epoch(A, R, e, lr, t0, loss_sum, hits, seen)) != 0)
+      return rc;
   }
-  printf("nsde-train: wrote %s (%.0f s)\n", out, ex_now() - t_start);
+  printf("nsde-train: wrote %s (%.0f s)\n", A->out, ex_now() - R->t_start);
   if (dist_size() > 1 && comm_steps > 0)
     printf("nsde-train: %d ranks, micro-batches of %d: %.2f MB summed per step, %.1f ms per step "
-           "in the collectives\n", dist_size(), mb, comm_bytes / comm_steps / 1e6,
+           "in the collectives\n", dist_size(), A->mb, comm_bytes / comm_steps / 1e6,
            1e3 * comm_s / comm_steps);
-done:
+  return 0;
+}
+
+static void free_run(struct train_run *R)
+{
+  if (R->mf)
+    fclose(R->mf);
+  free(R->labels);
+  free(R->perm);
+  nsde_tensor_free(R->x);
+  free(R->slots);
+  free(R->stats);
+  nsde_sgd_free(R->opt);
+  nsde_lr_schedule_free(R->sched);
+  nsde_model_free(R->m);
+  nsde_dataset_free(R->ds);
+  free(R->ho.x);
+  free(R->ho.y);
+  nsde_context_free(R->ctx);
+}
+
+int main(int argc, char **argv)
+{
+  struct train_args A;
+  struct train_run R = {0};
+  int rc;
+
+  dist_init(&argc, &argv);
+  if (dist_rank() != 0 && !freopen("/dev/null", "w", stdout)) /* one rank reports */
+    dist_abort(1);
+  if ((rc = parse_args(argc, argv, &A)) >= 0)
+    return rc;
+  if (dist_rank() == 0 && check_writable(A.out) != 0) {
+    if (dist_size() > 1)
+      dist_abort(1); /* the other ranks would wait for rank 0 */
+    return 1;
+  }
+  if ((rc = load_data(&A, &R)) >= 0)
+    return rc;
+  rc = build_model(&A, &R);
+  if (rc == 0)
+    rc = open_run(&A, &R);
+  if (rc == 0)
+    rc = train(&A, &R);
   if (rc != 0 && rc != 3 && dist_size() > 1) {
     /* an error of this rank alone (rank 0 writes the files): the others
      * would wait for it in their next collective */
     fflush(stdout);
     dist_abort(rc);
   }
-  if (mf)
-    fclose(mf);
-  free(labels);
-  free(perm);
-  nsde_tensor_free(x);
-  free(slots);
-  free(stats);
-  nsde_sgd_free(opt);
-  nsde_lr_schedule_free(sched);
-  nsde_model_free(m);
-  nsde_dataset_free(ds);
-  free(ho.x);
-  free(ho.y);
-  nsde_context_free(ctx);
+  free_run(&R);
   dist_finalize();
   return rc;
 }

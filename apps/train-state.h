@@ -12,7 +12,7 @@
 
 #include <nsde/nsde.h>
 
-static uint64_t fnv(const unsigned char *p, size_t n, uint64_t h)
+static inline uint64_t fnv(const unsigned char *p, size_t n, uint64_t h)
 {
   for (size_t i = 0; i < n; i++)
     h = (h ^ p[i]) * 0x100000001B3ULL;
@@ -29,8 +29,8 @@ static uint64_t fnv(const unsigned char *p, size_t n, uint64_t h)
  * moment a crash lands: the state is written (crash-safely) before the model
  * file, and a resume takes the parameters from the state.
  */
-static int save_state(struct nsde_context *ctx, const char *model, int epochs_done,
-                      const float *params, const float *v, int64_t n)
+static inline int save_state(struct nsde_context *ctx, const char *model, int epochs_done,
+                             const float *params, const float *v, int64_t n)
 {
   char path[4096];
   uint32_t e = (uint32_t)epochs_done;
@@ -55,7 +55,7 @@ static int save_state(struct nsde_context *ctx, const char *model, int epochs_do
 
 /* Returns the epochs done (momentum into v; parameters into params for a
  * version 2 state, params untouched for version 1), or -1 with a message. */
-static int load_state(const char *model, float *params, float *v, int64_t n)
+static inline int load_state(const char *model, float *params, float *v, int64_t n)
 {
   char path[4096];
   unsigned char *buf = NULL;
