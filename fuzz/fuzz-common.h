@@ -17,7 +17,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* One context for the whole run (one thread), its last error cleared. */
-static struct nsde_context *fz_context(void)
+static inline struct nsde_context *fz_context(void)
 {
   static struct nsde_context *ctx;
   if (!ctx && (nsde_context_new(&ctx) != NSDE_OK || nsde_context_set_threads(ctx, 1) != NSDE_OK))
@@ -29,7 +29,7 @@ static struct nsde_context *fz_context(void)
 /* A directory of this process's own, made once: in /dev/shm where there is
  * one (a file per input on a disk-backed /tmp left the targets waiting on the
  * file system for half their time), else in /tmp. */
-static const char *fz_dir(void)
+static inline const char *fz_dir(void)
 {
   static char dir[64];
   if (!dir[0]) {
@@ -44,7 +44,7 @@ static const char *fz_dir(void)
 }
 
 /* Write n bytes to DIR/name; return the path (static buffer per slot). */
-static const char *fz_file(int slot, const char *name, const uint8_t *p, size_t n)
+static inline const char *fz_file(int slot, const char *name, const uint8_t *p, size_t n)
 {
   static char path[4][256];
   FILE *f;
@@ -55,7 +55,7 @@ static const char *fz_file(int slot, const char *name, const uint8_t *p, size_t 
   return path[slot];
 }
 
-static void fz_remove(const char *name)
+static inline void fz_remove(const char *name)
 {
   char path[256];
   snprintf(path, sizeof(path), "%s/%s", fz_dir(), name);
@@ -63,7 +63,7 @@ static void fz_remove(const char *name)
 }
 
 /* A loaded data set must hand out its images: gather the first few, with crops. */
-static void fz_use_dataset(struct nsde_context *ctx, struct nsde_dataset *ds)
+static inline void fz_use_dataset(struct nsde_context *ctx, struct nsde_dataset *ds)
 {
   int c, h, w, k;
   int64_t n = nsde_dataset_size(ds), idx[2] = {0, n - 1}, shape[4];

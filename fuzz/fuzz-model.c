@@ -34,8 +34,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       if (nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, xs, &x) == NSDE_OK) {
         if (nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, ls, &lg) == NSDE_OK) {
           /* any status is fine (huge weights may overflow); no crash */
-          if (nsde_tensor_fill(x, 0.5) == NSDE_OK)
-            (void)nsde_model_forward(m, x, 1, 3, lg);
+          if (nsde_tensor_fill(x, 0.5) == NSDE_OK) {
+            enum nsde_status fst = nsde_model_forward(m, x, 1, 3, lg);
+            (void)fst;
+          }
           nsde_tensor_free(lg);
         }
         nsde_tensor_free(x);
