@@ -19,24 +19,13 @@ static unsigned bufs(bool noise)
 static enum nsde_status step(struct nsde_solver *s, double t, double t_next, int backwards,
                              int64_t *bad)
 {
-  const double h = t_next - t;
-  const int nt = s->ctx->threads;
   void **B = s->buf;
   enum nsde_status st;
 
   (void)backwards;
   if ((st = nsde__solver_eval_fg(s, t, B[B_CUR], B[B_F0], B[B_G0])) != NSDE_OK)
     return st;
-  if (s->m)
-    *bad = NSDE__TYPED(s, k_em_gen_f32(s->n, s->dim, s->m, (float)h, B[B_CUR], B[B_F0], B[B_G0],
-                                       s->dw, B[B_NEXT], nt),
-                       k_em_gen_f64(s->n, s->dim, s->m, h, B[B_CUR], B[B_F0], B[B_G0], s->dw,
-                                    B[B_NEXT], nt));
-  else
-    *bad = NSDE__TYPED(s, k_em_f32(s->n, s->dim, s->scalar, (float)h, B[B_CUR], B[B_F0], B[B_G0],
-                                   s->dw, B[B_NEXT], nt),
-                       k_em_f64(s->n, s->dim, s->scalar, h, B[B_CUR], B[B_F0], B[B_G0], s->dw,
-                                B[B_NEXT], nt));
+  *bad = nsde__em_update(s, t_next - t, B[B_NEXT]);
   return NSDE_OK;
 }
 

@@ -26,16 +26,7 @@ static enum nsde_status step(struct nsde_solver *s, double t, double t_next, int
   (void)backwards;
   if ((st = nsde__solver_eval_fg(s, t, B[B_CUR], B[B_F0], B[B_G0])) != NSDE_OK)
     return st;
-  if (s->m)
-    (void)NSDE__TYPED(s, k_em_gen_f32(s->n, s->dim, s->m, (float)h, B[B_CUR], B[B_F0], B[B_G0],
-                                      s->dw, B[B_XT], nt),
-                      k_em_gen_f64(s->n, s->dim, s->m, h, B[B_CUR], B[B_F0], B[B_G0], s->dw,
-                                   B[B_XT], nt));
-  else
-    (void)NSDE__TYPED(s, k_em_f32(s->n, s->dim, s->scalar, (float)h, B[B_CUR], B[B_F0], B[B_G0],
-                                  s->dw, B[B_XT], nt),
-                      k_em_f64(s->n, s->dim, s->scalar, h, B[B_CUR], B[B_F0], B[B_G0], s->dw,
-                               B[B_XT], nt));
+  (void)nsde__em_update(s, h, B[B_XT]); /* the predictor; its non-finite values show below */
   if ((st = nsde__solver_eval_fg(s, t_next, B[B_XT], B[B_F1], B[B_G1])) != NSDE_OK)
     return st;
   if (s->m)

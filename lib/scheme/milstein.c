@@ -56,10 +56,8 @@ static enum nsde_status step(struct nsde_solver *s, double t, double t_next, int
   (void)backwards;
   if ((st = nsde__solver_eval_fg(s, t, B[B_CUR], B[B_F0], B[B_G0])) != NSDE_OK)
     return st;
-  if (!s->dw) {
-    *bad = NSDE__TYPED(s, k_em_f32(s->n, s->dim, 0, (float)h, B[B_CUR], B[B_F0], NULL, NULL,
-                                   B[B_NEXT], nt),
-                       k_em_f64(s->n, s->dim, 0, h, B[B_CUR], B[B_F0], NULL, NULL, B[B_NEXT], nt));
+  if (!s->dw) { /* without noise Milstein is Euler-Maruyama */
+    *bad = nsde__em_update(s, h, B[B_NEXT]);
     return NSDE_OK;
   }
   if (s->sde->diffusion->kind == NSDE__FUNC_DROPOUT) {
