@@ -149,8 +149,7 @@ static double error_order(const struct nsde_solver *s)
     });                                                                                         \
     return worst;                                                                               \
   }
-NORM_FN(float, _f32)
-NORM_FN(double, _f64)
+NSDE__FOR_DTYPES(NORM_FN)
 #undef NORM_FN
 
 static double norm(const struct nsde_solver *s, const void *x, const void *y, const void *z,

@@ -334,6 +334,17 @@ static void normal_block(uint64_t seed, const uint32_t *e, const uint32_t *b, ui
   normal_block_auto(seed, e, b, step, n, z1, z2);
 }
 
+/* d[i0 + j] = sc z[j] for j < n, in the array's dtype. */
+#define STORE_SCALED(T, SFX)                                                                       \
+  static void store_scaled##SFX(void *d, int64_t i0, int n, double sc, const double *z)          \
+  {                                                                                                \
+    T *o = (T *)d + i0;                                                                            \
+    for (int j = 0; j < n; j++)                                                                    \
+      o[j] = (T)(sc * z[j]);                                                                       \
+  }
+NSDE__FOR_DTYPES(STORE_SCALED)
+#undef STORE_SCALED
+
 /* Increments and Levy areas of base step k for flat elements
  * [BLOCK q, BLOCK (q+1)) of the batch x dim array. */
 static void fill_block(const struct nsde_brownian *bm, int64_t k, int64_t q, int64_t n_total,
@@ -358,19 +369,13 @@ static void fill_block(const struct nsde_brownian *bm, int64_t k, int64_t q, int
   }
   normal_block(bm->seed, ce, cb, (uint32_t)k, n, z1, z2);
   if (dtype == NSDE_DTYPE_FLOAT32) {
-    float *w = (float *)dw + i0, *hl = levy ? (float *)levy + i0 : NULL;
-    for (int j = 0; j < n; j++)
-      w[j] = (float)(sw * z1[j]);
-    if (hl)
-      for (int j = 0; j < n; j++)
-        hl[j] = (float)(sh * z2[j]);
+    store_scaled_f32(dw, i0, n, sw, z1);
+    if (levy)
+      store_scaled_f32(levy, i0, n, sh, z2);
   } else {
-    double *w = (double *)dw + i0, *hl = levy ? (double *)levy + i0 : NULL;
-    for (int j = 0; j < n; j++)
-      w[j] = sw * z1[j];
-    if (hl)
-      for (int j = 0; j < n; j++)
-        hl[j] = sh * z2[j];
+    store_scaled_f64(dw, i0, n, sw, z1);
+    if (levy)
+      store_scaled_f64(levy, i0, n, sh, z2);
   }
 }
 
@@ -402,15 +407,9 @@ void nsde__brownian_fill(const struct nsde_brownian *bm, double s, double t,
     double w, a, hl;
     interval(bm, e, b, s, t, &w, &a);
     hl = a / len - 0.5 * w;
-    if (dtype == NSDE_DTYPE_FLOAT32) {
-      ((float *)dw)[i] = (float)w;
-      if (levy)
-        ((float *)levy)[i] = (float)hl;
-    } else {
-      ((double *)dw)[i] = w;
-      if (levy)
-        ((double *)levy)[i] = hl;
-    }
+    nsde__set_el(dtype, dw, i, w);
+    if (levy)
+      nsde__set_el(dtype, levy, i, hl);
   });
 }
 

@@ -108,15 +108,9 @@ static enum nsde_status builtin(struct nsde_context *ctx, enum nsde_dtype dtype,
   if (st != NSDE_OK)
     return st;
   f->n_params = np;
-  if (dtype == NSDE_DTYPE_FLOAT32) {
-    f->own.f[0] = (float)p0;
-    f->own.f[1] = (float)p1;
-    f->params = f->own.f;
-  } else {
-    f->own.d[0] = p0;
-    f->own.d[1] = p1;
-    f->params = f->own.d;
-  }
+  f->params = dtype == NSDE_DTYPE_FLOAT32 ? (void *)f->own.f : (void *)f->own.d;
+  nsde__set_el(dtype, f->params, 0, p0);
+  nsde__set_el(dtype, f->params, 1, p1);
   *out = f;
   return NSDE_OK;
 }
@@ -169,8 +163,8 @@ NSDE_API const void *nsde_func_params_const(const struct nsde_func *f)
 }
 
 /* out = c0 + c1*x (x may be NULL), or out = c1*fx for dropout. */
-#define AFFINE(T)                                                                    \
-  static void affine_##T(int64_t n, T c0, T c1, const T *x, T *out, int nt)          \
+#define AFFINE(T, SFX)                                                               \
+  static void affine##SFX(int64_t n, T c0, T c1, const T *x, T *out, int nt)         \
   {                                                                                  \
     (void)nt;                                                                        \
     if (x) {                                                                         \
@@ -185,8 +179,8 @@ NSDE_API const void *nsde_func_params_const(const struct nsde_func *f)
       for (int64_t i = 0; i < n; i++) out[i] = c0;);                                 \
     }                                                                                \
   }
-AFFINE(float)
-AFFINE(double)
+NSDE__FOR_DTYPES(AFFINE)
+#undef AFFINE
 
 static void affine(const struct nsde_func *f, int64_t n, double c0, double c1, const void *x,
                    void *out)
@@ -194,9 +188,9 @@ static void affine(const struct nsde_func *f, int64_t n, double c0, double c1, c
   int nt = f->ctx->threads;
 
   if (f->dtype == NSDE_DTYPE_FLOAT32)
-    affine_float(n, (float)c0, (float)c1, x, out, nt);
+    affine_f32(n, (float)c0, (float)c1, x, out, nt);
   else
-    affine_double(n, c0, c1, x, out, nt);
+    affine_f64(n, c0, c1, x, out, nt);
 }
 
 /* Parameter i of a built-in. */
@@ -257,30 +251,27 @@ int nsde__func_diag(const struct nsde_func *f, double t, int64_t batch, int64_t 
 
 /* ---- vector-Jacobian products ------------------------------------------ */
 
+/* sum v[i] x[i] (x NULL: sum v[i]) in double. */
+#define DOT(T, SFX)                                                                                \
+  static double dot##SFX(int64_t n, const T *a, const T *b)                                        \
+  {                                                                                                \
+    double acc = 0.0;                                                                              \
+    for (int64_t i = 0; i < n; i++)                                                                \
+      acc += (double)a[i] * (b ? (double)b[i] : 1.0);                                              \
+    return acc;                                                                                    \
+  }
+NSDE__FOR_DTYPES(DOT)
+#undef DOT
+
 double nsde__dot(enum nsde_dtype dtype, int64_t n, const void *v, const void *x)
 {
-  double acc = 0.0;
-
-  if (dtype == NSDE_DTYPE_FLOAT32) {
-    const float *a = v, *b = x;
-    for (int64_t i = 0; i < n; i++)
-      acc += (double)a[i] * (b ? (double)b[i] : 1.0);
-  } else {
-    const double *a = v, *b = x;
-    for (int64_t i = 0; i < n; i++)
-      acc += a[i] * (b ? b[i] : 1.0);
-  }
-  return acc;
+  return dtype == NSDE_DTYPE_FLOAT32 ? dot_f32(n, v, x) : dot_f64(n, v, x);
 }
 
 static void add_param(const struct nsde_func *f, void *grad_params, int i, double v)
 {
-  if (!grad_params)
-    return;
-  if (f->dtype == NSDE_DTYPE_FLOAT32)
-    ((float *)grad_params)[i] += (float)v;
-  else
-    ((double *)grad_params)[i] += v;
+  if (grad_params)
+    nsde__add_el(f->dtype, grad_params, i, v);
 }
 
 bool nsde__func_has_vjp(const struct nsde_func *f)

@@ -318,28 +318,24 @@ void nsde__grad_zero(struct nsde_solver *s, void *p) { memset(p, 0, (size_t)s->n
 /* General noise: the cotangent of G is the outer product of the state's
  * cotangent c and dW per batch element, scaled:
  * cgm[(b dim + i) m + j] = scale c[b dim + i] dW[b m + j]. */
+#define OUTER_DW(T, SFX)                                                                           \
+  static void outer_dw##SFX(int64_t n, int64_t m, int64_t dim, T scale, const T *cc, const T *w, \
+                            T *o, int nt)                                                          \
+  {                                                                                                \
+    (void)nt;                                                                                      \
+    NSDE_PAR_FOR(nt > 1 && n * m > NSDE_PAR_MIN,                                                   \
+                 "omp parallel for num_threads(nt)",                                               \
+    for (int64_t r = 0; r < n; r++)                                                                \
+      for (int64_t j = 0; j < m; j++)                                                              \
+        o[r * m + j] = scale * cc[r] * w[(r / dim) * m + j];);                                     \
+  }
+NSDE__FOR_DTYPES(OUTER_DW)
+#undef OUTER_DW
+
 void *nsde__outer_dw(struct nsde_solver *s, const void *c, double scale)
 {
-  const int64_t n = s->n, m = s->m, dim = s->dim;
-  const int nt = s->ctx->threads;
-  (void)nt;
-  if (s->dtype == NSDE_DTYPE_FLOAT32) {
-    const float *cc = c, *w = s->dw;
-    float *o = s->cgm;
-    NSDE_PAR_FOR(nt > 1 && n * m > NSDE_PAR_MIN,
-                 "omp parallel for num_threads(nt)",
-    for (int64_t r = 0; r < n; r++)
-      for (int64_t j = 0; j < m; j++)
-        o[r * m + j] = (float)scale * cc[r] * w[(r / dim) * m + j];);
-  } else {
-    const double *cc = c, *w = s->dw;
-    double *o = s->cgm;
-    NSDE_PAR_FOR(nt > 1 && n * m > NSDE_PAR_MIN,
-                 "omp parallel for num_threads(nt)",
-    for (int64_t r = 0; r < n; r++)
-      for (int64_t j = 0; j < m; j++)
-        o[r * m + j] = scale * cc[r] * w[(r / dim) * m + j];);
-  }
+  NSDE__TYPED(s, outer_dw_f32(s->n, s->m, s->dim, (float)scale, c, s->dw, s->cgm, s->ctx->threads),
+              outer_dw_f64(s->n, s->m, s->dim, scale, c, s->dw, s->cgm, s->ctx->threads));
   return s->cgm;
 }
 

@@ -50,6 +50,11 @@ size_t nsde__dtype_size(enum nsde_dtype dtype);
 bool nsde__dtype_valid(enum nsde_dtype dtype);
 const char *nsde__dtype_name(enum nsde_dtype dtype);
 
+/* The one way functions are written once for both dtypes: as a macro
+ * DEF(T, SFX) whose body is in terms of T, made for float (name_f32) and
+ * double (name_f64) by NSDE__FOR_DTYPES(DEF). */
+#define NSDE__FOR_DTYPES(DEF) DEF(float, _f32) DEF(double, _f64)
+
 /* Element i of an array of dtype dt, read or written as a double. */
 static inline double nsde__get_el(enum nsde_dtype dt, const void *p, int64_t i)
 {

@@ -28,19 +28,20 @@ enum nsde_status nsde__solver_cb_fail(struct nsde_solver *s, const char *which, 
                      (long long)s->step, (long long)s->n_grid, t);
 }
 
+#define NONFINITE(T, SFX)                                                                          \
+  static int64_t nonfinite##SFX(int64_t n, const T *a)                                             \
+  {                                                                                                \
+    int64_t bad = 0;                                                                               \
+    for (int64_t i = 0; i < n; i++)                                                                \
+      bad += !isfinite(a[i]);                                                                      \
+    return bad;                                                                                    \
+  }
+NSDE__FOR_DTYPES(NONFINITE)
+#undef NONFINITE
+
 int64_t nsde__count_nonfinite(enum nsde_dtype dtype, int64_t n, const void *p)
 {
-  int64_t bad = 0;
-  if (dtype == NSDE_DTYPE_FLOAT32) {
-    const float *a = p;
-    for (int64_t i = 0; i < n; i++)
-      bad += !isfinite(a[i]);
-  } else {
-    const double *a = p;
-    for (int64_t i = 0; i < n; i++)
-      bad += !isfinite(a[i]);
-  }
-  return bad;
+  return dtype == NSDE_DTYPE_FLOAT32 ? nonfinite_f32(n, p) : nonfinite_f64(n, p);
 }
 
 static enum nsde_status nonfinite(struct nsde_solver *s, int64_t bad, double t, double h)

@@ -205,8 +205,8 @@ NSDE_API bool nsde_tensor_is_contiguous(const struct nsde_tensor *t)
 
 enum ew_op { EW_FILL, EW_COPY, EW_SCALE, EW_AXPY };
 
-#define EW_LOOP(T)                                                                        \
-  static void ew_flat_##T(enum ew_op op, int64_t n, double a, const T *x, T *y, int nt)   \
+#define EW_LOOP(T, SFX)                                                                        \
+  static void ew_flat##SFX(enum ew_op op, int64_t n, double a, const T *x, T *y, int nt)   \
   {                                                                                       \
     const T av = (T)a;                                                                    \
     (void)nt;                                                                             \
@@ -237,7 +237,7 @@ enum ew_op { EW_FILL, EW_COPY, EW_SCALE, EW_AXPY };
       break;                                                                              \
     }                                                                                     \
   }                                                                                       \
-  static void ew_strided_##T(enum ew_op op, const int64_t *shape, double a,               \
+  static void ew_strided##SFX(enum ew_op op, const int64_t *shape, double a,               \
                              const T *x, const int64_t *sx, T *y, const int64_t *sy)      \
   {                                                                                       \
     const T av = (T)a;                                                                    \
@@ -256,8 +256,7 @@ enum ew_op { EW_FILL, EW_COPY, EW_SCALE, EW_AXPY };
           }                                                                               \
   }
 
-EW_LOOP(float)
-EW_LOOP(double)
+NSDE__FOR_DTYPES(EW_LOOP)
 
 static void pad4(const struct nsde_tensor *t, int64_t *shape, int64_t *stride)
 {
@@ -275,18 +274,18 @@ static void ew_run(enum ew_op op, double a, const struct nsde_tensor *x, struct 
 
   if (y->contiguous && (!x || x->contiguous)) {
     if (y->dtype == NSDE_DTYPE_FLOAT32)
-      ew_flat_float(op, y->numel, a, x ? x->data : NULL, y->data, nt);
+      ew_flat_f32(op, y->numel, a, x ? x->data : NULL, y->data, nt);
     else
-      ew_flat_double(op, y->numel, a, x ? x->data : NULL, y->data, nt);
+      ew_flat_f64(op, y->numel, a, x ? x->data : NULL, y->data, nt);
   } else {
     int64_t shape[4], sy[4], sx[4] = {0, 0, 0, 0};
     pad4(y, shape, sy);
     if (x)
       pad4(x, shape, sx);
     if (y->dtype == NSDE_DTYPE_FLOAT32)
-      ew_strided_float(op, shape, a, x ? x->data : NULL, sx, y->data, sy);
+      ew_strided_f32(op, shape, a, x ? x->data : NULL, sx, y->data, sy);
     else
-      ew_strided_double(op, shape, a, x ? x->data : NULL, sx, y->data, sy);
+      ew_strided_f64(op, shape, a, x ? x->data : NULL, sx, y->data, sy);
   }
 }
 

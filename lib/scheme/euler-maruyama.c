@@ -106,11 +106,9 @@ static enum nsde_status adjoint(struct nsde_solver *s, int64_t n, void *pd, void
             (T)0.5 * (R(G[G_F]) * (T)h + (noise ? R(G[G_G]) * WV : (T)0));
      R(a) = (T)0.5 * (R(a) + R(G[G_A2])) + R(G[G_T2]););
   for (size_t i = 0; i < np_d; i++)
-    nsde__add_el(s->dtype, pd, (int)i,
-              0.5 * (s->dtype == NSDE_DTYPE_FLOAT32 ? ((float *)pd2)[i] : ((double *)pd2)[i]));
+    nsde__add_el(s->dtype, pd, (int64_t)i, 0.5 * nsde__get_el(s->dtype, pd2, (int64_t)i));
   for (size_t i = 0; i < np_g; i++)
-    nsde__add_el(s->dtype, pg, (int)i,
-              0.5 * (s->dtype == NSDE_DTYPE_FLOAT32 ? ((float *)pg2)[i] : ((double *)pg2)[i]));
+    nsde__add_el(s->dtype, pg, (int64_t)i, 0.5 * nsde__get_el(s->dtype, pg2, (int64_t)i));
   return NSDE_OK;
 }
 

@@ -2,7 +2,7 @@
  * The elementwise update kernels that more than one scheme uses; a kernel
  * of one scheme sits in that scheme's file. Each is written once in T as
  * NSDE__K_<NAME>(T, SFX) and made for float (_f32) and double (_f64) by
- * NSDE__KERNEL_TYPES. Each loop is over n = batch*dim state elements; w(i)
+ * NSDE__FOR_DTYPES (nsde-private.h). Each loop is over n = batch*dim state elements; w(i)
  * is the Brownian index of element i (i itself, or i/dim for scalar noise).
  * Each returns the number of non-finite results so the caller can refuse
  * the step. The loops expect n, nt and an int64_t bad in scope.
@@ -13,8 +13,6 @@
 #define NSDE_SCHEME_KERNELS_H
 
 #include "scheme.h"
-
-#define NSDE__KERNEL_TYPES(DEF) DEF(float, _f32) DEF(double, _f64)
 
 /* For every i < n: BODY computes T v, which is stored in OUT[i]; the
  * non-finite ones are counted in bad. */
@@ -121,10 +119,10 @@ static inline int64_t k_heun_gen##SFX(int64_t n, int64_t dim, int64_t m, T h, co
   return bad;                                                                                      \
 }
 
-NSDE__KERNEL_TYPES(NSDE__K_EM)
-NSDE__KERNEL_TYPES(NSDE__K_HEUN)
-NSDE__KERNEL_TYPES(NSDE__K_EM_GEN)
-NSDE__KERNEL_TYPES(NSDE__K_HEUN_GEN)
+NSDE__FOR_DTYPES(NSDE__K_EM)
+NSDE__FOR_DTYPES(NSDE__K_HEUN)
+NSDE__FOR_DTYPES(NSDE__K_EM_GEN)
+NSDE__FOR_DTYPES(NSDE__K_HEUN_GEN)
 
 /* The Euler-Maruyama update x + f h + G dW from B_CUR, B_F0, B_G0 and s->dw
  * into out: Euler-Maruyama's step, Heun's predictor, Milstein without noise.

@@ -21,7 +21,7 @@ static inline int64_t k_milstein##SFX(int64_t n, T h, const T *x, const T *f, co
   return bad;                                                                                      \
 }
 
-NSDE__KERNEL_TYPES(NSDE__K_MILSTEIN)
+NSDE__FOR_DTYPES(NSDE__K_MILSTEIN)
 
 static unsigned bufs(bool noise)
 {

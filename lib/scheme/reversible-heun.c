@@ -30,7 +30,7 @@ static inline int64_t k_revz##SFX(int64_t n, int64_t dim, int scalar, T h, T sw,
   return bad;                                                                                      \
 }
 
-NSDE__KERNEL_TYPES(NSDE__K_REVZ)
+NSDE__FOR_DTYPES(NSDE__K_REVZ)
 
 #define SWAP(a, b) do { void *tmp_ = (a); (a) = (b); (b) = tmp_; } while (0)
 

@@ -40,8 +40,8 @@ static inline int64_t k_sra##SFX(int64_t n, T h, const T *x, const T *f1, const 
   return bad;                                                                                      \
 }
 
-NSDE__KERNEL_TYPES(NSDE__K_SRA_STAGE)
-NSDE__KERNEL_TYPES(NSDE__K_SRA)
+NSDE__FOR_DTYPES(NSDE__K_SRA_STAGE)
+NSDE__FOR_DTYPES(NSDE__K_SRA)
 
 static unsigned bufs(bool noise)
 {
