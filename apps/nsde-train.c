@@ -60,6 +60,7 @@
 #include "common.h"
 #include "eval.h"
 
+#include "holdout.h"
 #include "train-state.h"
 
 #include "dist.h"
@@ -152,56 +153,6 @@ static int check_writable(const char *out)
   return 0;
 }
 
-/* Held-out images (--val), as the model takes them: floats and labels. */
-struct holdout {
-  float *x;
-  int32_t *y;
-  int64_t n, item;
-  int c, h, w; /* image shape */
-};
-
-/* The last val of the first `subset` (0: all) training images into ho; the
- * training set is then loaded as the first size - val images, so that a run
- * with --val trains exactly as one with --subset (size - val) would. */
-static struct nsde_dataset *load_with_holdout(struct nsde_context *ctx, const char *data,
-                                              const char *dir, long subset, long val,
-                                              struct holdout *ho)
-{
-  struct nsde_dataset *all = ex_load(ctx, data, dir, NSDE_SPLIT_TRAIN, subset);
-  const int64_t n_all = nsde_dataset_size(all);
-  int c, h, w, classes;
-  int64_t *idx;
-  struct nsde_tensor *x;
-  if (val >= n_all) {
-    fprintf(stderr, "%s: --val %ld must leave training images (the set has %lld); try '%s --help'\n",
-            TRAIN_PROG, val, (long long)n_all, TRAIN_PROG);
-    exit(2);
-  }
-  ex_check(ctx, nsde_dataset_get_info(all, &c, &h, &w, &classes), "dataset info");
-  {
-    int64_t shape[4] = {val, c, h, w};
-    ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &x), "tensor");
-  }
-  ho->n = val;
-  ho->c = c, ho->h = h, ho->w = w;
-  ho->item = (int64_t)c * h * w;
-  ho->x = malloc(sizeof(float) * (size_t)(val * ho->item));
-  ho->y = malloc(sizeof(int32_t) * (size_t)val);
-  idx = malloc(sizeof(int64_t) * (size_t)val);
-  if (!ho->x || !ho->y || !idx) {
-    fprintf(stderr, "nsde-train: out of memory for %ld held-out images\n", val);
-    exit(1);
-  }
-  for (int64_t i = 0; i < val; i++)
-    idx[i] = n_all - val + i;
-  ex_check(ctx, nsde_dataset_batch(all, idx, val, 0, 0, x, ho->y), "held-out images");
-  memcpy(ho->x, nsde_tensor_data(x), sizeof(float) * (size_t)(val * ho->item));
-  free(idx);
-  nsde_tensor_free(x);
-  nsde_dataset_free(all);
-  return ex_load(ctx, data, dir, NSDE_SPLIT_TRAIN, (long)(n_all - val));
-}
-
 static const struct cli_opt train_opts[] = {
     {"data", "NAME", "Data", "data set: fashion-mnist, cifar10 or stl10", "fashion-mnist"},
     {"data-dir", "DIR", "Data", "where the data set's files are",
@@ -257,39 +208,6 @@ static const struct cli_prog train_prog = {
     train_opts,
     (int)(sizeof(train_opts) / sizeof(train_opts[0])),
 };
-
-/* Noise-off accuracy and mean cross-entropy of the model on the held-out
- * images, in batches of at most mb. */
-static void validate(struct nsde_context *ctx, struct nsde_model *m, const struct holdout *ho,
-                     int mb, int classes, double *acc, double *loss)
-{
-  int64_t hits = 0, cur = 0;
-  double ls = 0;
-  struct nsde_tensor *x = NULL, *probs = NULL;
-  for (int64_t b0 = 0; b0 < ho->n; b0 += mb) {
-    const int64_t bs = ho->n - b0 < mb ? ho->n - b0 : mb;
-    const int32_t *y = ho->y + b0;
-    const float *p;
-    if (bs != cur) { /* the first batch, and the last one when smaller */
-      int64_t shape[4] = {bs, ho->c, ho->h, ho->w}, ps[2] = {bs, classes};
-      cur = bs;
-      nsde_tensor_free(x);
-      nsde_tensor_free(probs);
-      ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &x), "tensor");
-      ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, ps, &probs), "tensor");
-    }
-    memcpy(nsde_tensor_data(x), ho->x + b0 * ho->item, sizeof(float) * (size_t)(bs * ho->item));
-    ex_check(ctx, nsde_model_predict(m, x, 0, 0, probs), "validation pass");
-    p = nsde_tensor_data(probs);
-    hits += count_correct(p, y, bs, classes);
-    for (int64_t i = 0; i < bs; i++)
-      ls -= log(fmax((double)p[i * classes + y[i]], 1e-300));
-  }
-  *acc = (double)hits / (double)ho->n;
-  *loss = ls / (double)ho->n;
-  nsde_tensor_free(x);
-  nsde_tensor_free(probs);
-}
 
 /* The command line. */
 struct train_args {
@@ -395,7 +313,7 @@ static int load_data(struct train_args *A, struct train_run *R)
     A->epochs = total_epochs;
   ex_check(NULL, nsde_context_new(&R->ctx), "context");
   ex_check(R->ctx, nsde_context_set_threads(R->ctx, A->threads), "threads");
-  R->ds = A->val > 0 ? load_with_holdout(R->ctx, A->data, A->dir, A->subset, A->val, &R->ho)
+  R->ds = A->val > 0 ? load_with_holdout(R->ctx, TRAIN_PROG, A->data, A->dir, A->subset, A->val, &R->ho)
                      : ex_load(R->ctx, A->data, A->dir, NSDE_SPLIT_TRAIN, A->subset);
   ex_check(R->ctx, nsde_dataset_get_info(R->ds, &R->c, &R->h, &R->w, &R->classes), "dataset info");
   R->n = nsde_dataset_size(R->ds);

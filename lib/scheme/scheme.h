@@ -112,10 +112,10 @@ bool nsde__scheme_reversible(const struct nsde__scheme *sch);
 
 #define NSDE__TYPED(s, expr_f32, expr_f64) ((s)->dtype == NSDE_DTYPE_FLOAT32 ? (expr_f32) : (expr_f64))
 
-/* ---- helpers of the backward steps (grad.c) -------------------------------- */
+/* ---- helpers of the backward steps (vjp.c) --------------------------------- */
 
 /* acc += vjp_f(x; cf) + vjp_G(x; cg) + vjp_G'(x; cgp) at time t, parameter
- * gradients added to pd / pg (details in grad.c). */
+ * gradients added to pd / pg (details in vjp.c). */
 enum nsde_status nsde__vjp_all(struct nsde_solver *s, int64_t step, double t, const void *x,
                                void *cf, void *cg, void *cgp, void *acc, void *pd, void *pg);
 enum nsde_status nsde__vjp_fail(struct nsde_solver *s, const char *which, int rc, int64_t step);
