@@ -115,7 +115,7 @@ enum nsde_status nsde__nn_add_layer(struct nsde_net *net, enum lkind kind,
   l.cout = l.cin;
   l.hout = l.hin;
   l.wout = l.win;
-  if ((st = l.ops->add(net, &l, a)) != NSDE_OK)
+  if (l.ops->add && (st = l.ops->add(net, &l, a)) != NSDE_OK)
     return st;
   l.out_sz = (int64_t)l.cout * l.hout * l.wout;
   net->L[net->nl++] = l;

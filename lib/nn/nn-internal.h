@@ -106,7 +106,8 @@ struct layer_args {
 };
 
 /* What a layer kind does. net.c and pass.c reach a layer only through this
- * table; a hook left NULL does nothing. */
+ * table; forward and backward are required, any other hook left NULL does
+ * nothing. */
 struct layer_ops {
   /* Shape the new layer l (cin, hin, win, in_sz: the net's current output;
    * cout, hout, wout preset to the input's) from a: set the output shape,

@@ -7,14 +7,6 @@
  */
 #include "nn-internal.h"
 
-static enum nsde_status relu_add(struct nsde_net *net, struct layer *l, const struct layer_args *a)
-{
-  (void)net;
-  (void)l;
-  (void)a;
-  return NSDE_OK;
-}
-
 static int relu_forward(const struct nsde_net *net, int i, int64_t b, const float *in, float *out,
                         float t, const struct scratch *sc, bool replay)
 {
@@ -49,7 +41,6 @@ static const float *relu_backward(const struct nsde_net *net, int i, int64_t b, 
 }
 
 const struct layer_ops nsde__layer_relu = {
-  .add = relu_add,
   .forward = relu_forward,
   .backward = relu_backward,
   .pointwise_relu = true,
