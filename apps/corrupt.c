@@ -4,8 +4,9 @@
  * severity 0 is the identity). Images are C x H x W floats in [0, 1].
  * Written from their definitions with this file's own random stream, so the
  * corrupted images are draws from the same distributions, not their bytes.
- * Not here: motion blur and snow (ImageMagick's motion-blur kernel), frost
- * (photographs of frost), spatter and elastic transform.
+ * Motion blur and snow are in corrupt-motion.c, the elastic transform in
+ * corrupt-elastic.c. Not here: frost (the published images blend in
+ * photographs of frost) and spatter.
  * SPDX-License-Identifier: MIT
  */
 #include <math.h>
@@ -18,12 +19,13 @@
 #endif
 
 #include "corrupt.h"
+#include "corrupt-private.h"
 
 const char *const corr_names[CORR_N] = {
   "gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "gaussian_blur",
   "defocus_blur", "contrast", "brightness", "saturate", "pixelate", "jpeg_compression",
-  "glass_blur", "zoom_blur", "fog"};
-static const double corr_p[CORR_N][5][3] = {
+  "glass_blur", "zoom_blur", "fog", "motion_blur", "snow", "elastic_transform"};
+static const double corr_p[CORR_N][5][7] = {
   {{0.04}, {0.06}, {0.08}, {0.09}, {0.10}},                      /* sigma */
   {{500}, {250}, {100}, {75}, {50}},                             /* photons per unit */
   {{0.01}, {0.02}, {0.03}, {0.05}, {0.07}},                      /* salt-and-pepper amount */
@@ -38,6 +40,13 @@ static const double corr_p[CORR_N][5][3] = {
   {{0.05, 1, 1}, {0.25, 1, 1}, {0.4, 1, 1}, {0.25, 1, 2}, {0.4, 1, 2}}, /* sigma, delta, rounds */
   {{1.06}, {1.11}, {1.16}, {1.21}, {1.26}},                      /* zooms 1, 1.01, .. below this */
   {{0.2, 3}, {0.5, 3}, {0.75, 2.5}, {1, 2}, {1.5, 1.75}},        /* fog strength, wibble decay */
+  {{6, 1}, {6, 1.5}, {6, 2}, {8, 2}, {9, 2.5}},                 /* motion radius, sigma */
+  /* snow: flake mean, sd, zoom, threshold, motion radius, sigma, image weight */
+  {{0.1, 0.2, 1, 0.6, 8, 3, 0.95}, {0.1, 0.2, 1, 0.5, 10, 4, 0.9},
+   {0.15, 0.3, 1.75, 0.55, 10, 4, 0.9}, {0.25, 0.3, 2.25, 0.6, 12, 6, 0.85},
+   {0.3, 0.3, 1.25, 0.65, 14, 12, 0.8}},
+  /* elastic, in units of the image side: displacement, its smoothing, affine jitter */
+  {{0, 0, 0.08}, {0.05, 0.2, 0.07}, {0.08, 0.06, 0.06}, {0.1, 0.04, 0.05}, {0.1, 0.03, 0.03}},
 };
 
 /* The noise stream of family f at severity sev: the first 11 families keep
@@ -49,14 +58,14 @@ void corr_seed(uint64_t seed, int sev, int f)
   corr_rng = seed * 31 + (uint64_t)(f < 11 ? sev * 11 + f : 1000 + sev * 16 + f);
 }
 
-static double corr_u01(void)
+double corr_u01(void)
 {
   uint64_t z = (corr_rng += 0x9E3779B97F4A7C15ULL);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
   return ((double)((z ^ (z >> 31)) >> 11) + 0.5) * 0x1.0p-53;
 }
-static double corr_normal(void)
+double corr_normal(void)
 {
   return sqrt(-2.0 * log(corr_u01())) * cos(6.283185307179586 * corr_u01());
 }
@@ -74,7 +83,7 @@ static double corr_poisson(double lam)
   return k - 1;
 }
 
-static int reflect101(int i, int n)
+int corr_reflect101(int i, int n)
 {
   if (n == 1)
     return 0;
@@ -101,8 +110,8 @@ static void corr_filter(float *im, int C, int H, int W, const double *k, int r, 
               yy = yy < 0 ? 0 : yy >= H ? H - 1 : yy;
               xx = xx < 0 ? 0 : xx >= W ? W - 1 : xx;
             } else {
-              yy = reflect101(yy, H);
-              xx = reflect101(xx, W);
+              yy = corr_reflect101(yy, H);
+              xx = corr_reflect101(xx, W);
             }
             s += k[(dy + r) * n + dx + r] * tmp[yy * W + xx];
           }
@@ -261,7 +270,7 @@ static void glass_blur(float *im, int C, int H, int W, const double *c, float *t
 /* scipy.ndimage.zoom (order 1) of the centre crop by z, trimmed to H x W,
  * added to out: one plane. Output pixel o of a zoom from n to m pixels reads
  * input o (n - 1) / (m - 1), linearly interpolated. */
-static void zoom_add(const float *p, int H, int W, double z, float *out)
+void corr_zoom_add(const float *p, int H, int W, double z, float *out)
 {
   const int ch = (int)ceil(H / z), cw = (int)ceil(W / z), top = (H - ch) / 2, left = (W - cw) / 2;
   const int mh = (int)floor(ch * z + 0.5), mw = (int)floor(cw * z + 0.5);
@@ -289,7 +298,7 @@ static void zoom_blur(float *im, int C, int H, int W, double top_zoom, float *tm
     nz = 0;
     memset(tmp, 0, sizeof(float) * (size_t)H * W);
     for (double z = 1.0; z < top_zoom - 1e-9; z = 1.0 + 0.01 * ++nz)
-      zoom_add(p, H, W, z, tmp);
+      corr_zoom_add(p, H, W, z, tmp);
     for (int i = 0; i < H * W; i++)
       p[i] = (p[i] + tmp[i]) / (float)(nz + 1);
   }
@@ -349,6 +358,28 @@ static int fog(float *im, int C, int H, int W, const double *c)
   return 0;
 }
 
+/* Defocus: a 17x17 aliased disk of radius c0 antialiased by a 3x3
+ * Gaussian of sigma c1, reflect-101 borders. */
+static void defocus_blur(float *im, int C, int H, int W, const double *c, float *tmp)
+{
+  double disk[17 * 17], k[17 * 17], g[3], s = 0, gs = 0;
+  for (int y = -8; y <= 8; y++)
+    for (int x = -8; x <= 8; x++)
+      s += disk[(y + 8) * 17 + x + 8] = (x * x + y * y <= c[0] * c[0]) ? 1.0 : 0.0;
+  for (int i = 0; i < 17 * 17; i++) disk[i] /= s;
+  for (int i = 0; i < 3; i++) gs += g[i] = exp(-(i - 1) * (i - 1) / (2 * c[1] * c[1]));
+  for (int i = 0; i < 3; i++) g[i] /= gs;
+  for (int y = 0; y < 17; y++)
+    for (int x = 0; x < 17; x++) {
+      double v = 0;
+      for (int a = -1; a <= 1; a++)
+        for (int b = -1; b <= 1; b++)
+          v += g[a + 1] * g[b + 1] * disk[corr_reflect101(y + a, 17) * 17 + corr_reflect101(x + b, 17)];
+      k[y * 17 + x] = v;
+    }
+  corr_filter(im, C, H, W, k, 8, 0, tmp);
+}
+
 /* Whether a family can run on C-channel images here. */
 int corr_available(int fam, int C)
 {
@@ -405,25 +436,24 @@ int corrupt_image(float *im, int C, int H, int W, int fam, int sev)
       return -1;
     }
     break;
-  case CORR_DEFOCUS: { /* 17x17 aliased disk, 3x3 Gaussian antialias, reflect-101 borders */
-    double disk[17 * 17], k[17 * 17], g[3], s = 0, gs = 0;
-    for (int y = -8; y <= 8; y++)
-      for (int x = -8; x <= 8; x++)
-        s += disk[(y + 8) * 17 + x + 8] = (x * x + y * y <= c[0] * c[0]) ? 1.0 : 0.0;
-    for (int i = 0; i < 17 * 17; i++) disk[i] /= s;
-    for (int i = 0; i < 3; i++) gs += g[i] = exp(-(i - 1) * (i - 1) / (2 * c[1] * c[1]));
-    for (int i = 0; i < 3; i++) g[i] /= gs;
-    for (int y = 0; y < 17; y++)
-      for (int x = 0; x < 17; x++) {
-        double v = 0;
-        for (int a = -1; a <= 1; a++)
-          for (int b = -1; b <= 1; b++)
-            v += g[a + 1] * g[b + 1] * disk[reflect101(y + a, 17) * 17 + reflect101(x + b, 17)];
-        k[y * 17 + x] = v;
-      }
-    corr_filter(im, C, H, W, k, 8, 0, tmp);
+  case CORR_MOTION:
+    corr_motion_blur(im, C, H, W, c, tmp);
     break;
-  }
+  case CORR_SNOW:
+    if (corr_snow(im, C, H, W, c) != 0) {
+      free(tmp);
+      return -1;
+    }
+    break;
+  case CORR_ELASTIC:
+    if (corr_elastic(im, C, H, W, c) != 0) {
+      free(tmp);
+      return -1;
+    }
+    break;
+  case CORR_DEFOCUS:
+    defocus_blur(im, C, H, W, c, tmp);
+    break;
   case CORR_CONTRAST:
     for (int ch = 0; ch < C; ch++) {
       float *p = im + (size_t)ch * H * W;

@@ -33,9 +33,10 @@
  * learned map.
  * Every attack returns the clean image when that is already misclassified
  * (with the same TTN noise), so accuracy never exceeds the eps = 0 value.
- * CIFAR-10-C style corruptions computed from the images (apps/corrupt.c:
- * Gaussian, shot, impulse, speckle noise; Gaussian and defocus blur;
- * contrast, brightness, saturation; pixelate; JPEG via libjpeg), severities
+ * CIFAR-10-C style corruptions computed from the images (apps/corrupt*.c:
+ * Gaussian, shot, impulse, speckle noise; Gaussian, defocus, glass, zoom and
+ * motion blur; contrast, brightness, saturation; fog, snow; pixelate,
+ * elastic transform; JPEG via libjpeg), severities
  * 1..5, each corrupted image predicted under every protocol of
  * --corruption-passes (up to 4 pass counts: 0 the noise off, 1 one noisy
  * pass, more the TTN ensemble; default 0 and min(--ttn, 20)); corruption.csv

@@ -62,9 +62,18 @@ if [ "$part" != train ]; then # the SDE model: training, evaluation, outputs
   "$eval" --corruption-report 20 --data fashion-mnist >"$work/corr.csv"
   nfam=$(awk -F, 'NR > 1 && $2 == 0 { n++ } END { print n }' "$work/corr.csv")
   [ "$nfam" -ge 12 ] || { echo "FAIL: only $nfam corruption families"; cat "$work/corr.csv"; exit 1; }
+  # Motion blur's levels 3 and 4 differ in the kernel's length beyond where
+  # sigma 2 leaves weight (0.0518 vs 0.0511 on 200 CIFAR-10 images), so it is
+  # checked like those three. The elastic transform is only checked for
+  # "changes something": its published levels trade a random affine map
+  # (jitter 0.08 of the side at level 1, 0.03 at 5) against a local
+  # displacement field (none at 1), so the mean change falls with the level
+  # while the local distortion grows (tests/test-corrupt.c checks its maps).
   awk -F, 'NR > 1 { if ($2 == 0 && $3 != 0) exit 1; if ($2 > 0 && !($3 > 0)) exit 1;
-    loose = $1 == "saturate" || $1 == "pixelate" || $1 == "glass_blur"; if ($2 == 1) s1 = $3;
-    if ($2 > 1 && $1 == f && !loose && !($3 > prev)) exit 1; if ($2 == 5 && !($3 > s1)) exit 1;
+    loose = $1 == "saturate" || $1 == "pixelate" || $1 == "glass_blur" || $1 == "motion_blur";
+    free = $1 == "elastic_transform"; if ($2 == 1) s1 = $3;
+    if ($2 > 1 && $1 == f && !loose && !free && !($3 > prev)) exit 1;
+    if ($2 == 5 && !free && !($3 > s1)) exit 1;
     f = $1; prev = $3 }' "$work/corr.csv" ||
     { echo "FAIL: corruption strengths"; cat "$work/corr.csv"; exit 1; }
 fi
