@@ -37,12 +37,12 @@ else
   eps=${EPS:-0,0.5,1.0}
   crop=0
 fi
-train_images=${TRAIN_IMAGES:-60000}
+train_images=${TRAIN_IMAGES:-50000}
 epochs=${EPOCHS:-2}
 width=${WIDTH:-32}
 test_images=${TEST_IMAGES:-10000}
 attack_images=${ATTACK_IMAGES:-500}
-corruption_images=${CORRUPTION_IMAGES:-1000}
+corruption_images=${CORRUPTION_IMAGES:-500}
 ttn=${TTN:-10}
 out=results/$data
 mkdir -p "$out"
