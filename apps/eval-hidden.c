@@ -8,11 +8,35 @@
 #define _POSIX_C_SOURCE 200809L
 #include "eval.h"
 
+/* hidden.csv: eps_t, its standard error over the images; and the summary line. */
+static int write_hidden(const char *outdir, double t1, int nt, const double *sum,
+                        const double *sum2, int64_t nimg, int64_t passes)
+{
+  char path[4096];
+  FILE *fh;
+  snprintf(path, sizeof(path), "%s/hidden.csv", outdir);
+  fh = fopen(path, "w");
+  if (!fh) {
+    fprintf(stderr, "nsde-eval: cannot write %s\n", path);
+    return 1;
+  }
+  fprintf(fh, "t,eps_t,se,images\n");
+  for (int t = 0; t <= nt; t++) {
+    double mu = sum[t] / (double)nimg, var = sum2[t] / (double)nimg - mu * mu;
+    double se = nimg > 1 ? sqrt(fmax(var, 0.0) * (double)nimg / (double)(nimg - 1) / (double)nimg) : NAN;
+    fprintf(fh, "%g,%.6g,%.6g,%lld\n", t1 * t / nt, mu, se, (long long)nimg);
+  }
+  fclose(fh);
+  printf("nsde-eval: hidden-state perturbation (eps 0.1 attack, %lld passes, mean over %lld "
+         "images): eps_T %.4g (eps at t = 0: %.4g) in %s\n", (long long)passes, (long long)nimg,
+         sum[nt] / (double)nimg, sum[0] / (double)nimg, path);
+  return 0;
+}
+
 int eval_hidden(const struct eval *E, int hpasses, int64_t himages)
 {
   const struct nsde_model_config cfg = E->cfg;
   const char *outdir = E->outdir;
-  char path[4096];
   const int c = E->c, h = E->h, w = E->w;
   struct nsde_context *ctx = E->ctx;
   struct nsde_model *m = E->m;
@@ -20,6 +44,7 @@ int eval_hidden(const struct eval *E, int hpasses, int64_t himages)
   const int64_t n = E->n, item = E->item;
   const int bs = E->bs, steps = E->steps;
   const unsigned long long seed = E->seed;
+  int rc = 0;
 
   if (hpasses > 0) {
     const int nt = 50, chunk = bs < 16 ? bs : 16;
@@ -31,7 +56,6 @@ int eval_hidden(const struct eval *E, int hpasses, int64_t himages)
     double *sum2 = calloc((size_t)nt + 1, sizeof(double));
     int32_t lab;
     int64_t passes = cfg.noise == NSDE_MODEL_NOISE_ODE ? 1 : hpasses, nimg = himages < n ? himages : n;
-    FILE *fh;
     struct nsde_loss_options lo; /* the attack's steps: dL/dx only */
     ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, one, &x1), "tensor");
     ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, one, &g1), "tensor");
@@ -94,25 +118,10 @@ int eval_hidden(const struct eval *E, int hpasses, int64_t himages)
         sum2[t] += e * e;
       }
     }
-    snprintf(path, sizeof(path), "%s/hidden.csv", outdir);
-    fh = fopen(path, "w");
-    if (!fh) {
-      fprintf(stderr, "nsde-eval: cannot write %s\n", path);
-      return 1;
-    }
-    fprintf(fh, "t,eps_t,se,images\n");
-    for (int t = 0; t <= nt; t++) {
-      double mu = sum[t] / (double)nimg, var = sum2[t] / (double)nimg - mu * mu;
-      double se = nimg > 1 ? sqrt(fmax(var, 0.0) * (double)nimg / (double)(nimg - 1) / (double)nimg) : NAN;
-      fprintf(fh, "%g,%.6g,%.6g,%lld\n", cfg.t1 * t / nt, mu, se, (long long)nimg);
-    }
-    fclose(fh);
-    printf("nsde-eval: hidden-state perturbation (eps 0.1 attack, %lld passes, mean over %lld "
-           "images): eps_T %.4g (eps at t = 0: %.4g) in %s\n", (long long)passes, (long long)nimg,
-           sum[nt] / (double)nimg, sum[0] / (double)nimg, path);
+    rc = write_hidden(outdir, cfg.t1, nt, sum, sum2, nimg, passes);
     free(x0); free(mo); free(vo); free(mean[0]); free(mean[1]); free(sum); free(sum2);
     nsde_tensor_free(x1); nsde_tensor_free(g1); nsde_tensor_free(xc); nsde_tensor_free(traj);
   }
 
-  return 0;
+  return rc;
 }
