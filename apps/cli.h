@@ -53,7 +53,10 @@ cli_usage_error(const struct cli_prog *p, const char *fmt, ...)
   exit(2);
 }
 
-static inline int cli_upper(int c) { return c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c; }
+static inline int cli_upper(int c)
+{
+  return c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c;
+}
 
 /* Print @p text from column @p indent to column 79, breaking at spaces; a
  * label longer than its column (@p own_line) puts the text on the next line. */
@@ -127,15 +130,16 @@ static inline void cli_help(const struct cli_prog *p)
       cli_wrap(text, width + 4, width < (int)strlen(label));
     }
   }
-  printf("\nGeneral:\n  %-*s  %s\n  %-*s  %s\n", width, "--help", "print this help and exit",
-         width, "--version", "print the program's and the library's versions and exit");
+  printf("\nGeneral:\n  %-*s  %s\n  %-*s  %s\n", width, "--help", "print this help and exit", width,
+         "--version", "print the program's and the library's versions and exit");
   printf("\nExamples:\n");
   for (int i = 0; i < 4 && p->examples[i]; i++)
     printf("  %s\n", p->examples[i]);
   if (p->notes)
     printf("\n%s\n", p->notes);
   printf("\nExit status: 0 success, 1 a runtime failure (data, files, numerics),\n"
-         "2 a usage error. Manual: man %s; libnsde %s.\n", p->name, NSDE_VERSION_STRING);
+         "2 a usage error. Manual: man %s; libnsde %s.\n",
+         p->name, NSDE_VERSION_STRING);
 }
 
 /* roff text with backslashes, dashes and leading dots escaped. */
@@ -247,8 +251,7 @@ static inline int cli_next(const struct cli_prog *p, int argc, char **argv, cons
   k = getopt_long(argc, argv, ":", lo, NULL);
   if (k == -1) {
     if (optind < argc)
-      cli_usage_error(p, "unexpected argument '%s' (the options all start with --)",
-                      argv[optind]);
+      cli_usage_error(p, "unexpected argument '%s' (the options all start with --)", argv[optind]);
     return 0;
   }
   if (k == CLI_HELP || k == CLI_VERSION || k == CLI_MAN) {

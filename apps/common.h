@@ -122,8 +122,7 @@ static inline long long ex_int(const char *prog, const char *opt, const char *v,
   return x;
 }
 
-static inline double ex_real(const char *prog, const char *opt, const char *v, double lo,
-                             double hi)
+static inline double ex_real(const char *prog, const char *opt, const char *v, double lo, double hi)
 {
   double x;
   if (ex_parse_real(v, lo, hi, &x) != 0) {
@@ -134,13 +133,15 @@ static inline double ex_real(const char *prog, const char *opt, const char *v, d
   return x;
 }
 
-static inline int ex_reals(const char *prog, const char *opt, const char *v, double lo,
-                           double hi, double *out, int max)
+static inline int ex_reals(const char *prog, const char *opt, const char *v, double lo, double hi,
+                           double *out, int max)
 {
   int n = ex_parse_reals(v, lo, hi, out, max);
   if (n < 0) {
-    fprintf(stderr, "%s: %s '%s' must be 1 to %d comma-separated numbers in [%g, %g]; try '%s "
-            "--help'\n", prog, opt, v ? v : "", max, lo, hi, prog);
+    fprintf(stderr,
+            "%s: %s '%s' must be 1 to %d comma-separated numbers in [%g, %g]; try '%s "
+            "--help'\n",
+            prog, opt, v ? v : "", max, lo, hi, prog);
     exit(2);
   }
   return n;

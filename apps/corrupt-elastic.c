@@ -64,8 +64,8 @@ static void smooth_field(double *f, int H, int W, double sigma, double alpha, do
  * a = N (b, 1), by Cramer's rule. */
 static void affine_inverse(double a[3][2], double b[3][2], double inv[6])
 {
-  const double d = (b[0][0] - b[2][0]) * (b[1][1] - b[2][1]) -
-                   (b[1][0] - b[2][0]) * (b[0][1] - b[2][1]);
+  const double d =
+      (b[0][0] - b[2][0]) * (b[1][1] - b[2][1]) - (b[1][0] - b[2][0]) * (b[0][1] - b[2][1]);
   for (int row = 0; row < 2; row++) {
     const double u0 = a[0][row] - a[2][row], u1 = a[1][row] - a[2][row];
     const double p = (u0 * (b[1][1] - b[2][1]) - u1 * (b[0][1] - b[2][1])) / d;
@@ -109,8 +109,8 @@ int corr_elastic(float *im, int C, int H, int W, const double *c)
                                           inv[0] * x + inv[1] * y + inv[2], corr_reflect101);
     for (int y = 0; y < H; y++)
       for (int x = 0; x < W; x++)
-        p[y * W + x] = (float)sample(warped, H, W, y + dy[y * W + x], x + dx[y * W + x],
-                                     reflect_half);
+        p[y * W + x] =
+            (float)sample(warped, H, W, y + dy[y * W + x], x + dx[y * W + x], reflect_half);
   }
   free(dx);
   free(warped);

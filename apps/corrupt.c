@@ -22,31 +22,35 @@
 #include "corrupt-private.h"
 
 const char *const corr_names[CORR_N] = {
-  "gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "gaussian_blur",
-  "defocus_blur", "contrast", "brightness", "saturate", "pixelate", "jpeg_compression",
-  "glass_blur", "zoom_blur", "fog", "motion_blur", "snow", "elastic_transform"};
+    "gaussian_noise",   "shot_noise",   "impulse_noise",    "speckle_noise",
+    "gaussian_blur",    "defocus_blur", "contrast",         "brightness",
+    "saturate",         "pixelate",     "jpeg_compression", "glass_blur",
+    "zoom_blur",        "fog",          "motion_blur",      "snow",
+    "elastic_transform"};
 static const double corr_p[CORR_N][5][7] = {
-  {{0.04}, {0.06}, {0.08}, {0.09}, {0.10}},                      /* sigma */
-  {{500}, {250}, {100}, {75}, {50}},                             /* photons per unit */
-  {{0.01}, {0.02}, {0.03}, {0.05}, {0.07}},                      /* salt-and-pepper amount */
-  {{0.06}, {0.10}, {0.12}, {0.16}, {0.20}},                      /* multiplicative sigma */
-  {{0.4}, {0.6}, {0.7}, {0.8}, {1.0}},                           /* blur sigma */
-  {{0.3, 0.4}, {0.4, 0.5}, {0.5, 0.6}, {1, 0.2}, {1.5, 0.1}},    /* disk radius, alias blur */
-  {{0.75}, {0.5}, {0.4}, {0.3}, {0.15}},                         /* contrast factor */
-  {{0.05}, {0.1}, {0.15}, {0.2}, {0.3}},                         /* HSV value shift */
-  {{0.3, 0}, {0.1, 0}, {1.5, 0}, {2, 0.1}, {2.5, 0.2}},          /* HSV saturation a s + b */
-  {{0.95}, {0.9}, {0.85}, {0.75}, {0.65}},                       /* box down/up-sampling */
-  {{80}, {65}, {58}, {50}, {40}},                                /* JPEG quality */
-  {{0.05, 1, 1}, {0.25, 1, 1}, {0.4, 1, 1}, {0.25, 1, 2}, {0.4, 1, 2}}, /* sigma, delta, rounds */
-  {{1.06}, {1.11}, {1.16}, {1.21}, {1.26}},                      /* zooms 1, 1.01, .. below this */
-  {{0.2, 3}, {0.5, 3}, {0.75, 2.5}, {1, 2}, {1.5, 1.75}},        /* fog strength, wibble decay */
-  {{6, 1}, {6, 1.5}, {6, 2}, {8, 2}, {9, 2.5}},                 /* motion radius, sigma */
-  /* snow: flake mean, sd, zoom, threshold, motion radius, sigma, image weight */
-  {{0.1, 0.2, 1, 0.6, 8, 3, 0.95}, {0.1, 0.2, 1, 0.5, 10, 4, 0.9},
-   {0.15, 0.3, 1.75, 0.55, 10, 4, 0.9}, {0.25, 0.3, 2.25, 0.6, 12, 6, 0.85},
-   {0.3, 0.3, 1.25, 0.65, 14, 12, 0.8}},
-  /* elastic, in units of the image side: displacement, its smoothing, affine jitter */
-  {{0, 0, 0.08}, {0.05, 0.2, 0.07}, {0.08, 0.06, 0.06}, {0.1, 0.04, 0.05}, {0.1, 0.03, 0.03}},
+    {{0.04}, {0.06}, {0.08}, {0.09}, {0.10}},                   /* sigma */
+    {{500}, {250}, {100}, {75}, {50}},                          /* photons per unit */
+    {{0.01}, {0.02}, {0.03}, {0.05}, {0.07}},                   /* salt-and-pepper amount */
+    {{0.06}, {0.10}, {0.12}, {0.16}, {0.20}},                   /* multiplicative sigma */
+    {{0.4}, {0.6}, {0.7}, {0.8}, {1.0}},                        /* blur sigma */
+    {{0.3, 0.4}, {0.4, 0.5}, {0.5, 0.6}, {1, 0.2}, {1.5, 0.1}}, /* disk radius, alias blur */
+    {{0.75}, {0.5}, {0.4}, {0.3}, {0.15}},                      /* contrast factor */
+    {{0.05}, {0.1}, {0.15}, {0.2}, {0.3}},                      /* HSV value shift */
+    {{0.3, 0}, {0.1, 0}, {1.5, 0}, {2, 0.1}, {2.5, 0.2}},       /* HSV saturation a s + b */
+    {{0.95}, {0.9}, {0.85}, {0.75}, {0.65}},                    /* box down/up-sampling */
+    {{80}, {65}, {58}, {50}, {40}},                             /* JPEG quality */
+    {{0.05, 1, 1}, {0.25, 1, 1}, {0.4, 1, 1}, {0.25, 1, 2}, {0.4, 1, 2}}, /* sigma, delta, rounds */
+    {{1.06}, {1.11}, {1.16}, {1.21}, {1.26}},               /* zooms 1, 1.01, .. below this */
+    {{0.2, 3}, {0.5, 3}, {0.75, 2.5}, {1, 2}, {1.5, 1.75}}, /* fog strength, wibble decay */
+    {{6, 1}, {6, 1.5}, {6, 2}, {8, 2}, {9, 2.5}},           /* motion radius, sigma */
+    /* snow: flake mean, sd, zoom, threshold, motion radius, sigma, image weight */
+    {{0.1, 0.2, 1, 0.6, 8, 3, 0.95},
+     {0.1, 0.2, 1, 0.5, 10, 4, 0.9},
+     {0.15, 0.3, 1.75, 0.55, 10, 4, 0.9},
+     {0.25, 0.3, 2.25, 0.6, 12, 6, 0.85},
+     {0.3, 0.3, 1.25, 0.65, 14, 12, 0.8}},
+    /* elastic, in units of the image side: displacement, its smoothing, affine jitter */
+    {{0, 0, 0.08}, {0.05, 0.2, 0.07}, {0.08, 0.06, 0.06}, {0.1, 0.04, 0.05}, {0.1, 0.03, 0.03}},
 };
 
 /* The noise stream of family f at severity sev: the first 11 families keep
@@ -145,12 +149,36 @@ static void hsv2rgb(double h, double s, double v, double *r, double *g, double *
   q = v * (1 - f * s);
   t = v * (1 - (1 - f) * s);
   switch (i < 0 ? i + 6 : i) {
-  case 0: *r = v; *g = t; *b = p; break;
-  case 1: *r = q; *g = v; *b = p; break;
-  case 2: *r = p; *g = v; *b = t; break;
-  case 3: *r = p; *g = q; *b = v; break;
-  case 4: *r = t; *g = p; *b = v; break;
-  default: *r = v; *g = p; *b = q; break;
+  case 0:
+    *r = v;
+    *g = t;
+    *b = p;
+    break;
+  case 1:
+    *r = q;
+    *g = v;
+    *b = p;
+    break;
+  case 2:
+    *r = p;
+    *g = v;
+    *b = t;
+    break;
+  case 3:
+    *r = p;
+    *g = q;
+    *b = v;
+    break;
+  case 4:
+    *r = t;
+    *g = p;
+    *b = v;
+    break;
+  default:
+    *r = v;
+    *g = p;
+    *b = q;
+    break;
   }
 }
 
@@ -366,15 +394,19 @@ static void defocus_blur(float *im, int C, int H, int W, const double *c, float 
   for (int y = -8; y <= 8; y++)
     for (int x = -8; x <= 8; x++)
       s += disk[(y + 8) * 17 + x + 8] = (x * x + y * y <= c[0] * c[0]) ? 1.0 : 0.0;
-  for (int i = 0; i < 17 * 17; i++) disk[i] /= s;
-  for (int i = 0; i < 3; i++) gs += g[i] = exp(-(i - 1) * (i - 1) / (2 * c[1] * c[1]));
-  for (int i = 0; i < 3; i++) g[i] /= gs;
+  for (int i = 0; i < 17 * 17; i++)
+    disk[i] /= s;
+  for (int i = 0; i < 3; i++)
+    gs += g[i] = exp(-(i - 1) * (i - 1) / (2 * c[1] * c[1]));
+  for (int i = 0; i < 3; i++)
+    g[i] /= gs;
   for (int y = 0; y < 17; y++)
     for (int x = 0; x < 17; x++) {
       double v = 0;
       for (int a = -1; a <= 1; a++)
         for (int b = -1; b <= 1; b++)
-          v += g[a + 1] * g[b + 1] * disk[corr_reflect101(y + a, 17) * 17 + corr_reflect101(x + b, 17)];
+          v += g[a + 1] * g[b + 1] *
+               disk[corr_reflect101(y + a, 17) * 17 + corr_reflect101(x + b, 17)];
       k[y * 17 + x] = v;
     }
   corr_filter(im, C, H, W, k, 8, 0, tmp);
@@ -406,39 +438,38 @@ int corrupt_image(float *im, int C, int H, int W, int fam, int sev)
     return -1;
   switch (fam) {
   case CORR_GAUSS:
-    for (size_t i = 0; i < n; i++) im[i] += (float)(c[0] * corr_normal());
+    for (size_t i = 0; i < n; i++)
+      im[i] += (float)(c[0] * corr_normal());
     break;
   case CORR_SHOT:
-    for (size_t i = 0; i < n; i++) im[i] = (float)(corr_poisson(im[i] * c[0]) / c[0]);
+    for (size_t i = 0; i < n; i++)
+      im[i] = (float)(corr_poisson(im[i] * c[0]) / c[0]);
     break;
   case CORR_IMPULSE:
     for (size_t i = 0; i < n; i++) {
       double u = corr_u01();
-      if (u < c[0] / 2) im[i] = 0.0f;
-      else if (u < c[0]) im[i] = 1.0f;
+      if (u < c[0] / 2)
+        im[i] = 0.0f;
+      else if (u < c[0])
+        im[i] = 1.0f;
     }
     break;
   case CORR_SPECKLE:
-    for (size_t i = 0; i < n; i++) im[i] += (float)(im[i] * c[0] * corr_normal());
+    for (size_t i = 0; i < n; i++)
+      im[i] += (float)(im[i] * c[0] * corr_normal());
     break;
   case CORR_GBLUR: /* skimage: truncate 4 sigma, nearest border */
     gauss_blur(im, C, H, W, c[0], tmp);
     break;
-  case CORR_GLASS:
-    glass_blur(im, C, H, W, c, tmp);
-    break;
-  case CORR_ZOOM:
-    zoom_blur(im, C, H, W, c[0], tmp);
-    break;
+  case CORR_GLASS: glass_blur(im, C, H, W, c, tmp); break;
+  case CORR_ZOOM: zoom_blur(im, C, H, W, c[0], tmp); break;
   case CORR_FOG:
     if (fog(im, C, H, W, c) != 0) {
       free(tmp);
       return -1;
     }
     break;
-  case CORR_MOTION:
-    corr_motion_blur(im, C, H, W, c, tmp);
-    break;
+  case CORR_MOTION: corr_motion_blur(im, C, H, W, c, tmp); break;
   case CORR_SNOW:
     if (corr_snow(im, C, H, W, c) != 0) {
       free(tmp);
@@ -451,31 +482,34 @@ int corrupt_image(float *im, int C, int H, int W, int fam, int sev)
       return -1;
     }
     break;
-  case CORR_DEFOCUS:
-    defocus_blur(im, C, H, W, c, tmp);
-    break;
+  case CORR_DEFOCUS: defocus_blur(im, C, H, W, c, tmp); break;
   case CORR_CONTRAST:
     for (int ch = 0; ch < C; ch++) {
       float *p = im + (size_t)ch * H * W;
       double mean = 0;
-      for (int i = 0; i < H * W; i++) mean += p[i];
+      for (int i = 0; i < H * W; i++)
+        mean += p[i];
       mean /= H * W;
-      for (int i = 0; i < H * W; i++) p[i] = (float)((p[i] - mean) * c[0] + mean);
+      for (int i = 0; i < H * W; i++)
+        p[i] = (float)((p[i] - mean) * c[0] + mean);
     }
     break;
   case CORR_BRIGHT:
   case CORR_SATURATE:
     if (C != 3) { /* grey: the value channel is the image */
       if (fam == CORR_BRIGHT)
-        for (size_t i = 0; i < n; i++) im[i] = (float)fmin(1.0, im[i] + c[0]);
+        for (size_t i = 0; i < n; i++)
+          im[i] = (float)fmin(1.0, im[i] + c[0]);
       break;
     }
     for (int i = 0; i < H * W; i++) {
       double r = fmin(1, fmax(0, im[i])), g = fmin(1, fmax(0, im[H * W + i]));
       double b = fmin(1, fmax(0, im[2 * H * W + i])), h, s, v;
       rgb2hsv(r, g, b, &h, &s, &v);
-      if (fam == CORR_BRIGHT) v = fmin(1.0, fmax(0.0, v + c[0]));
-      else s = fmin(1.0, fmax(0.0, s * c[0] + c[1]));
+      if (fam == CORR_BRIGHT)
+        v = fmin(1.0, fmax(0.0, v + c[0]));
+      else
+        s = fmin(1.0, fmax(0.0, s * c[0] + c[1]));
       hsv2rgb(h, s, v, &r, &g, &b);
       im[i] = (float)r;
       im[H * W + i] = (float)g;

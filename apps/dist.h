@@ -57,8 +57,14 @@ static inline void dist_init(int *argc, char ***argv)
     sigaction(SIGALRM, &sa, NULL);
   }
 }
-static inline void dist_set_timeout(unsigned seconds) { dist_timeout_ = seconds; }
-static inline void dist_finalize(void) { MPI_Finalize(); }
+static inline void dist_set_timeout(unsigned seconds)
+{
+  dist_timeout_ = seconds;
+}
+static inline void dist_finalize(void)
+{
+  MPI_Finalize();
+}
 /* Element-wise sum over the ranks, in place. Used only on buffers where each
  * element is non-zero on at most one rank, so the sum is exact whatever order
  * MPI adds in: the result's bits do not depend on the number of ranks. */
@@ -79,18 +85,45 @@ static inline void dist_sum_double(double *p, size_t n)
   alarm(0);
 }
 /* Stop every rank: one rank's error ends the job, not only its process. */
-static inline void dist_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
+static inline void dist_abort(int code)
+{
+  MPI_Abort(MPI_COMM_WORLD, code);
+}
 #else
 static const int dist_rank_ = 0, dist_size_ = 1;
-static inline void dist_init(int *argc, char ***argv) { (void)argc; (void)argv; }
-static inline void dist_set_timeout(unsigned seconds) { (void)seconds; }
+static inline void dist_init(int *argc, char ***argv)
+{
+  (void)argc;
+  (void)argv;
+}
+static inline void dist_set_timeout(unsigned seconds)
+{
+  (void)seconds;
+}
 static inline void dist_finalize(void) {}
-static inline void dist_sum_float(float *p, size_t n) { (void)p; (void)n; }
-static inline void dist_sum_double(double *p, size_t n) { (void)p; (void)n; }
-static inline void dist_abort(int code) { exit(code); }
+static inline void dist_sum_float(float *p, size_t n)
+{
+  (void)p;
+  (void)n;
+}
+static inline void dist_sum_double(double *p, size_t n)
+{
+  (void)p;
+  (void)n;
+}
+static inline void dist_abort(int code)
+{
+  exit(code);
+}
 #endif
 
-static inline int dist_rank(void) { return dist_rank_; }
-static inline int dist_size(void) { return dist_size_; }
+static inline int dist_rank(void)
+{
+  return dist_rank_;
+}
+static inline int dist_size(void)
+{
+  return dist_size_;
+}
 
 #endif

@@ -16,22 +16,26 @@
  * eot = 1 is the single-path attack). With lo->per_image set, each image's
  * value is the mean over the passes.
  * acc and pl: scratch of bs * item floats and bs doubles. */
-static void attack_grad(const struct eval *E, struct nsde_tensor *x, const struct nsde_loss_options *lo,
-                        unsigned long long sd, float *acc, double *pl, const char *what)
+static void attack_grad(const struct eval *E, struct nsde_tensor *x,
+                        const struct nsde_loss_options *lo, unsigned long long sd, float *acc,
+                        double *pl, const char *what)
 {
   const int passes = E->eot; /* 1 for an ODE (nsde-eval.c) */
   const int64_t tot = E->bs * E->item;
   float *gd = nsde_tensor_data(E->gx);
   struct nsde_loss_options o = *lo;
 
-  ex_check(E->ctx, nsde_model_loss_grad_opts(E->m, x, E->labels, !E->attack_noise_off, sd, lo), what);
+  ex_check(E->ctx, nsde_model_loss_grad_opts(E->m, x, E->labels, !E->attack_noise_off, sd, lo),
+           what);
   if (passes == 1)
     return;
   memcpy(acc, gd, sizeof(float) * (size_t)tot);
   if (lo->per_image)
     o.per_image = pl;
   for (int p = 1; p < passes; p++) {
-    ex_check(E->ctx, nsde_model_loss_grad_opts(E->m, x, E->labels, 1, sd + 1000003ULL * (unsigned long long)p, &o),
+    ex_check(E->ctx,
+             nsde_model_loss_grad_opts(E->m, x, E->labels, 1,
+                                       sd + 1000003ULL * (unsigned long long)p, &o),
              what);
     for (int64_t i = 0; i < tot; i++)
       acc[i] += gd[i];
@@ -76,27 +80,39 @@ static int ws_alloc(struct attack_ws *W, int bs)
 
 static void ws_free(struct attack_ws *W)
 {
-  free(W->x0); free(W->mo); free(W->vo); free(W->wv); free(W->best); free(W->acc);
-  free(W->clean_ok); free(W->cw_ok); free(W->cw_l2); free(W->pl); free(W->pl2);
+  free(W->x0);
+  free(W->mo);
+  free(W->vo);
+  free(W->wv);
+  free(W->best);
+  free(W->acc);
+  free(W->clean_ok);
+  free(W->cw_ok);
+  free(W->cw_l2);
+  free(W->pl);
+  free(W->pl2);
 }
 
 /* Test images bb * bs .. (bb + 1) * bs into E->x, E->labels. */
 static void load_batch(const struct eval *E, int64_t bb)
 {
-  for (int k = 0; k < E->bs; k++) E->idx[k] = bb * E->bs + k;
+  for (int k = 0; k < E->bs; k++)
+    E->idx[k] = bb * E->bs + k;
   ex_check(E->ctx, nsde_dataset_batch(E->ds, E->idx, E->bs, 0, 0, E->x, E->labels), "batch");
 }
 
 /* The TTN classification of E->x with batch bb's seed; whether image k is right. */
 static void classify(const struct eval *E, const struct attack_ws *W, int64_t bb)
 {
-  ex_check(E->ctx, nsde_model_predict(E->m, E->x, W->ttn, E->seed + 99 + (unsigned long long)bb,
-                                      E->probs), "attack TTN");
+  ex_check(E->ctx,
+           nsde_model_predict(E->m, E->x, W->ttn, E->seed + 99 + (unsigned long long)bb, E->probs),
+           "attack TTN");
 }
 
 static int right(const struct eval *E, int k)
 {
-  return correct_one((float *)nsde_tensor_data(E->probs) + k * E->classes, E->labels[k], E->classes);
+  return correct_one((float *)nsde_tensor_data(E->probs) + k * E->classes, E->labels[k],
+                     E->classes);
 }
 
 /* Carlini-Wagner on batch bb: Adam on tanh-space w for E->steps steps; the
@@ -154,7 +170,8 @@ static void cw_report(const struct attack_ws *W, double cw_kappa)
     found += W->clean_ok[j] && !isinf(W->cw_l2[j]);
     unconfirmed += W->clean_ok[j] && !isinf(W->cw_l2[j]) && W->cw_ok[j];
   }
-  printf("nsde-eval: cw      kappa %g: %lld of the %lld correctly classified images reached a margin <= "
+  printf("nsde-eval: cw      kappa %g: %lld of the %lld correctly classified images reached a "
+         "margin <= "
          "-kappa; TTN does not confirm %lld of those (counted as not broken)\n",
          cw_kappa, (long long)found, (long long)ok, (long long)unconfirmed);
 }
@@ -228,15 +245,17 @@ static void score_eps(const struct eval *E, struct attack_ws *W, int meth, doubl
     }
   }
   printf("nsde-eval: %-7s l2 attack eps %.3f: accuracy %.4f +- %.4f, mean distortion %.4f "
-         "(%lld images)\n", eval_attack_names[meth], eps, (double)hits / na,
-         bse((double)hits / na, na), l2sum / na, (long long)na);
+         "(%lld images)\n",
+         eval_attack_names[meth], eps, (double)hits / na, bse((double)hits / na, na), l2sum / na,
+         (long long)na);
   fprintf(fa, "%s,%g,%.6f,%.6f,%.6f,%lld\n", eval_attack_names[meth], eps, (double)hits / na,
           l2sum / na, bse((double)hits / na, na), (long long)na);
   fflush(stdout);
 }
 
 void eval_attacks(const struct eval *E, int64_t attack_images, const int use_attack[3],
-                  const double *eps_list, int neps, double cw_c, double cw_kappa, FILE *fa, FILE *fi)
+                  const double *eps_list, int neps, double cw_c, double cw_kappa, FILE *fa,
+                  FILE *fi)
 {
   const int bs = E->bs;
   struct nsde_loss_options lo; /* every attack step: dL/dx only */

@@ -9,7 +9,8 @@
 
 #include "corrupt.h"
 
-int eval_corruption_report(const char *data, const char *dir, int64_t report, unsigned long long seed)
+int eval_corruption_report(const char *data, const char *dir, int64_t report,
+                           unsigned long long seed)
 {
   struct nsde_context *rc;
   struct nsde_dataset *rd;
@@ -20,7 +21,9 @@ int eval_corruption_report(const char *data, const char *dir, int64_t report, un
   ex_check(NULL, nsde_context_new(&rc), "context");
   rd = ex_load(rc, data, dir, NSDE_SPLIT_TEST, report);
   ex_check(rc, nsde_dataset_get_info(rd, &rcn, &rh, &rw, &rk), "dataset info");
-  rs[1] = rcn; rs[2] = rh; rs[3] = rw;
+  rs[1] = rcn;
+  rs[2] = rh;
+  rs[3] = rw;
   ex_check(rc, nsde_tensor_new(rc, NSDE_DTYPE_FLOAT32, 4, rs, &rx), "tensor");
   rl = malloc(sizeof(int32_t));
   printf("family,severity,mean_abs_change\n");
@@ -70,8 +73,10 @@ static int corrupted_batch(const struct eval *E, int f, int sev, int64_t b0, con
       return 1;
     }
   for (int j = 0; j < ncp; j++) {
-    ex_check(E->ctx, nsde_model_predict(E->m, E->x, cpasses[j], E->seed + 5 + (unsigned long long)b0,
-                                        E->probs), "predict");
+    ex_check(
+        E->ctx,
+        nsde_model_predict(E->m, E->x, cpasses[j], E->seed + 5 + (unsigned long long)b0, E->probs),
+        "predict");
     for (int k = 0; k < E->bs; k++) {
       const int ok = correct_one(pr + (int64_t)k * E->classes, E->labels[k], E->classes);
       hits[j] += ok;
@@ -123,10 +128,13 @@ int eval_corruptions(const struct eval *E, int severities, const int *cpasses, i
      * binomial error of one family's accuracy at the mean */
     for (int j = 0; j < ncp && nf > 0; j++)
       printf("nsde-eval: corruption severity %d, %s: mean accuracy over %d families %.4f +- %.4f, "
-             "drop from severity 0 %.4f (%lld images each)\n", sev,
-             cpasses[j] == 0 ? "noise off" : cpasses[j] == 1 ? "one noisy pass" : "TTN", nf,
-             mean_acc[j] / nf, bse(mean_acc[j] / nf, n), (double)hits0[j] / n - mean_acc[j] / nf,
-             (long long)n);
+             "drop from severity 0 %.4f (%lld images each)\n",
+             sev,
+             cpasses[j] == 0   ? "noise off"
+             : cpasses[j] == 1 ? "one noisy pass"
+                               : "TTN",
+             nf, mean_acc[j] / nf, bse(mean_acc[j] / nf, n),
+             (double)hits0[j] / n - mean_acc[j] / nf, (long long)n);
     fflush(stdout);
   }
   return 0;

@@ -23,13 +23,14 @@ static int write_hidden(const char *outdir, double t1, int nt, const double *sum
   fprintf(fh, "t,eps_t,se,images\n");
   for (int t = 0; t <= nt; t++) {
     double mu = sum[t] / (double)nimg, var = sum2[t] / (double)nimg - mu * mu;
-    double se = nimg > 1 ? sqrt(fmax(var, 0.0) * (double)nimg / (double)(nimg - 1) / (double)nimg) : NAN;
+    double se =
+        nimg > 1 ? sqrt(fmax(var, 0.0) * (double)nimg / (double)(nimg - 1) / (double)nimg) : NAN;
     fprintf(fh, "%g,%.6g,%.6g,%lld\n", t1 * t / nt, mu, se, (long long)nimg);
   }
   fclose(fh);
   printf("nsde-eval: hidden-state perturbation (eps 0.1 attack, %lld passes, mean over %lld "
-         "images): eps_T %.4g (eps at t = 0: %.4g) in %s\n", (long long)passes, (long long)nimg,
-         sum[nt] / (double)nimg, sum[0] / (double)nimg, path);
+         "images): eps_T %.4g (eps at t = 0: %.4g) in %s\n",
+         (long long)passes, (long long)nimg, sum[nt] / (double)nimg, sum[0] / (double)nimg, path);
   return 0;
 }
 
@@ -55,7 +56,8 @@ int eval_hidden(const struct eval *E, int hpasses, int64_t himages)
     double *mean[2] = {NULL, NULL}, *sum = calloc((size_t)nt + 1, sizeof(double));
     double *sum2 = calloc((size_t)nt + 1, sizeof(double));
     int32_t lab;
-    int64_t passes = cfg.noise == NSDE_MODEL_NOISE_ODE ? 1 : hpasses, nimg = himages < n ? himages : n;
+    int64_t passes = cfg.noise == NSDE_MODEL_NOISE_ODE ? 1 : hpasses,
+            nimg = himages < n ? himages : n;
     struct nsde_loss_options lo; /* the attack's steps: dL/dx only */
     ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, one, &x1), "tensor");
     ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, one, &g1), "tensor");
@@ -70,8 +72,9 @@ int eval_hidden(const struct eval *E, int hpasses, int64_t himages)
       memset(vo, 0, sizeof(float) * (size_t)item);
       for (int st = 0; st < (steps > 0 ? steps : 40); st++) { /* the authors' attack, eps 0.1 */
         float *xd1 = nsde_tensor_data(x1), *gd1 = nsde_tensor_data(g1);
-        ex_check(ctx, nsde_model_loss_grad_opts(m, x1, &lab, 1,
-                                                seed + 31337 + (unsigned long long)(img * 1000 + st), &lo),
+        ex_check(ctx,
+                 nsde_model_loss_grad_opts(
+                     m, x1, &lab, 1, seed + 31337 + (unsigned long long)(img * 1000 + st), &lo),
                  "attack gradient");
         for (int64_t i = 0; i < item; i++)
           xd1[i] -= adam_delta(&mo[i], &vo[i], -gd1[i], 0.005, st);
@@ -89,18 +92,22 @@ int eval_hidden(const struct eval *E, int hpasses, int64_t himages)
             ex_check(ctx, nsde_model_get_state_shape(m, &scn, &shh, &sww), "state shape");
             sdim = (int64_t)scn * shh * sww;
             ts[0] = (nt + 1) * chunk * sdim;
-            ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 1, ts, &traj), "trajectory tensor");
+            ex_check(ctx, nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 1, ts, &traj),
+                     "trajectory tensor");
             mean[0] = malloc(sizeof(double) * (size_t)((nt + 1) * sdim));
             mean[1] = malloc(sizeof(double) * (size_t)((nt + 1) * sdim));
           }
           if (done == 0)
             memset(mean[which], 0, sizeof(double) * (size_t)((nt + 1) * sdim));
-          ex_check(ctx, nsde_model_trajectory(m, xc, cfg.noise != NSDE_MODEL_NOISE_ODE,
-                                              seed + 555 + (unsigned long long)(img * 100000 + done),
-                                              nt, traj), "trajectory");
+          ex_check(ctx,
+                   nsde_model_trajectory(m, xc, cfg.noise != NSDE_MODEL_NOISE_ODE,
+                                         seed + 555 + (unsigned long long)(img * 100000 + done), nt,
+                                         traj),
+                   "trajectory");
           for (int t = 0; t <= nt; t++)
             for (int64_t k = 0; k < nb; k++) {
-              const float *st_ = (const float *)nsde_tensor_data(traj) + ((int64_t)t * chunk + k) * sdim;
+              const float *st_ =
+                  (const float *)nsde_tensor_data(traj) + ((int64_t)t * chunk + k) * sdim;
               for (int64_t i = 0; i < sdim; i++)
                 mean[which][(int64_t)t * sdim + i] += st_[i] / (double)passes;
             }
@@ -119,8 +126,17 @@ int eval_hidden(const struct eval *E, int hpasses, int64_t himages)
       }
     }
     rc = write_hidden(outdir, cfg.t1, nt, sum, sum2, nimg, passes);
-    free(x0); free(mo); free(vo); free(mean[0]); free(mean[1]); free(sum); free(sum2);
-    nsde_tensor_free(x1); nsde_tensor_free(g1); nsde_tensor_free(xc); nsde_tensor_free(traj);
+    free(x0);
+    free(mo);
+    free(vo);
+    free(mean[0]);
+    free(mean[1]);
+    free(sum);
+    free(sum2);
+    nsde_tensor_free(x1);
+    nsde_tensor_free(g1);
+    nsde_tensor_free(xc);
+    nsde_tensor_free(traj);
   }
 
   return rc;

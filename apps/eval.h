@@ -20,12 +20,12 @@ struct eval {
   struct nsde_tensor *x, *gx, *probs; /* a batch of images, their gradient, probabilities */
   int32_t *labels;
   int64_t *idx;
-  int64_t n, item;                    /* test images (whole batches), floats per image */
+  int64_t n, item; /* test images (whole batches), floats per image */
   int c, h, w, classes, bs;
   unsigned long long seed;
-  int ttn, steps;                     /* TTN passes, attack steps */
-  int eot;                            /* noisy passes averaged per attack gradient */
-  int attack_noise_off;               /* attack and classify the model with its noise off */
+  int ttn, steps;       /* TTN passes, attack steps */
+  int eot;              /* noisy passes averaged per attack gradient */
+  int attack_noise_off; /* attack and classify the model with its noise off */
   const char *outdir;
 };
 
@@ -76,7 +76,8 @@ static inline void project(float *x, const float *x0, int64_t n, double eps)
     x[i] = (float)fmin(1.0, fmax(0.0, x0[i] + f * ((double)x[i] - x0[i])));
 }
 
-static inline int64_t count_correct(const float *probs, const int32_t *labels, int64_t count, int classes)
+static inline int64_t count_correct(const float *probs, const int32_t *labels, int64_t count,
+                                    int classes)
 {
   int64_t hits = 0;
   for (int64_t b = 0; b < count; b++)
@@ -90,7 +91,8 @@ extern const char *const eval_attack_names[3];
 /* eval-attacks.c: l2 attacks (authors, PGD, C&W) at every eps, into fa; each
  * image's outcome (method,eps,image,correct) into fi */
 void eval_attacks(const struct eval *E, int64_t attack_images, const int use_attack[3],
-                  const double *eps_list, int neps, double cw_c, double cw_kappa, FILE *fa, FILE *fi);
+                  const double *eps_list, int neps, double cw_c, double cw_kappa, FILE *fa,
+                  FILE *fi);
 /* eval-hidden.c: the paper's Fig. 4 curve averaged over images; 0 or 1 (cannot write) */
 int eval_hidden(const struct eval *E, int hpasses, int64_t himages);
 /* eval-corrupt.c: accuracy under each corruption family and severity with

@@ -11,9 +11,8 @@
 #include "eval.h"
 #include "holdout.h"
 
-struct nsde_dataset *load_with_holdout(struct nsde_context *ctx, const char *prog,
-                                       const char *data, const char *dir, long subset, long val,
-                                       struct holdout *ho)
+struct nsde_dataset *load_with_holdout(struct nsde_context *ctx, const char *prog, const char *data,
+                                       const char *dir, long subset, long val, struct holdout *ho)
 {
   struct nsde_dataset *all = ex_load(ctx, data, dir, NSDE_SPLIT_TRAIN, subset);
   const int64_t n_all = nsde_dataset_size(all);
@@ -21,8 +20,9 @@ struct nsde_dataset *load_with_holdout(struct nsde_context *ctx, const char *pro
   int64_t *idx;
   struct nsde_tensor *x;
   if (val >= n_all) {
-    fprintf(stderr, "%s: --val %ld must leave training images (the set has %lld); try '%s --help'\n",
-            prog, val, (long long)n_all, prog);
+    fprintf(stderr,
+            "%s: --val %ld must leave training images (the set has %lld); try '%s --help'\n", prog,
+            val, (long long)n_all, prog);
     exit(2);
   }
   ex_check(ctx, nsde_dataset_get_info(all, &c, &h, &w, &classes), "dataset info");
@@ -50,8 +50,8 @@ struct nsde_dataset *load_with_holdout(struct nsde_context *ctx, const char *pro
   return ex_load(ctx, data, dir, NSDE_SPLIT_TRAIN, (long)(n_all - val));
 }
 
-void validate(struct nsde_context *ctx, struct nsde_model *m, const struct holdout *ho,
-                     int mb, int classes, double *acc, double *loss)
+void validate(struct nsde_context *ctx, struct nsde_model *m, const struct holdout *ho, int mb,
+              int classes, double *acc, double *loss)
 {
   int64_t hits = 0, cur = 0;
   double ls = 0;

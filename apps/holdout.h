@@ -19,9 +19,8 @@ struct holdout {
  * training set is then loaded as the first size - val images, so that a run
  * with --val trains exactly as one with --subset (size - val) would. Usage
  * errors exit 2 naming prog. */
-struct nsde_dataset *load_with_holdout(struct nsde_context *ctx, const char *prog,
-                                       const char *data, const char *dir, long subset, long val,
-                                       struct holdout *ho);
+struct nsde_dataset *load_with_holdout(struct nsde_context *ctx, const char *prog, const char *data,
+                                       const char *dir, long subset, long val, struct holdout *ho);
 
 /* Noise-off accuracy and mean cross-entropy of the model on the held-out
  * images, in batches of at most mb. */

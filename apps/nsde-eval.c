@@ -86,8 +86,8 @@ static const struct cli_opt eval_opts[] = {
     {"corruption-passes", "LIST", "Evaluation",
      "noisy passes per corrupted image, one protocol each (0: noise off; at most 4)",
      "0 and min(ttn, 20)"},
-    {"corruption-images", "N", "Evaluation", "corrupted images per family and severity; 0: --subset",
-     "0"},
+    {"corruption-images", "N", "Evaluation",
+     "corrupted images per family and severity; 0: --subset", "0"},
     {"corruption-report", "N", "Evaluation",
      "only report each corruption's strength on N images (no model needed)", "off"},
     {"hidden-curve", "PASSES", "Evaluation",
@@ -109,7 +109,8 @@ static const struct cli_prog eval_prog = {
      "nsde-eval --model sde.nsde --data cifar10 --data-dir cifar-10-batches-bin --subset 10000 "
      "--attack-images 1000 --out results",
      "nsde-eval --model sde.nsde --data cifar10 --attack-images 0 --severities 5 "
-     "--corruption-passes 0,1,20", NULL},
+     "--corruption-passes 0,1,20",
+     NULL},
     NULL,
     eval_opts,
     (int)(sizeof(eval_opts) / sizeof(eval_opts[0])),
@@ -144,8 +145,10 @@ static int parse_attacks(const char *v, int use_attack[3])
     while (k < 3 && strcmp(buf, eval_attack_names[k]))
       k++;
     if (k == 3) {
-      fprintf(stderr, "nsde-eval: --attacks '%s': unknown attack '%s' (authors, pgd, cw); try "
-              "'nsde-eval --help'\n", v, buf);
+      fprintf(stderr,
+              "nsde-eval: --attacks '%s': unknown attack '%s' (authors, pgd, cw); try "
+              "'nsde-eval --help'\n",
+              v, buf);
       return 2;
     }
     use_attack[k] = 1;
@@ -164,36 +167,66 @@ static int parse_args(int argc, char **argv, struct eval_args *A)
   const char *P = "nsde-eval";
   int rc = -1;
 
-  *A = (struct eval_args){.data = "fashion-mnist", .outdir = ".", .subset = 1000,
-                          .attack_images = 200, .himages = 1, .ttn = 100, .steps = 40, .eot = 1,
-                          .severities = 5, .use_attack = {1, 1, 1}, .cw_c = 1.0,
+  *A = (struct eval_args){.data = "fashion-mnist",
+                          .outdir = ".",
+                          .subset = 1000,
+                          .attack_images = 200,
+                          .himages = 1,
+                          .ttn = 100,
+                          .steps = 40,
+                          .eot = 1,
+                          .severities = 5,
+                          .use_attack = {1, 1, 1},
+                          .cw_c = 1.0,
                           .eps_list = {0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5},
-                          .neps = 11, .seed = 12345};
+                          .neps = 11,
+                          .seed = 12345};
   for (const char *a, *v; rc < 0 && cli_next(&eval_prog, argc, argv, &a, &v);) {
 #define OPT(name) (!strcmp(a, name))
-    if (OPT("--model")) A->model_path = v;
-    else if (OPT("--data")) A->data = ex_choice(P, a, v, datas);
-    else if (OPT("--data-dir")) A->dir = v;
-    else if (OPT("--subset")) A->subset = (long)ex_int(P, a, v, 1, 1000000000);
-    else if (OPT("--ttn")) A->ttn = (int)ex_int(P, a, v, 0, 100000);
-    else if (OPT("--attack-images")) A->attack_images = (long)ex_int(P, a, v, 0, 1000000000);
-    else if (OPT("--attack-steps")) A->steps = (int)ex_int(P, a, v, 0, 1000000);
-    else if (OPT("--attack-eot")) A->eot = (int)ex_int(P, a, v, 1, 10000);
-    else if (OPT("--attack-noise")) A->noise_off = !strcmp(ex_choice(P, a, v, onoff), "off");
-    else if (OPT("--severities")) A->severities = (int)ex_int(P, a, v, 0, 5);
+    if (OPT("--model"))
+      A->model_path = v;
+    else if (OPT("--data"))
+      A->data = ex_choice(P, a, v, datas);
+    else if (OPT("--data-dir"))
+      A->dir = v;
+    else if (OPT("--subset"))
+      A->subset = (long)ex_int(P, a, v, 1, 1000000000);
+    else if (OPT("--ttn"))
+      A->ttn = (int)ex_int(P, a, v, 0, 100000);
+    else if (OPT("--attack-images"))
+      A->attack_images = (long)ex_int(P, a, v, 0, 1000000000);
+    else if (OPT("--attack-steps"))
+      A->steps = (int)ex_int(P, a, v, 0, 1000000);
+    else if (OPT("--attack-eot"))
+      A->eot = (int)ex_int(P, a, v, 1, 10000);
+    else if (OPT("--attack-noise"))
+      A->noise_off = !strcmp(ex_choice(P, a, v, onoff), "off");
+    else if (OPT("--severities"))
+      A->severities = (int)ex_int(P, a, v, 0, 5);
     else if (OPT("--corruption-passes"))
       A->ncp = ex_wholes(P, a, v, 0, 100000, A->cpasses, 4, "passes");
-    else if (OPT("--out")) A->outdir = v;
-    else if (OPT("--threads")) A->threads = (int)ex_int(P, a, v, 0, 1024);
-    else if (OPT("--seed")) A->seed = (unsigned long long)ex_int(P, a, v, 0, (1LL << 62));
-    else if (OPT("--cw-c")) A->cw_c = ex_real(P, a, v, 0, 1e6);
-    else if (OPT("--cw-kappa")) A->cw_kappa = ex_real(P, a, v, 0, 1e6);
-    else if (OPT("--corruption-report")) A->report = (int)ex_int(P, a, v, 1, 1000000000);
-    else if (OPT("--hidden-curve")) A->hpasses = (int)ex_int(P, a, v, 0, 100000);
-    else if (OPT("--hidden-images")) A->himages = (long)ex_int(P, a, v, 1, 1000000);
-    else if (OPT("--corruption-images")) A->cimages = (long)ex_int(P, a, v, 0, 1000000000);
-    else if (OPT("--attacks")) rc = parse_attacks(v, A->use_attack);
-    else if (OPT("--eps")) A->neps = ex_reals(P, a, v, 0, 1000, A->eps_list, 32);
+    else if (OPT("--out"))
+      A->outdir = v;
+    else if (OPT("--threads"))
+      A->threads = (int)ex_int(P, a, v, 0, 1024);
+    else if (OPT("--seed"))
+      A->seed = (unsigned long long)ex_int(P, a, v, 0, (1LL << 62));
+    else if (OPT("--cw-c"))
+      A->cw_c = ex_real(P, a, v, 0, 1e6);
+    else if (OPT("--cw-kappa"))
+      A->cw_kappa = ex_real(P, a, v, 0, 1e6);
+    else if (OPT("--corruption-report"))
+      A->report = (int)ex_int(P, a, v, 1, 1000000000);
+    else if (OPT("--hidden-curve"))
+      A->hpasses = (int)ex_int(P, a, v, 0, 100000);
+    else if (OPT("--hidden-images"))
+      A->himages = (long)ex_int(P, a, v, 1, 1000000);
+    else if (OPT("--corruption-images"))
+      A->cimages = (long)ex_int(P, a, v, 0, 1000000000);
+    else if (OPT("--attacks"))
+      rc = parse_attacks(v, A->use_attack);
+    else if (OPT("--eps"))
+      A->neps = ex_reals(P, a, v, 0, 1000, A->eps_list, 32);
     else {
       fprintf(stderr, "%s: option %s has no handler (a bug)\n", P, a);
       return 1;
@@ -209,9 +242,17 @@ static int parse_args(int argc, char **argv, struct eval_args *A)
 }
 
 /* The result files, in the order of their names. */
-enum { F_SUMMARY, F_ATTACK, F_CORRUPTION, F_PREDICTIONS, F_ATTACK_IMAGES, F_CORRUPTION_IMAGES, F_N };
-static const char *const file_names[F_N] = {"summary", "attack", "corruption", "predictions",
-                                            "attack-images", "corruption-images"};
+enum {
+  F_SUMMARY,
+  F_ATTACK,
+  F_CORRUPTION,
+  F_PREDICTIONS,
+  F_ATTACK_IMAGES,
+  F_CORRUPTION_IMAGES,
+  F_N
+};
+static const char *const file_names[F_N] = {"summary",     "attack",        "corruption",
+                                            "predictions", "attack-images", "corruption-images"};
 
 static int open_files(const char *outdir, FILE *f[F_N])
 {
@@ -260,9 +301,11 @@ static int load_eval(const struct eval_args *A, struct eval *E)
   ex_check(ctx, nsde_model_get_config(E->m, &E->cfg), "model get config");
   if (E->cfg.in_channels != E->c || E->cfg.in_height != E->h || E->cfg.in_width != E->w ||
       E->cfg.classes != E->classes) {
-    fprintf(stderr, "nsde-eval: the model takes %dx%dx%d images in %d classes, the data has %dx%dx%d in %d\n",
-            E->cfg.in_channels, E->cfg.in_height, E->cfg.in_width, E->cfg.classes, E->c, E->h,
-            E->w, E->classes);
+    fprintf(
+        stderr,
+        "nsde-eval: the model takes %dx%dx%d images in %d classes, the data has %dx%dx%d in %d\n",
+        E->cfg.in_channels, E->cfg.in_height, E->cfg.in_width, E->cfg.classes, E->c, E->h, E->w,
+        E->classes);
     return 1;
   }
   E->n = n;
@@ -300,7 +343,8 @@ static int eval_clean(const struct eval_args *A, struct eval *E, FILE *fp, FILE 
   fprintf(fp, "image,label,clean,ttn\n");
   for (int64_t b0 = 0; b0 + bs <= n; b0 += bs) {
     const float *pr = nsde_tensor_data(E->probs);
-    for (int k = 0; k < bs; k++) E->idx[k] = b0 + k;
+    for (int k = 0; k < bs; k++)
+      E->idx[k] = b0 + k;
     ex_check(E->ctx, nsde_dataset_batch(E->ds, E->idx, bs, 0, 0, E->x, E->labels), "batch");
     ex_check(E->ctx, nsde_model_predict(E->m, E->x, 0, 0, E->probs), "predict");
     for (int k = 0; k < bs; k++) {
@@ -308,8 +352,10 @@ static int eval_clean(const struct eval_args *A, struct eval *E, FILE *fp, FILE 
       hit0 += pred0[k] == E->labels[k];
     }
     if (ttn > 0)
-      ex_check(E->ctx, nsde_model_predict(E->m, E->x, ttn, E->seed + (unsigned long long)b0 * 1000,
-                                          E->probs), "TTN");
+      ex_check(
+          E->ctx,
+          nsde_model_predict(E->m, E->x, ttn, E->seed + (unsigned long long)b0 * 1000, E->probs),
+          "TTN");
     for (int k = 0; k < bs; k++) {
       int predt = ttn > 0 ? argmax_one(pr + (int64_t)k * classes, classes) : -1; /* -1: no TTN */
       hitt += predt == E->labels[k];
@@ -323,11 +369,12 @@ static int eval_clean(const struct eval_args *A, struct eval *E, FILE *fp, FILE 
   if (ttn > 0)
     printf(", %.4f +- %.4f (TTN, %d passes)", (double)hitt / n, bse((double)hitt / n, n), ttn);
   printf(" [+- one binomial standard error]\n");
-  fprintf(fs, "metric,value\nimages,%lld\nclean_accuracy,%.6f\nttn_accuracy,%.6f\nttn_passes,%d\n"
-              "clean_se,%.6f\nttn_se,%.6f\nattack_eot,%d\ncw_c,%g\ncw_kappa,%g\nattack_noise,%s\n",
+  fprintf(fs,
+          "metric,value\nimages,%lld\nclean_accuracy,%.6f\nttn_accuracy,%.6f\nttn_passes,%d\n"
+          "clean_se,%.6f\nttn_se,%.6f\nattack_eot,%d\ncw_c,%g\ncw_kappa,%g\nattack_noise,%s\n",
           (long long)n, (double)hit0 / n, ttn > 0 ? (double)hitt / n : NAN, ttn,
-          bse((double)hit0 / n, n), ttn > 0 ? bse((double)hitt / n, n) : NAN,
-          E->eot, A->cw_c, A->cw_kappa, A->noise_off ? "off" : "on");
+          bse((double)hit0 / n, n), ttn > 0 ? bse((double)hitt / n, n) : NAN, E->eot, A->cw_c,
+          A->cw_kappa, A->noise_off ? "off" : "on");
   return 0;
 }
 
@@ -371,7 +418,8 @@ int main(int argc, char **argv)
     status = run(&A, &E, f);
   if (status == 0)
     printf("nsde-eval: results in %s/{summary,attack,corruption,predictions,attack-images,"
-           "corruption-images}.csv (%.0f s)\n", A.outdir, ex_now() - t0);
+           "corruption-images}.csv (%.0f s)\n",
+           A.outdir, ex_now() - t0);
   status = close_files(A.outdir, f, status);
   free(E.labels);
   free(E.idx);

@@ -96,7 +96,8 @@ static enum nsde_status micro_step(struct nsde_model *m, const struct nsde_datas
   for (int j = dist_rank(); j < nm; j += dist_size()) {
     double l;
     int64_t c;
-    if ((st = nsde_dataset_batch(ds, idx + (int64_t)j * mb, mb, crop, crop_seed, xm, labels)) != NSDE_OK)
+    if ((st = nsde_dataset_batch(ds, idx + (int64_t)j * mb, mb, crop, crop_seed, xm, labels)) !=
+        NSDE_OK)
       return st;
     st = nsde_model_loss_grad(m, xm, labels, 1, noise_seed * 65536u + (unsigned long long)j, NULL,
                               &l, &c);
@@ -158,10 +159,12 @@ static const struct cli_opt train_opts[] = {
     {"data-dir", "DIR", "Data", "where the data set's files are",
      "/usr/share/datasets/fashion-mnist, cifar-10-batches-bin, stl10_binary"},
     {"subset", "N", "Data", "train on the first N training images; 0: all", "0"},
-    {"val", "N", "Data", "hold out the last N of them: noise-off accuracy and loss after every epoch",
-     "0"},
-    {"crop", "P", "Data", "random crops with P pixels of zero padding", "4 for cifar10, 8 for stl10, 0"},
-    {"arch", "NAME", "Model", "cifar (the paper's 3x3 stem) or large (strided stem, block at 1/4 size)",
+    {"val", "N", "Data",
+     "hold out the last N of them: noise-off accuracy and loss after every epoch", "0"},
+    {"crop", "P", "Data", "random crops with P pixels of zero padding",
+     "4 for cifar10, 8 for stl10, 0"},
+    {"arch", "NAME", "Model",
+     "cifar (the paper's 3x3 stem) or large (strided stem, block at 1/4 size)",
      "large for images of 64 pixels or more, else cifar"},
     {"noise", "KIND", "Model", "ode, additive, multiplicative or dropout", "multiplicative"},
     {"sigma", "S", "Model", "noise scale of the SDE block, in [0, 100]", "1.0"},
@@ -179,7 +182,8 @@ static const struct cli_opt train_opts[] = {
     {"batch", "B", "Training", "images per SGD step", "128"},
     {"wd", "D", "Training", "L2 weight decay (the paper uses none)", "0"},
     {"nesterov", NULL, "Training", "Nesterov momentum", "off"},
-    {"grad", "KIND", "Training", "store-all or checkpoint (less memory, same gradients)", "store-all"},
+    {"grad", "KIND", "Training", "store-all or checkpoint (less memory, same gradients)",
+     "store-all"},
     {"resume", NULL, "Training", "continue from MODEL.state where the last run stopped", "off"},
     {"stop-after", "K", "Training", "end this sitting after K more epochs (--resume continues)",
      "none"},
@@ -190,7 +194,8 @@ static const struct cli_opt train_opts[] = {
     {"threads", "T", "Performance", "threads; 0: all cores", "0"},
     {"micro-batch", "M", "Performance", "process each batch in pieces of M images (same result)",
      "the batch; 32 under MPI"},
-    {"rank-timeout", "S", "Performance", "nsde-train-mpi: seconds a rank waits for the others", "300"},
+    {"rank-timeout", "S", "Performance", "nsde-train-mpi: seconds a rank waits for the others",
+     "300"},
 };
 
 static const struct cli_prog train_prog = {
@@ -244,10 +249,20 @@ static int parse_args(int argc, char **argv, struct train_args *A)
 {
   const char *P = TRAIN_PROG;
 
-  *A = (struct train_args){.data = "fashion-mnist", .noise = "multiplicative",
-                           .stages = {40, 40, 20, 20}, .nstages = 4, .epochs = -1, .batch = 128,
-                           .crop = -1, .width = 64, .stop_after = -1, .grad = "store-all",
-                           .schedule = "step", .sigma = 1.0, .lr0 = 0.1, .seed = 1};
+  *A = (struct train_args){.data = "fashion-mnist",
+                           .noise = "multiplicative",
+                           .stages = {40, 40, 20, 20},
+                           .nstages = 4,
+                           .epochs = -1,
+                           .batch = 128,
+                           .crop = -1,
+                           .width = 64,
+                           .stop_after = -1,
+                           .grad = "store-all",
+                           .schedule = "step",
+                           .sigma = 1.0,
+                           .lr0 = 0.1,
+                           .seed = 1};
   for (const char *a, *v; cli_next(&train_prog, argc, argv, &a, &v);) {
 #define OPT(name) (!strcmp(a, name))
     static const char *const datas[] = {"fashion-mnist", "cifar10", "stl10", NULL};
@@ -255,33 +270,60 @@ static int parse_args(int argc, char **argv, struct train_args *A)
     static const char *const grads[] = {"store-all", "checkpoint", NULL};
     static const char *const archs[] = {"cifar", "large", NULL};
     static const char *const schedules[] = {"step", "cosine", NULL};
-    if (OPT("--data")) A->data = ex_choice(P, a, v, datas);
-    else if (OPT("--data-dir")) A->dir = v;
-    else if (OPT("--out")) A->out = v;
-    else if (OPT("--metrics")) A->metrics = v;
-    else if (OPT("--noise")) A->noise = ex_choice(P, a, v, noises);
-    else if (OPT("--sigma")) A->sigma = ex_real(P, a, v, 0, 100);
-    else if (OPT("--width")) A->width = (int)ex_int(P, a, v, 1, 4096);
-    else if (OPT("--groups")) A->groups = (int)ex_int(P, a, v, 0, 4096);
-    else if (OPT("--epochs")) A->epochs = (int)ex_int(P, a, v, 1, 100000);
-    else if (OPT("--subset")) A->subset = (long)ex_int(P, a, v, 0, 1000000000);
-    else if (OPT("--batch")) A->batch = (int)ex_int(P, a, v, 1, 65536);
-    else if (OPT("--lr")) A->lr0 = ex_real(P, a, v, 1e-12, 1e6);
-    else if (OPT("--crop")) A->crop = (int)ex_int(P, a, v, 0, 64);
-    else if (OPT("--seed")) A->seed = (unsigned long long)ex_int(P, a, v, 0, (1LL << 62));
-    else if (OPT("--threads")) A->threads = (int)ex_int(P, a, v, 0, 1024);
-    else if (OPT("--grad")) A->grad = ex_choice(P, a, v, grads);
-    else if (OPT("--arch")) A->arch = ex_choice(P, a, v, archs);
-    else if (OPT("--schedule")) A->schedule = ex_choice(P, a, v, schedules);
-    else if (OPT("--warmup")) A->warmup = ex_real(P, a, v, 0, 100000);
-    else if (OPT("--wd")) A->wd = ex_real(P, a, v, 0, 1);
-    else if (!strcmp(a, "--nesterov")) A->nesterov = 1;
-    else if (OPT("--stop-after")) A->stop_after = (int)ex_int(P, a, v, 1, 100000);
-    else if (OPT("--micro-batch")) A->mb = (int)ex_int(P, a, v, 1, 65536);
-    else if (OPT("--rank-timeout")) dist_set_timeout((unsigned)ex_int(P, a, v, 1, 86400));
-    else if (OPT("--val")) A->val = (long)ex_int(P, a, v, 0, 1000000000);
-    else if (!strcmp(a, "--resume")) A->resume = 1;
-    else if (OPT("--stages")) A->nstages = ex_wholes(P, a, v, 1, 100000, A->stages, 8, "epochs");
+    if (OPT("--data"))
+      A->data = ex_choice(P, a, v, datas);
+    else if (OPT("--data-dir"))
+      A->dir = v;
+    else if (OPT("--out"))
+      A->out = v;
+    else if (OPT("--metrics"))
+      A->metrics = v;
+    else if (OPT("--noise"))
+      A->noise = ex_choice(P, a, v, noises);
+    else if (OPT("--sigma"))
+      A->sigma = ex_real(P, a, v, 0, 100);
+    else if (OPT("--width"))
+      A->width = (int)ex_int(P, a, v, 1, 4096);
+    else if (OPT("--groups"))
+      A->groups = (int)ex_int(P, a, v, 0, 4096);
+    else if (OPT("--epochs"))
+      A->epochs = (int)ex_int(P, a, v, 1, 100000);
+    else if (OPT("--subset"))
+      A->subset = (long)ex_int(P, a, v, 0, 1000000000);
+    else if (OPT("--batch"))
+      A->batch = (int)ex_int(P, a, v, 1, 65536);
+    else if (OPT("--lr"))
+      A->lr0 = ex_real(P, a, v, 1e-12, 1e6);
+    else if (OPT("--crop"))
+      A->crop = (int)ex_int(P, a, v, 0, 64);
+    else if (OPT("--seed"))
+      A->seed = (unsigned long long)ex_int(P, a, v, 0, (1LL << 62));
+    else if (OPT("--threads"))
+      A->threads = (int)ex_int(P, a, v, 0, 1024);
+    else if (OPT("--grad"))
+      A->grad = ex_choice(P, a, v, grads);
+    else if (OPT("--arch"))
+      A->arch = ex_choice(P, a, v, archs);
+    else if (OPT("--schedule"))
+      A->schedule = ex_choice(P, a, v, schedules);
+    else if (OPT("--warmup"))
+      A->warmup = ex_real(P, a, v, 0, 100000);
+    else if (OPT("--wd"))
+      A->wd = ex_real(P, a, v, 0, 1);
+    else if (!strcmp(a, "--nesterov"))
+      A->nesterov = 1;
+    else if (OPT("--stop-after"))
+      A->stop_after = (int)ex_int(P, a, v, 1, 100000);
+    else if (OPT("--micro-batch"))
+      A->mb = (int)ex_int(P, a, v, 1, 65536);
+    else if (OPT("--rank-timeout"))
+      dist_set_timeout((unsigned)ex_int(P, a, v, 1, 86400));
+    else if (OPT("--val"))
+      A->val = (long)ex_int(P, a, v, 0, 1000000000);
+    else if (!strcmp(a, "--resume"))
+      A->resume = 1;
+    else if (OPT("--stages"))
+      A->nstages = ex_wholes(P, a, v, 1, 100000, A->stages, 8, "epochs");
     else {
       fprintf(stderr, "%s: option %s has no handler (a bug)\n", P, a);
       return 1;
@@ -313,8 +355,9 @@ static int load_data(struct train_args *A, struct train_run *R)
     A->epochs = total_epochs;
   ex_check(NULL, nsde_context_new(&R->ctx), "context");
   ex_check(R->ctx, nsde_context_set_threads(R->ctx, A->threads), "threads");
-  R->ds = A->val > 0 ? load_with_holdout(R->ctx, TRAIN_PROG, A->data, A->dir, A->subset, A->val, &R->ho)
-                     : ex_load(R->ctx, A->data, A->dir, NSDE_SPLIT_TRAIN, A->subset);
+  R->ds = A->val > 0
+              ? load_with_holdout(R->ctx, TRAIN_PROG, A->data, A->dir, A->subset, A->val, &R->ho)
+              : ex_load(R->ctx, A->data, A->dir, NSDE_SPLIT_TRAIN, A->subset);
   ex_check(R->ctx, nsde_dataset_get_info(R->ds, &R->c, &R->h, &R->w, &R->classes), "dataset info");
   R->n = nsde_dataset_size(R->ds);
   if (A->crop < 0)
@@ -347,9 +390,11 @@ static int resume_model(const struct train_args *A, struct train_run *R,
   ex_check(R->ctx, nsde_model_get_config(ms, &saved), "model get config");
   if (saved.in_channels != R->c || saved.in_height != R->h || saved.in_width != R->w ||
       saved.classes != R->classes) {
-    fprintf(stderr, "nsde-train: cannot resume: %s takes %dx%dx%d images in %d classes, %s has "
-                    "%dx%dx%d in %d\n", A->out, saved.in_channels, saved.in_height, saved.in_width,
-            saved.classes, A->data, R->c, R->h, R->w, R->classes);
+    fprintf(stderr,
+            "nsde-train: cannot resume: %s takes %dx%dx%d images in %d classes, %s has "
+            "%dx%dx%d in %d\n",
+            A->out, saved.in_channels, saved.in_height, saved.in_width, saved.classes, A->data,
+            R->c, R->h, R->w, R->classes);
     nsde_model_free(ms);
     return 1;
   }
@@ -373,7 +418,8 @@ static int build_model(const struct train_args *A, struct train_run *R)
 
   nsde_model_config_init(&cfg);
   cfg.arch = A->arch ? (!strcmp(A->arch, "large") ? NSDE_MODEL_ARCH_LARGE : NSDE_MODEL_ARCH_CIFAR)
-                     : R->h >= 64 ? NSDE_MODEL_ARCH_LARGE : NSDE_MODEL_ARCH_CIFAR;
+             : R->h >= 64 ? NSDE_MODEL_ARCH_LARGE
+                          : NSDE_MODEL_ARCH_CIFAR;
   cfg.in_channels = R->c;
   cfg.in_height = R->h;
   cfg.in_width = R->w;
@@ -396,9 +442,9 @@ static int build_model(const struct train_args *A, struct train_run *R)
   }
   ex_check(ctx, nsde_sgd_new(ctx, nsde_model_num_params(R->m), 0.9, A->wd, A->nesterov, &R->opt),
            "optimiser");
-  ex_check(ctx, A->cosine ? nsde_lr_schedule_new_cosine(ctx, A->lr0, A->warmup, A->epochs, &R->sched)
-                          : nsde_lr_schedule_new_staged(ctx, A->lr0, A->stages, A->nstages,
-                                                        &R->sched),
+  ex_check(ctx,
+           A->cosine ? nsde_lr_schedule_new_cosine(ctx, A->lr0, A->warmup, A->epochs, &R->sched)
+                     : nsde_lr_schedule_new_staged(ctx, A->lr0, A->stages, A->nstages, &R->sched),
            "learning-rate schedule");
   if (A->resume) {
     R->first_epoch = load_state(A->out, nsde_model_params(R->m), nsde_sgd_velocity(R->opt),
@@ -467,23 +513,28 @@ static int train_epoch(const struct train_args *A, struct train_run *R, int e, d
       st = micro_step(R->m, R->ds, R->perm + b * batch, batch, mb, A->crop, crop_seed, noise_seed,
                       R->x, R->labels, R->slots, R->stats, &loss, &corr);
     } else {
-      ex_check(ctx, nsde_dataset_batch(R->ds, R->perm + b * batch, batch, A->crop, crop_seed, R->x,
-                                       R->labels), "batch");
+      ex_check(ctx,
+               nsde_dataset_batch(R->ds, R->perm + b * batch, batch, A->crop, crop_seed, R->x,
+                                  R->labels),
+               "batch");
       st = nsde_model_loss_grad(R->m, R->x, R->labels, 1, noise_seed, NULL, &loss, &corr);
     }
     if (st != NSDE_OK && st != NSDE_ERR_NONFINITE)
       ex_check(ctx, st, "training step");
     if (st == NSDE_ERR_NONFINITE || !isfinite(loss) || loss > R->explode) {
-      fprintf(stderr, "\nnsde-train: the training diverged (%s) at epoch %d, batch %lld; stopping. "
-                      "%s holds the model after epoch %d%s\n",
-              st != NSDE_OK ? nsde_context_last_error(ctx) : "loss not finite or above 20 ln(classes)",
+      fprintf(stderr,
+              "\nnsde-train: the training diverged (%s) at epoch %d, batch %lld; stopping. "
+              "%s holds the model after epoch %d%s\n",
+              st != NSDE_OK ? nsde_context_last_error(ctx)
+                            : "loss not finite or above 20 ln(classes)",
               e + 1, (long long)(b + 1), A->out, e,
               e == 0 ? " (no epoch finished: no model written)" : "");
       return 3;
     }
     if (A->cosine)
       *lr = nsde_lr_schedule_at(R->sched, e + (double)b / (double)nb);
-    ex_check(ctx, nsde_sgd_step(R->opt, nsde_model_params(R->m), nsde_model_grads(R->m), *lr), "SGD");
+    ex_check(ctx, nsde_sgd_step(R->opt, nsde_model_params(R->m), nsde_model_grads(R->m), *lr),
+             "SGD");
     *loss_sum += loss * batch;
     *hits += corr;
     *seen += batch;
@@ -491,8 +542,8 @@ static int train_epoch(const struct train_args *A, struct train_run *R, int e, d
       double rate = *seen / (ex_now() - t0);
       double left = ((double)(A->epochs - e) * R->n - *seen) / rate;
       printf("\repoch %d/%d batch %lld/%lld loss %.4f acc %.3f %.1f img/s ETA %.0f s   ", e + 1,
-             A->epochs, (long long)(b + 1), (long long)nb, *loss_sum / *seen,
-             (double)*hits / *seen, rate, left > 0 ? left : 0);
+             A->epochs, (long long)(b + 1), (long long)nb, *loss_sum / *seen, (double)*hits / *seen,
+             rate, left > 0 ? left : 0);
       fflush(stdout);
     }
   }
@@ -510,14 +561,15 @@ static int end_epoch(const struct train_args *A, struct train_run *R, int e, dou
 
   if (A->val > 0) {
     validate(ctx, R->m, &R->ho, A->mb, R->classes, &val_acc, &val_loss);
-    printf("epoch %d/%d validation (%ld images, noise off): acc %.4f loss %.4f\n", e + 1,
-           A->epochs, A->val, val_acc, val_loss);
+    printf("epoch %d/%d validation (%ld images, noise off): acc %.4f loss %.4f\n", e + 1, A->epochs,
+           A->val, val_acc, val_loss);
   }
   /* the state first: a crash between the two writes leaves a state one
    * epoch ahead of the model file, and --resume takes the state's parameters */
   if (save_state(ctx, A->out, e + 1, nsde_model_params(R->m), nsde_sgd_velocity(R->opt),
                  nsde_model_num_params(R->m)) != 0) {
-    fprintf(stderr, "nsde-train: cannot write %s.state: %s\n", A->out, nsde_context_last_error(ctx));
+    fprintf(stderr, "nsde-train: cannot write %s.state: %s\n", A->out,
+            nsde_context_last_error(ctx));
     return 1;
   }
   ex_check(ctx, nsde_model_save(R->m, A->out), "saving the model");
@@ -536,9 +588,9 @@ static int end_epoch(const struct train_args *A, struct train_run *R, int e, dou
 static int train(const struct train_args *A, struct train_run *R)
 {
   printf("nsde-train: %s, %lld images %dx%dx%d, %s noise sigma %g, width %d, %lld parameters, "
-         "%d epochs, batch %d, BLIS '%s'\n", A->data, (long long)R->n, R->c, R->h, R->w, A->noise,
-         A->sigma, A->width, (long long)nsde_model_num_params(R->m), A->epochs, A->batch,
-         nsde_blis_arch());
+         "%d epochs, batch %d, BLIS '%s'\n",
+         A->data, (long long)R->n, R->c, R->h, R->w, A->noise, A->sigma, A->width,
+         (long long)nsde_model_num_params(R->m), A->epochs, A->batch, nsde_blis_arch());
   if (A->val > 0)
     printf("nsde-train: the last %ld images held out for validation\n", A->val);
   R->explode = 20.0 * log((double)R->classes);
@@ -560,8 +612,8 @@ static int train(const struct train_args *A, struct train_run *R)
   printf("nsde-train: wrote %s (%.0f s)\n", A->out, ex_now() - R->t_start);
   if (dist_size() > 1 && comm_steps > 0)
     printf("nsde-train: %d ranks, micro-batches of %d: %.2f MB summed per step, %.1f ms per step "
-           "in the collectives\n", dist_size(), A->mb, comm_bytes / comm_steps / 1e6,
-           1e3 * comm_s / comm_steps);
+           "in the collectives\n",
+           dist_size(), A->mb, comm_bytes / comm_steps / 1e6, 1e3 * comm_s / comm_steps);
   return 0;
 }
 

@@ -75,7 +75,9 @@ static inline int load_state(const char *model, float *params, float *v, int64_t
     got = fread(buf, 1, want2 + 1, f);
   fclose(f);
   if (buf && got >= 20) {
-    version = !memcmp(buf, "NSDETRN2", 8) && got == want2 ? 2 : !memcmp(buf, "NSDETRN1", 8) && got == want1 ? 1 : 0;
+    version = !memcmp(buf, "NSDETRN2", 8) && got == want2   ? 2
+              : !memcmp(buf, "NSDETRN1", 8) && got == want1 ? 1
+                                                            : 0;
     memcpy(&e, buf + 8, 4);
     memcpy(&nn, buf + 12, 8);
     if (version)
@@ -83,8 +85,10 @@ static inline int load_state(const char *model, float *params, float *v, int64_t
   }
   if (version == 0 || nn != (uint64_t)n || e >= 100000 ||
       hf != fnv(buf, got - 8, 0xCBF29CE484222325ULL)) {
-    fprintf(stderr, "nsde-train: cannot resume: %s is truncated, corrupted or belongs to another "
-                    "model (%lld parameters expected)\n", path, (long long)n);
+    fprintf(stderr,
+            "nsde-train: cannot resume: %s is truncated, corrupted or belongs to another "
+            "model (%lld parameters expected)\n",
+            path, (long long)n);
     free(buf);
     return -1;
   }

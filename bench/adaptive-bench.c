@@ -36,12 +36,12 @@ static double now(void)
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-#define CHECK(call)                                                                   \
-  do {                                                                                \
-    if ((call) != NSDE_OK) {                                                          \
-      fprintf(stderr, "nsde-bench-adaptive: %s: %s\n", #call, nsde_context_last_error(ctx)); \
-      exit(1);                                                                        \
-    }                                                                                 \
+#define CHECK(call)                                                                                \
+  do {                                                                                             \
+    if ((call) != NSDE_OK) {                                                                       \
+      fprintf(stderr, "nsde-bench-adaptive: %s: %s\n", #call, nsde_context_last_error(ctx));       \
+      exit(1);                                                                                     \
+    }                                                                                              \
   } while (0)
 
 static int transient(void *u, double t, int64_t batch, int64_t dim, const void *xv, void *ov)
@@ -138,8 +138,9 @@ int main(int argc, char **argv)
     tf = run(sde, NSDE_DTYPE_FLOAT32, paths, dim, 1.0, 0, 0, grid + 1, na - 1, x, &nf, NULL);
     printf("  adaptive %lld steps + %lld rejected %.3f s (%.1f ms/accepted step, %.1f ms/trial); "
            "fixed, same grid, %lld steps %.3f s (%.1f ms/step); ratio per accepted step %.2f, "
-           "per trial %.2f\n", (long long)na, (long long)rej, ta, 1e3 * ta / (double)na,
-           1e3 * ta / (double)(na + rej), (long long)nf, tf, 1e3 * tf / (double)nf, ta / tf,
+           "per trial %.2f\n",
+           (long long)na, (long long)rej, ta, 1e3 * ta / (double)na, 1e3 * ta / (double)(na + rej),
+           (long long)nf, tf, 1e3 * tf / (double)nf, ta / tf,
            ta / (double)(na + rej) / (tf / (double)nf));
     free(grid);
   }
@@ -168,8 +169,8 @@ int main(int argc, char **argv)
           break;
       }
       printf("  rtol %.0e: adaptive %5lld steps, error %.2e, %.3f s; equal steps %6lld, error "
-             "%.2e, %.3f s; steps saved %.1fx, time %.2fx\n", rtol, (long long)na, e, ta,
-             (long long)n, ef, tfix, (double)n / (double)na, tfix / ta);
+             "%.2e, %.3f s; steps saved %.1fx, time %.2fx\n",
+             rtol, (long long)na, e, ta, (long long)n, ef, tfix, (double)n / (double)na, tfix / ta);
     }
     nsde_tensor_free(ref);
     nsde_tensor_free(y);

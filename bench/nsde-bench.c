@@ -28,7 +28,6 @@
 #include "../apps/cli.h"
 #include "../apps/common.h"
 
-
 static double now(void)
 {
   struct timespec ts;
@@ -53,7 +52,8 @@ static double gemm_gflops(int n, int threads)
 
   if (nsde_context_new(&ctx) != NSDE_OK || nsde_context_set_threads(ctx, threads) != NSDE_OK)
     die(ctx, "context");
-  if (nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, shape, &a) || nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, shape, &b) ||
+  if (nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, shape, &a) ||
+      nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, shape, &b) ||
       nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, shape, &c))
     die(ctx, "tensor");
   for (int64_t i = 0; i < (int64_t)n * n; i++) {
@@ -83,8 +83,8 @@ static double generic_gflops(const char *self, int n, int threads)
   FILE *p;
   double g = NAN;
 
-  snprintf(cmd, sizeof(cmd), "BLIS_ARCH_TYPE=%d '%s' gemm-one %d %d", (int)BLIS_ARCH_GENERIC,
-           self, n, threads);
+  snprintf(cmd, sizeof(cmd), "BLIS_ARCH_TYPE=%d '%s' gemm-one %d %d", (int)BLIS_ARCH_GENERIC, self,
+           n, threads);
   p = popen(cmd, "r");
   if (!p)
     return NAN;
@@ -105,8 +105,8 @@ static int cmd_gemm(const char *self)
     for (int t = 1; t <= 2; t++) {
       double g = gemm_gflops(sizes[s], t);
       double gg = generic_gflops(self, sizes[s], t);
-      printf("gemm n=%d threads=%d gflops=%.1f generic_gflops=%.1f speedup=%.2f\n", sizes[s], t,
-             g, gg, g / gg);
+      printf("gemm n=%d threads=%d gflops=%.1f generic_gflops=%.1f speedup=%.2f\n", sizes[s], t, g,
+             gg, g / gg);
       fflush(stdout);
       last = g;
       last_generic = gg;
@@ -178,7 +178,8 @@ static int cmd_solve(int threads)
     nsde_solver_config_init(&cfg);
     cfg.n_steps = steps;
     cfg.seed = 17;
-    if (nsde_solver_new(sde, &cfg, 2, shape, &solver) || nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, shape, &x))
+    if (nsde_solver_new(sde, &cfg, 2, shape, &solver) ||
+        nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, shape, &x))
       die(ctx, "solver");
     nsde_brownian_config_init(&bc);
     bc.seed = 17;
@@ -250,7 +251,9 @@ static void grad_once(struct nsde_context *ctx, enum nsde_scheme scheme,
   if (nsde_func_new_linear(ctx, NSDE_DTYPE_FLOAT32, -0.5, 0.1, &f) ||
       nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT32, 0.4, &g) ||
       nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL,
-                   scheme == NSDE_SCHEME_REVERSIBLE_HEUN ? NSDE_CALCULUS_STRATONOVICH : NSDE_CALCULUS_ITO, &sde))
+                   scheme == NSDE_SCHEME_REVERSIBLE_HEUN ? NSDE_CALCULUS_STRATONOVICH
+                                                         : NSDE_CALCULUS_ITO,
+                   &sde))
     die(ctx, "sde");
   nsde_solver_config_init(&cfg);
   cfg.scheme = scheme;
@@ -258,8 +261,10 @@ static void grad_once(struct nsde_context *ctx, enum nsde_scheme scheme,
   cfg.seed = 3;
   cfg.grad = strat;
   if (nsde_solver_workspace_bytes(sde, &cfg, 2, shape, &r->bytes) ||
-      nsde_solver_new(sde, &cfg, 2, shape, &s) || nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, shape, &x) ||
-      nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, shape, &w) || nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, shape, &gx))
+      nsde_solver_new(sde, &cfg, 2, shape, &s) ||
+      nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, shape, &x) ||
+      nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, shape, &w) ||
+      nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, shape, &gx))
     die(ctx, "solver");
   for (int64_t i = 0; i < batch * dim; i++) {
     ((float *)nsde_tensor_data(x))[i] = 1.0f + 0.25f * (float)sin((double)i);
@@ -278,19 +283,28 @@ static void grad_once(struct nsde_context *ctx, enum nsde_scheme scheme,
   r->gp[0] = gd[0];
   r->gp[1] = gd[1];
   r->gp[2] = gs[0];
-  nsde_tensor_free(x); nsde_tensor_free(w); nsde_tensor_free(gx);
-  nsde_solver_free(s); nsde_sde_free(sde); nsde_func_free(g); nsde_func_free(f);
+  nsde_tensor_free(x);
+  nsde_tensor_free(w);
+  nsde_tensor_free(gx);
+  nsde_solver_free(s);
+  nsde_sde_free(sde);
+  nsde_func_free(g);
+  nsde_func_free(f);
 }
 
 static int cmd_grad(int threads)
 {
   const int64_t Ns[3] = {10, 100, 1000}, batch = 32, dim = 1000, n = batch * dim;
-  const struct { const char *name; enum nsde_scheme scheme; enum nsde_grad_strategy strat; } runs[] = {
-    {"store-all", NSDE_SCHEME_EULER_MARUYAMA, NSDE_GRAD_STORE_ALL},
-    {"checkpoint", NSDE_SCHEME_EULER_MARUYAMA, NSDE_GRAD_CHECKPOINT},
-    {"adjoint", NSDE_SCHEME_EULER_MARUYAMA, NSDE_GRAD_ADJOINT},
-    {"store-all-revheun", NSDE_SCHEME_REVERSIBLE_HEUN, NSDE_GRAD_STORE_ALL},
-    {"reversible", NSDE_SCHEME_REVERSIBLE_HEUN, NSDE_GRAD_REVERSIBLE},
+  const struct {
+    const char *name;
+    enum nsde_scheme scheme;
+    enum nsde_grad_strategy strat;
+  } runs[] = {
+      {"store-all", NSDE_SCHEME_EULER_MARUYAMA, NSDE_GRAD_STORE_ALL},
+      {"checkpoint", NSDE_SCHEME_EULER_MARUYAMA, NSDE_GRAD_CHECKPOINT},
+      {"adjoint", NSDE_SCHEME_EULER_MARUYAMA, NSDE_GRAD_ADJOINT},
+      {"store-all-revheun", NSDE_SCHEME_REVERSIBLE_HEUN, NSDE_GRAD_STORE_ALL},
+      {"reversible", NSDE_SCHEME_REVERSIBLE_HEUN, NSDE_GRAD_REVERSIBLE},
   };
   struct nsde_context *ctx;
   struct grad_run ref, r;
@@ -299,9 +313,11 @@ static int cmd_grad(int threads)
     die(ctx, "context");
   ref.gx = malloc((size_t)n * sizeof(double));
   r.gx = malloc((size_t)n * sizeof(double));
-  printf("# dx = (-0.5 x + 0.1) dt + 0.4 x dW, float32, %lld x %lld state, %d thread(s); errors are "
-         "relative to the store-all gradient of the same scheme (max over dL/dx0 and parameters, "
-         "scaled by the largest entry)\n", (long long)batch, (long long)dim, threads);
+  printf(
+      "# dx = (-0.5 x + 0.1) dt + 0.4 x dW, float32, %lld x %lld state, %d thread(s); errors are "
+      "relative to the store-all gradient of the same scheme (max over dL/dx0 and parameters, "
+      "scaled by the largest entry)\n",
+      (long long)batch, (long long)dim, threads);
   for (int j = 0; j < 3; j++)
     for (size_t k = 0; k < sizeof(runs) / sizeof(runs[0]); k++) {
       double err = 0, scale = 0, pscale = 0;
@@ -316,7 +332,8 @@ static int cmd_grad(int threads)
         pscale = fmax(pscale, fabs(ref.gp[i]));
       for (int i = 0; i < 3; i++)
         err = fmax(err, fabs(r.gp[i] - ref.gp[i]) / pscale);
-      printf("strategy=%s N=%lld peak_bytes=%zu backward_over_forward=%.2f max_rel_err_vs_store=%.2g\n",
+      printf("strategy=%s N=%lld peak_bytes=%zu backward_over_forward=%.2f "
+             "max_rel_err_vs_store=%.2g\n",
              runs[k].name, (long long)Ns[j], r.bytes, r.bwd_s / r.fwd_s, err);
       fflush(stdout);
     }
@@ -366,13 +383,14 @@ struct bench_opts {
   enum nsde_model_arch arch;
 };
 
-#define BENCH_COMMON_OPTS(G)                                                                   \
-  {"threads", "T", G, "threads", "2"}, {"batch", "B", G, "images per batch (1..4096)", "128"},   \
-      {"steps", "S", G, "timed steps per window", "3"},                                          \
-      {"reps", "R", G, "windows; the best is reported", "1 (model), 3 (eval)"},                  \
-      {"width", "W", G, "channels of the SDE block", "64"},                                      \
-      {"arch", "NAME", G, "cifar (block at 30x30) or large (block at 8x8, models/' recipe)",     \
-       "cifar"}
+#define BENCH_COMMON_OPTS(G)                                                                       \
+  {"threads", "T", G, "threads", "2"}, {"batch", "B", G, "images per batch (1..4096)", "128"},     \
+      {"steps", "S", G, "timed steps per window", "3"},                                            \
+      {"reps", "R", G, "windows; the best is reported", "1 (model), 3 (eval)"},                    \
+      {"width", "W", G, "channels of the SDE block", "64"},                                        \
+  {                                                                                                \
+    "arch", "NAME", G, "cifar (block at 30x30) or large (block at 8x8, models/' recipe)", "cifar"  \
+  }
 
 static const struct cli_opt bench_model_opts[] = {
     BENCH_COMMON_OPTS("Model benchmark"),
@@ -382,30 +400,40 @@ static const struct cli_opt bench_model_opts[] = {
 };
 static const struct cli_opt bench_eval_opts[] = {BENCH_COMMON_OPTS("Evaluation benchmark")};
 
-#define BENCH_PROG(cmd, opts, what)                                                             \
-  {"nsde-bench " cmd, "[OPTION]...", what,                                                     \
-   "Times the paper's CIFAR-10 model with libnsde (compare with bench/torch-compare.py).",       \
-   {"nsde-bench " cmd " --threads 2 --arch large", NULL}, NULL, opts,                           \
-   (int)(sizeof(opts) / sizeof(opts[0]))}
+#define BENCH_PROG(cmd, opts, what)                                                                \
+  {                                                                                                \
+    "nsde-bench " cmd, "[OPTION]...", what,                                                        \
+        "Times the paper's CIFAR-10 model with libnsde (compare with bench/torch-compare.py).",    \
+        {"nsde-bench " cmd " --threads 2 --arch large", NULL}, NULL, opts,                         \
+        (int)(sizeof(opts) / sizeof(opts[0]))                                                      \
+  }
 
 /* Options of `model` and `eval`; a value out of range: a message and 2. */
 static void parse_opts(bool model, int argc, char **argv, struct bench_opts *o)
 {
   static const struct cli_prog progs[2] = {
       BENCH_PROG("model", bench_model_opts, "training and inference speed of a CIFAR-10 model"),
-      BENCH_PROG("eval", bench_eval_opts, "milliseconds per image of a TTN pass and an attack step")};
+      BENCH_PROG("eval", bench_eval_opts,
+                 "milliseconds per image of a TTN pass and an attack step")};
   static const char *const grads[] = {"store-all", "checkpoint", NULL};
   static const char *const archs[] = {"cifar", "large", NULL};
   const char *P = model ? "nsde-bench model" : "nsde-bench eval";
 
   for (const char *k, *v; cli_next(&progs[model ? 0 : 1], argc, argv, &k, &v);) {
-    if (!strcmp(k, "--threads")) o->threads = (int)ex_int(P, k, v, 1, 1024);
-    else if (!strcmp(k, "--batch")) o->batch = (int)ex_int(P, k, v, 1, 4096);
-    else if (!strcmp(k, "--steps")) o->steps = (int)ex_int(P, k, v, 1, 1000000);
-    else if (!strcmp(k, "--reps")) o->reps = (int)ex_int(P, k, v, 1, 1000000);
-    else if (!strcmp(k, "--width")) o->width = (int)ex_int(P, k, v, 1, 4096);
-    else if (!strcmp(k, "--warmup")) o->warmup = (int)ex_int(P, k, v, 0, 1000000);
-    else if (!strcmp(k, "--cifar")) o->cifar = v;
+    if (!strcmp(k, "--threads"))
+      o->threads = (int)ex_int(P, k, v, 1, 1024);
+    else if (!strcmp(k, "--batch"))
+      o->batch = (int)ex_int(P, k, v, 1, 4096);
+    else if (!strcmp(k, "--steps"))
+      o->steps = (int)ex_int(P, k, v, 1, 1000000);
+    else if (!strcmp(k, "--reps"))
+      o->reps = (int)ex_int(P, k, v, 1, 1000000);
+    else if (!strcmp(k, "--width"))
+      o->width = (int)ex_int(P, k, v, 1, 4096);
+    else if (!strcmp(k, "--warmup"))
+      o->warmup = (int)ex_int(P, k, v, 0, 1000000);
+    else if (!strcmp(k, "--cifar"))
+      o->cifar = v;
     else if (!strcmp(k, "--grad"))
       o->grad = !strcmp(ex_choice(P, k, v, grads), "checkpoint") ? NSDE_GRAD_CHECKPOINT
                                                                  : NSDE_GRAD_STORE_ALL;
@@ -414,8 +442,10 @@ static void parse_opts(bool model, int argc, char **argv, struct bench_opts *o)
                                                             : NSDE_MODEL_ARCH_CIFAR;
   }
   if (o->arch == NSDE_MODEL_ARCH_LARGE && o->width % 4) {
-    fprintf(stderr, "%s: --width %d: the large architecture needs a multiple of 4; try '%s "
-                    "--help'\n", P, o->width, P);
+    fprintf(stderr,
+            "%s: --width %d: the large architecture needs a multiple of 4; try '%s "
+            "--help'\n",
+            P, o->width, P);
     exit(2);
   }
 }
@@ -428,8 +458,10 @@ static double fwd_gflop(enum nsde_model_arch arch, int w)
 {
   if (arch == NSDE_MODEL_ARCH_CIFAR)
     return 2.0 * (11 * 3 * 900.0 * w * (w + 1) * 9 + 900.0 * w * 3 * 9) / 1e9;
-  return 2.0 * (11 * 3 * 64.0 * w * (w + 1) * 9 + 1024.0 * (w / 4) * 3 * 9 +
-                256.0 * (w / 2) * (w / 4) * 16 + 64.0 * w * (w / 2) * 16) / 1e9;
+  return 2.0 *
+         (11 * 3 * 64.0 * w * (w + 1) * 9 + 1024.0 * (w / 4) * 3 * 9 +
+          256.0 * (w / 2) * (w / 4) * 16 + 64.0 * w * (w / 2) * 16) /
+         1e9;
 }
 
 static double time_train(struct nsde_context *ctx, struct nsde_model *m, struct nsde_sgd *opt,
@@ -477,7 +509,8 @@ static int cmd_model(int argc, char **argv)
     die(ctx, "sgd");
   {
     int64_t shape[4] = {batch, 3, 32, 32}, ls[2] = {batch, 10};
-    if (nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &x) || nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, ls, &logits))
+    if (nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &x) ||
+        nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, ls, &logits))
       die(ctx, "tensor");
   }
   labels = calloc((size_t)batch, sizeof(int32_t));
@@ -517,11 +550,14 @@ static int cmd_model(int argc, char **argv)
          "infer_img_s=%.2f peak_rss_bytes=%ld train_gflops=%.1f loss=%.4f\n",
          o.arch == NSDE_MODEL_ARCH_LARGE ? "large" : "cifar",
          grad == NSDE_GRAD_STORE_ALL ? "store-all" : "checkpoint", width, batch, threads,
-         (long long)nsde_model_num_params(m), batch / train_s, batch / infer_s, ru.ru_maxrss * 1024L,
-         3.0 * fwd_gflop(o.arch, width) * batch / train_s, loss);
+         (long long)nsde_model_num_params(m), batch / train_s, batch / infer_s,
+         ru.ru_maxrss * 1024L, 3.0 * fwd_gflop(o.arch, width) * batch / train_s, loss);
   free(labels);
-  nsde_tensor_free(x); nsde_tensor_free(logits);
-  nsde_sgd_free(opt); nsde_model_free(m); nsde_context_free(ctx);
+  nsde_tensor_free(x);
+  nsde_tensor_free(logits);
+  nsde_sgd_free(opt);
+  nsde_model_free(m);
+  nsde_context_free(ctx);
   return 0;
 }
 
@@ -575,8 +611,8 @@ static int cmd_eval(int argc, char **argv)
     atk = r >= 0 && t < atk ? t : atk;
   }
   printf("libnsde eval width=%d batch=%d threads=%d ttn_pass_ms_per_image=%.3f "
-         "attack_step_ms_per_image=%.3f\n", width, batch, threads, 1e3 * ttn / batch,
-         1e3 * atk / batch);
+         "attack_step_ms_per_image=%.3f\n",
+         width, batch, threads, 1e3 * ttn / batch, 1e3 * atk / batch);
   free(labels);
   nsde_tensor_free(x);
   nsde_tensor_free(gx);
@@ -627,7 +663,9 @@ int main(int argc, char **argv)
     printf("nsde-bench (libnsde) %s\nlibrary %s\n", NSDE_VERSION_STRING, nsde_version());
     return 0;
   }
-  fprintf(stderr, "nsde-bench: unknown or missing command '%s' (gemm, solve, grad, model, eval); "
-                  "try 'nsde-bench --help'\n", argc >= 2 ? argv[1] : "");
+  fprintf(stderr,
+          "nsde-bench: unknown or missing command '%s' (gemm, solve, grad, model, eval); "
+          "try 'nsde-bench --help'\n",
+          argc >= 2 ? argv[1] : "");
   return 2;
 }

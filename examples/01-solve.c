@@ -13,12 +13,12 @@
 
 #include <nsde/nsde.h>
 
-#define CHECK(call)                                                                       \
-  do {                                                                                    \
-    if ((call) != NSDE_OK) {                                                              \
-      fprintf(stderr, "01-solve: %s\n", nsde_context_last_error(ctx));                    \
-      exit(1);                                                                            \
-    }                                                                                     \
+#define CHECK(call)                                                                                \
+  do {                                                                                             \
+    if ((call) != NSDE_OK) {                                                                       \
+      fprintf(stderr, "01-solve: %s\n", nsde_context_last_error(ctx));                             \
+      exit(1);                                                                                     \
+    }                                                                                              \
   } while (0)
 
 int main(void)
@@ -35,7 +35,7 @@ int main(void)
   double mean = 0, var = 0, err = 0;
 
   CHECK(nsde_context_new(&ctx));
-  CHECK(nsde_func_new_linear(ctx, NSDE_DTYPE_FLOAT64, mu, 0.0, &f));        /* f = mu x */
+  CHECK(nsde_func_new_linear(ctx, NSDE_DTYPE_FLOAT64, mu, 0.0, &f));   /* f = mu x */
   CHECK(nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT64, s, &g)); /* g = s x */
   CHECK(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde));
   nsde_solver_config_init(&cfg);

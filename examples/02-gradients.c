@@ -15,12 +15,12 @@
 
 #include <nsde/nsde.h>
 
-#define CHECK(call)                                                                       \
-  do {                                                                                    \
-    if ((call) != NSDE_OK) {                                                              \
-      fprintf(stderr, "02-gradients: %s\n", nsde_context_last_error(ctx));                \
-      exit(1);                                                                            \
-    }                                                                                     \
+#define CHECK(call)                                                                                \
+  do {                                                                                             \
+    if ((call) != NSDE_OK) {                                                                       \
+      fprintf(stderr, "02-gradients: %s\n", nsde_context_last_error(ctx));                         \
+      exit(1);                                                                                     \
+    }                                                                                              \
   } while (0)
 
 #define PATHS 1000
@@ -49,7 +49,8 @@ int main(void)
 
     CHECK(nsde_func_new_linear(ctx, NSDE_DTYPE_FLOAT64, 0.5, 0.0, &f));
     CHECK(nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT64, 0.8, &g));
-    CHECK(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, rev ? NSDE_CALCULUS_STRATONOVICH : NSDE_CALCULUS_ITO, &sde));
+    CHECK(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL,
+                       rev ? NSDE_CALCULUS_STRATONOVICH : NSDE_CALCULUS_ITO, &sde));
     nsde_solver_config_init(&cfg);
     cfg.scheme = rev ? NSDE_SCHEME_REVERSIBLE_HEUN : NSDE_SCHEME_EULER_MARUYAMA;
     cfg.n_steps = 200;

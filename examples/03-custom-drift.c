@@ -37,7 +37,7 @@ static int vjp(void *user, double t, int64_t batch, int64_t dim, const void *xv,
   for (int64_t i = 0; i < batch * dim; i++) {
     double th = tanh(d->p[1] * x[i]), sech2 = 1.0 - th * th;
     gx[i] = v[i] * d->p[0] * sech2 * (d->bug ? 1.0 : d->p[1]); /* overwrite */
-    if (gp) {                                                   /* accumulate */
+    if (gp) {                                                  /* accumulate */
       gp[0] += v[i] * th;
       gp[1] += v[i] * d->p[0] * sech2 * x[i];
       gp[2] += v[i] * t;
@@ -65,8 +65,8 @@ int main(void)
   for (int i = 0; i < 40; i++)
     ((double *)nsde_tensor_data(x))[i] = sin(1.0 + i);
   good = nsde_func_check_vjp(f, 0.4, x, 1, 0.0, &r);
-  printf("correct vjp: %s, %lld derivatives, worst relative error %.1e\n",
-         nsde_status_str(good), (long long)r.checked, r.worst_rel_err);
+  printf("correct vjp: %s, %lld derivatives, worst relative error %.1e\n", nsde_status_str(good),
+         (long long)r.checked, r.worst_rel_err);
   d.bug = 1;
   bad = nsde_func_check_vjp(f, 0.4, x, 1, 0.0, &r);
   printf("wrong vjp:   %s, worst relative error %.3f at %s %lld (analytic %.4f, numeric %.4f)\n",

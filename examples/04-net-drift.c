@@ -15,12 +15,12 @@
 
 #include <nsde/nsde.h>
 
-#define CHECK(call)                                                                       \
-  do {                                                                                    \
-    if ((call) != NSDE_OK) {                                                              \
-      fprintf(stderr, "04-net-drift: %s\n", nsde_context_last_error(ctx));                \
-      exit(1);                                                                            \
-    }                                                                                     \
+#define CHECK(call)                                                                                \
+  do {                                                                                             \
+    if ((call) != NSDE_OK) {                                                                       \
+      fprintf(stderr, "04-net-drift: %s\n", nsde_context_last_error(ctx));                         \
+      exit(1);                                                                                     \
+    }                                                                                              \
   } while (0)
 
 static struct nsde_context *ctx;

@@ -12,8 +12,8 @@
 
 #include <nsde/nsde.h>
 
-static const char *const names[10] = {"airplane", "automobile", "bird", "cat", "deer",
-                                      "dog", "frog", "horse", "ship", "truck"};
+static const char *const names[10] = {"airplane", "automobile", "bird",  "cat",  "deer",
+                                      "dog",      "frog",       "horse", "ship", "truck"};
 
 int main(int argc, char **argv)
 {

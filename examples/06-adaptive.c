@@ -55,7 +55,7 @@ static enum nsde_status solve(struct nsde_context *ctx, struct nsde_sde *sde, do
   c.scheme = NSDE_SCHEME_HEUN;
   c.t1 = 15.0;
   c.n_steps = rtol > 0 ? 15 : n; /* adaptive: the Brownian base grid */
-  c.brownian_steps = 15;          /* the same paths for every solve */
+  c.brownian_steps = 15;         /* the same paths for every solve */
   c.seed = 42;
   c.adaptive = rtol > 0;
   c.rtol = c.atol = rtol;

@@ -21,14 +21,14 @@
 
 #include <nsde/nsde.h>
 
-#define CHECK(call)                                                                   \
-  do {                                                                                \
-    enum nsde_status st_ = (call);                                                    \
-    if (st_ != NSDE_OK) {                                                             \
-      fprintf(stderr, "gbm-order: %s: %s (%s)\n", #call, nsde_status_str(st_),        \
-              nsde_context_last_error(ctx));                                          \
-      exit(2);                                                                        \
-    }                                                                                 \
+#define CHECK(call)                                                                                \
+  do {                                                                                             \
+    enum nsde_status st_ = (call);                                                                 \
+    if (st_ != NSDE_OK) {                                                                          \
+      fprintf(stderr, "gbm-order: %s: %s (%s)\n", #call, nsde_status_str(st_),                     \
+              nsde_context_last_error(ctx));                                                       \
+      exit(2);                                                                                     \
+    }                                                                                              \
   } while (0)
 
 static int additive_drift(void *user, double t, int64_t batch, int64_t dim, const void *x,
@@ -74,11 +74,11 @@ int main(int argc, char **argv)
     int additive;
     double expected;
   } cases[] = {
-    {"euler-maruyama", NSDE_SCHEME_EULER_MARUYAMA, NSDE_CALCULUS_ITO, 0, 0.5},
-    {"milstein", NSDE_SCHEME_MILSTEIN, NSDE_CALCULUS_ITO, 0, 1.0},
-    {"heun", NSDE_SCHEME_HEUN, NSDE_CALCULUS_STRATONOVICH, 0, 1.0},
-    {"reversible-heun", NSDE_SCHEME_REVERSIBLE_HEUN, NSDE_CALCULUS_STRATONOVICH, 0, 1.0},
-    {"sra1", NSDE_SCHEME_SRA1, NSDE_CALCULUS_ITO, 1, 1.5},
+      {"euler-maruyama", NSDE_SCHEME_EULER_MARUYAMA, NSDE_CALCULUS_ITO, 0, 0.5},
+      {"milstein", NSDE_SCHEME_MILSTEIN, NSDE_CALCULUS_ITO, 0, 1.0},
+      {"heun", NSDE_SCHEME_HEUN, NSDE_CALCULUS_STRATONOVICH, 0, 1.0},
+      {"reversible-heun", NSDE_SCHEME_REVERSIBLE_HEUN, NSDE_CALCULUS_STRATONOVICH, 0, 1.0},
+      {"sra1", NSDE_SCHEME_SRA1, NSDE_CALCULUS_ITO, 1, 1.5},
   };
   const int64_t steps[5] = {8, 16, 32, 64, 128}, base = 2048;
   int64_t paths = 4000;
@@ -137,7 +137,10 @@ int main(int argc, char **argv)
       le[k] = log(err / (double)paths);
     }
     for (int k = 0; k < 5; k++) {
-      sx += lh[k]; sy += le[k]; sxx += lh[k] * lh[k]; sxy += lh[k] * le[k];
+      sx += lh[k];
+      sy += le[k];
+      sxx += lh[k] * lh[k];
+      sxy += lh[k] * le[k];
     }
     slope = (5 * sxy - sx * sy) / (5 * sxx - sx * sx);
     printf("solver=%s strong_order=%.3f\n", cases[c].name, slope);

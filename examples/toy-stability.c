@@ -74,7 +74,8 @@ int main(int argc, char **argv)
     if (st == NSDE_OK && sigmas[s] > 0)
       st = nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT64, sigmas[s], &g);
     if (st == NSDE_OK)
-      st = nsde_sde_new(ctx, f, g, g ? NSDE_NOISE_DIAGONAL : NSDE_NOISE_NONE, NSDE_CALCULUS_ITO, &sde);
+      st = nsde_sde_new(ctx, f, g, g ? NSDE_NOISE_DIAGONAL : NSDE_NOISE_NONE, NSDE_CALCULUS_ITO,
+                        &sde);
     if (st != NSDE_OK) {
       fprintf(stderr, "toy-stability: %s\n", nsde_context_last_error(ctx));
       return 2;

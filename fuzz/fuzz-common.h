@@ -71,7 +71,10 @@ static inline void fz_use_dataset(struct nsde_context *ctx, struct nsde_dataset 
   int32_t labels[2];
   if (nsde_dataset_get_info(ds, &c, &h, &w, &k) != NSDE_OK || n < 1)
     abort(); /* a loaded data set always knows its shape */
-  shape[0] = 2; shape[1] = c; shape[2] = h; shape[3] = w;
+  shape[0] = 2;
+  shape[1] = c;
+  shape[2] = h;
+  shape[3] = w;
   if (nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &x) != NSDE_OK)
     return;
   if (nsde_dataset_batch(ds, idx, 2, 2, 1, x, labels) == NSDE_OK &&

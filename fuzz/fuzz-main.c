@@ -36,7 +36,10 @@ static int replay_file(const char *path)
   return rc;
 }
 
-static int no_dots(const struct dirent *e) { return e->d_name[0] != '.'; }
+static int no_dots(const struct dirent *e)
+{
+  return e->d_name[0] != '.';
+}
 
 static int replay(const char *path)
 {

@@ -45,7 +45,10 @@ static bool doubling(enum nsde_scheme scheme)
   return nsde__scheme_of(scheme)->adapt.kind == NSDE__EST_DOUBLING;
 }
 
-static bool has_estimate(const struct nsde__scheme *sch) { return sch->adapt.kind != NSDE__EST_NONE; }
+static bool has_estimate(const struct nsde__scheme *sch)
+{
+  return sch->adapt.kind != NSDE__EST_NONE;
+}
 
 static bool takes_state_noise(const struct nsde__scheme *sch)
 {
@@ -69,8 +72,8 @@ enum nsde_status nsde__adaptive_plan(const struct nsde_sde *sde, const struct ns
   if (!sch->adapt.state_noise && state_noise)
     return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
                        "adaptive steps: %s with state-dependent noise converges to a biased "
-                       "limit when steps depend on the path; use %s", sch->name,
-                       nsde__scheme_names(names, sizeof(names), takes_state_noise));
+                       "limit when steps depend on the path; use %s",
+                       sch->name, nsde__scheme_names(names, sizeof(names), takes_state_noise));
   if (c->grad == NSDE_GRAD_ADJOINT || c->grad == NSDE_GRAD_REVERSIBLE)
     return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
                        "adaptive steps: gradients by NSDE_GRAD_STORE_ALL or NSDE_GRAD_CHECKPOINT");
@@ -83,15 +86,14 @@ enum nsde_status nsde__adaptive_plan(const struct nsde_sde *sde, const struct ns
     return nsde__error(ctx, NSDE_ERR_INVALID,
                        "adaptive steps: dt0, dt_min, dt_max must be finite and >= 0 (0: default)");
   if (c->dt_max > 0.0 && c->dt_min > c->dt_max)
-    return nsde__error(ctx, NSDE_ERR_INVALID, "adaptive steps: dt_min %g > dt_max %g",
-                       c->dt_min, c->dt_max);
+    return nsde__error(ctx, NSDE_ERR_INVALID, "adaptive steps: dt_min %g > dt_max %g", c->dt_min,
+                       c->dt_max);
   if (c->max_steps < 0 || c->max_steps > MAX_STEPS_LIMIT)
     return nsde__error(ctx, NSDE_ERR_INVALID, "adaptive steps: max_steps %lld outside 0..2^26",
                        (long long)c->max_steps);
   *cap = c->max_steps > 0 ? c->max_steps : DEFAULT_MAX_STEPS;
   if (doubling(c->scheme) && *cap < 2)
-    return nsde__error(ctx, NSDE_ERR_INVALID,
-                       "adaptive steps: step doubling needs max_steps >= 2");
+    return nsde__error(ctx, NSDE_ERR_INVALID, "adaptive steps: step doubling needs max_steps >= 2");
   return NSDE_OK;
 }
 
@@ -117,37 +119,39 @@ static void adaptive_reset(struct nsde_solver *s)
  * noise. */
 static double error_order(const struct nsde_solver *s)
 {
-  const int kind = s->sde->noise == NSDE_NOISE_NONE ? 0 : s->sde->noise == NSDE_NOISE_ADDITIVE ? 1 : 2;
+  const int kind = s->sde->noise == NSDE_NOISE_NONE       ? 0
+                   : s->sde->noise == NSDE_NOISE_ADDITIVE ? 1
+                                                          : 2;
   return s->sch->adapt.q[kind];
 }
 
 /* The error norm of y against z (z NULL: z = x + f0 h + g0 dW, elementwise). */
-#define NORM_FN(T, SFX)                                                                         \
-  static double norm##SFX(const struct nsde_solver *s, const T *x, const T *y, const T *z,      \
-                          const T *f0, const T *g0, const T *dw, double h)                      \
-  {                                                                                             \
-    const int64_t dim = s->dim;                                                                 \
-    const double atol = s->atol, rtol = s->rtol;                                                \
-    const int64_t n = s->n;                                                                     \
-    const int nt = s->ctx->threads;                                                             \
-    double worst = 0.0;                                                                         \
-    (void)nt;                                                                                   \
-    NSDE_PAR_FOR(nt > 1 && n > NSDE_PAR_MIN,                                                    \
-                 "omp parallel for reduction(max : worst) num_threads(nt)",                     \
-    for (int64_t b = 0; b < s->batch; b++) {                                                    \
-      double acc = 0.0;                                                                         \
-      for (int64_t i = b * dim; i < (b + 1) * dim; i++) {                                       \
-        double zi = z ? (double)z[i]                                                            \
-                      : (double)x[i] + (double)f0[i] * h + (g0 ? (double)g0[i] * dw[i] : 0.0);  \
-        double sc = atol + rtol * fmax(fabs((double)x[i]), fabs((double)y[i]));                 \
-        double e = ((double)y[i] - zi) / sc;                                                    \
-        acc += e * e;                                                                           \
-      }                                                                                         \
-      acc = sqrt(acc / (double)dim);                                                            \
-      if (!(acc <= worst)) /* NaN propagates as infinity */                                     \
-        worst = isnan(acc) ? INFINITY : acc;                                                    \
-    });                                                                                         \
-    return worst;                                                                               \
+#define NORM_FN(T, SFX)                                                                            \
+  static double norm##SFX(const struct nsde_solver *s, const T *x, const T *y, const T *z,         \
+                          const T *f0, const T *g0, const T *dw, double h)                         \
+  {                                                                                                \
+    const int64_t dim = s->dim;                                                                    \
+    const double atol = s->atol, rtol = s->rtol;                                                   \
+    const int64_t n = s->n;                                                                        \
+    const int nt = s->ctx->threads;                                                                \
+    double worst = 0.0;                                                                            \
+    (void)nt;                                                                                      \
+    NSDE_PAR_FOR(                                                                                  \
+        nt > 1 && n > NSDE_PAR_MIN, "omp parallel for reduction(max : worst) num_threads(nt)",     \
+        for (int64_t b = 0; b < s->batch; b++) {                                                   \
+          double acc = 0.0;                                                                        \
+          for (int64_t i = b * dim; i < (b + 1) * dim; i++) {                                      \
+            double zi = z ? (double)z[i]                                                           \
+                          : (double)x[i] + (double)f0[i] * h + (g0 ? (double)g0[i] * dw[i] : 0.0); \
+            double sc = atol + rtol * fmax(fabs((double)x[i]), fabs((double)y[i]));                \
+            double e = ((double)y[i] - zi) / sc;                                                   \
+            acc += e * e;                                                                          \
+          }                                                                                        \
+          acc = sqrt(acc / (double)dim);                                                           \
+          if (!(acc <= worst)) /* NaN propagates as infinity */                                    \
+            worst = isnan(acc) ? INFINITY : acc;                                                   \
+        });                                                                                        \
+    return worst;                                                                                  \
   }
 NSDE__FOR_DTYPES(NORM_FN)
 #undef NORM_FN
@@ -268,15 +272,16 @@ static enum nsde_status adaptive_step(struct nsde_solver *s)
       if (st != NSDE_OK)
         return st;
       s->n_rejected++;
-      if (s->m && s->n_rej < NSDE__MAX_REJ &&
-          (s->n_rej == 0 || t_new < s->rej[s->n_rej - 1]))
+      if (s->m && s->n_rej < NSDE__MAX_REJ && (s->n_rej == 0 || t_new < s->rej[s->n_rej - 1]))
         s->rej[s->n_rej++] = t_new; /* later steps end there: the path stays previsible */
       if (h <= s->dt_min * (1.0 + 1e-12))
         return nsde__error(s->ctx, NSDE_ERR_STEP_SIZE,
                            "adaptive solve: at t = %.6g the error is %.3g times the tolerance "
                            "at the smallest step dt_min = %.3g (%s); state kept at t",
-                           t, err, s->dt_min, isfinite(err) ? "rtol/atol too tight, or a "
-                           "singularity" : "the step gave non-finite values");
+                           t, err, s->dt_min,
+                           isfinite(err) ? "rtol/atol too tight, or a "
+                                           "singularity"
+                                         : "the step gave non-finite values");
       s->h_next = fmax(h * (isfinite(err) ? fmax(FAC_MIN, SAFETY * pow(err, -1.0 / q)) : FAC_MIN),
                        s->dt_min);
       continue;
@@ -289,8 +294,8 @@ static enum nsde_status adaptive_step(struct nsde_solver *s)
       nsde__solver_step_commit(s, 0);
     }
     {
-      double fac = err == 0.0 ? FAC_MAX
-                              : SAFETY * pow(err, -PI_B1 / q) * pow(s->err_prev, PI_B2 / q);
+      double fac =
+          err == 0.0 ? FAC_MAX : SAFETY * pow(err, -PI_B1 / q) * pow(s->err_prev, PI_B2 / q);
       fac = fmin(FAC_MAX, fmax(FAC_MIN, fac));
       s->h_next = h * fac;
       if (clamped && s->h_next < proposed)
@@ -307,6 +312,6 @@ static enum nsde_status adaptive_step(struct nsde_solver *s)
 }
 
 const struct nsde__stepper nsde__adaptive_stepper = {
-  .advance = adaptive_step,
-  .reset = adaptive_reset,
+    .advance = adaptive_step,
+    .reset = adaptive_reset,
 };

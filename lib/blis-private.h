@@ -18,10 +18,10 @@ struct nsde__cpu {
 
 /* Kernel families we may ask BLIS for, independent of BLIS's enum order. */
 enum nsde__kernels {
-  NSDE__KEEP = 0,    /* leave BLIS's own detection alone */
-  NSDE__SKX,         /* AVX-512 */
-  NSDE__ZEN3,        /* AVX2 + FMA, AMD tuning */
-  NSDE__HASWELL      /* AVX2 + FMA, Intel tuning */
+  NSDE__KEEP = 0, /* leave BLIS's own detection alone */
+  NSDE__SKX,      /* AVX-512 */
+  NSDE__ZEN3,     /* AVX2 + FMA, AMD tuning */
+  NSDE__HASWELL   /* AVX2 + FMA, Intel tuning */
 };
 
 /*

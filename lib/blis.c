@@ -41,14 +41,13 @@ bool nsde__blis_knows(const struct nsde__cpu *cpu)
   if (cpu->vendor != NSDE__VENDOR_AMD)
     return false;
   switch (cpu->family) {
-  case 0x15: case 0x17: case 0x19:
-    return true;
+  case 0x15:
+  case 0x17:
+  case 0x19: return true;
 #ifdef BLIS_CONFIG_ZEN5
-  case 0x1A:
-    return true;
+  case 0x1A: return true;
 #endif
-  default:
-    return false;
+  default: return false;
   }
 }
 
@@ -128,8 +127,7 @@ static int kernels_to_blis(enum nsde__kernels k)
 #else
     return -1;
 #endif
-  default:
-    return -1;
+  default: return -1;
   }
 }
 
@@ -214,11 +212,10 @@ bool nsde__blis_forcing_failed(void)
   return blis_could_not_force;
 }
 
-void nsde__gemm(const struct nsde_context *ctx, enum nsde_dtype dtype, bool ta, bool tb,
-                int64_t m, int64_t n, int64_t k, double alpha,
-                const void *a, int64_t rsa, int64_t csa,
-                const void *b, int64_t rsb, int64_t csb, double beta,
-                void *c, int64_t rsc, int64_t csc)
+void nsde__gemm(const struct nsde_context *ctx, enum nsde_dtype dtype, bool ta, bool tb, int64_t m,
+                int64_t n, int64_t k, double alpha, const void *a, int64_t rsa, int64_t csa,
+                const void *b, int64_t rsb, int64_t csb, double beta, void *c, int64_t rsc,
+                int64_t csc)
 {
   rntm_t rntm = BLIS_RNTM_INITIALIZER;
   trans_t tra = ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE;
@@ -236,10 +233,10 @@ void nsde__gemm(const struct nsde_context *ctx, enum nsde_dtype dtype, bool ta, 
   bli_rntm_disable_l3_sup(&rntm);
   if (dtype == NSDE_DTYPE_FLOAT32) {
     float al = (float)alpha, be = (float)beta;
-    bli_sgemm_ex(tra, trb, m, n, k, &al, (float *)a, rsa, csa, (float *)b, rsb, csb,
-                 &be, (float *)c, rsc, csc, NULL, &rntm);
+    bli_sgemm_ex(tra, trb, m, n, k, &al, (float *)a, rsa, csa, (float *)b, rsb, csb, &be,
+                 (float *)c, rsc, csc, NULL, &rntm);
   } else {
-    bli_dgemm_ex(tra, trb, m, n, k, &alpha, (double *)a, rsa, csa, (double *)b, rsb, csb,
-                 &beta, (double *)c, rsc, csc, NULL, &rntm);
+    bli_dgemm_ex(tra, trb, m, n, k, &alpha, (double *)a, rsa, csa, (double *)b, rsb, csb, &beta,
+                 (double *)c, rsc, csc, NULL, &rntm);
   }
 }

@@ -13,8 +13,8 @@ struct nsde_brownian {
 
 /* Fill dw[batch*dim] (and levy, if not NULL) with W(s,t) and H(s,t) in dtype,
  * on ctx's threads. The caller has checked t0 <= s < t <= t1. */
-void nsde__brownian_fill(const struct nsde_brownian *bm, double s, double t,
-                         enum nsde_dtype dtype, void *dw, void *levy);
+void nsde__brownian_fill(const struct nsde_brownian *bm, double s, double t, enum nsde_dtype dtype,
+                         void *dw, void *levy);
 
 /* Initialise bm in place (no allocation): used by solvers that embed one. */
 enum nsde_status nsde__brownian_init(struct nsde_context *ctx, struct nsde_brownian *bm,

@@ -58,8 +58,8 @@ enum nsde_status nsde__brownian_init(struct nsde_context *ctx, struct nsde_brown
   if (st != NSDE_OK)
     return st;
   if (!isfinite(cfg->t0) || !isfinite(cfg->t1) || !(cfg->t0 < cfg->t1))
-    return nsde__error(ctx, NSDE_ERR_INVALID, "brownian: need finite t0 < t1 (got %g, %g)",
-                       cfg->t0, cfg->t1);
+    return nsde__error(ctx, NSDE_ERR_INVALID, "brownian: need finite t0 < t1 (got %g, %g)", cfg->t0,
+                       cfg->t1);
   if (cfg->n_steps < 1 || cfg->n_steps >= lim)
     return nsde__error(ctx, NSDE_ERR_INVALID, "brownian: n_steps %lld outside 1..2^32-1",
                        (long long)cfg->n_steps);
@@ -252,8 +252,8 @@ NSDE_CLONES static void normal_block_auto(uint64_t seed, const uint32_t *e, cons
 #ifdef NSDE__HAVE_PHILOX16
 /* wd[w][j + i] = word w of counter (e[j + i], b[j + i], step, 1), i < 16 NV. */
 NSDE__INLINE NSDE__AVX512 void philox_words(const int NV, uint64_t seed, const uint32_t *e,
-                                           const uint32_t *b, uint32_t step, int j,
-                                           uint32_t wd[4][BLOCK])
+                                            const uint32_t *b, uint32_t step, int j,
+                                            uint32_t wd[4][BLOCK])
 {
   __m512i c[2][4];
   for (int v = 0; v < NV; v++) {
@@ -273,8 +273,8 @@ NSDE__INLINE NSDE__AVX512 void philox_words(const int NV, uint64_t seed, const u
 #ifdef NSDE__HAVE_PHILOX16
 /* wd[w][j + i] = word w of counter (e[j + i], b[j + i], step, 1), i < 8 NV. */
 NSDE__INLINE NSDE__AVX2 void philox_words8(const int NV, uint64_t seed, const uint32_t *e,
-                                          const uint32_t *b, uint32_t step, int j,
-                                          uint32_t wd[4][BLOCK])
+                                           const uint32_t *b, uint32_t step, int j,
+                                           uint32_t wd[4][BLOCK])
 {
   __m256i c[2][4];
   for (int v = 0; v < NV; v++) {
@@ -296,30 +296,30 @@ NSDE__INLINE NSDE__AVX2 void philox_words8(const int NV, uint64_t seed, const ui
  * (test-brownian's vector_lanes_frozen). On AVX2 the compiler's clone of the
  * generic loop stayed scalar (vmulsd, imul): 14% of a training step of the
  * CIFAR-10 recipe on Zen 3. */
-#define NORMAL_BLOCK(NAME, TARGET, WORDS, L)                                                      \
-  TARGET static void NAME(uint64_t seed, const uint32_t *e, const uint32_t *b, uint32_t step,     \
-                          int n, double *z1, double *z2)                                          \
-  {                                                                                               \
-    uint32_t wd[4][BLOCK] __attribute__((aligned(64)));                                           \
-    int j = 0;                                                                                    \
-    for (; j + 2 * (L) <= n; j += 2 * (L))                                                        \
-      WORDS(2, seed, e, b, step, j, wd);                                                          \
-    if (j + (L) <= n) {                                                                           \
-      WORDS(1, seed, e, b, step, j, wd);                                                          \
-      j += (L);                                                                                   \
-    }                                                                                             \
-    _Pragma("omp simd") for (int i = 0; i < j; i++)                                               \
-      nsde__box_muller(wd[0][i], wd[1][i], wd[2][i], wd[3][i], &z1[i], &z2[i]);                   \
-    for (; j < n; j++)                                                                            \
-      nsde__normal_one(seed, e[j], b[j], step, 1, &z1[j], &z2[j]);                                \
+#define NORMAL_BLOCK(NAME, TARGET, WORDS, L)                                                       \
+  TARGET static void NAME(uint64_t seed, const uint32_t *e, const uint32_t *b, uint32_t step,      \
+                          int n, double *z1, double *z2)                                           \
+  {                                                                                                \
+    uint32_t wd[4][BLOCK] __attribute__((aligned(64)));                                            \
+    int j = 0;                                                                                     \
+    for (; j + 2 * (L) <= n; j += 2 * (L))                                                         \
+      WORDS(2, seed, e, b, step, j, wd);                                                           \
+    if (j + (L) <= n) {                                                                            \
+      WORDS(1, seed, e, b, step, j, wd);                                                           \
+      j += (L);                                                                                    \
+    }                                                                                              \
+    _Pragma("omp simd") for (int i = 0; i < j; i++)                                                \
+        nsde__box_muller(wd[0][i], wd[1][i], wd[2][i], wd[3][i], &z1[i], &z2[i]);                  \
+    for (; j < n; j++)                                                                             \
+      nsde__normal_one(seed, e[j], b[j], step, 1, &z1[j], &z2[j]);                                 \
   }
 NORMAL_BLOCK(normal_block_avx512, NSDE__AVX512, philox_words, 16)
 NORMAL_BLOCK(normal_block_avx2, NSDE__AVX2, philox_words8, 8)
 #undef NORMAL_BLOCK
 #endif
 
-static void normal_block(uint64_t seed, const uint32_t *e, const uint32_t *b, uint32_t step,
-                         int n, double *z1, double *z2)
+static void normal_block(uint64_t seed, const uint32_t *e, const uint32_t *b, uint32_t step, int n,
+                         double *z1, double *z2)
 {
 #ifdef NSDE__HAVE_PHILOX16
   if (__builtin_cpu_supports("avx512f")) {
@@ -336,7 +336,7 @@ static void normal_block(uint64_t seed, const uint32_t *e, const uint32_t *b, ui
 
 /* d[i0 + j] = sc z[j] for j < n, in the array's dtype. */
 #define STORE_SCALED(T, SFX)                                                                       \
-  static void store_scaled##SFX(void *d, int64_t i0, int n, double sc, const double *z)          \
+  static void store_scaled##SFX(void *d, int64_t i0, int n, double sc, const double *z)            \
   {                                                                                                \
     T *o = (T *)d + i0;                                                                            \
     for (int j = 0; j < n; j++)                                                                    \
@@ -379,8 +379,8 @@ static void fill_block(const struct nsde_brownian *bm, int64_t k, int64_t q, int
   }
 }
 
-void nsde__brownian_fill(const struct nsde_brownian *bm, double s, double t,
-                         enum nsde_dtype dtype, void *dw, void *levy)
+void nsde__brownian_fill(const struct nsde_brownian *bm, double s, double t, enum nsde_dtype dtype,
+                         void *dw, void *levy)
 {
   const int64_t n = bm->batch * bm->dim, dim = bm->dim;
   const double len = t - s;
@@ -394,23 +394,21 @@ void nsde__brownian_fill(const struct nsde_brownian *bm, double s, double t,
   if (ls == 0.0 && ((lt == 0.0 && k2 == k + 1) || (lt == 1.0 && k2 == k))) {
     /* a base step: one generator call per element, in vectorised blocks */
     const int64_t nblocks = (n + BLOCK - 1) / BLOCK;
-    NSDE_PAR_FOR(nt > 1 && n > 4096,
-                 "omp parallel for schedule(static) num_threads(nt)",
-    for (int64_t q = 0; q < nblocks; q++)
-      fill_block(bm, k, q, n, dtype, dw, levy););
+    NSDE_PAR_FOR(nt > 1 && n > 4096, "omp parallel for schedule(static) num_threads(nt)",
+                 for (int64_t q = 0; q < nblocks; q++) fill_block(bm, k, q, n, dtype, dw, levy););
     return;
   }
-  NSDE_PAR_FOR(nt > 1 && n > 4096,
-               "omp parallel for schedule(static) num_threads(nt)",
-  for (int64_t i = 0; i < n; i++) {
-    uint32_t e = (uint32_t)(i % dim), b = (uint32_t)(bm->batch_offset + i / dim);
-    double w, a, hl;
-    interval(bm, e, b, s, t, &w, &a);
-    hl = a / len - 0.5 * w;
-    nsde__set_el(dtype, dw, i, w);
-    if (levy)
-      nsde__set_el(dtype, levy, i, hl);
-  });
+  NSDE_PAR_FOR(
+      nt > 1 && n > 4096, "omp parallel for schedule(static) num_threads(nt)",
+      for (int64_t i = 0; i < n; i++) {
+        uint32_t e = (uint32_t)(i % dim), b = (uint32_t)(bm->batch_offset + i / dim);
+        double w, a, hl;
+        interval(bm, e, b, s, t, &w, &a);
+        hl = a / len - 0.5 * w;
+        nsde__set_el(dtype, dw, i, w);
+        if (levy)
+          nsde__set_el(dtype, levy, i, hl);
+      });
 }
 
 NSDE_API enum nsde_status nsde_brownian_increment(const struct nsde_brownian *bm, double s,

@@ -16,7 +16,8 @@
 NSDE_API const char *nsde_status_str(enum nsde_status status)
 {
   switch (status) {
-#define NSDE_STATUS_CASE_(name, value, msg) case name: return msg;
+#define NSDE_STATUS_CASE_(name, value, msg)                                                        \
+  case name: return msg;
     NSDE_STATUS_LIST(NSDE_STATUS_CASE_)
 #undef NSDE_STATUS_CASE_
   default: return "unknown status";
@@ -76,8 +77,8 @@ NSDE_API int nsde_context_threads(const struct nsde_context *ctx)
   return ctx ? ctx->threads : 0;
 }
 
-NSDE_API enum nsde_status nsde_context_set_log(struct nsde_context *ctx, nsde_log_fn fn,
-                                               void *user, enum nsde_log_level min_level)
+NSDE_API enum nsde_status nsde_context_set_log(struct nsde_context *ctx, nsde_log_fn fn, void *user,
+                                               enum nsde_log_level min_level)
 {
   if (!ctx)
     return NSDE_ERR_NULL;
@@ -87,9 +88,10 @@ NSDE_API enum nsde_status nsde_context_set_log(struct nsde_context *ctx, nsde_lo
   ctx->log_user = user;
   ctx->log_min = min_level;
   nsde__log(ctx, NSDE_LOG_INFO, "libnsde %s, BLIS kernels '%s' (%s)", nsde_version(),
-            nsde_blis_arch(), nsde_blis_arch_choice() == NSDE_BLIS_CHOSEN_BY_USER ? "BLIS_ARCH_TYPE"
+            nsde_blis_arch(),
+            nsde_blis_arch_choice() == NSDE_BLIS_CHOSEN_BY_USER   ? "BLIS_ARCH_TYPE"
             : nsde_blis_arch_choice() == NSDE_BLIS_CHOSEN_BY_NSDE ? "chosen by libnsde"
-            : "chosen by BLIS");
+                                                                  : "chosen by BLIS");
   if (nsde__blis_forcing_failed())
     nsde__log(ctx, NSDE_LOG_WARNING,
               "BLIS uses its '%s' kernels: libnsde was loaded after threads started and "
@@ -116,8 +118,7 @@ NSDE_API void nsde_context_clear_error(struct nsde_context *ctx)
   ctx->last_error[0] = '\0';
 }
 
-static void vlog(struct nsde_context *ctx, enum nsde_log_level level, const char *fmt,
-                 va_list ap)
+static void vlog(struct nsde_context *ctx, enum nsde_log_level level, const char *fmt, va_list ap)
 {
   char buf[NSDE_MSG_MAX];
 
@@ -136,8 +137,8 @@ void nsde__log(struct nsde_context *ctx, enum nsde_log_level level, const char *
   va_end(ap);
 }
 
-enum nsde_status nsde__error(struct nsde_context *ctx, enum nsde_status status,
-                             const char *fmt, ...)
+enum nsde_status nsde__error(struct nsde_context *ctx, enum nsde_status status, const char *fmt,
+                             ...)
 {
   va_list ap;
 
@@ -183,7 +184,8 @@ enum nsde_status nsde__struct_in(struct nsde_context *ctx, const char *what, con
   if (size < min || size > NSDE__STRUCT_MAX)
     return nsde__error(ctx, NSDE_ERR_INVALID,
                        "%s: size field is %zu; set it with the struct's _init function "
-                       "(this library takes %zu..%zu)", what, size, min, full);
+                       "(this library takes %zu..%zu)",
+                       what, size, min, full);
   if (size > full) {
     const unsigned char *tail = (const unsigned char *)src + full;
     for (size_t i = 0; i < size - full; i++)
@@ -199,8 +201,8 @@ enum nsde_status nsde__struct_in(struct nsde_context *ctx, const char *what, con
   return NSDE_OK;
 }
 
-enum nsde_status nsde__struct_out_check(struct nsde_context *ctx, const char *what,
-                                        const void *dst, size_t min)
+enum nsde_status nsde__struct_out_check(struct nsde_context *ctx, const char *what, const void *dst,
+                                        size_t min)
 {
   size_t size;
 

@@ -109,8 +109,8 @@ static enum nsde_status read_file(struct nsde_context *ctx, const char *path, un
     if (r < 0) {
       int err;
       const char *msg = gzerror(gz, &err);
-      enum nsde_status st = nsde__error(ctx, NSDE_ERR_FORMAT, "%s: corrupt compressed data (%s)",
-                                        path, msg);
+      enum nsde_status st =
+          nsde__error(ctx, NSDE_ERR_FORMAT, "%s: corrupt compressed data (%s)", path, msg);
       gzclose(gz);
       free(buf);
       return st;
@@ -156,7 +156,8 @@ static enum nsde_status cifar_file(struct nsde_dataset *ds, const char *path, in
     free(d);
     return nsde__error(ds->ctx, NSDE_ERR_FORMAT,
                        "%s: %zu bytes is not a whole number of 3073-byte CIFAR-10 records "
-                       "(truncated?)", path, len);
+                       "(truncated?)",
+                       path, len);
   }
   recs = (int64_t)(len / 3073);
   if (max_images > 0 && ds->n + recs > max_images)
@@ -170,8 +171,9 @@ static enum nsde_status cifar_file(struct nsde_dataset *ds, const char *path, in
     if (rec[0] > 9) {
       int label = rec[0];
       free(d);
-      return nsde__error(ds->ctx, NSDE_ERR_FORMAT, "%s: record %lld has label %d (CIFAR-10 has 0..9)",
-                         path, (long long)r, label);
+      return nsde__error(ds->ctx, NSDE_ERR_FORMAT,
+                         "%s: record %lld has label %d (CIFAR-10 has 0..9)", path, (long long)r,
+                         label);
     }
     ds->labels[ds->n] = rec[0];
     memcpy(ds->pix + (size_t)ds->n * 3072, rec + 1, 3072);
@@ -200,7 +202,7 @@ NSDE_API enum nsde_status nsde_dataset_load_cifar10(struct nsde_context *ctx, co
                                                     struct nsde_dataset **out)
 {
   static const char *train[5] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
-                                  "data_batch_4.bin", "data_batch_5.bin"};
+                                 "data_batch_4.bin", "data_batch_5.bin"};
   static const char *test[1] = {"test_batch.bin"};
   const char **files = split == NSDE_SPLIT_TRAIN ? train : test;
   int nf = split == NSDE_SPLIT_TRAIN ? 5 : 1;
@@ -211,7 +213,8 @@ NSDE_API enum nsde_status nsde_dataset_load_cifar10(struct nsde_context *ctx, co
     return st;
   for (int f = 0; f < nf && (max_images == 0 || ds->n < max_images); f++) {
     char *path = join(dir, files[f]);
-    st = path ? cifar_file(ds, path, max_images) : nsde__error(ctx, NSDE_ERR_NOMEM, "out of memory");
+    st =
+        path ? cifar_file(ds, path, max_images) : nsde__error(ctx, NSDE_ERR_NOMEM, "out of memory");
     free(path);
     if (st != NSDE_OK) {
       nsde_dataset_free(ds);
@@ -256,13 +259,14 @@ static enum nsde_status read_idx(struct nsde_context *ctx, const char *dir, cons
   return st;
 }
 
-NSDE_API enum nsde_status nsde_dataset_load_fashion_mnist(struct nsde_context *ctx,
-                                                          const char *dir, enum nsde_split split,
-                                                          int64_t max_images,
+NSDE_API enum nsde_status nsde_dataset_load_fashion_mnist(struct nsde_context *ctx, const char *dir,
+                                                          enum nsde_split split, int64_t max_images,
                                                           struct nsde_dataset **out)
 {
-  const char *iname = split == NSDE_SPLIT_TRAIN ? "train-images-idx3-ubyte" : "t10k-images-idx3-ubyte";
-  const char *lname = split == NSDE_SPLIT_TRAIN ? "train-labels-idx1-ubyte" : "t10k-labels-idx1-ubyte";
+  const char *iname =
+      split == NSDE_SPLIT_TRAIN ? "train-images-idx3-ubyte" : "t10k-images-idx3-ubyte";
+  const char *lname =
+      split == NSDE_SPLIT_TRAIN ? "train-labels-idx1-ubyte" : "t10k-labels-idx1-ubyte";
   unsigned char *di = NULL, *dl = NULL;
   size_t li = 0, ll = 0;
   char *pi = NULL, *pl = NULL;
@@ -294,7 +298,8 @@ NSDE_API enum nsde_status nsde_dataset_load_fashion_mnist(struct nsde_context *c
     goto done;
   }
   if (be32(dl + 4) != n || ll != 8 + (size_t)n) {
-    nsde__error(ctx, st, "%s: %u labels expected to match %s, the file has %zu bytes", pl, n, pi, ll);
+    nsde__error(ctx, st, "%s: %u labels expected to match %s, the file has %zu bytes", pl, n, pi,
+                ll);
     goto done;
   }
   if ((st = ds_new(ctx, 1, (int)rows, (int)cols, 10, &ds)) != NSDE_OK)
@@ -347,7 +352,8 @@ NSDE_API enum nsde_status nsde_dataset_load_stl10(struct nsde_context *ctx, cons
     st = nsde__error(ctx, NSDE_ERR_NOMEM, "out of memory");
     goto done;
   }
-  if ((st = read_file(ctx, px, &dx, &lx)) != NSDE_OK || (st = read_file(ctx, py, &dy, &ly)) != NSDE_OK)
+  if ((st = read_file(ctx, px, &dx, &lx)) != NSDE_OK ||
+      (st = read_file(ctx, py, &dy, &ly)) != NSDE_OK)
     goto done;
   if (lx == 0 || lx % item != 0) {
     st = nsde__error(ctx, NSDE_ERR_FORMAT, "%s: %zu bytes is not a whole number of 96x96x3 images",
@@ -392,17 +398,24 @@ done:
   return NSDE_OK;
 }
 
-NSDE_API int64_t nsde_dataset_size(const struct nsde_dataset *ds) { return ds ? ds->n : -1; }
+NSDE_API int64_t nsde_dataset_size(const struct nsde_dataset *ds)
+{
+  return ds ? ds->n : -1;
+}
 
 NSDE_API enum nsde_status nsde_dataset_get_info(const struct nsde_dataset *ds, int *channels,
                                                 int *height, int *width, int *classes)
 {
   if (!ds)
     return NSDE_ERR_NULL;
-  if (channels) *channels = ds->c;
-  if (height) *height = ds->h;
-  if (width) *width = ds->w;
-  if (classes) *classes = ds->classes;
+  if (channels)
+    *channels = ds->c;
+  if (height)
+    *height = ds->h;
+  if (width)
+    *width = ds->w;
+  if (classes)
+    *classes = ds->classes;
   return NSDE_OK;
 }
 
@@ -411,10 +424,9 @@ NSDE_API int nsde_dataset_label(const struct nsde_dataset *ds, int64_t i)
   return ds && i >= 0 && i < ds->n ? ds->labels[i] : -1;
 }
 
-NSDE_API enum nsde_status nsde_dataset_batch(const struct nsde_dataset *ds,
-                                             const int64_t *indices, int64_t count, int crop_pad,
-                                             uint64_t seed, struct nsde_tensor *images,
-                                             int32_t *labels)
+NSDE_API enum nsde_status nsde_dataset_batch(const struct nsde_dataset *ds, const int64_t *indices,
+                                             int64_t count, int crop_pad, uint64_t seed,
+                                             struct nsde_tensor *images, int32_t *labels)
 {
   const int64_t item = ds ? (int64_t)ds->c * ds->h * ds->w : 0;
   float *out;
@@ -437,7 +449,8 @@ NSDE_API enum nsde_status nsde_dataset_batch(const struct nsde_dataset *ds,
     float *dst = out + k * item;
     int oy = 0, ox = 0;
     if (crop_pad > 0) {
-      uint32_t ctr[4] = {(uint32_t)indices[k], (uint32_t)(indices[k] >> 32), NSDE__PHILOX_CROP, 0}, w[4];
+      uint32_t ctr[4] = {(uint32_t)indices[k], (uint32_t)(indices[k] >> 32), NSDE__PHILOX_CROP, 0},
+               w[4];
       nsde__philox4x32_10(ctr, seed, w);
       oy = (int)(w[0] % (uint32_t)(2 * crop_pad + 1)) - crop_pad;
       ox = (int)(w[1] % (uint32_t)(2 * crop_pad + 1)) - crop_pad;

@@ -31,7 +31,8 @@ static long long env_ll(const char *name)
 /* write() until done; 0 or an errno value */
 static int write_all(int fd, const unsigned char *p, size_t n)
 {
-  const long long slow = env_ll("NSDE_TEST_SLOW_WRITE"), fail_after = env_ll("NSDE_TEST_WRITE_FAIL_AFTER");
+  const long long slow = env_ll("NSDE_TEST_SLOW_WRITE"),
+                  fail_after = env_ll("NSDE_TEST_WRITE_FAIL_AFTER");
   size_t off = 0;
   while (off < n) {
     size_t want = n - off;

@@ -32,9 +32,8 @@ static int vdotf(const struct nsde_func *f, int diag, double t, int64_t batch, i
 }
 
 /* The checks' common arguments; NULL or a message naming @p fn. */
-static enum nsde_status check_args(struct nsde_func *f, const struct nsde_tensor *x,
-                                   double t, double eps, const struct nsde_vjp_report *report,
-                                   const char *fn)
+static enum nsde_status check_args(struct nsde_func *f, const struct nsde_tensor *x, double t,
+                                   double eps, const struct nsde_vjp_report *report, const char *fn)
 {
   struct nsde_context *ctx = f ? f->ctx : NULL;
   enum nsde_status st;
@@ -97,8 +96,9 @@ static enum nsde_status check_contract(const struct nsde_func *f, int64_t n, int
       note(r, i, 0, NAN, 0.0);
       report_out(report, r);
       return nsde__error(ctx, NSDE_ERR_CHECK_FAILED,
-                       "%s: the %s callback left grad_x[%lld] as it found it (NaN) or added to "
-                       "it: it must overwrite every element of grad_x", fn, what, (long long)i);
+                         "%s: the %s callback left grad_x[%lld] as it found it (NaN) or added to "
+                         "it: it must overwrite every element of grad_x",
+                         fn, what, (long long)i);
     }
   for (int64_t k = 0; k < np; k++) {
     double once = nsde__get_el(f->dtype, gp, k);
@@ -108,9 +108,10 @@ static enum nsde_status check_contract(const struct nsde_func *f, int64_t n, int
       note(r, k, 1, added, once);
       report_out(report, r);
       return nsde__error(ctx, NSDE_ERR_CHECK_FAILED,
-                       "%s: the %s callback does not add to grad_params[%lld] (%g on a zeroed "
-                       "buffer, %g added to a filled one): it must accumulate (+=), not "
-                       "overwrite", fn, what, (long long)k, once, added);
+                         "%s: the %s callback does not add to grad_params[%lld] (%g on a zeroed "
+                         "buffer, %g added to a filled one): it must accumulate (+=), not "
+                         "overwrite",
+                         fn, what, (long long)k, once, added);
     }
   }
   return NSDE_OK;
@@ -144,8 +145,7 @@ static enum nsde_status compare_fd(struct nsde_func *f, int diag, double t, int6
         return nsde__error(f->ctx, NSDE_ERR_CALLBACK, "%s: evaluating the func returned %d", fn,
                            rc);
       }
-      note(r, j, pass, nsde__get_el(f->dtype, pass == 0 ? gx : gp, j),
-           (plus - minus) / (2 * eps));
+      note(r, j, pass, nsde__get_el(f->dtype, pass == 0 ? gx : gp, j), (plus - minus) / (2 * eps));
     }
   }
   return NSDE_OK;
@@ -211,8 +211,8 @@ static enum nsde_status check_vjp_of(struct nsde_func *f, int diag, double t,
   if (!(r.worst_rel_err <= check_tol(f->dtype)))
     st = nsde__error(ctx, NSDE_ERR_CHECK_FAILED,
                      "%s: the %s disagrees with central differences: relative error %.3g at %s "
-                     "%lld (analytic %.6g, numeric %.6g; tolerance %g)", fn, what,
-                     r.worst_rel_err, r.worst_is_param ? "parameter" : "input element",
+                     "%lld (analytic %.6g, numeric %.6g; tolerance %g)",
+                     fn, what, r.worst_rel_err, r.worst_is_param ? "parameter" : "input element",
                      (long long)r.worst_index, r.analytic, r.numeric, check_tol(f->dtype));
 done:
   free(mem);
@@ -299,8 +299,8 @@ NSDE_API enum nsde_status nsde_func_check_diag(struct nsde_func *f, double t,
   if (!(r.worst_rel_err <= check_tol(f->dtype)))
     return nsde__error(f->ctx, NSDE_ERR_CHECK_FAILED,
                        "%s: diag_deriv disagrees with central differences: relative error %.3g "
-                       "at element %lld (analytic %.6g, numeric %.6g; tolerance %g)", fn,
-                       r.worst_rel_err, (long long)r.worst_index, r.analytic, r.numeric,
+                       "at element %lld (analytic %.6g, numeric %.6g; tolerance %g)",
+                       fn, r.worst_rel_err, (long long)r.worst_index, r.analytic, r.numeric,
                        check_tol(f->dtype));
   return NSDE_OK;
 }

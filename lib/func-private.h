@@ -20,8 +20,8 @@ struct nsde_func {
   void *user;
   int64_t n_params;
   void *params;
-  int64_t out_m;  /* outputs per state element: 1, or m for a matrix func */
-  bool matrix;    /* made by nsde_func_new_matrix (general noise) */
+  int64_t out_m; /* outputs per state element: 1, or m for a matrix func */
+  bool matrix;   /* made by nsde_func_new_matrix (general noise) */
   union {
     float f[2];
     double d[2];
@@ -38,12 +38,12 @@ struct nsde_sde {
 
 /* out = f(t, x) for batch*dim elements. For NSDE__FUNC_DROPOUT, fx must hold
  * the drift value at the same point. Returns the callback's value (0 ok). */
-int nsde__func_eval(const struct nsde_func *f, double t, int64_t batch, int64_t dim,
-                    const void *x, const void *fx, void *out);
+int nsde__func_eval(const struct nsde_func *f, double t, int64_t batch, int64_t dim, const void *x,
+                    const void *fx, void *out);
 
 /* out_i = d f_i / d x_i. For DROPOUT, dfx must hold the drift's diagonal. */
-int nsde__func_diag(const struct nsde_func *f, double t, int64_t batch, int64_t dim,
-                    const void *x, const void *dfx, void *out);
+int nsde__func_diag(const struct nsde_func *f, double t, int64_t batch, int64_t dim, const void *x,
+                    const void *dfx, void *out);
 
 /* Whether nsde__func_diag() can be evaluated without a drift diagonal. */
 bool nsde__func_has_diag(const struct nsde_func *f);
@@ -51,8 +51,8 @@ bool nsde__func_has_diag(const struct nsde_func *f);
 /* Vector-Jacobian products (not for NSDE__FUNC_DROPOUT, which the solver
  * folds into its drift): grad_x = v^T df/dx (overwrite), grad_params += v^T
  * df/dp (in the func's dtype; NULL skips). Returns the callback's value. */
-int nsde__func_vjp(const struct nsde_func *f, double t, int64_t batch, int64_t dim,
-                   const void *x, const void *v, void *grad_x, void *grad_params);
+int nsde__func_vjp(const struct nsde_func *f, double t, int64_t batch, int64_t dim, const void *x,
+                   const void *v, void *grad_x, void *grad_params);
 /* The same for the map x -> diag_deriv(x). */
 int nsde__func_diag_vjp(const struct nsde_func *f, double t, int64_t batch, int64_t dim,
                         const void *x, const void *v, void *grad_x, void *grad_params);

@@ -53,8 +53,7 @@ NSDE_API enum nsde_status nsde_func_new_matrix(struct nsde_context *ctx, enum ns
 
 NSDE_API enum nsde_status nsde_func_new(struct nsde_context *ctx, enum nsde_dtype dtype,
                                         const struct nsde_func_ops *ops, void *user,
-                                        int64_t n_params, void *params,
-                                        struct nsde_func **out)
+                                        int64_t n_params, void *params, struct nsde_func **out)
 {
   struct nsde_func *f = NULL;
   struct nsde_func_ops o;
@@ -121,9 +120,8 @@ NSDE_API enum nsde_status nsde_func_new_linear(struct nsde_context *ctx, enum ns
   return builtin(ctx, dtype, NSDE__FUNC_LINEAR, 2, a, b, out);
 }
 
-NSDE_API enum nsde_status nsde_func_new_additive(struct nsde_context *ctx,
-                                                 enum nsde_dtype dtype, double sigma,
-                                                 struct nsde_func **out)
+NSDE_API enum nsde_status nsde_func_new_additive(struct nsde_context *ctx, enum nsde_dtype dtype,
+                                                 double sigma, struct nsde_func **out)
 {
   return builtin(ctx, dtype, NSDE__FUNC_ADDITIVE, 1, sigma, 0.0, out);
 }
@@ -135,9 +133,8 @@ NSDE_API enum nsde_status nsde_func_new_multiplicative(struct nsde_context *ctx,
   return builtin(ctx, dtype, NSDE__FUNC_MULTIPLICATIVE, 1, sigma, 0.0, out);
 }
 
-NSDE_API enum nsde_status nsde_func_new_dropout(struct nsde_context *ctx,
-                                                enum nsde_dtype dtype, double sigma,
-                                                struct nsde_func **out)
+NSDE_API enum nsde_status nsde_func_new_dropout(struct nsde_context *ctx, enum nsde_dtype dtype,
+                                                double sigma, struct nsde_func **out)
 {
   return builtin(ctx, dtype, NSDE__FUNC_DROPOUT, 1, sigma, 0.0, out);
 }
@@ -163,21 +160,17 @@ NSDE_API const void *nsde_func_params_const(const struct nsde_func *f)
 }
 
 /* out = c0 + c1*x (x may be NULL), or out = c1*fx for dropout. */
-#define AFFINE(T, SFX)                                                               \
-  static void affine##SFX(int64_t n, T c0, T c1, const T *x, T *out, int nt)         \
-  {                                                                                  \
-    (void)nt;                                                                        \
-    if (x) {                                                                         \
-      NSDE_PAR_FOR_SIMD(nt > 1 && n > NSDE_PAR_MIN,                                  \
-                        "omp parallel for simd num_threads(nt)",                     \
-                        "omp simd",                                                  \
-      for (int64_t i = 0; i < n; i++) out[i] = c0 + c1 * x[i];);                     \
-    } else {                                                                         \
-      NSDE_PAR_FOR_SIMD(nt > 1 && n > NSDE_PAR_MIN,                                  \
-                        "omp parallel for simd num_threads(nt)",                     \
-                        "omp simd",                                                  \
-      for (int64_t i = 0; i < n; i++) out[i] = c0;);                                 \
-    }                                                                                \
+#define AFFINE(T, SFX)                                                                             \
+  static void affine##SFX(int64_t n, T c0, T c1, const T *x, T *out, int nt)                       \
+  {                                                                                                \
+    (void)nt;                                                                                      \
+    if (x) {                                                                                       \
+      NSDE_PAR_FOR_SIMD(nt > 1 && n > NSDE_PAR_MIN, "omp parallel for simd num_threads(nt)",       \
+                        "omp simd", for (int64_t i = 0; i < n; i++) out[i] = c0 + c1 * x[i];);     \
+    } else {                                                                                       \
+      NSDE_PAR_FOR_SIMD(nt > 1 && n > NSDE_PAR_MIN, "omp parallel for simd num_threads(nt)",       \
+                        "omp simd", for (int64_t i = 0; i < n; i++) out[i] = c0;);                 \
+    }                                                                                              \
   }
 NSDE__FOR_DTYPES(AFFINE)
 #undef AFFINE
@@ -194,28 +187,22 @@ static void affine(const struct nsde_func *f, int64_t n, double c0, double c1, c
 }
 
 /* Parameter i of a built-in. */
-static double param(const struct nsde_func *f, int i) { return nsde__get_el(f->dtype, f->params, i); }
+static double param(const struct nsde_func *f, int i)
+{
+  return nsde__get_el(f->dtype, f->params, i);
+}
 
-int nsde__func_eval(const struct nsde_func *f, double t, int64_t batch, int64_t dim,
-                    const void *x, const void *fx, void *out)
+int nsde__func_eval(const struct nsde_func *f, double t, int64_t batch, int64_t dim, const void *x,
+                    const void *fx, void *out)
 {
   int64_t n = batch * dim;
 
   switch (f->kind) {
-  case NSDE__FUNC_USER:
-    return f->ops.eval(f->user, t, batch, dim, x, out);
-  case NSDE__FUNC_LINEAR:
-    affine(f, n, param(f, 1), param(f, 0), x, out);
-    return 0;
-  case NSDE__FUNC_ADDITIVE:
-    affine(f, n, param(f, 0), 0.0, NULL, out);
-    return 0;
-  case NSDE__FUNC_MULTIPLICATIVE:
-    affine(f, n, 0.0, param(f, 0), x, out);
-    return 0;
-  case NSDE__FUNC_DROPOUT:
-    affine(f, n, 0.0, param(f, 0), fx, out);
-    return 0;
+  case NSDE__FUNC_USER: return f->ops.eval(f->user, t, batch, dim, x, out);
+  case NSDE__FUNC_LINEAR: affine(f, n, param(f, 1), param(f, 0), x, out); return 0;
+  case NSDE__FUNC_ADDITIVE: affine(f, n, param(f, 0), 0.0, NULL, out); return 0;
+  case NSDE__FUNC_MULTIPLICATIVE: affine(f, n, 0.0, param(f, 0), x, out); return 0;
+  case NSDE__FUNC_DROPOUT: affine(f, n, 0.0, param(f, 0), fx, out); return 0;
   }
   return -1;
 }
@@ -225,26 +212,17 @@ bool nsde__func_has_diag(const struct nsde_func *f)
   return f->kind != NSDE__FUNC_USER || f->ops.diag_deriv != NULL;
 }
 
-int nsde__func_diag(const struct nsde_func *f, double t, int64_t batch, int64_t dim,
-                    const void *x, const void *dfx, void *out)
+int nsde__func_diag(const struct nsde_func *f, double t, int64_t batch, int64_t dim, const void *x,
+                    const void *dfx, void *out)
 {
   int64_t n = batch * dim;
 
   switch (f->kind) {
-  case NSDE__FUNC_USER:
-    return f->ops.diag_deriv(f->user, t, batch, dim, x, out);
-  case NSDE__FUNC_LINEAR:
-    affine(f, n, param(f, 0), 0.0, NULL, out);
-    return 0;
-  case NSDE__FUNC_ADDITIVE:
-    affine(f, n, 0.0, 0.0, NULL, out);
-    return 0;
-  case NSDE__FUNC_MULTIPLICATIVE:
-    affine(f, n, param(f, 0), 0.0, NULL, out);
-    return 0;
-  case NSDE__FUNC_DROPOUT:
-    affine(f, n, 0.0, param(f, 0), dfx, out);
-    return 0;
+  case NSDE__FUNC_USER: return f->ops.diag_deriv(f->user, t, batch, dim, x, out);
+  case NSDE__FUNC_LINEAR: affine(f, n, param(f, 0), 0.0, NULL, out); return 0;
+  case NSDE__FUNC_ADDITIVE: affine(f, n, 0.0, 0.0, NULL, out); return 0;
+  case NSDE__FUNC_MULTIPLICATIVE: affine(f, n, param(f, 0), 0.0, NULL, out); return 0;
+  case NSDE__FUNC_DROPOUT: affine(f, n, 0.0, param(f, 0), dfx, out); return 0;
   }
   return -1;
 }
@@ -284,14 +262,13 @@ bool nsde__func_has_diag_vjp(const struct nsde_func *f)
   return f->kind != NSDE__FUNC_USER || f->ops.diag_deriv_vjp != NULL;
 }
 
-int nsde__func_vjp(const struct nsde_func *f, double t, int64_t batch, int64_t dim,
-                   const void *x, const void *v, void *grad_x, void *grad_params)
+int nsde__func_vjp(const struct nsde_func *f, double t, int64_t batch, int64_t dim, const void *x,
+                   const void *v, void *grad_x, void *grad_params)
 {
   int64_t n = batch * dim;
 
   switch (f->kind) {
-  case NSDE__FUNC_USER:
-    return f->ops.vjp(f->user, t, batch, dim, x, v, grad_x, grad_params);
+  case NSDE__FUNC_USER: return f->ops.vjp(f->user, t, batch, dim, x, v, grad_x, grad_params);
   case NSDE__FUNC_LINEAR: /* a x + b */
     affine(f, n, 0.0, param(f, 0), v, grad_x);
     add_param(f, grad_params, 0, nsde__dot(f->dtype, n, v, x));
@@ -305,8 +282,7 @@ int nsde__func_vjp(const struct nsde_func *f, double t, int64_t batch, int64_t d
     affine(f, n, 0.0, param(f, 0), v, grad_x);
     add_param(f, grad_params, 0, nsde__dot(f->dtype, n, v, x));
     return 0;
-  case NSDE__FUNC_DROPOUT:
-    break;
+  case NSDE__FUNC_DROPOUT: break;
   }
   return -1;
 }
@@ -319,16 +295,13 @@ int nsde__func_diag_vjp(const struct nsde_func *f, double t, int64_t batch, int6
   switch (f->kind) {
   case NSDE__FUNC_USER:
     return f->ops.diag_deriv_vjp(f->user, t, batch, dim, x, v, grad_x, grad_params);
-  case NSDE__FUNC_LINEAR: /* diag = a */
+  case NSDE__FUNC_LINEAR:         /* diag = a */
   case NSDE__FUNC_MULTIPLICATIVE: /* diag = sigma */
     affine(f, n, 0.0, 0.0, NULL, grad_x);
     add_param(f, grad_params, 0, nsde__dot(f->dtype, n, v, NULL));
     return 0;
-  case NSDE__FUNC_ADDITIVE: /* diag = 0 */
-    affine(f, n, 0.0, 0.0, NULL, grad_x);
-    return 0;
-  case NSDE__FUNC_DROPOUT:
-    break;
+  case NSDE__FUNC_ADDITIVE: /* diag = 0 */ affine(f, n, 0.0, 0.0, NULL, grad_x); return 0;
+  case NSDE__FUNC_DROPOUT: break;
   }
   return -1;
 }

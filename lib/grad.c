@@ -26,8 +26,10 @@
 #include "scheme/scheme.h"
 #include "solver-build.h"
 
-
-static int64_t n_params(const struct nsde_func *f) { return f ? f->n_params : 0; }
+static int64_t n_params(const struct nsde_func *f)
+{
+  return f ? f->n_params : 0;
+}
 
 /* Bytes of the Brownian increments a step record keeps beside its states
  * (STORE_ALL and CHECKPOINT tapes of wn increments each): the backward step
@@ -62,14 +64,16 @@ static enum nsde_status grad_check(const struct nsde_sde *sde, const struct nsde
     if (dropout)
       return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
                          "gradients through %s with dropout noise are not supported "
-                         "(they need second derivatives of the drift)", sch->name);
+                         "(they need second derivatives of the drift)",
+                         sch->name);
     if (!nsde__func_has_diag_vjp(g))
       return nsde__error(ctx, NSDE_ERR_MISSING_OP,
                          "gradients through %s need the diffusion's diag_deriv_vjp", sch->name);
   }
   if (c->grad == NSDE_GRAD_REVERSIBLE && !sch->reversible) {
     char names[160];
-    return nsde__error(ctx, NSDE_ERR_UNSUPPORTED, "NSDE_GRAD_REVERSIBLE needs a reversible "
+    return nsde__error(ctx, NSDE_ERR_UNSUPPORTED,
+                       "NSDE_GRAD_REVERSIBLE needs a reversible "
                        "scheme (%s), not %s",
                        nsde__scheme_names(names, sizeof(names), nsde__scheme_reversible),
                        sch->name);
@@ -144,8 +148,8 @@ enum nsde_status nsde__grad_plan(const struct nsde_sde *sde, const struct nsde_s
     if (c->grad_budget_bytes > 0 && work + ck + tape > c->grad_budget_bytes)
       return nsde__error(ctx, NSDE_ERR_NOMEM,
                          "checkpointing %lld steps every %lld needs %zu bytes, over the budget "
-                         "of %zu", (long long)n_grid, (long long)k, work + ck + tape,
-                         c->grad_budget_bytes);
+                         "of %zu",
+                         (long long)n_grid, (long long)k, work + ck + tape, c->grad_budget_bytes);
   }
   *bytes = work + tape + ck;
   return NSDE_OK;
@@ -160,7 +164,10 @@ static void *dw_slot(const struct nsde_solver *s, int64_t step)
   return (char *)s->dw_tape + (size_t)k * s->dw_rec;
 }
 
-static size_t arr_bytes(const struct nsde_solver *s) { return nsde__round64((size_t)s->n * s->esz); }
+static size_t arr_bytes(const struct nsde_solver *s)
+{
+  return nsde__round64((size_t)s->n * s->esz);
+}
 
 static void *slot(const struct nsde_solver *s, int64_t k, int j)
 {
@@ -216,10 +223,10 @@ static void solved(struct nsde_solver *s)
 }
 
 static const struct nsde__recorder recorder = {
-  .before_step = before_step,
-  .record = record,
-  .dw_slot = dw_slot,
-  .solved = solved,
+    .before_step = before_step,
+    .record = record,
+    .dw_slot = dw_slot,
+    .solved = solved,
 };
 
 void nsde__grad_setup(struct nsde_solver *s, char *mem, int64_t ck_every)
@@ -253,8 +260,12 @@ void nsde__grad_setup(struct nsde_solver *s, char *mem, int64_t ck_every)
     s->n_ckpt = (s->n_grid + ck_every - 1) / ck_every;
     s->ck_arrays = s->sch->two_state ? 2 : 1;
   }
-  s->dw_rec = s->dw_own ? dw_rec_bytes(s->sde, &(struct nsde_solver_config){.scheme = s->scheme,
-                                        .adaptive = s->adaptive, .grad = s->grad}, s->wn) : 0;
+  s->dw_rec = s->dw_own
+                  ? dw_rec_bytes(s->sde,
+                                 &(struct nsde_solver_config){
+                                     .scheme = s->scheme, .adaptive = s->adaptive, .grad = s->grad},
+                                 s->wn)
+                  : 0;
   mem += (size_t)s->tape_slots * (size_t)s->rec_n * arr;
   s->dw_tape = s->dw_rec ? mem : NULL;
   mem += (size_t)s->tape_slots * s->dw_rec;
@@ -266,8 +277,8 @@ void nsde__grad_setup(struct nsde_solver *s, char *mem, int64_t ck_every)
  * In: A = dL/dx_{n+1} (G_A), the record of step n. Out: A = dL/dx_n. Each
  * scheme's backward step sits beside its forward step in lib/scheme/. */
 
-static enum nsde_status back_step(struct nsde_solver *s, int64_t n, const void *r0,
-                                  const void *r1, void *pd, void *pg)
+static enum nsde_status back_step(struct nsde_solver *s, int64_t n, const void *r0, const void *r1,
+                                  void *pd, void *pg)
 {
   const double t = s->grid[n], h = s->grid[n + 1] - t;
 
@@ -304,8 +315,8 @@ static enum nsde_status step_done(struct nsde_solver *s, const struct nsde_tenso
   add_saved(s, grad_saved, n, s->gbuf[G_A]);
   if (nsde__count_nonfinite(s->dtype, s->n, s->gbuf[G_A]))
     return nsde__error(s->ctx, NSDE_ERR_NONFINITE,
-                       "nsde_backward: non-finite gradient at step %lld (t = %.6g)",
-                       (long long)n, s->grid[n]);
+                       "nsde_backward: non-finite gradient at step %lld (t = %.6g)", (long long)n,
+                       s->grid[n]);
   return NSDE_OK;
 }
 
@@ -440,7 +451,8 @@ static enum nsde_status back_args(struct nsde_solver *s, const struct nsde_tenso
                      grad_saved->numel != s->n_save * s->n))
     return nsde__error(s->ctx, NSDE_ERR_SHAPE,
                        "nsde_backward: grad_saved must be contiguous with n_save * numel = %lld "
-                       "elements of the state's dtype", (long long)(s->n_save * s->n));
+                       "elements of the state's dtype",
+                       (long long)(s->n_save * s->n));
   if (!s->grad_ready)
     return nsde__error(s->ctx, NSDE_ERR_STATE,
                        "nsde_backward: no completed nsde_solve() to differentiate (the solver "
@@ -467,7 +479,8 @@ static enum nsde_status back_start(struct nsde_solver *s, const struct nsde_tens
   if (bad)
     return nsde__error(s->ctx, NSDE_ERR_NONFINITE,
                        "nsde_backward: %lld non-finite values in grad_final%s; nothing was "
-                       "computed", (long long)bad, grad_saved ? " or grad_saved" : "");
+                       "computed",
+                       (long long)bad, grad_saved ? " or grad_saved" : "");
   nsde__grad_zero(s, s->gbuf[G_Z]);
   nsde__grad_zero(s, s->gbuf[G_CF]);
   nsde__grad_zero(s, s->gbuf[G_CG]);
@@ -475,16 +488,17 @@ static enum nsde_status back_start(struct nsde_solver *s, const struct nsde_tens
   return NSDE_OK;
 }
 
-NSDE_API enum nsde_status nsde_backward(struct nsde_solver *s,
-                                        const struct nsde_tensor *grad_final,
+NSDE_API enum nsde_status nsde_backward(struct nsde_solver *s, const struct nsde_tensor *grad_final,
                                         const struct nsde_tensor *grad_saved,
-                                        struct nsde_tensor *grad_initial,
-                                        void *grad_drift_params, int64_t n_grad_drift,
-                                        void *grad_diffusion_params, int64_t n_grad_diffusion)
+                                        struct nsde_tensor *grad_initial, void *grad_drift_params,
+                                        int64_t n_grad_drift, void *grad_diffusion_params,
+                                        int64_t n_grad_diffusion)
 {
   static enum nsde_status (*const strategy[])(struct nsde_solver *, struct back_run *) = {
-    [NSDE_GRAD_STORE_ALL] = back_store_all, [NSDE_GRAD_CHECKPOINT] = back_checkpoint,
-    [NSDE_GRAD_REVERSIBLE] = back_reversible, [NSDE_GRAD_ADJOINT] = back_adjoint,
+      [NSDE_GRAD_STORE_ALL] = back_store_all,
+      [NSDE_GRAD_CHECKPOINT] = back_checkpoint,
+      [NSDE_GRAD_REVERSIBLE] = back_reversible,
+      [NSDE_GRAD_ADJOINT] = back_adjoint,
   };
   struct back_run r = {.saved = grad_saved};
   enum nsde_status st;

@@ -41,10 +41,10 @@ struct nsde_tensor {
 };
 
 /* Record an error on ctx (if not NULL), log it, return status. */
-enum nsde_status nsde__error(struct nsde_context *ctx, enum nsde_status status,
-                             const char *fmt, ...) NSDE_PRINTF(3, 4);
-void nsde__log(struct nsde_context *ctx, enum nsde_log_level level,
-               const char *fmt, ...) NSDE_PRINTF(3, 4);
+enum nsde_status nsde__error(struct nsde_context *ctx, enum nsde_status status, const char *fmt,
+                             ...) NSDE_PRINTF(3, 4);
+void nsde__log(struct nsde_context *ctx, enum nsde_log_level level, const char *fmt, ...)
+    NSDE_PRINTF(3, 4);
 
 size_t nsde__dtype_size(enum nsde_dtype dtype);
 bool nsde__dtype_valid(enum nsde_dtype dtype);
@@ -100,8 +100,8 @@ enum nsde_status nsde__struct_in(struct nsde_context *ctx, const char *what, con
                                  size_t min, size_t full, void *dst);
 /* For a struct the library fills (a report): the caller's size must be
  * between min and a sane bound; the library writes at most that many bytes. */
-enum nsde_status nsde__struct_out_check(struct nsde_context *ctx, const char *what,
-                                        const void *dst, size_t min);
+enum nsde_status nsde__struct_out_check(struct nsde_context *ctx, const char *what, const void *dst,
+                                        size_t min);
 /* Size of a versioned struct up to and including member m: the min argument
  * above, frozen at the last member of the struct's first release. */
 #define NSDE__SIZE_TO(type, m) (offsetof(type, m) + sizeof(((type *)0)->m))
@@ -114,7 +114,10 @@ bool nsde__mul_size(size_t a, size_t b, size_t *out);
 
 /* n rounded up to a multiple of 64 bytes (a cache line; the alignment of every
  * buffer libnsde carves out of one allocation). n must be <= SIZE_MAX - 63. */
-static inline size_t nsde__round64(size_t n) { return (n + 63) & ~(size_t)63; }
+static inline size_t nsde__round64(size_t n)
+{
+  return (n + 63) & ~(size_t)63;
+}
 
 /* 64-byte aligned allocation of n bytes (n may be 0 -> NULL). */
 void *nsde__alloc(size_t n);
@@ -127,16 +130,14 @@ bool nsde__blis_forcing_failed(void);
 
 /* Column/row-strided GEMM on raw pointers, dtype-dispatched, threads from ctx.
  * Strides in elements: A is m x k with (rsa, csa), etc. */
-void nsde__gemm(const struct nsde_context *ctx, enum nsde_dtype dtype, bool ta, bool tb,
-                int64_t m, int64_t n, int64_t k, double alpha,
-                const void *a, int64_t rsa, int64_t csa,
-                const void *b, int64_t rsb, int64_t csb, double beta,
-                void *c, int64_t rsc, int64_t csc);
+void nsde__gemm(const struct nsde_context *ctx, enum nsde_dtype dtype, bool ta, bool tb, int64_t m,
+                int64_t n, int64_t k, double alpha, const void *a, int64_t rsa, int64_t csa,
+                const void *b, int64_t rsb, int64_t csb, double beta, void *c, int64_t rsc,
+                int64_t csc);
 
 /* Validate a user shape; on success fills numel. */
 enum nsde_status nsde__check_shape(struct nsde_context *ctx, const char *fn, int rank,
-                                   const int64_t *shape,
-                                   int64_t *numel);
+                                   const int64_t *shape, int64_t *numel);
 
 /* Denormal floats: x86 cores take microcode assists on them (2x and more
  * slower network passes when gradients get tiny). libnsde's own parallel
@@ -151,10 +152,19 @@ static inline unsigned nsde__ftz_enter(void)
   _mm_setcsr(old | 0x8040u); /* FTZ (bit 15) | DAZ (bit 6) */
   return old;
 }
-static inline void nsde__ftz_leave(unsigned old) { _mm_setcsr(old); }
+static inline void nsde__ftz_leave(unsigned old)
+{
+  _mm_setcsr(old);
+}
 #else
-static inline unsigned nsde__ftz_enter(void) { return 0; }
-static inline void nsde__ftz_leave(unsigned old) { (void)old; }
+static inline unsigned nsde__ftz_enter(void)
+{
+  return 0;
+}
+static inline void nsde__ftz_leave(unsigned old)
+{
+  (void)old;
+}
 #endif
 
 /* Loops shorter than this stay on one thread: waking threads costs more. */
@@ -196,6 +206,5 @@ static inline void nsde__ftz_leave(unsigned old) { (void)old; }
 #ifndef NSDE_CLONES
 #define NSDE_CLONES
 #endif
-
 
 #endif

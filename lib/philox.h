@@ -31,7 +31,7 @@
  * (The Brownian stream's counters are {element, batch element, step, node}.)
  * The values are frozen: changing one changes every crop or shuffle made. */
 enum nsde__philox_tag {
-  NSDE__PHILOX_CROP = 0xA06,       /* nsde_dataset_batch: random-crop offsets */
+  NSDE__PHILOX_CROP = 0xA06,        /* nsde_dataset_batch: random-crop offsets */
   NSDE__PHILOX_PERMUTATION = 0x5F1E /* nsde_permutation: the shuffle's keys */
 };
 
@@ -47,11 +47,17 @@ NSDE__INLINE void nsde__philox4x32_10(const uint32_t ctr_in[4], uint64_t seed, u
     uint32_t n1 = (uint32_t)p1;
     uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
     uint32_t n3 = (uint32_t)p0;
-    c0 = n0; c1 = n1; c2 = n2; c3 = n3;
+    c0 = n0;
+    c1 = n1;
+    c2 = n2;
+    c3 = n3;
     k0 += 0x9E3779B9u;
     k1 += 0xBB67AE85u;
   }
-  out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+  out[0] = c0;
+  out[1] = c1;
+  out[2] = c2;
+  out[3] = c3;
 }
 
 /* ln(u) for u in (0, 1], relative error below 1e-15: u = m 2^e with m in
@@ -100,7 +106,7 @@ NSDE__INLINE void nsde__sincos2pi(double u, double *sn, double *cs)
   double t = r * 1.5707963267948966, t2 = t * t;
   double s, c, odd, so, co;
 
-  s = -1.0 / 1307674368000.0;          /* -1/15! */
+  s = -1.0 / 1307674368000.0; /* -1/15! */
   s = s * t2 + 1.0 / 6227020800.0;
   s = s * t2 - 1.0 / 39916800.0;
   s = s * t2 + 1.0 / 362880.0;
@@ -108,7 +114,7 @@ NSDE__INLINE void nsde__sincos2pi(double u, double *sn, double *cs)
   s = s * t2 + 1.0 / 120.0;
   s = s * t2 - 1.0 / 6.0;
   s = t + t * t2 * s;
-  c = 1.0 / 87178291200.0;             /* 1/14! */
+  c = 1.0 / 87178291200.0; /* 1/14! */
   c = c * t2 - 1.0 / 479001600.0;
   c = c * t2 + 1.0 / 3628800.0;
   c = c * t2 - 1.0 / 40320.0;
@@ -136,8 +142,8 @@ NSDE__INLINE double nsde__u53(uint32_t hi, uint32_t lo)
 
 /* Two standard normals from four Philox words (Box-Muller on two 53-bit
  * uniforms; u1 in (0, 1) so the logarithm is finite). */
-NSDE__INLINE void nsde__box_muller(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3,
-                                    double *z1, double *z2)
+NSDE__INLINE void nsde__box_muller(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3, double *z1,
+                                   double *z2)
 {
   double u1 = nsde__u53(w0, w1) + 0x1.0p-54, u2 = nsde__u53(w2, w3);
   double r = sqrt(-2.0 * nsde__log01(u1)), s, c;
@@ -155,39 +161,38 @@ NSDE__INLINE void nsde__box_muller(uint32_t w0, uint32_t w1, uint32_t w2, uint32
  * is the double-precision Box-Muller arithmetic itself). Per element the
  * operations are unchanged, so are the bits. */
 NSDE__INLINE void nsde__normal_one(uint64_t seed, uint32_t c0, uint32_t c1, uint32_t c2,
-                                    uint32_t c3, double *z1, double *z2)
+                                   uint32_t c3, double *z1, double *z2)
 {
   uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-#define NSDE__PHILOX_ROUND                                   \
-  {                                                          \
-    uint64_t p0 = (uint64_t)0xD2511F53u * c0;                \
-    uint64_t p1 = (uint64_t)0xCD9E8D57u * c2;                \
-    uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;            \
-    uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;            \
-    c1 = (uint32_t)p1;                                       \
-    c3 = (uint32_t)p0;                                       \
-    c0 = n0;                                                 \
-    c2 = n2;                                                 \
-    k0 += 0x9E3779B9u;                                       \
-    k1 += 0xBB67AE85u;                                       \
+#define NSDE__PHILOX_ROUND                                                                         \
+  {                                                                                                \
+    uint64_t p0 = (uint64_t)0xD2511F53u * c0;                                                      \
+    uint64_t p1 = (uint64_t)0xCD9E8D57u * c2;                                                      \
+    uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;                                                  \
+    uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;                                                  \
+    c1 = (uint32_t)p1;                                                                             \
+    c3 = (uint32_t)p0;                                                                             \
+    c0 = n0;                                                                                       \
+    c2 = n2;                                                                                       \
+    k0 += 0x9E3779B9u;                                                                             \
+    k1 += 0xBB67AE85u;                                                                             \
   }
-  NSDE__PHILOX_ROUND NSDE__PHILOX_ROUND NSDE__PHILOX_ROUND NSDE__PHILOX_ROUND
-  NSDE__PHILOX_ROUND NSDE__PHILOX_ROUND NSDE__PHILOX_ROUND NSDE__PHILOX_ROUND
-  NSDE__PHILOX_ROUND NSDE__PHILOX_ROUND
+  NSDE__PHILOX_ROUND NSDE__PHILOX_ROUND NSDE__PHILOX_ROUND NSDE__PHILOX_ROUND NSDE__PHILOX_ROUND
+      NSDE__PHILOX_ROUND NSDE__PHILOX_ROUND NSDE__PHILOX_ROUND NSDE__PHILOX_ROUND NSDE__PHILOX_ROUND
 #undef NSDE__PHILOX_ROUND
-  nsde__box_muller(c0, c1, c2, c3, z1, z2);
+          nsde__box_muller(c0, c1, c2, c3, z1, z2);
 }
 
 /* Normals for counter (e, b, step, node) under key seed. */
 NSDE__INLINE void nsde__normal_pair(uint64_t seed, uint32_t e, uint32_t b, uint32_t step,
-                                     uint32_t node, double *z1, double *z2)
+                                    uint32_t node, double *z1, double *z2)
 {
   nsde__normal_one(seed, e, b, step, node, z1, z2);
 }
 
 NSDE__INLINE void nsde__normal_block_impl(uint64_t seed, const uint32_t *e, const uint32_t *b,
-                                           uint32_t step, uint32_t node, int n, double *z1,
-                                           double *z2)
+                                          uint32_t step, uint32_t node, int n, double *z1,
+                                          double *z2)
 {
   const int half = n / 2;
 #pragma omp simd

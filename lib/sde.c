@@ -33,9 +33,9 @@ NSDE_API enum nsde_status nsde_sde_new(struct nsde_context *ctx, struct nsde_fun
       return nsde__error(ctx, NSDE_ERR_INVALID,
                          "nsde_sde_new: general noise needs a matrix diffusion "
                          "(nsde_func_new_matrix), and a matrix diffusion needs general noise");
-    if (noise == NSDE_NOISE_ADDITIVE && (diffusion->kind == NSDE__FUNC_MULTIPLICATIVE ||
-                                         diffusion->kind == NSDE__FUNC_DROPOUT ||
-                                         diffusion->kind == NSDE__FUNC_LINEAR))
+    if (noise == NSDE_NOISE_ADDITIVE &&
+        (diffusion->kind == NSDE__FUNC_MULTIPLICATIVE || diffusion->kind == NSDE__FUNC_DROPOUT ||
+         diffusion->kind == NSDE__FUNC_LINEAR))
       return nsde__error(ctx, NSDE_ERR_INVALID,
                          "nsde_sde_new: this diffusion depends on the state; it is not additive");
   }

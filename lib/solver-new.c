@@ -91,8 +91,8 @@ static enum nsde_status plan_times(struct nsde_context *ctx, const struct nsde_s
   enum nsde_status st;
 
   if (!isfinite(c->t0) || !isfinite(c->t1) || !(c->t0 < c->t1))
-    return nsde__error(ctx, NSDE_ERR_INVALID, "need finite t0 < t1 (got t0 = %g, t1 = %g)",
-                       c->t0, c->t1);
+    return nsde__error(ctx, NSDE_ERR_INVALID, "need finite t0 < t1 (got t0 = %g, t1 = %g)", c->t0,
+                       c->t1);
   st = base_steps(ctx, c, &p->nbase);
   if (st != NSDE_OK)
     return st;
@@ -133,8 +133,8 @@ static enum nsde_status plan_shape(const struct nsde_sde *sde, const struct nsde
   if (p->batch >= ((int64_t)1 << 32) - c->batch_offset || p->dim >= ((int64_t)1 << 32))
     return nsde__error(ctx, NSDE_ERR_SHAPE,
                        "nsde_solver_new: batch %lld + batch_offset %lld and elements per batch "
-                       "item %lld must stay below 2^32", (long long)p->batch,
-                       (long long)c->batch_offset, (long long)p->dim);
+                       "item %lld must stay below 2^32",
+                       (long long)p->batch, (long long)c->batch_offset, (long long)p->dim);
   if (c->brownian_steps < 0 || c->brownian_steps >= ((int64_t)1 << 32))
     return nsde__error(ctx, NSDE_ERR_INVALID, "brownian_steps %lld outside 0..2^32-1",
                        (long long)c->brownian_steps);
@@ -164,8 +164,8 @@ static enum nsde_status plan_layout(const struct nsde_sde *sde, const struct nsd
   for (int b = 0; b < B_NBUF; b++) {
     p->off[b] = total;
     if (p->bufs & (1u << b)) /* general noise: G is numel x m */
-      total += (b == B_G0 || b == B_G1) && p->m ? nsde__round64((size_t)numel * (size_t)p->m * esz)
-                                                  : sz;
+      total +=
+          (b == B_G0 || b == B_G1) && p->m ? nsde__round64((size_t)numel * (size_t)p->m * esz) : sz;
   }
   {
     size_t wsz = nsde__round64((size_t)p->wn * esz);
@@ -270,8 +270,8 @@ static void setup_adaptive(struct nsde_solver *s, const struct nsde_solver_confi
 
 /* The Brownian path of a solve: this config's seed and span, one increment
  * per base step unless brownian_steps says otherwise. */
-static void brownian_config(const struct nsde_solver_config *cfg, const struct plan *p,
-                            bool scalar, struct nsde_brownian_config *bc)
+static void brownian_config(const struct nsde_solver_config *cfg, const struct plan *p, bool scalar,
+                            struct nsde_brownian_config *bc)
 {
   nsde_brownian_config_init(bc);
   bc->seed = cfg->seed;
@@ -284,9 +284,8 @@ static void brownian_config(const struct nsde_solver_config *cfg, const struct p
 }
 
 NSDE_API enum nsde_status nsde_solver_new(const struct nsde_sde *sde,
-                                          const struct nsde_solver_config *user,
-                                          int rank, const int64_t *state_shape,
-                                          struct nsde_solver **out)
+                                          const struct nsde_solver_config *user, int rank,
+                                          const int64_t *state_shape, struct nsde_solver **out)
 {
   struct nsde_context *ctx = sde ? sde->ctx : NULL;
   struct nsde_solver_config c;
@@ -371,4 +370,3 @@ NSDE_API void nsde_solver_free(struct nsde_solver *s)
   nsde__free(s->ws);
   free(s);
 }
-

@@ -14,8 +14,19 @@
 #define NSDE__MAX_REJ 64 /* adaptive, general noise: pending rejected ends kept */
 
 enum buf {
-  B_CUR, B_NEXT, B_F0, B_G0, B_F1, B_G1, B_XT, B_GP, B_DFX, B_Z, B_Z1,
-  B_X0, B_ERR, /* adaptive: the state before a trial step, the comparison solution */
+  B_CUR,
+  B_NEXT,
+  B_F0,
+  B_G0,
+  B_F1,
+  B_G1,
+  B_XT,
+  B_GP,
+  B_DFX,
+  B_Z,
+  B_Z1,
+  B_X0,
+  B_ERR, /* adaptive: the state before a trial step, the comparison solution */
   B_NBUF
 };
 
@@ -50,7 +61,7 @@ struct nsde__stepper {
 
 struct nsde_solver {
   struct nsde_context *ctx;
-  const struct nsde__recorder *rec;   /* gradient hooks, or NULL */
+  const struct nsde__recorder *rec;    /* gradient hooks, or NULL */
   const struct nsde__stepper *stepper; /* adaptive steps, or NULL */
   const struct nsde_sde *sde;
   enum nsde_scheme scheme;
@@ -61,20 +72,20 @@ struct nsde_solver {
   int64_t shape[NSDE_MAX_RANK];
   int64_t batch, dim, n, wn;
   int scalar;
-  int64_t m;        /* general noise: Brownian dimension per batch element (0: other noise) */
-  int64_t n_grid;   /* steps */
-  double *grid;     /* n_grid + 1 times */
+  int64_t m;      /* general noise: Brownian dimension per batch element (0: other noise) */
+  int64_t n_grid; /* steps */
+  double *grid;   /* n_grid + 1 times */
   int64_t n_save;
   int64_t *save_idx; /* grid index of each save-at time */
   struct nsde_brownian bm;
   void *buf[B_NBUF];
-  void *dw, *hl;    /* this step's increments: dw_own, or a slot of dw_tape */
+  void *dw, *hl; /* this step's increments: dw_own, or a slot of dw_tape */
   void *dw_own;
-  int64_t dw_step;  /* the step whose increments dw_own holds after a backward step, or -1 */
+  int64_t dw_step; /* the step whose increments dw_own holds after a backward step, or -1 */
   void *ws;
   size_t ws_bytes;
   int64_t step;
-  bool z_fresh;     /* two-state schemes: z not yet set from the state */
+  bool z_fresh; /* two-state schemes: z not yet set from the state */
   double t0, t1;
 
   /* adaptive steps (adaptive.c); grid holds the accepted times */
@@ -93,24 +104,23 @@ struct nsde_solver {
 
   /* gradients (grad.c) */
   enum nsde_grad_strategy grad;
-  int rec_n;              /* arrays per step record */
-  enum buf rec_buf[2];    /* which buffers a record copies */
-  void *tape;             /* STORE_ALL: records; CHECKPOINT: segment records */
-  void *dw_tape;          /* the records' Brownian increments (NULL: drawn again) */
-  size_t dw_rec;          /* bytes per record in dw_tape */
-  int64_t tape_first;     /* step index of tape slot 0 while recording */
+  int rec_n;           /* arrays per step record */
+  enum buf rec_buf[2]; /* which buffers a record copies */
+  void *tape;          /* STORE_ALL: records; CHECKPOINT: segment records */
+  void *dw_tape;       /* the records' Brownian increments (NULL: drawn again) */
+  size_t dw_rec;       /* bytes per record in dw_tape */
+  int64_t tape_first;  /* step index of tape slot 0 while recording */
   int64_t tape_slots;
   bool recording;
-  void *ckpt;             /* CHECKPOINT: states every ck_every steps */
+  void *ckpt; /* CHECKPOINT: states every ck_every steps */
   int64_t ck_every, n_ckpt;
-  int ck_arrays;          /* 1, or 2 for a two-state scheme (y, z) */
-  void *gbuf[G_N];        /* backward work arrays */
-  void *pscratch;         /* parameter-gradient scratch (2 x (np_drift + np_diff)) */
-  void *cgm;              /* general noise: the diffusion's cotangent (numel x m) */
-  bool grad_ready;        /* a completed nsde_solve() the tape belongs to */
+  int ck_arrays;   /* 1, or 2 for a two-state scheme (y, z) */
+  void *gbuf[G_N]; /* backward work arrays */
+  void *pscratch;  /* parameter-gradient scratch (2 x (np_drift + np_diff)) */
+  void *cgm;       /* general noise: the diffusion's cotangent (numel x m) */
+  bool grad_ready; /* a completed nsde_solve() the tape belongs to */
   uint64_t param_hash;
 };
-
 
 /* One step (backwards = 1: a reversible scheme run backwards) from s->step on
  * the grid: compute, refuse non-finite values, commit. */
@@ -127,8 +137,7 @@ enum nsde_status nsde__solver_eval_fg(struct nsde_solver *s, double t, const voi
 /* Copy between a user tensor of the state's shape (any strides) and a
  * contiguous solver array. */
 void nsde__solver_xfer(struct nsde_solver *s, struct nsde_tensor *user, void *buf, bool to_user);
-enum nsde_status nsde__solver_cb_fail(struct nsde_solver *s, const char *which, int rc,
-                                      double t);
+enum nsde_status nsde__solver_cb_fail(struct nsde_solver *s, const char *which, int rc, double t);
 
 /* Number of NaN or infinite values among the n of p. */
 int64_t nsde__count_nonfinite(enum nsde_dtype dtype, int64_t n, const void *p);

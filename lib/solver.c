@@ -18,10 +18,14 @@
 
 /* ---- one step ---------------------------------------------------------- */
 
-#define SWAP(a, b) do { void *tmp_ = (a); (a) = (b); (b) = tmp_; } while (0)
+#define SWAP(a, b)                                                                                 \
+  do {                                                                                             \
+    void *tmp_ = (a);                                                                              \
+    (a) = (b);                                                                                     \
+    (b) = tmp_;                                                                                    \
+  } while (0)
 
-enum nsde_status nsde__solver_cb_fail(struct nsde_solver *s, const char *which, int rc,
-                                      double t)
+enum nsde_status nsde__solver_cb_fail(struct nsde_solver *s, const char *which, int rc, double t)
 {
   return nsde__error(s->ctx, NSDE_ERR_CALLBACK,
                      "%s callback returned %d in step %lld of %lld (t = %.6g)", which, rc,
@@ -191,11 +195,11 @@ NSDE_API enum nsde_status nsde_solve(struct nsde_solver *s, struct nsde_tensor *
   if ((st = check_state(s, state, "nsde_solve")) != NSDE_OK)
     return st;
   bytes = (size_t)s->n * s->esz;
-  if (saved && (saved->dtype != s->dtype || !saved->contiguous ||
-                saved->numel != s->n_save * s->n))
+  if (saved && (saved->dtype != s->dtype || !saved->contiguous || saved->numel != s->n_save * s->n))
     return nsde__error(s->ctx, NSDE_ERR_SHAPE,
                        "nsde_solve: saved must be contiguous, of the state's dtype, with "
-                       "n_save * numel(state) = %lld elements", (long long)(s->n_save * s->n));
+                       "n_save * numel(state) = %lld elements",
+                       (long long)(s->n_save * s->n));
   if ((st = nsde_solver_reset(s)) != NSDE_OK)
     return st;
   nsde__solver_xfer(s, state, s->buf[B_CUR], false);
@@ -204,7 +208,8 @@ NSDE_API enum nsde_status nsde_solve(struct nsde_solver *s, struct nsde_tensor *
     if (bad)
       return nsde__error(s->ctx, NSDE_ERR_NONFINITE,
                          "nsde_solve: %lld non-finite values in the initial state; nothing was "
-                         "computed", (long long)bad);
+                         "computed",
+                         (long long)bad);
   }
   s->recording = s->grad == NSDE_GRAD_STORE_ALL;
   s->tape_first = 0;
@@ -232,8 +237,7 @@ NSDE_API enum nsde_status nsde_solve(struct nsde_solver *s, struct nsde_tensor *
   return st;
 }
 
-NSDE_API enum nsde_status nsde_solver_reconstruct(struct nsde_solver *s,
-                                                  struct nsde_tensor *state)
+NSDE_API enum nsde_status nsde_solver_reconstruct(struct nsde_solver *s, struct nsde_tensor *state)
 {
   enum nsde_status st;
 

@@ -92,9 +92,8 @@ static enum nsde_status tensor_init(struct nsde_context *ctx, enum nsde_dtype dt
   return NSDE_OK;
 }
 
-NSDE_API enum nsde_status nsde_tensor_new(struct nsde_context *ctx, enum nsde_dtype dtype,
-                                          int rank, const int64_t *shape,
-                                          struct nsde_tensor **out)
+NSDE_API enum nsde_status nsde_tensor_new(struct nsde_context *ctx, enum nsde_dtype dtype, int rank,
+                                          const int64_t *shape, struct nsde_tensor **out)
 {
   struct nsde_tensor *t = NULL;
   size_t bytes;
@@ -113,8 +112,8 @@ NSDE_API enum nsde_status nsde_tensor_new(struct nsde_context *ctx, enum nsde_dt
   if (!t->owned) {
     long long n = (long long)t->numel;
     free(t);
-    return nsde__error(ctx, NSDE_ERR_NOMEM, "cannot allocate %zu bytes for %lld elements",
-                       bytes, n);
+    return nsde__error(ctx, NSDE_ERR_NOMEM, "cannot allocate %zu bytes for %lld elements", bytes,
+                       n);
   }
   memset(t->owned, 0, bytes);
   t->data = t->owned;
@@ -125,9 +124,8 @@ NSDE_API enum nsde_status nsde_tensor_new(struct nsde_context *ctx, enum nsde_dt
 }
 
 NSDE_API enum nsde_status nsde_tensor_wrap(struct nsde_context *ctx, enum nsde_dtype dtype,
-                                           int rank, const int64_t *shape,
-                                           const int64_t *strides, void *data,
-                                           struct nsde_tensor **out)
+                                           int rank, const int64_t *shape, const int64_t *strides,
+                                           void *data, struct nsde_tensor **out)
 {
   struct nsde_tensor *t = NULL;
   enum nsde_status st;
@@ -171,7 +169,10 @@ NSDE_API void nsde_tensor_free(struct nsde_tensor *t)
   free(t);
 }
 
-NSDE_API int nsde_tensor_rank(const struct nsde_tensor *t) { return t ? t->rank : -1; }
+NSDE_API int nsde_tensor_rank(const struct nsde_tensor *t)
+{
+  return t ? t->rank : -1;
+}
 
 NSDE_API int64_t nsde_tensor_dim(const struct nsde_tensor *t, int axis)
 {
@@ -183,15 +184,24 @@ NSDE_API int64_t nsde_tensor_stride(const struct nsde_tensor *t, int axis)
   return (t && axis >= 0 && axis < t->rank) ? t->stride[axis] : -1;
 }
 
-NSDE_API int64_t nsde_tensor_numel(const struct nsde_tensor *t) { return t ? t->numel : -1; }
+NSDE_API int64_t nsde_tensor_numel(const struct nsde_tensor *t)
+{
+  return t ? t->numel : -1;
+}
 
 NSDE_API enum nsde_dtype nsde_tensor_dtype(const struct nsde_tensor *t)
 {
   return t ? t->dtype : (enum nsde_dtype)0;
 }
 
-NSDE_API void *nsde_tensor_data(struct nsde_tensor *t) { return t ? t->data : NULL; }
-NSDE_API const void *nsde_tensor_data_const(const struct nsde_tensor *t) { return t ? t->data : NULL; }
+NSDE_API void *nsde_tensor_data(struct nsde_tensor *t)
+{
+  return t ? t->data : NULL;
+}
+NSDE_API const void *nsde_tensor_data_const(const struct nsde_tensor *t)
+{
+  return t ? t->data : NULL;
+}
 
 NSDE_API bool nsde_tensor_is_contiguous(const struct nsde_tensor *t)
 {
@@ -205,55 +215,47 @@ NSDE_API bool nsde_tensor_is_contiguous(const struct nsde_tensor *t)
 
 enum ew_op { EW_FILL, EW_COPY, EW_SCALE, EW_AXPY };
 
-#define EW_LOOP(T, SFX)                                                                        \
-  static void ew_flat##SFX(enum ew_op op, int64_t n, double a, const T *x, T *y, int nt)   \
-  {                                                                                       \
-    const T av = (T)a;                                                                    \
-    (void)nt;                                                                             \
-    switch (op) {                                                                         \
-    case EW_FILL:                                                                         \
-      NSDE_PAR_FOR_SIMD(nt > 1 && n > NSDE_PAR_MIN,                                       \
-                        "omp parallel for simd num_threads(nt)",                          \
-                        "omp simd",                                                       \
-      for (int64_t i = 0; i < n; i++) y[i] = av;);                                        \
-      break;                                                                              \
-    case EW_COPY:                                                                         \
-      NSDE_PAR_FOR_SIMD(nt > 1 && n > NSDE_PAR_MIN,                                       \
-                        "omp parallel for simd num_threads(nt)",                          \
-                        "omp simd",                                                       \
-      for (int64_t i = 0; i < n; i++) y[i] = x[i];);                                      \
-      break;                                                                              \
-    case EW_SCALE:                                                                        \
-      NSDE_PAR_FOR_SIMD(nt > 1 && n > NSDE_PAR_MIN,                                       \
-                        "omp parallel for simd num_threads(nt)",                          \
-                        "omp simd",                                                       \
-      for (int64_t i = 0; i < n; i++) y[i] *= av;);                                       \
-      break;                                                                              \
-    case EW_AXPY:                                                                         \
-      NSDE_PAR_FOR_SIMD(nt > 1 && n > NSDE_PAR_MIN,                                       \
-                        "omp parallel for simd num_threads(nt)",                          \
-                        "omp simd",                                                       \
-      for (int64_t i = 0; i < n; i++) y[i] += av * x[i];);                                \
-      break;                                                                              \
-    }                                                                                     \
-  }                                                                                       \
-  static void ew_strided##SFX(enum ew_op op, const int64_t *shape, double a,               \
-                             const T *x, const int64_t *sx, T *y, const int64_t *sy)      \
-  {                                                                                       \
-    const T av = (T)a;                                                                    \
-    for (int64_t i0 = 0; i0 < shape[0]; i0++)                                             \
-      for (int64_t i1 = 0; i1 < shape[1]; i1++)                                           \
-        for (int64_t i2 = 0; i2 < shape[2]; i2++)                                         \
-          for (int64_t i3 = 0; i3 < shape[3]; i3++) {                                     \
-            T *py = y + i0 * sy[0] + i1 * sy[1] + i2 * sy[2] + i3 * sy[3];                \
-            const T *px = x ? x + i0 * sx[0] + i1 * sx[1] + i2 * sx[2] + i3 * sx[3] : NULL; \
-            switch (op) {                                                                 \
-            case EW_FILL: *py = av; break;                                                \
-            case EW_COPY: *py = *px; break;                                               \
-            case EW_SCALE: *py *= av; break;                                              \
-            case EW_AXPY: *py += av * *px; break;                                         \
-            }                                                                             \
-          }                                                                               \
+#define EW_LOOP(T, SFX)                                                                            \
+  static void ew_flat##SFX(enum ew_op op, int64_t n, double a, const T *x, T *y, int nt)           \
+  {                                                                                                \
+    const T av = (T)a;                                                                             \
+    (void)nt;                                                                                      \
+    switch (op) {                                                                                  \
+    case EW_FILL:                                                                                  \
+      NSDE_PAR_FOR_SIMD(nt > 1 && n > NSDE_PAR_MIN, "omp parallel for simd num_threads(nt)",       \
+                        "omp simd", for (int64_t i = 0; i < n; i++) y[i] = av;);                   \
+      break;                                                                                       \
+    case EW_COPY:                                                                                  \
+      NSDE_PAR_FOR_SIMD(nt > 1 && n > NSDE_PAR_MIN, "omp parallel for simd num_threads(nt)",       \
+                        "omp simd", for (int64_t i = 0; i < n; i++) y[i] = x[i];);                 \
+      break;                                                                                       \
+    case EW_SCALE:                                                                                 \
+      NSDE_PAR_FOR_SIMD(nt > 1 && n > NSDE_PAR_MIN, "omp parallel for simd num_threads(nt)",       \
+                        "omp simd", for (int64_t i = 0; i < n; i++) y[i] *= av;);                  \
+      break;                                                                                       \
+    case EW_AXPY:                                                                                  \
+      NSDE_PAR_FOR_SIMD(nt > 1 && n > NSDE_PAR_MIN, "omp parallel for simd num_threads(nt)",       \
+                        "omp simd", for (int64_t i = 0; i < n; i++) y[i] += av * x[i];);           \
+      break;                                                                                       \
+    }                                                                                              \
+  }                                                                                                \
+  static void ew_strided##SFX(enum ew_op op, const int64_t *shape, double a, const T *x,           \
+                              const int64_t *sx, T *y, const int64_t *sy)                          \
+  {                                                                                                \
+    const T av = (T)a;                                                                             \
+    for (int64_t i0 = 0; i0 < shape[0]; i0++)                                                      \
+      for (int64_t i1 = 0; i1 < shape[1]; i1++)                                                    \
+        for (int64_t i2 = 0; i2 < shape[2]; i2++)                                                  \
+          for (int64_t i3 = 0; i3 < shape[3]; i3++) {                                              \
+            T *py = y + i0 * sy[0] + i1 * sy[1] + i2 * sy[2] + i3 * sy[3];                         \
+            const T *px = x ? x + i0 * sx[0] + i1 * sx[1] + i2 * sx[2] + i3 * sx[3] : NULL;        \
+            switch (op) {                                                                          \
+            case EW_FILL: *py = av; break;                                                         \
+            case EW_COPY: *py = *px; break;                                                        \
+            case EW_SCALE: *py *= av; break;                                                       \
+            case EW_AXPY: *py += av * *px; break;                                                  \
+            }                                                                                      \
+          }                                                                                        \
   }
 
 NSDE__FOR_DTYPES(EW_LOOP)
@@ -295,9 +297,9 @@ static const char *shape_str(char *buf, size_t cap, int rank, const int64_t *sha
   size_t k = 0;
   buf[k++] = '(';
   for (int i = 0; i < rank && k + 24 < cap; i++)
-    k += (size_t)(shape[i] < 0 ? snprintf(buf + k, cap - k, "%s-", i ? ", " : "")
-                               : snprintf(buf + k, cap - k, "%s%lld", i ? ", " : "",
-                                          (long long)shape[i]));
+    k += (size_t)(shape[i] < 0
+                      ? snprintf(buf + k, cap - k, "%s-", i ? ", " : "")
+                      : snprintf(buf + k, cap - k, "%s%lld", i ? ", " : "", (long long)shape[i]));
   snprintf(buf + k, cap - k, ")");
   return buf;
 }
@@ -410,8 +412,8 @@ NSDE_API enum nsde_status nsde_tensor_gemm(enum nsde_trans trans_a, enum nsde_tr
                        (long long)c->shape[0], (long long)c->shape[1]);
   if (beta == 0.0) /* BLAS convention: C is output only */
     ew_run(EW_FILL, 0.0, NULL, c);
-  nsde__gemm(ctx, c->dtype, trans_a, trans_b, m, n, k, alpha, a->data, a->stride[0],
-             a->stride[1], b->data, b->stride[0], b->stride[1], beta == 0.0 ? 0.0 : beta,
-             c->data, c->stride[0], c->stride[1]);
+  nsde__gemm(ctx, c->dtype, trans_a, trans_b, m, n, k, alpha, a->data, a->stride[0], a->stride[1],
+             b->data, b->stride[0], b->stride[1], beta == 0.0 ? 0.0 : beta, c->data, c->stride[0],
+             c->stride[1]);
   return NSDE_OK;
 }

@@ -5,8 +5,14 @@
 #include "testutil.h"
 
 static struct nsde_context *ctx;
-static void setup(void) { ctx = test_ctx(); }
-static void teardown(void) { nsde_context_free(ctx); }
+static void setup(void)
+{
+  ctx = test_ctx();
+}
+static void teardown(void)
+{
+  nsde_context_free(ctx);
+}
 
 /* dx = mu x dt + sigma x dW (diagonal), Ito or Stratonovich. */
 static struct problem gbm(double mu, double sigma, enum nsde_calculus calc)
@@ -33,7 +39,10 @@ static struct nsde_tensor *state(int64_t batch, int64_t dim, double v)
   return test_state64(ctx, batch, dim, v);
 }
 
-static double *D(struct nsde_tensor *t) { return nsde_tensor_data(t); }
+static double *D(struct nsde_tensor *t)
+{
+  return nsde_tensor_data(t);
+}
 
 static void adaptive_config(struct nsde_solver_config *c, enum nsde_scheme scheme, double rtol)
 {
@@ -54,8 +63,8 @@ static const struct {
   enum nsde_calculus calc;
   double order;
 } gbm_cases[] = {
-  {"heun", NSDE_SCHEME_HEUN, NSDE_CALCULUS_STRATONOVICH, 1.0},
-  {"milstein", NSDE_SCHEME_MILSTEIN, NSDE_CALCULUS_ITO, 1.0},
+    {"heun", NSDE_SCHEME_HEUN, NSDE_CALCULUS_STRATONOVICH, 1.0},
+    {"milstein", NSDE_SCHEME_MILSTEIN, NSDE_CALCULUS_ITO, 1.0},
 };
 
 START_TEST(gbm_converges_on_the_path)
@@ -95,8 +104,8 @@ START_TEST(gbm_converges_on_the_path)
     }
     err[k] = e / M;
     h[k] = M / steps;
-    printf("# %s rtol %.0e: mean error %.3e, mean steps %.1f, rejected %.1f\n",
-           gbm_cases[_i].name, rtols[k], err[k], steps / M, rejected / M);
+    printf("# %s rtol %.0e: mean error %.3e, mean steps %.1f, rejected %.1f\n", gbm_cases[_i].name,
+           rtols[k], err[k], steps / M, rejected / M);
   }
   slope = loglog_slope(h, err, K);
   printf("# %s adaptive strong order %.2f (expected %.1f)\n", gbm_cases[_i].name, slope,
@@ -238,8 +247,9 @@ START_TEST(steps_follow_the_problem)
     late += t[i] >= 0.5;
   }
   printf("# transient: %lld steps (%lld rejected), %lld in [0, 0.1], %lld in [0.5, 1], "
-         "dt %.2e .. %.2e\n", (long long)n, (long long)st.rejected, (long long)early,
-         (long long)late, st.dt_smallest, st.dt_largest);
+         "dt %.2e .. %.2e\n",
+         (long long)n, (long long)st.rejected, (long long)early, (long long)late, st.dt_smallest,
+         st.dt_largest);
   /* a tenth of the time span takes several times the steps of half of it */
   ck_assert_msg(early > 3 * late, "%lld steps in the transient, %lld after", (long long)early,
                 (long long)late);
@@ -303,8 +313,7 @@ START_TEST(failures_are_clear)
 }
 END_TEST
 
-static int square_drift(void *user, double t, int64_t batch, int64_t dim, const void *x,
-                        void *out)
+static int square_drift(void *user, double t, int64_t batch, int64_t dim, const void *x, void *out)
 {
   const double *xd = x;
   double *o = out;
@@ -404,8 +413,8 @@ static const struct {
   enum nsde_scheme scheme;
   enum nsde_calculus calc;
 } grad_cases[] = {
-  {"heun", NSDE_SCHEME_HEUN, NSDE_CALCULUS_STRATONOVICH},
-  {"milstein", NSDE_SCHEME_MILSTEIN, NSDE_CALCULUS_ITO},
+    {"heun", NSDE_SCHEME_HEUN, NSDE_CALCULUS_STRATONOVICH},
+    {"milstein", NSDE_SCHEME_MILSTEIN, NSDE_CALCULUS_ITO},
 };
 
 /* L = sum of x(1)^2 / 2 on the frozen grid. */
@@ -487,7 +496,8 @@ START_TEST(gradients_through_accepted_steps)
       xp[i] += eps;
       xm[i] -= eps;
       fd = (frozen_loss(p.sde, grad_cases[_i].scheme, times, n, seed, xp, B, dim) -
-            frozen_loss(p.sde, grad_cases[_i].scheme, times, n, seed, xm, B, dim)) / (2 * eps);
+            frozen_loss(p.sde, grad_cases[_i].scheme, times, n, seed, xm, B, dim)) /
+           (2 * eps);
       ck_assert_msg(fabs(fd - gx[0][i]) < 1e-6 * fmax(1.0, fabs(fd)),
                     "%s: dL/dx0[%lld] %.9g, finite difference %.9g", grad_cases[_i].name,
                     (long long)i, gx[0][i], fd);

@@ -5,8 +5,14 @@
 #include "philox.h"
 
 static struct nsde_context *ctx;
-static void setup(void) { ctx = test_ctx(); }
-static void teardown(void) { nsde_context_free(ctx); }
+static void setup(void)
+{
+  ctx = test_ctx();
+}
+static void teardown(void)
+{
+  nsde_context_free(ctx);
+}
 
 /* Known-answer vectors published with Random123 (kat_vectors). */
 START_TEST(philox_known_answers)
@@ -16,11 +22,13 @@ START_TEST(philox_known_answers)
     uint64_t key;
     uint32_t out[4];
   } kat[] = {
-    {{0, 0, 0, 0}, 0, {0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8}},
-    {{0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff}, 0xffffffffffffffffULL,
-     {0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd}},
-    {{0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344}, 0x299f31d0a4093822ULL,
-     {0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}},
+      {{0, 0, 0, 0}, 0, {0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8}},
+      {{0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff},
+       0xffffffffffffffffULL,
+       {0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd}},
+      {{0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344},
+       0x299f31d0a4093822ULL,
+       {0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}},
   };
   for (size_t i = 0; i < sizeof(kat) / sizeof(kat[0]); i++) {
     uint32_t out[4];
@@ -56,7 +64,10 @@ static struct nsde_tensor *vec(enum nsde_dtype dt, int64_t n)
   return t;
 }
 
-static double norm_cdf(double x) { return 0.5 * erfc(-x / sqrt(2.0)); }
+static double norm_cdf(double x)
+{
+  return 0.5 * erfc(-x / sqrt(2.0));
+}
 
 static int cmp_d(const void *a, const void *b)
 {
@@ -94,17 +105,23 @@ START_TEST(increment_distribution)
     wd = nsde_tensor_data(w);
     hd = nsde_tensor_data(h);
     for (int64_t i = 0; i < n; i++) {
-      mw += wd[i]; vw += wd[i] * wd[i];
-      mh += hd[i]; vh += hd[i] * hd[i];
+      mw += wd[i];
+      vw += wd[i] * wd[i];
+      mh += hd[i];
+      vh += hd[i] * hd[i];
       cwh += wd[i] * hd[i];
     }
-    mw /= n; vw /= n; mh /= n; vh /= n; cwh /= n;
+    mw /= n;
+    vw /= n;
+    mh /= n;
+    vh /= n;
+    cwh /= n;
     /* 5 standard errors: never flakes for a fixed seed, catches factor errors */
     ck_assert_msg(fabs(mw) < 5 * sqrt(len / n), "[%g,%g] mean W %g", s, t, mw);
     ck_assert_msg(fabs(vw / len - 1) < 5 * sqrt(2.0 / n), "[%g,%g] var W %g vs %g", s, t, vw, len);
     ck_assert_msg(fabs(mh) < 5 * sqrt(len / 12 / n), "[%g,%g] mean H %g", s, t, mh);
-    ck_assert_msg(fabs(vh / (len / 12) - 1) < 5 * sqrt(2.0 / n), "[%g,%g] var H %g vs %g", s, t,
-                  vh, len / 12);
+    ck_assert_msg(fabs(vh / (len / 12) - 1) < 5 * sqrt(2.0 / n), "[%g,%g] var H %g vs %g", s, t, vh,
+                  len / 12);
     ck_assert_msg(fabs(cwh) / sqrt(vw * vh) < 5 / sqrt((double)n), "[%g,%g] corr(W,H) %g", s, t,
                   cwh / sqrt(vw * vh));
     for (int64_t i = 0; i < n; i++)
@@ -129,7 +146,9 @@ START_TEST(independent_pieces)
   ck_assert_int_eq(nsde_brownian_increment(bm, 0.2, 0.45, b, NULL), NSDE_OK);
   for (int64_t i = 0; i < n; i++) {
     double x = ((double *)nsde_tensor_data(a))[i], y = ((double *)nsde_tensor_data(b))[i];
-    c += x * y; va += x * x; vb += y * y;
+    c += x * y;
+    va += x * x;
+    vb += y * y;
   }
   ck_assert_msg(fabs(c / sqrt(va * vb)) < 5 / sqrt((double)n), "corr %g", c / sqrt(va * vb));
   nsde_tensor_free(a);
@@ -145,8 +164,11 @@ START_TEST(additivity)
   const int64_t n = 64;
   struct nsde_brownian *bm = make_bm(test_seed() + 2, -1.0, 3.0, 7, 4, n / 4, 0);
   struct nsde_tensor *w[3], *h[3];
-  const double pts[][3] = {{-1.0, 0.3, 3.0}, {0.1, 0.2, 0.25}, {-0.5, 1.0, 2.2},
-                           {-1.0 + 4.0 / 7, -1.0 + 8.0 / 7, -1.0 + 12.0 / 7}, {0.7, 0.70001, 0.9}};
+  const double pts[][3] = {{-1.0, 0.3, 3.0},
+                           {0.1, 0.2, 0.25},
+                           {-0.5, 1.0, 2.2},
+                           {-1.0 + 4.0 / 7, -1.0 + 8.0 / 7, -1.0 + 12.0 / 7},
+                           {0.7, 0.70001, 0.9}};
   for (int i = 0; i < 3; i++) {
     w[i] = vec(NSDE_DTYPE_FLOAT64, n);
     h[i] = vec(NSDE_DTYPE_FLOAT64, n);
@@ -204,8 +226,8 @@ START_TEST(block_matches_scalar)
     const double rhs = 0.125 * (H1[i] + W1[i] / 2) + 0.125 * (W1[i] + H2[i] + W2[i] / 2);
     ck_assert_msg(fabs(W0[i] - (W1[i] + W2[i])) < 1e-12, "element %lld: %.17g vs %.17g",
                   (long long)i, W0[i], W1[i] + W2[i]);
-    ck_assert_msg(fabs(lhs - rhs) < 1e-12, "area, element %lld: %.17g vs %.17g", (long long)i,
-                  lhs, rhs);
+    ck_assert_msg(fabs(lhs - rhs) < 1e-12, "area, element %lld: %.17g vs %.17g", (long long)i, lhs,
+                  rhs);
   }
   for (int i = 0; i < 3; i++) {
     nsde_tensor_free(w[i]);
@@ -259,9 +281,16 @@ START_TEST(reproducible)
     ck_assert(memcmp(nsde_tensor_data(w1), nsde_tensor_data(w2), (size_t)n * 8) != 0);
     nsde_brownian_free(other);
   }
-  nsde_tensor_free(w1); nsde_tensor_free(w2); nsde_tensor_free(h1); nsde_tensor_free(h2);
-  nsde_tensor_free(wl); nsde_tensor_free(wh); nsde_tensor_free(wf);
-  nsde_brownian_free(whole); nsde_brownian_free(lo); nsde_brownian_free(hi);
+  nsde_tensor_free(w1);
+  nsde_tensor_free(w2);
+  nsde_tensor_free(h1);
+  nsde_tensor_free(h2);
+  nsde_tensor_free(wl);
+  nsde_tensor_free(wh);
+  nsde_tensor_free(wf);
+  nsde_brownian_free(whole);
+  nsde_brownian_free(lo);
+  nsde_brownian_free(hi);
 }
 END_TEST
 
@@ -301,7 +330,8 @@ START_TEST(vector_lanes_frozen)
   hash = fnv1a_64(nsde_tensor_data(w), 8 * (size_t)n, 14695981039346656037ULL);
   hash = fnv1a_64(nsde_tensor_data(h), 8 * (size_t)n, hash);
   printf("# 3 x 1003 stream hash %016llx\n", (unsigned long long)hash);
-  ck_assert_msg(hash == 0xb216ed0b22620f89ULL, "stream bits changed: %016llx", (unsigned long long)hash);
+  ck_assert_msg(hash == 0xb216ed0b22620f89ULL, "stream bits changed: %016llx",
+                (unsigned long long)hash);
   nsde_tensor_free(w);
   nsde_tensor_free(h);
   nsde_brownian_free(bm);
@@ -349,7 +379,9 @@ START_TEST(bad_input)
   ck_assert_int_eq(nsde_brownian_increment(bm, 0.0, 0.5, NULL, NULL), NSDE_ERR_NULL);
   ck_assert_int_eq(nsde_brownian_increment(NULL, 0.0, 0.5, w, NULL), NSDE_ERR_NULL);
   nsde_brownian_free(NULL);
-  nsde_tensor_free(w); nsde_tensor_free(w3); nsde_tensor_free(wf);
+  nsde_tensor_free(w);
+  nsde_tensor_free(w3);
+  nsde_tensor_free(wf);
   nsde_brownian_free(bm);
 }
 END_TEST

@@ -19,12 +19,12 @@ START_TEST(status_strings)
 {
   static const int codes[] = {
 #define X_(name, value, msg) name,
-    NSDE_STATUS_LIST(X_)
+      NSDE_STATUS_LIST(X_)
 #undef X_
   };
   static const char *msgs[] = {
 #define X_(name, value, msg) msg,
-    NSDE_STATUS_LIST(X_)
+      NSDE_STATUS_LIST(X_)
 #undef X_
   };
   size_t n = sizeof(codes) / sizeof(codes[0]);
@@ -38,7 +38,7 @@ START_TEST(status_strings)
     }
   }
   ck_assert_str_eq(nsde_status_str((enum nsde_status)12345), "unknown status");
-  ck_assert_str_eq(nsde_status_str((enum nsde_status)-999), "unknown status");
+  ck_assert_str_eq(nsde_status_str((enum nsde_status) - 999), "unknown status");
 }
 END_TEST
 

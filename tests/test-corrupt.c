@@ -41,8 +41,8 @@ START_TEST(identity_range_determinism)
       ck_assert_msg(!memcmp(a, b, sizeof(a)), "%s %d: not a function of the seed", corr_names[f],
                     sev);
       for (int i = 0; i < 3 * H * W; i++)
-        ck_assert_msg(a[i] >= 0.0f && a[i] <= 1.0f, "%s %d: %g outside [0, 1]", corr_names[f],
-                      sev, a[i]);
+        ck_assert_msg(a[i] >= 0.0f && a[i] <= 1.0f, "%s %d: %g outside [0, 1]", corr_names[f], sev,
+                      a[i]);
     }
   }
 }
@@ -64,8 +64,8 @@ START_TEST(motion_blur_moves_mass)
       peak = fmax(peak, im[i]);
     }
     ck_assert_msg(fabs(sum - 1.0) < 1e-5, "severity %d: mass %g", sev, sum);
-    ck_assert_msg(n_lit >= 3 && im[16 * W + 16] == (float)peak, "severity %d: %d pixels lit",
-                  sev, n_lit);
+    ck_assert_msg(n_lit >= 3 && im[16 * W + 16] == (float)peak, "severity %d: %d pixels lit", sev,
+                  n_lit);
     fill(im, 1, 0.25f);
     ck_assert_int_eq(corrupt_image(im, 1, H, W, CORR_MOTION, sev), 0);
     for (int i = 0; i < H * W; i++)

@@ -78,7 +78,8 @@ START_TEST(cifar10_good)
   ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &x), NSDE_OK);
   ck_assert_int_eq(nsde_dataset_batch(ds, idx, 2, 0, 0, x, labels), NSDE_OK);
   ck_assert_int_eq(labels[1], 3);
-  ck_assert_float_eq_tol(((float *)nsde_tensor_data(x))[3072 + 5], (float)((13 + 5) % 256) / 255.0f, 1e-6f);
+  ck_assert_float_eq_tol(((float *)nsde_tensor_data(x))[3072 + 5], (float)((13 + 5) % 256) / 255.0f,
+                         1e-6f);
   /* random crop: a shifted copy with zero fill, the same for the same seed */
   {
     struct nsde_tensor *y;
@@ -145,7 +146,8 @@ START_TEST(cifar10_bad)
     rmdir(p);
   }
   ck_assert_int_eq(nsde_dataset_load_cifar10(ctx, NULL, NSDE_SPLIT_TEST, 0, &ds), NSDE_ERR_NULL);
-  ck_assert_int_eq(nsde_dataset_load_cifar10(ctx, dir, (enum nsde_split)5, 0, &ds), NSDE_ERR_INVALID);
+  ck_assert_int_eq(nsde_dataset_load_cifar10(ctx, dir, (enum nsde_split)5, 0, &ds),
+                   NSDE_ERR_INVALID);
   ck_assert_int_eq(nsde_dataset_load_cifar10(ctx, dir, NSDE_SPLIT_TEST, -1, &ds), NSDE_ERR_INVALID);
   nsde_dataset_free(NULL);
   ck_assert_int_eq(nsde_dataset_size(NULL), -1);
@@ -201,13 +203,16 @@ START_TEST(fashion_mnist)
   /* bad: wrong magic, header/size mismatch, label count mismatch, truncated gzip */
   img[3] = 0x01;
   put("t10k-images-idx3-ubyte.gz", img, ni, 1);
-  ck_assert_int_eq(nsde_dataset_load_fashion_mnist(ctx, dir, NSDE_SPLIT_TEST, 0, &ds), NSDE_ERR_FORMAT);
+  ck_assert_int_eq(nsde_dataset_load_fashion_mnist(ctx, dir, NSDE_SPLIT_TEST, 0, &ds),
+                   NSDE_ERR_FORMAT);
   img[3] = 0x03;
   put("t10k-images-idx3-ubyte.gz", img, ni - 5, 1);
-  ck_assert_int_eq(nsde_dataset_load_fashion_mnist(ctx, dir, NSDE_SPLIT_TEST, 0, &ds), NSDE_ERR_FORMAT);
+  ck_assert_int_eq(nsde_dataset_load_fashion_mnist(ctx, dir, NSDE_SPLIT_TEST, 0, &ds),
+                   NSDE_ERR_FORMAT);
   put("t10k-images-idx3-ubyte.gz", img, ni, 1);
   put("t10k-labels-idx1-ubyte.gz", lab, nl - 1, 1);
-  ck_assert_int_eq(nsde_dataset_load_fashion_mnist(ctx, dir, NSDE_SPLIT_TEST, 0, &ds), NSDE_ERR_FORMAT);
+  ck_assert_int_eq(nsde_dataset_load_fashion_mnist(ctx, dir, NSDE_SPLIT_TEST, 0, &ds),
+                   NSDE_ERR_FORMAT);
   {
     /* a gzip stream cut in half */
     char p[4400];
@@ -222,9 +227,11 @@ START_TEST(fashion_mnist)
     f = fopen(p, "wb");
     fwrite(buf, 1, (size_t)sz / 2, f);
     fclose(f);
-    ck_assert_int_eq(nsde_dataset_load_fashion_mnist(ctx, dir, NSDE_SPLIT_TEST, 0, &ds), NSDE_ERR_FORMAT);
+    ck_assert_int_eq(nsde_dataset_load_fashion_mnist(ctx, dir, NSDE_SPLIT_TEST, 0, &ds),
+                     NSDE_ERR_FORMAT);
   }
-  ck_assert_int_eq(nsde_dataset_load_fashion_mnist(ctx, dir, NSDE_SPLIT_TRAIN, 0, &ds), NSDE_ERR_IO);
+  ck_assert_int_eq(nsde_dataset_load_fashion_mnist(ctx, dir, NSDE_SPLIT_TRAIN, 0, &ds),
+                   NSDE_ERR_IO);
 }
 END_TEST
 
@@ -268,7 +275,7 @@ END_TEST
 START_TEST(permutation)
 {
   /* recorded: the order nsde-train uses (resumed runs rely on it) */
-  static const int64_t want[25] = {7,  23, 3,  19, 21, 20, 2,  13, 8, 9,  1, 0, 18,
+  static const int64_t want[25] = {7,  23, 3,  19, 21, 20, 2,  13, 8, 9, 1,  0, 18,
                                    15, 24, 14, 22, 11, 16, 10, 12, 6, 5, 17, 4};
   unsigned char *d = cifar_records(25);
   struct nsde_dataset *ds;

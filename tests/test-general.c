@@ -5,10 +5,19 @@
 #include "testutil.h"
 
 static struct nsde_context *ctx;
-static void setup(void) { ctx = test_ctx(); }
-static void teardown(void) { nsde_context_free(ctx); }
+static void setup(void)
+{
+  ctx = test_ctx();
+}
+static void teardown(void)
+{
+  nsde_context_free(ctx);
+}
 
-static double *D(struct nsde_tensor *t) { return nsde_tensor_data(t); }
+static double *D(struct nsde_tensor *t)
+{
+  return nsde_tensor_data(t);
+}
 
 static struct nsde_tensor *state(int64_t batch, int64_t dim, double v)
 {
@@ -230,8 +239,8 @@ START_TEST(non_commutative_noise)
       steps += (double)st.steps / B;
       nsde_solver_free(s);
     }
-    printf("# non-commutative, adaptive Heun rtol %.0e: mean error %.2e in %.0f steps\n", rtol,
-           e, steps);
+    printf("# non-commutative, adaptive Heun rtol %.0e: mean error %.2e in %.0f steps\n", rtol, e,
+           steps);
     ck_assert_msg(e < prev, "no convergence at rtol %g", rtol);
     prev = e;
     nsde_tensor_free(x1);
@@ -255,8 +264,8 @@ static int mix_eval(void *user, double t, int64_t batch, int64_t dim, const void
   for (int64_t b = 0; b < batch; b++)
     for (int i = 0; i < 2; i++)
       for (int j = 0; j < 3; j++)
-        o[(b * dim + i) * 3 + j] = p[0] * xd[b * dim + i] * cc[j] +
-                                   p[1] * xd[b * dim + 1 - i] * ss[j];
+        o[(b * dim + i) * 3 + j] =
+            p[0] * xd[b * dim + i] * cc[j] + p[1] * xd[b * dim + 1 - i] * ss[j];
   return 0;
 }
 
@@ -341,8 +350,8 @@ START_TEST(gradients_and_vjp_check)
       xp[i] += eps;
       xm[i] -= eps;
       fd = (loss(sde, scheme, xp) - loss(sde, scheme, xm)) / (2 * eps);
-      ck_assert_msg(fabs(fd - D(gi)[i]) < 1e-6 * fmax(1.0, fabs(fd)), "dL/dx0[%d] %.9g fd %.9g",
-                    i, D(gi)[i], fd);
+      ck_assert_msg(fabs(fd - D(gi)[i]) < 1e-6 * fmax(1.0, fabs(fd)), "dL/dx0[%d] %.9g fd %.9g", i,
+                    D(gi)[i], fd);
     }
     for (int j = 0; j < 2; j++) {
       double p0 = p[j], fd;

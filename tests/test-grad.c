@@ -5,8 +5,14 @@
 #include <malloc.h>
 
 static struct nsde_context *ctx;
-static void setup(void) { ctx = test_ctx(); }
-static void teardown(void) { nsde_context_free(ctx); }
+static void setup(void)
+{
+  ctx = test_ctx();
+}
+static void teardown(void)
+{
+  nsde_context_free(ctx);
+}
 
 /* ---- a small tanh MLP drift, per batch item: f(x) = W2 tanh(W1 x + b1) + b2 + c t x ---- */
 #define D 3
@@ -147,12 +153,15 @@ static struct nsde_func *diffusion(enum diffkind k, enum nsde_dtype dt, double s
 
 static enum nsde_noise noise_of(enum diffkind k)
 {
-  return k == DIFF_NONE ? NSDE_NOISE_NONE : k == DIFF_ADD ? NSDE_NOISE_ADDITIVE : NSDE_NOISE_DIAGONAL;
+  return k == DIFF_NONE  ? NSDE_NOISE_NONE
+         : k == DIFF_ADD ? NSDE_NOISE_ADDITIVE
+                         : NSDE_NOISE_DIAGONAL;
 }
 
 static enum nsde_calculus calc_of(enum nsde_scheme sc)
 {
-  return sc == NSDE_SCHEME_HEUN || sc == NSDE_SCHEME_REVERSIBLE_HEUN ? NSDE_CALCULUS_STRATONOVICH : NSDE_CALCULUS_ITO;
+  return sc == NSDE_SCHEME_HEUN || sc == NSDE_SCHEME_REVERSIBLE_HEUN ? NSDE_CALCULUS_STRATONOVICH
+                                                                     : NSDE_CALCULUS_ITO;
 }
 
 static void prob_make(struct prob *p, enum nsde_scheme scheme, enum diffkind dk,
@@ -189,8 +198,14 @@ static void prob_make(struct prob *p, enum nsde_scheme scheme, enum diffkind dk,
 
 static void prob_free(struct prob *p)
 {
-  nsde_tensor_free(p->x0); nsde_tensor_free(p->x); nsde_tensor_free(p->w); nsde_tensor_free(p->gx0);
-  nsde_solver_free(p->s); nsde_sde_free(p->sde); nsde_func_free(p->g); nsde_func_free(p->f);
+  nsde_tensor_free(p->x0);
+  nsde_tensor_free(p->x);
+  nsde_tensor_free(p->w);
+  nsde_tensor_free(p->gx0);
+  nsde_solver_free(p->s);
+  nsde_sde_free(p->sde);
+  nsde_func_free(p->g);
+  nsde_func_free(p->f);
 }
 
 /* L = sum w * x(T) + 0.5 sum saved^2 (when save-at times are given) */
@@ -224,7 +239,8 @@ START_TEST(closed_form_gbm)
     double gmu, gsig, prod[4], smu[4], ssig[4], exp_mu = 0, exp_sig = 0;
     ck_assert_int_eq(nsde_func_new_linear(ctx, NSDE_DTYPE_FLOAT64, mu, 0.0, &f), NSDE_OK);
     ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT64, sigma, &g), NSDE_OK);
-    ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde), NSDE_OK);
+    ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde),
+                     NSDE_OK);
     nsde_solver_config_init(&cfg);
     cfg.n_steps = N;
     cfg.seed = 5;
@@ -251,7 +267,8 @@ START_TEST(closed_form_gbm)
     }
     for (int64_t k = 0; k < N; k++) {
       double h = 1.0 / N;
-      ck_assert_int_eq(nsde_brownian_increment(nsde_solver_brownian(s), k * h, (k + 1) * h, dw, NULL), NSDE_OK);
+      ck_assert_int_eq(
+          nsde_brownian_increment(nsde_solver_brownian(s), k * h, (k + 1) * h, dw, NULL), NSDE_OK);
       for (int b = 0; b < B; b++) {
         double W = ((double *)nsde_tensor_data(dw))[b], fac = 1 + mu * h + sigma * W;
         prod[b] *= fac;
@@ -262,15 +279,23 @@ START_TEST(closed_form_gbm)
     for (int b = 0; b < B; b++) {
       double wb = 1.0 + b, xn = x0 * prod[b];
       ck_assert_double_eq_tol(((double *)nsde_tensor_data(x))[b], xn, 1e-12 * fabs(xn));
-      ck_assert_msg(fabs(((double *)nsde_tensor_data(gx))[b] - wb * prod[b]) <= 1e-10 * fabs(wb * prod[b]),
-                    "dL/dx0[%d]: %.17g vs %.17g", b, ((double *)nsde_tensor_data(gx))[b], wb * prod[b]);
+      ck_assert_msg(
+          fabs(((double *)nsde_tensor_data(gx))[b] - wb * prod[b]) <= 1e-10 * fabs(wb * prod[b]),
+          "dL/dx0[%d]: %.17g vs %.17g", b, ((double *)nsde_tensor_data(gx))[b], wb * prod[b]);
       exp_mu += wb * xn * smu[b];
       exp_sig += wb * xn * ssig[b];
     }
     ck_assert_msg(fabs(gmu - exp_mu) <= 1e-10 * fabs(exp_mu), "dL/dmu %.17g vs %.17g", gmu, exp_mu);
-    ck_assert_msg(fabs(gsig - exp_sig) <= 1e-10 * fabs(exp_sig), "dL/dsigma %.17g vs %.17g", gsig, exp_sig);
-    nsde_tensor_free(x); nsde_tensor_free(w); nsde_tensor_free(gx); nsde_tensor_free(dw);
-    nsde_solver_free(s); nsde_sde_free(sde); nsde_func_free(g); nsde_func_free(f);
+    ck_assert_msg(fabs(gsig - exp_sig) <= 1e-10 * fabs(exp_sig), "dL/dsigma %.17g vs %.17g", gsig,
+                  exp_sig);
+    nsde_tensor_free(x);
+    nsde_tensor_free(w);
+    nsde_tensor_free(gx);
+    nsde_tensor_free(dw);
+    nsde_solver_free(s);
+    nsde_sde_free(sde);
+    nsde_func_free(g);
+    nsde_func_free(f);
   }
 }
 END_TEST
@@ -284,17 +309,28 @@ struct fd_case {
 };
 
 static const struct fd_case fd_cases[] = {
-#define ALL3(sc, d) {sc, d, NSDE_GRAD_STORE_ALL}, {sc, d, NSDE_GRAD_CHECKPOINT}
-  ALL3(NSDE_SCHEME_EULER_MARUYAMA, DIFF_NONE), ALL3(NSDE_SCHEME_EULER_MARUYAMA, DIFF_ADD),
-  ALL3(NSDE_SCHEME_EULER_MARUYAMA, DIFF_MUL), ALL3(NSDE_SCHEME_EULER_MARUYAMA, DIFF_DROP),
-  ALL3(NSDE_SCHEME_MILSTEIN, DIFF_ADD), ALL3(NSDE_SCHEME_MILSTEIN, DIFF_MUL),
-  ALL3(NSDE_SCHEME_HEUN, DIFF_ADD), ALL3(NSDE_SCHEME_HEUN, DIFF_MUL), ALL3(NSDE_SCHEME_HEUN, DIFF_DROP),
-  ALL3(NSDE_SCHEME_REVERSIBLE_HEUN, DIFF_ADD), ALL3(NSDE_SCHEME_REVERSIBLE_HEUN, DIFF_MUL),
-  ALL3(NSDE_SCHEME_REVERSIBLE_HEUN, DIFF_DROP),
-  {NSDE_SCHEME_REVERSIBLE_HEUN, DIFF_ADD, NSDE_GRAD_REVERSIBLE},
-  {NSDE_SCHEME_REVERSIBLE_HEUN, DIFF_MUL, NSDE_GRAD_REVERSIBLE},
-  {NSDE_SCHEME_REVERSIBLE_HEUN, DIFF_DROP, NSDE_GRAD_REVERSIBLE},
-  ALL3(NSDE_SCHEME_SRA1, DIFF_ADD), ALL3(NSDE_SCHEME_SRA1, DIFF_NONE),
+#define ALL3(sc, d)                                                                                \
+  {sc, d, NSDE_GRAD_STORE_ALL},                                                                    \
+  {                                                                                                \
+    sc, d, NSDE_GRAD_CHECKPOINT                                                                    \
+  }
+    ALL3(NSDE_SCHEME_EULER_MARUYAMA, DIFF_NONE),
+    ALL3(NSDE_SCHEME_EULER_MARUYAMA, DIFF_ADD),
+    ALL3(NSDE_SCHEME_EULER_MARUYAMA, DIFF_MUL),
+    ALL3(NSDE_SCHEME_EULER_MARUYAMA, DIFF_DROP),
+    ALL3(NSDE_SCHEME_MILSTEIN, DIFF_ADD),
+    ALL3(NSDE_SCHEME_MILSTEIN, DIFF_MUL),
+    ALL3(NSDE_SCHEME_HEUN, DIFF_ADD),
+    ALL3(NSDE_SCHEME_HEUN, DIFF_MUL),
+    ALL3(NSDE_SCHEME_HEUN, DIFF_DROP),
+    ALL3(NSDE_SCHEME_REVERSIBLE_HEUN, DIFF_ADD),
+    ALL3(NSDE_SCHEME_REVERSIBLE_HEUN, DIFF_MUL),
+    ALL3(NSDE_SCHEME_REVERSIBLE_HEUN, DIFF_DROP),
+    {NSDE_SCHEME_REVERSIBLE_HEUN, DIFF_ADD, NSDE_GRAD_REVERSIBLE},
+    {NSDE_SCHEME_REVERSIBLE_HEUN, DIFF_MUL, NSDE_GRAD_REVERSIBLE},
+    {NSDE_SCHEME_REVERSIBLE_HEUN, DIFF_DROP, NSDE_GRAD_REVERSIBLE},
+    ALL3(NSDE_SCHEME_SRA1, DIFF_ADD),
+    ALL3(NSDE_SCHEME_SRA1, DIFF_NONE),
 #undef ALL3
 };
 
@@ -314,36 +350,55 @@ START_TEST(finite_differences)
   ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 1, sshape, &gsaved), NSDE_OK);
   loss(&p, saved);
   TRY(nsde_tensor_copy(gsaved, saved)); /* dL/dsaved = saved */
-  ck_assert_msg(nsde_backward(p.s, p.w, gsaved, p.gx0, gd, NELEM(gd), p.g ? gg : NULL, p.g ? 1 : 0) == NSDE_OK, "%s",
-                nsde_context_last_error(ctx));
+  ck_assert_msg(nsde_backward(p.s, p.w, gsaved, p.gx0, gd, NELEM(gd), p.g ? gg : NULL,
+                              p.g ? 1 : 0) == NSDE_OK,
+                "%s", nsde_context_last_error(ctx));
   /* x0 entries */
   for (int i = 0; i < p.B * D; i++) {
     double *xi = &((double *)nsde_tensor_data(p.x0))[i], o = *xi, lp, lm, num, err;
-    *xi = o + eps; lp = loss(&p, saved);
-    *xi = o - eps; lm = loss(&p, saved);
+    *xi = o + eps;
+    lp = loss(&p, saved);
+    *xi = o - eps;
+    lm = loss(&p, saved);
     *xi = o;
     num = (lp - lm) / (2 * eps);
     err = fabs(num - ((double *)nsde_tensor_data(p.gx0))[i]) / fmax(1.0, fabs(num));
-    if (err > worst) { worst = err; what = "x0"; worst_idx = i; }
+    if (err > worst) {
+      worst = err;
+      what = "x0";
+      worst_idx = i;
+    }
   }
   /* every drift parameter */
   for (int k = 0; k < NP; k++) {
     double o = p.m.p[k], lp, lm, num, err;
-    p.m.p[k] = o + eps; lp = loss(&p, saved);
-    p.m.p[k] = o - eps; lm = loss(&p, saved);
+    p.m.p[k] = o + eps;
+    lp = loss(&p, saved);
+    p.m.p[k] = o - eps;
+    lm = loss(&p, saved);
     p.m.p[k] = o;
     num = (lp - lm) / (2 * eps);
     err = fabs(num - gd[k]) / fmax(1.0, fabs(num));
-    if (err > worst) { worst = err; what = "drift param"; worst_idx = k; }
+    if (err > worst) {
+      worst = err;
+      what = "drift param";
+      worst_idx = k;
+    }
   }
   if (p.g) {
     double *sg = nsde_func_params(p.g), o = *sg, lp, lm, num, err;
-    *sg = o + eps; lp = loss(&p, saved);
-    *sg = o - eps; lm = loss(&p, saved);
+    *sg = o + eps;
+    lp = loss(&p, saved);
+    *sg = o - eps;
+    lm = loss(&p, saved);
     *sg = o;
     num = (lp - lm) / (2 * eps);
     err = fabs(num - gg[0]) / fmax(1.0, fabs(num));
-    if (err > worst) { worst = err; what = "sigma"; worst_idx = 0; }
+    if (err > worst) {
+      worst = err;
+      what = "sigma";
+      worst_idx = 0;
+    }
   }
   printf("# scheme %d diffusion %d strategy %d: worst relative error %.2g (%s %d)\n", c->scheme,
          c->diff, c->strat, worst, what, worst_idx);
@@ -381,7 +436,8 @@ static void grads_builtin(enum nsde_dtype dt, enum nsde_scheme scheme, enum diff
   cfg.grad = strat;
   cfg.checkpoint_every = ck;
   cfg.brownian_steps = bsteps;
-  ck_assert_msg(nsde_solver_new(sde, &cfg, 2, shape, &s) == NSDE_OK, "%s", nsde_context_last_error(ctx));
+  ck_assert_msg(nsde_solver_new(sde, &cfg, 2, shape, &s) == NSDE_OK, "%s",
+                nsde_context_last_error(ctx));
   ck_assert_int_eq(nsde_tensor_new(ctx, dt, 2, shape, &x), NSDE_OK);
   ck_assert_int_eq(nsde_tensor_new(ctx, dt, 2, shape, &w), NSDE_OK);
   ck_assert_int_eq(nsde_tensor_new(ctx, dt, 2, shape, &gx), NSDE_OK);
@@ -396,16 +452,23 @@ static void grads_builtin(enum nsde_dtype dt, enum nsde_scheme scheme, enum diff
     }
   }
   ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
-  ck_assert_msg(nsde_backward(s, w, NULL, gx, dt == NSDE_DTYPE_FLOAT64 ? (void *)gd : (void *)gdf, 2,
-                              dt == NSDE_DTYPE_FLOAT64 ? (void *)gs : (void *)gsf, g ? 1 : 0) == NSDE_OK,
+  ck_assert_msg(nsde_backward(s, w, NULL, gx, dt == NSDE_DTYPE_FLOAT64 ? (void *)gd : (void *)gdf,
+                              2, dt == NSDE_DTYPE_FLOAT64 ? (void *)gs : (void *)gsf,
+                              g ? 1 : 0) == NSDE_OK,
                 "%s", nsde_context_last_error(ctx));
   for (int64_t i = 0; i < B * Dd; i++)
-    out_x[i] = dt == NSDE_DTYPE_FLOAT64 ? ((double *)nsde_tensor_data(gx))[i] : ((float *)nsde_tensor_data(gx))[i];
+    out_x[i] = dt == NSDE_DTYPE_FLOAT64 ? ((double *)nsde_tensor_data(gx))[i]
+                                        : ((float *)nsde_tensor_data(gx))[i];
   out_p[0] = dt == NSDE_DTYPE_FLOAT64 ? gd[0] : gdf[0];
   out_p[1] = dt == NSDE_DTYPE_FLOAT64 ? gd[1] : gdf[1];
   out_p[2] = dt == NSDE_DTYPE_FLOAT64 ? gs[0] : gsf[0];
-  nsde_tensor_free(x); nsde_tensor_free(w); nsde_tensor_free(gx);
-  nsde_solver_free(s); nsde_sde_free(sde); nsde_func_free(g); nsde_func_free(f);
+  nsde_tensor_free(x);
+  nsde_tensor_free(w);
+  nsde_tensor_free(gx);
+  nsde_solver_free(s);
+  nsde_sde_free(sde);
+  nsde_func_free(g);
+  nsde_func_free(f);
 }
 
 static double max_rel(const double *a, const double *b, int64_t n)
@@ -422,10 +485,14 @@ START_TEST(strategies_agree)
 {
   const int64_t n = 3 * 700, N = 40;
   double *ref = malloc(sizeof(double) * n), *got = malloc(sizeof(double) * n), rp[3], gp[3];
-  const struct { enum nsde_scheme sc; enum diffkind dk; } cases[] = {
-    {NSDE_SCHEME_EULER_MARUYAMA, DIFF_MUL}, {NSDE_SCHEME_MILSTEIN, DIFF_MUL},
-    {NSDE_SCHEME_HEUN, DIFF_DROP}, {NSDE_SCHEME_SRA1, DIFF_ADD},
-    {NSDE_SCHEME_REVERSIBLE_HEUN, DIFF_MUL}};
+  const struct {
+    enum nsde_scheme sc;
+    enum diffkind dk;
+  } cases[] = {{NSDE_SCHEME_EULER_MARUYAMA, DIFF_MUL},
+               {NSDE_SCHEME_MILSTEIN, DIFF_MUL},
+               {NSDE_SCHEME_HEUN, DIFF_DROP},
+               {NSDE_SCHEME_SRA1, DIFF_ADD},
+               {NSDE_SCHEME_REVERSIBLE_HEUN, DIFF_MUL}};
   for (int d = 0; d < 2; d++) {
     enum nsde_dtype dt = d ? NSDE_DTYPE_FLOAT32 : NSDE_DTYPE_FLOAT64;
     double tol = d ? 1e-6 : 1e-12;
@@ -435,8 +502,8 @@ START_TEST(strategies_agree)
       for (int k = 0; k < 3; k++) {
         grads_builtin(dt, cases[c].sc, cases[c].dk, NSDE_GRAD_CHECKPOINT, cks[k], N, 0, got, gp);
         ck_assert_msg(max_rel(got, ref, n) <= tol && max_rel(gp, rp, 3) <= tol,
-                      "checkpoint %lld, scheme %d dtype %d: %g %g", (long long)cks[k],
-                      cases[c].sc, dt, max_rel(got, ref, n), max_rel(gp, rp, 3));
+                      "checkpoint %lld, scheme %d dtype %d: %g %g", (long long)cks[k], cases[c].sc,
+                      dt, max_rel(got, ref, n), max_rel(gp, rp, 3));
       }
       if (cases[c].sc == NSDE_SCHEME_REVERSIBLE_HEUN) {
         grads_builtin(dt, cases[c].sc, cases[c].dk, NSDE_GRAD_REVERSIBLE, 0, N, 0, got, gp);
@@ -462,15 +529,17 @@ START_TEST(adjoint_converges)
   for (int k = 0; k < 3; k++) {
     double ds[4], dp[4], hs[4];
     for (int j = 0; j < 4; j++) {
-      grads_builtin(NSDE_DTYPE_FLOAT64, NSDE_SCHEME_EULER_MARUYAMA, kinds[k], NSDE_GRAD_STORE_ALL, 0, Ns[j], 4096, ref, rp);
-      grads_builtin(NSDE_DTYPE_FLOAT64, NSDE_SCHEME_EULER_MARUYAMA, kinds[k], NSDE_GRAD_ADJOINT, 0, Ns[j], 4096, got, gp);
+      grads_builtin(NSDE_DTYPE_FLOAT64, NSDE_SCHEME_EULER_MARUYAMA, kinds[k], NSDE_GRAD_STORE_ALL,
+                    0, Ns[j], 4096, ref, rp);
+      grads_builtin(NSDE_DTYPE_FLOAT64, NSDE_SCHEME_EULER_MARUYAMA, kinds[k], NSDE_GRAD_ADJOINT, 0,
+                    Ns[j], 4096, got, gp);
       ds[j] = max_rel(got, ref, n);
       dp[j] = max_rel(gp, rp, kinds[k] == DIFF_NONE ? 2 : 3);
       hs[j] = 1.0 / (double)Ns[j];
     }
     printf("# adjoint vs store-all, noise %d, N = 16, 64, 256, 1024: dL/dx0 %.3g %.3g %.3g %.3g "
-           "(rate %.2f), parameters %.3g %.3g %.3g %.3g\n", k, ds[0], ds[1], ds[2], ds[3],
-           loglog_slope(hs, ds, 4), dp[0], dp[1], dp[2], dp[3]);
+           "(rate %.2f), parameters %.3g %.3g %.3g %.3g\n",
+           k, ds[0], ds[1], ds[2], ds[3], loglog_slope(hs, ds, 4), dp[0], dp[1], dp[2], dp[3]);
     /* the state gradient converges at least at the strong rate 1/2 (factor 8 over 64x) */
     ck_assert_msg(ds[3] < ds[0] / 4, "noise %d: dL/dx0 %g -> %g", k, ds[0], ds[3]);
     ck_assert_msg(dp[3] < 0.05, "noise %d: parameter gradients differ by %g at N = 1024", k, dp[3]);
@@ -497,7 +566,8 @@ END_TEST
 static void mem_config(struct nsde_solver_config *cfg, enum nsde_grad_strategy strat, int64_t N)
 {
   nsde_solver_config_init(cfg);
-  cfg->scheme = strat == NSDE_GRAD_REVERSIBLE ? NSDE_SCHEME_REVERSIBLE_HEUN : NSDE_SCHEME_EULER_MARUYAMA;
+  cfg->scheme =
+      strat == NSDE_GRAD_REVERSIBLE ? NSDE_SCHEME_REVERSIBLE_HEUN : NSDE_SCHEME_EULER_MARUYAMA;
   cfg->n_steps = N;
   cfg->grad = strat;
 }
@@ -530,7 +600,8 @@ static long peak_growth(enum nsde_grad_strategy strat, int64_t N, int64_t B, int
     if (nsde_func_new_multiplicative(c, NSDE_DTYPE_FLOAT64, 0.4, &g))
       _exit(3);
     if (nsde_sde_new(c, f, g, NSDE_NOISE_DIAGONAL,
-                 strat == NSDE_GRAD_REVERSIBLE ? NSDE_CALCULUS_STRATONOVICH : NSDE_CALCULUS_ITO, &sde))
+                     strat == NSDE_GRAD_REVERSIBLE ? NSDE_CALCULUS_STRATONOVICH : NSDE_CALCULUS_ITO,
+                     &sde))
       _exit(3);
     if (nsde_tensor_new(c, NSDE_DTYPE_FLOAT64, 2, shape, &x))
       _exit(3);
@@ -578,14 +649,18 @@ START_TEST(memory_follows_query)
   ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT64, 0.4, &g), NSDE_OK);
   ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT64, 0.4, &gs), NSDE_OK);
   ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &ito), NSDE_OK);
-  ck_assert_int_eq(nsde_sde_new(ctx, f, gs, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_STRATONOVICH, &strat_sde), NSDE_OK);
+  ck_assert_int_eq(
+      nsde_sde_new(ctx, f, gs, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_STRATONOVICH, &strat_sde),
+      NSDE_OK);
   for (int s = 0; s < 4; s++)
     for (int j = 0; j < 3; j++) {
       struct nsde_solver_config cfg;
       long peak;
       mem_config(&cfg, strats[s], Ns[j]);
-      ck_assert_int_eq(nsde_solver_workspace_bytes(strats[s] == NSDE_GRAD_REVERSIBLE ? strat_sde : ito,
-                                                   &cfg, 2, shape, &q[s][j]), NSDE_OK);
+      ck_assert_int_eq(
+          nsde_solver_workspace_bytes(strats[s] == NSDE_GRAD_REVERSIBLE ? strat_sde : ito, &cfg, 2,
+                                      shape, &q[s][j]),
+          NSDE_OK);
       peak = peak_growth(strats[s], Ns[j], B, Dd);
       printf("# strategy=%s N=%lld query_bytes=%zu measured_peak_growth=%ld\n", names[s],
              (long long)Ns[j], q[s][j], peak);
@@ -598,11 +673,15 @@ START_TEST(memory_follows_query)
     }
   /* store-all grows linearly; checkpointing sub-linearly; the O(1) ones stay flat */
   ck_assert(q[0][2] > 50 * q[0][0] / 10);
-  ck_assert_msg(q[1][2] < q[1][1] * 5 && q[1][2] < q[0][2] / 5, "checkpoint %zu %zu", q[1][1], q[1][2]);
+  ck_assert_msg(q[1][2] < q[1][1] * 5 && q[1][2] < q[0][2] / 5, "checkpoint %zu %zu", q[1][1],
+                q[1][2]);
   for (int s = 2; s < 4; s++)
     ck_assert_msg(q[s][2] < q[s][0] + 64 * 1024, "%s: %zu vs %zu", names[s], q[s][2], q[s][0]);
-  nsde_sde_free(ito); nsde_sde_free(strat_sde);
-  nsde_func_free(f); nsde_func_free(g); nsde_func_free(gs);
+  nsde_sde_free(ito);
+  nsde_sde_free(strat_sde);
+  nsde_func_free(f);
+  nsde_func_free(g);
+  nsde_func_free(gs);
 }
 END_TEST
 
@@ -612,14 +691,19 @@ END_TEST
 START_TEST(increments_kept_with_records)
 {
   const int64_t N = 10, shape[2] = {4, 5};
-  const struct { enum nsde_scheme sc; enum nsde_grad_strategy g; int64_t ck, after; } cases[] = {
-    {NSDE_SCHEME_EULER_MARUYAMA, NSDE_GRAD_STORE_ALL, 0, N},
-    {NSDE_SCHEME_MILSTEIN, NSDE_GRAD_STORE_ALL, 0, N},
-    {NSDE_SCHEME_HEUN, NSDE_GRAD_STORE_ALL, 0, N},
-    {NSDE_SCHEME_EULER_MARUYAMA, NSDE_GRAD_CHECKPOINT, 3, 2 * N}, /* the replays draw */
-    {NSDE_SCHEME_EULER_MARUYAMA, NSDE_GRAD_ADJOINT, 0, 2 * N},
-    {NSDE_SCHEME_REVERSIBLE_HEUN, NSDE_GRAD_REVERSIBLE, 0, 2 * N}, /* reconstruction reuses them */
-    {NSDE_SCHEME_SRA1, NSDE_GRAD_STORE_ALL, 0, 2 * N}}; /* two arrays a step: drawn again */
+  const struct {
+    enum nsde_scheme sc;
+    enum nsde_grad_strategy g;
+    int64_t ck, after;
+  } cases[] = {
+      {NSDE_SCHEME_EULER_MARUYAMA, NSDE_GRAD_STORE_ALL, 0, N},
+      {NSDE_SCHEME_MILSTEIN, NSDE_GRAD_STORE_ALL, 0, N},
+      {NSDE_SCHEME_HEUN, NSDE_GRAD_STORE_ALL, 0, N},
+      {NSDE_SCHEME_EULER_MARUYAMA, NSDE_GRAD_CHECKPOINT, 3, 2 * N}, /* the replays draw */
+      {NSDE_SCHEME_EULER_MARUYAMA, NSDE_GRAD_ADJOINT, 0, 2 * N},
+      {NSDE_SCHEME_REVERSIBLE_HEUN, NSDE_GRAD_REVERSIBLE, 0,
+       2 * N},                                            /* reconstruction reuses them */
+      {NSDE_SCHEME_SRA1, NSDE_GRAD_STORE_ALL, 0, 2 * N}}; /* two arrays a step: drawn again */
   struct nsde_func *f, *g, *ga;
   struct nsde_sde *ito, *strat, *add;
   struct nsde_tensor *x, *gx, *g0;
@@ -638,9 +722,10 @@ START_TEST(increments_kept_with_records)
     struct nsde_solver_config cfg;
     struct nsde_solver *s;
     struct nsde_solver_stats st = {.size = sizeof(st)};
-    struct nsde_sde *sde = cases[c].sc == NSDE_SCHEME_SRA1 ? add
-                           : cases[c].sc == NSDE_SCHEME_HEUN ||
-                                     cases[c].sc == NSDE_SCHEME_REVERSIBLE_HEUN ? strat : ito;
+    struct nsde_sde *sde =
+        cases[c].sc == NSDE_SCHEME_SRA1                                                 ? add
+        : cases[c].sc == NSDE_SCHEME_HEUN || cases[c].sc == NSDE_SCHEME_REVERSIBLE_HEUN ? strat
+                                                                                        : ito;
     nsde_solver_config_init(&cfg);
     cfg.scheme = cases[c].sc;
     cfg.n_steps = N;
@@ -660,9 +745,15 @@ START_TEST(increments_kept_with_records)
                   (long long)st.brownian_draws, (long long)cases[c].after);
     nsde_solver_free(s);
   }
-  nsde_tensor_free(x); nsde_tensor_free(gx); nsde_tensor_free(g0);
-  nsde_sde_free(ito); nsde_sde_free(strat); nsde_sde_free(add);
-  nsde_func_free(f); nsde_func_free(g); nsde_func_free(ga);
+  nsde_tensor_free(x);
+  nsde_tensor_free(gx);
+  nsde_tensor_free(g0);
+  nsde_sde_free(ito);
+  nsde_sde_free(strat);
+  nsde_sde_free(add);
+  nsde_func_free(f);
+  nsde_func_free(g);
+  nsde_func_free(ga);
 }
 END_TEST
 
@@ -763,7 +854,8 @@ static int asin_diag(void *u, double t, int64_t batch, int64_t dim, const void *
   const struct asin_f *p = u;
   (void)t;
   for (int64_t i = 0; i < batch * dim; i++)
-    ((double *)out)[i] = p->a * (p->mode == 4 ? sin(((const double *)x)[i]) : cos(((const double *)x)[i]));
+    ((double *)out)[i] =
+        p->a * (p->mode == 4 ? sin(((const double *)x)[i]) : cos(((const double *)x)[i]));
   return 0;
 }
 
@@ -828,10 +920,12 @@ START_TEST(vjp_checker_verdicts)
       ck_assert(strstr(nsde_context_last_error(ctx), "overwrite") != NULL);
     ck_assert_int_eq(nsde_func_check_diag(f, 0.0, x, 0, &r), want[mode][1]);
     if (want[mode][1] == NSDE_OK)
-      ck_assert_msg(r.worst_rel_err < 1e-7 && r.checked == 12, "mode %d: %g", mode, r.worst_rel_err);
+      ck_assert_msg(r.worst_rel_err < 1e-7 && r.checked == 12, "mode %d: %g", mode,
+                    r.worst_rel_err);
     ck_assert_int_eq(nsde_func_check_diag_vjp(f, 0.0, x, 5, 0, &r), want[mode][2]);
     if (want[mode][2] == NSDE_OK)
-      ck_assert_msg(r.worst_rel_err < 1e-7 && r.checked == 13, "mode %d: %g", mode, r.worst_rel_err);
+      ck_assert_msg(r.worst_rel_err < 1e-7 && r.checked == 13, "mode %d: %g", mode,
+                    r.worst_rel_err);
   }
   /* the dtype of x must be the func's: the solver's status for it */
   ck_assert_int_eq(nsde_func_check_vjp(f, 0.0, x32, 5, 0, &r), NSDE_ERR_DTYPE);
@@ -861,7 +955,10 @@ END_TEST
 static int inf_vjp(void *user, double t, int64_t batch, int64_t dim, const void *x, const void *v,
                    void *grad_x, void *grad_params)
 {
-  (void)user; (void)x; (void)v; (void)grad_params;
+  (void)user;
+  (void)x;
+  (void)v;
+  (void)grad_params;
   for (int64_t i = 0; i < batch * dim; i++)
     ((double *)grad_x)[i] = t > 0.5 ? INFINITY : 1.0;
   return 0;
@@ -869,7 +966,8 @@ static int inf_vjp(void *user, double t, int64_t batch, int64_t dim, const void 
 
 static int lin_eval(void *user, double t, int64_t batch, int64_t dim, const void *x, void *out)
 {
-  (void)user; (void)t;
+  (void)user;
+  (void)t;
   for (int64_t i = 0; i < batch * dim; i++)
     ((double *)out)[i] = -((const double *)x)[i];
   return 0;
@@ -885,13 +983,16 @@ START_TEST(errors)
   double gd[NP];
 
   prob_make(&p, NSDE_SCHEME_EULER_MARUYAMA, DIFF_MUL, NSDE_GRAD_STORE_ALL, 10, 0, NULL, 0);
-  ck_assert_int_eq(nsde_backward(p.s, p.w, NULL, p.gx0, NULL, 0, NULL, 0), NSDE_ERR_STATE); /* no solve */
+  ck_assert_int_eq(nsde_backward(p.s, p.w, NULL, p.gx0, NULL, 0, NULL, 0),
+                   NSDE_ERR_STATE); /* no solve */
   ck_assert_ptr_nonnull(strstr(nsde_context_last_error(ctx), "no completed"));
   loss(&p, NULL);
   ck_assert_int_eq(nsde_backward(p.s, p.w, NULL, p.gx0, gd, NELEM(gd), NULL, 0), NSDE_OK);
-  ck_assert_int_eq(nsde_backward(p.s, p.w, NULL, p.gx0, gd, NELEM(gd), NULL, 0), NSDE_OK); /* repeatable */
+  ck_assert_int_eq(nsde_backward(p.s, p.w, NULL, p.gx0, gd, NELEM(gd), NULL, 0),
+                   NSDE_OK); /* repeatable */
   /* a parameter-gradient count that is not the drift's parameter count */
-  ck_assert_int_eq(nsde_backward(p.s, p.w, NULL, p.gx0, gd, NELEM(gd) - 1, NULL, 0), NSDE_ERR_SHAPE);
+  ck_assert_int_eq(nsde_backward(p.s, p.w, NULL, p.gx0, gd, NELEM(gd) - 1, NULL, 0),
+                   NSDE_ERR_SHAPE);
   ck_assert_ptr_nonnull(strstr(nsde_context_last_error(ctx), "grad_drift_params holds"));
   ck_assert_int_eq(nsde_backward(p.s, p.w, NULL, p.gx0, NULL, 3, NULL, 0), NSDE_ERR_SHAPE);
   ck_assert_int_eq(nsde_backward(p.s, p.w, NULL, p.gx0, gd, NELEM(gd), NULL, 1), NSDE_ERR_SHAPE);
@@ -964,8 +1065,10 @@ START_TEST(errors)
     /* a NaN in grad_final is the caller's input, not a failure at some step */
     ((double *)nsde_tensor_data(p.w))[3] = NAN;
     ck_assert_int_eq(nsde_backward(s, p.w, NULL, p.gx0, NULL, 0, NULL, 0), NSDE_ERR_NONFINITE);
-    ck_assert_msg(strstr(nsde_context_last_error(ctx), "nsde_backward: 1 non-finite values in grad_final") &&
-                  !strstr(nsde_context_last_error(ctx), "step"), "%s", nsde_context_last_error(ctx));
+    ck_assert_msg(
+        strstr(nsde_context_last_error(ctx), "nsde_backward: 1 non-finite values in grad_final") &&
+            !strstr(nsde_context_last_error(ctx), "step"),
+        "%s", nsde_context_last_error(ctx));
     ((double *)nsde_tensor_data(p.w))[3] = 1.0;
     nsde_solver_free(s);
     nsde_sde_free(sde);

@@ -9,8 +9,15 @@
 #include <unistd.h>
 
 static struct nsde_context *ctx;
-static void setup(void) { ctx = test_ctx(); TRY(nsde_context_set_threads(ctx, 2)); }
-static void teardown(void) { nsde_context_free(ctx); }
+static void setup(void)
+{
+  ctx = test_ctx();
+  TRY(nsde_context_set_threads(ctx, 2));
+}
+static void teardown(void)
+{
+  nsde_context_free(ctx);
+}
 
 static const char *env_or(const char *name, const char *def)
 {
@@ -54,7 +61,8 @@ static struct nsde_tensor *formula_images(int B, int C, int H, int W)
 START_TEST(parameter_counts)
 {
   struct nsde_model_config c;
-  struct nsde_model *m = make(NSDE_MODEL_ARCH_CIFAR, 64, 3, 32, NSDE_MODEL_NOISE_MULTIPLICATIVE, 2, 1);
+  struct nsde_model *m =
+      make(NSDE_MODEL_ARCH_CIFAR, 64, 3, 32, NSDE_MODEL_NOISE_MULTIPLICATIVE, 2, 1);
   ck_assert_int_eq(nsde_model_num_params(m), 115594);
   nsde_model_free(m);
   nsde_model_config_init(&c);
@@ -72,7 +80,10 @@ START_TEST(parameter_counts)
     ck_assert_ptr_null(nsde_model_grads_const(NULL));
   }
   { /* get_config writes no more than the caller's size field says */
-    union { struct nsde_model_config c; unsigned char b[sizeof(struct nsde_model_config) + 32]; } u;
+    union {
+      struct nsde_model_config c;
+      unsigned char b[sizeof(struct nsde_model_config) + 32];
+    } u;
     memset(&u, 0xA5, sizeof(u));
     u.c.size = sizeof(u.c) + 32; /* a later, larger layout */
     ck_assert_int_eq(nsde_model_get_config(m, &u.c), NSDE_OK);
@@ -139,8 +150,8 @@ START_TEST(matches_pytorch)
       ck_assert_int_eq(nsde_model_forward(ms[k], x, 0, 0, logits), NSDE_OK);
       for (int j = 0; j < 10; j++) {
         double ref = strtod(p, (char **)&p), got = ((float *)nsde_tensor_data(logits))[b * 10 + j];
-        ck_assert_msg(fabs(got - ref) <= 1e-4 + 1e-4 * fabs(ref), "%s image %d logit %d: %.7g vs torch %.7g",
-                      name, b, j, got, ref);
+        ck_assert_msg(fabs(got - ref) <= 1e-4 + 1e-4 * fabs(ref),
+                      "%s image %d logit %d: %.7g vs torch %.7g", name, b, j, got, ref);
       }
       seen_logits++;
     } else if (!strcmp(kind, "loss") || !strcmp(kind, "gradnorm") || !strcmp(kind, "grad") ||
@@ -151,12 +162,14 @@ START_TEST(matches_pytorch)
       ck_assert_int_eq(nsde_model_loss_grad(ms[k], x, labels, 0, 0, gx, &loss, NULL), NSDE_OK);
       if (!strcmp(kind, "loss")) {
         double ref = strtod(line + off, NULL);
-        ck_assert_msg(fabs(loss - ref) < 1e-5 * fmax(1, fabs(ref)), "%s loss %.8g vs torch %.8g", name, loss, ref);
+        ck_assert_msg(fabs(loss - ref) < 1e-5 * fmax(1, fabs(ref)), "%s loss %.8g vs torch %.8g",
+                      name, loss, ref);
       } else if (!strcmp(kind, "gradnorm")) {
         double ref = strtod(line + off, NULL), s = 0;
         for (int64_t i = 0; i < nsde_model_num_params(ms[k]); i++)
           s += (double)nsde_model_grads(ms[k])[i] * nsde_model_grads(ms[k])[i];
-        ck_assert_msg(fabs(sqrt(s) - ref) < 1e-4 * ref, "%s gradient norm %.8g vs torch %.8g", name, sqrt(s), ref);
+        ck_assert_msg(fabs(sqrt(s) - ref) < 1e-4 * ref, "%s gradient norm %.8g vs torch %.8g", name,
+                      sqrt(s), ref);
       } else {
         const int img = !strcmp(kind, "gradimg");
         const float *g = img ? nsde_tensor_data(gx) : nsde_model_grads(ms[k]);
@@ -198,7 +211,10 @@ END_TEST
  * on the direct kernels (width 16) and on the AVX-512 Winograd ones (32). */
 START_TEST(thread_count_independent)
 {
-  static const struct { enum nsde_model_arch arch; int width; } cases[] = {
+  static const struct {
+    enum nsde_model_arch arch;
+    int width;
+  } cases[] = {
       {NSDE_MODEL_ARCH_CIFAR, 8}, {NSDE_MODEL_ARCH_LARGE, 16}, {NSDE_MODEL_ARCH_LARGE, 32}};
   for (int k = 0; k < 3; k++) {
     struct nsde_model *m =
@@ -232,7 +248,8 @@ END_TEST
 
 START_TEST(predict_and_ttn)
 {
-  struct nsde_model *m = make(NSDE_MODEL_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_NOISE_MULTIPLICATIVE, 4, 2);
+  struct nsde_model *m =
+      make(NSDE_MODEL_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_NOISE_MULTIPLICATIVE, 4, 2);
   struct nsde_tensor *x = formula_images(3, 3, 32, 32), *p0, *p5, *lg;
   int64_t s[2] = {3, 10};
   ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, s, &p0), NSDE_OK);
@@ -243,10 +260,13 @@ START_TEST(predict_and_ttn)
   for (int b = 0; b < 3; b++) {
     double mx = -1e30, z = 0, sum0 = 0, sum5 = 0;
     const float *l = (float *)nsde_tensor_data(lg) + b * 10;
-    for (int k = 0; k < 10; k++) mx = fmax(mx, l[k]);
-    for (int k = 0; k < 10; k++) z += exp(l[k] - mx);
     for (int k = 0; k < 10; k++)
-      ck_assert_double_eq_tol(((float *)nsde_tensor_data(p0))[b * 10 + k], exp(l[k] - mx) / z, 1e-6);
+      mx = fmax(mx, l[k]);
+    for (int k = 0; k < 10; k++)
+      z += exp(l[k] - mx);
+    for (int k = 0; k < 10; k++)
+      ck_assert_double_eq_tol(((float *)nsde_tensor_data(p0))[b * 10 + k], exp(l[k] - mx) / z,
+                              1e-6);
     ck_assert_int_eq(nsde_model_predict(m, x, 5, 100, p5), NSDE_OK);
     for (int k = 0; k < 10; k++) {
       sum0 += ((float *)nsde_tensor_data(p0))[b * 10 + k];
@@ -262,7 +282,8 @@ START_TEST(predict_and_ttn)
     ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, s, &p1), NSDE_OK);
     for (int r = 0; r < 5; r++) {
       ck_assert_int_eq(nsde_model_predict(m, x, 1, 100 + r, p1), NSDE_OK);
-      for (int i = 0; i < 30; i++) acc[i] += ((float *)nsde_tensor_data(p1))[i] / 5;
+      for (int i = 0; i < 30; i++)
+        acc[i] += ((float *)nsde_tensor_data(p1))[i] / 5;
     }
     for (int i = 0; i < 30; i++)
       ck_assert_double_eq_tol(acc[i], ((float *)nsde_tensor_data(p5))[i], 1e-6);
@@ -275,7 +296,10 @@ START_TEST(predict_and_ttn)
   ck_assert_int_eq(nsde_model_predict(m, x, 0, 0, p0), NSDE_OK);
   ck_assert_int_eq(nsde_model_predict(m, x, 5, 100, p5), NSDE_OK);
   ck_assert_mem_eq(nsde_tensor_data(p0), nsde_tensor_data(p5), 30 * sizeof(float));
-  nsde_tensor_free(x); nsde_tensor_free(p0); nsde_tensor_free(p5); nsde_tensor_free(lg);
+  nsde_tensor_free(x);
+  nsde_tensor_free(p0);
+  nsde_tensor_free(p5);
+  nsde_tensor_free(lg);
   nsde_model_free(m);
 }
 END_TEST
@@ -286,7 +310,8 @@ END_TEST
 START_TEST(trajectory_matches_pieces)
 {
   enum { B = 2, W = 8, N = 5 };
-  struct nsde_model *m = make(NSDE_MODEL_ARCH_CIFAR, W, 3, 12, NSDE_MODEL_NOISE_MULTIPLICATIVE, B, 9);
+  struct nsde_model *m =
+      make(NSDE_MODEL_ARCH_CIFAR, W, 3, 12, NSDE_MODEL_NOISE_MULTIPLICATIVE, B, 9);
   struct nsde_tensor *x = formula_images(B, 3, 12, 12), *traj, *h, *saved;
   struct nsde_net *stem, *drift;
   struct nsde_func *f;
@@ -341,9 +366,15 @@ START_TEST(trajectory_matches_pieces)
   ck_assert_mem_eq(nsde_tensor_data(saved), nsde_tensor_data(traj), sizeof(float) * B * W * 100);
   ck_assert(memcmp((float *)nsde_tensor_data(saved) + N * B * W * 100,
                    (float *)nsde_tensor_data(traj) + N * B * W * 100, sizeof(float) * B * W * 100));
-  nsde_solver_free(s); nsde_sde_free(sde); nsde_func_free(f);
-  nsde_net_free(stem); nsde_net_free(drift);
-  nsde_tensor_free(traj); nsde_tensor_free(saved); nsde_tensor_free(h); nsde_tensor_free(x);
+  nsde_solver_free(s);
+  nsde_sde_free(sde);
+  nsde_func_free(f);
+  nsde_net_free(stem);
+  nsde_net_free(drift);
+  nsde_tensor_free(traj);
+  nsde_tensor_free(saved);
+  nsde_tensor_free(h);
+  nsde_tensor_free(x);
   nsde_model_free(m);
 }
 END_TEST
@@ -374,7 +405,8 @@ static void put_le64(unsigned char *p, uint64_t v)
 START_TEST(model_files)
 {
   char dir[4096], path[4200], bad[4300];
-  struct nsde_model *m = make(NSDE_MODEL_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_NOISE_DROPOUT, 2, 12), *l = NULL;
+  struct nsde_model *m = make(NSDE_MODEL_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_NOISE_DROPOUT, 2, 12),
+                    *l = NULL;
   struct nsde_tensor *x = formula_images(2, 3, 32, 32), *a, *b;
   int64_t s2[2] = {2, 10};
   unsigned char *buf;
@@ -389,7 +421,8 @@ START_TEST(model_files)
   ck_assert_int_eq(nsde_model_save(m, path), NSDE_OK);
   ck_assert_int_eq(nsde_model_load(ctx, path, 2, &l), NSDE_OK);
   ck_assert_int_eq(nsde_model_num_params(l), nsde_model_num_params(m));
-  ck_assert(!memcmp(nsde_model_params(l), nsde_model_params(m), sizeof(float) * (size_t)nsde_model_num_params(m)));
+  ck_assert(!memcmp(nsde_model_params(l), nsde_model_params(m),
+                    sizeof(float) * (size_t)nsde_model_num_params(m)));
   ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, s2, &a), NSDE_OK);
   ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, s2, &b), NSDE_OK);
   ck_assert_int_eq(nsde_model_forward(m, x, 1, 3, a), NSDE_OK);
@@ -438,13 +471,15 @@ START_TEST(model_files)
   put_le64(buf + n - 8, fnv1a_64(buf, n - 8, 1469598103934665603ULL));
   write_bytes(bad, buf, n);
   ck_assert_int_eq(nsde_model_load(ctx, bad, 2, &l), NSDE_OK);
-  ck_assert(!memcmp(nsde_model_params(l), nsde_model_params(m), sizeof(float) * (size_t)nsde_model_num_params(m)));
+  ck_assert(!memcmp(nsde_model_params(l), nsde_model_params(m),
+                    sizeof(float) * (size_t)nsde_model_num_params(m)));
   nsde_model_free(l);
   /* reserved bytes must be zero, in either version */
   for (int v = 1; v <= 2; v++) {
     buf[8] = (unsigned char)v;
     buf[100] = 1;
-    put_le64(buf + n - 8, fnv1a_64(buf, n - 8, v == 1 ? 1469598103934665603ULL : 14695981039346656037ULL));
+    put_le64(buf + n - 8,
+             fnv1a_64(buf, n - 8, v == 1 ? 1469598103934665603ULL : 14695981039346656037ULL));
     write_bytes(bad, buf, n);
     ck_assert_int_eq(nsde_model_load(ctx, bad, 2, &l), NSDE_ERR_FORMAT);
     ck_assert_ptr_nonnull(strstr(nsde_context_last_error(ctx), "reserved"));
@@ -453,10 +488,11 @@ START_TEST(model_files)
   /* every architecture and option round-trips (the loader predicts the
    * parameter count from the header before building anything) */
   {
-    const int cfgs[6][5] = {/* arch, width, channels, size, learn_sigma */
-                            {NSDE_MODEL_ARCH_CIFAR, 8, 3, 32, 0}, {NSDE_MODEL_ARCH_CIFAR, 16, 1, 12, 1},
-                            {NSDE_MODEL_ARCH_LARGE, 8, 3, 32, 0}, {NSDE_MODEL_ARCH_LARGE, 16, 1, 28, 1},
-                            {NSDE_MODEL_ARCH_LARGE, 12, 3, 20, 0}, {NSDE_MODEL_ARCH_CIFAR, 5, 2, 9, 0}};
+    const int cfgs[6][5] = {
+        /* arch, width, channels, size, learn_sigma */
+        {NSDE_MODEL_ARCH_CIFAR, 8, 3, 32, 0},  {NSDE_MODEL_ARCH_CIFAR, 16, 1, 12, 1},
+        {NSDE_MODEL_ARCH_LARGE, 8, 3, 32, 0},  {NSDE_MODEL_ARCH_LARGE, 16, 1, 28, 1},
+        {NSDE_MODEL_ARCH_LARGE, 12, 3, 20, 0}, {NSDE_MODEL_ARCH_CIFAR, 5, 2, 9, 0}};
     char rt[4300];
     snprintf(rt, sizeof(rt), "%s/rt.nsde", dir);
     for (int i = 0; i < 6; i++) {
@@ -488,9 +524,18 @@ START_TEST(model_files)
   {
     unsigned char keep[12];
     memcpy(keep, buf + 24, 12);
-    buf[24] = 0; buf[25] = 0x10; buf[26] = 0; buf[27] = 0; /* in_height 4096 */
-    buf[28] = 0; buf[29] = 0x10; buf[30] = 0; buf[31] = 0; /* in_width 4096 */
-    buf[32] = 0; buf[33] = 0x10; buf[34] = 0; buf[35] = 0; /* width 4096 */
+    buf[24] = 0;
+    buf[25] = 0x10;
+    buf[26] = 0;
+    buf[27] = 0; /* in_height 4096 */
+    buf[28] = 0;
+    buf[29] = 0x10;
+    buf[30] = 0;
+    buf[31] = 0; /* in_width 4096 */
+    buf[32] = 0;
+    buf[33] = 0x10;
+    buf[34] = 0;
+    buf[35] = 0; /* width 4096 */
     put_le64(buf + n - 8, fnv1a_64(buf, n - 8, 14695981039346656037ULL));
     write_bytes(bad, buf, n);
     ck_assert_int_eq(nsde_model_load(ctx, bad, 128, &l), NSDE_ERR_FORMAT);
@@ -514,15 +559,20 @@ START_TEST(model_files)
       ck_assert_ptr_nonnull(first);
       ck_assert_ptr_null(strstr(first + 1, "invalid configuration"));
       ck_assert_ptr_null(strstr(first + 1, "model file"));
-      ck_assert_msg(strstr(e, "T (t1) is nan, must be finite") != NULL, "%s", e); /* names the field */
+      ck_assert_msg(strstr(e, "T (t1) is nan, must be finite") != NULL, "%s",
+                    e); /* names the field */
     }
     memcpy(buf + 56, keep, 8);
   }
   /* a group count that does not divide the channels, a learn_sigma that is
    * not 0 or 1: format errors naming the file and the field */
   {
-    static const struct { int off; unsigned char val; const char *want; } hostile[2] = {
-        {84, 7, "groups is 7, GroupNorm needs a divisor of"}, {44, 5, "learn_sigma is 5, must be 0 or 1"}};
+    static const struct {
+      int off;
+      unsigned char val;
+      const char *want;
+    } hostile[2] = {{84, 7, "groups is 7, GroupNorm needs a divisor of"},
+                    {44, 5, "learn_sigma is 5, must be 0 or 1"}};
     for (int k = 0; k < 2; k++) {
       unsigned char keep = buf[hostile[k].off];
       buf[8] = 2;
@@ -555,7 +605,9 @@ START_TEST(model_files)
   remove(path);
   ck_assert_int_eq(rmdir(dir), 0); /* empty: no stray temporary files */
   free(buf);
-  nsde_tensor_free(x); nsde_tensor_free(a); nsde_tensor_free(b);
+  nsde_tensor_free(x);
+  nsde_tensor_free(a);
+  nsde_tensor_free(b);
   nsde_model_free(m);
 }
 END_TEST
@@ -598,7 +650,8 @@ END_TEST
  * from a newer header is refused. */
 START_TEST(loss_options)
 {
-  struct nsde_model *m = make(NSDE_MODEL_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_NOISE_MULTIPLICATIVE, 3, 2);
+  struct nsde_model *m =
+      make(NSDE_MODEL_ARCH_CIFAR, 8, 3, 32, NSDE_MODEL_NOISE_MULTIPLICATIVE, 3, 2);
   struct nsde_tensor *x = formula_images(3, 3, 32, 32);
   struct nsde_tensor *g1 = formula_images(3, 3, 32, 32), *g2 = formula_images(3, 3, 32, 32);
   int32_t labels[3] = {1, 4, 7};
@@ -621,7 +674,8 @@ START_TEST(loss_options)
   TRY(nsde_model_loss_grad_opts(m, x, labels, 1, 77, &o));
   ck_assert(l1 == l2 && c1 == c2);
   ck_assert(memcmp(grads, nsde_model_grads(m), sizeof(float) * (size_t)np) == 0);
-  ck_assert(memcmp(nsde_tensor_data(g1), nsde_tensor_data(g2), sizeof(float) * 3 * 3 * 32 * 32) == 0);
+  ck_assert(memcmp(nsde_tensor_data(g1), nsde_tensor_data(g2), sizeof(float) * 3 * 3 * 32 * 32) ==
+            0);
   TRY(nsde_model_loss_grad_opts(m, x, labels, 1, 77, NULL)); /* NULL: the defaults */
   ck_assert(memcmp(grads, nsde_model_grads(m), sizeof(float) * (size_t)np) == 0);
   /* no_param_grads: the same loss and image gradient bit for bit, parameter
@@ -630,7 +684,8 @@ START_TEST(loss_options)
   o.no_param_grads = 1;
   TRY(nsde_model_loss_grad_opts(m, x, labels, 1, 77, &o));
   ck_assert(l1 == l2 && c1 == c2);
-  ck_assert(memcmp(nsde_tensor_data(g1), nsde_tensor_data(g2), sizeof(float) * 3 * 3 * 32 * 32) == 0);
+  ck_assert(memcmp(nsde_tensor_data(g1), nsde_tensor_data(g2), sizeof(float) * 3 * 3 * 32 * 32) ==
+            0);
   for (int64_t j = 0; j < np; j++)
     ck_assert(nsde_model_grads(m)[j] == 0.0f);
   o.no_param_grads = 0;
@@ -684,10 +739,11 @@ START_TEST(short_training_run)
 
   snprintf(dir, sizeof(dir), "%s/cifar", env_or("NSDE_TEST_TMP", "."));
   snprintf(cmd, sizeof(cmd), "'%s/unpack.sh' '%s' >/dev/null", src, dir);
-  ck_assert_msg(system(cmd) == 0, "could not unpack CIFAR-10 from %s (is ../shared beside the checkout?)", src);
+  ck_assert_msg(system(cmd) == 0,
+                "could not unpack CIFAR-10 from %s (is ../shared beside the checkout?)", src);
   snprintf(bin, sizeof(bin), "%s/cifar-10-batches-bin", dir);
-  ck_assert_msg(nsde_dataset_load_cifar10(ctx, bin, NSDE_SPLIT_TRAIN, ntrain, &train) == NSDE_OK, "%s",
-                nsde_context_last_error(ctx));
+  ck_assert_msg(nsde_dataset_load_cifar10(ctx, bin, NSDE_SPLIT_TRAIN, ntrain, &train) == NSDE_OK,
+                "%s", nsde_context_last_error(ctx));
   ck_assert_int_eq(nsde_dataset_load_cifar10(ctx, bin, NSDE_SPLIT_TRAIN, ntest, &test), NSDE_OK);
   ck_assert_int_eq(nsde_dataset_size(train), ntrain);
   {
@@ -706,36 +762,46 @@ START_TEST(short_training_run)
   ck_assert_int_eq(nsde_sgd_new(ctx, nsde_model_num_params(m), 0.9, 0.0, 0, &opt), NSDE_OK);
   ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &x), NSDE_OK);
   ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 4, shape, &xt), NSDE_OK);
-#define TEST_LOSS(out)                                                               \
-  do {                                                                               \
-    (out) = 0;                                                                       \
-    for (int b0 = 0; b0 < ntest; b0 += B) {                                          \
-      double l_;                                                                     \
-      for (int k = 0; k < B; k++) idx[k] = b0 + k;                                   \
-      ck_assert_int_eq(nsde_dataset_batch(test, idx, B, 0, 0, xt, labels), NSDE_OK); \
-      ck_assert_int_eq(nsde_model_loss_grad(m, xt, labels, 0, 0, NULL, &l_, NULL), NSDE_OK); \
-      (out) += l_ * B / ntest;                                                       \
-    }                                                                                \
+#define TEST_LOSS(out)                                                                             \
+  do {                                                                                             \
+    (out) = 0;                                                                                     \
+    for (int b0 = 0; b0 < ntest; b0 += B) {                                                        \
+      double l_;                                                                                   \
+      for (int k = 0; k < B; k++)                                                                  \
+        idx[k] = b0 + k;                                                                           \
+      ck_assert_int_eq(nsde_dataset_batch(test, idx, B, 0, 0, xt, labels), NSDE_OK);               \
+      ck_assert_int_eq(nsde_model_loss_grad(m, xt, labels, 0, 0, NULL, &l_, NULL), NSDE_OK);       \
+      (out) += l_ * B / ntest;                                                                     \
+    }                                                                                              \
   } while (0)
   TEST_LOSS(before);
   for (int e = 0; e < epochs; e++) {
     TRY(nsde_dataset_permutation(train, 100 + (uint64_t)e, perm));
     for (int b0 = 0; b0 + B <= ntrain; b0 += B) {
       double loss;
-      ck_assert_int_eq(nsde_dataset_batch(train, perm + b0, B, 4, (uint64_t)(e * 1000 + b0), x, labels), NSDE_OK);
-      ck_assert_int_eq(nsde_model_loss_grad(m, x, labels, 1, (uint64_t)(e * 100000 + b0), NULL, &loss, NULL), NSDE_OK);
+      ck_assert_int_eq(
+          nsde_dataset_batch(train, perm + b0, B, 4, (uint64_t)(e * 1000 + b0), x, labels),
+          NSDE_OK);
+      ck_assert_int_eq(
+          nsde_model_loss_grad(m, x, labels, 1, (uint64_t)(e * 100000 + b0), NULL, &loss, NULL),
+          NSDE_OK);
       ck_assert_int_eq(nsde_sgd_step(opt, nsde_model_params(m), nsde_model_grads(m), 0.1), NSDE_OK);
     }
   }
   TEST_LOSS(after);
 #undef TEST_LOSS
-  printf("# CIFAR-10, %d images x %d epochs, width 16: training-set loss %.4f -> %.4f (%.1f s CPU)\n",
-         ntrain, epochs, before, after, ((double)clock() - t0) / CLOCKS_PER_SEC);
-  ck_assert_msg(after < before - 0.04, "training-set loss %.4f -> %.4f: did not drop by 0.04", before, after);
+  printf(
+      "# CIFAR-10, %d images x %d epochs, width 16: training-set loss %.4f -> %.4f (%.1f s CPU)\n",
+      ntrain, epochs, before, after, ((double)clock() - t0) / CLOCKS_PER_SEC);
+  ck_assert_msg(after < before - 0.04, "training-set loss %.4f -> %.4f: did not drop by 0.04",
+                before, after);
   free(perm);
-  nsde_tensor_free(x); nsde_tensor_free(xt);
-  nsde_sgd_free(opt); nsde_model_free(m);
-  nsde_dataset_free(train); nsde_dataset_free(test);
+  nsde_tensor_free(x);
+  nsde_tensor_free(xt);
+  nsde_sgd_free(opt);
+  nsde_model_free(m);
+  nsde_dataset_free(train);
+  nsde_dataset_free(test);
 }
 END_TEST
 

@@ -9,8 +9,15 @@
 #endif
 
 static struct nsde_context *ctx;
-static void setup(void) { ctx = test_ctx(); TRY(nsde_context_set_threads(ctx, 2)); }
-static void teardown(void) { nsde_context_free(ctx); }
+static void setup(void)
+{
+  ctx = test_ctx();
+  TRY(nsde_context_set_threads(ctx, 2));
+}
+static void teardown(void)
+{
+  nsde_context_free(ctx);
+}
 
 static double lcg(uint64_t *s)
 {
@@ -61,21 +68,23 @@ static void fd_check(struct nsde_net *net, double t, struct nsde_tensor *x, doub
   fill_rand(w, 99, 2.0, 0.0);
   TRY(nsde_net_zero_grads(net));
   ck_assert_int_eq(nsde_net_backward(net, t, x, w, dx), NSDE_OK);
-#define LOSS(out)                                                              \
-  do {                                                                         \
-    double l_ = 0;                                                             \
-    ck_assert_int_eq(nsde_net_forward(net, t, x, y), NSDE_OK);                 \
-    for (int64_t i_ = 0; i_ < nout; i_++)                                      \
-      l_ += (double)((float *)nsde_tensor_data(w))[i_] * ((float *)nsde_tensor_data(y))[i_]; \
-    (out) = l_;                                                                \
+#define LOSS(out)                                                                                  \
+  do {                                                                                             \
+    double l_ = 0;                                                                                 \
+    ck_assert_int_eq(nsde_net_forward(net, t, x, y), NSDE_OK);                                     \
+    for (int64_t i_ = 0; i_ < nout; i_++)                                                          \
+      l_ += (double)((float *)nsde_tensor_data(w))[i_] * ((float *)nsde_tensor_data(y))[i_];       \
+    (out) = l_;                                                                                    \
   } while (0)
   for (int pass = 0; pass < 2; pass++) {
     int64_t n = pass == 0 ? nsde_tensor_numel(x) : np, step = n > 40 ? n / 40 : 1;
     for (int64_t j = 0; j < n; j += step) {
       float *v = pass == 0 ? &xd[j] : &p[j], o = *v;
       double lp, lm, num, ana = pass == 0 ? ((float *)nsde_tensor_data(dx))[j] : g[j], err;
-      *v = o + (float)eps; LOSS(lp);
-      *v = o - (float)eps; LOSS(lm);
+      *v = o + (float)eps;
+      LOSS(lp);
+      *v = o - (float)eps;
+      LOSS(lm);
       *v = o;
       num = (lp - lm) / (2 * eps);
       err = fabs(num - ana) / fmax(1.0, fabs(num));
@@ -99,20 +108,29 @@ static void fd_check(struct nsde_net *net, double t, struct nsde_tensor *x, doub
 START_TEST(conv_matches_naive)
 {
   static const int shapes[][7] = {/* C, H, W, O, K, S, PD */
-                                  {3, 7, 6, 4, 3, 2, 1}, {5, 7, 9, 6, 3, 1, 1},
-                                  {4, 6, 6, 3, 3, 1, 1}, {3, 9, 8, 5, 4, 2, 1},
+                                  {3, 7, 6, 4, 3, 2, 1},
+                                  {5, 7, 9, 6, 3, 1, 1},
+                                  {4, 6, 6, 3, 3, 1, 1},
+                                  {3, 9, 8, 5, 4, 2, 1},
                                   /* multiples of 16: the direct kernels on AVX-512 CPUs
                                    * (pixel blocks and their tails, 16-80 output channels) */
-                                  {16, 5, 7, 32, 3, 1, 1}, {32, 3, 19, 16, 3, 1, 1},
-                                  {16, 4, 11, 48, 3, 1, 1}, {16, 2, 8, 80, 3, 1, 1},
+                                  {16, 5, 7, 32, 3, 1, 1},
+                                  {32, 3, 19, 16, 3, 1, 1},
+                                  {16, 4, 11, 48, 3, 1, 1},
+                                  {16, 2, 8, 80, 3, 1, 1},
                                   {32, 1, 1, 16, 3, 1, 1},
                                   /* both >= 32 and even sides: AVX-512 Winograd (chunks of
                                    * tile rows, tile blocks of 4-6, 16-64 channel tails) */
-                                  {32, 4, 6, 32, 3, 1, 1}, {48, 6, 10, 64, 3, 1, 1},
-                                  {64, 8, 8, 80, 3, 1, 1}, {32, 12, 10, 48, 3, 1, 1},
-                                  {64, 2, 30, 64, 3, 1, 1}, {64, 2, 2, 32, 3, 1, 1},
-                                  {32, 2, 4, 64, 3, 1, 1}, {128, 4, 6, 128, 3, 1, 1},
-                                  {80, 2, 6, 64, 3, 1, 1}, {96, 6, 4, 80, 3, 1, 1},
+                                  {32, 4, 6, 32, 3, 1, 1},
+                                  {48, 6, 10, 64, 3, 1, 1},
+                                  {64, 8, 8, 80, 3, 1, 1},
+                                  {32, 12, 10, 48, 3, 1, 1},
+                                  {64, 2, 30, 64, 3, 1, 1},
+                                  {64, 2, 2, 32, 3, 1, 1},
+                                  {32, 2, 4, 64, 3, 1, 1},
+                                  {128, 4, 6, 128, 3, 1, 1},
+                                  {80, 2, 6, 64, 3, 1, 1},
+                                  {96, 6, 4, 80, 3, 1, 1},
                                   {48, 4, 4, 128, 3, 1, 1}};
   const int B = 2;
   const float t = 0.37f;
@@ -125,7 +143,8 @@ START_TEST(conv_matches_naive)
     const float *p, *xd, *yd;
     ck_assert_int_eq(nsde_net_new(ctx, C, Hh, Ww, &net), NSDE_OK);
     ck_assert_int_eq(concat ? nsde_net_add_concat_conv2d(net, O, K, S, PD)
-                            : nsde_net_add_conv2d(net, O, K, S, PD), NSDE_OK);
+                            : nsde_net_add_conv2d(net, O, K, S, PD),
+                     NSDE_OK);
     ck_assert_int_eq(nsde_net_finalize(net, B, 4), NSDE_OK);
     ck_assert_int_eq(nsde_net_num_params(net), O * cc * K * K + O);
     ck_assert_int_eq(nsde_net_get_output_shape(net, &oc, &oh, &ow), NSDE_OK);
@@ -153,9 +172,8 @@ START_TEST(conv_matches_naive)
                   s += p[((o * cc + c) * K + ky) * K + kx] * v;
                 }
             ck_assert_msg(fabs(s - yd[((b * O + o) * oh + i) * ow + j]) < 1e-5,
-                          "shape %d concat %d (%d,%d,%d,%d): %g vs %g", run / 2, concat, b, o,
-                          i, j, s,
-                          yd[((b * O + o) * oh + i) * ow + j]);
+                          "shape %d concat %d (%d,%d,%d,%d): %g vs %g", run / 2, concat, b, o, i, j,
+                          s, yd[((b * O + o) * oh + i) * ow + j]);
           }
     /* backward against the naive adjoint: dx and the parameter gradients */
     {
@@ -219,13 +237,19 @@ START_TEST(layers_finite_differences)
     case 0: ck_assert_int_eq(nsde_net_add_conv2d(net, 3, 3, 1, 1), NSDE_OK); break;
     case 1: ck_assert_int_eq(nsde_net_add_concat_conv2d(net, 4, 2, 2, 0), NSDE_OK); break;
     case 2: ck_assert_int_eq(nsde_net_add_groupnorm(net, 2, 1e-5), NSDE_OK); break;
-    case 3: ck_assert_int_eq(nsde_net_add_avgpool(net), NSDE_OK);
-            ck_assert_int_eq(nsde_net_add_linear(net, 3), NSDE_OK); break;
-    case 4: ck_assert_int_eq(nsde_net_add_relu(net), NSDE_OK);
-            ck_assert_int_eq(nsde_net_add_linear(net, 2), NSDE_OK); break;
-    case 5: ck_assert_int_eq(nsde_net_add_groupnorm(net, 4, 1e-5), NSDE_OK);
-            ck_assert_int_eq(nsde_net_add_concat_conv2d(net, 4, 3, 1, 1), NSDE_OK);
-            ck_assert_int_eq(nsde_net_add_groupnorm(net, 2, 1e-5), NSDE_OK); break;
+    case 3:
+      ck_assert_int_eq(nsde_net_add_avgpool(net), NSDE_OK);
+      ck_assert_int_eq(nsde_net_add_linear(net, 3), NSDE_OK);
+      break;
+    case 4:
+      ck_assert_int_eq(nsde_net_add_relu(net), NSDE_OK);
+      ck_assert_int_eq(nsde_net_add_linear(net, 2), NSDE_OK);
+      break;
+    case 5:
+      ck_assert_int_eq(nsde_net_add_groupnorm(net, 4, 1e-5), NSDE_OK);
+      ck_assert_int_eq(nsde_net_add_concat_conv2d(net, 4, 3, 1, 1), NSDE_OK);
+      ck_assert_int_eq(nsde_net_add_groupnorm(net, 2, 1e-5), NSDE_OK);
+      break;
     }
     ck_assert_int_eq(nsde_net_finalize(net, 3, 7 + kind), NSDE_OK);
     fill_rand(x, 11 + kind, 2.0, 0.0);
@@ -256,9 +280,11 @@ START_TEST(paper_parameter_counts)
   ck_assert_int_eq(nsde_net_add_avgpool(head), NSDE_OK);
   ck_assert_int_eq(nsde_net_add_linear(head, 10), NSDE_OK);
   ck_assert_int_eq(nsde_net_finalize(head, 1, 1), NSDE_OK);
-  ck_assert_int_eq(nsde_net_num_params(stem) + nsde_net_num_params(drift) +
-                   nsde_net_num_params(head), 115594);
-  nsde_net_free(stem); nsde_net_free(drift); nsde_net_free(head);
+  ck_assert_int_eq(
+      nsde_net_num_params(stem) + nsde_net_num_params(drift) + nsde_net_num_params(head), 115594);
+  nsde_net_free(stem);
+  nsde_net_free(drift);
+  nsde_net_free(head);
   /* STL-10 sized model with 256 channels */
   ck_assert_int_eq(nsde_net_new(ctx, 3, 96, 96, &stem), NSDE_OK);
   ck_assert_int_eq(nsde_net_add_conv2d(stem, 64, 3, 1, 1), NSDE_OK);
@@ -282,9 +308,11 @@ START_TEST(paper_parameter_counts)
   ck_assert_int_eq(nsde_net_add_avgpool(head), NSDE_OK);
   ck_assert_int_eq(nsde_net_add_linear(head, 10), NSDE_OK);
   ck_assert_int_eq(nsde_net_finalize(head, 1, 1), NSDE_OK);
-  ck_assert_int_eq(nsde_net_num_params(stem) + nsde_net_num_params(drift) +
-                   nsde_net_num_params(head), 2440202);
-  nsde_net_free(stem); nsde_net_free(drift); nsde_net_free(head);
+  ck_assert_int_eq(
+      nsde_net_num_params(stem) + nsde_net_num_params(drift) + nsde_net_num_params(head), 2440202);
+  nsde_net_free(stem);
+  nsde_net_free(drift);
+  nsde_net_free(head);
 }
 END_TEST
 
@@ -324,7 +352,9 @@ START_TEST(network_drift_gradients)
   ck_assert_int_eq(nsde_func_check_vjp(f, 0.5, x0, 3, 1e-2, &rep), NSDE_OK);
   printf("# network drift vjp check: worst %.2g over %lld derivatives\n", rep.worst_rel_err,
          (long long)rep.checked);
-  ck_assert_msg(rep.worst_rel_err < 2e-2, "worst %g at %s %lld: analytic %g numeric %g", rep.worst_rel_err, rep.worst_is_param ? "param" : "input", (long long)rep.worst_index, rep.analytic, rep.numeric);
+  ck_assert_msg(rep.worst_rel_err < 2e-2, "worst %g at %s %lld: analytic %g numeric %g",
+                rep.worst_rel_err, rep.worst_is_param ? "param" : "input",
+                (long long)rep.worst_index, rep.analytic, rep.numeric);
 
   nsde_solver_config_init(&cfg);
   cfg.grid = NSDE_GRID_PAPER;
@@ -336,7 +366,8 @@ START_TEST(network_drift_gradients)
   gd = malloc(sizeof(float) * (size_t)nsde_net_num_params(net));
   TRY(nsde_tensor_copy(x, x0));
   ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
-  ck_assert_int_eq(nsde_backward(s, w, NULL, gx, gd, nsde_net_num_params(net), gs, NELEM(gs)), NSDE_OK);
+  ck_assert_int_eq(nsde_backward(s, w, NULL, gx, gd, nsde_net_num_params(net), gs, NELEM(gs)),
+                   NSDE_OK);
   {
     const double eps = 1e-2;
     float *p = nsde_net_params(net), *xd = nsde_tensor_data(x0);
@@ -367,8 +398,15 @@ START_TEST(network_drift_gradients)
   }
   printf("# network drift SDE gradient vs finite differences: worst %.2g\n", worst);
   free(gd);
-  nsde_solver_free(s); nsde_sde_free(sde); nsde_func_free(g); nsde_func_free(f); nsde_net_free(net);
-  nsde_tensor_free(x0); nsde_tensor_free(x); nsde_tensor_free(w); nsde_tensor_free(gx);
+  nsde_solver_free(s);
+  nsde_sde_free(sde);
+  nsde_func_free(g);
+  nsde_func_free(f);
+  nsde_net_free(net);
+  nsde_tensor_free(x0);
+  nsde_tensor_free(x);
+  nsde_tensor_free(w);
+  nsde_tensor_free(gx);
 }
 END_TEST
 
@@ -436,8 +474,15 @@ START_TEST(tape_replays_exactly)
   ck_assert_int_eq(nsde_net_get_tape_stats(net, NULL, &misses), NSDE_ERR_NULL);
   free(gd[0]);
   free(gd[1]);
-  nsde_solver_free(s); nsde_sde_free(sde); nsde_func_free(g); nsde_func_free(f); nsde_net_free(net);
-  nsde_tensor_free(x0); nsde_tensor_free(x); nsde_tensor_free(w); nsde_tensor_free(gx[0]);
+  nsde_solver_free(s);
+  nsde_sde_free(sde);
+  nsde_func_free(g);
+  nsde_func_free(f);
+  nsde_net_free(net);
+  nsde_tensor_free(x0);
+  nsde_tensor_free(x);
+  nsde_tensor_free(w);
+  nsde_tensor_free(gx[0]);
   nsde_tensor_free(gx[1]);
 }
 END_TEST
@@ -450,11 +495,12 @@ START_TEST(bad_input)
   ck_assert_int_eq(nsde_net_new(ctx, 0, 8, 8, &net), NSDE_ERR_SHAPE);
   ck_assert_int_eq(nsde_net_new(NULL, 3, 8, 8, &net), NSDE_ERR_NULL);
   ck_assert_int_eq(nsde_net_new(ctx, 3, 8, 8, &net), NSDE_OK);
-  ck_assert_int_eq(nsde_net_forward(net, 0, x, y), NSDE_ERR_STATE); /* not final */
-  ck_assert_int_eq(nsde_net_finalize(net, 4, 0), NSDE_ERR_STATE);   /* no layer */
+  ck_assert_int_eq(nsde_net_forward(net, 0, x, y), NSDE_ERR_STATE);       /* not final */
+  ck_assert_int_eq(nsde_net_finalize(net, 4, 0), NSDE_ERR_STATE);         /* no layer */
   ck_assert_int_eq(nsde_net_add_conv2d(net, 2, 9, 1, 0), NSDE_ERR_SHAPE); /* kernel > input */
   ck_assert_int_eq(nsde_net_add_conv2d(net, 0, 3, 1, 0), NSDE_ERR_INVALID);
-  ck_assert_int_eq(nsde_net_add_groupnorm(net, 2, 1e-5), NSDE_ERR_INVALID); /* 2 does not divide 3 */
+  ck_assert_int_eq(nsde_net_add_groupnorm(net, 2, 1e-5),
+                   NSDE_ERR_INVALID); /* 2 does not divide 3 */
   ck_assert_int_eq(nsde_net_add_groupnorm(net, 3, -1), NSDE_ERR_INVALID);
   ck_assert_int_eq(nsde_net_add_conv2d(net, 2, 3, 1, 1), NSDE_OK);
   ck_assert_int_eq(nsde_net_finalize(net, 0, 0), NSDE_ERR_INVALID);
@@ -478,7 +524,9 @@ START_TEST(bad_input)
   ck_assert_int_eq(nsde_net_finalize(net, 1 << 24, 0), NSDE_ERR_NOMEM);
   ck_assert_int_eq(nsde_net_num_params(net), -1);
   ck_assert_int_eq(nsde_net_finalize(net, 2, 0), NSDE_OK);
-  ck_assert_int_eq(nsde_net_num_params(net), 64 * 9 + 64 + 2 * 64); /* conv weights and bias, GroupNorm scale and shift per channel */
+  ck_assert_int_eq(nsde_net_num_params(net),
+                   64 * 9 + 64 +
+                       2 * 64); /* conv weights and bias, GroupNorm scale and shift per channel */
   nsde_net_free(net);
   nsde_tensor_free(x);
   nsde_tensor_free(y);

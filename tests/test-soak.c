@@ -23,8 +23,14 @@ static uint64_t rnd(void)
   rng_state ^= rng_state << 17;
   return rng_state;
 }
-static int pick(int n) { return (int)(rnd() % (uint64_t)n); }
-static double unif(double a, double b) { return a + (b - a) * (double)(rnd() >> 11) / 9007199254740992.0; }
+static int pick(int n)
+{
+  return (int)(rnd() % (uint64_t)n);
+}
+static double unif(double a, double b)
+{
+  return a + (b - a) * (double)(rnd() >> 11) / 9007199254740992.0;
+}
 
 /* f(t, x) = p0 tanh(x) + p1 x + p2 t (elementwise); g(t, x) = q0 sin(x) + q1 */
 struct fn {
@@ -33,7 +39,7 @@ struct fn {
   int is_f32;
 };
 
-#define EACH(T, ...)                                                                              \
+#define EACH(T, ...)                                                                               \
   do {                                                                                             \
     if (u->is_f32) {                                                                               \
       typedef float T;                                                                             \
@@ -49,15 +55,16 @@ struct fn {
 static int f_eval(void *user, double t, int64_t B, int64_t D, const void *x, void *out)
 {
   struct fn *u = user;
-  EACH(T, for (int64_t i = 0; i < B * D; i++) {
-    const T xi = ((const T *)x)[i];
-    ((T *)out)[i] = P[0] * (T)tanh(xi) + P[1] * xi + P[2] * (T)t;
-  });
+  EACH(
+      T, for (int64_t i = 0; i < B * D; i++) {
+        const T xi = ((const T *)x)[i];
+        ((T *)out)[i] = P[0] * (T)tanh(xi) + P[1] * xi + P[2] * (T)t;
+      });
   return 0;
 }
 
-static int f_vjp(void *user, double t, int64_t B, int64_t D, const void *x, const void *v,
-                 void *gx, void *gp)
+static int f_vjp(void *user, double t, int64_t B, int64_t D, const void *x, const void *v, void *gx,
+                 void *gp)
 {
   struct fn *u = user;
   EACH(T, {
@@ -82,7 +89,8 @@ static int g_eval(void *user, double t, int64_t B, int64_t D, const void *x, voi
 {
   struct fn *u = user;
   (void)t;
-  EACH(T, for (int64_t i = 0; i < B * D; i++) ((T *)out)[i] = P[0] * (T)sin(((const T *)x)[i]) + P[1];);
+  EACH(T,
+       for (int64_t i = 0; i < B * D; i++)((T *)out)[i] = P[0] * (T)sin(((const T *)x)[i]) + P[1];);
   return 0;
 }
 
@@ -111,7 +119,7 @@ static int g_diag(void *user, double t, int64_t B, int64_t D, const void *x, voi
 {
   struct fn *u = user;
   (void)t;
-  EACH(T, for (int64_t i = 0; i < B * D; i++) ((T *)out)[i] = P[0] * (T)cos(((const T *)x)[i]););
+  EACH(T, for (int64_t i = 0; i < B * D; i++)((T *)out)[i] = P[0] * (T)cos(((const T *)x)[i]););
   return 0;
 }
 
@@ -145,8 +153,11 @@ static enum nsde_status run(const struct problem *pb, enum nsde_dtype dt, double
                             double *gp, double *gq)
 {
   struct nsde_context *ctx;
-  struct fn uf = {{pb->p[0], pb->p[1], pb->p[2]}, {(float)pb->p[0], (float)pb->p[1], (float)pb->p[2]}, dt == NSDE_DTYPE_FLOAT32};
-  struct fn ug = {{pb->q[0], pb->q[1], 0}, {(float)pb->q[0], (float)pb->q[1], 0}, dt == NSDE_DTYPE_FLOAT32};
+  struct fn uf = {{pb->p[0], pb->p[1], pb->p[2]},
+                  {(float)pb->p[0], (float)pb->p[1], (float)pb->p[2]},
+                  dt == NSDE_DTYPE_FLOAT32};
+  struct fn ug = {
+      {pb->q[0], pb->q[1], 0}, {(float)pb->q[0], (float)pb->q[1], 0}, dt == NSDE_DTYPE_FLOAT32};
   struct nsde_func_ops fo = {sizeof(fo), f_eval, f_vjp, NULL, NULL};
   struct nsde_func_ops go = {sizeof(go), g_eval, g_vjp, g_diag, g_diag_vjp};
   struct nsde_func *f = NULL, *g = NULL;
@@ -164,13 +175,16 @@ static enum nsde_status run(const struct problem *pb, enum nsde_dtype dt, double
     return NSDE_ERR_NOMEM;
   st = nsde_context_set_threads(ctx, pb->threads);
   if (st == NSDE_OK)
-    st = nsde_func_new(ctx, dt, &fo, &uf, 3, dt == NSDE_DTYPE_FLOAT32 ? (void *)uf.pf : (void *)uf.p, &f);
+    st = nsde_func_new(ctx, dt, &fo, &uf, 3,
+                       dt == NSDE_DTYPE_FLOAT32 ? (void *)uf.pf : (void *)uf.p, &f);
   if (st == NSDE_OK && user_g)
-    st = nsde_func_new(ctx, dt, &go, &ug, 2, dt == NSDE_DTYPE_FLOAT32 ? (void *)ug.pf : (void *)ug.p, &g);
+    st = nsde_func_new(ctx, dt, &go, &ug, 2,
+                       dt == NSDE_DTYPE_FLOAT32 ? (void *)ug.pf : (void *)ug.p, &g);
   else if (st == NSDE_OK && pb->noise == NSDE_NOISE_ADDITIVE)
     st = nsde_func_new_additive(ctx, dt, pb->q[1], &g);
   if (st == NSDE_OK)
-    st = nsde_sde_new(ctx, f, g, (enum nsde_noise)pb->noise, (enum nsde_calculus)pb->calculus, &sde);
+    st =
+        nsde_sde_new(ctx, f, g, (enum nsde_noise)pb->noise, (enum nsde_calculus)pb->calculus, &sde);
   nsde_solver_config_init(&cfg);
   cfg.scheme = (enum nsde_scheme)pb->scheme;
   cfg.n_steps = pb->steps;
@@ -201,14 +215,18 @@ static enum nsde_status run(const struct problem *pb, enum nsde_dtype dt, double
   if (st == NSDE_OK) {
     *L = 0;
     for (int64_t i = 0; i < n; i++)
-      *L += pb->w[i] * (dt == NSDE_DTYPE_FLOAT32 ? ((float *)nsde_tensor_data(x))[i] : ((double *)nsde_tensor_data(x))[i]);
+      *L += pb->w[i] * (dt == NSDE_DTYPE_FLOAT32 ? ((float *)nsde_tensor_data(x))[i]
+                                                 : ((double *)nsde_tensor_data(x))[i]);
     if (gx)
-      st = nsde_backward(s, w, NULL, gi, dt == NSDE_DTYPE_FLOAT32 ? (void *)gpf : (void *)gpd, 3,
-                         g && user_g ? (dt == NSDE_DTYPE_FLOAT32 ? (void *)gqf : (void *)gqd) : NULL, g && user_g ? 2 : 0);
+      st =
+          nsde_backward(s, w, NULL, gi, dt == NSDE_DTYPE_FLOAT32 ? (void *)gpf : (void *)gpd, 3,
+                        g && user_g ? (dt == NSDE_DTYPE_FLOAT32 ? (void *)gqf : (void *)gqd) : NULL,
+                        g && user_g ? 2 : 0);
   }
   if (st == NSDE_OK && gx) {
     for (int64_t i = 0; i < n; i++)
-      gx[i] = dt == NSDE_DTYPE_FLOAT32 ? ((float *)nsde_tensor_data(gi))[i] : ((double *)nsde_tensor_data(gi))[i];
+      gx[i] = dt == NSDE_DTYPE_FLOAT32 ? ((float *)nsde_tensor_data(gi))[i]
+                                       : ((double *)nsde_tensor_data(gi))[i];
     for (int k = 0; k < 3; k++)
       gp[k] = dt == NSDE_DTYPE_FLOAT32 ? gpf[k] : gpd[k];
     for (int k = 0; k < 2; k++)
@@ -238,9 +256,10 @@ int main(int argc, char **argv)
   if (iters < 1)
     return 2;
   for (int it = 0; it < iters; it++) {
-    static const int noises[4] = {NSDE_NOISE_NONE, NSDE_NOISE_DIAGONAL, NSDE_NOISE_SCALAR, NSDE_NOISE_ADDITIVE};
-    static const int strategies[4] = {NSDE_GRAD_STORE_ALL, NSDE_GRAD_CHECKPOINT, NSDE_GRAD_REVERSIBLE,
-                                      NSDE_GRAD_ADJOINT};
+    static const int noises[4] = {NSDE_NOISE_NONE, NSDE_NOISE_DIAGONAL, NSDE_NOISE_SCALAR,
+                                  NSDE_NOISE_ADDITIVE};
+    static const int strategies[4] = {NSDE_GRAD_STORE_ALL, NSDE_GRAD_CHECKPOINT,
+                                      NSDE_GRAD_REVERSIBLE, NSDE_GRAD_ADJOINT};
     struct problem pb;
     double L, gx[64], gp[3], gq[2], L2, gx2[64], gp2[3], gq2[2];
     enum nsde_status st;
@@ -248,7 +267,9 @@ int main(int argc, char **argv)
     pb.noise = noises[pick(4)];
     pb.scheme = pick(5);
     pb.strategy = strategies[pick(4)];
-    pb.calculus = pb.scheme == NSDE_SCHEME_HEUN || pb.scheme == NSDE_SCHEME_REVERSIBLE_HEUN ? NSDE_CALCULUS_STRATONOVICH : NSDE_CALCULUS_ITO;
+    pb.calculus = pb.scheme == NSDE_SCHEME_HEUN || pb.scheme == NSDE_SCHEME_REVERSIBLE_HEUN
+                      ? NSDE_CALCULUS_STRATONOVICH
+                      : NSDE_CALCULUS_ITO;
     pb.threads = 1 + pick(2);
     pb.steps = 1 + pick(12);
     pb.every = pick(4);
@@ -259,8 +280,11 @@ int main(int argc, char **argv)
       pb.x0[i] = unif(-1.5, 1.5);
       pb.w[i] = unif(-1, 1);
     }
-    pb.p[0] = unif(-1, 1); pb.p[1] = unif(-1, 0.5); pb.p[2] = unif(-1, 1);
-    pb.q[0] = unif(-0.6, 0.6); pb.q[1] = unif(-0.5, 0.5);
+    pb.p[0] = unif(-1, 1);
+    pb.p[1] = unif(-1, 0.5);
+    pb.p[2] = unif(-1, 1);
+    pb.q[0] = unif(-0.6, 0.6);
+    pb.q[1] = unif(-0.5, 0.5);
     st = run(&pb, NSDE_DTYPE_FLOAT64, &L, gx, gp, gq);
     if (st == NSDE_ERR_UNSUPPORTED || st == NSDE_ERR_INVALID || st == NSDE_ERR_MISSING_OP) {
       refused++; /* a combination the library declines, with a status */
@@ -278,7 +302,8 @@ int main(int argc, char **argv)
       if (run(&ps, NSDE_DTYPE_FLOAT64, &L2, gx2, gp2, gq2) == NSDE_OK) {
         for (int i = 0; i < pb.B * pb.D; i++)
           if (!isfinite(gx[i]) || relerr(gx[i], gx2[i], 1.0) > 0.5) {
-            printf("FAIL iteration %d: adjoint dL/dx0[%d] %g vs store-all %g\n", it, i, gx[i], gx2[i]);
+            printf("FAIL iteration %d: adjoint dL/dx0[%d] %g vs store-all %g\n", it, i, gx[i],
+                   gx2[i]);
             bad++;
             break;
           }
@@ -293,12 +318,20 @@ int main(int argc, char **argv)
         struct problem a = pb, b = pb;
         double La, Lb, num, ana;
         double *pa, *pbb;
-        if (j < pb.B * pb.D) { pa = &a.x0[j]; pbb = &b.x0[j]; ana = gx[j]; }
-        else if (j < pb.B * pb.D + 3) { pa = &a.p[j - pb.B * pb.D]; pbb = &b.p[j - pb.B * pb.D]; ana = gp[j - pb.B * pb.D]; }
-        else {
+        if (j < pb.B * pb.D) {
+          pa = &a.x0[j];
+          pbb = &b.x0[j];
+          ana = gx[j];
+        } else if (j < pb.B * pb.D + 3) {
+          pa = &a.p[j - pb.B * pb.D];
+          pbb = &b.p[j - pb.B * pb.D];
+          ana = gp[j - pb.B * pb.D];
+        } else {
           if (pb.noise != NSDE_NOISE_DIAGONAL && pb.noise != NSDE_NOISE_SCALAR)
             continue;
-          pa = &a.q[j - pb.B * pb.D - 3]; pbb = &b.q[j - pb.B * pb.D - 3]; ana = gq[j - pb.B * pb.D - 3];
+          pa = &a.q[j - pb.B * pb.D - 3];
+          pbb = &b.q[j - pb.B * pb.D - 3];
+          ana = gq[j - pb.B * pb.D - 3];
         }
         *pa += h;
         *pbb -= h;
@@ -310,9 +343,10 @@ int main(int argc, char **argv)
         }
         num = (La - Lb) / (2 * h);
         if (relerr(ana, num, 1.0) > 2e-5) {
-          printf("FAIL iteration %d (noise %d scheme %d strategy %d steps %d B %d D %d threads %d): "
-                 "derivative %d analytic %.10g numeric %.10g\n", it, pb.noise, pb.scheme, pb.strategy,
-                 pb.steps, pb.B, pb.D, pb.threads, j, ana, num);
+          printf(
+              "FAIL iteration %d (noise %d scheme %d strategy %d steps %d B %d D %d threads %d): "
+              "derivative %d analytic %.10g numeric %.10g\n",
+              it, pb.noise, pb.scheme, pb.strategy, pb.steps, pb.B, pb.D, pb.threads, j, ana, num);
           bad++;
           break;
         }
@@ -330,8 +364,10 @@ int main(int argc, char **argv)
       f32_checked++;
     }
   }
-  printf("# soak: %d iterations, %d solved and differentiated, %d combinations refused with a status, "
-         "%d derivatives against finite differences, %d float32 runs against float64, %d adjoint runs "
-         "against store-all, %d failures\n", iters, done, refused, fd_checked, f32_checked, adj_checked, bad);
+  printf(
+      "# soak: %d iterations, %d solved and differentiated, %d combinations refused with a status, "
+      "%d derivatives against finite differences, %d float32 runs against float64, %d adjoint runs "
+      "against store-all, %d failures\n",
+      iters, done, refused, fd_checked, f32_checked, adj_checked, bad);
   return bad ? 1 : 0;
 }

@@ -3,9 +3,14 @@
 #include "testutil.h"
 
 static struct nsde_context *ctx;
-static void setup(void) { ctx = test_ctx(); }
-static void teardown(void) { nsde_context_free(ctx); }
-
+static void setup(void)
+{
+  ctx = test_ctx();
+}
+static void teardown(void)
+{
+  nsde_context_free(ctx);
+}
 
 static struct problem gbm(enum nsde_dtype dt, double mu, double sigma, enum nsde_calculus calc)
 {
@@ -15,7 +20,6 @@ static struct problem gbm(enum nsde_dtype dt, double mu, double sigma, enum nsde
   ck_assert_int_eq(nsde_sde_new(ctx, p.f, p.g, NSDE_NOISE_DIAGONAL, calc, &p.sde), NSDE_OK);
   return p;
 }
-
 
 static struct nsde_solver *solver(const struct nsde_sde *sde, enum nsde_scheme scheme,
                                   int64_t steps, uint64_t seed, int64_t batch, int64_t dim)
@@ -61,11 +65,11 @@ static const struct {
   double order;
   const char *name;
 } order_cases[] = {
-  {NSDE_SCHEME_EULER_MARUYAMA, NSDE_CALCULUS_ITO, 0.5, "euler-maruyama"},
-  {NSDE_SCHEME_MILSTEIN, NSDE_CALCULUS_ITO, 1.0, "milstein"},
-  {NSDE_SCHEME_HEUN, NSDE_CALCULUS_STRATONOVICH, 1.0, "heun"},
-  {NSDE_SCHEME_REVERSIBLE_HEUN, NSDE_CALCULUS_STRATONOVICH, 1.0, "reversible-heun"},
-  {NSDE_SCHEME_SRA1, NSDE_CALCULUS_ITO, 1.5, "sra1"},
+    {NSDE_SCHEME_EULER_MARUYAMA, NSDE_CALCULUS_ITO, 0.5, "euler-maruyama"},
+    {NSDE_SCHEME_MILSTEIN, NSDE_CALCULUS_ITO, 1.0, "milstein"},
+    {NSDE_SCHEME_HEUN, NSDE_CALCULUS_STRATONOVICH, 1.0, "heun"},
+    {NSDE_SCHEME_REVERSIBLE_HEUN, NSDE_CALCULUS_STRATONOVICH, 1.0, "reversible-heun"},
+    {NSDE_SCHEME_SRA1, NSDE_CALCULUS_ITO, 1.5, "sra1"},
 };
 
 START_TEST(strong_order)
@@ -76,7 +80,8 @@ START_TEST(strong_order)
   const int K = 5;
   double h[5], err[5], slope;
   struct problem p;
-  struct nsde_tensor *ref = state(NSDE_DTYPE_FLOAT64, M, 1, 1.0), *x = state(NSDE_DTYPE_FLOAT64, M, 1, 1.0);
+  struct nsde_tensor *ref = state(NSDE_DTYPE_FLOAT64, M, 1, 1.0),
+                     *x = state(NSDE_DTYPE_FLOAT64, M, 1, 1.0);
   bool additive = order_cases[_i].scheme == NSDE_SCHEME_SRA1;
   uint64_t seed = test_seed();
 
@@ -84,7 +89,8 @@ START_TEST(strong_order)
     struct nsde_func_ops ops = {sizeof(ops), sin_drift, NULL, NULL, NULL};
     ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &ops, NULL, 0, NULL, &p.f), NSDE_OK);
     ck_assert_int_eq(nsde_func_new_additive(ctx, NSDE_DTYPE_FLOAT64, 0.8, &p.g), NSDE_OK);
-    ck_assert_int_eq(nsde_sde_new(ctx, p.f, p.g, NSDE_NOISE_ADDITIVE, NSDE_CALCULUS_ITO, &p.sde), NSDE_OK);
+    ck_assert_int_eq(nsde_sde_new(ctx, p.f, p.g, NSDE_NOISE_ADDITIVE, NSDE_CALCULUS_ITO, &p.sde),
+                     NSDE_OK);
   } else {
     p = gbm(NSDE_DTYPE_FLOAT64, mu, sigma, order_cases[_i].calc);
   }
@@ -228,8 +234,10 @@ START_TEST(reversible_reconstruction)
     s = solver(sde, NSDE_SCHEME_REVERSIBLE_HEUN, 100, seed, B, D);
     for (int64_t i = 0; i < B * D; i++) {
       double v = 0.5 + 1.5 * sin(0.37 * (double)i);
-      if (dt == NSDE_DTYPE_FLOAT64) ((double *)nsde_tensor_data(x))[i] = v;
-      else ((float *)nsde_tensor_data(x))[i] = (float)v;
+      if (dt == NSDE_DTYPE_FLOAT64)
+        ((double *)nsde_tensor_data(x))[i] = v;
+      else
+        ((float *)nsde_tensor_data(x))[i] = (float)v;
     }
     TRY(nsde_tensor_copy(x0, x));
     ck_assert_int_eq(nsde_solver_reconstruct(s, x), NSDE_ERR_STATE); /* nothing solved yet */
@@ -244,7 +252,8 @@ START_TEST(reversible_reconstruction)
     }
     printf("# reversible Heun %s: worst relative reconstruction error %.3g\n",
            dt == NSDE_DTYPE_FLOAT64 ? "float64" : "float32", worst);
-    ck_assert_msg(worst < (dt == NSDE_DTYPE_FLOAT64 ? 1e-12 : 1e-5), "dtype %d: error %g", dt, worst);
+    ck_assert_msg(worst < (dt == NSDE_DTYPE_FLOAT64 ? 1e-12 : 1e-5), "dtype %d: error %g", dt,
+                  worst);
     /* and the forward solve really moved the state */
     ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
     for (int64_t i = 0; i < B * D; i++)
@@ -269,8 +278,10 @@ START_TEST(reproducible)
 {
   const int64_t B = 40, D = 2000;
   struct problem p = gbm(NSDE_DTYPE_FLOAT32, 0.3, 0.6, NSDE_CALCULUS_ITO);
-  struct nsde_tensor *a = state(NSDE_DTYPE_FLOAT32, B, D, 1.0), *b = state(NSDE_DTYPE_FLOAT32, B, D, 1.0);
-  struct nsde_tensor *lo = state(NSDE_DTYPE_FLOAT32, 15, D, 1.0), *hi = state(NSDE_DTYPE_FLOAT32, 25, D, 1.0);
+  struct nsde_tensor *a = state(NSDE_DTYPE_FLOAT32, B, D, 1.0),
+                     *b = state(NSDE_DTYPE_FLOAT32, B, D, 1.0);
+  struct nsde_tensor *lo = state(NSDE_DTYPE_FLOAT32, 15, D, 1.0),
+                     *hi = state(NSDE_DTYPE_FLOAT32, 25, D, 1.0);
   struct nsde_solver *s = solver(p.sde, NSDE_SCHEME_EULER_MARUYAMA, 11, 5, B, D);
   struct nsde_solver_config cfg;
   struct nsde_solver *slo, *shi;
@@ -291,8 +302,8 @@ START_TEST(reproducible)
   ck_assert_int_eq(nsde_solve(slo, lo, NULL), NSDE_OK);
   ck_assert_int_eq(nsde_solve(shi, hi, NULL), NSDE_OK);
   ck_assert(!memcmp(nsde_tensor_data(lo), nsde_tensor_data(a), (size_t)(15 * D) * 4));
-  ck_assert(!memcmp(nsde_tensor_data(hi), (float *)nsde_tensor_data(a) + 15 * D,
-                    (size_t)(25 * D) * 4));
+  ck_assert(
+      !memcmp(nsde_tensor_data(hi), (float *)nsde_tensor_data(a) + 15 * D, (size_t)(25 * D) * 4));
 
   TRY(nsde_tensor_fill(b, 1.0));
   ck_assert_int_eq(nsde_solver_reset(s), NSDE_OK);
@@ -303,8 +314,13 @@ START_TEST(reproducible)
   ck_assert_int_eq(nsde_solver_step(s, b), NSDE_ERR_STATE);
   ck_assert(!memcmp(nsde_tensor_data(a), nsde_tensor_data(b), (size_t)(B * D) * 4));
 
-  nsde_solver_free(s); nsde_solver_free(slo); nsde_solver_free(shi);
-  nsde_tensor_free(a); nsde_tensor_free(b); nsde_tensor_free(lo); nsde_tensor_free(hi);
+  nsde_solver_free(s);
+  nsde_solver_free(slo);
+  nsde_solver_free(shi);
+  nsde_tensor_free(a);
+  nsde_tensor_free(b);
+  nsde_tensor_free(lo);
+  nsde_tensor_free(hi);
   problem_free(&p);
 }
 END_TEST
@@ -316,16 +332,20 @@ START_TEST(float32_matches_float64)
   struct problem p64 = gbm(NSDE_DTYPE_FLOAT64, 0.5, 0.8, NSDE_CALCULUS_STRATONOVICH);
   struct nsde_solver *s32 = solver(p32.sde, NSDE_SCHEME_HEUN, 50, 11, 100, 3);
   struct nsde_solver *s64 = solver(p64.sde, NSDE_SCHEME_HEUN, 50, 11, 100, 3);
-  struct nsde_tensor *x32 = state(NSDE_DTYPE_FLOAT32, 100, 3, 1.0), *x64 = state(NSDE_DTYPE_FLOAT64, 100, 3, 1.0);
+  struct nsde_tensor *x32 = state(NSDE_DTYPE_FLOAT32, 100, 3, 1.0),
+                     *x64 = state(NSDE_DTYPE_FLOAT64, 100, 3, 1.0);
   ck_assert_int_eq(nsde_solve(s32, x32, NULL), NSDE_OK);
   ck_assert_int_eq(nsde_solve(s64, x64, NULL), NSDE_OK);
   for (int i = 0; i < 300; i++) {
     double a = ((float *)nsde_tensor_data(x32))[i], b = ((double *)nsde_tensor_data(x64))[i];
     ck_assert_msg(fabs(a - b) <= 2e-5 * fabs(b), "%d: %g vs %g", i, a, b);
   }
-  nsde_solver_free(s32); nsde_solver_free(s64);
-  nsde_tensor_free(x32); nsde_tensor_free(x64);
-  problem_free(&p32); problem_free(&p64);
+  nsde_solver_free(s32);
+  nsde_solver_free(s64);
+  nsde_tensor_free(x32);
+  nsde_tensor_free(x64);
+  problem_free(&p32);
+  problem_free(&p64);
 }
 END_TEST
 
@@ -337,7 +357,8 @@ START_TEST(grids_and_save_at)
   struct nsde_solver *s;
   int64_t shape[2] = {8, 2};
   const double times[5] = {0.0, 0.25, 0.33, 0.5, 1.0};
-  struct nsde_tensor *x = state(NSDE_DTYPE_FLOAT64, 8, 2, 1.0), *y = state(NSDE_DTYPE_FLOAT64, 8, 2, 1.0);
+  struct nsde_tensor *x = state(NSDE_DTYPE_FLOAT64, 8, 2, 1.0),
+                     *y = state(NSDE_DTYPE_FLOAT64, 8, 2, 1.0);
   struct nsde_tensor *saved;
   int64_t sshape[2] = {5, 16};
 
@@ -369,8 +390,8 @@ START_TEST(grids_and_save_at)
     const double *sv = nsde_tensor_data(saved);
     struct nsde_solver *plain = solver(p.sde, NSDE_SCHEME_EULER_MARUYAMA, 4, 3, 8, 2);
     for (int i = 0; i < 16; i++)
-      ck_assert_double_eq(sv[i], 1.0);                        /* t = 0 */
-    ck_assert_int_eq(nsde_solver_step(plain, y), NSDE_OK);     /* t = 0.25 */
+      ck_assert_double_eq(sv[i], 1.0);                     /* t = 0 */
+    ck_assert_int_eq(nsde_solver_step(plain, y), NSDE_OK); /* t = 0.25 */
     ck_assert(!memcmp(sv + 16, nsde_tensor_data(y), 16 * 8));
     ck_assert(!memcmp(sv + 64, nsde_tensor_data(x), 16 * 8)); /* t = 1 is the final state */
     for (int i = 0; i < 16; i++) /* the split step stays on the same path */
@@ -443,14 +464,17 @@ START_TEST(dropout_matches_multiplicative)
 {
   struct nsde_func *f, *gd, *gm;
   struct nsde_sde *sd, *sm;
-  struct nsde_tensor *xd = state(NSDE_DTYPE_FLOAT64, 10, 10, 1.0), *xm = state(NSDE_DTYPE_FLOAT64, 10, 10, 1.0);
+  struct nsde_tensor *xd = state(NSDE_DTYPE_FLOAT64, 10, 10, 1.0),
+                     *xm = state(NSDE_DTYPE_FLOAT64, 10, 10, 1.0);
   for (int sch = 0; sch < 2; sch++) {
     struct nsde_solver *a, *b;
     ck_assert_int_eq(nsde_func_new_linear(ctx, NSDE_DTYPE_FLOAT64, 0.7, 0.0, &f), NSDE_OK);
     ck_assert_int_eq(nsde_func_new_dropout(ctx, NSDE_DTYPE_FLOAT64, 0.5, &gd), NSDE_OK);
     ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT64, 0.35, &gm), NSDE_OK);
-    ck_assert_int_eq(nsde_sde_new(ctx, f, gd, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sd), NSDE_OK);
-    ck_assert_int_eq(nsde_sde_new(ctx, f, gm, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sm), NSDE_OK);
+    ck_assert_int_eq(nsde_sde_new(ctx, f, gd, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sd),
+                     NSDE_OK);
+    ck_assert_int_eq(nsde_sde_new(ctx, f, gm, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sm),
+                     NSDE_OK);
     a = solver(sd, sch ? NSDE_SCHEME_MILSTEIN : NSDE_SCHEME_EULER_MARUYAMA, 20, 8, 10, 10);
     b = solver(sm, sch ? NSDE_SCHEME_MILSTEIN : NSDE_SCHEME_EULER_MARUYAMA, 20, 8, 10, 10);
     TRY(nsde_tensor_fill(xd, 1.0));
@@ -460,9 +484,13 @@ START_TEST(dropout_matches_multiplicative)
     for (int i = 0; i < 100; i++)
       ck_assert_double_eq_tol(((double *)nsde_tensor_data(xd))[i],
                               ((double *)nsde_tensor_data(xm))[i], 1e-12);
-    nsde_solver_free(a); nsde_solver_free(b);
-    nsde_sde_free(sd); nsde_sde_free(sm);
-    nsde_func_free(f); nsde_func_free(gd); nsde_func_free(gm);
+    nsde_solver_free(a);
+    nsde_solver_free(b);
+    nsde_sde_free(sd);
+    nsde_sde_free(sm);
+    nsde_func_free(f);
+    nsde_func_free(gd);
+    nsde_func_free(gm);
   }
   nsde_tensor_free(xd);
   nsde_tensor_free(xm);
@@ -476,8 +504,7 @@ struct fail_at {
   int calls;
 };
 
-static int failing_drift(void *user, double t, int64_t batch, int64_t dim, const void *x,
-                         void *out)
+static int failing_drift(void *user, double t, int64_t batch, int64_t dim, const void *x, void *out)
 {
   struct fail_at *fa = user;
   fa->calls++;
@@ -505,7 +532,8 @@ START_TEST(callback_error_keeps_state)
   struct nsde_func *f, *g;
   struct nsde_sde *sde;
   struct nsde_solver *s, *ref;
-  struct nsde_tensor *x = state(NSDE_DTYPE_FLOAT64, 4, 3, 1.0), *y = state(NSDE_DTYPE_FLOAT64, 4, 3, 1.0);
+  struct nsde_tensor *x = state(NSDE_DTYPE_FLOAT64, 4, 3, 1.0),
+                     *y = state(NSDE_DTYPE_FLOAT64, 4, 3, 1.0);
   struct fail_at never = {1e9, 0};
   struct nsde_func *fref;
 
@@ -523,7 +551,8 @@ START_TEST(callback_error_keeps_state)
   {
     /* the state is the one after 5 good steps */
     struct nsde_sde *sref;
-    ck_assert_int_eq(nsde_sde_new(ctx, fref, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sref), NSDE_OK);
+    ck_assert_int_eq(nsde_sde_new(ctx, fref, g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sref),
+                     NSDE_OK);
     ref = solver(sref, NSDE_SCHEME_EULER_MARUYAMA, 10, 4, 4, 3);
     for (int k = 0; k < 5; k++)
       ck_assert_int_eq(nsde_solver_step(ref, y), NSDE_OK);
@@ -560,8 +589,10 @@ START_TEST(callback_error_keeps_state)
     TRY(nsde_tensor_fill(x, 1.0));
     ((double *)nsde_tensor_data(x))[5] = NAN;
     ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_ERR_NONFINITE);
-    ck_assert_msg(strstr(nsde_context_last_error(ctx), "nsde_solve: 1 non-finite values in the initial state") &&
-                  !strstr(nsde_context_last_error(ctx), "step"), "%s", nsde_context_last_error(ctx));
+    ck_assert_msg(strstr(nsde_context_last_error(ctx),
+                         "nsde_solve: 1 non-finite values in the initial state") &&
+                      !strstr(nsde_context_last_error(ctx), "step"),
+                  "%s", nsde_context_last_error(ctx));
     ck_assert_int_eq(nsde_solver_step_index(s), 0);
     nsde_solver_free(s);
     nsde_sde_free(sde);
@@ -575,7 +606,8 @@ END_TEST
 
 static int user_g(void *user, double t, int64_t batch, int64_t dim, const void *x, void *out)
 {
-  (void)user; (void)t;
+  (void)user;
+  (void)t;
   for (int64_t i = 0; i < batch * dim; i++)
     ((double *)out)[i] = 0.1 * ((const double *)x)[i];
   return 0;
@@ -607,17 +639,17 @@ END_TEST
 /* One mistake in a solver config each (on an Ito SDE with diagonal noise):
  * the status nsde_solver_new returns and a fragment of its message. */
 #define BAD_CONFIGS(X)                                                                             \
-  X(t1_is_t0, c->t1 = c->t0, NSDE_ERR_INVALID, "need finite t0 < t1")                               \
-  X(t1_below_t0, c->t1 = -1.0, NSDE_ERR_INVALID, "need finite t0 < t1")                             \
-  X(t1_infinite, c->t1 = INFINITY, NSDE_ERR_INVALID, "need finite t0 < t1")                         \
-  X(dt_zero, (c->grid = NSDE_GRID_DT, c->dt = 0.0), NSDE_ERR_INVALID, "dt must be finite and > 0")  \
-  X(dt_negative, (c->grid = NSDE_GRID_DT, c->dt = -0.1), NSDE_ERR_INVALID, "dt must be")            \
-  X(dt_nan, (c->grid = NSDE_GRID_DT, c->dt = NAN), NSDE_ERR_INVALID, "dt must be")                  \
-  X(dt_tiny, (c->grid = NSDE_GRID_DT, c->dt = 1e-300), NSDE_ERR_INVALID, "steps is too many")       \
-  X(no_steps, c->n_steps = 0, NSDE_ERR_INVALID, "n_steps 0 outside")                                \
-  X(unknown_grid, c->grid = (enum nsde_grid)9, NSDE_ERR_INVALID, "unknown grid rule 9")             \
+  X(t1_is_t0, c->t1 = c->t0, NSDE_ERR_INVALID, "need finite t0 < t1")                              \
+  X(t1_below_t0, c->t1 = -1.0, NSDE_ERR_INVALID, "need finite t0 < t1")                            \
+  X(t1_infinite, c->t1 = INFINITY, NSDE_ERR_INVALID, "need finite t0 < t1")                        \
+  X(dt_zero, (c->grid = NSDE_GRID_DT, c->dt = 0.0), NSDE_ERR_INVALID, "dt must be finite and > 0") \
+  X(dt_negative, (c->grid = NSDE_GRID_DT, c->dt = -0.1), NSDE_ERR_INVALID, "dt must be")           \
+  X(dt_nan, (c->grid = NSDE_GRID_DT, c->dt = NAN), NSDE_ERR_INVALID, "dt must be")                 \
+  X(dt_tiny, (c->grid = NSDE_GRID_DT, c->dt = 1e-300), NSDE_ERR_INVALID, "steps is too many")      \
+  X(no_steps, c->n_steps = 0, NSDE_ERR_INVALID, "n_steps 0 outside")                               \
+  X(unknown_grid, c->grid = (enum nsde_grid)9, NSDE_ERR_INVALID, "unknown grid rule 9")            \
   X(unknown_scheme, c->scheme = (enum nsde_scheme)42, NSDE_ERR_INVALID, "unknown scheme 42")       \
-  X(negative_scheme, c->scheme = (enum nsde_scheme)-1, NSDE_ERR_INVALID, "unknown scheme -1")      \
+  X(negative_scheme, c->scheme = (enum nsde_scheme) - 1, NSDE_ERR_INVALID, "unknown scheme -1")    \
   X(size_too_small, c->size = 16, NSDE_ERR_INVALID, "solver config")                               \
   X(size_garbage, c->size = (size_t)1 << 40, NSDE_ERR_INVALID, "solver config")                    \
   X(brownian_steps, c->brownian_steps = -3, NSDE_ERR_INVALID, "brownian_steps -3")                 \
@@ -636,7 +668,10 @@ END_TEST
   X(negative_offset, c->batch_offset = -1, NSDE_ERR_INVALID, "batch_offset -1 is negative")
 
 #define BAD_SETTER(name, stmt, st, says)                                                           \
-  static void bad_##name(struct nsde_solver_config *c) { stmt; }
+  static void bad_##name(struct nsde_solver_config *c)                                             \
+  {                                                                                                \
+    stmt;                                                                                          \
+  }
 BAD_CONFIGS(BAD_SETTER)
 #undef BAD_SETTER
 
@@ -647,7 +682,7 @@ static const struct {
   const char *says;
 } bad_configs[] = {
 #define BAD_ROW(name, stmt, st, says) {#name, bad_##name, st, says},
-  BAD_CONFIGS(BAD_ROW)
+    BAD_CONFIGS(BAD_ROW)
 #undef BAD_ROW
 };
 
@@ -663,8 +698,9 @@ START_TEST(invalid_options)
   struct nsde_sde *sde;
   size_t bytes = 0;
 
-#define EXPECT(st_) ck_assert_msg(nsde_solver_new(ito.sde, &cfg, 2, shape, &s) == (st_), "%s", \
-                                  nsde_context_last_error(ctx))
+#define EXPECT(st_)                                                                                \
+  ck_assert_msg(nsde_solver_new(ito.sde, &cfg, 2, shape, &s) == (st_), "%s",                       \
+                nsde_context_last_error(ctx))
   /* the table of one-field mistakes: each refused with its status and a
    * message that names the problem */
   for (int64_t k = 0; k < NELEM(bad_configs); k++) {
@@ -713,7 +749,8 @@ START_TEST(invalid_options)
 
   /* Milstein without dG/dx */
   ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &gops, NULL, 0, NULL, &ug), NSDE_OK);
-  ck_assert_int_eq(nsde_sde_new(ctx, ito.f, ug, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde), NSDE_OK);
+  ck_assert_int_eq(nsde_sde_new(ctx, ito.f, ug, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde),
+                   NSDE_OK);
   cfg.scheme = NSDE_SCHEME_MILSTEIN;
   ck_assert_int_eq(nsde_solver_new(sde, &cfg, 2, shape, &s), NSDE_ERR_MISSING_OP);
   ck_assert_ptr_nonnull(strstr(nsde_context_last_error(ctx), "diag_deriv"));
@@ -722,22 +759,32 @@ START_TEST(invalid_options)
   gops.eval = user_g;
   ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &gops, NULL, 0, NULL, &uf), NSDE_OK);
   ck_assert_int_eq(nsde_func_new_dropout(ctx, NSDE_DTYPE_FLOAT64, 0.5, &dg), NSDE_OK);
-  ck_assert_int_eq(nsde_sde_new(ctx, uf, dg, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde), NSDE_OK);
+  ck_assert_int_eq(nsde_sde_new(ctx, uf, dg, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde),
+                   NSDE_OK);
   ck_assert_int_eq(nsde_solver_new(sde, &cfg, 2, shape, &s), NSDE_ERR_MISSING_OP);
   nsde_sde_free(sde);
 
   /* SDE construction */
-  ck_assert_int_eq(nsde_sde_new(ctx, ito.f, NULL, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde), NSDE_ERR_INVALID);
-  ck_assert_int_eq(nsde_sde_new(ctx, ito.f, ito.g, NSDE_NOISE_NONE, NSDE_CALCULUS_ITO, &sde), NSDE_ERR_INVALID);
-  ck_assert_int_eq(nsde_sde_new(ctx, ito.f, ito.g, NSDE_NOISE_ADDITIVE, NSDE_CALCULUS_ITO, &sde), NSDE_ERR_INVALID);
-  ck_assert_int_eq(nsde_sde_new(ctx, dg, ito.g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde), NSDE_ERR_INVALID);
-  ck_assert_int_eq(nsde_sde_new(ctx, NULL, ito.g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde), NSDE_ERR_NULL);
-  ck_assert_int_eq(nsde_sde_new(ctx, ito.f, ito.g, (enum nsde_noise)8, NSDE_CALCULUS_ITO, &sde), NSDE_ERR_INVALID);
-  ck_assert_int_eq(nsde_sde_new(ctx, ito.f, ito.g, NSDE_NOISE_DIAGONAL, (enum nsde_calculus)3, &sde), NSDE_ERR_INVALID);
+  ck_assert_int_eq(nsde_sde_new(ctx, ito.f, NULL, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde),
+                   NSDE_ERR_INVALID);
+  ck_assert_int_eq(nsde_sde_new(ctx, ito.f, ito.g, NSDE_NOISE_NONE, NSDE_CALCULUS_ITO, &sde),
+                   NSDE_ERR_INVALID);
+  ck_assert_int_eq(nsde_sde_new(ctx, ito.f, ito.g, NSDE_NOISE_ADDITIVE, NSDE_CALCULUS_ITO, &sde),
+                   NSDE_ERR_INVALID);
+  ck_assert_int_eq(nsde_sde_new(ctx, dg, ito.g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde),
+                   NSDE_ERR_INVALID);
+  ck_assert_int_eq(nsde_sde_new(ctx, NULL, ito.g, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde),
+                   NSDE_ERR_NULL);
+  ck_assert_int_eq(nsde_sde_new(ctx, ito.f, ito.g, (enum nsde_noise)8, NSDE_CALCULUS_ITO, &sde),
+                   NSDE_ERR_INVALID);
+  ck_assert_int_eq(
+      nsde_sde_new(ctx, ito.f, ito.g, NSDE_NOISE_DIAGONAL, (enum nsde_calculus)3, &sde),
+      NSDE_ERR_INVALID);
   {
     struct nsde_func *g32;
     ck_assert_int_eq(nsde_func_new_additive(ctx, NSDE_DTYPE_FLOAT32, 0.5, &g32), NSDE_OK);
-    ck_assert_int_eq(nsde_sde_new(ctx, ito.f, g32, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde), NSDE_ERR_DTYPE);
+    ck_assert_int_eq(nsde_sde_new(ctx, ito.f, g32, NSDE_NOISE_DIAGONAL, NSDE_CALCULUS_ITO, &sde),
+                     NSDE_ERR_DTYPE);
     nsde_func_free(g32);
   }
 
@@ -747,12 +794,18 @@ START_TEST(invalid_options)
     struct nsde_func_ops none = {sizeof(none), NULL, NULL, NULL, NULL};
     struct nsde_func_ops small = {4, user_g, NULL, NULL, NULL};
     double params[2];
-    ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, NULL, NULL, 0, NULL, &f), NSDE_ERR_NULL);
-    ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &none, NULL, 0, NULL, &f), NSDE_ERR_MISSING_OP);
-    ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &small, NULL, 0, NULL, &f), NSDE_ERR_INVALID);
-    ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &gops, NULL, 2, NULL, &f), NSDE_ERR_INVALID);
-    ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &gops, NULL, 0, params, &f), NSDE_ERR_INVALID);
-    ck_assert_int_eq(nsde_func_new(ctx, (enum nsde_dtype)0, &gops, NULL, 0, NULL, &f), NSDE_ERR_DTYPE);
+    ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, NULL, NULL, 0, NULL, &f),
+                     NSDE_ERR_NULL);
+    ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &none, NULL, 0, NULL, &f),
+                     NSDE_ERR_MISSING_OP);
+    ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &small, NULL, 0, NULL, &f),
+                     NSDE_ERR_INVALID);
+    ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &gops, NULL, 2, NULL, &f),
+                     NSDE_ERR_INVALID);
+    ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &gops, NULL, 0, params, &f),
+                     NSDE_ERR_INVALID);
+    ck_assert_int_eq(nsde_func_new(ctx, (enum nsde_dtype)0, &gops, NULL, 0, NULL, &f),
+                     NSDE_ERR_DTYPE);
     ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &gops, NULL, 2, params, &f), NSDE_OK);
     ck_assert_int_eq(nsde_func_num_params(f), 2);
     ck_assert_ptr_eq(nsde_func_params(f), params);
@@ -772,8 +825,10 @@ START_TEST(invalid_options)
   /* solve-time mismatches */
   {
     struct nsde_solver *ok;
-    struct nsde_tensor *x32 = state(NSDE_DTYPE_FLOAT32, 2, 2, 1.0), *x3 = state(NSDE_DTYPE_FLOAT64, 3, 2, 1.0);
-    struct nsde_tensor *x = state(NSDE_DTYPE_FLOAT64, 2, 2, 1.0), *saved = state(NSDE_DTYPE_FLOAT64, 3, 2, 0.0);
+    struct nsde_tensor *x32 = state(NSDE_DTYPE_FLOAT32, 2, 2, 1.0),
+                       *x3 = state(NSDE_DTYPE_FLOAT64, 3, 2, 1.0);
+    struct nsde_tensor *x = state(NSDE_DTYPE_FLOAT64, 2, 2, 1.0),
+                       *saved = state(NSDE_DTYPE_FLOAT64, 3, 2, 0.0);
     nsde_solver_config_init(&cfg);
     ck_assert_int_eq(nsde_solver_new(ito.sde, &cfg, 2, shape, &ok), NSDE_OK);
     ck_assert_int_eq(nsde_solve(ok, x32, NULL), NSDE_ERR_DTYPE);
@@ -791,7 +846,10 @@ START_TEST(invalid_options)
     ck_assert_int_eq(nsde_solver_step(NULL, x), NSDE_ERR_NULL);
     ck_assert_int_eq(nsde_solver_reconstruct(NULL, x), NSDE_ERR_NULL);
     nsde_solver_free(ok);
-    nsde_tensor_free(x32); nsde_tensor_free(x3); nsde_tensor_free(x); nsde_tensor_free(saved);
+    nsde_tensor_free(x32);
+    nsde_tensor_free(x3);
+    nsde_tensor_free(x);
+    nsde_tensor_free(saved);
   }
 #undef EXPECT
   nsde_func_free(ug);

@@ -3,8 +3,14 @@
 
 static struct nsde_context *ctx;
 
-static void setup(void) { ctx = test_ctx(); }
-static void teardown(void) { nsde_context_free(ctx); }
+static void setup(void)
+{
+  ctx = test_ctx();
+}
+static void teardown(void)
+{
+  nsde_context_free(ctx);
+}
 
 START_TEST(new_and_query)
 {
@@ -56,9 +62,9 @@ START_TEST(bad_shapes)
 {
   struct nsde_tensor *t = (struct nsde_tensor *)0x1;
   int64_t zero[2] = {3, 0}, neg[2] = {-2, 3}, ok[2] = {2, 2};
-  int64_t huge[2] = {(int64_t)1 << 20, (int64_t)1 << 20};          /* 2^40 elements */
-  int64_t over[4] = {INT64_MAX / 2, 4, 1, 1};                       /* overflows int64 */
-  int64_t over_bytes[1] = {INT64_MAX / 2};                          /* overflows bytes */
+  int64_t huge[2] = {(int64_t)1 << 20, (int64_t)1 << 20}; /* 2^40 elements */
+  int64_t over[4] = {INT64_MAX / 2, 4, 1, 1};             /* overflows int64 */
+  int64_t over_bytes[1] = {INT64_MAX / 2};                /* overflows bytes */
 
   ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, zero, &t), NSDE_ERR_SHAPE);
   ck_assert_ptr_null(t);
@@ -93,7 +99,8 @@ START_TEST(wrap_and_strides)
                    NSDE_ERR_INVALID);
   ck_assert_int_eq(nsde_tensor_wrap(ctx, NSDE_DTYPE_FLOAT64, 2, shape, zero, buf, &c),
                    NSDE_ERR_INVALID);
-  ck_assert_int_eq(nsde_tensor_wrap(ctx, NSDE_DTYPE_FLOAT64, 2, shape, NULL, NULL, &c), NSDE_ERR_NULL);
+  ck_assert_int_eq(nsde_tensor_wrap(ctx, NSDE_DTYPE_FLOAT64, 2, shape, NULL, NULL, &c),
+                   NSDE_ERR_NULL);
   ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, shape, &c), NSDE_OK);
   ck_assert_int_eq(nsde_tensor_copy(c, t), NSDE_OK); /* transposes */
   for (int i = 0; i < 3; i++)
@@ -101,7 +108,7 @@ START_TEST(wrap_and_strides)
       ck_assert_double_eq(((double *)nsde_tensor_data(c))[i * 4 + j], (double)(i + 3 * j));
   ck_assert_int_eq(nsde_tensor_scale(t, 2.0), NSDE_OK);
   ck_assert_double_eq(buf[11], 22.0);
-  ck_assert_double_eq(buf[12], 12.0); /* outside the view: untouched */
+  ck_assert_double_eq(buf[12], 12.0);                      /* outside the view: untouched */
   ck_assert_int_eq(nsde_tensor_axpy(-1.0, c, t), NSDE_OK); /* t = 2*orig - orig */
   for (int i = 0; i < 12; i++)
     ck_assert_double_eq(buf[i], (double)i);
@@ -124,8 +131,10 @@ START_TEST(mismatch)
   ck_assert_int_eq(nsde_tensor_copy(a, b), NSDE_ERR_SHAPE);
   ck_assert_int_eq(nsde_tensor_copy(a, c), NSDE_ERR_DTYPE);
   ck_assert_int_eq(nsde_tensor_axpy(1.0, b, a), NSDE_ERR_SHAPE);
-  ck_assert_int_eq(nsde_tensor_gemm(NSDE_TRANS_NONE, NSDE_TRANS_NONE, 1, a, a, 0, a), NSDE_ERR_SHAPE);
-  ck_assert_int_eq(nsde_tensor_gemm(NSDE_TRANS_NONE, NSDE_TRANS_NONE, 1, a, b, 0, c), NSDE_ERR_DTYPE);
+  ck_assert_int_eq(nsde_tensor_gemm(NSDE_TRANS_NONE, NSDE_TRANS_NONE, 1, a, a, 0, a),
+                   NSDE_ERR_SHAPE);
+  ck_assert_int_eq(nsde_tensor_gemm(NSDE_TRANS_NONE, NSDE_TRANS_NONE, 1, a, b, 0, c),
+                   NSDE_ERR_DTYPE);
   ck_assert_int_eq(nsde_tensor_gemm((enum nsde_trans)5, NSDE_TRANS_NONE, 1, a, b, 0, a),
                    NSDE_ERR_INVALID);
   ck_assert_ptr_nonnull(strstr(nsde_context_last_error(ctx), "transposition"));
@@ -161,19 +170,24 @@ START_TEST(gemm_vs_naive)
         ck_assert_int_eq(nsde_tensor_new(ctx, dtype, 2, big, &Cbig), NSDE_OK);
         for (int i = 0; i < m * k; i++) {
           double v = lcg(&seed);
-          if (dt == 1) ((float *)nsde_tensor_data(A))[i] = (float)v;
-          else ((double *)nsde_tensor_data(A))[i] = v;
+          if (dt == 1)
+            ((float *)nsde_tensor_data(A))[i] = (float)v;
+          else
+            ((double *)nsde_tensor_data(A))[i] = v;
         }
         for (int i = 0; i < k * n; i++) {
           double v = lcg(&seed);
-          if (dt == 1) ((float *)nsde_tensor_data(Bt))[i] = (float)v;
-          else ((double *)nsde_tensor_data(Bt))[i] = v;
+          if (dt == 1)
+            ((float *)nsde_tensor_data(Bt))[i] = (float)v;
+          else
+            ((double *)nsde_tensor_data(Bt))[i] = v;
         }
         TRY(nsde_tensor_fill(Cbig, NAN)); /* beta = 0 must ignore it */
         ck_assert_int_eq(nsde_tensor_wrap(ctx, dtype, 2, sc, stc,
                                           (char *)nsde_tensor_data(Cbig) +
                                               (dt == 1 ? 4 : 8) * (size_t)(1 * (n + 5) + 2),
-                                          &C), NSDE_OK);
+                                          &C),
+                         NSDE_OK);
         for (int i = 0; i < m; i++)
           for (int j = 0; j < n; j++) {
             double acc = 0;
@@ -188,7 +202,8 @@ START_TEST(gemm_vs_naive)
             ref[i * n + j] = 1.5 * acc;
           }
         ck_assert_int_eq(nsde_tensor_gemm(ta ? NSDE_TRANS_TRANSPOSE : NSDE_TRANS_NONE,
-                                          tb ? NSDE_TRANS_TRANSPOSE : NSDE_TRANS_NONE, 1.5, A, Bt, 0.0, C),
+                                          tb ? NSDE_TRANS_TRANSPOSE : NSDE_TRANS_NONE, 1.5, A, Bt,
+                                          0.0, C),
                          NSDE_OK);
         for (int i = 0; i < m; i++)
           for (int j = 0; j < n; j++) {
@@ -200,7 +215,8 @@ START_TEST(gemm_vs_naive)
           }
         /* beta = 1 accumulates */
         ck_assert_int_eq(nsde_tensor_gemm(ta ? NSDE_TRANS_TRANSPOSE : NSDE_TRANS_NONE,
-                                          tb ? NSDE_TRANS_TRANSPOSE : NSDE_TRANS_NONE, 1.5, A, Bt, 1.0, C),
+                                          tb ? NSDE_TRANS_TRANSPOSE : NSDE_TRANS_NONE, 1.5, A, Bt,
+                                          1.0, C),
                          NSDE_OK);
         {
           double got = dt == 1 ? ((float *)nsde_tensor_data(Cbig))[(n + 5) + 2]
@@ -253,15 +269,23 @@ START_TEST(gemm_thread_independent)
     ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, sb, &B), NSDE_OK);
     ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, sc, &C1), NSDE_OK);
     ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT32, 2, sc, &C2), NSDE_OK);
-    for (int i = 0; i < m * k; i++) ((float *)nsde_tensor_data(A))[i] = (float)lcg(&seed);
-    for (int i = 0; i < n * k; i++) ((float *)nsde_tensor_data(B))[i] = (float)lcg(&seed);
+    for (int i = 0; i < m * k; i++)
+      ((float *)nsde_tensor_data(A))[i] = (float)lcg(&seed);
+    for (int i = 0; i < n * k; i++)
+      ((float *)nsde_tensor_data(B))[i] = (float)lcg(&seed);
     TRY(nsde_context_set_threads(ctx, 1));
-    ck_assert_int_eq(nsde_tensor_gemm(NSDE_TRANS_NONE, NSDE_TRANS_TRANSPOSE, 1.0, A, B, 0.0, C1), NSDE_OK);
+    ck_assert_int_eq(nsde_tensor_gemm(NSDE_TRANS_NONE, NSDE_TRANS_TRANSPOSE, 1.0, A, B, 0.0, C1),
+                     NSDE_OK);
     TRY(nsde_context_set_threads(ctx, 2));
-    ck_assert_int_eq(nsde_tensor_gemm(NSDE_TRANS_NONE, NSDE_TRANS_TRANSPOSE, 1.0, A, B, 0.0, C2), NSDE_OK);
-    ck_assert_msg(!memcmp(nsde_tensor_data(C1), nsde_tensor_data(C2), sizeof(float) * (size_t)(m * n)),
-                  "%dx%dx%d differs between 1 and 2 threads", m, n, k);
-    nsde_tensor_free(A); nsde_tensor_free(B); nsde_tensor_free(C1); nsde_tensor_free(C2);
+    ck_assert_int_eq(nsde_tensor_gemm(NSDE_TRANS_NONE, NSDE_TRANS_TRANSPOSE, 1.0, A, B, 0.0, C2),
+                     NSDE_OK);
+    ck_assert_msg(
+        !memcmp(nsde_tensor_data(C1), nsde_tensor_data(C2), sizeof(float) * (size_t)(m * n)),
+        "%dx%dx%d differs between 1 and 2 threads", m, n, k);
+    nsde_tensor_free(A);
+    nsde_tensor_free(B);
+    nsde_tensor_free(C1);
+    nsde_tensor_free(C2);
   }
 }
 END_TEST

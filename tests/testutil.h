@@ -68,7 +68,10 @@ static inline double loglog_slope(const double *x, const double *y, int n)
   double sx = 0, sy = 0, sxx = 0, sxy = 0;
   for (int i = 0; i < n; i++) {
     double lx = log(x[i]), ly = log(y[i]);
-    sx += lx; sy += ly; sxx += lx * lx; sxy += lx * ly;
+    sx += lx;
+    sy += ly;
+    sxx += lx * lx;
+    sxy += lx * ly;
   }
   return (n * sxy - sx * sy) / (n * sxx - sx * sx);
 }

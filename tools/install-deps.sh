@@ -6,8 +6,9 @@ set -eu
 pkgs="build-essential meson ninja-build pkg-config libblis-dev check zlib1g-dev libjpeg-dev gnuplot-nox xz-utils dataset-fashion-mnist"
 # --suite: also what the whole test suite checks and the main job does not need:
 # Open MPI (nsde-train-mpi and its test), Doxygen (the API reference), groff
-# (test-cli renders the man pages) and CMake (test-pkgconfig's find_package)
-if [ "${1:-}" = --suite ]; then pkgs="$pkgs libopenmpi-dev openmpi-bin doxygen groff-base cmake"; fi
+# (test-cli renders the man pages), CMake (test-pkgconfig's find_package) and
+# clang-format (the style test checks the layout)
+if [ "${1:-}" = --suite ]; then pkgs="$pkgs libopenmpi-dev openmpi-bin doxygen groff-base cmake clang-format"; fi
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

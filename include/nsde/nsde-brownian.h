@@ -38,14 +38,14 @@ struct nsde_brownian;
 
 /** Options of nsde_brownian_new(). Set size = sizeof(struct nsde_brownian_config). */
 struct nsde_brownian_config {
-  size_t size;            /**< sizeof(struct nsde_brownian_config) */
-  uint64_t seed;          /**< the paths are a pure function of the seed and the indices */
-  double t0;              /**< start of the interval, finite */
-  double t1;              /**< end of the interval: t0 < t1, finite */
-  int64_t n_steps;        /**< base grid steps, 1 .. 2^32-1 */
-  int64_t batch;          /**< paths are indexed by batch element ... */
-  int64_t dim;            /**< ... and by element within it (each < 2^32) */
-  int64_t batch_offset;   /**< global index of batch element 0 (for batch splits) */
+  size_t size;          /**< sizeof(struct nsde_brownian_config) */
+  uint64_t seed;        /**< the paths are a pure function of the seed and the indices */
+  double t0;            /**< start of the interval, finite */
+  double t1;            /**< end of the interval: t0 < t1, finite */
+  int64_t n_steps;      /**< base grid steps, 1 .. 2^32-1 */
+  int64_t batch;        /**< paths are indexed by batch element ... */
+  int64_t dim;          /**< ... and by element within it (each < 2^32) */
+  int64_t batch_offset; /**< global index of batch element 0 (for batch splits) */
 };
 
 /** Fill @p cfg with defaults (seed 0, [0,1], 1 step, batch 1, dim 1). @since 1.0 */
@@ -57,9 +57,9 @@ NSDE_API void nsde_brownian_config_init(struct nsde_brownian_config *cfg);
  *         step count, or indices beyond 2^32), NSDE_ERR_NOMEM.
  * @since 1.0
  */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_brownian_new(struct nsde_context *ctx, const struct nsde_brownian_config *cfg,
-                  struct nsde_brownian **out);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_brownian_new(struct nsde_context *ctx,
+                                                           const struct nsde_brownian_config *cfg,
+                                                           struct nsde_brownian **out);
 
 /** Free. NULL is a no-op. @since 1.0 */
 NSDE_API void nsde_brownian_free(struct nsde_brownian *bm);
@@ -77,9 +77,10 @@ NSDE_API void nsde_brownian_free(struct nsde_brownian *bm);
  *         NSDE_ERR_DTYPE.
  * @since 1.0
  */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_brownian_increment(const struct nsde_brownian *bm, double s, double t, struct nsde_tensor *dw,
-                        struct nsde_tensor *levy);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_brownian_increment(const struct nsde_brownian *bm,
+                                                                 double s, double t,
+                                                                 struct nsde_tensor *dw,
+                                                                 struct nsde_tensor *levy);
 
 #ifdef __cplusplus
 }

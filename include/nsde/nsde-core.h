@@ -41,33 +41,33 @@ extern "C" {
  * 0 is success, every error is negative. nsde_status_str() is generated
  * from the same list, so the two cannot drift apart.
  */
-#define NSDE_STATUS_LIST(X)                                                    \
-  X(NSDE_OK,               0, "success")                                       \
-  X(NSDE_ERR_INVALID,     -1, "invalid argument")                              \
-  X(NSDE_ERR_NULL,        -2, "NULL pointer where an object was required")     \
-  X(NSDE_ERR_SHAPE,       -3, "invalid or mismatched shape")                   \
-  X(NSDE_ERR_OVERFLOW,    -4, "size does not fit in memory arithmetic")        \
-  X(NSDE_ERR_NOMEM,       -5, "out of memory")                                 \
-  X(NSDE_ERR_DTYPE,       -6, "unsupported or mismatched data type")           \
-  X(NSDE_ERR_UNSUPPORTED, -7, "combination of options not supported")          \
-  X(NSDE_ERR_MISSING_OP,  -8, "a callback the operation needs is missing")     \
-  X(NSDE_ERR_CALLBACK,    -9, "a user callback returned an error")             \
-  X(NSDE_ERR_NONFINITE,  -10, "non-finite value (NaN or infinity)")            \
-  X(NSDE_ERR_STATE,      -11, "call out of order for this object")            \
-  X(NSDE_ERR_IO,         -12, "input/output error")                            \
-  X(NSDE_ERR_FORMAT,     -13, "malformed or unsupported file")                 \
-  X(NSDE_ERR_INTERNAL,   -14, "internal error (a bug in libnsde)")             \
-  X(NSDE_ERR_CHECK_FAILED, -15, "a derivative check failed")                  \
-  X(NSDE_ERR_STEP_SIZE,  -16, "adaptive steps cannot meet the tolerance")
+#define NSDE_STATUS_LIST(X)                                                                        \
+  X(NSDE_OK, 0, "success")                                                                         \
+  X(NSDE_ERR_INVALID, -1, "invalid argument")                                                      \
+  X(NSDE_ERR_NULL, -2, "NULL pointer where an object was required")                                \
+  X(NSDE_ERR_SHAPE, -3, "invalid or mismatched shape")                                             \
+  X(NSDE_ERR_OVERFLOW, -4, "size does not fit in memory arithmetic")                               \
+  X(NSDE_ERR_NOMEM, -5, "out of memory")                                                           \
+  X(NSDE_ERR_DTYPE, -6, "unsupported or mismatched data type")                                     \
+  X(NSDE_ERR_UNSUPPORTED, -7, "combination of options not supported")                              \
+  X(NSDE_ERR_MISSING_OP, -8, "a callback the operation needs is missing")                          \
+  X(NSDE_ERR_CALLBACK, -9, "a user callback returned an error")                                    \
+  X(NSDE_ERR_NONFINITE, -10, "non-finite value (NaN or infinity)")                                 \
+  X(NSDE_ERR_STATE, -11, "call out of order for this object")                                      \
+  X(NSDE_ERR_IO, -12, "input/output error")                                                        \
+  X(NSDE_ERR_FORMAT, -13, "malformed or unsupported file")                                         \
+  X(NSDE_ERR_INTERNAL, -14, "internal error (a bug in libnsde)")                                   \
+  X(NSDE_ERR_CHECK_FAILED, -15, "a derivative check failed")                                       \
+  X(NSDE_ERR_STEP_SIZE, -16, "adaptive steps cannot meet the tolerance")
 
 /** Status returned by every fallible libnsde call. */
 enum nsde_status {
 /** @cond INTERNAL */
 #define NSDE_STATUS_ENUM_(name, value, msg) name = value,
-/** @endcond */
+  /** @endcond */
   NSDE_STATUS_LIST(NSDE_STATUS_ENUM_)
 #undef NSDE_STATUS_ENUM_
-  NSDE_STATUS_MIN_ = -16
+      NSDE_STATUS_MIN_ = -16
 };
 
 /**
@@ -93,8 +93,7 @@ enum nsde_log_level {
  * Log callback. @p message is valid only during the call.
  * Called from the thread that made the libnsde call.
  */
-typedef void (*nsde_log_fn)(void *user, enum nsde_log_level level,
-                            const char *message);
+typedef void (*nsde_log_fn)(void *user, enum nsde_log_level level, const char *message);
 
 /**
  * A context: thread count, log callback and the most recent detailed
@@ -114,8 +113,7 @@ struct nsde_context;
  * @return NSDE_OK, NSDE_ERR_NULL (out is NULL), NSDE_ERR_NOMEM.
  * @since 1.0
  */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_context_new(struct nsde_context **out);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_context_new(struct nsde_context **out);
 
 /** Free a context. NULL is a no-op. @since 1.0 */
 NSDE_API void nsde_context_free(struct nsde_context *ctx);
@@ -129,8 +127,7 @@ NSDE_API void nsde_context_free(struct nsde_context *ctx);
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID (n out of range).
  * @since 1.0
  */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_context_set_threads(struct nsde_context *ctx, int n);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_context_set_threads(struct nsde_context *ctx, int n);
 
 /** Threads used under @p ctx; 0 if ctx is NULL. @since 1.0 */
 NSDE_API int nsde_context_threads(const struct nsde_context *ctx);
@@ -142,9 +139,9 @@ NSDE_API int nsde_context_threads(const struct nsde_context *ctx);
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID (bad level).
  * @since 1.0
  */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_context_set_log(struct nsde_context *ctx, nsde_log_fn fn, void *user,
-                     enum nsde_log_level min_level);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_context_set_log(struct nsde_context *ctx,
+                                                              nsde_log_fn fn, void *user,
+                                                              enum nsde_log_level min_level);
 
 /**
  * The detailed message of the most recent error reported under @p ctx
@@ -156,8 +153,7 @@ NSDE_API const char *nsde_context_last_error(const struct nsde_context *ctx);
 
 /** Status of the most recent error reported under @p ctx.
  *  @return that status, or NSDE_OK if none (or for a NULL ctx). @since 1.0 */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_context_last_status(const struct nsde_context *ctx);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_context_last_status(const struct nsde_context *ctx);
 
 /** Forget the last error of @p ctx. NULL is a no-op. @since 1.0 */
 NSDE_API void nsde_context_clear_error(struct nsde_context *ctx);

@@ -14,10 +14,7 @@ extern "C" {
 #endif
 
 /** Which part of a data set. */
-enum nsde_split {
-  NSDE_SPLIT_TRAIN = 0,
-  NSDE_SPLIT_TEST = 1
-};
+enum nsde_split { NSDE_SPLIT_TRAIN = 0, NSDE_SPLIT_TEST = 1 };
 
 /** Images (stored as bytes) and labels in memory. */
 struct nsde_dataset;
@@ -60,9 +57,9 @@ NSDE_API void nsde_dataset_free(struct nsde_dataset *ds);
 /** Number of images (-1 for NULL). @since 1.0 */
 NSDE_API int64_t nsde_dataset_size(const struct nsde_dataset *ds);
 /** Image shape and class count. @return NSDE_OK, NSDE_ERR_NULL. @since 1.0 */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_dataset_get_info(const struct nsde_dataset *ds, int *channels, int *height, int *width,
-                      int *classes);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_dataset_get_info(const struct nsde_dataset *ds,
+                                                               int *channels, int *height,
+                                                               int *width, int *classes);
 /** The label of image @p i (-1 when out of range or NULL). @since 1.0 */
 NSDE_API int nsde_dataset_label(const struct nsde_dataset *ds, int64_t i);
 
@@ -87,9 +84,8 @@ nsde_dataset_batch(const struct nsde_dataset *ds, const int64_t *indices, int64_
  * @return NSDE_OK, NSDE_ERR_NULL (ds or perm NULL).
  * @since 1.0
  */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_dataset_permutation(const struct nsde_dataset *ds, uint64_t seed, int64_t *perm);
-
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_dataset_permutation(const struct nsde_dataset *ds,
+                                                                  uint64_t seed, int64_t *perm);
 
 #ifdef __cplusplus
 }

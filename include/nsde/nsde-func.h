@@ -25,21 +25,19 @@ struct nsde_func_ops {
   /** Set to sizeof(struct nsde_func_ops): lets later versions add members. */
   size_t size;
   /** Required: out = f(t, x). */
-  int (*eval)(void *user, double t, int64_t batch, int64_t dim,
-              const void *x, void *out);
+  int (*eval)(void *user, double t, int64_t batch, int64_t dim, const void *x, void *out);
   /** Optional: grad_x = v^T df/dx (overwrite) and grad_params += v^T df/dp
    *  summed over the batch (grad_params may be NULL: skip it). */
-  int (*vjp)(void *user, double t, int64_t batch, int64_t dim,
-             const void *x, const void *v, void *grad_x, void *grad_params);
+  int (*vjp)(void *user, double t, int64_t batch, int64_t dim, const void *x, const void *v,
+             void *grad_x, void *grad_params);
   /** Optional: out_i = d f_i / d x_i (diagonal of the Jacobian; Milstein). */
-  int (*diag_deriv)(void *user, double t, int64_t batch, int64_t dim,
-                    const void *x, void *out);
+  int (*diag_deriv)(void *user, double t, int64_t batch, int64_t dim, const void *x, void *out);
   /** Optional: vector-Jacobian product of the map x -> diag_deriv(x):
    *  grad_x = v^T d(diag_deriv)/dx (overwrite), grad_params += v^T d(diag_deriv)/dp
    *  (grad_params may be NULL). Needed for gradients through Milstein steps and
    *  for the stochastic adjoint with state-dependent noise. */
-  int (*diag_deriv_vjp)(void *user, double t, int64_t batch, int64_t dim,
-                        const void *x, const void *v, void *grad_x, void *grad_params);
+  int (*diag_deriv_vjp)(void *user, double t, int64_t batch, int64_t dim, const void *x,
+                        const void *v, void *grad_x, void *grad_params);
 };
 
 /** A drift or diffusion function: user callbacks or a built-in. */
@@ -81,33 +79,34 @@ nsde_func_new_matrix(struct nsde_context *ctx, enum nsde_dtype dtype,
  *  @return NSDE_OK, NSDE_ERR_NULL (ctx or out NULL), NSDE_ERR_DTYPE (unknown
  *          dtype), NSDE_ERR_NONFINITE (a parameter not finite), NSDE_ERR_NOMEM.
  *  @since 1.0 */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_func_new_linear(struct nsde_context *ctx, enum nsde_dtype dtype, double a, double b,
-                     struct nsde_func **out);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_func_new_linear(struct nsde_context *ctx,
+                                                              enum nsde_dtype dtype, double a,
+                                                              double b, struct nsde_func **out);
 
 /** Built-in diffusion G = sigma (additive noise). Parameter (sigma).
  *  @return NSDE_OK, NSDE_ERR_NULL (ctx or out NULL), NSDE_ERR_DTYPE (unknown
  *          dtype), NSDE_ERR_NONFINITE (a parameter not finite), NSDE_ERR_NOMEM.
  *  @since 1.0 */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_func_new_additive(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
-                       struct nsde_func **out);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_func_new_additive(struct nsde_context *ctx,
+                                                                enum nsde_dtype dtype, double sigma,
+                                                                struct nsde_func **out);
 /** Built-in diffusion G = sigma * x (multiplicative noise). Parameter (sigma).
  *  @return NSDE_OK, NSDE_ERR_NULL (ctx or out NULL), NSDE_ERR_DTYPE (unknown
  *          dtype), NSDE_ERR_NONFINITE (a parameter not finite), NSDE_ERR_NOMEM.
  *  @since 1.0 */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_func_new_multiplicative(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
-                             struct nsde_func **out);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_func_new_multiplicative(struct nsde_context *ctx,
+                                                                      enum nsde_dtype dtype,
+                                                                      double sigma,
+                                                                      struct nsde_func **out);
 /** Built-in diffusion G = sigma * f(t, x), reusing the drift value computed at
  *  the same point in the same step (dropout-style noise; no second drift call).
  *  Parameter (sigma).
  *  @return NSDE_OK, NSDE_ERR_NULL (ctx or out NULL), NSDE_ERR_DTYPE (unknown
  *          dtype), NSDE_ERR_NONFINITE (a parameter not finite), NSDE_ERR_NOMEM.
  *  @since 1.0 */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_func_new_dropout(struct nsde_context *ctx, enum nsde_dtype dtype, double sigma,
-                      struct nsde_func **out);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_func_new_dropout(struct nsde_context *ctx,
+                                                               enum nsde_dtype dtype, double sigma,
+                                                               struct nsde_func **out);
 
 /** Free. NULL is a no-op. @since 1.0 */
 NSDE_API void nsde_func_free(struct nsde_func *f);
@@ -157,9 +156,10 @@ struct nsde_vjp_report {
  *         drift), NSDE_ERR_DTYPE, NSDE_ERR_SHAPE, NSDE_ERR_CALLBACK, NSDE_ERR_NOMEM.
  * @since 1.0
  */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_func_check_vjp(struct nsde_func *f, double t, const struct nsde_tensor *x, uint64_t seed,
-                    double eps, struct nsde_vjp_report *report);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_func_check_vjp(struct nsde_func *f, double t,
+                                                             const struct nsde_tensor *x,
+                                                             uint64_t seed, double eps,
+                                                             struct nsde_vjp_report *report);
 
 /**
  * Check diag_deriv (Milstein, the adjoint) against central differences:
@@ -174,9 +174,10 @@ nsde_func_check_vjp(struct nsde_func *f, double t, const struct nsde_tensor *x, 
  *         returned non-finite values), NSDE_ERR_NOMEM.
  * @since 1.0
  */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_func_check_diag(struct nsde_func *f, double t, const struct nsde_tensor *x, double eps,
-                     struct nsde_vjp_report *report);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_func_check_diag(struct nsde_func *f, double t,
+                                                              const struct nsde_tensor *x,
+                                                              double eps,
+                                                              struct nsde_vjp_report *report);
 
 /**
  * Check diag_deriv_vjp, the vjp of the map x -> diag_deriv(x), exactly as
@@ -188,9 +189,10 @@ nsde_func_check_diag(struct nsde_func *f, double t, const struct nsde_tensor *x,
  *         unless the func has both diag_deriv and diag_deriv_vjp.
  * @since 1.0
  */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_func_check_diag_vjp(struct nsde_func *f, double t, const struct nsde_tensor *x, uint64_t seed,
-                         double eps, struct nsde_vjp_report *report);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_func_check_diag_vjp(struct nsde_func *f, double t,
+                                                                  const struct nsde_tensor *x,
+                                                                  uint64_t seed, double eps,
+                                                                  struct nsde_vjp_report *report);
 
 #ifdef __cplusplus
 }

@@ -28,29 +28,29 @@ enum nsde_model_noise {
   NSDE_MODEL_NOISE_ODE = 0,            /**< no noise: the Neural ODE @since 1.0 */
   NSDE_MODEL_NOISE_ADDITIVE = 1,       /**< G = sigma @since 1.0 */
   NSDE_MODEL_NOISE_MULTIPLICATIVE = 2, /**< G = sigma h @since 1.0 */
-  NSDE_MODEL_NOISE_DROPOUT = 3        /**< G = sigma f(h, t) @since 1.0 */
+  NSDE_MODEL_NOISE_DROPOUT = 3         /**< G = sigma f(h, t) @since 1.0 */
 };
 
 /** Model options; initialise with nsde_model_config_init(). */
 struct nsde_model_config {
-  size_t size;                    /**< sizeof(struct nsde_model_config) */
-  enum nsde_model_arch arch;      /**< stem in front of the SDE block (NSDE_MODEL_ARCH_CIFAR) */
-  int in_channels;                /**< image channels (3) */
-  int in_height;                  /**< image height (32) */
-  int in_width;                   /**< image width (32) */
-  int width;                      /**< channels of the SDE block (64) */
-  int groups;                     /**< GroupNorm groups: 0 is the paper's min(32, channels);
+  size_t size;                  /**< sizeof(struct nsde_model_config) */
+  enum nsde_model_arch arch;    /**< stem in front of the SDE block (NSDE_MODEL_ARCH_CIFAR) */
+  int in_channels;              /**< image channels (3) */
+  int in_height;                /**< image height (32) */
+  int in_width;                 /**< image width (32) */
+  int width;                    /**< channels of the SDE block (64) */
+  int groups;                   /**< GroupNorm groups: 0 is the paper's min(32, channels);
                                        narrow models need fewer (one channel per group
                                        normalises every feature map to the same statistics) */
-  int classes;                    /**< 10 */
-  enum nsde_model_noise noise;    /**< the SDE block's noise (NSDE_MODEL_NOISE_MULTIPLICATIVE) */
-  double sigma;                   /**< noise scale */
-  bool learn_sigma;               /**< true: sigma is a trained parameter (last in the buffer) */
-  double t1;                      /**< integration time T (1) */
-  double dt;                      /**< step h (0.1): the paper's N = int(T/h) + 1 steps */
-  enum nsde_grad_strategy grad;   /**< gradient strategy (NSDE_GRAD_CHECKPOINT) */
-  int64_t max_batch;              /**< largest batch (128) */
-  uint64_t init_seed;             /**< parameter initialisation */
+  int classes;                  /**< 10 */
+  enum nsde_model_noise noise;  /**< the SDE block's noise (NSDE_MODEL_NOISE_MULTIPLICATIVE) */
+  double sigma;                 /**< noise scale */
+  bool learn_sigma;             /**< true: sigma is a trained parameter (last in the buffer) */
+  double t1;                    /**< integration time T (1) */
+  double dt;                    /**< step h (0.1): the paper's N = int(T/h) + 1 steps */
+  enum nsde_grad_strategy grad; /**< gradient strategy (NSDE_GRAD_CHECKPOINT) */
+  int64_t max_batch;            /**< largest batch (128) */
+  uint64_t init_seed;           /**< parameter initialisation */
 };
 
 /** The paper's CIFAR-10 model with multiplicative noise, sigma 1.0. @since 1.0 */
@@ -64,9 +64,9 @@ struct nsde_model;
  *         NSDE_ERR_NOMEM.
  * @since 1.0
  */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_model_new(struct nsde_context *ctx, const struct nsde_model_config *cfg,
-               struct nsde_model **out);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_new(struct nsde_context *ctx,
+                                                        const struct nsde_model_config *cfg,
+                                                        struct nsde_model **out);
 /** Free. NULL is a no-op. @since 1.0 */
 NSDE_API void nsde_model_free(struct nsde_model *m);
 /**
@@ -75,8 +75,8 @@ NSDE_API void nsde_model_free(struct nsde_model *m);
  * (a size field below the 1.0 layout's size, or unset, gets the 1.0 layout).
  * @return NSDE_OK, NSDE_ERR_NULL. @since 1.0
  */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_model_get_config(const struct nsde_model *m, struct nsde_model_config *cfg);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_get_config(const struct nsde_model *m,
+                                                               struct nsde_model_config *cfg);
 /** Number of parameters (-1 for NULL): the network weights, plus sigma if learned. @since 1.0 */
 NSDE_API int64_t nsde_model_num_params(const struct nsde_model *m);
 /** All parameters in one buffer (borrowed, writable; nsde_model_num_params()
@@ -91,8 +91,7 @@ NSDE_API const float *nsde_model_params_const(const struct nsde_model *m);
 NSDE_API const float *nsde_model_grads_const(const struct nsde_model *m);
 /** Call after changing nsde_model_params() by hand (sigma is copied into the SDE).
  *  @return NSDE_OK, NSDE_ERR_NULL. @since 1.0 */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_model_params_changed(struct nsde_model *m);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_params_changed(struct nsde_model *m);
 
 /**
  * Logits for a batch: images (B, C, H, W) float32 in [0, 1], logits (B, classes).
@@ -102,9 +101,10 @@ nsde_model_params_changed(struct nsde_model *m);
  *         NSDE_ERR_NONFINITE, NSDE_ERR_NOMEM (a new batch size needs a solver).
  * @since 1.0
  */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_model_forward(struct nsde_model *m, const struct nsde_tensor *images, bool noisy, uint64_t seed,
-                   struct nsde_tensor *logits);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_forward(struct nsde_model *m,
+                                                            const struct nsde_tensor *images,
+                                                            bool noisy, uint64_t seed,
+                                                            struct nsde_tensor *logits);
 
 /** The SDE block's state shape (C, H, W) per image.
  *  @return NSDE_OK, NSDE_ERR_NULL (m or an output pointer NULL). @since 1.0 */
@@ -138,9 +138,10 @@ nsde_model_trajectory(struct nsde_model *m, const struct nsde_tensor *images, bo
  *         NSDE_ERR_NOMEM.
  * @since 1.0
  */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_model_predict(struct nsde_model *m, const struct nsde_tensor *images, int passes,
-                   uint64_t seed, struct nsde_tensor *probs);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_predict(struct nsde_model *m,
+                                                            const struct nsde_tensor *images,
+                                                            int passes, uint64_t seed,
+                                                            struct nsde_tensor *probs);
 
 /**
  * One training pass: softmax cross-entropy of the logits of ONE noisy forward
@@ -198,7 +199,6 @@ nsde_model_loss_grad_opts(struct nsde_model *m, const struct nsde_tensor *images
                           const int32_t *labels, bool noisy, uint64_t seed,
                           const struct nsde_loss_options *opts);
 
-
 /**
  * Save parameters and configuration to @p path atomically (a temporary file
  * in the same directory, fsync, rename): a crash leaves the old file or the
@@ -206,8 +206,8 @@ nsde_model_loss_grad_opts(struct nsde_model *m, const struct nsde_tensor *images
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_IO (with the system's reason).
  * @since 1.0
  */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_model_save(const struct nsde_model *m, const char *path);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_save(const struct nsde_model *m,
+                                                         const char *path);
 
 /**
  * Load a model saved by nsde_model_save(). Truncated, corrupted (checksum),
@@ -217,9 +217,9 @@ nsde_model_save(const struct nsde_model *m, const char *path);
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_IO, NSDE_ERR_FORMAT, NSDE_ERR_NOMEM.
  * @since 1.0
  */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_model_load(struct nsde_context *ctx, const char *path, int64_t max_batch,
-                struct nsde_model **out);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_model_load(struct nsde_context *ctx, const char *path,
+                                                         int64_t max_batch,
+                                                         struct nsde_model **out);
 
 #ifdef __cplusplus
 }

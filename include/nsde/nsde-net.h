@@ -25,8 +25,8 @@ struct nsde_net;
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_SHAPE, NSDE_ERR_NOMEM.
  * @since 1.0
  */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_net_new(struct nsde_context *ctx, int channels, int height, int width, struct nsde_net **out);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_new(struct nsde_context *ctx, int channels,
+                                                      int height, int width, struct nsde_net **out);
 /** Free. NULL is a no-op. @since 1.0 */
 NSDE_API void nsde_net_free(struct nsde_net *net);
 
@@ -36,8 +36,8 @@ NSDE_API void nsde_net_free(struct nsde_net *net);
  *          outside 1..64, padding outside 0..64), NSDE_ERR_SHAPE (the layer
  *          does not fit the current item shape), NSDE_ERR_NOMEM.
  *  @since 1.0 */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_net_add_conv2d(struct nsde_net *net, int out_channels, int kernel, int stride, int padding);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_add_conv2d(struct nsde_net *net, int out_channels,
+                                                             int kernel, int stride, int padding);
 /** ConcatConv2d: a constant plane of value t is prepended as channel 0
  *  (zero-padded like the rest), then a conv2d with bias.
  *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_STATE (after nsde_net_finalize()),
@@ -45,35 +45,33 @@ nsde_net_add_conv2d(struct nsde_net *net, int out_channels, int kernel, int stri
  *          outside 1..64, padding outside 0..64), NSDE_ERR_SHAPE (the layer
  *          does not fit the current item shape), NSDE_ERR_NOMEM.
  *  @since 1.0 */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_net_add_concat_conv2d(struct nsde_net *net, int out_channels, int kernel, int stride,
-                           int padding);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_add_concat_conv2d(struct nsde_net *net,
+                                                                    int out_channels, int kernel,
+                                                                    int stride, int padding);
 /** GroupNorm with learned per-channel scale (init 1) and shift (init 0).
  *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_STATE (after nsde_net_finalize()),
  *          NSDE_ERR_INVALID (groups < 1 or not dividing the channels, eps not finite and > 0), NSDE_ERR_SHAPE (the layer does not fit the
  *          current item shape), NSDE_ERR_NOMEM.
  *  @since 1.0 */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_net_add_groupnorm(struct nsde_net *net, int groups, double eps);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_add_groupnorm(struct nsde_net *net, int groups,
+                                                                double eps);
 /** ReLU.
  *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_STATE (after nsde_net_finalize()),
  *          NSDE_ERR_NOMEM.
  *  @since 1.0 */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_net_add_relu(struct nsde_net *net);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_add_relu(struct nsde_net *net);
 /** Global average pool: C x H x W -> C x 1 x 1.
  *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_STATE (after nsde_net_finalize()),
  *          NSDE_ERR_NOMEM.
  *  @since 1.0 */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_net_add_avgpool(struct nsde_net *net);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_add_avgpool(struct nsde_net *net);
 /** Linear (fully connected, with bias) on the flattened item.
  *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_STATE (after nsde_net_finalize()),
  *          NSDE_ERR_INVALID (out_features < 1), NSDE_ERR_SHAPE (the layer does not fit the
  *          current item shape), NSDE_ERR_NOMEM.
  *  @since 1.0 */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_net_add_linear(struct nsde_net *net, int out_features);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_add_linear(struct nsde_net *net,
+                                                             int out_features);
 
 /**
  * Allocate parameters and workspace for batches of up to @p max_batch items
@@ -84,8 +82,8 @@ nsde_net_add_linear(struct nsde_net *net, int out_features);
  *         NSDE_ERR_INVALID, NSDE_ERR_OVERFLOW, NSDE_ERR_NOMEM.
  * @since 1.0
  */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_net_finalize(struct nsde_net *net, int64_t max_batch, uint64_t seed);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_finalize(struct nsde_net *net, int64_t max_batch,
+                                                           uint64_t seed);
 
 /** Number of parameters (-1 for NULL or before finalize). @since 1.0 */
 NSDE_API int64_t nsde_net_num_params(const struct nsde_net *net);
@@ -110,22 +108,22 @@ nsde_net_get_output_shape(const struct nsde_net *net, int *channels, int *height
  *         NSDE_ERR_SHAPE, NSDE_ERR_DTYPE.
  * @since 1.0
  */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_net_forward(struct nsde_net *net, double t, const struct nsde_tensor *x,
-                 struct nsde_tensor *y);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_forward(struct nsde_net *net, double t,
+                                                          const struct nsde_tensor *x,
+                                                          struct nsde_tensor *y);
 /**
  * Backward pass at x: dx = dy^T dnet/dx (dx may be NULL) and the parameter
  * gradients added into nsde_net_grads(). Recomputes the forward pass at x.
  * @return as nsde_net_forward().
  * @since 1.0
  */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_net_backward(struct nsde_net *net, double t, const struct nsde_tensor *x,
-                  const struct nsde_tensor *dy, struct nsde_tensor *dx);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_backward(struct nsde_net *net, double t,
+                                                           const struct nsde_tensor *x,
+                                                           const struct nsde_tensor *dy,
+                                                           struct nsde_tensor *dx);
 /** Set the gradient buffer to zero. @return NSDE_OK, NSDE_ERR_NULL (also before
  *  nsde_net_finalize()). @since 1.0 */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_net_zero_grads(struct nsde_net *net);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_zero_grads(struct nsde_net *net);
 
 /**
  * A drift function object backed by the network (float32; the net's output
@@ -137,8 +135,8 @@ nsde_net_zero_grads(struct nsde_net *net);
  *         NSDE_ERR_NOMEM.
  * @since 1.0
  */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_net_as_func(struct nsde_net *net, struct nsde_func **out);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_as_func(struct nsde_net *net,
+                                                          struct nsde_func **out);
 
 /**
  * Keep the convolution outputs of the last @p slots forward evaluations made
@@ -153,14 +151,13 @@ nsde_net_as_func(struct nsde_net *net, struct nsde_func **out);
  * @return NSDE_OK, NSDE_ERR_STATE before finalize, NSDE_ERR_INVALID, NSDE_ERR_NOMEM.
  * @since 1.0
  */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_net_set_tape(struct nsde_net *net, int64_t slots);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_set_tape(struct nsde_net *net, int64_t slots);
 /** Bytes a tape of @p slots slots takes (-1 for a NULL or unfinalized net). @since 1.0 */
 NSDE_API int64_t nsde_net_tape_bytes(const struct nsde_net *net, int64_t slots);
 /** How many vjps replayed from the tape (hits) and recomputed (misses) so far.
  *  @return NSDE_OK, NSDE_ERR_NULL. @since 1.0 */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_net_get_tape_stats(const struct nsde_net *net, int64_t *hits, int64_t *misses);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_net_get_tape_stats(const struct nsde_net *net,
+                                                                 int64_t *hits, int64_t *misses);
 
 /**
  * The paper's drift network for a C x H x W state: GN-ReLU-ConcatConv(3x3, pad 1)

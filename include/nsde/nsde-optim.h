@@ -23,24 +23,23 @@ struct nsde_sgd;
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID, NSDE_ERR_NOMEM.
  * @since 1.0
  */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_sgd_new(struct nsde_context *ctx, int64_t n_params, double momentum, double weight_decay,
-             bool nesterov, struct nsde_sgd **out);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_sgd_new(struct nsde_context *ctx, int64_t n_params,
+                                                      double momentum, double weight_decay,
+                                                      bool nesterov, struct nsde_sgd **out);
 /** Free. NULL is a no-op. @since 1.0 */
 NSDE_API void nsde_sgd_free(struct nsde_sgd *opt);
 /** One step on @p params with @p grads (n_params floats each).
  *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID (lr not finite or < 0),
  *          NSDE_ERR_NONFINITE (a non-finite gradient: nothing changed).
  *  @since 1.0 */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_sgd_step(struct nsde_sgd *opt, float *params, const float *grads, double lr);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_sgd_step(struct nsde_sgd *opt, float *params,
+                                                       const float *grads, double lr);
 /** The momentum buffer (borrowed; n_params floats): save it with the model
  * to resume training exactly. NULL for NULL. @since 1.0 */
 NSDE_API float *nsde_sgd_velocity(struct nsde_sgd *opt);
 /** Zero the momentum buffer (the paper resets it at each learning-rate stage).
  *  @return NSDE_OK, NSDE_ERR_NULL. @since 1.0 */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_sgd_reset(struct nsde_sgd *opt);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_sgd_reset(struct nsde_sgd *opt);
 /** A learning-rate schedule: the rate as a pure function of the epoch
  *  position (fractional: epoch + batch / batches_per_epoch). */
 struct nsde_lr_schedule;
@@ -75,7 +74,6 @@ nsde_lr_schedule_new_cosine(struct nsde_context *ctx, double base_lr, double war
 NSDE_API double nsde_lr_schedule_at(const struct nsde_lr_schedule *s, double epoch);
 /** Free. NULL is a no-op. @since 1.0 */
 NSDE_API void nsde_lr_schedule_free(struct nsde_lr_schedule *s);
-
 
 #ifdef __cplusplus
 }

@@ -30,7 +30,7 @@ enum nsde_noise {
 
 /** Interpretation of the stochastic integral. */
 enum nsde_calculus {
-  NSDE_CALCULUS_ITO = 0,          /**< Ito: the Euler-Maruyama limit @since 1.0 */
+  NSDE_CALCULUS_ITO = 0,         /**< Ito: the Euler-Maruyama limit @since 1.0 */
   NSDE_CALCULUS_STRATONOVICH = 1 /**< Stratonovich: the midpoint (Heun) limit @since 1.0 */
 };
 
@@ -53,11 +53,11 @@ NSDE_API void nsde_sde_free(struct nsde_sde *sde);
 
 /** Integration schemes (doc/solvers.md gives formulas and orders). */
 enum nsde_scheme {
-  NSDE_SCHEME_EULER_MARUYAMA = 0, /**< Ito; strong order 0.5 (1.0 additive) */
-  NSDE_SCHEME_MILSTEIN = 1,       /**< Ito, diagonal noise, needs d G_i / d x_i; order 1.0 */
-  NSDE_SCHEME_HEUN = 2,           /**< Stratonovich; order 1.0 for commutative noise */
-  NSDE_SCHEME_REVERSIBLE_HEUN = 3,/**< Stratonovich, algebraically reversible; order 1.0 */
-  NSDE_SCHEME_SRA1 = 4            /**< additive noise (Roessler SRA1); strong order 1.5 */
+  NSDE_SCHEME_EULER_MARUYAMA = 0,  /**< Ito; strong order 0.5 (1.0 additive) */
+  NSDE_SCHEME_MILSTEIN = 1,        /**< Ito, diagonal noise, needs d G_i / d x_i; order 1.0 */
+  NSDE_SCHEME_HEUN = 2,            /**< Stratonovich; order 1.0 for commutative noise */
+  NSDE_SCHEME_REVERSIBLE_HEUN = 3, /**< Stratonovich, algebraically reversible; order 1.0 */
+  NSDE_SCHEME_SRA1 = 4             /**< additive noise (Roessler SRA1); strong order 1.5 */
 };
 
 /** How the step grid is derived from the time span. */
@@ -85,17 +85,17 @@ enum nsde_grad_strategy {
 
 /** Solver options. Initialise with nsde_solver_config_init(). */
 struct nsde_solver_config {
-  size_t size;               /**< sizeof(struct nsde_solver_config) */
-  enum nsde_scheme scheme;   /**< the scheme (NSDE_SCHEME_EULER_MARUYAMA) */
-  double t0;                 /**< start time (0) */
-  double t1;                 /**< end time, t0 < t1 (1) */
-  enum nsde_grid grid;       /**< how the steps are chosen (NSDE_GRID_STEPS) */
-  int64_t n_steps;           /**< for NSDE_GRID_STEPS */
-  double dt;                 /**< for NSDE_GRID_DT and NSDE_GRID_PAPER */
-  const double *save_at;     /**< times in [t0, t1] whose states are recorded (copied) */
-  int64_t n_save;            /**< number of save_at times (0) */
-  uint64_t seed;             /**< Brownian seed */
-  int64_t batch_offset;      /**< global index of batch element 0 */
+  size_t size;             /**< sizeof(struct nsde_solver_config) */
+  enum nsde_scheme scheme; /**< the scheme (NSDE_SCHEME_EULER_MARUYAMA) */
+  double t0;               /**< start time (0) */
+  double t1;               /**< end time, t0 < t1 (1) */
+  enum nsde_grid grid;     /**< how the steps are chosen (NSDE_GRID_STEPS) */
+  int64_t n_steps;         /**< for NSDE_GRID_STEPS */
+  double dt;               /**< for NSDE_GRID_DT and NSDE_GRID_PAPER */
+  const double *save_at;   /**< times in [t0, t1] whose states are recorded (copied) */
+  int64_t n_save;          /**< number of save_at times (0) */
+  uint64_t seed;           /**< Brownian seed */
+  int64_t batch_offset;    /**< global index of batch element 0 */
   /** Base grid of the Brownian paths (see struct nsde_brownian): 0 pins them
    *  on the solver's own equal steps (fastest). Solvers given the same seed
    *  and brownian_steps see the same paths whatever their own step count,
@@ -120,12 +120,12 @@ struct nsde_solver_config {
    *  Milstein (step doubling), Euler-Maruyama (step doubling; ODEs and
    *  additive noise only). Not reversible Heun. @since 1.0 */
   bool adaptive;
-  double rtol;          /**< relative tolerance, > 0 (1e-3) @since 1.0 */
-  double atol;          /**< absolute tolerance, >= 0 (1e-6) @since 1.0 */
-  double dt0;           /**< first trial step; 0: (t1 - t0) / base steps @since 1.0 */
-  double dt_min;        /**< smallest step; a step that needs less fails
+  double rtol;   /**< relative tolerance, > 0 (1e-3) @since 1.0 */
+  double atol;   /**< absolute tolerance, >= 0 (1e-6) @since 1.0 */
+  double dt0;    /**< first trial step; 0: (t1 - t0) / base steps @since 1.0 */
+  double dt_min; /**< smallest step; a step that needs less fails
                              (NSDE_ERR_STEP_SIZE). 0: (t1 - t0) * 1e-10 @since 1.0 */
-  double dt_max;        /**< largest step; 0: t1 - t0 @since 1.0 */
+  double dt_max; /**< largest step; 0: t1 - t0 @since 1.0 */
   /** Most steps one adaptive solve may take (accepted steps of the scheme,
    *  two per accepted pair of half steps with step doubling), 1 .. 2^26;
    *  0: 10000. It sizes the grid and, with gradients, their tape or
@@ -161,9 +161,10 @@ nsde_solver_workspace_bytes(const struct nsde_sde *sde, const struct nsde_solver
  *         NSDE_ERR_NOMEM.
  * @since 1.0
  */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_solver_new(const struct nsde_sde *sde, const struct nsde_solver_config *cfg, int rank,
-                const int64_t *state_shape, struct nsde_solver **out);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_solver_new(const struct nsde_sde *sde,
+                                                         const struct nsde_solver_config *cfg,
+                                                         int rank, const int64_t *state_shape,
+                                                         struct nsde_solver **out);
 /** Free. NULL is a no-op. @since 1.0 */
 NSDE_API void nsde_solver_free(struct nsde_solver *s);
 
@@ -181,8 +182,7 @@ NSDE_API NSDE_NODISCARD enum nsde_status
 nsde_solve(struct nsde_solver *s, struct nsde_tensor *state, struct nsde_tensor *saved);
 
 /** Rewind a step-wise integration to t0. @return NSDE_OK, NSDE_ERR_NULL. @since 1.0 */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_solver_reset(struct nsde_solver *s);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_solver_reset(struct nsde_solver *s);
 
 /**
  * Advance @p state by one step (step-wise use: nsde_solver_reset(), then
@@ -193,8 +193,8 @@ nsde_solver_reset(struct nsde_solver *s);
  *         NSDE_ERR_NONFINITE, NSDE_ERR_CALLBACK, NSDE_ERR_STEP_SIZE, ...).
  * @since 1.0
  */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_solver_step(struct nsde_solver *s, struct nsde_tensor *state);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_solver_step(struct nsde_solver *s,
+                                                          struct nsde_tensor *state);
 
 /**
  * Use a new Brownian seed from the next solve on (a new path per training
@@ -202,8 +202,7 @@ nsde_solver_step(struct nsde_solver *s, struct nsde_tensor *state);
  * @return NSDE_OK, NSDE_ERR_NULL.
  * @since 1.0
  */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_solver_set_seed(struct nsde_solver *s, uint64_t seed);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_solver_set_seed(struct nsde_solver *s, uint64_t seed);
 
 /** Current time of a step-wise integration (NaN for NULL). @since 1.0 */
 NSDE_API double nsde_solver_time(const struct nsde_solver *s);
@@ -217,12 +216,12 @@ NSDE_API const struct nsde_brownian *nsde_solver_brownian(const struct nsde_solv
 
 /** What a solve cost (adaptive or fixed): filled by nsde_solver_get_stats(). */
 struct nsde_solver_stats {
-  size_t size;          /**< sizeof(struct nsde_solver_stats), set by the caller */
-  int64_t steps;        /**< grid steps of the last solve (accepted steps) */
-  int64_t rejected;     /**< adaptive: trial steps rejected (0 on fixed grids) */
-  int64_t drift_evals;  /**< drift evaluations, trial steps included */
-  double dt_smallest;   /**< smallest accepted step */
-  double dt_largest;    /**< largest accepted step */
+  size_t size;         /**< sizeof(struct nsde_solver_stats), set by the caller */
+  int64_t steps;       /**< grid steps of the last solve (accepted steps) */
+  int64_t rejected;    /**< adaptive: trial steps rejected (0 on fixed grids) */
+  int64_t drift_evals; /**< drift evaluations, trial steps included */
+  double dt_smallest;  /**< smallest accepted step */
+  double dt_largest;   /**< largest accepted step */
   /** Brownian increment arrays drawn since the solve began, by the solve and by
    *  nsde_backward() after it: STORE_ALL and CHECKPOINT keep each step's
    *  increments with its record instead of drawing them again  */
@@ -234,8 +233,8 @@ struct nsde_solver_stats {
  * @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_INVALID (size field).
  * @since 1.0
  */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_solver_get_stats(const struct nsde_solver *s, struct nsde_solver_stats *stats);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_solver_get_stats(const struct nsde_solver *s,
+                                                               struct nsde_solver_stats *stats);
 
 /**
  * The grid times of the last solve: n_steps + 1 increasing times from t0 to
@@ -255,8 +254,8 @@ NSDE_API int64_t nsde_solver_get_times(const struct nsde_solver *s, const double
  *         NSDE_ERR_DTYPE, NSDE_ERR_CALLBACK.
  * @since 1.0
  */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_solver_reconstruct(struct nsde_solver *s, struct nsde_tensor *state);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_solver_reconstruct(struct nsde_solver *s,
+                                                                 struct nsde_tensor *state);
 
 /**
  * Pathwise gradient of a loss of the last nsde_solve() with respect to the

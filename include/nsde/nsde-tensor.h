@@ -15,7 +15,7 @@ extern "C" {
 /** Element type. */
 enum nsde_dtype {
   NSDE_DTYPE_FLOAT32 = 1, /**< float @since 1.0 */
-  NSDE_DTYPE_FLOAT64 = 2 /**< double @since 1.0 */
+  NSDE_DTYPE_FLOAT64 = 2  /**< double @since 1.0 */
 };
 
 /** Highest supported rank (N, C, H, W). */
@@ -42,9 +42,10 @@ struct nsde_tensor;
  *         NSDE_ERR_NOMEM.
  * @since 1.0
  */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_tensor_new(struct nsde_context *ctx, enum nsde_dtype dtype, int rank, const int64_t *shape,
-                struct nsde_tensor **out);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_tensor_new(struct nsde_context *ctx,
+                                                         enum nsde_dtype dtype, int rank,
+                                                         const int64_t *shape,
+                                                         struct nsde_tensor **out);
 
 /**
  * Create a tensor that borrows the caller's buffer @p data (not freed by
@@ -81,27 +82,25 @@ NSDE_API bool nsde_tensor_is_contiguous(const struct nsde_tensor *t);
 
 /** Set every element to @p value (rounded to the dtype).
  *  @return NSDE_OK, NSDE_ERR_NULL. @since 1.0 */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_tensor_fill(struct nsde_tensor *t, double value);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_tensor_fill(struct nsde_tensor *t, double value);
 
 /** dst = src elementwise; shapes and dtypes must match (strides may differ).
  *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_SHAPE, NSDE_ERR_DTYPE. @since 1.0 */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_tensor_copy(struct nsde_tensor *dst, const struct nsde_tensor *src);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_tensor_copy(struct nsde_tensor *dst,
+                                                          const struct nsde_tensor *src);
 
 /** t = alpha * t.  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_NONFINITE (alpha). @since 1.0 */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_tensor_scale(struct nsde_tensor *t, double alpha);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_tensor_scale(struct nsde_tensor *t, double alpha);
 
 /** y = alpha * x + y; shapes and dtypes must match.
  *  @return NSDE_OK, NSDE_ERR_NULL, NSDE_ERR_SHAPE, NSDE_ERR_DTYPE, NSDE_ERR_NONFINITE.
  *  @since 1.0 */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_tensor_axpy(double alpha, const struct nsde_tensor *x, struct nsde_tensor *y);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_tensor_axpy(double alpha, const struct nsde_tensor *x,
+                                                          struct nsde_tensor *y);
 
 /** Transposition flags for nsde_tensor_gemm(). */
 enum nsde_trans {
-  NSDE_TRANS_NONE = 0,      /**< the matrix as stored @since 1.0 */
+  NSDE_TRANS_NONE = 0,     /**< the matrix as stored @since 1.0 */
   NSDE_TRANS_TRANSPOSE = 1 /**< its transpose @since 1.0 */
 };
 
@@ -115,10 +114,11 @@ enum nsde_trans {
  *         NSDE_ERR_NONFINITE (alpha or beta).
  * @since 1.0
  */
-NSDE_API NSDE_NODISCARD enum nsde_status
-nsde_tensor_gemm(enum nsde_trans trans_a, enum nsde_trans trans_b, double alpha,
-                 const struct nsde_tensor *a, const struct nsde_tensor *b, double beta,
-                 struct nsde_tensor *c);
+NSDE_API NSDE_NODISCARD enum nsde_status nsde_tensor_gemm(enum nsde_trans trans_a,
+                                                          enum nsde_trans trans_b, double alpha,
+                                                          const struct nsde_tensor *a,
+                                                          const struct nsde_tensor *b, double beta,
+                                                          struct nsde_tensor *c);
 
 #ifdef __cplusplus
 }

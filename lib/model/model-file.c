@@ -87,7 +87,10 @@ static double get_f64(const unsigned char *p)
   X(80, u32, grad)                                                                                 \
   X(84, u32, groups)
 
-static void put_flag(unsigned char *p, bool v) { put_u32(p, v ? 1u : 0u); }
+static void put_flag(unsigned char *p, bool v)
+{
+  put_u32(p, v ? 1u : 0u);
+}
 
 NSDE_API enum nsde_status nsde_model_save(const struct nsde_model *m, const char *path)
 {
@@ -136,13 +139,13 @@ static int64_t config_params(const struct nsde_model_config *c)
     n = w4 * cin * 9 + w4 + 2 * w4 + w2 * w4 * 16 + w2 + 2 * w2 + w * w2 * 16 + w;
   }
   n += 3 * (2 * w + w * (w + 1) * 9 + w) + 2 * w; /* the drift: 3 x (GN, ConcatConv), GN */
-  n += 2 * w + w * c->classes + c->classes;         /* the head: GN, linear */
+  n += 2 * w + w * c->classes + c->classes;       /* the head: GN, linear */
   return n + (c->learn_sigma ? 1 : 0);
 }
 
 /* The whole file into *buf (a regular file of a possible size). */
-static enum nsde_status read_file(struct nsde_context *ctx, const char *path,
-                                  unsigned char **buf, size_t *total)
+static enum nsde_status read_file(struct nsde_context *ctx, const char *path, unsigned char **buf,
+                                  size_t *total)
 {
   struct stat sb;
   FILE *fp = fopen(path, "rb");
@@ -176,19 +179,25 @@ static enum nsde_status check_header(struct nsde_context *ctx, const char *path,
     return nsde__error(ctx, st, "%s is not a libnsde model file (bad magic)", path);
   version = get_u32(buf + 8);
   if ((version != 1 && version != FILE_VERSION) || get_u32(buf + 12) != HEADER_BYTES)
-    return nsde__error(ctx, st, "model file %s has format version %u; this libnsde reads "
-                       "versions 1 to %u", path, version, FILE_VERSION);
+    return nsde__error(ctx, st,
+                       "model file %s has format version %u; this libnsde reads "
+                       "versions 1 to %u",
+                       path, version, FILE_VERSION);
   *np = get_u64(buf + 72);
   if (*np == 0 || *np > ((uint64_t)1 << 31) || total != HEADER_BYTES + *np * 4 + 8)
-    return nsde__error(ctx, st, "model file %s: %zu bytes do not hold %llu parameters "
-                       "(truncated or extended)", path, total, (unsigned long long)*np);
+    return nsde__error(ctx, st,
+                       "model file %s: %zu bytes do not hold %llu parameters "
+                       "(truncated or extended)",
+                       path, total, (unsigned long long)*np);
   if (get_u64(buf + total - 8) !=
       nsde__fnv1a(buf, total - 8, version == 1 ? FNV_BASIS_V1 : NSDE__FNV_BASIS))
     return nsde__error(ctx, st, "model file %s: checksum mismatch (the file is corrupted)", path);
   for (int i = 88; i < HEADER_BYTES; i++)
     if (buf[i] != 0)
-      return nsde__error(ctx, st, "model file %s: reserved header byte %d is %u, must be 0 (a "
-                         "file from a newer libnsde?)", path, i, buf[i]);
+      return nsde__error(ctx, st,
+                         "model file %s: reserved header byte %d is %u, must be 0 (a "
+                         "file from a newer libnsde?)",
+                         path, i, buf[i]);
   return NSDE_OK;
 }
 
@@ -216,8 +225,7 @@ static enum nsde_status header_config(struct nsde_context *ctx, const char *path
   if (nsde__model_check_config(ctx, c) != NSDE_OK) {
     char why[512]; /* the context's buffer cannot be both source and destination */
     snprintf(why, sizeof(why), "%s", nsde_context_last_error(ctx));
-    return nsde__error(ctx, NSDE_ERR_FORMAT, "model file %s: invalid configuration: %s", path,
-                       why);
+    return nsde__error(ctx, NSDE_ERR_FORMAT, "model file %s: invalid configuration: %s", path, why);
   }
   return NSDE_OK;
 }
@@ -234,8 +242,8 @@ static enum nsde_status read_params(struct nsde_context *ctx, const char *path,
     uint32_t u = get_u32(buf + HEADER_BYTES + 4 * i);
     memcpy(&m->params[i], &u, 4);
     if (!isfinite(m->params[i]))
-      return nsde__error(ctx, NSDE_ERR_FORMAT, "model file %s: parameter %llu is not finite",
-                         path, (unsigned long long)i);
+      return nsde__error(ctx, NSDE_ERR_FORMAT, "model file %s: parameter %llu is not finite", path,
+                         (unsigned long long)i);
   }
   nsde__model_sync_params(m);
   return NSDE_OK;

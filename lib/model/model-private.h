@@ -32,7 +32,8 @@ struct nsde_model {
 };
 
 /* NSDE_OK when c is a configuration nsde_model_new() builds; else the reason. */
-enum nsde_status nsde__model_check_config(struct nsde_context *ctx, const struct nsde_model_config *c);
+enum nsde_status nsde__model_check_config(struct nsde_context *ctx,
+                                          const struct nsde_model_config *c);
 /* Copy what the nets and funcs read from the flat parameters (a learned sigma). */
 void nsde__model_sync_params(struct nsde_model *m);
 /* The cached solver for (batch, noise on/off, gradients on/off); NULL on failure

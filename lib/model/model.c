@@ -37,16 +37,16 @@ NSDE_API void nsde_model_config_init(struct nsde_model_config *cfg)
 
 /* The valid range of each integer field of a model configuration; a value
  * outside it is refused with the field's name and its range. */
-#define MODEL_INT_FIELDS(X)                                                                    \
-  X(arch, NSDE_MODEL_ARCH_CIFAR, NSDE_MODEL_ARCH_LARGE)                                        \
-  X(in_channels, 1, 64)                                                                        \
-  X(in_height, 4, 4096)                                                                        \
-  X(in_width, 4, 4096)                                                                         \
-  X(width, 1, 4096)                                                                            \
-  X(groups, 0, 4096)                                                                           \
-  X(classes, 2, 100000)                                                                        \
-  X(noise, NSDE_MODEL_NOISE_ODE, NSDE_MODEL_NOISE_DROPOUT)                                     \
-  X(grad, NSDE_GRAD_NONE, NSDE_GRAD_ADJOINT)                                                   \
+#define MODEL_INT_FIELDS(X)                                                                        \
+  X(arch, NSDE_MODEL_ARCH_CIFAR, NSDE_MODEL_ARCH_LARGE)                                            \
+  X(in_channels, 1, 64)                                                                            \
+  X(in_height, 4, 4096)                                                                            \
+  X(in_width, 4, 4096)                                                                             \
+  X(width, 1, 4096)                                                                                \
+  X(groups, 0, 4096)                                                                               \
+  X(classes, 2, 100000)                                                                            \
+  X(noise, NSDE_MODEL_NOISE_ODE, NSDE_MODEL_NOISE_DROPOUT)                                         \
+  X(grad, NSDE_GRAD_NONE, NSDE_GRAD_ADJOINT)                                                       \
   X(max_batch, 1, 65536)
 
 /* The paper's min(32, C) unless the config asks for fewer groups. */
@@ -56,12 +56,15 @@ static int gn_groups_for(const struct nsde_model_config *cfg, int c)
   return c < g ? c : g;
 }
 
-enum nsde_status nsde__model_check_config(struct nsde_context *ctx, const struct nsde_model_config *c)
+enum nsde_status nsde__model_check_config(struct nsde_context *ctx,
+                                          const struct nsde_model_config *c)
 {
-#define CHECK_INT(f, lo, hi)                                                                   \
-  if ((long long)c->f < (long long)(lo) || (long long)c->f > (long long)(hi))                  \
-    return nsde__error(ctx, NSDE_ERR_INVALID, "model config: " #f " is %lld, must be in "     \
-                       "[%lld, %lld]", (long long)c->f, (long long)(lo), (long long)(hi));
+#define CHECK_INT(f, lo, hi)                                                                       \
+  if ((long long)c->f < (long long)(lo) || (long long)c->f > (long long)(hi))                      \
+    return nsde__error(ctx, NSDE_ERR_INVALID,                                                      \
+                       "model config: " #f " is %lld, must be in "                                 \
+                       "[%lld, %lld]",                                                             \
+                       (long long)c->f, (long long)(lo), (long long)(hi));
   MODEL_INT_FIELDS(CHECK_INT)
 #undef CHECK_INT
   if (!isfinite(c->sigma) || c->sigma < 0)
@@ -71,18 +74,23 @@ enum nsde_status nsde__model_check_config(struct nsde_context *ctx, const struct
     return nsde__error(ctx, NSDE_ERR_INVALID, "model config: T (t1) is %g, must be finite and > 0",
                        c->t1);
   if (!(c->dt > 0) || c->t1 / c->dt > 100000)
-    return nsde__error(ctx, NSDE_ERR_INVALID, "model config: dt is %g, must be > 0 with T/dt <= "
-                       "100000 (T %g)", c->dt, c->t1);
+    return nsde__error(ctx, NSDE_ERR_INVALID,
+                       "model config: dt is %g, must be > 0 with T/dt <= "
+                       "100000 (T %g)",
+                       c->dt, c->t1);
   if (c->arch == NSDE_MODEL_ARCH_LARGE && c->width % 4 != 0)
-    return nsde__error(ctx, NSDE_ERR_INVALID, "model config: width is %d, the large architecture "
-                       "needs a multiple of 4", c->width);
+    return nsde__error(ctx, NSDE_ERR_INVALID,
+                       "model config: width is %d, the large architecture "
+                       "needs a multiple of 4",
+                       c->width);
   {
     /* what build_nets normalises: the block's width; the large stem's w/4, w/2 */
     const int chans[3] = {c->width, c->width / 4, c->width / 2};
     const int n = c->arch == NSDE_MODEL_ARCH_LARGE ? 3 : 1;
     for (int i = 0; i < n; i++)
       if (chans[i] % gn_groups_for(c, chans[i]) != 0)
-        return nsde__error(ctx, NSDE_ERR_INVALID, "model config: groups is %d, GroupNorm needs a "
+        return nsde__error(ctx, NSDE_ERR_INVALID,
+                           "model config: groups is %d, GroupNorm needs a "
                            "divisor of %d channels (0: the paper's min(32, channels))",
                            c->groups, chans[i]);
   }
@@ -115,8 +123,8 @@ static enum nsde_status build_nets(struct nsde_model *m)
   if (st == NSDE_OK)
     st = nsde_net_get_output_shape(m->stem, &m->sc, &m->sh, &m->sw);
   if (st == NSDE_OK)
-    st = nsde_net_new_paper_drift(m->ctx, m->sc, m->sh, m->sw, gn_groups_for(c, m->sc), c->max_batch,
-                                  seed + 2, &m->drift);
+    st = nsde_net_new_paper_drift(m->ctx, m->sc, m->sh, m->sw, gn_groups_for(c, m->sc),
+                                  c->max_batch, seed + 2, &m->drift);
   if (st == NSDE_OK)
     st = nsde_net_new(m->ctx, m->sc, m->sh, m->sw, &m->head);
   if (st == NSDE_OK)
@@ -213,24 +221,31 @@ static enum nsde_status build_sdes(struct nsde_model *m)
   if ((st = nsde_net_as_func(m->drift, &m->f)) != NSDE_OK)
     return st;
   switch (cfg->noise) {
-  case NSDE_MODEL_NOISE_ADDITIVE: st = nsde_func_new_additive(ctx, NSDE_DTYPE_FLOAT32, cfg->sigma, &m->g); break;
-  case NSDE_MODEL_NOISE_MULTIPLICATIVE: st = nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT32, cfg->sigma, &m->g); break;
-  case NSDE_MODEL_NOISE_DROPOUT: st = nsde_func_new_dropout(ctx, NSDE_DTYPE_FLOAT32, cfg->sigma, &m->g); break;
+  case NSDE_MODEL_NOISE_ADDITIVE:
+    st = nsde_func_new_additive(ctx, NSDE_DTYPE_FLOAT32, cfg->sigma, &m->g);
+    break;
+  case NSDE_MODEL_NOISE_MULTIPLICATIVE:
+    st = nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT32, cfg->sigma, &m->g);
+    break;
+  case NSDE_MODEL_NOISE_DROPOUT:
+    st = nsde_func_new_dropout(ctx, NSDE_DTYPE_FLOAT32, cfg->sigma, &m->g);
+    break;
   case NSDE_MODEL_NOISE_ODE: break;
   }
   if (st == NSDE_OK)
     st = nsde_sde_new(ctx, m->f, NULL, NSDE_NOISE_NONE, NSDE_CALCULUS_ITO, &m->sde_ode);
   if (st == NSDE_OK && m->g)
     st = nsde_sde_new(ctx, m->f, m->g,
-                      cfg->noise == NSDE_MODEL_NOISE_ADDITIVE ? NSDE_NOISE_ADDITIVE : NSDE_NOISE_DIAGONAL,
+                      cfg->noise == NSDE_MODEL_NOISE_ADDITIVE ? NSDE_NOISE_ADDITIVE
+                                                              : NSDE_NOISE_DIAGONAL,
                       NSDE_CALCULUS_ITO, &m->sde_noisy);
   if (st == NSDE_OK && !nsde__model_solver(m, cfg->max_batch, m->g != NULL, 1))
     st = nsde_context_last_status(ctx) != NSDE_OK ? nsde_context_last_status(ctx) : NSDE_ERR_NOMEM;
   /* storing every state: keep every step's convolution outputs too, so the
    * backward pass recomputes no convolution (one drift eval per EM step) */
   if (st == NSDE_OK && cfg->grad == NSDE_GRAD_STORE_ALL)
-    st = nsde_net_set_tape(m->drift, nsde_solver_num_steps(nsde__model_solver(m, cfg->max_batch,
-                                                                       m->g != NULL, 1)));
+    st = nsde_net_set_tape(
+        m->drift, nsde_solver_num_steps(nsde__model_solver(m, cfg->max_batch, m->g != NULL, 1)));
   return st;
 }
 
@@ -312,11 +327,26 @@ NSDE_API enum nsde_status nsde_model_get_config(const struct nsde_model *m,
   return NSDE_OK;
 }
 
-NSDE_API int64_t nsde_model_num_params(const struct nsde_model *m) { return m ? m->np : -1; }
-NSDE_API float *nsde_model_params(struct nsde_model *m) { return m ? m->params : NULL; }
-NSDE_API float *nsde_model_grads(struct nsde_model *m) { return m ? m->grads : NULL; }
-NSDE_API const float *nsde_model_params_const(const struct nsde_model *m) { return m ? m->params : NULL; }
-NSDE_API const float *nsde_model_grads_const(const struct nsde_model *m) { return m ? m->grads : NULL; }
+NSDE_API int64_t nsde_model_num_params(const struct nsde_model *m)
+{
+  return m ? m->np : -1;
+}
+NSDE_API float *nsde_model_params(struct nsde_model *m)
+{
+  return m ? m->params : NULL;
+}
+NSDE_API float *nsde_model_grads(struct nsde_model *m)
+{
+  return m ? m->grads : NULL;
+}
+NSDE_API const float *nsde_model_params_const(const struct nsde_model *m)
+{
+  return m ? m->params : NULL;
+}
+NSDE_API const float *nsde_model_grads_const(const struct nsde_model *m)
+{
+  return m ? m->grads : NULL;
+}
 
 void nsde__model_sync_params(struct nsde_model *m)
 {

@@ -43,7 +43,7 @@ static enum nsde_status forward(struct nsde_model *m, const struct nsde_tensor *
   s = nsde__model_solver(m, B, noisy, grad);
   if (!s)
     return nsde_context_last_status(m->ctx) != NSDE_OK ? nsde_context_last_status(m->ctx)
-                                                        : NSDE_ERR_NOMEM;
+                                                       : NSDE_ERR_NOMEM;
   h0 = nsde__net_forward_raw(m->stem, B, images->data, 0.0f);
   memcpy(m->h, h0, (size_t)(B * m->state_sz) * sizeof(float));
   if ((st = nsde_tensor_wrap(m->ctx, NSDE_DTYPE_FLOAT32, 4, shape, NULL, m->h, &state)) != NSDE_OK)
@@ -67,7 +67,7 @@ static enum nsde_status check_out(struct nsde_model *m, const struct nsde_tensor
   if (st != NSDE_OK)
     return st;
   if ((st = nsde__check_tensor(m->ctx, what, "the output", out, NSDE_DTYPE_FLOAT32, -1, NULL,
-                                true)) != NSDE_OK)
+                               true)) != NSDE_OK)
     return st;
   if (out->numel != images->shape[0] * m->cfg.classes)
     return nsde__error(m->ctx, NSDE_ERR_SHAPE, "%s: output must be contiguous float32 (B, %d)",
@@ -114,7 +114,8 @@ NSDE_API enum nsde_status nsde_model_trajectory(struct nsde_model *m,
       states->numel != (n_steps + 1) * B * m->state_sz)
     return nsde__error(m->ctx, NSDE_ERR_SHAPE,
                        "nsde_model_trajectory: states must be contiguous float32 with %lld "
-                       "elements", (long long)((n_steps + 1) * B * m->state_sz));
+                       "elements",
+                       (long long)((n_steps + 1) * B * m->state_sz));
   times = malloc(sizeof(double) * (size_t)(n_steps + 1));
   buf = nsde__alloc(sizeof(float) * (size_t)((n_steps + 1) * B * m->state_sz));
   if (!times || !buf) {
@@ -161,9 +162,8 @@ NSDE_API enum nsde_status nsde_model_trajectory(struct nsde_model *m,
   return st;
 }
 
-NSDE_API enum nsde_status nsde_model_forward(struct nsde_model *m,
-                                             const struct nsde_tensor *images, bool noisy,
-                                             uint64_t seed, struct nsde_tensor *logits)
+NSDE_API enum nsde_status nsde_model_forward(struct nsde_model *m, const struct nsde_tensor *images,
+                                             bool noisy, uint64_t seed, struct nsde_tensor *logits)
 {
   struct nsde_solver *s;
   enum nsde_status st;
@@ -192,9 +192,8 @@ static void softmax(const float *z, int n, double *p)
     p[k] /= s;
 }
 
-NSDE_API enum nsde_status nsde_model_predict(struct nsde_model *m,
-                                             const struct nsde_tensor *images, int passes,
-                                             uint64_t seed, struct nsde_tensor *probs)
+NSDE_API enum nsde_status nsde_model_predict(struct nsde_model *m, const struct nsde_tensor *images,
+                                             int passes, uint64_t seed, struct nsde_tensor *probs)
 {
   const int C = m ? m->cfg.classes : 0;
   double *p;
@@ -217,7 +216,9 @@ NSDE_API enum nsde_status nsde_model_predict(struct nsde_model *m,
   p = malloc((size_t)C * sizeof(double));
   if (!p)
     return nsde__error(m->ctx, NSDE_ERR_NOMEM, "out of memory");
-  runs = passes == 0 || m->cfg.noise == NSDE_MODEL_NOISE_ODE ? 1 : passes; /* ODE passes are all equal */
+  runs = passes == 0 || m->cfg.noise == NSDE_MODEL_NOISE_ODE
+             ? 1
+             : passes; /* ODE passes are all equal */
   for (int r = 0; r < runs; r++) {
     if ((st = forward(m, images, passes > 0, seed + (uint64_t)r, 0, &s)) != NSDE_OK) {
       free(p);
@@ -396,8 +397,8 @@ NSDE_API enum nsde_status nsde_model_loss_grad_opts(struct nsde_model *m,
    * head use their own networks */
   if (st == NSDE_OK)
     nsde__net_backward_raw(m->stem, B, images->data, m->dh0,
-                           o.grad_images ? o.grad_images->data : NULL,
-                           m->grads + m->off_stem, 0.0f);
+                           o.grad_images ? o.grad_images->data : NULL, m->grads + m->off_stem,
+                           0.0f);
   set_no_wgrad(m, false);
   if (st != NSDE_OK)
     return st;

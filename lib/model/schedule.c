@@ -66,8 +66,8 @@ NSDE_API enum nsde_status nsde_lr_schedule_new_staged(struct nsde_context *ctx, 
                        MAX_STAGES);
   for (int k = 0; k < n_stages; k++)
     if (stage_epochs[k] < 1)
-      return nsde__error(ctx, NSDE_ERR_INVALID, "%s: stage %d lasts %d epochs, must be >= 1", fn,
-                         k, stage_epochs[k]);
+      return nsde__error(ctx, NSDE_ERR_INVALID, "%s: stage %d lasts %d epochs, must be >= 1", fn, k,
+                         stage_epochs[k]);
   if (!(s = calloc(1, sizeof(*s))))
     return nsde__error(ctx, NSDE_ERR_NOMEM, "%s: out of memory", fn);
   s->kind = SCHEDULE_STAGED;
@@ -103,7 +103,10 @@ NSDE_API enum nsde_status nsde_lr_schedule_new_cosine(struct nsde_context *ctx, 
   return NSDE_OK;
 }
 
-NSDE_API void nsde_lr_schedule_free(struct nsde_lr_schedule *s) { free(s); }
+NSDE_API void nsde_lr_schedule_free(struct nsde_lr_schedule *s)
+{
+  free(s);
+}
 
 NSDE_API double nsde_lr_schedule_at(const struct nsde_lr_schedule *s, double epoch)
 {

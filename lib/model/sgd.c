@@ -18,9 +18,8 @@ struct nsde_sgd {
   float *v;
 };
 
-NSDE_API enum nsde_status nsde_sgd_new(struct nsde_context *ctx, int64_t n_params,
-                                       double momentum, double weight_decay, bool nesterov,
-                                       struct nsde_sgd **out)
+NSDE_API enum nsde_status nsde_sgd_new(struct nsde_context *ctx, int64_t n_params, double momentum,
+                                       double weight_decay, bool nesterov, struct nsde_sgd **out)
 {
   struct nsde_sgd *o;
 

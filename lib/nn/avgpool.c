@@ -55,9 +55,9 @@ static const float *pool_backward(const struct nsde_net *net, int i, int64_t b, 
 }
 
 const struct layer_ops nsde__layer_avgpool = {
-  .add = pool_add,
-  .forward = pool_forward,
-  .backward = pool_backward,
+    .add = pool_add,
+    .forward = pool_forward,
+    .backward = pool_backward,
 };
 
 NSDE_API enum nsde_status nsde_net_add_avgpool(struct nsde_net *net)

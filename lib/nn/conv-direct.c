@@ -198,23 +198,23 @@ static INL TGT void fwd_block_16(const int PB, const int NB, const float *restri
 
 /* One output row, NB vectors of output channels at w (rows ws apart): pixel
  * blocks of PMAX, then 4, 2, 1. */
-#define FWD_AT(BLOCK, PB, NB)                                                                    \
-  BLOCK(PB, NB, in + x * 16, rs, bs, cin, wt, ws, cout, bias, tr ? tr + (int64_t)x * cout : NULL, \
+#define FWD_AT(BLOCK, PB, NB)                                                                      \
+  BLOCK(PB, NB, in + x * 16, rs, bs, cin, wt, ws, cout, bias, tr ? tr + (int64_t)x * cout : NULL,  \
         t, out + (int64_t)x * cout)
-#define FWD_ROW(NAME, NB, PMAX, BLOCK)                                                         \
-  static TGT void NAME(const float *in, int64_t rs, int w, int cin, const float *wt, int ws,   \
-                       int cout, const float *bias, const float *tr, float t, float *out)      \
-  {                                                                                            \
-    const int64_t bs = (int64_t)(w + 2) * 16;                                                  \
-    int x = 0;                                                                                 \
-    for (; x + PMAX <= w; x += PMAX)                                                           \
-      FWD_AT(BLOCK, PMAX, NB);                                                                 \
-    for (; x + 4 <= w; x += 4)                                                                 \
-      FWD_AT(BLOCK, 4, NB);                                                                    \
-    for (; x + 2 <= w; x += 2)                                                                 \
-      FWD_AT(BLOCK, 2, NB);                                                                    \
-    for (; x < w; x++)                                                                         \
-      FWD_AT(BLOCK, 1, NB);                                                                    \
+#define FWD_ROW(NAME, NB, PMAX, BLOCK)                                                             \
+  static TGT void NAME(const float *in, int64_t rs, int w, int cin, const float *wt, int ws,       \
+                       int cout, const float *bias, const float *tr, float t, float *out)          \
+  {                                                                                                \
+    const int64_t bs = (int64_t)(w + 2) * 16;                                                      \
+    int x = 0;                                                                                     \
+    for (; x + PMAX <= w; x += PMAX)                                                               \
+      FWD_AT(BLOCK, PMAX, NB);                                                                     \
+    for (; x + 4 <= w; x += 4)                                                                     \
+      FWD_AT(BLOCK, 4, NB);                                                                        \
+    for (; x + 2 <= w; x += 2)                                                                     \
+      FWD_AT(BLOCK, 2, NB);                                                                        \
+    for (; x < w; x++)                                                                             \
+      FWD_AT(BLOCK, 1, NB);                                                                        \
   }
 FWD_ROW(fwd_row_1, 1, PMAX1, fwd_block_16)
 #ifdef NSDE_ISA_AVX2
@@ -268,9 +268,8 @@ TGT void ISA(nsde__direct_fwd)(const float *pad, int h, int w, int cin, int cout
 }
 
 /* dw[tap][ci..ci+CB][co..co+NB*VL] += sum_p in[p + tap][ci..] g[p][co..] over all pixels. */
-static INL TGT void wgrad_block(const int CB, const int NB, const float *restrict pad, int h,
-                                int w, int cin, const float *restrict g, int cout,
-                                float *restrict dw)
+static INL TGT void wgrad_block(const int CB, const int NB, const float *restrict pad, int h, int w,
+                                int cin, const float *restrict g, int cout, float *restrict dw)
 {
   const int64_t rs = (int64_t)(w + 2) * cin;
   vf acc[16][4];
@@ -288,15 +287,16 @@ static INL TGT void wgrad_block(const int CB, const int NB, const float *restric
 }
 
 /* NB vectors of output channels, CB input channels at a time (CB divides 16). */
-#define WGRAD(NAME, NB, CB)                                                                    \
-  static TGT void NAME(const float *pad, int h, int w, int cin, const float *g, int cout,     \
-                       float *dw)                                                              \
-  {                                                                                            \
-    for (int tap = 0; tap < 9; tap++)                                                          \
-      for (int ci = 0; ci < cin; ci += CB)                                                     \
-        wgrad_block(CB, NB, pad + (int64_t)(tap / 3) * (w + 2) * cin +                        \
-                                (int64_t)(ci / 16) * (w + 2) * 16 + (tap % 3) * 16 + ci % 16, \
-                    h, w, cin, g, cout, dw + ((int64_t)tap * cin + ci) * cout);                \
+#define WGRAD(NAME, NB, CB)                                                                        \
+  static TGT void NAME(const float *pad, int h, int w, int cin, const float *g, int cout,          \
+                       float *dw)                                                                  \
+  {                                                                                                \
+    for (int tap = 0; tap < 9; tap++)                                                              \
+      for (int ci = 0; ci < cin; ci += CB)                                                         \
+        wgrad_block(CB, NB,                                                                        \
+                    pad + (int64_t)(tap / 3) * (w + 2) * cin + (int64_t)(ci / 16) * (w + 2) * 16 + \
+                        (tap % 3) * 16 + ci % 16,                                                  \
+                    h, w, cin, g, cout, dw + ((int64_t)tap * cin + ci) * cout);                    \
   }
 #ifdef NSDE_ISA_AVX2
 WGRAD(wgrad_sub, 2, 4) /* 16 channels x 4: 8 accumulators, 2 loads, a broadcast */

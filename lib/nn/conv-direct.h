@@ -55,27 +55,27 @@ int64_t nsde__nn_wino_reg_scratch(int h, int w, int cin, int cout);
  * filters U in the nsde__nn_wino_reg_uidx layout, scratch of
  * nsde__nn_wino_reg_scratch floats. */
 void nsde__nn_wino_reg_fwd(const float *pad, int h, int w, int cin, int cout, const float *U,
-                       const float *bias, const float *tr, float t, float *out, float *scratch);
+                           const float *bias, const float *tr, float t, float *out, float *scratch);
 
 /* du[xi][ci][co] += the Winograd weight gradient for the output gradient g
  * (h x w x cout, channels-last) and the padded input: sum over tiles of
  * (B^T d B)[xi] (A dY A^T)[xi]. The weight gradient of tap (ky, kx) is
  * (G^T du G)[ky][kx] (nsde__nn_direct_flush applies it). */
 void nsde__nn_wino_reg_wgrad(const float *pad, int h, int w, int cin, const float *g, int cout,
-                         float *du, float *scratch);
+                             float *du, float *scratch);
 
 /* Each instruction set's kernels behind the four entry points above
  * (conv-direct.c and conv-wino.c, their -avx2.c twins). */
 #define NSDE__CONV_KERNELS(SUF)                                                                    \
-  void nsde__direct_fwd_##SUF(const float *pad, int h, int w, int cin, int cout, const float *wt, \
-                              const float *bias, const float *tr, float t, float *out);           \
-  void nsde__direct_wgrad_##SUF(const float *pad, int h, int w, int cin, const float *g,          \
-                                int cout, float *dw);                                             \
-  void nsde__nn_wino_reg_fwd_##SUF(const float *pad, int h, int w, int cin, int cout, const float *U, \
-                               const float *bias, const float *tr, float t, float *out,           \
-                               float *scratch);                                                   \
-  void nsde__nn_wino_reg_wgrad_##SUF(const float *pad, int h, int w, int cin, const float *g,         \
-                                 int cout, float *du, float *scratch);
+  void nsde__direct_fwd_##SUF(const float *pad, int h, int w, int cin, int cout, const float *wt,  \
+                              const float *bias, const float *tr, float t, float *out);            \
+  void nsde__direct_wgrad_##SUF(const float *pad, int h, int w, int cin, const float *g, int cout, \
+                                float *dw);                                                        \
+  void nsde__nn_wino_reg_fwd_##SUF(const float *pad, int h, int w, int cin, int cout,              \
+                                   const float *U, const float *bias, const float *tr, float t,    \
+                                   float *out, float *scratch);                                    \
+  void nsde__nn_wino_reg_wgrad_##SUF(const float *pad, int h, int w, int cin, const float *g,      \
+                                     int cout, float *du, float *scratch);
 NSDE__CONV_KERNELS(avx512)
 NSDE__CONV_KERNELS(avx2)
 #undef NSDE__CONV_KERNELS

@@ -92,8 +92,8 @@ static TGT void input_transform(const float *restrict pad, int w, int cin, int t
       const int64_t tile = (int64_t)ty * tw + tx;
       for (int cv = 0; cv < cin / VL; cv++) {
         const int cb = cv / V16, ch = cb * 16 + VL * (cv % V16);
-        const float *base = pad + (int64_t)(2 * (ty0 + ty)) * rs + cb * bs + 2 * tx * 16 +
-                            VL * (cv % V16);
+        const float *base =
+            pad + (int64_t)(2 * (ty0 + ty)) * rs + cb * bs + 2 * tx * 16 + VL * (cv % V16);
         vf d[4][4], u[4][4];
         for (int r = 0; r < 4; r++)
           for (int s = 0; s < 4; s++)
@@ -132,19 +132,18 @@ static INL TGT void gemm_block(const int PB, const int NB, const float *restrict
 }
 
 /* PB tiles (a run-time count up to 6) through gemm_block. */
-#define GEMM_AT(PB, NB)                                                                      \
-  case PB:                                                                                   \
-    gemm_block(PB, NB, v, cin, u, bw, m, ms);                                                \
+#define GEMM_AT(PB, NB)                                                                            \
+  case PB:                                                                                         \
+    gemm_block(PB, NB, v, cin, u, bw, m, ms);                                                      \
     break;
-#define GEMM_NB(NAME, NB)                                                                    \
-  static TGT void NAME(int pb, const float *v, int cin, const float *u, int bw, float *m,    \
-                       int64_t ms)                                                           \
-  {                                                                                          \
-    switch (pb) {                                                                            \
-      GEMM_AT(1, NB) GEMM_AT(2, NB) GEMM_AT(3, NB) GEMM_AT(4, NB) GEMM_AT(5, NB)             \
-      GEMM_AT(6, NB)                                                                         \
-    default: break;                                                                          \
-    }                                                                                        \
+#define GEMM_NB(NAME, NB)                                                                          \
+  static TGT void NAME(int pb, const float *v, int cin, const float *u, int bw, float *m,          \
+                       int64_t ms)                                                                 \
+  {                                                                                                \
+    switch (pb) {                                                                                  \
+      GEMM_AT(1, NB)                                                                               \
+      GEMM_AT(2, NB) GEMM_AT(3, NB) GEMM_AT(4, NB) GEMM_AT(5, NB) GEMM_AT(6, NB) default : break;  \
+    }                                                                                              \
   }
 #ifdef NSDE_ISA_AVX2
 GEMM_NB(gemm_sub, 2) /* 16 channels x 6 tiles: 12 of AVX2's 16 registers accumulate */
@@ -177,9 +176,9 @@ static TGT void gemm(int pb, const float *v, int cin, const float *u, int bw, fl
 /* out = A^T M A for tiles t0 .. t0+pb-1 of the chunk starting at tile row
  * ty0, plus bias and t times the time response tr (both optional); M is
  * [tile - t0][xi][cout]. */
-static TGT void output_transform(const float *restrict M, int w, int cout, int ty0, int t0,
-                                 int pb, const float *restrict bias, const float *restrict tr,
-                                 float t, float *restrict out)
+static TGT void output_transform(const float *restrict M, int w, int cout, int ty0, int t0, int pb,
+                                 const float *restrict bias, const float *restrict tr, float t,
+                                 float *restrict out)
 {
   const int tw = w / 2;
   const vf tv = vf_set1(t);
@@ -219,7 +218,8 @@ static TGT void grad_transform(const float *restrict g, int w, int cout, int ty0
   for (int ty = 0; ty < nr; ty++)
     for (int tx = 0; tx < tw; tx++) {
       const int64_t tile = (int64_t)ty * tw + tx;
-      const float *g0 = g + ((int64_t)(2 * (ty0 + ty)) * w + 2 * tx) * cout, *g1 = g0 + (int64_t)w * cout;
+      const float *g0 = g + ((int64_t)(2 * (ty0 + ty)) * w + 2 * tx) * cout,
+                  *g1 = g0 + (int64_t)w * cout;
       for (int j = 0; j < cout / VL; j++) {
         const vf y00 = vf_load(g0 + VL * j), y01 = vf_load(g0 + cout + VL * j);
         const vf y10 = vf_load(g1 + VL * j), y11 = vf_load(g1 + cout + VL * j);
@@ -247,8 +247,8 @@ static TGT void grad_transform(const float *restrict g, int w, int cout, int ty0
 /* du[c][j] += sum_t v[t][c] gd[t][j] for CB input channels x NB vectors of
  * output channels over T tiles: v rows cin apart, gd rows cout apart, du
  * rows cout apart. */
-static INL TGT void wgrad_block(const int CB, const int NB, int T, const float *restrict v,
-                                int cin, const float *restrict gd, int cout, float *restrict du)
+static INL TGT void wgrad_block(const int CB, const int NB, int T, const float *restrict v, int cin,
+                                const float *restrict gd, int cout, float *restrict du)
 {
   vf acc[16][4];
   nsde__blk_zero(CB, NB, acc);
@@ -260,16 +260,16 @@ static INL TGT void wgrad_block(const int CB, const int NB, int T, const float *
   nsde__blk_store(CB, NB, acc, du, cout, 1);
 }
 
-#define WGRAD_NB(NAME, NB, CB)                                                               \
-  static TGT void NAME(int T, const float *v, int cin, const float *gd, int cout, float *du) \
-  {                                                                                          \
-    int c = 0;                                                                               \
-    for (; c + CB <= cin; c += CB)                                                           \
-      wgrad_block(CB, NB, T, v + c, cin, gd, cout, du + (int64_t)c * cout);                  \
-    for (; c + 4 <= cin; c += 4) /* the rest (CB 6: 16 k mod 6 is 4, 2 or 0) */              \
-      wgrad_block(4, NB, T, v + c, cin, gd, cout, du + (int64_t)c * cout);                   \
-    for (; c < cin; c++)                                                                     \
-      wgrad_block(1, NB, T, v + c, cin, gd, cout, du + (int64_t)c * cout);                   \
+#define WGRAD_NB(NAME, NB, CB)                                                                     \
+  static TGT void NAME(int T, const float *v, int cin, const float *gd, int cout, float *du)       \
+  {                                                                                                \
+    int c = 0;                                                                                     \
+    for (; c + CB <= cin; c += CB)                                                                 \
+      wgrad_block(CB, NB, T, v + c, cin, gd, cout, du + (int64_t)c * cout);                        \
+    for (; c + 4 <= cin; c += 4) /* the rest (CB 6: 16 k mod 6 is 4, 2 or 0) */                    \
+      wgrad_block(4, NB, T, v + c, cin, gd, cout, du + (int64_t)c * cout);                         \
+    for (; c < cin; c++)                                                                           \
+      wgrad_block(1, NB, T, v + c, cin, gd, cout, du + (int64_t)c * cout);                         \
   }
 #ifdef NSDE_ISA_AVX2
 WGRAD_NB(wgrad_sub, 2, 6) /* 16 channels x 6: 12 accumulators */
@@ -282,7 +282,7 @@ WGRAD_NB(wgrad_4, 4, 6)
 #undef WGRAD_NB
 
 TGT void ISA(nsde__nn_wino_reg_wgrad)(const float *pad, int h, int w, int cin, const float *g,
-                                  int cout, float *du, float *scratch)
+                                      int cout, float *du, float *scratch)
 {
   const int th = h / 2, tw = w / 2, rows = chunk_rows(h, w);
   float *V = scratch, *Gd = scratch + 16 * (int64_t)rows * tw * cin;
@@ -311,9 +311,9 @@ TGT void ISA(nsde__nn_wino_reg_wgrad)(const float *pad, int h, int w, int cin, c
   }
 }
 
-TGT void ISA(nsde__nn_wino_reg_fwd)(const float *pad, int h, int w, int cin, int cout, const float *U,
-                                const float *bias, const float *tr, float t, float *out,
-                                float *scratch)
+TGT void ISA(nsde__nn_wino_reg_fwd)(const float *pad, int h, int w, int cin, int cout,
+                                    const float *U, const float *bias, const float *tr, float t,
+                                    float *out, float *scratch)
 {
   const int th = h / 2, tw = w / 2, rows = chunk_rows(h, w);
   const int64_t ms = 16 * (int64_t)cout;
@@ -354,7 +354,7 @@ TGT void ISA(nsde__nn_wino_reg_fwd)(const float *pad, int h, int w, int cin, int
 #ifndef NSDE_ISA_AVX2
 /* The instruction set's kernels (nsde__direct_isa: 2 AVX-512, 1 AVX2). */
 void nsde__nn_wino_reg_wgrad(const float *pad, int h, int w, int cin, const float *g, int cout,
-                         float *du, float *scratch)
+                             float *du, float *scratch)
 {
 #if HAVE_X86
   if (nsde__direct_isa() == 2)
@@ -367,7 +367,7 @@ void nsde__nn_wino_reg_wgrad(const float *pad, int h, int w, int cin, const floa
 }
 
 void nsde__nn_wino_reg_fwd(const float *pad, int h, int w, int cin, int cout, const float *U,
-                       const float *bias, const float *tr, float t, float *out, float *scratch)
+                           const float *bias, const float *tr, float t, float *out, float *scratch)
 {
 #if HAVE_X86
   if (nsde__direct_isa() == 2)

@@ -130,7 +130,7 @@ void nsde__nn_pack_weights(struct nsde_net *net)
 
 /* One item: out (P x cout) = col (P x K') Wp^T + bias; one thread's GEMM. */
 void nsde__nn_conv_fwd_item(const struct nsde_net *net, const struct layer *l, const float *in,
-                          float *out, float t, float *col, float *dcol, float *wt)
+                            float *out, float t, float *col, float *dcol, float *wt)
 {
   const int64_t Kp = nsde__nn_conv_kp(l), P = (int64_t)l->hout * l->wout;
   const float *bias = net->params + l->poff + (size_t)l->cout * Kp;
@@ -146,8 +146,9 @@ void nsde__nn_conv_fwd_item(const struct nsde_net *net, const struct layer *l, c
   }
   if (nsde__nn_use_winograd(l)) {
     const float *U = net->wpack + l->wpoff + (size_t)l->cout * Kp;
-    nsde__nn_wino_conv(l, in, U, bias, l->kind == L_CCONV ? U + 16 * (int64_t)l->cout * l->cin : NULL, t,
-              out, col, dcol, wt);
+    nsde__nn_wino_conv(l, in, U, bias,
+                       l->kind == L_CCONV ? U + 16 * (int64_t)l->cout * l->cin : NULL, t, out, col,
+                       dcol, wt);
     return;
   }
   im2col_item(l, in, t, col);
@@ -161,8 +162,8 @@ void nsde__nn_conv_fwd_item(const struct nsde_net *net, const struct layer *l, c
  * tap reads inside the image (the time plane is zero in the padding). Row
  * sums first (whole row, without the first pixel, without the last), then
  * the rows each tap reads. */
-static void time_plane_grad(const struct layer *l, const float *g, float t, float *dW,
-                            int64_t Kp, float *rows)
+static void time_plane_grad(const struct layer *l, const float *g, float t, float *dW, int64_t Kp,
+                            float *rows)
 {
   const int H = l->hout, Wd = l->wout, O = l->cout;
   for (int oy = 0; oy < H; oy++) {
@@ -174,7 +175,7 @@ static void time_plane_grad(const struct layer *l, const float *g, float t, floa
         s += gr[(int64_t)ox * O + o];
       r[o] = s + gr[o] + (Wd > 1 ? gr[(int64_t)(Wd - 1) * O + o] : 0.0f); /* whole row */
       r[O + o] = s + (Wd > 1 ? gr[(int64_t)(Wd - 1) * O + o] : 0.0f);     /* without ox 0 */
-      r[2 * O + o] = s + (Wd > 1 ? gr[o] : 0.0f);                          /* without the last */
+      r[2 * O + o] = s + (Wd > 1 ? gr[o] : 0.0f);                         /* without the last */
     }
   }
   for (int tap = 0; tap < 9; tap++) {
@@ -196,8 +197,8 @@ static void time_plane_grad(const struct layer *l, const float *g, float t, floa
  * the packed layout once per chunk by nsde__nn_direct_flush), the time plane's
  * gradient into dW, and dx. */
 static void direct_bwd_item(const struct nsde_net *net, const struct layer *l, const float *in,
-                            const float *g, float *dx, float *dW, float t, float *col,
-                            float *dcol, float *wacc)
+                            const float *g, float *dx, float *dW, float t, float *col, float *dcol,
+                            float *wacc)
 {
   if (!net->no_wgrad) {
     nsde__direct_pad(in, l->hin, l->win, l->cin, col);
@@ -211,8 +212,8 @@ static void direct_bwd_item(const struct nsde_net *net, const struct layer *l, c
   if (dx) {
     nsde__direct_pad(g, l->hout, l->wout, l->cout, col);
     if (nsde__nn_use_wino_reg(l))
-      nsde__nn_wino_reg_fwd(col, l->hin, l->win, l->cout, l->cin, nsde__nn_dgrad_filters(net, l), NULL,
-                        NULL, 0.0f, dx, dcol);
+      nsde__nn_wino_reg_fwd(col, l->hin, l->win, l->cout, l->cin, nsde__nn_dgrad_filters(net, l),
+                            NULL, NULL, 0.0f, dx, dcol);
     else
       nsde__direct_fwd(col, l->hin, l->win, l->cout, l->cin, nsde__nn_dgrad_filters(net, l), NULL,
                        NULL, 0.0f, dx);
@@ -227,7 +228,8 @@ NSDE_CLONES static void wino_flush(const struct layer *l, float *du, float *dW, 
 {
   const int64_t cs = (int64_t)l->cin * l->cout;
   for (int c = 0; c < l->cin; c++)
-    for (int o0 = 0; o0 < l->cout; o0 += 64) { /* output channels in blocks: loops over o vectorise */
+    for (int o0 = 0; o0 < l->cout;
+         o0 += 64) { /* output channels in blocks: loops over o vectorise */
       const int n = l->cout - o0 < 64 ? l->cout - o0 : 64;
       const float *u[16];
       float r[3][4][64], g[9][64];
@@ -276,7 +278,8 @@ void nsde__nn_direct_flush(const struct nsde_net *net, float *gp, float *wacc)
       for (int o = 0; o < l->cout; o++)
         for (int tap = 0; tap < 9; tap++)
           for (int c = 0; c < l->cin; c++)
-            dW[(int64_t)o * Kp + tap * cc + off + c] += dwd[((int64_t)tap * l->cin + c) * l->cout + o];
+            dW[(int64_t)o * Kp + tap * cc + off + c] +=
+                dwd[((int64_t)tap * l->cin + c) * l->cout + o];
       memset(dwd, 0, 9 * (size_t)l->cin * l->cout * sizeof(float));
     }
   }
@@ -285,8 +288,8 @@ void nsde__nn_direct_flush(const struct nsde_net *net, float *gp, float *wacc)
 /* One item's backward: parameter gradients (packed layout) into gp unless
  * net->no_wgrad, dx if wanted. */
 void nsde__nn_conv_bwd_item(const struct nsde_net *net, const struct layer *l, const float *in,
-                          const float *g, float *dx, float *gp, float t, float *col, float *dcol,
-                          float *wt, float *wacc)
+                            const float *g, float *dx, float *gp, float t, float *col, float *dcol,
+                            float *wt, float *wacc)
 {
   const int64_t Kp = nsde__nn_conv_kp(l), P = (int64_t)l->hout * l->wout;
   float *dW = gp + l->poff;
@@ -305,8 +308,8 @@ void nsde__nn_conv_bwd_item(const struct nsde_net *net, const struct layer *l, c
   if (!net->no_wgrad) {
     im2col_item(l, in, t, col);
     /* dW (cout x K') += g^T (cout x P) col (P x K') */
-    nsde__gemm(NULL, NSDE_DTYPE_FLOAT32, false, false, l->cout, Kp, P, 1.0, g, 1, l->cout, col, Kp, 1,
-               1.0, dW, Kp, 1);
+    nsde__gemm(NULL, NSDE_DTYPE_FLOAT32, false, false, l->cout, Kp, P, 1.0, g, 1, l->cout, col, Kp,
+               1, 1.0, dW, Kp, 1);
   }
   if (dx && nsde__nn_use_winograd(l)) {
     /* the same Winograd forward on the transposed problem: g (cout channels)
@@ -368,10 +371,12 @@ static enum nsde_status conv_plan(struct nsde_net *net, int i, int64_t max_batch
   struct layer *l = &net->L[i];
   size_t col = (size_t)nsde__nn_conv_kp(l) * l->hout * l->wout;
   size_t wcol = nsde__nn_use_winograd(l) ? 16 * (size_t)nsde__nn_wino_tiles(l) *
-                                      (size_t)(l->cin > l->cout ? l->cin : l->cout) : 0;
+                                               (size_t)(l->cin > l->cout ? l->cin : l->cout)
+                                         : 0;
   /* direct: a padded item in col (the weight gradient has its own accumulator) */
   size_t dcol = nsde__nn_use_direct(l) ? (size_t)(l->hin + 2) * (size_t)(l->win + 2) *
-                                        (size_t)(l->cin > l->cout ? l->cin : l->cout) : 0;
+                                             (size_t)(l->cin > l->cout ? l->cin : l->cout)
+                                       : 0;
   if (nsde__nn_use_wino_reg(l)) {
     const size_t w5 = (size_t)nsde__nn_wino_reg_scratch(l->hout, l->wout, l->cin, l->cout);
     wcol = w5 > wcol ? w5 : wcol;
@@ -419,26 +424,26 @@ static int64_t conv_public_index(const struct layer *l, int64_t j)
 /* Both kinds: concat-conv2d has the time as one more input plane, which
  * nsde__nn_conv_kp counts. */
 const struct layer_ops nsde__layer_conv = {
-  .add = conv_add,
-  .init = conv_init,
-  .plan = conv_plan,
-  .forward = conv_forward,
-  .backward = conv_backward,
-  .public_index = conv_public_index,
+    .add = conv_add,
+    .init = conv_init,
+    .plan = conv_plan,
+    .forward = conv_forward,
+    .backward = conv_backward,
+    .public_index = conv_public_index,
 };
 
 NSDE_API enum nsde_status nsde_net_add_conv2d(struct nsde_net *net, int out_channels, int kernel,
                                               int stride, int padding)
 {
-  const struct layer_args a = {.out = out_channels, .kernel = kernel, .stride = stride,
-                               .pad = padding};
+  const struct layer_args a = {
+      .out = out_channels, .kernel = kernel, .stride = stride, .pad = padding};
   return nsde__nn_add_layer(net, L_CONV, &a);
 }
 
 NSDE_API enum nsde_status nsde_net_add_concat_conv2d(struct nsde_net *net, int out_channels,
                                                      int kernel, int stride, int padding)
 {
-  const struct layer_args a = {.out = out_channels, .kernel = kernel, .stride = stride,
-                               .pad = padding};
+  const struct layer_args a = {
+      .out = out_channels, .kernel = kernel, .stride = stride, .pad = padding};
   return nsde__nn_add_layer(net, L_CCONV, &a);
 }

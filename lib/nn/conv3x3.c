@@ -64,7 +64,8 @@ int64_t nsde__nn_wino_extra(const struct layer *l)
 /* The input-gradient filters of a 3x3/stride 1/pad 1 layer (see nsde__nn_wino_extra). */
 float *nsde__nn_dgrad_filters(const struct nsde_net *net, const struct layer *l)
 {
-  return net->wpack + l->wpoff + (size_t)l->cout * nsde__nn_conv_kp(l) + 16 * (size_t)l->cout * l->cin +
+  return net->wpack + l->wpoff + (size_t)l->cout * nsde__nn_conv_kp(l) +
+         16 * (size_t)l->cout * l->cin +
          (l->kind == L_CCONV ? (size_t)l->hout * l->wout * l->cout : 0);
 }
 
@@ -160,7 +161,7 @@ void nsde__nn_wino_pack(const struct layer *l, const float *W, float *U, float *
 }
 
 /* V[xi][tile][c] = (B^T d B)[xi] for every input tile d of the item. */
-#define D(i) (wt + (int64_t)(i) * C)
+#define D(i) (wt + (int64_t)(i)*C)
 #define TT(i) (wt + (int64_t)(16 + (i)) * C)
 NSDE_CLONES static void wino_input(const struct layer *l, const float *restrict in,
                                    float *restrict V, float *restrict wt)
@@ -186,8 +187,8 @@ NSDE_CLONES static void wino_input(const struct layer *l, const float *restrict 
           TT(3 * 4 + s)[c] = D(1 * 4 + s)[c] - D(3 * 4 + s)[c];
         }
       for (int r = 0; r < 4; r++) {
-        float *v0 = V + ((int64_t)(r * 4 + 0) * T + tile) * C, *v1 = v0 + T * C,
-              *v2 = v1 + T * C, *v3 = v2 + T * C;
+        float *v0 = V + ((int64_t)(r * 4 + 0) * T + tile) * C, *v1 = v0 + T * C, *v2 = v1 + T * C,
+              *v3 = v2 + T * C;
         for (int c = 0; c < C; c++) {
           v0[c] = TT(r * 4 + 0)[c] - TT(r * 4 + 2)[c];
           v1[c] = TT(r * 4 + 1)[c] + TT(r * 4 + 2)[c];
@@ -202,7 +203,7 @@ NSDE_CLONES static void wino_input(const struct layer *l, const float *restrict 
 #undef TT
 
 /* out = A^T M A per tile, plus bias and t times the time response. */
-#define AA(i, s) (wt + (int64_t)((i) * 4 + (s)) * O)
+#define AA(i, s) (wt + (int64_t)((i)*4 + (s)) * O)
 NSDE_CLONES static void wino_output(const struct layer *l, const float *restrict M,
                                     const float *restrict bias, const float *restrict tr, float t,
                                     float *restrict out, float *restrict wt)
@@ -243,14 +244,13 @@ NSDE_CLONES static void wino_output(const struct layer *l, const float *restrict
  * (16 x cout x cin), plus bias and t times tr where given. V and M hold
  * 16 x tiles x max(cin, cout) floats each; wt is wino_input/output's. */
 void nsde__nn_wino_conv(const struct layer *l, const float *in, const float *U, const float *bias,
-                      const float *tr, float t, float *out, float *V, float *M, float *wt)
+                        const float *tr, float t, float *out, float *V, float *M, float *wt)
 {
   const int64_t T = nsde__nn_wino_tiles(l);
   wino_input(l, in, V, wt);
   for (int xi = 0; xi < 16; xi++)
     nsde__gemm(NULL, NSDE_DTYPE_FLOAT32, false, false, T, l->cout, l->cin, 1.0, V + xi * T * l->cin,
-               l->cin, 1, U + (int64_t)xi * l->cout * l->cin, 1, l->cin, 0.0,
-               M + xi * T * l->cout, l->cout, 1);
+               l->cin, 1, U + (int64_t)xi * l->cout * l->cin, 1, l->cin, 0.0, M + xi * T * l->cout,
+               l->cout, 1);
   wino_output(l, M, bias, tr, t, out, wt);
 }
-

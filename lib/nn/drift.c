@@ -41,8 +41,10 @@ static int net_vjp_cb(void *user, double t, int64_t batch, int64_t dim, const vo
   struct nsde_net *net = user;
   if (dim != (int64_t)net->c * net->h * net->w || batch > net->max_batch)
     return -1;
-  nsde__nn_prepare_backward(net, batch, x, (float)t); /* the tape's activations, or recompute them */
-  nsde__net_backward_raw(net, batch, x, v, grad_x, grad_params ? grad_params : net->grads, (float)t);
+  nsde__nn_prepare_backward(net, batch, x,
+                            (float)t); /* the tape's activations, or recompute them */
+  nsde__net_backward_raw(net, batch, x, v, grad_x, grad_params ? grad_params : net->grads,
+                         (float)t);
   return 0;
 }
 
@@ -60,12 +62,12 @@ NSDE_API enum nsde_status nsde_net_as_func(struct nsde_net *net, struct nsde_fun
   if (c != net->c || h != net->h || w != net->w)
     return nsde__error(net->ctx, NSDE_ERR_SHAPE,
                        "nsde_net_as_func: a drift's output shape (%d, %d, %d) must equal its "
-                       "input shape (%d, %d, %d)", c, h, w, net->c, net->h, net->w);
+                       "input shape (%d, %d, %d)",
+                       c, h, w, net->c, net->h, net->w);
   memset(&ops, 0, sizeof(ops));
   ops.size = sizeof(ops);
   ops.eval = net_eval_cb;
   ops.vjp = net_vjp_cb;
-  return nsde_func_new(net->ctx, NSDE_DTYPE_FLOAT32, &ops, net, net->np, net->np ? net->params : NULL,
-                       out);
+  return nsde_func_new(net->ctx, NSDE_DTYPE_FLOAT32, &ops, net, net->np,
+                       net->np ? net->params : NULL, out);
 }
-

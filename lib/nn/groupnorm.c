@@ -14,12 +14,12 @@
 
 /* The channel loops of the group norm take C as a constant for the common
  * widths (one to four full vectors, no remainder code per pixel). */
-#define GN_DISPATCH(call_c)                                                                    \
-  switch (C) {                                                                                 \
-  case 16: call_c(16); break;                                                                  \
-  case 32: call_c(32); break;                                                                  \
-  case 64: call_c(64); break;                                                                  \
-  default: call_c(C); break;                                                                   \
+#define GN_DISPATCH(call_c)                                                                        \
+  switch (C) {                                                                                     \
+  case 16: call_c(16); break;                                                                      \
+  case 32: call_c(32); break;                                                                      \
+  case 64: call_c(64); break;                                                                      \
+  default: call_c(C); break;                                                                       \
   }
 
 /* s[c] = sum over pixels of x[p][c] (- m[c], squared, when m is given). */
@@ -49,8 +49,8 @@ static inline __attribute__((always_inline)) void gn_sums_c(const float *restric
   }
 }
 
-NSDE_CLONES static void gn_sums(const float *restrict x, int64_t P, int C,
-                                const float *restrict m, float *restrict fs, double *restrict s)
+NSDE_CLONES static void gn_sums(const float *restrict x, int64_t P, int C, const float *restrict m,
+                                float *restrict fs, double *restrict s)
 {
 #define GN_SUMS(c_) gn_sums_c(x, P, c_, m, fs, s)
   GN_DISPATCH(GN_SUMS)
@@ -76,9 +76,8 @@ static inline __attribute__((always_inline)) void gn_apply_c(const float *restri
   }
 }
 
-NSDE_CLONES static void gn_apply(const float *restrict x, int64_t P, int C,
-                                 const float *restrict a, const float *restrict sh, bool relu,
-                                 float *restrict y)
+NSDE_CLONES static void gn_apply(const float *restrict x, int64_t P, int C, const float *restrict a,
+                                 const float *restrict sh, bool relu, float *restrict y)
 {
 #define GN_APPLY(c_) gn_apply_c(x, P, c_, a, sh, relu, y)
   GN_DISPATCH(GN_APPLY)
@@ -87,10 +86,10 @@ NSDE_CLONES static void gn_apply(const float *restrict x, int64_t P, int C,
 
 /* The backward's two passes: block sums of dy (x - m) and dy into sg, sb;
  * then dx (when given). */
-static inline __attribute__((always_inline)) void gn_bsums_c(
-    const float *restrict x, const float *restrict dy, int64_t P, const int C,
-    const float *restrict fm, float *restrict fsg, float *restrict fsb, double *restrict sg,
-    double *restrict sb)
+static inline __attribute__((always_inline)) void
+gn_bsums_c(const float *restrict x, const float *restrict dy, int64_t P, const int C,
+           const float *restrict fm, float *restrict fsg, float *restrict fsb, double *restrict sg,
+           double *restrict sb)
 {
   for (int64_t p0 = 0; p0 < P; p0 += GN_BLOCK) {
     const int64_t p1 = p0 + GN_BLOCK < P ? p0 + GN_BLOCK : P;
@@ -118,10 +117,10 @@ NSDE_CLONES static void gn_bsums(const float *restrict x, const float *restrict 
 #undef GN_BSUMS
 }
 
-static inline __attribute__((always_inline)) void gn_dx_c(
-    const float *restrict x, const float *restrict dy, int64_t P, const int C,
-    const float *restrict fm, const float *restrict fr, const float *restrict gamma,
-    const float *restrict m1, const float *restrict m2, float *restrict dx)
+static inline __attribute__((always_inline)) void
+gn_dx_c(const float *restrict x, const float *restrict dy, int64_t P, const int C,
+        const float *restrict fm, const float *restrict fr, const float *restrict gamma,
+        const float *restrict m1, const float *restrict m2, float *restrict dx)
 {
   for (int64_t p = 0; p < P; p++)
     for (int c = 0; c < C; c++) {
@@ -133,16 +132,15 @@ static inline __attribute__((always_inline)) void gn_dx_c(
 NSDE_CLONES static void gn_dx(const float *restrict x, const float *restrict dy, int64_t P, int C,
                               const float *restrict fm, const float *restrict fr,
                               const float *restrict gamma, const float *restrict m1,
-                              const float *restrict m2, float *restrict dx)
-{
+                              const float *restrict m2, float *restrict dx){
 #define GN_DX(c_) gn_dx_c(x, dy, P, c_, fm, fr, gamma, m1, m2, dx)
-  GN_DISPATCH(GN_DX)
+    GN_DISPATCH(GN_DX)
 #undef GN_DX
 }
 
-NSDE_CLONES void nsde__nn_gn_fwd_item(const struct nsde_net *net, const struct layer *l,
-                                    int64_t b, const float *restrict x, float *restrict y,
-                                    bool relu, double *restrict acc)
+NSDE_CLONES void nsde__nn_gn_fwd_item(const struct nsde_net *net, const struct layer *l, int64_t b,
+                                      const float *restrict x, float *restrict y, bool relu,
+                                      double *restrict acc)
 {
   const int C = l->cin, G = l->groups, cg = C / G;
   const int64_t P = (int64_t)l->hin * l->win;
@@ -178,10 +176,10 @@ NSDE_CLONES void nsde__nn_gn_fwd_item(const struct nsde_net *net, const struct l
 
 /* With relu (the output of a fused ReLU), dy is the ReLU's output gradient:
  * masked (an item's scratch) receives the group norm's output gradient. */
-NSDE_CLONES void nsde__nn_gn_bwd_item(const struct nsde_net *net, const struct layer *l,
-                                    int64_t b, const float *restrict x, const float *restrict dy,
-                                    const float *restrict relu, float *restrict masked,
-                                    float *restrict dx, float *restrict gp, double *restrict acc)
+NSDE_CLONES void nsde__nn_gn_bwd_item(const struct nsde_net *net, const struct layer *l, int64_t b,
+                                      const float *restrict x, const float *restrict dy,
+                                      const float *restrict relu, float *restrict masked,
+                                      float *restrict dx, float *restrict gp, double *restrict acc)
 {
   const int C = l->cin, G = l->groups, cg = C / G;
   const int64_t P = (int64_t)l->hin * l->win;
@@ -225,7 +223,6 @@ NSDE_CLONES void nsde__nn_gn_bwd_item(const struct nsde_net *net, const struct l
   if (dx)
     gn_dx(x, dy, P, C, fm, fr, gamma, m1, m2, dx);
 }
-
 
 /* ---- the layer ops ---------------------------------------------------------- */
 
@@ -291,11 +288,11 @@ static const float *gn_backward(const struct nsde_net *net, int i, int64_t b, co
 }
 
 const struct layer_ops nsde__layer_groupnorm = {
-  .add = gn_add,
-  .init = gn_init,
-  .plan = gn_plan,
-  .forward = gn_forward,
-  .backward = gn_backward,
+    .add = gn_add,
+    .init = gn_init,
+    .plan = gn_plan,
+    .forward = gn_forward,
+    .backward = gn_backward,
 };
 
 NSDE_API enum nsde_status nsde_net_add_groupnorm(struct nsde_net *net, int groups, double eps)

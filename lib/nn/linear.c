@@ -33,8 +33,8 @@ static const float *linear_input(const struct layer *l, const float *x, float *t
   return tmp;
 }
 
-static int linear_forward(const struct nsde_net *net, int i, int64_t b, const float *in,
-                          float *out, float t, const struct scratch *sc, bool replay)
+static int linear_forward(const struct nsde_net *net, int i, int64_t b, const float *in, float *out,
+                          float t, const struct scratch *sc, bool replay)
 {
   const struct layer *l = &net->L[i];
   const float *W = net->params + l->poff, *bias = W + (size_t)l->cout * l->in_sz;
@@ -82,10 +82,10 @@ static const float *linear_backward(const struct nsde_net *net, int i, int64_t b
 }
 
 const struct layer_ops nsde__layer_linear = {
-  .add = linear_add,
-  .init = linear_init,
-  .forward = linear_forward,
-  .backward = linear_backward,
+    .add = linear_add,
+    .init = linear_init,
+    .forward = linear_forward,
+    .backward = linear_backward,
 };
 
 NSDE_API enum nsde_status nsde_net_add_linear(struct nsde_net *net, int out_features)

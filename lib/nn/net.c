@@ -30,8 +30,8 @@ NSDE_API enum nsde_status nsde_net_new(struct nsde_context *ctx, int channels, i
     return NSDE_ERR_NULL;
   if (channels < 1 || height < 1 || width < 1 || channels > (1 << 20) || height > (1 << 16) ||
       width > (1 << 16))
-    return nsde__error(ctx, NSDE_ERR_SHAPE, "nsde_net_new: bad input shape %d x %d x %d",
-                       channels, height, width);
+    return nsde__error(ctx, NSDE_ERR_SHAPE, "nsde_net_new: bad input shape %d x %d x %d", channels,
+                       height, width);
   net = calloc(1, sizeof(*net));
   if (!net)
     return nsde__error(ctx, NSDE_ERR_NOMEM, "out of memory");
@@ -97,7 +97,7 @@ static enum nsde_status push(struct nsde_net *net, struct layer *l)
 
 static const struct layer_ops *const layer_ops[L_N] = {
 #define NSDE__LAYER_ENTRY(kind, name) [kind] = &nsde__layer_##name,
-  NSDE__LAYERS(NSDE__LAYER_ENTRY)
+    NSDE__LAYERS(NSDE__LAYER_ENTRY)
 #undef NSDE__LAYER_ENTRY
 };
 
@@ -172,14 +172,14 @@ static enum nsde_status unfinalize(struct nsde_net *net, enum nsde_status st)
 
 /* The one allocation of parameters, gradients, activations, packed weights
  * and the net's input and output buffers, carved in that order. */
-static enum nsde_status carve(struct nsde_net *net, int64_t max_batch, size_t isz,
-                              size_t act_total, size_t wp)
+static enum nsde_status carve(struct nsde_net *net, int64_t max_batch, size_t isz, size_t act_total,
+                              size_t wp)
 {
   const struct layer *last = &net->L[net->nl - 1];
   size_t total;
   char *m;
 
-#define SZ(nfloats) nsde__round64((size_t)(nfloats) * 4)
+#define SZ(nfloats) nsde__round64((size_t)(nfloats)*4)
   total = 3 * SZ(net->np) + act_total + SZ(wp) + SZ((size_t)max_batch * isz) +
           SZ((size_t)max_batch * (size_t)last->out_sz) + SZ((size_t)net->max_chunks * net->np);
   net->mem = nsde__alloc(total);
@@ -188,10 +188,10 @@ static enum nsde_status carve(struct nsde_net *net, int64_t max_batch, size_t is
                        total);
   memset(net->mem, 0, total);
   m = net->mem;
-#define CARVE(ptr, nfloats)                                  \
-  do {                                                       \
-    (ptr) = (float *)(void *)m;                              \
-    m += SZ(nfloats);                                        \
+#define CARVE(ptr, nfloats)                                                                        \
+  do {                                                                                             \
+    (ptr) = (float *)(void *)m;                                                                    \
+    m += SZ(nfloats);                                                                              \
   } while (0)
   CARVE(net->params, net->np);
   CARVE(net->grads, net->np);
@@ -209,8 +209,7 @@ static enum nsde_status carve(struct nsde_net *net, int64_t max_batch, size_t is
   return NSDE_OK;
 }
 
-NSDE_API enum nsde_status nsde_net_finalize(struct nsde_net *net, int64_t max_batch,
-                                            uint64_t seed)
+NSDE_API enum nsde_status nsde_net_finalize(struct nsde_net *net, int64_t max_batch, uint64_t seed)
 {
   size_t act_total = 0, wp = 0, isz;
   enum nsde_status st;

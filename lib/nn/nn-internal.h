@@ -15,7 +15,10 @@
 #ifdef _OPENMP
 #include <omp.h>
 #else
-static inline int omp_get_thread_num(void) { return 0; }
+static inline int omp_get_thread_num(void)
+{
+  return 0;
+}
 #endif
 
 /* The layer kinds, one line each: the kind and its ops table
@@ -42,8 +45,8 @@ struct layer {
   int k, stride, pad, groups;
   float eps;
   int64_t poff, np, in_sz, out_sz;
-  int64_t wpoff;   /* convolution: packed weights in net->wpack */
-  int64_t waoff;   /* direct convolution: its weight-gradient accumulator in the scratch (-1: none) */
+  int64_t wpoff; /* convolution: packed weights in net->wpack */
+  int64_t waoff; /* direct convolution: its weight-gradient accumulator in the scratch (-1: none) */
   bool fused_relu; /* group norm followed by ReLU: writes the ReLU's output */
   float *stats;    /* GN: mean and rstd per (item, group) */
 };
@@ -63,26 +66,26 @@ struct nsde_net {
   bool final;
   int64_t max_batch, np;
   float *params, *grads;
-  float **act;     /* act[i]: output of layer i (channels-last items) */
-  float **own;     /* the net's own output buffers (NULL for a fused group norm) */
-  bool *taped;     /* layer i's output is kept on the tape */
+  float **act; /* act[i]: output of layer i (channels-last items) */
+  float **own; /* the net's own output buffers (NULL for a fused group norm) */
+  bool *taped; /* layer i's output is kept on the tape */
   int64_t *tape_off;
-  float *wpack;    /* convolution weights, tap-major (see im2col_item) */
+  float *wpack;     /* convolution weights, tap-major (see im2col_item) */
   float *packed_of; /* the parameters wpack was made from (valid when packed) */
   bool packed;
-  float *xin;      /* channels-last copy of an NCHW input batch */
-  float *yout;     /* NCHW copy of a spatial output batch */
-  float *part;     /* per-chunk parameter gradients */
+  float *xin;  /* channels-last copy of an NCHW input batch */
+  float *yout; /* NCHW copy of a spatial output batch */
+  float *part; /* per-chunk parameter gradients */
   int64_t max_chunks;
-  uint64_t *fp;    /* per-item fingerprints */
+  uint64_t *fp; /* per-item fingerprints */
   size_t col_sz, item_sz;
-  size_t wacc_sz;  /* per-thread direct weight-gradient accumulators, all layers */
+  size_t wacc_sz; /* per-thread direct weight-gradient accumulators, all layers */
   int maxc;
-  float *scr;      /* per-thread scratch */
+  float *scr; /* per-thread scratch */
   int nscr;
   bool in_nhwc, out_nhwc;
-  bool no_wgrad;   /* backward computes dx only: no convolution weight or bias gradients */
-  float *tape;     /* tape_n slots of tape_slot floats: the convolution outputs of one eval */
+  bool no_wgrad; /* backward computes dx only: no convolution weight or bias gradients */
+  float *tape;   /* tape_n slots of tape_slot floats: the convolution outputs of one eval */
   struct tape_meta *meta;
   size_t tape_slot;
   int64_t tape_n, tape_next, tape_hits, tape_misses;
@@ -121,8 +124,8 @@ struct layer_ops {
   enum nsde_status (*plan)(struct nsde_net *net, int i, int64_t max_batch, size_t *wp);
   /* Item b forward, in -> out (channels-last); returns how many layers it
    * ran: 2 when it also wrote the next layer's output (a fused ReLU). */
-  int (*forward)(const struct nsde_net *net, int i, int64_t b, const float *in, float *out,
-                 float t, const struct scratch *sc, bool replay);
+  int (*forward)(const struct nsde_net *net, int i, int64_t b, const float *in, float *out, float t,
+                 const struct scratch *sc, bool replay);
   /* Item b backward: the output gradient g into the input gradient dst
    * (NULL: not wanted), parameter gradients added to gp (packed layout);
    * returns the gradient for the layer below: dst, or g passed through. */

@@ -126,7 +126,6 @@ void nsde__nn_run_forward(struct nsde_net *net, int64_t B, const float *x, float
   }
 }
 
-
 const float *nsde__nn_output_of(const struct nsde_net *net)
 {
   return nsde__nn_transposes_output(net) ? net->yout : net->act[net->nl - 1];
@@ -197,11 +196,13 @@ void nsde__net_backward_raw(struct nsde_net *net, int64_t B, const float *x, con
   }
 }
 
-void nsde__net_set_no_wgrad(struct nsde_net *net, bool on) { net->no_wgrad = on; }
+void nsde__net_set_no_wgrad(struct nsde_net *net, bool on)
+{
+  net->no_wgrad = on;
+}
 
 void nsde__net_set_layout(struct nsde_net *net, bool in_nhwc, bool out_nhwc)
 {
   net->in_nhwc = in_nhwc;
   net->out_nhwc = out_nhwc;
 }
-

@@ -41,9 +41,9 @@ static const float *relu_backward(const struct nsde_net *net, int i, int64_t b, 
 }
 
 const struct layer_ops nsde__layer_relu = {
-  .forward = relu_forward,
-  .backward = relu_backward,
-  .pointwise_relu = true,
+    .forward = relu_forward,
+    .backward = relu_backward,
+    .pointwise_relu = true,
 };
 
 NSDE_API enum nsde_status nsde_net_add_relu(struct nsde_net *net)

@@ -160,21 +160,21 @@ static enum nsde_status check_io(struct nsde_net *net, const struct nsde_tensor 
       (st = nsde__check_tensor(net->ctx, what, "the output", y, NSDE_DTYPE_FLOAT32, -1, NULL,
                                true)) != NSDE_OK)
     return st;
-  if (x->shape[0] != y->shape[0] ||
-      x->shape[0] > net->max_batch || x->numel != x->shape[0] * (int64_t)net->c * net->h * net->w ||
+  if (x->shape[0] != y->shape[0] || x->shape[0] > net->max_batch ||
+      x->numel != x->shape[0] * (int64_t)net->c * net->h * net->w ||
       y->numel != y->shape[0] * y_item)
     return nsde__error(net->ctx, NSDE_ERR_SHAPE,
                        "%s: x must be contiguous (B, %d, %d, %d) with B <= %lld and the output "
-                       "(B, %lld)", what, net->c, net->h, net->w, (long long)net->max_batch,
-                       (long long)y_item);
+                       "(B, %lld)",
+                       what, net->c, net->h, net->w, (long long)net->max_batch, (long long)y_item);
   return NSDE_OK;
 }
 
 NSDE_API enum nsde_status nsde_net_forward(struct nsde_net *net, double t,
                                            const struct nsde_tensor *x, struct nsde_tensor *y)
 {
-  enum nsde_status st = check_io(net, x, y, net && net->nl ? net->L[net->nl - 1].out_sz : 0,
-                                 "nsde_net_forward");
+  enum nsde_status st =
+      check_io(net, x, y, net && net->nl ? net->L[net->nl - 1].out_sz : 0, "nsde_net_forward");
   const float *out;
 
   if (st != NSDE_OK)
@@ -188,8 +188,8 @@ NSDE_API enum nsde_status nsde_net_backward(struct nsde_net *net, double t,
                                             const struct nsde_tensor *x,
                                             const struct nsde_tensor *dy, struct nsde_tensor *dx)
 {
-  enum nsde_status st = check_io(net, x, dy, net && net->nl ? net->L[net->nl - 1].out_sz : 0,
-                                 "nsde_net_backward");
+  enum nsde_status st =
+      check_io(net, x, dy, net && net->nl ? net->L[net->nl - 1].out_sz : 0, "nsde_net_backward");
 
   if (st != NSDE_OK)
     return st;
@@ -197,7 +197,6 @@ NSDE_API enum nsde_status nsde_net_backward(struct nsde_net *net, double t,
     return nsde__error(net->ctx, NSDE_ERR_SHAPE, "nsde_net_backward: dx must match x");
   nsde__net_forward_raw(net, x->shape[0], x->data, (float)t);
   nsde__net_backward_raw(net, x->shape[0], x->data, dy->data, dx ? dx->data : NULL, net->grads,
-                   (float)t);
+                         (float)t);
   return NSDE_OK;
 }
-

@@ -15,6 +15,7 @@
  * sees T (float or double), i, R(p) (element i of array p), WV (the
  * Brownian increment of element i, 0 without noise) and HV (its Levy area),
  * all of them of this s, which must be a variable named s. */
+/* clang-format off */
 #define NSDE__EW(s, BODY)                                                                          \
   do {                                                                                             \
     const int64_t n_ = (s)->n;                                                                     \
@@ -32,6 +33,7 @@
       for (int64_t i = 0; i < n_; i++) { BODY });                                                  \
     }                                                                                              \
   } while (0)
+/* clang-format on */
 #define R(p) (((T *)(p))[i])
 #define WV (s->dw ? ((const T *)s->dw)[s->scalar ? i / s->dim : i] : (T)0)
 #define HV (((const T *)s->hl)[i])

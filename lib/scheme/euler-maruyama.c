@@ -52,8 +52,8 @@ static enum nsde_status back(struct nsde_solver *s, int64_t n, double t, double 
  * with vjp_b(x; c) = vjp_f(x; c) - vjp_g(x; c g'/2) - vjp_g'(x; c g/2); the
  * parameter gradient integrates the same products (trapezoidal). */
 static enum nsde_status adjoint_point(struct nsde_solver *s, int64_t n, double t, const void *x,
-                                      const void *a, double scale, double h, void *acc,
-                                      void *pd, void *pg)
+                                      const void *a, double scale, double h, void *acc, void *pd,
+                                      void *pg)
 {
   const bool noise = s->dw != NULL;
   const bool statedep = noise && s->sde->noise == NSDE_NOISE_DIAGONAL;
@@ -68,17 +68,19 @@ static enum nsde_status adjoint_point(struct nsde_solver *s, int64_t n, double t
     if (rc < 0)
       return nsde__vjp_fail(s, "diffusion diag_deriv", rc, n);
   }
-  NSDE__EW(s, T cb = (T)(scale * h) * R(a); R(G[G_CF]) = cb;
-     if (noise) { T gp = statedep ? R(G[G_GP]) : (T)0;
-                  R(G[G_CG]) = (T)scale * R(a) * WV - (T)0.5 * cb * gp;
-                  R(G[G_CGP]) = -(T)0.5 * cb * R(G[G_G]);
-                  R(G[G_F]) -= (T)0.5 * R(G[G_G]) * gp; });
+  NSDE__EW(
+      s, T cb = (T)(scale * h) * R(a); R(G[G_CF]) = cb; if (noise) {
+        T gp = statedep ? R(G[G_GP]) : (T)0;
+        R(G[G_CG]) = (T)scale * R(a) * WV - (T)0.5 * cb * gp;
+        R(G[G_CGP]) = -(T)0.5 * cb * R(G[G_G]);
+        R(G[G_F]) -= (T)0.5 * R(G[G_G]) * gp;
+      });
   return nsde__vjp_all(s, n, t, x, G[G_CF], noise ? G[G_CG] : NULL, statedep ? G[G_CGP] : NULL, acc,
-                 pd, pg);
+                       pd, pg);
 }
 
-static enum nsde_status adjoint(struct nsde_solver *s, int64_t n, void *pd, void *pg,
-                                     void *pd2, void *pg2, size_t np_d, size_t np_g)
+static enum nsde_status adjoint(struct nsde_solver *s, int64_t n, void *pd, void *pg, void *pd2,
+                                void *pg2, size_t np_d, size_t np_g)
 {
   const double t0 = s->grid[n], t1 = s->grid[n + 1], h = t1 - t0;
   const bool noise = s->dw != NULL;
@@ -98,13 +100,13 @@ static enum nsde_status adjoint(struct nsde_solver *s, int64_t n, void *pd, void
     return st;
   /* predictor; G_F holds b(X), G_G holds g(X) */
   NSDE__EW(s, R(G[G_X2]) = R(X) - R(G[G_F]) * (T)h - (noise ? R(G[G_G]) * WV : (T)0);
-     R(G[G_A2]) = R(a) + R(G[G_T1]););
+           R(G[G_A2]) = R(a) + R(G[G_T1]););
   nsde__grad_zero(s, G[G_T2]);
   if ((st = adjoint_point(s, n, t0, G[G_X2], G[G_A2], 0.5, h, G[G_T2], pd, pg)) != NSDE_OK)
     return st;
   NSDE__EW(s, R(X) = (T)0.5 * (R(X) + R(G[G_X2])) -
-            (T)0.5 * (R(G[G_F]) * (T)h + (noise ? R(G[G_G]) * WV : (T)0));
-     R(a) = (T)0.5 * (R(a) + R(G[G_A2])) + R(G[G_T2]););
+                     (T)0.5 * (R(G[G_F]) * (T)h + (noise ? R(G[G_G]) * WV : (T)0));
+           R(a) = (T)0.5 * (R(a) + R(G[G_A2])) + R(G[G_T2]););
   for (size_t i = 0; i < np_d; i++)
     nsde__add_el(s->dtype, pd, (int64_t)i, 0.5 * nsde__get_el(s->dtype, pd2, (int64_t)i));
   for (size_t i = 0; i < np_g; i++)
@@ -113,13 +115,14 @@ static enum nsde_status adjoint(struct nsde_solver *s, int64_t n, void *pd, void
 }
 
 const struct nsde__scheme nsde__scheme_euler_maruyama = {
-  .name = "Euler-Maruyama",
-  .calculus = NSDE_CALCULUS_ITO,
-  .bufs = bufs,
-  .rec_n = 1, .rec = {B_CUR},       /* the step's input */
-  .step = step,
-  .back = back,
-  .adjoint = adjoint,
-  .general_noise = true,
-  .adapt = {.kind = NSDE__EST_DOUBLING, .lower = -1, .state_noise = false, .q = {2.0, 1.5, 1.0}},
+    .name = "Euler-Maruyama",
+    .calculus = NSDE_CALCULUS_ITO,
+    .bufs = bufs,
+    .rec_n = 1,
+    .rec = {B_CUR}, /* the step's input */
+    .step = step,
+    .back = back,
+    .adjoint = adjoint,
+    .general_noise = true,
+    .adapt = {.kind = NSDE__EST_DOUBLING, .lower = -1, .state_noise = false, .q = {2.0, 1.5, 1.0}},
 };

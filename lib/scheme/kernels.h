@@ -14,6 +14,7 @@
 
 #include "scheme.h"
 
+/* clang-format off */
 /* For every i < n: BODY computes T v, which is stored in OUT[i]; the
  * non-finite ones are counted in bad. */
 #define NSDE__FINITE_LOOP(OUT, BODY)                                                               \
@@ -123,6 +124,7 @@ NSDE__FOR_DTYPES(NSDE__K_EM)
 NSDE__FOR_DTYPES(NSDE__K_HEUN)
 NSDE__FOR_DTYPES(NSDE__K_EM_GEN)
 NSDE__FOR_DTYPES(NSDE__K_HEUN_GEN)
+/* clang-format on */
 
 /* The Euler-Maruyama update x + f h + G dW from B_CUR, B_F0, B_G0 and s->dw
  * into out: Euler-Maruyama's step, Heun's predictor, Milstein without noise.
@@ -133,14 +135,12 @@ static inline int64_t nsde__em_update(const struct nsde_solver *s, double h, voi
   const int nt = s->ctx->threads;
 
   if (s->m)
-    return NSDE__TYPED(s, k_em_gen_f32(s->n, s->dim, s->m, (float)h, B[B_CUR], B[B_F0], B[B_G0],
-                                       s->dw, out, nt),
-                       k_em_gen_f64(s->n, s->dim, s->m, h, B[B_CUR], B[B_F0], B[B_G0], s->dw,
-                                    out, nt));
-  return NSDE__TYPED(s, k_em_f32(s->n, s->dim, s->scalar, (float)h, B[B_CUR], B[B_F0], B[B_G0],
-                                 s->dw, out, nt),
-                     k_em_f64(s->n, s->dim, s->scalar, h, B[B_CUR], B[B_F0], B[B_G0], s->dw, out,
-                              nt));
+    return NSDE__TYPED(
+        s, k_em_gen_f32(s->n, s->dim, s->m, (float)h, B[B_CUR], B[B_F0], B[B_G0], s->dw, out, nt),
+        k_em_gen_f64(s->n, s->dim, s->m, h, B[B_CUR], B[B_F0], B[B_G0], s->dw, out, nt));
+  return NSDE__TYPED(
+      s, k_em_f32(s->n, s->dim, s->scalar, (float)h, B[B_CUR], B[B_F0], B[B_G0], s->dw, out, nt),
+      k_em_f64(s->n, s->dim, s->scalar, h, B[B_CUR], B[B_F0], B[B_G0], s->dw, out, nt));
 }
 
 #endif

@@ -11,15 +11,15 @@
 
 /* Milstein (Ito, diagonal): x1 = x + f h + g dW + 1/2 g g' (dW^2 - h) */
 #define NSDE__K_MILSTEIN(T, SFX)                                                                   \
-static inline int64_t k_milstein##SFX(int64_t n, T h, const T *x, const T *f, const T *g,          \
-                                      const T *gp, const T *dw, T *x1, int nt)                     \
-{                                                                                                  \
-  int64_t bad = 0;                                                                                 \
-  (void)nt;                                                                                        \
-  NSDE__FINITE_LOOP(x1, T v = x[i] + f[i] * h + g[i] * dw[i] +                                     \
-                              (T)0.5 * g[i] * gp[i] * (dw[i] * dw[i] - h););                       \
-  return bad;                                                                                      \
-}
+  static inline int64_t k_milstein##SFX(int64_t n, T h, const T *x, const T *f, const T *g,        \
+                                        const T *gp, const T *dw, T *x1, int nt)                   \
+  {                                                                                                \
+    int64_t bad = 0;                                                                               \
+    (void)nt;                                                                                      \
+    NSDE__FINITE_LOOP(x1, T v = x[i] + f[i] * h + g[i] * dw[i] +                                   \
+                                (T)0.5 * g[i] * gp[i] * (dw[i] * dw[i] - h););                     \
+    return bad;                                                                                    \
+  }
 
 NSDE__FOR_DTYPES(NSDE__K_MILSTEIN)
 
@@ -68,10 +68,9 @@ static enum nsde_status step(struct nsde_solver *s, double t, double t_next, int
   rc = nsde__func_diag(s->sde->diffusion, t, s->batch, s->dim, B[B_CUR], B[B_DFX], B[B_GP]);
   if (rc < 0)
     return nsde__solver_cb_fail(s, "diffusion diag_deriv", rc, t);
-  *bad = NSDE__TYPED(s, k_milstein_f32(s->n, (float)h, B[B_CUR], B[B_F0], B[B_G0], B[B_GP], s->dw,
-                                       B[B_NEXT], nt),
-                     k_milstein_f64(s->n, h, B[B_CUR], B[B_F0], B[B_G0], B[B_GP], s->dw,
-                                    B[B_NEXT], nt));
+  *bad = NSDE__TYPED(
+      s, k_milstein_f32(s->n, (float)h, B[B_CUR], B[B_F0], B[B_G0], B[B_GP], s->dw, B[B_NEXT], nt),
+      k_milstein_f64(s->n, h, B[B_CUR], B[B_F0], B[B_G0], B[B_GP], s->dw, B[B_NEXT], nt));
   return NSDE_OK;
 }
 
@@ -92,21 +91,24 @@ static enum nsde_status back(struct nsde_solver *s, int64_t n, double t, double 
     if (rc < 0)
       return nsde__vjp_fail(s, "diffusion diag_deriv", rc, n);
   }
-  NSDE__EW(s, T c = WV * WV - (T)h; R(G[G_CF]) = (T)h * R(A);
-     if (noise) { R(G[G_CG]) = R(A) * (WV + (T)0.5 * R(G[G_GP]) * c);
-                  R(G[G_CGP]) = (T)0.5 * R(A) * R(G[G_G]) * c; });
-  return nsde__vjp_all(s, n, t, r0, G[G_CF], noise ? G[G_CG] : NULL, noise ? G[G_CGP] : NULL, A,
-                       pd, pg);
+  NSDE__EW(
+      s, T c = WV * WV - (T)h; R(G[G_CF]) = (T)h * R(A); if (noise) {
+        R(G[G_CG]) = R(A) * (WV + (T)0.5 * R(G[G_GP]) * c);
+        R(G[G_CGP]) = (T)0.5 * R(A) * R(G[G_G]) * c;
+      });
+  return nsde__vjp_all(s, n, t, r0, G[G_CF], noise ? G[G_CG] : NULL, noise ? G[G_CGP] : NULL, A, pd,
+                       pg);
 }
 
 const struct nsde__scheme nsde__scheme_milstein = {
-  .name = "Milstein",
-  .calculus = NSDE_CALCULUS_ITO,
-  .bufs = bufs,
-  .rec_n = 1, .rec = {B_CUR},       /* the step's input */
-  .check = check,
-  .step = step,
-  .back = back,
-  .back_diag_vjp = true,
-  .adapt = {.kind = NSDE__EST_DOUBLING, .lower = -1, .state_noise = true, .q = {2.0, 1.5, 1.5}},
+    .name = "Milstein",
+    .calculus = NSDE_CALCULUS_ITO,
+    .bufs = bufs,
+    .rec_n = 1,
+    .rec = {B_CUR}, /* the step's input */
+    .check = check,
+    .step = step,
+    .back = back,
+    .back_diag_vjp = true,
+    .adapt = {.kind = NSDE__EST_DOUBLING, .lower = -1, .state_noise = true, .q = {2.0, 1.5, 1.5}},
 };

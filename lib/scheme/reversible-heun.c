@@ -16,23 +16,28 @@
 
 /* Reversible Heun, auxiliary state: z1 = 2y - z + fz h + gz sw dW (sw = -1: backwards) */
 #define NSDE__K_REVZ(T, SFX)                                                                       \
-static inline int64_t k_revz##SFX(int64_t n, int64_t dim, int scalar, T h, T sw, const T *y,       \
-                                  const T *z, const T *fz, const T *gz, const T *dw, T *z1,        \
-                                  int nt)                                                          \
-{                                                                                                  \
-  int64_t bad = 0;                                                                                 \
-  (void)nt;                                                                                        \
-  if (gz) {                                                                                        \
-    NSDE__NOISE_LOOP(T, z1, T v = (T)2 * y[i] - z[i] + fz[i] * h + gz[i] * sw * W;);               \
-  } else {                                                                                         \
-    NSDE__FINITE_LOOP(z1, T v = (T)2 * y[i] - z[i] + fz[i] * h;);                                  \
-  }                                                                                                \
-  return bad;                                                                                      \
-}
+  static inline int64_t k_revz##SFX(int64_t n, int64_t dim, int scalar, T h, T sw, const T *y,     \
+                                    const T *z, const T *fz, const T *gz, const T *dw, T *z1,      \
+                                    int nt)                                                        \
+  {                                                                                                \
+    int64_t bad = 0;                                                                               \
+    (void)nt;                                                                                      \
+    if (gz) {                                                                                      \
+      NSDE__NOISE_LOOP(T, z1, T v = (T)2 * y[i] - z[i] + fz[i] * h + gz[i] * sw * W;);             \
+    } else {                                                                                       \
+      NSDE__FINITE_LOOP(z1, T v = (T)2 * y[i] - z[i] + fz[i] * h;);                                \
+    }                                                                                              \
+    return bad;                                                                                    \
+  }
 
 NSDE__FOR_DTYPES(NSDE__K_REVZ)
 
-#define SWAP(a, b) do { void *tmp_ = (a); (a) = (b); (b) = tmp_; } while (0)
+#define SWAP(a, b)                                                                                 \
+  do {                                                                                             \
+    void *tmp_ = (a);                                                                              \
+    (a) = (b);                                                                                     \
+    (b) = tmp_;                                                                                    \
+  } while (0)
 
 static unsigned bufs(bool noise)
 {
@@ -54,16 +59,18 @@ static enum nsde_status step(struct nsde_solver *s, double t, double t_next, int
       return st;
     s->z_fresh = false;
   }
-  *bad = NSDE__TYPED(s, k_revz_f32(s->n, s->dim, s->scalar, (float)hs, (float)sgn, B[B_CUR],
-                                   B[B_Z], B[B_F0], B[B_G0], s->dw, B[B_Z1], nt),
+  *bad = NSDE__TYPED(s,
+                     k_revz_f32(s->n, s->dim, s->scalar, (float)hs, (float)sgn, B[B_CUR], B[B_Z],
+                                B[B_F0], B[B_G0], s->dw, B[B_Z1], nt),
                      k_revz_f64(s->n, s->dim, s->scalar, hs, sgn, B[B_CUR], B[B_Z], B[B_F0],
                                 B[B_G0], s->dw, B[B_Z1], nt));
   if (*bad)
     return NSDE_OK;
   if ((st = nsde__solver_eval_fg(s, t_to, B[B_Z1], B[B_F1], B[B_G1])) != NSDE_OK)
     return st;
-  *bad = NSDE__TYPED(s, k_heun_f32(s->n, s->dim, s->scalar, (float)hs, (float)sgn, B[B_CUR],
-                                   B[B_F0], B[B_F1], B[B_G0], B[B_G1], s->dw, B[B_NEXT], nt),
+  *bad = NSDE__TYPED(s,
+                     k_heun_f32(s->n, s->dim, s->scalar, (float)hs, (float)sgn, B[B_CUR], B[B_F0],
+                                B[B_F1], B[B_G0], B[B_G1], s->dw, B[B_NEXT], nt),
                      k_heun_f64(s->n, s->dim, s->scalar, hs, sgn, B[B_CUR], B[B_F0], B[B_F1],
                                 B[B_G0], B[B_G1], s->dw, B[B_NEXT], nt));
   if (!*bad) {
@@ -88,7 +95,7 @@ static enum nsde_status back(struct nsde_solver *s, int64_t n, double t, double 
                           pg)) != NSDE_OK)
     return st;
   NSDE__EW(s, T u = (T)0.5 * R(A) + R(G[G_Z]); R(G[G_CF]) = (T)h * u; R(G[G_CG]) = u * WV;
-     R(A) += (T)2 * R(G[G_Z]); R(G[G_Z]) = -R(G[G_Z]););
+           R(A) += (T)2 * R(G[G_Z]); R(G[G_Z]) = -R(G[G_Z]););
   return NSDE_OK;
 }
 
@@ -104,14 +111,15 @@ static enum nsde_status back_initial(struct nsde_solver *s, const void *z0, void
 }
 
 const struct nsde__scheme nsde__scheme_reversible_heun = {
-  .name = "reversible Heun",
-  .calculus = NSDE_CALCULUS_STRATONOVICH,
-  .bufs = bufs,
-  .rec_n = 1, .rec = {B_Z},         /* z_{n+1}: y_n follows from it backwards */
-  .step = step,
-  .back = back,
-  .back_initial = back_initial,
-  .two_state = true,
-  .reversible = true,
-  .adapt = {.kind = NSDE__EST_NONE, .lower = -1},
+    .name = "reversible Heun",
+    .calculus = NSDE_CALCULUS_STRATONOVICH,
+    .bufs = bufs,
+    .rec_n = 1,
+    .rec = {B_Z}, /* z_{n+1}: y_n follows from it backwards */
+    .step = step,
+    .back = back,
+    .back_initial = back_initial,
+    .two_state = true,
+    .reversible = true,
+    .adapt = {.kind = NSDE__EST_NONE, .lower = -1},
 };

@@ -15,7 +15,7 @@ NSDE__SCHEMES(DECLARE)
 
 static const struct nsde__scheme *const registry[] = {
 #define ENTRY(value, name) [value] = &nsde__scheme_##name,
-  NSDE__SCHEMES(ENTRY)
+    NSDE__SCHEMES(ENTRY)
 #undef ENTRY
 };
 
@@ -38,21 +38,33 @@ const char *nsde__scheme_names(char *buf, size_t cap, bool (*pred)(const struct 
       continue;
     k++;
     used += snprintf(buf + used, cap - (size_t)used, "%s%s",
-                     k == 1 ? "" : k == total ? " or " : ", ", registry[i]->name);
+                     k == 1       ? ""
+                     : k == total ? " or "
+                                  : ", ",
+                     registry[i]->name);
   }
   return buf;
 }
 
-static bool is_ito(const struct nsde__scheme *sch) { return sch->calculus == NSDE_CALCULUS_ITO; }
+static bool is_ito(const struct nsde__scheme *sch)
+{
+  return sch->calculus == NSDE_CALCULUS_ITO;
+}
 
 static bool is_strat(const struct nsde__scheme *sch)
 {
   return sch->calculus == NSDE_CALCULUS_STRATONOVICH;
 }
 
-bool nsde__scheme_reversible(const struct nsde__scheme *sch) { return sch->reversible; }
+bool nsde__scheme_reversible(const struct nsde__scheme *sch)
+{
+  return sch->reversible;
+}
 
-static bool has_general(const struct nsde__scheme *sch) { return sch->general_noise; }
+static bool has_general(const struct nsde__scheme *sch)
+{
+  return sch->general_noise;
+}
 
 enum nsde_status nsde__scheme_check(struct nsde_context *ctx, const struct nsde_sde *sde,
                                     enum nsde_scheme scheme)

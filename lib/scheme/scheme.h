@@ -19,11 +19,11 @@
  * name (nsde__scheme_<name>, defined in lib/scheme/<file>.c). The registry
  * (scheme.c) is indexed by the enum; its order is the order of the names in
  * messages. */
-#define NSDE__SCHEMES(X)                                                                \
-  X(NSDE_SCHEME_EULER_MARUYAMA, euler_maruyama)                                         \
-  X(NSDE_SCHEME_MILSTEIN, milstein)                                                     \
-  X(NSDE_SCHEME_HEUN, heun)                                                             \
-  X(NSDE_SCHEME_REVERSIBLE_HEUN, reversible_heun)                                       \
+#define NSDE__SCHEMES(X)                                                                           \
+  X(NSDE_SCHEME_EULER_MARUYAMA, euler_maruyama)                                                    \
+  X(NSDE_SCHEME_MILSTEIN, milstein)                                                                \
+  X(NSDE_SCHEME_HEUN, heun)                                                                        \
+  X(NSDE_SCHEME_REVERSIBLE_HEUN, reversible_heun)                                                  \
   X(NSDE_SCHEME_SRA1, sra1)
 
 /* Every descriptor is written with designated initializers; a slot left out
@@ -110,7 +110,8 @@ bool nsde__scheme_reversible(const struct nsde__scheme *sch);
 
 /* ---- helpers of the forward steps ----------------------------------------- */
 
-#define NSDE__TYPED(s, expr_f32, expr_f64) ((s)->dtype == NSDE_DTYPE_FLOAT32 ? (expr_f32) : (expr_f64))
+#define NSDE__TYPED(s, expr_f32, expr_f64)                                                         \
+  ((s)->dtype == NSDE_DTYPE_FLOAT32 ? (expr_f32) : (expr_f64))
 
 /* ---- helpers of the backward steps (vjp.c) --------------------------------- */
 
@@ -122,6 +123,5 @@ enum nsde_status nsde__vjp_fail(struct nsde_solver *s, const char *which, int rc
 /* General noise: the outer product scale c dW^T per batch element, in s->cgm. */
 void *nsde__outer_dw(struct nsde_solver *s, const void *c, double scale);
 void nsde__grad_zero(struct nsde_solver *s, void *p);
-
 
 #endif

@@ -11,6 +11,7 @@
 #include "kernels.h"
 
 /* SRA1 stage 2: H2 = x + 3/4 f1 h + 3/2 g(t+h) (I10/h), I10/h = Hl + dW/2 */
+/* clang-format off */
 #define NSDE__K_SRA_STAGE(T, SFX)                                                                  \
 static inline void k_sra_stage##SFX(int64_t n, T h, const T *x, const T *f1, const T *g_end,       \
                                     const T *dw, const T *hl, T *h2, int nt)                       \
@@ -42,6 +43,7 @@ static inline int64_t k_sra##SFX(int64_t n, T h, const T *x, const T *f1, const 
 
 NSDE__FOR_DTYPES(NSDE__K_SRA_STAGE)
 NSDE__FOR_DTYPES(NSDE__K_SRA)
+/* clang-format on */
 
 static unsigned bufs(bool noise)
 {
@@ -73,17 +75,18 @@ static enum nsde_status step(struct nsde_solver *s, double t, double t_next, int
     if (rc < 0)
       return nsde__solver_cb_fail(s, "diffusion", rc, t_next);
   }
-  NSDE__TYPED(s, k_sra_stage_f32(s->n, (float)h, B[B_CUR], B[B_F0], B[B_G1], s->dw, s->hl, B[B_XT],
-                                 nt),
-              k_sra_stage_f64(s->n, h, B[B_CUR], B[B_F0], B[B_G1], s->dw, s->hl, B[B_XT], nt));
+  NSDE__TYPED(
+      s, k_sra_stage_f32(s->n, (float)h, B[B_CUR], B[B_F0], B[B_G1], s->dw, s->hl, B[B_XT], nt),
+      k_sra_stage_f64(s->n, h, B[B_CUR], B[B_F0], B[B_G1], s->dw, s->hl, B[B_XT], nt));
   rc = nsde__func_eval(s->sde->drift, t + 0.75 * h, s->batch, s->dim, B[B_XT], NULL, B[B_F1]);
   s->n_drift++;
   if (rc < 0)
     return nsde__solver_cb_fail(s, "drift", rc, t + 0.75 * h);
-  *bad = NSDE__TYPED(s, k_sra_f32(s->n, (float)h, B[B_CUR], B[B_F0], B[B_F1], B[B_G1], B[B_G0],
-                                  s->dw, s->hl, B[B_NEXT], nt),
-                     k_sra_f64(s->n, h, B[B_CUR], B[B_F0], B[B_F1], B[B_G1], B[B_G0], s->dw,
-                               s->hl, B[B_NEXT], nt));
+  *bad = NSDE__TYPED(s,
+                     k_sra_f32(s->n, (float)h, B[B_CUR], B[B_F0], B[B_F1], B[B_G1], B[B_G0], s->dw,
+                               s->hl, B[B_NEXT], nt),
+                     k_sra_f64(s->n, h, B[B_CUR], B[B_F0], B[B_F1], B[B_G1], B[B_G0], s->dw, s->hl,
+                               B[B_NEXT], nt));
   return NSDE_OK;
 }
 
@@ -97,14 +100,14 @@ static enum nsde_status back(struct nsde_solver *s, int64_t n, double t, double 
 
   nsde__grad_zero(s, G[G_T1]);
   NSDE__EW(s, R(G[G_CF]) = (T)(2.0 * h / 3.0) * R(A););
-  if ((st = nsde__vjp_all(s, n, t + 0.75 * h, r1, G[G_CF], NULL, NULL, G[G_T1], pd, pg)) !=
-      NSDE_OK)
+  if ((st = nsde__vjp_all(s, n, t + 0.75 * h, r1, G[G_CF], NULL, NULL, G[G_T1], pd, pg)) != NSDE_OK)
     return st;
-  NSDE__EW(s, R(G[G_CF]) = (T)(h / 3.0) * R(A) + (T)(0.75 * h) * R(G[G_T1]);
-     if (noise) { T I = HV + (T)0.5 * WV;
-                  R(G[G_CG]) = R(A) * (WV - I) + (T)1.5 * I * R(G[G_T1]);
-                  R(G[G_CGP]) = R(A) * I; }
-     R(A) += R(G[G_T1]););
+  NSDE__EW(
+      s, R(G[G_CF]) = (T)(h / 3.0) * R(A) + (T)(0.75 * h) * R(G[G_T1]); if (noise) {
+        T I = HV + (T)0.5 * WV;
+        R(G[G_CG]) = R(A) * (WV - I) + (T)1.5 * I * R(G[G_T1]);
+        R(G[G_CGP]) = R(A) * I;
+      } R(A) += R(G[G_T1]););
   if ((st = nsde__vjp_all(s, n, t, r0, G[G_CF], NULL, NULL, A, pd, pg)) != NSDE_OK)
     return st;
   if (!noise)
@@ -115,13 +118,14 @@ static enum nsde_status back(struct nsde_solver *s, int64_t n, double t, double 
 }
 
 const struct nsde__scheme nsde__scheme_sra1 = {
-  .name = "SRA1",
-  .calculus = NSDE__ANY_CALCULUS,   /* additive noise only: check refuses the rest */
-  .bufs = bufs,
-  .rec_n = 2, .rec = {B_CUR, B_XT}, /* the input and the stage H2 */
-  .check = check,
-  .step = step,
-  .back = back,
-  .levy_area = true,
-  .adapt = {.kind = NSDE__EST_EMBEDDED, .lower = -1, .state_noise = false, .q = {2.0, 1.5, 0.0}},
+    .name = "SRA1",
+    .calculus = NSDE__ANY_CALCULUS, /* additive noise only: check refuses the rest */
+    .bufs = bufs,
+    .rec_n = 2,
+    .rec = {B_CUR, B_XT}, /* the input and the stage H2 */
+    .check = check,
+    .step = step,
+    .back = back,
+    .levy_area = true,
+    .adapt = {.kind = NSDE__EST_EMBEDDED, .lower = -1, .state_noise = false, .q = {2.0, 1.5, 0.0}},
 };

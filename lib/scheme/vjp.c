@@ -14,8 +14,8 @@
 enum nsde_status nsde__vjp_fail(struct nsde_solver *s, const char *which, int rc, int64_t step)
 {
   return nsde__error(s->ctx, NSDE_ERR_CALLBACK,
-                     "%s callback returned %d in the backward pass at step %lld (t = %.6g)",
-                     which, rc, (long long)step, s->grid[step]);
+                     "%s callback returned %d in the backward pass at step %lld (t = %.6g)", which,
+                     rc, (long long)step, s->grid[step]);
 }
 
 /*
@@ -61,11 +61,15 @@ enum nsde_status nsde__vjp_all(struct nsde_solver *s, int64_t step, double t, co
   return NSDE_OK;
 }
 
-void nsde__grad_zero(struct nsde_solver *s, void *p) { memset(p, 0, (size_t)s->n * s->esz); }
+void nsde__grad_zero(struct nsde_solver *s, void *p)
+{
+  memset(p, 0, (size_t)s->n * s->esz);
+}
 
 /* General noise: the cotangent of G is the outer product of the state's
  * cotangent c and dW per batch element, scaled:
  * cgm[(b dim + i) m + j] = scale c[b dim + i] dW[b m + j]. */
+/* clang-format off */
 #define OUTER_DW(T, SFX)                                                                           \
   static void outer_dw##SFX(int64_t n, int64_t m, int64_t dim, T scale, const T *cc, const T *w, \
                             T *o, int nt)                                                          \
@@ -79,6 +83,7 @@ void nsde__grad_zero(struct nsde_solver *s, void *p) { memset(p, 0, (size_t)s->n
   }
 NSDE__FOR_DTYPES(OUTER_DW)
 #undef OUTER_DW
+/* clang-format on */
 
 void *nsde__outer_dw(struct nsde_solver *s, const void *c, double scale)
 {
