@@ -5,8 +5,8 @@
  * Written from their definitions with this file's own random stream, so the
  * corrupted images are draws from the same distributions, not their bytes.
  * Motion blur and snow are in corrupt-motion.c, the elastic transform in
- * corrupt-elastic.c. Not here: frost (the published images blend in
- * photographs of frost) and spatter.
+ * corrupt-elastic.c, spatter in corrupt-spatter.c. Not here: frost (the
+ * published images blend in photographs of frost).
  * SPDX-License-Identifier: MIT
  */
 #include <math.h>
@@ -22,11 +22,11 @@
 #include "corrupt-private.h"
 
 const char *const corr_names[CORR_N] = {
-    "gaussian_noise",   "shot_noise",   "impulse_noise",    "speckle_noise",
-    "gaussian_blur",    "defocus_blur", "contrast",         "brightness",
-    "saturate",         "pixelate",     "jpeg_compression", "glass_blur",
-    "zoom_blur",        "fog",          "motion_blur",      "snow",
-    "elastic_transform"};
+    "gaussian_noise",    "shot_noise",   "impulse_noise",    "speckle_noise",
+    "gaussian_blur",     "defocus_blur", "contrast",         "brightness",
+    "saturate",          "pixelate",     "jpeg_compression", "glass_blur",
+    "zoom_blur",         "fog",          "motion_blur",      "snow",
+    "elastic_transform", "spatter"};
 static const double corr_p[CORR_N][5][7] = {
     {{0.04}, {0.06}, {0.08}, {0.09}, {0.10}},                   /* sigma */
     {{500}, {250}, {100}, {75}, {50}},                          /* photons per unit */
@@ -51,6 +51,12 @@ static const double corr_p[CORR_N][5][7] = {
      {0.3, 0.3, 1.25, 0.65, 14, 12, 0.8}},
     /* elastic, in units of the image side: displacement, its smoothing, affine jitter */
     {{0, 0, 0.08}, {0.05, 0.2, 0.07}, {0.08, 0.06, 0.06}, {0.1, 0.04, 0.05}, {0.1, 0.03, 0.03}},
+    /* spatter: layer mean, sd, smoothing, drop threshold, water strength or mud blur, mud */
+    {{0.62, 0.1, 0.7, 0.7, 0.5, 0},
+     {0.65, 0.1, 0.8, 0.7, 0.5, 0},
+     {0.65, 0.3, 1, 0.69, 0.5, 0},
+     {0.65, 0.1, 0.7, 0.69, 0.6, 1},
+     {0.65, 0.1, 0.5, 0.68, 0.6, 1}},
 };
 
 /* The noise stream of family f at severity sev: the first 11 families keep
@@ -97,8 +103,7 @@ int corr_reflect101(int i, int n)
 }
 
 /* 2-D correlation of each plane with a (2r+1)^2 kernel; borders: nearest or reflect-101. */
-static void corr_filter(float *im, int C, int H, int W, const double *k, int r, int nearest,
-                        float *tmp)
+void corr_filter(float *im, int C, int H, int W, const double *k, int r, int nearest, float *tmp)
 {
   const int n = 2 * r + 1;
   for (int c = 0; c < C; c++) {
@@ -257,7 +262,7 @@ static int jpeg_roundtrip(float *im, int C, int H, int W, int q)
 #endif
 
 /* skimage.filters.gaussian: truncated at 4 sigma, nearest borders. */
-static void gauss_blur(float *im, int C, int H, int W, double sigma, float *tmp)
+void corr_gauss_blur(float *im, int C, int H, int W, double sigma, float *tmp)
 {
   int r = (int)(4.0 * sigma + 0.5);
   double k[(2 * 4 + 1) * (2 * 4 + 1)], s = 0;
@@ -277,7 +282,7 @@ static void gauss_blur(float *im, int C, int H, int W, double sigma, float *tmp)
 static void glass_blur(float *im, int C, int H, int W, const double *c, float *tmp)
 {
   const int d = (int)c[1];
-  gauss_blur(im, C, H, W, c[0], tmp);
+  corr_gauss_blur(im, C, H, W, c[0], tmp);
   for (size_t i = 0; i < (size_t)C * H * W; i++)
     im[i] = (float)(floor(fmin(1.0, fmax(0.0, im[i])) * 255.0) / 255.0);
   for (int it = 0; it < (int)c[2]; it++)
@@ -292,7 +297,7 @@ static void glass_blur(float *im, int C, int H, int W, const double *c, float *t
           p[y2 * W + x2] = t;
         }
       }
-  gauss_blur(im, C, H, W, c[0], tmp);
+  corr_gauss_blur(im, C, H, W, c[0], tmp);
 }
 
 /* scipy.ndimage.zoom (order 1) of the centre crop by z, trimmed to H x W,
@@ -430,6 +435,7 @@ int corrupt_image(float *im, int C, int H, int W, int fam, int sev)
   const size_t n = (size_t)C * H * W;
   const double *c;
   float *tmp;
+  int rc = 0;
   if (sev <= 0)
     return 0;
   c = corr_p[fam][sev - 1];
@@ -459,29 +465,15 @@ int corrupt_image(float *im, int C, int H, int W, int fam, int sev)
       im[i] += (float)(im[i] * c[0] * corr_normal());
     break;
   case CORR_GBLUR: /* skimage: truncate 4 sigma, nearest border */
-    gauss_blur(im, C, H, W, c[0], tmp);
+    corr_gauss_blur(im, C, H, W, c[0], tmp);
     break;
   case CORR_GLASS: glass_blur(im, C, H, W, c, tmp); break;
   case CORR_ZOOM: zoom_blur(im, C, H, W, c[0], tmp); break;
-  case CORR_FOG:
-    if (fog(im, C, H, W, c) != 0) {
-      free(tmp);
-      return -1;
-    }
-    break;
+  case CORR_FOG: rc = fog(im, C, H, W, c); break;
   case CORR_MOTION: corr_motion_blur(im, C, H, W, c, tmp); break;
-  case CORR_SNOW:
-    if (corr_snow(im, C, H, W, c) != 0) {
-      free(tmp);
-      return -1;
-    }
-    break;
-  case CORR_ELASTIC:
-    if (corr_elastic(im, C, H, W, c) != 0) {
-      free(tmp);
-      return -1;
-    }
-    break;
+  case CORR_SNOW: rc = corr_snow(im, C, H, W, c); break;
+  case CORR_ELASTIC: rc = corr_elastic(im, C, H, W, c); break;
+  case CORR_SPATTER: rc = corr_spatter(im, C, H, W, c); break;
   case CORR_DEFOCUS: defocus_blur(im, C, H, W, c, tmp); break;
   case CORR_CONTRAST:
     for (int ch = 0; ch < C; ch++) {
@@ -520,8 +512,8 @@ int corrupt_image(float *im, int C, int H, int W, int fam, int sev)
     int h = (int)(H * c[0]), w = (int)(W * c[0]);
     float *small = malloc(sizeof(float) * ((size_t)h * w + (size_t)H * W * 2));
     if (!small) {
-      free(tmp);
-      return -1;
+      rc = -1;
+      break;
     }
     for (int ch = 0; ch < C; ch++) {
       float *p = im + (size_t)ch * H * W, *t2 = small + (size_t)h * w;
@@ -533,15 +525,12 @@ int corrupt_image(float *im, int C, int H, int W, int fam, int sev)
   }
   case CORR_JPEG:
 #ifdef NSDE_HAVE_JPEG
-    if (jpeg_roundtrip(im, C, H, W, (int)c[0]) != 0) {
-      free(tmp);
-      return -1;
-    }
+    rc = jpeg_roundtrip(im, C, H, W, (int)c[0]);
 #endif
     break;
   }
-  for (size_t i = 0; i < n; i++)
+  for (size_t i = 0; i < n && rc == 0; i++)
     im[i] = im[i] < 0.0f ? 0.0f : im[i] > 1.0f ? 1.0f : im[i];
   free(tmp);
-  return 0;
+  return rc != 0 ? -1 : 0;
 }

@@ -27,6 +27,7 @@ enum {
   CORR_MOTION,
   CORR_SNOW,
   CORR_ELASTIC,
+  CORR_SPATTER,
   CORR_N
 };
 

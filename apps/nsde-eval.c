@@ -35,7 +35,7 @@
  * (with the same TTN noise), so accuracy never exceeds the eps = 0 value.
  * CIFAR-10-C style corruptions computed from the images (apps/corrupt*.c:
  * Gaussian, shot, impulse, speckle noise; Gaussian, defocus, glass, zoom and
- * motion blur; contrast, brightness, saturation; fog, snow; pixelate,
+ * motion blur; contrast, brightness, saturation; fog, snow, spatter; pixelate,
  * elastic transform; JPEG via libjpeg), severities
  * 1..5, each corrupted image predicted under every protocol of
  * --corruption-passes (up to 4 pass counts: 0 the noise off, 1 one noisy
