@@ -163,6 +163,12 @@ if [ "$part" != train ]; then
   [ "$(wc -l <"$work/hidden.csv")" -eq 52 ] || { echo "FAIL: hidden.csv"; exit 1; }
   awk -F, 'NR == 2 && $1 != 0 { exit 1 } NR == 52 && $1 != 1 { exit 1 } NR > 1 && !($2 > 0 && $2 < 10) { exit 1 }' \
     "$work/hidden.csv" || { echo "FAIL: hidden.csv values"; cat "$work/hidden.csv"; exit 1; }
+  # the SDE's curve with the noise off: the same layout, and the same eps_0
+  # (at t = 0 the hidden state does not depend on the noise)
+  [ "$(wc -l <"$work/hidden-noise-off.csv")" -eq 52 ] || { echo "FAIL: hidden-noise-off.csv"; exit 1; }
+  awk -F, 'NR == FNR { if (FNR == 2) e0 = $2; next } FNR == 2 && ($2 - e0) ^ 2 > 1e-8 * e0 ^ 2 { exit 1 }
+    FNR > 1 && !($2 > 0 && $2 < 10) { exit 1 }' "$work/hidden.csv" "$work/hidden-noise-off.csv" ||
+    { echo "FAIL: hidden-noise-off.csv values"; cat "$work/hidden-noise-off.csv"; exit 1; }
   [ "$(wc -l <"$work/attack.csv")" -eq 7 ] || { echo "FAIL: attack.csv"; cat "$work/attack.csv"; exit 1; }
   # corruptions under two protocols (the default: noise off and TTN with the
   # --ttn 3 passes), severities 0-2, each with its drop from severity 0

@@ -80,7 +80,8 @@ if command -v gnuplot >/dev/null 2>&1; then
   gnuplot -e "set terminal png size 800,500; set output '$out/hidden.png'; set key top right;
     set title 'hidden-state perturbation, mean over 20 test images, eps 0.1 attack (Fig. 4)';
     set xlabel 't'; set ylabel 'eps_t = |E h_t(x_{adv}) - E h_t(x)| / |E h_t(x)|'; set datafile separator ',';
-    plot '$out/ode/hidden.csv' u 1:2 every ::1 w l lw 2 t 'Neural ODE', '$out/sde/hidden.csv' u 1:2 every ::1 w l lw 2 t 'Neural SDE (multiplicative)'"
+    plot '$out/ode/hidden.csv' u 1:2 every ::1 w l lw 2 t 'Neural ODE', '$out/sde/hidden.csv' u 1:2 every ::1 w l lw 2 t 'Neural SDE (multiplicative)',
+         '$out/sde/hidden-noise-off.csv' u 1:2 every ::1 w l lw 2 dt 2 t 'Neural SDE, noise off'"
   gnuplot -e "set terminal png size 800,500; set output '$out/corruption.png'; set key top right;
     set title 'corruptions (mean over the families)'; set xlabel 'severity'; set ylabel 'accuracy'; set yrange [0:1];
     plot '$out/ode/corruption-mean.dat' u 1:2 w lp lw 2 t 'Neural ODE', '$out/sde/corruption-mean.dat' u 1:2 w lp lw 2 t 'Neural SDE (multiplicative)'"
