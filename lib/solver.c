@@ -18,13 +18,6 @@
 
 /* ---- one step ---------------------------------------------------------- */
 
-#define SWAP(a, b)                                                                                 \
-  do {                                                                                             \
-    void *tmp_ = (a);                                                                              \
-    (a) = (b);                                                                                     \
-    (b) = tmp_;                                                                                    \
-  } while (0)
-
 enum nsde_status nsde__solver_cb_fail(struct nsde_solver *s, const char *which, int rc, double t)
 {
   return nsde__error(s->ctx, NSDE_ERR_CALLBACK,
@@ -96,7 +89,7 @@ void nsde__solver_step_commit(struct nsde_solver *s, int backwards)
 {
   if (s->recording && !backwards)
     s->rec->record(s, s->step);
-  SWAP(s->buf[B_CUR], s->buf[B_NEXT]);
+  NSDE__SWAP(s->buf[B_CUR], s->buf[B_NEXT]);
   s->step += backwards ? -1 : 1;
 }
 

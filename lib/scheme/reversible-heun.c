@@ -32,13 +32,6 @@
 
 NSDE__FOR_DTYPES(NSDE__K_REVZ)
 
-#define SWAP(a, b)                                                                                 \
-  do {                                                                                             \
-    void *tmp_ = (a);                                                                              \
-    (a) = (b);                                                                                     \
-    (b) = tmp_;                                                                                    \
-  } while (0)
-
 static unsigned bufs(bool noise)
 {
   return 1u << B_Z | 1u << B_Z1 | 1u << B_F1 | (noise ? 1u << B_G1 : 0u);
@@ -74,9 +67,9 @@ static enum nsde_status step(struct nsde_solver *s, double t, double t_next, int
                      k_heun_f64(s->n, s->dim, s->scalar, hs, sgn, B[B_CUR], B[B_F0], B[B_F1],
                                 B[B_G0], B[B_G1], s->dw, B[B_NEXT], nt));
   if (!*bad) {
-    SWAP(B[B_Z], B[B_Z1]);
-    SWAP(B[B_F0], B[B_F1]);
-    SWAP(B[B_G0], B[B_G1]);
+    NSDE__SWAP(B[B_Z], B[B_Z1]);
+    NSDE__SWAP(B[B_F0], B[B_F1]);
+    NSDE__SWAP(B[B_G0], B[B_G1]);
   }
   return NSDE_OK;
 }

@@ -110,6 +110,14 @@ bool nsde__scheme_reversible(const struct nsde__scheme *sch);
 
 /* ---- helpers of the forward steps ----------------------------------------- */
 
+/* Exchange two buffer pointers (the step's rotations of s->buf). */
+#define NSDE__SWAP(a, b)                                                                           \
+  do {                                                                                             \
+    void *tmp_ = (a);                                                                              \
+    (a) = (b);                                                                                     \
+    (b) = tmp_;                                                                                    \
+  } while (0)
+
 #define NSDE__TYPED(s, expr_f32, expr_f64)                                                         \
   ((s)->dtype == NSDE_DTYPE_FLOAT32 ? (expr_f32) : (expr_f64))
 
