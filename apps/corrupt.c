@@ -20,6 +20,7 @@
 
 #include "corrupt.h"
 #include "corrupt-private.h"
+#include "rng.h"
 
 const char *const corr_names[CORR_N] = {
     "gaussian_noise",    "shot_noise",   "impulse_noise",    "speckle_noise",
@@ -70,14 +71,11 @@ void corr_seed(uint64_t seed, int sev, int f)
 
 double corr_u01(void)
 {
-  uint64_t z = (corr_rng += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return ((double)((z ^ (z >> 31)) >> 11) + 0.5) * 0x1.0p-53;
+  return ex_u01(&corr_rng);
 }
 double corr_normal(void)
 {
-  return sqrt(-2.0 * log(corr_u01())) * cos(6.283185307179586 * corr_u01());
+  return ex_normal(&corr_rng);
 }
 static double corr_poisson(double lam)
 {

@@ -2,13 +2,16 @@
  * nsde-eval's l2 attacks, noise on while attacking (one Brownian path per
  * gradient, or the mean over E->eot paths: expectation over transformation),
  * classification with TTN: the authors' Adam attack, l2 PGD, and
- * Carlini-Wagner (see nsde-eval.c); with E->attack_noise_off the model is
+ * Carlini-Wagner (see nsde-eval.c); PGD runs E->restarts times per image,
+ * first from the clean image, then from random points of the eps ball, and
+ * an image counts as broken when any run breaks it; with E->attack_noise_off the model is
  * attacked and classified with its noise off, which tells a stochastic
  * defence from a smoother learned map. Public API only.
  * SPDX-License-Identifier: MIT
  */
 #define _POSIX_C_SOURCE 200809L
 #include "eval.h"
+#include "rng.h"
 
 /* The input gradient of one attack step into E->gx: one noisy pass with
  * seed sd, or with E->eot > 1 (a model with noise), the mean over E->eot
@@ -56,8 +59,8 @@ struct attack_ws {
   int64_t na, nab, tot;
   int ttn; /* classification passes */
   float *x0, *mo, *vo, *wv, *best, *acc;
-  double *cw_l2, *pl, *pl2;
-  unsigned char *clean_ok, *cw_ok;
+  double *cw_l2, *pl, *pl2, *dist; /* dist: per image of a batch */
+  unsigned char *clean_ok, *cw_ok, *alive;
 };
 
 static int ws_alloc(struct attack_ws *W, int bs)
@@ -74,8 +77,10 @@ static int ws_alloc(struct attack_ws *W, int bs)
   W->cw_l2 = malloc(sizeof(double) * na);
   W->pl = malloc(sizeof(double) * (size_t)bs);
   W->pl2 = malloc(sizeof(double) * (size_t)bs);
+  W->dist = malloc(sizeof(double) * (size_t)bs);
+  W->alive = malloc((size_t)bs);
   return W->x0 && W->mo && W->vo && W->wv && W->best && W->acc && W->clean_ok && W->cw_ok &&
-         W->cw_l2 && W->pl && W->pl2;
+         W->cw_l2 && W->pl && W->pl2 && W->dist && W->alive;
 }
 
 static void ws_free(struct attack_ws *W)
@@ -91,6 +96,8 @@ static void ws_free(struct attack_ws *W)
   free(W->cw_l2);
   free(W->pl);
   free(W->pl2);
+  free(W->dist);
+  free(W->alive);
 }
 
 /* Test images bb * bs .. (bb + 1) * bs into E->x, E->labels. */
@@ -176,10 +183,31 @@ static void cw_report(const struct attack_ws *W, double cw_kappa)
          cw_kappa, (long long)found, (long long)ok, (long long)unconfirmed);
 }
 
+/* A point drawn uniformly from the l2 ball of radius eps around each image
+ * of the batch (then clipped to [0, 1]): PGD's random start number r. */
+static void random_start(const struct eval *E, struct attack_ws *W, double eps, int64_t bb, int r)
+{
+  const int64_t item = E->item;
+  float *xd = nsde_tensor_data(E->x);
+  for (int k = 0; k < E->bs; k++) {
+    uint64_t st = (E->seed * 1000003ULL + (uint64_t)(bb * E->bs + k)) * 1009ULL + (uint64_t)r;
+    double nrm = 0, rad;
+    for (int64_t i = 0; i < item; i++) {
+      W->acc[k * item + i] = (float)ex_normal(&st);
+      nrm += (double)W->acc[k * item + i] * W->acc[k * item + i];
+    }
+    rad = eps * pow(ex_u01(&st), 1.0 / (double)item) / (nrm > 0 ? sqrt(nrm) : 1.0);
+    for (int64_t i = 0; i < item; i++)
+      xd[k * item + i] = (float)(W->x0[k * item + i] + rad * W->acc[k * item + i]);
+    project(xd + k * item, W->x0 + k * item, item, eps);
+  }
+}
+
 /* The authors' Adam attack (meth 0) or l2 PGD (1) on batch bb at radius
- * eps, starting from the clean images (kept in x0). */
+ * eps, starting from the clean images (kept in x0), or for PGD run r > 0
+ * from a random point of the ball (with other Brownian paths). */
 static void descend_batch(const struct eval *E, struct attack_ws *W, int meth, double eps,
-                          int64_t bb, const struct nsde_loss_options *lo)
+                          int64_t bb, int r, const struct nsde_loss_options *lo)
 {
   const int bs = E->bs, steps = E->steps;
   const int64_t item = E->item, tot = W->tot;
@@ -189,8 +217,11 @@ static void descend_batch(const struct eval *E, struct attack_ws *W, int meth, d
   memcpy(W->x0, xd, sizeof(float) * (size_t)tot);
   memset(W->mo, 0, sizeof(float) * (size_t)tot);
   memset(W->vo, 0, sizeof(float) * (size_t)tot);
+  if (r > 0 && eps > 0)
+    random_start(E, W, eps, bb, r);
   for (int st = 0; eps > 0 && st < steps; st++) {
-    const unsigned long long sd = E->seed + 7777 + (unsigned long long)(st * 131 + bb);
+    const unsigned long long sd = E->seed + 7777 + (unsigned long long)(st * 131 + bb) +
+                                  7919ULL * 1000003ULL * (unsigned long long)r;
     attack_grad(E, E->x, lo, sd, W->acc, W->pl2, "attack gradient");
     if (meth == 0) { /* Adam descent on -CE */
       for (int64_t i = 0; i < tot; i++)
@@ -234,14 +265,24 @@ static void score_eps(const struct eval *E, struct attack_ws *W, int meth, doubl
       }
       continue;
     }
-    descend_batch(E, W, meth, eps, bb, lo);
-    classify(E, W, bb);
     for (int k = 0; k < bs; k++) {
-      int ok = W->clean_ok[bb * bs + k] && right(E, k);
-      hits += ok;
-      fprintf(fi, "%s,%g,%lld,%d\n", eval_attack_names[meth], eps, (long long)(bb * bs + k), ok);
-      /* the returned example: the clean image where that already fails */
-      l2sum += W->clean_ok[bb * bs + k] ? l2dist(xd + k * item, W->x0 + k * item, item) : 0.0;
+      W->alive[k] = W->clean_ok[bb * bs + k];
+      W->dist[k] = 0.0; /* the returned example: the clean image where that already fails */
+    }
+    for (int r = 0; r < (meth == 1 ? E->restarts : 1); r++) {
+      descend_batch(E, W, meth, eps, bb, r, lo);
+      classify(E, W, bb);
+      for (int k = 0; k < bs; k++)
+        if (W->alive[k]) { /* the run that breaks it, or the last */
+          W->dist[k] = l2dist(xd + k * item, W->x0 + k * item, item);
+          W->alive[k] = (unsigned char)right(E, k);
+        }
+    }
+    for (int k = 0; k < bs; k++) {
+      hits += W->alive[k];
+      fprintf(fi, "%s,%g,%lld,%d\n", eval_attack_names[meth], eps, (long long)(bb * bs + k),
+              W->alive[k]);
+      l2sum += W->dist[k];
     }
   }
   printf("nsde-eval: %-7s l2 attack eps %.3f: accuracy %.4f +- %.4f, mean distortion %.4f "

@@ -25,6 +25,7 @@ struct eval {
   unsigned long long seed;
   int ttn, steps;       /* TTN passes, attack steps */
   int eot;              /* noisy passes averaged per attack gradient */
+  int restarts;         /* PGD runs per image: from the clean image, then random starts */
   int attack_noise_off; /* attack and classify the model with its noise off */
   const char *outdir;
 };

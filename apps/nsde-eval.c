@@ -3,7 +3,7 @@
  *
  *   nsde-eval --model MODEL --data fashion-mnist|cifar10|stl10 [--data-dir DIR]
  *             [--subset N] [--ttn PASSES] [--attack-images N] [--attack-steps S]
- *             [--attack-eot K] [--attack-noise on|off]
+ *             [--attack-eot K] [--attack-restarts R] [--attack-noise on|off]
  *             [--eps 0,0.05,...] [--attacks authors,pgd,cw] [--cw-c C] [--cw-kappa K]
  *             [--severities 5]
  *             [--corruption-passes 0,20] [--corruption-images N] [--hidden-curve PASSES]
@@ -20,7 +20,10 @@
  *  - authors: Adam on the cross-entropy, lr 0.005, projection on the l2 ball
  *    and [0, 1] after every step (the paper's code);
  *  - pgd: l2 PGD, steps of 2.5 eps / S along the normalised gradient, same
- *    projections;
+ *    projections; --attack-restarts R runs it R times per image, first from
+ *    the clean image, then from points drawn uniformly from the eps ball
+ *    (other Brownian paths each time), and an image counts as broken when
+ *    any run breaks it;
  *  - cw: Carlini-Wagner l2 (tanh box, Adam lr 0.01, fixed c, confidence
  *    kappa [0]), run once per batch: the smallest iterate whose logit margin
  *    (on the step's noisy pass, or the mean over the --attack-eot passes)
@@ -79,6 +82,8 @@ static const struct cli_opt eval_opts[] = {
     {"attack-images", "N", "Evaluation", "images attacked; 0: no attacks", "200"},
     {"attack-steps", "S", "Evaluation", "iterations of each attack", "40"},
     {"attack-eot", "K", "Evaluation", "gradient averaged over K noise paths per step", "1"},
+    {"attack-restarts", "R", "Evaluation",
+     "PGD runs per image: from the clean image, then R - 1 random starts in the eps ball", "1"},
     {"attack-noise", "on|off", "Evaluation", "off: attack and classify an SDE with its noise off",
      "on"},
     {"cw-c", "C", "Evaluation", "Carlini-Wagner's constant c", "1"},
@@ -121,7 +126,7 @@ static const struct cli_prog eval_prog = {
 struct eval_args {
   const char *model_path, *data, *dir, *outdir;
   long subset, attack_images, cimages, himages;
-  int ttn, steps, eot, severities, threads, report, hpasses;
+  int ttn, steps, eot, restarts, severities, threads, report, hpasses;
   int cpasses[4], ncp; /* corruption protocols: passes per prediction */
   int noise_off;       /* --attack-noise off */
   int use_attack[3];
@@ -176,6 +181,7 @@ static int parse_args(int argc, char **argv, struct eval_args *A)
                           .ttn = 100,
                           .steps = 40,
                           .eot = 1,
+                          .restarts = 1,
                           .severities = 5,
                           .use_attack = {1, 1, 1},
                           .cw_c = 1.0,
@@ -200,6 +206,8 @@ static int parse_args(int argc, char **argv, struct eval_args *A)
       A->steps = (int)ex_int(P, a, v, 0, 1000000);
     else if (OPT("--attack-eot"))
       A->eot = (int)ex_int(P, a, v, 1, 10000);
+    else if (OPT("--attack-restarts"))
+      A->restarts = (int)ex_int(P, a, v, 1, 1000);
     else if (OPT("--attack-noise"))
       A->noise_off = !strcmp(ex_choice(P, a, v, onoff), "off");
     else if (OPT("--severities"))
@@ -316,6 +324,7 @@ static int load_eval(const struct eval_args *A, struct eval *E)
   E->steps = A->steps;
   /* one path when the model has no noise or it is off: every "noisy" pass is the same */
   E->eot = E->cfg.noise == NSDE_MODEL_NOISE_ODE || A->noise_off ? 1 : A->eot;
+  E->restarts = A->restarts;
   E->outdir = A->outdir;
   E->attack_noise_off = A->noise_off;
   {
@@ -372,10 +381,11 @@ static int eval_clean(const struct eval_args *A, struct eval *E, FILE *fp, FILE 
   printf(" [+- one binomial standard error]\n");
   fprintf(fs,
           "metric,value\nimages,%lld\nclean_accuracy,%.6f\nttn_accuracy,%.6f\nttn_passes,%d\n"
-          "clean_se,%.6f\nttn_se,%.6f\nattack_eot,%d\ncw_c,%g\ncw_kappa,%g\nattack_noise,%s\n",
+          "clean_se,%.6f\nttn_se,%.6f\nattack_eot,%d\ncw_c,%g\ncw_kappa,%g\nattack_noise,%s\n"
+          "attack_restarts,%d\n",
           (long long)n, (double)hit0 / n, ttn > 0 ? (double)hitt / n : NAN, ttn,
           bse((double)hit0 / n, n), ttn > 0 ? bse((double)hitt / n, n) : NAN, E->eot, A->cw_c,
-          A->cw_kappa, A->noise_off ? "off" : "on");
+          A->cw_kappa, A->noise_off ? "off" : "on", E->restarts);
   return 0;
 }
 

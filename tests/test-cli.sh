@@ -120,6 +120,7 @@ check eval "--cw-c" $m --cw-c nan
 check eval "--cw-kappa" $m --cw-kappa -1
 check eval "--threads" $m --threads x
 check eval "--attack-steps" $m --attack-steps 1.5
+check eval "--attack-restarts" $m --attack-restarts 0
 check eval "--attack-eot" $m --attack-eot 0
 check eval "--attack-noise" $m --attack-noise maybe
 check eval "--corruption-passes" $m --corruption-passes -1

@@ -133,6 +133,21 @@ if [ "$part" != eval ]; then # resuming, schedules, divergence, attacks on an OD
     --attack-steps 5 --eps 0,0.5,1.5 --severities 0 --attack-noise off --out "$work/ode-off" >/dev/null
   cmp "$work/ode/attack.csv" "$work/ode-off/attack.csv" || { echo "FAIL: --attack-noise off changes an ODE's attack"; exit 1; }
   grep -q '^attack_eot,1$' "$work/ode-eot/summary.csv" || { echo "FAIL: an ODE's attack_eot is not 1"; exit 1; }
+  # PGD with random restarts: run 0 is the attack from the clean image, so no
+  # image survives 3 runs that 1 run broke, the authors' attack is as it was,
+  # and the images that survive come back from a random start (another
+  # distortion)
+  mkdir -p "$work/ode-restarts"
+  "$eval" --model "$work/ode.nsde" --data fashion-mnist --subset 50 --ttn 2 --attack-images 50 \
+    --attack-steps 5 --eps 0,0.5,1.5 --severities 0 --attack-restarts 3 --out "$work/ode-restarts" >/dev/null
+  grep -q '^attack_restarts,3$' "$work/ode-restarts/summary.csv" || { echo "FAIL: summary.csv lacks attack_restarts"; exit 1; }
+  awk -F, 'NR == FNR { if (FNR > 1) c[$1 "," $2 "," $3] = $4; next }
+    FNR > 1 { k = $1 "," $2 "," $3; if (!(k in c) || $4 > c[k] || ($1 != "pgd" && $4 != c[k])) exit 1; n++ }
+    END { exit n == 0 }' "$work/ode/attack-images.csv" "$work/ode-restarts/attack-images.csv" ||
+    { echo "FAIL: restarts made PGD weaker or changed the authors' attack"; exit 1; }
+  awk -F, 'NR == FNR { if ($1 == "pgd" && $2 == 0.5) d = $4; next } $1 == "pgd" && $2 == 0.5 && $4 == d { exit 1 }' \
+    "$work/ode/attack.csv" "$work/ode-restarts/attack.csv" || { echo "FAIL: --attack-restarts ignored"; exit 1; }
+  check_attack "$work/ode-restarts/attack.csv" "restarts attack.csv"
   [ "$(wc -l <"$work/ode/attack.csv")" -eq 10 ] || { echo "FAIL: attack.csv"; cat "$work/ode/attack.csv"; exit 1; }
   check_attack "$work/ode/attack.csv" "ODE attack.csv"
   # PGD must find something at eps 1.5 on a barely trained model
