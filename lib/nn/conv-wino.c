@@ -36,6 +36,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Floats between the 16 planes of V (T tiles x c channels) or of the
+ * transformed output gradient: 16 more than T c, so that the planes do not
+ * fall a multiple of 4 KiB apart (at 8x8 with 64 channels they were exactly
+ * 4 KiB apart: the 16 stores of a tile's transform went to one L1 set,
+ * whose 8 ways they evicted in turn, and 4K aliasing stalled the loads). */
+static int64_t plane(int64_t T, int c)
+{
+  return T * c + 16;
+}
+
 /* Tile rows per chunk: about 24 tiles, at least one row. */
 static int chunk_rows(int h, int w)
 {
@@ -62,12 +72,12 @@ bool nsde__nn_wino_reg_supported(int cin, int cout, int h, int w)
 int64_t nsde__nn_wino_reg_scratch(int h, int w, int cin, int cout)
 {
   const int64_t tiles = (int64_t)chunk_rows(h, w) * (w / 2);
-  /* V (16 x tiles x cin), then M of a block of up to 6 tiles (fwd) or the
-   * transformed output gradient (16 x tiles x cout, wgrad); the input
-   * gradient calls the forward with cin and cout swapped, so the size must
-   * hold either way round */
+  /* V (16 planes of tiles x cin), then M of a block of up to 6 tiles (fwd)
+   * or the transformed output gradient (16 planes of tiles x cout, wgrad);
+   * the input gradient calls the forward with cin and cout swapped, so the
+   * size must hold either way round */
   const int64_t t6 = tiles > 6 ? tiles : 6;
-  return 16 * t6 * ((int64_t)cin + cout) + 16;
+  return 16 * (plane(t6, cin) + plane(t6, cout)) + 16;
 }
 
 int64_t nsde__nn_wino_reg_uidx(int cin, int cout, int xi, int ci, int co)
@@ -86,7 +96,7 @@ static TGT void input_transform(const float *restrict pad, int w, int cin, int t
                                 float *restrict V)
 {
   const int tw = w / 2;
-  const int64_t rs = (int64_t)(w + 2) * cin, bs = (int64_t)(w + 2) * 16, T = (int64_t)nr * tw;
+  const int64_t rs = (int64_t)(w + 2) * cin, bs = (int64_t)(w + 2) * 16, P = plane(nr * tw, cin);
   for (int ty = 0; ty < nr; ty++)
     for (int tx = 0; tx < tw; tx++) {
       const int64_t tile = (int64_t)ty * tw + tx;
@@ -105,11 +115,11 @@ static TGT void input_transform(const float *restrict pad, int w, int cin, int t
           u[3][s] = vf_sub(d[1][s], d[3][s]);
         }
         for (int r = 0; r < 4; r++) {
-          float *v = V + ((int64_t)(r * 4) * T + tile) * cin + ch;
+          float *v = V + (r * 4) * P + tile * cin + ch;
           vf_store(v, vf_sub(u[r][0], u[r][2]));
-          vf_store(v + T * cin, vf_add(u[r][1], u[r][2]));
-          vf_store(v + 2 * T * cin, vf_sub(u[r][2], u[r][1]));
-          vf_store(v + 3 * T * cin, vf_sub(u[r][1], u[r][3]));
+          vf_store(v + P, vf_add(u[r][1], u[r][2]));
+          vf_store(v + 2 * P, vf_sub(u[r][2], u[r][1]));
+          vf_store(v + 3 * P, vf_sub(u[r][1], u[r][3]));
         }
       }
     }
@@ -214,7 +224,7 @@ static TGT void grad_transform(const float *restrict g, int w, int cout, int ty0
                                float *restrict Gd)
 {
   const int tw = w / 2;
-  const int64_t T = (int64_t)nr * tw;
+  const int64_t P = plane(nr * tw, cout);
   for (int ty = 0; ty < nr; ty++)
     for (int tx = 0; tx < tw; tx++) {
       const int64_t tile = (int64_t)ty * tw + tx;
@@ -234,11 +244,11 @@ static TGT void grad_transform(const float *restrict g, int w, int cout, int ty0
         r[3][0] = vf_sub(zero, y10);
         r[3][1] = vf_sub(zero, y11);
         for (int i = 0; i < 4; i++) {
-          float *d = Gd + ((int64_t)(4 * i) * T + tile) * cout + VL * j;
+          float *d = Gd + (4 * i) * P + tile * cout + VL * j;
           vf_store(d, r[i][0]);
-          vf_store(d + T * cout, vf_add(r[i][0], r[i][1]));
-          vf_store(d + 2 * T * cout, vf_sub(r[i][0], r[i][1]));
-          vf_store(d + 3 * T * cout, vf_sub(zero, r[i][1]));
+          vf_store(d + P, vf_add(r[i][0], r[i][1]));
+          vf_store(d + 2 * P, vf_sub(r[i][0], r[i][1]));
+          vf_store(d + 3 * P, vf_sub(zero, r[i][1]));
         }
       }
     }
@@ -285,13 +295,13 @@ TGT void ISA(nsde__nn_wino_reg_wgrad)(const float *pad, int h, int w, int cin, c
                                       int cout, float *du, float *scratch)
 {
   const int th = h / 2, tw = w / 2, rows = chunk_rows(h, w);
-  float *V = scratch, *Gd = scratch + 16 * (int64_t)rows * tw * cin;
+  float *V = scratch, *Gd = scratch + 16 * plane((int64_t)rows * tw, cin);
   for (int ty0 = 0; ty0 < th; ty0 += rows) {
     const int nr = th - ty0 < rows ? th - ty0 : rows, T = nr * tw;
     input_transform(pad, w, cin, ty0, nr, V);
     grad_transform(g, w, cout, ty0, nr, Gd);
     for (int xi = 0; xi < 16; xi++) {
-      const float *v = V + (int64_t)xi * T * cin, *gd = Gd + (int64_t)xi * T * cout;
+      const float *v = V + xi * plane(T, cin), *gd = Gd + xi * plane(T, cout);
       float *d = du + (int64_t)xi * cin * cout;
 #ifdef NSDE_ISA_AVX2
       for (int co = 0; co < cout; co += 16)
@@ -317,7 +327,7 @@ TGT void ISA(nsde__nn_wino_reg_fwd)(const float *pad, int h, int w, int cin, int
 {
   const int th = h / 2, tw = w / 2, rows = chunk_rows(h, w);
   const int64_t ms = 16 * (int64_t)cout;
-  float *V = scratch, *M = scratch + 16 * (int64_t)rows * tw * cin;
+  float *V = scratch, *M = scratch + 16 * plane((int64_t)rows * tw, cin);
   for (int ty0 = 0; ty0 < th; ty0 += rows) {
     const int nr = th - ty0 < rows ? th - ty0 : rows, T = nr * tw, nblk = (T + 5) / 6;
     input_transform(pad, w, cin, ty0, nr, V);
@@ -336,7 +346,7 @@ TGT void ISA(nsde__nn_wino_reg_fwd)(const float *pad, int h, int w, int cin, int
         }
       }
       for (int xi = 0; xi < 16; xi++) {
-        const float *v = V + ((int64_t)xi * T + t0) * cin;
+        const float *v = V + xi * plane(T, cin) + (int64_t)t0 * cin;
         float *m = M + (int64_t)xi * cout;
         for (int co = 0; co < cout; co += 64) {
           const int bw = cout - co < 64 ? cout - co : 64;
