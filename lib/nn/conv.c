@@ -236,39 +236,49 @@ static void direct_bwd_item(const struct nsde_net *net, const struct layer *l, c
 
 /* The Winograd weight gradient du[xi][c][o] of a chunk into dW: tap (ky, kx)
  * gets (G^T du G)[ky][kx] with G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1];
- * du is zeroed. */
+ * du is zeroed. The transform runs over output channels in blocks of 64
+ * (the loops over o vectorise) for 8 input channels at a time, whose 9 taps
+ * are then added to dW along c (one cache line per output channel and tap;
+ * one input channel at a time made 9 x cout scattered adds per channel: 3.7%
+ * of a training step of the trained recipe). */
+#define FLUSH_C 8
 NSDE_CLONES static void wino_flush(const struct layer *l, float *du, float *dW, int64_t Kp, int cc,
                                    int off)
 {
   const int64_t cs = (int64_t)l->cin * l->cout;
-  for (int c = 0; c < l->cin; c++)
-    for (int o0 = 0; o0 < l->cout;
-         o0 += 64) { /* output channels in blocks: loops over o vectorise */
+  for (int c0 = 0; c0 < l->cin; c0 += FLUSH_C)
+    for (int o0 = 0; o0 < l->cout; o0 += 64) {
       const int n = l->cout - o0 < 64 ? l->cout - o0 : 64;
-      const float *u[16];
-      float r[3][4][64], g[9][64];
-      for (int xi = 0; xi < 16; xi++)
-        u[xi] = du + xi * cs + (int64_t)c * l->cout + o0;
-      for (int s = 0; s < 4; s++)
-        for (int j = 0; j < n; j++) {
-          r[0][s][j] = u[s][j] + 0.5f * (u[4 + s][j] + u[8 + s][j]);
-          r[1][s][j] = 0.5f * (u[4 + s][j] - u[8 + s][j]);
-          r[2][s][j] = 0.5f * (u[4 + s][j] + u[8 + s][j]) + u[12 + s][j];
-        }
-      for (int k = 0; k < 3; k++)
-        for (int j = 0; j < n; j++) {
-          g[3 * k][j] = r[k][0][j] + 0.5f * (r[k][1][j] + r[k][2][j]);
-          g[3 * k + 1][j] = 0.5f * (r[k][1][j] - r[k][2][j]);
-          g[3 * k + 2][j] = 0.5f * (r[k][1][j] + r[k][2][j]) + r[k][3][j];
-        }
-      for (int j = 0; j < n; j++) {
-        float *d = dW + (int64_t)(o0 + j) * Kp + off + c;
-        for (int tap = 0; tap < 9; tap++)
-          d[tap * cc] += g[tap][j];
+      const int nc = l->cin - c0 < FLUSH_C ? l->cin - c0 : FLUSH_C;
+      float g[FLUSH_C][9][64];
+      for (int ci = 0; ci < nc; ci++) {
+        const float *u[16];
+        float r[3][4][64];
+        for (int xi = 0; xi < 16; xi++)
+          u[xi] = du + xi * cs + (int64_t)(c0 + ci) * l->cout + o0;
+        for (int s = 0; s < 4; s++)
+          for (int j = 0; j < n; j++) {
+            r[0][s][j] = u[s][j] + 0.5f * (u[4 + s][j] + u[8 + s][j]);
+            r[1][s][j] = 0.5f * (u[4 + s][j] - u[8 + s][j]);
+            r[2][s][j] = 0.5f * (u[4 + s][j] + u[8 + s][j]) + u[12 + s][j];
+          }
+        for (int k = 0; k < 3; k++)
+          for (int j = 0; j < n; j++) {
+            g[ci][3 * k][j] = r[k][0][j] + 0.5f * (r[k][1][j] + r[k][2][j]);
+            g[ci][3 * k + 1][j] = 0.5f * (r[k][1][j] - r[k][2][j]);
+            g[ci][3 * k + 2][j] = 0.5f * (r[k][1][j] + r[k][2][j]) + r[k][3][j];
+          }
       }
+      for (int j = 0; j < n; j++)
+        for (int tap = 0; tap < 9; tap++) {
+          float *d = dW + (int64_t)(o0 + j) * Kp + off + c0 + tap * cc;
+          for (int ci = 0; ci < nc; ci++)
+            d[ci] += g[ci][tap][j];
+        }
     }
   memset(du, 0, 16 * (size_t)cs * sizeof(float));
 }
+#undef FLUSH_C
 
 /* A chunk's direct weight gradients into its packed gradient gp (which holds
  * zeros there: nothing else writes those entries, so the sum per item is the
