@@ -18,6 +18,10 @@ void nsde__net_set_layout(struct nsde_net *net, bool in_nhwc, bool out_nhwc);
 /* on: backward passes compute input gradients only (no convolution weight
  * or bias gradients) until switched off */
 void nsde__net_set_no_wgrad(struct nsde_net *net, bool on);
+/* on: forward passes record nothing on the tape (no backward will follow:
+ * no fingerprints, and the outputs stay in the net's own, warm buffers)
+ * until switched off; a backward then recomputes its forward */
+void nsde__net_set_no_tape(struct nsde_net *net, bool on);
 /* p pixels x c channels (channels-last) -> c planes of p pixels (NCHW). */
 void nsde__to_nchw(const float *src, float *dst, int c, int64_t p);
 int64_t nsde__net_out_size(const struct nsde_net *net);

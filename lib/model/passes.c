@@ -49,8 +49,12 @@ static enum nsde_status forward(struct nsde_model *m, const struct nsde_tensor *
   if ((st = nsde_tensor_wrap(m->ctx, NSDE_DTYPE_FLOAT32, 4, shape, NULL, m->h, &state)) != NSDE_OK)
     return st;
   st = nsde_solver_set_seed(s, seed);
+  /* without gradients nothing reads the drift's tape: 11 batch fingerprints
+   * and writes to cold slots saved per pass */
+  nsde__net_set_no_tape(m->drift, !grad);
   if (st == NSDE_OK)
     st = nsde_solve(s, state, NULL);
+  nsde__net_set_no_tape(m->drift, false);
   nsde_tensor_free(state);
   if (st != NSDE_OK)
     return st;

@@ -85,6 +85,7 @@ struct nsde_net {
   int nscr;
   bool in_nhwc, out_nhwc;
   bool no_wgrad; /* backward computes dx only: no convolution weight or bias gradients */
+  bool no_tape;  /* forward passes skip the tape (nsde__net_set_no_tape) */
   float *tape;   /* tape_n slots of tape_slot floats: the convolution outputs of one eval */
   struct tape_meta *meta;
   size_t tape_slot;

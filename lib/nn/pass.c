@@ -203,6 +203,11 @@ void nsde__net_set_no_wgrad(struct nsde_net *net, bool on)
   net->no_wgrad = on;
 }
 
+void nsde__net_set_no_tape(struct nsde_net *net, bool on)
+{
+  net->no_tape = on;
+}
+
 void nsde__net_set_layout(struct nsde_net *net, bool in_nhwc, bool out_nhwc)
 {
   net->in_nhwc = in_nhwc;

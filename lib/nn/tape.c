@@ -109,7 +109,7 @@ const float *nsde__nn_taped_forward(struct nsde_net *net, int64_t B, const float
 {
   struct tape_meta *m;
   const float *y;
-  if (net->tape_n == 0)
+  if (net->tape_n == 0 || net->no_tape)
     return nsde__net_forward_raw(net, B, x, t);
   m = &net->meta[net->tape_next];
   m->valid = false;
