@@ -167,10 +167,6 @@ static inline void nsde__ftz_leave(unsigned old)
 }
 #endif
 
-/* The steps between a checkpointing solver's checkpoints (0: it does not
- * checkpoint): the longest segment its backward pass replays. */
-int64_t nsde__solver_checkpoint_every(const struct nsde_solver *s);
-
 /* Loops shorter than this stay on one thread: waking threads costs more. */
 #define NSDE_PAR_MIN 8192
 

@@ -284,11 +284,6 @@ NSDE_API int64_t nsde_solver_num_steps(const struct nsde_solver *s)
   return s ? s->n_grid : -1;
 }
 
-int64_t nsde__solver_checkpoint_every(const struct nsde_solver *s)
-{
-  return s->grad == NSDE_GRAD_CHECKPOINT ? s->ck_every : 0;
-}
-
 NSDE_API const struct nsde_brownian *nsde_solver_brownian(const struct nsde_solver *s)
 {
   return s ? &s->bm : NULL;

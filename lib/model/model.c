@@ -242,15 +242,10 @@ static enum nsde_status build_sdes(struct nsde_model *m)
   if (st == NSDE_OK && !nsde__model_solver(m, cfg->max_batch, m->g != NULL, 1))
     st = nsde_context_last_status(ctx) != NSDE_OK ? nsde_context_last_status(ctx) : NSDE_ERR_NOMEM;
   /* storing every state: keep every step's convolution outputs too, so the
-   * backward pass recomputes no convolution (one drift eval per EM step);
-   * checkpointing: those of the segment the backward replays, so that each
-   * backward step finds its convolutions there instead of computing the
-   * drift a third time */
-  if (st == NSDE_OK && (cfg->grad == NSDE_GRAD_STORE_ALL || cfg->grad == NSDE_GRAD_CHECKPOINT)) {
-    const struct nsde_solver *s = nsde__model_solver(m, cfg->max_batch, m->g != NULL, 1);
-    const int64_t k = nsde__solver_checkpoint_every(s);
-    st = nsde_net_set_tape(m->drift, k > 0 ? k : nsde_solver_num_steps(s));
-  }
+   * backward pass recomputes no convolution (one drift eval per EM step) */
+  if (st == NSDE_OK && cfg->grad == NSDE_GRAD_STORE_ALL)
+    st = nsde_net_set_tape(
+        m->drift, nsde_solver_num_steps(nsde__model_solver(m, cfg->max_batch, m->g != NULL, 1)));
   return st;
 }
 
