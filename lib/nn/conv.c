@@ -199,11 +199,18 @@ static void time_plane_grad(const struct layer *l, const float *g, float t, floa
   }
 }
 
+/* Floats of a direct layer's kernel weight-gradient accumulator: Winograd's
+ * du[xi][c][o] or the direct kernels' [tap][c][o]. */
+static int64_t kernel_grads_size(const struct layer *l)
+{
+  return (nsde__nn_use_wino_reg(l) ? 16 : 9) * (int64_t)l->cin * l->cout;
+}
+
 /* A concat-conv's time-plane weight gradients [tap][o] in the chunk's
  * accumulators, after the kernels' (see conv_plan). */
 static float *time_grads(const struct layer *l, float *wacc)
 {
-  return wacc + l->waoff + (nsde__nn_use_wino_reg(l) ? 16 : 9) * (int64_t)l->cin * l->cout;
+  return wacc + l->waoff + kernel_grads_size(l);
 }
 
 /* The direct kernels' backward for one item: the weight gradient added to
@@ -418,7 +425,7 @@ static enum nsde_status conv_plan(struct nsde_net *net, int i, int64_t max_batch
   l->wpoff = (int64_t)*wp;
   l->waoff = nsde__nn_use_direct(l) ? (int64_t)net->wacc_sz : -1;
   if (nsde__nn_use_direct(l))
-    net->wacc_sz += (nsde__nn_use_wino_reg(l) ? 16 : 9) * (size_t)l->cin * (size_t)l->cout +
+    net->wacc_sz += (size_t)kernel_grads_size(l) +
                     (l->kind == L_CCONV ? 9 * (size_t)l->cout : 0); /* time_grads */
   *wp += (size_t)l->cout * (size_t)nsde__nn_conv_kp(l) + (size_t)nsde__nn_wino_extra(l);
   net->taped[i] = true;
