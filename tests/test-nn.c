@@ -104,7 +104,8 @@ static void fd_check(struct nsde_net *net, double t, struct nsde_tensor *x, doub
  * convolution with the time plane and its adjoint: strided (im2col path),
  * 3x3/stride 1/pad 1 with odd and even sizes (Winograd path, partial tiles),
  * the same with channel counts that are multiples of 16 (direct kernels), of
- * at least 32 with even sides (AVX-512 Winograd) and a 4x4/stride 2 kernel. */
+ * at least 32 with even sides (AVX-512 Winograd; F(4x4, 3x3) where the sides
+ * are multiples of 4) and a 4x4/stride 2 kernel. */
 START_TEST(conv_matches_naive)
 {
   static const int shapes[][7] = {/* C, H, W, O, K, S, PD */
@@ -131,7 +132,11 @@ START_TEST(conv_matches_naive)
                                   {128, 4, 6, 128, 3, 1, 1},
                                   {80, 2, 6, 64, 3, 1, 1},
                                   {96, 6, 4, 80, 3, 1, 1},
-                                  {48, 4, 4, 128, 3, 1, 1}};
+                                  {48, 4, 4, 128, 3, 1, 1},
+                                  /* sides multiples of 4: F(4x4, 3x3) forward and input
+                                   * gradient (chunks of 3 tile rows, blocks of 3-6) */
+                                  {32, 28, 28, 32, 3, 1, 1},
+                                  {64, 4, 12, 32, 3, 1, 1}};
   const int B = 2;
   const float t = 0.37f;
   for (int run = 0; run < (int)(2 * sizeof(shapes) / sizeof(shapes[0])); run++) {

@@ -43,10 +43,16 @@ void nsde__direct_wgrad(const float *pad, int h, int w, int cin, const float *g,
  * supported, both counts >= 32, h and w even; NSDE_WINOGRAD=0 turns it off). */
 bool nsde__nn_wino_reg_supported(int cin, int cout, int h, int w);
 
-/* Where the transformed filter value (xi = 4 row + column of U = G g G^T,
- * ci, co) goes: blocks of 64 output channels (the last one 16-48), in each
- * [xi][ci][co]. */
-int64_t nsde__nn_wino_reg_uidx(int cin, int cout, int xi, int ci, int co);
+/* The output tile side of the forward kernel for h x w outputs: 4
+ * (F(4x4, 3x3), conv-wino4.c) when both are multiples of 4, else 2
+ * (F(2x2, 3x3)); NSDE_WINOGRAD=2 keeps every layer on 2 (comparisons). The
+ * weight gradient is always F(2x2, 3x3). */
+int nsde__nn_wino_reg_m(int h, int w);
+
+/* Where the transformed filter value (xi = (m + 2) row + column of U =
+ * G g G^T, nx = (m + 2)^2 of them, ci, co) goes: blocks of 64 output
+ * channels (the last one 16-48), in each [xi][ci][co]. */
+int64_t nsde__nn_wino_reg_uidx(int cin, int cout, int nx, int xi, int ci, int co);
 
 /* Floats of scratch nsde__nn_wino_reg_fwd needs. */
 int64_t nsde__nn_wino_reg_scratch(int h, int w, int cin, int cout);
@@ -64,8 +70,9 @@ void nsde__nn_wino_reg_fwd(const float *pad, int h, int w, int cin, int cout, co
 void nsde__nn_wino_reg_wgrad(const float *pad, int h, int w, int cin, const float *g, int cout,
                              float *du, float *scratch);
 
-/* Each instruction set's kernels behind the four entry points above
- * (conv-direct.c and conv-wino.c, their -avx2.c twins). */
+/* Each instruction set's kernels behind the four entry points above and the
+ * F(4x4, 3x3) transforms (conv-direct.c, conv-wino.c, conv-wino4.c and their
+ * -avx2.c twins). */
 #define NSDE__CONV_KERNELS(SUF)                                                                    \
   void nsde__direct_fwd_##SUF(const float *pad, int h, int w, int cin, int cout, const float *wt,  \
                               const float *bias, const float *tr, float t, float *out);            \
@@ -75,7 +82,11 @@ void nsde__nn_wino_reg_wgrad(const float *pad, int h, int w, int cin, const floa
                                    const float *U, const float *bias, const float *tr, float t,    \
                                    float *out, float *scratch);                                    \
   void nsde__nn_wino_reg_wgrad_##SUF(const float *pad, int h, int w, int cin, const float *g,      \
-                                     int cout, float *du, float *scratch);
+                                     int cout, float *du, float *scratch);                         \
+  void nsde__wino4_input_##SUF(const float *pad, int w, int cin, int ty0, int nr, float *V,        \
+                               int64_t P);                                                         \
+  void nsde__wino4_output_##SUF(const float *M, int w, int cout, int ty0, int t0, int pb,          \
+                                const float *bias, const float *tr, float t, float *out);
 NSDE__CONV_KERNELS(avx512)
 NSDE__CONV_KERNELS(avx2)
 #undef NSDE__CONV_KERNELS

@@ -122,7 +122,8 @@ void nsde__nn_pack_weights(struct nsde_net *net)
     else if (nsde__nn_use_direct(l))
       nsde__nn_direct_pack(l, W, Wp + (size_t)l->cout * Kp, nsde__nn_dgrad_filters(net, l));
     if (nsde__nn_is_3x3_same(l) && l->kind == L_CCONV)
-      nsde__nn_time_response(l, W, Wp + (size_t)l->cout * Kp + 16 * (size_t)l->cout * l->cin);
+      nsde__nn_time_response(
+          l, W, Wp + (size_t)l->cout * Kp + (size_t)(nsde__nn_filter_planes(l) * l->cout * l->cin));
   }
   memcpy(net->packed_of, net->params, bytes);
   net->packed = true;
@@ -136,7 +137,7 @@ void nsde__nn_conv_fwd_item(const struct nsde_net *net, const struct layer *l, c
   const float *bias = net->params + l->poff + (size_t)l->cout * Kp;
   if (nsde__nn_use_direct(l)) {
     const float *wd = net->wpack + l->wpoff + (size_t)l->cout * Kp;
-    const float *tr = l->kind == L_CCONV ? wd + 16 * (int64_t)l->cout * l->cin : NULL;
+    const float *tr = l->kind == L_CCONV ? wd + nsde__nn_filter_planes(l) * l->cout * l->cin : NULL;
     nsde__direct_pad(in, l->hin, l->win, l->cin, col);
     if (nsde__nn_use_wino_reg(l))
       nsde__nn_wino_reg_fwd(col, l->hout, l->wout, l->cin, l->cout, wd, bias, tr, t, out, dcol);
@@ -147,8 +148,8 @@ void nsde__nn_conv_fwd_item(const struct nsde_net *net, const struct layer *l, c
   if (nsde__nn_use_winograd(l)) {
     const float *U = net->wpack + l->wpoff + (size_t)l->cout * Kp;
     nsde__nn_wino_conv(l, in, U, bias,
-                       l->kind == L_CCONV ? U + 16 * (int64_t)l->cout * l->cin : NULL, t, out, col,
-                       dcol, wt);
+                       l->kind == L_CCONV ? U + nsde__nn_filter_planes(l) * l->cout * l->cin : NULL,
+                       t, out, col, dcol, wt);
     return;
   }
   im2col_item(l, in, t, col);

@@ -44,20 +44,28 @@ bool nsde__nn_use_winograd(const struct layer *l)
   return nsde__nn_is_3x3_same(l) && !nsde__nn_use_direct(l);
 }
 
+/* Planes of the layer's forward (and input-gradient) filters: 36 for
+ * F(4x4, 3x3), else 16 (the direct kernels' 9 taps in the same room). */
+int64_t nsde__nn_filter_planes(const struct layer *l)
+{
+  return nsde__nn_use_wino_reg(l) && nsde__nn_wino_reg_m(l->hout, l->wout) == 4 ? 36 : 16;
+}
+
 int64_t nsde__nn_wino_tiles(const struct layer *l)
 {
   return (int64_t)((l->hout + 1) / 2) * ((l->wout + 1) / 2);
 }
 
 /* Packed floats a 3x3/stride 1/pad 1 layer needs after its tap-major
- * weights: the forward filters (Winograd U, 16 x cout x cin, or the direct
- * kernels' 9 x cin x cout), for concat-conv the time response (P x cout),
- * then the input-gradient filters (Winograd Ud or the rotated direct ones). */
+ * weights: the forward filters (Winograd U, 16 or 36 x cout x cin, or the
+ * direct kernels' 9 x cin x cout), for concat-conv the time response (P x
+ * cout), then the input-gradient filters (Winograd Ud or the rotated direct
+ * ones), nsde__nn_filter_planes floats per channel pair each. */
 int64_t nsde__nn_wino_extra(const struct layer *l)
 {
   if (!nsde__nn_is_3x3_same(l))
     return 0;
-  return 32 * (int64_t)l->cout * l->cin +
+  return 2 * nsde__nn_filter_planes(l) * l->cout * l->cin +
          (l->kind == L_CCONV ? (int64_t)l->hout * l->wout * l->cout : 0);
 }
 
@@ -65,12 +73,12 @@ int64_t nsde__nn_wino_extra(const struct layer *l)
 float *nsde__nn_dgrad_filters(const struct nsde_net *net, const struct layer *l)
 {
   return net->wpack + l->wpoff + (size_t)l->cout * nsde__nn_conv_kp(l) +
-         16 * (size_t)l->cout * l->cin +
+         (size_t)(nsde__nn_filter_planes(l) * l->cout * l->cin) +
          (l->kind == L_CCONV ? (size_t)l->hout * l->wout * l->cout : 0);
 }
 
 /* u = G g G^T for one 3x3 kernel g */
-static void wino_filter(const float *g, float u[4][4])
+static void wino_filter(const float *g, float u[6][6])
 {
   float tg[4][3];
   for (int j = 0; j < 3; j++) {
@@ -85,6 +93,27 @@ static void wino_filter(const float *g, float u[4][4])
     u[r][2] = 0.5f * (tg[r][0] - tg[r][1] + tg[r][2]);
     u[r][3] = tg[r][2];
   }
+}
+
+/* (G x)[0..5] for one column x of a kernel, F(4x4, 3x3)'s G (conv-wino4.c) */
+static void wino4_g(float a, float b, float c, float *u, int stride)
+{
+  u[0] = a;
+  u[stride] = (a + b + c) / 3.0f;
+  u[2 * stride] = -(a - b + c) / 3.0f;
+  u[3 * stride] = -(16.0f * a + 8.0f * b + 4.0f * c) / 15.0f;
+  u[4 * stride] = (a - 2.0f * b + 4.0f * c) / 15.0f;
+  u[5 * stride] = c;
+}
+
+/* u = G g G^T for one 3x3 kernel g, F(4x4, 3x3)'s G */
+static void wino4_filter(const float *g, float u[6][6])
+{
+  float tg[6][3];
+  for (int j = 0; j < 3; j++)
+    wino4_g(g[j], g[3 + j], g[6 + j], &tg[0][j], 3);
+  for (int r = 0; r < 6; r++)
+    wino4_g(tg[r][0], tg[r][1], tg[r][2], u[r], 1);
 }
 
 /* tr[p][o]: the response of output pixel p to a time plane of ones (the
@@ -131,21 +160,27 @@ static void wino_pack_filters(const struct layer *l, const float *W, float *U, f
                               bool blocked)
 {
   const int cc = l->cin + (l->kind == L_CCONV), off = l->kind == L_CCONV;
+  const int n = blocked && nsde__nn_filter_planes(l) == 36 ? 6 : 4, nx = n * n;
   for (int o = 0; o < l->cout; o++)
     for (int c = 0; c < l->cin; c++) {
       const float *g = W + ((int64_t)o * cc + c + off) * 9;
-      float rot[9], u[4][4], ud[4][4];
+      float rot[9], u[6][6], ud[6][6];
       for (int j = 0; j < 9; j++)
         rot[j] = g[8 - j];
-      wino_filter(g, u);
-      wino_filter(rot, ud);
-      for (int xi = 0; xi < 16; xi++) {
-        const int64_t iu = blocked ? nsde__nn_wino_reg_uidx(l->cin, l->cout, xi, c, o)
+      if (n == 6) {
+        wino4_filter(g, u);
+        wino4_filter(rot, ud);
+      } else {
+        wino_filter(g, u);
+        wino_filter(rot, ud);
+      }
+      for (int xi = 0; xi < nx; xi++) {
+        const int64_t iu = blocked ? nsde__nn_wino_reg_uidx(l->cin, l->cout, nx, xi, c, o)
                                    : ((int64_t)xi * l->cout + o) * l->cin + c;
-        const int64_t id = blocked ? nsde__nn_wino_reg_uidx(l->cout, l->cin, xi, o, c)
+        const int64_t id = blocked ? nsde__nn_wino_reg_uidx(l->cout, l->cin, nx, xi, o, c)
                                    : ((int64_t)xi * l->cin + c) * l->cout + o;
-        U[iu] = u[xi / 4][xi % 4];
-        Ud[id] = ud[xi / 4][xi % 4];
+        U[iu] = u[xi / n][xi % n];
+        Ud[id] = ud[xi / n][xi % n];
       }
     }
 }

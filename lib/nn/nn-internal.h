@@ -170,6 +170,7 @@ bool nsde__nn_is_3x3_same(const struct layer *l);
 bool nsde__nn_use_direct(const struct layer *l);
 bool nsde__nn_use_winograd(const struct layer *l);
 bool nsde__nn_use_wino_reg(const struct layer *l);
+int64_t nsde__nn_filter_planes(const struct layer *l);
 int64_t nsde__nn_wino_tiles(const struct layer *l);
 int64_t nsde__nn_wino_extra(const struct layer *l);
 float *nsde__nn_dgrad_filters(const struct nsde_net *net, const struct layer *l);
