@@ -24,7 +24,56 @@
 #define HAVE_X86 1
 #define INL __attribute__((always_inline)) inline
 
-#ifdef NSDE_ISA_AVX2
+#if defined(NSDE_ISA_AVX2) || defined(NSDE_ISA_EMU512)
+#define NSDE_ISA_TWIN 1 /* a second compilation: the kernels only */
+#endif
+
+#ifdef NSDE_ISA_EMU512
+/* Tests only (tests/emu512-*.c): the AVX-512 kernels' code - 16-float
+ * vectors and their register blocks - on pairs of AVX2 registers, so that a
+ * CPU without AVX-512 can check their results bit for bit. */
+#define TGT __attribute__((target("avx2,fma")))
+#define ISA(name) name##_emu512
+#define VL 16
+typedef struct {
+  __m256 lo, hi;
+} vf;
+#define NSDE__EMU static inline TGT __attribute__((always_inline)) vf
+NSDE__EMU vf_load(const float *p)
+{
+  return (vf){_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)};
+}
+static inline TGT __attribute__((always_inline)) void vf_store(float *p, vf a)
+{
+  _mm256_storeu_ps(p, a.lo);
+  _mm256_storeu_ps(p + 8, a.hi);
+}
+NSDE__EMU vf_add(vf a, vf b)
+{
+  return (vf){_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)};
+}
+NSDE__EMU vf_sub(vf a, vf b)
+{
+  return (vf){_mm256_sub_ps(a.lo, b.lo), _mm256_sub_ps(a.hi, b.hi)};
+}
+NSDE__EMU vf_mul(vf a, vf b)
+{
+  return (vf){_mm256_mul_ps(a.lo, b.lo), _mm256_mul_ps(a.hi, b.hi)};
+}
+NSDE__EMU vf_fmadd(vf a, vf b, vf c)
+{
+  return (vf){_mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi)};
+}
+NSDE__EMU vf_set1(float x)
+{
+  return (vf){_mm256_set1_ps(x), _mm256_set1_ps(x)};
+}
+NSDE__EMU vf_zero(void)
+{
+  return (vf){_mm256_setzero_ps(), _mm256_setzero_ps()};
+}
+#undef NSDE__EMU
+#elif defined(NSDE_ISA_AVX2)
 #define TGT __attribute__((target("avx2,fma")))
 #define ISA(name) name##_avx2
 #define VL 8

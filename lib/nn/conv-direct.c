@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifndef NSDE_ISA_AVX2 /* the kernels' twin (conv-direct-avx2.c) has only the kernels */
+#ifndef NSDE_ISA_TWIN /* the kernels' twins (conv-direct-avx2.c) have only the kernels */
 
 int nsde__direct_isa(void)
 {
@@ -88,7 +88,7 @@ int64_t nsde__direct_widx(int cin, int cout, int tap, int ci, int co)
   return (int64_t)co0 * 9 * cin + ((int64_t)tap * cin + ci) * bw + (co - co0);
 }
 
-#endif /* NSDE_ISA_AVX2 */
+#endif /* NSDE_ISA_TWIN */
 
 #if HAVE_X86
 
@@ -329,7 +329,7 @@ TGT void ISA(nsde__direct_wgrad)(const float *pad, int h, int w, int cin, const 
 
 #endif /* HAVE_X86 */
 
-#ifndef NSDE_ISA_AVX2
+#ifndef NSDE_ISA_TWIN
 /* The instruction set's kernels (nsde__direct_isa: 2 AVX-512, 1 AVX2). */
 void nsde__direct_fwd(const float *pad, int h, int w, int cin, int cout, const float *wt,
                       const float *bias, const float *tr, float t, float *out)

@@ -89,6 +89,7 @@ void nsde__nn_wino_reg_wgrad(const float *pad, int h, int w, int cin, const floa
                                 const float *bias, const float *tr, float t, float *out);
 NSDE__CONV_KERNELS(avx512)
 NSDE__CONV_KERNELS(avx2)
+NSDE__CONV_KERNELS(emu512) /* tests only: the AVX-512 code on AVX2 (conv-blocks.h) */
 #undef NSDE__CONV_KERNELS
 
 #endif

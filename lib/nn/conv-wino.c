@@ -61,7 +61,7 @@ static int chunk_rows(int h, int w, int m)
   return r < 1 ? 1 : r > th ? th : r;
 }
 
-#ifndef NSDE_ISA_AVX2 /* the twin (conv-wino-avx2.c) has only the kernels */
+#ifndef NSDE_ISA_TWIN /* the twins (conv-wino-avx2.c) have only the kernels */
 
 /* NSDE_WINOGRAD: 0 keeps these layers on the direct kernels, 2 keeps them
  * on F(2x2, 3x3) (comparisons); anything else or unset, 1. */
@@ -113,7 +113,7 @@ int64_t nsde__nn_wino_reg_uidx(int cin, int cout, int nx, int xi, int ci, int co
   return (int64_t)co0 * nx * cin + ((int64_t)xi * cin + ci) * bw + (co - co0);
 }
 
-#endif /* NSDE_ISA_AVX2 */
+#endif /* NSDE_ISA_TWIN */
 
 #if HAVE_X86
 
@@ -395,7 +395,7 @@ TGT void ISA(nsde__nn_wino_reg_fwd)(const float *pad, int h, int w, int cin, int
 
 #endif /* HAVE_X86 */
 
-#ifndef NSDE_ISA_AVX2
+#ifndef NSDE_ISA_TWIN
 /* The instruction set's kernels (nsde__direct_isa: 2 AVX-512, 1 AVX2). */
 void nsde__nn_wino_reg_wgrad(const float *pad, int h, int w, int cin, const float *g, int cout,
                              float *du, float *scratch)

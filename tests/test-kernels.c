@@ -1,0 +1,90 @@
+/* The AVX-512 convolution kernels checked on any AVX2 CPU: their code,
+ * compiled with 16-float vectors on pairs of AVX2 registers
+ * (tests/emu512-*.c), must give the AVX2 kernels' bits for every entry point
+ * (direct forward and weight gradient, Winograd F(2x2) and F(4x4) forward,
+ * Winograd weight gradient), as lib/nn/conv-blocks.h says they do; the AVX2
+ * kernels are checked against a naive convolution by test-nn. On a CPU
+ * without AVX2 there is nothing to run.
+ * SPDX-License-Identifier: MIT */
+#include "testutil.h"
+
+#include "nn/conv-direct.h"
+
+static void fill(float *p, int64_t n, uint64_t seed)
+{
+  for (int64_t i = 0; i < n; i++) {
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    p[i] = (float)((double)(seed >> 11) / 9007199254740992.0 - 0.5);
+  }
+}
+
+/* a fresh buffer of n floats from seed */
+static float *rnd(int64_t n, uint64_t seed)
+{
+  float *p = malloc((size_t)n * sizeof(float));
+  ck_assert_ptr_nonnull(p);
+  fill(p, n, seed);
+  return p;
+}
+
+static void same_bits(const float *a, const float *b, int64_t n, const char *what, int shape)
+{
+  for (int64_t i = 0; i < n; i++)
+    ck_assert_msg(!memcmp(&a[i], &b[i], sizeof(float)),
+                  "%s, shape %d, [%lld]: avx2 %.9g, avx512 %.9g", what, shape, (long long)i, a[i],
+                  b[i]);
+}
+
+START_TEST(avx512_code_gives_avx2_bits)
+{
+  static const int shapes[][4] = {
+      /* cin, h, w, cout */
+      {16, 5, 7, 32},   {32, 3, 19, 16}, {16, 4, 11, 48}, {16, 2, 8, 80},   {32, 1, 1, 16},
+      {32, 4, 6, 32},   {48, 6, 10, 64}, {64, 8, 8, 80},  {32, 12, 10, 48}, {64, 2, 30, 64},
+      {128, 4, 6, 128}, {80, 2, 6, 64},  {96, 6, 4, 80},  {48, 4, 4, 128},  {32, 28, 28, 32},
+      {64, 4, 12, 32},  {64, 8, 8, 64},  {16, 30, 30, 16}};
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+    return; /* neither set of kernels can run here */
+  for (int k = 0; k < (int)(sizeof(shapes) / sizeof(shapes[0])); k++) {
+    const int cin = shapes[k][0], h = shapes[k][1], w = shapes[k][2], cout = shapes[k][3];
+    const int64_t npad = (int64_t)(h + 2) * (w + 2) * cin, nout = (int64_t)h * w * cout;
+    const int64_t nu = 36 * (int64_t)cin * cout;
+    float *pad = rnd(npad, 1 + k), *wt = rnd(nu, 2 + k), *bias = rnd(cout, 3 + k);
+    float *tr = rnd(nout, 4 + k), *g = rnd(nout, 5 + k);
+    float *a = rnd(nu > nout ? nu : nout, 6 + k), *b = malloc((size_t)(nu > nout ? nu : nout) * 4);
+    ck_assert_ptr_nonnull(b);
+    memcpy(b, a, (size_t)(nu > nout ? nu : nout) * 4);
+    nsde__direct_fwd_avx2(pad, h, w, cin, cout, wt, bias, tr, 0.37f, a);
+    nsde__direct_fwd_emu512(pad, h, w, cin, cout, wt, bias, tr, 0.37f, b);
+    same_bits(a, b, nout, "direct forward", k);
+    nsde__direct_wgrad_avx2(pad, h, w, cin, g, cout, a);
+    nsde__direct_wgrad_emu512(pad, h, w, cin, g, cout, b);
+    same_bits(a, b, 9 * (int64_t)cin * cout, "direct weight gradient", k);
+    if (nsde__nn_wino_reg_supported(cin, cout, h, w)) {
+      float *s = malloc((size_t)nsde__nn_wino_reg_scratch(h, w, cin, cout) * sizeof(float));
+      ck_assert_ptr_nonnull(s);
+      nsde__nn_wino_reg_fwd_avx2(pad, h, w, cin, cout, wt, bias, tr, 0.37f, a, s);
+      nsde__nn_wino_reg_fwd_emu512(pad, h, w, cin, cout, wt, bias, tr, 0.37f, b, s);
+      same_bits(a, b, nout, nsde__nn_wino_reg_m(h, w) == 4 ? "F(4x4) forward" : "F(2x2) forward",
+                k);
+      nsde__nn_wino_reg_fwd_avx2(pad, h, w, cin, cout, wt, NULL, NULL, 0.0f, a, s);
+      nsde__nn_wino_reg_fwd_emu512(pad, h, w, cin, cout, wt, NULL, NULL, 0.0f, b, s);
+      same_bits(a, b, nout, "Winograd forward without bias", k);
+      nsde__nn_wino_reg_wgrad_avx2(pad, h, w, cin, g, cout, a, s);
+      nsde__nn_wino_reg_wgrad_emu512(pad, h, w, cin, g, cout, b, s);
+      same_bits(a, b, 16 * (int64_t)cin * cout, "Winograd weight gradient", k);
+      free(s);
+    }
+    free(pad), free(wt), free(bias), free(tr), free(g), free(a), free(b);
+  }
+}
+END_TEST
+
+int main(void)
+{
+  Suite *s = suite_create("kernels");
+  TCase *tc = tcase_create("kernels");
+  tcase_add_test(tc, avx512_code_gives_avx2_bits);
+  suite_add_tcase(s, tc);
+  return run_suite(s);
+}
