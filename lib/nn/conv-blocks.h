@@ -136,6 +136,18 @@ NSDE__BLK void nsde__blk_rank1(const int R, const int NB, vf acc[16][4], const f
   }
 }
 
+/* out[p cout + VL j] = y + bias[VL j] + tv tr[p cout + VL j], bias and tr
+ * optional: the Winograd output transforms' last step */
+NSDE__BLK void nsde__blk_epilogue(vf y, const float *bias, const float *tr, vf tv, int64_t p,
+                                  int cout, int j, float *out)
+{
+  if (bias)
+    y = vf_add(y, vf_load(bias + VL * j));
+  if (tr)
+    y = vf_add(y, vf_mul(tv, vf_load(tr + p * cout + VL * j)));
+  vf_store(out + p * cout + VL * j, y);
+}
+
 /* d[r * rs + VL j] = acc[r][j], or += with add */
 NSDE__BLK void nsde__blk_store(const int R, const int NB, vf acc[16][4], float *d, const int64_t rs,
                                const int add)

@@ -232,14 +232,9 @@ static TGT void output_transform(const float *restrict M, int w, int cout, int t
       }
       for (int i = 0; i < 2; i++)
         for (int k = 0; k < 2; k++) {
-          const int64_t p = (int64_t)(2 * ty + i) * w + 2 * tx + k;
-          vf y = k == 0 ? vf_add(vf_add(a[i][0], a[i][1]), a[i][2])
-                        : vf_sub(vf_sub(a[i][1], a[i][2]), a[i][3]);
-          if (bias)
-            y = vf_add(y, vf_load(bias + VL * j));
-          if (tr)
-            y = vf_add(y, vf_mul(tv, vf_load(tr + p * cout + VL * j)));
-          vf_store(out + p * cout + VL * j, y);
+          const vf y = k == 0 ? vf_add(vf_add(a[i][0], a[i][1]), a[i][2])
+                              : vf_sub(vf_sub(a[i][1], a[i][2]), a[i][3]);
+          nsde__blk_epilogue(y, bias, tr, tv, (int64_t)(2 * ty + i) * w + 2 * tx + k, cout, j, out);
         }
     }
   }

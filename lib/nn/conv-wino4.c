@@ -115,14 +115,9 @@ TGT void ISA(nsde__wino4_output)(const float *restrict M, int w, int cout, int t
         for (int s = 0; s < 6; s++)
           m[s] = a[s][i];
         at4(m, y);
-        for (int k = 0; k < 4; k++) {
-          const int64_t p = (int64_t)(4 * ty + i) * w + 4 * tx + k;
-          if (bias)
-            y[k] = vf_add(y[k], vf_load(bias + VL * j));
-          if (tr)
-            y[k] = vf_add(y[k], vf_mul(tv, vf_load(tr + p * cout + VL * j)));
-          vf_store(out + p * cout + VL * j, y[k]);
-        }
+        for (int k = 0; k < 4; k++)
+          nsde__blk_epilogue(y[k], bias, tr, tv, (int64_t)(4 * ty + i) * w + 4 * tx + k, cout, j,
+                             out);
       }
     }
   }
