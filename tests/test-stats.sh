@@ -36,9 +36,15 @@
 #     drop 0.1, both seeds) and TTN (0.64 and 0.68: mean 0.66, SE over seeds
 #     0.02, over 1000 images sqrt(0.66 0.34 / 1000) = 0.0150); the ODE's are
 #     from before the protocols (no TTN row)
-# usage: test-stats.sh CIFAR_SUMMARY CIFAR_PAIRED WORKDIR
+#
+# 3. tools/cifar-sweep-pick.sh: a sweep of 30 epochs, val_acc in the last rows
+#   multiplicative 0.25 0.8130, 0.5 0.8110 (20 basis points below: a tie, so
+#   the larger sigma, 0.5), 1.0 0.8000; additive 0.1 0.8200, 0.2 0.8179 (21
+#   points below: no tie), 0.5 0.7000; dropout 0.25 and 0.9 finished, 0.5
+#   stopped at 29 epochs (pending); the ODE 0.8100.
+# usage: test-stats.sh CIFAR_SUMMARY CIFAR_PAIRED CIFAR_SWEEP_PICK WORKDIR
 set -eu
-summary=$1 paired=$2 work=$3/stats-test
+summary=$1 paired=$2 pick=$3 work=$4/stats-test
 rm -rf "$work"
 fail=0
 # $1: the tool's output file; $2...: lines it must hold
@@ -117,5 +123,30 @@ want "$p/out.md" \
 awk 'BEGIN { print "image,label,clean,ttn"; for (i = 0; i < 12; i++) print i ",0,0,0" }' >"$p/multiplicative-s1/predictions.csv"
 if sh "$paired" "$p" >"$p/bad.md" 2>&1; then echo "FAIL: runs on different images accepted"; fail=1; fi
 grep -q "not the same test images" "$p/bad.md" || { echo "FAIL: no message"; cat "$p/bad.md"; fail=1; }
+
+# 3. tools/cifar-sweep-pick.sh
+w=$work/sweep
+sw() { # $1: noise, $2: sigma, $3: epochs, $4: val_acc of the last row
+  mkdir -p "$w/$1-$2-s1"
+  awk -v n="$3" -v v="$4" 'BEGIN { print "epoch,lr,train_loss,train_acc,images_per_s,seconds,val_acc,val_loss"
+    for (e = 1; e <= n; e++) print e ",0.1,1.0,0.5,300,150," (e == n ? v : 0.5) ",1.0" }' >"$w/$1-$2-s1/train.csv"
+}
+sw ode 0 30 0.8100
+sw multiplicative 0.25 30 0.8130
+sw multiplicative 0.5 30 0.8110
+sw multiplicative 1.0 30 0.8000
+sw additive 0.1 30 0.8200
+sw additive 0.2 30 0.8179
+sw additive 0.5 30 0.7000
+sw dropout 0.25 30 0.8300
+sw dropout 0.5 29 0.8400
+sw dropout 0.9 30 0.8000
+sh "$pick" "$w" >"$w/out.md"
+cat "$w/out.md"
+want "$w/out.md" \
+  "choice multiplicative 0.5 val_acc 0.8110 (the best, 0.8130 at 0.25, is within 0.2 points: the larger sigma)" \
+  "choice additive 0.1 val_acc 0.8200 (the best)" \
+  "pending dropout: 3 run(s), not all at 30 epochs" \
+  "RUNS=\"additive:0.1:1 multiplicative:0.5:1 ode:0:1\""
 [ $fail -eq 0 ] && echo "1 passed, 0 failed"
 exit $fail
