@@ -42,9 +42,16 @@
 #   the larger sigma, 0.5), 1.0 0.8000; additive 0.1 0.8200, 0.2 0.8179 (21
 #   points below: no tie), 0.5 0.7000; dropout 0.25 and 0.9 finished, 0.5
 #   stopped at 29 epochs (pending); the ODE 0.8100.
-# usage: test-stats.sh CIFAR_SUMMARY CIFAR_PAIRED CIFAR_SWEEP_PICK WORKDIR
+#
+# 4. tools/paper-regime.sh with stand-ins for the training and the attacks
+#   (each run's last val_acc from VAL_<sigma>): on the sweep of 3., with
+#   dropout 0.5 finished too (0.8300, a tie with 0.25: 0.5), the check runs
+#   multiplicative 0.5 (chosen) and 1.0 (worst); the full runs and the attacks
+#   follow in the order ODE, multiplicative, dropout, additive (CHECK=1 on the
+#   SDEs). With 1.0 ahead at 120 epochs it stops before the full runs.
+# usage: test-stats.sh CIFAR_SUMMARY CIFAR_PAIRED CIFAR_SWEEP_PICK PAPER_REGIME WORKDIR
 set -eu
-summary=$1 paired=$2 pick=$3 work=$4/stats-test
+summary=$1 paired=$2 pick=$3 regime=$4 work=$5/stats-test
 rm -rf "$work"
 fail=0
 # $1: the tool's output file; $2...: lines it must hold
@@ -148,5 +155,41 @@ want "$w/out.md" \
   "choice additive 0.1 val_acc 0.8200 (the best)" \
   "pending dropout: 3 run(s), not all at 30 epochs" \
   "RUNS=\"additive:0.1:1 multiplicative:0.5:1 ode:0:1\""
+
+# 4. tools/paper-regime.sh
+t=$work/regime
+mkdir -p "$t/tools"
+cp "$regime" "$pick" "$t/tools/"
+cat >"$t/tools/cifar-results.sh" <<'STUB'
+echo "train $2 $RUNS"
+for r in $RUNS; do
+  n=${r%%:*} rest=${r#*:}
+  s=${rest%%:*} d=$2/$n-s${rest#*:}
+  [ "${SIGMA_DIRS:-0}" = 1 ] && d=$2/$n-$s-s${rest#*:}
+  [ -f "$d/train.csv" ] && continue # finished (the sweep of 3.)
+  mkdir -p "$d"
+  v=$(eval echo "\${VAL_$(echo "$s" | tr . _):-0.8}")
+  awk -v v="$v" 'BEGIN { print "epoch,val_acc"; print "120," v }' >"$d/train.csv"
+done
+STUB
+echo 'echo "attack $2 CHECK=${CHECK:-0}"' >"$t/tools/cifar-attacks.sh"
+cp -r "$w" "$t/sweep"
+w=$t/sweep
+sw dropout 0.5 30 0.8300
+VAL_0_5=0.80 VAL_1_0=0.79 sh "$t/tools/paper-regime.sh" DATA "$t" >"$t/out.txt" 2>&1 ||
+  { echo "FAIL: paper-regime"; cat "$t/out.txt"; fail=1; }
+cat "$t/out.txt"
+grep -E '^(train|attack)' "$t/out.txt" >"$t/calls.txt" || true
+printf '%s\n' "train $t/check multiplicative:0.5:1 multiplicative:1.0:1" \
+  "train $t/full ode:0:1 multiplicative:0.5:1 dropout:0.5:1 additive:0.1:1 " \
+  "attack $t/full/ode-s1 CHECK=0" "attack $t/full/multiplicative-s1 CHECK=1" \
+  "attack $t/full/dropout-s1 CHECK=1" "attack $t/full/additive-s1 CHECK=1" >"$t/want.txt"
+grep -v "$t/sweep" "$t/calls.txt" | diff "$t/want.txt" - || { echo "FAIL: paper-regime's steps"; fail=1; }
+rm -rf "$t/check" "$t/full"
+if VAL_0_5=0.79 VAL_1_0=0.80 sh "$t/tools/paper-regime.sh" DATA "$t" >"$t/flip.txt" 2>&1; then
+  echo "FAIL: paper-regime went on with the order flipped"; fail=1
+fi
+grep -q "no longer beats 1.0" "$t/flip.txt" || { echo "FAIL: no message"; cat "$t/flip.txt"; fail=1; }
+[ -d "$t/full" ] && { echo "FAIL: full runs after a flipped check"; fail=1; }
 [ $fail -eq 0 ] && echo "1 passed, 0 failed"
 exit $fail

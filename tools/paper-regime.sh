@@ -1,0 +1,76 @@
+#!/bin/sh
+# The paper's regime of doc/results.md from start to end, in the order and
+# with the decision rules that section fixed before its runs finished:
+#   1. the sigma sweep (30 epochs, stages 10/10/5/5, 5,000 training images
+#      held out) into RUNS_DIR/sweep;
+#   2. the sigma per noise type (tools/cifar-sweep-pick.sh, RUNS_DIR/sweep/pick.md);
+#   3. the schedule check: multiplicative's chosen and worst sigma again with
+#      the full 40/40/20/20 schedule on the same split (RUNS_DIR/check); if
+#      their order flips, the 30-epoch sweep does not stand in for the full
+#      one, and this stops and says so;
+#   4. the full runs on all 50,000 images, 120 epochs, seed 1, with their
+#      evaluations (RUNS_DIR/full);
+#   5. the attack protocols on every model of step 4 (tools/cifar-attacks.sh;
+#      CHECK=1 on each SDE).
+# Every step is resumable (each run continues from its last finished epoch,
+# finished runs and evaluations are skipped): after an interruption run the
+# same command again. Roughly 50 hours on 2 Zen 3 cores (the sweep about
+# 10, the check 8, the full runs 17, their evaluations and attacks the rest).
+#
+# usage: tools/paper-regime.sh CIFAR10_BIN_DIR RUNS_DIR   (after meson compile -C build)
+# Knobs (environment): BUILD [build]; UNTIL [5] the last step to run.
+set -eu
+[ $# -eq 2 ] || { echo "usage: $0 CIFAR10_BIN_DIR RUNS_DIR" >&2; exit 2; }
+data=$1 out=$2 until=${UNTIL:-5}
+here=$(dirname "$0")
+sweep="ode:0:1 multiplicative:0.25:1 multiplicative:0.5:1 multiplicative:1.0:1 additive:0.1:1"
+sweep="$sweep additive:0.2:1 additive:0.5:1 dropout:0.25:1 dropout:0.5:1 dropout:0.9:1"
+step() { echo "== paper regime, step $1 ($(date -u '+%F %T'))"; [ "$1" -le "$until" ]; }
+
+step 1 || exit 0
+RECIPE=paper STAGES=10,10,5,5 VAL=5000 SIGMA_DIRS=1 EVAL=0 RUNS=$sweep \
+  sh "$here/cifar-results.sh" "$data" "$out/sweep"
+
+step 2 || exit 0
+RUNS=$sweep sh "$here/cifar-sweep-pick.sh" "$out/sweep" >"$out/sweep/pick.md"
+cat "$out/sweep/pick.md"
+if grep -q '^pending' "$out/sweep/pick.md"; then
+  echo "$0: the sweep has unfinished runs" >&2
+  exit 1
+fi
+# the full runs in the issue's order: the ODE, the paper's Fig. 3 pair, additive
+runs=$(sed -n 's/^RUNS="\(.*\)"$/\1/p' "$out/sweep/pick.md" | tr ' ' '\n' |
+  awk -F: '{ print index("ode multiplicative dropout additive", $1), $0 }' | sort -n |
+  cut -d' ' -f2 | tr '\n' ' ')
+
+step 3 || exit 0
+# multiplicative's chosen sigma and its worst (the lowest val_acc) from the table
+best=$(echo "$runs" | tr ' ' '\n' | awk -F: '$1 == "multiplicative" { print $2 }')
+worst=$(awk -F'|' '$2 ~ /multiplicative/ { gsub(/ /, ""); print $5, $3 }' "$out/sweep/pick.md" |
+  sort -g | head -1 | cut -d' ' -f2)
+RECIPE=paper VAL=5000 SIGMA_DIRS=1 EVAL=0 RUNS="multiplicative:$best:1 multiplicative:$worst:1" \
+  sh "$here/cifar-results.sh" "$data" "$out/check"
+RUNS="multiplicative:$best:1 multiplicative:$worst:1" EPOCHS=120 \
+  sh "$here/cifar-sweep-pick.sh" "$out/check" >"$out/check/pick.md"
+cat "$out/check/pick.md"
+# the order holds unless the worst sigma now ends strictly above the chosen one
+if ! awk -F'|' -v b="$best" -v w="$worst" '$2 ~ /multiplicative/ { gsub(/ /, ""); v[$3] = $5 }
+       END { exit !(v[b] != "" && v[w] != "" && v[b] + 0 >= v[w] + 0) }' "$out/check/pick.md"; then
+  echo "$0: at 120 epochs multiplicative $best no longer beats $worst: the sweep must be rerun" \
+    "with the full schedule (doc/results.md)" >&2
+  exit 1
+fi
+
+step 4 || exit 0
+RECIPE=paper RUNS=$runs sh "$here/cifar-results.sh" "$data" "$out/full"
+
+step 5 || exit 0
+for r in $runs; do
+  noise=${r%%:*}
+  dir=$out/full/$noise-s${r##*:}
+  if [ "$noise" = ode ]; then
+    sh "$here/cifar-attacks.sh" "$data" "$dir"
+  else
+    CHECK=1 sh "$here/cifar-attacks.sh" "$data" "$dir"
+  fi
+done
