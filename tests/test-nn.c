@@ -136,7 +136,10 @@ START_TEST(conv_matches_naive)
                                   /* sides multiples of 4: F(4x4, 3x3) forward and input
                                    * gradient (chunks of 3 tile rows, blocks of 3-6) */
                                   {32, 28, 28, 32, 3, 1, 1},
-                                  {64, 4, 12, 32, 3, 1, 1}};
+                                  {64, 4, 12, 32, 3, 1, 1},
+                                  /* 16 channels with even sides: Winograd on AVX2 CPUs */
+                                  {16, 8, 8, 16, 3, 1, 1},
+                                  {16, 6, 10, 16, 3, 1, 1}};
   const int B = 2;
   const float t = 0.37f;
   for (int run = 0; run < (int)(2 * sizeof(shapes) / sizeof(shapes[0])); run++) {
