@@ -104,7 +104,7 @@ static void fd_check(struct nsde_net *net, double t, struct nsde_tensor *x, doub
  * convolution with the time plane and its adjoint: strided (im2col path),
  * 3x3/stride 1/pad 1 with odd and even sizes (Winograd path, partial tiles),
  * the same with channel counts that are multiples of 16 (direct kernels), of
- * at least 32 with even sides (AVX-512 Winograd; F(4x4, 3x3) where the sides
+ * at least 32 with even sides (Winograd, 16 on AVX2; F(4x4, 3x3) where the sides
  * are multiples of 4) and a 4x4/stride 2 kernel. */
 START_TEST(conv_matches_naive)
 {

@@ -40,7 +40,8 @@ void nsde__direct_wgrad(const float *pad, int h, int w, int cin, const float *g,
  * like the direct kernels, "wino_reg" (lib/nn/conv-wino.c; the other
  * Winograd, nsde__nn_wino_*, runs its products as GEMMs): whether a
  * layer of these channel counts and output size takes it (direct kernels
- * supported, both counts >= 32, h and w even; NSDE_WINOGRAD=0 turns it off). */
+ * supported, both counts >= 32 - 16 with AVX2 - h and w even; NSDE_WINOGRAD=0
+ * turns it off). */
 bool nsde__nn_wino_reg_supported(int cin, int cout, int h, int w);
 
 /* The output tile side of the forward kernel for h x w outputs: 4

@@ -1,7 +1,8 @@
 /*
  * Winograd F(2x2, 3x3) with AVX-512 or (the same source compiled again,
  * conv-wino-avx2.c) AVX2 and FMA for the direct kernels' layers when
- * both channel counts are at least 32 and the image sides are even: the
+ * both channel counts are at least 32 (16 with AVX2, see
+ * nsde__nn_wino_reg_supported) and the image sides are even: the
  * forward pass, with the rotated filters the input gradient, and the weight
  * gradient (dU = sum over tiles of V . (A dY A^T), dW = G^T dU G).
  *

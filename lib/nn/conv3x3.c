@@ -31,9 +31,9 @@ bool nsde__nn_use_direct(const struct layer *l)
   return nsde__nn_is_3x3_same(l) && nsde__direct_supported(l->cin, l->cout);
 }
 
-/* Direct layers with both channel counts >= 32 and even sides run their
- * forward, input gradient and weight gradient through the AVX-512 Winograd
- * kernels (lib/nn/conv-wino.c). */
+/* Direct layers with both channel counts >= 32 (>= 16 on AVX2) and even
+ * sides run their forward, input gradient and weight gradient through the
+ * register-blocked Winograd kernels (lib/nn/conv-wino.c). */
 bool nsde__nn_use_wino_reg(const struct layer *l)
 {
   return nsde__nn_use_direct(l) && nsde__nn_wino_reg_supported(l->cin, l->cout, l->hout, l->wout);
