@@ -49,9 +49,16 @@
 #   multiplicative 0.5 (chosen) and 1.0 (worst); the full runs and the attacks
 #   follow in the order ODE, multiplicative, dropout, additive (CHECK=1 on the
 #   SDEs). With 1.0 ahead at 120 epochs it stops before the full runs.
-# usage: test-stats.sh CIFAR_SUMMARY CIFAR_PAIRED CIFAR_SWEEP_PICK PAPER_REGIME WORKDIR
+#   With JOBS=2 (UNTIL=1) it starts two copies of cifar-results.sh, each with
+#   THREADS the cores / JOBS (at least 1).
+#
+# 5. tools/cifar-results.sh run twice at once on four runs, with a stand-in
+#   nsde-train that takes a second per run: each run is trained once, not
+#   twice (without the claim both copies train the first run together); a
+#   run whose run.lock another process holds is passed over.
+# usage: test-stats.sh CIFAR_SUMMARY CIFAR_PAIRED CIFAR_SWEEP_PICK PAPER_REGIME CIFAR_RESULTS WORKDIR
 set -eu
-summary=$1 paired=$2 pick=$3 regime=$4 work=$5/stats-test
+summary=$1 paired=$2 pick=$3 regime=$4 results=$5 work=$6/stats-test
 rm -rf "$work"
 fail=0
 # $1: the tool's output file; $2...: lines it must hold
@@ -191,5 +198,45 @@ if VAL_0_5=0.79 VAL_1_0=0.80 sh "$t/tools/paper-regime.sh" DATA "$t" >"$t/flip.t
 fi
 grep -q "no longer beats 1.0" "$t/flip.txt" || { echo "FAIL: no message"; cat "$t/flip.txt"; fail=1; }
 [ -d "$t/full" ] && { echo "FAIL: full runs after a flipped check"; fail=1; }
+cat >>"$t/tools/cifar-results.sh" <<'STUB'
+echo "$THREADS" >"$2/threads.$$"
+STUB
+rm -rf "$t/sweep/threads."*
+UNTIL=1 JOBS=2 sh "$t/tools/paper-regime.sh" DATA "$t" >"$t/jobs.txt" 2>&1 ||
+  { echo "FAIL: paper-regime JOBS=2"; cat "$t/jobs.txt"; fail=1; }
+want_threads=$(($(nproc) / 2))
+[ "$want_threads" -ge 1 ] || want_threads=1
+[ "$(cat "$t/sweep/threads."* | tr '\n' ' ')" = "$want_threads $want_threads " ] ||
+  { echo "FAIL: JOBS=2 did not start two copies of $want_threads thread(s)"; fail=1; }
+
+# 5. tools/cifar-results.sh, two copies at once
+r=$work/results
+mkdir -p "$r/build/apps"
+cat >"$r/build/apps/nsde-train" <<'STUB'
+#!/bin/sh
+while [ $# -gt 0 ]; do [ "$1" = --out ] && out=$2; shift; done
+echo "$out" >>"$(dirname "$0")/trained.txt"
+sleep 1
+printf '\0\0\0\0\0\0\0\0\002\0\0\0' >"$out.state"
+touch "$out"
+STUB
+chmod +x "$r/build/apps/nsde-train"
+four="ode:0:1 ode:0:2 ode:0:3 ode:0:4"
+BUILD=$r/build EVAL=0 EPOCHS=2 RUNS=$four sh "$results" DATA "$r/out" >"$r/a.txt" 2>&1 &
+a=$!
+BUILD=$r/build EVAL=0 EPOCHS=2 RUNS=$four sh "$results" DATA "$r/out" >"$r/b.txt" 2>&1 ||
+  { echo "FAIL: cifar-results, copy b"; cat "$r/b.txt"; fail=1; }
+wait $a || { echo "FAIL: cifar-results, copy a"; cat "$r/a.txt"; fail=1; }
+sort "$r/build/apps/trained.txt" >"$r/got.txt"
+for s in 1 2 3 4; do echo "$r/out/ode-s$s/model.nsde"; done >"$r/want.txt"
+diff "$r/want.txt" "$r/got.txt" || { echo "FAIL: two copies trained these runs"; fail=1; }
+mkdir -p "$r/out/ode-s5"
+flock "$r/out/ode-s5/run.lock" sleep 3 &
+h=$!
+sleep 0.5
+BUILD=$r/build EVAL=0 EPOCHS=2 RUNS=ode:0:5 sh "$results" DATA "$r/out" >"$r/c.txt" 2>&1 || fail=1
+wait $h
+grep -q "ode-s5" "$r/build/apps/trained.txt" && { echo "FAIL: a held run was trained"; fail=1; }
+grep -q "ode sigma 0 seed 5: another copy has it" "$r/c.txt" || { echo "FAIL: no message"; fail=1; }
 [ $fail -eq 0 ] && echo "1 passed, 0 failed"
 exit $fail

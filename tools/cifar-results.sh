@@ -27,6 +27,11 @@
 #            sweep: the last 5,000, never the test set)
 #   SIGMA_DIRS [0]: 1 names each run's folder NOISE-SIGMA-sSEED (a sweep over sigma),
 #            else NOISE-sSEED
+# Several copies may run at once on the same OUT_DIR and RUNS (tools/paper-regime.sh JOBS):
+# each run is claimed with flock(1) on its folder's run.lock for as long as it trains and
+# evaluates, and a copy passes over runs another copy holds (a killed copy's claim ends with
+# it). The results do not depend on THREADS, so two 1-thread copies on 2 cores give the same
+# models as one 2-thread copy, about 7% sooner in all (their threads never wait on each other).
 set -eu
 [ $# -eq 2 ] || { echo "usage: $0 CIFAR10_BIN_DIR OUT_DIR" >&2; exit 2; }
 data=$1 out=$2 bin=${BUILD:-build}/apps
@@ -54,6 +59,12 @@ for run in $runs; do
   [ "${SIGMA_DIRS:-0}" = 1 ] && dir=$out/$noise-$sigma-s$seed
   model=$dir/model.nsde
   mkdir -p "$dir"
+  exec 9>"$dir/run.lock"
+  if ! flock -n 9; then
+    echo "$noise sigma $sigma seed $seed: another copy has it" >&2
+    exec 9>&-
+    continue
+  fi
   if [ "${TRAIN:-1}" = 1 ] && [ "$(done_epochs "$model")" -lt "$epochs" ]; then
     resume=
     [ -f "$model.state" ] && resume=--resume
@@ -81,4 +92,5 @@ for run in $runs; do
     touch "$dir/eval.done"
     echo "$noise sigma $sigma seed $seed: evaluated in $(($(date +%s) - start)) s" | tee -a "$out/times.txt"
   fi
+  exec 9>&- # the claim ends with the run
 done
