@@ -62,14 +62,26 @@ START_TEST(avx512_code_gives_avx2_bits)
     same_bits(a, b, 9 * (int64_t)cin * cout, "direct weight gradient", k);
     if (nsde__nn_wino_reg_supported(cin, cout, h, w)) {
       float *s = malloc((size_t)nsde__nn_wino_reg_scratch(h, w, cin, cout) * sizeof(float));
+      float *u2 = malloc((size_t)nu * sizeof(float)), *u5 = malloc((size_t)nu * sizeof(float));
+      const int m = nsde__nn_wino_reg_m(h, w), nx = (m + 2) * (m + 2);
       ck_assert_ptr_nonnull(s);
-      nsde__nn_wino_reg_fwd_avx2(pad, h, w, cin, cout, wt, bias, tr, 0.37f, a, s);
-      nsde__nn_wino_reg_fwd_emu512(pad, h, w, cin, cout, wt, bias, tr, 0.37f, b, s);
-      same_bits(a, b, nout, nsde__nn_wino_reg_m(h, w) == 4 ? "F(4x4) forward" : "F(2x2) forward",
-                k);
-      nsde__nn_wino_reg_fwd_avx2(pad, h, w, cin, cout, wt, NULL, NULL, 0.0f, a, s);
-      nsde__nn_wino_reg_fwd_emu512(pad, h, w, cin, cout, wt, NULL, NULL, 0.0f, b, s);
+      ck_assert_ptr_nonnull(u2);
+      ck_assert_ptr_nonnull(u5);
+      /* the same filters in each kernel's layout: blocks of 16 and of 64 channels */
+      for (int xi = 0; xi < nx; xi++)
+        for (int ci = 0; ci < cin; ci++)
+          for (int co = 0; co < cout; co++) {
+            const float v = wt[((int64_t)xi * cin + ci) * cout + co];
+            u2[nsde__nn_wino_reg_uidx(16, cin, cout, nx, xi, ci, co)] = v;
+            u5[nsde__nn_wino_reg_uidx(64, cin, cout, nx, xi, ci, co)] = v;
+          }
+      nsde__nn_wino_reg_fwd_avx2(pad, h, w, cin, cout, u2, bias, tr, 0.37f, a, s);
+      nsde__nn_wino_reg_fwd_emu512(pad, h, w, cin, cout, u5, bias, tr, 0.37f, b, s);
+      same_bits(a, b, nout, m == 4 ? "F(4x4) forward" : "F(2x2) forward", k);
+      nsde__nn_wino_reg_fwd_avx2(pad, h, w, cin, cout, u2, NULL, NULL, 0.0f, a, s);
+      nsde__nn_wino_reg_fwd_emu512(pad, h, w, cin, cout, u5, NULL, NULL, 0.0f, b, s);
       same_bits(a, b, nout, "Winograd forward without bias", k);
+      free(u2), free(u5);
       nsde__nn_wino_reg_wgrad_avx2(pad, h, w, cin, g, cout, a, s);
       nsde__nn_wino_reg_wgrad_emu512(pad, h, w, cin, g, cout, b, s);
       same_bits(a, b, 16 * (int64_t)cin * cout, "Winograd weight gradient", k);

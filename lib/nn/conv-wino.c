@@ -14,7 +14,10 @@
  * channels of accumulators for the whole input-channel reduction, each
  * filter vector loaded once per block, each transformed input value
  * broadcast from memory), over chunks of tile rows small enough that the
- * transformed input V and the products M stay in the core's caches.
+ * transformed input V and the products M stay in the core's caches. The
+ * filters are packed in blocks of output channels as wide as a product
+ * block (64 with AVX-512, 16 with AVX2: nsde__nn_wino_reg_block), so each
+ * block's products read their filters as one contiguous stream.
  *
  * Where both sides are multiples of 4 the forward pass and the input
  * gradient use F(4x4, 3x3) instead (a 4x4 tile from a 6x6 one, 36 products:
@@ -115,9 +118,14 @@ int64_t nsde__nn_wino_reg_scratch(int h, int w, int cin, int cout)
   return most;
 }
 
-int64_t nsde__nn_wino_reg_uidx(int cin, int cout, int nx, int xi, int ci, int co)
+int nsde__nn_wino_reg_block(void)
 {
-  const int co0 = co / 64 * 64, bw = cout - co0 < 64 ? cout - co0 : 64;
+  return nsde__direct_isa() == 1 ? 16 : 64;
+}
+
+int64_t nsde__nn_wino_reg_uidx(int blk, int cin, int cout, int nx, int xi, int ci, int co)
+{
+  const int co0 = co / blk * blk, bw = cout - co0 < blk ? cout - co0 : blk;
   return (int64_t)co0 * nx * cin + ((int64_t)xi * cin + ci) * bw + (co - co0);
 }
 
@@ -200,6 +208,13 @@ GEMM_NB(gemm_4, 4)
 #endif
 #undef GEMM_NB
 #undef GEMM_AT
+
+/* Output channels per block of the packed filters (nsde__nn_wino_reg_block). */
+#ifdef NSDE_ISA_AVX2
+#define UBLK 16
+#else
+#define UBLK 64
+#endif
 
 /* The pb tiles' products with a weight block of bw output channels. */
 static TGT void gemm(int pb, const float *v, int cin, const float *u, int bw, float *m, int64_t ms)
@@ -382,8 +397,8 @@ TGT void ISA(nsde__nn_wino_reg_fwd)(const float *pad, int h, int w, int cin, int
       for (int xi = 0; xi < nx; xi++) {
         const float *v = V + xi * plane(T, cin) + (int64_t)t0 * cin;
         float *mx = M + (int64_t)xi * cout;
-        for (int co = 0; co < cout; co += 64) {
-          const int bw = cout - co < 64 ? cout - co : 64;
+        for (int co = 0; co < cout; co += UBLK) {
+          const int bw = cout - co < UBLK ? cout - co : UBLK;
           gemm(pb, v, cin, U + (int64_t)co * nx * cin + (int64_t)xi * cin * bw, bw, mx + co, ms);
         }
       }

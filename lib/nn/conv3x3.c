@@ -155,12 +155,13 @@ void nsde__nn_direct_pack(const struct layer *l, const float *W, float *wd, floa
  * rotated by 180 degrees, input and output channels swapped, for the input
  * gradient (the correlation of the output gradient with the rotated kernel).
  * Layout: [xi][o][c] and [xi][c][o] for the BLIS Winograd path, or with
- * blocked set the AVX-512 kernels' nsde__nn_wino_reg_uidx. */
+ * blocked set the register-blocked kernels' nsde__nn_wino_reg_uidx. */
 static void wino_pack_filters(const struct layer *l, const float *W, float *U, float *Ud,
                               bool blocked)
 {
   const int cc = l->cin + (l->kind == L_CCONV), off = l->kind == L_CCONV;
   const int n = blocked && nsde__nn_filter_planes(l) == 36 ? 6 : 4, nx = n * n;
+  const int blk = nsde__nn_wino_reg_block();
   for (int o = 0; o < l->cout; o++)
     for (int c = 0; c < l->cin; c++) {
       const float *g = W + ((int64_t)o * cc + c + off) * 9;
@@ -175,9 +176,9 @@ static void wino_pack_filters(const struct layer *l, const float *W, float *U, f
         wino_filter(rot, ud);
       }
       for (int xi = 0; xi < nx; xi++) {
-        const int64_t iu = blocked ? nsde__nn_wino_reg_uidx(l->cin, l->cout, nx, xi, c, o)
+        const int64_t iu = blocked ? nsde__nn_wino_reg_uidx(blk, l->cin, l->cout, nx, xi, c, o)
                                    : ((int64_t)xi * l->cout + o) * l->cin + c;
-        const int64_t id = blocked ? nsde__nn_wino_reg_uidx(l->cout, l->cin, nx, xi, o, c)
+        const int64_t id = blocked ? nsde__nn_wino_reg_uidx(blk, l->cout, l->cin, nx, xi, o, c)
                                    : ((int64_t)xi * l->cin + c) * l->cout + o;
         U[iu] = u[xi / n][xi % n];
         Ud[id] = ud[xi / n][xi % n];
