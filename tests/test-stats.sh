@@ -55,7 +55,8 @@
 # 5. tools/cifar-results.sh run twice at once on four runs, with a stand-in
 #   nsde-train that takes a second per run: each run is trained once, not
 #   twice (without the claim both copies train the first run together); a
-#   run whose run.lock another process holds is passed over.
+#   run whose run.lock another process holds is passed over, and finished
+#   runs are passed over without a claim or a word.
 # usage: test-stats.sh CIFAR_SUMMARY CIFAR_PAIRED CIFAR_SWEEP_PICK PAPER_REGIME CIFAR_RESULTS WORKDIR
 set -eu
 summary=$1 paired=$2 pick=$3 regime=$4 results=$5 work=$6/stats-test
@@ -230,6 +231,14 @@ wait $a || { echo "FAIL: cifar-results, copy a"; cat "$r/a.txt"; fail=1; }
 sort "$r/build/apps/trained.txt" >"$r/got.txt"
 for s in 1 2 3 4; do echo "$r/out/ode-s$s/model.nsde"; done >"$r/want.txt"
 diff "$r/want.txt" "$r/got.txt" || { echo "FAIL: two copies trained these runs"; fail=1; }
+# finished runs: passed over silently, while another copy holds one of them
+flock "$r/out/ode-s2/run.lock" sleep 2 &
+h=$!
+sleep 0.5
+BUILD=$r/build EVAL=0 EPOCHS=2 RUNS=$four sh "$results" DATA "$r/out" >"$r/d.txt" 2>&1 || fail=1
+wait $h
+[ -s "$r/d.txt" ] && { echo "FAIL: finished runs were not passed over silently"; cat "$r/d.txt"; fail=1; }
+[ "$(wc -l <"$r/build/apps/trained.txt")" -eq 4 ] || { echo "FAIL: a finished run was trained again"; fail=1; }
 mkdir -p "$r/out/ode-s5"
 flock "$r/out/ode-s5/run.lock" sleep 3 &
 h=$!

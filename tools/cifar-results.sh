@@ -59,6 +59,10 @@ for run in $runs; do
   [ "${SIGMA_DIRS:-0}" = 1 ] && dir=$out/$noise-$sigma-s$seed
   model=$dir/model.nsde
   mkdir -p "$dir"
+  # a finished run (trained, and evaluated unless EVAL=0) is passed over without a claim
+  if [ "$(done_epochs "$model")" -ge "$epochs" ] && { [ "${EVAL:-1}" != 1 ] || [ -f "$dir/eval.done" ]; }; then
+    continue
+  fi
   exec 9>"$dir/run.lock"
   if ! flock -n 9; then
     echo "$noise sigma $sigma seed $seed: another copy has it" >&2
