@@ -54,7 +54,7 @@ int nsde__nn_wino_reg_m(int h, int w);
  * 64 for AVX-512 (a product block holds up to 64 channels), 16 for AVX2 (its
  * products take 16 at a time: with 64-wide blocks each streamed every fourth
  * cache line of the filters; 16-wide blocks trained the CIFAR-10 recipe
- * 1.05x and inferred 1.09x faster on Zen 3, same bits). */
+ * 1.04x and inferred 1.06-1.09x faster on Zen 3, same bits). */
 int nsde__nn_wino_reg_block(void);
 
 /* Where the transformed filter value (xi = (m + 2) row + column of U =
