@@ -1,8 +1,8 @@
 /* The AVX-512 convolution kernels checked on any AVX2 CPU: their code,
  * compiled with 16-float vectors on pairs of AVX2 registers
  * (tests/emu512-*.c), must give the AVX2 kernels' bits for every entry point
- * (direct forward and weight gradient, Winograd F(2x2) and F(4x4) forward,
- * Winograd weight gradient), as lib/nn/conv-blocks.h says they do; the AVX2
+ * (direct forward and weight gradient, Winograd F(2x2) and F(4x4) forward
+ * and weight gradients), as lib/nn/conv-blocks.h says they do; the AVX2
  * kernels are checked against a naive convolution by test-nn. On a CPU
  * without AVX2 there is nothing to run.
  * SPDX-License-Identifier: MIT */
@@ -86,6 +86,25 @@ START_TEST(avx512_code_gives_avx2_bits)
       nsde__nn_wino_reg_wgrad_emu512(pad, h, w, cin, g, cout, b, s);
       same_bits(a, b, 16 * (int64_t)cin * cout, "Winograd weight gradient", k);
       free(s);
+      if (nsde__nn_wino4_wgrad_items(h, w)) { /* F(4x4)'s, over a group of items */
+        const int n = nsde__nn_wino4_wgrad_items(h, w);
+        const int64_t ns = nsde__nn_wino4_stage_size(h, w, cin, cout);
+        float *s2 = malloc((size_t)ns * sizeof(float)), *s5 = malloc((size_t)ns * sizeof(float));
+        ck_assert_ptr_nonnull(s2);
+        ck_assert_ptr_nonnull(s5);
+        for (int it = 0; it < n; it++) {
+          nsde__nn_wino4_wgrad_add_avx2(pad, h, w, cin, g, cout, it, s2);
+          nsde__nn_wino4_wgrad_add_emu512(pad, h, w, cin, g, cout, it, s5);
+        }
+        fill(a, nu, 7 + k);
+        memcpy(b, a, (size_t)nu * sizeof(float));
+        for (int add = 0; add < 2; add++) { /* stored, then added to that */
+          nsde__nn_wino4_wgrad_sum_avx2(h, w, cin, cout, n, s2, a, add);
+          nsde__nn_wino4_wgrad_sum_emu512(h, w, cin, cout, n, s5, b, add);
+          same_bits(a, b, nu, "F(4x4) weight gradient", k);
+        }
+        free(s2), free(s5);
+      }
     }
     free(pad), free(wt), free(bias), free(tr), free(g), free(a), free(b);
   }

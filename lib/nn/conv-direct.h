@@ -79,7 +79,24 @@ void nsde__nn_wino_reg_fwd(const float *pad, int h, int w, int cin, int cout, co
 void nsde__nn_wino_reg_wgrad(const float *pad, int h, int w, int cin, const float *g, int cout,
                              float *du, float *scratch);
 
-/* Each instruction set's kernels behind the four entry points above and the
+/* The weight gradient as F(4x4, 3x3) where an item has few tiles (at 8x8
+ * with F(2x2) an item's 16 tiles went through all 16 planes of du, so each
+ * accumulator was read and written for every 16 products): items go in
+ * groups of nsde__nn_wino4_wgrad_items (32 tiles; 0: the layer keeps
+ * F(2x2)), each staged by nsde__nn_wino4_wgrad_add as item k of the group
+ * (the padded input and the output gradient, transformed, into a staging of
+ * nsde__nn_wino4_stage_size floats), then nsde__nn_wino4_wgrad_sum adds the
+ * products of the group's n items to du[xi][ci][co] (36 planes; add 0:
+ * stores them there instead; the weight gradient of tap (ky, kx) is (G^T du
+ * G)[ky][kx] with F(4x4)'s G). */
+int nsde__nn_wino4_wgrad_items(int h, int w);
+int64_t nsde__nn_wino4_stage_size(int h, int w, int cin, int cout);
+void nsde__nn_wino4_wgrad_add(const float *pad, int h, int w, int cin, const float *g, int cout,
+                              int k, float *stage);
+void nsde__nn_wino4_wgrad_sum(int h, int w, int cin, int cout, int n, const float *stage, float *du,
+                              int add);
+
+/* Each instruction set's kernels behind the entry points above and the
  * F(4x4, 3x3) transforms (conv-direct.c, conv-wino.c, conv-wino4.c and their
  * -avx2.c twins). */
 #define NSDE__CONV_KERNELS(SUF)                                                                    \
@@ -92,8 +109,14 @@ void nsde__nn_wino_reg_wgrad(const float *pad, int h, int w, int cin, const floa
                                    float *out, float *scratch);                                    \
   void nsde__nn_wino_reg_wgrad_##SUF(const float *pad, int h, int w, int cin, const float *g,      \
                                      int cout, float *du, float *scratch);                         \
+  void nsde__nn_wino4_wgrad_add_##SUF(const float *pad, int h, int w, int cin, const float *g,     \
+                                      int cout, int k, float *stage);                              \
+  void nsde__nn_wino4_wgrad_sum_##SUF(int h, int w, int cin, int cout, int n, const float *stage,  \
+                                      float *du, int add);                                         \
   void nsde__wino4_input_##SUF(const float *pad, int w, int cin, int ty0, int nr, float *V,        \
                                int64_t P);                                                         \
+  void nsde__wino4_grad_##SUF(const float *g, int w, int cout, int ty0, int nr, float *Gd,         \
+                              int64_t P);                                                          \
   void nsde__wino4_output_##SUF(const float *M, int w, int cout, int ty0, int t0, int pb,          \
                                 const float *bias, const float *tr, float t, float *out);
 NSDE__CONV_KERNELS(avx512)

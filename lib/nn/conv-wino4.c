@@ -1,9 +1,10 @@
 /*
- * The transforms of Winograd F(4x4, 3x3) for the forward pass and the input
- * gradient of conv-wino.c's layers whose sides are multiples of 4 (the
- * products and the loop over tiles are conv-wino.c's): a 4x4 output tile
- * from a 6x6 input tile, 36 products per channel pair instead of F(2x2,
- * 3x3)'s 64 for the same 16 outputs, so 1.78x fewer multiply-adds.
+ * The transforms of Winograd F(4x4, 3x3) for the forward pass, the input
+ * gradient and the weight gradient of conv-wino.c's layers whose sides are
+ * multiples of 4 (the products and the loop over tiles are conv-wino.c's):
+ * a 4x4 output tile from a 6x6 input tile, 36 products per channel pair
+ * instead of F(2x2, 3x3)'s 64 for the same 16 outputs, so 1.78x fewer
+ * multiply-adds.
  *
  * Lavin & Gray's minimal filtering with the points 0, 1, -1, 1/2, -2 and
  * infinity, which Barabasz et al. (2018) found to round less than the usual
@@ -56,6 +57,21 @@ static INL TGT void at4(const vf m[6], vf a[4])
   a[3] = vf_add(vf_fmadd(vf_set1(-8.0f), m[4], vf_fmadd(vf_set1(0.125f), m[3], d12)), m[5]);
 }
 
+/* a = A y for one column of 4 vectors (A = (A^T)^T, 6 x 4): the gradient
+ * with respect to a column of M, given the column's output gradient y */
+static INL TGT void a6(const vf y[4], vf a[6])
+{
+  const vf s02 = vf_add(y[0], y[2]), s13 = vf_add(y[1], y[3]);
+  a[0] = y[0];
+  a[1] = vf_add(s02, s13);
+  a[2] = vf_sub(s02, s13);
+  a[3] = vf_fmadd(vf_set1(0.125f), y[3],
+                  vf_fmadd(vf_set1(0.25f), y[2], vf_fmadd(vf_set1(0.5f), y[1], y[0])));
+  a[4] = vf_fmadd(vf_set1(-8.0f), y[3],
+                  vf_fmadd(vf_set1(4.0f), y[2], vf_fmadd(vf_set1(-2.0f), y[1], y[0])));
+  a[5] = y[3];
+}
+
 /* V[xi][tile][ci] = (B^T d B)[xi] (xi = 6 row + column) for the tiles of
  * tile rows ty0 .. ty0+nr-1, d read from the padded, channel-blocked item
  * (nsde__direct_pad); the 36 planes of V are P floats apart. */
@@ -85,6 +101,38 @@ TGT void ISA(nsde__wino4_input)(const float *restrict pad, int w, int cin, int t
           bt6(d, o);
           for (int s = 0; s < 6; s++)
             vf_store(V + (r * 6 + s) * P + tile * cin + ch, o[s]);
+        }
+      }
+    }
+}
+
+/* Gd[xi][tile][co] = (A dY A^T)[xi] (xi = 6 row + column), the gradient
+ * with respect to the products M, for the 4x4 output-gradient tiles dY of
+ * tile rows ty0 .. ty0+nr-1 (g channels-last); the 36 planes of Gd are P
+ * floats apart. */
+TGT void ISA(nsde__wino4_grad)(const float *restrict g, int w, int cout, int ty0, int nr,
+                               float *restrict Gd, int64_t P)
+{
+  const int tw = w / 4;
+  for (int ty = 0; ty < nr; ty++)
+    for (int tx = 0; tx < tw; tx++) {
+      const int64_t tile = (int64_t)ty * tw + tx;
+      const float *g0 = g + ((int64_t)(4 * (ty0 + ty)) * w + 4 * tx) * cout;
+      for (int j = 0; j < cout / VL; j++) {
+        vf a[4][6]; /* a[k][r] = (A dY)[r][k] */
+        for (int k = 0; k < 4; k++) {
+          vf y[4];
+          for (int i = 0; i < 4; i++)
+            y[i] = vf_load(g0 + ((int64_t)i * w + k) * cout + VL * j);
+          a6(y, a[k]);
+        }
+        for (int r = 0; r < 6; r++) {
+          vf y[4], o[6];
+          for (int k = 0; k < 4; k++)
+            y[k] = a[k][r];
+          a6(y, o);
+          for (int s = 0; s < 6; s++)
+            vf_store(Gd + (r * 6 + s) * P + tile * cout + VL * j, o[s]);
         }
       }
     }

@@ -159,177 +159,12 @@ void nsde__nn_conv_fwd_item(const struct nsde_net *net, const struct layer *l, c
              net->wpack + l->wpoff, 1, Kp, 1.0, out, l->cout, 1);
 }
 
-/* tg[tap][o] += t times the sum of g[p][o] over the output pixels p whose
- * tap reads inside the image (the time plane is zero in the padding). Row
- * sums first (whole row, without the first pixel, without the last), then
- * the rows each tap reads. Every sum runs over the pixels in order, one
- * channel per lane (the loops over o vectorise; a loop over pixels per
- * channel, strided, and the strided adds into dW took 3.5% of a training
- * step at 8x8; nsde__nn_direct_flush adds tg to dW once per chunk). rows
- * holds 3 hout + 1 rows of cout floats. */
-static void time_plane_grad(const struct layer *l, const float *g, float t, float *tg, float *rows)
-{
-  const int H = l->hout, Wd = l->wout, O = l->cout;
-  float *restrict acc = rows + (int64_t)H * 3 * O;
-  for (int oy = 0; oy < H; oy++) {
-    float *restrict r = rows + (int64_t)oy * 3 * O;
-    const float *restrict gr = g + (int64_t)oy * Wd * O, *last = gr + (int64_t)(Wd - 1) * O;
-    for (int o = 0; o < O; o++)
-      acc[o] = 0.0f;
-    for (int ox = 1; ox < Wd - 1; ox++)
-      for (int o = 0; o < O; o++)
-        acc[o] += gr[(int64_t)ox * O + o];
-    for (int o = 0; o < O; o++) {
-      r[o] = acc[o] + gr[o] + (Wd > 1 ? last[o] : 0.0f); /* whole row */
-      r[O + o] = acc[o] + (Wd > 1 ? last[o] : 0.0f);     /* without ox 0 */
-      r[2 * O + o] = acc[o] + (Wd > 1 ? gr[o] : 0.0f);   /* without the last */
-    }
-  }
-  for (int tap = 0; tap < 9; tap++) {
-    const int ky = tap / 3, kx = tap % 3, which = kx == 1 ? 0 : kx == 0 ? 1 : 2;
-    const int y0 = ky == 0 ? 1 : 0, y1 = ky == 2 ? H - 1 : H;
-    if (Wd == 1 && kx != 1)
-      continue; /* a one-pixel-wide image: the side columns read only padding */
-    for (int o = 0; o < O; o++)
-      acc[o] = 0.0f;
-    for (int oy = y0; oy < y1; oy++)
-      for (int o = 0; o < O; o++)
-        acc[o] += rows[((int64_t)oy * 3 + which) * O + o];
-    for (int o = 0; o < O; o++)
-      tg[tap * O + o] += t * acc[o];
-  }
-}
-
-/* Floats of a direct layer's kernel weight-gradient accumulator: Winograd's
- * du[xi][c][o] or the direct kernels' [tap][c][o]. */
-static int64_t kernel_grads_size(const struct layer *l)
-{
-  return (nsde__nn_use_wino_reg(l) ? 16 : 9) * (int64_t)l->cin * l->cout;
-}
-
-/* A concat-conv's time-plane weight gradients [tap][o] in the chunk's
- * accumulators, after the kernels' (see conv_plan). */
-static float *time_grads(const struct layer *l, float *wacc)
-{
-  return wacc + l->waoff + kernel_grads_size(l);
-}
-
-/* The direct kernels' backward for one item: the weight gradient added to
- * the chunk's accumulator wacc ([tap][c][o], the kernels' layout; moved into
- * the packed layout once per chunk by nsde__nn_direct_flush), the time plane's
- * gradient into dW, and dx. */
-static void direct_bwd_item(const struct nsde_net *net, const struct layer *l, const float *in,
-                            const float *g, float *dx, float *dW, float t, float *col, float *dcol,
-                            float *wacc)
-{
-  if (!net->no_wgrad) {
-    nsde__direct_pad(in, l->hin, l->win, l->cin, col);
-    if (nsde__nn_use_wino_reg(l))
-      nsde__nn_wino_reg_wgrad(col, l->hout, l->wout, l->cin, g, l->cout, wacc + l->waoff, dcol);
-    else
-      nsde__direct_wgrad(col, l->hout, l->wout, l->cin, g, l->cout, wacc + l->waoff);
-    if (l->kind == L_CCONV)
-      time_plane_grad(l, g, t, time_grads(l, wacc), col);
-  }
-  if (dx) {
-    nsde__direct_pad(g, l->hout, l->wout, l->cout, col);
-    if (nsde__nn_use_wino_reg(l))
-      nsde__nn_wino_reg_fwd(col, l->hin, l->win, l->cout, l->cin, nsde__nn_dgrad_filters(net, l),
-                            NULL, NULL, 0.0f, dx, dcol);
-    else
-      nsde__direct_fwd(col, l->hin, l->win, l->cout, l->cin, nsde__nn_dgrad_filters(net, l), NULL,
-                       NULL, 0.0f, dx);
-  }
-}
-
-/* The Winograd weight gradient du[xi][c][o] of a chunk into dW: tap (ky, kx)
- * gets (G^T du G)[ky][kx] with G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1];
- * du is zeroed. The transform runs over output channels in blocks of 64
- * (the loops over o vectorise) for 8 input channels at a time, whose 9 taps
- * are then added to dW along c (one cache line per output channel and tap;
- * one input channel at a time made 9 x cout scattered adds per channel: 3.7%
- * of a training step of the trained recipe). */
-#define FLUSH_C 8
-NSDE_CLONES static void wino_flush(const struct layer *l, float *du, float *dW, int64_t Kp, int cc,
-                                   int off)
-{
-  const int64_t cs = (int64_t)l->cin * l->cout;
-  for (int c0 = 0; c0 < l->cin; c0 += FLUSH_C)
-    for (int o0 = 0; o0 < l->cout; o0 += 64) {
-      const int n = l->cout - o0 < 64 ? l->cout - o0 : 64;
-      const int nc = l->cin - c0 < FLUSH_C ? l->cin - c0 : FLUSH_C;
-      float g[FLUSH_C][9][64];
-      for (int ci = 0; ci < nc; ci++) {
-        const float *u[16];
-        float r[3][4][64];
-        for (int xi = 0; xi < 16; xi++)
-          u[xi] = du + xi * cs + (int64_t)(c0 + ci) * l->cout + o0;
-        for (int s = 0; s < 4; s++)
-          for (int j = 0; j < n; j++) {
-            r[0][s][j] = u[s][j] + 0.5f * (u[4 + s][j] + u[8 + s][j]);
-            r[1][s][j] = 0.5f * (u[4 + s][j] - u[8 + s][j]);
-            r[2][s][j] = 0.5f * (u[4 + s][j] + u[8 + s][j]) + u[12 + s][j];
-          }
-        for (int k = 0; k < 3; k++)
-          for (int j = 0; j < n; j++) {
-            g[ci][3 * k][j] = r[k][0][j] + 0.5f * (r[k][1][j] + r[k][2][j]);
-            g[ci][3 * k + 1][j] = 0.5f * (r[k][1][j] - r[k][2][j]);
-            g[ci][3 * k + 2][j] = 0.5f * (r[k][1][j] + r[k][2][j]) + r[k][3][j];
-          }
-      }
-      for (int j = 0; j < n; j++)
-        for (int tap = 0; tap < 9; tap++) {
-          float *d = dW + (int64_t)(o0 + j) * Kp + off + c0 + tap * cc;
-          for (int ci = 0; ci < nc; ci++)
-            d[ci] += g[ci][tap][j];
-        }
-    }
-  memset(du, 0, 16 * (size_t)cs * sizeof(float));
-}
-#undef FLUSH_C
-
-/* A chunk's direct weight gradients into its packed gradient gp (which holds
- * zeros there: nothing else writes those entries, so the sum per item is the
- * one the per-item transposition gave); the accumulators are zeroed. */
-void nsde__nn_direct_flush(const struct nsde_net *net, float *gp, float *wacc)
-{
-  if (net->no_wgrad)
-    return; /* the accumulators hold zeros */
-  for (int i = 0; i < net->nl; i++) {
-    const struct layer *l = &net->L[i];
-    if ((l->kind != L_CONV && l->kind != L_CCONV) || l->waoff < 0)
-      continue;
-    {
-      const int64_t Kp = nsde__nn_conv_kp(l);
-      const int cc = l->cin + (l->kind == L_CCONV), off = l->kind == L_CCONV;
-      float *dW = gp + l->poff, *dwd = wacc + l->waoff;
-      if (l->kind == L_CCONV) { /* dW holds zeros there, so the sum is the per-item one */
-        float *tg = time_grads(l, wacc);
-        for (int tap = 0; tap < 9; tap++)
-          for (int o = 0; o < l->cout; o++)
-            dW[(int64_t)o * Kp + tap * cc] += tg[tap * l->cout + o];
-        memset(tg, 0, 9 * (size_t)l->cout * sizeof(float));
-      }
-      if (nsde__nn_use_wino_reg(l)) {
-        wino_flush(l, dwd, dW, Kp, cc, off);
-        continue;
-      }
-      for (int o = 0; o < l->cout; o++)
-        for (int tap = 0; tap < 9; tap++)
-          for (int c = 0; c < l->cin; c++)
-            dW[(int64_t)o * Kp + tap * cc + off + c] +=
-                dwd[((int64_t)tap * l->cin + c) * l->cout + o];
-      memset(dwd, 0, 9 * (size_t)l->cin * l->cout * sizeof(float));
-    }
-  }
-}
-
 /* One item's backward: parameter gradients (packed layout) into gp unless
  * net->no_wgrad, dx if wanted. */
 void nsde__nn_conv_bwd_item(const struct nsde_net *net, const struct layer *l, const float *in,
-                            const float *g, float *dx, float *gp, float t, float *col, float *dcol,
-                            float *wt, float *wacc)
+                            const float *g, float *dx, float *gp, float t, const struct scratch *sc)
 {
+  float *col = sc->col, *dcol = sc->dcol, *wt = sc->wt;
   const int64_t Kp = nsde__nn_conv_kp(l), P = (int64_t)l->hout * l->wout;
   float *dW = gp + l->poff;
   if (!net->no_wgrad) {
@@ -341,7 +176,7 @@ void nsde__nn_conv_bwd_item(const struct nsde_net *net, const struct layer *l, c
         db[o] += gg[p * l->cout + o];
   }
   if (nsde__nn_use_direct(l)) {
-    direct_bwd_item(net, l, in, g, dx, dW, t, col, dcol, wacc);
+    nsde__nn_direct_bwd_item(net, l, in, g, dx, t, sc);
     return;
   }
   if (!net->no_wgrad) {
@@ -426,8 +261,13 @@ static enum nsde_status conv_plan(struct nsde_net *net, int i, int64_t max_batch
   l->wpoff = (int64_t)*wp;
   l->waoff = nsde__nn_use_direct(l) ? (int64_t)net->wacc_sz : -1;
   if (nsde__nn_use_direct(l))
-    net->wacc_sz += (size_t)kernel_grads_size(l) +
-                    (l->kind == L_CCONV ? 9 * (size_t)l->cout : 0); /* time_grads */
+    net->wacc_sz += (size_t)nsde__nn_kernel_grads_size(l) +
+                    (l->kind == L_CCONV ? 9 * (size_t)l->cout : 0) + /* time_grads */
+                    (nsde__nn_wgrad4_items(l) ? 16 : 0);             /* staged_items */
+  l->stoff = nsde__nn_wgrad4_items(l) ? (int64_t)net->stage_sz : -1;
+  if (nsde__nn_wgrad4_items(l))
+    net->stage_sz +=
+        ((size_t)nsde__nn_wino4_stage_size(l->hout, l->wout, l->cin, l->cout) + 15) & ~(size_t)15;
   *wp += (size_t)l->cout * (size_t)nsde__nn_conv_kp(l) + (size_t)nsde__nn_wino_extra(l);
   net->taped[i] = true;
   net->tape_off[i] = (int64_t)net->tape_slot;
@@ -450,7 +290,7 @@ static const float *conv_backward(const struct nsde_net *net, int i, int64_t b, 
 {
   (void)b;
   (void)y;
-  nsde__nn_conv_bwd_item(net, &net->L[i], in, g, dst, gp, t, sc->col, sc->dcol, sc->wt, sc->wacc);
+  nsde__nn_conv_bwd_item(net, &net->L[i], in, g, dst, gp, t, sc);
   return dst;
 }
 

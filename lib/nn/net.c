@@ -235,6 +235,7 @@ NSDE_API enum nsde_status nsde_net_finalize(struct nsde_net *net, int64_t max_ba
   net->maxc = net->c;
   net->col_sz = 0;
   net->wacc_sz = 0;
+  net->stage_sz = 0;
   net->tape_slot = 0;
   for (int i = 0; i < net->nl; i++) {
     struct layer *l = &net->L[i];

@@ -47,6 +47,7 @@ struct layer {
   int64_t poff, np, in_sz, out_sz;
   int64_t wpoff; /* convolution: packed weights in net->wpack */
   int64_t waoff; /* direct convolution: its weight-gradient accumulator in the scratch (-1: none) */
+  int64_t stoff; /* F(4x4) weight gradient: its group's staging in the scratch (-1: none) */
   bool fused_relu; /* group norm followed by ReLU: writes the ReLU's output */
   float *stats;    /* GN: mean and rstd per (item, group) */
 };
@@ -79,7 +80,8 @@ struct nsde_net {
   int64_t max_chunks;
   uint64_t *fp; /* per-item fingerprints */
   size_t col_sz, item_sz;
-  size_t wacc_sz; /* per-thread direct weight-gradient accumulators, all layers */
+  size_t wacc_sz;  /* per-thread direct weight-gradient accumulators, all layers */
+  size_t stage_sz; /* per-thread stagings of F(4x4)'s weight gradient, all layers */
   int maxc;
   float *scr; /* per-thread scratch */
   int nscr;
@@ -100,7 +102,8 @@ struct nsde_net {
 struct scratch {
   float *col, *dcol, *d[2], *tmp, *gin, *dxout, *wt;
   double *acc;
-  float *wacc; /* direct convolutions' weight gradients, [tap][c][o], summed over a chunk */
+  float *wacc;  /* direct convolutions' weight gradients, [tap][c][o], summed over a chunk */
+  float *stage; /* the items of F(4x4)'s weight-gradient groups, transformed */
 };
 
 /* What nsde_net_add_* asked for (each layer reads its own fields). */
@@ -160,10 +163,16 @@ int64_t nsde__nn_conv_public_index(const struct layer *l, int64_t jp);
 void nsde__nn_pack_weights(struct nsde_net *net);
 void nsde__nn_conv_fwd_item(const struct nsde_net *net, const struct layer *l, const float *in,
                             float *out, float t, float *col, float *dcol, float *wt);
-void nsde__nn_direct_flush(const struct nsde_net *net, float *gp, float *wacc);
+/* conv-wgrad.c: the direct layers' weight gradients. Items per group of
+ * F(4x4)'s (0: not that way); floats of the kernel gradient accumulator. */
+int nsde__nn_wgrad4_items(const struct layer *l);
+int64_t nsde__nn_kernel_grads_size(const struct layer *l);
+void nsde__nn_direct_bwd_item(const struct nsde_net *net, const struct layer *l, const float *in,
+                              const float *g, float *dx, float t, const struct scratch *sc);
+void nsde__nn_direct_flush(const struct nsde_net *net, float *gp, const struct scratch *sc);
 void nsde__nn_conv_bwd_item(const struct nsde_net *net, const struct layer *l, const float *in,
-                            const float *g, float *dx, float *gp, float t, float *col, float *dcol,
-                            float *wt, float *wacc);
+                            const float *g, float *dx, float *gp, float t,
+                            const struct scratch *sc);
 
 /* conv3x3.c: 3x3/stride 1/pad 1 convolutions: Winograd F(2x2,3x3), direct-kernel packing */
 bool nsde__nn_is_3x3_same(const struct layer *l);

@@ -15,7 +15,7 @@
 
 static size_t scratch_floats(const struct nsde_net *net)
 {
-  return ((net->wacc_sz + 15) & ~(size_t)15) + 2 * net->col_sz + 5 * net->item_sz +
+  return ((net->wacc_sz + 15) & ~(size_t)15) + net->stage_sz + 2 * net->col_sz + 5 * net->item_sz +
          12 * (size_t)net->maxc + 32 * (size_t)net->maxc + 64;
 }
 
@@ -25,6 +25,8 @@ static struct scratch thread_scratch(const struct nsde_net *net, int tid)
   float *p = net->scr + (size_t)tid * scratch_floats(net);
   sc.wacc = p;
   p += (net->wacc_sz + 15) & ~(size_t)15;
+  sc.stage = p;
+  p += net->stage_sz;
   sc.col = p;
   sc.dcol = sc.col + net->col_sz;
   sc.d[0] = sc.dcol + net->col_sz;
@@ -93,6 +95,11 @@ int nsde__nn_use_threads(struct nsde_net *net)
   if (nt > net->nscr) {
     float *s = nsde__alloc(scratch_floats(net) * sizeof(float) * (size_t)nt);
     if (s) { /* else keep the threads there is scratch for: results do not change */
+      /* the weight-gradient accumulators start at zero, and each chunk's
+       * flush leaves them so (nsde__nn_direct_flush; F(4x4)'s du excepted,
+       * which a chunk's first group overwrites) */
+      for (int k = 0; k < nt; k++)
+        memset(s + (size_t)k * scratch_floats(net), 0, net->wacc_sz * sizeof(float));
       nsde__free(net->scr);
       net->scr = s;
       net->nscr = nt;
@@ -161,13 +168,13 @@ void nsde__net_backward_raw(struct nsde_net *net, int64_t B, const float *x, con
   (void)nt;
   /* the packed weights are those of the forward pass this follows; each
    * chunk zeroes its own gradients (a serial memset of all of them, 4.8 MB
-   * per drift backward of the trained recipe, left the other thread waiting) */
+   * per drift backward of the trained recipe, left the other thread waiting);
+   * the weight-gradient accumulators are zero already (see above) */
 #pragma omp parallel for schedule(static) num_threads(nt) if (nc > 1)
   for (int64_t c = 0; c < nc; c++) {
     const struct scratch sc = thread_scratch(net, omp_get_thread_num());
     const unsigned fp = nsde__ftz_enter();
     memset(net->part + c * np, 0, (size_t)np * sizeof(float));
-    memset(sc.wacc, 0, net->wacc_sz * sizeof(float));
     for (int64_t b = c * B / nc; b < (c + 1) * B / nc; b++) {
       const float *xb = tin ? net->xin + b * isz : x + b * isz, *g = dy + b * last->out_sz;
       float *dxb = dx ? (tin ? sc.dxout : dx + b * isz) : NULL;
@@ -179,7 +186,7 @@ void nsde__net_backward_raw(struct nsde_net *net, int64_t B, const float *x, con
       if (dx && tin)
         nsde__to_nchw(sc.dxout, dx + b * isz, net->c, (int64_t)net->h * net->w);
     }
-    nsde__nn_direct_flush(net, net->part + c * np, sc.wacc);
+    nsde__nn_direct_flush(net, net->part + c * np, &sc);
     nsde__ftz_leave(fp);
   }
   /* reduce the chunks in order, mapping packed convolution weights back */
