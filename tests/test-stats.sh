@@ -57,6 +57,10 @@
 #   twice (without the claim both copies train the first run together); a
 #   run whose run.lock another process holds is passed over, and finished
 #   runs are passed over without a claim or a word.
+#
+# 6. A run keeps the build it started with: resumed with another BUILD it
+#   trains on its first one, with PIN=0 on BUILD's, and a first build that is
+#   gone stops the script with a message naming the run's folder.
 # usage: test-stats.sh CIFAR_SUMMARY CIFAR_PAIRED CIFAR_SWEEP_PICK PAPER_REGIME CIFAR_RESULTS WORKDIR
 set -eu
 summary=$1 paired=$2 pick=$3 regime=$4 results=$5 work=$6/stats-test
@@ -247,5 +251,31 @@ BUILD=$r/build EVAL=0 EPOCHS=2 RUNS=ode:0:5 sh "$results" DATA "$r/out" >"$r/c.t
 wait $h
 grep -q "ode-s5" "$r/build/apps/trained.txt" && { echo "FAIL: a held run was trained"; fail=1; }
 grep -q "ode sigma 0 seed 5: another copy has it" "$r/c.txt" || { echo "FAIL: no message"; fail=1; }
+
+# 6. a run keeps its build: stand-ins that finish one epoch of two per sitting
+for b in pa pb; do
+  mkdir -p "$r/$b/apps"
+  cat >"$r/$b/apps/nsde-train" <<'STUB'
+#!/bin/sh
+while [ $# -gt 0 ]; do [ "$1" = --out ] && out=$2; shift; done
+echo "$out" >>"$(dirname "$0")/trained.txt"
+printf '\0\0\0\0\0\0\0\0\001\0\0\0' >"$out.state"
+touch "$out"
+STUB
+  chmod +x "$r/$b/apps/nsde-train"
+  : >"$r/$b/apps/trained.txt"
+done
+BUILD=$r/pa EVAL=0 EPOCHS=2 RUNS=ode:0:6 sh "$results" DATA "$r/out" >"$r/p1.txt" 2>&1 || fail=1
+BUILD=$r/pb EVAL=0 EPOCHS=2 RUNS=ode:0:6 sh "$results" DATA "$r/out" >"$r/p2.txt" 2>&1 || fail=1
+[ "$(wc -l <"$r/pa/apps/trained.txt")" -eq 2 ] && [ ! -s "$r/pb/apps/trained.txt" ] ||
+  { echo "FAIL: a resumed run left the build it started with"; fail=1; }
+PIN=0 BUILD=$r/pb EVAL=0 EPOCHS=2 RUNS=ode:0:6 sh "$results" DATA "$r/out" >"$r/p3.txt" 2>&1 || fail=1
+[ "$(wc -l <"$r/pb/apps/trained.txt")" -eq 1 ] || { echo "FAIL: PIN=0 did not use BUILD"; fail=1; }
+rm "$r/pa/apps/nsde-train"
+if BUILD=$r/pb EVAL=0 EPOCHS=2 RUNS=ode:0:6 sh "$results" DATA "$r/out" >"$r/p4.txt" 2>&1; then
+  echo "FAIL: a run whose build is gone went on"; fail=1
+fi
+grep -q "ode-s6/build names $r/pa/apps, which has no nsde-train" "$r/p4.txt" ||
+  { echo "FAIL: no message for a run whose build is gone"; cat "$r/p4.txt"; fail=1; }
 [ $fail -eq 0 ] && echo "1 passed, 0 failed"
 exit $fail

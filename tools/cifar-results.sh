@@ -27,6 +27,7 @@
 #            sweep: the last 5,000, never the test set)
 #   SIGMA_DIRS [0]: 1 names each run's folder NOISE-SIGMA-sSEED (a sweep over sigma),
 #            else NOISE-sSEED
+#   PIN [1]: each run keeps the build it started with (its folder's file build); 0: BUILD's
 # Several copies may run at once on the same OUT_DIR and RUNS (tools/paper-regime.sh JOBS):
 # each run is claimed with flock(1) on its folder's run.lock for as long as it trains and
 # evaluates, and a copy passes over runs another copy holds (a killed copy's claim ends with
@@ -69,12 +70,25 @@ for run in $runs; do
     exec 9>&-
     continue
   fi
+  # a run keeps the programs it started with: a fresh run writes their folder to DIR/build,
+  # and every later sitting (training, evaluation) uses that folder, so one build trains a
+  # model from its first epoch to its last whatever BUILD says then (PIN=0: BUILD's always)
+  rbin=$bin
+  if [ "${PIN:-1}" = 1 ] && [ -f "$dir/build" ]; then
+    rbin=$(cat "$dir/build")
+    if [ ! -x "$rbin/nsde-train" ]; then
+      echo "$0: $dir/build names $rbin, which has no nsde-train (PIN=0 uses $bin)" >&2
+      exit 1
+    fi
+  elif [ "${PIN:-1}" = 1 ] && [ "${TRAIN:-1}" = 1 ] && [ ! -f "$model.state" ]; then
+    (cd "$bin" && pwd) >"$dir/build"
+  fi
   if [ "${TRAIN:-1}" = 1 ] && [ "$(done_epochs "$model")" -lt "$epochs" ]; then
     resume=
     [ -f "$model.state" ] && resume=--resume
     start=$(date +%s)
     # shellcheck disable=SC2086
-    "$bin/nsde-train" --data cifar10 --data-dir "$data" --out "$model" --noise "$noise" \
+    "$rbin/nsde-train" --data cifar10 --data-dir "$data" --out "$model" --noise "$noise" \
       --sigma "$sigma" --arch large --width "$width" $schedule --val "$val" \
       --lr 0.1 --batch 128 --crop 4 --seed "$seed" \
       --threads "$threads" --metrics "$dir/train.csv" $resume >>"$dir/train.log"
@@ -87,7 +101,7 @@ for run in $runs; do
   [ "${TRAIN:-1}" = 0 ] && [ -f "$model" ] && [ ! -f "$model.state" ] && trained=1
   if [ "${EVAL:-1}" = 1 ] && [ $trained = 1 ] && [ ! -f "$dir/eval.done" ]; then
     start=$(date +%s)
-    "$bin/nsde-eval" --model "$model" --data cifar10 --data-dir "$data" --subset "$test_images" \
+    "$rbin/nsde-eval" --model "$model" --data cifar10 --data-dir "$data" --subset "$test_images" \
       --ttn "$ttn" --attack-images "$attack_images" --attack-steps "$attack_steps" \
       --attack-eot "$attack_eot" \
       --attacks authors,pgd,cw --eps "$eps" --severities 5 --corruption-passes 0,"$ttn" \
