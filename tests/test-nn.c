@@ -586,25 +586,41 @@ static double now_s(void)
  * the network passes run with flush-to-zero and denormals-are-zero. The
  * same pass with an output gradient of 1e-39 (every product denormal
  * without them) against one of order 1, best of 5 interleaved runs each;
- * the caller's floating-point state is left as it was. */
-START_TEST(denormals_not_slow)
+ * the caller's floating-point state is left as it was. The pass takes a
+ * few milliseconds, so another process starting to compute halfway (meson
+ * runs tests side by side) can slow one side's best by more than the bound;
+ * a real denormal slowdown shows in every round, so up to 4 rounds are
+ * measured and the best ratio counts. */
+static double denormal_ratio(struct nsde_net *net, const struct nsde_tensor *x,
+                             const struct nsde_tensor *dy, const struct nsde_tensor *tiny,
+                             struct nsde_tensor *dx)
 {
-  struct nsde_net *net;
-  struct nsde_tensor *x = t4(8, 16, 30, 30), *dy = t4(8, 16, 30, 30), *dx = t4(8, 16, 30, 30);
-  struct nsde_tensor *tiny = t4(8, 16, 30, 30);
-  double best[2] = {1e30, 1e30}, ratio;
-  ck_assert_int_eq(nsde_net_new_paper_drift(ctx, 16, 30, 30, 0, 8, 3, &net), NSDE_OK);
-  fill_rand(x, 1, 2.0, 0.0);
-  fill_rand(dy, 2, 2.0, 0.0);
-  fill_rand(tiny, 2, 2e-39, 0.0);
+  double best[2] = {1e30, 1e30};
   for (int r = 0; r < 10; r++) {
     double t0 = now_s();
     ck_assert_int_eq(nsde_net_backward(net, 0.5, x, r % 2 ? tiny : dy, dx), NSDE_OK);
     t0 = now_s() - t0;
     best[r % 2] = t0 < best[r % 2] ? t0 : best[r % 2];
   }
-  ratio = best[1] / best[0];
-  printf("# backward with denormal-scale gradients: %.2fx the time of normal ones\n", ratio);
+  return best[1] / best[0];
+}
+
+START_TEST(denormals_not_slow)
+{
+  struct nsde_net *net;
+  struct nsde_tensor *x = t4(8, 16, 30, 30), *dy = t4(8, 16, 30, 30), *dx = t4(8, 16, 30, 30);
+  struct nsde_tensor *tiny = t4(8, 16, 30, 30);
+  double ratio = 1e30;
+  ck_assert_int_eq(nsde_net_new_paper_drift(ctx, 16, 30, 30, 0, 8, 3, &net), NSDE_OK);
+  fill_rand(x, 1, 2.0, 0.0);
+  fill_rand(dy, 2, 2.0, 0.0);
+  fill_rand(tiny, 2, 2e-39, 0.0);
+  for (int round = 0; round < 4 && ratio >= 1.5; round++) {
+    double r = denormal_ratio(net, x, dy, tiny, dx);
+    printf("# round %d: backward with denormal-scale gradients: %.2fx the time of normal ones\n",
+           round + 1, r);
+    ratio = r < ratio ? r : ratio;
+  }
   ck_assert_msg(ratio < 1.5, "denormal gradients slow the backward pass down %.2fx", ratio);
 #if defined(__x86_64__)
   ck_assert_uint_eq(_mm_getcsr() & 0x8040u, 0); /* the caller's state is restored */

@@ -45,8 +45,18 @@ mkdir -p "$tree" "$out"
 # the model tests read a CIFAR-10 slice from ../shared beside the tree, as in CI
 [ -d "$src/../shared" ] && ln -s "$(cd "$src/../shared" && pwd)" "$work/shared"
 (cd "$src" && git ls-files -z | xargs -0 cp --parents -t "$tree")
-(cd "$tree" && dpkg-buildpackage -us -uc -b >"$work/build.log" 2>&1) ||
-  { tail -n 60 "$work/build.log"; echo "FAIL: dpkg-buildpackage (log above)"; exit 1; }
+(cd "$tree" && dpkg-buildpackage -us -uc -b >"$work/build.log" 2>&1) || {
+  tail -n 60 "$work/build.log"
+  # a failing unit test: its name and output last, where a CI summary that
+  # keeps only the end of the log still shows them
+  if grep -qE '^ *[0-9]+/[0-9]+ .* (FAIL|TIMEOUT) ' "$work/build.log"; then
+    echo "build-deb: the failing tests and what they printed:"
+    grep -A 40 -E '^ *[0-9]+/[0-9]+ .* (FAIL|TIMEOUT) ' "$work/build.log" | head -n 120
+    grep -E '^ *[0-9]+/[0-9]+ .* (FAIL|TIMEOUT) ' "$work/build.log"
+  fi
+  echo "FAIL: dpkg-buildpackage (log above)"
+  exit 1
+}
 mv "$work"/*.deb "$work"/*.changes "$work"/*.buildinfo "$out"/
 echo "build-deb: built $(cd "$out" && ls ./*.deb | tr '\n' ' ')"
 
