@@ -66,24 +66,35 @@ static int kernel_grad_planes(const struct layer *l)
   return nsde__nn_wgrad4_items(l) ? 36 : nsde__nn_use_wino_reg(l) ? 16 : 9;
 }
 
-int64_t nsde__nn_kernel_grads_size(const struct layer *l)
+static int64_t kernel_grads_size(const struct layer *l)
 {
   return kernel_grad_planes(l) * (int64_t)l->cin * l->cout;
 }
 
-/* A concat-conv's time-plane weight gradients [tap][o] in the chunk's
- * accumulators, after the kernels' (see conv_plan). */
+/* A concat-conv's time-plane weight gradients [tap][o]: floats, and where
+ * they lie in the chunk's accumulators (after the kernels'). */
+static int64_t time_grads_size(const struct layer *l)
+{
+  return l->kind == L_CCONV ? 9 * (int64_t)l->cout : 0;
+}
+
 static float *time_grads(const struct layer *l, float *wacc)
 {
-  return wacc + l->waoff + nsde__nn_kernel_grads_size(l);
+  return wacc + l->waoff + kernel_grads_size(l);
 }
 
 /* F(4x4)'s weight gradient: [0] the items staged in the group, [1] the
  * groups summed into du in this chunk (the first stores, so du is never
- * zeroed); after the time-plane gradients, zero between chunks. */
+ * zeroed); after the time-plane gradients, zero between chunks. 16 floats
+ * are kept for them, so the next layer's accumulators stay 64-byte aligned. */
 static int *staged_items(const struct layer *l, float *wacc)
 {
-  return (int *)(void *)(time_grads(l, wacc) + (l->kind == L_CCONV ? 9 * (int64_t)l->cout : 0));
+  return (int *)(void *)(time_grads(l, wacc) + time_grads_size(l));
+}
+
+int64_t nsde__nn_wacc_size(const struct layer *l)
+{
+  return kernel_grads_size(l) + time_grads_size(l) + (nsde__nn_wgrad4_items(l) ? 16 : 0);
 }
 
 /* The direct kernels' backward for one item: the weight gradient added to
@@ -228,7 +239,7 @@ void nsde__nn_direct_flush(const struct nsde_net *net, float *gp, const struct s
         for (int tap = 0; tap < 9; tap++)
           for (int o = 0; o < l->cout; o++)
             dW[(int64_t)o * Kp + tap * cc] += tg[tap * l->cout + o];
-        memset(tg, 0, 9 * (size_t)l->cout * sizeof(float));
+        memset(tg, 0, (size_t)time_grads_size(l) * sizeof(float));
       }
       if (nsde__nn_wgrad4_items(l)) {
         int *n = staged_items(l, wacc);

@@ -261,9 +261,7 @@ static enum nsde_status conv_plan(struct nsde_net *net, int i, int64_t max_batch
   l->wpoff = (int64_t)*wp;
   l->waoff = nsde__nn_use_direct(l) ? (int64_t)net->wacc_sz : -1;
   if (nsde__nn_use_direct(l))
-    net->wacc_sz += (size_t)nsde__nn_kernel_grads_size(l) +
-                    (l->kind == L_CCONV ? 9 * (size_t)l->cout : 0) + /* time_grads */
-                    (nsde__nn_wgrad4_items(l) ? 16 : 0);             /* staged_items */
+    net->wacc_sz += (size_t)nsde__nn_wacc_size(l);
   l->stoff = nsde__nn_wgrad4_items(l) ? (int64_t)net->stage_sz : -1;
   if (nsde__nn_wgrad4_items(l))
     net->stage_sz +=

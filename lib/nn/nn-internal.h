@@ -164,9 +164,10 @@ void nsde__nn_pack_weights(struct nsde_net *net);
 void nsde__nn_conv_fwd_item(const struct nsde_net *net, const struct layer *l, const float *in,
                             float *out, float t, float *col, float *dcol, float *wt);
 /* conv-wgrad.c: the direct layers' weight gradients. Items per group of
- * F(4x4)'s (0: not that way); floats of the kernel gradient accumulator. */
+ * F(4x4)'s (0: not that way); floats of a layer's part of the chunk's
+ * accumulators (sc->wacc; they lie at its l->waoff). */
 int nsde__nn_wgrad4_items(const struct layer *l);
-int64_t nsde__nn_kernel_grads_size(const struct layer *l);
+int64_t nsde__nn_wacc_size(const struct layer *l);
 void nsde__nn_direct_bwd_item(const struct nsde_net *net, const struct layer *l, const float *in,
                               const float *g, float *dx, float t, const struct scratch *sc);
 void nsde__nn_direct_flush(const struct nsde_net *net, float *gp, const struct scratch *sc);
