@@ -128,6 +128,16 @@ static void vlog(struct nsde_context *ctx, enum nsde_log_level level, const char
   ctx->log_fn(ctx->log_user, level, buf);
 }
 
+int nsde__env_knob(int *cache, const char *name, int (*choose)(const char *value))
+{
+  int v = __atomic_load_n(cache, __ATOMIC_RELAXED);
+  if (v < 0) {
+    v = choose(getenv(name));
+    __atomic_store_n(cache, v, __ATOMIC_RELAXED);
+  }
+  return v;
+}
+
 void nsde__log(struct nsde_context *ctx, enum nsde_log_level level, const char *fmt, ...)
 {
   va_list ap;

@@ -119,6 +119,12 @@ static inline size_t nsde__round64(size_t n)
   return (n + 63) & ~(size_t)63;
 }
 
+/* A tuning knob read from the environment once per process: choose(the
+ * variable's value, or NULL when unset) gives a value >= 0, kept in *cache
+ * (which starts at -1); threads that race here compute the same value
+ * (relaxed atomics). */
+int nsde__env_knob(int *cache, const char *name, int (*choose)(const char *value));
+
 /* 64-byte aligned allocation of n bytes (n may be 0 -> NULL). */
 void *nsde__alloc(size_t n);
 void nsde__free(void *p);

@@ -49,10 +49,11 @@ mkdir -p "$tree" "$out"
   tail -n 60 "$work/build.log"
   # a failing unit test: its name and output last, where a CI summary that
   # keeps only the end of the log still shows them
-  if grep -qE '^ *[0-9]+/[0-9]+ .* (FAIL|TIMEOUT) ' "$work/build.log"; then
+  failed='^ *[0-9]+/[0-9]+ .* (FAIL|TIMEOUT) ' # meson test's line for a failed test
+  if grep -qE "$failed" "$work/build.log"; then
     echo "build-deb: the failing tests and what they printed:"
-    grep -A 40 -E '^ *[0-9]+/[0-9]+ .* (FAIL|TIMEOUT) ' "$work/build.log" | head -n 120
-    grep -E '^ *[0-9]+/[0-9]+ .* (FAIL|TIMEOUT) ' "$work/build.log"
+    grep -A 40 -E "$failed" "$work/build.log" | head -n 120
+    grep -E "$failed" "$work/build.log"
   fi
   echo "FAIL: dpkg-buildpackage (log above)"
   exit 1

@@ -22,32 +22,32 @@
  */
 #include "conv-direct.h"
 #include "conv-blocks.h"
+#include "nsde-private.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #ifndef NSDE_ISA_TWIN /* the kernels' twins (conv-direct-avx2.c) have only the kernels */
 
+#if HAVE_X86
+/* NSDE_DIRECT=0 turns the direct kernels off, NSDE_DIRECT=avx2 keeps an
+ * AVX-512 CPU on the AVX2 kernels (for comparisons). */
+static int choose_isa(const char *e)
+{
+  const int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (e && !strcmp(e, "0"))
+    return 0;
+  if (__builtin_cpu_supports("avx512f") && !(e && !strcmp(e, "avx2")))
+    return 2;
+  return avx2 ? 1 : 0;
+}
+#endif
+
 int nsde__direct_isa(void)
 {
 #if HAVE_X86
-  /* NSDE_DIRECT=0 turns the direct kernels off, NSDE_DIRECT=avx2 keeps an
-   * AVX-512 CPU on the AVX2 kernels (for comparisons). Decided once; threads
-   * that race here compute the same value (relaxed atomics). */
   static int cached = -1;
-  int isa = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-  if (isa < 0) {
-    const char *e = getenv("NSDE_DIRECT");
-    const int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if (e && !strcmp(e, "0"))
-      isa = 0;
-    else if (__builtin_cpu_supports("avx512f") && !(e && !strcmp(e, "avx2")))
-      isa = 2;
-    else
-      isa = avx2 ? 1 : 0;
-    __atomic_store_n(&cached, isa, __ATOMIC_RELAXED);
-  }
-  return isa;
+  return nsde__env_knob(&cached, "NSDE_DIRECT", choose_isa);
 #else
   return 0;
 #endif

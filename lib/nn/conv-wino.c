@@ -48,6 +48,7 @@
  */
 #include "conv-blocks.h"
 #include "conv-direct.h"
+#include "nsde-private.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -79,16 +80,15 @@ static int64_t stage_tiles(int h, int w)
 
 /* NSDE_WINOGRAD: 0 keeps these layers on the direct kernels, 2 keeps them
  * on F(2x2, 3x3) (comparisons); anything else or unset, 1. */
+static int choose_wino_mode(const char *e)
+{
+  return e && !strcmp(e, "0") ? 0 : e && !strcmp(e, "2") ? 2 : 1;
+}
+
 static int wino_mode(void)
 {
   static int cached = -1;
-  int mode = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-  if (mode < 0) {
-    const char *e = getenv("NSDE_WINOGRAD");
-    mode = e && !strcmp(e, "0") ? 0 : e && !strcmp(e, "2") ? 2 : 1;
-    __atomic_store_n(&cached, mode, __ATOMIC_RELAXED);
-  }
-  return mode;
+  return nsde__env_knob(&cached, "NSDE_WINOGRAD", choose_wino_mode);
 }
 
 /* At least 32 channels each way with AVX-512; with AVX2 16 are enough: 16

@@ -19,6 +19,10 @@ static inline int omp_get_thread_num(void)
 {
   return 0;
 }
+static inline int omp_get_num_threads(void)
+{
+  return 1;
+}
 #endif
 
 /* The layer kinds, one line each: the kind and its ops table

@@ -99,51 +99,62 @@ int nsde__nn_use_threads(struct nsde_net *net)
  * F(4x4) layer) are read from L2 for all its items instead of streaming
  * every layer's through the cache for each item. Each item's results are
  * the same whatever the grouping (items are independent in a forward). */
+static int choose_fwd_group(const char *e)
+{
+  const long v = e ? strtol(e, NULL, 10) : 8;
+  return v < 1 ? 1 : v > 4096 ? 4096 : (int)v;
+}
+
 static int fwd_group_items(void)
 {
-  static int g = -1;
-  int v = __atomic_load_n(&g, __ATOMIC_RELAXED);
-  if (v < 0) {
-    const char *e = getenv("NSDE_FWD_GROUP");
-    v = e ? atoi(e) : 8;
-    v = v < 1 ? 1 : v;
-    __atomic_store_n(&g, v, __ATOMIC_RELAXED);
+  static int cached = -1;
+  return nsde__env_knob(&cached, "NSDE_FWD_GROUP", choose_fwd_group);
+}
+
+/* Items [b0, b1) forward, one layer at a time for all of them (x: the batch,
+ * NCHW when the net transposes it). With replay, layers whose output is on
+ * the tape are skipped. */
+static void fwd_group(const struct nsde_net *net, int64_t b0, int64_t b1, const float *x, float t,
+                      const struct scratch *sc, bool replay)
+{
+  const bool tin = transposes_input(net), tout = nsde__nn_transposes_output(net);
+  const struct layer *last = &net->L[net->nl - 1];
+  const int64_t isz = (int64_t)net->c * net->h * net->w;
+  if (tin)
+    for (int64_t b = b0; b < b1; b++)
+      nsde__nn_to_nhwc(x + b * isz, net->xin + b * isz, net->c, (int64_t)net->h * net->w);
+  for (int i = 0; i < net->nl;) {
+    int ran = 1;
+    for (int64_t b = b0; b < b1; b++) {
+      const float *in = i > 0 ? net->act[i - 1] + b * net->L[i - 1].out_sz
+                        : tin ? net->xin + b * isz
+                              : x + b * isz;
+      float *out = net->act[i] ? net->act[i] + b * net->L[i].out_sz : NULL;
+      ran = net->L[i].ops->forward(net, i, b, in, out, t, sc, replay);
+    }
+    i += ran; /* the same for every item: fused layers are fused for all */
   }
-  return v;
+  if (tout)
+    for (int64_t b = b0; b < b1; b++)
+      nsde__to_nchw(net->act[net->nl - 1] + b * last->out_sz, net->yout + b * last->out_sz,
+                    last->cout, (int64_t)last->hout * last->wout);
 }
 
 void nsde__nn_run_forward(struct nsde_net *net, int64_t B, const float *x, float t, bool replay)
 {
   const int nt = nsde__nn_use_threads(net);
-  const bool tin = transposes_input(net), tout = nsde__nn_transposes_output(net);
-  const struct layer *last = &net->L[net->nl - 1];
-  const int64_t isz = (int64_t)net->c * net->h * net->w, G = fwd_group_items();
-  const int64_t ng = (B + G - 1) / G;
+  const int64_t G = fwd_group_items();
   (void)nt;
   nsde__nn_pack_weights(net);
-#pragma omp parallel for schedule(static) num_threads(nt) if (ng > 1)
-  for (int64_t gi = 0; gi < ng; gi++) {
-    const struct scratch sc = thread_scratch(net, omp_get_thread_num());
-    const int64_t b0 = gi * G, b1 = b0 + G < B ? b0 + G : B;
+  /* each thread takes an equal run of items, as a static schedule over the
+   * items would, and goes through it a group at a time */
+#pragma omp parallel num_threads(nt) if (B > 1)
+  {
+    const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+    const struct scratch sc = thread_scratch(net, tid);
     const unsigned fp = nsde__ftz_enter();
-    if (tin)
-      for (int64_t b = b0; b < b1; b++)
-        nsde__nn_to_nhwc(x + b * isz, net->xin + b * isz, net->c, (int64_t)net->h * net->w);
-    for (int i = 0; i < net->nl;) {
-      int ran = 1;
-      for (int64_t b = b0; b < b1; b++) {
-        const float *in = i > 0 ? net->act[i - 1] + b * net->L[i - 1].out_sz
-                          : tin ? net->xin + b * isz
-                                : x + b * isz;
-        float *out = net->act[i] ? net->act[i] + b * net->L[i].out_sz : NULL;
-        ran = net->L[i].ops->forward(net, i, b, in, out, t, &sc, replay);
-      }
-      i += ran;
-    }
-    if (tout)
-      for (int64_t b = b0; b < b1; b++)
-        nsde__to_nchw(net->act[net->nl - 1] + b * last->out_sz, net->yout + b * last->out_sz,
-                      last->cout, (int64_t)last->hout * last->wout);
+    for (int64_t b0 = B * tid / nth, end = B * (tid + 1) / nth; b0 < end; b0 += G)
+      fwd_group(net, b0, b0 + G < end ? b0 + G : end, x, t, &sc, replay);
     nsde__ftz_leave(fp);
   }
 }
