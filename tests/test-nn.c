@@ -529,37 +529,52 @@ START_TEST(tape_replays_exactly)
 }
 END_TEST
 
-/* The forward pass runs items in groups, layer by layer within a group
- * (NSDE_FWD_GROUP, 8 by default): a batch of 21 (on 2 threads, runs of 10
- * and 11 items, each a full group and a partial one) gives each item
- * exactly the bits it gets alone, on
- * the paper's drift at 8x8 with 64 channels (Winograd F(4x4), NCHW in and
- * out) and at 6x6 with 16 (the direct kernels). */
+/* The forward and backward passes run items in groups, layer by layer
+ * within a group (NSDE_FWD_GROUP and NSDE_BWD_GROUP, 8 by default): a batch
+ * of 21 (on 2 threads, runs of 10 and 11 items in the forward, gradient
+ * chunks of 5 and 6 in the backward, each a full group and a partial one, or
+ * one partial group) gives each item exactly the output and the input
+ * gradient it gets alone, on the paper's drift at 8x8 with 64 channels
+ * (Winograd F(4x4), NCHW in and out) and at 6x6 with 16 (the direct
+ * kernels). */
 static void batch_matches_items(int c, int h, int w)
 {
   struct nsde_net *net;
   const int B = 21;
   const int64_t isz = (int64_t)c * h * w;
   struct nsde_tensor *x = t4(B, c, h, w), *y = t4(B, c, h, w), *x1 = t4(1, c, h, w),
-                     *y1 = t4(1, c, h, w);
+                     *y1 = t4(1, c, h, w), *dy = t4(B, c, h, w), *dx = t4(B, c, h, w),
+                     *dy1 = t4(1, c, h, w), *dx1 = t4(1, c, h, w);
   ck_assert_int_eq(nsde_net_new_paper_drift(ctx, c, h, w, 0, B, 7, &net), NSDE_OK);
   fill_rand(x, 3, 2.0, 0.0);
+  fill_rand(dy, 4, 1.0, 0.0);
   ck_assert_int_eq(nsde_net_forward(net, 0.25, x, y), NSDE_OK);
+  ck_assert_int_eq(nsde_net_backward(net, 0.25, x, dy, dx), NSDE_OK);
   for (int b = 0; b < B; b++) {
     memcpy(nsde_tensor_data(x1), (float *)nsde_tensor_data(x) + b * isz, sizeof(float) * isz);
+    memcpy(nsde_tensor_data(dy1), (float *)nsde_tensor_data(dy) + b * isz, sizeof(float) * isz);
     ck_assert_int_eq(nsde_net_forward(net, 0.25, x1, y1), NSDE_OK);
     ck_assert_msg(
         !memcmp(nsde_tensor_data(y1), (float *)nsde_tensor_data(y) + b * isz, sizeof(float) * isz),
         "item %d of a batch differs from the item alone (%dx%dx%d)", b, c, h, w);
+    ck_assert_int_eq(nsde_net_backward(net, 0.25, x1, dy1, dx1), NSDE_OK);
+    ck_assert_msg(!memcmp(nsde_tensor_data(dx1), (float *)nsde_tensor_data(dx) + b * isz,
+                          sizeof(float) * isz),
+                  "item %d's input gradient in a batch differs from the item alone (%dx%dx%d)", b,
+                  c, h, w);
   }
   nsde_net_free(net);
   nsde_tensor_free(x);
   nsde_tensor_free(y);
   nsde_tensor_free(x1);
   nsde_tensor_free(y1);
+  nsde_tensor_free(dy);
+  nsde_tensor_free(dx);
+  nsde_tensor_free(dy1);
+  nsde_tensor_free(dx1);
 }
 
-START_TEST(forward_batch_matches_items)
+START_TEST(batch_matches_items_alone)
 {
   batch_matches_items(64, 8, 8);
   batch_matches_items(16, 6, 6);
@@ -707,7 +722,7 @@ int main(void)
   tcase_add_test(tc, tape_replays_exactly);
   tcase_add_test(tc, bad_input);
   tcase_add_test(tc, denormals_not_slow);
-  tcase_add_test(tc, forward_batch_matches_items);
+  tcase_add_test(tc, batch_matches_items_alone);
   suite_add_tcase(s, tc);
   return run_suite(s);
 }

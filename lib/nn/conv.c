@@ -292,11 +292,29 @@ static const float *conv_backward(const struct nsde_net *net, int i, int64_t b, 
   return dst;
 }
 
-/* The weights are packed tap-major; the biases follow in place. */
-static int64_t conv_public_index(const struct layer *l, int64_t j)
+/* The weights are packed tap-major; the biases follow in place. Packed
+ * index j = o K' + tap cc + c walked in order, without a division per index
+ * (one per index took 1.7% of a training step of the trained recipe). */
+static void conv_public_indices(const struct layer *l, int64_t j0, int n, int64_t *idx)
 {
-  const int64_t Kp = nsde__nn_conv_kp(l);
-  return j < l->cout * Kp ? j / Kp * Kp + nsde__nn_conv_public_index(l, j % Kp) : j;
+  const int64_t Kp = nsde__nn_conv_kp(l), nw = l->cout * Kp;
+  const int cc = l->cin + (l->kind == L_CCONV), k = l->k;
+  int64_t row = j0 / Kp * Kp;
+  int tap = (int)(j0 % Kp / cc), c = (int)(j0 % Kp % cc);
+  for (int q = 0; q < n; q++) {
+    if (j0 + q >= nw) {
+      idx[q] = j0 + q;
+      continue;
+    }
+    idx[q] = row + ((int64_t)c * k + tap / k) * k + tap % k;
+    if (++c == cc) {
+      c = 0;
+      if (++tap == k * k) {
+        tap = 0;
+        row += Kp;
+      }
+    }
+  }
 }
 
 /* Both kinds: concat-conv2d has the time as one more input plane, which
@@ -307,7 +325,7 @@ const struct layer_ops nsde__layer_conv = {
     .plan = conv_plan,
     .forward = conv_forward,
     .backward = conv_backward,
-    .public_index = conv_public_index,
+    .public_indices = conv_public_indices,
 };
 
 NSDE_API enum nsde_status nsde_net_add_conv2d(struct nsde_net *net, int out_channels, int kernel,

@@ -99,12 +99,12 @@ struct nsde_net {
   void *mem;
 };
 
-/* One thread's scratch (pass.c): im2col / Winograd buffers, two item
- * gradients, a linear layer's NCHW view, the batch passes' transposed output
- * gradient and input gradient, group-norm accumulators (doubles), Winograd
- * temporaries. */
+/* One thread's scratch (pass.c): im2col / Winograd buffers, a linear
+ * layer's NCHW view, the backward's channels-last input gradient, two
+ * gradient buffers per item of a backward group, group-norm accumulators
+ * (doubles), Winograd temporaries. */
 struct scratch {
-  float *col, *dcol, *d[2], *tmp, *gin, *dxout, *wt;
+  float *col, *dcol, *tmp, *dxout, *dg, *wt;
   double *acc;
   float *wacc;  /* direct convolutions' weight gradients, [tap][c][o], summed over a chunk */
   float *stage; /* the items of F(4x4)'s weight-gradient groups, transformed */
@@ -140,9 +140,9 @@ struct layer_ops {
   const float *(*backward)(const struct nsde_net *net, int i, int64_t b, const float *in,
                            const float *y, const float *g, float *dst, float *gp, float t,
                            const struct scratch *sc);
-  /* Where packed parameter gradient j belongs among the public parameters
-   * (NULL: at j). */
-  int64_t (*public_index)(const struct layer *l, int64_t j);
+  /* Where the packed parameter gradients j0 .. j0 + n - 1 belong among the
+   * public parameters: idx[0 .. n) (NULL: where they are). */
+  void (*public_indices)(const struct layer *l, int64_t j0, int n, int64_t *idx);
   /* Whether the layer is max(x, 0), which a group norm before it can apply
    * while it writes. */
   bool pointwise_relu;
