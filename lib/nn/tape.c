@@ -12,23 +12,33 @@
 
 /* ---- the activation tape ------------------------------------------------------ */
 
-/* 64-bit fingerprint of n floats (four interleaved multiply-xorshift lanes). */
+/* 64-bit fingerprint of n floats: eight independent multiply-xor chains
+ * over pairs of floats, which the core overlaps (four chains over single
+ * floats cost 1.3 ns a float on Zen 5: 1.5% of a training step of the
+ * trained recipe, which fingerprints its parameters and states at every
+ * drift evaluation; eight over pairs 0.25 ns). */
 static uint64_t fingerprint(const float *v, int64_t n)
 {
-  uint64_t h[4] = {0x9E3779B97F4A7C15ULL, 0xC2B2AE3D27D4EB4FULL, 0x165667B19E3779F9ULL,
-                   0x27D4EB2F165667C5ULL};
+  uint64_t h[8] = {0x9E3779B97F4A7C15ULL, 0xC2B2AE3D27D4EB4FULL, 0x165667B19E3779F9ULL,
+                   0x27D4EB2F165667C5ULL, 0x85EBCA77C2B2AE63ULL, 0xFF51AFD7ED558CCDULL,
+                   0xC4CEB9FE1A85EC53ULL, 0xD6E8FEB86659FD93ULL};
   int64_t i = 0;
-  uint32_t w[4];
-  for (; i + 4 <= n; i += 4) {
+  uint64_t w[8];
+  for (; i + 16 <= n; i += 16) {
     memcpy(w, v + i, sizeof(w));
-    for (int j = 0; j < 4; j++)
+    for (int j = 0; j < 8; j++)
       h[j] = (h[j] ^ w[j]) * NSDE__FNV_PRIME;
   }
   for (; i < n; i++) {
-    memcpy(w, v + i, 4);
-    h[0] = (h[0] ^ w[0]) * NSDE__FNV_PRIME;
+    uint32_t u;
+    memcpy(&u, v + i, 4);
+    h[0] = (h[0] ^ u) * NSDE__FNV_PRIME;
   }
-  return (h[0] ^ (h[1] >> 7) ^ (h[2] << 11) ^ (h[3] >> 13)) * 0xBF58476D1CE4E5B9ULL ^ (uint64_t)n;
+  for (int j = 1; j < 8; j++) {
+    h[0] = (h[0] ^ h[j]) * 0xBF58476D1CE4E5B9ULL;
+    h[0] ^= h[0] >> 31;
+  }
+  return h[0] ^ (uint64_t)n;
 }
 
 static uint64_t batch_fingerprint(struct nsde_net *net, int64_t B, const float *x)
