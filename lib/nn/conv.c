@@ -306,7 +306,7 @@ static void conv_public_indices(const struct layer *l, int64_t j0, int n, int64_
       idx[q] = j0 + q;
       continue;
     }
-    idx[q] = row + ((int64_t)c * k + tap / k) * k + tap % k;
+    idx[q] = row + (int64_t)c * k * k + tap; /* (o, c, ky, kx): tap = ky k + kx */
     if (++c == cc) {
       c = 0;
       if (++tap == k * k) {
