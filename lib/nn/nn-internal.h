@@ -163,7 +163,6 @@ void nsde__nn_init_uniform(float *p, int64_t n, int64_t fan, uint64_t *rng);
 /* conv.c: im2col/GEMM convolution and its dispatch */
 void nsde__nn_to_nhwc(const float *src, float *dst, int c, int64_t p);
 int64_t nsde__nn_conv_kp(const struct layer *l);
-int64_t nsde__nn_conv_public_index(const struct layer *l, int64_t jp);
 void nsde__nn_pack_weights(struct nsde_net *net);
 void nsde__nn_conv_fwd_item(const struct nsde_net *net, const struct layer *l, const float *in,
                             float *out, float t, float *col, float *dcol, float *wt);
