@@ -111,11 +111,57 @@ START_TEST(avx512_code_gives_avx2_bits)
 }
 END_TEST
 
+/* The few-input-channel kernels (lib/nn/conv-few.c): the AVX-512 code, on
+ * pairs of AVX2 registers and, on an AVX-512 CPU, natively, gives the AVX2
+ * kernels' bits (forward, weight gradient, input gradient with its fixed
+ * lane sum) on pixel blocks, tails, 1-3 input and 16-64 output channels. */
+START_TEST(few_channel_kernels_same_bits)
+{
+  static const int shapes[][4] = {/* cin, h, w, cout */
+                                  {3, 32, 32, 16}, {1, 5, 7, 32},  {2, 3, 19, 48},
+                                  {3, 1, 1, 16},   {3, 4, 23, 64}, {1, 2, 17, 16}};
+  const int native = __builtin_cpu_supports("avx512f") != 0;
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+    return;
+  for (int k = 0; k < (int)(sizeof(shapes) / sizeof(shapes[0])); k++) {
+    const int cin = shapes[k][0], h = shapes[k][1], w = shapes[k][2], cout = shapes[k][3];
+    const int64_t npad = (int64_t)(h + 2) * (w + 2) * cout, nout = (int64_t)h * w * cout;
+    const int64_t nw = 9 * (int64_t)cin * cout, nr = nout > nw ? nout : nw;
+    float *pad = rnd(npad, 11 + k), *wf = rnd(nw, 12 + k), *bias = rnd(cout, 13 + k);
+    float *g = rnd(nout, 14 + k), *r[3];
+    for (int v = 0; v < 3; v++) { /* avx2, emu512, avx512 */
+      r[v] = malloc((size_t)nr * sizeof(float));
+      ck_assert_ptr_nonnull(r[v]);
+    }
+    nsde__few_fwd_avx2(pad, h, w, cin, cout, wf, bias, r[0]);
+    nsde__few_fwd_emu512(pad, h, w, cin, cout, wf, bias, r[1]);
+    if (native)
+      nsde__few_fwd_avx512(pad, h, w, cin, cout, wf, bias, r[2]);
+    for (int v = 1; v < 2 + native; v++)
+      same_bits(r[0], r[v], nout, v == 1 ? "few forward (emulated)" : "few forward", k);
+    nsde__few_wgrad_avx2(pad, h, w, cin, g, cout, r[0]);
+    nsde__few_wgrad_emu512(pad, h, w, cin, g, cout, r[1]);
+    if (native)
+      nsde__few_wgrad_avx512(pad, h, w, cin, g, cout, r[2]);
+    for (int v = 1; v < 2 + native; v++)
+      same_bits(r[0], r[v], nw, "few weight gradient", k);
+    nsde__few_dgrad_avx2(pad, h, w, cout, wf, cin, r[0]);
+    nsde__few_dgrad_emu512(pad, h, w, cout, wf, cin, r[1]);
+    if (native)
+      nsde__few_dgrad_avx512(pad, h, w, cout, wf, cin, r[2]);
+    for (int v = 1; v < 2 + native; v++)
+      same_bits(r[0], r[v], (int64_t)h * w * cin, "few input gradient", k);
+    free(pad), free(wf), free(bias), free(g), free(r[0]), free(r[1]), free(r[2]);
+  }
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("kernels");
   TCase *tc = tcase_create("kernels");
   tcase_add_test(tc, avx512_code_gives_avx2_bits);
+  tcase_add_test(tc, few_channel_kernels_same_bits);
   suite_add_tcase(s, tc);
   return run_suite(s);
 }

@@ -238,7 +238,13 @@ START_TEST(conv_matches_naive)
                                   {64, 4, 12, 32, 3, 1, 1},
                                   /* 16 channels with even sides: Winograd on AVX2 CPUs */
                                   {16, 8, 8, 16, 3, 1, 1},
-                                  {16, 6, 10, 16, 3, 1, 1}};
+                                  {16, 6, 10, 16, 3, 1, 1},
+                                  /* 1-3 input channels, outputs multiples of 16: the
+                                   * few-channel kernels (pixel blocks 16/6 and tails) */
+                                  {3, 32, 32, 16, 3, 1, 1},
+                                  {1, 5, 7, 32, 3, 1, 1},
+                                  {2, 3, 19, 48, 3, 1, 1},
+                                  {3, 1, 1, 16, 3, 1, 1}};
   for (int run = 0; run < (int)(2 * sizeof(shapes) / sizeof(shapes[0])); run++)
     conv_vs_naive(shapes[run / 2], run % 2, 2, 1e-4, run / 2);
 }

@@ -96,9 +96,17 @@ void nsde__nn_wino4_wgrad_add(const float *pad, int h, int w, int cin, const flo
 void nsde__nn_wino4_wgrad_sum(int h, int w, int cin, int cout, int n, const float *stage, float *du,
                               int add);
 
+/* 3x3 / stride 1 / padding 1 with 1-3 input channels and output channels a
+ * multiple of 16 (lib/nn/conv-few.c). pad = the channels-last item (h x w x
+ * c) with a zero border of one pixel, channels-last too. */
+void nsde__few_pad(const float *in, int h, int w, int c, float *pad);
+
 /* Each instruction set's kernels behind the entry points above and the
  * F(4x4, 3x3) transforms (conv-direct.c, conv-wino.c, conv-wino4.c and their
- * -avx2.c twins). */
+ * -avx2.c twins), and those of conv-few.c (and its twin): out = bias + the
+ * correlation of pad (nsde__few_pad) with wf ([tap][ci][co]); dw[tap][ci][co]
+ * = the weight gradient for g (stored, not added); dx (h x w x cin) = the
+ * input gradient from gpad (g padded by nsde__direct_pad). */
 #define NSDE__CONV_KERNELS(SUF)                                                                    \
   void nsde__direct_fwd_##SUF(const float *pad, int h, int w, int cin, int cout, const float *wt,  \
                               const float *bias, const float *tr, float t, float *out);            \
@@ -118,7 +126,13 @@ void nsde__nn_wino4_wgrad_sum(int h, int w, int cin, int cout, int n, const floa
   void nsde__wino4_grad_##SUF(const float *g, int w, int cout, int ty0, int nr, float *Gd,         \
                               int64_t P);                                                          \
   void nsde__wino4_output_##SUF(const float *M, int w, int cout, int ty0, int t0, int pb,          \
-                                const float *bias, const float *tr, float t, float *out);
+                                const float *bias, const float *tr, float t, float *out);          \
+  void nsde__few_fwd_##SUF(const float *pad, int h, int w, int cin, int cout, const float *wf,     \
+                           const float *bias, float *out);                                         \
+  void nsde__few_wgrad_##SUF(const float *pad, int h, int w, int cin, const float *g, int cout,    \
+                             float *dw);                                                           \
+  void nsde__few_dgrad_##SUF(const float *gpad, int h, int w, int cout, const float *wf, int cin,  \
+                             float *dx);
 NSDE__CONV_KERNELS(avx512)
 NSDE__CONV_KERNELS(avx2)
 NSDE__CONV_KERNELS(emu512) /* tests only: the AVX-512 code on AVX2 (conv-blocks.h) */

@@ -143,6 +143,8 @@ void nsde__nn_pack_weights(struct nsde_net *net)
       nsde__nn_wino_reg_pack(l, W, Wp + (size_t)l->cout * Kp, nsde__nn_dgrad_filters(net, l));
     else if (nsde__nn_use_direct(l))
       nsde__nn_direct_pack(l, W, Wp + (size_t)l->cout * Kp, nsde__nn_dgrad_filters(net, l));
+    else if (nsde__nn_use_few(l))
+      nsde__nn_few_pack(l, W, Wp + (size_t)l->cout * Kp);
     if (nsde__nn_is_3x3_same(l) && l->kind == L_CCONV)
       nsde__nn_time_response(
           l, W, Wp + (size_t)l->cout * Kp + (size_t)(nsde__nn_filter_planes(l) * l->cout * l->cin));
@@ -165,6 +167,10 @@ void nsde__nn_conv_fwd_item(const struct nsde_net *net, const struct layer *l, c
       nsde__nn_wino_reg_fwd(col, l->hout, l->wout, l->cin, l->cout, wd, bias, tr, t, out, dcol);
     else
       nsde__direct_fwd(col, l->hout, l->wout, l->cin, l->cout, wd, bias, tr, t, out);
+    return;
+  }
+  if (nsde__nn_use_few(l)) {
+    nsde__nn_few_fwd_item(l, net->wpack + l->wpoff + (size_t)l->cout * Kp, bias, in, out, col);
     return;
   }
   if (nsde__nn_use_winograd(l)) {
@@ -199,6 +205,11 @@ void nsde__nn_conv_bwd_item(const struct nsde_net *net, const struct layer *l, c
   }
   if (nsde__nn_use_direct(l)) {
     nsde__nn_direct_bwd_item(net, l, in, g, dx, t, sc);
+    return;
+  }
+  if (nsde__nn_use_few(l)) {
+    nsde__nn_few_bwd_item(l, net->wpack + l->wpoff + (size_t)l->cout * Kp, in, g,
+                          net->no_wgrad ? NULL : dW, dx, col, dcol);
     return;
   }
   if (!net->no_wgrad) {
@@ -276,6 +287,10 @@ static enum nsde_status conv_plan(struct nsde_net *net, int i, int64_t max_batch
   if (nsde__nn_use_wino_reg(l)) {
     const size_t w5 = (size_t)nsde__nn_wino_reg_scratch(l->hout, l->wout, l->cin, l->cout);
     wcol = w5 > wcol ? w5 : wcol;
+  }
+  if (nsde__nn_use_few(l)) {
+    const size_t fs = nsde__nn_few_scratch(l), fw = (size_t)9 * l->cin * l->cout;
+    dcol = fs > fw ? fs : fw;
   }
   col = wcol > col ? wcol : col;
   col = dcol > col ? dcol : col;

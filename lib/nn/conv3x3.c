@@ -25,7 +25,8 @@ bool nsde__nn_is_3x3_same(const struct layer *l)
 }
 
 /* Channel counts that are multiples of 16 on an AVX-512 CPU take the direct
- * kernels (lib/nn/conv-direct.c); other 3x3 same convolutions take Winograd. */
+ * kernels (lib/nn/conv-direct.c), 1-3 input channels those of
+ * lib/nn/conv-few.c; other 3x3 same convolutions take Winograd. */
 bool nsde__nn_use_direct(const struct layer *l)
 {
   return nsde__nn_is_3x3_same(l) && nsde__direct_supported(l->cin, l->cout);
@@ -41,7 +42,7 @@ bool nsde__nn_use_wino_reg(const struct layer *l)
 
 bool nsde__nn_use_winograd(const struct layer *l)
 {
-  return nsde__nn_is_3x3_same(l) && !nsde__nn_use_direct(l);
+  return nsde__nn_is_3x3_same(l) && !nsde__nn_use_direct(l) && !nsde__nn_use_few(l);
 }
 
 /* Planes of the layer's forward (and input-gradient) filters: 36 for

@@ -183,6 +183,19 @@ bool nsde__nn_is_3x3_same(const struct layer *l);
 bool nsde__nn_use_direct(const struct layer *l);
 bool nsde__nn_use_winograd(const struct layer *l);
 bool nsde__nn_use_wino_reg(const struct layer *l);
+/* conv-few.c: whether the layer takes the few-input-channel kernels (3x3
+ * same conv2d, 1-3 input channels, output channels a multiple of 16, a CPU
+ * with the direct kernels); their filters wf ([tap][ci][co], packed after the
+ * tap-major weights); the scratch (col) floats; one item's forward and
+ * backward (the weight gradient added to dW in the packed layout unless
+ * NULL, dx unless NULL; dcol holds 9 cin cout floats). */
+bool nsde__nn_use_few(const struct layer *l);
+void nsde__nn_few_pack(const struct layer *l, const float *W, float *wf);
+size_t nsde__nn_few_scratch(const struct layer *l);
+void nsde__nn_few_fwd_item(const struct layer *l, const float *wf, const float *bias,
+                           const float *in, float *out, float *col);
+void nsde__nn_few_bwd_item(const struct layer *l, const float *wf, const float *in, const float *g,
+                           float *dW, float *dx, float *col, float *dcol);
 int64_t nsde__nn_filter_planes(const struct layer *l);
 int64_t nsde__nn_wino_tiles(const struct layer *l);
 int64_t nsde__nn_wino_extra(const struct layer *l);
