@@ -156,12 +156,45 @@ START_TEST(few_channel_kernels_same_bits)
 }
 END_TEST
 
+/* The direct kernels with 2 x 2 taps (the 4x4 / stride 2 layers after a
+ * space-to-depth, lib/nn/conv-s2.c): the AVX-512 code on pairs of AVX2
+ * registers gives the AVX2 kernels' bits, forward with and without bias and
+ * the weight gradient, 16-128 input and output channels, pixel tails. */
+START_TEST(two_by_two_kernels_same_bits)
+{
+  static const int shapes[][4] = {/* cin, h, w, cout */
+                                  {64, 16, 16, 32}, {128, 8, 8, 64}, {16, 5, 7, 80},
+                                  {32, 3, 13, 16},  {64, 1, 1, 48},  {48, 9, 17, 128}};
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+    return;
+  for (int k = 0; k < (int)(sizeof(shapes) / sizeof(shapes[0])); k++) {
+    const int cin = shapes[k][0], h = shapes[k][1], w = shapes[k][2], cout = shapes[k][3];
+    const int64_t nin = (int64_t)(h + 1) * (w + 1) * cin, nout = (int64_t)h * w * cout;
+    const int64_t nw = 4 * (int64_t)cin * cout, nr = nout > nw ? nout : nw;
+    float *in = rnd(nin, 21 + k), *wt = rnd(nw, 22 + k), *bias = rnd(cout, 23 + k);
+    float *g = rnd(nout, 24 + k), *a = rnd(nr, 25 + k), *b = malloc((size_t)nr * sizeof(float));
+    ck_assert_ptr_nonnull(b);
+    for (int wb = 0; wb < 2; wb++) {
+      nsde__direct2_fwd_avx2(in, h, w, cin, cout, wt, wb ? bias : NULL, NULL, 0.0f, a);
+      nsde__direct2_fwd_emu512(in, h, w, cin, cout, wt, wb ? bias : NULL, NULL, 0.0f, b);
+      same_bits(a, b, nout, wb ? "2x2 forward" : "2x2 forward without bias", k);
+    }
+    memcpy(b, a, (size_t)nr * sizeof(float)); /* the gradient adds to what is there */
+    nsde__direct2_wgrad_avx2(in, h, w, cin, g, cout, a);
+    nsde__direct2_wgrad_emu512(in, h, w, cin, g, cout, b);
+    same_bits(a, b, nw, "2x2 weight gradient", k);
+    free(in), free(wt), free(bias), free(g), free(a), free(b);
+  }
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("kernels");
   TCase *tc = tcase_create("kernels");
   tcase_add_test(tc, avx512_code_gives_avx2_bits);
   tcase_add_test(tc, few_channel_kernels_same_bits);
+  tcase_add_test(tc, two_by_two_kernels_same_bits);
   suite_add_tcase(s, tc);
   return run_suite(s);
 }

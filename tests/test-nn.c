@@ -244,7 +244,15 @@ START_TEST(conv_matches_naive)
                                   {3, 32, 32, 16, 3, 1, 1},
                                   {1, 5, 7, 32, 3, 1, 1},
                                   {2, 3, 19, 48, 3, 1, 1},
-                                  {3, 1, 1, 16, 3, 1, 1}};
+                                  {3, 1, 1, 16, 3, 1, 1},
+                                  /* 4x4 / stride 2 / padding 1, channels multiples of 16:
+                                   * the direct kernels after a space-to-depth (odd sides,
+                                   * 16-80 output channels, the large stem's 32x32) */
+                                  {16, 8, 8, 32, 4, 2, 1},
+                                  {32, 7, 9, 16, 4, 2, 1},
+                                  {16, 32, 32, 32, 4, 2, 1},
+                                  {48, 5, 6, 80, 4, 2, 1},
+                                  {16, 2, 3, 64, 4, 2, 1}};
   for (int run = 0; run < (int)(2 * sizeof(shapes) / sizeof(shapes[0])); run++)
     conv_vs_naive(shapes[run / 2], run % 2, 2, 1e-4, run / 2);
 }

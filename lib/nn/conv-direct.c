@@ -3,7 +3,9 @@
  * channels-last items whose channel counts are multiples of 16, with
  * AVX-512 or (the same source compiled again, conv-direct-avx2.c) AVX2 and
  * FMA: the forward pass (also the input gradient, with rotated kernels) and
- * the weight gradient.
+ * the weight gradient. The same kernels with 2x2 taps and no padding
+ * (nsde__direct2_*) run the 4x4 / stride 2 layers after a space-to-depth
+ * (conv-s2.c).
  *
  * Why not GEMM: at the paper's widths (16-64 channels) one item's GEMMs are
  * small (900 x 64 x 585 at most) and BLIS spends much of its time packing;
@@ -84,8 +86,13 @@ void nsde__direct_pad(const float *in, int h, int w, int c, float *pad)
 
 int64_t nsde__direct_widx(int cin, int cout, int tap, int ci, int co)
 {
+  return nsde__direct_widx_k(3, cin, cout, tap, ci, co);
+}
+
+int64_t nsde__direct_widx_k(int k, int cin, int cout, int tap, int ci, int co)
+{
   const int co0 = co / 64 * 64, bw = cout - co0 < 64 ? cout - co0 : 64;
-  return (int64_t)co0 * 9 * cin + ((int64_t)tap * cin + ci) * bw + (co - co0);
+  return (int64_t)co0 * k * k * cin + ((int64_t)tap * cin + ci) * bw + (co - co0);
 }
 
 #endif /* NSDE_ISA_TWIN */
@@ -111,10 +118,10 @@ int64_t nsde__direct_widx(int cin, int cout, int tap, int ci, int co)
  * (nsde__direct_widx; ws floats per row: the width of the weight block, of
  * which w points at this block's first channel), so every address in the
  * unrolled loop over 16 input channels is a base register plus a constant. */
-static INL TGT void fwd_block(const int PB, const int NB, const float *restrict in, int64_t rs,
-                              int64_t bs, int cin, const float *restrict w, const int ws, int cout,
-                              const float *restrict bias, const float *restrict tr, float t,
-                              float *restrict out)
+static INL TGT void fwd_block(const int PB, const int NB, const int K, const float *restrict in,
+                              int64_t rs, int64_t bs, int cin, const float *restrict w,
+                              const int ws, int cout, const float *restrict bias,
+                              const float *restrict tr, float t, float *restrict out)
 {
   vf acc[16][4];
 #pragma GCC unroll 16
@@ -125,11 +132,11 @@ static INL TGT void fwd_block(const int PB, const int NB, const float *restrict 
       if (tr)
         acc[p][j] = vf_fmadd(vf_set1(t), vf_load(tr + (int64_t)p * cout + VL * j), acc[p][j]);
     }
-  for (int ky = 0; ky < 3; ky++)
-    for (int kx = 0; kx < 3; kx++)
+  for (int ky = 0; ky < K; ky++)
+    for (int kx = 0; kx < K; kx++)
       for (int cb = 0; cb < cin / 16; cb++) {
         const float *ip = in + ky * rs + cb * bs + kx * 16;
-        const float *wp = w + ((int64_t)(ky * 3 + kx) * cin + cb * 16) * ws;
+        const float *wp = w + ((int64_t)(ky * K + kx) * cin + cb * 16) * ws;
 #pragma GCC unroll 16
         for (int ci = 0; ci < 16; ci++) {
           vf wv[4];
@@ -146,8 +153,8 @@ static INL TGT void fwd_block(const int PB, const int NB, const float *restrict 
  * row, input pixel, kernel column), so each broadcast value feeds the up to
  * three outputs it reaches through the three kernel columns, with the nine
  * taps' weight vectors of the input channel held in registers. */
-static INL TGT void fwd_block1(const int PB, const float *restrict in, int64_t rs, int64_t bs,
-                               int cin, const float *restrict w, int cout,
+static INL TGT void fwd_block1(const int PB, const int K, const float *restrict in, int64_t rs,
+                               int64_t bs, int cin, const float *restrict w, int cout,
                                const float *restrict bias, const float *restrict tr, float t,
                                float *restrict out)
 {
@@ -163,18 +170,18 @@ static INL TGT void fwd_block1(const int PB, const float *restrict in, int64_t r
       const int ci = cb * 16 + k;
       vf wv[9];
 #pragma GCC unroll 9
-      for (int tap = 0; tap < 9; tap++)
+      for (int tap = 0; tap < K * K; tap++)
         wv[tap] = vf_load(w + ((int64_t)tap * cin + ci) * 16);
 #pragma GCC unroll 3
-      for (int ky = 0; ky < 3; ky++) {
+      for (int ky = 0; ky < K; ky++) {
         const float *ip = in + ky * rs + cb * bs + k;
 #pragma GCC unroll 18
-        for (int q = 0; q < PB + 2; q++) {
+        for (int q = 0; q < PB + K - 1; q++) {
           const vf b = vf_set1(ip[q * 16]);
 #pragma GCC unroll 3
-          for (int kx = 0; kx < 3; kx++)
+          for (int kx = 0; kx < K; kx++)
             if (q - kx >= 0 && q - kx < PB)
-              acc[q - kx] = vf_fmadd(b, wv[ky * 3 + kx], acc[q - kx]);
+              acc[q - kx] = vf_fmadd(b, wv[ky * K + kx], acc[q - kx]);
         }
       }
     }
@@ -184,94 +191,113 @@ static INL TGT void fwd_block1(const int PB, const float *restrict in, int64_t r
 }
 
 /* fwd_block's signature for 16 output channels, one vector at a time. */
-static INL TGT void fwd_block_16(const int PB, const int NB, const float *restrict in, int64_t rs,
-                                 int64_t bs, int cin, const float *restrict w, const int ws,
-                                 int cout, const float *restrict bias, const float *restrict tr,
-                                 float t, float *restrict out)
+static INL TGT void fwd_block_16(const int PB, const int NB, const int K, const float *restrict in,
+                                 int64_t rs, int64_t bs, int cin, const float *restrict w,
+                                 const int ws, int cout, const float *restrict bias,
+                                 const float *restrict tr, float t, float *restrict out)
 {
   (void)NB, (void)ws;
 #pragma GCC unroll 2
   for (int v = 0; v < V16; v++)
-    fwd_block1(PB, in, rs, bs, cin, w + VL * v, cout, bias ? bias + VL * v : NULL,
+    fwd_block1(PB, K, in, rs, bs, cin, w + VL * v, cout, bias ? bias + VL * v : NULL,
                tr ? tr + VL * v : NULL, t, out + VL * v);
 }
 
 /* One output row, NB vectors of output channels at w (rows ws apart): pixel
- * blocks of PMAX, then 4, 2, 1. */
-#define FWD_AT(BLOCK, PB, NB)                                                                      \
-  BLOCK(PB, NB, in + x * 16, rs, bs, cin, wt, ws, cout, bias, tr ? tr + (int64_t)x * cout : NULL,  \
-        t, out + (int64_t)x * cout)
-#define FWD_ROW(NAME, NB, PMAX, BLOCK)                                                             \
+ * blocks of PMAX, then 4, 2, 1; K x K taps over an input row of w + K - 1
+ * pixels. */
+#define FWD_AT(BLOCK, PB, NB, K)                                                                   \
+  BLOCK(PB, NB, K, in + x * 16, rs, bs, cin, wt, ws, cout, bias,                                   \
+        tr ? tr + (int64_t)x * cout : NULL, t, out + (int64_t)x * cout)
+#define FWD_ROW(NAME, NB, PMAX, BLOCK, K)                                                          \
   static TGT void NAME(const float *in, int64_t rs, int w, int cin, const float *wt, int ws,       \
                        int cout, const float *bias, const float *tr, float t, float *out)          \
   {                                                                                                \
-    const int64_t bs = (int64_t)(w + 2) * 16;                                                      \
+    const int64_t bs = (int64_t)(w + K - 1) * 16;                                                  \
     int x = 0;                                                                                     \
     for (; x + PMAX <= w; x += PMAX)                                                               \
-      FWD_AT(BLOCK, PMAX, NB);                                                                     \
+      FWD_AT(BLOCK, PMAX, NB, K);                                                                  \
     for (; x + 4 <= w; x += 4)                                                                     \
-      FWD_AT(BLOCK, 4, NB);                                                                        \
+      FWD_AT(BLOCK, 4, NB, K);                                                                     \
     for (; x + 2 <= w; x += 2)                                                                     \
-      FWD_AT(BLOCK, 2, NB);                                                                        \
+      FWD_AT(BLOCK, 2, NB, K);                                                                     \
     for (; x < w; x++)                                                                             \
-      FWD_AT(BLOCK, 1, NB);                                                                        \
+      FWD_AT(BLOCK, 1, NB, K);                                                                     \
   }
-FWD_ROW(fwd_row_1, 1, PMAX1, fwd_block_16)
+
+/* One output row of a weight block of nb x 16 output channels (wt, bias, tr
+ * and out at its first channel), for K x K kernels (fwd_row3, fwd_row2). */
 #ifdef NSDE_ISA_AVX2
-FWD_ROW(fwd_row_sub, SUBV, 6, fwd_block)
+#define FWD_ROWS(SFX, K)                                                                           \
+  FWD_ROW(fwd_row_1##SFX, 1, PMAX1, fwd_block_16, K)                                               \
+  FWD_ROW(fwd_row_sub##SFX, SUBV, 6, fwd_block, K)                                                 \
+  static TGT void fwd_row##SFX(int nb, const float *in, int64_t rs, int w, int cin,                \
+                               const float *wt, int cout, const float *bias, const float *tr,      \
+                               float t, float *out)                                                \
+  {                                                                                                \
+    const int ws = 16 * nb;                                                                        \
+    if (nb == 1) {                                                                                 \
+      fwd_row_1##SFX(in, rs, w, cin, wt, ws, cout, bias, tr, t, out);                              \
+      return;                                                                                      \
+    }                                                                                              \
+    for (int s = 0; s < nb; s++)                                                                   \
+      fwd_row_sub##SFX(in, rs, w, cin, wt + 16 * s, ws, cout, bias ? bias + 16 * s : NULL,         \
+                       tr ? tr + 16 * s : NULL, t, out + 16 * s);                                  \
+  }
 #else
-FWD_ROW(fwd_row_2, 2, 10, fwd_block)
-FWD_ROW(fwd_row_3, 3, 8, fwd_block)
-FWD_ROW(fwd_row_4, 4, 6, fwd_block)
+#define FWD_ROWS(SFX, K)                                                                           \
+  FWD_ROW(fwd_row_1##SFX, 1, PMAX1, fwd_block_16, K)                                               \
+  FWD_ROW(fwd_row_2##SFX, 2, 10, fwd_block, K)                                                     \
+  FWD_ROW(fwd_row_3##SFX, 3, 8, fwd_block, K)                                                      \
+  FWD_ROW(fwd_row_4##SFX, 4, 6, fwd_block, K)                                                      \
+  static TGT void fwd_row##SFX(int nb, const float *in, int64_t rs, int w, int cin,                \
+                               const float *wt, int cout, const float *bias, const float *tr,      \
+                               float t, float *out)                                                \
+  {                                                                                                \
+    const int ws = 16 * nb;                                                                        \
+    switch (nb) {                                                                                  \
+    case 1: fwd_row_1##SFX(in, rs, w, cin, wt, ws, cout, bias, tr, t, out); break;                 \
+    case 4: fwd_row_4##SFX(in, rs, w, cin, wt, ws, cout, bias, tr, t, out); break;                 \
+    case 3: fwd_row_3##SFX(in, rs, w, cin, wt, ws, cout, bias, tr, t, out); break;                 \
+    default: fwd_row_2##SFX(in, rs, w, cin, wt, ws, cout, bias, tr, t, out); break;                \
+    }                                                                                              \
+  }
 #endif
+FWD_ROWS(3, 3)
+FWD_ROWS(2, 2)
+#undef FWD_ROWS
 #undef FWD_ROW
 #undef FWD_AT
 
-/* One output row of a weight block of nb x 16 output channels (wt, bias, tr
- * and out at its first channel). */
-static TGT void fwd_row(int nb, const float *in, int64_t rs, int w, int cin, const float *wt,
-                        int cout, const float *bias, const float *tr, float t, float *out)
-{
-  const int ws = 16 * nb;
-  if (nb == 1) {
-    fwd_row_1(in, rs, w, cin, wt, ws, cout, bias, tr, t, out);
-    return;
+/* The forward of K x K kernels over rows of w + K - 1 input pixels. */
+#define DIRECT_FWD(NAME, K)                                                                        \
+  TGT void ISA(NAME)(const float *pad, int h, int w, int cin, int cout, const float *wt,           \
+                     const float *bias, const float *tr, float t, float *out)                      \
+  {                                                                                                \
+    const int64_t rs = (int64_t)(w + K - 1) * cin; /* one input row, all channel blocks */         \
+    for (int y = 0; y < h; y++) {                                                                  \
+      const float *in = pad + y * rs;                                                              \
+      float *o = out + (int64_t)y * w * cout;                                                      \
+      const float *r = tr ? tr + (int64_t)y * w * cout : NULL;                                     \
+      /* output channels in blocks of 64, the rest in one block of 16-48 */                        \
+      for (int co = 0; co < cout; co += 64) {                                                      \
+        const int nb = (cout - co < 64 ? cout - co : 64) / 16;                                     \
+        fwd_row##K(nb, in, rs, w, cin, wt + (int64_t)co * K * K * cin, cout,                       \
+                   bias ? bias + co : NULL, r ? r + co : NULL, t, o + co);                         \
+      }                                                                                            \
+    }                                                                                              \
   }
-#ifdef NSDE_ISA_AVX2
-  for (int s = 0; s < nb; s++)
-    fwd_row_sub(in, rs, w, cin, wt + 16 * s, ws, cout, bias ? bias + 16 * s : NULL,
-                tr ? tr + 16 * s : NULL, t, out + 16 * s);
-#else
-  switch (nb) {
-  case 4: fwd_row_4(in, rs, w, cin, wt, ws, cout, bias, tr, t, out); break;
-  case 3: fwd_row_3(in, rs, w, cin, wt, ws, cout, bias, tr, t, out); break;
-  default: fwd_row_2(in, rs, w, cin, wt, ws, cout, bias, tr, t, out); break;
-  }
-#endif
-}
+DIRECT_FWD(nsde__direct_fwd, 3)
+DIRECT_FWD(nsde__direct2_fwd, 2)
+#undef DIRECT_FWD
 
-TGT void ISA(nsde__direct_fwd)(const float *pad, int h, int w, int cin, int cout, const float *wt,
-                               const float *bias, const float *tr, float t, float *out)
+/* dw[tap][ci..ci+CB][co..co+NB*VL] += sum_p in[p + tap][ci..] g[p][co..] over all pixels
+ * (input rows of w + k - 1 pixels). */
+static INL TGT void wgrad_block(const int CB, const int NB, int k, const float *restrict pad, int h,
+                                int w, int cin, const float *restrict g, int cout,
+                                float *restrict dw)
 {
-  const int64_t rs = (int64_t)(w + 2) * cin; /* one padded row, all channel blocks */
-  for (int y = 0; y < h; y++) {
-    const float *in = pad + y * rs;
-    float *o = out + (int64_t)y * w * cout;
-    const float *r = tr ? tr + (int64_t)y * w * cout : NULL;
-    /* output channels in blocks of 64, the rest in one block of 16-48 */
-    for (int co = 0; co < cout; co += 64) {
-      const int nb = (cout - co < 64 ? cout - co : 64) / 16;
-      fwd_row(nb, in, rs, w, cin, wt + (int64_t)co * 9 * cin, cout, bias ? bias + co : NULL,
-              r ? r + co : NULL, t, o + co);
-    }
-  }
-}
-
-/* dw[tap][ci..ci+CB][co..co+NB*VL] += sum_p in[p + tap][ci..] g[p][co..] over all pixels. */
-static INL TGT void wgrad_block(const int CB, const int NB, const float *restrict pad, int h, int w,
-                                int cin, const float *restrict g, int cout, float *restrict dw)
-{
-  const int64_t rs = (int64_t)(w + 2) * cin;
+  const int64_t rs = (int64_t)(w + k - 1) * cin;
   vf acc[16][4];
   nsde__blk_zero(CB, NB, acc);
   for (int y = 0; y < h; y++) {
@@ -286,16 +312,17 @@ static INL TGT void wgrad_block(const int CB, const int NB, const float *restric
   nsde__blk_store(CB, NB, acc, dw, cout, 1);
 }
 
-/* NB vectors of output channels, CB input channels at a time (CB divides 16). */
+/* NB vectors of output channels, CB input channels at a time (CB divides
+ * 16), k x k taps. */
 #define WGRAD(NAME, NB, CB)                                                                        \
-  static TGT void NAME(const float *pad, int h, int w, int cin, const float *g, int cout,          \
+  static TGT void NAME(int k, const float *pad, int h, int w, int cin, const float *g, int cout,   \
                        float *dw)                                                                  \
   {                                                                                                \
-    for (int tap = 0; tap < 9; tap++)                                                              \
+    const int64_t iw = w + k - 1; /* input pixels per row */                                       \
+    for (int tap = 0; tap < k * k; tap++)                                                          \
       for (int ci = 0; ci < cin; ci += CB)                                                         \
-        wgrad_block(CB, NB,                                                                        \
-                    pad + (int64_t)(tap / 3) * (w + 2) * cin + (int64_t)(ci / 16) * (w + 2) * 16 + \
-                        (tap % 3) * 16 + ci % 16,                                                  \
+        wgrad_block(CB, NB, k,                                                                     \
+                    pad + (tap / k) * iw * cin + (ci / 16) * iw * 16 + (tap % k) * 16 + ci % 16,   \
                     h, w, cin, g, cout, dw + ((int64_t)tap * cin + ci) * cout);                    \
   }
 #ifdef NSDE_ISA_AVX2
@@ -308,23 +335,35 @@ WGRAD(wgrad_4, 4, 4)
 #endif
 #undef WGRAD
 
-TGT void ISA(nsde__direct_wgrad)(const float *pad, int h, int w, int cin, const float *g, int cout,
-                                 float *dw)
+static TGT void wgrad_k(int k, const float *pad, int h, int w, int cin, const float *g, int cout,
+                        float *dw)
 {
 #ifdef NSDE_ISA_AVX2
   for (int co = 0; co < cout; co += 16)
-    wgrad_sub(pad, h, w, cin, g + co, cout, dw + co);
+    wgrad_sub(k, pad, h, w, cin, g + co, cout, dw + co);
 #else
   int co = 0;
   for (; co + 64 <= cout; co += 64)
-    wgrad_4(pad, h, w, cin, g + co, cout, dw + co);
+    wgrad_4(k, pad, h, w, cin, g + co, cout, dw + co);
   switch ((cout - co) / 16) {
-  case 3: wgrad_3(pad, h, w, cin, g + co, cout, dw + co); break;
-  case 2: wgrad_2(pad, h, w, cin, g + co, cout, dw + co); break;
-  case 1: wgrad_1(pad, h, w, cin, g + co, cout, dw + co); break;
+  case 3: wgrad_3(k, pad, h, w, cin, g + co, cout, dw + co); break;
+  case 2: wgrad_2(k, pad, h, w, cin, g + co, cout, dw + co); break;
+  case 1: wgrad_1(k, pad, h, w, cin, g + co, cout, dw + co); break;
   default: break;
   }
 #endif
+}
+
+TGT void ISA(nsde__direct_wgrad)(const float *pad, int h, int w, int cin, const float *g, int cout,
+                                 float *dw)
+{
+  wgrad_k(3, pad, h, w, cin, g, cout, dw);
+}
+
+TGT void ISA(nsde__direct2_wgrad)(const float *pad, int h, int w, int cin, const float *g, int cout,
+                                  float *dw)
+{
+  wgrad_k(2, pad, h, w, cin, g, cout, dw);
 }
 
 #endif /* HAVE_X86 */
@@ -334,27 +373,24 @@ TGT void ISA(nsde__direct_wgrad)(const float *pad, int h, int w, int cin, const 
 void nsde__direct_fwd(const float *pad, int h, int w, int cin, int cout, const float *wt,
                       const float *bias, const float *tr, float t, float *out)
 {
-#if HAVE_X86
-  if (nsde__direct_isa() == 2)
-    nsde__direct_fwd_avx512(pad, h, w, cin, cout, wt, bias, tr, t, out);
-  else
-    nsde__direct_fwd_avx2(pad, h, w, cin, cout, wt, bias, tr, t, out);
-#else
-  (void)pad, (void)h, (void)w, (void)cin, (void)cout, (void)wt, (void)bias, (void)tr, (void)t,
-      (void)out;
-#endif
+  NSDE__DIRECT_CALL(nsde__direct_fwd, pad, h, w, cin, cout, wt, bias, tr, t, out);
 }
 
 void nsde__direct_wgrad(const float *pad, int h, int w, int cin, const float *g, int cout,
                         float *dw)
 {
-#if HAVE_X86
-  if (nsde__direct_isa() == 2)
-    nsde__direct_wgrad_avx512(pad, h, w, cin, g, cout, dw);
-  else
-    nsde__direct_wgrad_avx2(pad, h, w, cin, g, cout, dw);
-#else
-  (void)pad, (void)h, (void)w, (void)cin, (void)g, (void)cout, (void)dw;
-#endif
+  NSDE__DIRECT_CALL(nsde__direct_wgrad, pad, h, w, cin, g, cout, dw);
+}
+
+void nsde__direct2_fwd(const float *in, int h, int w, int cin, int cout, const float *wt,
+                       const float *bias, float *out)
+{
+  NSDE__DIRECT_CALL(nsde__direct2_fwd, in, h, w, cin, cout, wt, bias, NULL, 0.0f, out);
+}
+
+void nsde__direct2_wgrad(const float *in, int h, int w, int cin, const float *g, int cout,
+                         float *dw)
+{
+  NSDE__DIRECT_CALL(nsde__direct2_wgrad, in, h, w, cin, g, cout, dw);
 }
 #endif

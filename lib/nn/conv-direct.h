@@ -21,8 +21,20 @@ bool nsde__direct_supported(int cin, int cout);
 void nsde__direct_pad(const float *in, int h, int w, int c, float *pad);
 
 /* Where weight (tap, ci, co) goes in the kernels' weight layout: blocks of
- * 64 output channels (the last one 16-48), in each [tap][ci][co]. */
+ * 64 output channels (the last one 16-48), in each [tap][ci][co]; tap < 9,
+ * or k * k for k x k kernels (_k). */
 int64_t nsde__direct_widx(int cin, int cout, int tap, int ci, int co);
+int64_t nsde__direct_widx_k(int k, int cin, int cout, int tap, int ci, int co);
+
+/* name's kernels for this CPU's instruction set (nsde__direct_isa: 2
+ * AVX-512, else AVX2); nothing where neither can be compiled (no layer
+ * takes the direct kernels there). */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define NSDE__DIRECT_CALL(name, ...)                                                               \
+  (nsde__direct_isa() == 2 ? name##_avx512(__VA_ARGS__) : name##_avx2(__VA_ARGS__))
+#else
+#define NSDE__DIRECT_CALL(name, ...) ((void)0)
+#endif
 
 /* out (h x w x cout, channels-last) = bias + t tr + the correlation of the
  * padded input (nsde__direct_pad) with the weights wt (nsde__direct_widx;
@@ -35,6 +47,17 @@ void nsde__direct_fwd(const float *pad, int h, int w, int cin, int cout, const f
  * dw is plain [tap][ci][co]. */
 void nsde__direct_wgrad(const float *pad, int h, int w, int cin, const float *g, int cout,
                         float *dw);
+
+/* The same kernels for 2 x 2 taps without padding (the 4x4 / stride 2 /
+ * padding 1 convolutions after a space-to-depth, lib/nn/conv-s2.c): out (h x
+ * w x cout) = bias + the correlation of in (h + 1 x w + 1 pixels, blocked by
+ * 16 channels like nsde__direct_pad's result) with wt
+ * (nsde__direct_widx_k(2, ...)); bias may be NULL. dw[tap][ci][co] += the
+ * weight gradient for g (h x w x cout). */
+void nsde__direct2_fwd(const float *in, int h, int w, int cin, int cout, const float *wt,
+                       const float *bias, float *out);
+void nsde__direct2_wgrad(const float *in, int h, int w, int cin, const float *g, int cout,
+                         float *dw);
 
 /* Winograd F(2x2, 3x3) for the same layers with the products in registers
  * like the direct kernels, "wino_reg" (lib/nn/conv-wino.c; the other
@@ -127,6 +150,10 @@ void nsde__few_pad(const float *in, int h, int w, int c, float *pad);
                               int64_t P);                                                          \
   void nsde__wino4_output_##SUF(const float *M, int w, int cout, int ty0, int t0, int pb,          \
                                 const float *bias, const float *tr, float t, float *out);          \
+  void nsde__direct2_fwd_##SUF(const float *pad, int h, int w, int cin, int cout, const float *wt, \
+                               const float *bias, const float *tr, float t, float *out);           \
+  void nsde__direct2_wgrad_##SUF(const float *pad, int h, int w, int cin, const float *g,          \
+                                 int cout, float *dw);                                             \
   void nsde__few_fwd_##SUF(const float *pad, int h, int w, int cin, int cout, const float *wf,     \
                            const float *bias, float *out);                                         \
   void nsde__few_wgrad_##SUF(const float *pad, int h, int w, int cin, const float *g, int cout,    \

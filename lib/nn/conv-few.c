@@ -229,15 +229,6 @@ TGT void ISA(nsde__few_dgrad)(const float *gpad, int h, int w, int cout, const f
 #endif /* HAVE_X86 */
 
 #ifndef NSDE_ISA_TWIN
-/* The instruction set's kernels (nsde__direct_isa: 2 AVX-512, 1 AVX2);
- * nsde__nn_use_few keeps every other CPU off this path. */
-#if HAVE_X86
-#define FEW_CALL(name, ...)                                                                        \
-  (nsde__direct_isa() == 2 ? name##_avx512(__VA_ARGS__) : name##_avx2(__VA_ARGS__))
-#else
-#define FEW_CALL(name, ...) ((void)0)
-#endif
-
 /* wf[(tap cin + ci) cout + co] from the public weights W[co][ci][ky][kx] */
 void nsde__nn_few_pack(const struct layer *l, const float *W, float *wf)
 {
@@ -259,7 +250,7 @@ void nsde__nn_few_fwd_item(const struct layer *l, const float *wf, const float *
                            const float *in, float *out, float *col)
 {
   nsde__few_pad(in, l->hin, l->win, l->cin, col);
-  FEW_CALL(nsde__few_fwd, col, l->hout, l->wout, l->cin, l->cout, wf, bias, out);
+  NSDE__DIRECT_CALL(nsde__few_fwd, col, l->hout, l->wout, l->cin, l->cout, wf, bias, out);
 }
 
 /* The weight gradient added to dW (the packed layout, cout x 9 x cin) unless
@@ -270,15 +261,14 @@ void nsde__nn_few_bwd_item(const struct layer *l, const float *wf, const float *
 {
   if (dW) {
     nsde__few_pad(in, l->hin, l->win, l->cin, col);
-    FEW_CALL(nsde__few_wgrad, col, l->hout, l->wout, l->cin, g, l->cout, dcol);
+    NSDE__DIRECT_CALL(nsde__few_wgrad, col, l->hout, l->wout, l->cin, g, l->cout, dcol);
     for (int co = 0; co < l->cout; co++)
       for (int j = 0; j < 9 * l->cin; j++) /* j = tap cin + ci */
         dW[(int64_t)co * 9 * l->cin + j] += dcol[(int64_t)j * l->cout + co];
   }
   if (dx) {
     nsde__direct_pad(g, l->hout, l->wout, l->cout, col);
-    FEW_CALL(nsde__few_dgrad, col, l->hin, l->win, l->cout, wf, l->cin, dx);
+    NSDE__DIRECT_CALL(nsde__few_dgrad, col, l->hin, l->win, l->cout, wf, l->cin, dx);
   }
 }
-#undef FEW_CALL
 #endif

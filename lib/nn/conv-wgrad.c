@@ -60,10 +60,11 @@ int nsde__nn_wgrad4_items(const struct layer *l)
 }
 
 /* Planes of a direct layer's kernel weight-gradient accumulator: Winograd's
- * du[xi][c][o] (F(4x4) or F(2x2)) or the direct kernels' [tap][c][o]. */
+ * du[xi][c][o] (F(4x4) or F(2x2)), the direct kernels' [tap][c][o], or a
+ * 4x4 / stride 2 layer's [(a, b)][(dy, dx, c)][o] (conv-s2.c). */
 static int kernel_grad_planes(const struct layer *l)
 {
-  return nsde__nn_wgrad4_items(l) ? 36 : nsde__nn_use_wino_reg(l) ? 16 : 9;
+  return nsde__nn_wgrad4_items(l) ? 36 : nsde__nn_use_wino_reg(l) || nsde__nn_use_s2(l) ? 16 : 9;
 }
 
 static int64_t kernel_grads_size(const struct layer *l)
@@ -250,6 +251,10 @@ void nsde__nn_direct_flush(const struct nsde_net *net, float *gp, const struct s
       }
       if (nsde__nn_use_wino_reg(l)) {
         wino_flush(l, kernel_grad_planes(l), dwd, dW, Kp, cc, off);
+        continue;
+      }
+      if (nsde__nn_use_s2(l)) {
+        nsde__nn_s2_flush(l, dwd, dW);
         continue;
       }
       for (int o = 0; o < l->cout; o++)

@@ -145,6 +145,9 @@ void nsde__nn_pack_weights(struct nsde_net *net)
       nsde__nn_direct_pack(l, W, Wp + (size_t)l->cout * Kp, nsde__nn_dgrad_filters(net, l));
     else if (nsde__nn_use_few(l))
       nsde__nn_few_pack(l, W, Wp + (size_t)l->cout * Kp);
+    else if (nsde__nn_use_s2(l))
+      nsde__nn_s2_pack(l, W, Wp + (size_t)l->cout * Kp,
+                       Wp + (size_t)l->cout * Kp + (size_t)16 * l->cin * l->cout);
     if (nsde__nn_is_3x3_same(l) && l->kind == L_CCONV)
       nsde__nn_time_response(
           l, W, Wp + (size_t)l->cout * Kp + (size_t)(nsde__nn_filter_planes(l) * l->cout * l->cin));
@@ -171,6 +174,10 @@ void nsde__nn_conv_fwd_item(const struct nsde_net *net, const struct layer *l, c
   }
   if (nsde__nn_use_few(l)) {
     nsde__nn_few_fwd_item(l, net->wpack + l->wpoff + (size_t)l->cout * Kp, bias, in, out, col);
+    return;
+  }
+  if (nsde__nn_use_s2(l)) {
+    nsde__nn_s2_fwd_item(l, net->wpack + l->wpoff + (size_t)l->cout * Kp, bias, in, out, col);
     return;
   }
   if (nsde__nn_use_winograd(l)) {
@@ -210,6 +217,12 @@ void nsde__nn_conv_bwd_item(const struct nsde_net *net, const struct layer *l, c
   if (nsde__nn_use_few(l)) {
     nsde__nn_few_bwd_item(l, net->wpack + l->wpoff + (size_t)l->cout * Kp, in, g,
                           net->no_wgrad ? NULL : dW, dx, col, dcol);
+    return;
+  }
+  if (nsde__nn_use_s2(l)) {
+    nsde__nn_s2_bwd_item(
+        l, net->wpack + l->wpoff + (size_t)l->cout * Kp + (size_t)16 * l->cin * l->cout, in, g,
+        net->no_wgrad ? NULL : sc->wacc + l->waoff, dx, col, dcol);
     return;
   }
   if (!net->no_wgrad) {
@@ -292,18 +305,21 @@ static enum nsde_status conv_plan(struct nsde_net *net, int i, int64_t max_batch
     const size_t fs = nsde__nn_few_scratch(l), fw = (size_t)9 * l->cin * l->cout;
     dcol = fs > fw ? fs : fw;
   }
+  if (nsde__nn_use_s2(l))
+    dcol = nsde__nn_s2_scratch(l);
   col = wcol > col ? wcol : col;
   col = dcol > col ? dcol : col;
   net->col_sz = col > net->col_sz ? col : net->col_sz;
   l->wpoff = (int64_t)*wp;
-  l->waoff = nsde__nn_use_direct(l) ? (int64_t)net->wacc_sz : -1;
-  if (nsde__nn_use_direct(l))
+  l->waoff = nsde__nn_use_direct(l) || nsde__nn_use_s2(l) ? (int64_t)net->wacc_sz : -1;
+  if (l->waoff >= 0)
     net->wacc_sz += (size_t)nsde__nn_wacc_size(l);
   l->stoff = nsde__nn_wgrad4_items(l) ? (int64_t)net->stage_sz : -1;
   if (nsde__nn_wgrad4_items(l))
     net->stage_sz +=
         ((size_t)nsde__nn_wino4_stage_size(l->hout, l->wout, l->cin, l->cout) + 15) & ~(size_t)15;
-  *wp += (size_t)l->cout * (size_t)nsde__nn_conv_kp(l) + (size_t)nsde__nn_wino_extra(l);
+  *wp += (size_t)l->cout * (size_t)nsde__nn_conv_kp(l) + (size_t)nsde__nn_wino_extra(l) +
+         (nsde__nn_use_s2(l) ? (size_t)32 * l->cin * l->cout : 0);
   net->taped[i] = true;
   net->tape_off[i] = (int64_t)net->tape_slot;
   net->tape_slot += ((size_t)max_batch * (size_t)l->out_sz + 15) & ~(size_t)15;

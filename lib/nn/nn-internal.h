@@ -196,6 +196,21 @@ void nsde__nn_few_fwd_item(const struct layer *l, const float *wf, const float *
                            const float *in, float *out, float *col);
 void nsde__nn_few_bwd_item(const struct layer *l, const float *wf, const float *in, const float *g,
                            float *dW, float *dx, float *col, float *dcol);
+/* conv-s2.c: whether the layer takes the direct kernels as a 4x4 / stride 2
+ * / padding 1 conv2d (channel counts multiples of 16, a CPU with the direct
+ * kernels); its filters (wf for the forward, wr for the input gradient, 16
+ * cin cout floats each, packed after the tap-major weights); the scratch
+ * floats (col and dcol each); one item's forward and backward (the weight
+ * gradient added to the chunk's accumulator dwd unless NULL, 16 cin cout
+ * floats, dx unless NULL); the chunk's accumulator into the packed gradient. */
+bool nsde__nn_use_s2(const struct layer *l);
+void nsde__nn_s2_pack(const struct layer *l, const float *W, float *wf, float *wr);
+size_t nsde__nn_s2_scratch(const struct layer *l);
+void nsde__nn_s2_fwd_item(const struct layer *l, const float *wf, const float *bias,
+                          const float *in, float *out, float *col);
+void nsde__nn_s2_bwd_item(const struct layer *l, const float *wr, const float *in, const float *g,
+                          float *dwd, float *dx, float *col, float *dcol);
+void nsde__nn_s2_flush(const struct layer *l, float *dwd, float *dW);
 int64_t nsde__nn_filter_planes(const struct layer *l);
 int64_t nsde__nn_wino_tiles(const struct layer *l);
 int64_t nsde__nn_wino_extra(const struct layer *l);
