@@ -246,10 +246,12 @@ double nsde__dot(enum nsde_dtype dtype, int64_t n, const void *v, const void *x)
   return dtype == NSDE_DTYPE_FLOAT32 ? dot_f32(n, v, x) : dot_f64(n, v, x);
 }
 
-static void add_param(const struct nsde_func *f, void *grad_params, int i, double v)
+/* grad_params[i] += sum v[j] x[j] (x NULL: sum v[j]), nothing without grad_params */
+static void add_param(const struct nsde_func *f, void *grad_params, int i, int64_t n, const void *v,
+                      const void *x)
 {
   if (grad_params)
-    nsde__add_el(f->dtype, grad_params, i, v);
+    nsde__add_el(f->dtype, grad_params, i, nsde__dot(f->dtype, n, v, x));
 }
 
 bool nsde__func_has_vjp(const struct nsde_func *f)
@@ -271,16 +273,16 @@ int nsde__func_vjp(const struct nsde_func *f, double t, int64_t batch, int64_t d
   case NSDE__FUNC_USER: return f->ops.vjp(f->user, t, batch, dim, x, v, grad_x, grad_params);
   case NSDE__FUNC_LINEAR: /* a x + b */
     affine(f, n, 0.0, param(f, 0), v, grad_x);
-    add_param(f, grad_params, 0, nsde__dot(f->dtype, n, v, x));
-    add_param(f, grad_params, 1, nsde__dot(f->dtype, n, v, NULL));
+    add_param(f, grad_params, 0, n, v, x);
+    add_param(f, grad_params, 1, n, v, NULL);
     return 0;
   case NSDE__FUNC_ADDITIVE: /* sigma */
     affine(f, n, 0.0, 0.0, NULL, grad_x);
-    add_param(f, grad_params, 0, nsde__dot(f->dtype, n, v, NULL));
+    add_param(f, grad_params, 0, n, v, NULL);
     return 0;
   case NSDE__FUNC_MULTIPLICATIVE: /* sigma x */
     affine(f, n, 0.0, param(f, 0), v, grad_x);
-    add_param(f, grad_params, 0, nsde__dot(f->dtype, n, v, x));
+    add_param(f, grad_params, 0, n, v, x);
     return 0;
   case NSDE__FUNC_DROPOUT: break;
   }
@@ -298,7 +300,7 @@ int nsde__func_diag_vjp(const struct nsde_func *f, double t, int64_t batch, int6
   case NSDE__FUNC_LINEAR:         /* diag = a */
   case NSDE__FUNC_MULTIPLICATIVE: /* diag = sigma */
     affine(f, n, 0.0, 0.0, NULL, grad_x);
-    add_param(f, grad_params, 0, nsde__dot(f->dtype, n, v, NULL));
+    add_param(f, grad_params, 0, n, v, NULL);
     return 0;
   case NSDE__FUNC_ADDITIVE: /* diag = 0 */ affine(f, n, 0.0, 0.0, NULL, grad_x); return 0;
   case NSDE__FUNC_DROPOUT: break;

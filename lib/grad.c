@@ -516,6 +516,7 @@ NSDE_API enum nsde_status nsde_backward(struct nsde_solver *s, const struct nsde
   r.pd2 = (char *)r.pg + r.np_g * s->esz;
   r.pg2 = (char *)r.pd2 + r.np_d * s->esz;
   memset(r.pd, 0, 2 * (r.np_d + r.np_g) * s->esz);
+  s->want_pg = grad_diffusion_params != NULL;
   if ((st = back_start(s, grad_final, grad_saved)) != NSDE_OK)
     return st;
   n_drift = s->n_drift; /* replays are not the solve's cost */

@@ -104,6 +104,7 @@ struct nsde_solver {
 
   /* gradients (grad.c) */
   enum nsde_grad_strategy grad;
+  bool want_pg;        /* the backward pass returns the diffusion's parameter gradients */
   int rec_n;           /* arrays per step record */
   enum buf rec_buf[2]; /* which buffers a record copies */
   void *tape;          /* STORE_ALL: records; CHECKPOINT: segment records */

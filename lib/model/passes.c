@@ -364,7 +364,8 @@ static enum nsde_status block_backward(struct nsde_model *m, struct nsde_solver 
     st = nsde_tensor_wrap(m->ctx, NSDE_DTYPE_FLOAT32, 4, shape, NULL, m->dh0, &tdh0);
   if (st == NSDE_OK)
     st = nsde_backward(s, tdh, NULL, tdh0, m->grads + m->off_drift, m->np_drift,
-                       noisy && m->g ? sigma_grad : NULL, noisy && m->g ? 1 : 0);
+                       noisy && m->g && m->cfg.learn_sigma ? sigma_grad : NULL,
+                       noisy && m->g && m->cfg.learn_sigma ? 1 : 0);
   nsde_tensor_free(tdh);
   nsde_tensor_free(tdh0);
   return st;
