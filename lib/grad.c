@@ -313,7 +313,7 @@ static enum nsde_status step_done(struct nsde_solver *s, const struct nsde_tenso
                                   int64_t n)
 {
   add_saved(s, grad_saved, n, s->gbuf[G_A]);
-  if (nsde__count_nonfinite(s->dtype, s->n, s->gbuf[G_A]))
+  if (nsde__count_nonfinite(s->dtype, s->n, s->gbuf[G_A], s->ctx->threads))
     return nsde__error(s->ctx, NSDE_ERR_NONFINITE,
                        "nsde_backward: non-finite gradient at step %lld (t = %.6g)", (long long)n,
                        s->grid[n]);
@@ -473,9 +473,9 @@ static enum nsde_status back_start(struct nsde_solver *s, const struct nsde_tens
   int64_t bad;
 
   nsde__solver_xfer(s, (struct nsde_tensor *)grad_final, A, false);
-  bad = nsde__count_nonfinite(s->dtype, s->n, A);
+  bad = nsde__count_nonfinite(s->dtype, s->n, A, s->ctx->threads);
   if (bad == 0 && grad_saved)
-    bad = nsde__count_nonfinite(s->dtype, grad_saved->numel, grad_saved->data);
+    bad = nsde__count_nonfinite(s->dtype, grad_saved->numel, grad_saved->data, s->ctx->threads);
   if (bad)
     return nsde__error(s->ctx, NSDE_ERR_NONFINITE,
                        "nsde_backward: %lld non-finite values in grad_final%s; nothing was "

@@ -141,6 +141,6 @@ void nsde__solver_xfer(struct nsde_solver *s, struct nsde_tensor *user, void *bu
 enum nsde_status nsde__solver_cb_fail(struct nsde_solver *s, const char *which, int rc, double t);
 
 /* Number of NaN or infinite values among the n of p. */
-int64_t nsde__count_nonfinite(enum nsde_dtype dtype, int64_t n, const void *p);
+int64_t nsde__count_nonfinite(enum nsde_dtype dtype, int64_t n, const void *p, int threads);
 
 #endif

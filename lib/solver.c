@@ -25,20 +25,25 @@ enum nsde_status nsde__solver_cb_fail(struct nsde_solver *s, const char *which, 
                      (long long)s->step, (long long)s->n_grid, t);
 }
 
+/* An integer count, so the same for any split among the threads (serial,
+ * the scan of the state after each step left the other thread of a
+ * 2-thread training step waiting for 1.2% of its time). */
 #define NONFINITE(T, SFX)                                                                          \
-  static int64_t nonfinite##SFX(int64_t n, const T *a)                                             \
+  static int64_t nonfinite##SFX(int64_t n, const T *a, int nt)                                     \
   {                                                                                                \
     int64_t bad = 0;                                                                               \
-    for (int64_t i = 0; i < n; i++)                                                                \
-      bad += !isfinite(a[i]);                                                                      \
+    (void)nt;                                                                                      \
+    NSDE_PAR_FOR(nt > 1 && n > NSDE_PAR_MIN,                                                       \
+                 "omp parallel for reduction(+ : bad) schedule(static) num_threads(nt)",           \
+                 for (int64_t i = 0; i < n; i++) bad += !isfinite(a[i]););                         \
     return bad;                                                                                    \
   }
 NSDE__FOR_DTYPES(NONFINITE)
 #undef NONFINITE
 
-int64_t nsde__count_nonfinite(enum nsde_dtype dtype, int64_t n, const void *p)
+int64_t nsde__count_nonfinite(enum nsde_dtype dtype, int64_t n, const void *p, int threads)
 {
-  return dtype == NSDE_DTYPE_FLOAT32 ? nonfinite_f32(n, p) : nonfinite_f64(n, p);
+  return dtype == NSDE_DTYPE_FLOAT32 ? nonfinite_f32(n, p, threads) : nonfinite_f64(n, p, threads);
 }
 
 static enum nsde_status nonfinite(struct nsde_solver *s, int64_t bad, double t, double h)
@@ -197,7 +202,7 @@ NSDE_API enum nsde_status nsde_solve(struct nsde_solver *s, struct nsde_tensor *
     return st;
   nsde__solver_xfer(s, state, s->buf[B_CUR], false);
   {
-    int64_t bad = nsde__count_nonfinite(s->dtype, s->n, s->buf[B_CUR]);
+    int64_t bad = nsde__count_nonfinite(s->dtype, s->n, s->buf[B_CUR], s->ctx->threads);
     if (bad)
       return nsde__error(s->ctx, NSDE_ERR_NONFINITE,
                          "nsde_solve: %lld non-finite values in the initial state; nothing was "

@@ -121,6 +121,7 @@ static void conv_public_indices(const struct layer *l, int64_t j0, int n, int64_
 void nsde__nn_pack_weights(struct nsde_net *net)
 {
   const size_t bytes = (size_t)net->np * sizeof(float);
+  const int nt = net->ctx->threads;
   if (net->packed && !memcmp(net->packed_of, net->params, bytes))
     return;
   for (int i = 0; i < net->nl; i++) {
@@ -138,9 +139,9 @@ void nsde__nn_pack_weights(struct nsde_net *net)
         Wp[j + q] = W[idx[q]];
     }
     if (nsde__nn_use_winograd(l))
-      nsde__nn_wino_pack(l, W, Wp + (size_t)l->cout * Kp, nsde__nn_dgrad_filters(net, l));
+      nsde__nn_wino_pack(l, W, Wp + (size_t)l->cout * Kp, nsde__nn_dgrad_filters(net, l), nt);
     else if (nsde__nn_use_wino_reg(l))
-      nsde__nn_wino_reg_pack(l, W, Wp + (size_t)l->cout * Kp, nsde__nn_dgrad_filters(net, l));
+      nsde__nn_wino_reg_pack(l, W, Wp + (size_t)l->cout * Kp, nsde__nn_dgrad_filters(net, l), nt);
     else if (nsde__nn_use_direct(l))
       nsde__nn_direct_pack(l, W, Wp + (size_t)l->cout * Kp, nsde__nn_dgrad_filters(net, l));
     else if (nsde__nn_use_few(l))

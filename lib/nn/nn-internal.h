@@ -217,8 +217,8 @@ int64_t nsde__nn_wino_extra(const struct layer *l);
 float *nsde__nn_dgrad_filters(const struct nsde_net *net, const struct layer *l);
 void nsde__nn_time_response(const struct layer *l, const float *W, float *tr);
 void nsde__nn_direct_pack(const struct layer *l, const float *W, float *wd, float *wr);
-void nsde__nn_wino_reg_pack(const struct layer *l, const float *W, float *U, float *Ud);
-void nsde__nn_wino_pack(const struct layer *l, const float *W, float *U, float *Ud);
+void nsde__nn_wino_reg_pack(const struct layer *l, const float *W, float *U, float *Ud, int nt);
+void nsde__nn_wino_pack(const struct layer *l, const float *W, float *U, float *Ud, int nt);
 void nsde__nn_wino_conv(const struct layer *l, const float *in, const float *U, const float *bias,
                         const float *tr, float t, float *out, float *V, float *M, float *wt);
 
