@@ -147,8 +147,7 @@ void nsde__nn_pack_weights(struct nsde_net *net)
     else if (nsde__nn_use_few(l))
       nsde__nn_few_pack(l, W, Wp + (size_t)l->cout * Kp);
     else if (nsde__nn_use_s2(l))
-      nsde__nn_s2_pack(l, W, Wp + (size_t)l->cout * Kp,
-                       Wp + (size_t)l->cout * Kp + (size_t)16 * l->cin * l->cout);
+      nsde__nn_s2_pack(l, W, Wp + (size_t)l->cout * Kp, nsde__nn_dgrad_filters(net, l));
     if (nsde__nn_is_3x3_same(l) && l->kind == L_CCONV)
       nsde__nn_time_response(
           l, W, Wp + (size_t)l->cout * Kp + (size_t)(nsde__nn_filter_planes(l) * l->cout * l->cin));
@@ -221,9 +220,8 @@ void nsde__nn_conv_bwd_item(const struct nsde_net *net, const struct layer *l, c
     return;
   }
   if (nsde__nn_use_s2(l)) {
-    nsde__nn_s2_bwd_item(
-        l, net->wpack + l->wpoff + (size_t)l->cout * Kp + (size_t)16 * l->cin * l->cout, in, g,
-        net->no_wgrad ? NULL : sc->wacc + l->waoff, dx, col, dcol);
+    nsde__nn_s2_bwd_item(l, nsde__nn_dgrad_filters(net, l), in, g,
+                         net->no_wgrad ? NULL : sc->wacc + l->waoff, dx, col, dcol);
     return;
   }
   if (!net->no_wgrad) {
@@ -319,8 +317,7 @@ static enum nsde_status conv_plan(struct nsde_net *net, int i, int64_t max_batch
   if (nsde__nn_wgrad4_items(l))
     net->stage_sz +=
         ((size_t)nsde__nn_wino4_stage_size(l->hout, l->wout, l->cin, l->cout) + 15) & ~(size_t)15;
-  *wp += (size_t)l->cout * (size_t)nsde__nn_conv_kp(l) + (size_t)nsde__nn_wino_extra(l) +
-         (nsde__nn_use_s2(l) ? (size_t)32 * l->cin * l->cout : 0);
+  *wp += (size_t)l->cout * (size_t)nsde__nn_conv_kp(l) + (size_t)nsde__nn_wino_extra(l);
   net->taped[i] = true;
   net->tape_off[i] = (int64_t)net->tape_slot;
   net->tape_slot += ((size_t)max_batch * (size_t)l->out_sz + 15) & ~(size_t)15;

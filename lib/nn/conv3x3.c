@@ -46,7 +46,8 @@ bool nsde__nn_use_winograd(const struct layer *l)
 }
 
 /* Planes of the layer's forward (and input-gradient) filters: 36 for
- * F(4x4, 3x3), else 16 (the direct kernels' 9 taps in the same room). */
+ * F(4x4, 3x3), else 16 (the direct kernels' 9 taps, or a stride-2 layer's
+ * 4 taps of 4 cin channels, in the same room). */
 int64_t nsde__nn_filter_planes(const struct layer *l)
 {
   return nsde__nn_use_wino_reg(l) && nsde__nn_wino_reg_m(l->hout, l->wout) == 4 ? 36 : 16;
@@ -57,20 +58,21 @@ int64_t nsde__nn_wino_tiles(const struct layer *l)
   return (int64_t)((l->hout + 1) / 2) * ((l->wout + 1) / 2);
 }
 
-/* Packed floats a 3x3/stride 1/pad 1 layer needs after its tap-major
- * weights: the forward filters (Winograd U, 16 or 36 x cout x cin, or the
- * direct kernels' 9 x cin x cout), for concat-conv the time response (P x
- * cout), then the input-gradient filters (Winograd Ud or the rotated direct
- * ones), nsde__nn_filter_planes floats per channel pair each. */
+/* Packed floats a 3x3/stride 1/pad 1 or a stride-2 direct layer needs
+ * after its tap-major weights: the forward filters (Winograd U, 16 or 36 x
+ * cout x cin, or the direct kernels' taps x cin x cout), for concat-conv the
+ * time response (P x cout), then the input-gradient filters (Winograd Ud or
+ * the rotated direct ones), nsde__nn_filter_planes floats per channel pair
+ * each. */
 int64_t nsde__nn_wino_extra(const struct layer *l)
 {
-  if (!nsde__nn_is_3x3_same(l))
+  if (!nsde__nn_is_3x3_same(l) && !nsde__nn_use_s2(l))
     return 0;
   return 2 * nsde__nn_filter_planes(l) * l->cout * l->cin +
          (l->kind == L_CCONV ? (int64_t)l->hout * l->wout * l->cout : 0);
 }
 
-/* The input-gradient filters of a 3x3/stride 1/pad 1 layer (see nsde__nn_wino_extra). */
+/* The input-gradient filters of a layer with nsde__nn_wino_extra room. */
 float *nsde__nn_dgrad_filters(const struct nsde_net *net, const struct layer *l)
 {
   return net->wpack + l->wpoff + (size_t)l->cout * nsde__nn_conv_kp(l) +
