@@ -182,15 +182,13 @@ static inline void flush_g4(const float *const u[], int n, float g[9][64])
 }
 
 /* The Winograd weight gradient du[xi][c][o] of a chunk (nx = 16 or 36
- * planes) into dW: tap (ky, kx) gets (G^T du G)[ky][kx]; F(2x2)'s du is
- * zeroed. The transform runs over output channels in blocks of 64 (the
- * loops over o vectorise) for 8 input channels at a time, whose 9 taps are
- * then added to dW along c (one cache line per output channel and tap; one
- * input channel at a time made 9 x cout scattered adds per channel: 3.7% of
- * a training step of the trained recipe). */
+ * planes) into dW ([tap][cc][o], conv.c's conv_grad_indices): tap (ky, kx)
+ * gets (G^T du G)[ky][kx]; F(2x2)'s du is zeroed. The transform runs over
+ * output channels in blocks of 64 (the loops over o vectorise) for 8 input
+ * channels at a time. */
 #define FLUSH_C 8
-NSDE_CLONES static void wino_flush(const struct layer *l, int nx, float *du, float *dW, int64_t Kp,
-                                   int cc, int off)
+NSDE_CLONES static void wino_flush(const struct layer *l, int nx, float *du, float *dW, int cc,
+                                   int off)
 {
   const int64_t cs = (int64_t)l->cin * l->cout;
   for (int c0 = 0; c0 < l->cin; c0 += FLUSH_C)
@@ -207,11 +205,11 @@ NSDE_CLONES static void wino_flush(const struct layer *l, int nx, float *du, flo
         else
           flush_g4(u, n, g[ci]);
       }
-      for (int j = 0; j < n; j++)
-        for (int tap = 0; tap < 9; tap++) {
-          float *d = dW + (int64_t)(o0 + j) * Kp + off + c0 + tap * cc;
-          for (int ci = 0; ci < nc; ci++)
-            d[ci] += g[ci][tap][j];
+      for (int tap = 0; tap < 9; tap++)
+        for (int ci = 0; ci < nc; ci++) {
+          float *d = dW + ((int64_t)tap * cc + off + c0 + ci) * l->cout + o0;
+          for (int j = 0; j < n; j++)
+            d[j] += g[ci][tap][j];
         }
     }
   if (nx == 16) /* F(4x4)'s du is not zeroed: a chunk's first group stores into it */
@@ -219,9 +217,11 @@ NSDE_CLONES static void wino_flush(const struct layer *l, int nx, float *du, flo
 }
 #undef FLUSH_C
 
-/* A chunk's direct weight gradients into its packed gradient gp (which holds
- * zeros there: nothing else writes those entries, so the sum per item is the
- * one the per-item transposition gave); the accumulators are zeroed. */
+/* A chunk's direct weight gradients into its gradient gp (which holds zeros
+ * there: nothing else writes those entries, so the sum per item is the one
+ * the per-item transposition gave); the accumulators are zeroed. A direct
+ * layer's lie [tap][cc][o] there (conv.c's conv_grad_indices), a stride-2
+ * layer's as its packed weights. */
 void nsde__nn_direct_flush(const struct nsde_net *net, float *gp, const struct scratch *sc)
 {
   float *wacc = sc->wacc;
@@ -232,14 +232,13 @@ void nsde__nn_direct_flush(const struct nsde_net *net, float *gp, const struct s
     if ((l->kind != L_CONV && l->kind != L_CCONV) || l->waoff < 0)
       continue;
     {
-      const int64_t Kp = nsde__nn_conv_kp(l);
-      const int cc = l->cin + (l->kind == L_CCONV), off = l->kind == L_CCONV;
+      const int cc = l->cin + (l->kind == L_CCONV), off = l->kind == L_CCONV, O = l->cout;
       float *dW = gp + l->poff, *dwd = wacc + l->waoff;
       if (l->kind == L_CCONV) { /* dW holds zeros there, so the sum is the per-item one */
         float *tg = time_grads(l, wacc);
         for (int tap = 0; tap < 9; tap++)
-          for (int o = 0; o < l->cout; o++)
-            dW[(int64_t)o * Kp + tap * cc] += tg[tap * l->cout + o];
+          for (int o = 0; o < O; o++)
+            dW[(int64_t)tap * cc * O + o] += tg[tap * O + o];
         memset(tg, 0, (size_t)time_grads_size(l) * sizeof(float));
       }
       if (nsde__nn_wgrad4_items(l)) {
@@ -250,19 +249,21 @@ void nsde__nn_direct_flush(const struct nsde_net *net, float *gp, const struct s
         n[0] = n[1] = 0;
       }
       if (nsde__nn_use_wino_reg(l)) {
-        wino_flush(l, kernel_grad_planes(l), dwd, dW, Kp, cc, off);
+        wino_flush(l, kernel_grad_planes(l), dwd, dW, cc, off);
         continue;
       }
       if (nsde__nn_use_s2(l)) {
         nsde__nn_s2_flush(l, dwd, dW);
         continue;
       }
-      for (int o = 0; o < l->cout; o++)
-        for (int tap = 0; tap < 9; tap++)
-          for (int c = 0; c < l->cin; c++)
-            dW[(int64_t)o * Kp + tap * cc + off + c] +=
-                dwd[((int64_t)tap * l->cin + c) * l->cout + o];
-      memset(dwd, 0, 9 * (size_t)l->cin * l->cout * sizeof(float));
+      for (int tap = 0; tap < 9; tap++)
+        for (int c = 0; c < l->cin; c++) {
+          float *d = dW + ((int64_t)tap * cc + off + c) * O;
+          const float *s = dwd + ((int64_t)tap * l->cin + c) * O;
+          for (int o = 0; o < O; o++)
+            d[o] += s[o];
+        }
+      memset(dwd, 0, 9 * (size_t)l->cin * O * sizeof(float));
     }
   }
 }

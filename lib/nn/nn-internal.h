@@ -140,8 +140,9 @@ struct layer_ops {
   const float *(*backward)(const struct nsde_net *net, int i, int64_t b, const float *in,
                            const float *y, const float *g, float *dst, float *gp, float t,
                            const struct scratch *sc);
-  /* Where the packed parameter gradients j0 .. j0 + n - 1 belong among the
-   * public parameters: idx[0 .. n) (NULL: where they are). */
+  /* Where a chunk's parameter gradients j0 .. j0 + n - 1 (in the layer's
+   * own layout) belong among the public parameters: idx[0 .. n) (NULL:
+   * where they are). */
   void (*public_indices)(const struct layer *l, int64_t j0, int n, int64_t *idx);
   /* Whether the layer is max(x, 0), which a group norm before it can apply
    * while it writes. */

@@ -235,10 +235,11 @@ static void bwd_group(const struct nsde_net *net, int64_t b0, int64_t b1, const 
 
 /* Parameters [j0, j0 + RED) of layer l (fewer at its end): the sum over
  * the nc chunks' gradients, in chunk order from 0.0f, added to gp at their
- * public places. */
+ * public places. Cloned: the baseline's SSE loads made it 2.7% of a
+ * training step of the trained recipe, AVX-512's 1.7%. */
 #define RED 256
-static void reduce_block(const struct nsde_net *net, const struct layer *l, int64_t j0, int64_t nc,
-                         float *gp)
+NSDE_CLONES static void reduce_block(const struct nsde_net *net, const struct layer *l, int64_t j0,
+                                     int64_t nc, float *gp)
 {
   const int n = (int)(l->np - j0 < RED ? l->np - j0 : RED);
   const float *p = net->part + l->poff + j0;
