@@ -60,26 +60,36 @@ bool nsde__direct_supported(int cin, int cout)
   return nsde__direct_isa() > 0 && cin >= 16 && cout >= 16 && cin % 16 == 0 && cout % 16 == 0;
 }
 
-void nsde__direct_pad(const float *in, int h, int w, int c, float *pad)
+/* The input is read in its own order, pixel after pixel (it is usually
+ * cold: a tape slot written one layer or step before; block after block, a
+ * stride of 4 cache lines, made this copy 4.6% of a 2-thread training step
+ * of the trained recipe, most of it waiting for loads), the next row asked
+ * for ahead. */
+NSDE_CLONES void nsde__direct_pad(const float *in, int h, int w, int c, float *pad)
 {
   const int nb = c / 16;
-  const int64_t bs = (int64_t)(w + 2) * 16, rs = nb * bs;
+  const int64_t bs = (int64_t)(w + 2) * 16, rs = nb * bs, rowf = (int64_t)w * c;
   memset(pad, 0, (size_t)rs * sizeof(float));
   for (int y = 0; y < h; y++) {
     float *row = pad + (y + 1) * rs;
-    const float *src = in + (int64_t)y * w * c;
+    const float *restrict src = in + (int64_t)y * rowf;
+    if (y + 1 < h)
+      for (int64_t q = 0; q < rowf; q += 16)
+        __builtin_prefetch(src + rowf + q, 0, 3);
     for (int b = 0; b < nb; b++) {
-      float *restrict d = row + b * bs;
-      memset(d, 0, 16 * sizeof(float));
-      if (nb == 1) { /* 16 channels: the blocked row is the channels-last row */
-        memcpy(d + 16, src, (size_t)w * 16 * sizeof(float));
-      } else {
-        for (int x = 0; x < w; x++)
-          for (int k = 0; k < 16; k++)
-            d[(x + 1) * 16 + k] = src[(int64_t)x * c + 16 * b + k];
-      }
-      memset(d + (int64_t)(w + 1) * 16, 0, 16 * sizeof(float));
+      memset(row + b * bs, 0, 16 * sizeof(float));
+      memset(row + b * bs + (int64_t)(w + 1) * 16, 0, 16 * sizeof(float));
     }
+    if (nb == 1) { /* 16 channels: the blocked row is the channels-last row */
+      memcpy(row + 16, src, (size_t)w * 16 * sizeof(float));
+      continue;
+    }
+    for (int x = 0; x < w; x++)
+      for (int b = 0; b < nb; b++) {
+        float *restrict d = row + b * bs + (x + 1) * 16;
+        for (int k = 0; k < 16; k++)
+          d[k] = src[(int64_t)x * c + 16 * b + k];
+      }
   }
   memset(pad + (int64_t)(h + 1) * rs, 0, (size_t)rs * sizeof(float));
 }
