@@ -227,6 +227,16 @@ void nsde__nn_conv_fwd_item(const struct nsde_net *net, const struct layer *l, c
              net->wpack + l->wpoff, 1, Kp, 1.0, out, l->cout, 1);
 }
 
+/* db[o] += the sum of g[p][o] over the P pixels in order (restrict: db and
+ * g never overlap, and the loop over o vectorises; cloned: as SSE code it
+ * was 1% of a 2-thread training step of the trained recipe). */
+NSDE_CLONES static void bias_grad(const float *restrict g, int64_t P, int cout, float *restrict db)
+{
+  for (int64_t p = 0; p < P; p++)
+    for (int o = 0; o < cout; o++)
+      db[o] += g[p * cout + o];
+}
+
 /* One item's backward: parameter gradients (packed layout) into gp unless
  * net->no_wgrad, dx if wanted. */
 void nsde__nn_conv_bwd_item(const struct nsde_net *net, const struct layer *l, const float *in,
@@ -235,14 +245,8 @@ void nsde__nn_conv_bwd_item(const struct nsde_net *net, const struct layer *l, c
   float *col = sc->col, *dcol = sc->dcol, *wt = sc->wt;
   const int64_t Kp = nsde__nn_conv_kp(l), P = (int64_t)l->hout * l->wout;
   float *dW = gp + l->poff;
-  if (!net->no_wgrad) {
-    /* restrict: db and g never overlap, and the loop over o vectorises */
-    float *restrict db = dW + (size_t)l->cout * Kp;
-    const float *restrict gg = g;
-    for (int64_t p = 0; p < P; p++)
-      for (int o = 0; o < l->cout; o++)
-        db[o] += gg[p * l->cout + o];
-  }
+  if (!net->no_wgrad)
+    bias_grad(g, P, l->cout, dW + (size_t)l->cout * Kp);
   if (nsde__nn_use_direct(l)) {
     nsde__nn_direct_bwd_item(net, l, in, g, dx, t, sc);
     return;
