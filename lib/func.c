@@ -161,7 +161,7 @@ NSDE_API const void *nsde_func_params_const(const struct nsde_func *f)
 
 /* out = c0 + c1*x (x may be NULL), or out = c1*fx for dropout. */
 #define AFFINE(T, SFX)                                                                             \
-  static void affine##SFX(int64_t n, T c0, T c1, const T *x, T *out, int nt)                       \
+  NSDE_CLONES static void affine##SFX(int64_t n, T c0, T c1, const T *x, T *out, int nt)           \
   {                                                                                                \
     (void)nt;                                                                                      \
     if (x) {                                                                                       \

@@ -29,7 +29,7 @@ enum nsde_status nsde__solver_cb_fail(struct nsde_solver *s, const char *which, 
  * the scan of the state after each step left the other thread of a
  * 2-thread training step waiting for 1.2% of its time). */
 #define NONFINITE(T, SFX)                                                                          \
-  static int64_t nonfinite##SFX(int64_t n, const T *a, int nt)                                     \
+  NSDE_CLONES static int64_t nonfinite##SFX(int64_t n, const T *a, int nt)                         \
   {                                                                                                \
     int64_t bad = 0;                                                                               \
     (void)nt;                                                                                      \

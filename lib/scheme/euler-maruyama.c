@@ -29,8 +29,8 @@ static enum nsde_status step(struct nsde_solver *s, double t, double t_next, int
   return NSDE_OK;
 }
 
-static enum nsde_status back(struct nsde_solver *s, int64_t n, double t, double h, const void *r0,
-                             const void *r1, void *pd, void *pg)
+NSDE_CLONES static enum nsde_status back(struct nsde_solver *s, int64_t n, double t, double h,
+                                         const void *r0, const void *r1, void *pd, void *pg)
 {
   void **G = s->gbuf;
   void *A = G[G_A];

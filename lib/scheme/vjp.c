@@ -24,8 +24,9 @@ enum nsde_status nsde__vjp_fail(struct nsde_solver *s, const char *which, int rc
  * G = sigma f: vjp_G(x; cg) = vjp_f(x; sigma cg) and dL/dsigma += cg . f(x),
  * so cf is overwritten with cf + sigma cg. step names the step in messages.
  */
-enum nsde_status nsde__vjp_all(struct nsde_solver *s, int64_t step, double t, const void *x,
-                               void *cf, void *cg, void *cgp, void *acc, void *pd, void *pg)
+NSDE_CLONES enum nsde_status nsde__vjp_all(struct nsde_solver *s, int64_t step, double t,
+                                           const void *x, void *cf, void *cg, void *cgp, void *acc,
+                                           void *pd, void *pg)
 {
   const struct nsde_func *f = s->sde->drift, *g = s->sde->diffusion;
   void *tmp = s->gbuf[G_TMP];
