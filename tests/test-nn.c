@@ -203,8 +203,8 @@ static double conv_vs_naive(const int *sh, int concat, int B, double dw_tol, int
  * naive convolution: strided (im2col path), 3x3/stride 1/pad 1 with odd and
  * even sizes (Winograd path, partial tiles), the same with channel counts
  * that are multiples of 16 (direct kernels), of at least 32 with even sides
- * (Winograd, 16 on AVX2; F(4x4, 3x3) where the sides are multiples of 4) and
- * a 4x4/stride 2 kernel. */
+ * (Winograd, 16 on AVX2; F(4x4, 3x3) where the sides are multiples of 4
+ * or at least 10) and a 4x4/stride 2 kernel. */
 START_TEST(conv_matches_naive)
 {
   static const int shapes[][7] = {/* C, H, W, O, K, S, PD */
@@ -236,6 +236,10 @@ START_TEST(conv_matches_naive)
                                    * gradient (chunks of 3 tile rows, blocks of 3-6) */
                                   {32, 28, 28, 32, 3, 1, 1},
                                   {64, 4, 12, 32, 3, 1, 1},
+                                  /* sides of at least 10, 2 more than multiples of 4
+                                   * (and 12 x 10 above): F(4x4) with partial tiles */
+                                  {32, 10, 14, 32, 3, 1, 1},
+                                  {48, 18, 22, 64, 3, 1, 1},
                                   /* 16 channels with even sides: Winograd on AVX2 CPUs */
                                   {16, 8, 8, 16, 3, 1, 1},
                                   {16, 6, 10, 16, 3, 1, 1},

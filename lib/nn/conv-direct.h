@@ -68,9 +68,10 @@ void nsde__direct2_wgrad(const float *in, int h, int w, int cin, const float *g,
 bool nsde__nn_wino_reg_supported(int cin, int cout, int h, int w);
 
 /* The output tile side of the forward kernel for h x w outputs: 4
- * (F(4x4, 3x3), conv-wino4.c) when both are multiples of 4, else 2
- * (F(2x2, 3x3)); NSDE_WINOGRAD=2 keeps every layer on 2 (comparisons). The
- * weight gradient is always F(2x2, 3x3). */
+ * (F(4x4, 3x3), conv-wino4.c) when each is a multiple of 4 or at least 10
+ * (the last tiles partial), else 2 (F(2x2, 3x3)); NSDE_WINOGRAD=2 keeps
+ * every layer on 2 (comparisons). The weight gradient is F(2x2, 3x3) but
+ * for nsde__nn_wino4_wgrad_items. */
 int nsde__nn_wino_reg_m(int h, int w);
 
 /* Output channels per block of the packed filters for this CPU's kernels:
@@ -105,8 +106,8 @@ void nsde__nn_wino_reg_wgrad(const float *pad, int h, int w, int cin, const floa
 /* The weight gradient as F(4x4, 3x3) where an item has few tiles (at 8x8
  * with F(2x2) an item's 16 tiles went through all 16 planes of du, so each
  * accumulator was read and written for every 16 products): items go in
- * groups of nsde__nn_wino4_wgrad_items (32 tiles; 0: the layer keeps
- * F(2x2)), each staged by nsde__nn_wino4_wgrad_add as item k of the group
+ * groups of nsde__nn_wino4_wgrad_items (32 tiles, sides multiples of 4;
+ * 0: the layer keeps F(2x2)), each staged by nsde__nn_wino4_wgrad_add as item k of the group
  * (the padded input and the output gradient, transformed, into a staging of
  * nsde__nn_wino4_stage_size floats), then nsde__nn_wino4_wgrad_sum adds the
  * products of the group's n items to du[xi][ci][co] (36 planes; add 0:
@@ -144,11 +145,11 @@ void nsde__few_pad(const float *in, int h, int w, int c, float *pad);
                                       int cout, int k, float *stage);                              \
   void nsde__nn_wino4_wgrad_sum_##SUF(int h, int w, int cin, int cout, int n, const float *stage,  \
                                       float *du, int add);                                         \
-  void nsde__wino4_input_##SUF(const float *pad, int w, int cin, int ty0, int nr, float *V,        \
+  void nsde__wino4_input_##SUF(const float *pad, int h, int w, int cin, int ty0, int nr, float *V, \
                                int64_t P);                                                         \
   void nsde__wino4_grad_##SUF(const float *g, int w, int cout, int ty0, int nr, float *Gd,         \
                               int64_t P);                                                          \
-  void nsde__wino4_output_##SUF(const float *M, int w, int cout, int ty0, int t0, int pb,          \
+  void nsde__wino4_output_##SUF(const float *M, int h, int w, int cout, int ty0, int t0, int pb,   \
                                 const float *bias, const float *tr, float t, float *out);          \
   void nsde__direct2_fwd_##SUF(const float *pad, int h, int w, int cin, int cout, const float *wt, \
                                const float *bias, const float *tr, float t, float *out);           \

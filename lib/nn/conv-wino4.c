@@ -1,7 +1,10 @@
 /*
  * The transforms of Winograd F(4x4, 3x3) for the forward pass, the input
  * gradient and the weight gradient of conv-wino.c's layers whose sides are
- * multiples of 4 (the products and the loop over tiles are conv-wino.c's):
+ * multiples of 4 or at least 10 (the last tiles partial: read as zeros past
+ * the padded input, written only inside the output; the weight gradient
+ * only for multiples of 4; the products and the loop over tiles are
+ * conv-wino.c's):
  * a 4x4 output tile from a 6x6 input tile, 36 products per channel pair
  * instead of F(2x2, 3x3)'s 64 for the same 16 outputs, so 1.78x fewer
  * multiply-adds.
@@ -72,36 +75,53 @@ static INL TGT void a6(const vf y[4], vf a[6])
   a[5] = y[3];
 }
 
+/* One 6x6 tile of 16 or 8 channels from the padded item (base: its top
+ * left value; rs floats between rows): V's planes (P apart) at v. An edge
+ * tile (edge 1) reads only its first nrow rows and ncol columns, which lie
+ * in the padded item; the rest of the tile is zero. */
+static INL TGT void input_tile(const float *restrict base, int64_t rs, const int edge, int nrow,
+                               int ncol, float *restrict v, int64_t P)
+{
+  vf u[6][6]; /* u[s][r] = (B^T d)[r][s] */
+  for (int s = 0; s < 6; s++) {
+    vf d[6];
+    for (int r = 0; r < 6; r++)
+      d[r] = !edge || (r < nrow && s < ncol) ? vf_load(base + r * rs + s * 16) : vf_zero();
+    bt6(d, u[s]);
+  }
+  for (int r = 0; r < 6; r++) {
+    vf d[6], o[6];
+    for (int s = 0; s < 6; s++)
+      d[s] = u[s][r];
+    bt6(d, o);
+    for (int s = 0; s < 6; s++)
+      vf_store(v + (r * 6 + s) * P, o[s]);
+  }
+}
+
 /* V[xi][tile][ci] = (B^T d B)[xi] (xi = 6 row + column) for the tiles of
  * tile rows ty0 .. ty0+nr-1, d read from the padded, channel-blocked item
- * (nsde__direct_pad); the 36 planes of V are P floats apart. */
-TGT void ISA(nsde__wino4_input)(const float *restrict pad, int w, int cin, int ty0, int nr,
+ * (nsde__direct_pad, h + 2 x w + 2 pixels; where 4 does not divide a side,
+ * the last tiles reach past it and read zeros there); the 36 planes of V
+ * are P floats apart. */
+TGT void ISA(nsde__wino4_input)(const float *restrict pad, int h, int w, int cin, int ty0, int nr,
                                 float *restrict V, int64_t P)
 {
-  const int tw = w / 4;
+  const int tw = (w + 3) / 4;
   const int64_t rs = (int64_t)(w + 2) * cin, bs = (int64_t)(w + 2) * 16;
   for (int ty = 0; ty < nr; ty++)
     for (int tx = 0; tx < tw; tx++) {
       const int64_t tile = (int64_t)ty * tw + tx;
+      const int nrow = h + 2 - 4 * (ty0 + ty), ncol = w + 2 - 4 * tx;
+      const bool edge = nrow < 6 || ncol < 6;
       for (int cv = 0; cv < cin / VL; cv++) {
         const int cb = cv / V16, ch = cb * 16 + VL * (cv % V16);
         const float *base =
             pad + (int64_t)(4 * (ty0 + ty)) * rs + cb * bs + 4 * tx * 16 + VL * (cv % V16);
-        vf u[6][6]; /* u[s][r] = (B^T d)[r][s] */
-        for (int s = 0; s < 6; s++) {
-          vf d[6];
-          for (int r = 0; r < 6; r++)
-            d[r] = vf_load(base + r * rs + s * 16);
-          bt6(d, u[s]);
-        }
-        for (int r = 0; r < 6; r++) {
-          vf d[6], o[6];
-          for (int s = 0; s < 6; s++)
-            d[s] = u[s][r];
-          bt6(d, o);
-          for (int s = 0; s < 6; s++)
-            vf_store(V + (r * 6 + s) * P + tile * cin + ch, o[s]);
-        }
+        if (edge)
+          input_tile(base, rs, 1, nrow, ncol, V + tile * cin + ch, P);
+        else
+          input_tile(base, rs, 0, 6, 6, V + tile * cin + ch, P);
       }
     }
 }
@@ -138,17 +158,19 @@ TGT void ISA(nsde__wino4_grad)(const float *restrict g, int w, int cout, int ty0
     }
 }
 
-/* out = A^T M A for tiles t0 .. t0+pb-1 of the chunk starting at tile row
- * ty0, plus bias and t times the time response tr (both optional); M is
- * [tile - t0][xi][cout]. */
-TGT void ISA(nsde__wino4_output)(const float *restrict M, int w, int cout, int ty0, int t0, int pb,
-                                 const float *restrict bias, const float *restrict tr, float t,
-                                 float *restrict out)
+/* out (h x w) = A^T M A for tiles t0 .. t0+pb-1 of the chunk starting at
+ * tile row ty0, plus bias and t times the time response tr (both optional);
+ * M is [tile - t0][xi][cout]. A tile past the last row or column writes
+ * only its pixels inside. */
+TGT void ISA(nsde__wino4_output)(const float *restrict M, int h, int w, int cout, int ty0, int t0,
+                                 int pb, const float *restrict bias, const float *restrict tr,
+                                 float t, float *restrict out)
 {
-  const int tw = w / 4;
+  const int tw = (w + 3) / 4;
   const vf tv = vf_set1(t);
   for (int q = 0; q < pb; q++) {
     const int ty = ty0 + (t0 + q) / tw, tx = (t0 + q) % tw;
+    const int ni = h - 4 * ty < 4 ? h - 4 * ty : 4, nk = w - 4 * tx < 4 ? w - 4 * tx : 4;
     const float *mt = M + (int64_t)q * 36 * cout;
     for (int j = 0; j < cout / VL; j++) {
       vf a[6][4]; /* a[s][i] = (A^T M)[i][s] */
@@ -158,12 +180,12 @@ TGT void ISA(nsde__wino4_output)(const float *restrict M, int w, int cout, int t
           m[r] = vf_load(mt + (int64_t)(r * 6 + s) * cout + VL * j);
         at4(m, a[s]);
       }
-      for (int i = 0; i < 4; i++) {
+      for (int i = 0; i < ni; i++) {
         vf m[6], y[4];
         for (int s = 0; s < 6; s++)
           m[s] = a[s][i];
         at4(m, y);
-        for (int k = 0; k < 4; k++)
+        for (int k = 0; k < nk; k++)
           nsde__blk_epilogue(y[k], bias, tr, tv, (int64_t)(4 * ty + i) * w + 4 * tx + k, cout, j,
                              out);
       }
