@@ -140,6 +140,8 @@ START_TEST(few_channel_kernels_same_bits)
       nsde__few_fwd_avx512(pad, h, w, cin, cout, wf, bias, r[2]);
     for (int v = 1; v < 2 + native; v++)
       same_bits(r[0], r[v], nout, v == 1 ? "few forward (emulated)" : "few forward", k);
+    for (int v = 0; v < 3; v++) /* the weight gradient adds into its accumulator */
+      memset(r[v], 0, (size_t)nw * sizeof(float));
     nsde__few_wgrad_avx2(pad, h, w, cin, g, cout, r[0]);
     nsde__few_wgrad_emu512(pad, h, w, cin, g, cout, r[1]);
     if (native)

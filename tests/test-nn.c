@@ -266,7 +266,8 @@ END_TEST
  * 37 items make chunks of 9 and 10, at 8x8 a group of 8 items and one of 1
  * or 2, at 12x12 (9 tiles per item) groups of 3 and a last one of 1; 16x16
  * (2 per group) and 20x20 (25 tiles: F(2x2)'s weight gradient) beside
- * them. The bound on the parameter gradients, 4e-4, is about 5x the
+ * them, and two few-channel layers (their items summed in a chunk's
+ * accumulator). The bound on the parameter gradients, 4e-4, is about 5x the
  * largest error measured at 8x8 (8.3e-5; F(2x2)'s 2.8e-5), 2x the biases'
  * sums at 20x20 (2.1e-4); the F(4x4) gradient transform's 1/8 changed to
  * 0.126 made an error of 0.02. */
@@ -277,7 +278,10 @@ START_TEST(conv_groups_match_naive)
                                   {32, 12, 12, 48, 3, 1, 1},
                                   {48, 16, 16, 32, 3, 1, 1},
                                   {32, 20, 20, 32, 3, 1, 1},
-                                  {64, 8, 8, 64, 3, 1, 1}};
+                                  {64, 8, 8, 64, 3, 1, 1},
+                                  /* the few-channel kernels' chunk accumulator */
+                                  {3, 8, 8, 16, 3, 1, 1},
+                                  {2, 5, 7, 32, 3, 1, 1}};
   for (int run = 0; run < (int)(2 * sizeof(shapes) / sizeof(shapes[0])); run++) {
     const double worst = conv_vs_naive(shapes[run / 2], run % 2, 37, 4e-4, run / 2);
     printf("# %dx%d, %d -> %d channels, 37 items: weight gradient within %.2g\n",

@@ -118,7 +118,7 @@ TGT void ISA(nsde__few_fwd)(const float *pad, int h, int w, int cin, int cout, c
   }
 }
 
-/* dw[tap][ci][VL channels] = sum over the pixels, in order, of in[p + tap][ci]
+/* dw[tap][ci][VL channels] += the sum over the pixels, in order, of in[p + tap][ci]
  * g[p] for the taps of kernel rows ky0 .. ky0 + WROWS - 1; g and dw at the
  * vector's first channel. */
 static INL TGT void wgrad_rows(const int CIN, const float *restrict pad, int h, int w, int ky0,
@@ -143,8 +143,10 @@ static INL TGT void wgrad_rows(const int CIN, const float *restrict pad, int h, 
     }
   }
 #pragma GCC unroll 27
-  for (int r = 0; r < WROWS * 3 * CIN; r++)
-    vf_store(dw + ((int64_t)ky0 * 3 * CIN + r) * cout, acc[r]);
+  for (int r = 0; r < WROWS * 3 * CIN; r++) {
+    float *d = dw + ((int64_t)ky0 * 3 * CIN + r) * cout;
+    vf_store(d, vf_add(vf_load(d), acc[r]));
+  }
 }
 
 static INL TGT void wgrad_cin(const int CIN, const float *pad, int h, int w, const float *g,
@@ -253,18 +255,15 @@ void nsde__nn_few_fwd_item(const struct layer *l, const float *wf, const float *
   NSDE__DIRECT_CALL(nsde__few_fwd, col, l->hout, l->wout, l->cin, l->cout, wf, bias, out);
 }
 
-/* The weight gradient added to dW (the packed layout, cout x 9 x cin) unless
- * NULL, dx if wanted; col and dcol are scratch (nsde__nn_few_scratch and
- * 9 cin cout floats). */
+/* The weight gradient added to the chunk's accumulator dw ([tap][ci][co],
+ * moved into the chunk's gradient by nsde__nn_direct_flush) unless NULL, dx
+ * if wanted; col is scratch (nsde__nn_few_scratch). */
 void nsde__nn_few_bwd_item(const struct layer *l, const float *wf, const float *in, const float *g,
-                           float *dW, float *dx, float *col, float *dcol)
+                           float *dw, float *dx, float *col)
 {
-  if (dW) {
+  if (dw) {
     nsde__few_pad(in, l->hin, l->win, l->cin, col);
-    NSDE__DIRECT_CALL(nsde__few_wgrad, col, l->hout, l->wout, l->cin, g, l->cout, dcol);
-    for (int co = 0; co < l->cout; co++)
-      for (int j = 0; j < 9 * l->cin; j++) /* j = tap cin + ci */
-        dW[(int64_t)co * 9 * l->cin + j] += dcol[(int64_t)j * l->cout + co];
+    NSDE__DIRECT_CALL(nsde__few_wgrad, col, l->hout, l->wout, l->cin, g, l->cout, dw);
   }
   if (dx) {
     nsde__direct_pad(g, l->hout, l->wout, l->cout, col);

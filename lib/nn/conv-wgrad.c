@@ -187,13 +187,12 @@ static inline void flush_g4(const float *const u[], int n, float g[9][64])
 }
 
 /* The Winograd weight gradient du[xi][c][o] of a chunk (nx = 16 or 36
- * planes) into dW ([tap][cc][o], conv.c's conv_grad_indices): tap (ky, kx)
+ * planes) into dW ([tap][cc][o], nsde__nn_grad_row): tap (ky, kx)
  * gets (G^T du G)[ky][kx]; F(2x2)'s du is zeroed. The transform runs over
  * output channels in blocks of 64 (the loops over o vectorise) for 8 input
  * channels at a time. */
 #define FLUSH_C 8
-NSDE_CLONES static void wino_flush(const struct layer *l, int nx, float *du, float *dW, int cc,
-                                   int off)
+NSDE_CLONES static void wino_flush(const struct layer *l, int nx, float *du, float *dW, int off)
 {
   const int64_t cs = (int64_t)l->cin * l->cout;
   for (int c0 = 0; c0 < l->cin; c0 += FLUSH_C)
@@ -212,7 +211,7 @@ NSDE_CLONES static void wino_flush(const struct layer *l, int nx, float *du, flo
       }
       for (int tap = 0; tap < 9; tap++)
         for (int ci = 0; ci < nc; ci++) {
-          float *d = dW + ((int64_t)tap * cc + off + c0 + ci) * l->cout + o0;
+          float *d = dW + nsde__nn_grad_row(l, tap, off + c0 + ci) + o0;
           for (int j = 0; j < n; j++)
             d[j] += g[ci][tap][j];
         }
@@ -225,8 +224,8 @@ NSDE_CLONES static void wino_flush(const struct layer *l, int nx, float *du, flo
 /* A chunk's direct weight gradients into its gradient gp (which holds zeros
  * there: nothing else writes those entries, so the sum per item is the one
  * the per-item transposition gave); the accumulators are zeroed. A direct
- * layer's lie [tap][cc][o] there (conv.c's conv_grad_indices), a stride-2
- * layer's as its packed weights. */
+ * or few-channel layer's lie [tap][cc][o] there (nsde__nn_grad_row), a
+ * stride-2 layer's as its packed weights. */
 void nsde__nn_direct_flush(const struct nsde_net *net, float *gp, const struct scratch *sc)
 {
   float *wacc = sc->wacc;
@@ -237,13 +236,13 @@ void nsde__nn_direct_flush(const struct nsde_net *net, float *gp, const struct s
     if ((l->kind != L_CONV && l->kind != L_CCONV) || l->waoff < 0)
       continue;
     {
-      const int cc = l->cin + (l->kind == L_CCONV), off = l->kind == L_CCONV, O = l->cout;
+      const int off = l->kind == L_CCONV, O = l->cout;
       float *dW = gp + l->poff, *dwd = wacc + l->waoff;
       if (l->kind == L_CCONV) { /* dW holds zeros there, so the sum is the per-item one */
         float *tg = time_grads(l, wacc);
         for (int tap = 0; tap < 9; tap++)
           for (int o = 0; o < O; o++)
-            dW[(int64_t)tap * cc * O + o] += tg[tap * O + o];
+            dW[nsde__nn_grad_row(l, tap, 0) + o] += tg[tap * O + o];
         memset(tg, 0, (size_t)time_grads_size(l) * sizeof(float));
       }
       if (nsde__nn_wgrad4_items(l)) {
@@ -254,7 +253,7 @@ void nsde__nn_direct_flush(const struct nsde_net *net, float *gp, const struct s
         n[0] = n[1] = 0;
       }
       if (nsde__nn_use_wino_reg(l)) {
-        wino_flush(l, kernel_grad_planes(l), dwd, dW, cc, off);
+        wino_flush(l, kernel_grad_planes(l), dwd, dW, off);
         continue;
       }
       if (nsde__nn_use_s2(l)) {
@@ -263,7 +262,7 @@ void nsde__nn_direct_flush(const struct nsde_net *net, float *gp, const struct s
       }
       for (int tap = 0; tap < 9; tap++)
         for (int c = 0; c < l->cin; c++) {
-          float *d = dW + ((int64_t)tap * cc + off + c) * O;
+          float *d = dW + nsde__nn_grad_row(l, tap, off + c);
           const float *s = dwd + ((int64_t)tap * l->cin + c) * O;
           for (int o = 0; o < O; o++)
             d[o] += s[o];

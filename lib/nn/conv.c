@@ -115,18 +115,19 @@ static void conv_public_indices(const struct layer *l, int64_t j0, int n, int64_
 }
 
 /* Where a chunk's gradients lie (nsde_layer_ops.public_indices): a direct
- * layer's weights as [tap][cc][o], index j = (tap cc + c) cout + o, so that
- * nsde__nn_direct_flush adds whole vectors of output channels (adding its
- * [c][tap] blocks into the packed [o][tap][c] order, eight channels per
- * cache line, took two thirds of the flush: 3.8% of a training step of the
- * trained recipe); every other convolution's as its packed weights. The
- * biases follow in place either way. */
+ * or few-channel layer's weights as [tap][cc][o], index nsde__nn_grad_row(l, tap, c) + o
+ * (walked here in that order), so that nsde__nn_direct_flush adds whole
+ * vectors of output channels (adding its [c][tap] blocks into the packed
+ * [o][tap][c] order, eight channels per cache line, took two thirds of the
+ * flush: 3.8% of a training step of the trained recipe); every other
+ * convolution's as its packed weights. The biases follow in place either
+ * way. */
 static void conv_grad_indices(const struct layer *l, int64_t j0, int n, int64_t *idx)
 {
   const int64_t Kp = nsde__nn_conv_kp(l), nw = l->cout * Kp;
   const int cc = l->cin + (l->kind == L_CCONV), O = l->cout;
   int tap, c, o;
-  if (!nsde__nn_use_direct(l)) {
+  if (!nsde__nn_use_direct(l) && !nsde__nn_use_few(l)) {
     conv_public_indices(l, j0, n, idx);
     return;
   }
@@ -253,7 +254,7 @@ void nsde__nn_conv_bwd_item(const struct nsde_net *net, const struct layer *l, c
   }
   if (nsde__nn_use_few(l)) {
     nsde__nn_few_bwd_item(l, net->wpack + l->wpoff + (size_t)l->cout * Kp, in, g,
-                          net->no_wgrad ? NULL : dW, dx, col, dcol);
+                          net->no_wgrad ? NULL : sc->wacc + l->waoff, dx, col);
     return;
   }
   if (nsde__nn_use_s2(l)) {
@@ -337,17 +338,17 @@ static enum nsde_status conv_plan(struct nsde_net *net, int i, int64_t max_batch
     const size_t w5 = (size_t)nsde__nn_wino_reg_scratch(l->hout, l->wout, l->cin, l->cout);
     wcol = w5 > wcol ? w5 : wcol;
   }
-  if (nsde__nn_use_few(l)) {
-    const size_t fs = nsde__nn_few_scratch(l), fw = (size_t)9 * l->cin * l->cout;
-    dcol = fs > fw ? fs : fw;
-  }
+  if (nsde__nn_use_few(l))
+    dcol = nsde__nn_few_scratch(l);
   if (nsde__nn_use_s2(l))
     dcol = nsde__nn_s2_scratch(l);
   col = wcol > col ? wcol : col;
   col = dcol > col ? dcol : col;
   net->col_sz = col > net->col_sz ? col : net->col_sz;
   l->wpoff = (int64_t)*wp;
-  l->waoff = nsde__nn_use_direct(l) || nsde__nn_use_s2(l) ? (int64_t)net->wacc_sz : -1;
+  l->waoff = nsde__nn_use_direct(l) || nsde__nn_use_few(l) || nsde__nn_use_s2(l)
+                 ? (int64_t)net->wacc_sz
+                 : -1;
   if (l->waoff >= 0)
     net->wacc_sz += (size_t)nsde__nn_wacc_size(l);
   l->stoff = nsde__nn_wgrad4_items(l) ? (int64_t)net->stage_sz : -1;

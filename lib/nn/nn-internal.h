@@ -164,6 +164,13 @@ void nsde__nn_init_uniform(float *p, int64_t n, int64_t fan, uint64_t *rng);
 /* conv.c: im2col/GEMM convolution and its dispatch */
 void nsde__nn_to_nhwc(const float *src, float *dst, int c, int64_t p);
 int64_t nsde__nn_conv_kp(const struct layer *l);
+/* A direct layer's chunk gradients lie [tap][cc][o] (cc = its input channels
+ * and the time plane first if it has one; conv.c's conv_grad_indices): the
+ * first float of (tap, c)'s row of output channels. */
+static inline int64_t nsde__nn_grad_row(const struct layer *l, int tap, int c)
+{
+  return ((int64_t)tap * (l->cin + (l->kind == L_CCONV)) + c) * l->cout;
+}
 void nsde__nn_pack_weights(struct nsde_net *net);
 void nsde__nn_conv_fwd_item(const struct nsde_net *net, const struct layer *l, const float *in,
                             float *out, float t, float *col, float *dcol, float *wt);
@@ -188,15 +195,15 @@ bool nsde__nn_use_wino_reg(const struct layer *l);
  * same conv2d, 1-3 input channels, output channels a multiple of 16, a CPU
  * with the direct kernels); their filters wf ([tap][ci][co], packed after the
  * tap-major weights); the scratch (col) floats; one item's forward and
- * backward (the weight gradient added to dW in the packed layout unless
- * NULL, dx unless NULL; dcol holds 9 cin cout floats). */
+ * backward (the weight gradient added to the chunk's accumulator, laid out
+ * as a direct layer's, unless NULL; dx unless NULL). */
 bool nsde__nn_use_few(const struct layer *l);
 void nsde__nn_few_pack(const struct layer *l, const float *W, float *wf);
 size_t nsde__nn_few_scratch(const struct layer *l);
 void nsde__nn_few_fwd_item(const struct layer *l, const float *wf, const float *bias,
                            const float *in, float *out, float *col);
 void nsde__nn_few_bwd_item(const struct layer *l, const float *wf, const float *in, const float *g,
-                           float *dW, float *dx, float *col, float *dcol);
+                           float *dw, float *dx, float *col);
 /* conv-s2.c: whether the layer takes the direct kernels as a 4x4 / stride 2
  * / padding 1 conv2d (channel counts multiples of 16, a CPU with the direct
  * kernels); its filters (wf for the forward, wr for the input gradient, 16
