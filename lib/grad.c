@@ -46,6 +46,32 @@ static size_t dw_rec_bytes(const struct nsde_sde *sde, const struct nsde_solver_
   return nsde__round64((size_t)wn * nsde__dtype_size(sde->dtype));
 }
 
+/* Whether a checkpointed segment's tape skips its ends: where a step's record
+ * is its input (Euler-Maruyama, Milstein), a segment's first record is its
+ * checkpoint, and its last step need not be replayed - only its input
+ * recorded; the backward step draws its increments. A segment of k steps
+ * then keeps k - 1 records and replays k - 1 steps (checkpoint_every 1:
+ * none). */
+static bool ck_skips_ends(const struct nsde__scheme *sch)
+{
+  return !sch->two_state && sch->rec_n == 1 && sch->rec[0] == B_CUR;
+}
+
+/* Records a checkpointed segment of k steps keeps (a two-state scheme's
+ * from slot 1). */
+static int64_t ck_slots(const struct nsde__scheme *sch, int64_t k)
+{
+  return ck_skips_ends(sch) ? k - 1 : k + (sch->two_state ? 1 : 0);
+}
+
+/* Bytes of N steps checkpointed every k: the checkpoints (ckb bytes each)
+ * and one segment's records (rec bytes each). */
+static double ck_bytes(const struct nsde__scheme *sch, int64_t n_grid, int64_t k, size_t ckb,
+                       size_t rec)
+{
+  return (double)((n_grid + k - 1) / k) * (double)ckb + (double)ck_slots(sch, k) * (double)rec;
+}
+
 /* Whether the strategy can differentiate this SDE under this scheme. */
 static enum nsde_status grad_check(const struct nsde_sde *sde, const struct nsde_solver_config *c)
 {
@@ -101,7 +127,8 @@ enum nsde_status nsde__grad_plan(const struct nsde_sde *sde, const struct nsde_s
 {
   struct nsde_context *ctx = sde->ctx;
   const struct nsde_func *g = sde->diffusion;
-  const bool two = nsde__scheme_of(c->scheme)->two_state;
+  const struct nsde__scheme *sch = nsde__scheme_of(c->scheme);
+  const bool two = sch->two_state;
   const size_t esz = nsde__dtype_size(sde->dtype);
   size_t arr, work, rec, ck = 0, tape = 0;
   enum nsde_status st;
@@ -134,16 +161,16 @@ enum nsde_status nsde__grad_plan(const struct nsde_sde *sde, const struct nsde_s
       k = n_grid;
     if (k == 0) /* the interval that needs the fewest bytes: ~sqrt(N) */
       for (int64_t kk = 1; kk <= n_grid; kk++) {
-        double m = (double)((n_grid + kk - 1) / kk) * (double)ckb + (double)(kk + 1) * (double)rec;
+        const double m = ck_bytes(sch, n_grid, kk, ckb, rec);
         if (m < best) {
           best = m;
           k = kk;
         }
       }
-    if ((double)((n_grid + k - 1) / k) * (double)ckb + (double)(k + 1) * (double)rec > 1e18)
+    if (ck_bytes(sch, n_grid, k, ckb, rec) > 1e18)
       return nsde__error(ctx, NSDE_ERR_OVERFLOW, "checkpoint memory overflows");
     ck = (size_t)((n_grid + k - 1) / k) * ckb;
-    tape = (size_t)(k + 1) * rec;
+    tape = (size_t)ck_slots(sch, k) * rec;
     *ck_every = k;
     if (c->grad_budget_bytes > 0 && work + ck + tape > c->grad_budget_bytes)
       return nsde__error(ctx, NSDE_ERR_NOMEM,
@@ -159,7 +186,7 @@ static void *dw_slot(const struct nsde_solver *s, int64_t step)
 {
   const int64_t k = step - s->tape_first;
 
-  if (!s->dw_tape || k < 0 || k >= s->tape_slots)
+  if (!s->dw_tape || k < 0 || k >= s->tape_slots || step >= s->tape_end)
     return NULL;
   return (char *)s->dw_tape + (size_t)k * s->dw_rec;
 }
@@ -181,7 +208,7 @@ static void *ckpt(const struct nsde_solver *s, int64_t c, int j)
 
 static void record(struct nsde_solver *s, int64_t step)
 {
-  int64_t k = step - s->tape_first + (s->sch->two_state ? 1 : 0);
+  int64_t k = step - s->tape_first + s->rec_shift;
 
   if (k < 0 || k >= s->tape_slots)
     return;
@@ -252,11 +279,14 @@ void nsde__grad_setup(struct nsde_solver *s, char *mem, int64_t ck_every)
     mem += nsde__round64((size_t)s->n * (size_t)s->m * s->esz);
   }
   s->tape = mem;
+  s->rec_shift = s->sch->two_state ? 1 : 0;
   if (s->grad == NSDE_GRAD_STORE_ALL) {
     s->tape_slots = s->n_grid + 1;
   } else if (s->grad == NSDE_GRAD_CHECKPOINT) {
     s->ck_every = ck_every;
-    s->tape_slots = ck_every + 1;
+    s->tape_slots = ck_slots(s->sch, ck_every);
+    if (ck_skips_ends(s->sch))
+      s->rec_shift = -1; /* a segment's first record is its checkpoint */
     s->n_ckpt = (s->n_grid + ck_every - 1) / ck_every;
     s->ck_arrays = s->sch->two_state ? 2 : 1;
   }
@@ -367,16 +397,19 @@ static enum nsde_status back_store_all(struct nsde_solver *s, struct back_run *r
 }
 
 /* Each segment replayed forward from its checkpoint (recording it: the same
- * code and noise, so the same bits), then differentiated backwards. */
+ * code and noise, so the same bits; ck_skips_ends: not its last step), then
+ * differentiated backwards. */
 static enum nsde_status back_checkpoint(struct nsde_solver *s, struct back_run *r)
 {
-  const int64_t N = s->n_grid, off = s->sch->two_state ? 1 : 0;
+  const int64_t N = s->n_grid;
   const size_t bytes = (size_t)s->n * s->esz;
+  const int64_t ends = ck_skips_ends(s->sch);
   enum nsde_status st = NSDE_OK;
 
   for (int64_t c = (N + s->ck_every - 1) / s->ck_every - 1; c >= 0 && st == NSDE_OK; c--) {
     int64_t c0 = c * s->ck_every, c1 = c0 + s->ck_every < N ? c0 + s->ck_every : N;
-    memcpy(s->buf[B_CUR], ckpt(s, c, 0), bytes);
+    if (c1 - c0 > ends) /* a segment of one step replays nothing */
+      memcpy(s->buf[B_CUR], ckpt(s, c, 0), bytes);
     if (s->sch->two_state) {
       memcpy(s->buf[B_Z], ckpt(s, c, 1), bytes);
       st = nsde__solver_eval_fg(s, s->grid[c0], s->buf[B_Z], s->buf[B_F0],
@@ -385,13 +418,17 @@ static enum nsde_status back_checkpoint(struct nsde_solver *s, struct back_run *
     }
     s->step = c0;
     s->tape_first = c0;
+    s->tape_end = c1 - ends; /* a shorter last segment has slots to spare */
     s->recording = true;
-    for (int64_t i = c0; i < c1 && st == NSDE_OK; i++)
+    for (int64_t i = c0; i < c1 - ends && st == NSDE_OK; i++)
       st = nsde__solver_step(s, 0);
+    if (ends && st == NSDE_OK)
+      record(s, s->step); /* the last step's input (ck_skips_ends) */
     s->recording = false;
     for (int64_t n = c1 - 1; n >= c0 && st == NSDE_OK; n--) {
-      int64_t k = n - c0 + off;
-      st = back_step(s, n, slot(s, k, 0), s->rec_n > 1 ? slot(s, k, 1) : NULL, r->pd, r->pg);
+      const int64_t k = n - c0 + s->rec_shift;
+      const void *r0 = ends && n == c0 ? ckpt(s, c, 0) : slot(s, k, 0);
+      st = back_step(s, n, r0, s->rec_n > 1 ? slot(s, k, 1) : NULL, r->pd, r->pg);
       if (st == NSDE_OK)
         st = step_done(s, r->saved, n);
     }

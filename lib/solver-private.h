@@ -111,7 +111,9 @@ struct nsde_solver {
   void *dw_tape;       /* the records' Brownian increments (NULL: drawn again) */
   size_t dw_rec;       /* bytes per record in dw_tape */
   int64_t tape_first;  /* step index of tape slot 0 while recording */
+  int64_t tape_end;    /* steps from this one on have no increments in dw_tape */
   int64_t tape_slots;
+  int rec_shift; /* step n's record lies in slot n - tape_first + rec_shift */
   bool recording;
   void *ckpt; /* CHECKPOINT: states every ck_every steps */
   int64_t ck_every, n_ckpt;

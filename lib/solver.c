@@ -211,6 +211,7 @@ NSDE_API enum nsde_status nsde_solve(struct nsde_solver *s, struct nsde_tensor *
   }
   s->recording = s->grad == NSDE_GRAD_STORE_ALL;
   s->tape_first = 0;
+  s->tape_end = s->n_grid;
   for (;;) {
     while (saved && j < s->n_save && s->save_idx[j] == s->step) {
       memcpy((char *)saved->data + (size_t)j * bytes, s->buf[B_CUR], bytes);

@@ -757,6 +757,98 @@ START_TEST(increments_kept_with_records)
 }
 END_TEST
 
+/* A checkpointed Euler-Maruyama or Milstein replay records its segment's
+ * last step without taking it (its output starts the next segment): ten
+ * steps in segments of 4, 4 and 2 evaluate the drift 10 times in the solve
+ * and 3 + 3 + 1 in the replays (the backward steps evaluate what store-all's
+ * do); Heun, whose record holds its predictor, replays every step (2
+ * evaluations each). The gradients are store-all's to the bit. */
+struct counted {
+  int64_t evals;
+};
+
+static int counted_eval(void *user, double t, int64_t batch, int64_t dim, const void *x, void *out)
+{
+  const double *xd = x;
+  double *o = out;
+  (void)t;
+  ((struct counted *)user)->evals++;
+  for (int64_t i = 0; i < batch * dim; i++)
+    o[i] = -0.3 * xd[i] + 0.1 * sin(xd[i]);
+  return 0;
+}
+
+static int counted_vjp(void *user, double t, int64_t batch, int64_t dim, const void *x,
+                       const void *v, void *grad_x, void *grad_params)
+{
+  const double *xd = x, *vd = v;
+  double *gx = grad_x;
+  (void)user, (void)t, (void)grad_params;
+  for (int64_t i = 0; i < batch * dim; i++)
+    gx[i] = vd[i] * (-0.3 + 0.1 * cos(xd[i]));
+  return 0;
+}
+
+START_TEST(checkpoint_replays_stop_short)
+{
+  const int64_t N = 10, shape[2] = {4, 5};
+  const struct {
+    enum nsde_scheme sc;
+    enum nsde_calculus cal;
+    int64_t per_step, replayed;
+  } cases[] = {{NSDE_SCHEME_EULER_MARUYAMA, NSDE_CALCULUS_ITO, 1, 7},
+               {NSDE_SCHEME_MILSTEIN, NSDE_CALCULUS_ITO, 1, 7},
+               {NSDE_SCHEME_HEUN, NSDE_CALCULUS_STRATONOVICH, 2, 20}};
+  struct nsde_func_ops ops = {.size = sizeof(ops), .eval = counted_eval, .vjp = counted_vjp};
+  struct counted u = {0};
+  struct nsde_func *f, *g;
+  struct nsde_tensor *x, *gx, *g0[2];
+
+  ck_assert_int_eq(nsde_func_new(ctx, NSDE_DTYPE_FLOAT64, &ops, &u, 0, NULL, &f), NSDE_OK);
+  ck_assert_int_eq(nsde_func_new_multiplicative(ctx, NSDE_DTYPE_FLOAT64, 0.4, &g), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, shape, &x), NSDE_OK);
+  ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, shape, &gx), NSDE_OK);
+  for (int k = 0; k < 2; k++)
+    ck_assert_int_eq(nsde_tensor_new(ctx, NSDE_DTYPE_FLOAT64, 2, shape, &g0[k]), NSDE_OK);
+  for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+    struct nsde_sde *sde;
+    int64_t evals[2];
+    ck_assert_int_eq(nsde_sde_new(ctx, f, g, NSDE_NOISE_DIAGONAL, cases[c].cal, &sde), NSDE_OK);
+    for (int k = 0; k < 2; k++) { /* store-all, then checkpoints every 4 steps */
+      struct nsde_solver_config cfg;
+      struct nsde_solver *s;
+      nsde_solver_config_init(&cfg);
+      cfg.scheme = cases[c].sc;
+      cfg.n_steps = N;
+      cfg.seed = 7;
+      cfg.grad = k ? NSDE_GRAD_CHECKPOINT : NSDE_GRAD_STORE_ALL;
+      cfg.checkpoint_every = k ? 4 : 0;
+      ck_assert_int_eq(nsde_solver_new(sde, &cfg, 2, shape, &s), NSDE_OK);
+      for (int64_t i = 0; i < 20; i++) {
+        ((double *)nsde_tensor_data(x))[i] = 1.0 + 0.05 * (double)i;
+        ((double *)nsde_tensor_data(gx))[i] = 1.0 - 0.03 * (double)i;
+      }
+      u.evals = 0;
+      ck_assert_int_eq(nsde_solve(s, x, NULL), NSDE_OK);
+      ck_assert_int_eq(u.evals, cases[c].per_step * N);
+      ck_assert_int_eq(nsde_backward(s, gx, NULL, g0[k], NULL, 0, NULL, 0), NSDE_OK);
+      evals[k] = u.evals;
+      nsde_solver_free(s);
+    }
+    ck_assert_msg(evals[1] - evals[0] == cases[c].replayed, "case %zu: %lld replayed evaluations",
+                  c, (long long)(evals[1] - evals[0]));
+    ck_assert_mem_eq(nsde_tensor_data(g0[0]), nsde_tensor_data(g0[1]), 20 * sizeof(double));
+    nsde_sde_free(sde);
+  }
+  nsde_tensor_free(x);
+  nsde_tensor_free(gx);
+  for (int k = 0; k < 2; k++)
+    nsde_tensor_free(g0[k]);
+  nsde_func_free(f);
+  nsde_func_free(g);
+}
+END_TEST
+
 /* ---- the vjp checker ----------------------------------------------------------------------- */
 
 START_TEST(vjp_checker)
@@ -1101,6 +1193,7 @@ int main(void)
   tcase_add_test(tc, adjoint_converges);
   tcase_add_test(tc, memory_follows_query);
   tcase_add_test(tc, increments_kept_with_records);
+  tcase_add_test(tc, checkpoint_replays_stop_short);
   tcase_add_test(tc, vjp_checker);
   tcase_add_test(tc, vjp_checker_verdicts);
   tcase_add_test(tc, errors);

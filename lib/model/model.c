@@ -156,6 +156,12 @@ struct nsde_solver *nsde__model_solver(struct nsde_model *m, int64_t batch, int 
   sc.grid = NSDE_GRID_PAPER;
   sc.dt = m->cfg.dt;
   sc.grad = grad ? m->cfg.grad : NSDE_GRAD_NONE;
+  /* a checkpoint per step: Euler-Maruyama's record is the step's input, so
+   * the backward pass replays nothing and keeps no segment; the drift's
+   * activations, the memory that matters, are recomputed in its vjp
+   * (width 64: 1.22 GB and 1.21-1.33x store-all's time, against 1.13 GB and
+   * 1.37-1.47x for the fewest bytes, every 2 steps; doc/performance.md) */
+  sc.checkpoint_every = 1;
   if (nsde_solver_new(noisy ? m->sde_noisy : m->sde_ode, &sc, 4, shape, &s) != NSDE_OK)
     return NULL;
   if (m->nsol == MAX_SOLVERS) { /* evict the oldest */
