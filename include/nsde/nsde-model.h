@@ -48,7 +48,7 @@ struct nsde_model_config {
   bool learn_sigma;             /**< true: sigma is a trained parameter (last in the buffer) */
   double t1;                    /**< integration time T (1) */
   double dt;                    /**< step h (0.1): the paper's N = int(T/h) + 1 steps */
-  enum nsde_grad_strategy grad; /**< gradient strategy (NSDE_GRAD_CHECKPOINT, every step) */
+  enum nsde_grad_strategy grad; /**< gradient strategy (NSDE_GRAD_CHECKPOINT) */
   int64_t max_batch;            /**< largest batch (128) */
   uint64_t init_seed;           /**< parameter initialisation */
 };

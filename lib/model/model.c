@@ -140,6 +140,28 @@ static enum nsde_status build_nets(struct nsde_model *m)
   return st;
 }
 
+/* The checkpoint interval: every step when the solver's workspace for it is
+ * within 1.25x that of the fewest bytes (checkpoint_every 0), else the
+ * fewest bytes. Every step, Euler-Maruyama's backward pass replays nothing
+ * (its record is the step's input); the drift's activations, the memory
+ * that matters, are recomputed in its vjp either way. The paper's 11 steps
+ * at width 64: workspace 887 against 798 MB, peak 1.22 GB and 1.21-1.33x
+ * store-all's time against 1.13 GB and 1.37-1.47x every 2 steps
+ * (doc/performance.md, session 25); a fine grid keeps the fewest bytes'
+ * sqrt(N) checkpoints. */
+static int64_t ck_every(const struct nsde_sde *sde, struct nsde_solver_config sc,
+                        const int64_t *shape)
+{
+  size_t fewest, every;
+  sc.checkpoint_every = 0;
+  if (nsde_solver_workspace_bytes(sde, &sc, 4, shape, &fewest) != NSDE_OK)
+    return 0; /* nsde_solver_new says why */
+  sc.checkpoint_every = 1;
+  if (nsde_solver_workspace_bytes(sde, &sc, 4, shape, &every) != NSDE_OK)
+    return 0;
+  return (double)every <= 1.25 * (double)fewest ? 1 : 0;
+}
+
 struct nsde_solver *nsde__model_solver(struct nsde_model *m, int64_t batch, int noisy, int grad)
 {
   struct nsde_solver_config sc;
@@ -156,12 +178,8 @@ struct nsde_solver *nsde__model_solver(struct nsde_model *m, int64_t batch, int 
   sc.grid = NSDE_GRID_PAPER;
   sc.dt = m->cfg.dt;
   sc.grad = grad ? m->cfg.grad : NSDE_GRAD_NONE;
-  /* a checkpoint per step: Euler-Maruyama's record is the step's input, so
-   * the backward pass replays nothing and keeps no segment; the drift's
-   * activations, the memory that matters, are recomputed in its vjp
-   * (width 64: 1.22 GB and 1.21-1.33x store-all's time, against 1.13 GB and
-   * 1.37-1.47x for the fewest bytes, every 2 steps; doc/performance.md) */
-  sc.checkpoint_every = 1;
+  if (sc.grad == NSDE_GRAD_CHECKPOINT)
+    sc.checkpoint_every = ck_every(noisy ? m->sde_noisy : m->sde_ode, sc, shape);
   if (nsde_solver_new(noisy ? m->sde_noisy : m->sde_ode, &sc, 4, shape, &s) != NSDE_OK)
     return NULL;
   if (m->nsol == MAX_SOLVERS) { /* evict the oldest */
