@@ -115,13 +115,13 @@ static void conv_public_indices(const struct layer *l, int64_t j0, int n, int64_
 }
 
 /* Where a chunk's gradients lie (nsde_layer_ops.public_indices): a direct
- * or few-channel layer's weights as [tap][cc][o], index nsde__nn_grad_row(l, tap, c) + o
- * (walked here in that order), so that nsde__nn_direct_flush adds whole
- * vectors of output channels (adding its [c][tap] blocks into the packed
- * [o][tap][c] order, eight channels per cache line, took two thirds of the
- * flush: 3.8% of a training step of the trained recipe); every other
- * convolution's as its packed weights. The biases follow in place either
- * way. */
+ * or few-channel layer's weights as [tap][cc][o], index
+ * nsde__nn_grad_row(l, tap, c) + o (walked here in that order), so that
+ * nsde__nn_direct_flush adds whole vectors of output channels (adding its
+ * [c][tap] blocks into the packed [o][tap][c] order, eight channels per
+ * cache line, took two thirds of the flush: 3.8% of a training step of the
+ * trained recipe); every other convolution's as its packed weights. The
+ * biases follow in place either way. */
 static void conv_grad_indices(const struct layer *l, int64_t j0, int n, int64_t *idx)
 {
   const int64_t Kp = nsde__nn_conv_kp(l), nw = l->cout * Kp;

@@ -164,9 +164,10 @@ void nsde__nn_init_uniform(float *p, int64_t n, int64_t fan, uint64_t *rng);
 /* conv.c: im2col/GEMM convolution and its dispatch */
 void nsde__nn_to_nhwc(const float *src, float *dst, int c, int64_t p);
 int64_t nsde__nn_conv_kp(const struct layer *l);
-/* A direct layer's chunk gradients lie [tap][cc][o] (cc = its input channels
- * and the time plane first if it has one; conv.c's conv_grad_indices): the
- * first float of (tap, c)'s row of output channels. */
+/* A direct or few-channel layer's chunk gradients lie [tap][cc][o] (cc =
+ * its input channels and the time plane first if it has one; conv.c's
+ * conv_grad_indices): the first float of (tap, c)'s row of output
+ * channels. */
 static inline int64_t nsde__nn_grad_row(const struct layer *l, int tap, int c)
 {
   return ((int64_t)tap * (l->cin + (l->kind == L_CCONV)) + c) * l->cout;
