@@ -36,6 +36,8 @@
 #     drop 0.1, both seeds) and TTN (0.64 and 0.68: mean 0.66, SE over seeds
 #     0.02, over 1000 images sqrt(0.66 0.34 / 1000) = 0.0150); the ODE's are
 #     from before the protocols (no TTN row)
+#   per model: one column per run (ODE first, by seed), each run's own value
+#     (the TTN gains 0.06 and 0.08, the TTN corruption 0.64 and 0.68)
 #
 # 3. tools/cifar-sweep-pick.sh: a sweep of 30 epochs, val_acc in the last rows
 #   multiplicative 0.25 0.8130, 0.5 0.8110 (20 basis points below: a tie, so
@@ -100,7 +102,12 @@ want "$s/out.md" \
   "| clean | multiplicative | -0.1000 | 0.0283 | 0.0379 | SDE worse | SDE worse | 2.0 | SDE worse |" \
   "| ttn_gain (TTN - noise off) | multiplicative | +0.0700 | 0.0200 | 0.0406 | TTN better | TTN better | 1.0 | no difference |" \
   "| corrupt_ttn@1 | - | 0.6600 (0.0200, 0.0150, 2) |" \
-  "| corrupt_drop@1 | - | 0.1000 (0.0000, 0.0095, 2) |"
+  "| corrupt_drop@1 | - | 0.1000 (0.0000, 0.0095, 2) |" \
+  "| metric (per model) | ode-s1 | ode-s2 | multiplicative-s1 | multiplicative-s2 |" \
+  "| clean | 0.8000 | 0.8200 | 0.7000 | 0.7200 |" \
+  "| ttn_gain | - | - | 0.0600 | 0.0800 |" \
+  "| corrupt_ttn@1 | - | - | 0.6400 | 0.6800 |" \
+  "| strongest@0.1 | 0.5000 | 0.5000 | 0.5000 | 0.5000 |"
 
 # 2. tools/cifar-paired.sh
 p=$work/paired

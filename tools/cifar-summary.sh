@@ -14,13 +14,16 @@
 # degrees of freedom rounded down, which errs towards "no difference").
 # TTN is judged against the same SDE with the noise off (ttn_gain),
 # Fig. 4 by eps_T and by its growth eps_T / eps_0; strongest@EPS is the lowest
-# accuracy of the three attacks at that budget. Also writes curve files and PNG plots
-# into OUT_DIR (not committed).
+# accuracy of the three attacks at that budget. Last, every model's own figures:
+# one column per run directory, the same metrics (no standard errors: over
+# the images they follow from the value and the image count). Also writes
+# curve files and PNG plots into OUT_DIR (not committed).
 # usage: tools/cifar-summary.sh OUT_DIR
 set -eu
 out=$1
-rows=$out/summary-rows.txt
+rows=$out/summary-rows.txt models=$out/summary-models.txt
 : >"$rows"
+: >"$models"
 for d in "$out"/*-s[0-9]*; do
   [ -f "$d/eval.done" ] || continue
   noise=$(basename "$d" | sed 's/-s[0-9]*$//')
@@ -56,8 +59,11 @@ for d in "$out"/*-s[0-9]*; do
             }
           print m, "hidden_eps_T", last, 0, lse
           if (first > 0) print m, "hidden_growth", last / first, 0, "nan" }' \
-    "$d/summary.csv" "$d/attack.csv" "$d/corruption.csv" "$d/hidden.csv" >>"$rows"
+    "$d/summary.csv" "$d/attack.csv" "$d/corruption.csv" "$d/hidden.csv" >"$rows.one"
+  cat "$rows.one" >>"$rows"
+  sed "s|^|$(basename "$d") |" "$rows.one" >>"$models"
 done
+rm -f "$rows.one"
 awk '
   { key = $1 SUBSEP $2; sum[key] += $3; sq[key] += $3 * $3; cnt[key]++; tot[key] += $4
     if (NF >= 5 && $5 != "nan") se2[key] += $5 * $5
@@ -132,6 +138,33 @@ awk '
       }
     }
   }' "$rows"
+
+# every model's own figures: metrics down, run directories across (the ODE,
+# additive, multiplicative, dropout, each by seed)
+awk '
+  { run = $1; mt = $3; v[run, mt] = $4
+    if (!(run in seenr)) { seenr[run] = 1; runs[++nr] = run }
+    if (!(mt in seenm)) { seenm[mt] = 1; order[++nm] = mt } }
+  function rank(r,   n, s) {
+    n = r; sub(/-s[0-9]+$/, "", n); s = r; sub(/^.*-s/, "", s)
+    return (n == "ode" ? 0 : n == "additive" ? 1 : n == "multiplicative" ? 2 : n == "dropout" ? 3 : 4) * 1000 + s
+  }
+  END {
+    if (nr == 0) exit
+    for (i = 2; i <= nr; i++) # insertion sort by noise type, then seed
+      for (j = i; j > 1 && rank(runs[j]) < rank(runs[j - 1]); j--) { t = runs[j]; runs[j] = runs[j - 1]; runs[j - 1] = t }
+    printf "\n| metric (per model) |"
+    for (i = 1; i <= nr; i++) printf " %s |", runs[i]
+    printf "\n|---|"
+    for (i = 1; i <= nr; i++) printf "---|"
+    printf "\n"
+    for (j = 1; j <= nm; j++) {
+      printf "| %s |", order[j]
+      for (i = 1; i <= nr; i++)
+        printf (runs[i], order[j]) in v ? " %.4f |" : " - |", v[runs[i], order[j]]
+      printf "\n"
+    }
+  }' "$models"
 
 # curves averaged over the evaluated seeds (training: every run that finished
 # its EPOCHS [30] epochs), and PNG plots next to the runs
