@@ -203,8 +203,8 @@ static double conv_vs_naive(const int *sh, int concat, int B, double dw_tol, int
  * naive convolution: strided (im2col path), 3x3/stride 1/pad 1 with odd and
  * even sizes (Winograd path, partial tiles), the same with channel counts
  * that are multiples of 16 (direct kernels), of at least 32 with even sides
- * (Winograd, 16 on AVX2; F(4x4, 3x3) where the sides are multiples of 4
- * or at least 10) and a 4x4/stride 2 kernel. */
+ * (Winograd, 16 on AVX2 and with F(4x4, 3x3), which takes sides that are
+ * multiples of 4 or at least 10) and a 4x4/stride 2 kernel. */
 START_TEST(conv_matches_naive)
 {
   static const int shapes[][7] = {/* C, H, W, O, K, S, PD */
@@ -240,9 +240,12 @@ START_TEST(conv_matches_naive)
                                    * (and 12 x 10 above): F(4x4) with partial tiles */
                                   {32, 10, 14, 32, 3, 1, 1},
                                   {48, 18, 22, 64, 3, 1, 1},
-                                  /* 16 channels with even sides: Winograd on AVX2 CPUs */
+                                  /* 16 channels with even sides: Winograd on AVX2 CPUs; with
+                                   * AVX-512 where F(4x4) takes them (8 x 8, 10 x 14 with
+                                   * partial tiles), else the direct kernels (6 x 10) */
                                   {16, 8, 8, 16, 3, 1, 1},
                                   {16, 6, 10, 16, 3, 1, 1},
+                                  {16, 10, 14, 16, 3, 1, 1},
                                   /* 1-3 input channels, outputs multiples of 16: the
                                    * few-channel kernels (pixel blocks 16/6 and tails) */
                                   {3, 32, 32, 16, 3, 1, 1},
@@ -279,6 +282,7 @@ START_TEST(conv_groups_match_naive)
                                   {48, 16, 16, 32, 3, 1, 1},
                                   {32, 20, 20, 32, 3, 1, 1},
                                   {64, 8, 8, 64, 3, 1, 1},
+                                  {16, 8, 8, 16, 3, 1, 1}, /* 16 channels: F(4x4) too */
                                   /* the few-channel kernels' chunk accumulator */
                                   {3, 8, 8, 16, 3, 1, 1},
                                   {2, 5, 7, 32, 3, 1, 1}};

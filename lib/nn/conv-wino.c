@@ -101,15 +101,18 @@ static int wino_mode(void)
   return nsde__env_knob(&cached, "NSDE_WINOGRAD", choose_wino_mode);
 }
 
-/* At least 32 channels each way with AVX-512; with AVX2 16 are enough: 16
- * output channels are two 8-float vectors, so a block of products does 2
- * loads and 6 broadcasts per 12 FMAs (AVX-512's one vector needs a
- * broadcast per FMA, and such layers ran 0.88x the direct kernel's speed
- * on Zen 5, while on Zen 3 the paper's model at width 16 trains 1.2x and
- * infers 1.3x faster with them as Winograd). */
+/* At least 16 channels each way, except on AVX-512 with F(2x2), which wants
+ * 32. With AVX2 16 output channels are two 8-float vectors, so a block of
+ * products does 2 loads and 6 broadcasts per 12 FMAs (on Zen 3 the paper's
+ * model at width 16 trains 1.2x and infers 1.3x faster with them as
+ * Winograd). AVX-512's one vector needs a broadcast per FMA: F(2x2) layers
+ * of 16 channels ran 0.88x the direct kernel's speed on Zen 5, but F(4x4)'s
+ * 2.25 products a pixel against F(2x2)'s 4 pay for it (Zen 5, width 16:
+ * the paper's model infers 1.11-1.12x and trains 1.06-1.16x faster, the
+ * strided-stem model 1.19-1.23x and 1.18x). */
 bool nsde__nn_wino_reg_supported(int cin, int cout, int h, int w)
 {
-  const int least = nsde__direct_isa() == 1 ? 16 : 32;
+  const int least = nsde__direct_isa() == 1 || nsde__nn_wino_reg_m(h, w) == 4 ? 16 : 32;
   return wino_mode() != 0 && nsde__direct_supported(cin, cout) && cin >= least && cout >= least &&
          h % 2 == 0 && w % 2 == 0 && h > 0 && w > 0;
 }
