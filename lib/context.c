@@ -180,6 +180,28 @@ uint64_t nsde__fnv1a(const void *p, size_t n, uint64_t h)
   return h;
 }
 
+uint64_t nsde__fingerprint(const void *p, size_t n)
+{
+  const unsigned char *b = p;
+  uint64_t h[8] = {0x9E3779B97F4A7C15ULL, 0xC2B2AE3D27D4EB4FULL, 0x165667B19E3779F9ULL,
+                   0x27D4EB2F165667C5ULL, 0x85EBCA77C2B2AE63ULL, 0xFF51AFD7ED558CCDULL,
+                   0xC4CEB9FE1A85EC53ULL, 0xD6E8FEB86659FD93ULL};
+  size_t i = 0;
+  uint64_t w[8];
+
+  for (; i + sizeof(w) <= n; i += sizeof(w)) {
+    memcpy(w, b + i, sizeof(w));
+    for (int j = 0; j < 8; j++)
+      h[j] = (h[j] ^ w[j]) * NSDE__FNV_PRIME;
+  }
+  h[0] = nsde__fnv1a(b + i, n - i, h[0]);
+  for (int j = 1; j < 8; j++) {
+    h[0] = (h[0] ^ h[j]) * 0xBF58476D1CE4E5B9ULL;
+    h[0] ^= h[0] >> 31;
+  }
+  return h[0] ^ (uint64_t)n;
+}
+
 bool nsde__dtype_valid(enum nsde_dtype dtype)
 {
   return dtype == NSDE_DTYPE_FLOAT32 || dtype == NSDE_DTYPE_FLOAT64;

@@ -238,7 +238,8 @@ static uint64_t param_hash(const struct nsde_solver *s)
 
   for (int k = 0; k < 2; k++)
     if (fs[k] && fs[k]->n_params > 0)
-      h = nsde__fnv1a(fs[k]->params, (size_t)fs[k]->n_params * s->esz, h);
+      h = (h ^ nsde__fingerprint(fs[k]->params, (size_t)fs[k]->n_params * s->esz)) *
+          NSDE__FNV_PRIME;
   return h;
 }
 

