@@ -63,9 +63,11 @@
 # 6. A run keeps the build it started with: resumed with another BUILD it
 #   trains on its first one, with PIN=0 on BUILD's, and a first build that is
 #   gone stops the script with a message naming the run's folder.
-# usage: test-stats.sh CIFAR_SUMMARY CIFAR_PAIRED CIFAR_SWEEP_PICK PAPER_REGIME CIFAR_RESULTS WORKDIR
+# 7. tools/cifar-protocols.sh on hand-made protocol folders (below).
+# usage: test-stats.sh CIFAR_SUMMARY CIFAR_PAIRED CIFAR_SWEEP_PICK PAPER_REGIME CIFAR_RESULTS
+#        CIFAR_SEEDS_PICK CIFAR_PROTOCOLS WORKDIR
 set -eu
-summary=$1 paired=$2 pick=$3 regime=$4 results=$5 work=$6/stats-test
+summary=$1 paired=$2 pick=$3 regime=$4 results=$5 seeds=$6 protocols=$7 work=$8/stats-test
 rm -rf "$work"
 fail=0
 # $1: the tool's output file; $2...: lines it must hold
@@ -192,6 +194,24 @@ for r in $RUNS; do
 done
 STUB
 echo 'echo "attack $2 CHECK=${CHECK:-0}"' >"$t/tools/cifar-attacks.sh"
+cp "$seeds" "$t/tools/"
+# step 6's paired comparisons: multiplicative level clean, additive level
+# under PGD at 0.1, dropout settled on both (worse clean, better under PGD)
+cat >"$t/tools/cifar-paired.sh" <<'STUB'
+echo "paired $1" >&2
+echo "| clean (noise off), SDE - ODE | multiplicative (1) | 1 | -0.0100 | 0.0200 | no difference |"
+echo "| clean (noise off), SDE - ODE | dropout (1) | 1 | -0.0300 | 0.0200 | SDE worse |"
+echo "| clean (noise off), SDE - ODE | additive (1) | 1 | -0.0300 | 0.0200 | SDE worse |"
+STUB
+cat >"$t/tools/cifar-protocols.sh" <<'STUB'
+mkdir -p "$1/protocols/pgd-eot8"
+{ for z in multiplicative dropout; do
+    echo "| pgd@0.1, SDE - ODE (500 images) | $z (1) | 1 | +0.0500 | 0.0300 | SDE better |"
+  done
+  echo "| pgd@0.1, SDE - ODE (500 images) | additive (1) | 1 | +0.0100 | 0.0300 | no difference |"
+  echo "| pgd@0.2, SDE - ODE (500 images) | additive (1) | 1 | +0.0400 | 0.0300 | SDE better |"
+} >"$1/protocols/pgd-eot8/paired.md"
+STUB
 cp -r "$w" "$t/sweep"
 w=$t/sweep
 sw dropout 0.5 30 0.8300
@@ -202,8 +222,20 @@ grep -E '^(train|attack)' "$t/out.txt" >"$t/calls.txt" || true
 printf '%s\n' "train $t/check multiplicative:0.5:1 multiplicative:1.0:1" \
   "train $t/full ode:0:1 multiplicative:0.5:1 dropout:0.5:1 additive:0.1:1 " \
   "attack $t/full/ode-s1 CHECK=0" "attack $t/full/multiplicative-s1 CHECK=1" \
-  "attack $t/full/dropout-s1 CHECK=1" "attack $t/full/additive-s1 CHECK=1" >"$t/want.txt"
+  "attack $t/full/dropout-s1 CHECK=1" "attack $t/full/additive-s1 CHECK=1" \
+  "train $t/full ode:0:2 ode:0:3 multiplicative:0.5:2 multiplicative:0.5:3 additive:0.1:2 additive:0.1:3" \
+  "attack $t/full/ode-s2 CHECK=0" "attack $t/full/ode-s3 CHECK=0" \
+  "attack $t/full/multiplicative-s2 CHECK=0" "attack $t/full/multiplicative-s3 CHECK=0" \
+  "attack $t/full/additive-s2 CHECK=0" "attack $t/full/additive-s3 CHECK=0" >"$t/want.txt"
 grep -v "$t/sweep" "$t/calls.txt" | diff "$t/want.txt" - || { echo "FAIL: paper-regime's steps"; fail=1; }
+want "$t/full/seeds.md" "| multiplicative | 1 | 1 | clean | yes |" "| dropout | 1 | 1 | - | no |" \
+  "| additive | 1 | 2 | pgd@0.1 | yes |"
+# run again with every difference settled: the choice of seeds is kept, not
+# made again from the new runs
+sed -i 's/no difference/SDE worse/' "$t/tools/cifar-paired.sh" "$t/tools/cifar-protocols.sh"
+sh "$t/tools/paper-regime.sh" DATA "$t" >"$t/again.txt" 2>&1 || { echo "FAIL: paper-regime again"; fail=1; }
+grep -q "^train $t/full ode:0:2 ode:0:3 multiplicative:0.5:2" "$t/again.txt" ||
+  { echo "FAIL: the seeds' choice was not kept"; cat "$t/again.txt"; fail=1; }
 rm -rf "$t/check" "$t/full"
 if VAL_0_5=0.79 VAL_1_0=0.80 sh "$t/tools/paper-regime.sh" DATA "$t" >"$t/flip.txt" 2>&1; then
   echo "FAIL: paper-regime went on with the order flipped"; fail=1
@@ -284,5 +316,40 @@ if BUILD=$r/pb EVAL=0 EPOCHS=2 RUNS=ode:0:6 sh "$results" DATA "$r/out" >"$r/p4.
 fi
 grep -q "ode-s6/build names $r/pa/apps, which has no nsde-train" "$r/p4.txt" ||
   { echo "FAIL: no message for a run whose build is gone"; cat "$r/p4.txt"; fail=1; }
+
+# 7. tools/cifar-protocols.sh: two models, each with the strength check's two
+#   folders (8 images) and an EOT folder (4 images), PGD at 0.1. ODE: 50
+#   steps 0.75, 100 steps and 5 restarts 0.50: drop 0.25 against 1 SE
+#   sqrt(0.75 0.25 / 8) = 0.1531, too weak; SDE 0.500 and 0.375: drop 0.125
+#   against sqrt(0.25 / 8) = 0.1768, strong enough. The EOT folders' paired
+#   comparison per image: ODE right on images 0, 1, SDE on 0-2: +0.25 (SE
+#   sqrt((0.25 - 0.0625) / 3) = 0.25, 2 SE 0.5000).
+q=$work/protocols
+proto() { # $1: run, $2: folder, $3: PGD outcomes of images 0.. at eps 0.1
+  d=$q/$1/$2
+  mkdir -p "$d"
+  awk -v o="$3" 'BEGIN { n = length(o); print "method,eps,image,correct"
+    for (i = 0; i < n; i++) { print "pgd,0," i ",1"; print "pgd,0.1," i "," substr(o, i + 1, 1) } }' \
+    >"$d/attack-images.csv"
+  awk -v o="$3" 'BEGIN { n = length(o); r = gsub(/1/, "1", o); print "method,eps,accuracy,mean_l2,se,images"
+    print "pgd,0,1,0,0," n; printf "pgd,0.1,%.3f,0.1,0.2,%d\n", r / n, n }' >"$d/attack.csv"
+  awk -v o="$3" 'BEGIN { print "image,label,clean,ttn"; for (i = 0; i < length(o); i++) print i ",0,0,0" }' \
+    >"$d/predictions.csv"
+  printf 'metric,value\nimages,%d\nclean_accuracy,1\nttn_accuracy,1\n' ${#3} >"$d/summary.csv"
+  touch "$d/eval.done"
+}
+proto ode-s1 pgd-check-base 11111100
+proto ode-s1 pgd-check-strong 11110000
+proto ode-s1 pgd-eot8 1100
+proto multiplicative-s1 pgd-check-base 11110000
+proto multiplicative-s1 pgd-check-strong 11100000
+proto multiplicative-s1 pgd-eot8 1110
+sh "$protocols" "$q" >"$q/out.md" 2>&1 || { echo "FAIL: cifar-protocols"; cat "$q/out.md"; fail=1; }
+cat "$q/out.md"
+want "$q/out.md" "| ode-s1 | 0.1 | 0.7500 | 0.5000 | +0.2500 | 0.1531 | too weak |" \
+  "| multiplicative-s1 | 0.1 | 0.5000 | 0.3750 | +0.1250 | 0.1768 | strong enough |"
+want "$q/protocols/pgd-eot8/paired.md" "| pgd@0.1, SDE - ODE (4 images) | multiplicative (1) | 1 | +0.2500 | 0.5000 | no difference |"
+want "$q/protocols/pgd-eot8/summary.md" "| metric (per model) | ode-s1 | multiplicative-s1 |" "| pgd@0.1 | 0.5000 | 0.7500 |"
+
 [ $fail -eq 0 ] && echo "1 passed, 0 failed"
 exit $fail

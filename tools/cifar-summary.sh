@@ -27,6 +27,9 @@ rows=$out/summary-rows.txt models=$out/summary-models.txt
 for d in "$out"/*-s[0-9]*; do
   [ -f "$d/eval.done" ] || continue
   noise=$(basename "$d" | sed 's/-s[0-9]*$//')
+  # (an attack protocol's folder, tools/cifar-protocols.sh, has no
+  # corruptions or hidden-state curve: only the files there are read)
+  # shellcheck disable=SC2046 # run folders have no blanks
   awk -F, -v m="$noise" '
     FILENAME ~ /summary.csv$/ && $1 == "images" { n = $2 }
     FILENAME ~ /summary.csv$/ && $1 == "clean_accuracy" { clean = $2; print m, "clean", $2, n }
@@ -57,9 +60,9 @@ for d in "$out"/*-s[0-9]*; do
               print m, p "@" v, s[p, v] / k[p, v], ni[p, v]
               if ((p, v) in dr) print m, p "_drop@" v, dr[p, v] / k[p, v], ni[p, v]
             }
-          print m, "hidden_eps_T", last, 0, lse
+          if (last != "") print m, "hidden_eps_T", last, 0, lse
           if (first > 0) print m, "hidden_growth", last / first, 0, "nan" }' \
-    "$d/summary.csv" "$d/attack.csv" "$d/corruption.csv" "$d/hidden.csv" >"$rows.one"
+    $(for f in summary attack corruption hidden; do [ -f "$d/$f.csv" ] && echo "$d/$f.csv"; done) >"$rows.one"
   cat "$rows.one" >>"$rows"
   sed "s|^|$(basename "$d") |" "$rows.one" >>"$models"
 done
@@ -168,7 +171,7 @@ awk '
 
 # curves averaged over the evaluated seeds (training: every run that finished
 # its EPOCHS [30] epochs), and PNG plots next to the runs
-evaluated() { for d in "$out/$noise"-s*; do [ -f "$d/eval.done" ] && echo "$d/$1"; done; } # FILE of $noise's runs
+evaluated() { for d in "$out/$noise"-s*; do [ -f "$d/eval.done" ] && [ -f "$d/$1" ] && echo "$d/$1"; done; } # FILE of $noise's runs
 mean_by_key() { awk '{ s[$1] += $2; n[$1]++ } END { for (k in s) print k, s[k] / n[k] }' | sort -n; }
 for noise in ode additive multiplicative dropout; do
   ls -d "$out/$noise"-s[0-9]* >/dev/null 2>&1 || continue

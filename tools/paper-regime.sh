@@ -11,20 +11,25 @@
 #   4. the full runs on all 50,000 images, 120 epochs, seed 1, with their
 #      evaluations (RUNS_DIR/full);
 #   5. the attack protocols on every model of step 4 (tools/cifar-attacks.sh;
-#      CHECK=1 on each SDE).
+#      CHECK=1 on each SDE);
+#   6. seeds 2 and 3 of the ODE and of every SDE whose clean or PGD difference
+#      with the ODE seed 1 does not settle (tools/cifar-seeds-pick.sh on the
+#      paired comparisons; the choice is kept in RUNS_DIR/full/seeds.md), then
+#      their evaluations and attacks.
 # Every step is resumable (each run continues from its last finished epoch,
 # finished runs and evaluations are skipped): after an interruption run the
-# same command again. Roughly 50 hours on 2 Zen 3 cores (the sweep about
-# 10, the check 8, the full runs 17, their evaluations and attacks the rest).
+# same command again. Roughly 50 hours on 2 Zen 3 cores up to step 5 (the
+# sweep about 10, the check 8, the full runs 17, their evaluations and
+# attacks the rest); step 6 up to 8 more runs.
 #
 # usage: tools/paper-regime.sh CIFAR10_BIN_DIR RUNS_DIR   (after meson compile -C build)
-# Knobs (environment): BUILD [build]; UNTIL [5] the last step to run; JOBS [1]
+# Knobs (environment): BUILD [build]; UNTIL [6] the last step to run; JOBS [1]
 # copies of tools/cifar-results.sh at once in steps 1, 3 and 4, each on its own
 # runs with THREADS [the cores / JOBS] threads (the same models: 2 copies of 1
 # thread on 2 cores trained 1.07x the images per second of one with 2).
 set -eu
 [ $# -eq 2 ] || { echo "usage: $0 CIFAR10_BIN_DIR RUNS_DIR" >&2; exit 2; }
-data=$1 out=$2 until=${UNTIL:-5} jobs=${JOBS:-1}
+data=$1 out=$2 until=${UNTIL:-6} jobs=${JOBS:-1}
 here=$(dirname "$0")
 case $jobs in '' | *[!0-9]* | 0) echo "$0: JOBS must be a positive count" >&2; exit 2 ;; esac
 threads=${THREADS:-0}
@@ -83,13 +88,38 @@ fi
 step 4 || exit 0
 results "$out/full" RECIPE=paper RUNS="$runs"
 
+# attacks CHECK RUNS...: the attack protocols on these runs of step 4 (CHECK=1:
+# with the strength check on each SDE)
+attacks() {
+  check=$1
+  shift
+  for r in "$@"; do
+    noise=${r%%:*}
+    dir=$out/full/$noise-s${r##*:}
+    if [ "$noise" = ode ] || [ "$check" = 0 ]; then
+      sh "$here/cifar-attacks.sh" "$data" "$dir"
+    else
+      CHECK=1 sh "$here/cifar-attacks.sh" "$data" "$dir"
+    fi
+  done
+}
+
 step 5 || exit 0
-for r in $runs; do
-  noise=${r%%:*}
-  dir=$out/full/$noise-s${r##*:}
-  if [ "$noise" = ode ]; then
-    sh "$here/cifar-attacks.sh" "$data" "$dir"
-  else
-    CHECK=1 sh "$here/cifar-attacks.sh" "$data" "$dir"
-  fi
-done
+# shellcheck disable=SC2086 # runs are words
+attacks 1 $runs
+
+step 6 || exit 0
+f=$out/full
+if [ ! -f "$f/seeds.md" ]; then # decided once, from seed 1 alone
+  sh "$here/cifar-paired.sh" "$f" >"$f/paired.md"
+  sh "$here/cifar-protocols.sh" "$f" >"$f/protocols.md"
+  RUNS=$runs sh "$here/cifar-seeds-pick.sh" "$f/paired.md" "$f/protocols/pgd-eot${EOT:-8}/paired.md" \
+    >"$f/seeds.md.new"
+  mv "$f/seeds.md.new" "$f/seeds.md"
+fi
+cat "$f/seeds.md"
+more=$(sed -n 's/^RUNS="\(.*\)"$/\1/p' "$f/seeds.md")
+[ -n "$more" ] || exit 0
+results "$f" RECIPE=paper RUNS="$more"
+# shellcheck disable=SC2086
+attacks 0 $more
