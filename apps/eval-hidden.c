@@ -4,8 +4,9 @@
  * attack at eps 0.1, the hidden state averaged over noisy passes on the same
  * Brownian paths for the clean and the attacked image; for an SDE also the
  * same curve with the noise off (one deterministic pass), which separates
- * what averaging the noise does from what the learned map does. Public API
- * only.
+ * what averaging the noise does from what the learned map does; each
+ * image's ends (eps_0, eps_T) go to hidden-images.csv for paired
+ * comparisons. Public API only.
  * SPDX-License-Identifier: MIT
  */
 #define _POSIX_C_SOURCE 200809L
@@ -53,9 +54,10 @@ struct hcurve {
   int64_t sdim;
   struct nsde_tensor *xc, *traj;
   double *mean[2], *sum[2], *sum2[2];
+  double *ends[2]; /* per image: eps_0 and eps_T of curve k */
 };
 
-static void hcurve_new(const struct eval *E, struct hcurve *H)
+static void hcurve_new(const struct eval *E, struct hcurve *H, int64_t nimg)
 {
   int64_t cs[4] = {H->chunk, E->c, E->h, E->w}, ts[1];
   int scn, shh, sww;
@@ -69,7 +71,8 @@ static void hcurve_new(const struct eval *E, struct hcurve *H)
     H->mean[k] = malloc(sizeof(double) * (size_t)((H->nt + 1) * H->sdim));
     H->sum[k] = calloc((size_t)H->nt + 1, sizeof(double));
     H->sum2[k] = calloc((size_t)H->nt + 1, sizeof(double));
-    if (!H->mean[k] || !H->sum[k] || !H->sum2[k])
+    H->ends[k] = calloc((size_t)nimg * 2, sizeof(double));
+    if (!H->mean[k] || !H->sum[k] || !H->sum2[k] || !H->ends[k])
       no_memory();
   }
 }
@@ -82,6 +85,7 @@ static void hcurve_free(struct hcurve *H)
     free(H->mean[k]);
     free(H->sum[k]);
     free(H->sum2[k]);
+    free(H->ends[k]);
   }
 }
 
@@ -140,8 +144,9 @@ static void mean_states(const struct eval *E, struct hcurve *H, const float *src
   }
 }
 
-/* eps_t = |mean h_t(x_adv) - mean h_t(x)| / |mean h_t(x)| into curve k's sums. */
-static void add_eps(struct hcurve *H, int k)
+/* eps_t = |mean h_t(x_adv) - mean h_t(x)| / |mean h_t(x)| into curve k's
+ * sums, and its ends into image img's entry. */
+static void add_eps(struct hcurve *H, int k, int64_t img)
 {
   for (int t = 0; t <= H->nt; t++) {
     double num = 0, den = 0, e;
@@ -153,7 +158,31 @@ static void add_eps(struct hcurve *H, int k)
     e = sqrt(num) / sqrt(den > 0 ? den : 1);
     H->sum[k][t] += e;
     H->sum2[k][t] += e * e;
+    if (t == 0 || t == H->nt)
+      H->ends[k][img * 2 + (t > 0)] = e;
   }
+}
+
+/* OUTDIR/hidden-images.csv: each image's eps_0 and eps_T per curve ("model":
+ * as the model runs, noise averaged over the passes; "noise-off": an SDE
+ * with its noise off), for comparisons paired over the images. */
+static int write_ends(const char *outdir, const struct hcurve *H, int64_t nimg, int sde)
+{
+  char path[4096];
+  FILE *fh;
+  snprintf(path, sizeof(path), "%s/hidden-images.csv", outdir);
+  fh = fopen(path, "w");
+  if (!fh) {
+    fprintf(stderr, "nsde-eval: cannot write %s\n", path);
+    return 1;
+  }
+  fprintf(fh, "curve,image,eps_0,eps_T\n");
+  for (int k = 0; k <= sde; k++)
+    for (int64_t i = 0; i < nimg; i++)
+      fprintf(fh, "%s,%lld,%.6g,%.6g\n", k ? "noise-off" : "model", (long long)i, H->ends[k][i * 2],
+              H->ends[k][i * 2 + 1]);
+  fclose(fh);
+  return 0;
 }
 
 int eval_hidden(const struct eval *E, int hpasses, int64_t himages)
@@ -175,20 +204,22 @@ int eval_hidden(const struct eval *E, int hpasses, int64_t himages)
     no_memory();
   ex_check(E->ctx, nsde_tensor_new(E->ctx, NSDE_DTYPE_FLOAT32, 4, one, &x1), "tensor");
   ex_check(E->ctx, nsde_tensor_new(E->ctx, NSDE_DTYPE_FLOAT32, 4, one, &g1), "tensor");
-  hcurve_new(E, &H);
+  hcurve_new(E, &H, nimg);
   for (int64_t img = 0; img < nimg; img++) {
     attack_image(E, img, x0, x1, g1, mo, vo);
     for (int k = 0; k <= sde; k++) { /* 0: as the model runs; 1: an SDE with its noise off */
       const int noise = sde && k == 0;
       mean_states(E, &H, x0, 0, noise, noise ? passes : 1, img);
       mean_states(E, &H, nsde_tensor_data(x1), 1, noise, noise ? passes : 1, img);
-      add_eps(&H, k);
+      add_eps(&H, k, img);
     }
   }
   rc = write_hidden(E->outdir, "hidden.csv", E->cfg.t1, H.nt, H.sum[0], H.sum2[0], nimg, passes);
   if (rc == 0 && sde)
     rc = write_hidden(E->outdir, "hidden-noise-off.csv", E->cfg.t1, H.nt, H.sum[1], H.sum2[1], nimg,
                       1);
+  if (rc == 0)
+    rc = write_ends(E->outdir, &H, nimg, sde);
   hcurve_free(&H);
   free(x0);
   free(mo);

@@ -55,7 +55,8 @@
  * Brownian paths for the clean and the attacked image), and
  * eps_t = |mean h_t(x_adv) - mean h_t(x)| / |mean h_t(x)| written to
  * DIR/hidden.csv; for an SDE also DIR/hidden-noise-off.csv, the same curve
- * with the noise off (one pass). Writes DIR/summary.csv, DIR/attack.csv
+ * with the noise off (one pass); each image's eps_0 and eps_T per curve in
+ * DIR/hidden-images.csv. Writes DIR/summary.csv, DIR/attack.csv
  * (method,eps,accuracy,mean_l2), DIR/corruption.csv and DIR/predictions.csv
  * (image,label,clean,ttn: each test image's predicted class with noise off
  * and with TTN, -1 without TTN) and DIR/attack-images.csv (method,eps,

@@ -23,7 +23,8 @@ if [ "$part" != train ]; then # the SDE model: training, evaluation, outputs
   "$train" --data fashion-mnist --out "$work/m.nsde" --width 8 --groups 2 --subset 200 --epochs 2 \
     --stages 2 --batch 50 --noise multiplicative --sigma 0.5 --metrics "$work/train.csv" >"$work/train.log"
   "$eval" --model "$work/m.nsde" --data fashion-mnist --subset 50 --ttn 3 --attack-images 50 \
-    --attack-steps 3 --eps 0,1.0 --severities 2 --hidden-curve 4 --out "$work" >"$work/eval.log"
+    --attack-steps 3 --eps 0,1.0 --severities 2 --hidden-curve 4 --hidden-images 2 --out "$work" \
+    >"$work/eval.log"
   cat "$work/eval.log"
   # expectation over transformation: --attack-eot 1 is the default attack bit
   # for bit; 4 noisy passes per gradient change the attack (other gradients)
@@ -184,6 +185,15 @@ if [ "$part" != train ]; then
   awk -F, 'NR == FNR { if (FNR == 2) e0 = $2; next } FNR == 2 && ($2 - e0) ^ 2 > 1e-8 * e0 ^ 2 { exit 1 }
     FNR > 1 && !($2 > 0 && $2 < 10) { exit 1 }' "$work/hidden.csv" "$work/hidden-noise-off.csv" ||
     { echo "FAIL: hidden-noise-off.csv values"; cat "$work/hidden-noise-off.csv"; exit 1; }
+  # each image's ends, per curve: their means over the 2 images are the
+  # curves' first and last values
+  [ "$(wc -l <"$work/hidden-images.csv")" -eq 5 ] || { echo "FAIL: hidden-images.csv"; exit 1; }
+  awk -F, 'FILENAME ~ /hidden-images/ { if (FNR > 1) { s0[$1] += $3 / 2; sT[$1] += $4 / 2 }; next }
+    FNR == 2 { e0[FILENAME ~ /noise-off/] = $2 } FNR == 52 { eT[FILENAME ~ /noise-off/] = $2 }
+    function far(a, b) { return (a - b) ^ 2 > 1e-8 * b ^ 2 }
+    END { exit far(s0["model"], e0[0]) || far(sT["model"], eT[0]) || far(s0["noise-off"], e0[1]) ||
+                far(sT["noise-off"], eT[1]) }' "$work/hidden.csv" "$work/hidden-noise-off.csv" \
+    "$work/hidden-images.csv" || { echo "FAIL: hidden-images.csv values"; cat "$work/hidden-images.csv"; exit 1; }
   [ "$(wc -l <"$work/attack.csv")" -eq 7 ] || { echo "FAIL: attack.csv"; cat "$work/attack.csv"; exit 1; }
   # corruptions under two protocols (the default: noise off and TTN with the
   # --ttn 3 passes), severities 0-2, each with its drop from severity 0

@@ -32,6 +32,10 @@
 #     SE sqrt((2.25 / 4 - 0.375^2) / 3) = 0.375. Drops (severity 0 - 1): ODE
 #     0, 1, 0, 0, SDE 0, 0, 1, 0: SDE - ODE 0, -1, 1, 0, mean 0, SE
 #     sqrt(0.5 / 3) = 0.4082
+#   hidden-images.csv, eps_T of images 0-3: ODE seeds 0.2 and 0.4 on every
+#     image (mean 0.3); the SDE 0.1, 0.2, 0.1, 0.2: -0.15, SE sqrt((0.025 -
+#     0.0225) / 3) = 0.0289, better; noise off 0.3, 0.3, 0.3, 0.4: +0.025, SE
+#     sqrt((0.0025 - 0.000625) / 3) = 0.025, no difference
 #   corruptions: the SDE runs' files have both protocols, the noise off (0.6,
 #     drop 0.1, both seeds) and TTN (0.64 and 0.68: mean 0.66, SE over seeds
 #     0.02, over 1000 images sqrt(0.66 0.34 / 1000) = 0.0150); the ODE's are
@@ -137,6 +141,15 @@ ci() { # $1: run, $2: outcomes of images 0-3 at severity 0, $3: at severity 1 (o
 ci ode-s1 1110 1010
 ci ode-s2 1100 1000
 ci multiplicative-s1 1111 1101
+hi() { # $1: run, $2: eps_T of images 0-3 (curve model), $3: the same with the noise off (SDEs)
+  { echo "curve,image,eps_0,eps_T"; i=0
+    for e in $2; do echo "model,$i,0.05,$e"; i=$((i + 1)); done
+    i=0
+    for e in $3; do echo "noise-off,$i,0.05,$e"; i=$((i + 1)); done; } >"$p/$1/hidden-images.csv"
+}
+hi ode-s1 "0.2 0.2 0.2 0.2" ""
+hi ode-s2 "0.4 0.4 0.4 0.4" ""
+hi multiplicative-s1 "0.1 0.2 0.1 0.2" "0.3 0.3 0.3 0.4"
 sh "$paired" "$p" >"$p/out.md"
 cat "$p/out.md"
 want "$p/out.md" \
@@ -146,7 +159,9 @@ want "$p/out.md" \
   "| TTN, SDE - ODE | multiplicative (1) | 1 | +0.1000 | 0.3590 | no difference |" \
   "| pgd@0.1, SDE - ODE (4 images) | multiplicative (1) | 2 | +0.3750 | 0.4787 | no difference |" \
   "| corrupt(passes 0)@1, SDE - ODE (4 images) | multiplicative (1) | 2 | +0.3750 | 0.7500 | no difference |" \
-  "| corrupt(passes 0)@1 drop from severity 0, SDE - ODE | multiplicative (1) | 2 | +0.0000 | 0.8165 | no difference |"
+  "| corrupt(passes 0)@1 drop from severity 0, SDE - ODE | multiplicative (1) | 2 | +0.0000 | 0.8165 | no difference |" \
+  "| hidden eps_T (model), SDE - ODE (4 images) | multiplicative (1) | 2 | -0.1500 | 0.0577 | SDE better |" \
+  "| hidden eps_T (noise-off), SDE - ODE (4 images) | multiplicative (1) | 2 | +0.0250 | 0.0500 | no difference |"
 # a run on other images is refused
 awk 'BEGIN { print "image,label,clean,ttn"; for (i = 0; i < 12; i++) print i ",0,0,0" }' >"$p/multiplicative-s1/predictions.csv"
 if sh "$paired" "$p" >"$p/bad.md" 2>&1; then echo "FAIL: runs on different images accepted"; fail=1; fi

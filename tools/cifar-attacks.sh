@@ -4,15 +4,17 @@
 # EPS on ATTACK_IMAGES test images, with the noise on and with it off (a
 # stochastic defence against a smoother learned map); with CHECK=1 also the
 # strength check: 100 steps and 5 random restarts on CHECK_IMAGES images, which
-# should lower the accuracy by less than one standard error. One folder per
-# protocol under each model's folder; finished ones are skipped, so it can be
-# run again after an interruption.
+# should lower the accuracy by less than one standard error; and the
+# paper's Fig. 4 averaged over HIDDEN_PASSES noisy passes on HIDDEN_IMAGES
+# images, with an SDE's curve with the noise off and each image's ends
+# (folder fig4). One folder per protocol under each model's folder; finished
+# ones are skipped, so it can be run again after an interruption.
 #
 # usage: tools/cifar-attacks.sh CIFAR10_BIN_DIR MODEL_DIR...   (after meson compile -C build)
 #   each MODEL_DIR holds model.nsde (tools/cifar-results.sh's folders)
 # Knobs (environment), defaults in brackets: EPS [0,0.05,0.1,0.2]
 #   ATTACK_IMAGES [500]  ATTACK_STEPS [50]  EOT [8]  TTN [20]  THREADS [0: all]
-#   CHECK [0]  CHECK_IMAGES [200]
+#   CHECK [0]  CHECK_IMAGES [200]  HIDDEN_PASSES [1000]  HIDDEN_IMAGES [20]
 set -eu
 [ $# -ge 2 ] || { echo "usage: $0 CIFAR10_BIN_DIR MODEL_DIR..." >&2; exit 2; }
 data=$1
@@ -38,6 +40,8 @@ for dir in "$@"; do
     --attack-eot "$eot" --eps "$eps"
   protocol pgd-noise-off --subset "$images" --attack-images "$images" --attack-steps "$steps" \
     --attack-noise off --eps "$eps"
+  protocol fig4 --subset "${HIDDEN_IMAGES:-20}" --attack-images 0 --hidden-curve "${HIDDEN_PASSES:-1000}" \
+    --hidden-images "${HIDDEN_IMAGES:-20}"
   if [ "${CHECK:-0}" = 1 ]; then
     n=$check_images
     protocol pgd-check-base --subset "$n" --attack-images "$n" --attack-steps "$steps" \

@@ -22,7 +22,10 @@
 #    the TTN ensemble) and severity: per image the SDE's correct fraction over
 #    the families and its seeds minus the ODE's, and the SDE's drop from
 #    severity 0 minus the ODE's (the paper expects it negative: the SDE loses
-#    less).
+#    less);
+#  - Fig. 4 (runs with a hidden-images.csv, curve,image,eps_0,eps_T): per image
+#    the SDE's eps_T (mean over its seeds) minus the ODE's, for the SDE as it
+#    runs and with its noise off; a smaller perturbation is better.
 # The SE here is over the images only: it says whether these trained models
 # differ beyond test-set sampling; the SE over seeds of tools/cifar-summary.sh
 # says whether retraining would keep the difference.
@@ -34,6 +37,7 @@ for d in "$out"/*-s[0-9]*; do
   [ -f "$d/predictions.csv" ] && files="$files $d/predictions.csv"
   [ -f "$d/attack-images.csv" ] && files="$files $d/attack-images.csv"
   [ -f "$d/corruption-images.csv" ] && files="$files $d/corruption-images.csv"
+  [ -f "$d/hidden-images.csv" ] && files="$files $d/hidden-images.csv"
 done
 [ -n "$files" ] || { echo "cifar-paired: no */predictions.csv in $out" >&2; exit 1; }
 # shellcheck disable=SC2086 # the file list splits on blanks: run directories have none
@@ -43,8 +47,10 @@ awk -F, '
     noise = run; sub(/-s[0-9]+$/, "", noise)
     attack = FILENAME ~ /attack-images.csv$/
     corr = FILENAME ~ /corruption-images.csv$/
+    hid = FILENAME ~ /hidden-images.csv$/
     if (attack) { aseeds[noise]++; next }
     if (corr) { cseeds[noise]++; next }
+    if (hid) { hseeds[noise]++; next }
     nr++; rname[nr] = run; rnoise[nr] = noise
     if (!(noise in nseeds)) order[++nn] = noise
     nseeds[noise]++
@@ -58,6 +64,14 @@ awk -F, '
     next
   }
   attack { next }
+  # Fig. 4: each image'"'"'s eps_T per curve (model: as it runs; noise-off)
+  hid {
+    key = "hidden eps_T (" $1 ")"
+    if (!(key in hkn)) horder[++nh] = key
+    if (!((key, $2) in himg)) { himg[key, $2] = 1; him[key, ++hkn[key]] = $2 }
+    hs[noise, key, $2] += $4; hcnt[noise, key]++
+    next
+  }
   # corruptions: per protocol and image, severity 0 (family "none") and the
   # sums over families and seeds at each severity
   corr && $1 == 0 { z0[noise, $3, $4] += $5; n0[noise, $3, $4]++; next }
@@ -153,6 +167,26 @@ awk -F, '
         meanse(s, q, kn[key])
         printf "| %s, SDE - ODE (%d images) | %s (%d) | %d | %+.4f | %.4f | %s |\n", key, kn[key], z, aseeds[z],
                aseeds["ode"], MEAN, 2 * SE, verdict(MEAN, SE, "SDE")
+      }
+    }
+    # Fig. 4: eps_T, SDE - ODE per image, each SDE curve against the ODE'"'"'s
+    # (its only curve, "model"); a smaller perturbation is better
+    hm = "hidden eps_T (model)"
+    for (j = 1; j <= nh; j++) {
+      key = horder[j]
+      if (hkn[key] < 2 || !(("ode", hm) in hcnt) || hcnt["ode", hm] != hseeds["ode"] * hkn[key]) continue
+      for (i = 1; i <= nn; i++) {
+        z = order[i]
+        if (z == "ode" || !((z, key) in hcnt) || hcnt[z, key] != hseeds[z] * hkn[key]) continue
+        s = 0; q = 0
+        for (t = 1; t <= hkn[key]; t++) {
+          im = him[key, t]
+          x = hs[z, key, im] / hseeds[z] - hs["ode", hm, im] / hseeds["ode"]
+          s += x; q += x * x
+        }
+        meanse(s, q, hkn[key])
+        printf "| %s, SDE - ODE (%d images) | %s (%d) | %d | %+.4f | %.4f | %s |\n", key, hkn[key], z, hseeds[z],
+               hseeds["ode"], MEAN, 2 * SE, verdict(-MEAN, SE, "SDE")
       }
     }
     # corruptions: accuracy and drop from severity 0, SDE - ODE per image
