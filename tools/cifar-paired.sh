@@ -115,6 +115,24 @@ awk -F, '
   function verdict(d, se, who) {
     return d > 2 * se ? who " better" : d < -2 * se ? who " worse" : "no difference"
   }
+  # per SDE noise type, the rows of key: per image its value v[z, key, image]
+  # (summed over its sd[z] seeds; cnt[z, key] values in all) minus the ODE'"'"'s
+  # at okey, over the n[key] images im[key, 1..]; sign 1: larger is better
+  function per_image(key, okey, n, im, v, cnt, sd, sign,   i, z, s, q, t, x) {
+    if (n[key] < 2 || !(("ode", okey) in cnt) || cnt["ode", okey] != sd["ode"] * n[key]) return
+    for (i = 1; i <= nn; i++) {
+      z = order[i]
+      if (z == "ode" || !((z, key) in cnt) || cnt[z, key] != sd[z] * n[key]) continue
+      s = 0; q = 0
+      for (t = 1; t <= n[key]; t++) {
+        x = v[z, key, im[key, t]] / sd[z] - v["ode", okey, im[key, t]] / sd["ode"]
+        s += x; q += x * x
+      }
+      meanse(s, q, n[key])
+      printf "| %s, SDE - ODE (%d images) | %s (%d) | %d | %+.4f | %.4f | %s |\n", key, n[key], z, sd[z],
+             sd["ode"], MEAN, 2 * SE, verdict(sign * MEAN, SE, "SDE")
+    }
+  }
   END {
     if (nimg < 2) { print "cifar-paired: fewer than 2 test images in " ARGV[1] > "/dev/stderr"; exit 1 }
     for (r = 1; r <= nr; r++)
@@ -152,43 +170,12 @@ awk -F, '
              MEAN, 2 * SE, verdict(MEAN, SE, "SDE")
     }
     # attacks: every run of a noise type must hold every image of the key
-    for (j = 1; j <= nk; j++) {
-      key = korder[j]
-      if (kn[key] < 2 || !(("ode", key) in acnt) || acnt["ode", key] != aseeds["ode"] * kn[key]) continue
-      for (i = 1; i <= nn; i++) {
-        z = order[i]
-        if (z == "ode" || !((z, key) in acnt) || acnt[z, key] != aseeds[z] * kn[key]) continue
-        s = 0; q = 0
-        for (t = 1; t <= kn[key]; t++) {
-          im = kim[key, t]
-          x = as[z, key, im] / aseeds[z] - as["ode", key, im] / aseeds["ode"]
-          s += x; q += x * x
-        }
-        meanse(s, q, kn[key])
-        printf "| %s, SDE - ODE (%d images) | %s (%d) | %d | %+.4f | %.4f | %s |\n", key, kn[key], z, aseeds[z],
-               aseeds["ode"], MEAN, 2 * SE, verdict(MEAN, SE, "SDE")
-      }
-    }
+    for (j = 1; j <= nk; j++)
+      per_image(korder[j], korder[j], kn, kim, as, acnt, aseeds, 1)
     # Fig. 4: eps_T, SDE - ODE per image, each SDE curve against the ODE'"'"'s
     # (its only curve, "model"); a smaller perturbation is better
-    hm = "hidden eps_T (model)"
-    for (j = 1; j <= nh; j++) {
-      key = horder[j]
-      if (hkn[key] < 2 || !(("ode", hm) in hcnt) || hcnt["ode", hm] != hseeds["ode"] * hkn[key]) continue
-      for (i = 1; i <= nn; i++) {
-        z = order[i]
-        if (z == "ode" || !((z, key) in hcnt) || hcnt[z, key] != hseeds[z] * hkn[key]) continue
-        s = 0; q = 0
-        for (t = 1; t <= hkn[key]; t++) {
-          im = him[key, t]
-          x = hs[z, key, im] / hseeds[z] - hs["ode", hm, im] / hseeds["ode"]
-          s += x; q += x * x
-        }
-        meanse(s, q, hkn[key])
-        printf "| %s, SDE - ODE (%d images) | %s (%d) | %d | %+.4f | %.4f | %s |\n", key, hkn[key], z, hseeds[z],
-               hseeds["ode"], MEAN, 2 * SE, verdict(-MEAN, SE, "SDE")
-      }
-    }
+    for (j = 1; j <= nh; j++)
+      per_image(horder[j], "hidden eps_T (model)", hkn, him, hs, hcnt, hseeds, -1)
     # corruptions: accuracy and drop from severity 0, SDE - ODE per image
     for (j = 1; j <= nc; j++) {
       key = corder[j]; pp = cpass[key]
