@@ -83,7 +83,8 @@ uint64_t nsde__fnv1a(const void *p, size_t n, uint64_t h);
 /* A 64-bit fingerprint of n bytes for telling in-process states apart (not
  * stored in files: the values may change between versions): eight
  * independent multiply-xor chains over 8-byte words, which the core
- * overlaps (0.25 ns a float on Zen 5 against byte-wise FNV-1a's 1 ns a byte). */
+ * overlaps (0.25 ns a float on Zen 5; byte-wise FNV-1a waits one
+ * multiply's latency per byte). */
 uint64_t nsde__fingerprint(const void *p, size_t n);
 
 /* The one check of a tensor argument: t, named what in fn's messages, is
