@@ -68,10 +68,11 @@
 #   trains on its first one, with PIN=0 on BUILD's, and a first build that is
 #   gone stops the script with a message naming the run's folder.
 # 7. tools/cifar-protocols.sh on hand-made protocol folders (below).
+# 8. tools/ship-model.sh into a scratch models folder (below).
 # usage: test-stats.sh CIFAR_SUMMARY CIFAR_PAIRED CIFAR_SWEEP_PICK PAPER_REGIME CIFAR_RESULTS
-#        CIFAR_SEEDS_PICK CIFAR_PROTOCOLS WORKDIR
+#        CIFAR_SEEDS_PICK CIFAR_PROTOCOLS SHIP_MODEL WORKDIR
 set -eu
-summary=$1 paired=$2 pick=$3 regime=$4 results=$5 seeds=$6 protocols=$7 work=$8/stats-test
+summary=$1 paired=$2 pick=$3 regime=$4 results=$5 seeds=$6 protocols=$7 ship=$8 work=$9/stats-test
 rm -rf "$work"
 fail=0
 # $1: the tool's output file; $2...: lines it must hold
@@ -365,6 +366,29 @@ want "$q/out.md" "| ode-s1 | 0.1 | 0.7500 | 0.5000 | +0.2500 | 0.1531 | too weak
   "| multiplicative-s1 | 0.1 | 0.5000 | 0.3750 | +0.1250 | 0.1768 | strong enough |"
 want "$q/protocols/pgd-eot8/paired.md" "| pgd@0.1, SDE - ODE (4 images) | multiplicative (1) | 1 | +0.2500 | 0.5000 | no difference |"
 want "$q/protocols/pgd-eot8/summary.md" "| metric (per model) | ode-s1 | multiplicative-s1 |" "| pgd@0.1 | 0.5000 | 0.7500 |"
+
+# 8. tools/ship-model.sh with a stand-in nsde-eval (clean accuracy 0.862):
+#   the file copied, its SHA-256 listed and checkable, the first 500 images'
+#   accuracy recorded as 0.8620; the same name again is refused
+m=$work/ship
+mkdir -p "$m/build/apps" "$m/run" "$m/models"
+cat >"$m/build/apps/nsde-eval" <<'STUB'
+#!/bin/sh
+while [ $# -gt 0 ]; do [ "$1" = --out ] && out=$2; shift; done
+printf 'metric,value\nimages,500\nclean_accuracy,0.862000\n' >"$out/summary.csv"
+STUB
+chmod +x "$m/build/apps/nsde-eval"
+echo "a model" >"$m/run/model.nsde"
+BUILD=$m/build sh "$ship" "$m/run" cifar10-paper-ode-s1 DATA "$m/models" >"$m/out.txt" 2>&1 ||
+  { echo "FAIL: ship-model"; cat "$m/out.txt"; fail=1; }
+cmp -s "$m/run/model.nsde" "$m/models/cifar10-paper-ode-s1.nsde" || { echo "FAIL: ship-model's copy"; fail=1; }
+(cd "$m/models" && sha256sum -c --quiet SHA256SUMS) || { echo "FAIL: ship-model's SHA256SUMS"; fail=1; }
+printf 'file,images,clean_accuracy\ncifar10-paper-ode-s1.nsde,500,0.8620\n' | diff - "$m/models/expected.csv" ||
+  { echo "FAIL: ship-model's expected.csv"; fail=1; }
+if BUILD=$m/build sh "$ship" "$m/run" cifar10-paper-ode-s1 DATA "$m/models" >"$m/again.txt" 2>&1; then
+  echo "FAIL: ship-model shipped a name twice"; fail=1
+fi
+grep -q "is shipped already" "$m/again.txt" || { echo "FAIL: no message"; cat "$m/again.txt"; fail=1; }
 
 [ $fail -eq 0 ] && echo "1 passed, 0 failed"
 exit $fail
