@@ -84,12 +84,17 @@ NSDE_CLONES static void gn_apply(const float *restrict x, int64_t P, int C, cons
 #undef GN_APPLY
 }
 
+/* dy at j, or with a fused ReLU (r, its output) dy where the ReLU passed
+ * and 0 elsewhere: the group norm's output gradient, read where it is
+ * needed instead of written to a scratch first. */
+#define GN_DY(j) (r ? (r[j] > 0.0f ? dy[j] : 0.0f) : dy[j])
+
 /* The backward's two passes: block sums of dy (x - m) and dy into sg, sb;
  * then dx (when given). */
 static inline __attribute__((always_inline)) void
-gn_bsums_c(const float *restrict x, const float *restrict dy, int64_t P, const int C,
-           const float *restrict fm, float *restrict fsg, float *restrict fsb, double *restrict sg,
-           double *restrict sb)
+gn_bsums_c(const float *restrict x, const float *restrict dy, const float *restrict r, int64_t P,
+           const int C, const float *restrict fm, float *restrict fsg, float *restrict fsb,
+           double *restrict sg, double *restrict sb)
 {
   for (int64_t p0 = 0; p0 < P; p0 += GN_BLOCK) {
     const int64_t p1 = p0 + GN_BLOCK < P ? p0 + GN_BLOCK : P;
@@ -97,7 +102,7 @@ gn_bsums_c(const float *restrict x, const float *restrict dy, int64_t P, const i
       fsg[c] = fsb[c] = 0.0f;
     for (int64_t p = p0; p < p1; p++)
       for (int c = 0; c < C; c++) {
-        const float d = dy[p * C + c];
+        const float d = GN_DY(p * C + c);
         fsg[c] += d * (x[p * C + c] - fm[c]);
         fsb[c] += d;
       }
@@ -108,35 +113,53 @@ gn_bsums_c(const float *restrict x, const float *restrict dy, int64_t P, const i
   }
 }
 
-NSDE_CLONES static void gn_bsums(const float *restrict x, const float *restrict dy, int64_t P,
-                                 int C, const float *restrict fm, float *restrict fsg,
-                                 float *restrict fsb, double *restrict sg, double *restrict sb)
+/* One instantiation per channel count, with and without the ReLU mask (r). */
+NSDE_CLONES static void gn_bsums(const float *restrict x, const float *restrict dy,
+                                 const float *restrict r, int64_t P, int C,
+                                 const float *restrict fm, float *restrict fsg, float *restrict fsb,
+                                 double *restrict sg, double *restrict sb)
 {
-#define GN_BSUMS(c_) gn_bsums_c(x, dy, P, c_, fm, fsg, fsb, sg, sb)
-  GN_DISPATCH(GN_BSUMS)
+#define GN_BSUMS(c_) gn_bsums_c(x, dy, r, P, c_, fm, fsg, fsb, sg, sb)
+#define GN_BSUMS0(c_) gn_bsums_c(x, dy, NULL, P, c_, fm, fsg, fsb, sg, sb)
+  if (r) {
+    GN_DISPATCH(GN_BSUMS)
+  } else {
+    GN_DISPATCH(GN_BSUMS0)
+  }
 #undef GN_BSUMS
+#undef GN_BSUMS0
 }
 
 static inline __attribute__((always_inline)) void
-gn_dx_c(const float *restrict x, const float *restrict dy, int64_t P, const int C,
-        const float *restrict fm, const float *restrict fr, const float *restrict gamma,
-        const float *restrict m1, const float *restrict m2, float *restrict dx)
+gn_dx_c(const float *restrict x, const float *restrict dy, const float *restrict r, int64_t P,
+        const int C, const float *restrict fm, const float *restrict fr,
+        const float *restrict gamma, const float *restrict m1, const float *restrict m2,
+        float *restrict dx)
 {
   for (int64_t p = 0; p < P; p++)
     for (int c = 0; c < C; c++) {
       const float xh = (x[p * C + c] - fm[c]) * fr[c];
-      dx[p * C + c] = fr[c] * (dy[p * C + c] * gamma[c] - m1[c] - xh * m2[c]);
+      dx[p * C + c] = fr[c] * (GN_DY(p * C + c) * gamma[c] - m1[c] - xh * m2[c]);
     }
 }
 
-NSDE_CLONES static void gn_dx(const float *restrict x, const float *restrict dy, int64_t P, int C,
-                              const float *restrict fm, const float *restrict fr,
-                              const float *restrict gamma, const float *restrict m1,
-                              const float *restrict m2, float *restrict dx){
-#define GN_DX(c_) gn_dx_c(x, dy, P, c_, fm, fr, gamma, m1, m2, dx)
+NSDE_CLONES static void gn_dx(const float *restrict x, const float *restrict dy,
+                              const float *restrict r, int64_t P, int C, const float *restrict fm,
+                              const float *restrict fr, const float *restrict gamma,
+                              const float *restrict m1, const float *restrict m2,
+                              float *restrict dx)
+{
+#define GN_DX(c_) gn_dx_c(x, dy, r, P, c_, fm, fr, gamma, m1, m2, dx)
+#define GN_DX0(c_) gn_dx_c(x, dy, NULL, P, c_, fm, fr, gamma, m1, m2, dx)
+  if (r) {
     GN_DISPATCH(GN_DX)
+  } else {
+    GN_DISPATCH(GN_DX0)
+  }
 #undef GN_DX
+#undef GN_DX0
 }
+#undef GN_DY
 
 NSDE_CLONES void nsde__nn_gn_fwd_item(const struct nsde_net *net, const struct layer *l, int64_t b,
                                       const float *restrict x, float *restrict y, bool relu,
@@ -174,12 +197,12 @@ NSDE_CLONES void nsde__nn_gn_fwd_item(const struct nsde_net *net, const struct l
   gn_apply(x, P, C, a, sh, relu, y);
 }
 
-/* With relu (the output of a fused ReLU), dy is the ReLU's output gradient:
- * masked (an item's scratch) receives the group norm's output gradient. */
+/* With relu (the output of a fused ReLU), dy is the ReLU's output gradient,
+ * masked by relu > 0 where it is read. */
 NSDE_CLONES void nsde__nn_gn_bwd_item(const struct nsde_net *net, const struct layer *l, int64_t b,
                                       const float *restrict x, const float *restrict dy,
-                                      const float *restrict relu, float *restrict masked,
-                                      float *restrict dx, float *restrict gp, double *restrict acc)
+                                      const float *restrict relu, float *restrict dx,
+                                      float *restrict gp, double *restrict acc)
 {
   const int C = l->cin, G = l->groups, cg = C / G;
   const int64_t P = (int64_t)l->hin * l->win;
@@ -190,11 +213,6 @@ NSDE_CLONES void nsde__nn_gn_bwd_item(const struct nsde_net *net, const struct l
   float *fm = (float *)(acc + 2 * C), *fr = fm + C, *m1 = fr + C, *m2 = m1 + C, *fsg = m2 + C,
         *fsb = fsg + C;
 
-  if (relu) {
-    for (int64_t j = 0; j < P * C; j++)
-      masked[j] = relu[j] > 0.0f ? dy[j] : 0.0f;
-    dy = masked;
-  }
   for (int c = 0; c < C; c++) {
     int g = c / cg;
     fm[c] = l->stats[2 * (b * G + g)];
@@ -202,7 +220,7 @@ NSDE_CLONES void nsde__nn_gn_bwd_item(const struct nsde_net *net, const struct l
     sg[c] = sb[c] = 0;
   }
   /* sg = sum dy (x - mean) rstd, sb = sum dy */
-  gn_bsums(x, dy, P, C, fm, fsg, fsb, sg, sb);
+  gn_bsums(x, dy, relu, P, C, fm, fsg, fsb, sg, sb);
   for (int c = 0; c < C; c++)
     sg[c] *= fr[c];
   for (int g = 0; g < G; g++) {
@@ -221,7 +239,7 @@ NSDE_CLONES void nsde__nn_gn_bwd_item(const struct nsde_net *net, const struct l
     dbeta[c] += (float)sb[c];
   }
   if (dx)
-    gn_dx(x, dy, P, C, fm, fr, gamma, m1, m2, dx);
+    gn_dx(x, dy, relu, P, C, fm, fr, gamma, m1, m2, dx);
 }
 
 /* ---- the layer ops ---------------------------------------------------------- */
@@ -283,7 +301,7 @@ static const float *gn_backward(const struct nsde_net *net, int i, int64_t b, co
   (void)y;
   (void)t;
   nsde__nn_gn_bwd_item(net, l, b, in, g, l->fused_relu ? net->act[i + 1] + b * l->out_sz : NULL,
-                       sc->tmp, dst, gp, sc->acc);
+                       dst, gp, sc->acc);
   return dst;
 }
 

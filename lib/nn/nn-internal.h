@@ -237,8 +237,8 @@ void nsde__nn_gn_fwd_item(const struct nsde_net *net, const struct layer *l, int
                           double *restrict acc);
 void nsde__nn_gn_bwd_item(const struct nsde_net *net, const struct layer *l, int64_t b,
                           const float *restrict x, const float *restrict dy,
-                          const float *restrict relu, float *restrict masked, float *restrict dx,
-                          float *restrict gp, double *restrict acc);
+                          const float *restrict relu, float *restrict dx, float *restrict gp,
+                          double *restrict acc);
 
 /* pass.c: per-item and batch passes */
 bool nsde__nn_transposes_output(const struct nsde_net *net);
