@@ -600,6 +600,75 @@ static void batch_matches_items(int c, int h, int w)
   nsde_tensor_free(dx1);
 }
 
+/* A group norm followed by a ReLU runs fused (the backward masks the
+ * gradient with the ReLU's output where it reads it): the same bits as the
+ * group norm alone with the ReLU applied by hand - forward, input gradient
+ * and parameter gradients - at a channel count with its own instantiation
+ * (64) and one without (24). */
+static void gn_relu_vs_unfused(int C, int G)
+{
+  struct nsde_net *fused, *alone;
+  struct nsde_tensor *x = t4(3, C, 8, 8), *ya = t4(3, C, 8, 8), *yb = t4(3, C, 8, 8);
+  struct nsde_tensor *dy = t4(3, C, 8, 8), *dym = t4(3, C, 8, 8), *dxa = t4(3, C, 8, 8),
+                     *dxb = t4(3, C, 8, 8);
+  const int64_t n = nsde_tensor_numel(x);
+  float *a, *b, *g = nsde_tensor_data(dy), *gm = nsde_tensor_data(dym);
+  int64_t np, masked = 0;
+
+  ck_assert_int_eq(nsde_net_new(ctx, C, 8, 8, &fused), NSDE_OK);
+  ck_assert_int_eq(nsde_net_add_groupnorm(fused, G, 1e-5), NSDE_OK);
+  ck_assert_int_eq(nsde_net_add_relu(fused), NSDE_OK);
+  ck_assert_int_eq(nsde_net_finalize(fused, 3, 1), NSDE_OK);
+  ck_assert_int_eq(nsde_net_new(ctx, C, 8, 8, &alone), NSDE_OK);
+  ck_assert_int_eq(nsde_net_add_groupnorm(alone, G, 1e-5), NSDE_OK);
+  ck_assert_int_eq(nsde_net_finalize(alone, 3, 1), NSDE_OK);
+  np = nsde_net_num_params(fused);
+  ck_assert_int_eq(np, nsde_net_num_params(alone));
+  for (int64_t i = 0; i < np; i++) /* gamma and beta away from 1 and 0 */
+    nsde_net_params(fused)[i] = nsde_net_params(alone)[i] = (float)(0.5 + (double)(i % 7) / 5);
+  fill_rand(x, 3, 2.0, 0.1);
+  fill_rand(dy, 4, 2.0, 0.0);
+  ck_assert_int_eq(nsde_net_forward(fused, 0, x, ya), NSDE_OK);
+  ck_assert_int_eq(nsde_net_forward(alone, 0, x, yb), NSDE_OK);
+  a = nsde_tensor_data(ya);
+  b = nsde_tensor_data(yb);
+  for (int64_t i = 0; i < n; i++) {
+    const float r = b[i] > 0.0f ? b[i] : 0.0f;
+    ck_assert_msg(a[i] == r, "C %d forward [%lld]: %g vs %g", C, (long long)i, a[i], r);
+    gm[i] = a[i] > 0.0f ? g[i] : 0.0f;
+    masked += a[i] <= 0.0f;
+  }
+  ck_assert(masked > n / 8 && masked < n - n / 8); /* the mask matters */
+  ck_assert_int_eq(nsde_net_zero_grads(fused), NSDE_OK);
+  ck_assert_int_eq(nsde_net_zero_grads(alone), NSDE_OK);
+  ck_assert_int_eq(nsde_net_backward(fused, 0, x, dy, dxa), NSDE_OK);
+  ck_assert_int_eq(nsde_net_backward(alone, 0, x, dym, dxb), NSDE_OK);
+  a = nsde_tensor_data(dxa);
+  b = nsde_tensor_data(dxb);
+  for (int64_t i = 0; i < n; i++)
+    ck_assert_msg(a[i] == b[i], "C %d dx[%lld]: %g vs %g", C, (long long)i, a[i], b[i]);
+  for (int64_t i = 0; i < np; i++)
+    ck_assert_msg(nsde_net_grads(fused)[i] == nsde_net_grads(alone)[i],
+                  "C %d dparam[%lld]: %g vs %g", C, (long long)i, nsde_net_grads(fused)[i],
+                  nsde_net_grads(alone)[i]);
+  nsde_net_free(fused);
+  nsde_net_free(alone);
+  nsde_tensor_free(x);
+  nsde_tensor_free(ya);
+  nsde_tensor_free(yb);
+  nsde_tensor_free(dy);
+  nsde_tensor_free(dym);
+  nsde_tensor_free(dxa);
+  nsde_tensor_free(dxb);
+}
+
+START_TEST(gn_relu_matches_unfused)
+{
+  gn_relu_vs_unfused(64, 32);
+  gn_relu_vs_unfused(24, 8);
+}
+END_TEST
+
 START_TEST(batch_matches_items_alone)
 {
   batch_matches_items(64, 8, 8);
@@ -749,6 +818,7 @@ int main(void)
   tcase_add_test(tc, bad_input);
   tcase_add_test(tc, denormals_not_slow);
   tcase_add_test(tc, batch_matches_items_alone);
+  tcase_add_test(tc, gn_relu_matches_unfused);
   suite_add_tcase(s, tc);
   return run_suite(s);
 }
